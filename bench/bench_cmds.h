@@ -1,0 +1,12 @@
+/* The subcommands; each returns the process exit code (0 ok, 1 failure). */
+#ifndef BENCH_CMDS_H
+#define BENCH_CMDS_H
+
+#include "bench_args.h"
+
+int bench_cmd_gemv(const bench_opts *o);
+int bench_cmd_peak(const bench_opts *o);
+int bench_cmd_quantize(const bench_opts *o);
+int bench_cmd_accuracy(const bench_opts *o);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * Reference measurements the bitplane figures are compared against in the
+ * same run: memory bandwidth, OpenBLAS fp32, and the VPOPCNTQ issue rate.
+ */
+#ifndef BENCH_PROBES_H
+#define BENCH_PROBES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- bench_stream.c ---- */
+
+/* The smallest probe buffer: well beyond any L3 on the machines we target. */
+#define BENCH_STREAM_MIN_BYTES ((size_t)256 << 20)
+
+/*
+ * Most copies a benchmark rotates among to keep small matrices out of cache.
+ * Under 256 KiB per call the rotation then covers less than
+ * BENCH_STREAM_MIN_BYTES, but such calls measure call overhead, not
+ * bandwidth, and a million tiny copies would only cost memory and time.
+ */
+#define BENCH_MAX_COPIES 1024
+
+/* Copies needed so consecutive calls reading `bytes` each touch at least
+ * BENCH_STREAM_MIN_BYTES before reusing one (bench_stream.c). */
+size_t bench_rotation(size_t bytes);
+
+/*
+ * Median time of a read-only streaming sum over `bytes` (rounded up to a
+ * whole number of 4 KiB pages per thread) split evenly across `threads`
+ * pthreads. *bytes_read receives the bytes one pass reads.
+ */
+int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, size_t *bytes_read);
+
+/* ---- bench_openblas.c ---- */
+
+/*
+ * Median time of y = W x with OpenBLAS on T threads: sgemv for batch 1,
+ * sgemm for batch > 1, in the same layout bp_gemm uses (W row-major m x k,
+ * x as batch columns of k floats, y as batch columns of m floats).
+ * Small shapes rotate among copies of w (see bench_openblas.c).
+ */
+int bench_openblas_gemm(const float *w, const float *x, size_t m, size_t k, size_t batch,
+                        int threads, int reps, double *median_s);
+
+/* ---- bench_cpu.c (no ISA flags) ---- */
+
+/* Nonzero when CPUID reports AVX512F and AVX512_VPOPCNTDQ and XCR0 shows
+ * the OS saves opmask and ZMM state; otherwise why points at the reason. */
+int bench_cpu_has_vpopcntdq(const char **why);
+
+/* ---- bench_peak.c (the only file built with AVX-512 flags) ---- */
+
+/*
+ * Run `iters` iterations of BENCH_PEAK_CHAINS independent vpopcntq+vpaddq
+ * chains on registers only. Call only when bench_cpu_has_vpopcntdq().
+ * Returns a value derived from the chains so the loop cannot be removed.
+ */
+#define BENCH_PEAK_CHAINS 16
+uint64_t bench_vpopcntq_loop(uint64_t iters, uint64_t seed);
+
+/* Median time of `threads` threads each running bench_vpopcntq_loop(iters). */
+int bench_vpopcntq_probe(int threads, uint64_t iters, int reps, double *median_s);
+
+#endif

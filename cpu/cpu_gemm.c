@@ -1,0 +1,129 @@
+/*
+ * The CPU framework around the microkernels (BLIS-style split): it quantizes
+ * the input columns, lets the kernel prepare them (bit planes or lookup
+ * tables), splits rows into blocks across the pool, calls the microkernel for
+ * up to BP_KERNEL_MAX_COLS columns at a time and applies the exact combine.
+ * Each output element depends only on its row and its column, never on the
+ * blocking, so results do not change with threads, batch size or position.
+ */
+#include "bp_internal.h"
+
+#include <string.h>
+
+/* Row groups (16 rows) per task: 256 rows keeps D and the coefficient reads
+ * small while the weight slabs stream through. */
+#define GROUPS_PER_TASK 16
+/* Bound on the per-call activation scratch; larger batches run in chunks. */
+#define CHUNK_BYTES ((size_t)64 << 20)
+
+typedef struct cpu_call {
+    const bp_gemm_args *a;
+    const bp_cpu_kernel_desc *kernel;
+    size_t kpad;
+    size_t c0, nc;         /* current chunk of columns */
+    bp_act_column *cols;   /* nc entries */
+    unsigned char *colmem; /* nc * col_bytes */
+    size_t col_bytes, q_bytes;
+    int64_t *dmem;  /* per worker D buffer */
+    size_t d_words; /* per worker */
+    size_t ntasks;
+} cpu_call;
+
+static int column_planes(const bp_gemm_args *a, size_t col) {
+    int n = a->column_planes ? a->column_planes[col] : 0;
+    return n ? n : a->planes;
+}
+
+static void prepare_task(void *arg, size_t i, int worker) {
+    (void)worker;
+    cpu_call *c = arg;
+    const bp_gemm_args *a = c->a;
+    size_t col = c->c0 + i;
+    unsigned char *mem = c->colmem + i * c->col_bytes;
+    bp_act_column *ac = &c->cols[i];
+    bp__quantize_activations(a->x + col * a->ldx, a->m->cols, c->kpad, a->act_bits, a->act_scale,
+                             (int32_t *)mem, ac);
+    ac->planes = column_planes(a, col);
+    if (!ac->is_zero)
+        c->kernel->prepare(ac, c->kpad, mem + c->q_bytes);
+}
+
+static void compute_task(void *arg, size_t task, int worker) {
+    cpu_call *c = arg;
+    const bp_gemm_args *a = c->a;
+    const bp_matrix *m = a->m;
+    size_t g0 = task * GROUPS_PER_TASK;
+    size_t g1 = g0 + GROUPS_PER_TASK < m->row_groups ? g0 + GROUPS_PER_TASK : m->row_groups;
+    size_t r0 = g0 * BP_ROW_GROUP;
+    size_t r1 = g1 * BP_ROW_GROUP < m->rows ? g1 * BP_ROW_GROUP : m->rows;
+    size_t ld_plane = (g1 - g0) * BP_ROW_GROUP;
+
+    bp_kernel_call call = {.m = m, .g0 = g0, .g1 = g1, .ld_plane = ld_plane};
+    call.ld_col = ld_plane * (size_t)m->bits;
+    call.d = c->dmem + (size_t)worker * c->d_words;
+    size_t owner[BP_KERNEL_MAX_COLS];
+
+    for (size_t i = 0; i <= c->nc; i++) {
+        /* Gather non-zero columns; flush when full or at the end. */
+        if (i < c->nc && !c->cols[i].is_zero) {
+            owner[call.ncols] = i;
+            call.cols[call.ncols++] = &c->cols[i];
+            if (call.ncols < BP_KERNEL_MAX_COLS)
+                continue;
+        } else if (i < c->nc) {
+            float *y = a->y + (c->c0 + i) * a->ldy;
+            for (size_t r = r0; r < r1; r++)
+                y[r] = a->bias ? a->bias[r] : 0.0f;
+            continue;
+        }
+        if (call.ncols == 0)
+            continue;
+        c->kernel->compute(&call);
+        for (size_t k = 0; k < call.ncols; k++) {
+            const bp_act_column *ac = call.cols[k];
+            const int64_t *d = call.d + k * call.ld_col;
+            float *y = a->y + (c->c0 + owner[k]) * a->ldy;
+            for (size_t r = r0; r < r1; r++) {
+                float v = bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
+                                      ac->planes, ac->scale);
+                y[r] = a->bias ? v + a->bias[r] : v;
+            }
+        }
+        call.ncols = 0;
+    }
+}
+
+bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
+    const bp_matrix *m = a->m;
+    cpu_call c = {.a = a};
+    c.kpad = bp__padded_cols(m->cols);
+    c.kernel = bp__select_kernel(ctx, a->act_bits, c.kpad);
+    c.q_bytes = bp__round_up(c.kpad * sizeof(int32_t), BP_ALIGN);
+    c.col_bytes = c.q_bytes + bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
+    size_t chunk = CHUNK_BYTES / c.col_bytes;
+    chunk = chunk < 1 ? 1 : (chunk > a->batch ? a->batch : chunk);
+    c.ntasks = (m->row_groups + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK;
+    size_t task_groups = m->row_groups < GROUPS_PER_TASK ? m->row_groups : GROUPS_PER_TASK;
+    c.d_words = BP_KERNEL_MAX_COLS * (size_t)m->bits * task_groups * BP_ROW_GROUP;
+    int workers = ctx->threads;
+
+    c.cols = bp__aligned_alloc(chunk * sizeof *c.cols);
+    c.colmem = bp__aligned_alloc(chunk * c.col_bytes);
+    c.dmem = bp__aligned_alloc((size_t)workers * c.d_words * sizeof(int64_t));
+    if (!c.cols || !c.colmem || !c.dmem) {
+        bp__aligned_free(c.cols);
+        bp__aligned_free(c.colmem);
+        bp__aligned_free(c.dmem);
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of activation scratch",
+                        chunk * c.col_bytes);
+    }
+    for (c.c0 = 0; c.c0 < a->batch; c.c0 += c.nc) {
+        c.nc = a->batch - c.c0 < chunk ? a->batch - c.c0 : chunk;
+        bp__parallel_for(ctx, c.nc, prepare_task, &c);
+        bp__parallel_for(ctx, c.ntasks, compute_task, &c);
+    }
+    bp__aligned_free(c.cols);
+    bp__aligned_free(c.colmem);
+    bp__aligned_free(c.dmem);
+    return BP_OK;
+}

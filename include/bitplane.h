@@ -1,0 +1,272 @@
+/*
+ * bitplane: bit-serial ("PrecisionBatching") neural-network inference.
+ *
+ * Weights are quantized once into k one-bit planes, most significant first.
+ * Every call picks how many planes n (1..k) to use; popcount kernels then
+ * accumulate those n planes against per-call fixed-point activations. Fewer
+ * planes read fewer bytes and do fewer popcounts, so a caller trades accuracy
+ * for speed per request without re-quantizing.
+ *
+ * Conventions that hold for every function below:
+ *  - Every function that can fail returns a bp_status. On failure it writes
+ *    nothing to its outputs (output handles are set to NULL) and
+ *    bp_last_error() holds a precise message. The library never aborts,
+ *    exits or prints.
+ *  - Options are structs whose first field is `size`. Initialise them with the
+ *    BP_*_OPTIONS_INIT macros; a zeroed struct with only `size` set means
+ *    defaults, and a NULL options pointer means defaults too.
+ *  - Matrices are row-major: element (r, c) of a matrix with leading
+ *    dimension ld is at w[r*ld + c].
+ *
+ * Numerics, layouts and kernels are described in the repository's README.
+ */
+#ifndef BITPLANE_H
+#define BITPLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(BP_STATIC_DEFINE)
+#define BP_API
+#elif defined(__GNUC__)
+#define BP_API __attribute__((visibility("default")))
+#else
+#define BP_API
+#endif
+
+/* ---- version ------------------------------------------------------------ */
+
+#define BP_VERSION_MAJOR  0
+#define BP_VERSION_MINOR  1
+#define BP_VERSION_PATCH  0
+#define BP_VERSION_NUMBER (BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH)
+
+/** The library's version as "MAJOR.MINOR.PATCH"; static storage. */
+BP_API const char *bp_version(void);
+/** The library's version as BP_VERSION_NUMBER; compare against the header's. */
+BP_API unsigned bp_version_number(void);
+
+/* ---- status ------------------------------------------------------------- */
+
+/* One list generates both the enum and bp_status_string(). */
+#define BP_STATUS_LIST(X)                                                                          \
+    X(BP_OK, 0, "ok")                                                                              \
+    X(BP_ERR_INVALID_ARGUMENT, 1, "invalid argument")                                              \
+    X(BP_ERR_OUT_OF_RANGE, 2, "value out of range")                                                \
+    X(BP_ERR_SIZE_OVERFLOW, 3, "size overflow")                                                    \
+    X(BP_ERR_NON_FINITE, 4, "non-finite value (NaN or Inf)")                                       \
+    X(BP_ERR_OUT_OF_MEMORY, 5, "out of memory")                                                    \
+    X(BP_ERR_UNSUPPORTED, 6, "unsupported on this build or machine")                               \
+    X(BP_ERR_IO, 7, "I/O error")                                                                   \
+    X(BP_ERR_CORRUPT, 8, "corrupt or truncated data")                                              \
+    X(BP_ERR_VERSION, 9, "unsupported file version")                                               \
+    X(BP_ERR_BACKEND, 10, "backend failure")                                                       \
+    X(BP_ERR_INTERNAL, 11, "internal error")
+
+typedef enum bp_status {
+#define BP_STATUS_ENUM_(name, value, text) name = value,
+    BP_STATUS_LIST(BP_STATUS_ENUM_)
+#undef BP_STATUS_ENUM_
+} bp_status;
+
+/** A short static description of a status ("invalid argument"). Never NULL. */
+BP_API const char *bp_status_string(bp_status status);
+
+/**
+ * The calling thread's last error message, thread-local like errno: for
+ * example "rows must be > 0, got 0". Set by every failing call, left alone
+ * by successful ones. Works before any context exists. Never NULL; "" when
+ * no call on this thread has failed. Valid until the thread's next call.
+ */
+BP_API const char *bp_last_error(void);
+
+/* ---- context ------------------------------------------------------------ */
+
+typedef enum bp_backend {
+    BP_BACKEND_AUTO = 0, /* best available backend; today the CPU */
+    BP_BACKEND_CPU = 1,
+    BP_BACKEND_CUDA = 2,   /* reserved: not in this build */
+    BP_BACKEND_OPENCL = 3, /* reserved: not in this build */
+} bp_backend;
+
+/*
+ * CPU kernel paths. AUTO picks per call by shape and act_bits; every path
+ * computes the same exact integers, so results are bit-identical. The
+ * environment variable BP_CPU=auto|reference|avx512|avx512-lut overrides AUTO
+ * (an explicit option here wins over the environment).
+ *  - REFERENCE: portable C, the ground truth.
+ *  - AVX512: AVX-512 VPOPCNTDQ popcount kernels only.
+ *  - AVX512_LUT: AVX-512BW lookup-table kernel where its int16 tables are
+ *    exact (act_bits 2..11 and K*2^act_bits < 2^31), popcount elsewhere.
+ */
+typedef enum bp_cpu_kernel {
+    BP_CPU_KERNEL_AUTO = 0,
+    BP_CPU_KERNEL_REFERENCE = 1,
+    BP_CPU_KERNEL_AVX512 = 2,
+    BP_CPU_KERNEL_AVX512_LUT = 3,
+} bp_cpu_kernel;
+
+typedef struct bp_context_options {
+    size_t size;              /* sizeof(bp_context_options) */
+    bp_backend backend;       /* default BP_BACKEND_AUTO */
+    int threads;              /* worker threads; 0 = all online cores; 1..1024 */
+    bp_cpu_kernel cpu_kernel; /* default BP_CPU_KERNEL_AUTO (then BP_CPU applies) */
+} bp_context_options;
+
+#define BP_CONTEXT_OPTIONS_INIT ((bp_context_options){.size = sizeof(bp_context_options)})
+
+/**
+ * A context owns a backend, its thread pool and scratch. Thread-safety:
+ * concurrent calls on one context are safe but serialise; use one context
+ * per thread for parallel throughput.
+ */
+typedef struct bp_context bp_context;
+
+/**
+ * Create a context. Fails with BP_ERR_UNSUPPORTED when the requested backend
+ * or a forced CPU kernel (option or BP_CPU) cannot run on this machine.
+ * The caller owns *out and frees it with bp_context_destroy().
+ */
+BP_API bp_status bp_context_create(const bp_context_options *options, bp_context **out);
+/** Destroy a context. NULL is a no-op. Matrices made on it stay valid. */
+BP_API void bp_context_destroy(bp_context *ctx);
+/** Number of worker threads the context uses (>= 1); 0 for NULL. */
+BP_API int bp_context_threads(const bp_context *ctx);
+/** The backend the context runs on (never AUTO); AUTO for NULL. */
+BP_API bp_backend bp_context_backend(const bp_context *ctx);
+/**
+ * Name of the CPU kernel the context would use for a call with these
+ * act_bits and cols ("reference", "avx512", "avx512-lut"). Static storage.
+ * Returns NULL and sets the error for bad arguments.
+ */
+BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols);
+
+/* ---- quantized matrices ------------------------------------------------- */
+
+typedef enum bp_quant_method {
+    /* Nested mid-rise grid: round to the nearest odd multiple of
+     * clip*max|w_row| / (2^k - 1); every prefix is round-to-nearest on its
+     * own grid, with a least-squares scale per prefix. Zero-free. */
+    BP_QUANT_UNIFORM = 0,
+    /* Greedy binary coding (sign of the residual, then mean |residual|) with
+     * a joint least-squares refit of the coefficients for every prefix. */
+    BP_QUANT_RESIDUAL = 1,
+} bp_quant_method;
+
+#define BP_MAX_BITS     16
+#define BP_DEFAULT_BITS 8
+
+typedef struct bp_quant_options {
+    size_t size;            /* sizeof(bp_quant_options) */
+    int bits;               /* planes k, 1..16; 0 = 8 */
+    bp_quant_method method; /* default BP_QUANT_UNIFORM */
+    /* Uniform only: clip ratio in (0, 1]. 0 = automatic per row: the ratio
+     * that minimises the mean over n = 1..k of log(relative row error). */
+    float clip;
+} bp_quant_options;
+
+#define BP_QUANT_OPTIONS_INIT ((bp_quant_options){.size = sizeof(bp_quant_options)})
+
+/**
+ * A quantized weight matrix: k bit planes plus coefficient tables and the
+ * recorded error of every prefix. Logically immutable. Thread-safety: any
+ * number of threads may use one matrix at once (bp_gemm with different plane
+ * counts, dequantize, save). It may be used with any context of the same
+ * backend; it does not keep its context alive.
+ */
+typedef struct bp_matrix bp_matrix;
+
+/** Largest supported rows and cols (each); larger sizes give BP_ERR_SIZE_OVERFLOW. */
+#define BP_MAX_DIM ((size_t)1 << 28)
+
+/**
+ * Quantize the rows x cols float matrix w (leading dimension ld >= cols).
+ * Weights must be finite: NaN or Inf gives BP_ERR_NON_FINITE naming the first
+ * offending element. The caller owns *out (bp_matrix_destroy()).
+ */
+BP_API bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_t cols,
+                                    size_t ld, const bp_quant_options *options, bp_matrix **out);
+/** Free a matrix. NULL is a no-op. */
+BP_API void bp_matrix_destroy(bp_matrix *m);
+/** Rows (output length), cols (input length K) and planes k; 0 for NULL. */
+BP_API size_t bp_matrix_rows(const bp_matrix *m);
+BP_API size_t bp_matrix_cols(const bp_matrix *m);
+BP_API int bp_matrix_bits(const bp_matrix *m);
+/** The quantizer that made the matrix. */
+BP_API bp_quant_method bp_matrix_method(const bp_matrix *m);
+/**
+ * Recorded relative weight error ||W - W_n||_F / ||W||_F with n planes,
+ * n in 1..bits (0 when W is all zero). Returns a negative value and sets the
+ * error when m is NULL or n is out of range.
+ */
+BP_API double bp_matrix_prefix_error(const bp_matrix *m, int n);
+/**
+ * Write the effective weights at `planes` planes (0 = all) into out
+ * (rows x cols, leading dimension ld >= cols). ctx may be NULL.
+ */
+BP_API bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, float *out,
+                                      size_t ld);
+
+/* ---- inference ---------------------------------------------------------- */
+
+typedef struct bp_run_options {
+    size_t size; /* sizeof(bp_run_options) */
+    int planes;  /* weight planes n, 1..bits; 0 = all */
+    /* Activation bits a: 0 = 8; 2..16 fixed point (unsigned when the whole
+     * column is >= 0, else signed); 1 = binary sign with scale mean|x|
+     * (XNOR-popcount). */
+    int act_bits;
+    const float *bias;        /* rows floats added to every output column, or NULL */
+    const int *column_planes; /* batch plane counts (1..bits, 0 = `planes`), or NULL */
+    /* 0 = dynamic scale max|x|/L per column. > 0: fixed scale s, so that
+     * x is represented as s*q with q saturated to the act_bits range. */
+    float act_scale;
+} bp_run_options;
+
+#define BP_RUN_OPTIONS_INIT ((bp_run_options){.size = sizeof(bp_run_options)})
+
+/**
+ * y = W_n x (+ bias) for `batch` input columns.
+ * Input column i is x + i*ldx (cols floats, ldx >= cols); output column i is
+ * y + i*ldy (rows floats, ldy >= rows). x and y must not overlap.
+ *
+ * Activations are quantized per column on every call with an exact rule, so
+ * for act_bits >= 2 every backend, kernel path, thread count and batch
+ * position gives bit-identical y. Non-finite inputs (x, bias) give
+ * BP_ERR_NON_FINITE before any work, and y is left untouched.
+ * On any failure y is left untouched.
+ */
+BP_API bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch,
+                         size_t ldx, float *y, size_t ldy, const bp_run_options *options);
+
+/* ---- files -------------------------------------------------------------- */
+
+/*
+ * A versioned little-endian format with a CRC-32C checksum; every field is
+ * validated on load. Corrupt data gives BP_ERR_CORRUPT, a newer format
+ * version BP_ERR_VERSION.
+ */
+
+/** Write m to path (replaced if present). */
+BP_API bp_status bp_matrix_save(const bp_matrix *m, const char *path);
+/** Read a matrix written by bp_matrix_save. The caller owns *out. ctx may be NULL. */
+BP_API bp_status bp_matrix_load(bp_context *ctx, const char *path, bp_matrix **out);
+/**
+ * Serialise into buf (capacity cap). *needed always receives the full size.
+ * With buf NULL (cap 0) it only reports the size; a short buffer gives
+ * BP_ERR_OUT_OF_RANGE.
+ */
+BP_API bp_status bp_matrix_serialize(const bp_matrix *m, void *buf, size_t cap, size_t *needed);
+/** Parse a buffer written by bp_matrix_serialize. The caller owns *out. */
+BP_API bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len,
+                                       bp_matrix **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BITPLANE_H */

@@ -1,0 +1,68 @@
+/*
+ * Per-call activation quantization, by a rule exact enough that every backend
+ * produces the same integers (README "Numerics"):
+ *   m = max|x|; unsigned mode (L = 2^a - 1) when every x >= 0, else signed
+ *   (L = 2^(a-1) - 1); inv = L / m as one float division; q = rint(x * inv)
+ *   as one float multiply under round-half-even, clamped; s_x = m / L.
+ * A fixed act_scale s replaces m / L by s and inv by 1 / s; values beyond the
+ * range then saturate instead of wrapping.
+ */
+#include "bp_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static void quantize_binary(const float *x, size_t cols, float act_scale, int32_t *q,
+                            bp_act_column *col) {
+    double sum = 0;
+    for (size_t j = 0; j < cols; j++) {
+        sum += fabs((double)x[j]);
+        q[j] = x[j] < 0 ? -1 : 1;
+    }
+    col->is_signed = true;
+    col->is_zero = sum == 0;
+    col->scale = act_scale > 0 ? act_scale : (float)(sum / (double)cols);
+}
+
+void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_bits,
+                              float act_scale, int32_t *q, bp_act_column *col) {
+    memset(q + cols, 0, (kpad - cols) * sizeof *q);
+    col->act_bits = act_bits;
+    col->q = q;
+    col->bits = NULL;
+    col->kernel_data = NULL;
+    if (act_bits == 1) {
+        quantize_binary(x, cols, act_scale, q, col);
+        return;
+    }
+    float amax = 0.0f;
+    bool nonneg = true;
+    for (size_t j = 0; j < cols; j++) {
+        amax = fmaxf(amax, fabsf(x[j]));
+        nonneg &= x[j] >= 0.0f;
+    }
+    const float L = nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
+    const float lo = nonneg ? 0.0f : -L;
+    col->is_signed = !nonneg;
+    col->is_zero = amax == 0.0f;
+    if (col->is_zero) {
+        memset(q, 0, cols * sizeof *q);
+        col->scale = 0.0f;
+        return;
+    }
+    float inv;
+    if (act_scale > 0) {
+        inv = 1.0f / act_scale;
+        col->scale = act_scale;
+    } else {
+        inv = L / amax;
+        col->scale = amax / L;
+    }
+    for (size_t j = 0; j < cols; j++) {
+        /* x == 0 is tested first because inv may be +Inf for subnormal scales. */
+        float prod = x[j] * inv;
+        float r = x[j] == 0.0f ? 0.0f : rintf(prod);
+        r = r > L ? L : (r < lo ? lo : r);
+        q[j] = (int32_t)r;
+    }
+}

@@ -1,0 +1,273 @@
+/*
+ * Internal definitions shared by src/ and the backends. Not installed.
+ *
+ * Weight layout (CPU), chosen so that both the VPOPCNTDQ kernels and the
+ * lookup-table kernel read the same bytes and the plane-prefix property holds:
+ *  - Plane-major: plane p (MSB first) is one contiguous slab of
+ *    plane_words uint32 words. Using n planes reads slabs 0..n-1 only.
+ *  - Inside a slab, rows are tiled in groups of BP_ROW_GROUP (16) rows. Group
+ *    g holds kwords 32-bit words per row, word-major:
+ *        slab[(g * kwords + w) * 16 + (row % 16)]
+ *    so one 64-byte line holds 16 rows x 32 columns, and a row group is one
+ *    contiguous run of kwords * 64 bytes.
+ *  - Bit j of word w of a row is column 32*w + j; 1 means +1, 0 means -1.
+ *  - K is padded to a multiple of 512 bits. Padding columns and padding rows
+ *    are 0 bits; activation padding is 0 as well, so padding adds nothing in
+ *    both the AND form and the XOR (binary) form.
+ */
+#ifndef BP_INTERNAL_H
+#define BP_INTERNAL_H
+
+#include "bitplane.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BP_ROW_GROUP    16
+#define BP_K_ALIGN_BITS 512
+#define BP_MAX_ACT_BITS 16
+#define BP_ALIGN        64
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Record a message for bp_last_error() and return status. printf-style. */
+bp_status bp__fail(bp_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void bp__clear_error(void);
+
+/* ---- checked arithmetic --------------------------------------------------- */
+
+static inline bool bp__mul_overflows(size_t a, size_t b, size_t *out) {
+    return __builtin_mul_overflow(a, b, out);
+}
+static inline bool bp__add_overflows(size_t a, size_t b, size_t *out) {
+    return __builtin_add_overflow(a, b, out);
+}
+static inline size_t bp__round_up(size_t v, size_t to) {
+    return (v + to - 1) / to * to;
+}
+
+void *bp__aligned_alloc(size_t bytes); /* zero-filled, 64-byte aligned, NULL on failure */
+void bp__aligned_free(void *p);
+
+/* ---- options ------------------------------------------------------------- */
+
+/*
+ * Copy a caller's options struct (first field `size`) into a zeroed full-size
+ * struct. Accepts a NULL pointer (defaults), a smaller struct from an older
+ * caller, and a larger one from a newer caller whose extra bytes are zero.
+ */
+bp_status bp__copy_options(void *dst, size_t dst_size, const void *src, const char *what);
+
+/* ---- thread pool ---------------------------------------------------------- */
+
+typedef struct bp_pool bp_pool;
+typedef void (*bp_task_fn)(void *arg, size_t task, int worker);
+
+bp_status bp__pool_create(int threads, bp_pool **out);
+void bp__pool_destroy(bp_pool *pool);
+int bp__pool_threads(const bp_pool *pool);
+/* Run fn(arg, task, worker) for task in [0, ntasks); worker in [0, threads).
+ * Blocks until all tasks finish. Calls on one pool serialise. */
+void bp__pool_run(bp_pool *pool, size_t ntasks, bp_task_fn fn, void *arg);
+
+/* ---- matrices -------------------------------------------------------------- */
+
+struct bp_matrix {
+    size_t rows, cols;
+    int bits;
+    bp_quant_method method;
+    float clip;           /* requested clip (0 = automatic); uniform only */
+    size_t kwords;        /* 32-bit words per row: padded K / 32 */
+    size_t row_groups;    /* ceil(rows / 16) */
+    size_t plane_words;   /* uint32 words in one slab: row_groups * 16 * kwords */
+    uint32_t *planes;     /* bits slabs, 64-byte aligned */
+    float *coef;          /* c[n][row][p], see bp__coef() */
+    double *prefix_error; /* [bits], index n-1 */
+};
+
+static inline size_t bp__padded_cols(size_t cols) {
+    return bp__round_up(cols, BP_K_ALIGN_BITS);
+}
+/* Coefficients of prefix n (1..bits) for row: n floats. */
+static inline float *bp__coef(const bp_matrix *m, int n, size_t row) {
+    size_t base = m->rows * (size_t)(n - 1) * (size_t)n / 2;
+    return m->coef + base + row * (size_t)n;
+}
+static inline const uint32_t *bp__slab(const bp_matrix *m, int p) {
+    return m->planes + (size_t)p * m->plane_words;
+}
+static inline size_t bp__word_index(const bp_matrix *m, size_t row, size_t word) {
+    return ((row / BP_ROW_GROUP) * m->kwords + word) * BP_ROW_GROUP + row % BP_ROW_GROUP;
+}
+static inline int bp__plane_bit(const bp_matrix *m, int p, size_t row, size_t col) {
+    return (int)((bp__slab(m, p)[bp__word_index(m, row, col / 32)] >> (col % 32)) & 1u);
+}
+
+/*
+ * Quantizers build one row at a time in a local buffer rowbits[p][kwords]
+ * (plane p's words for this row), then store it into the tiled slabs.
+ * bp__row_stats gives what both quantizers need, over valid columns only:
+ * G[p*bits+q] = <t_p, t_q>, wt[p] = <w, t_p>, *ww = <w, w>, in double.
+ */
+void bp__row_stats(const uint32_t *rowbits, size_t kwords, int bits, const float *w, size_t cols,
+                   double *G, double *wt, double *ww);
+/* ||w - sum_{p<n} c[p] t_p||^2 from the statistics, clamped at 0. */
+double bp__row_sq_error(const double *G, int bits, const double *wt, double ww, const float *c,
+                        int n);
+void bp__store_row(bp_matrix *m, size_t row, const uint32_t *rowbits);
+
+/* Allocate a matrix with zeroed planes and coefficients. */
+bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out);
+/* prefix_error[n-1] = sqrt(sum of row_sq_err[row*bits + n-1] / sum ww[row]). */
+void bp__matrix_finish_error(bp_matrix *m, const double *row_sq_err, const double *row_ww);
+/* Validate a dimension against BP_MAX_DIM with a message naming it. */
+bp_status bp__check_dim(const char *name, size_t value);
+
+/* Quantizers fill planes and coef of an allocated matrix. w is finite. */
+/* Quantize rows [r0, r1): planes, coefficients, and per-row squared errors
+ * sq_err[row*bits + n-1] and ww[row]. Each row is independent. scratch holds
+ * bits*kwords words for one row plus cols doubles. */
+typedef void (*bp_quantize_rows_fn)(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
+                                    size_t r1, double *sq_err, double *ww, void *scratch);
+void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
+                               size_t r1, double *sq_err, double *ww, void *scratch);
+void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
+                                size_t r1, double *sq_err, double *ww, void *scratch);
+static inline size_t bp__quantize_scratch_bytes(const bp_matrix *m) {
+    return bp__round_up((size_t)m->bits * m->kwords * sizeof(uint32_t), 64) +
+           m->cols * sizeof(double);
+}
+/* Uniform quantizer pieces, exposed for tests. */
+float bp__uniform_auto_clip(const float *row, size_t cols, int bits);
+
+/* ---- activations ------------------------------------------------------------- */
+
+/* One quantized input column, as every CPU kernel sees it. */
+typedef struct bp_act_column {
+    int planes;       /* weight planes n this column uses */
+    int act_bits;     /* 1..16 */
+    bool is_signed;   /* two's complement planes; plane act_bits-1 weighs -2^(a-1) */
+    bool is_zero;     /* all q are 0: output is the bias alone */
+    float scale;      /* s_x */
+    const int32_t *q; /* padded K quantized values; binary: +1/-1, padding 0 */
+    /* Filled by the kernel's prepare step when it needs them: */
+    uint32_t *bits; /* [act plane][kwords] words; binary: one plane of sign bits */
+    int32_t plane_popcount[BP_MAX_ACT_BITS];
+    void *kernel_data; /* kernel-specific (LUT tables) */
+} bp_act_column;
+
+/*
+ * Quantize one column by the exact rule (see README "Numerics"). q receives
+ * kpad values (padding 0). act_scale 0 = dynamic.
+ */
+void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_bits,
+                              float act_scale, int32_t *q, bp_act_column *col);
+/* Weight of activation plane b: +-2^b. */
+static inline int64_t bp__act_plane_weight(const bp_act_column *col, int b) {
+    int64_t w = (int64_t)1 << b;
+    return (col->is_signed && b == col->act_bits - 1) ? -w : w;
+}
+/* D from per-plane AND-popcounts: sum_b w_b (2*cnt_b - popcount(a_b)). */
+static inline int64_t bp__act_combine_counts(const bp_act_column *col, const int32_t *cnt,
+                                             size_t stride) {
+    int64_t d = 0;
+    for (int b = 0; b < col->act_bits; b++)
+        d += bp__act_plane_weight(col, b) *
+             (2 * (int64_t)cnt[(size_t)b * stride] - col->plane_popcount[b]);
+    return d;
+}
+
+/* ---- exact combine --------------------------------------------------------- */
+
+/* The exact combine: acc = fma chain of c[p] * (float)D[p*stride] over
+ * p = 0..n-1, then acc * s. The caller adds the bias, if any, as one float
+ * add. Every backend must follow the same operations in the same order. */
+float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s);
+
+/* ---- CPU kernels ----------------------------------------------------------- */
+
+#define BP_KERNEL_MAX_COLS 4
+
+/* One microkernel call: D for row groups [g0, g1) and ncols columns. */
+typedef struct bp_kernel_call {
+    const bp_matrix *m;
+    size_t g0, g1;
+    size_t ncols; /* 1..BP_KERNEL_MAX_COLS */
+    const bp_act_column *cols[BP_KERNEL_MAX_COLS];
+    /* D of column c, weight plane p, row g0*16 + r:
+     * d[c * ld_col + p * ld_plane + r], exact integers. Rows past m->rows in
+     * the last group may be written and are ignored. */
+    int64_t *d;
+    size_t ld_plane, ld_col;
+} bp_kernel_call;
+
+typedef struct bp_cpu_kernel_desc {
+    const char *name;
+    /* Whether this path computes exact D for these activation bits and K. */
+    bool (*supports)(int act_bits, size_t kpad);
+    /* Scratch bytes per column for prepare (after q). */
+    size_t (*column_bytes)(int act_bits, size_t kpad);
+    /* Build kernel-specific data from col->q into scratch (aligned 64). */
+    void (*prepare)(bp_act_column *col, size_t kpad, void *scratch);
+    void (*compute)(const bp_kernel_call *call);
+} bp_cpu_kernel_desc;
+
+extern const bp_cpu_kernel_desc bp__kernel_reference;
+extern const bp_cpu_kernel_desc bp__kernel_avx512_popcount;
+extern const bp_cpu_kernel_desc bp__kernel_avx512_lut;
+
+/* Shared prepare step for popcount kernels: planes + popcounts. */
+size_t bp__popcount_column_bytes(int act_bits, size_t kpad);
+void bp__popcount_prepare(bp_act_column *col, size_t kpad, void *scratch);
+
+/* CPU feature detection (CPUID + XCR0). */
+bool bp__cpu_has_avx512_vpopcntdq(void);
+bool bp__cpu_has_avx512bw(void);
+
+/* ---- backends and contexts -------------------------------------------------- */
+
+/* Validated arguments of one bp_gemm call; planes/act_bits already resolved. */
+typedef struct bp_gemm_args {
+    const bp_matrix *m;
+    const float *x;
+    size_t batch, ldx;
+    float *y;
+    size_t ldy;
+    int planes;               /* 1..bits */
+    int act_bits;             /* 1..16 */
+    const float *bias;        /* NULL or rows floats */
+    const int *column_planes; /* NULL or batch entries, 0 = planes */
+    float act_scale;          /* 0 = dynamic */
+} bp_gemm_args;
+
+/* A backend is a table of functions, filled once. Adding a backend adds one
+ * folder and one entry in src/context.c. */
+typedef struct bp_backend_ops {
+    const char *name;
+    bp_status (*init)(bp_context *ctx, const bp_context_options *options);
+    void (*fini)(bp_context *ctx);
+    bp_status (*gemm)(bp_context *ctx, const bp_gemm_args *args);
+} bp_backend_ops;
+
+extern const bp_backend_ops bp__cpu_backend;
+
+struct bp_context {
+    bp_backend backend;
+    const bp_backend_ops *ops;
+    int threads;
+    bp_cpu_kernel cpu_kernel; /* resolved from options and BP_CPU; AUTO = per call */
+    bp_pool *pool;
+};
+
+/* The kernel a CPU context uses for a call. */
+const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad);
+
+/* Run fn over ntasks on ctx's pool, or inline when ctx is NULL. */
+void bp__parallel_for(bp_context *ctx, size_t ntasks, bp_task_fn fn, void *arg);
+
+#endif /* BP_INTERNAL_H */

@@ -1,0 +1,14 @@
+/*
+ * The exact combine, shared by every CPU path. Compiled, like the whole
+ * library, with -ffp-contract=off: fmaf is the only fused operation.
+ */
+#include "bp_internal.h"
+
+#include <math.h>
+
+float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s) {
+    float acc = 0.0f;
+    for (int p = 0; p < n; p++)
+        acc = fmaf(c[p], (float)d[(size_t)p * stride], acc);
+    return acc * s;
+}

@@ -1,0 +1,96 @@
+/* bp_gemm: argument validation, then the context's backend. */
+#include "bp_internal.h"
+
+#include <math.h>
+#include <stdint.h>
+
+/* Bytes spanned by `count` vectors of `len` floats spaced `ld` apart. */
+static bool span_bytes(size_t count, size_t ld, size_t len, size_t *out) {
+    size_t s;
+    return !bp__mul_overflows(count - 1, ld, &s) && !bp__add_overflows(s, len, &s) &&
+           !bp__mul_overflows(s, sizeof(float), out);
+}
+
+static bp_status check_finite_vectors(const float *v, size_t count, size_t ld, size_t len,
+                                      const char *name) {
+    for (size_t i = 0; i < count; i++)
+        for (size_t j = 0; j < len; j++) {
+            float e = v[i * ld + j];
+            if (!isfinite(e))
+                return bp__fail(BP_ERR_NON_FINITE, "%s: column %zu, element %zu is %s", name, i, j,
+                                isnan(e) ? "NaN" : "Inf");
+        }
+    return BP_OK;
+}
+
+bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, size_t ldx,
+                  float *y, size_t ldy, const bp_run_options *options) {
+    if (!ctx || !m || !x || !y)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_gemm: %s must not be NULL",
+                        !ctx ? "ctx"
+                        : !m ? "m"
+                        : !x ? "x"
+                             : "y");
+    if (batch == 0)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "batch must be > 0, got 0");
+    if (batch > BP_MAX_DIM)
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "batch must be <= %zu, got %zu", BP_MAX_DIM, batch);
+    if (ldx < m->cols)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "ldx must be >= cols (%zu), got %zu", m->cols,
+                        ldx);
+    if (ldy < m->rows)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "ldy must be >= rows (%zu), got %zu", m->rows,
+                        ldy);
+    size_t xbytes, ybytes;
+    if (!span_bytes(batch, ldx, m->cols, &xbytes) || !span_bytes(batch, ldy, m->rows, &ybytes))
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "batch (%zu) x leading dimension overflows size_t",
+                        batch);
+    uintptr_t x0 = (uintptr_t)x, y0 = (uintptr_t)y;
+    if (x0 < y0 + ybytes && y0 < x0 + xbytes)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "x and y must not overlap");
+
+    bp_run_options opt;
+    bp_status st = bp__copy_options(&opt, sizeof opt, options, "bp_run_options");
+    if (st)
+        return st;
+    if (opt.planes < 0 || opt.planes > m->bits)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits,
+                        opt.planes);
+    if (opt.act_bits < 0 || opt.act_bits > BP_MAX_ACT_BITS)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "act_bits must be 0 (default 8) or 1..%d, got %d",
+                        BP_MAX_ACT_BITS, opt.act_bits);
+    if (!(opt.act_scale >= 0.0f) || isinf(opt.act_scale))
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "act_scale must be 0 (dynamic) or a finite value > 0, got %g",
+                        (double)opt.act_scale);
+    if (opt.column_planes)
+        for (size_t i = 0; i < batch; i++)
+            if (opt.column_planes[i] < 0 || opt.column_planes[i] > m->bits)
+                return bp__fail(BP_ERR_OUT_OF_RANGE,
+                                "column_planes[%zu] must be 0 (planes) or 1..%d, got %d", i,
+                                m->bits, opt.column_planes[i]);
+    if (opt.bias) {
+        uintptr_t b0 = (uintptr_t)opt.bias, bbytes = m->rows * sizeof(float);
+        if (b0 < y0 + ybytes && y0 < b0 + bbytes)
+            return bp__fail(BP_ERR_INVALID_ARGUMENT, "bias and y must not overlap");
+    }
+    if ((st = check_finite_vectors(x, batch, ldx, m->cols, "x")))
+        return st;
+    if (opt.bias && (st = check_finite_vectors(opt.bias, 1, m->rows, m->rows, "bias")))
+        return st;
+
+    bp_gemm_args args = {
+        .m = m,
+        .x = x,
+        .batch = batch,
+        .ldx = ldx,
+        .y = y,
+        .ldy = ldy,
+        .planes = opt.planes ? opt.planes : m->bits,
+        .act_bits = opt.act_bits ? opt.act_bits : 8,
+        .bias = opt.bias,
+        .column_planes = opt.column_planes,
+        .act_scale = opt.act_scale,
+    };
+    return ctx->ops->gemm(ctx, &args);
+}

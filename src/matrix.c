@@ -1,0 +1,292 @@
+/* Matrix allocation, quantize entry point, accessors, dequantize, errors. */
+#include "bp_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+bp_status bp__check_dim(const char *name, size_t value) {
+    if (value == 0)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s must be > 0, got 0", name);
+    if (value > BP_MAX_DIM)
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "%s must be <= %zu, got %zu", name, BP_MAX_DIM,
+                        value);
+    return BP_OK;
+}
+
+bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out) {
+    *out = NULL;
+    size_t kwords = bp__padded_cols(cols) / 32;
+    size_t groups = (rows + BP_ROW_GROUP - 1) / BP_ROW_GROUP;
+    size_t slab, all, ncoef, coef_bytes;
+    if (bp__mul_overflows(groups * BP_ROW_GROUP, kwords, &slab) ||
+        bp__mul_overflows(slab, (size_t)bits * sizeof(uint32_t), &all) ||
+        bp__mul_overflows(rows, (size_t)bits * (bits + 1) / 2, &ncoef) ||
+        bp__mul_overflows(ncoef, sizeof(float), &coef_bytes))
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "a %zu x %zu matrix with %d planes overflows size_t",
+                        rows, cols, bits);
+    bp_matrix *m = calloc(1, sizeof *m);
+    if (!m)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate a matrix header");
+    m->rows = rows;
+    m->cols = cols;
+    m->bits = bits;
+    m->kwords = kwords;
+    m->row_groups = groups;
+    m->plane_words = slab;
+    m->planes = bp__aligned_alloc(all);
+    m->coef = bp__aligned_alloc(coef_bytes);
+    m->prefix_error = calloc((size_t)bits, sizeof(double));
+    if (!m->planes || !m->coef || !m->prefix_error) {
+        bp_matrix_destroy(m);
+        return bp__fail(BP_ERR_OUT_OF_MEMORY,
+                        "cannot allocate %zu bytes of planes for a %zu x %zu matrix", all, rows,
+                        cols);
+    }
+    *out = m;
+    return BP_OK;
+}
+
+void bp_matrix_destroy(bp_matrix *m) {
+    if (!m)
+        return;
+    bp__aligned_free(m->planes);
+    bp__aligned_free(m->coef);
+    free(m->prefix_error);
+    free(m);
+}
+
+size_t bp_matrix_rows(const bp_matrix *m) {
+    return m ? m->rows : 0;
+}
+size_t bp_matrix_cols(const bp_matrix *m) {
+    return m ? m->cols : 0;
+}
+int bp_matrix_bits(const bp_matrix *m) {
+    return m ? m->bits : 0;
+}
+bp_quant_method bp_matrix_method(const bp_matrix *m) {
+    return m ? m->method : BP_QUANT_UNIFORM;
+}
+
+double bp_matrix_prefix_error(const bp_matrix *m, int n) {
+    if (!m) {
+        bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_prefix_error: m must not be NULL");
+        return -1.0;
+    }
+    if (n < 1 || n > m->bits) {
+        bp__fail(BP_ERR_OUT_OF_RANGE, "n must be in 1..%d, got %d", m->bits, n);
+        return -1.0;
+    }
+    return m->prefix_error[n - 1];
+}
+
+/* ---- per-row statistics ------------------------------------------------------ */
+
+void bp__row_stats(const uint32_t *rowbits, size_t kwords, int bits, const float *w, size_t cols,
+                   double *G, double *wt, double *ww) {
+    double s = 0, sum = 0, plus[BP_MAX_BITS] = {0};
+    for (size_t j0 = 0; j0 < cols; j0 += 32) {
+        size_t len = cols - j0 < 32 ? cols - j0 : 32;
+        double wd[32];
+        for (size_t j = 0; j < len; j++) {
+            wd[j] = w[j0 + j];
+            s += wd[j] * wd[j];
+            sum += wd[j];
+        }
+        /* Branch-free masked sums: the bit pattern is data, not control. */
+        for (int p = 0; p < bits; p++) {
+            uint32_t word = rowbits[(size_t)p * kwords + j0 / 32];
+            /* Four independent chains: a single one is add-latency bound. */
+            double acc[4] = {0, 0, 0, 0};
+            for (size_t j = 0; j < len; j++)
+                acc[j % 4] += wd[j] * (double)((word >> j) & 1u);
+            plus[p] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        }
+    }
+    *ww = s;
+    for (int p = 0; p < bits; p++) {
+        const uint32_t *bp = rowbits + (size_t)p * kwords;
+        wt[p] = 2.0 * plus[p] - sum;
+        /* Padding bits are 0 in every plane, so XOR counts valid columns only. */
+        for (int q = 0; q <= p; q++) {
+            const uint32_t *bq = rowbits + (size_t)q * kwords;
+            uint64_t diff = 0;
+            for (size_t wd = 0; wd < kwords; wd++)
+                diff += (uint64_t)__builtin_popcount(bp[wd] ^ bq[wd]);
+            double g = (double)cols - 2.0 * (double)diff;
+            G[p * bits + q] = G[q * bits + p] = g;
+        }
+    }
+}
+
+void bp__store_row(bp_matrix *m, size_t row, const uint32_t *rowbits) {
+    for (int p = 0; p < m->bits; p++) {
+        uint32_t *slab = m->planes + (size_t)p * m->plane_words;
+        for (size_t wd = 0; wd < m->kwords; wd++)
+            slab[bp__word_index(m, row, wd)] = rowbits[(size_t)p * m->kwords + wd];
+    }
+}
+
+double bp__row_sq_error(const double *G, int bits, const double *wt, double ww, const float *c,
+                        int n) {
+    double cross = 0, quad = 0;
+    for (int p = 0; p < n; p++) {
+        cross += (double)c[p] * wt[p];
+        for (int q = 0; q < n; q++)
+            quad += (double)c[p] * c[q] * G[p * bits + q];
+    }
+    double e = ww - 2.0 * cross + quad;
+    return e > 0 ? e : 0;
+}
+
+void bp__matrix_finish_error(bp_matrix *m, const double *row_sq_err, const double *row_ww) {
+    double total = 0;
+    for (size_t r = 0; r < m->rows; r++)
+        total += row_ww[r];
+    for (int n = 1; n <= m->bits; n++) {
+        double e = 0;
+        for (size_t r = 0; r < m->rows; r++)
+            e += row_sq_err[r * (size_t)m->bits + (size_t)(n - 1)];
+        m->prefix_error[n - 1] = total > 0 ? sqrt(e / total) : 0.0;
+    }
+}
+
+/* ---- quantize entry point ---------------------------------------------------- */
+
+static bp_status check_finite_matrix(const float *w, size_t rows, size_t cols, size_t ld,
+                                     const char *name) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++)
+            if (!isfinite(w[r * ld + j]))
+                return bp__fail(BP_ERR_NON_FINITE, "%s[%zu][%zu] is %s", name, r, j,
+                                isnan(w[r * ld + j]) ? "NaN" : "Inf");
+    return BP_OK;
+}
+
+typedef struct quantize_job {
+    bp_quantize_rows_fn fn;
+    bp_matrix *m;
+    const float *w;
+    size_t ld;
+    float clip;
+    size_t rows_per_task;
+    double *sq_err, *ww;
+    unsigned char *scratch;
+    size_t scratch_bytes;
+} quantize_job;
+
+static void quantize_task(void *arg, size_t task, int worker) {
+    quantize_job *j = arg;
+    size_t r0 = task * j->rows_per_task;
+    size_t r1 = r0 + j->rows_per_task < j->m->rows ? r0 + j->rows_per_task : j->m->rows;
+    j->fn(j->m, j->w, j->ld, j->clip, r0, r1, j->sq_err, j->ww,
+          j->scratch + (size_t)worker * j->scratch_bytes);
+}
+
+bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_t cols, size_t ld,
+                             const bp_quant_options *options, bp_matrix **out) {
+    if (!out)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_quantize: out must not be NULL");
+    *out = NULL;
+    if (!ctx)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_quantize: ctx must not be NULL");
+    if (!w)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_quantize: w must not be NULL");
+    bp_status st;
+    if ((st = bp__check_dim("rows", rows)) || (st = bp__check_dim("cols", cols)))
+        return st;
+    if (ld < cols)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "ld must be >= cols (%zu), got %zu", cols, ld);
+    size_t span;
+    if (bp__mul_overflows(rows - 1, ld, &span) || bp__add_overflows(span, cols, &span) ||
+        bp__mul_overflows(span, sizeof(float), &span))
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "rows (%zu) x ld (%zu) overflows size_t", rows, ld);
+
+    bp_quant_options opt;
+    if ((st = bp__copy_options(&opt, sizeof opt, options, "bp_quant_options")))
+        return st;
+    int bits = opt.bits ? opt.bits : BP_DEFAULT_BITS;
+    if (bits < 1 || bits > BP_MAX_BITS)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "bits must be 0 (default %d) or 1..%d, got %d",
+                        BP_DEFAULT_BITS, BP_MAX_BITS, opt.bits);
+    if (opt.method != BP_QUANT_UNIFORM && opt.method != BP_QUANT_RESIDUAL)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "unknown quantizer method %d", (int)opt.method);
+    if (!(opt.clip >= 0.0f && opt.clip <= 1.0f))
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "clip must be 0 (automatic) or in (0, 1], got %g",
+                        (double)opt.clip);
+    if (opt.method == BP_QUANT_RESIDUAL && opt.clip != 0.0f)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "clip applies to the uniform quantizer only; set it to 0 for residual");
+    if ((st = check_finite_matrix(w, rows, cols, ld, "w")))
+        return st;
+
+    bp_matrix *m;
+    if ((st = bp__matrix_alloc(rows, cols, bits, &m)))
+        return st;
+    m->method = opt.method;
+    m->clip = opt.clip;
+    int workers = bp_context_threads(ctx);
+    size_t scratch_bytes = bp__quantize_scratch_bytes(m);
+    double *sq_err = calloc(rows * (size_t)bits, sizeof(double));
+    double *ww = calloc(rows, sizeof(double));
+    unsigned char *scratch = bp__aligned_alloc(scratch_bytes * (size_t)workers);
+    if (!sq_err || !ww || !scratch) {
+        free(sq_err);
+        free(ww);
+        bp__aligned_free(scratch);
+        bp_matrix_destroy(m);
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate quantizer statistics");
+    }
+    quantize_job job = {
+        .fn =
+            opt.method == BP_QUANT_UNIFORM ? bp__quantize_rows_uniform : bp__quantize_rows_residual,
+        .m = m,
+        .w = w,
+        .ld = ld,
+        .clip = opt.clip,
+        .rows_per_task = 64,
+        .sq_err = sq_err,
+        .ww = ww,
+        .scratch = scratch,
+        .scratch_bytes = scratch_bytes,
+    };
+    bp__parallel_for(ctx, (rows + job.rows_per_task - 1) / job.rows_per_task, quantize_task, &job);
+    bp__matrix_finish_error(m, sq_err, ww);
+    free(sq_err);
+    free(ww);
+    bp__aligned_free(scratch);
+    *out = m;
+    return BP_OK;
+}
+
+/* ---- dequantize ---------------------------------------------------------------- */
+
+bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, float *out,
+                               size_t ld) {
+    (void)ctx;
+    if (!m || !out)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_dequantize: %s must not be NULL",
+                        !m ? "m" : "out");
+    if (planes < 0 || planes > m->bits)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits,
+                        planes);
+    if (ld < m->cols)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "ld must be >= cols (%zu), got %zu", m->cols, ld);
+    size_t span;
+    if (bp__mul_overflows(m->rows - 1, ld, &span) || bp__add_overflows(span, m->cols, &span) ||
+        bp__mul_overflows(span, sizeof(float), &span))
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "rows (%zu) x ld (%zu) overflows size_t", m->rows,
+                        ld);
+    int n = planes ? planes : m->bits;
+    for (size_t r = 0; r < m->rows; r++) {
+        const float *c = bp__coef(m, n, r);
+        for (size_t j = 0; j < m->cols; j++) {
+            double v = 0;
+            for (int p = 0; p < n; p++)
+                v += bp__plane_bit(m, p, r, j) ? (double)c[p] : -(double)c[p];
+            out[r * ld + j] = (float)v;
+        }
+    }
+    return BP_OK;
+}

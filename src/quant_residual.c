@@ -1,0 +1,151 @@
+/*
+ * Residual (greedy binary coding) quantizer: plane p is the sign of the
+ * running residual (zero counts as +), its greedy coefficient is the mean
+ * |residual|, and the residual shrinks by that much. The greedy coefficients
+ * only choose the digits; every prefix n then gets its own coefficients from a
+ * joint least-squares fit min ||w - T_n c||. When that system is singular
+ * (K < n, or a plane repeats once the residual hits zero) the minimum-norm
+ * solution keeps the coefficients finite and well-defined.
+ */
+#include "bp_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Minimum-norm solution of G x = b for symmetric positive semi-definite G
+ * (n x n, row stride ld), through a cyclic Jacobi eigen-decomposition. */
+static void solve_min_norm(const double *G, int ld, const double *b, int n, double *x) {
+    double A[BP_MAX_BITS][BP_MAX_BITS], V[BP_MAX_BITS][BP_MAX_BITS];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            A[i][j] = G[i * ld + j];
+            V[i][j] = i == j;
+        }
+    for (int sweep = 0; sweep < 64; sweep++) {
+        double off = 0, diag = 0;
+        for (int i = 0; i < n; i++) {
+            diag += A[i][i] * A[i][i];
+            for (int j = i + 1; j < n; j++)
+                off += A[i][j] * A[i][j];
+        }
+        if (off <= 1e-30 * diag || off == 0)
+            break;
+        for (int p = 0; p < n; p++)
+            for (int q = p + 1; q < n; q++) {
+                if (A[p][q] == 0)
+                    continue;
+                double theta = (A[q][q] - A[p][p]) / (2 * A[p][q]);
+                double t = (theta >= 0 ? 1.0 : -1.0) / (fabs(theta) + sqrt(theta * theta + 1));
+                double c = 1 / sqrt(t * t + 1), s = t * c;
+                for (int k = 0; k < n; k++) {
+                    double akp = A[k][p], akq = A[k][q];
+                    A[k][p] = c * akp - s * akq;
+                    A[k][q] = s * akp + c * akq;
+                }
+                for (int k = 0; k < n; k++) {
+                    double apk = A[p][k], aqk = A[q][k];
+                    A[p][k] = c * apk - s * aqk;
+                    A[q][k] = s * apk + c * aqk;
+                }
+                for (int k = 0; k < n; k++) {
+                    double vkp = V[k][p], vkq = V[k][q];
+                    V[k][p] = c * vkp - s * vkq;
+                    V[k][q] = s * vkp + c * vkq;
+                }
+            }
+    }
+    double lmax = 0;
+    for (int i = 0; i < n; i++)
+        lmax = fmax(lmax, A[i][i]);
+    double tol = lmax * n * 1e-10;
+    for (int i = 0; i < n; i++)
+        x[i] = 0;
+    for (int e = 0; e < n; e++) {
+        if (!(A[e][e] > tol))
+            continue;
+        double proj = 0;
+        for (int i = 0; i < n; i++)
+            proj += V[i][e] * b[i];
+        proj /= A[e][e];
+        for (int i = 0; i < n; i++)
+            x[i] += proj * V[i][e];
+    }
+}
+
+/* G x = b by Cholesky when G is clearly positive definite (the common case:
+ * distinct planes, K >= n); false when a pivot is too small to trust. */
+static bool solve_cholesky(const double *G, int ld, const double *b, int n, double *x) {
+    double Lc[BP_MAX_BITS][BP_MAX_BITS], dmax = 0;
+    for (int i = 0; i < n; i++)
+        dmax = fmax(dmax, G[i * ld + i]);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) {
+            double v = G[i * ld + j];
+            for (int k = 0; k < j; k++)
+                v -= Lc[i][k] * Lc[j][k];
+            if (i == j) {
+                if (!(v > dmax * 1e-9))
+                    return false;
+                Lc[i][i] = sqrt(v);
+            } else {
+                Lc[i][j] = v / Lc[j][j];
+            }
+        }
+    double z[BP_MAX_BITS];
+    for (int i = 0; i < n; i++) {
+        double v = b[i];
+        for (int k = 0; k < i; k++)
+            v -= Lc[i][k] * z[k];
+        z[i] = v / Lc[i][i];
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        double v = z[i];
+        for (int k = i + 1; k < n; k++)
+            v -= Lc[k][i] * x[k];
+        x[i] = v / Lc[i][i];
+    }
+    return true;
+}
+
+void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
+                                size_t r1, double *sq_err, double *ww, void *scratch) {
+    (void)clip;
+    const int k = m->bits;
+    const size_t kw = m->kwords, cols = m->cols;
+    uint32_t *rowbits = scratch;
+    double *res =
+        (double *)((unsigned char *)scratch + bp__round_up((size_t)k * kw * sizeof(uint32_t), 64));
+    double G[BP_MAX_BITS * BP_MAX_BITS], wt[BP_MAX_BITS], x[BP_MAX_BITS];
+    for (size_t r = r0; r < r1; r++) {
+        const float *row = w + r * ld;
+        memset(rowbits, 0, (size_t)k * kw * sizeof *rowbits);
+        for (size_t j = 0; j < cols; j++)
+            res[j] = row[j];
+        for (int p = 0; p < k; p++) {
+            uint32_t *bits = rowbits + (size_t)p * kw;
+            double part[4] = {0, 0, 0, 0};
+            for (size_t j = 0; j < cols; j++)
+                part[j % 4] += fabs(res[j]);
+            double mean = ((part[0] + part[1]) + (part[2] + part[3])) / (double)cols;
+            for (size_t j0 = 0; j0 < cols; j0 += 32) {
+                size_t len = cols - j0 < 32 ? cols - j0 : 32;
+                uint32_t word = 0;
+                for (size_t j = 0; j < len; j++)
+                    word |= (uint32_t) !(res[j0 + j] < 0) << j;
+                bits[j0 / 32] = word;
+            }
+            for (size_t j = 0; j < cols; j++)
+                res[j] -= res[j] < 0 ? -mean : mean;
+        }
+        bp__store_row(m, r, rowbits);
+        bp__row_stats(rowbits, kw, k, row, cols, G, wt, &ww[r]);
+        for (int n = 1; n <= k; n++) {
+            if (!solve_cholesky(G, k, wt, n, x))
+                solve_min_norm(G, k, wt, n, x);
+            float *cn = bp__coef(m, n, r);
+            for (int p = 0; p < n; p++)
+                cn[p] = (float)x[p];
+            sq_err[r * (size_t)k + (size_t)(n - 1)] = bp__row_sq_error(G, k, wt, ww[r], cn, n);
+        }
+    }
+}

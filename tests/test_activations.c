@@ -1,0 +1,247 @@
+/*
+ * Activation quantization behaviour, on every CPU path:
+ *  - a fixed act_scale saturates out-of-range inputs and never wraps;
+ *  - an all-zero column gives exactly the bias (zero without bias);
+ *  - act_bits 0 means 8, and fixed-scale results follow the documented rule;
+ *  - subnormal columns (L / max|x| overflows to +Inf) stay finite.
+ */
+#include "test_util.h"
+#include "bp_internal.h"
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static bp_cpu_kernel kAllPaths[] = {BP_CPU_KERNEL_REFERENCE, BP_CPU_KERNEL_AUTO,
+                                    BP_CPU_KERNEL_AVX512, BP_CPU_KERNEL_AVX512_LUT};
+
+static void gemm_ok(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, float *y,
+                    const bp_run_options *o) {
+    bp_status st = bp_gemm(ctx, m, x, batch, bp_matrix_cols(m), y, bp_matrix_rows(m), o);
+    cr_assert(st == BP_OK, "bp_gemm: %s (%s)", bp_status_string(st), bp_last_error());
+}
+
+static void assert_same_bits(const float *a, const float *b, size_t rows, const char *what,
+                             const char *path, int act_bits, unsigned long long seed) {
+    size_t r = 0;
+    long idx = tu_first_mismatch(a, b, rows, 1, rows, &r, NULL);
+    cr_assert(idx < 0, "path %s act_bits %d: %s: row %zu: %a (0x%08x) vs %a (0x%08x); seed=%llu",
+              path, act_bits, what, r, (double)a[r], tu_bits(a[r]), (double)b[r], tu_bits(b[r]),
+              seed);
+}
+
+ParameterizedTestParameters(activations, fixed_scale_saturates) {
+    return cr_make_param_array(bp_cpu_kernel, kAllPaths, NELEM(kAllPaths));
+}
+
+ParameterizedTest(bp_cpu_kernel *kernel, activations, fixed_scale_saturates) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(*kernel, 2);
+    const char *path = tu_kernel_name(*kernel);
+    size_t M = 37, K = 515;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    /* Positive weights: the quantized levels are all positive (uniform). */
+    tu_fill_uniform(&rng, w, M * K, 0.01f, 1.0f);
+    bp_matrix *pos = tu_quantize(ctx, w, M, K, K, 8, BP_QUANT_UNIFORM, 1.0f);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    bp_matrix *gen = tu_quantize(ctx, w, M, K, K, 8, BP_QUANT_UNIFORM, 0.0f);
+    float *x = tu_xmalloc(K * sizeof *x), *xs = tu_xmalloc(K * sizeof *xs);
+    float *y = tu_xmalloc(M * sizeof *y), *ys = tu_xmalloc(M * sizeof *ys);
+    float *e = tu_xmalloc(M * sizeof *e);
+    static const int act_list[] = {2, 4, 8, 12, 16};
+    for (size_t a = 0; a < NELEM(act_list); a++) {
+        int ab = act_list[a];
+        float s = (float)(0.25 * (1.0 + tu_uniform(&rng)));
+        float Lu = (float)((1u << ab) - 1), Ls = (float)((1u << (ab - 1)) - 1);
+        bp_run_options o = tu_run(0, ab);
+        o.act_scale = s;
+
+        /* Unsigned: huge positive inputs equal the top level exactly. */
+        for (size_t j = 0; j < K; j++) {
+            x[j] = j % 3 == 0 ? 1e30f : (j % 3 == 1 ? FLT_MAX : 3e9f * s);
+            xs[j] = Lu * s;
+        }
+        tu_fill_sentinel(y, M);
+        gemm_ok(ctx, pos, x, 1, y, &o);
+        for (size_t r = 0; r < M; r++)
+            cr_assert(y[r] > 0.0f && isfinite(y[r]),
+                      "path %s act_bits %d: huge positive inputs with positive weights gave "
+                      "y[%zu] = %g: the activations wrapped; seed=%llu",
+                      path, ab, r, (double)y[r], seed);
+        gemm_ok(ctx, pos, xs, 1, ys, &o);
+        assert_same_bits(ys, y, M, "unsigned saturation != top level", path, ab, seed);
+        tu_exact_column(pos, x, 8, ab, s, NULL, e);
+        assert_same_bits(e, y, M, "unsigned saturation != documented rule", path, ab, seed);
+
+        /* Signed: +-huge equal +-L*s; in-range values are unaffected. */
+        for (size_t j = 0; j < K; j++) {
+            float v = (float)(tu_gauss(&rng) * s * Ls * 0.3);
+            int kind = (int)(j % 5);
+            x[j] = kind == 0 ? 1e30f : kind == 1 ? -1e30f : kind == 2 ? -FLT_MAX : v;
+            xs[j] = kind == 0 ? Ls * s : kind <= 2 ? -Ls * s : v;
+        }
+        gemm_ok(ctx, gen, x, 1, y, &o);
+        gemm_ok(ctx, gen, xs, 1, ys, &o);
+        assert_same_bits(ys, y, M, "signed saturation != +-top level", path, ab, seed);
+        tu_exact_column(gen, x, 8, ab, s, NULL, e);
+        assert_same_bits(e, y, M, "signed saturation != documented rule", path, ab, seed);
+
+        /* Huge positive inputs into the positive matrix, signed column. */
+        for (size_t j = 0; j < K; j++)
+            x[j] = j == 0 ? -1.0f : 1e30f;
+        gemm_ok(ctx, pos, x, 1, y, &o);
+        for (size_t r = 0; r < M; r++)
+            cr_assert(y[r] > 0.0f, "path %s act_bits %d: signed saturation wrapped: y[%zu]=%g",
+                      path, ab, r, (double)y[r]);
+
+        /* A fixed scale on in-range random inputs follows the rule exactly. */
+        tu_fill_gauss(&rng, x, K, 1.0f);
+        o.act_scale = (float)(3.0 / Ls);
+        gemm_ok(ctx, gen, x, 1, y, &o);
+        tu_exact_column(gen, x, 8, ab, o.act_scale, NULL, e);
+        assert_same_bits(e, y, M, "fixed scale != documented rule", path, ab, seed);
+    }
+    bp_matrix_destroy(pos);
+    bp_matrix_destroy(gen);
+    free(w);
+    free(x);
+    free(xs);
+    free(y);
+    free(ys);
+    free(e);
+    bp_context_destroy(ctx);
+}
+
+ParameterizedTestParameters(activations, zero_column_gives_bias) {
+    return cr_make_param_array(bp_cpu_kernel, kAllPaths, NELEM(kAllPaths));
+}
+
+ParameterizedTest(bp_cpu_kernel *kernel, activations, zero_column_gives_bias) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(*kernel, 2);
+    const char *path = tu_kernel_name(*kernel);
+    size_t M = 45, K = 600, B = 7;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    float *x = tu_xmalloc(B * K * sizeof *x);
+    float *y = tu_xmalloc(B * M * sizeof *y);
+    float *bias = tu_xmalloc(M * sizeof *bias);
+    static const int act_list[] = {1, 2, 8, 16};
+    for (int method = 0; method < 2; method++) {
+        bp_matrix *m = tu_quantize(ctx, w, M, K, K, 8, (bp_quant_method)method, 0.0f);
+        for (size_t a = 0; a < NELEM(act_list); a++)
+            for (int fixed = 0; fixed < 2; fixed++)
+                for (int negzero = 0; negzero < 2; negzero++) {
+                    tu_fill_gauss(&rng, x, B * K, 1.0f);
+                    size_t zc = tu_range(&rng, 0, B - 1), zc2 = (zc + 3) % B;
+                    for (size_t j = 0; j < K; j++)
+                        x[zc * K + j] = x[zc2 * K + j] = negzero ? -0.0f : 0.0f;
+                    tu_fill_gauss(&rng, bias, M, 1.0f);
+                    bp_run_options o = tu_run((int)tu_range(&rng, 1, 8), act_list[a]);
+                    o.act_scale = fixed ? 0.01f : 0.0f;
+                    for (int with_bias = 0; with_bias < 2; with_bias++) {
+                        o.bias = with_bias ? bias : NULL;
+                        tu_fill_sentinel(y, B * M);
+                        gemm_ok(ctx, m, x, B, y, &o);
+                        const size_t zcs[2] = {zc, zc2};
+                        for (int z = 0; z < 2; z++)
+                            for (size_t r = 0; r < M; r++) {
+                                float v = y[zcs[z] * M + r];
+                                if (with_bias)
+                                    cr_assert(tu_bits(v) == tu_bits(bias[r]),
+                                              "path %s act_bits %d fixed %d %s: zero column %zu "
+                                              "row %zu gives %a, expected the bias %a; seed=%llu",
+                                              path, act_list[a], fixed, negzero ? "-0" : "+0",
+                                              zcs[z], r, (double)v, (double)bias[r], seed);
+                                else
+                                    cr_assert(v == 0.0f,
+                                              "path %s act_bits %d fixed %d: zero column %zu row "
+                                              "%zu gives %a without bias, expected 0; seed=%llu",
+                                              path, act_list[a], fixed, zcs[z], r, (double)v,
+                                              seed);
+                            }
+                        for (size_t i = 0; i < B * M; i++)
+                            cr_assert(isfinite(y[i]), "y[%zu] = %g", i, (double)y[i]);
+                    }
+                }
+        bp_matrix_destroy(m);
+    }
+    free(w);
+    free(x);
+    free(y);
+    free(bias);
+    bp_context_destroy(ctx);
+}
+
+/* max|x| subnormal: L / max|x| overflows to +Inf. Results must stay finite,
+ * follow the rule, and agree across paths. */
+Test(activations, subnormal_column_is_finite) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t M = 20, K = 100;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    tu_path paths[TU_MAX_PATHS];
+    size_t np = tu_cpu_paths(paths, NULL, 0);
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    bp_matrix *m = tu_quantize(ref, w, M, K, K, 8, BP_QUANT_UNIFORM, 0.0f);
+    float x[100], y[20], y0[20], e[20];
+    for (int ab = 2; ab <= 16; ab += 7) {
+        for (size_t j = 0; j < K; j++)
+            x[j] = j % 4 == 0 ? 0.0f : (float)(tu_gauss(&rng) * 1e-41);
+        for (size_t p = 0; p < np; p++) {
+            bp_context *ctx = tu_context(paths[p].kernel, 1);
+            bp_run_options o = tu_run(0, ab);
+            gemm_ok(ctx, m, x, 1, p == 0 ? y0 : y, &o);
+            for (size_t r = 0; r < M; r++)
+                cr_assert(isfinite(p == 0 ? y0[r] : y[r]),
+                          "path %s act_bits %d: subnormal input gave non-finite y[%zu]",
+                          paths[p].name, ab, r);
+            if (p > 0)
+                assert_same_bits(y0, y, M, "subnormal column differs from reference",
+                                 paths[p].name, ab, seed);
+            bp_context_destroy(ctx);
+        }
+        tu_exact_column(m, x, 8, ab, 0.0f, NULL, e);
+        assert_same_bits(e, y0, M, "subnormal column != documented rule", "reference", ab, seed);
+    }
+    bp_matrix_destroy(m);
+    bp_context_destroy(ref);
+    free(w);
+}
+
+/* act_bits 0 is 8; planes 0 is all; options NULL is the defaults. */
+Test(activations, defaults) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    size_t M = 30, K = 200;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    bp_matrix *m = tu_quantize(ctx, w, M, K, K, 6, BP_QUANT_UNIFORM, 0.0f);
+    float x[200], y0[30], y1[30], y2[30];
+    tu_fill_gauss(&rng, x, K, 1.0f);
+    bp_run_options o = tu_run(0, 0);
+    gemm_ok(ctx, m, x, 1, y0, &o);
+    o = tu_run(6, 8);
+    gemm_ok(ctx, m, x, 1, y1, &o);
+    gemm_ok(ctx, m, x, 1, y2, NULL);
+    assert_same_bits(y1, y0, M, "planes 0/act_bits 0 != planes bits/act_bits 8", "auto", 8, seed);
+    assert_same_bits(y1, y2, M, "NULL options != defaults", "auto", 8, seed);
+    bp_matrix_destroy(m);
+    free(w);
+    bp_context_destroy(ctx);
+}

@@ -1,0 +1,157 @@
+/*
+ * Determinism and batch invariance: a column's output is bit-identical
+ * whether computed alone or inside a batch (at several positions), with
+ * threads 1..4 and on every CPU path; repeated calls give identical results;
+ * quantization does not depend on the thread count.
+ * The matrix has enough rows (> 256 per task) that several tasks really run
+ * in parallel.
+ */
+#include "test_util.h"
+#include "bp_internal.h"
+
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static void gemm_ok(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, float *y,
+                    const bp_run_options *o) {
+    bp_status st = bp_gemm(ctx, m, x, batch, bp_matrix_cols(m), y, bp_matrix_rows(m), o);
+    cr_assert(st == BP_OK, "bp_gemm: %s (%s)", bp_status_string(st), bp_last_error());
+}
+
+Test(determinism, batch_position_threads_paths, .timeout = 300) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    char missing[512];
+    tu_path paths[TU_MAX_PATHS];
+    size_t np = tu_cpu_paths(paths, missing, sizeof missing);
+    size_t M = 1100, K = 333, B = 9;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    bp_matrix *m = tu_quantize(ref, w, M, K, K, 8, BP_QUANT_UNIFORM, 0.0f);
+    free(w);
+    float *x = tu_xmalloc(B * K * sizeof *x);
+    float *xb = tu_xmalloc(B * K * sizeof *xb);
+    float *y_ref = tu_xmalloc(B * M * sizeof *y_ref);
+    float *y = tu_xmalloc(B * M * sizeof *y);
+    float *y1 = tu_xmalloc(M * sizeof *y1);
+    float *bias = tu_xmalloc(M * sizeof *bias);
+    tu_fill_gauss(&rng, bias, M, 1.0f);
+    static const int act_list[] = {1, 2, 8, 16};
+    for (size_t a = 0; a < NELEM(act_list); a++) {
+        int ab = act_list[a];
+        tu_fill_gauss(&rng, x, B * K, 1.0f);
+        for (size_t j = 0; j < K; j++) /* one post-ReLU column */
+            x[3 * K + j] = fabsf(x[3 * K + j]);
+        bp_run_options o = tu_run((int)tu_range(&rng, 1, 8), ab);
+        o.bias = a % 2 ? bias : NULL;
+        gemm_ok(ref, m, x, B, y_ref, &o);
+        for (size_t p = 0; p < np; p++)
+            for (int threads = 1; threads <= 4; threads++) {
+                bp_context *ctx = tu_context(paths[p].kernel, threads);
+                /* The whole batch, twice: identical to the reference (a >= 2) and
+                 * to itself (every a). */
+                gemm_ok(ctx, m, x, B, y, &o);
+                if (ab >= 2) {
+                    size_t r = 0, c = 0;
+                    long idx = tu_first_mismatch(y_ref, y, M, B, M, &r, &c);
+                    cr_assert(idx < 0,
+                              "path %s threads %d act_bits %d: batch differs from reference "
+                              "threads 1 at row %zu col %zu; seed=%llu",
+                              paths[p].name, threads, ab, r, c, seed);
+                }
+                float *again = tu_xmalloc(B * M * sizeof *again);
+                gemm_ok(ctx, m, x, B, again, &o);
+                cr_assert(memcmp(again, y, B * M * sizeof *y) == 0,
+                          "path %s threads %d act_bits %d: repeated call differs; seed=%llu",
+                          paths[p].name, threads, ab, seed);
+                free(again);
+                /* Each of a few columns alone, and moved to other positions
+                 * among different neighbours. */
+                static const size_t cols[] = {0, 3, 8};
+                for (size_t ci = 0; ci < NELEM(cols); ci++) {
+                    size_t c = cols[ci];
+                    gemm_ok(ctx, m, x + c * K, 1, y1, &o);
+                    cr_assert(memcmp(y1, y + c * M, M * sizeof *y1) == 0,
+                              "path %s threads %d act_bits %d: column %zu alone differs from "
+                              "inside the batch; seed=%llu",
+                              paths[p].name, threads, ab, c, seed);
+                    static const size_t pos[] = {0, 4, 8};
+                    for (size_t pi = 0; pi < NELEM(pos); pi++) {
+                        tu_fill_gauss(&rng, xb, B * K, 3.0f);
+                        memcpy(xb + pos[pi] * K, x + c * K, K * sizeof *x);
+                        size_t nb = pos[pi] + 1 + tu_range(&rng, 0, B - 1 - pos[pi]);
+                        gemm_ok(ctx, m, xb, nb, y, &o);
+                        cr_assert(memcmp(y1, y + pos[pi] * M, M * sizeof *y1) == 0,
+                                  "path %s threads %d act_bits %d: column %zu at batch position "
+                                  "%zu of %zu differs from alone; seed=%llu",
+                                  paths[p].name, threads, ab, c, pos[pi], nb, seed);
+                    }
+                    gemm_ok(ctx, m, x, B, y, &o); /* restore y for the next column */
+                }
+                bp_context_destroy(ctx);
+            }
+    }
+    free(x);
+    free(xb);
+    free(y_ref);
+    free(y);
+    free(y1);
+    free(bias);
+    bp_matrix_destroy(m);
+    bp_context_destroy(ref);
+    if (np < 3)
+        cr_log_warn("determinism ran on %zu CPU path(s); missing: %s", np, missing);
+}
+
+Test(determinism, missing_paths_are_reported) {
+    char missing[512];
+    tu_path paths[TU_MAX_PATHS];
+    size_t np = tu_cpu_paths(paths, missing, sizeof missing);
+    if (np < 3)
+        cr_skip_test("only %zu CPU kernel path(s) on this machine; not available: %s", np,
+                     missing);
+    cr_assert_eq(np, 3);
+}
+
+Test(determinism, quantize_independent_of_threads, .timeout = 120) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t M = 300, K = 250;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    for (int method = 0; method < 2; method++) {
+        unsigned char *first = NULL;
+        size_t first_len = 0;
+        for (int threads = 1; threads <= 4; threads++) {
+            bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, threads);
+            bp_matrix *m = tu_quantize(ctx, w, M, K, K, 8, (bp_quant_method)method, 0.0f);
+            size_t len = 0;
+            cr_assert_eq(bp_matrix_serialize(m, NULL, 0, &len), BP_OK);
+            unsigned char *buf = tu_xmalloc(len);
+            cr_assert_eq(bp_matrix_serialize(m, buf, len, &len), BP_OK);
+            if (!first) {
+                first = buf;
+                first_len = len;
+            } else {
+                cr_assert(len == first_len && memcmp(buf, first, len) == 0,
+                          "method %d: quantizing with %d threads gives a different matrix than "
+                          "with 1; seed=%llu",
+                          method, threads, seed);
+                free(buf);
+            }
+            bp_matrix_destroy(m);
+            bp_context_destroy(ctx);
+        }
+        free(first);
+    }
+    free(w);
+}

@@ -1,0 +1,330 @@
+/*
+ * Kernel-level exactness: each AVX-512 kernel's prepare + compute, called
+ * directly through bp_kernel_call, must produce D equal bit for bit to the
+ * reference kernel's D, which computes sum_j t_j q_j from the definition.
+ *
+ * Shapes cover K that is not a multiple of 32 or 512, M that is not a
+ * multiple of 16, every act_bits each kernel supports, signed and unsigned
+ * columns, 1..4 columns per call with their own plane counts, and row-group
+ * sub-ranges. Extreme cases (every weight +1 or -1, every |q| = L) hit the
+ * accumulator bounds: int16 flushes in the LUT kernel, int64 widening in the
+ * popcount kernel. Kernels must not write planes a column does not use.
+ */
+#include "test_util.h"
+#include "bp_internal.h"
+
+#include <criterion/criterion.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NELEM(a)  (sizeof(a) / sizeof((a)[0]))
+#define UNTOUCHED INT64_C(0x5a5a5a5a5a5a5a5a)
+
+static const size_t kM[] = {1, 15, 16, 17, 33};
+static const size_t kK[] = {1, 31, 33, 511, 512, 513, 4097};
+
+typedef enum act_kind {
+    ACT_SIGNED,   /* Gaussian: signed mode */
+    ACT_UNSIGNED, /* |Gaussian|: unsigned mode */
+    ACT_EXTREME,  /* every |q| = L (signed: random signs; unsigned: constant) */
+} act_kind;
+
+typedef struct kcase {
+    size_t rows, cols;
+    int bits;
+    bool const_weights; /* every weight +1 (or -1): all planes all ones (zeros) */
+    float weight_sign;
+    int act_bits;
+    size_t ncols;
+    act_kind kinds[BP_KERNEL_MAX_COLS];
+    int planes[BP_KERNEL_MAX_COLS];
+    size_t g0, g1; /* 0, 0 = all row groups */
+} kcase;
+
+#define KCASE_FMT "M=%zu K=%zu bits=%d const_w=%d act_bits=%d ncols=%zu g=[%zu,%zu) seed=%" PRIu64
+
+static const char *kind_name(act_kind k) {
+    return k == ACT_SIGNED ? "signed" : k == ACT_UNSIGNED ? "unsigned" : "extreme";
+}
+
+static void fill_column(tu_rng *rng, float *x, size_t cols, act_kind kind) {
+    if (kind == ACT_EXTREME) {
+        bool neg = tu_range(rng, 0, 1);
+        for (size_t j = 0; j < cols; j++)
+            x[j] = neg ? (tu_range(rng, 0, 1) ? 1.0f : -1.0f) : 1.0f;
+        if (neg && cols > 0)
+            x[0] = -1.0f; /* keep the column signed */
+        return;
+    }
+    tu_fill_gauss(rng, x, cols, 1.0f);
+    if (kind == ACT_UNSIGNED)
+        for (size_t j = 0; j < cols; j++)
+            x[j] = fabsf(x[j]);
+}
+
+/* Runs one case on `kernel` and on the reference; asserts D is identical.
+ * Returns whether any compared D was nonzero (tiny shapes can cancel to 0). */
+static bool run_case(const bp_cpu_kernel_desc *kernel, const kcase *kc, uint64_t seed) {
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+
+    float *w = tu_xmalloc(kc->rows * kc->cols * sizeof *w);
+    if (kc->const_weights)
+        tu_fill_value(w, kc->rows * kc->cols, kc->weight_sign);
+    else
+        tu_fill_gauss(&rng, w, kc->rows * kc->cols, 1.0f);
+    bp_quant_method method = tu_range(&rng, 0, 1) ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
+    if (kc->const_weights)
+        method = BP_QUANT_UNIFORM;
+    bp_matrix *m = tu_quantize(ctx, w, kc->rows, kc->cols, kc->cols, kc->bits, method,
+                               method == BP_QUANT_UNIFORM ? 1.0f : 0.0f);
+
+    const size_t kpad = bp__padded_cols(kc->cols);
+    size_t g0 = kc->g0, g1 = kc->g1 ? kc->g1 : m->row_groups;
+    const size_t ld_plane = (g1 - g0) * BP_ROW_GROUP + 3; /* odd, to catch stride bugs */
+    const size_t ld_col = (size_t)kc->bits * ld_plane;
+    const size_t dlen = kc->ncols * ld_col;
+    int64_t *d_ref = tu_xmalloc(dlen * sizeof *d_ref);
+    int64_t *d_ker = tu_xmalloc(dlen * sizeof *d_ker);
+    for (size_t i = 0; i < dlen; i++)
+        d_ref[i] = d_ker[i] = UNTOUCHED;
+
+    float *x = tu_xmalloc((kc->cols ? kc->cols : 1) * sizeof *x);
+    int32_t *q[BP_KERNEL_MAX_COLS];
+    void *scratch[BP_KERNEL_MAX_COLS];
+    bp_act_column ref_cols[BP_KERNEL_MAX_COLS], ker_cols[BP_KERNEL_MAX_COLS];
+    bp_kernel_call ref_call = {.m = m,
+                               .g0 = g0,
+                               .g1 = g1,
+                               .ncols = kc->ncols,
+                               .d = d_ref,
+                               .ld_plane = ld_plane,
+                               .ld_col = ld_col};
+    bp_kernel_call ker_call = ref_call;
+    ker_call.d = d_ker;
+    for (size_t c = 0; c < kc->ncols; c++) {
+        fill_column(&rng, x, kc->cols, kc->kinds[c]);
+        q[c] = bp__aligned_alloc(kpad * sizeof(int32_t));
+        cr_assert(q[c] != NULL);
+        bp__quantize_activations(x, kc->cols, kpad, kc->act_bits, 0.0f, q[c], &ref_cols[c]);
+        ref_cols[c].planes = kc->planes[c];
+        cr_assert(!ref_cols[c].is_zero, "test data must not be all zero");
+        ker_cols[c] = ref_cols[c];
+        /* One spare byte keeps the allocation non-empty. */
+        scratch[c] = bp__aligned_alloc(kernel->column_bytes(kc->act_bits, kpad) + 1);
+        cr_assert(scratch[c] != NULL);
+        kernel->prepare(&ker_cols[c], kpad, scratch[c]);
+        ref_call.cols[c] = &ref_cols[c];
+        ker_call.cols[c] = &ker_cols[c];
+    }
+
+    bp__kernel_reference.compute(&ref_call);
+    kernel->compute(&ker_call);
+
+    size_t rows_in_range = m->rows - g0 * BP_ROW_GROUP;
+    if (rows_in_range > (g1 - g0) * BP_ROW_GROUP)
+        rows_in_range = (g1 - g0) * BP_ROW_GROUP;
+    bool any_nonzero = false;
+    for (size_t c = 0; c < kc->ncols; c++) {
+        for (int p = 0; p < kc->bits; p++) {
+            const int64_t *dr = d_ref + c * ld_col + (size_t)p * ld_plane;
+            const int64_t *dk = d_ker + c * ld_col + (size_t)p * ld_plane;
+            for (size_t r = 0; r < rows_in_range; r++) {
+                if (p >= kc->planes[c]) {
+                    cr_assert(dk[r] == UNTOUCHED,
+                              "%s wrote plane %d of column %zu, which uses %d planes; " KCASE_FMT,
+                              kernel->name, p, c, kc->planes[c], kc->rows, kc->cols, kc->bits,
+                              kc->const_weights, kc->act_bits, kc->ncols, g0, g1, seed);
+                    continue;
+                }
+                any_nonzero |= dr[r] != 0;
+                cr_assert(dk[r] == dr[r],
+                          "%s: D[col %zu (%s, %d planes)][plane %d][row %zu] = %" PRId64
+                          ", reference %" PRId64 "; " KCASE_FMT,
+                          kernel->name, c, kind_name(kc->kinds[c]), kc->planes[c], p,
+                          g0 * BP_ROW_GROUP + r, dk[r], dr[r], kc->rows, kc->cols, kc->bits,
+                          kc->const_weights, kc->act_bits, kc->ncols, g0, g1, seed);
+            }
+        }
+    }
+
+    for (size_t c = 0; c < kc->ncols; c++) {
+        bp__aligned_free(scratch[c]);
+        bp__aligned_free(q[c]);
+    }
+    free(x);
+    free(d_ref);
+    free(d_ker);
+    free(w);
+    bp_matrix_destroy(m);
+    bp_context_destroy(ctx);
+    return any_nonzero;
+}
+
+/* Guards the sweeps against silently comparing zeros with zeros. */
+static void assert_mostly_nonzero(size_t nonzero, size_t cases, uint64_t seed) {
+    cr_assert(cases > 0 && nonzero * 10 >= cases * 9,
+              "only %zu of %zu cases had a nonzero D; seed=%" PRIu64, nonzero, cases, seed);
+}
+
+static void require_popcount(void) {
+    if (!bp__cpu_has_avx512_vpopcntdq())
+        cr_skip_test("this CPU lacks AVX-512 VPOPCNTDQ; the avx512 kernel cannot run here");
+}
+
+static void require_lut(void) {
+    if (!bp__cpu_has_avx512bw())
+        cr_skip_test("this CPU lacks AVX-512BW; the avx512-lut kernel cannot run here");
+}
+
+/* A random case of the given shape: random kinds, plane counts, row range. */
+static kcase random_case(tu_rng *rng, size_t rows, size_t cols, int act_bits, size_t ncols) {
+    kcase kc = {.rows = rows, .cols = cols, .act_bits = act_bits, .ncols = ncols};
+    kc.bits = (int)tu_range(rng, 1, BP_MAX_BITS);
+    for (size_t c = 0; c < ncols; c++) {
+        kc.kinds[c] = (act_kind)tu_range(rng, 0, 2);
+        kc.planes[c] = (int)tu_range(rng, 1, (size_t)kc.bits);
+    }
+    size_t groups = (rows + BP_ROW_GROUP - 1) / BP_ROW_GROUP;
+    if (groups > 1 && tu_range(rng, 0, 1)) {
+        kc.g0 = tu_range(rng, 0, groups - 1);
+        kc.g1 = tu_range(rng, kc.g0 + 1, groups);
+    }
+    return kc;
+}
+
+/* Every shape x act_bits for one column, both signedness modes. */
+static void sweep_gemv(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t cases = 0, nonzero = 0;
+    for (int a = a_lo; a <= a_hi; a++)
+        for (size_t i = 0; i < NELEM(kM); i++)
+            for (size_t k = 0; k < NELEM(kK); k++)
+                for (int kind = ACT_SIGNED; kind <= ACT_UNSIGNED; kind++) {
+                    if (!kernel->supports(a, bp__padded_cols(kK[k])))
+                        continue;
+                    kcase kc = random_case(&rng, kM[i], kK[k], a, 1);
+                    kc.kinds[0] = (act_kind)kind;
+                    nonzero += run_case(kernel, &kc, tu_next(&rng) >> 12);
+                    cases++;
+                }
+    assert_mostly_nonzero(nonzero, cases, seed);
+}
+
+/* Batches of 2..4 columns with their own plane counts and modes. */
+static void sweep_gemm(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t cases = 0, nonzero = 0;
+    for (int a = a_lo; a <= a_hi; a++)
+        for (size_t ncols = 2; ncols <= BP_KERNEL_MAX_COLS; ncols++)
+            for (int rep = 0; rep < 4; rep++) {
+                size_t rows = kM[tu_range(&rng, 0, NELEM(kM) - 1)];
+                size_t cols = kK[tu_range(&rng, 0, NELEM(kK) - 1)];
+                if (!kernel->supports(a, bp__padded_cols(cols)))
+                    continue;
+                kcase kc = random_case(&rng, rows, cols, a, ncols);
+                nonzero += run_case(kernel, &kc, tu_next(&rng) >> 12);
+                cases++;
+            }
+    assert_mostly_nonzero(nonzero, cases, seed);
+}
+
+/* All weights +1 or -1 and all |q| = L: the largest sums each path allows. */
+static void sweep_extreme(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi, size_t cols) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t cases = 0, nonzero = 0;
+    for (int a = a_lo; a <= a_hi; a++)
+        for (int sign = 0; sign < 2; sign++) {
+            if (!kernel->supports(a, bp__padded_cols(cols)))
+                continue;
+            kcase kc = random_case(&rng, 17, cols, a, 1 + (size_t)(a % BP_KERNEL_MAX_COLS));
+            kc.const_weights = true;
+            kc.weight_sign = sign ? 1.0f : -1.0f;
+            for (size_t c = 0; c < kc.ncols; c++)
+                kc.kinds[c] = ACT_EXTREME;
+            nonzero += run_case(kernel, &kc, tu_next(&rng) >> 12);
+            cases++;
+        }
+    assert_mostly_nonzero(nonzero, cases, seed);
+}
+
+Test(kernels, popcount_gemv_every_act_bits) {
+    require_popcount();
+    sweep_gemv(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS);
+}
+
+Test(kernels, popcount_gemm_mixed_planes) {
+    require_popcount();
+    sweep_gemm(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS);
+}
+
+Test(kernels, popcount_extreme_values) {
+    require_popcount();
+    sweep_extreme(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS, 4097);
+    /* |D| = K * (2^16 - 1) needs more than 32 bits. */
+    sweep_extreme(&bp__kernel_avx512_popcount, 16, 16, 70000);
+}
+
+Test(kernels, popcount_supports_everything) {
+    for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+        cr_assert(bp__kernel_avx512_popcount.supports(a, (size_t)1 << 28), "act_bits %d", a);
+}
+
+Test(kernels, lut_gemv_every_act_bits) {
+    require_lut();
+    sweep_gemv(&bp__kernel_avx512_lut, 2, 11);
+}
+
+Test(kernels, lut_gemm_mixed_planes) {
+    require_lut();
+    sweep_gemm(&bp__kernel_avx512_lut, 2, 11);
+}
+
+Test(kernels, lut_extreme_values) {
+    require_lut();
+    /* Every line of every lane at the per-line bound 16L: flush intervals. */
+    sweep_extreme(&bp__kernel_avx512_lut, 2, 11, 4097);
+}
+
+Test(kernels, lut_largest_supported_k) {
+    require_lut();
+    /* act_bits 11 unsigned, every q = 2047 and every weight +1: the row sum
+     * kpad * 2047 is the largest that fits int32. */
+    const size_t cols = (size_t)INT32_MAX / 2047 / BP_K_ALIGN_BITS * BP_K_ALIGN_BITS;
+    cr_assert(bp__kernel_avx512_lut.supports(11, cols));
+    cr_assert(!bp__kernel_avx512_lut.supports(11, cols + BP_K_ALIGN_BITS));
+    kcase kc = {.rows = 1,
+                .cols = cols,
+                .bits = 1,
+                .const_weights = true,
+                .weight_sign = 1.0f,
+                .act_bits = 11,
+                .ncols = 1,
+                .kinds = {ACT_EXTREME},
+                .planes = {1}};
+    cr_assert(run_case(&bp__kernel_avx512_lut, &kc, tu_seed()));
+}
+
+Test(kernels, lut_supports_bounds) {
+    const bp_cpu_kernel_desc *k = &bp__kernel_avx512_lut;
+    cr_assert(!k->supports(1, 512));
+    cr_assert(!k->supports(12, 512));
+    cr_assert(!k->supports(16, 512));
+    for (int a = 2; a <= 11; a++) {
+        size_t limit = (size_t)INT32_MAX / (((size_t)1 << a) - 1);
+        size_t kmax = limit / BP_K_ALIGN_BITS * BP_K_ALIGN_BITS;
+        cr_assert(k->supports(a, kmax), "act_bits %d kpad %zu", a, kmax);
+        cr_assert(!k->supports(a, kmax + BP_K_ALIGN_BITS), "act_bits %d kpad %zu", a,
+                  kmax + BP_K_ALIGN_BITS);
+    }
+}

@@ -1,0 +1,150 @@
+/*
+ * Misc API behaviour: version, accessors, defaults (NULL options, zeroed
+ * fields), dequantize at planes 0, kernel names per path, and matrices that
+ * outlive the context that made them.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "test_util.h"
+#include "bp_internal.h"
+
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+Test(misc, version) {
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", BP_VERSION_MAJOR, BP_VERSION_MINOR, BP_VERSION_PATCH);
+    cr_assert(bp_version() != NULL);
+    cr_assert_str_eq(bp_version(), want);
+    cr_assert_eq(bp_version_number(), (unsigned)BP_VERSION_NUMBER);
+    cr_assert_eq(BP_VERSION_NUMBER,
+                 BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH);
+}
+
+Test(misc, context_accessors) {
+    bp_context *ctx = NULL;
+    cr_assert_eq(bp_context_create(NULL, &ctx), BP_OK, "%s", bp_last_error());
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_expect_eq(bp_context_threads(ctx), online < 1 ? 1 : (int)online,
+                 "threads 0 must mean all online cores");
+    cr_expect_eq(bp_context_backend(ctx), BP_BACKEND_CPU, "AUTO must resolve to CPU");
+    bp_context_destroy(ctx);
+    for (int t = 1; t <= 5; t += 2) {
+        bp_context_options o = BP_CONTEXT_OPTIONS_INIT;
+        o.threads = t;
+        o.backend = BP_BACKEND_CPU;
+        cr_assert_eq(bp_context_create(&o, &ctx), BP_OK);
+        cr_expect_eq(bp_context_threads(ctx), t);
+        cr_expect_eq(bp_context_backend(ctx), BP_BACKEND_CPU);
+        bp_context_destroy(ctx);
+    }
+    /* A zeroed struct with only size set is the defaults. */
+    bp_context_options z;
+    memset(&z, 0, sizeof z);
+    z.size = sizeof z;
+    cr_assert_eq(bp_context_create(&z, &ctx), BP_OK);
+    cr_expect_eq(bp_context_threads(ctx), online < 1 ? 1 : (int)online);
+    bp_context_destroy(ctx);
+}
+
+Test(misc, matrix_accessors_and_defaults) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    size_t M = 13, K = 77;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    bp_matrix *a = NULL, *b = NULL;
+    cr_assert_eq(bp_matrix_quantize(ctx, w, M, K, K, NULL, &a), BP_OK, "%s", bp_last_error());
+    cr_expect_eq(bp_matrix_rows(a), M);
+    cr_expect_eq(bp_matrix_cols(a), K);
+    cr_expect_eq(bp_matrix_bits(a), BP_DEFAULT_BITS);
+    cr_expect_eq(bp_matrix_method(a), BP_QUANT_UNIFORM);
+    bp_quant_options q;
+    memset(&q, 0, sizeof q);
+    q.size = sizeof q;
+    cr_assert_eq(bp_matrix_quantize(ctx, w, M, K, K, &q, &b), BP_OK);
+    size_t la, lb;
+    cr_assert_eq(bp_matrix_serialize(a, NULL, 0, &la), BP_OK);
+    cr_assert_eq(bp_matrix_serialize(b, NULL, 0, &lb), BP_OK);
+    cr_assert_eq(la, lb);
+    unsigned char *sa = tu_xmalloc(la), *sb = tu_xmalloc(lb);
+    cr_assert_eq(bp_matrix_serialize(a, sa, la, &la), BP_OK);
+    cr_assert_eq(bp_matrix_serialize(b, sb, lb, &lb), BP_OK);
+    cr_expect(memcmp(sa, sb, la) == 0, "NULL quant options differ from zeroed options");
+    free(sa);
+    free(sb);
+    bp_matrix_destroy(b);
+    b = tu_quantize(ctx, w, M, K, K, 5, BP_QUANT_RESIDUAL, 0.0f);
+    cr_expect_eq(bp_matrix_bits(b), 5);
+    cr_expect_eq(bp_matrix_method(b), BP_QUANT_RESIDUAL);
+
+    /* dequantize at planes 0 equals planes = bits, bit for bit. */
+    bp_matrix *ms[2] = {a, b};
+    float *d0 = tu_xmalloc(M * K * sizeof *d0), *dk = tu_xmalloc(M * K * sizeof *dk);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(bp_matrix_dequantize(NULL, ms[i], 0, d0, K), BP_OK);
+        cr_assert_eq(bp_matrix_dequantize(ctx, ms[i], bp_matrix_bits(ms[i]), dk, K), BP_OK);
+        cr_expect(memcmp(d0, dk, M * K * sizeof *d0) == 0, "dequantize(0) != dequantize(bits)");
+    }
+    free(d0);
+    free(dk);
+    bp_matrix_destroy(a);
+    bp_matrix_destroy(b);
+    free(w);
+    bp_context_destroy(ctx);
+}
+
+Test(misc, kernel_names_per_path) {
+    bp_context *ctx = tu_context_try(BP_CPU_KERNEL_REFERENCE, 1);
+    cr_assert(ctx);
+    for (int a = 0; a <= 16; a++)
+        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100), "reference");
+    bp_context_destroy(ctx);
+    ctx = tu_context_try(BP_CPU_KERNEL_AVX512, 1);
+    if (ctx) {
+        for (int a = 0; a <= 16; a++)
+            cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100), "avx512");
+        bp_context_destroy(ctx);
+    }
+    ctx = tu_context_try(BP_CPU_KERNEL_AVX512_LUT, 1);
+    if (!ctx)
+        cr_skip_test("avx512-lut path not available on this machine: %s", bp_last_error());
+    /* LUT where its int16 tables are exact: act_bits 2..11 and K*2^a < 2^31. */
+    for (int a = 1; a <= 16; a++) {
+        const char *n = bp_context_cpu_kernel_name(ctx, a, 4096);
+        cr_assert(n);
+        cr_expect_str_eq(n, (a >= 2 && a <= 11) ? "avx512-lut" : "avx512",
+                         "act_bits %d, K 4096: got %s", a, n);
+    }
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, (size_t)1 << 24), "avx512",
+                     "K*2^8 >= 2^31 must fall back to popcount");
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 2, (size_t)1 << 20), "avx512-lut");
+    bp_context_destroy(ctx);
+}
+
+/* A matrix may be used with any context, and outlives the one that made it. */
+Test(misc, matrix_outlives_context) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t M = 40, K = 90;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    bp_context *c1 = tu_context(BP_CPU_KERNEL_AUTO, 2);
+    bp_matrix *m = tu_quantize(c1, w, M, K, K, 8, BP_QUANT_UNIFORM, 0.0f);
+    float x[90], y1[40], y2[40];
+    tu_fill_gauss(&rng, x, K, 1.0f);
+    cr_assert_eq(bp_gemm(c1, m, x, 1, K, y1, M, NULL), BP_OK);
+    bp_context_destroy(c1);
+    bp_context *c2 = tu_context(BP_CPU_KERNEL_REFERENCE, 3);
+    cr_assert_eq(bp_gemm(c2, m, x, 1, K, y2, M, NULL), BP_OK, "%s", bp_last_error());
+    cr_expect(memcmp(y1, y2, sizeof y1) == 0, "result changed with another context");
+    bp_context_destroy(c2);
+    bp_matrix_destroy(m);
+    free(w);
+}

@@ -1,0 +1,134 @@
+/*
+ * Shared helpers for the Criterion suite: a seeded RNG, input fills, an
+ * independent re-implementation of the documented numerics (activation rule,
+ * exact integer D, exact combine) and fp64 reference products, error
+ * measures, and the list of CPU kernel paths present on this machine.
+ *
+ * Seeds: every test draws a fresh seed from tu_seed() (time, pid and a
+ * counter) unless BP_TEST_SEED is set in the environment, and every failure
+ * message prints it, so a failure can be replayed with BP_TEST_SEED=<seed>.
+ */
+#ifndef BP_TEST_UTIL_H
+#define BP_TEST_UTIL_H
+
+#include "bitplane.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- random numbers ------------------------------------------------------ */
+
+typedef struct tu_rng {
+    uint64_t s[4];
+} tu_rng;
+
+/* A fresh seed per call, or BP_TEST_SEED when set. */
+uint64_t tu_seed(void);
+void tu_rng_init(tu_rng *rng, uint64_t seed);
+uint64_t tu_next(tu_rng *rng);
+/* Uniform in [0, 1). */
+double tu_uniform(tu_rng *rng);
+/* Uniform integer in [lo, hi] (inclusive). */
+size_t tu_range(tu_rng *rng, size_t lo, size_t hi);
+double tu_gauss(tu_rng *rng);
+
+/* a[i] ~ N(0, sigma^2), never exactly zero. */
+void tu_fill_gauss(tu_rng *rng, float *a, size_t n, float sigma);
+/* a[i] ~ U(lo, hi), never exactly zero. */
+void tu_fill_uniform(tu_rng *rng, float *a, size_t n, float lo, float hi);
+/* Strided fill: rows x cols values at a[r*ld + c]; the gaps get `gap`. */
+void tu_fill_gauss_ld(tu_rng *rng, float *a, size_t rows, size_t cols, size_t ld, float sigma,
+                      float gap);
+void tu_fill_value(float *a, size_t n, float v);
+
+/* malloc that aborts the test on failure; tu_free is free. */
+void *tu_xmalloc(size_t bytes);
+void *tu_xcalloc(size_t n, size_t size);
+
+/* ---- kernel paths ---------------------------------------------------------- */
+
+typedef struct tu_path {
+    bp_cpu_kernel kernel;
+    const char *name;
+} tu_path;
+
+#define TU_MAX_PATHS 4
+
+const char *tu_kernel_name(bp_cpu_kernel k);
+/*
+ * Every CPU kernel path (REFERENCE, AVX512, AVX512_LUT) whose context can be
+ * created on this machine, REFERENCE first. Paths whose creation returns
+ * BP_ERR_UNSUPPORTED are left out and listed in `missing` (may be NULL,
+ * at least 128 bytes) for a skip message. Any other failure fails the test.
+ */
+size_t tu_cpu_paths(tu_path *paths, char *missing, size_t missing_cap);
+/* Create a context on a kernel path; cr_skip_test when BP_ERR_UNSUPPORTED,
+ * cr_assert on any other failure. */
+bp_context *tu_context(bp_cpu_kernel kernel, int threads);
+/* Like tu_context but returns NULL when unsupported (no skip). */
+bp_context *tu_context_try(bp_cpu_kernel kernel, int threads);
+
+/* Quantize, asserting success. clip 0 = automatic. */
+bp_matrix *tu_quantize(bp_context *ctx, const float *w, size_t rows, size_t cols, size_t ld,
+                       int bits, bp_quant_method method, float clip);
+
+/* ---- the documented numerics, independently --------------------------------- */
+
+typedef struct tu_act {
+    int act_bits;
+    bool is_signed;
+    bool is_zero;
+    float scale;
+    double scale_mean; /* act_bits 1: mean|x| in double */
+} tu_act;
+
+/*
+ * The activation rule of DESIGN §1 (bitplane.h bp_run_options): q receives
+ * cols values. act_bits 1 gives q = +-1 and scale mean|x| (float of the
+ * double mean). act_scale > 0 uses the fixed scale.
+ */
+void tu_quantize_act(const float *x, size_t cols, int act_bits, float act_scale, int32_t *q,
+                     tu_act *info);
+
+/* Plane bit of the matrix as +1/-1 via the internal layout. */
+int tu_plane_sign(const bp_matrix *m, int p, size_t row, size_t col);
+
+/*
+ * Exact y for one column per the spec: D[p] = sum_j t_p[j] q_j exactly,
+ * acc = fmaf chain over p, y = acc * s, then + bias. Uses the internal
+ * layout and coefficient table. act_bits >= 2 is bit-exact; act_bits 1 uses
+ * the float of the double mean, so compare within tolerance.
+ */
+void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits,
+                     float act_scale, const float *bias, float *y);
+
+/* y (rows x batch, ldy) = W (rows x cols, ldw) * X (cols x batch, ldx) in double. */
+void tu_gemm_f64(const float *w, size_t rows, size_t cols, size_t ldw, const double *x,
+                 size_t batch, size_t ldx, double *y, size_t ldy);
+
+/* ||got - ref||_2 / ||ref||_2 over rows x batch (ld ldy for both). */
+double tu_rel_err(const double *ref, const float *got, size_t rows, size_t batch, size_t ldy);
+/* Same for two float arrays (ref promoted to double). */
+double tu_rel_err_f(const float *ref, const float *got, size_t rows, size_t batch, size_t ldy);
+
+/*
+ * First bit-pattern mismatch between a and b over rows x batch with leading
+ * dimension ld, or -1. *row and *col receive the position.
+ */
+long tu_first_mismatch(const float *a, const float *b, size_t rows, size_t batch, size_t ld,
+                       size_t *row, size_t *col);
+uint32_t tu_bits(float f);
+
+/* A run-options struct with the common knobs set. */
+bp_run_options tu_run(int planes, int act_bits);
+
+/* Fill y with a recognisable NaN payload (sentinel) and check it. */
+#define TU_SENTINEL_BITS 0x7fc0beefu
+void tu_fill_sentinel(float *y, size_t n);
+/* Index of the first element that is not the sentinel, or -1. */
+long tu_find_non_sentinel(const float *y, size_t n);
+/* Index of the first element that is the sentinel, or -1. */
+long tu_find_sentinel(const float *y, size_t n);
+
+#endif /* BP_TEST_UTIL_H */
