@@ -1,5 +1,5 @@
 /*
- * Run-time guard for the VPOPCNTQ microbenchmark. Built without ISA flags
+ * Run-time guards for the AVX-512 loops in bench_peak.c. Built without ISA flags
  * so nothing here can itself execute an AVX-512 instruction on a machine
  * that lacks it.
  */
@@ -14,7 +14,8 @@ static uint64_t read_xcr0(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-int bench_cpu_has_vpopcntdq(const char **why) {
+/* Leaf 7 subleaf 0 EBX and ECX, after checking the OS saves ZMM state. */
+static int avx512_state(const char **why, unsigned *ebx7, unsigned *ecx7) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) {
         *why = "OSXSAVE not enabled (cannot query OS-saved register state)";
@@ -30,14 +31,28 @@ int bench_cpu_has_vpopcntdq(const char **why) {
         *why = "CPUID leaf 7 not available";
         return 0;
     }
+    *ebx7 = b;
+    *ecx7 = c;
     if (!(b & (1u << 16))) {
         *why = "CPU lacks AVX512F";
         return 0;
     }
+    *why = "";
+    return 1;
+}
+
+int bench_cpu_has_avx512f(const char **why) {
+    unsigned b, c;
+    return avx512_state(why, &b, &c);
+}
+
+int bench_cpu_has_vpopcntdq(const char **why) {
+    unsigned b, c;
+    if (!avx512_state(why, &b, &c))
+        return 0;
     if (!(c & (1u << 14))) {
         *why = "CPU lacks AVX512_VPOPCNTDQ";
         return 0;
     }
-    *why = "";
     return 1;
 }

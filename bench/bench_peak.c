@@ -1,13 +1,12 @@
 /*
- * The VPOPCNTQ issue-rate ceiling: independent vpopcntq+vpaddq chains on
- * registers only, no memory traffic. This is the only file built with
- * AVX-512 flags; callers must check bench_cpu_has_vpopcntdq() first.
+ * The AVX-512 microbenchmark loops, kept in the only file built with ISA
+ * flags; callers check bench_cpu.c's run-time guards first.
  *
- * Each chain is x = popcnt(x) + x: the popcount depends on the previous
- * result, so the compiler cannot hoist or fold it, and the add keeps the
- * values from collapsing to a fixed point. With 16 chains in flight the
- * popcount latency is hidden and the loop runs at the popcount
- * throughput, which is what the bit-serial kernels are bounded by.
+ * The VPOPCNTQ issue-rate ceiling: independent vpopcntq+vpaddq chains on
+ * registers only, no memory traffic. Each chain is x = popcnt(x) + x: the popcount depends on the
+ * previous result, so the compiler cannot hoist or fold it, and the add keeps the values from
+ * collapsing to a fixed point. With 16 chains in flight the popcount latency is hidden and the loop
+ * runs at the popcount throughput, which is what the bit-serial kernels are bounded by.
  */
 #include "bench_probes.h"
 
@@ -29,5 +28,31 @@ uint64_t bench_vpopcntq_loop(uint64_t iters, uint64_t seed) {
         for (int l = 0; l < 8; l++)
             sum += lanes[l];
     }
+    return sum;
+}
+
+/*
+ * The streaming sum with 64-byte loads. One load per cache line (four with
+ * SSE2) leaves the core's load queue room for four times as many lines in
+ * flight, which is what bounds one core's DRAM bandwidth; on the Zen 4 dev
+ * machine the SSE2 loop read more slowly than OpenBLAS's sgemv, so it was
+ * not a ceiling. Four accumulators hide the add latency.
+ */
+uint64_t bench_avx512_sum(const uint64_t *p, size_t n) {
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a = _mm512_add_epi64(a, _mm512_load_si512((const void *)(p + i)));
+        b = _mm512_add_epi64(b, _mm512_load_si512((const void *)(p + i + 8)));
+        c = _mm512_add_epi64(c, _mm512_load_si512((const void *)(p + i + 16)));
+        d = _mm512_add_epi64(d, _mm512_load_si512((const void *)(p + i + 24)));
+    }
+    a = _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d));
+    uint64_t lanes[8], sum = 0;
+    _mm512_storeu_si512((void *)lanes, a);
+    for (int l = 0; l < 8; l++)
+        sum += lanes[l];
+    for (; i < n; i++)
+        sum += p[i];
     return sum;
 }

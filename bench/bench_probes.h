@@ -28,9 +28,11 @@ size_t bench_rotation(size_t bytes);
 /*
  * Median time of a read-only streaming sum over `bytes` (rounded up to a
  * whole number of 4 KiB pages per thread) split evenly across `threads`
- * pthreads. *bytes_read receives the bytes one pass reads.
+ * pthreads. *bytes_read receives the bytes one pass reads and *isa the
+ * load width used ("avx512" where the CPU and OS allow it, else "sse2").
  */
-int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, size_t *bytes_read);
+int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, size_t *bytes_read,
+                       const char **isa);
 
 /* ---- bench_openblas.c ---- */
 
@@ -45,8 +47,10 @@ int bench_openblas_gemm(const float *w, const float *x, size_t m, size_t k, size
 
 /* ---- bench_cpu.c (no ISA flags) ---- */
 
-/* Nonzero when CPUID reports AVX512F and AVX512_VPOPCNTDQ and XCR0 shows
- * the OS saves opmask and ZMM state; otherwise why points at the reason. */
+/* Nonzero when CPUID reports AVX512F and XCR0 shows the OS saves opmask
+ * and ZMM state; otherwise why points at the reason. */
+int bench_cpu_has_avx512f(const char **why);
+/* As above, and CPUID also reports AVX512_VPOPCNTDQ. */
 int bench_cpu_has_vpopcntdq(const char **why);
 
 /* ---- bench_peak.c (the only file built with AVX-512 flags) ---- */
@@ -58,6 +62,10 @@ int bench_cpu_has_vpopcntdq(const char **why);
  */
 #define BENCH_PEAK_CHAINS 16
 uint64_t bench_vpopcntq_loop(uint64_t iters, uint64_t seed);
+
+/* Sum of n words with 64-byte aligned loads (p 64-byte aligned). Call only
+ * when bench_cpu_has_avx512f(). */
+uint64_t bench_avx512_sum(const uint64_t *p, size_t n);
 
 /* Median time of `threads` threads each running bench_vpopcntq_loop(iters). */
 int bench_vpopcntq_probe(int threads, uint64_t iters, int reps, double *median_s);

@@ -20,11 +20,13 @@ size_t bench_rotation(size_t bytes) {
 typedef struct stream_part {
     const uint64_t *p;
     size_t n; /* uint64 words, a multiple of 8 */
+    int avx512;
     uint64_t sum;
 } stream_part;
 
-/* Eight accumulators over one cache line give the vectoriser independent
- * add chains, so the loop is bound by loads, never by add latency. */
+/* The portable fallback. Eight accumulators over one cache line give the
+ * vectoriser independent add chains, so the loop is bound by loads, never
+ * by add latency. */
 static uint64_t sum_words(const uint64_t *p, size_t n) {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     for (size_t i = 0; i < n; i += 8) {
@@ -42,7 +44,7 @@ static uint64_t sum_words(const uint64_t *p, size_t n) {
 
 static void *stream_worker(void *arg) {
     stream_part *part = arg;
-    part->sum = sum_words(part->p, part->n);
+    part->sum = part->avx512 ? bench_avx512_sum(part->p, part->n) : sum_words(part->p, part->n);
     return NULL;
 }
 
@@ -83,7 +85,8 @@ static int stream_call(void *arg, size_t call) {
     return stream_pass(job->parts, job->threads);
 }
 
-int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, size_t *bytes_read) {
+int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, size_t *bytes_read,
+                       const char **isa) {
     if (threads < 1 || threads > 1024)
         return bench_fail("stream probe: threads must be 1..1024, got %d", threads);
     /* Whole 4 KiB pages per thread: every thread reads the same amount and
@@ -98,8 +101,11 @@ int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, si
     for (size_t i = 0; i < total / 8; i++)
         buf[i] = i * 0x9e3779b97f4a7c15ull;
 
+    const char *why;
+    int avx512 = bench_cpu_has_avx512f(&why);
     stream_part parts[1024];
     for (int t = 0; t < threads; t++) {
+        parts[t].avx512 = avx512;
         parts[t].p = buf + (size_t)t * (per / 8);
         parts[t].n = per / 8;
         parts[t].sum = 0;
@@ -107,7 +113,9 @@ int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, si
     stream_job job = {parts, threads};
     int rc = bench_time(stream_call, &job, 2, reps, median_s);
     free(buf);
-    if (rc == 0)
+    if (rc == 0) {
         *bytes_read = total;
+        *isa = avx512 ? "avx512" : "sse2";
+    }
     return rc;
 }

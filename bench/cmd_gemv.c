@@ -77,7 +77,8 @@ int bench_cmd_gemv(const bench_opts *o) {
         stream_bytes = BENCH_STREAM_MIN_BYTES;
     double stream_s = 0;
     size_t stream_read = 0;
-    if (bench_stream_probe(stream_bytes, o->threads, o->reps, &stream_s, &stream_read))
+    const char *stream_isa = "";
+    if (bench_stream_probe(stream_bytes, o->threads, o->reps, &stream_s, &stream_read, &stream_isa))
         goto done;
 
     /* 2. Data: Gaussian weights and activations from a fixed seed. */
@@ -149,6 +150,7 @@ int bench_cmd_gemv(const bench_opts *o) {
     bench_put_int(rec, "bytes", (long long)stream_read);
     bench_put_real(rec, "gbps", stream_gbps);
     bench_put_int(rec, "reps", o->reps);
+    bench_put_str(rec, "isa", stream_isa);
 
     size_t blas_bytes = 4 * m * k;
     rec = bench_report_add(&rep, batch == 1 ? "openblas_sgemv" : "openblas_sgemm");

@@ -29,6 +29,9 @@
 #define LUT_PREFETCH_BYTES     8192
 #define LUT_PREFETCH_MAX_BYTES 65536
 
+/* Most row groups one pass reads in lockstep. */
+#define LUT_MAX_GROUPS 8
+
 /* Largest |q| a column can hold. */
 static int32_t lut_qmax(int act_bits, bool is_signed) {
     return is_signed ? (INT32_C(1) << (act_bits - 1)) - 1 : (INT32_C(1) << act_bits) - 1;
@@ -86,8 +89,8 @@ BP_INLINE void lut_body(const lut_pass *ps, const int C, const int G) {
     const __m512i hi_select = _mm512_set1_epi32(0x00100000);
     const __m512i ones = _mm512_set1_epi16(1);
     const size_t kw = ps->kwords;
-    __m512i acc32[4][BP_KERNEL_MAX_COLS];
-#pragma GCC unroll 4
+    __m512i acc32[LUT_MAX_GROUPS][BP_KERNEL_MAX_COLS];
+#pragma GCC unroll 8
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++)
@@ -95,8 +98,8 @@ BP_INLINE void lut_body(const lut_pass *ps, const int C, const int G) {
 
     for (size_t w0 = 0; w0 < kw; w0 += ps->flush) {
         size_t w1 = kw - w0 < ps->flush ? kw : w0 + ps->flush;
-        __m512i acc16[4][BP_KERNEL_MAX_COLS];
-#pragma GCC unroll 4
+        __m512i acc16[LUT_MAX_GROUPS][BP_KERNEL_MAX_COLS];
+#pragma GCC unroll 8
         for (int g = 0; g < G; g++)
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++)
@@ -109,7 +112,7 @@ BP_INLINE void lut_body(const lut_pass *ps, const int C, const int G) {
 #pragma GCC unroll 4
                 for (int j = 0; j < 4; j++)
                     t[c][j] = _mm512_load_si512(ps->tab[c] + 4 * w + j);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int g = 0; g < G; g++) {
                 const uint32_t *lp = ps->lines + ((size_t)g * kw + w) * BP_ROW_GROUP;
                 _mm_prefetch((const char *)(lp + ps->prefetch), _MM_HINT_T0);
@@ -133,14 +136,14 @@ BP_INLINE void lut_body(const lut_pass *ps, const int C, const int G) {
             }
         }
 
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int g = 0; g < G; g++)
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++)
                 acc32[g][c] = _mm512_add_epi32(acc32[g][c], _mm512_madd_epi16(acc16[g][c], ones));
     }
 
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
@@ -158,15 +161,21 @@ typedef void (*lut_fn)(const lut_pass *ps);
         lut_body(ps, C, G);                                                                        \
     }
 LUT_FN(1, 1)
-LUT_FN(1, 4) LUT_FN(2, 1) LUT_FN(2, 2) LUT_FN(3, 1) LUT_FN(4, 1)
+LUT_FN(1, 8)
+LUT_FN(2, 1)
+LUT_FN(2, 4)
+LUT_FN(3, 1)
+LUT_FN(3, 2)
+LUT_FN(4, 1)
+LUT_FN(4, 2)
 
-    /* [columns - 1]: the row groups per pass that keep the accumulators and
-     * tables in registers, and the bodies for that many and for one. */
-    static const struct {
+/* [columns - 1]: the row groups per pass that keep the accumulators and
+ * tables in registers, and the bodies for that many and for one. */
+static const struct {
     size_t groups;
     lut_fn many, one;
 } lut_fns[BP_KERNEL_MAX_COLS] = {
-    {4, lut_1_4, lut_1_1}, {2, lut_2_2, lut_2_1}, {1, lut_3_1, lut_3_1}, {1, lut_4_1, lut_4_1}};
+    {8, lut_1_8, lut_1_1}, {4, lut_2_4, lut_2_1}, {2, lut_3_2, lut_3_1}, {2, lut_4_2, lut_4_1}};
 
 static void lut_compute(const bp_kernel_call *call) {
     const bp_matrix *m = call->m;

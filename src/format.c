@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define FORMAT_VERSION 1u
 #define HEADER_BYTES   64u
@@ -248,17 +249,20 @@ bp_status bp_matrix_load(bp_context *ctx, const char *path, bp_matrix **out) {
     if (!f)
         return bp__fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     bp_status st = BP_OK;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-        st = bp__fail(BP_ERR_IO, "cannot size '%s': %s", path, strerror(errno));
-    void *buf = st ? NULL : malloc(size ? (size_t)size : 1);
+    struct stat info;
+    if (fstat(fileno(f), &info) != 0)
+        st = bp__fail(BP_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
+    else if (!S_ISREG(info.st_mode))
+        st = bp__fail(BP_ERR_IO, "'%s' is not a regular file", path);
+    size_t size = st ? 0 : (size_t)info.st_size;
+    void *buf = st ? NULL : malloc(size ? size : 1);
     if (!st && !buf)
-        st = bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %ld bytes to load '%s'", size, path);
-    if (!st && fread(buf, 1, (size_t)size, f) != (size_t)size)
+        st = bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to load '%s'", size, path);
+    if (!st && fread(buf, 1, size, f) != size)
         st = bp__fail(BP_ERR_IO, "cannot read '%s'", path);
     fclose(f);
     if (!st) {
-        st = bp_matrix_deserialize(ctx, buf, (size_t)size, out);
+        st = bp_matrix_deserialize(ctx, buf, size, out);
         if (st == BP_ERR_CORRUPT || st == BP_ERR_VERSION) {
             char msg[400];
             snprintf(msg, sizeof msg, "%s", bp_last_error());
