@@ -10,13 +10,13 @@
  *       [--method uniform|residual] [--clip 0] [--kernel auto|reference|avx512|avx512-lut]
  *       [--json]
  *     Lines: stream_read (read-only streaming sum over >= 256 MiB, same
- *     threads), openblas_sgemv (batch 1) or openblas_sgemm (batch > 1), then
- *     one `bitplane` line per (act_bits, planes) with frac_of_stream (its
- *     GB/s over the stream probe's) and speedup_vs_fp32 (OpenBLAS median over
- *     its median). bytes = planes*m*ceil(k/512)*512/8 for bitplane, 4*m*k
- *     for OpenBLAS, the buffer size for stream; gbps = bytes/median_s/1e9.
- *     Shapes whose weights are under 256 MiB rotate among copies so they are
- *     read from memory, not cache.
+ *     threads; `isa` says whether it used 64-byte AVX-512 loads, which it
+ *     does where CPUID and XCR0 allow), openblas_sgemv (batch 1) or openblas_sgemm (batch > 1),
+ * then one `bitplane` line per (act_bits, planes) with frac_of_stream (its GB/s over the stream
+ * probe's) and speedup_vs_fp32 (OpenBLAS median over its median). bytes =
+ * planes*m*ceil(k/512)*512/8 for bitplane, 4*m*k for OpenBLAS, the buffer size for stream; gbps =
+ * bytes/median_s/1e9. Shapes whose weights are under 256 MiB rotate among copies so they are read
+ * from memory, not cache.
  *
  *   bitplane-bench peak [--act-bits 8,16] [--planes 1,4,8] [--m 4096] [--k 4096]
  *       [--threads 1] [--reps 20] [--json]

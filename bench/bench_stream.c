@@ -1,14 +1,15 @@
 /*
  * The bandwidth ceiling: a read-only streaming sum, the same access pattern
  * as the plane slabs, split across the same number of threads as the
- * kernel. bitplane lines report their bandwidth as a fraction of this.
+ * kernel. bitplane lines report their bandwidth as a fraction of this, so
+ * it uses the widest loads the machine allows (bench_avx512_sum in
+ * bench_peak.c, behind a CPUID/XCR0 check) and falls back to SSE2.
  */
 #include "bench_common.h"
 #include "bench_probes.h"
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 size_t bench_rotation(size_t bytes) {
     if (bytes >= BENCH_STREAM_MIN_BYTES)

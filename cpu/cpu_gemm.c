@@ -97,7 +97,7 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     const bp_matrix *m = a->m;
     cpu_call c = {.a = a};
     c.kpad = bp__padded_cols(m->cols);
-    c.kernel = bp__select_kernel(ctx, a->act_bits, c.kpad);
+    c.kernel = bp__select_kernel(ctx, a->act_bits, c.kpad, a->batch);
     c.q_bytes = bp__round_up(c.kpad * sizeof(int32_t), BP_ALIGN);
     c.col_bytes = c.q_bytes + bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;

@@ -45,7 +45,7 @@ static bool lut_supports(int act_bits, size_t kpad) {
     return kpad <= (size_t)INT32_MAX / (size_t)lut_qmax(act_bits, false);
 }
 
-/* Four 16-entry int16 tables (one zmm) per weight word and step j. */
+/* Per weight word, the four 64-byte tables T(w, 0..3). */
 static size_t lut_column_bytes(int act_bits, size_t kpad) {
     (void)act_bits;
     return kpad / 32 * 4 * 64;

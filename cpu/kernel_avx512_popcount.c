@@ -82,13 +82,26 @@ typedef void (*pc_lines_fn)(const uint32_t *lines, size_t n, const uint32_t *wor
         pc_lines(lines, n, words, cnt, A);                                                         \
     }
 PC_FN(1)
-PC_FN(2) PC_FN(3) PC_FN(4) PC_FN(5) PC_FN(6) PC_FN(7) PC_FN(8) PC_FN(9) PC_FN(10) PC_FN(11)
-    PC_FN(12) PC_FN(13) PC_FN(14) PC_FN(15) PC_FN(16)
+PC_FN(2)
+PC_FN(3)
+PC_FN(4)
+PC_FN(5)
+PC_FN(6)
+PC_FN(7)
+PC_FN(8)
+PC_FN(9)
+PC_FN(10)
+PC_FN(11)
+PC_FN(12)
+PC_FN(13)
+PC_FN(14)
+PC_FN(15)
+PC_FN(16)
 
-        static const pc_lines_fn pc_lines_fns[BP_MAX_ACT_BITS] = {
-            pc_lines_1,  pc_lines_2,  pc_lines_3,  pc_lines_4,  pc_lines_5,  pc_lines_6,
-            pc_lines_7,  pc_lines_8,  pc_lines_9,  pc_lines_10, pc_lines_11, pc_lines_12,
-            pc_lines_13, pc_lines_14, pc_lines_15, pc_lines_16,
+static const pc_lines_fn pc_lines_fns[BP_MAX_ACT_BITS] = {
+    pc_lines_1,  pc_lines_2,  pc_lines_3,  pc_lines_4,  pc_lines_5,  pc_lines_6,
+    pc_lines_7,  pc_lines_8,  pc_lines_9,  pc_lines_10, pc_lines_11, pc_lines_12,
+    pc_lines_13, pc_lines_14, pc_lines_15, pc_lines_16,
 };
 
 /* Writes 16 int64 D values from the per-plane counts of one column. */

@@ -94,7 +94,8 @@ typedef enum bp_backend {
 } bp_backend;
 
 /*
- * CPU kernel paths. AUTO picks per call by shape and act_bits; every path
+ * CPU kernel paths. AUTO picks per call by batch and act_bits (measured:
+ * popcount for one column, lookup tables for batches); every path
  * computes the same exact integers, so results are bit-identical. The
  * environment variable BP_CPU=auto|reference|avx512|avx512-lut overrides AUTO
  * (an explicit option here wins over the environment).
@@ -140,10 +141,11 @@ BP_API int bp_context_threads(const bp_context *ctx);
 BP_API bp_backend bp_context_backend(const bp_context *ctx);
 /**
  * Name of the CPU kernel the context would use for a call with these
- * act_bits and cols ("reference", "avx512", "avx512-lut"). Static storage.
- * Returns NULL and sets the error for bad arguments.
+ * act_bits (0 = 8), cols and batch ("reference", "avx512", "avx512-lut").
+ * Static storage. Returns NULL and sets the error for bad arguments.
  */
-BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols);
+BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols,
+                                              size_t batch);
 
 /* ---- quantized matrices ------------------------------------------------- */
 

@@ -265,7 +265,8 @@ struct bp_context {
 };
 
 /* The kernel a CPU context uses for a call. */
-const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad);
+const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,
+                                            size_t batch);
 
 /* Run fn over ntasks on ctx's pool, or inline when ctx is NULL. */
 void bp__parallel_for(bp_context *ctx, size_t ntasks, bp_task_fn fn, void *arg);

@@ -9,12 +9,14 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+TestSuite(accuracy, .fini = tu_suite_fini);
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -193,8 +195,8 @@ Test(accuracy, error_vs_exact_product_shrinks_with_planes, .timeout = 300) {
             cr_assert(err[bits] < 0.01, "uniform clip 1, 10 bits: output error %g seed=%llu",
                       err[bits], seed);
         if (variant == 0)
-            cr_assert(err[4] < 0.2, "uniform auto clip, 4 bits: output error %g seed=%llu",
-                      err[4], seed);
+            cr_assert(err[4] < 0.2, "uniform auto clip, 4 bits: output error %g seed=%llu", err[4],
+                      seed);
         bp_matrix_destroy(m);
     }
     free(w);

@@ -8,14 +8,15 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
-#include <criterion/parameterized.h>
+#include "tu_criterion.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+TestSuite(activations, .fini = tu_suite_fini);
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -168,8 +169,7 @@ ParameterizedTest(bp_cpu_kernel *kernel, activations, zero_column_gives_bias) {
                                     cr_assert(v == 0.0f,
                                               "path %s act_bits %d fixed %d: zero column %zu row "
                                               "%zu gives %a without bias, expected 0; seed=%llu",
-                                              path, act_list[a], fixed, zcs[z], r, (double)v,
-                                              seed);
+                                              path, act_list[a], fixed, zcs[z], r, (double)v, seed);
                             }
                         for (size_t i = 0; i < B * M; i++)
                             cr_assert(isfinite(y[i]), "y[%zu] = %g", i, (double)y[i]);
@@ -210,8 +210,8 @@ Test(activations, subnormal_column_is_finite) {
                           "path %s act_bits %d: subnormal input gave non-finite y[%zu]",
                           paths[p].name, ab, r);
             if (p > 0)
-                assert_same_bits(y0, y, M, "subnormal column differs from reference",
-                                 paths[p].name, ab, seed);
+                assert_same_bits(y0, y, M, "subnormal column differs from reference", paths[p].name,
+                                 ab, seed);
             bp_context_destroy(ctx);
         }
         tu_exact_column(m, x, 8, ab, 0.0f, NULL, e);
@@ -243,5 +243,53 @@ Test(activations, defaults) {
     assert_same_bits(y1, y2, M, "NULL options != defaults", "auto", 8, seed);
     bp_matrix_destroy(m);
     free(w);
+    bp_context_destroy(ctx);
+}
+
+/* Exact ties of x * inv round half to even, and a column with exact zeros
+ * and positives is unsigned (every x >= 0). Values are chosen so that inv is
+ * exactly 1 (max|x| = L) and the products are exact halves. */
+ParameterizedTestParameters(activations, ties_and_mode) {
+    return cr_make_param_array(bp_cpu_kernel, kAllPaths, NELEM(kAllPaths));
+}
+
+ParameterizedTest(bp_cpu_kernel *kernel, activations, ties_and_mode) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(*kernel, 1);
+    const char *path = tu_kernel_name(*kernel);
+    size_t M = 24, K = 300;
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    bp_matrix *m = tu_quantize(ctx, w, M, K, K, 8, BP_QUANT_UNIFORM, 0.0f);
+    float *x = tu_xmalloc(K * sizeof *x), *y = tu_xmalloc(M * sizeof *y),
+          *e = tu_xmalloc(M * sizeof *e);
+    for (int ab = 2; ab <= 16; ab++)
+        for (int sign = 0; sign < 2; sign++) {
+            float L = sign ? (float)((1u << (ab - 1)) - 1) : (float)((1u << ab) - 1);
+            for (size_t j = 0; j < K; j++) {
+                /* k + 0.5 for k in [0, L), exact zeros, and L itself */
+                float v = (float)tu_range(&rng, 0, (size_t)L - 1) + 0.5f;
+                if (j % 7 == 3)
+                    v = 0.0f;
+                if (sign && j % 2)
+                    v = -v;
+                x[j] = v;
+            }
+            x[0] = L; /* max|x| = L, so inv = 1 exactly */
+            bp_run_options o = tu_run(0, ab);
+            gemm_ok(ctx, m, x, 1, y, &o);
+            tu_exact_column(m, x, 8, ab, 0.0f, NULL, e);
+            char what[96];
+            snprintf(what, sizeof what, "%s ties (round half to even) / zero-containing column",
+                     sign ? "signed" : "unsigned");
+            assert_same_bits(e, y, M, what, path, ab, seed);
+        }
+    bp_matrix_destroy(m);
+    free(w);
+    free(x);
+    free(y);
+    free(e);
     bp_context_destroy(ctx);
 }

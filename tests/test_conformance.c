@@ -12,13 +12,14 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
-#include <criterion/parameterized.h>
+#include "tu_criterion.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+TestSuite(conformance, .fini = tu_suite_fini);
 
 static const size_t kM[] = {1, 7, 16, 33, 100};
 static const size_t kK[] = {1, 3, 31, 64, 100, 511, 513, 1000, 4097};
@@ -40,7 +41,8 @@ static const char *method_name(bp_quant_method m) {
     return m == BP_QUANT_UNIFORM ? "uniform" : "residual";
 }
 
-#define CASE_FMT "M=%zu K=%zu bits=%d %s planes=%d act_bits=%d batch=%zu ldx=%zu ldy=%zu bias=%d act_scale=%g"
+#define CASE_FMT                                                                                   \
+    "M=%zu K=%zu bits=%d %s planes=%d act_bits=%d batch=%zu ldx=%zu ldy=%zu bias=%d act_scale=%g"
 #define CASE_ARGS(c)                                                                               \
     (c)->rows, (c)->cols, (c)->bits, method_name((c)->method), (c)->planes, (c)->act_bits,         \
         (c)->batch, (c)->ldx, (c)->ldy, (c)->use_bias, (double)(c)->act_scale
@@ -73,6 +75,17 @@ static void run_ok(bp_context *ctx, const bp_matrix *m, const float *x, size_t b
               bp_status_string(st), bp_last_error(), CASE_ARGS(c), seed);
 }
 
+static bp_cpu_kernel kAllPaths[] = {BP_CPU_KERNEL_REFERENCE, BP_CPU_KERNEL_AUTO,
+                                    BP_CPU_KERNEL_AVX512, BP_CPU_KERNEL_AVX512_LUT};
+
+static void gemm_ok_ext(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch,
+                        size_t ldx, float *y, size_t ldy, const bp_run_options *o, const char *path,
+                        unsigned long long seed) {
+    bp_status st = bp_gemm(ctx, m, x, batch, ldx, y, ldy, o);
+    cr_assert(st == BP_OK, "path %s: bp_gemm failed: %s (%s); seed=%llu", path,
+              bp_status_string(st), bp_last_error(), seed);
+}
+
 /* Run one case on ref_ctx and ctx and compare. x/bias drawn here. */
 static void check_case(bp_context *ref_ctx, bp_context *ctx, const char *path, const bp_matrix *m,
                        const gemm_case *c, tu_rng *rng, unsigned long long seed) {
@@ -98,8 +111,9 @@ static void check_case(bp_context *ref_ctx, bp_context *ctx, const char *path, c
         cr_assert(bad < 0, "path %s: y[%ld] of column %zu not written; " CASE_FMT " seed=%llu",
                   path, bad, b, CASE_ARGS(c), seed);
         bad = tu_find_non_sentinel(y + b * c->ldy + c->rows, c->ldy - c->rows);
-        cr_assert(bad < 0, "path %s: wrote into the ldy gap after column %zu; " CASE_FMT " seed=%llu",
-                  path, b, CASE_ARGS(c), seed);
+        cr_assert(bad < 0,
+                  "path %s: wrote into the ldy gap after column %zu; " CASE_FMT " seed=%llu", path,
+                  b, CASE_ARGS(c), seed);
     }
     if (c->act_bits >= 2) {
         size_t r = 0, col = 0;
@@ -111,8 +125,7 @@ static void check_case(bp_context *ref_ctx, bp_context *ctx, const char *path, c
                   (double)y[idx < 0 ? 0 : idx], tu_bits(y[idx < 0 ? 0 : idx]), CASE_ARGS(c), seed);
     } else {
         for (size_t b = 0; b < c->batch; b++) {
-            double e =
-                tu_rel_err_f(y_ref + b * c->ldy, y + b * c->ldy, c->rows, 1, c->ldy);
+            double e = tu_rel_err_f(y_ref + b * c->ldy, y + b * c->ldy, c->rows, 1, c->ldy);
             cr_assert(e <= 1e-5,
                       "path %s: binary act column %zu rel err %g vs reference; " CASE_FMT
                       " seed=%llu",
@@ -264,16 +277,16 @@ Test(conformance, reference_matches_spec, .timeout = 300) {
                                     use_bias ? bias : NULL, e);
                     if (act_bits >= 2) {
                         size_t r = 0;
-                        long idx = tu_first_mismatch(e, y + b * c.rows, c.rows, 1, c.rows, &r,
-                                                     NULL);
+                        long idx =
+                            tu_first_mismatch(e, y + b * c.rows, c.rows, 1, c.rows, &r, NULL);
                         cr_assert(idx < 0,
                                   "reference path differs from the documented rule at row %zu "
                                   "col %zu: spec %a (0x%08x) vs %a (0x%08x); M=%zu K=%zu bits=%d "
                                   "%s planes=%d act_bits=%d bias=%d seed=%llu",
                                   r, b, (double)e[idx < 0 ? 0 : idx], tu_bits(e[idx < 0 ? 0 : idx]),
                                   (double)y[b * c.rows + r], tu_bits(y[b * c.rows + r]), c.rows,
-                                  c.cols, c.bits, method_name(c.method), planes, act_bits,
-                                  use_bias, seed);
+                                  c.cols, c.bits, method_name(c.method), planes, act_bits, use_bias,
+                                  seed);
                     } else {
                         double err = tu_rel_err_f(e, y + b * c.rows, c.rows, 1, c.rows);
                         cr_assert(err <= 1e-5,
@@ -293,8 +306,6 @@ Test(conformance, reference_matches_spec, .timeout = 300) {
 }
 
 /* Per-column plane counts equal single calls bit for bit, on every path. */
-static bp_cpu_kernel kAllPaths[] = {BP_CPU_KERNEL_REFERENCE, BP_CPU_KERNEL_AUTO,
-                                    BP_CPU_KERNEL_AVX512, BP_CPU_KERNEL_AVX512_LUT};
 
 ParameterizedTestParameters(conformance, column_planes) {
     return cr_make_param_array(bp_cpu_kernel, kAllPaths, NELEM(kAllPaths));
@@ -352,15 +363,15 @@ ParameterizedTest(bp_cpu_kernel *kernel, conformance, column_planes, .timeout = 
                     cr_assert(st == BP_OK);
                     if (act_bits >= 2) {
                         size_t r = 0;
-                        long idx = tu_first_mismatch(y1, y + b * c.rows, c.rows, 1, c.rows, &r,
-                                                     NULL);
+                        long idx =
+                            tu_first_mismatch(y1, y + b * c.rows, c.rows, 1, c.rows, &r, NULL);
                         cr_assert(idx < 0,
                                   "path %s: column %zu with column_planes=%d (base %d) differs "
                                   "from a single call with planes=%d at row %zu: %a vs %a; M=%zu "
                                   "K=%zu bits=%d %s act_bits=%d batch=%zu seed=%llu",
-                                  path, b, cp[b], base_planes, planes, r,
-                                  (double)y[b * c.rows + r], (double)y1[r], c.rows, c.cols, c.bits,
-                                  method_name(c.method), act_bits, batch, seed);
+                                  path, b, cp[b], base_planes, planes, r, (double)y[b * c.rows + r],
+                                  (double)y1[r], c.rows, c.cols, c.bits, method_name(c.method),
+                                  act_bits, batch, seed);
                     } else {
                         double e = tu_rel_err_f(y1, y + b * c.rows, c.rows, 1, c.rows);
                         cr_assert(e <= 1e-5, "path %s: binary column %zu rel err %g seed=%llu",
@@ -384,6 +395,99 @@ ParameterizedTest(bp_cpu_kernel *kernel, conformance, column_planes, .timeout = 
             }
             bp_matrix_destroy(m);
         }
+    bp_context_destroy(ref);
+    bp_context_destroy(ctx);
+}
+
+/*
+ * Extreme integers: constant-sign weight rows (every plane bit equal) times
+ * constant inputs at the top level drive every accumulator to its bound
+ * (|D| = K * L), which random data never reaches. K = 40000 makes
+ * K * 2^15 > 2^31 at act_bits 16. Each path must equal the reference, and
+ * the reference the documented rule, bit for bit.
+ */
+ParameterizedTestParameters(conformance, extremes) {
+    return cr_make_param_array(bp_cpu_kernel, kAllPaths, NELEM(kAllPaths));
+}
+
+ParameterizedTest(bp_cpu_kernel *kernel, conformance, extremes, .timeout = 300) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(*kernel, 2);
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 2);
+    const char *path = tu_kernel_name(*kernel);
+    static const size_t Ks[] = {4097, 40000};
+    for (size_t ki = 0; ki < NELEM(Ks); ki++) {
+        size_t K = Ks[ki], M = 20, B = 4;
+        float *w = tu_xmalloc(M * K * sizeof *w);
+        for (size_t r = 0; r < M; r++)
+            for (size_t j = 0; j < K; j++) {
+                float v;
+                switch (r % 5) {
+                case 0:
+                    v = 0.5f; /* every bit 1 */
+                    break;
+                case 1:
+                    v = -0.5f; /* every bit 0 */
+                    break;
+                case 2:
+                    v = j % 2 ? 0.5f : -0.5f;
+                    break;
+                case 3:
+                    v = j < K / 2 ? 0.5f : -0.5f;
+                    break;
+                default:
+                    v = (float)tu_gauss(&rng);
+                }
+                w[r * K + j] = v;
+            }
+        bp_matrix *m = tu_quantize(ref, w, M, K, K, 8, BP_QUANT_UNIFORM, 1.0f);
+        float *x = tu_xmalloc(B * K * sizeof *x);
+        float *y = tu_xmalloc(B * M * sizeof *y), *y_ref = tu_xmalloc(B * M * sizeof *y);
+        float *e = tu_xmalloc(M * sizeof *e);
+        for (size_t j = 0; j < K; j++) {
+            x[0 * K + j] = 3.0f;                     /* unsigned, all q = L */
+            x[1 * K + j] = -3.0f;                    /* signed, all q = -L */
+            x[2 * K + j] = j % 2 ? 3.0f : -3.0f;     /* alternating +-L */
+            x[3 * K + j] = j < K / 2 ? 3.0f : -3.0f; /* half and half */
+        }
+        for (int ab = 1; ab <= 16; ab++)
+            for (int planes = 1; planes <= 8; planes += 7) {
+                bp_run_options o = tu_run(planes, ab);
+                gemm_ok_ext(ref, m, x, B, K, y_ref, M, &o, "reference", seed);
+                gemm_ok_ext(ctx, m, x, B, K, y, M, &o, path, seed);
+                for (size_t b = 0; b < B; b++) {
+                    size_t r = 0;
+                    tu_exact_column(m, x + b * K, planes, ab, 0.0f, NULL, e);
+                    if (ab >= 2) {
+                        long idx = tu_first_mismatch(e, y_ref + b * M, M, 1, M, &r, NULL);
+                        cr_assert(idx < 0,
+                                  "extremes K=%zu act_bits %d planes %d col %zu: reference "
+                                  "differs from the rule at row %zu: %a vs %a; seed=%llu",
+                                  K, ab, planes, b, r, (double)e[r], (double)y_ref[b * M + r],
+                                  seed);
+                        idx = tu_first_mismatch(y_ref + b * M, y + b * M, M, 1, M, &r, NULL);
+                        cr_assert(idx < 0,
+                                  "extremes K=%zu act_bits %d planes %d col %zu: path %s differs "
+                                  "from reference at row %zu: %a vs %a; seed=%llu",
+                                  K, ab, planes, b, path, r, (double)y_ref[b * M + r],
+                                  (double)y[b * M + r], seed);
+                    } else {
+                        double err = tu_rel_err_f(e, y + b * M, M, 1, M);
+                        cr_assert(err <= 1e-5,
+                                  "extremes K=%zu binary col %zu: path %s rel err %g; seed=%llu", K,
+                                  b, path, err, seed);
+                    }
+                }
+            }
+        free(w);
+        free(x);
+        free(y);
+        free(y_ref);
+        free(e);
+        bp_matrix_destroy(m);
+    }
     bp_context_destroy(ref);
     bp_context_destroy(ctx);
 }

@@ -9,12 +9,14 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+TestSuite(determinism, .fini = tu_suite_fini);
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -31,7 +33,7 @@ Test(determinism, batch_position_threads_paths, .timeout = 300) {
     char missing[512];
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
-    size_t M = 1100, K = 333, B = 9;
+    size_t M = 700, K = 333, B = 9; /* 44 row groups: 3 tasks of 16 */
     float *w = tu_xmalloc(M * K * sizeof *w);
     tu_fill_gauss(&rng, w, M * K, 1.0f);
     bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
@@ -116,8 +118,7 @@ Test(determinism, missing_paths_are_reported) {
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
     if (np < 3)
-        cr_skip_test("only %zu CPU kernel path(s) on this machine; not available: %s", np,
-                     missing);
+        cr_skip_test("only %zu CPU kernel path(s) on this machine; not available: %s", np, missing);
     cr_assert_eq(np, 3);
 }
 

@@ -6,7 +6,7 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+TestSuite(errors, .fini = tu_suite_fini);
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -93,8 +95,8 @@ Test(errors, status_strings) {
         cr_assert(s != NULL && s[0] != '\0', "bp_status_string(%d) is empty", codes[i]);
         cr_expect_str_eq(s, texts[i]);
         for (size_t j = 0; j < i; j++)
-            cr_expect(strcmp(seen[j], s) != 0, "status %d and %zu share the string '%s'",
-                      codes[i], j, s);
+            cr_expect(strcmp(seen[j], s) != 0, "status %d and %zu share the string '%s'", codes[i],
+                      j, s);
         seen[i] = s;
     }
     cr_expect_str_eq(bp_status_string(BP_OK), "ok");
@@ -166,8 +168,7 @@ Test(errors, context_create) {
     big.o.size = sizeof big;
     big.o.threads = 1;
     big.extra[7] = 1;
-    EXPECT_STATUS_IN(bp_context_create(&big.o, &ctx), BP_ERR_UNSUPPORTED,
-                     BP_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS_IN(bp_context_create(&big.o, &ctx), BP_ERR_UNSUPPORTED, BP_ERR_INVALID_ARGUMENT);
     big.extra[7] = 0;
     bp_status st = bp_context_create(&big.o, &ctx);
     cr_assert_eq(st, BP_OK, "zero tail must be accepted: %s", bp_last_error());
@@ -198,12 +199,12 @@ Test(errors, env_override) {
     o.cpu_kernel = BP_CPU_KERNEL_REFERENCE;
     cr_assert_eq(bp_context_create(&o, &ctx), BP_OK, "explicit kernel must override BP_CPU: %s",
                  bp_last_error());
-    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, 100), "reference");
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, 100, 1), "reference");
     bp_context_destroy(ctx);
     setenv("BP_CPU", "reference", 1);
     cr_assert_eq(bp_context_create(NULL, &ctx), BP_OK);
     for (int a = 1; a <= 16; a++)
-        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 1000), "reference",
+        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 1000, 1), "reference",
                          "BP_CPU=reference not honoured at act_bits %d", a);
     bp_context_destroy(ctx);
     unsetenv("BP_CPU");
@@ -212,21 +213,24 @@ Test(errors, env_override) {
 Test(errors, cpu_kernel_name) {
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
     bp__clear_error();
-    cr_expect(bp_context_cpu_kernel_name(NULL, 8, 10) == NULL);
+    cr_expect(bp_context_cpu_kernel_name(NULL, 8, 10, 1) == NULL);
     cr_expect(bp_last_error()[0] != '\0');
     bp__clear_error();
-    cr_expect(bp_context_cpu_kernel_name(ctx, 17, 10) == NULL);
+    cr_expect(bp_context_cpu_kernel_name(ctx, 17, 10, 1) == NULL);
     cr_expect(bp_last_error()[0] != '\0');
     bp__clear_error();
-    cr_expect(bp_context_cpu_kernel_name(ctx, -1, 10) == NULL);
+    cr_expect(bp_context_cpu_kernel_name(ctx, -1, 10, 1) == NULL);
     cr_expect(bp_last_error()[0] != '\0');
     bp__clear_error();
-    cr_expect(bp_context_cpu_kernel_name(ctx, 8, 0) == NULL);
+    cr_expect(bp_context_cpu_kernel_name(ctx, 8, 0, 1) == NULL);
     cr_expect(bp_last_error()[0] != '\0');
     bp__clear_error();
-    cr_expect(bp_context_cpu_kernel_name(ctx, 8, SIZE_MAX) == NULL);
+    cr_expect(bp_context_cpu_kernel_name(ctx, 8, SIZE_MAX, 1) == NULL);
     cr_expect(bp_last_error()[0] != '\0');
-    const char *n = bp_context_cpu_kernel_name(ctx, 0, 10);
+    bp__clear_error();
+    cr_expect(bp_context_cpu_kernel_name(ctx, 8, 10, 0) == NULL);
+    cr_expect(bp_last_error()[0] != '\0');
+    const char *n = bp_context_cpu_kernel_name(ctx, 0, 10, 1);
     cr_assert(n != NULL);
     cr_expect(strcmp(n, "reference") == 0 || strcmp(n, "avx512") == 0 ||
                   strcmp(n, "avx512-lut") == 0,
@@ -253,8 +257,8 @@ Test(errors, quantize) {
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_matrix_quantize(ctx, w, 8, 0, 8, &q, &m));
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_matrix_quantize(ctx, w, 8, 8, 7, &q, &m));
     EXPECT_STATUS(BP_ERR_SIZE_OVERFLOW, bp_matrix_quantize(ctx, w, BP_MAX_DIM + 1, 1, 1, &q, &m));
-    EXPECT_STATUS(BP_ERR_SIZE_OVERFLOW, bp_matrix_quantize(ctx, w, 1, BP_MAX_DIM + 1,
-                                                           BP_MAX_DIM + 1, &q, &m));
+    EXPECT_STATUS(BP_ERR_SIZE_OVERFLOW,
+                  bp_matrix_quantize(ctx, w, 1, BP_MAX_DIM + 1, BP_MAX_DIM + 1, &q, &m));
     /* Huge sizes must fail fast, without allocating or touching w. */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -465,8 +469,8 @@ Test(errors, gemm_overlap) {
     /* Overlap only through the batch extent. */
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT,
                   bp_gemm(f.ctx, f.m, buf, 3, K, buf + 2 * K + 5, M, NULL));
-    EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_gemm(f.ctx, f.m, buf + 3 * M, 2, K, buf, M + 50,
-                                                   NULL));
+    EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT,
+                  bp_gemm(f.ctx, f.m, buf + 3 * M, 2, K, buf, M + 50, NULL));
     cr_expect(memcmp(copy, buf, sizeof copy) == 0, "a rejected overlapping call modified memory");
     /* Adjacent but disjoint is fine. */
     cr_expect_eq(bp_gemm(f.ctx, f.m, buf, 2, K, buf + 2 * K, M, NULL), BP_OK, "%s",

@@ -18,7 +18,7 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -26,18 +26,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define OFF_VERSION 8
-#define OFF_HEADER 12
-#define OFF_ROWS 16
-#define OFF_COLS 24
-#define OFF_BITS 32
-#define OFF_METHOD 36
-#define OFF_CLIP 40
-#define OFF_FLAGS 44
-#define OFF_PAYLOAD 48
+TestSuite(format, .fini = tu_suite_fini);
+
+#define NELEM(a)     (sizeof(a) / sizeof((a)[0]))
+#define OFF_VERSION  8
+#define OFF_HEADER   12
+#define OFF_ROWS     16
+#define OFF_COLS     24
+#define OFF_BITS     32
+#define OFF_METHOD   36
+#define OFF_CLIP     40
+#define OFF_FLAGS    44
+#define OFF_PAYLOAD  48
 #define OFF_RESERVED 56
-#define HEADER 64
+#define HEADER       64
 
 /* Independent CRC-32C (Castagnoli, reflected 0x82F63B78), bitwise. */
 static uint32_t crc32c(const unsigned char *p, size_t n) {
@@ -65,12 +67,11 @@ static void fix_crc(unsigned char *buf, size_t len) {
     put32(buf + len - 4, crc32c(buf, len - 4));
 }
 
-static bp_matrix *random_matrix(tu_rng *rng, size_t M, size_t K, int bits,
-                                bp_quant_method method) {
+static bp_matrix *random_matrix(tu_rng *rng, size_t M, size_t K, int bits, bp_quant_method method) {
     float *w = tu_xmalloc(M * K * sizeof *w);
     tu_fill_gauss(rng, w, M * K, 1.0f);
-    bp_matrix *m = tu_quantize(NULL, w, M, K, K, bits, method,
-                               method == BP_QUANT_UNIFORM ? 0.75f : 0.0f);
+    bp_matrix *m =
+        tu_quantize(NULL, w, M, K, K, bits, method, method == BP_QUANT_UNIFORM ? 0.75f : 0.0f);
     free(w);
     return m;
 }
@@ -97,8 +98,7 @@ static bp_status try_parse(const unsigned char *data, size_t len, bp_matrix **ou
     return st;
 }
 
-static void expect_reject(const unsigned char *data, size_t len, bp_status want,
-                          const char *what) {
+static void expect_reject(const unsigned char *data, size_t len, bp_status want, const char *what) {
     bp_matrix *m = (bp_matrix *)(uintptr_t)1;
     bp_status st = try_parse(data, len, &m);
     cr_assert_eq(st, want, "%s: expected %s, got %s (%s)", what, bp_status_string(want),
@@ -125,8 +125,8 @@ static void assert_identical(const bp_matrix *a, const bp_matrix *b, tu_rng *rng
                       bp_matrix_prefix_error(b, n));
         cr_assert_eq(bp_matrix_dequantize(NULL, a, n, da, K), BP_OK);
         cr_assert_eq(bp_matrix_dequantize(NULL, b, n, db, K), BP_OK);
-        cr_assert(memcmp(da, db, M * K * sizeof *da) == 0, "dequantize(%d) differs; seed=%llu",
-                  n, seed);
+        cr_assert(memcmp(da, db, M * K * sizeof *da) == 0, "dequantize(%d) differs; seed=%llu", n,
+                  seed);
     }
     free(da);
     free(db);
@@ -172,15 +172,15 @@ Test(format, save_load_round_trip) {
         size_t rows, cols;
         int bits;
         bp_quant_method method;
-    } cases[] = {{1, 1, 1, BP_QUANT_UNIFORM},   {7, 31, 8, BP_QUANT_UNIFORM},
+    } cases[] = {{1, 1, 1, BP_QUANT_UNIFORM},     {7, 31, 8, BP_QUANT_UNIFORM},
                  {33, 513, 8, BP_QUANT_RESIDUAL}, {17, 1000, 16, BP_QUANT_UNIFORM},
                  {16, 64, 3, BP_QUANT_RESIDUAL},  {5, 33, 16, BP_QUANT_RESIDUAL}};
     char path[64];
     temp_path(path, sizeof path);
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
     for (size_t i = 0; i < NELEM(cases); i++) {
-        bp_matrix *m = random_matrix(&rng, cases[i].rows, cases[i].cols, cases[i].bits,
-                                     cases[i].method);
+        bp_matrix *m =
+            random_matrix(&rng, cases[i].rows, cases[i].cols, cases[i].bits, cases[i].method);
         bp_status st = bp_matrix_save(m, path);
         cr_assert_eq(st, BP_OK, "save: %s", bp_last_error());
         bp_matrix *l = NULL;
@@ -219,8 +219,8 @@ static void truncations(size_t M, size_t K, int bits, bp_quant_method method) {
     unsigned char *buf = serialize(m, &len);
     for (size_t l = 0; l < len; l++) {
         char what[96];
-        snprintf(what, sizeof what, "%zux%zu bits %d: truncated to %zu of %zu bytes", M, K, bits,
-                 l, len);
+        snprintf(what, sizeof what, "%zux%zu bits %d: truncated to %zu of %zu bytes", M, K, bits, l,
+                 len);
         expect_reject(buf, l, BP_ERR_CORRUPT, what);
     }
     /* Trailing bytes are corrupt too. */
@@ -424,5 +424,5 @@ Test(format, load_missing_path) {
     cr_assert_eq(st, BP_ERR_IO, "%s", bp_status_string(st));
     cr_assert(m == NULL);
     cr_assert(strstr(bp_last_error(), "missing.bpm") != NULL,
-                 "the message should name the path: %s", bp_last_error());
+              "the message should name the path: %s", bp_last_error());
 }

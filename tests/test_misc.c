@@ -7,12 +7,14 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+TestSuite(misc, .fini = tu_suite_fini);
 
 Test(misc, version) {
     char want[32];
@@ -103,12 +105,12 @@ Test(misc, kernel_names_per_path) {
     bp_context *ctx = tu_context_try(BP_CPU_KERNEL_REFERENCE, 1);
     cr_assert(ctx);
     for (int a = 0; a <= 16; a++)
-        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100), "reference");
+        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100, 1), "reference");
     bp_context_destroy(ctx);
     ctx = tu_context_try(BP_CPU_KERNEL_AVX512, 1);
     if (ctx) {
         for (int a = 0; a <= 16; a++)
-            cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100), "avx512");
+            cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100, 1), "avx512");
         bp_context_destroy(ctx);
     }
     ctx = tu_context_try(BP_CPU_KERNEL_AVX512_LUT, 1);
@@ -116,14 +118,29 @@ Test(misc, kernel_names_per_path) {
         cr_skip_test("avx512-lut path not available on this machine: %s", bp_last_error());
     /* LUT where its int16 tables are exact: act_bits 2..11 and K*2^a < 2^31. */
     for (int a = 1; a <= 16; a++) {
-        const char *n = bp_context_cpu_kernel_name(ctx, a, 4096);
+        const char *n = bp_context_cpu_kernel_name(ctx, a, 4096, 1);
         cr_assert(n);
         cr_expect_str_eq(n, (a >= 2 && a <= 11) ? "avx512-lut" : "avx512",
                          "act_bits %d, K 4096: got %s", a, n);
     }
-    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, (size_t)1 << 24), "avx512",
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, (size_t)1 << 24, 1), "avx512",
                      "K*2^8 >= 2^31 must fall back to popcount");
-    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 2, (size_t)1 << 20), "avx512-lut");
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 2, (size_t)1 << 20, 1), "avx512-lut");
+    bp_context_destroy(ctx);
+}
+
+/* AUTO: popcount streams one column faster, lookup tables win for batches. */
+Test(misc, kernel_names_auto) {
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    if (!bp__cpu_has_avx512_vpopcntdq()) {
+        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, 4096, 8), "reference");
+        bp_context_destroy(ctx);
+        cr_skip_test("no AVX-512 VPOPCNTDQ: AUTO is the reference path here");
+    }
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, 4096, 1), "avx512");
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, 4096, 8), "avx512-lut");
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 16, 4096, 8), "avx512");
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 1, 4096, 8), "avx512");
     bp_context_destroy(ctx);
 }
 

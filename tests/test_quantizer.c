@@ -12,12 +12,14 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+TestSuite(quantizer, .fini = tu_suite_fini);
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -35,8 +37,8 @@ static long prefix_int(const bp_matrix *m, size_t row, size_t col, int n) {
  * allowing for float rounding of Delta in the library) both neighbours are
  * accepted. tol = 0 demands the exact rule, ties up.
  */
-static void check_uniform_rtn(const bp_matrix *m, const float *w, size_t ld, float clip,
-                              double tol, const char *what, unsigned long long seed) {
+static void check_uniform_rtn(const bp_matrix *m, const float *w, size_t ld, float clip, double tol,
+                              const char *what, unsigned long long seed) {
     int k = m->bits;
     double levels = ldexp(1.0, k) - 1.0;
     for (size_t r = 0; r < m->rows; r++) {
@@ -79,8 +81,8 @@ Test(quantizer, uniform_prefixes_round_to_nearest) {
         size_t rows, cols;
         int bits;
         float clip;
-    } cases[] = {{9, 200, 8, 1.0f}, {5, 1000, 12, 1.0f}, {17, 33, 3, 1.0f},
-                 {4, 500, 16, 1.0f}, {6, 300, 8, 0.5f}, {3, 64, 1, 1.0f}};
+    } cases[] = {{9, 200, 8, 1.0f},  {5, 1000, 12, 1.0f}, {17, 33, 3, 1.0f},
+                 {4, 500, 16, 1.0f}, {6, 300, 8, 0.5f},   {3, 64, 1, 1.0f}};
     for (size_t i = 0; i < NELEM(cases); i++) {
         size_t M = cases[i].rows, K = cases[i].cols, ld = K + 1;
         float *w = tu_xmalloc(M * ld * sizeof *w);
@@ -89,8 +91,8 @@ Test(quantizer, uniform_prefixes_round_to_nearest) {
         tu_fill_uniform(&rng, w + ld, K, -2.0f, 2.0f);
         for (size_t j = 0; j < K; j++)
             w[2 * ld + j] = (float)(tu_gauss(&rng) * pow(10.0, 3.0 * tu_uniform(&rng) - 3.0));
-        bp_matrix *m = tu_quantize(NULL, w, M, K, ld, cases[i].bits, BP_QUANT_UNIFORM,
-                                   cases[i].clip);
+        bp_matrix *m =
+            tu_quantize(NULL, w, M, K, ld, cases[i].bits, BP_QUANT_UNIFORM, cases[i].clip);
         cr_assert_eq(bp_matrix_bits(m), cases[i].bits);
         char what[64];
         snprintf(what, sizeof what, "%zux%zu bits %d clip %g", M, K, cases[i].bits,
@@ -149,8 +151,8 @@ Test(quantizer, zero_is_never_a_level) {
                 cr_assert(deq[i] != 0.0f && isfinite(deq[i]),
                           "variant %d (method %d clip %g bits %d): dequantized weight (%zu,%zu) "
                           "at n=%d is %g (w=%g); zero must not be a level; seed=%llu",
-                          variant, (int)method, (double)clip, bits, i / K, i % K, n,
-                          (double)deq[i], (double)w[i], seed);
+                          variant, (int)method, (double)clip, bits, i / K, i % K, n, (double)deq[i],
+                          (double)w[i], seed);
         }
         bp_matrix_destroy(m);
     }
@@ -227,16 +229,12 @@ Test(quantizer, prefix_errors) {
         bp_quant_method method;
         float clip;
         int bits;
-    } cases[] = {{BP_QUANT_UNIFORM, 1.0f, 8},
-                 {BP_QUANT_UNIFORM, 0.0f, 8},
-                 {BP_QUANT_UNIFORM, 0.8f, 12},
-                 {BP_QUANT_UNIFORM, 0.0f, 16},
-                 {BP_QUANT_RESIDUAL, 0.0f, 8},
-                 {BP_QUANT_RESIDUAL, 0.0f, 16}};
+    } cases[] = {{BP_QUANT_UNIFORM, 1.0f, 8},  {BP_QUANT_UNIFORM, 0.0f, 8},
+                 {BP_QUANT_UNIFORM, 0.8f, 12}, {BP_QUANT_UNIFORM, 0.0f, 16},
+                 {BP_QUANT_RESIDUAL, 0.0f, 8}, {BP_QUANT_RESIDUAL, 0.0f, 16}};
     for (size_t i = 0; i < NELEM(cases); i++) {
         tu_fill_gauss(&rng, w, M * K, 0.3f);
-        bp_matrix *m = tu_quantize(NULL, w, M, K, K, cases[i].bits, cases[i].method,
-                                   cases[i].clip);
+        bp_matrix *m = tu_quantize(NULL, w, M, K, K, cases[i].bits, cases[i].method, cases[i].clip);
         cr_assert_eq(bp_matrix_method(m), cases[i].method);
         double prev = INFINITY;
         for (int n = 1; n <= cases[i].bits; n++) {
@@ -299,8 +297,8 @@ Test(quantizer, small_k_well_defined) {
                         const float *c = bp__coef(m, n, r);
                         for (int p = 0; p < n; p++)
                             cr_assert(isfinite(c[p]),
-                                      "K=%zu bits=%d method=%d: coef[n=%d][row %zu][%d] = %g",
-                                      K, bits, method, n, r, p, (double)c[p]);
+                                      "K=%zu bits=%d method=%d: coef[n=%d][row %zu][%d] = %g", K,
+                                      bits, method, n, r, p, (double)c[p]);
                     }
                     double e = bp_matrix_prefix_error(m, n);
                     cr_assert(isfinite(e) && e >= 0, "K=%zu method=%d prefix_error(%d)=%g", K,
@@ -317,8 +315,8 @@ Test(quantizer, small_k_well_defined) {
                 }
                 double tol = method == BP_QUANT_RESIDUAL ? 1e-4 : 1e-2;
                 cr_assert(sqrt(num / den) <= tol,
-                          "K=%zu bits=%d method=%d: full-precision error %g (tol %g); seed=%llu",
-                          K, bits, method, sqrt(num / den), tol, seed);
+                          "K=%zu bits=%d method=%d: full-precision error %g (tol %g); seed=%llu", K,
+                          bits, method, sqrt(num / den), tol, seed);
                 /* gemm on it works and is finite. */
                 float x[3] = {0.5f, -1.0f, 2.0f}, y[5];
                 bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);

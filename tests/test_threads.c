@@ -13,15 +13,17 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+TestSuite(threads, .fini = tu_suite_fini);
+
 #define NTHREADS 8
-#define ITERS 6
+#define ITERS    6
 
 typedef struct shared {
     const bp_matrix *m;
@@ -89,15 +91,14 @@ static void *worker_main(void *arg) {
         if (w->id % 4 == 1) { /* concurrent readers of the same matrix */
             int n = 1 + (w->id + it) % bp_matrix_bits(sh->m);
             if (bp_matrix_dequantize(NULL, sh->m, n, deq, sh->K) != BP_OK ||
-                (n == w->planes &&
-                 memcmp(deq, w->deq_expect, sh->M * sh->K * sizeof *deq) != 0)) {
+                (n == w->planes && memcmp(deq, w->deq_expect, sh->M * sh->K * sizeof *deq) != 0)) {
                 if (!w->failure[0])
                     snprintf(w->failure, sizeof w->failure,
                              "thread %d: concurrent dequantize failed or differs", w->id);
             }
             size_t need = 0;
-            if (bp_matrix_serialize(sh->m, ser, w->ser_len, &need) != BP_OK ||
-                need != w->ser_len || memcmp(ser, w->ser_expect, need) != 0) {
+            if (bp_matrix_serialize(sh->m, ser, w->ser_len, &need) != BP_OK || need != w->ser_len ||
+                memcmp(ser, w->ser_expect, need) != 0) {
                 if (!w->failure[0])
                     snprintf(w->failure, sizeof w->failure,
                              "thread %d: concurrent serialize failed or differs", w->id);
@@ -188,8 +189,8 @@ static void run_threads(int shared_context) {
     for (int t = 0; t < NTHREADS; t++)
         pthread_join(th[t], NULL);
     for (int t = 0; t < NTHREADS; t++)
-        cr_expect(!w[t].failure[0], "%s context: %s (seed=%llu)",
-                  shared_context ? "shared" : "own", w[t].failure, seed);
+        cr_expect(!w[t].failure[0], "%s context: %s (seed=%llu)", shared_context ? "shared" : "own",
+                  w[t].failure, seed);
     for (int t = 0; t < NTHREADS; t++) {
         free(w[t].x);
         free(w[t].expect);
@@ -233,8 +234,7 @@ static void *quantize_main(void *arg) {
     q.method = BP_QUANT_RESIDUAL;
     if (bp_matrix_quantize(ctx, j->w, j->M, j->K, j->K, &q, &m) != BP_OK) {
         snprintf(j->failure, sizeof j->failure, "quantize: %s", bp_last_error());
-    } else if (bp_matrix_serialize(m, NULL, 0, &j->len) != BP_OK ||
-               !(j->out = malloc(j->len)) ||
+    } else if (bp_matrix_serialize(m, NULL, 0, &j->len) != BP_OK || !(j->out = malloc(j->len)) ||
                bp_matrix_serialize(m, j->out, j->len, &j->len) != BP_OK) {
         snprintf(j->failure, sizeof j->failure, "serialize: %s", bp_last_error());
     }
@@ -264,8 +264,7 @@ Test(threads, concurrent_quantize, .timeout = 300) {
     for (int t = 0; t < 6; t++) {
         cr_assert(!jobs[t].failure[0], "thread %d: %s", t, jobs[t].failure);
         cr_assert(jobs[t].len == jobs[0].len && memcmp(jobs[t].out, jobs[0].out, jobs[0].len) == 0,
-                  "thread %d: concurrent quantization gave a different matrix; seed=%llu", t,
-                  seed);
+                  "thread %d: concurrent quantization gave a different matrix; seed=%llu", t, seed);
     }
     for (int t = 0; t < 6; t++)
         free(jobs[t].out);

@@ -2,7 +2,7 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -245,7 +245,8 @@ void tu_quantize_act(const float *x, size_t cols, int act_bits, float act_scale,
             all_nonneg = false;
     }
     info->is_signed = !all_nonneg;
-    int32_t lmax = all_nonneg ? (int32_t)((1u << act_bits) - 1) : (int32_t)((1u << (act_bits - 1)) - 1);
+    int32_t lmax =
+        all_nonneg ? (int32_t)((1u << act_bits) - 1) : (int32_t)((1u << (act_bits - 1)) - 1);
     float lf = (float)lmax;
     float inv;
     if (act_scale > 0.0f) {
@@ -283,8 +284,8 @@ int tu_plane_sign(const bp_matrix *m, int p, size_t row, size_t col) {
     return bp__plane_bit(m, p, row, col) ? 1 : -1;
 }
 
-void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits,
-                     float act_scale, const float *bias, float *y) {
+void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits, float act_scale,
+                     const float *bias, float *y) {
     size_t rows = m->rows, cols = m->cols;
     int32_t *q = tu_xmalloc(cols * sizeof *q);
     tu_act info;
@@ -393,4 +394,28 @@ long tu_find_sentinel(const float *y, size_t n) {
         if (tu_bits(y[i]) == TU_SENTINEL_BITS)
             return (long)i;
     return -1;
+}
+
+/* ---- leak check --------------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_HAVE_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_HAVE_LSAN 1
+#endif
+#endif
+
+#ifdef TU_HAVE_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+void tu_suite_fini(void) {
+#ifdef TU_HAVE_LSAN
+    if (__lsan_do_recoverable_leak_check()) {
+        fprintf(stderr, "bitplane tests: memory leaked during this test (LeakSanitizer report "
+                        "above); aborting so the test fails\n");
+        abort();
+    }
+#endif
 }

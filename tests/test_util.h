@@ -100,8 +100,8 @@ int tu_plane_sign(const bp_matrix *m, int p, size_t row, size_t col);
  * layout and coefficient table. act_bits >= 2 is bit-exact; act_bits 1 uses
  * the float of the double mean, so compare within tolerance.
  */
-void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits,
-                     float act_scale, const float *bias, float *y);
+void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits, float act_scale,
+                     const float *bias, float *y);
 
 /* y (rows x batch, ldy) = W (rows x cols, ldw) * X (cols x batch, ldx) in double. */
 void tu_gemm_f64(const float *w, size_t rows, size_t cols, size_t ldw, const double *x,
@@ -130,5 +130,14 @@ void tu_fill_sentinel(float *y, size_t n);
 long tu_find_non_sentinel(const float *y, size_t n);
 /* Index of the first element that is the sentinel, or -1. */
 long tu_find_sentinel(const float *y, size_t n);
+
+/*
+ * Suite teardown for every test file: TestSuite(name, .fini = tu_suite_fini).
+ * Under AddressSanitizer it runs a leak check at the end of each test (in
+ * the test's own process) and aborts on a leak, so the test is reported as
+ * crashing in teardown: Criterion ignores LeakSanitizer's exit status in
+ * its worker processes, so leaks would otherwise pass silently.
+ */
+void tu_suite_fini(void);
 
 #endif /* BP_TEST_UTIL_H */
