@@ -47,6 +47,13 @@ static inline bool bp__mul_overflows(size_t a, size_t b, size_t *out) {
 static inline bool bp__add_overflows(size_t a, size_t b, size_t *out) {
     return __builtin_add_overflow(a, b, out);
 }
+/* Bytes spanned by `count` vectors of `len` floats spaced `ld` apart;
+ * false when that overflows size_t. count must be >= 1. */
+static inline bool bp__span_bytes(size_t count, size_t ld, size_t len, size_t *out) {
+    size_t s;
+    return !bp__mul_overflows(count - 1, ld, &s) && !bp__add_overflows(s, len, &s) &&
+           !bp__mul_overflows(s, sizeof(float), out);
+}
 static inline size_t bp__round_up(size_t v, size_t to) {
     return (v + to - 1) / to * to;
 }

@@ -4,13 +4,6 @@
 #include <math.h>
 #include <stdint.h>
 
-/* Bytes spanned by `count` vectors of `len` floats spaced `ld` apart. */
-static bool span_bytes(size_t count, size_t ld, size_t len, size_t *out) {
-    size_t s;
-    return !bp__mul_overflows(count - 1, ld, &s) && !bp__add_overflows(s, len, &s) &&
-           !bp__mul_overflows(s, sizeof(float), out);
-}
-
 static bp_status check_finite_vectors(const float *v, size_t count, size_t ld, size_t len,
                                       const char *name) {
     for (size_t i = 0; i < count; i++)
@@ -42,7 +35,8 @@ bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t ba
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "ldy must be >= rows (%zu), got %zu", m->rows,
                         ldy);
     size_t xbytes, ybytes;
-    if (!span_bytes(batch, ldx, m->cols, &xbytes) || !span_bytes(batch, ldy, m->rows, &ybytes))
+    if (!bp__span_bytes(batch, ldx, m->cols, &xbytes) ||
+        !bp__span_bytes(batch, ldy, m->rows, &ybytes))
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "batch (%zu) x leading dimension overflows size_t",
                         batch);
     uintptr_t x0 = (uintptr_t)x, y0 = (uintptr_t)y;

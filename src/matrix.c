@@ -199,8 +199,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     if (ld < cols)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "ld must be >= cols (%zu), got %zu", cols, ld);
     size_t span;
-    if (bp__mul_overflows(rows - 1, ld, &span) || bp__add_overflows(span, cols, &span) ||
-        bp__mul_overflows(span, sizeof(float), &span))
+    if (!bp__span_bytes(rows, ld, cols, &span))
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "rows (%zu) x ld (%zu) overflows size_t", rows, ld);
 
     bp_quant_options opt;
@@ -274,8 +273,7 @@ bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, 
     if (ld < m->cols)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "ld must be >= cols (%zu), got %zu", m->cols, ld);
     size_t span;
-    if (bp__mul_overflows(m->rows - 1, ld, &span) || bp__add_overflows(span, m->cols, &span) ||
-        bp__mul_overflows(span, sizeof(float), &span))
+    if (!bp__span_bytes(m->rows, ld, m->cols, &span))
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "rows (%zu) x ld (%zu) overflows size_t", m->rows,
                         ld);
     int n = planes ? planes : m->bits;
