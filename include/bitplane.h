@@ -87,10 +87,10 @@ BP_API const char *bp_last_error(void);
 /* ---- context ------------------------------------------------------------ */
 
 typedef enum bp_backend {
-    BP_BACKEND_AUTO = 0, /* best available backend; today the CPU */
+    BP_BACKEND_AUTO = 0, /* the CPU; accelerators are only used when asked for */
     BP_BACKEND_CPU = 1,
-    BP_BACKEND_CUDA = 2,   /* reserved: not in this build */
-    BP_BACKEND_OPENCL = 3, /* reserved: not in this build */
+    BP_BACKEND_CUDA = 2,   /* loads libbitplane_cuda.so.0 on first use */
+    BP_BACKEND_OPENCL = 3, /* loads libbitplane_opencl.so.0 on first use */
 } bp_backend;
 
 /*
@@ -114,8 +114,13 @@ typedef enum bp_cpu_kernel {
 typedef struct bp_context_options {
     size_t size;              /* sizeof(bp_context_options) */
     bp_backend backend;       /* default BP_BACKEND_AUTO */
-    int threads;              /* worker threads; 0 = all online cores; 1..1024 */
+    int threads;              /* host worker threads; 0 = all online cores; 1..1024 */
     bp_cpu_kernel cpu_kernel; /* default BP_CPU_KERNEL_AUTO (then BP_CPU applies) */
+    /* Accelerator selection, ignored by the CPU backend. CUDA: device ordinal.
+     * OpenCL: device index within the platform (see bitplane_opencl.h for the
+     * BP_OPENCL_DEVICE override). 0 = the first device. */
+    int device;
+    int platform; /* OpenCL platform index; 0 = the first platform */
 } bp_context_options;
 
 #define BP_CONTEXT_OPTIONS_INIT ((bp_context_options){.size = sizeof(bp_context_options)})
@@ -130,6 +135,11 @@ typedef struct bp_context bp_context;
 /**
  * Create a context. Fails with BP_ERR_UNSUPPORTED when the requested backend
  * or a forced CPU kernel (option or BP_CPU) cannot run on this machine.
+ * Accelerator backends live in their own shared libraries
+ * (libbitplane_cuda.so.0, libbitplane_opencl.so.0), loaded here on first use
+ * from the directory in BP_PLUGIN_DIR, else the directory of libbitplane
+ * itself, else the dynamic loader's search path. The message says which
+ * files were tried and why each failed.
  * The caller owns *out and frees it with bp_context_destroy().
  */
 BP_API bp_status bp_context_create(const bp_context_options *options, bp_context **out);

@@ -20,6 +20,7 @@
 
 #include "bitplane.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -95,7 +96,31 @@ struct bp_matrix {
     uint32_t *planes;     /* bits slabs, 64-byte aligned */
     float *coef;          /* c[n][row][p], see bp__coef() */
     double *prefix_error; /* [bits], index n-1 */
+    /* Backend copies of this matrix (device uploads), made on first use and
+     * freed with the matrix. The matrix stays logically immutable, so the
+     * list is guarded by its own lock. */
+    pthread_mutex_t cache_lock;
+    struct bp_matrix_cache *caches;
 };
+
+/* One backend copy of a matrix, keyed by (owner, key): owner identifies the
+ * backend (its ops table), key the device or device context. */
+typedef struct bp_matrix_cache {
+    struct bp_matrix_cache *next;
+    const void *owner;
+    const void *key;
+    void *data;
+    void (*destroy)(void *data);
+} bp_matrix_cache;
+
+typedef bp_status (*bp_cache_create_fn)(const bp_matrix *m, void *arg, void **data);
+/* The backend copy for (owner, key), made by create(m, arg, &data) on the
+ * first call; later and concurrent calls get the same data. destroy(data)
+ * runs when the matrix is destroyed. */
+bp_status bp__matrix_cache_get(const bp_matrix *m, const void *owner, const void *key,
+                               bp_cache_create_fn create, void *arg, void (*destroy)(void *),
+                               void **data);
+void bp__matrix_cache_free(bp_matrix *m);
 
 static inline size_t bp__padded_cols(size_t cols) {
     return bp__round_up(cols, BP_K_ALIGN_BITS);
@@ -269,7 +294,68 @@ struct bp_context {
     int threads;
     bp_cpu_kernel cpu_kernel; /* resolved from options and BP_CPU; AUTO = per call */
     bp_pool *pool;
+    void *backend_data; /* owned by ops (accelerator state); NULL for the CPU */
 };
+
+/* ---- accelerator plugins ----------------------------------------------------- */
+
+/*
+ * Accelerator backends are shared libraries (libbitplane_<name>.so.0) that do
+ * not link libbitplane: a CPU-only user never needs libcudart or libOpenCL,
+ * and a static-library user gets the same thread-local errors as everyone
+ * else. The core hands each plugin this table of its services; the plugin
+ * exports one function, bp_plugin_<name>_entry, that checks the ABI and
+ * returns its ops table (NULL with an error set through host->fail when it
+ * cannot run). Plugins are never unloaded, so ops and destroy callbacks in
+ * matrix caches stay valid for the life of the process.
+ */
+#define BP_PLUGIN_ABI 1
+
+typedef struct bp_plugin_host {
+    unsigned abi;       /* BP_PLUGIN_ABI of the core */
+    unsigned version;   /* BP_VERSION_NUMBER of the core */
+    size_t matrix_size; /* sizeof(bp_matrix), a cheap layout check */
+    size_t context_size;
+    size_t args_size;
+    bp_status (*fail)(bp_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 2, 3)))
+#endif
+        ;
+    bp_status (*matrix_cache_get)(const bp_matrix *m, const void *owner, const void *key,
+                                  bp_cache_create_fn create, void *arg, void (*destroy)(void *),
+                                  void **data);
+} bp_plugin_host;
+
+typedef const bp_backend_ops *(*bp_plugin_entry_fn)(const bp_plugin_host *host);
+
+#define BP_PLUGIN_HOST_INIT                                                                        \
+    {                                                                                              \
+        .abi = BP_PLUGIN_ABI, .version = BP_VERSION_NUMBER, .matrix_size = sizeof(bp_matrix),      \
+        .context_size = sizeof(bp_context), .args_size = sizeof(bp_gemm_args)                      \
+    }
+
+/* A plugin's check of the host table against its own build: true when they
+ * agree. On false, the reason has been reported through host->fail. */
+static inline bool bp__plugin_host_matches(const bp_plugin_host *host, const char *plugin) {
+    if (!host)
+        return false;
+    if (host->abi != BP_PLUGIN_ABI || host->matrix_size != sizeof(bp_matrix) ||
+        host->context_size != sizeof(bp_context) || host->args_size != sizeof(bp_gemm_args) ||
+        host->version != BP_VERSION_NUMBER) {
+        host->fail(BP_ERR_UNSUPPORTED,
+                   "%s was built for a different libbitplane (plugin ABI %u, version %u; "
+                   "library ABI %u, version %u): install matching versions",
+                   plugin, (unsigned)BP_PLUGIN_ABI, (unsigned)BP_VERSION_NUMBER, host->abi,
+                   host->version);
+        return false;
+    }
+    return true;
+}
+
+/* Load plugin `name` ("cuda", "opencl") once per process and return its ops;
+ * NULL with BP_ERR_UNSUPPORTED and a message naming every path tried. */
+const bp_backend_ops *bp__plugin_load(const char *name, bp_status *status);
 
 /* The kernel a CPU context uses for a call. */
 const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,

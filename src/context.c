@@ -11,14 +11,20 @@ static int online_cores(void) {
     return n < 1 ? 1 : (n > BP_MAX_THREADS ? BP_MAX_THREADS : (int)n);
 }
 
-static const bp_backend_ops *backend_ops(bp_backend backend) {
+/* The backend table: the CPU is built in, accelerators are plugins. */
+static const bp_backend_ops *backend_ops(bp_backend backend, bp_status *st) {
+    *st = BP_OK;
     switch (backend) {
     case BP_BACKEND_AUTO:
     case BP_BACKEND_CPU:
         return &bp__cpu_backend;
-    default:
-        return NULL;
+    case BP_BACKEND_CUDA:
+        return bp__plugin_load("cuda", st);
+    case BP_BACKEND_OPENCL:
+        return bp__plugin_load("opencl", st);
     }
+    *st = bp__fail(BP_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)backend);
+    return NULL;
 }
 
 bp_status bp_context_create(const bp_context_options *options, bp_context **out) {
@@ -29,15 +35,16 @@ bp_status bp_context_create(const bp_context_options *options, bp_context **out)
     bp_status st = bp__copy_options(&opt, sizeof opt, options, "bp_context_options");
     if (st != BP_OK)
         return st;
-    if (opt.backend == BP_BACKEND_CUDA || opt.backend == BP_BACKEND_OPENCL)
-        return bp__fail(BP_ERR_UNSUPPORTED, "backend %s is not available in this build",
-                        opt.backend == BP_BACKEND_CUDA ? "CUDA" : "OpenCL");
-    const bp_backend_ops *ops = backend_ops(opt.backend);
-    if (!ops)
-        return bp__fail(BP_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)opt.backend);
     if (opt.threads < 0 || opt.threads > BP_MAX_THREADS)
         return bp__fail(BP_ERR_OUT_OF_RANGE, "threads must be 0 (all cores) or 1..%d, got %d",
                         BP_MAX_THREADS, opt.threads);
+    if (opt.device < 0 || opt.platform < 0)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "%s must be >= 0, got %d",
+                        opt.device < 0 ? "device" : "platform",
+                        opt.device < 0 ? opt.device : opt.platform);
+    const bp_backend_ops *ops = backend_ops(opt.backend, &st);
+    if (!ops)
+        return st;
 
     bp_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx)

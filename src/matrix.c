@@ -28,6 +28,10 @@ bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out) 
     bp_matrix *m = calloc(1, sizeof *m);
     if (!m)
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate a matrix header");
+    if (pthread_mutex_init(&m->cache_lock, NULL) != 0) {
+        free(m);
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot initialise a matrix lock");
+    }
     m->rows = rows;
     m->cols = cols;
     m->bits = bits;
@@ -50,6 +54,8 @@ bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out) 
 void bp_matrix_destroy(bp_matrix *m) {
     if (!m)
         return;
+    bp__matrix_cache_free(m);
+    pthread_mutex_destroy(&m->cache_lock);
     bp__aligned_free(m->planes);
     bp__aligned_free(m->coef);
     free(m->prefix_error);

@@ -4,8 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* Thread-local like errno, so it works with no context and across threads. */
-static _Thread_local char last_error[512];
+/* Thread-local like errno, so it works with no context and across threads.
+ * Large enough for an OpenCL compiler log excerpt. */
+static _Thread_local char last_error[4096];
 
 const char *bp_status_string(bp_status status) {
     switch (status) {
