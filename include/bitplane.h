@@ -111,6 +111,22 @@ typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_AVX512_LUT = 3,
 } bp_cpu_kernel;
 
+/*
+ * Accelerator inner paths. AUTO picks by shape (see the backend's header);
+ * every path computes the same exact integers, so y is bit-identical. The
+ * environment variable BP_GPU_KERNEL=auto|popcount|mma overrides AUTO (an
+ * explicit option here wins). A path the device cannot run fails context
+ * creation with BP_ERR_UNSUPPORTED.
+ *  - POPCOUNT: AND + popcount on general-purpose cores (CUDA __popc,
+ *    OpenCL popcount).
+ *  - MMA: 1-bit tensor-core MMA (CUDA, sm_80 and newer).
+ */
+typedef enum bp_gpu_kernel {
+    BP_GPU_KERNEL_AUTO = 0,
+    BP_GPU_KERNEL_POPCOUNT = 1,
+    BP_GPU_KERNEL_MMA = 2,
+} bp_gpu_kernel;
+
 typedef struct bp_context_options {
     size_t size;              /* sizeof(bp_context_options) */
     bp_backend backend;       /* default BP_BACKEND_AUTO */
@@ -120,7 +136,8 @@ typedef struct bp_context_options {
      * OpenCL: device index within the platform (see bitplane_opencl.h for the
      * BP_OPENCL_DEVICE override). 0 = the first device. */
     int device;
-    int platform; /* OpenCL platform index; 0 = the first platform */
+    int platform;             /* OpenCL platform index; 0 = the first platform */
+    bp_gpu_kernel gpu_kernel; /* default BP_GPU_KERNEL_AUTO (then BP_GPU_KERNEL applies) */
 } bp_context_options;
 
 #define BP_CONTEXT_OPTIONS_INIT ((bp_context_options){.size = sizeof(bp_context_options)})

@@ -42,6 +42,8 @@ bp_status bp_context_create(const bp_context_options *options, bp_context **out)
         return bp__fail(BP_ERR_OUT_OF_RANGE, "%s must be >= 0, got %d",
                         opt.device < 0 ? "device" : "platform",
                         opt.device < 0 ? opt.device : opt.platform);
+    if ((unsigned)opt.gpu_kernel > BP_GPU_KERNEL_MMA)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "unknown gpu_kernel %d", (int)opt.gpu_kernel);
     const bp_backend_ops *ops = backend_ops(opt.backend, &st);
     if (!ops)
         return st;

@@ -6,8 +6,10 @@
 int main(void) {
     enum { ROWS = 256, COLS = 1024 };
     float *w = malloc(sizeof(float) * ROWS * COLS), x[COLS], y[ROWS];
-    for (int i = 0; i < ROWS * COLS; i++) w[i] = (float)((i * 7919 % 2001) - 1000) / 1000.0f;
-    for (int j = 0; j < COLS; j++) x[j] = (float)((j * 31 % 17) - 8);
+    for (int i = 0; i < ROWS * COLS; i++)
+        w[i] = (float)((i * 7919 % 2001) - 1000) / 1000.0f;
+    for (int j = 0; j < COLS; j++)
+        x[j] = (float)((j * 31 % 17) - 8);
 
     bp_context *ctx;
     bp_matrix *m;

@@ -1,6 +1,7 @@
 /*
  * Conformance: one table of (shape x planes x act_bits x batch x quantizer)
- * runs on every CPU kernel path present, and y must equal the REFERENCE
+ * runs on every backend and kernel path present (CPU kernels, CUDA popcount
+ * and MMA, OpenCL; absent ones skip with the reason), and y must equal the REFERENCE
  * path bit for bit (act_bits >= 2) or within float tolerance (act_bits 1).
  * The REFERENCE path itself is checked bit for bit against an independent
  * implementation of the documented rule (tests/test_util.c).
@@ -75,8 +76,8 @@ static void run_ok(bp_context *ctx, const bp_matrix *m, const float *x, size_t b
               bp_status_string(st), bp_last_error(), CASE_ARGS(c), seed);
 }
 
-static bp_cpu_kernel kAllPaths[] = {BP_CPU_KERNEL_REFERENCE, BP_CPU_KERNEL_AUTO,
-                                    BP_CPU_KERNEL_AVX512, BP_CPU_KERNEL_AVX512_LUT};
+/* Every backend's paths; absent ones skip with the reason. */
+static tu_target kAllPaths[] = {TU_ALL_TARGETS};
 
 static void gemm_ok_ext(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch,
                         size_t ldx, float *y, size_t ldy, const bp_run_options *o, const char *path,
@@ -155,21 +156,22 @@ static void random_layout(tu_rng *rng, gemm_case *c) {
     c->act_scale = tu_range(rng, 0, 4) == 0 ? (float)(0.2 * tu_uniform(rng) + 0.01) : 0.0f;
 }
 
-static bp_cpu_kernel kPathParams[] = {BP_CPU_KERNEL_AUTO, BP_CPU_KERNEL_AVX512,
-                                      BP_CPU_KERNEL_AVX512_LUT};
+/* The paths compared against REFERENCE (all but REFERENCE itself). */
+static tu_target *const kPathParams = kAllPaths + 1;
+#define N_PATH_PARAMS (NELEM(kAllPaths) - 1)
 
 /* Every act_bits x planes on a few shapes, both quantizers. */
 ParameterizedTestParameters(conformance, knobs) {
-    return cr_make_param_array(bp_cpu_kernel, kPathParams, NELEM(kPathParams));
+    return cr_make_param_array(tu_target, kPathParams, N_PATH_PARAMS);
 }
 
-ParameterizedTest(bp_cpu_kernel *kernel, conformance, knobs, .timeout = 300) {
+ParameterizedTest(tu_target *target, conformance, knobs, .timeout = 300) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    bp_context *ctx = tu_context(*kernel, 2);
+    bp_context *ctx = tu_target_context(target, 2);
     bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 2);
-    const char *path = tu_kernel_name(*kernel);
+    const char *path = tu_target_name(target);
 
     static const struct {
         size_t rows, cols;
@@ -203,16 +205,16 @@ ParameterizedTest(bp_cpu_kernel *kernel, conformance, knobs, .timeout = 300) {
 
 /* Every shape (odd M and K) with a few knob settings each. */
 ParameterizedTestParameters(conformance, shapes) {
-    return cr_make_param_array(bp_cpu_kernel, kPathParams, NELEM(kPathParams));
+    return cr_make_param_array(tu_target, kPathParams, N_PATH_PARAMS);
 }
 
-ParameterizedTest(bp_cpu_kernel *kernel, conformance, shapes, .timeout = 300) {
+ParameterizedTest(tu_target *target, conformance, shapes, .timeout = 300) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    bp_context *ctx = tu_context(*kernel, 2);
+    bp_context *ctx = tu_target_context(target, 2);
     bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 2);
-    const char *path = tu_kernel_name(*kernel);
+    const char *path = tu_target_name(target);
     static const int bits_cycle[] = {1, 2, 5, 8, 16, 8, 4};
     size_t n = 0;
     for (size_t i = 0; i < NELEM(kM); i++)
@@ -308,16 +310,16 @@ Test(conformance, reference_matches_spec, .timeout = 300) {
 /* Per-column plane counts equal single calls bit for bit, on every path. */
 
 ParameterizedTestParameters(conformance, column_planes) {
-    return cr_make_param_array(bp_cpu_kernel, kAllPaths, NELEM(kAllPaths));
+    return cr_make_param_array(tu_target, kAllPaths, NELEM(kAllPaths));
 }
 
-ParameterizedTest(bp_cpu_kernel *kernel, conformance, column_planes, .timeout = 300) {
+ParameterizedTest(tu_target *target, conformance, column_planes, .timeout = 300) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    bp_context *ctx = tu_context(*kernel, 2);
+    bp_context *ctx = tu_target_context(target, 2);
     bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
-    const char *path = tu_kernel_name(*kernel);
+    const char *path = tu_target_name(target);
     static const struct {
         size_t rows, cols;
         int bits;
@@ -407,16 +409,16 @@ ParameterizedTest(bp_cpu_kernel *kernel, conformance, column_planes, .timeout = 
  * the reference the documented rule, bit for bit.
  */
 ParameterizedTestParameters(conformance, extremes) {
-    return cr_make_param_array(bp_cpu_kernel, kAllPaths, NELEM(kAllPaths));
+    return cr_make_param_array(tu_target, kAllPaths, NELEM(kAllPaths));
 }
 
-ParameterizedTest(bp_cpu_kernel *kernel, conformance, extremes, .timeout = 300) {
+ParameterizedTest(tu_target *target, conformance, extremes, .timeout = 300) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    bp_context *ctx = tu_context(*kernel, 2);
+    bp_context *ctx = tu_target_context(target, 2);
     bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 2);
-    const char *path = tu_kernel_name(*kernel);
+    const char *path = tu_target_name(target);
     static const size_t Ks[] = {4097, 40000};
     for (size_t ki = 0; ki < NELEM(Ks); ki++) {
         size_t K = Ks[ki], M = 20, B = 4;

@@ -149,6 +149,9 @@ Test(errors, context_create) {
     o.device = 0;
     o.platform = -2;
     EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_context_create(&o, &ctx));
+    o = BP_CONTEXT_OPTIONS_INIT;
+    o.gpu_kernel = (bp_gpu_kernel)7;
+    EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_context_create(&o, &ctx));
 
     o = BP_CONTEXT_OPTIONS_INIT;
     o.threads = -1;

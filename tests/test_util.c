@@ -175,6 +175,45 @@ size_t tu_cpu_paths(tu_path *paths, char *missing, size_t missing_cap) {
     return n;
 }
 
+const char *tu_target_name(const tu_target *t) {
+    switch (t->backend) {
+    case BP_BACKEND_CUDA:
+        return t->kernel == BP_GPU_KERNEL_MMA        ? "cuda/mma"
+               : t->kernel == BP_GPU_KERNEL_POPCOUNT ? "cuda/popcount"
+                                                     : "cuda/auto";
+    case BP_BACKEND_OPENCL:
+        return t->kernel == BP_GPU_KERNEL_POPCOUNT ? "opencl/popcount" : "opencl/auto";
+    default:
+        switch (t->kernel) {
+        case BP_CPU_KERNEL_REFERENCE:
+            return "cpu/reference";
+        case BP_CPU_KERNEL_AVX512:
+            return "cpu/avx512";
+        case BP_CPU_KERNEL_AVX512_LUT:
+            return "cpu/avx512-lut";
+        default:
+            return "cpu/auto";
+        }
+    }
+}
+
+bp_context *tu_target_context(const tu_target *t, int threads) {
+    if (t->backend == BP_BACKEND_CPU || t->backend == BP_BACKEND_AUTO)
+        return tu_context((bp_cpu_kernel)t->kernel, threads);
+    bp_context_options o = BP_CONTEXT_OPTIONS_INIT;
+    o.backend = t->backend;
+    o.gpu_kernel = (bp_gpu_kernel)t->kernel;
+    o.threads = threads;
+    bp_context *ctx = NULL;
+    bp_status st = bp_context_create(&o, &ctx);
+    if (st == BP_ERR_UNSUPPORTED)
+        cr_skip_test("%s is not available here, so it was not tested: %s", tu_target_name(t),
+                     bp_last_error());
+    cr_assert(st == BP_OK, "bp_context_create(%s) failed: %s (%s)", tu_target_name(t),
+              bp_status_string(st), bp_last_error());
+    return ctx;
+}
+
 bp_context *tu_context_try(bp_cpu_kernel kernel, int threads) {
     bp_context *ctx = NULL;
     bp_status st = make_context(kernel, threads, &ctx);

@@ -66,6 +66,25 @@ size_t tu_cpu_paths(tu_path *paths, char *missing, size_t missing_cap);
 /* Create a context on a kernel path; cr_skip_test when BP_ERR_UNSUPPORTED,
  * cr_assert on any other failure. */
 bp_context *tu_context(bp_cpu_kernel kernel, int threads);
+/*
+ * A conformance target: a backend and its inner path (bp_cpu_kernel for the
+ * CPU, bp_gpu_kernel for accelerators). Accelerator targets that cannot be
+ * created here (no plugin, no device) are skipped with the library's reason.
+ */
+typedef struct tu_target {
+    bp_backend backend;
+    int kernel;
+} tu_target;
+const char *tu_target_name(const tu_target *t); /* "cpu/avx512", "cuda/mma", ... */
+bp_context *tu_target_context(const tu_target *t, int threads);
+/* Every target of every backend, REFERENCE first: for parameterized tests. */
+#define TU_ALL_TARGETS                                                                             \
+    {BP_BACKEND_CPU, BP_CPU_KERNEL_REFERENCE}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AUTO},               \
+        {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_LUT},        \
+        {BP_BACKEND_CUDA, BP_GPU_KERNEL_POPCOUNT}, {BP_BACKEND_CUDA, BP_GPU_KERNEL_MMA}, {         \
+        BP_BACKEND_OPENCL, BP_GPU_KERNEL_AUTO                                                      \
+    }
+
 /* Like tu_context but returns NULL when unsupported (no skip). */
 bp_context *tu_context_try(bp_cpu_kernel kernel, int threads);
 
