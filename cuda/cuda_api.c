@@ -1,0 +1,224 @@
+/*
+ * The device-pointer API of bitplane_cuda.h. Every argument is checked here,
+ * before anything is enqueued, with the same rules and messages as bp_gemm;
+ * what only the device can see (NaN/Inf in x or bias, faults) is deferred to
+ * bp_cuda_synchronize / bp_cuda_status through the context's report words.
+ */
+#include "cuda_host.h"
+
+#include <math.h>
+#include <string.h>
+
+/* The context's CUDA state, or NULL after setting the error. */
+static bp_cuda_context *cuda_state(const bp_context *ctx, const char *fn) {
+    if (!bp_cuda__host) /* no CUDA context was ever created in this process */
+        return NULL;
+    if (!ctx) {
+        bp_cuda__host->fail(BP_ERR_INVALID_ARGUMENT, "%s: ctx must not be NULL", fn);
+        return NULL;
+    }
+    if (ctx->ops != &bp_cuda__ops || !ctx->backend_data) {
+        bp_cuda__host->fail(BP_ERR_INVALID_ARGUMENT,
+                            "%s: ctx is not a CUDA context (create it with BP_BACKEND_CUDA)", fn);
+        return NULL;
+    }
+    return ctx->backend_data;
+}
+
+/* Same protocol as the core's versioned options (first field: size). */
+static bp_status copy_run_options(bp_run_options *dst, const bp_run_options *src) {
+    memset(dst, 0, sizeof *dst);
+    dst->size = sizeof *dst;
+    if (!src)
+        return BP_OK;
+    size_t size = src->size;
+    if (size < sizeof(size_t))
+        return bp_cuda__host->fail(BP_ERR_INVALID_ARGUMENT,
+                                   "bp_run_options.size must be set to sizeof(bp_run_options) (use "
+                                   "the _INIT macro), got %zu",
+                                   size);
+    if (size > ((size_t)1 << 20))
+        return bp_cuda__host->fail(BP_ERR_INVALID_ARGUMENT,
+                                   "bp_run_options.size is implausibly large: %zu", size);
+    const unsigned char *bytes = (const unsigned char *)src;
+    for (size_t i = sizeof *dst; i < size; i++)
+        if (bytes[i] != 0)
+            return bp_cuda__host->fail(
+                BP_ERR_UNSUPPORTED,
+                "bp_run_options.size is %zu but this library knows %zu "
+                "bytes and byte %zu is set; the option needs a newer bitplane",
+                size, sizeof *dst, i);
+    memcpy(dst, src, size < sizeof *dst ? size : sizeof *dst);
+    dst->size = sizeof *dst;
+    return BP_OK;
+}
+
+static bool dtype_ok(bp_dtype t) {
+    return t == BP_DTYPE_F32 || t == BP_DTYPE_F16 || t == BP_DTYPE_BF16;
+}
+
+static bool span(size_t count, size_t ld, size_t len, size_t elem, size_t *out) {
+    size_t s;
+    return !bp__mul_overflows(count - 1, ld, &s) && !bp__add_overflows(s, len, &s) &&
+           !bp__mul_overflows(s, elem, out);
+}
+
+bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dtype x_type,
+                       size_t batch, size_t ldx, void *y, bp_dtype y_type, size_t ldy,
+                       const bp_run_options *options, cudaStream_t stream) {
+    bp_cuda_context *cc = cuda_state(ctx, "bp_cuda_gemm");
+    if (!cc)
+        return BP_ERR_INVALID_ARGUMENT;
+    const bp_plugin_host *h = bp_cuda__host;
+    if (!m || !x || !y)
+        return h->fail(BP_ERR_INVALID_ARGUMENT, "bp_cuda_gemm: %s must not be NULL",
+                       !m   ? "m"
+                       : !x ? "x"
+                            : "y");
+    if (!dtype_ok(x_type) || !dtype_ok(y_type))
+        return h->fail(BP_ERR_INVALID_ARGUMENT, "bp_cuda_gemm: unknown %s type %d",
+                       !dtype_ok(x_type) ? "x" : "y", (int)(!dtype_ok(x_type) ? x_type : y_type));
+    if (batch == 0)
+        return h->fail(BP_ERR_INVALID_ARGUMENT, "batch must be > 0, got 0");
+    if (batch > BP_MAX_DIM)
+        return h->fail(BP_ERR_SIZE_OVERFLOW, "batch must be <= %zu, got %zu", BP_MAX_DIM, batch);
+    if (ldx < m->cols)
+        return h->fail(BP_ERR_INVALID_ARGUMENT, "ldx must be >= cols (%zu), got %zu", m->cols, ldx);
+    if (ldy < m->rows)
+        return h->fail(BP_ERR_INVALID_ARGUMENT, "ldy must be >= rows (%zu), got %zu", m->rows, ldy);
+    const size_t xs = x_type == BP_DTYPE_F32 ? 4 : 2, ys = y_type == BP_DTYPE_F32 ? 4 : 2;
+    size_t xbytes, ybytes;
+    if (!span(batch, ldx, m->cols, xs, &xbytes) || !span(batch, ldy, m->rows, ys, &ybytes))
+        return h->fail(BP_ERR_SIZE_OVERFLOW, "batch (%zu) x leading dimension overflows size_t",
+                       batch);
+    uintptr_t x0 = (uintptr_t)x, y0 = (uintptr_t)y;
+    if (x0 < y0 + ybytes && y0 < x0 + xbytes)
+        return h->fail(BP_ERR_INVALID_ARGUMENT, "x and y must not overlap");
+    bp_run_options opt;
+    bp_status st = copy_run_options(&opt, options);
+    if (st)
+        return st;
+    if (opt.planes < 0 || opt.planes > m->bits)
+        return h->fail(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits,
+                       opt.planes);
+    if (opt.act_bits < 0 || opt.act_bits > BP_MAX_ACT_BITS)
+        return h->fail(BP_ERR_OUT_OF_RANGE, "act_bits must be 0 (default 8) or 1..%d, got %d",
+                       BP_MAX_ACT_BITS, opt.act_bits);
+    if (!(opt.act_scale >= 0.0f) || isinf(opt.act_scale))
+        return h->fail(BP_ERR_OUT_OF_RANGE,
+                       "act_scale must be 0 (dynamic) or a finite value > 0, got %g",
+                       (double)opt.act_scale);
+    if (opt.column_planes)
+        for (size_t i = 0; i < batch; i++)
+            if (opt.column_planes[i] < 0 || opt.column_planes[i] > m->bits)
+                return h->fail(BP_ERR_OUT_OF_RANGE,
+                               "column_planes[%zu] must be 0 (planes) or 1..%d, got %d", i, m->bits,
+                               opt.column_planes[i]);
+    if (opt.bias) {
+        uintptr_t b0 = (uintptr_t)opt.bias, bbytes = m->rows * sizeof(float);
+        if (b0 < y0 + ybytes && y0 < b0 + bbytes)
+            return h->fail(BP_ERR_INVALID_ARGUMENT, "bias and y must not overlap");
+    }
+
+    bp_cuda_call call = {
+        .m = m,
+        .x = x,
+        .x_type = (int)x_type,
+        .batch = batch,
+        .ldx = ldx,
+        .y = y,
+        .y_type = (int)y_type,
+        .ldy = ldy,
+        .planes = opt.planes ? opt.planes : m->bits,
+        .act_bits = opt.act_bits ? opt.act_bits : 8,
+        .bias = opt.bias,
+        .column_planes = opt.column_planes,
+        .act_scale = opt.act_scale,
+    };
+    int prev = 0;
+    if ((st = bp_cuda__enter(cc, &prev)))
+        return st;
+    st = bp_cuda__run(cc, &call, stream);
+    bp_cuda__leave(prev);
+    return st;
+}
+
+bp_status bp_cuda_matrix_upload(bp_context *ctx, const bp_matrix *m) {
+    bp_cuda_context *cc = cuda_state(ctx, "bp_cuda_matrix_upload");
+    if (!cc)
+        return BP_ERR_INVALID_ARGUMENT;
+    if (!m)
+        return bp_cuda__host->fail(BP_ERR_INVALID_ARGUMENT,
+                                   "bp_cuda_matrix_upload: m must not be NULL");
+    int prev = 0;
+    bp_status st = bp_cuda__enter(cc, &prev);
+    if (st)
+        return st;
+    const bp_cuda_matrix *dm;
+    st = bp_cuda__matrix(cc, m, &dm);
+    bp_cuda__leave(prev);
+    return st;
+}
+
+/* Take (and forget) the recorded reports. */
+static bp_status take_reports(bp_cuda_context *cc) {
+    /* A sticky device fault is returned by every runtime call from now on. */
+    cudaError_t err = cudaPeekAtLastError();
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        return bp_cuda__check(err, "an earlier asynchronous call on the device");
+    }
+    unsigned x = __atomic_exchange_n(&cc->flags_host[BP_CUDA_FLAG_X], 0u, __ATOMIC_SEQ_CST);
+    unsigned b = __atomic_exchange_n(&cc->flags_host[BP_CUDA_FLAG_BIAS], 0u, __ATOMIC_SEQ_CST);
+    if (x || b)
+        return bp_cuda__host->fail(
+            BP_ERR_NON_FINITE,
+            "a bp_cuda_gemm call on this context since the last status query had a NaN or Inf in "
+            "%s; the outputs of the affected columns are unspecified",
+            x && b ? "x and bias"
+            : x    ? "x"
+                   : "bias");
+    return BP_OK;
+}
+
+bp_status bp_cuda_synchronize(bp_context *ctx, cudaStream_t stream) {
+    bp_cuda_context *cc = cuda_state(ctx, "bp_cuda_synchronize");
+    if (!cc)
+        return BP_ERR_INVALID_ARGUMENT;
+    int prev = 0;
+    bp_status st = bp_cuda__enter(cc, &prev);
+    if (st)
+        return st;
+    st = bp_cuda__check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    bp_status rep = take_reports(cc);
+    bp_cuda__leave(prev);
+    return st ? st : rep;
+}
+
+bp_status bp_cuda_status(bp_context *ctx) {
+    bp_cuda_context *cc = cuda_state(ctx, "bp_cuda_status");
+    if (!cc)
+        return BP_ERR_INVALID_ARGUMENT;
+    int prev = 0;
+    bp_status st = bp_cuda__enter(cc, &prev);
+    if (st)
+        return st;
+    st = take_reports(cc);
+    bp_cuda__leave(prev);
+    return st;
+}
+
+const char *bp_cuda_kernel_name(const bp_context *ctx, int act_bits, size_t batch) {
+    bp_cuda_context *cc = cuda_state(ctx, "bp_cuda_kernel_name");
+    if (!cc)
+        return NULL;
+    if (act_bits < 0 || act_bits > BP_MAX_ACT_BITS || batch == 0) {
+        bp_cuda__host->fail(BP_ERR_OUT_OF_RANGE,
+                            "bp_cuda_kernel_name: act_bits must be 0..%d and batch > 0, got %d "
+                            "and %zu",
+                            BP_MAX_ACT_BITS, act_bits, batch);
+        return NULL;
+    }
+    return bp_cuda__path(cc, act_bits ? act_bits : 8, batch) == BP_CUDA_PATH_MMA ? "mma"
+                                                                                 : "popcount";
+}

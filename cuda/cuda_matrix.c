@@ -1,0 +1,91 @@
+/*
+ * Device copies of matrices: each plane slab is re-tiled into the MMA
+ * register order of cuda_layout.h and uploaded after the previous one, so
+ * the device copy keeps the plane-prefix property (n planes read the first
+ * n slabs). Made once per (matrix, device) through the core's matrix cache
+ * and freed with the matrix.
+ */
+#include "cuda_host.h"
+#include "cuda_layout.h"
+
+#include <stdlib.h>
+
+static void destroy_copy(void *data) {
+    bp_cuda_matrix *dm = data;
+    int prev = 0;
+    /* Called when the matrix is destroyed, from any thread and with any
+     * device current: switch to the copy's device for the frees. */
+    if (cudaGetDevice(&prev) == cudaSuccess) {
+        cudaSetDevice(dm->device);
+        cudaFree(dm->planes);
+        cudaFree(dm->coef);
+        cudaSetDevice(prev);
+    }
+    free(dm);
+}
+
+/* Host slab of plane p (16-row groups, word-major) into the device order. */
+static void retile_plane(const bp_matrix *m, int p, uint32_t *out) {
+    const uint32_t *slab = bp__slab(m, p);
+    const size_t KC = m->kwords / 8;
+    for (size_t g = 0; g < m->row_groups; g++)
+        for (size_t kc = 0; kc < KC; kc++)
+            for (unsigned lane = 0; lane < 32; lane++)
+                for (unsigned r = 0; r < 4; r++) {
+                    size_t w = kc * 8 + bp_cuda_a_word(lane, r);
+                    out[bp_cuda_a_index(g, KC, kc, lane, r)] =
+                        slab[(g * m->kwords + w) * BP_ROW_GROUP + bp_cuda_a_row(lane, r)];
+                }
+}
+
+static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
+    bp_cuda_context *cc = arg;
+    bp_cuda_matrix *dm = calloc(1, sizeof *dm);
+    uint32_t *stage = malloc(m->plane_words * sizeof(uint32_t));
+    if (!dm || !stage) {
+        free(dm);
+        free(stage);
+        return bp_cuda__host->fail(BP_ERR_OUT_OF_MEMORY,
+                                   "cannot allocate %zu bytes to stage a plane for upload",
+                                   m->plane_words * sizeof(uint32_t));
+    }
+    dm->device = cc->device;
+    dm->plane_words = m->plane_words;
+    const size_t ncoef = m->rows * (size_t)m->bits * (size_t)(m->bits + 1) / 2;
+    bp_status st = bp_cuda__check(
+        cudaMalloc((void **)&dm->planes, (size_t)m->bits * m->plane_words * sizeof(uint32_t)),
+        "cudaMalloc (matrix planes)");
+    if (!st)
+        st = bp_cuda__check(cudaMalloc((void **)&dm->coef, ncoef * sizeof(float)),
+                            "cudaMalloc (coefficients)");
+    for (int p = 0; !st && p < m->bits; p++) {
+        retile_plane(m, p, stage);
+        st = bp_cuda__check(cudaMemcpy(dm->planes + (size_t)p * m->plane_words, stage,
+                                       m->plane_words * sizeof(uint32_t), cudaMemcpyHostToDevice),
+                            "cudaMemcpy (matrix planes)");
+    }
+    if (!st)
+        st = bp_cuda__check(
+            cudaMemcpy(dm->coef, m->coef, ncoef * sizeof(float), cudaMemcpyHostToDevice),
+            "cudaMemcpy (coefficients)");
+    free(stage);
+    if (st) {
+        cudaFree(dm->planes);
+        cudaFree(dm->coef);
+        free(dm);
+        return st;
+    }
+    *data = dm;
+    return BP_OK;
+}
+
+bp_status bp_cuda__matrix(bp_cuda_context *cc, const bp_matrix *m, const bp_cuda_matrix **out) {
+    void *data = NULL;
+    /* Keyed by device ordinal + 1 (never NULL): contexts on one device
+     * share the copy. */
+    bp_status st =
+        bp_cuda__host->matrix_cache_get(m, &bp_cuda__ops, (const void *)(intptr_t)(cc->device + 1),
+                                        make_copy, cc, destroy_copy, &data);
+    *out = data;
+    return st;
+}
