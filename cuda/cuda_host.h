@@ -47,6 +47,10 @@ void bp_cuda__leave(int prev);
 /* The device copy of m for cc's device, uploading it on first use. */
 bp_status bp_cuda__matrix(bp_cuda_context *cc, const bp_matrix *m, const bp_cuda_matrix **out);
 
+/* Plane p of m (host slabs) in the device order of cuda_layout.h, into out
+ * (m->plane_words words). Pure C: cuda_retile.c, also used by the layout test. */
+void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out);
+
 /* Which inner path a call with act_bits and batch takes. */
 int bp_cuda__path(const bp_cuda_context *cc, int act_bits, size_t batch);
 

@@ -6,7 +6,6 @@
  * and freed with the matrix.
  */
 #include "cuda_host.h"
-#include "cuda_layout.h"
 
 #include <stdlib.h>
 
@@ -22,20 +21,6 @@ static void destroy_copy(void *data) {
         cudaSetDevice(prev);
     }
     free(dm);
-}
-
-/* Host slab of plane p (16-row groups, word-major) into the device order. */
-static void retile_plane(const bp_matrix *m, int p, uint32_t *out) {
-    const uint32_t *slab = bp__slab(m, p);
-    const size_t KC = m->kwords / 8;
-    for (size_t g = 0; g < m->row_groups; g++)
-        for (size_t kc = 0; kc < KC; kc++)
-            for (unsigned lane = 0; lane < 32; lane++)
-                for (unsigned r = 0; r < 4; r++) {
-                    size_t w = kc * 8 + bp_cuda_a_word(lane, r);
-                    out[bp_cuda_a_index(g, KC, kc, lane, r)] =
-                        slab[(g * m->kwords + w) * BP_ROW_GROUP + bp_cuda_a_row(lane, r)];
-                }
 }
 
 static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
@@ -59,7 +44,7 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
         st = bp_cuda__check(cudaMalloc((void **)&dm->coef, ncoef * sizeof(float)),
                             "cudaMalloc (coefficients)");
     for (int p = 0; !st && p < m->bits; p++) {
-        retile_plane(m, p, stage);
+        bp_cuda__retile_plane(m, p, stage);
         st = bp_cuda__check(cudaMemcpy(dm->planes + (size_t)p * m->plane_words, stage,
                                        m->plane_words * sizeof(uint32_t), cudaMemcpyHostToDevice),
                             "cudaMemcpy (matrix planes)");
