@@ -8,5 +8,7 @@ int bench_cmd_gemv(const bench_opts *o);
 int bench_cmd_peak(const bench_opts *o);
 int bench_cmd_quantize(const bench_opts *o);
 int bench_cmd_accuracy(const bench_opts *o);
+/* gemv --backend cuda: bench_cuda.c (bench_cuda_none.c without CUDA). */
+int bench_cmd_gemv_cuda(const bench_opts *o);
 
 #endif

@@ -52,6 +52,8 @@ typedef struct bp_result {
 } bp_result;
 
 int bench_cmd_gemv(const bench_opts *o) {
+    if (o->backend == BP_BACKEND_CUDA)
+        return bench_cmd_gemv_cuda(o); /* bench_cuda.c */
     const size_t m = o->m, k = o->k, batch = o->batch;
     const bp_quant_method method =
         o->methods == BENCH_METHOD_RESIDUAL ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
