@@ -16,6 +16,28 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+
+# With nvcc present the CUDA backend is built; its check that the kernels
+# contain the b1 tensor-core instruction (ctest -R cuda_mma_instructions)
+# needs cuobjdump and nvdisasm, which only PyPI ships separately from the
+# toolkit. Best effort: without them that one check skips.
+cuda_tools=/opt/bitplane-cuda-tools/bin
+if { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; } &&
+   ! command -v cuobjdump >/dev/null && [ ! -x /usr/local/cuda/bin/cuobjdump ] &&
+   [ ! -x "$cuda_tools/nvdisasm" ] && [ "$(id -u)" -eq 0 ]; then
+  tmp=$(mktemp -d)
+  if python3 -m pip download -q --no-deps -d "$tmp" nvidia-cuda-cuobjdump==13.2.78 \
+       nvidia-cuda-nvdisasm==13.2.86 >&2; then
+    mkdir -p "$cuda_tools"
+    for w in "$tmp"/*.whl; do python3 -m zipfile -e "$w" "$tmp/x"; done
+    cp "$tmp"/x/nvidia/cu*/bin/cuobjdump "$tmp"/x/nvidia/cu*/bin/nvdisasm "$cuda_tools"/
+    chmod +x "$cuda_tools"/*
+  else
+    echo "bitplane: could not fetch cuobjdump/nvdisasm; the CUDA instruction check will skip" >&2
+  fi
+  rm -rf "$tmp"
+fi
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "bitplane: installing ${missing[*]}" >&2
