@@ -194,12 +194,12 @@ bp_status bp_opencl_gemm(bp_context *ctx, const bp_matrix *m, cl_mem x, size_t x
                          size_t ldx, cl_mem y, size_t y_off, size_t ldy, cl_mem bias,
                          size_t bias_off, const bp_run_options *options, cl_command_queue queue,
                          cl_uint num_wait, const cl_event *wait, cl_event *done) {
+    if (done)
+        *done = NULL;
     bp_status st;
     bp_ocl_ctx *c = ocl_ctx(ctx, "bp_opencl_gemm", &st);
     if (!c)
         return st;
-    if (done)
-        *done = NULL;
     size_t xbytes, ybytes;
     if ((st = check_args(c, m, x, x_off, batch, ldx, y, y_off, ldy, bias, bias_off, num_wait, wait,
                          &xbytes, &ybytes)))
