@@ -24,7 +24,7 @@ void bench_usage(FILE *f) {
           "  bitplane-bench gemv [--m M] [--k K] [--batch B] [--planes 1,2,4] [--act-bits 8]\n"
           "                      [--threads T] [--reps N] [--bits 8] [--method uniform|residual]\n"
           "                      [--clip C] [--kernel auto|reference|avx512|avx512-lut]\n"
-          "                      [--seed S] [--json]\n"
+          "                      [--seed S] [--json] [--backend cpu|opencl]\n"
           "  bitplane-bench peak [--act-bits 8,16] [--planes 1,4,8] [--m 4096] [--k 4096]\n"
           "                      [--threads T] [--reps N] [--kernel K] [--json]\n"
           "  bitplane-bench quantize [--m M] [--k K] [--method uniform|residual|both]\n"
@@ -141,6 +141,7 @@ static void set_defaults(bench_opts *o, bench_cmd cmd) {
     o->bits = BP_DEFAULT_BITS;
     o->kernel = BP_CPU_KERNEL_AUTO;
     o->kernel_name = "auto";
+    o->backend = "cpu";
     o->seed = 42;
     o->n_clip = 1;
     o->clip[0] = 0.0f;
@@ -194,6 +195,7 @@ enum opt_id {
     OPT_KERNEL,
     OPT_SEED,
     OPT_JSON,
+    OPT_BACKEND,
 };
 
 static const struct {
@@ -218,6 +220,7 @@ static const struct {
     {"--kernel", OPT_KERNEL, 1,
      CMD_BIT(BENCH_CMD_GEMV) | CMD_BIT(BENCH_CMD_PEAK) | CMD_BIT(BENCH_CMD_ACCURACY)},
     {"--seed", OPT_SEED, 1, ALL_CMDS},
+    {"--backend", OPT_BACKEND, 1, CMD_BIT(BENCH_CMD_GEMV)},
     {"--json", OPT_JSON, 0, ALL_CMDS},
 };
 
@@ -285,6 +288,11 @@ static int apply(bench_opts *o, enum opt_id id, const char *opt, const char *v) 
         return rc;
     case OPT_JSON:
         o->json = 1;
+        return 0;
+    case OPT_BACKEND:
+        if (strcmp(v, "cpu") != 0 && strcmp(v, "opencl") != 0)
+            return bad("--backend: expected cpu|opencl, got '%s'", v);
+        o->backend = v;
         return 0;
     }
     return bad("internal: unhandled option %s", opt);

@@ -39,6 +39,7 @@ typedef struct bench_opts {
     int methods; /* BENCH_METHOD_* mask */
     bp_cpu_kernel kernel;
     const char *kernel_name; /* as given, for messages */
+    const char *backend;     /* gemv: "cpu" (default) or "opencl" */
     int json;
     uint64_t seed;
 } bench_opts;
