@@ -63,14 +63,17 @@ static inline void bp_gemm_body(__global const uint *restrict planes, ulong plan
                 d = (long)cols - 2 * (long)cnt;
             } else {
                 int cnt[BP_MAX_ACT_BITS];
+#pragma unroll
                 for (int k = 0; k < A; k++)
                     cnt[k] = 0;
                 for (uint w = 0; w < kwords; w++) {
                     const uint wv = wp[(ulong)w * BP_ROW_GROUP];
+#pragma unroll
                     for (int k = 0; k < A; k++)
                         cnt[k] += (int)popcount(wv & av[(ulong)k * kwords + w]);
                 }
                 d = 0;
+#pragma unroll
                 for (int k = 0; k < A; k++) {
                     long wk = (long)1 << k;
                     if (is_signed && k == A - 1)
