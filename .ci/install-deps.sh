@@ -10,6 +10,8 @@ packages=(
   pkg-config
   libcriterion-dev  # C test framework
   libopenblas-dev   # fp32 baseline for bitplane-bench
+  ocl-icd-opencl-dev opencl-headers  # OpenCL ICD loader and headers (opencl/ backend)
+  pocl-opencl-icd   # a CPU OpenCL device, so the OpenCL backend is tested without a GPU
 )
 
 missing=()

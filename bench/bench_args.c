@@ -24,7 +24,7 @@ void bench_usage(FILE *f) {
           "  bitplane-bench gemv [--m M] [--k K] [--batch B] [--planes 1,2,4] [--act-bits 8]\n"
           "                      [--threads T] [--reps N] [--bits 8] [--method uniform|residual]\n"
           "                      [--clip C] [--kernel auto|reference|avx512|avx512-lut]\n"
-          "                      [--seed S] [--json] [--backend cpu|cuda]\n"
+          "                      [--seed S] [--json] [--backend cpu|cuda|opencl]\n"
           "  bitplane-bench peak [--act-bits 8,16] [--planes 1,4,8] [--m 4096] [--k 4096]\n"
           "                      [--threads T] [--reps N] [--kernel K] [--json]\n"
           "  bitplane-bench quantize [--m M] [--k K] [--method uniform|residual|both]\n"
@@ -294,8 +294,10 @@ static int apply(bench_opts *o, enum opt_id id, const char *opt, const char *v) 
             o->backend = BP_BACKEND_CPU;
         else if (strcmp(v, "cuda") == 0)
             o->backend = BP_BACKEND_CUDA;
+        else if (strcmp(v, "opencl") == 0)
+            o->backend = BP_BACKEND_OPENCL;
         else
-            return bad("--backend: expected cpu|cuda, got '%s'", v);
+            return bad("--backend: expected cpu|cuda|opencl, got '%s'", v);
         return 0;
     }
     return bad("internal: unhandled option %s", opt);

@@ -39,7 +39,7 @@ typedef struct bench_opts {
     int methods; /* BENCH_METHOD_* mask */
     bp_cpu_kernel kernel;
     const char *kernel_name; /* as given, for messages */
-    bp_backend backend;      /* gemv --backend cpu|cuda */
+    bp_backend backend;      /* gemv --backend cpu|cuda|opencl */
     int json;
     uint64_t seed;
 } bench_opts;

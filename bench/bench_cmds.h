@@ -10,5 +10,7 @@ int bench_cmd_quantize(const bench_opts *o);
 int bench_cmd_accuracy(const bench_opts *o);
 /* gemv --backend cuda: bench_cuda.c (bench_cuda_none.c without CUDA). */
 int bench_cmd_gemv_cuda(const bench_opts *o);
+/* gemv --backend opencl (cmd_gemv_opencl.c, built with the OpenCL backend). */
+int bench_cmd_gemv_opencl(const bench_opts *o);
 
 #endif

@@ -14,6 +14,7 @@
 #include "bench_report.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct gemv_job {
     bp_context *ctx;
@@ -54,6 +55,14 @@ typedef struct bp_result {
 int bench_cmd_gemv(const bench_opts *o) {
     if (o->backend == BP_BACKEND_CUDA)
         return bench_cmd_gemv_cuda(o); /* bench_cuda.c */
+    if (o->backend == BP_BACKEND_OPENCL) {
+#ifdef BENCH_HAVE_OPENCL
+        return bench_cmd_gemv_opencl(o);
+#else
+        return bench_fail("gemv --backend opencl: this build has no OpenCL backend "
+                          "(configure with -DBP_OPENCL=ON)");
+#endif
+    }
     const size_t m = o->m, k = o->k, batch = o->batch;
     const bp_quant_method method =
         o->methods == BENCH_METHOD_RESIDUAL ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;

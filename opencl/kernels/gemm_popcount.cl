@@ -1,0 +1,119 @@
+/*
+ * The popcount GEMM: one work-item per (row, column) accumulates every used
+ * weight plane against every activation plane and applies the exact combine.
+ *
+ *   D[p] = sum_b w_b (2 popcount(t_p & a_b) - popcount(a_b)), w_b = +-2^b
+ *   (act_bits 1: D[p] = K - 2 popcount(t_p ^ s), the XNOR form)
+ *   acc = 0; for p = 0..n-1: acc = fma(c[n][row][p], (float)D[p], acc)
+ *   y = acc * s_x; y = y + bias[row]
+ *
+ * D is a 64-bit integer (|D| <= K 2^(a-1) exceeds int32 for large K at high
+ * act_bits); the per-plane popcount sums fit int32 (<= K). The float of D is
+ * round-to-nearest (convert_float_rte), like the C cast on the host.
+ *
+ * Weights keep the CPU layout (bp_internal.h): slab p, row group g = row/16,
+ * word w of row r at slab[(g * kwords + w) * 16 + r % 16], so 16 neighbouring
+ * work-items read one contiguous 64-byte line per word.
+ * The activation width is a compile-time constant per kernel
+ * (bp_gemm_popcount_a1 .. _a16) so the per-plane counters live in registers.
+ */
+
+static inline void bp_gemm_body(__global const uint *restrict planes, ulong plane_words,
+                                uint kwords, uint rows, uint cols, __global const float *restrict coef,
+                                __global const uint *restrict act,
+                                __global const int *restrict colinfo,
+                                __global const int *restrict column_planes, ulong cp_off, int planes_n,
+                                __global float *restrict y, ulong y_off, ulong ldy,
+                                __global const float *restrict bias, ulong bias_off,
+                                __global int *restrict status, const int A) {
+    const uint row = get_global_id(0);
+    const ulong col = get_global_id(1);
+    if (row >= rows)
+        return;
+    __global const int *ci = colinfo + col * BP_CI_STRIDE;
+    const int flags = ci[BP_CI_FLAGS];
+    const float b = bias ? bias[bias_off + row] : 0.0f;
+    if (bias && !isfinite(b))
+        atomic_or(status, BP_ST_BIAS_NONFINITE);
+    float out;
+    if (flags & BP_CF_NONFINITE) {
+        out = NAN;
+    } else if (flags & BP_CF_ZERO) {
+        out = b;
+    } else {
+        int n = planes_n;
+        if (column_planes) {
+            int cp = column_planes[cp_off + col];
+            n = cp ? cp : n;
+        }
+        const float s = as_float(ci[BP_CI_SCALE]);
+        const int is_signed = (flags & BP_CF_SIGNED) != 0;
+        __global const uint *wrow =
+            planes + (ulong)(row / BP_ROW_GROUP) * kwords * BP_ROW_GROUP + row % BP_ROW_GROUP;
+        __global const uint *av = act + col * (ulong)A * kwords;
+        __global const float *c = coef + (ulong)rows * (ulong)((n - 1) * n / 2) + (ulong)row * n;
+        float acc = 0.0f;
+        for (int p = 0; p < n; p++) {
+            __global const uint *wp = wrow + (ulong)p * plane_words;
+            long d;
+            if (A == 1) {
+                int cnt = 0;
+                for (uint w = 0; w < kwords; w++)
+                    cnt += (int)popcount(wp[(ulong)w * BP_ROW_GROUP] ^ av[w]);
+                d = (long)cols - 2 * (long)cnt;
+            } else {
+                int cnt[BP_MAX_ACT_BITS];
+#pragma unroll
+                for (int k = 0; k < A; k++)
+                    cnt[k] = 0;
+                for (uint w = 0; w < kwords; w++) {
+                    const uint wv = wp[(ulong)w * BP_ROW_GROUP];
+#pragma unroll
+                    for (int k = 0; k < A; k++)
+                        cnt[k] += (int)popcount(wv & av[(ulong)k * kwords + w]);
+                }
+                d = 0;
+#pragma unroll
+                for (int k = 0; k < A; k++) {
+                    long wk = (long)1 << k;
+                    if (is_signed && k == A - 1)
+                        wk = -wk;
+                    d += wk * (2 * (long)cnt[k] - (long)ci[BP_CI_POPCOUNT + k]);
+                }
+            }
+            acc = fma(c[p], convert_float_rte(d), acc);
+        }
+        out = acc * s;
+        if (bias)
+            out = out + b;
+    }
+    y[y_off + col * ldy + row] = out;
+}
+
+#define BP_GEMM_KERNEL(A)                                                                          \
+    __kernel void bp_gemm_popcount_a##A(                                                           \
+        __global const uint *restrict planes, ulong plane_words, uint kwords, uint rows,           \
+        uint cols, __global const float *restrict coef, __global const uint *restrict act,         \
+        __global const int *restrict colinfo, __global const int *restrict column_planes,          \
+        ulong cp_off, int planes_n, __global float *restrict y, ulong y_off, ulong ldy,            \
+        __global const float *restrict bias, ulong bias_off, __global int *restrict status) {      \
+        bp_gemm_body(planes, plane_words, kwords, rows, cols, coef, act, colinfo, column_planes,   \
+                     cp_off, planes_n, y, y_off, ldy, bias, bias_off, status, A);                  \
+    }
+
+BP_GEMM_KERNEL(1)
+BP_GEMM_KERNEL(2)
+BP_GEMM_KERNEL(3)
+BP_GEMM_KERNEL(4)
+BP_GEMM_KERNEL(5)
+BP_GEMM_KERNEL(6)
+BP_GEMM_KERNEL(7)
+BP_GEMM_KERNEL(8)
+BP_GEMM_KERNEL(9)
+BP_GEMM_KERNEL(10)
+BP_GEMM_KERNEL(11)
+BP_GEMM_KERNEL(12)
+BP_GEMM_KERNEL(13)
+BP_GEMM_KERNEL(14)
+BP_GEMM_KERNEL(15)
+BP_GEMM_KERNEL(16)

@@ -1,0 +1,58 @@
+/*
+ * Device copies of a matrix: all bits slabs in the CPU layout (plane-major,
+ * so a call with n planes reads only the first n slabs) and the whole
+ * coefficient table, uploaded once per cl_context through the core's matrix
+ * cache and freed with the matrix. The buffers retain their cl_context, so
+ * the key cannot be reused by another context while the copy exists.
+ */
+#include "ocl_internal.h"
+
+#include <stdlib.h>
+
+static void matrix_free(void *data) {
+    bp_ocl_matrix *dm = data;
+    if (!dm)
+        return;
+    if (dm->planes)
+        clReleaseMemObject(dm->planes);
+    if (dm->coef)
+        clReleaseMemObject(dm->coef);
+    free(dm);
+}
+
+static bp_status matrix_upload(const bp_matrix *m, void *arg, void **data) {
+    bp_ocl_ctx *c = arg;
+    size_t plane_bytes = (size_t)m->bits * m->plane_words * sizeof(uint32_t);
+    size_t coef_bytes = m->rows * (size_t)m->bits * (size_t)(m->bits + 1) / 2 * sizeof(float);
+    if (plane_bytes > c->max_alloc || coef_bytes > c->max_alloc)
+        return bp__ocl_host->fail(BP_ERR_UNSUPPORTED,
+                                  "a %zux%zu matrix with %d planes needs a %zu-byte buffer; "
+                                  "OpenCL device '%s' allocates at most %zu bytes at once",
+                                  m->rows, m->cols, m->bits, plane_bytes, c->device_name,
+                                  c->max_alloc);
+    bp_ocl_matrix *dm = calloc(1, sizeof *dm);
+    if (!dm)
+        return bp__ocl_host->fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate a device matrix");
+    cl_int err;
+    /* COPY_HOST_PTR copies now, from memory that stays valid for the call. */
+    dm->planes = clCreateBuffer(c->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, plane_bytes,
+                                m->planes, &err);
+    if (dm->planes)
+        dm->coef = clCreateBuffer(c->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, coef_bytes,
+                                  m->coef, &err);
+    if (!dm->planes || !dm->coef) {
+        matrix_free(dm);
+        return bp__ocl_fail(err, "clCreateBuffer (matrix upload)");
+    }
+    c->matrix_uploads++;
+    *data = dm;
+    return BP_OK;
+}
+
+bp_status bp__ocl_matrix_get(bp_ocl_ctx *c, const bp_matrix *m, bp_ocl_matrix **out) {
+    void *data = NULL;
+    bp_status st = bp__ocl_host->matrix_cache_get(m, &bp__ocl_ops, c->context, matrix_upload, c,
+                                                  matrix_free, &data);
+    *out = data;
+    return st;
+}
