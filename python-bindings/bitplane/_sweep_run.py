@@ -246,7 +246,8 @@ def sweep_model(name: str, args, progress) -> dict:
     configs = [(q, a, n) for q in args.quantizer for a in args.act_bits for n in args.planes]
     for backend in args.backend:
         try:
-            ctx = Context(backend=backend, threads=args.threads)
+            ctx = Context(backend=backend, threads=args.threads,
+                          **({"cpu_kernel": args.cpu_kernel} if backend == "cpu" else {}))
         except UnsupportedError as e:
             skipped.append({"backend": backend, "reason": str(e)})
             progress.write(f"{label}: backend '{backend}' skipped: {e}")

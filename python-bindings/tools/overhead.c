@@ -1,6 +1,7 @@
 /* Per-call time of bp_gemm from C at a small shape, for comparison with the
  * same call through the Python binding (overhead.py runs both).
- * Usage: overhead ROWS COLS CALLS_PER_SAMPLE SAMPLES -> one ns/call per line. */
+ * Usage: overhead ROWS COLS CALLS_PER_SAMPLE SAMPLES CPU_KERNEL -> one ns/call per
+ * line; CPU_KERNEL is the bp_cpu_kernel value (0 auto, 1 reference, 2 avx512, 3 avx512-lut). */
 #include <bitplane.h>
 
 #include <stdio.h>
@@ -14,8 +15,8 @@ static double now_ns(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5)
-        return fprintf(stderr, "usage: overhead ROWS COLS CALLS SAMPLES\n"), 2;
+    if (argc != 6)
+        return fprintf(stderr, "usage: overhead ROWS COLS CALLS SAMPLES CPU_KERNEL\n"), 2;
     size_t rows = strtoul(argv[1], NULL, 10), cols = strtoul(argv[2], NULL, 10);
     int calls = atoi(argv[3]), samples = atoi(argv[4]);
     float *w = malloc(rows * cols * sizeof *w), *x = malloc(cols * sizeof *x),
@@ -27,6 +28,7 @@ int main(int argc, char **argv) {
         x[i] = (float)rand() / RAND_MAX - 0.5f;
     bp_context_options co = BP_CONTEXT_OPTIONS_INIT;
     co.threads = 1;
+    co.cpu_kernel = (bp_cpu_kernel)atoi(argv[5]);
     bp_context *ctx;
     bp_matrix *m;
     if (bp_context_create(&co, &ctx) || bp_matrix_quantize(ctx, w, rows, cols, cols, NULL, &m))
