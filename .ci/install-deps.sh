@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages bitplane needs to build, test and benchmark,
 # from Debian's registry. Installs only what is missing, so it is cheap to
-# run before every build. Used by bench/run-default.sh, tests/run-all.sh and CI.
+# run before every build. Used by bench/run-default.sh, bench/run-bench.sh,
+# tests/run-all.sh and CI.
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,8 @@ packages=(
   libopenblas-dev   # fp32 baseline for bitplane-bench
   ocl-icd-opencl-dev opencl-headers  # OpenCL ICD loader and headers (opencl/ backend)
   pocl-opencl-icd   # a CPU OpenCL device, so the OpenCL backend is tested without a GPU
+  python3-dev       # headers for the Python extension (python-bindings/)
+  python3-venv      # virtual environments for the Python package and its tests
 )
 
 missing=()

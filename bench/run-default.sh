@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The main job: set up, build, and run bitplane-bench on the default shape
-# (GEMV 65536 x 4096, planes 1,2,4, act_bits 8) on 1 thread and on all cores,
-# with the OpenBLAS sgemv baseline and the stream-read probe in the same run.
-# Extra arguments go to bitplane-bench (for example --json).
+# The main job: set up everything, then run the accuracy/speed sweep on the
+# bundled default model (the digits MLP).
+#  1. system packages through .ci/install-deps.sh (compiler, CMake, Python
+#     headers and venv),
+#  2. a Python virtual environment in .venv (reused; BP_VENV overrides),
+#  3. the bitplane package built from this tree (pip install ./python-bindings),
+#  4. bitplane-sweep with its defaults; extra arguments go to it (for example
+#     --model char-lstm or --threads 1). It prints the table and where the CSV,
+#     JSON and PNG files are (bitplane-sweep-out/ in the repository root).
+# The C benchmark of the default GEMV shape is bench/run-bench.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/.ci/install-deps.sh"
-build=${BP_BUILD_DIR:-$root/build}
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release
-cmake --build "$build" -j"$(nproc)" --target bitplane-bench
-for t in 1 "$(nproc)"; do
-  "$build/bench/bitplane-bench" gemv --m 65536 --k 4096 --planes 1,2,4 --act-bits 8 --threads "$t" "$@"
-done
+venv=${BP_VENV:-$root/.venv}
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "$root/python-bindings"
+cd "$root"
+"$venv/bin/bitplane-sweep" "$@"

@@ -1,0 +1,77 @@
+"""bitplane: bit-serial ("PrecisionBatching") neural-network inference.
+
+Weights are quantized once into k one-bit planes, most significant first;
+every call picks how many planes to use (``planes``) and the activation bits
+(``act_bits``), trading accuracy for speed per call without re-quantizing.
+
+>>> import numpy as np, bitplane
+>>> w = np.random.default_rng(0).standard_normal((256, 64), dtype=np.float32)
+>>> m = bitplane.Matrix.quantize(w, bits=8, method="uniform")
+>>> x = np.ones((4, 64), np.float32)
+>>> m.gemm(x, planes=4, act_bits=8).shape
+(4, 256)
+
+Everything from the C extension (``Context``, ``Matrix``, the exceptions) is
+re-exported here; ``bitplane.layers`` has Linear, LSTM and GRU layers,
+``bitplane.models`` the bundled models, and ``bitplane.sweep`` the
+``bitplane-sweep`` tool.
+"""
+
+from ._bitplane import (
+    DEFAULT_BITS,
+    MAX_BITS,
+    BackendError,
+    Context,
+    CorruptError,
+    Error,
+    FileError,
+    InternalError,
+    InvalidArgumentError,
+    Matrix,
+    NonFiniteError,
+    OutOfMemoryError,
+    OutOfRangeError,
+    SizeOverflowError,
+    UnsupportedError,
+    VersionError,
+    default_context,
+    status_string,
+    version,
+)
+
+__version__ = "0.1.0"
+
+BACKENDS = ("cpu", "cuda", "opencl")
+METHODS = ("uniform", "residual")
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BITS",
+    "MAX_BITS",
+    "METHODS",
+    "BackendError",
+    "Context",
+    "CorruptError",
+    "Error",
+    "FileError",
+    "InternalError",
+    "InvalidArgumentError",
+    "Matrix",
+    "NonFiniteError",
+    "OutOfMemoryError",
+    "OutOfRangeError",
+    "SizeOverflowError",
+    "UnsupportedError",
+    "VersionError",
+    "default_context",
+    "library_path",
+    "status_string",
+    "version",
+]
+
+
+def library_path() -> str:
+    """Path of the bundled shared C library (``libbitplane.so.0``), for ctypes."""
+    import os
+
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "libbitplane.so.0")

@@ -1,0 +1,245 @@
+"""Models: the bundled ones (format "bitplane-model-v1") and a user's own
+Linear stacks (.npz or .safetensors), built from bitplane layers.
+
+Bundled names: ``digits`` (MLP on the 8x8 handwritten digits),
+``char-lstm`` and ``char-gru`` (character language models). See
+``bitplane/models/README.md`` in the repository for provenance.
+
+A user's Linear stack is a file whose 2-D ``<name>.weight`` arrays (shape
+(out, in), PyTorch layout) each optionally have a ``<name>.bias``; the layers
+are taken in the natural order of their names (numbers compared as numbers,
+so ``l2`` comes before ``l10``), with ReLU between layers unless another
+activation is asked for. Consecutive shapes must chain. Optional keys
+``test_x`` (n, in) and ``test_y`` (n,) supply inputs and labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ._bitplane import Context
+from .layers import GRU, LSTM, Linear
+
+FORMAT = "bitplane-model-v1"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+BUNDLED: Dict[str, str] = {
+    "digits": "digits_mlp.npz",
+    "char-lstm": "char_lstm.npz",
+    "char-gru": "char_gru.npz",
+}
+
+__all__ = ["BUNDLED", "FORMAT", "ModelData", "MLP", "CharRNN", "read", "build",
+           "bundled_path", "bits_per_char", "rnn_chunks"]
+
+PerLayer = Union[None, int, Sequence[Optional[int]]]
+
+
+@dataclass
+class ModelData:
+    """The float32 arrays of a model file and what they describe."""
+
+    name: str
+    path: Path
+    arch: str  # "mlp", "char_lstm", "char_gru" or "linear_stack"
+    arrays: Dict[str, np.ndarray]
+    meta: dict = field(default_factory=dict)
+
+    def scalar(self, key, default=None):
+        return self.arrays[key].item() if key in self.arrays else default
+
+
+def bundled_path(name: str) -> Path:
+    return MODELS_DIR / BUNDLED[name]
+
+
+def _natural_key(s: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def _load_arrays(path: Path) -> Dict[str, np.ndarray]:
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.numpy import load_file
+        except ImportError as e:
+            raise ImportError(f"reading {path} needs the safetensors package: "
+                              "pip install safetensors") from e
+        return dict(load_file(str(path)))
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def read(name_or_path: Union[str, os.PathLike]) -> ModelData:
+    """Read a bundled model by name or a model file by path."""
+    key = str(name_or_path)
+    if key in BUNDLED:
+        path = bundled_path(key)
+        if not path.exists():
+            raise FileNotFoundError(f"the bundled model '{key}' is not installed "
+                                    f"(expected {path})")
+        name = key
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise FileNotFoundError(f"no model file {path} (bundled models: "
+                                    f"{', '.join(BUNDLED)})")
+        name = path.stem
+    arrays = _load_arrays(path)
+    if "format" in arrays:
+        fmt = str(arrays["format"])
+        if fmt != FORMAT:
+            raise ValueError(f"{path}: format '{fmt}' is not supported (expected '{FORMAT}')")
+        arch = str(arrays["arch"])
+        if arch not in ("mlp", "char_lstm", "char_gru"):
+            raise ValueError(f"{path}: unknown arch '{arch}'")
+        meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
+    else:
+        arch, meta = "linear_stack", {}
+    return ModelData(name=name, path=path, arch=arch, arrays=arrays, meta=meta)
+
+
+def linear_params(data: ModelData) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
+    """(weight, bias) pairs of an MLP or a user's Linear stack, checked to chain."""
+    a = data.arrays
+    if data.arch == "mlp":
+        names = [f"l{i}" for i in range(int(a["n_layers"]))]
+    elif data.arch == "linear_stack":
+        names = sorted((k[:-len(".weight")] for k, v in a.items()
+                        if k.endswith(".weight") and np.ndim(v) == 2), key=_natural_key)
+        if "weight" in a and np.ndim(a["weight"]) == 2:
+            names = [""] + names
+    else:
+        raise ValueError(f"{data.path}: '{data.arch}' is not a Linear stack")
+    if not names:
+        raise ValueError(f"{data.path}: no 2-D '<name>.weight' arrays found")
+    params = []
+    for n in names:
+        dot = n + "." if n else ""
+        w = np.asarray(a[dot + "weight"], np.float32)
+        b = a.get(dot + "bias")
+        b = None if b is None else np.asarray(b, np.float32)
+        if params and w.shape[1] != params[-1][0].shape[0]:
+            raise ValueError(f"{data.path}: layer '{n}' takes {w.shape[1]} inputs but the "
+                             f"previous layer gives {params[-1][0].shape[0]}")
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"{data.path}: '{dot}bias' has shape {b.shape}, expected "
+                             f"({w.shape[0]},)")
+        params.append((w, b))
+    return params
+
+
+def _per_layer(value: PerLayer, n: int, name: str) -> List[Optional[int]]:
+    if value is None or isinstance(value, (int, np.integer)):
+        return [value] * n
+    value = list(value)
+    if len(value) != n:
+        raise ValueError(f"{name} must be an int, None or one value per layer ({n}), "
+                         f"got {len(value)} values")
+    return value
+
+
+_ACTIVATIONS = {
+    "relu": lambda h: np.maximum(h, np.float32(0.0)),
+    "tanh": np.tanh,
+    "none": lambda h: h,
+}
+
+
+class MLP:
+    """A stack of Linear layers with an activation after all but the last.
+
+    ``model(x, planes=None, act_bits=None)``: planes/act_bits are an int or
+    None for every layer, or a sequence with one value per layer.
+    """
+
+    def __init__(self, params, *, activation: str = "relu", bits: int = 8,
+                 method: str = "uniform", clip: float = 0.0,
+                 context: Optional[Context] = None, fp32: bool = False):
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
+                             f"got '{activation}'")
+        self.activation = _ACTIVATIONS[activation]
+        self.layers = [Linear.fp32(w, b) if fp32 else
+                       Linear(w, b, bits=bits, method=method, clip=clip, context=context)
+                       for w, b in params]
+
+    def __call__(self, x, planes: PerLayer = None, act_bits: PerLayer = None) -> np.ndarray:
+        n = len(self.layers)
+        planes, act_bits = _per_layer(planes, n, "planes"), _per_layer(act_bits, n, "act_bits")
+        h = np.ascontiguousarray(x, np.float32)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, planes=planes[i], act_bits=act_bits[i])
+            if i + 1 < n:
+                h = self.activation(h)
+        return h
+
+
+class CharRNN:
+    """Embedding lookup, LSTM or GRU layers, and a Linear read-out.
+
+    ``model.logits(tokens, planes=None, act_bits=None)`` with tokens of shape
+    (T, batch) (independent streams, zero initial state) gives (T, batch, V).
+    planes/act_bits per layer: one value per recurrent layer, then the read-out.
+    """
+
+    def __init__(self, data: ModelData, *, bits: int = 8, method: str = "uniform",
+                 clip: float = 0.0, context: Optional[Context] = None, fp32: bool = False):
+        a = data.arrays
+        cell = LSTM if data.arch == "char_lstm" else GRU
+        self.embed = np.ascontiguousarray(a["embed.weight"], np.float32)
+        self.rnn = []
+        for l in range(int(a["rnn_layers"])):
+            p = [a[f"rnn{l}.{k}"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            self.rnn.append(cell.fp32(*p) if fp32 else
+                            cell(*p, bits=bits, method=method, clip=clip, context=context))
+        self.fc = (Linear.fp32(a["fc.weight"], a["fc.bias"]) if fp32 else
+                   Linear(a["fc.weight"], a["fc.bias"], bits=bits, method=method, clip=clip,
+                          context=context))
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.rnn) + 1
+
+    def logits(self, tokens, planes: PerLayer = None, act_bits: PerLayer = None) -> np.ndarray:
+        n = self.n_layers
+        planes, act_bits = _per_layer(planes, n, "planes"), _per_layer(act_bits, n, "act_bits")
+        x = self.embed[np.asarray(tokens)]
+        for l, layer in enumerate(self.rnn):
+            x, _ = layer(x, planes=planes[l], act_bits=act_bits[l])
+        return self.fc(x, planes=planes[-1], act_bits=act_bits[-1])
+
+
+def build(data: ModelData, **kwargs):
+    """An MLP or CharRNN for the data; kwargs as their constructors."""
+    if data.arch in ("char_lstm", "char_gru"):
+        kwargs.pop("activation", None)
+        return CharRNN(data, **kwargs)
+    return MLP(linear_params(data), **kwargs)
+
+
+def rnn_chunks(tokens, total: int, streams: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Split tokens[:total] into `streams` equal chunks, each read from a zero
+    state. Returns inputs and targets of shape (T, streams): targets[t] is the
+    token after inputs[t]."""
+    tokens = np.asarray(tokens)
+    total = min(int(total), len(tokens))
+    length = total // streams
+    if length < 2:
+        raise ValueError(f"{total} tokens in {streams} streams leave fewer than 2 per stream")
+    chunks = tokens[:length * streams].reshape(streams, length).T  # (length, streams)
+    return np.ascontiguousarray(chunks[:-1]), np.ascontiguousarray(chunks[1:])
+
+
+def bits_per_char(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean of -log2 softmax(logits)[target] over every position (in float64)."""
+    z = logits.astype(np.float64).reshape(-1, logits.shape[-1])
+    m = z.max(axis=1, keepdims=True)
+    logz = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+    picked = z[np.arange(z.shape[0]), np.asarray(targets).reshape(-1)]
+    return float(np.mean(logz - picked) / np.log(2.0))

@@ -1,0 +1,448 @@
+/* bitplane.Matrix: a quantized weight matrix and the calls on it. */
+#include "pybp.h"
+
+#include <limits.h>
+#include <string.h>
+
+static const char *method_name(bp_quant_method method) {
+    return method == BP_QUANT_RESIDUAL ? "residual" : "uniform";
+}
+
+static PyObject *wrap(PyTypeObject *type, bp_matrix *m, PyBpContext *context) {
+    PyBpMatrix *self = (PyBpMatrix *)type->tp_alloc(type, 0);
+    if (!self) {
+        bp_matrix_destroy(m);
+        return NULL;
+    }
+    self->m = m;
+    Py_INCREF(context);
+    self->context = context;
+    return (PyObject *)self;
+}
+
+/* None -> dflt; an int in [lo, INT_MAX] -> itself; else TypeError/ValueError.
+ * Range checks against the matrix are the library's (with its message). */
+static int int_or_none(PyObject *obj, int dflt, const char *name, int *out) {
+    if (!obj || obj == Py_None) {
+        *out = dflt;
+        return 0;
+    }
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int or None, got %s", name,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    long v = PyLong_AsLong(obj);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s is out of range: %ld", name, v);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"w", "bits", "method", "clip", "context", NULL};
+    PyObject *w_obj, *context_obj = Py_None;
+    const char *method = "uniform";
+    bp_quant_options opt = BP_QUANT_OPTIONS_INIT;
+    opt.bits = BP_DEFAULT_BITS;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfO:quantize", kwlist, &w_obj, &opt.bits,
+                                     &method, &opt.clip, &context_obj))
+        return NULL;
+    if (!strcmp(method, "uniform"))
+        opt.method = BP_QUANT_UNIFORM;
+    else if (!strcmp(method, "residual"))
+        opt.method = BP_QUANT_RESIDUAL;
+    else
+        return PyErr_Format(PyExc_ValueError, "method must be 'uniform' or 'residual', got '%s'",
+                            method);
+    if (opt.bits == 0) /* 0 would mean the default in C; in Python say 8. */
+        return PyErr_Format(PyExc_ValueError, "bits must be 1..%d, got 0", BP_MAX_BITS);
+    PyBpContext *context = pybp_resolve_context(context_obj);
+    if (!context)
+        return NULL;
+    pybp_array w;
+    if (pybp_array_get(w_obj, "w", PYBP_READ, 2, 2, &w) < 0) {
+        Py_DECREF(context);
+        return NULL;
+    }
+    bp_matrix *m = NULL;
+    bp_status st;
+    PYBP_NOGIL(st, bp_matrix_quantize(context->ctx, w.data, w.n0, w.n1, w.ld, &opt, &m));
+    pybp_array_release(&w);
+    PyObject *result = st == BP_OK ? wrap(type, m, context) : pybp_raise(st);
+    Py_DECREF(context);
+    return result;
+}
+
+/* column_planes: any sequence of batch ints; copied (it is tiny). */
+static int *column_planes_get(PyObject *obj, size_t batch) {
+    PyObject *seq = PySequence_Fast(obj, "column_planes must be a sequence of ints or None");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if ((size_t)n != batch) {
+        PyErr_Format(PyExc_ValueError,
+                     "column_planes must have one entry per column of x (%zu), got %zd", batch, n);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    int *planes = PyMem_New(int, n > 0 ? n : 1);
+    if (!planes) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *index = PyNumber_Index(item); /* accepts numpy integers, refuses floats */
+        long v = index ? PyLong_AsLong(index) : -1;
+        Py_XDECREF(index);
+        if (!index || (v == -1 && PyErr_Occurred()) || v < INT_MIN || v > INT_MAX) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "column_planes[%zd] must be an int, got %s", i,
+                             Py_TYPE(item)->tp_name);
+            }
+            PyMem_Free(planes);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        planes[i] = (int)v;
+    }
+    Py_DECREF(seq);
+    return planes;
+}
+
+static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"x",         "planes", "act_bits", "bias", "column_planes",
+                             "act_scale", "out",    "context",  NULL};
+    PyObject *x_obj, *planes_obj = Py_None, *act_bits_obj = Py_None, *bias_obj = Py_None,
+                     *cp_obj = Py_None, *out_obj = Py_None, *context_obj = Py_None;
+    bp_run_options run = BP_RUN_OPTIONS_INIT;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOfOO:gemm", kwlist, &x_obj, &planes_obj,
+                                     &act_bits_obj, &bias_obj, &cp_obj, &run.act_scale, &out_obj,
+                                     &context_obj))
+        return NULL;
+    if (int_or_none(planes_obj, 0, "planes", &run.planes) < 0 ||
+        int_or_none(act_bits_obj, 8, "act_bits", &run.act_bits) < 0)
+        return NULL;
+    /* In C, 0 means "all" / "8"; in Python None does, and 0 is refused by the
+     * library's range check like any other bad value. */
+    if (planes_obj != Py_None && run.planes == 0)
+        return PyErr_Format(PyExc_ValueError, "planes must be None (all) or 1..%d, got 0",
+                            bp_matrix_bits(self->m));
+    if (act_bits_obj != Py_None && run.act_bits == 0)
+        return PyErr_Format(PyExc_ValueError, "act_bits must be None (8) or 1..16, got 0");
+
+    size_t rows = bp_matrix_rows(self->m), cols = bp_matrix_cols(self->m);
+    PyBpContext *context =
+        context_obj == Py_None ? self->context : pybp_resolve_context(context_obj);
+    if (!context)
+        return NULL;
+    if (context_obj == Py_None)
+        Py_INCREF(context);
+
+    PyObject *result = NULL, *out_ref = NULL;
+    int *column_planes = NULL;
+    char shape[64];
+    pybp_array x = {0}, bias = {0}, out = {0};
+    if (pybp_array_get(x_obj, "x", PYBP_READ, 1, 2, &x) < 0)
+        goto done;
+    if (x.n1 != cols) {
+        PyErr_Format(PyExc_ValueError,
+                     "x must have shape (cols,) or (batch, cols) with cols = %zu, got shape %s",
+                     cols, pybp_shape_str(&x, shape, sizeof shape));
+        goto done;
+    }
+    size_t batch = x.n0;
+    if (bias_obj != Py_None) {
+        if (pybp_array_get(bias_obj, "bias", PYBP_READ, 1, 1, &bias) < 0)
+            goto done;
+        if (bias.n1 != rows) {
+            PyErr_Format(PyExc_ValueError, "bias must have shape (%zu,) (rows), got shape %s", rows,
+                         pybp_shape_str(&bias, shape, sizeof shape));
+            goto done;
+        }
+        run.bias = bias.data;
+    }
+    if (cp_obj != Py_None) {
+        if (!(column_planes = column_planes_get(cp_obj, batch)))
+            goto done;
+        run.column_planes = column_planes;
+    }
+    if (out_obj == Py_None)
+        out_ref = pybp_empty_f32((Py_ssize_t)(x.ndim == 1 ? rows : batch),
+                                 x.ndim == 1 ? -1 : (Py_ssize_t)rows);
+    else {
+        out_ref = out_obj;
+        Py_INCREF(out_ref);
+    }
+    if (!out_ref || pybp_array_get(out_ref, "out", PYBP_WRITE, x.ndim, x.ndim, &out) < 0)
+        goto done;
+    if (out.n1 != rows || out.n0 != batch) {
+        if (x.ndim == 1)
+            PyErr_Format(PyExc_ValueError, "out must have shape (%zu,) (rows), got shape %s", rows,
+                         pybp_shape_str(&out, shape, sizeof shape));
+        else
+            PyErr_Format(PyExc_ValueError,
+                         "out must have shape (%zu, %zu) (batch, rows), got shape %s", batch, rows,
+                         pybp_shape_str(&out, shape, sizeof shape));
+        goto done;
+    }
+    bp_status st;
+    PYBP_NOGIL(st, bp_gemm(context->ctx, self->m, x.data, batch, x.ld, out.data, out.ld, &run));
+    if (st != BP_OK)
+        pybp_raise(st);
+    else {
+        result = out_ref;
+        out_ref = NULL;
+    }
+done:
+    pybp_array_release(&x);
+    pybp_array_release(&bias);
+    pybp_array_release(&out);
+    PyMem_Free(column_planes);
+    Py_XDECREF(out_ref);
+    Py_DECREF(context);
+    return result;
+}
+
+static PyObject *matrix_dequantize(PyBpMatrix *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"planes", "out", NULL};
+    PyObject *planes_obj = Py_None, *out_obj = Py_None;
+    int planes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:dequantize", kwlist, &planes_obj,
+                                     &out_obj) ||
+        int_or_none(planes_obj, 0, "planes", &planes) < 0)
+        return NULL;
+    if (planes_obj != Py_None && planes == 0)
+        return PyErr_Format(PyExc_ValueError, "planes must be None (all) or 1..%d, got 0",
+                            bp_matrix_bits(self->m));
+    size_t rows = bp_matrix_rows(self->m), cols = bp_matrix_cols(self->m);
+    PyObject *out_ref;
+    if (out_obj == Py_None)
+        out_ref = pybp_empty_f32((Py_ssize_t)rows, (Py_ssize_t)cols);
+    else {
+        out_ref = out_obj;
+        Py_INCREF(out_ref);
+    }
+    pybp_array out;
+    if (!out_ref)
+        return NULL;
+    if (pybp_array_get(out_ref, "out", PYBP_WRITE, 2, 2, &out) < 0) {
+        Py_DECREF(out_ref);
+        return NULL;
+    }
+    if (out.n0 != rows || out.n1 != cols) {
+        char shape[64];
+        PyErr_Format(PyExc_ValueError, "out must have shape (%zu, %zu) (rows, cols), got %s", rows,
+                     cols, pybp_shape_str(&out, shape, sizeof shape));
+        pybp_array_release(&out);
+        Py_DECREF(out_ref);
+        return NULL;
+    }
+    bp_status st;
+    PYBP_NOGIL(st, bp_matrix_dequantize(self->context->ctx, self->m, planes, out.data, out.ld));
+    pybp_array_release(&out);
+    if (st != BP_OK) {
+        Py_DECREF(out_ref);
+        return pybp_raise(st);
+    }
+    return out_ref;
+}
+
+static PyObject *matrix_prefix_error(PyBpMatrix *self, PyObject *arg) {
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    double e = bp_matrix_prefix_error(self->m, n < INT_MIN || n > INT_MAX ? -1 : (int)n);
+    if (e < 0)
+        return pybp_raise(BP_ERR_OUT_OF_RANGE);
+    return PyFloat_FromDouble(e);
+}
+
+static PyObject *matrix_save(PyBpMatrix *self, PyObject *arg) {
+    PyObject *path = NULL;
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    bp_status st;
+    const char *p = PyBytes_AS_STRING(path);
+    PYBP_NOGIL(st, bp_matrix_save(self->m, p));
+    Py_DECREF(path);
+    if (st != BP_OK)
+        return pybp_raise(st);
+    Py_RETURN_NONE;
+}
+
+static PyObject *matrix_load(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"path", "context", NULL};
+    PyObject *path = NULL, *context_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|O:load", kwlist, PyUnicode_FSConverter,
+                                     &path, &context_obj))
+        return NULL;
+    PyBpContext *context = pybp_resolve_context(context_obj);
+    if (!context) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    bp_matrix *m = NULL;
+    bp_status st;
+    const char *p = PyBytes_AS_STRING(path);
+    PYBP_NOGIL(st, bp_matrix_load(context->ctx, p, &m));
+    Py_DECREF(path);
+    PyObject *result = st == BP_OK ? wrap(type, m, context) : pybp_raise(st);
+    Py_DECREF(context);
+    return result;
+}
+
+static PyObject *matrix_to_bytes(PyBpMatrix *self, PyObject *unused) {
+    (void)unused;
+    size_t needed = 0;
+    bp_status st = bp_matrix_serialize(self->m, NULL, 0, &needed);
+    if (st != BP_OK)
+        return pybp_raise(st);
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)needed);
+    if (!bytes)
+        return NULL;
+    char *buf = PyBytes_AS_STRING(bytes);
+    PYBP_NOGIL(st, bp_matrix_serialize(self->m, buf, needed, &needed));
+    if (st != BP_OK) {
+        Py_DECREF(bytes);
+        return pybp_raise(st);
+    }
+    return bytes;
+}
+
+static PyObject *matrix_from_bytes(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"data", "context", NULL};
+    Py_buffer data;
+    PyObject *context_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|O:from_bytes", kwlist, &data, &context_obj))
+        return NULL;
+    PyBpContext *context = pybp_resolve_context(context_obj);
+    if (!context) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    bp_matrix *m = NULL;
+    bp_status st;
+    PYBP_NOGIL(st, bp_matrix_deserialize(context->ctx, data.buf, (size_t)data.len, &m));
+    PyBuffer_Release(&data);
+    PyObject *result = st == BP_OK ? wrap(type, m, context) : pybp_raise(st);
+    Py_DECREF(context);
+    return result;
+}
+
+/* Pickling goes through the file format (the default context on load). */
+static PyObject *matrix_reduce(PyBpMatrix *self, PyObject *unused) {
+    (void)unused;
+    PyObject *bytes = matrix_to_bytes(self, NULL);
+    if (!bytes)
+        return NULL;
+    PyObject *ctor = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "from_bytes");
+    PyObject *result = ctor ? Py_BuildValue("(O(O))", ctor, bytes) : NULL;
+    Py_XDECREF(ctor);
+    Py_DECREF(bytes);
+    return result;
+}
+
+static void matrix_dealloc(PyBpMatrix *self) {
+    bp_matrix_destroy(self->m);
+    Py_XDECREF(self->context);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *matrix_repr(PyBpMatrix *self) {
+    return PyUnicode_FromFormat("<bitplane.Matrix %zux%zu, %d planes, %s, backend '%s'>",
+                                bp_matrix_rows(self->m), bp_matrix_cols(self->m),
+                                bp_matrix_bits(self->m), method_name(bp_matrix_method(self->m)),
+                                pybp_backend_name(bp_context_backend(self->context->ctx)));
+}
+
+static PyObject *get_rows(PyBpMatrix *self, void *c) {
+    (void)c;
+    return PyLong_FromSize_t(bp_matrix_rows(self->m));
+}
+static PyObject *get_cols(PyBpMatrix *self, void *c) {
+    (void)c;
+    return PyLong_FromSize_t(bp_matrix_cols(self->m));
+}
+static PyObject *get_bits(PyBpMatrix *self, void *c) {
+    (void)c;
+    return PyLong_FromLong(bp_matrix_bits(self->m));
+}
+static PyObject *get_method(PyBpMatrix *self, void *c) {
+    (void)c;
+    return PyUnicode_FromString(method_name(bp_matrix_method(self->m)));
+}
+static PyObject *get_context(PyBpMatrix *self, void *c) {
+    (void)c;
+    Py_INCREF(self->context);
+    return (PyObject *)self->context;
+}
+
+static PyGetSetDef matrix_getset[] = {
+    {"rows", (getter)get_rows, NULL, "Output length (rows of W).", NULL},
+    {"cols", (getter)get_cols, NULL, "Input length K (columns of W).", NULL},
+    {"bits", (getter)get_bits, NULL, "Number of stored planes k.", NULL},
+    {"method", (getter)get_method, NULL, "The quantizer: 'uniform' or 'residual'.", NULL},
+    {"context", (getter)get_context, NULL,
+     "The Context the matrix was made on; gemm uses it unless given another.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+#define FN(f) ((PyCFunction)(void (*)(void))(f))
+
+static PyMethodDef matrix_methods[] = {
+    {"quantize", FN(matrix_quantize), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
+     "Matrix.quantize(w, bits=8, method='uniform', clip=0.0, context=None) -> Matrix\n\n"
+     "Quantize w, a float32 array of shape (rows, cols) whose rows are contiguous (any row "
+     "stride), into `bits` planes. method: 'uniform' (nested mid-rise grid) or 'residual' "
+     "(greedy binary coding). clip: uniform only, ratio in (0, 1]; 0 = automatic per row. "
+     "context None = the process-wide default CPU context. No copy of w is made; the GIL is "
+     "released while quantizing."},
+    {"gemm", FN(matrix_gemm), METH_VARARGS | METH_KEYWORDS,
+     "gemm(x, planes=None, act_bits=None, bias=None, column_planes=None, act_scale=0.0, "
+     "out=None, context=None) -> numpy.ndarray\n\n"
+     "y = W_n x (+ bias) for every row of x. x: float32, shape (cols,) or (batch, cols), rows "
+     "contiguous (any row stride). Returns shape (rows,) or (batch, rows), written into `out` "
+     "when given (float32, that shape, writable, rows contiguous).\n"
+     "planes: weight planes n, 1..bits (None = all). act_bits: 1..16 (None = 8). bias: float32 "
+     "(rows,). column_planes: one plane count per row of x (0 = `planes`). act_scale: 0 = "
+     "dynamic per-vector scale, > 0 a fixed scale (saturating). The GIL is released during "
+     "the kernel; no array is copied."},
+    {"dequantize", FN(matrix_dequantize), METH_VARARGS | METH_KEYWORDS,
+     "dequantize(planes=None, out=None) -> numpy.ndarray\n\n"
+     "The effective float32 weights (rows, cols) at `planes` planes (None = all)."},
+    {"prefix_error", (PyCFunction)matrix_prefix_error, METH_O,
+     "prefix_error(n) -> float\n\n"
+     "Recorded relative weight error ||W - W_n||_F / ||W||_F with n planes (1..bits)."},
+    {"save", (PyCFunction)matrix_save, METH_O,
+     "save(path)\n\nWrite the matrix to a versioned, checksummed file (replaced if present)."},
+    {"load", FN(matrix_load), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
+     "Matrix.load(path, context=None) -> Matrix\n\nRead a file written by save()."},
+    {"to_bytes", (PyCFunction)matrix_to_bytes, METH_NOARGS,
+     "to_bytes() -> bytes\n\nThe matrix in the file format, in memory."},
+    {"from_bytes", FN(matrix_from_bytes), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
+     "Matrix.from_bytes(data, context=None) -> Matrix\n\nParse bytes written by to_bytes()."},
+    {"__reduce__", (PyCFunction)matrix_reduce, METH_NOARGS, "Pickle through to_bytes()."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject PyBpMatrix_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "bitplane.Matrix",
+    .tp_basicsize = sizeof(PyBpMatrix),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A quantized weight matrix: k one-bit planes, most significant first, plus "
+              "coefficient tables and the recorded error of every prefix.\n\n"
+              "Make one with Matrix.quantize() or Matrix.load(). Immutable; any number of "
+              "threads may call gemm on one matrix at once, with different plane counts.",
+    .tp_dealloc = (destructor)matrix_dealloc,
+    .tp_repr = (reprfunc)matrix_repr,
+    .tp_getset = matrix_getset,
+    .tp_methods = matrix_methods,
+};

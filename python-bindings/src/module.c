@@ -1,0 +1,68 @@
+/* The module bitplane._bitplane: types, exceptions and small functions. */
+#include "pybp.h"
+
+static PyObject *fn_version(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(bp_version());
+}
+
+static PyObject *fn_default_context(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return (PyObject *)pybp_resolve_context(Py_None);
+}
+
+static PyObject *fn_status_string(PyObject *self, PyObject *arg) {
+    (void)self;
+    long code = PyLong_AsLong(arg);
+    if (code == -1 && PyErr_Occurred())
+        return NULL;
+    return PyUnicode_FromString(bp_status_string((bp_status)code));
+}
+
+static PyMethodDef module_methods[] = {
+    {"version", fn_version, METH_NOARGS,
+     "version() -> str\n\nThe C library's version, 'MAJOR.MINOR.PATCH'."},
+    {"default_context", fn_default_context, METH_NOARGS,
+     "default_context() -> Context\n\n"
+     "The process-wide default CPU context (all cores), created on first use. Used wherever "
+     "context=None."},
+    {"status_string", fn_status_string, METH_O,
+     "status_string(code) -> str\n\nThe library's short description of a status code."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "bitplane._bitplane",
+    .m_doc = "C extension of bitplane: bit-serial (PrecisionBatching) inference. Use the "
+             "`bitplane` package, which re-exports everything here.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__bitplane(void) {
+    if (PyType_Ready(&PyBpContext_Type) < 0 || PyType_Ready(&PyBpMatrix_Type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m)
+        return NULL;
+    Py_INCREF(&PyBpContext_Type);
+    if (PyModule_AddObject(m, "Context", (PyObject *)&PyBpContext_Type) < 0) {
+        Py_DECREF(&PyBpContext_Type);
+        goto fail;
+    }
+    Py_INCREF(&PyBpMatrix_Type);
+    if (PyModule_AddObject(m, "Matrix", (PyObject *)&PyBpMatrix_Type) < 0) {
+        Py_DECREF(&PyBpMatrix_Type);
+        goto fail;
+    }
+    if (pybp_errors_init(m) < 0 || PyModule_AddIntConstant(m, "MAX_BITS", BP_MAX_BITS) < 0 ||
+        PyModule_AddIntConstant(m, "DEFAULT_BITS", BP_DEFAULT_BITS) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

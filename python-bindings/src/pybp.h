@@ -1,0 +1,79 @@
+/*
+ * Shared declarations of the CPython extension bitplane._bitplane.
+ *
+ * Only CPython API available since 3.9 is used. Arrays come in through the
+ * buffer protocol and are never copied; every kernel call runs with the GIL
+ * released while the buffer views stay held.
+ */
+#ifndef PYBP_H
+#define PYBP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <bitplane.h>
+
+typedef struct {
+    PyObject_HEAD bp_context *ctx;
+} PyBpContext;
+
+typedef struct {
+    PyObject_HEAD bp_matrix *m;
+    PyBpContext *context; /* the context it was made on; a strong reference */
+} PyBpMatrix;
+
+extern PyTypeObject PyBpContext_Type;
+extern PyTypeObject PyBpMatrix_Type;
+
+/* st = call, with the GIL released around the call (every kernel, quantize,
+ * file and context call goes through this). The caller keeps the buffers
+ * and objects the call uses alive. */
+#define PYBP_NOGIL(st, call)                                                                       \
+    do {                                                                                           \
+        PyThreadState *pybp_ts_ = PyEval_SaveThread();                                             \
+        (st) = (call);                                                                             \
+        PyEval_RestoreThread(pybp_ts_);                                                            \
+    } while (0)
+
+/* ---- errors.c: library statuses become exceptions --------------------- */
+
+/* Create bitplane.Error and one subclass per status; add them to module. */
+int pybp_errors_init(PyObject *module);
+/* Raise the exception for st with bp_last_error() as message; returns NULL. */
+PyObject *pybp_raise(bp_status st);
+
+/* ---- context.c ---------------------------------------------------------- */
+
+/* context None -> the process-wide default CPU context; a Context -> itself.
+ * Returns a new reference, or NULL with an exception set. */
+PyBpContext *pybp_resolve_context(PyObject *context);
+/* Name of a backend ("cpu", "cuda", "opencl", "auto"). */
+const char *pybp_backend_name(bp_backend backend);
+
+/* ---- arrays.c: float32 buffers without copies --------------------------- */
+
+/* A float32 view of a 1-D or 2-D buffer whose last dimension is contiguous:
+ * n0 rows of n1 floats, row i at data + i*ld. A 1-D buffer is one row. */
+typedef struct {
+    Py_buffer view;
+    int held;
+    int ndim;
+    size_t n0, n1, ld;
+    float *data;
+} pybp_array;
+
+enum { PYBP_READ = 0, PYBP_WRITE = 1 };
+
+/* Get obj's buffer as float32 with ndim in [min_ndim, max_ndim]. name is the
+ * argument's name for messages. Raises TypeError (not a buffer, wrong dtype)
+ * or ValueError (wrong ndim, strides, alignment, read-only). Returns 0 or -1. */
+int pybp_array_get(PyObject *obj, const char *name, int mode, int min_ndim, int max_ndim,
+                   pybp_array *a);
+void pybp_array_release(pybp_array *a);
+/* A new C-contiguous float32 numpy array of shape (d0,) when d1 < 0, else
+ * (d0, d1). Uses numpy.empty, imported on first use. */
+PyObject *pybp_empty_f32(Py_ssize_t d0, Py_ssize_t d1);
+/* "(3, 64)" for messages; static per-thread storage is not needed: writes buf. */
+const char *pybp_shape_str(const pybp_array *a, char *buf, size_t size);
+
+#endif /* PYBP_H */
