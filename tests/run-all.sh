@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Set up, build and run bitplane's full test suite (Criterion, through CTest).
+# Set up, build and run bitplane's full test suite: the C tests (Criterion,
+# through CTest), then the Python package's tests (pytest, in a virtual
+# environment with the package pip-installed from this tree).
 # Usage: tests/run-all.sh            (build dir: ./build, or $BP_BUILD_DIR)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -7,5 +9,13 @@ bash "$root/.ci/install-deps.sh"
 build=${BP_BUILD_DIR:-$root/build}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBP_WERROR=ON ${BP_CMAKE_ARGS:-}
 cmake --build "$build" -j"$(nproc)"
-cd "$build"
-ctest --output-on-failure -j"$(nproc)" ${BP_CTEST_ARGS:-}
+(cd "$build" && ctest --output-on-failure -j"$(nproc)" ${BP_CTEST_ARGS:-})
+
+# pip builds the C library once more, as a CPU-only Release build (see
+# python-bindings/pyproject.toml). pytest exits 5 when it collects no tests,
+# which fails this script too.
+echo "== Python package tests"
+venv="$build/venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "$root/python-bindings" pytest safetensors
+(cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python-bindings/tests")
