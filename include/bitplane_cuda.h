@@ -62,9 +62,10 @@ typedef enum bp_dtype {
  * y = W_n x (+ bias) on the device, enqueued on `stream` (0 = the legacy
  * default stream). x: `batch` columns of cols elements of x_type, column i at
  * element offset i*ldx; y: columns of rows elements of y_type at i*ldy. Both
- * are device pointers and must not overlap. options->bias, if set, is a
- * device pointer to rows floats; options->column_planes, if set, is a host
- * array of batch ints read before the call returns.
+ * are device pointers, aligned to their element size, and must not overlap.
+ * options->bias, if set, is a device pointer to rows floats;
+ * options->column_planes, if set, is a host array of batch ints read before
+ * the call returns.
  */
 BP_API bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dtype x_type,
                               size_t batch, size_t ldx, void *y, bp_dtype y_type, size_t ldy,

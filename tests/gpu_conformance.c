@@ -292,6 +292,9 @@ static void device_api(bp_context *ref, bp_context *gpu, const char *name) {
     CHECK(bp_cuda_gemm(gpu, m, dx, BP_DTYPE_F32, B, K, dx, BP_DTYPE_F32, M, NULL, s) ==
               BP_ERR_INVALID_ARGUMENT,
           "%s: overlapping x and y not rejected", name);
+    CHECK(bp_cuda_gemm(gpu, m, (char *)dx + 2, BP_DTYPE_F32, B, K, dy, BP_DTYPE_F32, M, NULL, s) ==
+              BP_ERR_INVALID_ARGUMENT,
+          "%s: misaligned x not rejected", name);
     x[3] = NAN;
     CU(cudaMemcpy(dx, x, B * K * 4, cudaMemcpyHostToDevice));
     st = bp_cuda_gemm(gpu, m, dx, BP_DTYPE_F32, B, K, dy, BP_DTYPE_F32, M, &ro, s);
