@@ -26,6 +26,10 @@
  *    fp16/bf16 inputs are widened exactly to float first; fp16/bf16 outputs
  *    are the float result rounded to nearest even.
  *
+ * Before bp_context_destroy() on a CUDA context, finish the work enqueued
+ * through it (bp_cuda_synchronize() each stream used): its kernels write the
+ * context's report words until they complete.
+ *
  * Thread-safety: any number of threads may call these on one context with
  * their own streams; only bp_cuda_status/synchronize share the deferred
  * reports of the whole context.
