@@ -270,6 +270,13 @@ static int run(const bench_opts *o, bench_report *rep, gpu_timer *t, void **pool
     /* Per-call overhead: a 16 x 512 matrix, one call per timed interval. */
     double overhead_s = 0;
     {
+        /* Its own x and y: the main ones may hold fewer than 512 and 16. */
+        void *sx, *sy;
+        DALLOC(sx, 512 * sizeof(float));
+        DALLOC(sy, 16 * sizeof(float));
+        CU(cudaMemset(sx, 0, 512 * sizeof(float)), "cudaMemset");
+        CU(cudaMemcpy(sx, x, (k < 512 ? k : 512) * sizeof(float), cudaMemcpyHostToDevice),
+           "cudaMemcpy");
         float *ws = bench_alloc(16 * 512, sizeof *ws, "small weights");
         bp_matrix *small = NULL;
         if (!ws)
@@ -279,7 +286,7 @@ static int run(const bench_opts *o, bench_report *rep, gpu_timer *t, void **pool
         free(ws);
         if (bad)
             goto done;
-        bp_job j = {ctx[1], &small, dx, dy, 16, 512, 1, BP_RUN_OPTIONS_INIT};
+        bp_job j = {ctx[1], &small, sx, sy, 16, 512, 1, BP_RUN_OPTIONS_INIT};
         bad = gpu_time(t, bp_call, &j, 1, &overhead_s);
         bp_matrix_destroy(small);
         if (bad)

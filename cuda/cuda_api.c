@@ -92,6 +92,12 @@ bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dt
         return h->fail(BP_ERR_SIZE_OVERFLOW, "batch (%zu) x leading dimension overflows size_t",
                        batch);
     uintptr_t x0 = (uintptr_t)x, y0 = (uintptr_t)y;
+    /* A misaligned element load would be a device fault, which poisons the
+     * whole CUDA context: refuse it here. */
+    if (x0 % xs || y0 % ys)
+        return h->fail(BP_ERR_INVALID_ARGUMENT,
+                       "bp_cuda_gemm: %s must be aligned to its element size (%zu bytes)",
+                       x0 % xs ? "x" : "y", x0 % xs ? xs : ys);
     if (x0 < y0 + ybytes && y0 < x0 + xbytes)
         return h->fail(BP_ERR_INVALID_ARGUMENT, "x and y must not overlap");
     bp_run_options opt;
@@ -116,6 +122,9 @@ bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dt
                                opt.column_planes[i]);
     if (opt.bias) {
         uintptr_t b0 = (uintptr_t)opt.bias, bbytes = m->rows * sizeof(float);
+        if (b0 % sizeof(float))
+            return h->fail(BP_ERR_INVALID_ARGUMENT,
+                           "bp_cuda_gemm: bias must be aligned to 4 bytes (float)");
         if (b0 < y0 + ybytes && y0 < b0 + bbytes)
             return h->fail(BP_ERR_INVALID_ARGUMENT, "bias and y must not overlap");
     }

@@ -14,6 +14,10 @@ const bp_plugin_host *bp_cuda__host;
 bp_status bp_cuda__check(cudaError_t err, const char *what) {
     if (err == cudaSuccess)
         return BP_OK;
+    /* Reported now, so take it out of the runtime's per-thread error state:
+     * left there, the next call's launch check (cudaGetLastError) or status
+     * query would report it again. Sticky device faults stay. */
+    cudaGetLastError();
     return bp_cuda__host->fail(
         err == cudaErrorMemoryAllocation ? BP_ERR_OUT_OF_MEMORY : BP_ERR_BACKEND,
         "CUDA: %s failed: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
@@ -63,6 +67,7 @@ static void destroy_state(bp_cuda_context *cc) {
 static bp_status cuda_init(bp_context *ctx, const bp_context_options *o) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
+    cudaGetLastError(); /* reported below, not by a later call */
     if (err != cudaSuccess || count == 0)
         return bp_cuda__host->fail(BP_ERR_UNSUPPORTED, "no CUDA device: %s",
                                    err != cudaSuccess ? cudaGetErrorString(err)

@@ -43,16 +43,30 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
     if (!st)
         st = bp_cuda__check(cudaMalloc((void **)&dm->coef, ncoef * sizeof(float)),
                             "cudaMalloc (coefficients)");
+    /* A cudaMemcpy from pageable memory may return before its last DMA
+     * lands, on the legacy default stream, which non-blocking streams (ours,
+     * maybe the caller's) do not wait for. So copy on the context's stream
+     * and wait for it after each plane: `stage` is then free to refill, and
+     * the copy is complete before anyone can use it. */
     for (int p = 0; !st && p < m->bits; p++) {
         bp_cuda__retile_plane(m, p, stage);
-        st = bp_cuda__check(cudaMemcpy(dm->planes + (size_t)p * m->plane_words, stage,
-                                       m->plane_words * sizeof(uint32_t), cudaMemcpyHostToDevice),
-                            "cudaMemcpy (matrix planes)");
+        st = bp_cuda__check(cudaMemcpyAsync(dm->planes + (size_t)p * m->plane_words, stage,
+                                            m->plane_words * sizeof(uint32_t),
+                                            cudaMemcpyHostToDevice, cc->stream),
+                            "cudaMemcpyAsync (matrix planes)");
+        if (!st)
+            st = bp_cuda__check(cudaStreamSynchronize(cc->stream),
+                                "cudaStreamSynchronize (matrix upload)");
     }
     if (!st)
-        st = bp_cuda__check(
-            cudaMemcpy(dm->coef, m->coef, ncoef * sizeof(float), cudaMemcpyHostToDevice),
-            "cudaMemcpy (coefficients)");
+        st = bp_cuda__check(cudaMemcpyAsync(dm->coef, m->coef, ncoef * sizeof(float),
+                                            cudaMemcpyHostToDevice, cc->stream),
+                            "cudaMemcpyAsync (coefficients)");
+    if (!st)
+        st = bp_cuda__check(cudaStreamSynchronize(cc->stream),
+                            "cudaStreamSynchronize (matrix upload)");
+    else
+        cudaStreamSynchronize(cc->stream); /* nothing in flight when we free */
     free(stage);
     if (st) {
         cudaFree(dm->planes);

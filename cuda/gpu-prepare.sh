@@ -5,7 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-grep -qx '/.gpudeps/' .git/info/exclude 2>/dev/null || echo '/.gpudeps/' >>"$(git rev-parse --git-path info/exclude)"
+exclude=$(git rev-parse --git-path info/exclude) # .git is a file in a worktree
+grep -qx '/.gpudeps/' "$exclude" 2>/dev/null || echo '/.gpudeps/' >>"$exclude"
 mkdir -p .gpudeps
 cd .gpudeps
 apt-get download libopenblas0-pthread libopenblas-pthread-dev libopenblas-dev libopenblas0 \

@@ -26,6 +26,10 @@
  *    fp16/bf16 inputs are widened exactly to float first; fp16/bf16 outputs
  *    are the float result rounded to nearest even.
  *
+ * Before bp_context_destroy() on a CUDA context, finish the work enqueued
+ * through it (bp_cuda_synchronize() each stream used): its kernels write the
+ * context's report words until they complete.
+ *
  * Thread-safety: any number of threads may call these on one context with
  * their own streams; only bp_cuda_status/synchronize share the deferred
  * reports of the whole context.
@@ -62,9 +66,10 @@ typedef enum bp_dtype {
  * y = W_n x (+ bias) on the device, enqueued on `stream` (0 = the legacy
  * default stream). x: `batch` columns of cols elements of x_type, column i at
  * element offset i*ldx; y: columns of rows elements of y_type at i*ldy. Both
- * are device pointers and must not overlap. options->bias, if set, is a
- * device pointer to rows floats; options->column_planes, if set, is a host
- * array of batch ints read before the call returns.
+ * are device pointers, aligned to their element size, and must not overlap.
+ * options->bias, if set, is a device pointer to rows floats;
+ * options->column_planes, if set, is a host array of batch ints read before
+ * the call returns.
  */
 BP_API bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dtype x_type,
                               size_t batch, size_t ldx, void *y, bp_dtype y_type, size_t ldy,

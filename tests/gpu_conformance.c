@@ -9,9 +9,10 @@
  * tolerance, since mean|x| depends on the reduction order): shapes with odd
  * rows and K, planes 1..k, act_bits 1..16, batch 1..64, both quantizers,
  * bias, fixed activation scales, mixed signed/unsigned/zero columns and
- * per-column plane counts. Then the device-pointer API: fp32/fp16/bf16 in
- * and out, a two-layer chain on one stream, immediate argument errors and
- * deferred non-finite reports.
+ * per-column plane counts; then sizes beyond one launch (batch 300, more
+ * row groups than gridDim.y, K = 2^20 with |D| near its bound). Then the
+ * device-pointer API: fp32/fp16/bf16 in and out, a two-layer chain on one
+ * stream, immediate argument errors and deferred non-finite reports.
  *
  *   bp_gpu_conformance [--quick] [--seed S]
  * Prints one line per failure and "N passed, N failed" at the end.
@@ -186,6 +187,98 @@ static void table(bp_context *ref, bp_context *gpu[2], const char *names[2], int
             }
 }
 
+/* One bit-exact comparison of both CUDA paths against the reference. */
+static void compare_one(bp_context *ref, bp_context *gpu[2], const char *names[2],
+                        const bp_matrix *m, const float *x, size_t B, size_t ldx, size_t M,
+                        const bp_run_options *ro, const char *what) {
+    float *y0 = calloc(B * M, sizeof *y0), *y1 = calloc(B * M, sizeof *y1);
+    if (!y0 || !y1) {
+        printf("FATAL: out of memory (%s)\n", what);
+        exit(1);
+    }
+    bp_status st = bp_gemm(ref, m, x, B, ldx, y0, M, ro);
+    if (st)
+        die("bp_gemm (reference)", st);
+    for (int k = 0; k < 2; k++) {
+        memset(y1, 0, B * M * sizeof *y1);
+        st = bp_gemm(gpu[k], m, x, B, ldx, y1, M, ro);
+        CHECK(st == BP_OK && same_bits(y0, y1, B * M), "%s %s act_bits=%d: %s%s (rel err %.3g)",
+              names[k], what, ro->act_bits, bp_status_string(st), st ? bp_last_error() : "",
+              rel_err(y1, y0, B * M));
+    }
+    free(y0);
+    free(y1);
+}
+
+/* Sizes the table does not reach: more columns than one launch takes (256),
+ * more 16-row groups than gridDim.y holds (65535), and |D| near its bound
+ * (K = 2^20, unsigned 16-bit activations at full scale, one-signed weights). */
+static void large(bp_context *ref, bp_context *gpu[2], const char *names[2], int quick) {
+    static const int acts[] = {2, 8, 16};
+    {
+        const size_t M = 33, K = 513, B = 300;
+        float *w = malloc(M * K * sizeof *w), *x = malloc(B * K * sizeof *x);
+        int *cp = malloc(B * sizeof *cp);
+        for (size_t i = 0; i < M * K; i++)
+            w[i] = gauss();
+        fill_x(x, K, B, K);
+        for (size_t b = 0; b < B; b++)
+            cp[b] = (int)(next() % 9);
+        bp_matrix *m = NULL;
+        bp_status st = bp_matrix_quantize(ref, w, M, K, K, NULL, &m);
+        if (st)
+            die("bp_matrix_quantize", st);
+        for (size_t ai = 0; ai < 3; ai++) {
+            bp_run_options ro = BP_RUN_OPTIONS_INIT;
+            ro.act_bits = acts[ai];
+            ro.column_planes = cp;
+            compare_one(ref, gpu, names, m, x, B, K, M, &ro, "M=33 K=513 batch=300 (per column)");
+        }
+        bp_matrix_destroy(m);
+        free(w);
+        free(x);
+        free(cp);
+    }
+    if (quick)
+        return;
+    {
+        const size_t M = 65535 * 16 + 17, K = 40, B = 3;
+        float *w = malloc(M * K * sizeof *w), *x = malloc(B * K * sizeof *x);
+        for (size_t i = 0; i < M * K; i++)
+            w[i] = gauss();
+        fill_x(x, K, B, K);
+        bp_matrix *m = NULL;
+        bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
+        qo.bits = 3;
+        bp_status st = bp_matrix_quantize(ref, w, M, K, K, &qo, &m);
+        if (st)
+            die("bp_matrix_quantize", st);
+        bp_run_options ro = BP_RUN_OPTIONS_INIT;
+        compare_one(ref, gpu, names, m, x, B, K, M, &ro, "M=1048577 K=40 batch=3");
+        bp_matrix_destroy(m);
+        free(w);
+        free(x);
+    }
+    {
+        const size_t M = 20, K = (size_t)1 << 20, B = 2;
+        float *w = malloc(M * K * sizeof *w), *x = malloc(B * K * sizeof *x);
+        for (size_t i = 0; i < M * K; i++)
+            w[i] = 1.0f + 0.25f * (float)(i % 7);
+        for (size_t i = 0; i < B * K; i++)
+            x[i] = i < K ? 1.0f : 1.0f + (float)(i % 3); /* unsigned, near max|x| */
+        bp_matrix *m = NULL;
+        bp_status st = bp_matrix_quantize(ref, w, M, K, K, NULL, &m);
+        if (st)
+            die("bp_matrix_quantize", st);
+        bp_run_options ro = BP_RUN_OPTIONS_INIT;
+        ro.act_bits = 16;
+        compare_one(ref, gpu, names, m, x, B, K, M, &ro, "M=20 K=2^20 batch=2 (large D)");
+        bp_matrix_destroy(m);
+        free(w);
+        free(x);
+    }
+}
+
 /* float -> bf16, round to nearest even (inputs here are finite). */
 static uint16_t to_bf16(float f) {
     uint32_t u;
@@ -292,6 +385,9 @@ static void device_api(bp_context *ref, bp_context *gpu, const char *name) {
     CHECK(bp_cuda_gemm(gpu, m, dx, BP_DTYPE_F32, B, K, dx, BP_DTYPE_F32, M, NULL, s) ==
               BP_ERR_INVALID_ARGUMENT,
           "%s: overlapping x and y not rejected", name);
+    CHECK(bp_cuda_gemm(gpu, m, (char *)dx + 2, BP_DTYPE_F32, B, K, dy, BP_DTYPE_F32, M, NULL, s) ==
+              BP_ERR_INVALID_ARGUMENT,
+          "%s: misaligned x not rejected", name);
     x[3] = NAN;
     CU(cudaMemcpy(dx, x, B * K * 4, cudaMemcpyHostToDevice));
     st = bp_cuda_gemm(gpu, m, dx, BP_DTYPE_F32, B, K, dy, BP_DTYPE_F32, M, &ro, s);
@@ -355,6 +451,7 @@ int main(int argc, char **argv) {
         die("bp_context_create (cpu/reference)", st);
 
     table(ref, gpu, names, quick);
+    large(ref, gpu, names, quick);
     for (int k = 0; k < 2; k++)
         device_api(ref, gpu[k], names[k]);
 
