@@ -69,9 +69,8 @@ QAT_CHOICES = (None, 2, 3, 4)
 QAT_BITS = 8
 QAT_KEYS = ("rnn0.weight_ih", "rnn0.weight_hh", "fc.weight")
 
-# Fixed step counts (not wall-clock limits) keep reruns reproducible. The GRU
-# got fewer steps only to fit the shared machine's time budget.
-DEFAULT_STEPS = {"lstm": 4500, "gru": 2500}
+# Fixed step counts (not wall-clock limits) keep reruns reproducible.
+DEFAULT_STEPS = {"lstm": 4500, "gru": 4500}
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS_DIR = os.path.join(HERE, "..", "bitplane", "models")
