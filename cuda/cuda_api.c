@@ -25,34 +25,6 @@ static bp_cuda_context *cuda_state(const bp_context *ctx, const char *fn) {
     return ctx->backend_data;
 }
 
-/* Same protocol as the core's versioned options (first field: size). */
-static bp_status copy_run_options(bp_run_options *dst, const bp_run_options *src) {
-    memset(dst, 0, sizeof *dst);
-    dst->size = sizeof *dst;
-    if (!src)
-        return BP_OK;
-    size_t size = src->size;
-    if (size < sizeof(size_t))
-        return bp_cuda__host->fail(BP_ERR_INVALID_ARGUMENT,
-                                   "bp_run_options.size must be set to sizeof(bp_run_options) (use "
-                                   "the _INIT macro), got %zu",
-                                   size);
-    if (size > ((size_t)1 << 20))
-        return bp_cuda__host->fail(BP_ERR_INVALID_ARGUMENT,
-                                   "bp_run_options.size is implausibly large: %zu", size);
-    const unsigned char *bytes = (const unsigned char *)src;
-    for (size_t i = sizeof *dst; i < size; i++)
-        if (bytes[i] != 0)
-            return bp_cuda__host->fail(
-                BP_ERR_UNSUPPORTED,
-                "bp_run_options.size is %zu but this library knows %zu "
-                "bytes and byte %zu is set; the option needs a newer bitplane",
-                size, sizeof *dst, i);
-    memcpy(dst, src, size < sizeof *dst ? size : sizeof *dst);
-    dst->size = sizeof *dst;
-    return BP_OK;
-}
-
 static bool dtype_ok(bp_dtype t) {
     return t == BP_DTYPE_F32 || t == BP_DTYPE_F16 || t == BP_DTYPE_BF16;
 }
@@ -101,25 +73,9 @@ bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dt
     if (x0 < y0 + ybytes && y0 < x0 + xbytes)
         return h->fail(BP_ERR_INVALID_ARGUMENT, "x and y must not overlap");
     bp_run_options opt;
-    bp_status st = copy_run_options(&opt, options);
+    bp_status st = h->resolve_run_options(m, batch, options, &opt);
     if (st)
         return st;
-    if (opt.planes < 0 || opt.planes > m->bits)
-        return h->fail(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits,
-                       opt.planes);
-    if (opt.act_bits < 0 || opt.act_bits > BP_MAX_ACT_BITS)
-        return h->fail(BP_ERR_OUT_OF_RANGE, "act_bits must be 0 (default 8) or 1..%d, got %d",
-                       BP_MAX_ACT_BITS, opt.act_bits);
-    if (!(opt.act_scale >= 0.0f) || isinf(opt.act_scale))
-        return h->fail(BP_ERR_OUT_OF_RANGE,
-                       "act_scale must be 0 (dynamic) or a finite value > 0, got %g",
-                       (double)opt.act_scale);
-    if (opt.column_planes)
-        for (size_t i = 0; i < batch; i++)
-            if (opt.column_planes[i] < 0 || opt.column_planes[i] > m->bits)
-                return h->fail(BP_ERR_OUT_OF_RANGE,
-                               "column_planes[%zu] must be 0 (planes) or 1..%d, got %d", i, m->bits,
-                               opt.column_planes[i]);
     if (opt.bias) {
         uintptr_t b0 = (uintptr_t)opt.bias, bbytes = m->rows * sizeof(float);
         if (b0 % sizeof(float))
@@ -138,8 +94,8 @@ bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dt
         .y = y,
         .y_type = (int)y_type,
         .ldy = ldy,
-        .planes = opt.planes ? opt.planes : m->bits,
-        .act_bits = opt.act_bits ? opt.act_bits : 8,
+        .planes = opt.planes,
+        .act_bits = opt.act_bits,
         .bias = opt.bias,
         .column_planes = opt.column_planes,
         .act_scale = opt.act_scale,

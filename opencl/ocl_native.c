@@ -117,29 +117,6 @@ static bool ranges_overlap(cl_mem a, size_t a_off, size_t a_bytes, cl_mem b, siz
     return a == b && a0 < b0 + b_bytes && b0 < a0 + a_bytes;
 }
 
-static bp_status check_run_options(const bp_matrix *m, size_t batch, const bp_run_options *o) {
-    if (o->planes < 0 || o->planes > m->bits)
-        return FAIL(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits,
-                    o->planes);
-    if (o->act_bits < 0 || o->act_bits > BP_MAX_ACT_BITS)
-        return FAIL(BP_ERR_OUT_OF_RANGE, "act_bits must be 0 (default 8) or 1..%d, got %d",
-                    BP_MAX_ACT_BITS, o->act_bits);
-    if (!(o->act_scale >= 0.0f) || isinf(o->act_scale))
-        return FAIL(BP_ERR_OUT_OF_RANGE,
-                    "act_scale must be 0 (dynamic) or a finite value > 0, got %g",
-                    (double)o->act_scale);
-    if (o->bias)
-        return FAIL(BP_ERR_INVALID_ARGUMENT,
-                    "bp_opencl_gemm: options->bias must be NULL; pass the bias as a cl_mem");
-    if (o->column_planes)
-        for (size_t i = 0; i < batch; i++)
-            if (o->column_planes[i] < 0 || o->column_planes[i] > m->bits)
-                return FAIL(BP_ERR_OUT_OF_RANGE,
-                            "column_planes[%zu] must be 0 (planes) or 1..%d, got %d", i, m->bits,
-                            o->column_planes[i]);
-    return BP_OK;
-}
-
 static bp_status check_queue(const bp_ocl_ctx *c, cl_command_queue q) {
     cl_context qc = NULL;
     cl_device_id qd = NULL;
@@ -205,18 +182,11 @@ bp_status bp_opencl_gemm(bp_context *ctx, const bp_matrix *m, cl_mem x, size_t x
                          &xbytes, &ybytes)))
         return st;
     bp_run_options o;
-    /* The core's options copy is not reachable from here; accept this
-     * header's struct and older, smaller ones. */
-    memset(&o, 0, sizeof o);
-    if (options) {
-        if (options->size < sizeof(size_t) || options->size > sizeof o)
-            return FAIL(BP_ERR_INVALID_ARGUMENT,
-                        "bp_run_options.size must be set (sizeof(bp_run_options) = %zu), got %zu",
-                        sizeof o, options->size);
-        memcpy(&o, options, options->size);
-    }
-    if ((st = check_run_options(m, batch, &o)))
+    if ((st = bp__ocl_host->resolve_run_options(m, batch, options, &o)))
         return st;
+    if (o.bias)
+        return FAIL(BP_ERR_INVALID_ARGUMENT,
+                    "bp_opencl_gemm: options->bias must be NULL; pass the bias as a cl_mem");
     if (queue && (st = check_queue(c, queue)))
         return st;
 
@@ -231,8 +201,8 @@ bp_status bp_opencl_gemm(bp_context *ctx, const bp_matrix *m, cl_mem x, size_t x
         .ldy = ldy,
         .bias = bias,
         .bias_off = bias_off,
-        .planes = o.planes ? o.planes : m->bits,
-        .act_bits = o.act_bits ? o.act_bits : 8,
+        .planes = o.planes,
+        .act_bits = o.act_bits,
         .act_scale = o.act_scale,
     };
     pthread_mutex_lock(&c->lock);

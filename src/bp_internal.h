@@ -277,8 +277,16 @@ typedef struct bp_gemm_args {
     float act_scale;          /* 0 = dynamic */
 } bp_gemm_args;
 
+/* Copy a caller's run options (NULL = defaults) and check every knob against
+ * m and batch (column_planes is read on the host). planes and act_bits come
+ * back resolved (never 0). Used by bp_gemm and by the accelerators' native
+ * entry points, so every entry point accepts and rejects the same options. */
+bp_status bp__resolve_run_options(const bp_matrix *m, size_t batch, const bp_run_options *options,
+                                  bp_run_options *out);
+
 /* A backend is a table of functions, filled once. Adding a backend adds one
- * folder and one entry in src/context.c. */
+ * folder and one entry in src/context.c. fini also runs after a failed init,
+ * so it must accept a partly initialised context. */
 typedef struct bp_backend_ops {
     const char *name;
     bp_status (*init)(bp_context *ctx, const bp_context_options *options);
@@ -309,7 +317,7 @@ struct bp_context {
  * cannot run). Plugins are never unloaded, so ops and destroy callbacks in
  * matrix caches stay valid for the life of the process.
  */
-#define BP_PLUGIN_ABI 1
+#define BP_PLUGIN_ABI 2
 
 typedef struct bp_plugin_host {
     unsigned abi;       /* BP_PLUGIN_ABI of the core */
@@ -325,6 +333,8 @@ typedef struct bp_plugin_host {
     bp_status (*matrix_cache_get)(const bp_matrix *m, const void *owner, const void *key,
                                   bp_cache_create_fn create, void *arg, void (*destroy)(void *),
                                   void **data);
+    bp_status (*resolve_run_options)(const bp_matrix *m, size_t batch,
+                                     const bp_run_options *options, bp_run_options *out);
 } bp_plugin_host;
 
 typedef const bp_backend_ops *(*bp_plugin_entry_fn)(const bp_plugin_host *host);

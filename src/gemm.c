@@ -16,6 +16,32 @@ static bp_status check_finite_vectors(const float *v, size_t count, size_t ld, s
     return BP_OK;
 }
 
+bp_status bp__resolve_run_options(const bp_matrix *m, size_t batch, const bp_run_options *options,
+                                  bp_run_options *out) {
+    bp_status st = bp__copy_options(out, sizeof *out, options, "bp_run_options");
+    if (st)
+        return st;
+    if (out->planes < 0 || out->planes > m->bits)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits,
+                        out->planes);
+    if (out->act_bits < 0 || out->act_bits > BP_MAX_ACT_BITS)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "act_bits must be 0 (default 8) or 1..%d, got %d",
+                        BP_MAX_ACT_BITS, out->act_bits);
+    if (!(out->act_scale >= 0.0f) || isinf(out->act_scale))
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "act_scale must be 0 (dynamic) or a finite value > 0, got %g",
+                        (double)out->act_scale);
+    if (out->column_planes)
+        for (size_t i = 0; i < batch; i++)
+            if (out->column_planes[i] < 0 || out->column_planes[i] > m->bits)
+                return bp__fail(BP_ERR_OUT_OF_RANGE,
+                                "column_planes[%zu] must be 0 (planes) or 1..%d, got %d", i,
+                                m->bits, out->column_planes[i]);
+    out->planes = out->planes ? out->planes : m->bits;
+    out->act_bits = out->act_bits ? out->act_bits : 8;
+    return BP_OK;
+}
+
 bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, size_t ldx,
                   float *y, size_t ldy, const bp_run_options *options) {
     if (!ctx || !m || !x || !y)
@@ -44,25 +70,9 @@ bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t ba
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "x and y must not overlap");
 
     bp_run_options opt;
-    bp_status st = bp__copy_options(&opt, sizeof opt, options, "bp_run_options");
+    bp_status st = bp__resolve_run_options(m, batch, options, &opt);
     if (st)
         return st;
-    if (opt.planes < 0 || opt.planes > m->bits)
-        return bp__fail(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits,
-                        opt.planes);
-    if (opt.act_bits < 0 || opt.act_bits > BP_MAX_ACT_BITS)
-        return bp__fail(BP_ERR_OUT_OF_RANGE, "act_bits must be 0 (default 8) or 1..%d, got %d",
-                        BP_MAX_ACT_BITS, opt.act_bits);
-    if (!(opt.act_scale >= 0.0f) || isinf(opt.act_scale))
-        return bp__fail(BP_ERR_OUT_OF_RANGE,
-                        "act_scale must be 0 (dynamic) or a finite value > 0, got %g",
-                        (double)opt.act_scale);
-    if (opt.column_planes)
-        for (size_t i = 0; i < batch; i++)
-            if (opt.column_planes[i] < 0 || opt.column_planes[i] > m->bits)
-                return bp__fail(BP_ERR_OUT_OF_RANGE,
-                                "column_planes[%zu] must be 0 (planes) or 1..%d, got %d", i,
-                                m->bits, opt.column_planes[i]);
     if (opt.bias) {
         uintptr_t b0 = (uintptr_t)opt.bias, bbytes = m->rows * sizeof(float);
         if (b0 < y0 + ybytes && y0 < b0 + bbytes)
@@ -80,8 +90,8 @@ bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t ba
         .ldx = ldx,
         .y = y,
         .ldy = ldy,
-        .planes = opt.planes ? opt.planes : m->bits,
-        .act_bits = opt.act_bits ? opt.act_bits : 8,
+        .planes = opt.planes,
+        .act_bits = opt.act_bits,
         .bias = opt.bias,
         .column_planes = opt.column_planes,
         .act_scale = opt.act_scale,

@@ -39,6 +39,7 @@ static const bp_plugin_host host = {
     .args_size = sizeof(bp_gemm_args),
     .fail = bp__fail,
     .matrix_cache_get = bp__matrix_cache_get,
+    .resolve_run_options = bp__resolve_run_options,
 };
 
 /* Append "path: reason; " to the list of attempts for the final message. */
