@@ -29,12 +29,6 @@ static bool dtype_ok(bp_dtype t) {
     return t == BP_DTYPE_F32 || t == BP_DTYPE_F16 || t == BP_DTYPE_BF16;
 }
 
-static bool span(size_t count, size_t ld, size_t len, size_t elem, size_t *out) {
-    size_t s;
-    return !bp__mul_overflows(count - 1, ld, &s) && !bp__add_overflows(s, len, &s) &&
-           !bp__mul_overflows(s, elem, out);
-}
-
 bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dtype x_type,
                        size_t batch, size_t ldx, void *y, bp_dtype y_type, size_t ldy,
                        const bp_run_options *options, cudaStream_t stream) {
@@ -50,19 +44,11 @@ bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dt
     if (!dtype_ok(x_type) || !dtype_ok(y_type))
         return h->fail(BP_ERR_INVALID_ARGUMENT, "bp_cuda_gemm: unknown %s type %d",
                        !dtype_ok(x_type) ? "x" : "y", (int)(!dtype_ok(x_type) ? x_type : y_type));
-    if (batch == 0)
-        return h->fail(BP_ERR_INVALID_ARGUMENT, "batch must be > 0, got 0");
-    if (batch > BP_MAX_DIM)
-        return h->fail(BP_ERR_SIZE_OVERFLOW, "batch must be <= %zu, got %zu", BP_MAX_DIM, batch);
-    if (ldx < m->cols)
-        return h->fail(BP_ERR_INVALID_ARGUMENT, "ldx must be >= cols (%zu), got %zu", m->cols, ldx);
-    if (ldy < m->rows)
-        return h->fail(BP_ERR_INVALID_ARGUMENT, "ldy must be >= rows (%zu), got %zu", m->rows, ldy);
     const size_t xs = x_type == BP_DTYPE_F32 ? 4 : 2, ys = y_type == BP_DTYPE_F32 ? 4 : 2;
     size_t xbytes, ybytes;
-    if (!span(batch, ldx, m->cols, xs, &xbytes) || !span(batch, ldy, m->rows, ys, &ybytes))
-        return h->fail(BP_ERR_SIZE_OVERFLOW, "batch (%zu) x leading dimension overflows size_t",
-                       batch);
+    bp_status st = h->check_gemm_shape(m, batch, ldx, xs, ldy, ys, &xbytes, &ybytes);
+    if (st)
+        return st;
     uintptr_t x0 = (uintptr_t)x, y0 = (uintptr_t)y;
     /* A misaligned element load would be a device fault, which poisons the
      * whole CUDA context: refuse it here. */
@@ -73,8 +59,7 @@ bp_status bp_cuda_gemm(bp_context *ctx, const bp_matrix *m, const void *x, bp_dt
     if (x0 < y0 + ybytes && y0 < x0 + xbytes)
         return h->fail(BP_ERR_INVALID_ARGUMENT, "x and y must not overlap");
     bp_run_options opt;
-    bp_status st = h->resolve_run_options(m, batch, options, &opt);
-    if (st)
+    if ((st = h->resolve_run_options(m, batch, options, &opt)))
         return st;
     if (opt.bias) {
         uintptr_t b0 = (uintptr_t)opt.bias, bbytes = m->rows * sizeof(float);

@@ -138,22 +138,14 @@ static bp_status check_args(const bp_ocl_ctx *c, const bp_matrix *m, cl_mem x, s
                     !m   ? "m"
                     : !x ? "x"
                          : "y");
-    if (batch == 0)
-        return FAIL(BP_ERR_INVALID_ARGUMENT, "batch must be > 0, got 0");
-    if (batch > BP_MAX_DIM)
-        return FAIL(BP_ERR_SIZE_OVERFLOW, "batch must be <= %zu, got %zu", BP_MAX_DIM, batch);
-    if (ldx < m->cols)
-        return FAIL(BP_ERR_INVALID_ARGUMENT, "ldx must be >= cols (%zu), got %zu", m->cols, ldx);
-    if (ldy < m->rows)
-        return FAIL(BP_ERR_INVALID_ARGUMENT, "ldy must be >= rows (%zu), got %zu", m->rows, ldy);
     if ((num_wait > 0) != (wait != NULL))
         return FAIL(BP_ERR_INVALID_ARGUMENT, "bp_opencl_gemm: num_wait (%u) and wait (%s) disagree",
                     (unsigned)num_wait, wait ? "non-NULL" : "NULL");
-    if (!bp__span_bytes(batch, ldx, m->cols, xbytes) ||
-        !bp__span_bytes(batch, ldy, m->rows, ybytes))
-        return FAIL(BP_ERR_SIZE_OVERFLOW, "batch (%zu) x leading dimension overflows size_t",
-                    batch);
-    bp_status st = check_buffer(c, x, "x", x_off, *xbytes);
+    bp_status st = bp__ocl_host->check_gemm_shape(m, batch, ldx, sizeof(float), ldy, sizeof(float),
+                                                  xbytes, ybytes);
+    if (st)
+        return st;
+    st = check_buffer(c, x, "x", x_off, *xbytes);
     if (st == BP_OK)
         st = check_buffer(c, y, "y", y_off, *ybytes);
     if (st == BP_OK && bias)

@@ -48,12 +48,17 @@ static inline bool bp__mul_overflows(size_t a, size_t b, size_t *out) {
 static inline bool bp__add_overflows(size_t a, size_t b, size_t *out) {
     return __builtin_add_overflow(a, b, out);
 }
-/* Bytes spanned by `count` vectors of `len` floats spaced `ld` apart;
- * false when that overflows size_t. count must be >= 1. */
-static inline bool bp__span_bytes(size_t count, size_t ld, size_t len, size_t *out) {
+/* Bytes spanned by `count` vectors of `len` elements of `elem` bytes spaced
+ * `ld` elements apart; false when that overflows size_t. count must be >= 1. */
+static inline bool bp__span_elem_bytes(size_t count, size_t ld, size_t len, size_t elem,
+                                       size_t *out) {
     size_t s;
     return !bp__mul_overflows(count - 1, ld, &s) && !bp__add_overflows(s, len, &s) &&
-           !bp__mul_overflows(s, sizeof(float), out);
+           !bp__mul_overflows(s, elem, out);
+}
+/* The same for floats. */
+static inline bool bp__span_bytes(size_t count, size_t ld, size_t len, size_t *out) {
+    return bp__span_elem_bytes(count, ld, len, sizeof(float), out);
 }
 static inline size_t bp__round_up(size_t v, size_t to) {
     return (v + to - 1) / to * to;
@@ -283,6 +288,11 @@ typedef struct bp_gemm_args {
  * entry points, so every entry point accepts and rejects the same options. */
 bp_status bp__resolve_run_options(const bp_matrix *m, size_t batch, const bp_run_options *options,
                                   bp_run_options *out);
+/* The shape checks every gemm entry point shares: batch in 1..BP_MAX_DIM,
+ * ldx >= cols, ldy >= rows, and the bytes x and y span (elements of x_elem
+ * and y_elem bytes) without size_t overflow. */
+bp_status bp__check_gemm_shape(const bp_matrix *m, size_t batch, size_t ldx, size_t x_elem,
+                               size_t ldy, size_t y_elem, size_t *xbytes, size_t *ybytes);
 
 /* A backend is a table of functions, filled once. Adding a backend adds one
  * folder and one entry in src/context.c. fini also runs after a failed init,
@@ -335,6 +345,8 @@ typedef struct bp_plugin_host {
                                   void **data);
     bp_status (*resolve_run_options)(const bp_matrix *m, size_t batch,
                                      const bp_run_options *options, bp_run_options *out);
+    bp_status (*check_gemm_shape)(const bp_matrix *m, size_t batch, size_t ldx, size_t x_elem,
+                                  size_t ldy, size_t y_elem, size_t *xbytes, size_t *ybytes);
 } bp_plugin_host;
 
 typedef const bp_backend_ops *(*bp_plugin_entry_fn)(const bp_plugin_host *host);

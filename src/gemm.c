@@ -42,14 +42,8 @@ bp_status bp__resolve_run_options(const bp_matrix *m, size_t batch, const bp_run
     return BP_OK;
 }
 
-bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, size_t ldx,
-                  float *y, size_t ldy, const bp_run_options *options) {
-    if (!ctx || !m || !x || !y)
-        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_gemm: %s must not be NULL",
-                        !ctx ? "ctx"
-                        : !m ? "m"
-                        : !x ? "x"
-                             : "y");
+bp_status bp__check_gemm_shape(const bp_matrix *m, size_t batch, size_t ldx, size_t x_elem,
+                               size_t ldy, size_t y_elem, size_t *xbytes, size_t *ybytes) {
     if (batch == 0)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "batch must be > 0, got 0");
     if (batch > BP_MAX_DIM)
@@ -60,18 +54,32 @@ bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t ba
     if (ldy < m->rows)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "ldy must be >= rows (%zu), got %zu", m->rows,
                         ldy);
-    size_t xbytes, ybytes;
-    if (!bp__span_bytes(batch, ldx, m->cols, &xbytes) ||
-        !bp__span_bytes(batch, ldy, m->rows, &ybytes))
+    if (!bp__span_elem_bytes(batch, ldx, m->cols, x_elem, xbytes) ||
+        !bp__span_elem_bytes(batch, ldy, m->rows, y_elem, ybytes))
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "batch (%zu) x leading dimension overflows size_t",
                         batch);
+    return BP_OK;
+}
+
+bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, size_t ldx,
+                  float *y, size_t ldy, const bp_run_options *options) {
+    if (!ctx || !m || !x || !y)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_gemm: %s must not be NULL",
+                        !ctx ? "ctx"
+                        : !m ? "m"
+                        : !x ? "x"
+                             : "y");
+    size_t xbytes, ybytes;
+    bp_status st =
+        bp__check_gemm_shape(m, batch, ldx, sizeof(float), ldy, sizeof(float), &xbytes, &ybytes);
+    if (st)
+        return st;
     uintptr_t x0 = (uintptr_t)x, y0 = (uintptr_t)y;
     if (x0 < y0 + ybytes && y0 < x0 + xbytes)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "x and y must not overlap");
 
     bp_run_options opt;
-    bp_status st = bp__resolve_run_options(m, batch, options, &opt);
-    if (st)
+    if ((st = bp__resolve_run_options(m, batch, options, &opt)))
         return st;
     if (opt.bias) {
         uintptr_t b0 = (uintptr_t)opt.bias, bbytes = m->rows * sizeof(float);

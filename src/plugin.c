@@ -40,6 +40,7 @@ static const bp_plugin_host host = {
     .fail = bp__fail,
     .matrix_cache_get = bp__matrix_cache_get,
     .resolve_run_options = bp__resolve_run_options,
+    .check_gemm_shape = bp__check_gemm_shape,
 };
 
 /* Append "path: reason; " to the list of attempts for the final message. */
