@@ -5,6 +5,9 @@
 #ifndef BENCH_PROBES_H
 #define BENCH_PROBES_H
 
+#include "bench_args.h"
+#include "bench_report.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +36,25 @@ size_t bench_rotation(size_t bytes);
  */
 int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, size_t *bytes_read,
                        const char **isa);
+
+/* The stream-read ceiling of one gemv run, as every backend's gemv reports it. */
+typedef struct bench_stream_ceiling {
+    size_t bytes;      /* bytes asked of the probe */
+    double median_s;   /* one pass */
+    size_t bytes_read; /* bytes one pass reads */
+    const char *isa;
+} bench_stream_ceiling;
+
+/* Probe over at least the bytes a call with `planes` planes of an m x k
+ * matrix reads (and at least BENCH_STREAM_MIN_BYTES), on o->threads. */
+int bench_stream_for_gemv(const bench_opts *o, size_t m, size_t k, int planes,
+                          bench_stream_ceiling *out);
+static inline double bench_stream_gbps(const bench_stream_ceiling *s) {
+    return (double)s->bytes_read / s->median_s / 1e9;
+}
+/* Append its "stream_read" record; 1 (reported) when out of memory. */
+int bench_report_stream(bench_report *rep, const bench_stream_ceiling *s, const bench_opts *o,
+                        size_t m, size_t k, size_t batch);
 
 /* ---- bench_openblas.c ---- */
 

@@ -7,6 +7,7 @@
  */
 #include "bench_common.h"
 #include "bench_probes.h"
+#include "bench_lib.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -119,4 +120,37 @@ int bench_stream_probe(size_t bytes, int threads, int reps, double *median_s, si
         *isa = avx512 ? "avx512" : "sse2";
     }
     return rc;
+}
+
+int bench_stream_for_gemv(const bench_opts *o, size_t m, size_t k, int planes,
+                          bench_stream_ceiling *out) {
+    out->bytes = bench_plane_bytes(m, k, planes);
+    if (out->bytes < BENCH_STREAM_MIN_BYTES)
+        out->bytes = BENCH_STREAM_MIN_BYTES;
+    out->median_s = 0;
+    out->bytes_read = 0;
+    out->isa = "";
+    return bench_stream_probe(out->bytes, o->threads, o->reps, &out->median_s, &out->bytes_read,
+                              &out->isa);
+}
+
+int bench_report_stream(bench_report *rep, const bench_stream_ceiling *s, const bench_opts *o,
+                        size_t m, size_t k, size_t batch) {
+    bench_record *rec = bench_report_add(rep, "stream_read");
+    if (!rec)
+        return 1;
+    bench_put_str(rec, "backend", "cpu");
+    bench_put_str(rec, "kernel", "stream");
+    bench_put_int(rec, "m", (long long)m);
+    bench_put_int(rec, "k", (long long)k);
+    bench_put_int(rec, "batch", (long long)batch);
+    bench_put_null(rec, "planes");
+    bench_put_null(rec, "act_bits");
+    bench_put_int(rec, "threads", o->threads);
+    bench_put_real(rec, "median_s", s->median_s);
+    bench_put_int(rec, "bytes", (long long)s->bytes_read);
+    bench_put_real(rec, "gbps", bench_stream_gbps(s));
+    bench_put_int(rec, "reps", o->reps);
+    bench_put_str(rec, "isa", s->isa);
+    return 0;
 }

@@ -83,13 +83,8 @@ int bench_cmd_gemv(const bench_opts *o) {
     }
 
     /* 1. The bandwidth ceiling, over at least as many bytes as any call reads. */
-    size_t stream_bytes = bench_plane_bytes(m, k, pmax);
-    if (stream_bytes < BENCH_STREAM_MIN_BYTES)
-        stream_bytes = BENCH_STREAM_MIN_BYTES;
-    double stream_s = 0;
-    size_t stream_read = 0;
-    const char *stream_isa = "";
-    if (bench_stream_probe(stream_bytes, o->threads, o->reps, &stream_s, &stream_read, &stream_isa))
+    bench_stream_ceiling stream;
+    if (bench_stream_for_gemv(o, m, k, pmax, &stream))
         goto done;
 
     /* 2. Data: Gaussian weights and activations from a fixed seed. */
@@ -145,26 +140,12 @@ int bench_cmd_gemv(const bench_opts *o) {
         goto done;
 
     /* 5. Report: ceiling and baseline first, then the bitplane lines. */
-    double stream_gbps = (double)stream_read / stream_s / 1e9;
-    bench_record *rec = bench_report_add(&rep, "stream_read");
-    if (!rec)
+    double stream_gbps = bench_stream_gbps(&stream);
+    if (bench_report_stream(&rep, &stream, o, m, k, batch))
         goto done;
-    bench_put_str(rec, "backend", "cpu");
-    bench_put_str(rec, "kernel", "stream");
-    bench_put_int(rec, "m", (long long)m);
-    bench_put_int(rec, "k", (long long)k);
-    bench_put_int(rec, "batch", (long long)batch);
-    bench_put_null(rec, "planes");
-    bench_put_null(rec, "act_bits");
-    bench_put_int(rec, "threads", o->threads);
-    bench_put_real(rec, "median_s", stream_s);
-    bench_put_int(rec, "bytes", (long long)stream_read);
-    bench_put_real(rec, "gbps", stream_gbps);
-    bench_put_int(rec, "reps", o->reps);
-    bench_put_str(rec, "isa", stream_isa);
 
     size_t blas_bytes = 4 * m * k;
-    rec = bench_report_add(&rep, batch == 1 ? "openblas_sgemv" : "openblas_sgemm");
+    bench_record *rec = bench_report_add(&rep, batch == 1 ? "openblas_sgemv" : "openblas_sgemm");
     if (!rec)
         goto done;
     bench_put_str(rec, "backend", "cpu");

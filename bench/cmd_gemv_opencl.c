@@ -183,13 +183,8 @@ int bench_cmd_gemv_opencl(const bench_opts *o) {
     size_t copy_bytes = 0, ncopies = bench_rotation(bench_plane_bytes(m, k, pmin));
 
     /* 1. Host ceiling. */
-    size_t stream_bytes = bench_plane_bytes(m, k, pmax);
-    if (stream_bytes < BENCH_STREAM_MIN_BYTES)
-        stream_bytes = BENCH_STREAM_MIN_BYTES;
-    double stream_s = 0;
-    size_t stream_read = 0;
-    const char *stream_isa = "";
-    if (bench_stream_probe(stream_bytes, o->threads, o->reps, &stream_s, &stream_read, &stream_isa))
+    bench_stream_ceiling stream;
+    if (bench_stream_for_gemv(o, m, k, pmax, &stream))
         goto done;
 
     /* 2. Data. */
@@ -256,7 +251,7 @@ int bench_cmd_gemv_opencl(const bench_opts *o) {
         bench_fail("clCreateBuffer (x, y): %d", (int)err);
         goto done;
     }
-    copy_bytes = stream_bytes;
+    copy_bytes = stream.bytes;
     if (copy_probe(ocl, copy_bytes, o->reps, &copy_s))
         goto done;
     for (int i = 0; i < nres; i++) {
@@ -283,19 +278,12 @@ int bench_cmd_gemv_opencl(const bench_opts *o) {
         goto done;
 
     /* 6. Report. */
-    double stream_gbps = (double)stream_read / stream_s / 1e9;
+    double stream_gbps = bench_stream_gbps(&stream);
     double copy_gbps = 2.0 * (double)copy_bytes / copy_s / 1e9; /* read + write */
     double limit_gbps = dtype & CL_DEVICE_TYPE_CPU ? stream_gbps : copy_gbps;
-    bench_record *rec = bench_report_add(&rep, "stream_read");
-    if (!rec)
+    if (bench_report_stream(&rep, &stream, o, m, k, batch))
         goto done;
-    put_common(rec, "cpu", "stream", m, k, batch, o->threads, o->reps);
-    bench_put_null(rec, "planes");
-    bench_put_null(rec, "act_bits");
-    bench_put_real(rec, "median_s", stream_s);
-    bench_put_int(rec, "bytes", (long long)stream_read);
-    bench_put_real(rec, "gbps", stream_gbps);
-    bench_put_str(rec, "isa", stream_isa);
+    bench_record *rec;
     if (!(rec = bench_report_add(&rep, "device_copy")))
         goto done;
     put_common(rec, "opencl", "copy", m, k, batch, o->threads, o->reps);
