@@ -27,11 +27,14 @@
 #include "bp_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define FORMAT_VERSION 1u
 #define HEADER_BYTES   64u
@@ -214,27 +217,104 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
     return BP_OK;
 }
 
-bp_status bp_matrix_save(const bp_matrix *m, const char *path) {
-    if (!m || !path)
-        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_save: %s must not be NULL",
-                        !m ? "m" : "path");
-    size_t len;
-    bp_status st = bp_matrix_serialize(m, NULL, 0, &len);
+/* ---- files ----------------------------------------------------------------
+ *
+ * Loading opens without blocking (a FIFO or device must not hang the caller),
+ * refuses anything but a regular file, reads the 64-byte header first and
+ * then exactly the length the header declares, so a large foreign file is
+ * rejected after reading 64 bytes. Saving writes a temporary file in the
+ * target's directory, fsyncs it, renames it over the target and fsyncs the
+ * directory, so a failed save leaves the previous file as it was. */
+
+/* Read exactly len bytes at the current offset. */
+static bp_status read_exact(int fd, void *buf, size_t len, const char *path) {
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t got = read(fd, p, len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return bp__fail(BP_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+        if (got == 0)
+            return bp__fail(BP_ERR_IO, "cannot read '%s': the file shrank while it was read", path);
+        p += got;
+        len -= (size_t)got;
+    }
+    return BP_OK;
+}
+
+static bp_status write_all(int fd, const void *buf, size_t len, const char *path) {
+    const unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t put = write(fd, p, len);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0)
+            return bp__fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        p += put;
+        len -= (size_t)put;
+    }
+    return BP_OK;
+}
+
+/* The bytes after the header that the header declares (payload and
+ * checksum), checked against the file's actual size before anything past
+ * the header is read. The other fields are validated by
+ * bp_matrix_deserialize. */
+static bp_status declared_rest(const unsigned char *hdr, uint64_t file_size, size_t *rest) {
+    if (file_size < HEADER_BYTES + 4)
+        return corrupt("shorter than the header");
+    if (memcmp(hdr, magic, sizeof magic) != 0)
+        return corrupt("bad magic (not a bitplane matrix)");
+    uint32_t version = get_u32(hdr + 8);
+    if (version > FORMAT_VERSION)
+        return bp__fail(BP_ERR_VERSION,
+                        "matrix format version %u is newer than this library's (%u)", version,
+                        FORMAT_VERSION);
+    if (get_u32(hdr + 12) != HEADER_BYTES)
+        return corrupt("header size");
+    uint64_t payload = get_u64(hdr + 48);
+    if (payload > UINT64_MAX - HEADER_BYTES - 4)
+        return corrupt("payload size does not match the shape");
+    uint64_t want = HEADER_BYTES + payload + 4;
+    if (file_size != want)
+        return corrupt(file_size < want ? "truncated" : "trailing bytes");
+    if (want > SIZE_MAX)
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "the file declares %llu bytes",
+                        (unsigned long long)want);
+    *rest = (size_t)(payload + 4);
+    return BP_OK;
+}
+
+static bp_status load_fd(bp_context *ctx, int fd, const char *path, bp_matrix **out) {
+    struct stat info;
+    if (fstat(fd, &info) != 0)
+        return bp__fail(BP_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
+    if (!S_ISREG(info.st_mode))
+        return bp__fail(BP_ERR_IO, "'%s' is not a regular file (a %s)", path,
+                        S_ISDIR(info.st_mode)    ? "directory"
+                        : S_ISFIFO(info.st_mode) ? "FIFO"
+                        : S_ISSOCK(info.st_mode) ? "socket"
+                        : S_ISCHR(info.st_mode)  ? "character device"
+                        : S_ISBLK(info.st_mode)  ? "block device"
+                                                 : "special file");
+    uint64_t file_size = (uint64_t)info.st_size;
+    unsigned char hdr[HEADER_BYTES];
+    size_t have = file_size < HEADER_BYTES ? (size_t)file_size : HEADER_BYTES;
+    size_t rest = 0;
+    bp_status st = read_exact(fd, hdr, have, path);
+    if (!st)
+        st = declared_rest(hdr, file_size, &rest);
     if (st)
         return st;
-    void *buf = malloc(len);
+    unsigned char *buf = malloc(HEADER_BYTES + rest);
     if (!buf)
-        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to save a matrix", len);
-    st = bp_matrix_serialize(m, buf, len, &len);
-    FILE *f = st ? NULL : fopen(path, "wb");
-    if (!st && !f)
-        st = bp__fail(BP_ERR_IO, "cannot open '%s' for writing: %s", path, strerror(errno));
-    if (f) {
-        size_t written = fwrite(buf, 1, len, f);
-        int err = errno;
-        if (fclose(f) != 0 || written != len)
-            st = bp__fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(err ? err : errno));
-    }
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to load '%s'",
+                        HEADER_BYTES + rest, path);
+    memcpy(buf, hdr, HEADER_BYTES);
+    st = read_exact(fd, buf + HEADER_BYTES, rest, path);
+    if (!st)
+        st = bp_matrix_deserialize(ctx, buf, HEADER_BYTES + rest, out);
     free(buf);
     return st;
 }
@@ -245,30 +325,101 @@ bp_status bp_matrix_load(bp_context *ctx, const char *path, bp_matrix **out) {
     *out = NULL;
     if (!path)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_load: path must not be NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
         return bp__fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    bp_status st = BP_OK;
-    struct stat info;
-    if (fstat(fileno(f), &info) != 0)
-        st = bp__fail(BP_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
-    else if (!S_ISREG(info.st_mode))
-        st = bp__fail(BP_ERR_IO, "'%s' is not a regular file", path);
-    size_t size = st ? 0 : (size_t)info.st_size;
-    void *buf = st ? NULL : malloc(size ? size : 1);
-    if (!st && !buf)
-        st = bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to load '%s'", size, path);
-    if (!st && fread(buf, 1, size, f) != size)
-        st = bp__fail(BP_ERR_IO, "cannot read '%s'", path);
-    fclose(f);
-    if (!st) {
-        st = bp_matrix_deserialize(ctx, buf, size, out);
-        if (st == BP_ERR_CORRUPT || st == BP_ERR_VERSION) {
-            char msg[400];
-            snprintf(msg, sizeof msg, "%s", bp_last_error());
-            bp__fail(st, "'%s': %s", path, msg);
-        }
+    bp_status st = load_fd(ctx, fd, path, out);
+    close(fd);
+    if (st == BP_ERR_CORRUPT || st == BP_ERR_VERSION) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s", bp_last_error());
+        bp__fail(st, "'%s': %s", path, msg);
     }
+    return st;
+}
+
+/* "<dir>/.<base>.tmp-<pid>-<n>", created exclusively with mode 0666 & ~umask. */
+static int create_temp(const char *path, char **tmp_out) {
+    static atomic_uint counter;
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t cap = strlen(path) + 64;
+    char *tmp = malloc(cap);
+    if (!tmp) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (int attempt = 0; attempt < 100; attempt++) {
+        snprintf(tmp, cap, "%.*s.%s.tmp-%ld-%u", (int)dir_len, path, path + dir_len, (long)getpid(),
+                 atomic_fetch_add(&counter, 1u));
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0666);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            return fd;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    int err = errno;
+    free(tmp);
+    errno = err;
+    return -1;
+}
+
+/* Make the rename durable; file systems that cannot sync a directory
+ * (EINVAL) are not an error. */
+static bp_status sync_directory(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate a directory name");
+    bp_status st = BP_OK;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
+        st = bp__fail(BP_ERR_IO, "saved '%s', but cannot sync its directory '%s': %s", path, dir,
+                      strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return st;
+}
+
+bp_status bp_matrix_save(const bp_matrix *m, const char *path) {
+    if (!m || !path)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_save: %s must not be NULL",
+                        !m ? "m" : "path");
+    if (!*path)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_save: path must not be empty");
+    size_t len;
+    bp_status st = bp_matrix_serialize(m, NULL, 0, &len);
+    if (st)
+        return st;
+    void *buf = malloc(len);
+    if (!buf)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to save a matrix", len);
+    st = bp_matrix_serialize(m, buf, len, &len);
+    char *tmp = NULL;
+    int fd = -1;
+    if (!st) {
+        fd = create_temp(path, &tmp);
+        if (fd < 0)
+            st = bp__fail(BP_ERR_IO, "cannot create a temporary file next to '%s': %s", path,
+                          strerror(errno));
+    }
+    if (!st)
+        st = write_all(fd, buf, len, tmp);
+    if (!st && fsync(fd) != 0)
+        st = bp__fail(BP_ERR_IO, "cannot sync '%s': %s", tmp, strerror(errno));
+    if (fd >= 0 && close(fd) != 0 && !st)
+        st = bp__fail(BP_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    if (!st && rename(tmp, path) != 0)
+        st = bp__fail(BP_ERR_IO, "cannot replace '%s': %s", path, strerror(errno));
+    if (st && tmp)
+        unlink(tmp); /* the previous file, if any, is untouched */
+    if (!st)
+        st = sync_directory(path);
+    free(tmp);
     free(buf);
     return st;
 }
