@@ -20,21 +20,16 @@ TestSuite(errors, .fini = tu_suite_fini);
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Expect `call` to fail with one of the listed statuses and a message. */
-#define EXPECT_STATUS_IN(call, ...)                                                                \
+/* Expect `call` to fail with exactly `expected` and a message. */
+#define EXPECT_STATUS(expected, call)                                                              \
     do {                                                                                           \
-        const bp_status allowed_[] = {__VA_ARGS__};                                                \
         bp__clear_error();                                                                         \
         bp_status st_ = (call);                                                                    \
-        int ok_ = 0;                                                                               \
-        for (size_t i_ = 0; i_ < NELEM(allowed_); i_++)                                            \
-            ok_ |= st_ == allowed_[i_];                                                            \
-        cr_expect(ok_, "%s: expected %s, got %s (%s)", #call, bp_status_string(allowed_[0]),       \
-                  bp_status_string(st_), bp_last_error());                                         \
+        cr_expect(st_ == (expected), "%s: expected %s, got %s (%s)", #call,                        \
+                  bp_status_string(expected), bp_status_string(st_), bp_last_error());             \
         cr_expect(st_ == BP_OK || bp_last_error()[0] != '\0',                                      \
                   "%s failed with %s but bp_last_error() is empty", #call, bp_status_string(st_)); \
     } while (0)
-#define EXPECT_STATUS(expected, call) EXPECT_STATUS_IN(call, expected)
 
 /* A matrix and buffers shared by the gemm cases. */
 typedef struct fixture {
@@ -155,9 +150,9 @@ Test(errors, context_create) {
 
     o = BP_CONTEXT_OPTIONS_INIT;
     o.threads = -1;
-    EXPECT_STATUS_IN(bp_context_create(&o, &ctx), BP_ERR_OUT_OF_RANGE, BP_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_context_create(&o, &ctx));
     o.threads = 1025;
-    EXPECT_STATUS_IN(bp_context_create(&o, &ctx), BP_ERR_OUT_OF_RANGE, BP_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_context_create(&o, &ctx));
     o.threads = 0;
     o.cpu_kernel = (bp_cpu_kernel)99;
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_context_create(&o, &ctx));
@@ -174,7 +169,7 @@ Test(errors, context_create) {
     big.o.size = sizeof big;
     big.o.threads = 1;
     big.extra[7] = 1;
-    EXPECT_STATUS_IN(bp_context_create(&big.o, &ctx), BP_ERR_UNSUPPORTED, BP_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(BP_ERR_UNSUPPORTED, bp_context_create(&big.o, &ctx));
     big.extra[7] = 0;
     bp_status st = bp_context_create(&big.o, &ctx);
     cr_assert_eq(st, BP_OK, "zero tail must be accepted: %s", bp_last_error());
@@ -183,7 +178,7 @@ Test(errors, context_create) {
     /* An implausible size is rejected without reading past the struct. */
     o = BP_CONTEXT_OPTIONS_INIT;
     o.size = SIZE_MAX;
-    EXPECT_STATUS_IN(bp_context_create(&o, &ctx), BP_ERR_INVALID_ARGUMENT, BP_ERR_OUT_OF_RANGE);
+    EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_context_create(&o, &ctx));
     /* An older caller's smaller struct: missing fields default. */
     o = BP_CONTEXT_OPTIONS_INIT;
     o.size = offsetof(bp_context_options, threads);
@@ -198,7 +193,7 @@ Test(errors, context_create) {
 Test(errors, env_override) {
     bp_context *ctx = NULL;
     setenv("BP_CPU", "bogus-kernel", 1);
-    EXPECT_STATUS_IN(bp_context_create(NULL, &ctx), BP_ERR_INVALID_ARGUMENT, BP_ERR_UNSUPPORTED);
+    EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_context_create(NULL, &ctx));
     cr_expect(ctx == NULL);
     /* An explicit option wins over the environment. */
     bp_context_options o = BP_CONTEXT_OPTIONS_INIT;
@@ -284,8 +279,7 @@ Test(errors, quantize) {
     for (size_t i = 0; i < NELEM(bad_bits); i++) {
         q = BP_QUANT_OPTIONS_INIT;
         q.bits = bad_bits[i];
-        EXPECT_STATUS_IN(bp_matrix_quantize(ctx, w, 8, 8, 8, &q, &m), BP_ERR_OUT_OF_RANGE,
-                         BP_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_matrix_quantize(ctx, w, 8, 8, 8, &q, &m));
         CHECK_NULL_OUT();
     }
     q = BP_QUANT_OPTIONS_INIT;
@@ -297,15 +291,13 @@ Test(errors, quantize) {
     for (size_t i = 0; i < NELEM(bad_clip); i++) {
         q = BP_QUANT_OPTIONS_INIT;
         q.clip = bad_clip[i];
-        EXPECT_STATUS_IN(bp_matrix_quantize(ctx, w, 8, 8, 8, &q, &m), BP_ERR_OUT_OF_RANGE,
-                         BP_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_matrix_quantize(ctx, w, 8, 8, 8, &q, &m));
         CHECK_NULL_OUT();
     }
     q = BP_QUANT_OPTIONS_INIT;
     q.method = BP_QUANT_RESIDUAL;
     q.clip = 0.5f;
-    EXPECT_STATUS_IN(bp_matrix_quantize(ctx, w, 8, 8, 8, &q, &m), BP_ERR_INVALID_ARGUMENT,
-                     BP_ERR_OUT_OF_RANGE);
+    EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_matrix_quantize(ctx, w, 8, 8, 8, &q, &m));
     q = BP_QUANT_OPTIONS_INIT;
     q.size = 0;
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_matrix_quantize(ctx, w, 8, 8, 8, &q, &m));
@@ -316,8 +308,7 @@ Test(errors, quantize) {
     memset(&big, 0, sizeof big);
     big.o.size = sizeof big;
     big.extra[3] = 0xff;
-    EXPECT_STATUS_IN(bp_matrix_quantize(ctx, w, 8, 8, 8, &big.o, &m), BP_ERR_UNSUPPORTED,
-                     BP_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(BP_ERR_UNSUPPORTED, bp_matrix_quantize(ctx, w, 8, 8, 8, &big.o, &m));
     CHECK_NULL_OUT();
 
     /* Non-finite weights, anywhere, both quantizers. */
@@ -368,28 +359,24 @@ Test(errors, gemm_arguments) {
     int bad_planes[] = {-1, 7, 17, 1000, -1000};
     for (size_t i = 0; i < NELEM(bad_planes); i++) {
         o = tu_run(bad_planes[i], 8);
-        EXPECT_STATUS_IN(bp_gemm(f.ctx, f.m, f.x, 2, K, f.y, M, &o), BP_ERR_OUT_OF_RANGE,
-                         BP_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_gemm(f.ctx, f.m, f.x, 2, K, f.y, M, &o));
     }
     int bad_act[] = {-1, 17, 32, -8};
     for (size_t i = 0; i < NELEM(bad_act); i++) {
         o = tu_run(0, bad_act[i]);
-        EXPECT_STATUS_IN(bp_gemm(f.ctx, f.m, f.x, 2, K, f.y, M, &o), BP_ERR_OUT_OF_RANGE,
-                         BP_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_gemm(f.ctx, f.m, f.x, 2, K, f.y, M, &o));
     }
     float bad_scale[] = {-1.0f, NAN, INFINITY, -INFINITY, -1e-38f};
     for (size_t i = 0; i < NELEM(bad_scale); i++) {
         o = tu_run(0, 8);
         o.act_scale = bad_scale[i];
-        EXPECT_STATUS_IN(bp_gemm(f.ctx, f.m, f.x, 2, K, f.y, M, &o), BP_ERR_OUT_OF_RANGE,
-                         BP_ERR_INVALID_ARGUMENT, BP_ERR_NON_FINITE);
+        EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_gemm(f.ctx, f.m, f.x, 2, K, f.y, M, &o));
     }
     int cp_bad[][3] = {{1, 2, -1}, {7, 1, 1}, {1, 17, 1}, {INT32_MIN, 0, 0}};
     for (size_t i = 0; i < NELEM(cp_bad); i++) {
         o = tu_run(0, 8);
         o.column_planes = cp_bad[i];
-        EXPECT_STATUS_IN(bp_gemm(f.ctx, f.m, f.x, 3, K, f.y, M, &o), BP_ERR_OUT_OF_RANGE,
-                         BP_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_gemm(f.ctx, f.m, f.x, 3, K, f.y, M, &o));
     }
     o = BP_RUN_OPTIONS_INIT;
     o.size = 0;
@@ -403,8 +390,7 @@ Test(errors, gemm_arguments) {
     memset(&big, 0, sizeof big);
     big.o.size = sizeof big;
     big.extra[15] = 2;
-    EXPECT_STATUS_IN(bp_gemm(f.ctx, f.m, f.x, 1, K, f.y, M, &big.o), BP_ERR_UNSUPPORTED,
-                     BP_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(BP_ERR_UNSUPPORTED, bp_gemm(f.ctx, f.m, f.x, 1, K, f.y, M, &big.o));
     expect_y_untouched(&f, "bad options");
     big.extra[15] = 0;
     cr_expect_eq(bp_gemm(f.ctx, f.m, f.x, 1, K, f.y, M, &big.o), BP_OK,
@@ -494,12 +480,9 @@ Test(errors, dequantize_and_accessors) {
     tu_fill_sentinel(out, M * (K + 1));
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_matrix_dequantize(NULL, NULL, 0, out, K));
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_matrix_dequantize(NULL, f.m, 0, NULL, K));
-    EXPECT_STATUS_IN(bp_matrix_dequantize(NULL, f.m, -1, out, K), BP_ERR_OUT_OF_RANGE,
-                     BP_ERR_INVALID_ARGUMENT);
-    EXPECT_STATUS_IN(bp_matrix_dequantize(NULL, f.m, 7, out, K), BP_ERR_OUT_OF_RANGE,
-                     BP_ERR_INVALID_ARGUMENT);
-    EXPECT_STATUS_IN(bp_matrix_dequantize(NULL, f.m, 17, out, K), BP_ERR_OUT_OF_RANGE,
-                     BP_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_matrix_dequantize(NULL, f.m, -1, out, K));
+    EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_matrix_dequantize(NULL, f.m, 7, out, K));
+    EXPECT_STATUS(BP_ERR_OUT_OF_RANGE, bp_matrix_dequantize(NULL, f.m, 17, out, K));
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_matrix_dequantize(NULL, f.m, 0, out, K - 1));
     EXPECT_STATUS(BP_ERR_SIZE_OVERFLOW, bp_matrix_dequantize(NULL, f.m, 0, out, SIZE_MAX / 2));
     cr_expect(tu_find_non_sentinel(out, M * (K + 1)) < 0, "failing dequantize wrote output");
@@ -556,19 +539,19 @@ Test(errors, files) {
     free_fixture(&f);
 }
 
-/* A directory opens with fopen on Linux and ftell reports a huge size: load
- * must fail with an I/O error, not try to allocate it. */
+/* A directory is not a regular file: an I/O error, never an attempt to read
+ * it (test_file_io.c covers FIFOs, devices and oversized files). */
 Test(errors, load_directory) {
     bp_matrix *m = (bp_matrix *)(uintptr_t)1;
-    EXPECT_STATUS_IN(bp_matrix_load(NULL, "/tmp", &m), BP_ERR_IO, BP_ERR_CORRUPT);
+    EXPECT_STATUS(BP_ERR_IO, bp_matrix_load(NULL, "/tmp", &m));
     cr_expect(m == NULL);
-    /* An empty file is corrupt (or an I/O error), never a matrix. */
+    /* An empty file is corrupt, never a matrix. */
     char path[] = "/tmp/bp_test_empty_XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
     FILE *fp = fdopen(fd, "wb");
     fclose(fp);
-    EXPECT_STATUS_IN(bp_matrix_load(NULL, path, &m), BP_ERR_CORRUPT, BP_ERR_IO);
+    EXPECT_STATUS(BP_ERR_CORRUPT, bp_matrix_load(NULL, path, &m));
     cr_expect(m == NULL);
     remove(path);
 }
