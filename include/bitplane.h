@@ -14,11 +14,21 @@
  *    exits or prints.
  *  - Options are structs whose first field is `size`. Initialise them with the
  *    BP_*_OPTIONS_INIT macros; a zeroed struct with only `size` set means
- *    defaults, and a NULL options pointer means defaults too.
+ *    defaults, and a NULL options pointer means defaults too. `size` must be
+ *    sizeof the struct as the caller compiled it (the _INIT macros set
+ *    exactly that): it is how a library of another version knows which
+ *    fields the caller has. The library reads `size` bytes from the pointer;
+ *    a larger value than the caller's struct makes it read past the end of
+ *    the caller's object, which is undefined behaviour it cannot detect.
+ *    Bytes beyond the fields this library knows must be zero (else
+ *    BP_ERR_UNSUPPORTED); a smaller size leaves the missing fields at their
+ *    defaults; size values below sizeof(size_t) or above 1 MiB are
+ *    rejected with BP_ERR_INVALID_ARGUMENT.
  *  - Matrices are row-major: element (r, c) of a matrix with leading
  *    dimension ld is at w[r*ld + c].
  *
- * Numerics, layouts and kernels are described in the repository's README.
+ * Numerics, layouts and kernels are described in the repository's README,
+ * docs/design.md and docs/numerics.md.
  */
 #ifndef BITPLANE_H
 #define BITPLANE_H
@@ -204,8 +214,10 @@ typedef struct bp_quant_options {
  * A quantized weight matrix: k bit planes plus coefficient tables and the
  * recorded error of every prefix. Logically immutable. Thread-safety: any
  * number of threads may use one matrix at once (bp_gemm with different plane
- * counts, dequantize, save). It may be used with any context of the same
- * backend; it does not keep its context alive.
+ * counts, dequantize, save). It lives on the host and is not tied to the
+ * context that made it: any context of any backend may use it (a CPU-made
+ * or loaded matrix runs on a CUDA or OpenCL context, which uploads it once
+ * per device on first use), and it does not keep its context alive.
  */
 typedef struct bp_matrix bp_matrix;
 
@@ -235,7 +247,9 @@ BP_API bp_quant_method bp_matrix_method(const bp_matrix *m);
 BP_API double bp_matrix_prefix_error(const bp_matrix *m, int n);
 /**
  * Write the effective weights at `planes` planes (0 = all) into out
- * (rows x cols, leading dimension ld >= cols). ctx may be NULL.
+ * (rows x cols, leading dimension ld >= cols). The work is done on the
+ * calling thread from the host copy of the matrix: ctx is accepted for
+ * symmetry with the other calls but not used, and may be NULL.
  */
 BP_API bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, float *out,
                                       size_t ld);
@@ -280,9 +294,24 @@ BP_API bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, si
  * version BP_ERR_VERSION.
  */
 
-/** Write m to path (replaced if present). */
+/**
+ * Write m to path, replacing it atomically: the data goes to a temporary
+ * file in the same directory, which is fsynced and renamed over path, and
+ * the directory is fsynced. If the save fails (disk full, EFBIG, ...) path
+ * keeps its previous content and the temporary file is removed. A symbolic
+ * link at path is replaced by the file, not followed. Writes past
+ * RLIMIT_FSIZE fail with EFBIG only when SIGXFSZ is ignored by the process
+ * (the library does not change signal dispositions).
+ */
 BP_API bp_status bp_matrix_save(const bp_matrix *m, const char *path);
-/** Read a matrix written by bp_matrix_save. The caller owns *out. ctx may be NULL. */
+/**
+ * Read a matrix written by bp_matrix_save. The caller owns *out. Only a
+ * regular file is read (a FIFO, device or directory gives BP_ERR_IO at once,
+ * without blocking); the 64-byte header is checked first and then exactly
+ * the length it declares is read, so a foreign or oversized file is refused
+ * after 64 bytes. The matrix is built on the host: ctx is accepted for
+ * symmetry but not used, and may be NULL.
+ */
 BP_API bp_status bp_matrix_load(bp_context *ctx, const char *path, bp_matrix **out);
 /**
  * Serialise into buf (capacity cap). *needed always receives the full size.
@@ -290,7 +319,8 @@ BP_API bp_status bp_matrix_load(bp_context *ctx, const char *path, bp_matrix **o
  * BP_ERR_OUT_OF_RANGE.
  */
 BP_API bp_status bp_matrix_serialize(const bp_matrix *m, void *buf, size_t cap, size_t *needed);
-/** Parse a buffer written by bp_matrix_serialize. The caller owns *out. */
+/** Parse a buffer written by bp_matrix_serialize. The caller owns *out.
+ * ctx is not used and may be NULL, as for bp_matrix_load. */
 BP_API bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len,
                                        bp_matrix **out);
 

@@ -351,12 +351,6 @@ typedef struct bp_plugin_host {
 
 typedef const bp_backend_ops *(*bp_plugin_entry_fn)(const bp_plugin_host *host);
 
-#define BP_PLUGIN_HOST_INIT                                                                        \
-    {                                                                                              \
-        .abi = BP_PLUGIN_ABI, .version = BP_VERSION_NUMBER, .matrix_size = sizeof(bp_matrix),      \
-        .context_size = sizeof(bp_context), .args_size = sizeof(bp_gemm_args)                      \
-    }
-
 /* A plugin's check of the host table against its own build: true when they
  * agree. On false, the reason has been reported through host->fail. */
 static inline bool bp__plugin_host_matches(const bp_plugin_host *host, const char *plugin) {
