@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+TestSuite(cuda_layout, .fini = tu_suite_fini);
+
 void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out);
 
 /* PTX ISA, mma.m16n8k256 .b1 (row.col), lane = 4 * groupID + threadID_in_group:

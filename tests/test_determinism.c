@@ -113,13 +113,36 @@ Test(determinism, batch_position_threads_paths, .timeout = 300) {
         cr_log_warn("determinism ran on %zu CPU path(s); missing: %s", np, missing);
 }
 
-Test(determinism, missing_paths_are_reported) {
+/*
+ * The CPU paths offered here are exactly those this CPU and OS can run, as
+ * judged independently by the compiler's own CPUID/XCR0 probe
+ * (__builtin_cpu_supports): a capable machine must not lose a path (the
+ * suites above would then silently test fewer), an incapable one must get
+ * BP_ERR_UNSUPPORTED with the reason rather than a crash. Each missing path
+ * is named in the report the suites print.
+ */
+Test(determinism, offered_paths_match_the_cpu) {
     char missing[512];
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
-    if (np < 3)
-        cr_skip_test("only %zu CPU kernel path(s) on this machine; not available: %s", np, missing);
-    cr_assert_eq(np, 3);
+    bool avx512 = false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
+#endif
+    const bp_cpu_kernel want[] = {BP_CPU_KERNEL_REFERENCE, BP_CPU_KERNEL_AVX512,
+                                  BP_CPU_KERNEL_AVX512_LUT};
+    size_t nwant = avx512 ? 3 : 1;
+    cr_assert_eq(np, nwant, "%zu CPU paths offered, this CPU can run %zu; missing: %s", np, nwant,
+                 missing);
+    for (size_t i = 0; i < np; i++)
+        cr_expect_eq(paths[i].kernel, want[i], "path %zu is %s", i, paths[i].name);
+    for (size_t i = np; i < 3; i++) {
+        const char *name = tu_kernel_name(want[i]);
+        cr_expect(strstr(missing, name) != NULL && strstr(missing, "lacks AVX-512") != NULL,
+                  "missing path %s is not reported with its reason: '%s'", name, missing);
+    }
 }
 
 Test(determinism, quantize_independent_of_threads, .timeout = 120) {

@@ -13,12 +13,14 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+TestSuite(kernels, .fini = tu_suite_fini);
 
 #define NELEM(a)  (sizeof(a) / sizeof((a)[0]))
 #define UNTOUCHED INT64_C(0x5a5a5a5a5a5a5a5a)
@@ -28,9 +30,10 @@ static const size_t kM[] = {1, 15, 16, 17, 33, 129, 300};
 static const size_t kK[] = {1, 31, 33, 511, 512, 513, 4097};
 
 typedef enum act_kind {
-    ACT_SIGNED,   /* Gaussian: signed mode */
-    ACT_UNSIGNED, /* |Gaussian|: unsigned mode */
-    ACT_EXTREME,  /* every |q| = L (signed: random signs; unsigned: constant) */
+    ACT_SIGNED,       /* Gaussian: signed mode */
+    ACT_UNSIGNED,     /* |Gaussian|: unsigned mode */
+    ACT_EXTREME,      /* every |q| = L (signed: random signs; unsigned: constant) */
+    ACT_MAX_UNSIGNED, /* every x = 1: unsigned, every q = L = 2^a - 1 */
 } act_kind;
 
 typedef struct kcase {
@@ -48,10 +51,17 @@ typedef struct kcase {
 #define KCASE_FMT "M=%zu K=%zu bits=%d const_w=%d act_bits=%d ncols=%zu g=[%zu,%zu) seed=%" PRIu64
 
 static const char *kind_name(act_kind k) {
-    return k == ACT_SIGNED ? "signed" : k == ACT_UNSIGNED ? "unsigned" : "extreme";
+    return k == ACT_SIGNED     ? "signed"
+           : k == ACT_UNSIGNED ? "unsigned"
+           : k == ACT_EXTREME  ? "extreme"
+                               : "max-unsigned";
 }
 
 static void fill_column(tu_rng *rng, float *x, size_t cols, act_kind kind) {
+    if (kind == ACT_MAX_UNSIGNED) {
+        tu_fill_value(x, cols, 1.0f);
+        return;
+    }
     if (kind == ACT_EXTREME) {
         bool neg = tu_range(rng, 0, 1);
         for (size_t j = 0; j < cols; j++)
@@ -198,12 +208,22 @@ static kcase random_case(tu_rng *rng, size_t rows, size_t cols, int act_bits, si
     return kc;
 }
 
+/* The sweeps skip shapes a kernel's supports() refuses; a kernel that
+ * wrongly refused an act_bits it is meant to handle would otherwise pass by
+ * running nothing. Every act_bits in [a_lo, a_hi] must have run. */
+static void assert_every_act_bits_ran(const bp_cpu_kernel_desc *kernel, const size_t *ran, int a_lo,
+                                      int a_hi) {
+    for (int a = a_lo; a <= a_hi; a++)
+        cr_assert(ran[a] > 0, "%s refused every shape at act_bits %d, which it must handle",
+                  kernel->name, a);
+}
+
 /* Every shape x act_bits for one column, both signedness modes. */
 static void sweep_gemv(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi) {
     uint64_t seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    size_t cases = 0, nonzero = 0;
+    size_t cases = 0, nonzero = 0, ran[BP_MAX_ACT_BITS + 1] = {0};
     for (int a = a_lo; a <= a_hi; a++)
         for (size_t i = 0; i < NELEM(kM); i++)
             for (size_t k = 0; k < NELEM(kK); k++)
@@ -214,8 +234,10 @@ static void sweep_gemv(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi) {
                     kc.kinds[0] = (act_kind)kind;
                     nonzero += run_case(kernel, &kc, tu_next(&rng) >> 12);
                     cases++;
+                    ran[a]++;
                 }
     assert_mostly_nonzero(nonzero, cases, seed);
+    assert_every_act_bits_ran(kernel, ran, a_lo, a_hi);
 }
 
 /* Batches of 2..4 columns with their own plane counts and modes. */
@@ -243,7 +265,7 @@ static void sweep_extreme(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi, 
     uint64_t seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    size_t cases = 0, nonzero = 0;
+    size_t cases = 0, nonzero = 0, ran[BP_MAX_ACT_BITS + 1] = {0};
     for (int a = a_lo; a <= a_hi; a++)
         for (int sign = 0; sign < 2; sign++) {
             if (!kernel->supports(a, bp__padded_cols(cols)))
@@ -255,8 +277,10 @@ static void sweep_extreme(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi, 
                 kc.kinds[c] = ACT_EXTREME;
             nonzero += run_case(kernel, &kc, tu_next(&rng) >> 12);
             cases++;
+            ran[a]++;
         }
     assert_mostly_nonzero(nonzero, cases, seed);
+    assert_every_act_bits_ran(kernel, ran, a_lo, a_hi);
 }
 
 Test(kernels, popcount_gemv_every_act_bits) {
@@ -276,11 +300,6 @@ Test(kernels, popcount_extreme_values) {
     sweep_extreme(&bp__kernel_avx512_popcount, 16, 16, 70000);
 }
 
-Test(kernels, popcount_supports_everything) {
-    for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
-        cr_assert(bp__kernel_avx512_popcount.supports(a, (size_t)1 << 28), "act_bits %d", a);
-}
-
 Test(kernels, lut_gemv_every_act_bits) {
     require_lut();
     sweep_gemv(&bp__kernel_avx512_lut, 2, 11);
@@ -297,35 +316,54 @@ Test(kernels, lut_extreme_values) {
     sweep_extreme(&bp__kernel_avx512_lut, 2, 11, 4097);
 }
 
-Test(kernels, lut_largest_supported_k) {
-    require_lut();
-    /* act_bits 11 unsigned, every q = 2047 and every weight +1: the row sum
-     * kpad * 2047 is the largest that fits int32. */
-    const size_t cols = (size_t)INT32_MAX / 2047 / BP_K_ALIGN_BITS * BP_K_ALIGN_BITS;
-    cr_assert(bp__kernel_avx512_lut.supports(11, cols));
-    cr_assert(!bp__kernel_avx512_lut.supports(11, cols + BP_K_ALIGN_BITS));
-    kcase kc = {.rows = 1,
-                .cols = cols,
-                .bits = 1,
-                .const_weights = true,
-                .weight_sign = 1.0f,
-                .act_bits = 11,
-                .ncols = 1,
-                .kinds = {ACT_EXTREME},
-                .planes = {1}};
-    cr_assert(run_case(&bp__kernel_avx512_lut, &kc, tu_seed()));
+/* Largest kpad (a multiple of 512, at most BP_MAX_DIM padded) the kernel
+ * accepts at act_bits a; 0 when none. Assumes supports() is monotonic in
+ * kpad, which lut_exact_at_its_largest_k checks at the boundary. */
+static size_t largest_supported_kpad(const bp_cpu_kernel_desc *k, int a) {
+    size_t lo = 0, hi = bp__padded_cols(BP_MAX_DIM) / BP_K_ALIGN_BITS; /* in units of 512 */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (k->supports(a, mid * BP_K_ALIGN_BITS))
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo * BP_K_ALIGN_BITS;
 }
 
-Test(kernels, lut_supports_bounds) {
+/*
+ * Whatever K the LUT kernel claims to support, it must be exact there. With
+ * every weight +1 and every q = L (unsigned), the int32 row sums reach
+ * kpad * L, the largest any input gives: a bound in supports() that is too
+ * generous by even one 512-column block wraps them and D differs from the
+ * reference. Run where that bound is below 2^23 columns (act_bits 9..11; at
+ * smaller act_bits it lies beyond what a test can allocate).
+ */
+Test(kernels, lut_exact_at_its_largest_k, .timeout = 300) {
+    require_lut();
     const bp_cpu_kernel_desc *k = &bp__kernel_avx512_lut;
-    cr_assert(!k->supports(1, 512));
-    cr_assert(!k->supports(12, 512));
-    cr_assert(!k->supports(16, 512));
+    cr_assert(!k->supports(1, 512), "act_bits 1 is the XNOR case, not a LUT one");
+    cr_assert(!k->supports(12, 512), "int16 tables cannot hold 4L at act_bits 12");
+    size_t ran = 0;
     for (int a = 2; a <= 11; a++) {
-        size_t limit = (size_t)INT32_MAX / (((size_t)1 << a) - 1);
-        size_t kmax = limit / BP_K_ALIGN_BITS * BP_K_ALIGN_BITS;
-        cr_assert(k->supports(a, kmax), "act_bits %d kpad %zu", a, kmax);
-        cr_assert(!k->supports(a, kmax + BP_K_ALIGN_BITS), "act_bits %d kpad %zu", a,
-                  kmax + BP_K_ALIGN_BITS);
+        size_t kmax = largest_supported_kpad(k, a);
+        cr_assert(kmax >= 4096, "act_bits %d: the LUT kernel supports only %zu columns", a, kmax);
+        cr_assert(!k->supports(a, kmax + BP_K_ALIGN_BITS) ||
+                      kmax + BP_K_ALIGN_BITS > bp__padded_cols(BP_MAX_DIM),
+                  "act_bits %d: supports() is not monotonic above %zu", a, kmax);
+        if (kmax > ((size_t)1 << 23))
+            continue;
+        kcase kc = {.rows = 1,
+                    .cols = kmax,
+                    .bits = 1,
+                    .const_weights = true,
+                    .weight_sign = 1.0f,
+                    .act_bits = a,
+                    .ncols = 1,
+                    .kinds = {ACT_MAX_UNSIGNED},
+                    .planes = {1}};
+        cr_assert(run_case(k, &kc, tu_seed()), "act_bits %d K %zu: D was zero", a, kmax);
+        ran++;
     }
+    cr_assert(ran >= 3, "the largest-K check ran for only %zu act_bits", ran);
 }

@@ -16,14 +16,28 @@
 
 TestSuite(misc, .fini = tu_suite_fini);
 
+/*
+ * The version as the library reports it agrees with itself, with the header
+ * this test was compiled against, and with the project version CMake parsed
+ * from that header (BP_TEST_PROJECT_VERSION, which names the shared
+ * library's files and the package config). MINOR and PATCH must stay below
+ * 100, or the number encoding MAJOR*10000 + MINOR*100 + PATCH collides.
+ */
 Test(misc, version) {
-    char want[32];
-    snprintf(want, sizeof want, "%d.%d.%d", BP_VERSION_MAJOR, BP_VERSION_MINOR, BP_VERSION_PATCH);
-    cr_assert(bp_version() != NULL);
-    cr_assert_str_eq(bp_version(), want);
-    cr_assert_eq(bp_version_number(), (unsigned)BP_VERSION_NUMBER);
-    cr_assert_eq(BP_VERSION_NUMBER,
-                 BP_VERSION_MAJOR * 10000 + BP_VERSION_MINOR * 100 + BP_VERSION_PATCH);
+    const char *v = bp_version();
+    cr_assert(v != NULL);
+    unsigned major, minor, patch;
+    int used = 0;
+    cr_assert(sscanf(v, "%u.%u.%u%n", &major, &minor, &patch, &used) == 3 && v[used] == '\0',
+              "bp_version() is not MAJOR.MINOR.PATCH: '%s'", v);
+    cr_assert(minor < 100 && patch < 100, "version %s does not fit the number encoding", v);
+    cr_expect_eq(bp_version_number(), major * 10000 + minor * 100 + patch,
+                 "bp_version_number() %u disagrees with bp_version() %s", bp_version_number(), v);
+    cr_expect_eq(bp_version_number(), (unsigned)BP_VERSION_NUMBER,
+                 "library %u and header %u differ", bp_version_number(),
+                 (unsigned)BP_VERSION_NUMBER);
+    cr_expect_str_eq(v, BP_TEST_PROJECT_VERSION, "library %s, CMake project %s", v,
+                     BP_TEST_PROJECT_VERSION);
 }
 
 Test(misc, context_accessors) {
