@@ -48,7 +48,7 @@ cat "$OUT/device.txt"
 
 log "configure + build (sm_$arch): library, CUDA plugin, conformance program"
 start=$SECONDS
-cmake_common=(-DCMAKE_BUILD_TYPE=Release -DBP_BUILD_TESTS=OFF -DBP_CUDA=ON -DBP_OPENCL=OFF
+cmake_common=(-DCMAKE_BUILD_TYPE=Release -DBP_BUILD_TESTS=ON -DBP_CUDA=ON -DBP_OPENCL=OFF
               -DBP_CUDA_ARCHITECTURES="$arch")
 step configure 120 cmake -S . -B "$build" "${cmake_common[@]}" -DBP_BUILD_BENCH=OFF \
   >"$OUT/build.log" 2>&1 &&
@@ -60,7 +60,7 @@ log "build rc=$rc in $((SECONDS - start)) s"
 export BP_PLUGIN_DIR="$build/lib"
 
 log "GPU conformance (full table, both paths, device API)"
-step conformance 240 "$build/cuda/bp_gpu_conformance" >"$OUT/conformance.log" 2>&1
+step conformance 240 "$build/tests/bp_gpu_conformance" >"$OUT/conformance.log" 2>&1
 log "conformance rc=$? : $(tail -1 "$OUT/conformance.log")"
 grep -m20 -E 'FAIL|FATAL' "$OUT/conformance.log"
 
@@ -70,7 +70,7 @@ sanitizer=$(command -v compute-sanitizer ||
 if [ -n "$sanitizer" ]; then
   log "compute-sanitizer memcheck (quick subset)"
   step memcheck 150 "$sanitizer" --tool memcheck --error-exitcode 3 \
-    "$build/cuda/bp_gpu_conformance" --quick >"$OUT/memcheck.log" 2>&1
+    "$build/tests/bp_gpu_conformance" --quick >"$OUT/memcheck.log" 2>&1
   log "memcheck rc=$? : $(grep -E 'ERROR SUMMARY|passed' "$OUT/memcheck.log" | tr '\n' ' ')"
 else
   log "SKIP memcheck: compute-sanitizer not found"
