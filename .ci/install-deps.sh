@@ -15,6 +15,8 @@ packages=(
   pocl-opencl-icd   # a CPU OpenCL device, so the OpenCL backend is tested without a GPU
   python3-dev       # headers for the Python extension (python-bindings/)
   python3-venv      # virtual environments for the Python package and its tests
+  clang libclang-rt-dev  # libFuzzer build of the loader (tests/fuzz/, a CI stage); the
+                         # sanitizer and fuzzer runtimes are only a recommendation of clang
 )
 
 missing=()

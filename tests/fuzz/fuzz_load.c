@@ -1,0 +1,132 @@
+/*
+ * libFuzzer target for the matrix loader: bp_matrix_deserialize on the raw
+ * input, the same bytes with their checksum made valid (so mutations reach
+ * the field checks behind the CRC), and bp_matrix_load on the bytes as a
+ * file. Oracles beyond "no crash, no sanitizer report, no leak":
+ *  - the file loader and the buffer parser agree on the status;
+ *  - an accepted input serializes back to exactly the same bytes (every
+ *    field is validated, so there is one encoding per matrix);
+ *  - an accepted matrix can be dequantized and run through bp_gemm without
+ *    a crash, returning only documented statuses.
+ * Built with clang -fsanitize=fuzzer,address,undefined by tests/fuzz/
+ * (CMakeLists.txt); replay_main.c replays files through it without
+ * libFuzzer, which CTest does for the seed corpus.
+ */
+#define _GNU_SOURCE /* memfd_create */
+#include "bitplane.h"
+#include "bp_crc32c.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_load: %s:%d: ", __FILE__, __LINE__);                             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static bp_context *cpu_context(void) {
+    static bp_context *ctx;
+    if (!ctx) {
+        bp_context_options o = BP_CONTEXT_OPTIONS_INIT;
+        o.backend = BP_BACKEND_CPU;
+        o.threads = 1;
+        CHECK(bp_context_create(&o, &ctx) == BP_OK, "context: %s", bp_last_error());
+    }
+    return ctx;
+}
+
+static void exercise(const bp_matrix *m) {
+    size_t rows = bp_matrix_rows(m), cols = bp_matrix_cols(m);
+    int bits = bp_matrix_bits(m);
+    CHECK(rows > 0 && cols > 0 && bits >= 1 && bits <= BP_MAX_BITS, "bad accessors");
+    float *w = malloc(rows * cols * sizeof *w);
+    float *x = malloc(cols * sizeof *x);
+    float *y = malloc(rows * sizeof *y);
+    CHECK(w && x && y, "out of memory");
+    for (size_t j = 0; j < cols; j++)
+        x[j] = (float)((int)(j % 7) - 3) + 0.25f;
+    for (int n = 1; n <= bits; n++) {
+        CHECK(bp_matrix_prefix_error(m, n) >= 0, "prefix error %d: %s", n, bp_last_error());
+        bp_status st = bp_matrix_dequantize(NULL, m, n, w, cols);
+        CHECK(st == BP_OK, "dequantize %d: %s", n, bp_last_error());
+    }
+    int act_bits[] = {1, 8, 16};
+    for (size_t i = 0; i < sizeof act_bits / sizeof act_bits[0]; i++) {
+        bp_run_options run = BP_RUN_OPTIONS_INIT;
+        run.act_bits = act_bits[i];
+        run.planes = 1 + (int)(i * 7) % bits;
+        bp_status st = bp_gemm(cpu_context(), m, x, 1, cols, y, rows, &run);
+        CHECK(st == BP_OK || st == BP_ERR_NON_FINITE, "gemm: %s (%s)", bp_status_string(st),
+              bp_last_error());
+    }
+    free(w);
+    free(x);
+    free(y);
+}
+
+static bp_status parse(const uint8_t *data, size_t size, bool exercise_it) {
+    bp_matrix *m = NULL;
+    bp_status st = bp_matrix_deserialize(NULL, data, size, &m);
+    CHECK((st == BP_OK) == (m != NULL), "status %d with matrix %p", (int)st, (void *)m);
+    CHECK(st == BP_OK || bp_last_error()[0] != '\0', "failure without a message");
+    if (st != BP_OK)
+        return st;
+    size_t need = 0;
+    CHECK(bp_matrix_serialize(m, NULL, 0, &need) == BP_OK, "size: %s", bp_last_error());
+    CHECK(need == size, "accepted %zu bytes but serializes to %zu", size, need);
+    uint8_t *again = malloc(need);
+    CHECK(again, "out of memory");
+    CHECK(bp_matrix_serialize(m, again, need, &need) == BP_OK, "serialize: %s", bp_last_error());
+    CHECK(memcmp(again, data, size) == 0, "accepted input does not serialize back to itself");
+    free(again);
+    if (exercise_it)
+        exercise(m);
+    bp_matrix_destroy(m);
+    return st;
+}
+
+static void load_as_file(const uint8_t *data, size_t size, bp_status want) {
+    int fd = memfd_create("bitplane-fuzz", MFD_CLOEXEC);
+    CHECK(fd >= 0, "memfd_create failed");
+    size_t off = 0;
+    while (off < size) {
+        ssize_t n = write(fd, data + off, size - off);
+        CHECK(n > 0, "write to memfd failed");
+        off += (size_t)n;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    bp_matrix *m = NULL;
+    bp_status st = bp_matrix_load(NULL, path, &m);
+    CHECK(st == want, "load gives %s (%s), deserialize %s", bp_status_string(st), bp_last_error(),
+          bp_status_string(want));
+    bp_matrix_destroy(m);
+    close(fd);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    bp_status raw = parse(data, size, true);
+    load_as_file(data, size, raw);
+    if (size >= 68) {
+        uint8_t *fixed = malloc(size);
+        CHECK(fixed, "out of memory");
+        memcpy(fixed, data, size);
+        uint32_t crc = bp__crc32c(fixed, size - 4);
+        for (int i = 0; i < 4; i++)
+            fixed[size - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+        parse(fixed, size, raw != BP_OK);
+        free(fixed);
+    }
+    return 0;
+}
