@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
     __shared__ double s_sum[QWARPS];
     __shared__ int s_neg[QWARPS], s_bad[QWARPS];
     __shared__ int32_t s_pop[BP_CUDA_MAX_ACT_PLANES];
-    __shared__ float s_inv, s_scale;
+    __shared__ float s_inv, s_scale, s_pre;
     __shared__ int s_signed, s_zero;
 
     const int c = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -123,11 +123,13 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
             s_scale =
                 l.act_scale > 0.0f ? l.act_scale : __double2float_rn(__ddiv_rn(sum, (double)cols));
             s_inv = 0.0f;
+            s_pre = 1.0f;
         } else {
             const int a = l.act_bits;
             const float L = neg ? (float)((1u << (a - 1)) - 1u) : (float)((1u << a) - 1u);
             s_signed = neg;
             s_zero = amax == 0.0f;
+            s_pre = 1.0f;
             if (s_zero) {
                 s_inv = 0.0f;
                 s_scale = 0.0f;
@@ -135,7 +137,9 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
                 s_inv = __fdiv_rn(1.0f, l.act_scale);
                 s_scale = l.act_scale;
             } else {
-                s_inv = __fdiv_rn(L, amax);
+                /* Tiny columns: scaled by 2^64 first, exactly (src/activations.c). */
+                s_pre = amax < 0x1p-64f ? 0x1p64f : 1.0f;
+                s_inv = __fdiv_rn(L, __fmul_rn(amax, s_pre));
                 s_scale = __fdiv_rn(amax, L);
             }
         }
@@ -147,7 +151,7 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
     const int A = l.A, a = l.act_bits;
     const int L = s_signed ? (int)((1u << (a - 1)) - 1u) : (int)((1u << a) - 1u);
     const int lo = s_signed ? -L : 0;
-    const float inv = s_inv;
+    const float inv = s_inv, pre = s_pre;
     const size_t KC = l.kwords / 8;
     const int grp = c / l.cpg, jbase = (c % l.cpg) * A;
     int32_t mypop = 0;
@@ -159,7 +163,7 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
             if (binary) {
                 q = v < 0.0f ? -1 : 1;
             } else if (v != 0.0f) { /* inv may be +Inf for tiny fixed scales */
-                int r = __float2int_rn(__fmul_rn(v, inv));
+                int r = __float2int_rn(__fmul_rn(__fmul_rn(v, pre), inv));
                 q = r > L ? L : (r < lo ? lo : r);
             }
         }

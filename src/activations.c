@@ -6,11 +6,22 @@
  *   as one float multiply under round-half-even, clamped; s_x = m / L.
  * A fixed act_scale s replaces m / L by s and inv by 1 / s; values beyond the
  * range then saturate instead of wrapping.
+ * Tiny columns (m < 2^-64) are first scaled by 2^64: inv = L / (m * 2^64)
+ * and q = rint((x * 2^64) * inv). Scaling by a power of two is exact here
+ * (the products stay below 1 and subnormals only gain bits), so q is what
+ * the rule gives for any m; without it L / m overflows to +Inf once
+ * m < L / FLT_MAX (about 1e-34 at act_bits 16) and every nonzero input
+ * would saturate to +-L. s_x = m / L is unchanged. Every backend applies the
+ * same step (opencl/kernels/quantize.cl, cuda/cuda_kernels.cu).
  */
 #include "bp_internal.h"
 
 #include <math.h>
 #include <string.h>
+
+/* Below this max|x|, columns are scaled by BP_ACT_TINY_SCALE first. */
+#define BP_ACT_TINY       0x1p-64f
+#define BP_ACT_TINY_SCALE 0x1p64f
 
 static void quantize_binary(const float *x, size_t cols, float act_scale, int32_t *q,
                             bp_act_column *col) {
@@ -50,17 +61,18 @@ void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_
         col->scale = 0.0f;
         return;
     }
-    float inv;
+    float inv, pre = 1.0f;
     if (act_scale > 0) {
         inv = 1.0f / act_scale;
         col->scale = act_scale;
     } else {
-        inv = L / amax;
+        pre = amax < BP_ACT_TINY ? BP_ACT_TINY_SCALE : 1.0f;
+        inv = L / (amax * pre);
         col->scale = amax / L;
     }
     for (size_t j = 0; j < cols; j++) {
-        /* x == 0 is tested first because inv may be +Inf for subnormal scales. */
-        float prod = x[j] * inv;
+        /* x == 0 is tested first because inv may be +Inf for a tiny fixed scale. */
+        float prod = (x[j] * pre) * inv;
         float r = x[j] == 0.0f ? 0.0f : rintf(prod);
         r = r > L ? L : (r < lo ? lo : r);
         q[j] = (int32_t)r;

@@ -81,7 +81,9 @@ static bp_context *make_ctx(bp_backend b, bp_cpu_kernel ck, bp_gpu_kernel gk, bp
     return c;
 }
 
-/* Columns: Gaussian (signed), ReLU (unsigned), heavy-tailed, all zero. */
+/* Columns: Gaussian (signed), ReLU (unsigned), heavy-tailed, all zero, tiny
+ * (max|x| below L / FLT_MAX, where the rule scales by 2^64 first) and
+ * subnormal. */
 static void fill_x(float *x, size_t cols, size_t batch, size_t ldx) {
     for (size_t b = 0; b < batch; b++) {
         int kind = (int)(next() % 8);
@@ -93,6 +95,10 @@ static void fill_x(float *x, size_t cols, size_t batch, size_t ldx) {
                 v = v * v * v * 10.0f;
             else if (kind == 3 && b > 0)
                 v = 0.0f;
+            else if (kind == 6)
+                v *= 0x1p-116f;
+            else if (kind == 7)
+                v = fabsf(v) * 0x1p-130f;
             x[b * ldx + j] = v;
         }
     }

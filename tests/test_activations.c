@@ -3,7 +3,8 @@
  *  - a fixed act_scale saturates out-of-range inputs and never wraps;
  *  - an all-zero column gives exactly the bias (zero without bias);
  *  - act_bits 0 means 8, and fixed-scale results follow the documented rule;
- *  - subnormal columns (L / max|x| overflows to +Inf) stay finite.
+ *  - subnormal columns (L / max|x| overflows to +Inf) stay finite;
+ *  - tiny columns (max|x| < L / FLT_MAX) keep their resolution.
  */
 #include "test_util.h"
 #include "bp_internal.h"
@@ -220,6 +221,79 @@ Test(activations, subnormal_column_is_finite) {
     bp_matrix_destroy(m);
     bp_context_destroy(ref);
     free(w);
+}
+
+/*
+ * Tiny columns: max|x| below L / FLT_MAX (about 1e-34 at act_bits 16) made
+ * L / max|x| overflow, and every nonzero input saturated to +-L (relative
+ * output error 0.36 at x ~ 1e-35). The rule scales such columns by 2^64
+ * first; scaling x by an exact power of two must then give exactly the same
+ * integers q, and y scaled by the same power within the precision left in
+ * the subnormal s_x = max|x| / L (about 5e-6 here).
+ */
+Test(activations, tiny_columns_keep_their_resolution) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    const size_t M = 64, K = 300, kpad = bp__padded_cols(K);
+    const float tiny = 0x1p-116f; /* x ~ 1e-35 */
+    float *w = tu_xmalloc(M * K * sizeof *w);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    bp_matrix *m = tu_quantize(ref, w, M, K, K, 8, BP_QUANT_UNIFORM, 0.0f);
+    tu_path paths[TU_MAX_PATHS];
+    size_t np = tu_cpu_paths(paths, NULL, 0);
+    float *x = tu_xmalloc(K * sizeof *x), *xt = tu_xmalloc(K * sizeof *xt);
+    float y[64], yt[64], yp[64], e[64];
+    int32_t *q = bp__aligned_alloc(kpad * sizeof *q), *qt = bp__aligned_alloc(kpad * sizeof *qt);
+    cr_assert(q && qt);
+    static const int act_bits[] = {2, 8, 16};
+    for (int sign = 0; sign < 2; sign++)
+        for (size_t i = 0; i < NELEM(act_bits); i++) {
+            const int ab = act_bits[i];
+            tu_fill_gauss(&rng, x, K, 1.0f);
+            for (size_t j = 0; j < K; j++) {
+                x[j] = sign ? fabsf(x[j]) : x[j];
+                xt[j] = x[j] * tiny;
+            }
+            bp_act_column c, ct;
+            bp__quantize_activations(x, K, kpad, ab, 0.0f, q, &c);
+            bp__quantize_activations(xt, K, kpad, ab, 0.0f, qt, &ct);
+            cr_assert(c.is_signed == ct.is_signed && !ct.is_zero);
+            for (size_t j = 0; j < K; j++)
+                cr_assert_eq(qt[j], q[j],
+                             "act_bits %d: q[%zu] of the tiny column is %d, of the same column "
+                             "times 2^116 %d; seed=%llu",
+                             ab, j, qt[j], q[j], seed);
+
+            bp_run_options o = tu_run(0, ab);
+            gemm_ok(ref, m, x, 1, y, &o);
+            gemm_ok(ref, m, xt, 1, yt, &o);
+            for (size_t r = 0; r < M; r++)
+                e[r] = y[r] * tiny;
+            double err = tu_rel_err_f(e, yt, M, 1, M);
+            cr_assert(err < 1e-4,
+                      "act_bits %d %s: y of x*2^-116 differs from y(x)*2^-116 by %g (relative); "
+                      "seed=%llu",
+                      ab, sign ? "unsigned" : "signed", err, seed);
+            /* The documented rule, independently, and every CPU path. */
+            tu_exact_column(m, xt, 8, ab, 0.0f, NULL, e);
+            assert_same_bits(e, yt, M, "tiny column != documented rule", "reference", ab, seed);
+            for (size_t p = 1; p < np; p++) {
+                bp_context *ctx = tu_context(paths[p].kernel, 1);
+                gemm_ok(ctx, m, xt, 1, yp, &o);
+                assert_same_bits(yt, yp, M, "tiny column differs from reference", paths[p].name, ab,
+                                 seed);
+                bp_context_destroy(ctx);
+            }
+        }
+    bp__aligned_free(q);
+    bp__aligned_free(qt);
+    free(x);
+    free(xt);
+    free(w);
+    bp_matrix_destroy(m);
+    bp_context_destroy(ref);
 }
 
 /* act_bits 0 is 8; planes 0 is all; options NULL is the defaults. */

@@ -49,11 +49,13 @@ static const char *method_name(bp_quant_method m) {
         (c)->batch, (c)->ldx, (c)->ldy, (c)->use_bias, (double)(c)->act_scale
 
 /* Inputs mixing distributions per column: Gaussian (signed mode), ReLU
- * (unsigned mode), heavy tails, and a wide dynamic range. Never zero. */
+ * (unsigned mode), heavy tails, a wide dynamic range, tiny columns (max|x|
+ * about 1e-35, below L / FLT_MAX) and subnormal ones (about 1e-39).
+ * Never zero. */
 static void fill_inputs(tu_rng *rng, float *x, size_t cols, size_t batch, size_t ldx) {
     for (size_t b = 0; b < batch; b++) {
         float *col = x + b * ldx;
-        int kind = (int)tu_range(rng, 0, 3);
+        int kind = (int)tu_range(rng, 0, 5);
         tu_fill_gauss(rng, col, cols, 1.0f);
         for (size_t j = 0; j < cols; j++) {
             if (kind == 1)
@@ -62,6 +64,10 @@ static void fill_inputs(tu_rng *rng, float *x, size_t cols, size_t batch, size_t
                 col[j] = col[j] * col[j] * col[j];
             else if (kind == 3)
                 col[j] *= (float)pow(10.0, 4.0 * tu_uniform(rng) - 2.0);
+            else if (kind == 4)
+                col[j] *= 0x1p-116f;
+            else if (kind == 5)
+                col[j] = fabsf(col[j]) * 0x1p-130f;
         }
         for (size_t j = cols; j < ldx && b + 1 < batch; j++)
             col[j] = NAN; /* gaps between columns must never be read */

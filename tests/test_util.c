@@ -287,7 +287,7 @@ void tu_quantize_act(const float *x, size_t cols, int act_bits, float act_scale,
     int32_t lmax =
         all_nonneg ? (int32_t)((1u << act_bits) - 1) : (int32_t)((1u << (act_bits - 1)) - 1);
     float lf = (float)lmax;
-    float inv;
+    float inv, pre = 1.0f;
     if (act_scale > 0.0f) {
         inv = 1.0f / act_scale;
         info->scale = act_scale;
@@ -299,13 +299,18 @@ void tu_quantize_act(const float *x, size_t cols, int act_bits, float act_scale,
                 q[j] = 0;
             return;
         }
-        inv = lf / m;
+        /* Tiny columns: x and m scaled by 2^64 first, exactly. */
+        if (m < 0x1p-64f)
+            pre = 0x1p64f;
+        volatile float scaled = m * pre;
+        inv = lf / scaled;
         info->scale = m / lf;
     }
     bool any = false;
     for (size_t j = 0; j < cols; j++) {
-        volatile float prod = x[j] * inv; /* one float32 multiply, no contraction */
-        /* x == 0 gives 0 even when inv is +Inf (subnormal max|x|). */
+        volatile float xs = x[j] * pre;
+        volatile float prod = xs * inv; /* one float32 multiply, no contraction */
+        /* x == 0 gives 0 even when inv is +Inf (a tiny fixed scale). */
         float r = x[j] == 0.0f ? 0.0f : rintf(prod);
         float lo = all_nonneg ? 0.0f : -lf;
         if (r < lo)

@@ -5,7 +5,9 @@
  *   m = max|x| (exact in any order); unsigned mode (L = 2^a - 1) when every
  *   x >= 0, else signed (L = 2^(a-1) - 1); inv = L / m and s_x = m / L as
  *   correctly rounded divisions; q = rint(x * inv) with one float multiply,
- *   clamped; a fixed act_scale s uses inv = 1 / s and saturates.
+ *   clamped; a fixed act_scale s uses inv = 1 / s and saturates. Tiny
+ *   columns (m < 2^-64) are scaled by 2^64 first, exactly: inv = L / (m 2^64),
+ *   q = rint((x 2^64) * inv), s_x = m / L as before.
  * act_bits 1: sign bits (1 = x >= 0) and s_x = mean|x|, summed in double
  * when the device has it; the order of that sum differs from the CPU, which
  * the design allows at act_bits 1.
@@ -62,7 +64,7 @@ bp_quantize_columns(__global const float *restrict x, ulong x_off, ulong ldx, ui
     sum = lsum[0];
 
     int flags = bad ? BP_CF_NONFINITE : 0;
-    float scale = 0.0f, inv = 0.0f, L = 0.0f, lo = 0.0f;
+    float scale = 0.0f, inv = 0.0f, L = 0.0f, lo = 0.0f, pre = 1.0f;
     if (act_bits == 1) {
         flags |= BP_CF_SIGNED | (sum == 0 ? BP_CF_ZERO : 0);
         scale = act_scale > 0.0f ? act_scale : (float)(sum / (bp_sum_t)cols);
@@ -76,7 +78,8 @@ bp_quantize_columns(__global const float *restrict x, ulong x_off, ulong ldx, ui
             inv = bp_div(1.0f, act_scale);
             scale = act_scale;
         } else {
-            inv = bp_div(L, amax);
+            pre = amax < 0x1p-64f ? 0x1p64f : 1.0f;
+            inv = bp_div(L, amax * pre);
             scale = bp_div(amax, L);
         }
     }
@@ -102,8 +105,8 @@ bp_quantize_columns(__global const float *restrict x, ulong x_off, ulong ldx, ui
             if (act_bits == 1) {
                 q[j] = idx < cols && !(v < 0.0f); /* the sign bit itself */
             } else {
-                /* x == 0 first: inv may be +Inf for a subnormal m. */
-                float prod = v * inv;
+                /* x == 0 first: inv may be +Inf for a tiny fixed scale. */
+                float prod = (v * pre) * inv;
                 float r = v == 0.0f ? 0.0f : rint(prod);
                 r = r > L ? L : (r < lo ? lo : r);
                 q[j] = (int)r;
