@@ -1,7 +1,10 @@
 /*
  * CPU kernel dispatch. Every path computes the same exact integers D, so the
  * choice changes speed only. Precedence: an explicit context option, then the
- * BP_CPU environment variable, then AUTO (chosen per call by act_bits and K).
+ * BP_CPU environment variable, then AUTO, chosen per call: the reference
+ * without AVX-512 VPOPCNTDQ, popcount for one column, and for a batch the
+ * LUT kernel where it supports act_bits and K, else popcount (the table in
+ * docs/design.md, section 4).
  */
 #include "bp_internal.h"
 

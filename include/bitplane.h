@@ -27,8 +27,8 @@
  *  - Matrices are row-major: element (r, c) of a matrix with leading
  *    dimension ld is at w[r*ld + c].
  *
- * Numerics, layouts and kernels are described in the repository's README,
- * docs/design.md and docs/numerics.md.
+ * Numerics, layouts and kernels are described in the repository's README
+ * and in docs/ (docs/design.md for the architecture).
  */
 #ifndef BITPLANE_H
 #define BITPLANE_H

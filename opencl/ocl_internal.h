@@ -45,7 +45,7 @@ typedef struct bp_ocl_ctx {
     size_t max_alloc;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     bp_ocl_program *programs;
     unsigned long programs_built, matrix_uploads;
-    /* Deferred reports of bp_opencl_gemm (DESIGN §3): a status word the
+    /* Deferred reports of bp_opencl_gemm (docs/design.md, section 3): a status word the
      * kernels OR bits into, the events of calls not yet known to be
      * complete, and the first device fault seen. */
     cl_mem status;

@@ -1,5 +1,5 @@
 /*
- * Quantizer properties (DESIGN §1):
+ * Quantizer properties (README "Numerics"; docs/design.md for the layout):
  *  - uniform prefixes are round-to-nearest on their step grid, ties up;
  *  - zero is never a level;
  *  - every one of the 2^n levels is reachable at every n;
@@ -262,7 +262,7 @@ Test(quantizer, prefix_errors) {
                           "residual: error grew at n=%d: %g -> %g seed=%llu", n, prev, e, seed);
             prev = e;
         }
-        /* Sanity against the figures in DESIGN §1 (Gaussian rows). */
+        /* Loose sanity bounds for Gaussian rows. */
         cr_assert(bp_matrix_prefix_error(m, 1) < 0.7, "1-plane error %g",
                   bp_matrix_prefix_error(m, 1));
         if (cases[i].method == BP_QUANT_UNIFORM && cases[i].clip == 1.0f)

@@ -103,7 +103,7 @@ typedef struct tu_act {
 } tu_act;
 
 /*
- * The activation rule of DESIGN §1 (bitplane.h bp_run_options): q receives
+ * The activation rule (README "Numerics", src/activations.c): q receives
  * cols values. act_bits 1 gives q = +-1 and scale mean|x| (float of the
  * double mean). act_scale > 0 uses the fixed scale.
  */
