@@ -24,7 +24,7 @@ typedef struct cpu_call {
     size_t c0, nc;         /* current chunk of columns */
     bp_act_column *cols;   /* nc entries */
     unsigned char *colmem; /* nc * col_bytes */
-    size_t col_bytes, q_bytes;
+    size_t col_bytes, q_bytes, rot_bytes;
     int64_t *dmem;  /* per worker D buffer */
     size_t d_words; /* per worker */
     size_t ntasks;
@@ -42,11 +42,17 @@ static void prepare_task(void *arg, size_t i, int worker) {
     size_t col = c->c0 + i;
     unsigned char *mem = c->colmem + i * c->col_bytes;
     bp_act_column *ac = &c->cols[i];
-    bp__quantize_activations(a->x + col * a->ldx, a->m->cols, c->kpad, a->act_bits, a->act_scale,
-                             (int32_t *)mem, ac);
+    const float *x = a->x + col * a->ldx;
+    if (a->m->rot_block) {
+        /* The matrix was quantized in rotated coordinates (src/rotation.c). */
+        float *xr = (float *)(mem + c->q_bytes);
+        bp__rotate_input(a->m, x, xr);
+        x = xr;
+    }
+    bp__quantize_activations(x, a->m->cols, c->kpad, a->act_bits, a->act_scale, (int32_t *)mem, ac);
     ac->planes = column_planes(a, col);
     if (!ac->is_zero)
-        c->kernel->prepare(ac, c->kpad, mem + c->q_bytes);
+        c->kernel->prepare(ac, c->kpad, mem + c->q_bytes + c->rot_bytes);
 }
 
 static void compute_task(void *arg, size_t task, int worker) {
@@ -103,7 +109,9 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     c.kpad = bp__padded_cols(m->cols);
     c.kernel = bp__select_kernel(ctx, a->act_bits, c.kpad, a->batch, bp__mult_bound(m));
     c.q_bytes = bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
-    c.col_bytes = c.q_bytes + bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
+    c.rot_bytes = m->rot_block ? bp__round_up(m->cols * sizeof(float), BP_ALIGN) : 0;
+    c.col_bytes = c.q_bytes + c.rot_bytes +
+                  bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;
     chunk = chunk < 1 ? 1 : (chunk > a->batch ? a->batch : chunk);
     c.ntasks = (m->row_groups + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK;

@@ -54,6 +54,10 @@ typedef struct bp_cuda_launch {
     const uint8_t *mult;
     size_t group_words, wgroups;
     int grouped, uniform;
+    /* Rotation of K (docs/numerics.md): block 0 = none; signs kwords words. */
+    int rot_block;
+    const uint32_t *rot_signs;
+    float *xrot; /* scratch, ncols * cols: the rotated inputs */
     size_t rows, cols, kwords, row_groups;
     int act_bits; /* 1..16 */
     int A;        /* act planes per column: act_bits, or 2 for binary (sign, !sign) */

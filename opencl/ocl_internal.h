@@ -30,6 +30,7 @@ typedef struct bp_ocl_program {
     char *options;
     cl_program program;
     cl_kernel quantize;
+    cl_kernel rotate;
     cl_kernel gemm[BP_MAX_ACT_BITS]; /* index act_bits - 1 */
 } bp_ocl_program;
 
@@ -60,6 +61,7 @@ typedef struct bp_ocl_matrix {
     cl_mem planes; /* all bits slabs, CPU layout */
     cl_mem coef;   /* c[n][row][p], every prefix */
     cl_mem mult;   /* group multipliers, CPU tiling (bp_internal.h) */
+    cl_mem signs;  /* rotation signs (kwords words), or NULL */
 } bp_ocl_matrix;
 
 /* Error helpers. */

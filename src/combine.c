@@ -14,5 +14,7 @@ float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float 
 }
 
 float bp__combine_uniform(float alpha, int64_t d_u, float s) {
-    return (alpha * (float)d_u) * s;
+    /* D_u * s_x first: it is about y / alpha, so huge weights cannot
+     * overflow an intermediate when y itself is finite. */
+    return alpha * ((float)d_u * s);
 }
