@@ -9,6 +9,7 @@
  */
 #include "bp_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Row groups (16 rows) per task: 256 rows keeps D and the coefficient reads
@@ -28,6 +29,8 @@ typedef struct cpu_call {
     int64_t *dmem;  /* per worker D buffer */
     size_t d_words; /* per worker */
     size_t ntasks;
+    int overflow; /* set (atomically) when a result is not finite */
+    size_t overflow_row, overflow_col;
 } cpu_call;
 
 static int column_planes(const bp_gemm_args *a, size_t col) {
@@ -96,7 +99,13 @@ static void compute_task(void *arg, size_t task, int worker) {
                     uniform ? bp__combine_uniform(bp__alpha(m, ac->planes, r), d[r - r0], ac->scale)
                             : bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
                                           ac->planes, ac->scale);
-                y[r] = a->bias ? v + a->bias[r] : v;
+                v = a->bias ? v + a->bias[r] : v;
+                y[r] = v;
+                /* Finite inputs, so only an overflow of the float range. */
+                if (!isfinite(v) && !__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
+                    c->overflow_row = r;
+                    c->overflow_col = c->c0 + owner[k];
+                }
             }
         }
         call.ncols = 0;
@@ -137,5 +146,11 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     bp__aligned_free(c.cols);
     bp__aligned_free(c.colmem);
     bp__aligned_free(c.dmem);
+    if (c.overflow)
+        return bp__fail(BP_ERR_NON_FINITE,
+                        "y[%zu] of column %zu overflowed the float range: the matrix's weights "
+                        "times this input exceed FLT_MAX (y holds the results, Inf where they "
+                        "overflowed)",
+                        c.overflow_row, c.overflow_col);
     return BP_OK;
 }

@@ -26,7 +26,7 @@ extern "C" {
 enum { BP_CUDA_PATH_POPCOUNT = 1, BP_CUDA_PATH_MMA = 2 };
 enum { BP_CUDA_F32 = 0, BP_CUDA_F16 = 1, BP_CUDA_BF16 = 2 };
 /* Deferred reports, one mapped host word each (plain stores, no atomics). */
-enum { BP_CUDA_FLAG_X = 0, BP_CUDA_FLAG_BIAS = 1, BP_CUDA_NFLAGS = 2 };
+enum { BP_CUDA_FLAG_X = 0, BP_CUDA_FLAG_BIAS = 1, BP_CUDA_FLAG_Y = 2, BP_CUDA_NFLAGS = 3 };
 
 /* What the quantize kernel records about one column. */
 typedef struct bp_cuda_col {

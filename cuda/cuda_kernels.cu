@@ -13,7 +13,7 @@
  *     (CUDA cores); the 4 warps split K and add their counts in shared
  *     memory. Then D = sum_b w_b (2 cnt_b - popcount(a_b)) exactly in int64,
  *     and the exact combine of docs/numerics.md, as the CPU does: residual
- *     acc = __fmaf_rn(c[p], (float)D_p, acc) in plane order, y = acc * s_x;
+ *     acc = __fmaf_rn(c[p], (float)D_p * s_x, acc) in plane order, y = acc;
  *     uniform D_u = sum_p 2^(n-1-p) D_p, y = alpha * ((float)D_u * s_x);
  *     then + bias.
  *
@@ -446,7 +446,7 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 } else {
                     const size_t n = (size_t)col->planes;
                     const float cp = l.coef[l.rows * (n - 1) * n / 2 + row * n + (size_t)p];
-                    s_acc[i] = __fmaf_rn(cp, __ll2float_rn(d), s_acc[i]);
+                    s_acc[i] = __fmaf_rn(cp, __fmul_rn(__ll2float_rn(d), col->scale), s_acc[i]);
                 }
             }
             __syncthreads();
@@ -468,10 +468,12 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                     const float alpha = l.coef[l.rows * (n - 1) * n / 2 + row * n + n - 1];
                     v = __fmul_rn(alpha, __fmul_rn(__ll2float_rn(s_du[i]), s_col[cl].scale));
                 } else {
-                    v = __fmul_rn(s_acc[i], s_col[cl].scale);
+                    v = s_acc[i];
                 }
                 if (l.bias)
                     v = __fadd_rn(v, bias);
+                if (!isfinite(v) && isfinite(bias))
+                    raise_flag(l.flags, BP_CUDA_FLAG_Y); /* an overflow of the float range */
             }
             store_y<YT>(l.y, (size_t)(c0 + cl) * l.ldy + row, v);
         }

@@ -254,6 +254,11 @@ bp_status bp__ocl_collect(bp_ocl_ctx *c) {
         c->fault = BP_OK;
         return st;
     }
+    if (flags == BP_OCL_ST_Y_OVERFLOW)
+        return bp__ocl_host->fail(BP_ERR_NON_FINITE,
+                                  "an earlier OpenCL gemm on this context had a result that "
+                                  "overflowed the float range: the matrix's weights times its "
+                                  "input exceed FLT_MAX (those outputs are Inf)");
     if (flags)
         return bp__ocl_host->fail(
             BP_ERR_NON_FINITE,

@@ -15,6 +15,7 @@
 #define BP_OCL_CI_STRIDE         (2 + BP_MAX_ACT_BITS)
 #define BP_OCL_ST_X_NONFINITE    1
 #define BP_OCL_ST_BIAS_NONFINITE 2
+#define BP_OCL_ST_Y_OVERFLOW     4
 #define BP_OCL_QUANTIZE_GROUP    64 /* BP_QWG: work-items per column in quantize.cl */
 #define BP_OCL_GEMM_GROUP        64 /* rows per work-group in the GEMM */
 /* Bound on per-call activation scratch; larger batches run in chunks. */

@@ -318,7 +318,7 @@ static inline int64_t bp__act_combine_counts(const bp_act_column *col, const int
 /* ---- exact combine --------------------------------------------------------- */
 
 /* The exact combine (docs/numerics.md). Residual matrices: acc = fma chain
- * of c[p] * (float)D_p[p*stride] over p = 0..n-1, then acc * s. Uniform
+ * of c[p] * ((float)D_p[p*stride] * s) over p = 0..n-1. Uniform
  * matrices: alpha * ((float)D_u * s). The caller adds the bias, if any, as
  * one float add. Every backend follows the same operations in this order. */
 float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s);

@@ -451,6 +451,31 @@ Test(format, fields_validated_behind_valid_crc) {
     bp_matrix *l = NULL;
     cr_assert_eq(try_parse(c, len, &l), BP_OK, "%s", bp_last_error());
     bp_matrix_destroy(l);
+    /* A 1e36 one-plane scale (times multipliers up to 255) represents weights
+     * within the float range, so it loads; gemm must then report the
+     * overflow, not return Inf. */
+    float big = 1e36f;
+    uint32_t u_big;
+    memcpy(&u_big, &big, 4);
+    memcpy(c, buf, len);
+    put32(c + coef_off, u_big);
+    fix_crc(c, len);
+    cr_assert_eq(try_parse(c, len, &l), BP_OK, "%s", bp_last_error());
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    float *x = tu_xmalloc(K * sizeof *x), *y = tu_xmalloc(M * sizeof *y);
+    tu_fill_gauss(&rng, x, K, 1.0f);
+    bp_run_options o = tu_run(1, 8);
+    bp_status st = bp_gemm(ctx, l, x, 1, K, y, M, &o);
+    bool finite = true;
+    for (size_t r = 0; r < M; r++)
+        finite &= isfinite(y[r]) != 0;
+    cr_assert(st == BP_ERR_NON_FINITE || (st == BP_OK && finite),
+              "1e36 coefficient: status %s, y %s; seed=%llu", bp_status_string(st),
+              finite ? "finite" : "not finite", seed);
+    free(x);
+    free(y);
+    bp_context_destroy(ctx);
+    bp_matrix_destroy(l);
     free(c);
     free(buf);
     bp_matrix_destroy(m);

@@ -415,9 +415,10 @@ void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bit
                 for (size_t j = 0; j < cols; j++)
                     d += (int64_t)bp__mult(m, r, j / 32 / m->group_words) *
                          (bp__plane_bit(m, p, r, j) ? q[j] : -q[j]);
-                acc = fmaf(c[p], (float)d, acc);
+                volatile float ds = (float)d * info.scale;
+                acc = fmaf(c[p], ds, acc);
             }
-            v = acc * info.scale;
+            v = acc;
         }
         if (bias)
             v = v + b;

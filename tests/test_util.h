@@ -131,9 +131,9 @@ int tu_plane_sign(const bp_matrix *m, int p, size_t row, size_t col);
 /*
  * Exact y for one column per docs/numerics.md, from the definition:
  * uniform: D_u = sum_j m_j u_n[j] q_j, y = alpha * ((float)D_u * s);
- * residual: D_p = sum_j m_j t_p[j] q_j exactly, acc = fmaf chain over p,
- * y = acc * s; then + bias. Uses the internal layout and coefficient table. act_bits >= 2 is
- * bit-exact; act_bits 1 uses the float of the double mean, so compare within tolerance.
+ * residual: D_p = sum_j m_j t_p[j] q_j exactly, y = fmaf chain over p of
+ * c[p] * ((float)D_p * s); then + bias. Uses the internal layout and coefficient table. act_bits >=
+ * 2 is bit-exact; act_bits 1 uses the float of the double mean, so compare within tolerance.
  */
 void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits, float act_scale,
                      const float *bias, float *y);
