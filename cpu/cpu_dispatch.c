@@ -80,7 +80,7 @@ const bp_backend_ops bp__cpu_backend = {
  * several columns share each weight line (batch 8: 1.4x faster).
  */
 const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,
-                                            size_t batch) {
+                                            size_t batch, unsigned mult_bound) {
     bp_cpu_kernel k = ctx ? ctx->cpu_kernel : BP_CPU_KERNEL_REFERENCE;
     if (k == BP_CPU_KERNEL_AUTO) {
         if (!bp__cpu_has_avx512_vpopcntdq())
@@ -90,7 +90,7 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits,
     }
     switch (k) {
     case BP_CPU_KERNEL_AVX512_LUT:
-        if (bp__kernel_avx512_lut.supports(act_bits, kpad))
+        if (bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound))
             return &bp__kernel_avx512_lut;
         return &bp__kernel_avx512_popcount;
     case BP_CPU_KERNEL_AVX512:
@@ -124,5 +124,5 @@ const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size
         bp__fail(BP_ERR_INVALID_ARGUMENT, "context is not a CPU context");
         return NULL;
     }
-    return bp__select_kernel(ctx, act_bits, bp__padded_cols(cols), batch)->name;
+    return bp__select_kernel(ctx, act_bits, bp__padded_cols(cols), batch, 1)->name;
 }

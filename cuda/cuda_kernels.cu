@@ -12,8 +12,17 @@
  *     mma.sync m16n8k256 .b1 .and.popc (tensor cores) or with AND + __popc
  *     (CUDA cores); the 4 warps split K and add their counts in shared
  *     memory. Then D = sum_b w_b (2 cnt_b - popcount(a_b)) exactly in int64,
- *     and the exact combine acc = __fmaf_rn(c[p], (float)D, acc) in plane
- *     order, y = acc * s_x (+ bias), as the CPU does.
+ *     and the exact combine of docs/numerics.md, as the CPU does: residual
+ *     acc = __fmaf_rn(c[p], (float)D_p * s_x, acc) in plane order, y = acc;
+ *     uniform D_u = sum_p 2^(n-1-p) D_p, y = alpha * ((float)D_u * s_x);
+ *     then + bias.
+ *
+ * Grouped matrices: each count is weighted by its row's multiplier for the
+ * word's group before it is summed (the popcount path per word; the MMA path
+ * per group, masking the A registers of other groups when a group is
+ * narrower than the 256-bit chunk), and the subtracted term becomes
+ * sum_g m[row][g] sum_{j in g} q_j, from per-word sums of q that the
+ * quantize kernel writes.
  *
  * Binary activations (act_bits 1) use two act planes, sign and !sign, with
  * weights +1 and -1: t.s = (2 popc(t&s) - popc(s)) - (2 popc(t&~s) - popc(~s)),
@@ -182,6 +191,9 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
             l.act[bp_cuda_b_index(grp, l.ntiles, KC, jbase + lane, w)] = mine;
             mypop += __popc(mine);
         }
+        const int wsum = __reduce_add_sync(0xffffffffu, q);
+        if (lane == 0)
+            l.wq[(size_t)c * l.kwords + w] = wsum;
     }
     if (lane < A)
         atomicAdd(&s_pop[lane], mypop);
@@ -203,6 +215,48 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
         for (int b = 0; b < BP_CUDA_MAX_ACT_PLANES; b++)
             col.pop[b] = b < A ? s_pop[b] : 0;
         l.colinfo[c] = col;
+    }
+}
+
+/* ---- 0. the rotation of K (docs/numerics.md, src/rotation.c) ----------- */
+
+/* One block per column: signs, butterfly stages h = 1, 2, ..., b/2 per
+ * block of b = 2^L columns with a barrier between stages, then one multiply
+ * by 2^-ceil(L/2); the CPU's float operations, so identical values. */
+template <int XT> __global__ void __launch_bounds__(QBLOCK) rotate_kernel(const bp_cuda_launch l) {
+    const int c = blockIdx.x;
+    const size_t cols = l.cols, base = (size_t)c * l.ldx;
+    float *v = l.xrot + (size_t)c * cols;
+    for (size_t j = threadIdx.x; j < cols; j += QBLOCK) {
+        const float e = load_x<XT>(l.x, base + j);
+        v[j] = ((l.rot_signs[j / 32] >> (j % 32)) & 1u) ? -e : e;
+    }
+    for (size_t s = 0; s < cols;) {
+        size_t b = (size_t)l.rot_block;
+        if (cols - s < b) {
+            b = 1;
+            while (b * 2 <= cols - s)
+                b *= 2;
+        }
+        float *vb = v + s;
+        for (size_t h = 1; h < b; h *= 2) {
+            __syncthreads();
+            for (size_t i = threadIdx.x; i < b / 2; i += QBLOCK) {
+                const size_t j = (i / h) * 2 * h + i % h;
+                const float a = vb[j], e = vb[j + h];
+                vb[j] = __fadd_rn(a, e);
+                vb[j + h] = __fsub_rn(a, e);
+            }
+        }
+        __syncthreads();
+        int L = 0;
+        while (((size_t)1 << L) < b)
+            L++;
+        const float scale = __int_as_float((127 - (L + 1) / 2) << 23);
+        for (size_t j = threadIdx.x; j < b; j += QBLOCK)
+            vb[j] = __fmul_rn(vb[j], scale);
+        __syncthreads();
+        s += b;
     }
 }
 
@@ -229,6 +283,8 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
     constexpr int NT = MAXJ / 8;
     __shared__ int s_cnt[16][MAXJ + 1];
     __shared__ float s_acc[16 * MAX_GROUP_COLS];
+    __shared__ long long s_du[16 * MAX_GROUP_COLS];   /* uniform: D_u by Horner */
+    __shared__ long long s_base[16 * MAX_GROUP_COLS]; /* grouped: sum_g m_g Q_g */
     __shared__ bp_cuda_col s_col[MAX_GROUP_COLS];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -251,8 +307,24 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
     const uint2 *act_base = (const uint2 *)l.act + (size_t)grp * ntiles * KC * 32;
 
     for (size_t g = blockIdx.y; g < l.row_groups; g += gridDim.y) {
-        for (int i = tid; i < 16 * nc; i += GTHREADS)
+        const uint8_t *mt = l.mult + g * l.wgroups * 16; /* this row group's tiles */
+        for (int i = tid; i < 16 * nc; i += GTHREADS) {
             s_acc[i] = 0.0f;
+            s_du[i] = 0;
+            long long base = 0;
+            if (l.grouped) {
+                const int r = i & 15, cl = i >> 4;
+                const int32_t *wq = l.wq + (size_t)(c0 + cl) * l.kwords;
+                for (size_t wg = 0; wg < l.wgroups; wg++) {
+                    long long qg = 0;
+                    const size_t w1 = min((wg + 1) * l.group_words, l.kwords);
+                    for (size_t w = wg * l.group_words; w < w1; w++)
+                        qg += wq[w];
+                    base += (long long)mt[wg * 16 + r] * qg;
+                }
+            }
+            s_base[i] = base;
+        }
         for (int p = 0; p < nmax; p++) {
             for (int i = tid; i < 16 * (MAXJ + 1); i += GTHREADS)
                 (&s_cnt[0][0])[i] = 0;
@@ -264,15 +336,54 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
 #pragma unroll
                 for (int t = 0; t < NT; t++)
                     acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0;
+                if (!l.grouped) {
 #pragma unroll 2
-                for (size_t kc = warp; kc < KC; kc += BP_CUDA_WARPS) {
-                    const uint4 a = __ldg(wp + kc * 32);
+                    for (size_t kc = warp; kc < KC; kc += BP_CUDA_WARPS) {
+                        const uint4 a = __ldg(wp + kc * 32);
 #pragma unroll
-                    for (int t = 0; t < NT; t++)
-                        if (t < ntiles) {
-                            const uint2 b = __ldg(act_base + (t * KC + kc) * 32 + lane);
-                            mma_b1_and(acc[t], a, b);
+                        for (int t = 0; t < NT; t++)
+                            if (t < ntiles) {
+                                const uint2 b = __ldg(act_base + (t * KC + kc) * 32 + lane);
+                                mma_b1_and(acc[t], a, b);
+                            }
+                    }
+                } else {
+                    /* One MMA per group in the chunk (masking the registers
+                     * of the others), its counts weighted by the multiplier
+                     * of the accumulator's row. */
+                    const size_t gw = l.group_words;
+                    const int sub = gw >= 8 ? 1 : (int)(8 / gw);
+                    for (size_t kc = warp; kc < KC; kc += BP_CUDA_WARPS) {
+                        const uint4 a = __ldg(wp + kc * 32);
+                        uint2 bt[NT];
+#pragma unroll
+                        for (int t = 0; t < NT; t++)
+                            bt[t] = t < ntiles ? __ldg(act_base + (t * KC + kc) * 32 + lane)
+                                               : make_uint2(0u, 0u);
+                        for (int s = 0; s < sub; s++) {
+                            const size_t wg = (8 * kc) / gw + (size_t)s;
+                            uint4 am = a;
+                            if (sub > 1) {
+                                /* Register r holds chunk word tig + 4 (r >> 1). */
+                                const bool lo_in = (size_t)tig / gw == (size_t)s;
+                                const bool hi_in = (size_t)(tig + 4) / gw == (size_t)s;
+                                am.x = lo_in ? a.x : 0u;
+                                am.y = lo_in ? a.y : 0u;
+                                am.z = hi_in ? a.z : 0u;
+                                am.w = hi_in ? a.w : 0u;
+                            }
+                            const int m0 = mt[wg * 16 + gid], m1 = mt[wg * 16 + gid + 8];
+#pragma unroll
+                            for (int t = 0; t < NT; t++)
+                                if (t < ntiles) {
+                                    int tmp[4] = {0, 0, 0, 0};
+                                    mma_b1_and(tmp, am, bt[t]);
+#pragma unroll
+                                    for (int r = 0; r < 4; r++)
+                                        acc[t][r] += (r >> 1 ? m1 : m0) * tmp[r];
+                                }
                         }
+                    }
                 }
 #pragma unroll
                 for (int t = 0; t < NT; t++)
@@ -290,12 +401,23 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 const uint2 *ap = act_base + tig;
                 for (size_t kc = warp; kc < KC; kc += BP_CUDA_WARPS) {
                     const uint4 a = __ldg(wp + kc * 32);
+                    /* Multipliers of rows gid, gid + 8 for chunk words tig
+                     * (x, y) and tig + 4 (z, w); 1 per row. */
+                    int mx = 1, mz = 1, my = 1, mw = 1;
+                    if (l.grouped) {
+                        const size_t gx = (8 * kc + tig) / l.group_words;
+                        const size_t gz = (8 * kc + tig + 4) / l.group_words;
+                        mx = mt[gx * 16 + gid];
+                        my = mt[gx * 16 + gid + 8];
+                        mz = mt[gz * 16 + gid];
+                        mw = mt[gz * 16 + gid + 8];
+                    }
 #pragma unroll
                     for (int j = 0; j < MAXJ; j++)
                         if (j < jg) {
                             const uint2 b = __ldg(ap + ((j / 8) * KC + kc) * 32 + 4 * (j % 8));
-                            lo[j] += __popc(a.x & b.x) + __popc(a.z & b.y);
-                            hi[j] += __popc(a.y & b.x) + __popc(a.w & b.y);
+                            lo[j] += mx * __popc(a.x & b.x) + mz * __popc(a.z & b.y);
+                            hi[j] += my * __popc(a.y & b.x) + mw * __popc(a.w & b.y);
                         }
                 }
 #pragma unroll
@@ -314,12 +436,22 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 if (col->zero || p >= col->planes || row >= l.rows)
                     continue;
                 long long d = 0;
-                for (int b = 0; b < A; b++)
-                    d += act_weight(l, col->is_signed, b) *
-                         (2LL * s_cnt[r][cl * A + b] - (long long)col->pop[b]);
-                const size_t n = (size_t)col->planes;
-                const float cp = l.coef[l.rows * (n - 1) * n / 2 + row * n + (size_t)p];
-                s_acc[i] = __fmaf_rn(cp, __ll2float_rn(d), s_acc[i]);
+                if (l.grouped) {
+                    d = -s_base[i];
+                    for (int b = 0; b < A; b++)
+                        d += act_weight(l, col->is_signed, b) * 2LL * s_cnt[r][cl * A + b];
+                } else {
+                    for (int b = 0; b < A; b++)
+                        d += act_weight(l, col->is_signed, b) *
+                             (2LL * s_cnt[r][cl * A + b] - (long long)col->pop[b]);
+                }
+                if (l.uniform) {
+                    s_du[i] = 2 * s_du[i] + d; /* Horner: D_u exact */
+                } else {
+                    const size_t n = (size_t)col->planes;
+                    const float cp = l.coef[l.rows * (n - 1) * n / 2 + row * n + (size_t)p];
+                    s_acc[i] = __fmaf_rn(cp, __fmul_rn(__ll2float_rn(d), col->scale), s_acc[i]);
+                }
             }
             __syncthreads();
         }
@@ -335,9 +467,17 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
             if (s_col[cl].zero)
                 v = bias;
             else {
-                v = __fmul_rn(s_acc[i], s_col[cl].scale);
+                if (l.uniform) {
+                    const size_t n = (size_t)s_col[cl].planes;
+                    const float alpha = l.coef[l.rows * (n - 1) * n / 2 + row * n + n - 1];
+                    v = __fmul_rn(alpha, __fmul_rn(__ll2float_rn(s_du[i]), s_col[cl].scale));
+                } else {
+                    v = s_acc[i];
+                }
                 if (l.bias)
                     v = __fadd_rn(v, bias);
+                if (!isfinite(v) && isfinite(bias))
+                    raise_flag(l.flags, BP_CUDA_FLAG_Y); /* an overflow of the float range */
             }
             store_y<YT>(l.y, (size_t)(c0 + cl) * l.ldy + row, v);
         }
@@ -361,15 +501,34 @@ template <int PATH> static void launch_gemm(const bp_cuda_launch *l, dim3 grid, 
 
 extern "C" int bp_cuda__launch(const bp_cuda_launch *l, void *stream) {
     cudaStream_t s = (cudaStream_t)stream;
-    switch (l->x_type) {
-    case BP_CUDA_F16:
-        quantize_kernel<BP_CUDA_F16><<<l->ncols, QBLOCK, 0, s>>>(*l);
-        break;
-    case BP_CUDA_BF16:
-        quantize_kernel<BP_CUDA_BF16><<<l->ncols, QBLOCK, 0, s>>>(*l);
-        break;
-    default:
-        quantize_kernel<BP_CUDA_F32><<<l->ncols, QBLOCK, 0, s>>>(*l);
+    if (l->rot_block) {
+        /* Rotate into xrot, then quantize the rotated floats. */
+        switch (l->x_type) {
+        case BP_CUDA_F16:
+            rotate_kernel<BP_CUDA_F16><<<l->ncols, QBLOCK, 0, s>>>(*l);
+            break;
+        case BP_CUDA_BF16:
+            rotate_kernel<BP_CUDA_BF16><<<l->ncols, QBLOCK, 0, s>>>(*l);
+            break;
+        default:
+            rotate_kernel<BP_CUDA_F32><<<l->ncols, QBLOCK, 0, s>>>(*l);
+        }
+        bp_cuda_launch lr = *l;
+        lr.x = l->xrot;
+        lr.ldx = l->cols;
+        lr.x_type = BP_CUDA_F32;
+        quantize_kernel<BP_CUDA_F32><<<l->ncols, QBLOCK, 0, s>>>(lr);
+    } else {
+        switch (l->x_type) {
+        case BP_CUDA_F16:
+            quantize_kernel<BP_CUDA_F16><<<l->ncols, QBLOCK, 0, s>>>(*l);
+            break;
+        case BP_CUDA_BF16:
+            quantize_kernel<BP_CUDA_BF16><<<l->ncols, QBLOCK, 0, s>>>(*l);
+            break;
+        default:
+            quantize_kernel<BP_CUDA_F32><<<l->ncols, QBLOCK, 0, s>>>(*l);
+        }
     }
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess)

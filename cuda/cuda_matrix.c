@@ -18,6 +18,8 @@ static void destroy_copy(void *data) {
         cudaSetDevice(dm->device);
         cudaFree(dm->planes);
         cudaFree(dm->coef);
+        cudaFree(dm->mult);
+        cudaFree(dm->rot_signs);
         cudaSetDevice(prev);
     }
     free(dm);
@@ -43,6 +45,13 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
     if (!st)
         st = bp_cuda__check(cudaMalloc((void **)&dm->coef, ncoef * sizeof(float)),
                             "cudaMalloc (coefficients)");
+    const size_t mult_bytes = m->row_groups * BP_ROW_GROUP * m->ngroups;
+    if (!st)
+        st = bp_cuda__check(cudaMalloc((void **)&dm->mult, mult_bytes), "cudaMalloc (multipliers)");
+    const size_t sign_bytes = m->kwords * sizeof(uint32_t);
+    if (!st && m->rot_block)
+        st = bp_cuda__check(cudaMalloc((void **)&dm->rot_signs, sign_bytes),
+                            "cudaMalloc (rotation signs)");
     /* A cudaMemcpy from pageable memory may return before its last DMA
      * lands, on the legacy default stream, which non-blocking streams (ours,
      * maybe the caller's) do not wait for. So copy on the context's stream
@@ -63,6 +72,14 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
                                             cudaMemcpyHostToDevice, cc->stream),
                             "cudaMemcpyAsync (coefficients)");
     if (!st)
+        st = bp_cuda__check(
+            cudaMemcpyAsync(dm->mult, m->mult, mult_bytes, cudaMemcpyHostToDevice, cc->stream),
+            "cudaMemcpyAsync (multipliers)");
+    if (!st && m->rot_block)
+        st = bp_cuda__check(cudaMemcpyAsync(dm->rot_signs, m->rot_signs, sign_bytes,
+                                            cudaMemcpyHostToDevice, cc->stream),
+                            "cudaMemcpyAsync (rotation signs)");
+    if (!st)
         st = bp_cuda__check(cudaStreamSynchronize(cc->stream),
                             "cudaStreamSynchronize (matrix upload)");
     else
@@ -71,6 +88,8 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
     if (st) {
         cudaFree(dm->planes);
         cudaFree(dm->coef);
+        cudaFree(dm->mult);
+        cudaFree(dm->rot_signs);
         free(dm);
         return st;
     }

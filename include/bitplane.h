@@ -187,9 +187,10 @@ BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bit
 /* ---- quantized matrices ------------------------------------------------- */
 
 typedef enum bp_quant_method {
-    /* Nested mid-rise grid: round to the nearest odd multiple of
-     * clip*max|w_row| / (2^k - 1); every prefix is round-to-nearest on its
-     * own grid, with a least-squares scale per prefix. Zero-free. */
+    /* Nested mid-rise grid: round to the nearest odd multiple of a step
+     * (per group of columns: clip * max|w_row| * m_group / 255 / (2^k - 1));
+     * every prefix is round-to-nearest on its own grid, with a least-squares
+     * scale per prefix. Zero-free. */
     BP_QUANT_UNIFORM = 0,
     /* Greedy binary coding (sign of the residual, then mean |residual|) with
      * a joint least-squares refit of the coefficients for every prefix. */
@@ -199,13 +200,35 @@ typedef enum bp_quant_method {
 #define BP_MAX_BITS     16
 #define BP_DEFAULT_BITS 8
 
+/* group_size: one scale per row instead of per group of columns. */
+#define BP_GROUP_PER_ROW (-1)
+/* rotation: no rotation of K. */
+#define BP_ROTATION_NONE (-1)
+/* What 0 selects (docs/numerics.md, README "Quantizer options"). */
+#define BP_DEFAULT_GROUP_SIZE 64
+#define BP_DEFAULT_ROTATION   128
+
 typedef struct bp_quant_options {
     size_t size;            /* sizeof(bp_quant_options) */
     int bits;               /* planes k, 1..16; 0 = 8 */
     bp_quant_method method; /* default BP_QUANT_UNIFORM */
-    /* Uniform only: clip ratio in (0, 1]. 0 = automatic per row: the ratio
-     * that minimises the mean over n = 1..k of log(relative row error). */
+    /* Uniform only: clip ratio in (0, 1] of each group's range. 0 =
+     * automatic per row: the ratio that minimises the mean over n = 2..6 of
+     * log(relative row error), searched in [0.5, 1]. */
     float clip;
+    /* Columns per group scale: 0 = BP_DEFAULT_GROUP_SIZE; BP_GROUP_PER_ROW;
+     * or a power of two in 32..4096. Each (row, group) gets an 8-bit integer
+     * multiplier m in 1..255 of the row's scale (0.25 bits per weight at 32,
+     * 0.125 at 64). Grouped matrices need cols <= 2^23. */
+    int group_size;
+    /* Randomized block-Hadamard rotation of K: 0 = BP_DEFAULT_ROTATION;
+     * BP_ROTATION_NONE; or a power-of-two block in 2..4096. Weights are
+     * quantized after the rotation and bp_gemm rotates x itself, so callers
+     * pass plain x. K past the last whole block is split into smaller
+     * power-of-two blocks. */
+    int rotation;
+    /* Seed of the rotation's random signs (stored in the file). */
+    uint64_t rotation_seed;
 } bp_quant_options;
 
 #define BP_QUANT_OPTIONS_INIT ((bp_quant_options){.size = sizeof(bp_quant_options)})

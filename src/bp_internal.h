@@ -101,6 +101,18 @@ struct bp_matrix {
     uint32_t *planes;     /* bits slabs, 64-byte aligned */
     float *coef;          /* c[n][row][p], see bp__coef() */
     double *prefix_error; /* [bits], index n-1 */
+    /* Group multipliers (docs/numerics.md): the row's K words split into
+     * ngroups groups of group_words words (the last may be shorter); word w
+     * belongs to group w / group_words. Per-row matrices (group_size 0) have
+     * one group of kwords words and every multiplier 1. */
+    size_t group_size;  /* columns per group; 0 = per row */
+    size_t group_words; /* group_size / 32, or kwords per row */
+    size_t ngroups;     /* ceil(kwords / group_words) */
+    uint8_t *mult;      /* [row_group][group][16] in 1..BP_MULT_MAX, see bp__mult() */
+    /* Rotation of K (src/rotation.c): 0 = none, else the block size. */
+    int rot_block;
+    uint64_t rot_seed;
+    uint32_t *rot_signs; /* kwords words, bit j = negate column j; NULL without rotation */
     /* Backend copies of this matrix (device uploads), made on first use and
      * freed with the matrix. The matrix stays logically immutable, so the
      * list is guarded by its own lock. */
@@ -135,6 +147,36 @@ static inline float *bp__coef(const bp_matrix *m, int n, size_t row) {
     size_t base = m->rows * (size_t)(n - 1) * (size_t)n / 2;
     return m->coef + base + row * (size_t)n;
 }
+/* Uniform matrices: the scale of prefix n, c[n][row][p] = alpha * 2^(n-1-p),
+ * so alpha is the last coefficient of the prefix. */
+static inline float bp__alpha(const bp_matrix *m, int n, size_t row) {
+    return bp__coef(m, n, row)[n - 1];
+}
+/* Largest group multiplier, and the group sizes the quantizer accepts. */
+#define BP_MULT_MAX       255
+#define BP_GROUP_MIN_COLS 32
+#define BP_GROUP_MAX_COLS 4096
+/* Grouped matrices keep |D| within int64 and the kernels' int32 partial sums
+ * (BP_MULT_MAX * K < 2^31) with K at most this. */
+#define BP_GROUP_MAX_K ((size_t)1 << 23)
+/* The 16 multipliers of row group rg and group g, one byte per row. */
+static inline const uint8_t *bp__mult_tile(const bp_matrix *m, size_t rg, size_t g) {
+    return m->mult + (rg * m->ngroups + g) * BP_ROW_GROUP;
+}
+static inline uint8_t *bp__mult_tile_mut(bp_matrix *m, size_t rg, size_t g) {
+    return m->mult + (rg * m->ngroups + g) * BP_ROW_GROUP;
+}
+static inline int bp__mult(const bp_matrix *m, size_t row, size_t g) {
+    return bp__mult_tile(m, row / BP_ROW_GROUP, g)[row % BP_ROW_GROUP];
+}
+/* Whether m carries group multipliers (else every multiplier is 1). */
+static inline bool bp__grouped(const bp_matrix *m) {
+    return m->group_size != 0;
+}
+/* Largest multiplier any kernel may meet in m: 1 per row, else BP_MULT_MAX. */
+static inline unsigned bp__mult_bound(const bp_matrix *m) {
+    return bp__grouped(m) ? BP_MULT_MAX : 1u;
+}
 static inline const uint32_t *bp__slab(const bp_matrix *m, int p) {
     return m->planes + (size_t)p * m->plane_words;
 }
@@ -145,42 +187,88 @@ static inline int bp__plane_bit(const bp_matrix *m, int p, size_t row, size_t co
     return (int)((bp__slab(m, p)[bp__word_index(m, row, col / 32)] >> (col % 32)) & 1u);
 }
 
-/*
- * Quantizers build one row at a time in a local buffer rowbits[p][kwords]
- * (plane p's words for this row), then store it into the tiled slabs.
- * bp__row_stats gives what both quantizers need, over valid columns only:
- * G[p*bits+q] = <t_p, t_q>, wt[p] = <w, t_p>, *ww = <w, w>, in double.
- */
-void bp__row_stats(const uint32_t *rowbits, size_t kwords, int bits, const float *w, size_t cols,
-                   double *G, double *wt, double *ww);
+/* Quantizers build one row at a time in a local buffer rowbits[p][kwords]
+ * (plane p's words for this row), then store it into the tiled slabs. */
 /* ||w - sum_{p<n} c[p] t_p||^2 from the statistics, clamped at 0. */
 double bp__row_sq_error(const double *G, int bits, const double *wt, double ww, const float *c,
                         int n);
 void bp__store_row(bp_matrix *m, size_t row, const uint32_t *rowbits);
 
-/* Allocate a matrix with zeroed planes and coefficients. */
+/* Allocate a matrix with zeroed planes and coefficients, per row (every
+ * multiplier 1) when group_size is 0, else groups of group_size columns
+ * (a power of two in BP_GROUP_MIN_COLS..BP_GROUP_MAX_COLS, checked by the
+ * caller) with multipliers 1 until the quantizer sets them. */
 bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out);
+bp_status bp__matrix_alloc_grouped(size_t rows, size_t cols, int bits, size_t group_size,
+                                   bp_matrix **out);
 /* prefix_error[n-1] = sqrt(sum of row_sq_err[row*bits + n-1] / sum ww[row]). */
 void bp__matrix_finish_error(bp_matrix *m, const double *row_sq_err, const double *row_ww);
 /* Validate a dimension against BP_MAX_DIM with a message naming it. */
 bp_status bp__check_dim(const char *name, size_t value);
 
-/* Quantizers fill planes and coef of an allocated matrix. w is finite. */
-/* Quantize rows [r0, r1): planes, coefficients, and per-row squared errors
- * sq_err[row*bits + n-1] and ww[row]. Each row is independent. scratch holds
- * bits*kwords words for one row plus cols doubles. */
+/* Quantizers fill planes, multipliers and coef of an allocated matrix. w is
+ * finite. Quantize rows [r0, r1): planes, coefficients, and per-row squared
+ * errors sq_err[row*bits + n-1] and ww[row] (of the rotated row, which has
+ * the same norm up to rounding). Each row is independent. scratch holds
+ * bp__quantize_scratch_bytes(m) bytes for one row. */
 typedef void (*bp_quantize_rows_fn)(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
                                     size_t r1, double *sq_err, double *ww, void *scratch);
 void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
                                size_t r1, double *sq_err, double *ww, void *scratch);
 void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
                                 size_t r1, double *sq_err, double *ww, void *scratch);
+/* One row's working memory, carved from the scratch block. */
+typedef struct bp_quant_scratch {
+    uint32_t *rowbits; /* bits * kwords */
+    double *row;       /* cols: the (rotated) row */
+    double *aux;       /* cols */
+    uint8_t *mult;     /* ngroups */
+} bp_quant_scratch;
 static inline size_t bp__quantize_scratch_bytes(const bp_matrix *m) {
     return bp__round_up((size_t)m->bits * m->kwords * sizeof(uint32_t), 64) +
-           m->cols * sizeof(double);
+           2 * bp__round_up(m->cols * sizeof(double), 64) + bp__round_up(m->ngroups, 64);
 }
+static inline bp_quant_scratch bp__quant_scratch(const bp_matrix *m, void *scratch) {
+    unsigned char *p = scratch;
+    bp_quant_scratch s;
+    s.rowbits = (uint32_t *)p;
+    p += bp__round_up((size_t)m->bits * m->kwords * sizeof(uint32_t), 64);
+    s.row = (double *)p;
+    p += bp__round_up(m->cols * sizeof(double), 64);
+    s.aux = (double *)p;
+    p += bp__round_up(m->cols * sizeof(double), 64);
+    s.mult = p;
+    return s;
+}
+/* The row as the quantizer sees it: rotated (bp__rotate_weights) or copied. */
+void bp__load_row(const bp_matrix *m, const float *w, double *out);
+/* Group multipliers of row w (doubles) into mult[0..*ngroups): ceil(255
+ * max|w_g| / max|w|), or 1 per row; *gcols receives the columns per group.
+ * Returns max|w|. */
+double bp__group_multipliers(const bp_matrix *m, const double *w, uint8_t *mult, size_t *gcols,
+                             size_t *ngroups);
+/* Store the multipliers of row's first ngroups groups (the rest stay 1). */
+void bp__store_row_mult(bp_matrix *m, size_t row, const uint8_t *mult, size_t ngroups);
 /* Uniform quantizer pieces, exposed for tests. */
 float bp__uniform_auto_clip(const float *row, size_t cols, int bits);
+
+/* ---- rotation of K (src/rotation.c) ------------------------------------------ */
+
+#define BP_ROTATION_MAX_BLOCK 4096
+/* Fill m->rot_signs from m->rot_seed (allocated by the caller). */
+void bp__rotation_make_signs(bp_matrix *m);
+/* Length of the rotation block that starts at column start. */
+size_t bp__rotation_block_at(const bp_matrix *m, size_t start);
+/* out (cols floats) = the rotated input x' of docs/numerics.md. */
+void bp__rotate_input(const bp_matrix *m, const float *x, float *out);
+/* out (cols doubles) = the rotated weight row w'. */
+void bp__rotate_weights(const bp_matrix *m, const float *w, double *out);
+/* The inverse of bp__rotate_weights, in place on cols doubles. */
+void bp__unrotate_weights(const bp_matrix *m, double *v);
+/* Bound on max|x'| / max|x| (a power of two). */
+float bp__rotation_growth(const bp_matrix *m);
+/* Give m a rotation (block 0 = none): allocates and fills the signs. */
+bp_status bp__matrix_set_rotation(bp_matrix *m, int block, uint64_t seed);
 
 /* ---- activations ------------------------------------------------------------- */
 
@@ -192,6 +280,10 @@ typedef struct bp_act_column {
     bool is_zero;     /* all q are 0: output is the bias alone */
     float scale;      /* s_x */
     const int32_t *q; /* padded K quantized values; binary: +1/-1, padding 0 */
+    /* kpad/32 entries, one per 32-column word: act_bits >= 2 the sum of q
+     * over the word, act_bits 1 the number of valid columns in it. Popcount
+     * kernels subtract sum_g m_g * (this summed over group g). */
+    const int32_t *word_base;
     /* Filled by the kernel's prepare step when it needs them: */
     uint32_t *bits; /* [act plane][kwords] words; binary: one plane of sign bits */
     int32_t plane_popcount[BP_MAX_ACT_BITS];
@@ -200,10 +292,14 @@ typedef struct bp_act_column {
 
 /*
  * Quantize one column by the exact rule (see README "Numerics"). q receives
- * kpad values (padding 0). act_scale 0 = dynamic.
+ * kpad values (padding 0) followed by the kpad/32 word_base entries
+ * (bp__act_q_words() int32 in all). act_scale 0 = dynamic.
  */
 void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_bits,
                               float act_scale, int32_t *q, bp_act_column *col);
+static inline size_t bp__act_q_words(size_t kpad) {
+    return kpad + kpad / 32;
+}
 /* Weight of activation plane b: +-2^b. */
 static inline int64_t bp__act_plane_weight(const bp_act_column *col, int b) {
     int64_t w = (int64_t)1 << b;
@@ -221,10 +317,12 @@ static inline int64_t bp__act_combine_counts(const bp_act_column *col, const int
 
 /* ---- exact combine --------------------------------------------------------- */
 
-/* The exact combine: acc = fma chain of c[p] * (float)D[p*stride] over
- * p = 0..n-1, then acc * s. The caller adds the bias, if any, as one float
- * add. Every backend must follow the same operations in the same order. */
+/* The exact combine (docs/numerics.md). Residual matrices: acc = fma chain
+ * of c[p] * ((float)D_p[p*stride] * s) over p = 0..n-1. Uniform
+ * matrices: alpha * ((float)D_u * s). The caller adds the bias, if any, as
+ * one float add. Every backend follows the same operations in this order. */
 float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s);
+float bp__combine_uniform(float alpha, int64_t d_u, float s);
 
 /* ---- CPU kernels ----------------------------------------------------------- */
 
@@ -236,17 +334,23 @@ typedef struct bp_kernel_call {
     size_t g0, g1;
     size_t ncols; /* 1..BP_KERNEL_MAX_COLS */
     const bp_act_column *cols[BP_KERNEL_MAX_COLS];
-    /* D of column c, weight plane p, row g0*16 + r:
-     * d[c * ld_col + p * ld_plane + r], exact integers. Rows past m->rows in
-     * the last group may be written and are ignored. */
+    /* The kernel output (docs/numerics.md), exact integers with the group
+     * multipliers applied, for row g0*16 + r of column c:
+     *  - uniform matrices: the code product D_u of the column's n planes at
+     *    d[c * ld_col + r] (plane slot 0);
+     *  - residual matrices: D_p of weight plane p at
+     *    d[c * ld_col + p * ld_plane + r].
+     * Other slots are scratch. Rows past m->rows in the last group may be
+     * written and are ignored. */
     int64_t *d;
     size_t ld_plane, ld_col;
 } bp_kernel_call;
 
 typedef struct bp_cpu_kernel_desc {
     const char *name;
-    /* Whether this path computes exact D for these activation bits and K. */
-    bool (*supports)(int act_bits, size_t kpad);
+    /* Whether this path computes exact D for these activation bits, K and
+     * largest group multiplier (bp__mult_bound: 1 per row, else 255). */
+    bool (*supports)(int act_bits, size_t kpad, unsigned mult_bound);
     /* Scratch bytes per column for prepare (after q). */
     size_t (*column_bytes)(int act_bits, size_t kpad);
     /* Build kernel-specific data from col->q into scratch (aligned 64). */
@@ -257,6 +361,10 @@ typedef struct bp_cpu_kernel_desc {
 extern const bp_cpu_kernel_desc bp__kernel_reference;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_lut;
+
+/* Uniform matrices: replace the per-plane D_p of every column in the call by
+ * D_u = sum_p 2^(n-1-p) D_p in plane slot 0, for kernels that count planes. */
+void bp__kernel_fold_code(const bp_kernel_call *call);
 
 /* Shared prepare step for popcount kernels: planes + popcounts. */
 size_t bp__popcount_column_bytes(int act_bits, size_t kpad);
@@ -375,7 +483,7 @@ const bp_backend_ops *bp__plugin_load(const char *name, bp_status *status);
 
 /* The kernel a CPU context uses for a call. */
 const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,
-                                            size_t batch);
+                                            size_t batch, unsigned mult_bound);
 
 /* Run fn over ntasks on ctx's pool, or inline when ctx is NULL. */
 void bp__parallel_for(bp_context *ctx, size_t ntasks, bp_task_fn fn, void *arg);

@@ -15,6 +15,11 @@ bp_status bp__check_dim(const char *name, size_t value) {
 }
 
 bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out) {
+    return bp__matrix_alloc_grouped(rows, cols, bits, 0, out);
+}
+
+bp_status bp__matrix_alloc_grouped(size_t rows, size_t cols, int bits, size_t group_size,
+                                   bp_matrix **out) {
     *out = NULL;
     size_t kwords = bp__padded_cols(cols) / 32;
     size_t groups = (rows + BP_ROW_GROUP - 1) / BP_ROW_GROUP;
@@ -41,13 +46,33 @@ bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out) 
     m->planes = bp__aligned_alloc(all);
     m->coef = bp__aligned_alloc(coef_bytes);
     m->prefix_error = calloc((size_t)bits, sizeof(double));
-    if (!m->planes || !m->coef || !m->prefix_error) {
+    m->group_size = group_size;
+    m->group_words = group_size ? group_size / 32 : kwords;
+    m->ngroups = (kwords + m->group_words - 1) / m->group_words;
+    /* groups * 16 * ngroups <= slab words: no overflow past the check above. */
+    size_t mult_bytes = groups * BP_ROW_GROUP * m->ngroups;
+    m->mult = bp__aligned_alloc(mult_bytes);
+    if (m->mult)
+        memset(m->mult, 1, mult_bytes);
+    if (!m->planes || !m->coef || !m->prefix_error || !m->mult) {
         bp_matrix_destroy(m);
         return bp__fail(BP_ERR_OUT_OF_MEMORY,
                         "cannot allocate %zu bytes of planes for a %zu x %zu matrix", all, rows,
                         cols);
     }
     *out = m;
+    return BP_OK;
+}
+
+bp_status bp__matrix_set_rotation(bp_matrix *m, int block, uint64_t seed) {
+    m->rot_block = block;
+    m->rot_seed = seed;
+    if (!block)
+        return BP_OK;
+    m->rot_signs = bp__aligned_alloc(m->kwords * sizeof(uint32_t));
+    if (!m->rot_signs)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate the rotation signs");
+    bp__rotation_make_signs(m);
     return BP_OK;
 }
 
@@ -58,6 +83,8 @@ void bp_matrix_destroy(bp_matrix *m) {
     pthread_mutex_destroy(&m->cache_lock);
     bp__aligned_free(m->planes);
     bp__aligned_free(m->coef);
+    bp__aligned_free(m->mult);
+    bp__aligned_free(m->rot_signs);
     free(m->prefix_error);
     free(m);
 }
@@ -89,49 +116,26 @@ double bp_matrix_prefix_error(const bp_matrix *m, int n) {
 
 /* ---- per-row statistics ------------------------------------------------------ */
 
-void bp__row_stats(const uint32_t *rowbits, size_t kwords, int bits, const float *w, size_t cols,
-                   double *G, double *wt, double *ww) {
-    double s = 0, sum = 0, plus[BP_MAX_BITS] = {0};
-    for (size_t j0 = 0; j0 < cols; j0 += 32) {
-        size_t len = cols - j0 < 32 ? cols - j0 : 32;
-        double wd[32];
-        for (size_t j = 0; j < len; j++) {
-            wd[j] = w[j0 + j];
-            s += wd[j] * wd[j];
-            sum += wd[j];
-        }
-        /* Branch-free masked sums: the bit pattern is data, not control. */
-        for (int p = 0; p < bits; p++) {
-            uint32_t word = rowbits[(size_t)p * kwords + j0 / 32];
-            /* Four independent chains: a single one is add-latency bound. */
-            double acc[4] = {0, 0, 0, 0};
-            for (size_t j = 0; j < len; j++)
-                acc[j % 4] += wd[j] * (double)((word >> j) & 1u);
-            plus[p] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        }
-    }
-    *ww = s;
-    for (int p = 0; p < bits; p++) {
-        const uint32_t *bp = rowbits + (size_t)p * kwords;
-        wt[p] = 2.0 * plus[p] - sum;
-        /* Padding bits are 0 in every plane, so XOR counts valid columns only. */
-        for (int q = 0; q <= p; q++) {
-            const uint32_t *bq = rowbits + (size_t)q * kwords;
-            uint64_t diff = 0;
-            for (size_t wd = 0; wd < kwords; wd++)
-                diff += (uint64_t)__builtin_popcount(bp[wd] ^ bq[wd]);
-            double g = (double)cols - 2.0 * (double)diff;
-            G[p * bits + q] = G[q * bits + p] = g;
-        }
-    }
-}
-
 void bp__store_row(bp_matrix *m, size_t row, const uint32_t *rowbits) {
     for (int p = 0; p < m->bits; p++) {
         uint32_t *slab = m->planes + (size_t)p * m->plane_words;
         for (size_t wd = 0; wd < m->kwords; wd++)
             slab[bp__word_index(m, row, wd)] = rowbits[(size_t)p * m->kwords + wd];
     }
+}
+
+void bp__load_row(const bp_matrix *m, const float *w, double *out) {
+    if (m->rot_block) {
+        bp__rotate_weights(m, w, out);
+        return;
+    }
+    for (size_t j = 0; j < m->cols; j++)
+        out[j] = w[j];
+}
+
+void bp__store_row_mult(bp_matrix *m, size_t row, const uint8_t *mult, size_t ngroups) {
+    for (size_t g = 0; g < ngroups; g++)
+        bp__mult_tile_mut(m, row / BP_ROW_GROUP, g)[row % BP_ROW_GROUP] = mult[g];
 }
 
 double bp__row_sq_error(const double *G, int bits, const double *wt, double ww, const float *c,
@@ -167,6 +171,42 @@ static bp_status check_finite_matrix(const float *w, size_t rows, size_t cols, s
             if (!isfinite(w[r * ld + j]))
                 return bp__fail(BP_ERR_NON_FINITE, "%s[%zu][%zu] is %s", name, r, j,
                                 isnan(w[r * ld + j]) ? "NaN" : "Inf");
+    return BP_OK;
+}
+
+static inline bool is_pow2(size_t v) {
+    return v && !(v & (v - 1));
+}
+
+/* Group size (0 = per row) and rotation block (0 = none) from the options. */
+static bp_status resolve_structure(const bp_quant_options *opt, size_t cols, size_t *group_size,
+                                   int *rotation) {
+    int g = opt->group_size ? opt->group_size : BP_DEFAULT_GROUP_SIZE;
+    if (g == BP_GROUP_PER_ROW) {
+        *group_size = 0;
+    } else if (g < BP_GROUP_MIN_COLS || g > BP_GROUP_MAX_COLS || !is_pow2((size_t)g)) {
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "group_size must be 0 (default %d), BP_GROUP_PER_ROW (-1) or a power of "
+                        "two in %d..%d, got %d",
+                        BP_DEFAULT_GROUP_SIZE, BP_GROUP_MIN_COLS, BP_GROUP_MAX_COLS,
+                        opt->group_size);
+    } else {
+        *group_size = (size_t)g;
+        if (cols > BP_GROUP_MAX_K)
+            return bp__fail(BP_ERR_OUT_OF_RANGE,
+                            "group scales need cols <= %zu (got %zu); use group_size "
+                            "BP_GROUP_PER_ROW for wider matrices",
+                            BP_GROUP_MAX_K, cols);
+    }
+    int b = opt->rotation ? opt->rotation : BP_DEFAULT_ROTATION;
+    if (b == BP_ROTATION_NONE)
+        b = 0;
+    else if (b < 2 || b > BP_ROTATION_MAX_BLOCK || !is_pow2((size_t)b))
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "rotation must be 0 (default block %d), BP_ROTATION_NONE (-1) or a "
+                        "power-of-two block in 2..%d, got %d",
+                        BP_DEFAULT_ROTATION, BP_ROTATION_MAX_BLOCK, opt->rotation);
+    *rotation = b;
     return BP_OK;
 }
 
@@ -223,12 +263,20 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     if (opt.method == BP_QUANT_RESIDUAL && opt.clip != 0.0f)
         return bp__fail(BP_ERR_INVALID_ARGUMENT,
                         "clip applies to the uniform quantizer only; set it to 0 for residual");
+    size_t group_size = 0;
+    int rotation = 0;
+    if ((st = resolve_structure(&opt, cols, &group_size, &rotation)))
+        return st;
     if ((st = check_finite_matrix(w, rows, cols, ld, "w")))
         return st;
 
     bp_matrix *m;
-    if ((st = bp__matrix_alloc(rows, cols, bits, &m)))
+    if ((st = bp__matrix_alloc_grouped(rows, cols, bits, group_size, &m)))
         return st;
+    if ((st = bp__matrix_set_rotation(m, rotation, opt.rotation_seed))) {
+        bp_matrix_destroy(m);
+        return st;
+    }
     m->method = opt.method;
     m->clip = opt.clip;
     int workers = bp_context_threads(ctx);
@@ -283,14 +331,23 @@ bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, 
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "rows (%zu) x ld (%zu) overflows size_t", m->rows,
                         ld);
     int n = planes ? planes : m->bits;
+    double *row = malloc(m->cols * sizeof *row);
+    if (!row)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate a row to dequantize");
     for (size_t r = 0; r < m->rows; r++) {
         const float *c = bp__coef(m, n, r);
         for (size_t j = 0; j < m->cols; j++) {
             double v = 0;
             for (int p = 0; p < n; p++)
                 v += bp__plane_bit(m, p, r, j) ? (double)c[p] : -(double)c[p];
-            out[r * ld + j] = (float)v;
+            row[j] = v * bp__mult(m, r, j / 32 / m->group_words);
         }
+        /* Back from the rotated coordinates the matrix was quantized in. */
+        if (m->rot_block)
+            bp__unrotate_weights(m, row);
+        for (size_t j = 0; j < m->cols; j++)
+            out[r * ld + j] = (float)row[j];
     }
+    free(row);
     return BP_OK;
 }

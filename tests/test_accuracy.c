@@ -206,3 +206,53 @@ Test(accuracy, error_vs_exact_product_shrinks_with_planes, .timeout = 300) {
     free(y);
     bp_context_destroy(ctx);
 }
+
+/* Weights near FLT_MAX: every path and quantizer gives finite y or
+ * BP_ERR_NON_FINITE with a reason, never a silent Inf with BP_OK. */
+Test(accuracy, huge_weights_never_silent_inf) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { M = 9, K = 70, B = 3 };
+    float *w = tu_xmalloc(M * K * sizeof *w), x[K * B], y[M * B];
+    for (size_t i = 0; i < M * K; i++)
+        w[i] = (tu_range(&rng, 0, 1) ? 3e38f : -3e38f) * (float)(0.5 + 0.5 * tu_uniform(&rng));
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    for (int method = 0; method < 2; method++)
+        for (int structure = 0; structure < 2; structure++) {
+            bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+            q.bits = 8;
+            q.method = (bp_quant_method)method;
+            if (structure) {
+                q.group_size = BP_GROUP_PER_ROW;
+                q.rotation = BP_ROTATION_NONE;
+            }
+            bp_matrix *m = tu_quantize_opts(ctx, w, M, K, K, &q);
+            for (int scale = 0; scale < 3; scale++) {
+                /* Small inputs keep the true y finite; large ones do not. */
+                tu_fill_gauss(&rng, x, K * B, scale == 0 ? 1e-6f : scale == 1 ? 1e-3f : 1.0f);
+                for (int n = 1; n <= 8; n += 3) {
+                    bp_run_options o = tu_run(n, 8);
+                    bp_status st = bp_gemm(ctx, m, x, B, K, y, M, &o);
+                    bool finite = true;
+                    for (size_t i = 0; i < M * B; i++)
+                        finite &= isfinite(y[i]) != 0;
+                    cr_assert(st == BP_ERR_NON_FINITE || (st == BP_OK && finite),
+                              "method %d structure %d scale %d planes %d: status %s with %s y; "
+                              "seed=%llu",
+                              method, structure, scale, n, bp_status_string(st),
+                              finite ? "finite" : "non-finite", seed);
+                    if (st == BP_ERR_NON_FINITE)
+                        cr_assert(strstr(bp_last_error(), "overflow") != NULL, "%s",
+                                  bp_last_error());
+                    if (scale == 0)
+                        cr_assert(st == BP_OK,
+                                  "method %d structure %d planes %d: |y| ~ 1e34 fits float: %s",
+                                  method, structure, n, bp_last_error());
+                }
+            }
+            bp_matrix_destroy(m);
+        }
+    bp_context_destroy(ctx);
+    free(w);
+}
