@@ -245,7 +245,8 @@ Test(activations, tiny_columns_keep_their_resolution) {
     size_t np = tu_cpu_paths(paths, NULL, 0);
     float *x = tu_xmalloc(K * sizeof *x), *xt = tu_xmalloc(K * sizeof *xt);
     float y[64], yt[64], yp[64], e[64];
-    int32_t *q = bp__aligned_alloc(kpad * sizeof *q), *qt = bp__aligned_alloc(kpad * sizeof *qt);
+    int32_t *q = bp__aligned_alloc(bp__act_q_words(kpad) * sizeof *q),
+            *qt = bp__aligned_alloc(bp__act_q_words(kpad) * sizeof *qt);
     cr_assert(q && qt);
     static const int act_bits[] = {2, 8, 16};
     for (int sign = 0; sign < 2; sign++)
