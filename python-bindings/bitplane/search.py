@@ -63,6 +63,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="char models: evaluate on this many held-out characters (as the sweep)")
     p.add_argument("--streams", type=int, default=16,
                    help="char models: in this many independent streams, one batch")
+    p.add_argument("--confirm-tokens", type=int, default=4096,
+                   help="char models: re-score the front and the uniform plans on this many "
+                        "held-out characters after the searched ones (0 = skip)")
     p.add_argument("--inputs", default=None,
                    help="Linear stacks: a .npy file of inputs (n, in_features); default "
                         "the file's test_x, else 256 random N(0, 1) rows")
@@ -94,6 +97,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error(f"--clip must be >= 0, got {args.clip}")
     if args.streams < 1 or args.tokens < 2:
         p.error("--streams must be >= 1 and --tokens >= 2")
+    if args.confirm_tokens < 0:
+        p.error(f"--confirm-tokens must be >= 0, got {args.confirm_tokens}")
     if args.repeats < 1 or args.min_time < 0:
         p.error("--repeats must be >= 1 and --min-time >= 0")
     return args

@@ -263,3 +263,28 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, argv, message):
     assert len(lines) == 1 and message in lines[0], res.stderr
     assert lines[0].startswith("bitplane-search: ")
     assert not (tmp_path / "o").exists()
+
+
+def test_char_gru_search_confirms_on_unseen_characters(tmp_path, rng):
+    write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru", n_text=600)
+    out = tmp_path / "out"
+    assert search.main(["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams",
+                        "4", "--confirm-tokens", "200", "--pop", "8", "--generations", "2",
+                        "--threads", "1", "--quiet", "--no-plot", "--out", str(out)]) == 0
+    report = _front(out)
+    assert report["genes"] == ["rnn0.input", "rnn0.recurrent", "fc"]
+    for e in report["front"] + report["uniform"]:
+        assert np.isfinite(e["confirm_metric"]) and e["confirm_metric"] > 0
+    assert "after the 200 searched ones" in report["summary"]["confirm"]["workload"]
+    # The plan reproduces the searched metric, and the confirmation one.
+    plan = P.read_plan(out / "plan.json")
+    model = P.load_model(plan)
+    data = M.read(plan["model"])
+    wl = Workload(data, argparse.Namespace(tokens=200, streams=4, inputs=None,
+                                           activation="relu"))
+    assert M.bits_per_char(model.logits(wl.inputs), wl.targets) == plan["reported"]["metric"]
+    assert report["summary"]["plan_metric"] == plan["reported"]["metric"]
+    with pytest.raises(SystemExit):
+        search.main(["--confirm-tokens", "-1"])
+    assert search.main(["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams",
+                        "4", "--confirm-tokens", "401", "--quiet", "--out", str(out)]) == 2
