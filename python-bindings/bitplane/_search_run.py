@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -311,13 +311,24 @@ def run(args) -> int:
     }
     if ev.confirm_wl is not None:
         summary["confirm"] = {
-            "workload": ev.confirm_wl.describe + f", after the {ev.wl.inputs.size + ev.wl.inputs.shape[1]} searched ones",
+            "workload": f"{ev.confirm_wl.describe}, after the "
+                        f"{ev.wl.inputs.size + ev.wl.inputs.shape[1]} searched ones",
             "fp32_metric": ev.confirm_fp32, "uniform_metric": base["confirm_metric"],
             "plan_metric": chosen["confirm_metric"],
             "cheapest_uniform_metric": cheapest["confirm_metric"]}
     if args.objective == "latency":
         summary.update(uniform_latency_ms=base["latency_ms"], plan_latency_ms=chosen["latency_ms"])
 
+    try:
+        return _write(ev, args, out_dir, started, info, uniform, evaluated, front, base,
+                      chosen, cheapest, summary)
+    except OSError as e:
+        print(f"bitplane-search: cannot write the results: {e}", file=sys.stderr)
+        return 2
+
+
+def _write(ev, args, out_dir, started, info, uniform, evaluated, front, base, chosen,
+           cheapest, summary) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     name = ev.data.name
     reported = {"metric_name": ev.wl.metric_name, "metric": chosen["metric"],

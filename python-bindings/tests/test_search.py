@@ -265,6 +265,13 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, argv, message):
     assert not (tmp_path / "o").exists()
 
 
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert search.main(TINY + ["--generations", "1", "--out", str(tmp_path / "file" / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bitplane-search: cannot write the results:")
+
+
 def test_char_gru_search_confirms_on_unseen_characters(tmp_path, rng):
     write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru", n_text=600)
     out = tmp_path / "out"
@@ -286,5 +293,15 @@ def test_char_gru_search_confirms_on_unseen_characters(tmp_path, rng):
     assert report["summary"]["plan_metric"] == plan["reported"]["metric"]
     with pytest.raises(SystemExit):
         search.main(["--confirm-tokens", "-1"])
+    # One gene per layer: the plan gives the GRU layer one count.
+    assert search.main(["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams",
+                        "4", "--confirm-tokens", "0", "--granularity", "layer", "--pop", "6",
+                        "--generations", "2", "--threads", "1", "--quiet", "--no-plot",
+                        "--out", str(tmp_path / "layer")]) == 0
+    report = _front(tmp_path / "layer")
+    assert report["genes"] == ["rnn0", "fc"] and "confirm" not in report["summary"]
+    for e in report["front"]:
+        assert e["planes"]["rnn0.input"] == e["planes"]["rnn0.recurrent"]
+        assert "operators" not in e["plan"]["layers"][0]
     assert search.main(["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams",
                         "4", "--confirm-tokens", "401", "--quiet", "--out", str(out)]) == 2
