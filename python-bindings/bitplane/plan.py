@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -317,23 +317,24 @@ def write_plan(plan: Dict[str, Any], path: Union[str, os.PathLike]) -> None:
         f.write("\n")
 
 
-def _as_plan(plan: PlanLike) -> Dict[str, Any]:
+def _as_plan(plan: PlanLike) -> Tuple[Dict[str, Any], str]:
+    """The validated plan and the name its messages use (its path, or "plan")."""
     if isinstance(plan, dict):
-        return validate(plan)
-    return read_plan(plan)
+        return validate(plan), "plan"
+    return read_plan(plan), str(plan)
 
 
 # ---- applying --------------------------------------------------------------------
 
 
-def apply_plan(model, plan: PlanLike) -> Dict[str, Any]:
+def apply_plan(model, plan: PlanLike, *, _source: Optional[str] = None) -> Dict[str, Any]:
     """Put a plan on a built MLP or CharRNN: every matrix gets its planned
     count (a PlannedMatrix), every layer the plan's act_bits; the layers'
     own ``planes`` defaults are cleared so the plan decides. The model's
     layers, sizes and quantizer must match the plan. Applying another plan
     replaces this one. Returns the validated plan."""
-    plan = _as_plan(plan)
-    source = "plan"
+    plan, source = _as_plan(plan)
+    source = _source or source
     layers = describe(model)
     if len(layers) != len(plan["layers"]):
         raise PlanError(f"{source}: {len(plan['layers'])} layers in the plan, "
@@ -375,13 +376,13 @@ def load_model(plan: PlanLike, model: Optional[Union[str, os.PathLike]] = None, 
     """Build the model a plan names (or `model`, a bundled name or a path),
     quantized as the plan says (and, for Linear stacks, with its activation),
     with the plan applied."""
-    plan = _as_plan(plan)
+    plan, source = _as_plan(plan)
     data = M.read(plan["model"] if model is None else model)
     if data.arch != plan["arch"]:
-        raise PlanError(f"plan: made for a '{plan['arch']}' model, {data.path} is "
+        raise PlanError(f"{source}: made for a '{plan['arch']}' model, {data.path} is "
                         f"'{data.arch}'")
     q = plan["quantizer"]
     built = M.build(data, bits=q["bits"], method=q["method"], clip=q["clip"],
                     context=context, activation=plan.get("activation", "relu"))
-    apply_plan(built, plan)
+    apply_plan(built, plan, _source=source)
     return built
