@@ -160,14 +160,20 @@ def _search(ev: Evaluator, args) -> dict:
                  eliminate_duplicates=True)
     algo.setup(PlaneProblem(), termination=("n_gen", args.generations), seed=args.seed,
                verbose=False)
-    started, generations, stopped = time.perf_counter(), 0, False
+    started, generations, stopped, exhausted = time.perf_counter(), 0, False, False
     while algo.has_next():
         if args.time_budget and time.perf_counter() - started > args.time_budget:
             stopped = True
             break
+        # Every plan evaluated: the front is exact, and pymoo would only
+        # spin looking for offspring that are not duplicates.
+        if len(ev.cache) >= args.bits ** n_var:
+            exhausted = True
+            break
         algo.next()
         generations += 1
     return {"generations": generations, "stopped_by_time_budget": stopped,
+            "every_plan_evaluated": exhausted,
             "search_seconds": time.perf_counter() - started}
 
 
@@ -377,7 +383,8 @@ def _write(ev, args, out_dir, started, info, uniform, evaluated, front, base, ch
     print(f"\n{name} ({ev.data.arch}): {ev.wl.describe}; {ev.wl.metric_name} fp32 "
           f"{_fmt(ev, ev.fp32_metric)}; {info['generations']} generations of {args.pop}, "
           f"{len(ev.cache)} distinct plans evaluated"
-          + (" (stopped by --time-budget)" if info["stopped_by_time_budget"] else ""))
+          + (" (stopped by --time-budget)" if info["stopped_by_time_budget"] else "")
+          + (" (every plan: the front is exact)" if info["every_plan_evaluated"] else ""))
     labelled = [(f"uniform {r['genes'][0]}", r) for r in uniform] + [
         ("front" + (" *" if r is chosen else ""), r) for r in front]
     print(format_table(ev, labelled, base["weight_bytes"]))

@@ -240,6 +240,31 @@ def test_bad_plans_against_the_model(tmp_path, rng):
         P.validate(p)
 
 
+def test_search_stops_when_every_plan_is_evaluated(tmp_path):
+    # 2 stored planes and 3 layers: 8 plans in all, fewer than 20 generations.
+    assert search.main(TINY + ["--bits", "2", "--match-planes", "2", "--pop", "6",
+                               "--generations", "20", "--no-plot", "--out", str(tmp_path)]) == 0
+    report = _front(tmp_path)
+    assert report["search"]["every_plan_evaluated"] is True
+    assert report["search"]["distinct_plans"] == 8 and report["search"]["generations"] < 20
+    # The front is then exact: checked against all 8 plans scored directly.
+    model = P.load_model(tmp_path / "plan.json")
+    wl = Workload(M.read("digits"), argparse.Namespace(tokens=4096, streams=16, inputs=None,
+                                                       activation="relu"))
+    layers = P.describe(model)
+    scored = []
+    for code in range(8):
+        planes = [1 + (code >> i & 1) for i in range(3)]
+        P.apply_plan(model, P.make_plan("digits", "mlp", layers, planes, bits=2,
+                                        method="uniform", clip=0.0, act_bits=8))
+        acc = wl.metric(model(wl.x), None)
+        scored.append((-acc, sum(op.bytes(n) for l, n in zip(layers, planes)
+                                 for op in l.operators)))
+    exact = {f for f in scored if not any(g[0] <= f[0] and g[1] <= f[1] and g != f
+                                          for g in scored)}
+    assert {(-e["metric"], e["weight_bytes"]) for e in report["front"]} == exact
+
+
 def test_time_budget_stops_after_a_generation(tmp_path):
     assert search.main(TINY + ["--time-budget", "0.001", "--out", str(tmp_path)]) == 0
     report = _front(tmp_path)
@@ -300,6 +325,7 @@ def test_char_gru_search_confirms_on_unseen_characters(tmp_path, rng):
                         "--out", str(tmp_path / "layer")]) == 0
     report = _front(tmp_path / "layer")
     assert report["genes"] == ["rnn0", "fc"] and "confirm" not in report["summary"]
+    assert report["search"]["distinct_plans"] <= 64
     for e in report["front"]:
         assert e["planes"]["rnn0.input"] == e["planes"]["rnn0.recurrent"]
         assert "operators" not in e["plan"]["layers"][0]
