@@ -10,6 +10,7 @@ import json
 import statistics
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -283,9 +284,16 @@ def run(args) -> int:
               file=sys.stderr, dynamic_ncols=True) as progress:
         try:
             ev = Evaluator(args, progress)
-        except (FileNotFoundError, ValueError, ImportError, KeyError) as e:
+        except (FileNotFoundError, ValueError, ImportError) as e:
             progress.close()
-            print(f"bitplane-search: {e}", file=sys.stderr)
+            where = "" if Path(args.model).name in str(e) else f"{args.model}: "
+            print(f"bitplane-search: {where}{e}", file=sys.stderr)
+            return 2
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            # numpy's and zipfile's own words for a truncated or foreign file
+            progress.close()
+            print(f"bitplane-search: {args.model}: not a readable model file "
+                  f"({type(e).__name__}: {e})", file=sys.stderr)
             return 2
         uniform = [ev.score([n] * len(ev.gene_names)) for n in range(1, args.bits + 1)]
         info = _search(ev, args)

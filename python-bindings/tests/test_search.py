@@ -290,6 +290,16 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, argv, message):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not a zip", b"plain text"])
+def test_unreadable_model_file_is_one_line(tmp_path, capsys, content):
+    (tmp_path / "m.npz").write_bytes(content)
+    assert search.main(TINY[2:] + ["--model", str(tmp_path / "m.npz"), "--out",
+                                   str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bitplane-search: "), err
+    assert not (tmp_path / "o").exists()
+
+
 def test_unwritable_output_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert search.main(TINY + ["--generations", "1", "--out", str(tmp_path / "file" / "o")]) == 2
