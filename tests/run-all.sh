@@ -17,5 +17,5 @@ cmake --build "$build" -j"$(nproc)"
 echo "== Python package tests"
 venv="$build/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "$root/python-bindings" pytest safetensors
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "$root/python-bindings[search]" pytest safetensors
 (cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python-bindings/tests")

@@ -1,0 +1,343 @@
+"""bitplane-search and precision plans: a short NSGA-II run on the bundled
+digits MLP (tiny population), reproducibility by seed, the front, the plan
+file's round trip, bad plans and command-line errors."""
+
+import argparse
+import copy
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymoo", reason="bitplane-search needs the 'search' extra (pymoo)")
+
+from bitplane import models as M  # noqa: E402
+from bitplane import plan as P  # noqa: E402
+from bitplane import search  # noqa: E402
+from bitplane._sweep_run import Workload  # noqa: E402
+from model_files import write_char_rnn  # noqa: E402
+
+TINY = ["--model", "digits", "--pop", "8", "--generations", "3", "--threads", "1",
+        "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search")
+    assert search.main(TINY + ["--seed", "3", "--out", str(out)]) == 0
+    return out
+
+
+def _front(out: Path):
+    return json.loads((out / "pareto.json").read_text())
+
+
+def test_writes_front_uniform_plan_and_png(digits_run):
+    report = _front(digits_run)
+    assert report["genes"] == ["linear0", "linear1", "linear2"]
+    assert [u["planes"]["linear0"] for u in report["uniform"]] == list(range(1, 9))
+    assert report["search"]["generations"] == 3
+    assert report["search"]["distinct_plans"] >= 8
+    rows = list(csv.DictReader(open(digits_run / "pareto.csv")))
+    assert {r["set"] for r in rows} == {"front", "uniform"}
+    assert sum(r["set"] == "uniform" for r in rows) == 8
+    assert sum(r["set"] == "front" for r in rows) == len(report["front"])
+    png = (digits_run / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    # Bytes are exact: the layout formula, summed over the three matrices.
+    data = M.read("digits")
+    shapes = [w.shape for w, _ in M.linear_params(data)]
+    for e in report["front"] + report["uniform"]:
+        planes = [e["planes"][f"linear{i}"] for i in range(3)]
+        assert e["weight_bytes"] == sum(P.weight_bytes(r, c, n)
+                                        for (r, c), n in zip(shapes, planes))
+
+
+def test_weight_bytes_formula():
+    # 10 rows pad to 16, 128 columns to 512 bits: 16 * 64 bytes a plane, and
+    # 10 float32 coefficients a plane.
+    assert P.weight_bytes(10, 128, 3) == 3 * (16 * 64 + 40)
+    assert P.weight_bytes(16, 512, 1) == 16 * 64 + 64
+    assert P.weight_bytes(17, 513, 2) == 2 * (32 * 128 + 68)
+
+
+def test_front_is_non_dominated_and_covers_uniform(digits_run):
+    report = _front(digits_run)
+    pts = [(-e["metric"], e["weight_bytes"]) for e in report["front"]]  # both minimized
+    assert len(set(pts)) == len(pts)
+    for a in pts:
+        for b in pts:
+            assert not (b != a and b[0] <= a[0] and b[1] <= a[1]), (a, b)
+    # Every uniform plan is on the front or weakly dominated by a front plan.
+    for u in report["uniform"]:
+        f = (-u["metric"], u["weight_bytes"])
+        assert any(p[0] <= f[0] and p[1] <= f[1] for p in pts)
+
+
+def test_same_seed_same_front(digits_run, tmp_path):
+    assert search.main(TINY + ["--seed", "3", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "pareto.csv").read_text() == (digits_run / "pareto.csv").read_text()
+    strip = lambda r: {k: r[k] for k in ("front", "uniform", "summary", "search")}  # noqa
+    a, b = _front(digits_run), _front(tmp_path)
+    for r in (a, b):
+        del r["search"]["search_seconds"]
+    assert strip(a) == strip(b)
+
+
+def test_plan_reproduces_the_reported_metric(digits_run):
+    plan = P.read_plan(digits_run / "plan.json")
+    summary = _front(digits_run)["summary"]
+    assert plan["reported"]["metric"] == summary["plan_metric"]
+    model = P.load_model(digits_run / "plan.json")
+    data = M.read(plan["model"])
+    wl = Workload(data, argparse.Namespace(tokens=4096, streams=16, inputs=None,
+                                           activation=plan["activation"]))
+    ref = wl.forward(wl.build(fp32=True))
+    assert wl.metric(model(wl.x), ref) == plan["reported"]["metric"]
+    layers = P.describe(model)
+    assert sum(op.bytes(n) for op, n in zip([o for l in layers for o in l.operators],
+                                             P.plan_planes(layers, plan))) == \
+        plan["reported"]["weight_bytes"]
+    # Its metric is no worse than uniform 4 planes and it reads no more bytes.
+    assert summary["plan_metric"] >= summary["uniform_metric"]
+    assert summary["plan_weight_bytes"] <= summary["uniform_weight_bytes"]
+
+
+def test_plan_round_trip(tmp_path, digits_run):
+    plan = P.read_plan(digits_run / "plan.json")
+    P.write_plan(plan, tmp_path / "again.json")
+    assert P.read_plan(tmp_path / "again.json") == plan
+
+
+class _Spy:
+    """A stand-in matrix that records the planes of every product."""
+
+    def __init__(self, m, log, name):
+        self.m, self.log, self.name = m, log, name
+        self.rows, self.cols, self.bits, self.method = m.rows, m.cols, m.bits, m.method
+
+    def gemm(self, x, planes=None, **kw):
+        self.log.append((self.name, planes))
+        return self.m.gemm(x, planes=planes, **kw)
+
+
+@pytest.mark.parametrize("arch", ["char_lstm", "char_gru"])
+def test_per_operator_planes_reach_each_matrix(tmp_path, rng, arch):
+    write_char_rnn(tmp_path / "rnn.npz", rng, arch=arch)
+    model = M.build(M.read(tmp_path / "rnn.npz"), bits=8)
+    log = []
+    rnn = model.rnn[0]
+    rnn.w_ih, rnn.w_hh = _Spy(rnn.w_ih, log, "input"), _Spy(rnn.w_hh, log, "recurrent")
+    model.fc.matrix = _Spy(model.fc.matrix, log, "fc")
+    layers = P.describe(model)
+    plan = P.make_plan(str(tmp_path / "rnn.npz"), arch, layers, [7, 2, 5], bits=8,
+                       method="uniform", clip=0.0, act_bits=6)
+    assert plan["layers"][0]["operators"] == {"input": 7, "recurrent": 2}
+    assert plan["layers"][0]["planes"] == 7
+    P.apply_plan(model, plan)
+    tokens = rng.integers(0, 20, (5, 3))
+    planned = model.logits(tokens)
+    assert set(log) == {("input", 7), ("recurrent", 2), ("fc", 5)}
+    assert log.count(("recurrent", 2)) == 5  # every step
+    log.clear()
+    model.logits(tokens, planes=3)  # a call's planes caps the plan
+    assert set(log) == {("input", 3), ("recurrent", 2), ("fc", 3)}
+    # A model built from the plan file computes the same logits, bit for bit.
+    P.write_plan(plan, tmp_path / "plan.json")
+    again = P.load_model(tmp_path / "plan.json")
+    np.testing.assert_array_equal(again.logits(tokens), planned)
+
+
+def _good_plan():
+    data = M.read("digits")
+    model = M.build(data, bits=8)
+    return P.make_plan("digits", "mlp", P.describe(model), [3, 2, 4], bits=8,
+                       method="uniform", clip=0.0, act_bits=8, activation="relu")
+
+
+def _set(path, value):
+    def edit(plan):
+        obj = plan
+        for key in path[:-1]:
+            obj = obj[key]
+        if value is KeyError:
+            del obj[path[-1]]
+        else:
+            obj[path[-1]] = value
+    return edit
+
+
+BAD_PLANS = [
+    (_set(["format"], "other"), "format must be 'bitplane-precision-plan', got \"other\""),
+    (_set(["version"], 2), "version 2 is not supported (this reader supports version 1)"),
+    (_set(["layers", 1, "planes"], 9), "layers[1].planes must be an integer 1..8, got 9"),
+    (_set(["layers", 1, "planes"], 2.5), "layers[1].planes must be an integer 1..8, got 2.5"),
+    (_set(["layers", 0, "planes"], KeyError), "layers[0].planes must be an integer 1..8, "
+                                              "got null"),
+    (_set(["layers", 0, "kind"], "conv"), "layers[0].kind must be 'linear', 'lstm' or "
+                                          "'gru', got \"conv\""),
+    (_set(["layers", 0, "operators"], {"input": 2}), "layers[0].operators: a linear layer "
+                                                     "has one matrix"),
+    (_set(["layers", 0, "classes"], [{"planes": 6}]), "layers[0].classes: per-row plane "
+                                                      "classes are reserved"),
+    (_set(["layers", 0, "shape"], [1, 2]), "layers[0]: unknown field 'shape'"),
+    (_set(["quantizer", "method"], "log"), "quantizer.method must be 'uniform' or "
+                                           "'residual', got \"log\""),
+    (_set(["act_bits"], 0), "act_bits must be an integer 1..16, got 0"),
+    (_set(["layers"], []), "'layers' must be a non-empty list"),
+]
+
+
+@pytest.mark.parametrize("edit,message", BAD_PLANS)
+def test_bad_plan_files_say_what_is_wrong(tmp_path, edit, message):
+    plan = _good_plan()
+    edit(plan)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(plan))
+    with pytest.raises(P.PlanError) as e:
+        P.read_plan(path)
+    assert isinstance(e.value, ValueError)
+    assert str(e.value) == f"{path}: {message}" or str(e.value).startswith(f"{path}: {message}")
+
+
+def test_bad_plans_against_the_model(tmp_path, rng):
+    path = tmp_path / "broken.json"
+    path.write_text('{"format": "bitplane-precision-plan", "version": 1,')
+    with pytest.raises(P.PlanError, match=r"broken.json: not valid JSON: Expecting"):
+        P.read_plan(path)
+    model = M.build(M.read("digits"), bits=8)
+    plan = _good_plan()
+    short = copy.deepcopy(plan)
+    del short["layers"][2]
+    with pytest.raises(P.PlanError, match=r"2 layers in the plan, 3 in the model"):
+        P.apply_plan(model, short)
+    wrong = copy.deepcopy(plan)
+    wrong["layers"][1]["in_features"] = 255
+    with pytest.raises(P.PlanError, match=r"layer 'linear1': in_features is 255 in the plan, "
+                                          r"256 in the model"):
+        P.apply_plan(model, wrong)
+    with pytest.raises(P.PlanError, match=r"quantized uniform with 6 planes, the plan was "
+                                          r"made for uniform with 8"):
+        P.apply_plan(M.build(M.read("digits"), bits=6), plan)
+    with pytest.raises(P.PlanError, match=r"made for a 'mlp' model"):
+        P.load_model(plan, "char-gru")
+    write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru")
+    gru = M.build(M.read(tmp_path / "gru.npz"), bits=8)
+    p = P.make_plan("x", "char_gru", P.describe(gru), [4, 4, 4], bits=8, method="uniform",
+                    clip=0.0, act_bits=8)
+    p["layers"][0]["operators"] = {"input.r": 3}
+    with pytest.raises(P.PlanError, match=r"operators.input.r: per-gate planes are reserved"):
+        P.validate(p)
+    p["layers"][0]["operators"] = {"hidden": 3}
+    with pytest.raises(P.PlanError, match=r"unknown operator 'hidden'"):
+        P.validate(p)
+    p["layers"][0]["operators"] = {"input": {"planes": 4, "classes": []}}
+    with pytest.raises(P.PlanError, match=r"operators.input.classes: per-row plane classes"):
+        P.validate(p)
+
+
+def test_search_stops_when_every_plan_is_evaluated(tmp_path):
+    # 2 stored planes and 3 layers: 8 plans in all, fewer than 20 generations.
+    assert search.main(TINY + ["--bits", "2", "--match-planes", "2", "--pop", "6",
+                               "--generations", "20", "--no-plot", "--out", str(tmp_path)]) == 0
+    report = _front(tmp_path)
+    assert report["search"]["every_plan_evaluated"] is True
+    assert report["search"]["distinct_plans"] == 8 and report["search"]["generations"] < 20
+    # The front is then exact: checked against all 8 plans scored directly.
+    model = P.load_model(tmp_path / "plan.json")
+    wl = Workload(M.read("digits"), argparse.Namespace(tokens=4096, streams=16, inputs=None,
+                                                       activation="relu"))
+    layers = P.describe(model)
+    scored = []
+    for code in range(8):
+        planes = [1 + (code >> i & 1) for i in range(3)]
+        P.apply_plan(model, P.make_plan("digits", "mlp", layers, planes, bits=2,
+                                        method="uniform", clip=0.0, act_bits=8))
+        acc = wl.metric(model(wl.x), None)
+        scored.append((-acc, sum(op.bytes(n) for l, n in zip(layers, planes)
+                                 for op in l.operators)))
+    exact = {f for f in scored if not any(g[0] <= f[0] and g[1] <= f[1] and g != f
+                                          for g in scored)}
+    assert {(-e["metric"], e["weight_bytes"]) for e in report["front"]} == exact
+
+
+def test_time_budget_stops_after_a_generation(tmp_path):
+    assert search.main(TINY + ["--time-budget", "0.001", "--out", str(tmp_path)]) == 0
+    report = _front(tmp_path)
+    assert report["search"]["generations"] == 1
+    assert report["search"]["stopped_by_time_budget"] is True
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--pop", "2"], "--pop must be >= 4, got 2"),
+    (["--objective", "energy"], "argument --objective: invalid choice: 'energy'"),
+    (["--match-planes", "9"], "--match-planes must be 1..8 (--bits), got 9"),
+    (["--model", "nope.npz"], "no model file nope.npz"),
+])
+def test_cli_errors_exit_2_with_one_line(tmp_path, argv, message):
+    script = Path(sys.executable).parent / "bitplane-search"
+    assert script.exists(), "the console entry point bitplane-search is not installed"
+    res = subprocess.run([str(script)] + argv + ["--quiet", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert lines[0].startswith("bitplane-search: ")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not a zip", b"plain text"])
+def test_unreadable_model_file_is_one_line(tmp_path, capsys, content):
+    (tmp_path / "m.npz").write_bytes(content)
+    assert search.main(TINY[2:] + ["--model", str(tmp_path / "m.npz"), "--out",
+                                   str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bitplane-search: "), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert search.main(TINY + ["--generations", "1", "--out", str(tmp_path / "file" / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bitplane-search: cannot write the results:")
+
+
+def test_char_gru_search_confirms_on_unseen_characters(tmp_path, rng):
+    write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru", n_text=600)
+    out = tmp_path / "out"
+    assert search.main(["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams",
+                        "4", "--confirm-tokens", "200", "--pop", "8", "--generations", "2",
+                        "--threads", "1", "--quiet", "--no-plot", "--out", str(out)]) == 0
+    report = _front(out)
+    assert report["genes"] == ["rnn0.input", "rnn0.recurrent", "fc"]
+    for e in report["front"] + report["uniform"]:
+        assert np.isfinite(e["confirm_metric"]) and e["confirm_metric"] > 0
+    assert "after the 200 searched ones" in report["summary"]["confirm"]["workload"]
+    # The plan reproduces the searched metric, and the confirmation one.
+    plan = P.read_plan(out / "plan.json")
+    model = P.load_model(plan)
+    data = M.read(plan["model"])
+    wl = Workload(data, argparse.Namespace(tokens=200, streams=4, inputs=None,
+                                           activation="relu"))
+    assert M.bits_per_char(model.logits(wl.inputs), wl.targets) == plan["reported"]["metric"]
+    assert report["summary"]["plan_metric"] == plan["reported"]["metric"]
+    with pytest.raises(SystemExit):
+        search.main(["--confirm-tokens", "-1"])
+    # One gene per layer: the plan gives the GRU layer one count.
+    assert search.main(["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams",
+                        "4", "--confirm-tokens", "0", "--granularity", "layer", "--pop", "6",
+                        "--generations", "2", "--threads", "1", "--quiet", "--no-plot",
+                        "--out", str(tmp_path / "layer")]) == 0
+    report = _front(tmp_path / "layer")
+    assert report["genes"] == ["rnn0", "fc"] and "confirm" not in report["summary"]
+    assert report["search"]["distinct_plans"] <= 64
+    for e in report["front"]:
+        assert e["planes"]["rnn0.input"] == e["planes"]["rnn0.recurrent"]
+        assert "operators" not in e["plan"]["layers"][0]
+    assert search.main(["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams",
+                        "4", "--confirm-tokens", "401", "--quiet", "--out", str(out)]) == 2
