@@ -20,6 +20,7 @@ The sentences: the held-out fortunes shipped inside the bundled char-LSTM
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -129,12 +130,18 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 
 def load(directory: Optional[Path] = None) -> tuple:
-    """(weights, config) from the package's model.safetensors and config.json."""
+    """(weights, config) from the package's model.safetensors and config.json
+    (read once per process; the arrays are shared, do not modify them)."""
+    return _load(str(directory or model_dir()))
+
+
+@functools.lru_cache(maxsize=2)
+def _load(directory: str) -> tuple:
     from .models import _load_arrays
 
-    directory = directory or model_dir()
-    config = json.loads((directory / "config.json").read_text())
-    return _load_arrays(directory / "model.safetensors"), config
+    path = Path(directory)
+    config = json.loads((path / "config.json").read_text())
+    return _load_arrays(path / "model.safetensors"), config
 
 
 class MiniLM:
