@@ -301,6 +301,7 @@ def plot(wl: Workload, name: str, fp32: dict, rows: List[dict], out_dir: Path) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
 
     groups: Dict[tuple, List[dict]] = {}
     for r in rows:
@@ -353,11 +354,16 @@ def plot(wl: Workload, name: str, fp32: dict, rows: List[dict], out_dir: Path) -
             ax.annotate(str(r["planes"]), (x, r["metric"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
     front = pareto_front(rows, wl.higher_is_better)
-    ax.step([r["_latency"]["median"] for r in front], [r["metric"] for r in front],
-            where="post", color="grey", linewidth=4, alpha=0.35, label="Pareto front", zorder=0)
+    ax.plot([r["_latency"]["median"] for r in front], [r["metric"] for r in front],
+            drawstyle="steps-post", color="grey", linewidth=4, marker="o", markersize=13,
+            alpha=0.35, label="Pareto front (no configuration is both faster and better)",
+            zorder=0)
     ax.plot([fp32["spread"]["median"]], [fp32["metric"]], marker="*", markersize=12,
             color="black", linestyle="none", label="fp32 (NumPy/OpenBLAS)")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("median latency per forward pass (ms, log scale); numbers: planes")
     ax.set_ylabel(metric_label)
     ax.set_title(f"{name}: {wl.metric_name} vs latency (pick the plane count here)")
