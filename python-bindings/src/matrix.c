@@ -434,13 +434,15 @@ static PyMethodDef matrix_methods[] = {
      "y = W_n x (+ bias) for every row of x. x: float32, shape (cols,) or (batch, cols), rows "
      "contiguous (any row stride). Returns shape (rows,) or (batch, rows), written into `out` "
      "when given (float32, that shape, writable, rows contiguous).\n"
-     "planes: weight planes n, 1..bits (None = all). act_bits: 1..16 (None = 8). bias: float32 "
-     "(rows,). column_planes: one plane count per row of x (0 = `planes`). act_scale: 0 = "
+     "planes: weight planes n, 1..bits (None or 0 = all). act_bits: 1..16 (None or 0 = 8). "
+     "Any integer type (anything with __index__). An empty batch (0, cols) gives (0, rows). "
+     "bias: float32 (rows,). column_planes: one plane count per row of x (0 = `planes`). "
+     "act_scale: 0 = "
      "dynamic per-vector scale, > 0 a fixed scale (saturating). The GIL is released during "
      "the kernel; no array is copied."},
     {"dequantize", FN(matrix_dequantize), METH_VARARGS | METH_KEYWORDS,
      "dequantize(planes=None, out=None) -> numpy.ndarray\n\n"
-     "The effective float32 weights (rows, cols) at `planes` planes (None = all)."},
+     "The effective float32 weights (rows, cols) at `planes` planes (None or 0 = all)."},
     {"prefix_error", (PyCFunction)matrix_prefix_error, METH_O,
      "prefix_error(n) -> float\n\n"
      "Recorded relative weight error ||W - W_n||_F / ||W||_F with n planes (1..bits)."},
