@@ -434,8 +434,7 @@ class NoBackend(Exception):
     """No requested backend could run."""
 
 
-def sweep_model(name: str, args, progress) -> dict:
-    wl = make_workload(name, args)
+def sweep_model(wl: Workload, args, progress) -> dict:
     label = wl.name
     fp32_model = wl.build(fp32=True)
     ref = wl.forward(fp32_model)
@@ -510,9 +509,9 @@ def sweep_model(name: str, args, progress) -> dict:
 # What to do about a backend that cannot run, for a user who installed the
 # package with pip (the library's own message speaks of CMake options).
 PIP_ADVICE = {
-    "cuda": "the pip-built package has no CUDA plugin unless asked for: on a machine with nvcc "
+    "cuda": "The pip-built package has no CUDA plugin unless asked for: on a machine with nvcc "
             "and an NVIDIA GPU, pip install ./python-bindings -Ccmake.define.BP_CUDA=ON",
-    "opencl": "pip builds the OpenCL plugin only when the OpenCL ICD loader and headers are "
+    "opencl": "Pip builds the OpenCL plugin only when the OpenCL ICD loader and headers are "
               "installed (apt-get install ocl-icd-opencl-dev opencl-headers, and a driver "
               "such as pocl-opencl-icd); install them and reinstall the package",
 }
@@ -552,11 +551,16 @@ def run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     per_model = len(args.backend) * len(args.quantizer) * len(args.act_bits) * len(args.planes)
     results = []
+    try:  # every model file is read and checked before the progress bar starts
+        workloads = [make_workload(name, args) for name in args.model]
+    except (ValueError, ImportError, OSError, Error) as e:
+        print(f"bitplane-sweep: {e}", file=sys.stderr)
+        return 2
     with tqdm(total=per_model * len(args.model), desc="bitplane-sweep", unit="config",
               disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as progress:
-        for name in args.model:
+        for wl in workloads:
             try:
-                results.append(sweep_model(name, args, progress))
+                results.append(sweep_model(wl, args, progress))
             except (ValueError, ImportError, OSError, Error) as e:
                 progress.close()
                 print(f"bitplane-sweep: {e}", file=sys.stderr)
@@ -625,7 +629,7 @@ def run(args) -> int:
         for s in m["skipped_backends"]:
             advice = PIP_ADVICE.get(s["backend"])
             print(f"backend '{s['backend']}' skipped: {s['reason']}"
-                  + (f" ({advice})" if advice else ""))
+                  + (f" ({advice[0].lower() + advice[1:]})" if advice else ""))
     for text in warnings:
         print(f"warning: {text}", file=sys.stderr)
     print(f"\nwrote {out_dir / 'sweep.csv'}, {out_dir / 'sweep.json'}"
