@@ -355,19 +355,22 @@ def test_threads_share_a_matrix(rng):
     m = bp.Matrix.quantize(w)
     xs = [gauss(rng, (8, 200)) for _ in range(4)]
     want = [m.gemm(x, planes=p + 1) for p, x in enumerate(xs)]
-    got = [None] * 4
+    got = [[] for _ in range(4)]  # every result of every thread, not just its last
 
     def work(i):
+        ctx = bp.Context(threads=1)
         for _ in range(20):
-            got[i] = m.gemm(xs[i], planes=i + 1, context=bp.Context(threads=1))
+            got[i].append(m.gemm(xs[i], planes=i + 1, context=ctx))
 
     ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    for g, wv in zip(got, want):
-        assert np.array_equal(g, wv)
+    for results, wv in zip(got, want):
+        assert len(results) == 20
+        for g in results:
+            assert np.array_equal(g, wv)
 
 
 # ---- bit-equal to the C library ---------------------------------------------------------
