@@ -65,10 +65,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--clip", type=float, default=0.0,
                    help="uniform quantizer's clip ratio; 0 = automatic per row")
     p.add_argument("--group-size", type=int, default=None,
-                   help="Matrix.quantize's group_size (a scale per group of columns), when "
-                        "the installed library has that option; default: the library's")
-    p.add_argument("--rotation", action="store_true",
-                   help="Matrix.quantize's rotation=True, when the installed library has it")
+                   help="Matrix.quantize's group_size (columns per scale), passed as given "
+                        "when the installed library has that option; default: not passed")
+    p.add_argument("--rotation", type=int, default=None,
+                   help="Matrix.quantize's rotation (block of the rotation of K), passed as "
+                        "given when the installed library has that option; default: not "
+                        "passed")
     p.add_argument("--calibration", type=int, default=0,
                    help="minilm: quantize with Matrix.quantize's calibration option, from "
                         "this many other held-out sentences (0 = none), when the installed "
@@ -152,8 +154,8 @@ def quantize_options(args) -> dict:
     wanted = {}
     if args.group_size is not None:
         wanted["group_size"] = args.group_size
-    if args.rotation:
-        wanted["rotation"] = True
+    if args.rotation is not None:
+        wanted["rotation"] = args.rotation
     probe = dict(wanted)
     if args.calibration:
         probe["calibration"] = np.ones((4, 64), np.float32)
