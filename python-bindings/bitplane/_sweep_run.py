@@ -7,17 +7,16 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
 from . import __version__
 from . import models as M
-from ._bitplane import Context, Error, Matrix, UnsupportedError, version
+from ._bitplane import Context, Error, UnsupportedError, version
 
 DEFINITIONS = {
     "metric": "digits/MLP: top-1 accuracy (%) on the held-out test set; char models: bits per "
