@@ -88,3 +88,26 @@ def test_quantize_options_pass_through_only_when_supported(tmp_path, capsys):
         assert '"group_size": 32' in row["quantize_options"]
     else:
         assert rc == 2 and "has no Matrix.quantize option 'group_size'" in err
+
+
+def test_calibration_samples_reach_every_quantize_call(minilm, monkeypatch):
+    """--calibration: each Linear layer gets its own inputs (from the fp32
+    model on other sentences) as Matrix.quantize's calibration argument."""
+    directory, weights, config = minilm
+    tokens = E.tokenize(E.fortunes()[-2:], directory, max_tokens=16)
+    samples = E.MiniLM(weights, config, fp32=True).calibration_samples(tokens, max_rows=8)
+    assert len(samples) == 36
+    for name, x in samples.items():
+        cols = 1536 if name.endswith("output.dense") and "attention" not in name else 384
+        assert x.shape == (min(8, len(tokens.ids)), cols) and x.dtype == np.float32, name
+    seen = []
+
+    class Recording:
+        @staticmethod
+        def quantize(w, calibration=None, **kw):
+            seen.append((w.shape[1], None if calibration is None else calibration.shape[1]))
+            return bp.Matrix.quantize(w, **kw)
+
+    monkeypatch.setattr(E, "Matrix", Recording)
+    E.MiniLM(weights, config, calibration=samples)
+    assert len(seen) == 36 and all(cols == cal for cols, cal in seen)
