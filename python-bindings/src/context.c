@@ -39,7 +39,7 @@ const char *pybp_backend_name(bp_backend backend) {
     return "unknown";
 }
 
-/* Look a name up in one of the tables above; ValueError lists the choices. */
+/* Look a name up in one of the tables above; InvalidArgumentError lists the choices. */
 #define LOOKUP(table, field, what, text, out)                                                      \
     do {                                                                                           \
         size_t i_;                                                                                 \
@@ -55,9 +55,8 @@ const char *pybp_backend_name(bp_backend backend) {
                 strcat(choices_, table[i_].name);                                                  \
                 strcat(choices_, "'");                                                             \
             }                                                                                      \
-            PyErr_Format(PyExc_ValueError, "%s must be one of %s, got '%s'", what, choices_,       \
-                         text);                                                                    \
-            return NULL;                                                                           \
+            return pybp_raise_format(BP_ERR_INVALID_ARGUMENT, "%s must be one of %s, got '%s'",    \
+                                     what, choices_, text);                                        \
         }                                                                                          \
     } while (0)
 
@@ -112,8 +111,7 @@ static PyObject *context_cpu_kernel_name(PyBpContext *self, PyObject *args, PyOb
                                      &batch))
         return NULL;
     if (cols < 0 || batch < 0) {
-        PyErr_SetString(PyExc_ValueError, "cols and batch must be >= 0");
-        return NULL;
+        return pybp_raise_format(BP_ERR_INVALID_ARGUMENT, "cols and batch must be >= 0");
     }
     const char *name = bp_context_cpu_kernel_name(self->ctx, act_bits, (size_t)cols, (size_t)batch);
     if (!name)

@@ -5,6 +5,8 @@
  * is the class attribute and the instance attribute `status`. */
 #include "pybp.h"
 
+#include <stdarg.h>
+
 typedef struct {
     bp_status status;
     const char *name; /* class name inside the module */
@@ -81,14 +83,15 @@ int pybp_errors_init(PyObject *module) {
     return 0;
 }
 
-PyObject *pybp_raise(bp_status st) {
-    PyObject *type = error_base;
+PyObject *pybp_error_type(bp_status st) {
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
         if (classes[i].status == st)
-            type = classes[i].type;
-    const char *msg = bp_last_error();
-    if (!msg[0])
-        msg = bp_status_string(st);
+            return classes[i].type;
+    return error_base;
+}
+
+static PyObject *raise_message(bp_status st, const char *msg) {
+    PyObject *type = pybp_error_type(st);
     PyObject *exc = PyObject_CallFunction(type, "s", msg);
     if (!exc)
         return NULL;
@@ -100,4 +103,18 @@ PyObject *pybp_raise(bp_status st) {
     PyErr_SetObject(type, exc);
     Py_DECREF(exc);
     return NULL;
+}
+
+PyObject *pybp_raise(bp_status st) {
+    const char *msg = bp_last_error();
+    return raise_message(st, msg[0] ? msg : bp_status_string(st));
+}
+
+PyObject *pybp_raise_format(bp_status st, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    PyOS_vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return raise_message(st, msg);
 }

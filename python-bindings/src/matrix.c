@@ -20,23 +20,28 @@ static PyObject *wrap(PyTypeObject *type, bp_matrix *m, PyBpContext *context) {
     return (PyObject *)self;
 }
 
-/* None -> dflt; an int in [lo, INT_MAX] -> itself; else TypeError/ValueError.
- * Range checks against the matrix are the library's (with its message). */
+/* None -> dflt; anything with __index__ (int, numpy integers) -> itself, so
+ * 0 keeps the library's meaning (all planes, default act_bits). Floats and
+ * other types raise TypeError; range checks are the library's, with its message. */
 static int int_or_none(PyObject *obj, int dflt, const char *name, int *out) {
     if (!obj || obj == Py_None) {
         *out = dflt;
         return 0;
     }
-    if (!PyLong_Check(obj)) {
+    PyObject *index = PyNumber_Index(obj);
+    if (!index) {
+        PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s must be an int or None, got %s", name,
                      Py_TYPE(obj)->tp_name);
         return -1;
     }
-    long v = PyLong_AsLong(obj);
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+    Py_DECREF(index);
     if (v == -1 && PyErr_Occurred())
         return -1;
-    if (v < INT_MIN || v > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "%s is out of range: %ld", name, v);
+    if (overflow || v < INT_MIN || v > INT_MAX) {
+        pybp_raise_format(BP_ERR_OUT_OF_RANGE, "%s is out of range (it must fit a C int)", name);
         return -1;
     }
     *out = (int)v;
@@ -57,10 +62,8 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
     else if (!strcmp(method, "residual"))
         opt.method = BP_QUANT_RESIDUAL;
     else
-        return PyErr_Format(PyExc_ValueError, "method must be 'uniform' or 'residual', got '%s'",
-                            method);
-    if (opt.bits == 0) /* 0 would mean the default in C; in Python say 8. */
-        return PyErr_Format(PyExc_ValueError, "bits must be 1..%d, got 0", BP_MAX_BITS);
+        return pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                                 "method must be 'uniform' or 'residual', got '%s'", method);
     PyBpContext *context = pybp_resolve_context(context_obj);
     if (!context)
         return NULL;
@@ -85,8 +88,9 @@ static int *column_planes_get(PyObject *obj, size_t batch) {
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if ((size_t)n != batch) {
-        PyErr_Format(PyExc_ValueError,
-                     "column_planes must have one entry per column of x (%zu), got %zd", batch, n);
+        pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                          "column_planes must have one entry per column of x (%zu), got %zd", batch,
+                          n);
         Py_DECREF(seq);
         return NULL;
     }
@@ -127,16 +131,10 @@ static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs)
                                      &act_bits_obj, &bias_obj, &cp_obj, &run.act_scale, &out_obj,
                                      &context_obj))
         return NULL;
+    /* None and 0 both mean what 0 means in C: all planes, 8 activation bits. */
     if (int_or_none(planes_obj, 0, "planes", &run.planes) < 0 ||
-        int_or_none(act_bits_obj, 8, "act_bits", &run.act_bits) < 0)
+        int_or_none(act_bits_obj, 0, "act_bits", &run.act_bits) < 0)
         return NULL;
-    /* In C, 0 means "all" / "8"; in Python None does, and 0 is refused by the
-     * library's range check like any other bad value. */
-    if (planes_obj != Py_None && run.planes == 0)
-        return PyErr_Format(PyExc_ValueError, "planes must be None (all) or 1..%d, got 0",
-                            bp_matrix_bits(self->m));
-    if (act_bits_obj != Py_None && run.act_bits == 0)
-        return PyErr_Format(PyExc_ValueError, "act_bits must be None (8) or 1..16, got 0");
 
     size_t rows = bp_matrix_rows(self->m), cols = bp_matrix_cols(self->m);
     PyBpContext *context =
@@ -153,9 +151,10 @@ static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs)
     if (pybp_array_get(x_obj, "x", PYBP_READ, 1, 2, &x) < 0)
         goto done;
     if (x.n1 != cols) {
-        PyErr_Format(PyExc_ValueError,
-                     "x must have shape (cols,) or (batch, cols) with cols = %zu, got shape %s",
-                     cols, pybp_shape_str(&x, shape, sizeof shape));
+        pybp_raise_format(
+            BP_ERR_INVALID_ARGUMENT,
+            "x must have shape (cols,) or (batch, cols) with cols = %zu, got shape %s", cols,
+            pybp_shape_str(&x, shape, sizeof shape));
         goto done;
     }
     size_t batch = x.n0;
@@ -163,8 +162,9 @@ static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs)
         if (pybp_array_get(bias_obj, "bias", PYBP_READ, 1, 1, &bias) < 0)
             goto done;
         if (bias.n1 != rows) {
-            PyErr_Format(PyExc_ValueError, "bias must have shape (%zu,) (rows), got shape %s", rows,
-                         pybp_shape_str(&bias, shape, sizeof shape));
+            pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                              "bias must have shape (%zu,) (rows), got shape %s", rows,
+                              pybp_shape_str(&bias, shape, sizeof shape));
             goto done;
         }
         run.bias = bias.data;
@@ -173,6 +173,12 @@ static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs)
         if (!(column_planes = column_planes_get(cp_obj, batch)))
             goto done;
         run.column_planes = column_planes;
+    }
+    /* The library's batch limit, checked before an output of batch x rows
+     * floats is allocated (else an absurd batch is NumPy's MemoryError). */
+    if (batch > BP_MAX_DIM) {
+        pybp_raise_format(BP_ERR_SIZE_OVERFLOW, "batch must be <= %zu, got %zu", BP_MAX_DIM, batch);
+        goto done;
     }
     if (out_obj == Py_None)
         out_ref = pybp_empty_f32((Py_ssize_t)(x.ndim == 1 ? rows : batch),
@@ -185,12 +191,31 @@ static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs)
         goto done;
     if (out.n1 != rows || out.n0 != batch) {
         if (x.ndim == 1)
-            PyErr_Format(PyExc_ValueError, "out must have shape (%zu,) (rows), got shape %s", rows,
-                         pybp_shape_str(&out, shape, sizeof shape));
+            pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                              "out must have shape (%zu,) (rows), got shape %s", rows,
+                              pybp_shape_str(&out, shape, sizeof shape));
         else
-            PyErr_Format(PyExc_ValueError,
-                         "out must have shape (%zu, %zu) (batch, rows), got shape %s", batch, rows,
-                         pybp_shape_str(&out, shape, sizeof shape));
+            pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                              "out must have shape (%zu, %zu) (batch, rows), got shape %s", batch,
+                              rows, pybp_shape_str(&out, shape, sizeof shape));
+        goto done;
+    }
+    if (batch == 0) {
+        /* An empty batch gives an empty (0, rows) result, as numpy's matmul
+         * does; C rejects batch 0, so the run options are checked here with
+         * the library's rule and messages. */
+        int bits = bp_matrix_bits(self->m);
+        if (run.planes < 0 || run.planes > bits)
+            pybp_raise_format(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", bits,
+                              run.planes);
+        else if (run.act_bits < 0 || run.act_bits > PYBP_MAX_ACT_BITS)
+            pybp_raise_format(BP_ERR_OUT_OF_RANGE,
+                              "act_bits must be 0 (default 8) or 1..%d, got %d", PYBP_MAX_ACT_BITS,
+                              run.act_bits);
+        else {
+            result = out_ref;
+            out_ref = NULL;
+        }
         goto done;
     }
     bp_status st;
@@ -219,9 +244,6 @@ static PyObject *matrix_dequantize(PyBpMatrix *self, PyObject *args, PyObject *k
                                      &out_obj) ||
         int_or_none(planes_obj, 0, "planes", &planes) < 0)
         return NULL;
-    if (planes_obj != Py_None && planes == 0)
-        return PyErr_Format(PyExc_ValueError, "planes must be None (all) or 1..%d, got 0",
-                            bp_matrix_bits(self->m));
     size_t rows = bp_matrix_rows(self->m), cols = bp_matrix_cols(self->m);
     PyObject *out_ref;
     if (out_obj == Py_None)
@@ -239,8 +261,9 @@ static PyObject *matrix_dequantize(PyBpMatrix *self, PyObject *args, PyObject *k
     }
     if (out.n0 != rows || out.n1 != cols) {
         char shape[64];
-        PyErr_Format(PyExc_ValueError, "out must have shape (%zu, %zu) (rows, cols), got %s", rows,
-                     cols, pybp_shape_str(&out, shape, sizeof shape));
+        pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                          "out must have shape (%zu, %zu) (rows, cols), got %s", rows, cols,
+                          pybp_shape_str(&out, shape, sizeof shape));
         pybp_array_release(&out);
         Py_DECREF(out_ref);
         return NULL;
@@ -411,13 +434,15 @@ static PyMethodDef matrix_methods[] = {
      "y = W_n x (+ bias) for every row of x. x: float32, shape (cols,) or (batch, cols), rows "
      "contiguous (any row stride). Returns shape (rows,) or (batch, rows), written into `out` "
      "when given (float32, that shape, writable, rows contiguous).\n"
-     "planes: weight planes n, 1..bits (None = all). act_bits: 1..16 (None = 8). bias: float32 "
-     "(rows,). column_planes: one plane count per row of x (0 = `planes`). act_scale: 0 = "
+     "planes: weight planes n, 1..bits (None or 0 = all). act_bits: 1..16 (None or 0 = 8). "
+     "Any integer type (anything with __index__). An empty batch (0, cols) gives (0, rows). "
+     "bias: float32 (rows,). column_planes: one plane count per row of x (0 = `planes`). "
+     "act_scale: 0 = "
      "dynamic per-vector scale, > 0 a fixed scale (saturating). The GIL is released during "
      "the kernel; no array is copied."},
     {"dequantize", FN(matrix_dequantize), METH_VARARGS | METH_KEYWORDS,
      "dequantize(planes=None, out=None) -> numpy.ndarray\n\n"
-     "The effective float32 weights (rows, cols) at `planes` planes (None = all)."},
+     "The effective float32 weights (rows, cols) at `planes` planes (None or 0 = all)."},
     {"prefix_error", (PyCFunction)matrix_prefix_error, METH_O,
      "prefix_error(n) -> float\n\n"
      "Recorded relative weight error ||W - W_n||_F / ||W||_F with n planes (1..bits)."},

@@ -13,6 +13,9 @@
 
 #include <bitplane.h>
 
+/* act_bits range of bp_run_options (bitplane.h: "1..16; 0 = 8"). */
+#define PYBP_MAX_ACT_BITS 16
+
 typedef struct {
     PyObject_HEAD bp_context *ctx;
 } PyBpContext;
@@ -41,6 +44,11 @@ extern PyTypeObject PyBpMatrix_Type;
 int pybp_errors_init(PyObject *module);
 /* Raise the exception for st with bp_last_error() as message; returns NULL. */
 PyObject *pybp_raise(bp_status st);
+/* Raise the exception class of st with a message of the binding's own (for
+ * checks made before the library is called, e.g. shapes); returns NULL. */
+PyObject *pybp_raise_format(bp_status st, const char *fmt, ...);
+/* The exception class of st (bitplane.Error for an unknown status); borrowed. */
+PyObject *pybp_error_type(bp_status st);
 
 /* ---- context.c ---------------------------------------------------------- */
 

@@ -131,8 +131,6 @@ def test_library_status_becomes_exception_with_message(mat, rng):
         bp.Context(threads=-1)
     with pytest.raises(bp.InvalidArgumentError, match="rows must be > 0"):
         bp.Matrix.quantize(np.zeros((0, 4), np.float32))
-    with pytest.raises(bp.InvalidArgumentError, match="batch must be > 0"):
-        m.gemm(np.zeros((0, 100), np.float32))
     with pytest.raises(bp.OutOfRangeError, match=r"column_planes\[1\]"):
         m.gemm(gauss(rng, (2, 100)), column_planes=[1, 9])
 
@@ -218,8 +216,6 @@ def test_wrong_shape_is_value_error(mat, rng):
         m.gemm(gauss(rng, (3, 100)), column_planes=[1, 2])
     with pytest.raises(ValueError, match=r"out must have shape \(70, 100\) \(rows, cols\)"):
         m.dequantize(2, out=np.empty((100, 70), np.float32))
-    with pytest.raises(ValueError, match="planes must be None"):
-        m.gemm(gauss(rng, (100,)), planes=0)
 
 
 def test_wrong_strides_are_refused_not_copied(mat, rng):
@@ -359,19 +355,22 @@ def test_threads_share_a_matrix(rng):
     m = bp.Matrix.quantize(w)
     xs = [gauss(rng, (8, 200)) for _ in range(4)]
     want = [m.gemm(x, planes=p + 1) for p, x in enumerate(xs)]
-    got = [None] * 4
+    got = [[] for _ in range(4)]  # every result of every thread, not just its last
 
     def work(i):
+        ctx = bp.Context(threads=1)
         for _ in range(20):
-            got[i] = m.gemm(xs[i], planes=i + 1, context=bp.Context(threads=1))
+            got[i].append(m.gemm(xs[i], planes=i + 1, context=ctx))
 
     ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    for g, wv in zip(got, want):
-        assert np.array_equal(g, wv)
+    for results, wv in zip(got, want):
+        assert len(results) == 20
+        for g in results:
+            assert np.array_equal(g, wv)
 
 
 # ---- bit-equal to the C library ---------------------------------------------------------

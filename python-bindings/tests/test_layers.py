@@ -178,5 +178,5 @@ def test_char_rnn_model_and_bpc(tmp_path, rng, arch):
 
 def test_missing_bundled_model_message(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "MODELS_DIR", tmp_path)
-    with pytest.raises(FileNotFoundError, match="bundled model 'char-gru' is not installed"):
+    with pytest.raises(bp.FileError, match="bundled model 'char-gru' is not installed"):
         models.read("char-gru")

@@ -37,27 +37,39 @@ def test_sweep_mlp_and_lstm_writes_files(tmp_path, rng, capsys):
         rows = list(csv.DictReader(f))
     for model, metric in (("mlp", "accuracy"), ("lstm", "bpc")):
         mine = [r for r in rows if r["model"] == model]
-        base = [r for r in mine if r["quantizer"] == "fp32"]
+        base = [r for r in mine if r["kind"] == "fp32"]
         configs = [r for r in mine if r["backend"] == "cpu"]
         assert len(base) == 1 and len(configs) == 3 * 2 * 2
+        # No sentinel values: the baseline has no quantizer, act_bits or planes.
+        assert base[0]["backend"] == "numpy"
+        assert base[0]["quantizer"] == base[0]["act_bits"] == base[0]["planes"] == ""
         assert {(r["quantizer"], r["act_bits"], r["planes"]) for r in configs} == {
             (q, a, p) for q in ("uniform", "residual") for a in ("4", "8") for p in ("1", "2", "8")}
+        for r in configs + base:
+            lat = [float(r[f"latency_{k}_ms"]) for k in ("min", "p25")] + [
+                float(r["latency_ms"])] + [float(r[f"latency_{k}_ms"]) for k in ("p75", "max")]
+            assert 0 < lat[0] and lat == sorted(lat), r  # min <= p25 <= median <= p75 <= max
+            assert float(r["speedup_p25"]) <= float(r["speedup"]) <= float(r["speedup_p75"])
+            assert r["threads"] == "1"
         for r in configs:
-            assert r["metric_name"] == metric
-            assert float(r["latency_ms"]) > 0 and float(r["fp32_ms"]) > 0
-            assert float(r["speedup"]) == pytest.approx(
-                float(r["fp32_ms"]) / float(r["latency_ms"]), rel=1e-6)
+            assert r["kind"] == "bitplane" and r["metric_name"] == metric
+            assert float(r["fp32_p25_ms"]) <= float(r["fp32_ms"]) <= float(r["fp32_p75_ms"])
+            assert int(r["repeats"]) >= 2
             assert 0 <= float(r["rel_error"]) < 2 and 0 < float(r["weight_error"]) < 1
         # More planes, smaller weight error (same quantizer, same act_bits).
         u8 = {int(r["planes"]): float(r["weight_error"]) for r in configs
               if r["quantizer"] == "uniform" and r["act_bits"] == "8"}
         assert u8[1] > u8[2] > u8[8]
     # The synthetic MLP's labels are its fp32 predictions.
-    assert float(next(r for r in rows if r["model"] == "mlp" and r["quantizer"] == "fp32")
+    assert float(next(r for r in rows if r["model"] == "mlp" and r["kind"] == "fp32")
                  ["metric"]) == 100.0
 
     report = json.loads((out / "sweep.json").read_text())
     assert len(report["results"]) == 24 and report["library_version"]
+    # Both sides were pinned to the same thread count.
+    assert [b["num_threads"] for b in report["machine"]["blas_threads"]] == [1]
+    assert len(report["machine"]["load_average_before"]) == 3
+    assert isinstance(report["warnings"], list)
     assert {"metric", "rel_error", "latency_ms", "fp32_ms", "speedup"} <= set(
         report["definitions"])
     lstm = next(m for m in report["models"] if m["name"] == "lstm")
@@ -65,8 +77,9 @@ def test_sweep_mlp_and_lstm_writes_files(tmp_path, rng, capsys):
     skipped = {s["backend"] for m in report["models"] for s in m["skipped_backends"]}
     cuda_rows = [r for r in rows if r["backend"] == "cuda"]
     assert ("cuda" in skipped) != bool(cuda_rows)  # skipped with a reason, or it ran
-    for name in ("mlp_metric", "mlp_latency", "lstm_metric", "lstm_latency"):
-        _check_png(out / f"{name}.png")
+    for model in ("mlp", "lstm"):
+        for what in ("metric", "latency", "pareto"):
+            _check_png(out / f"{model}_{what}.png")
 
 
 def test_sweep_console_script_on_a_user_linear_stack(tmp_path, rng):
@@ -83,19 +96,113 @@ def test_sweep_console_script_on_a_user_linear_stack(tmp_path, rng):
                           str(tmp_path / "o")] + FAST, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stderr
-    assert "rel_error" in res.stdout
     rows = list(csv.DictReader(open(tmp_path / "o" / "sweep.csv")))
-    assert [r["planes"] for r in rows] == ["32", "2", "4"]
-    # With no labels the metric is the relative output error itself.
+    assert [r["planes"] for r in rows] == ["", "2", "4"]
+    # No labels but several outputs: agreement with fp32's top output, and
+    # the output error in its own column, once.
+    header = next(line for line in res.stdout.splitlines() if line.startswith("| backend"))
+    assert "agreement" in header and "vs fp32 (pt)" in header
+    assert header.count("rel err") == 1 and "rel_error" not in header
+    assert rows[0]["metric"] == "100.0"
     for r in rows[1:]:
-        assert float(r["metric"]) == pytest.approx(float(r["rel_error"]))
+        assert r["metric_name"] == "agreement" and 0 <= float(r["metric"]) <= 100
+        assert float(r["delta"]) == pytest.approx(float(r["metric"]) - 100.0)
     assert not list((tmp_path / "o").glob("*.png"))
+
+
+def test_single_output_stack_shows_its_error_once(tmp_path, rng, capsys):
+    np.savez(tmp_path / "reg.npz", **{"0.weight": rng.standard_normal((8, 6)).astype(np.float32),
+                                      "1.weight": rng.standard_normal((1, 8)).astype(np.float32)})
+    assert sweep.main(["--model", str(tmp_path / "reg.npz"), "--planes", "2", "--act-bits", "8",
+                       "--quantizer", "uniform", "--no-plots", "--out", str(tmp_path / "o")]
+                      + FAST) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("| backend"))
+    assert header.count("rel") == 1 and "vs fp32" not in header
 
 
 def test_sweep_reports_bad_arguments(tmp_path, capsys):
     assert sweep.main(["--model", str(tmp_path / "nope.npz"), "--out", str(tmp_path)]
                       + FAST) == 2
     assert "no model file" in capsys.readouterr().err
-    assert sweep.main(["--planes", "9", "--out", str(tmp_path)] + FAST) == 2
     with pytest.raises(SystemExit):
         sweep.main(["--planes", "a,b"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--planes", "9"], "planes must be 0 (all) or 1..8 (--bits), got 9"),
+    (["--act-bits", "17"], "act_bits must be 0 (default 8) or 1..16, got 17"),
+    (["--act-bits", "-1"], "act_bits must be 0 (default 8) or 1..16, got -1"),
+    (["--bits", "17"], "bits must be 0 (default 8) or 1..16, got 17"),
+    (["--quantizer", "ternary"], "method must be 'uniform' or 'residual', got 'ternary'"),
+])
+def test_out_of_range_values_use_the_library_words(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        sweep.parse_args(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_zero_means_the_default_as_in_the_library():
+    args = sweep.parse_args(["--planes", "0,2,8", "--act-bits", "0,4", "--bits", "0"])
+    assert args.bits == 8 and args.planes == [8, 2] and args.act_bits == [8, 4]
+
+
+def test_only_unavailable_backends_exit_nonzero_once(tmp_path, rng, capsys):
+    import bitplane as bp
+
+    try:
+        bp.Context(backend="cuda")
+        pytest.skip("a CUDA backend is available here")
+    except bp.UnsupportedError:
+        pass
+    write_mlp(tmp_path / "mlp.npz", rng)
+    rc = sweep.main(["--model", str(tmp_path / "mlp.npz"), "--backend", "cuda", "--out",
+                     str(tmp_path / "o")] + FAST)
+    captured = capsys.readouterr()
+    assert rc == 3
+    err = captured.err.strip()
+    assert err.count("\n") == 0 and err.count("not available") == 1, err
+    assert "-Ccmake.define.BP_CUDA=ON" in err and "--backend cpu" in err
+    assert "not available" not in captured.out
+
+
+def test_baseline_and_bitplane_alternate():
+    from bitplane._sweep_run import time_interleaved
+
+    calls = []
+    out, b, f = time_interleaved(lambda: calls.append("b"), lambda: calls.append("f") or 7,
+                                 repeats=4, min_time=0)
+    assert out == 7 and len(b) == len(f) == 4
+    assert "".join(calls) == "f" + "bf" "fb" "bf" "fb"  # warm-up, then ABBA pairs
+
+
+def test_unreliable_numbers_are_flagged():
+    from bitplane._sweep_run import warnings_for
+
+    quiet = {"min": 1, "p25": 1.0, "median": 1.0, "p75": 1.05, "max": 1.1}
+    noisy = {"min": 1, "p25": 1.0, "median": 1.2, "p75": 2.0, "max": 9}
+    row = lambda lat: {"_latency": lat, "_fp32_latency": quiet, "repeats": 9}  # noqa: E731
+    model = {"name": "m", "fp32": {"spread": quiet}, "rows": [row(quiet), row(quiet)]}
+    assert warnings_for([model], (0.1, 0.1, 0.1), 2) == []
+    assert "load average was 3.00 on 2 cores" in warnings_for([model], (3.0, 1, 1), 2)[0]
+    model["rows"][1] = row(noisy)
+    assert any("1 of 2 configurations" in w for w in warnings_for([model], (0.1, 0, 0), 2))
+    model["fp32"]["spread"] = noisy
+    assert any("fp32 baseline" in w for w in warnings_for([model], (0.1, 0, 0), 2))
+
+
+def test_plot_groups_stay_apart_and_pareto_front():
+    from bitplane._sweep_run import group_styles, pareto_front
+
+    keys = [(b, q, a) for b in ("cpu", "opencl") for q in ("uniform", "residual")
+            for a in (4, 8)]
+    styles, offsets = group_styles(keys, True)
+    # Every group is drawn differently and at its own x offset.
+    assert len({(s["marker"], s["linestyle"]) for s in styles.values()}) == len(keys)
+    assert len(set(offsets.values())) == len(keys)
+    assert max(abs(o) for o in offsets.values()) <= 0.12 + 1e-9
+    pts = [(1.0, 90), (2.0, 95), (1.5, 80), (3.0, 94), (4.0, 97)]
+    rows = [{"_latency": {"median": t}, "metric": m} for t, m in pts]
+    assert [(r["_latency"]["median"], r["metric"]) for r in pareto_front(rows, True)] == [
+        (1.0, 90), (2.0, 95), (4.0, 97)]
+    assert [r["metric"] for r in pareto_front(rows, False)] == [90, 80]
