@@ -2,14 +2,16 @@
 """Per-step latency of bitplane's C LSTM/GRU against ONNX Runtime's LSTM and
 GRU operators (fp32) and the NumPy fp32 loop, in one process, one thread.
 
-    build/venv/bin/python bench/rnn_bench.py --out bench/results
+    bench/run-rnn-bench.sh          (sets up .venv, then runs this with --out bench/results)
+    python bench/rnn_bench.py --out bench/results [--hidden 256 --batch 1 ...]
 
 For each cell (LSTM, GRU), batch (1, 16) and hidden size H (256, 1024, 2048;
 input size E = H), every runner processes the same random sequence of T
 steps (T = 32 / 16 / 8 for H = 256 / 1024 / 2048) and the per-step latency is
 the median over repeated runs of (time of the whole sequence) / T, so each
-includes its share of the input projection. Runners are timed in rounds, one
-sequence each in turn, so a machine whose load changes hits all alike. Runners:
+includes its share of the input projection. Runners are timed in rounds (per
+round and runner: one untimed sequence to bring its weights back into cache,
+then three timed), so a machine whose load changes hits all alike. Runners:
   ort      onnxruntime InferenceSession with one LSTM/GRU node (opset 14, GRU
            with linear_before_reset=1 as PyTorch), 1 intra-op thread; the
            graph is built with the onnx package's helpers, nothing downloaded
@@ -68,20 +70,22 @@ def loadavg():
         return "unknown"
 
 
-def interleaved_medians(fns, min_runs, min_time):
-    """Median seconds per call of every fn, timed in rounds (one call of each
-    fn per round, in turn) so that load changing over time hits every runner
-    alike: at least min_runs rounds and min_time seconds per fn."""
-    for fn in fns:
-        fn()  # warm-up
+def interleaved_medians(fns, min_runs, min_time, block=3):
+    """Median seconds per call of every fn, timed in rounds so that load
+    changing over time hits every runner alike. In a round each fn gets one
+    untimed call (its weights back in cache, as in a service that runs one
+    model) and then `block` timed calls. At least min_runs timed calls and
+    min_time seconds per fn."""
     times = [[] for _ in fns]
     start = time.perf_counter()
     while len(times[0]) < min_runs or time.perf_counter() - start < min_time * len(fns):
         for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
             fn()
-            ts.append(time.perf_counter() - t0)
-    return [statistics.median(ts) for ts in times], len(times[0])
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t0)
+    return [(statistics.median(ts), min(ts)) for ts in times], len(times[0])
 
 
 def ort_session(cell, w_ih, w_hh, b_ih, b_hh, t_len, batch, hidden):
@@ -175,26 +179,30 @@ def main(argv=None):
                                                          integer=mode == "integer")))
                 secs, n_runs = interleaved_medians([fn for _, fn in runners], a.min_runs,
                                                    a.min_time)
-                for (kw, _), sec in zip(runners, secs):
-                    rows.append(dict(base, **kw, us_per_step=1e6 * sec / t_len, runs=n_runs))
+                for (kw, _), (sec, best) in zip(runners, secs):
+                    rows.append(dict(base, **kw, us_per_step=1e6 * sec / t_len,
+                                     min_us_per_step=1e6 * best / t_len, runs=n_runs))
                 ort_row = next(r for r in rows if r["runner"] == "ort" and r["cell"] == cell
                                and r["hidden"] == hidden and r["batch"] == batch)
                 for r in rows:
                     if r["cell"] == cell and r["hidden"] == hidden and r["batch"] == batch:
                         r["speed_vs_ort"] = ort_row["us_per_step"] / r["us_per_step"]
+                        r["min_speed_vs_ort"] = ort_row["min_us_per_step"] / r["min_us_per_step"]
                 print(f"{cell} H={hidden} B={batch}: ort {ort_row['us_per_step']:.1f} us/step, "
                       + ", ".join(f"{r['mode'][0]}{r['planes']} {r['speed_vs_ort']:.2f}x"
                                   for r in rows if r["runner"] == "bitplane" and r["cell"] == cell
                                   and r["hidden"] == hidden and r["batch"] == batch),
                       flush=True)
     load_after = loadavg()
-    table = markdown(rows, cells, hiddens, batches, planes, modes)
+    table = markdown(rows, cells, hiddens, batches, planes, modes, "")
+    table_min = markdown(rows, cells, hiddens, batches, planes, modes, "min_")
     head = (f"CPU: {cpu_model()}; {os.cpu_count()} logical CPUs; 1 thread for every runner; "
             f"load average before {load_before}, after {load_after}; "
             f"bitplane {bitplane.version()}, act_bits {a.act_bits}; "
             f"{started:%Y-%m-%d %H:%M} UTC")
     print(head)
     print(table)
+    print("\nBest of the same runs (min instead of median):\n" + table_min)
     if a.out:
         os.makedirs(a.out, exist_ok=True)
         stem = os.path.join(a.out, f"rnn-cpu-{started:%Y-%m-%d}")
@@ -207,14 +215,18 @@ def main(argv=None):
             json.dump(dict(meta=meta, rows=rows), f, indent=1)
         with open(stem + ".md", "w") as f:
             f.write("# RNN per-step latency against ONNX Runtime\n\n")
-            f.write(f"`build/venv/bin/python bench/rnn_bench.py --out bench/results`\n\n{head}\n\n")
+            f.write(f"`bench/run-rnn-bench.sh` (`bench/rnn_bench.py --out bench/results`)"
+                    f"\n\n{head}\n\n")
             f.write("Speed as a multiple of ONNX Runtime's fp32 operator in the same run "
                     "(above 1 is faster); ORT and NumPy columns in µs per step.\n\n")
-            f.write(table + "\n")
+            f.write("Medians:\n\n" + table + "\n\n")
+            f.write("Minimum of the same runs (less sensitive to preemption on a loaded "
+                    "machine):\n\n" + table_min + "\n")
         print(f"wrote {stem}.md and {stem}.json")
 
 
-def markdown(rows, cells, hiddens, batches, planes, modes):
+def markdown(rows, cells, hiddens, batches, planes, modes, stat):
+    """stat: "" for medians, "min_" for the minimum."""
     cols = [f"{m} {n}p" for m in modes for n in planes]
     out = ["| cell | batch | H | ORT fp32 µs/step | NumPy fp32 | " + " | ".join(cols) + " |",
            "|" + "---|" * (5 + len(cols))]
@@ -226,12 +238,13 @@ def markdown(rows, cells, hiddens, batches, planes, modes):
                 if not sel:
                     continue
                 by = {(r["runner"], r.get("mode"), r.get("planes")): r for r in sel}
-                ort = by[("ort", None, None)]["us_per_step"]
+                ort = by[("ort", None, None)][stat + "us_per_step"]
                 npy = by[("numpy", None, None)]
-                cells_txt = [f"{by[('bitplane', m, n)]['speed_vs_ort']:.2f}x" for m in modes
-                             for n in planes]
+                cells_txt = [f"{by[('bitplane', m, n)][stat + 'speed_vs_ort']:.2f}x"
+                             for m in modes for n in planes]
                 out.append(f"| {cell} | {batch} | {hidden} | {ort:.1f} | "
-                           f"{npy['us_per_step']:.1f} µs ({npy['speed_vs_ort']:.2f}x) | "
+                           f"{npy[stat + 'us_per_step']:.1f} µs "
+                           f"({npy[stat + 'speed_vs_ort']:.2f}x) | "
                            + " | ".join(cells_txt) + " |")
     return "\n".join(out)
 
