@@ -12,7 +12,8 @@
  * per-column plane counts; then sizes beyond one launch (batch 300, more
  * row groups than gridDim.y, K = 2^20 with |D| near its bound). Then the
  * device-pointer API: fp32/fp16/bf16 in and out, a two-layer chain on one
- * stream, immediate argument errors and deferred non-finite reports.
+ * stream, immediate argument errors and deferred non-finite reports. Then
+ * the LSTM/GRU layers on each path against the CPU (gpu_conformance_rnn.c).
  *
  *   bp_gpu_conformance [--quick] [--seed S]
  * Prints one line per failure and "N passed, N failed" at the end.
@@ -29,6 +30,10 @@
 #include <time.h>
 
 static int passed, failed;
+
+/* tests/gpu_conformance_rnn.c */
+void gpu_conformance_rnn(bp_context *ref, bp_context *gpu[2], const char *names[2], int quick,
+                         uint64_t seed, int *passed, int *failed);
 static uint64_t rng_state;
 
 static uint64_t next(void) { /* splitmix64 */
@@ -460,6 +465,7 @@ int main(int argc, char **argv) {
     large(ref, gpu, names, quick);
     for (int k = 0; k < 2; k++)
         device_api(ref, gpu[k], names[k]);
+    gpu_conformance_rnn(ref, gpu, names, quick, seed, &passed, &failed);
 
     bp_context_destroy(gpu[0]);
     bp_context_destroy(gpu[1]);

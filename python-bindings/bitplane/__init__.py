@@ -11,7 +11,7 @@ every call picks how many planes to use (``planes``) and the activation bits
 >>> m.gemm(x, planes=4, act_bits=8).shape
 (4, 256)
 
-Everything from the C extension (``Context``, ``Matrix``, the exceptions) is
+Everything from the C extension (``Context``, ``Matrix``, ``RNN``, the exceptions) is
 re-exported here; ``bitplane.layers`` has Linear, LSTM and GRU layers,
 ``bitplane.models`` the bundled models, and ``bitplane.sweep`` the
 ``bitplane-sweep`` tool.
@@ -31,6 +31,7 @@ from ._bitplane import (
     NonFiniteError,
     OutOfMemoryError,
     OutOfRangeError,
+    RNN,
     SizeOverflowError,
     UnsupportedError,
     VersionError,
@@ -61,6 +62,7 @@ __all__ = [
     "NonFiniteError",
     "OutOfMemoryError",
     "OutOfRangeError",
+    "RNN",
     "SizeOverflowError",
     "UnsupportedError",
     "VersionError",

@@ -1,7 +1,7 @@
 """Type stubs for the C extension bitplane._bitplane."""
 
 import os
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -90,3 +90,63 @@ class Matrix:
     def method(self) -> str: ...
     @property
     def context(self) -> Context: ...
+
+_Planes = Union[None, int, Sequence[int]]
+
+class RNN:
+    """An LSTM or GRU stack run in C, one sequence per call (bitplane_rnn.h)."""
+
+    @classmethod
+    def quantize(
+        cls,
+        cell: str,
+        weights: Sequence[Tuple[_F32, _F32, Optional[_F32], Optional[_F32]]],
+        bits: int = 8,
+        method: str = "uniform",
+        clip: float = 0.0,
+        context: Optional[Context] = None,
+        split_gates: bool = False,
+    ) -> RNN: ...
+    def forward(
+        self,
+        x: _F32,
+        steps: int,
+        h0: Optional[_F32] = None,
+        c0: Optional[_F32] = None,
+        planes_ih: _Planes = None,
+        planes_hh: _Planes = None,
+        act_bits: Optional[int] = None,
+        integer: bool = False,
+    ) -> Tuple[_F32, _F32, Optional[_F32]]: ...
+    def step(
+        self,
+        x: _F32,
+        h: _F32,
+        c: Optional[_F32] = None,
+        planes_ih: _Planes = None,
+        planes_hh: _Planes = None,
+        act_bits: Optional[int] = None,
+        integer: bool = False,
+    ) -> None: ...
+    def prefix_error(self, layer: int, op: str, n: int, gate: int = -1) -> float: ...
+    def dequantize(self, layer: int, op: str, planes: int, gate: int = -1) -> _F32: ...
+    def save(self, path: _Path) -> None: ...
+    @classmethod
+    def load(cls, path: _Path, context: Optional[Context] = None) -> RNN: ...
+    def to_bytes(self) -> bytes: ...
+    @classmethod
+    def from_bytes(cls, data: bytes, context: Optional[Context] = None) -> RNN: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def layers(self) -> int: ...
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def gates(self) -> int: ...
+    @property
+    def split_gates(self) -> bool: ...
+    @property
+    def bits(self) -> int: ...

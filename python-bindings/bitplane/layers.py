@@ -3,16 +3,17 @@
 ``Linear``, ``LSTM`` and ``GRU`` follow PyTorch's conventions (weights stored
 as ``weight[out, in]``; LSTM gate order i, f, g, o; GRU gate order r, z, n with
 ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`` and ``h' = (1 - z) * n + z * h``).
-Every matrix product is a :meth:`bitplane.Matrix.gemm`; the elementwise work
-uses NumPy in float32.
+``Linear`` products are :meth:`bitplane.Matrix.gemm`. ``LSTM`` and ``GRU`` run
+in C (:class:`bitplane.RNN`, ``bitplane_rnn.h``): one call per sequence does
+the batched input projection, every step's recurrent product and the gate
+nonlinearities and state update; ``step()`` runs one step for streaming.
 
 Precision is chosen per call (``planes=``, ``act_bits=``), or per layer
 through the ``planes`` / ``act_bits`` attributes that a call's ``None`` falls
 back to. ``None`` everywhere means all planes and 8 activation bits.
 
 Every layer also has an ``fp32`` constructor whose products are NumPy
-``x @ W.T`` (OpenBLAS): the same elementwise code, so comparing the two
-isolates the effect of bitplane's products.
+``x @ W.T`` (OpenBLAS) with NumPy float32 elementwise work: the baseline.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ._bitplane import Context, Matrix
+from ._bitplane import RNN, Context, Matrix
 
 __all__ = ["DenseMatmul", "Linear", "LSTM", "GRU", "sigmoid"]
 
@@ -119,17 +120,42 @@ class Linear:
                 f"act_bits={self.act_bits})")
 
 
+class _RNNMatrix:
+    """One operator's weights of a C recurrent layer ("ih" or "hh"), with the
+    Matrix calls the sweep and tests use: ``prefix_error(n)``,
+    ``dequantize(planes)``, ``rows``, ``cols``, ``bits``, ``method``."""
+
+    def __init__(self, rnn: RNN, op: str, method: str, gate_norms):
+        self._rnn, self._op, self.method = rnn, op, method
+        self._gates = list(range(rnn.gates)) if rnn.split_gates else [-1]
+        self._norms = gate_norms  # ||W_g||_F per stored matrix
+        self.rows = rnn.gates * rnn.hidden_size
+        self.cols = rnn.input_size if op == "ih" else rnn.hidden_size
+        self.bits = rnn.bits
+
+    def prefix_error(self, n: int) -> float:
+        errs = [self._rnn.prefix_error(0, self._op, n, g) for g in self._gates]
+        num = sum((e * w) ** 2 for e, w in zip(errs, self._norms))
+        den = sum(w * w for w in self._norms)
+        return float(np.sqrt(num / den)) if den > 0 else 0.0
+
+    def dequantize(self, planes: Optional[int] = None) -> np.ndarray:
+        return np.concatenate([self._rnn.dequantize(0, self._op, planes or 0, g)
+                               for g in self._gates])
+
+
 class _Recurrent:
-    """Shared parts of LSTM and GRU: two matrices, per-layer precision, and the
-    input projection of a whole sequence as one batched product (activations
-    are quantized per vector, so batching over time changes no result)."""
+    """Shared parts of LSTM and GRU: the C layer (one ``RNN`` of one layer),
+    per-layer precision defaults, and the NumPy fp32 twin."""
 
     gates = 0
+    cell = ""
 
     def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, bits: int = 8,
                  method: str = "uniform", clip: float = 0.0,
                  context: Optional[Context] = None, planes: Optional[int] = None,
-                 act_bits: Optional[int] = None, _dense: bool = False):
+                 act_bits: Optional[int] = None, integer: bool = False,
+                 split_gates: bool = False, _dense: bool = False):
         w_ih = _f32(weight_ih, "weight_ih")
         w_hh = _f32(weight_hh, "weight_hh")
         g = self.gates
@@ -146,43 +172,116 @@ class _Recurrent:
         for name, b in (("bias_ih", self.bias_ih), ("bias_hh", self.bias_hh)):
             if b.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got {b.shape}")
-        if _dense:
-            self.w_ih, self.w_hh = DenseMatmul(w_ih), DenseMatmul(w_hh)
-        else:
-            self.w_ih = Matrix.quantize(w_ih, bits=bits, method=method, clip=clip,
-                                        context=context)
-            self.w_hh = Matrix.quantize(w_hh, bits=bits, method=method, clip=clip,
-                                        context=context)
         self.planes = planes
         self.act_bits = act_bits
+        self.integer = integer
+        self.rnn = None
+        if _dense:
+            self.w_ih, self.w_hh = DenseMatmul(w_ih), DenseMatmul(w_hh)
+            return
+        self.rnn = RNN.quantize(self.cell, [(w_ih, w_hh, self.bias_ih, self.bias_hh)], bits=bits,
+                                method=method, clip=clip, context=context,
+                                split_gates=split_gates)
+        blocks = g if split_gates else 1
+
+        def norms(w):
+            return [float(np.linalg.norm(b)) for b in np.split(w.astype(np.float64), blocks)]
+
+        self.w_ih = _RNNMatrix(self.rnn, "ih", method, norms(w_ih))
+        self.w_hh = _RNNMatrix(self.rnn, "hh", method, norms(w_hh))
 
     @classmethod
     def fp32(cls, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-        """The same layer with NumPy float32 products (the baseline)."""
+        """The same layer with NumPy float32 products and elementwise work (the baseline)."""
         return cls(weight_ih, weight_hh, bias_ih, bias_hh, _dense=True)
 
-    def _precision(self, planes, act_bits):
-        return (self.planes if planes is None else planes,
-                self.act_bits if act_bits is None else act_bits)
+    def _run_kwargs(self, planes, act_bits, planes_ih, planes_hh, integer):
+        planes = self.planes if planes is None else planes
+        return dict(planes_ih=planes if planes_ih is None else planes_ih,
+                    planes_hh=planes if planes_hh is None else planes_hh,
+                    act_bits=self.act_bits if act_bits is None else act_bits,
+                    integer=self.integer if integer is None else integer)
 
     def _inputs(self, x):
         """(T, B, input) float32 and whether the input was unbatched (T, input)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim == 2:
+        if x.ndim == 2 and x.shape[1] == self.input_size:
             return x[:, None, :], True
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"x must have shape (T, batch, {self.input_size}) or "
                              f"(T, {self.input_size}), got {x.shape}")
         return x, False
 
-    def _project_inputs(self, x, planes, act_bits):
-        t, b, e = x.shape
-        gi = self.w_ih.gemm(x.reshape(t * b, e), planes=planes, act_bits=act_bits,
-                            bias=self.bias_ih)
-        return gi.reshape(t, b, -1)
+    def _state(self, s, b, name):
+        a = np.ascontiguousarray(s, np.float32)
+        if a.size != b * self.hidden_size:
+            raise ValueError(f"{name} must have {b} x {self.hidden_size} values "
+                             f"(batch, hidden), got shape {a.shape}")
+        return a.reshape(b, self.hidden_size)
 
     def _zeros(self, b):
         return np.zeros((b, self.hidden_size), np.float32)
+
+    def _split_state(self, state, b):
+        """(h, c-or-None) from a call's state argument."""
+        raise NotImplementedError
+
+    def _join_state(self, h, c, unbatched):
+        raise NotImplementedError
+
+    def __call__(self, x, state=None, planes: Optional[int] = None,
+                 act_bits: Optional[int] = None, *, planes_ih=None, planes_hh=None,
+                 integer: Optional[bool] = None):
+        """Run a whole sequence: one C call (``fp32`` twins: a NumPy loop).
+
+        x: (T, batch, input_size) or (T, input_size). planes: both operators
+        (None = the layer's ``planes``, else all); planes_ih / planes_hh
+        override it per operator, as an int or one int per gate (layers made
+        with ``split_gates=True``). integer: the integer elementwise mode
+        (None = the layer's ``integer``). Returns (outputs, state).
+        """
+        x, unbatched = self._inputs(x)
+        t_len, b, _ = x.shape
+        h, c = self._split_state(state, b)
+        if self.rnn is None:
+            out, h, c = self._numpy_loop(x, h, c)
+        else:
+            kw = self._run_kwargs(planes, act_bits, planes_ih, planes_hh, integer)
+            y, h, c = self.rnn.forward(x.reshape(t_len * b, -1), t_len, h0=h, c0=c, **kw)
+            out = y.reshape(t_len, b, self.hidden_size)
+        if unbatched:
+            return out[:, 0], self._join_state(h, c, True)
+        return out, self._join_state(h, c, False)
+
+    def step(self, x, state=None, planes: Optional[int] = None,
+             act_bits: Optional[int] = None, *, planes_ih=None, planes_hh=None,
+             integer: Optional[bool] = None):
+        """One time step for streaming: x (batch, input_size) or (input_size,).
+        Returns (h, state). The state arrays are float32 and updated in place
+        when passed back in, so a stream allocates nothing per step. Equal,
+        bit for bit, to the sequence call over the same steps."""
+        if self.rnn is None:
+            raise TypeError("step() runs the C layer; an fp32 twin has only the sequence call")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        unbatched = x.ndim == 1
+        x2 = x[None, :] if unbatched else x
+        if x2.ndim != 2 or x2.shape[1] != self.input_size:
+            raise ValueError(f"x must have shape (batch, {self.input_size}) or "
+                             f"({self.input_size},), got {x.shape}")
+        b = x2.shape[0]
+        h, c = self._split_state(state, b)
+        h = self._zeros(b) if h is None else h
+        if self.gates == 4 and c is None:
+            c = self._zeros(b)
+        self.rnn.step(x2, h, c, **self._run_kwargs(planes, act_bits, planes_ih, planes_hh,
+                                                   integer))
+        return (h[0] if unbatched else h), self._join_state(h, c, False)
+
+    def __repr__(self) -> str:
+        kind = "fp32" if self.rnn is None else ("split gates" if self.rnn.split_gates else
+                                                "fused gates")
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, {kind}, "
+                f"planes={self.planes}, act_bits={self.act_bits}, integer={self.integer})")
 
 
 class LSTM(_Recurrent):
@@ -191,25 +290,30 @@ class LSTM(_Recurrent):
     ``layer(x, state=None, planes=None, act_bits=None)`` with x of shape
     (T, batch, input_size) or (T, input_size) returns ``(outputs, (h, c))``,
     outputs of shape (T, batch, hidden) (or (T, hidden)); state defaults to
-    zeros.
+    zeros. ``layer.step(x, state)`` runs one step.
     """
 
     gates = 4
+    cell = "lstm"
 
-    def __call__(self, x, state: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-                 planes: Optional[int] = None, act_bits: Optional[int] = None):
-        planes, act_bits = self._precision(planes, act_bits)
-        x, unbatched = self._inputs(x)
+    def _split_state(self, state, b):
+        if state is None:
+            return None, None
+        return self._state(state[0], b, "h"), self._state(state[1], b, "c")
+
+    def _join_state(self, h, c, unbatched):
+        return (h[0], c[0]) if unbatched else (h, c)
+
+    def _numpy_loop(self, x, h, c):
         t_len, b, _ = x.shape
         hs = self.hidden_size
-        h, c = (self._zeros(b), self._zeros(b)) if state is None else (
-            np.ascontiguousarray(state[0], np.float32).reshape(b, hs),
-            np.ascontiguousarray(state[1], np.float32).reshape(b, hs))
-        gi = self._project_inputs(x, planes, act_bits)
+        h = self._zeros(b) if h is None else h
+        c = self._zeros(b) if c is None else c
+        gi = self.w_ih.gemm(x.reshape(t_len * b, -1), bias=self.bias_ih).reshape(t_len, b, -1)
         gh = np.empty((b, 4 * hs), np.float32)
         outputs = np.empty((t_len, b, hs), np.float32)
         for t in range(t_len):
-            self.w_hh.gemm(h, planes=planes, act_bits=act_bits, bias=self.bias_hh, out=gh)
+            self.w_hh.gemm(h, bias=self.bias_hh, out=gh)
             gates = gi[t] + gh
             i = sigmoid(gates[:, :hs])
             f = sigmoid(gates[:, hs:2 * hs])
@@ -218,38 +322,38 @@ class LSTM(_Recurrent):
             c = f * c + i * g
             h = o * np.tanh(c)
             outputs[t] = h
-        if unbatched:
-            return outputs[:, 0], (h[0], c[0])
-        return outputs, (h, c)
+        return outputs, h, c
 
 
 class GRU(_Recurrent):
     """One GRU layer (PyTorch gate order r, z, n), sequence-first.
 
     ``layer(x, state=None, planes=None, act_bits=None)`` returns
-    ``(outputs, h)``; shapes as :class:`LSTM`.
+    ``(outputs, h)``; shapes as :class:`LSTM`. ``layer.step(x, h)`` runs one
+    step.
     """
 
     gates = 3
+    cell = "gru"
 
-    def __call__(self, x, state: Optional[np.ndarray] = None, planes: Optional[int] = None,
-                 act_bits: Optional[int] = None):
-        planes, act_bits = self._precision(planes, act_bits)
-        x, unbatched = self._inputs(x)
+    def _split_state(self, state, b):
+        return (None if state is None else self._state(state, b, "h")), None
+
+    def _join_state(self, h, c, unbatched):
+        return h[0] if unbatched else h
+
+    def _numpy_loop(self, x, h, c):
         t_len, b, _ = x.shape
         hs = self.hidden_size
-        h = self._zeros(b) if state is None else np.ascontiguousarray(
-            state, np.float32).reshape(b, hs)
-        gi = self._project_inputs(x, planes, act_bits)
+        h = self._zeros(b) if h is None else h
+        gi = self.w_ih.gemm(x.reshape(t_len * b, -1), bias=self.bias_ih).reshape(t_len, b, -1)
         gh = np.empty((b, 3 * hs), np.float32)
         outputs = np.empty((t_len, b, hs), np.float32)
         for t in range(t_len):
-            self.w_hh.gemm(h, planes=planes, act_bits=act_bits, bias=self.bias_hh, out=gh)
+            self.w_hh.gemm(h, bias=self.bias_hh, out=gh)
             r = sigmoid(gi[t, :, :hs] + gh[:, :hs])
             z = sigmoid(gi[t, :, hs:2 * hs] + gh[:, hs:2 * hs])
             n = np.tanh(gi[t, :, 2 * hs:] + r * gh[:, 2 * hs:])
             h = (np.float32(1.0) - z) * n + z * h
             outputs[t] = h
-        if unbatched:
-            return outputs[:, 0], h[0]
-        return outputs, h
+        return outputs, h, None

@@ -43,7 +43,8 @@ static struct PyModuleDef module_def = {
 };
 
 PyMODINIT_FUNC PyInit__bitplane(void) {
-    if (PyType_Ready(&PyBpContext_Type) < 0 || PyType_Ready(&PyBpMatrix_Type) < 0)
+    if (PyType_Ready(&PyBpContext_Type) < 0 || PyType_Ready(&PyBpMatrix_Type) < 0 ||
+        PyType_Ready(&PyBpRNN_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m)
@@ -56,6 +57,11 @@ PyMODINIT_FUNC PyInit__bitplane(void) {
     Py_INCREF(&PyBpMatrix_Type);
     if (PyModule_AddObject(m, "Matrix", (PyObject *)&PyBpMatrix_Type) < 0) {
         Py_DECREF(&PyBpMatrix_Type);
+        goto fail;
+    }
+    Py_INCREF(&PyBpRNN_Type);
+    if (PyModule_AddObject(m, "RNN", (PyObject *)&PyBpRNN_Type) < 0) {
+        Py_DECREF(&PyBpRNN_Type);
         goto fail;
     }
     if (pybp_errors_init(m) < 0 || PyModule_AddIntConstant(m, "MAX_BITS", BP_MAX_BITS) < 0 ||

@@ -27,6 +27,7 @@ typedef struct {
 
 extern PyTypeObject PyBpContext_Type;
 extern PyTypeObject PyBpMatrix_Type;
+extern PyTypeObject PyBpRNN_Type; /* rnn.c */
 
 /* st = call, with the GIL released around the call (every kernel, quantize,
  * file and context call goes through this). The caller keeps the buffers

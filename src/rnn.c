@@ -1,0 +1,195 @@
+/* bp_rnn objects: creation from PyTorch-layout weights, accessors. */
+#include "rnn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bp_status bp__rnn_alloc(bp_rnn_cell cell, size_t layers, size_t input, size_t hidden, int split,
+                        bp_rnn **out) {
+    int gates = bp__rnn_cell_gates(cell);
+    size_t rows;
+    bp_rnn *rnn = calloc(1, sizeof *rnn);
+    if (!rnn || !(rnn->layer = calloc(layers, sizeof *rnn->layer))) {
+        free(rnn);
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate an RNN of %zu layers", layers);
+    }
+    rnn->cell = cell;
+    rnn->gates = gates;
+    rnn->split = split;
+    rnn->layers = layers;
+    rnn->input = input;
+    rnn->hidden = hidden;
+    if (bp__mul_overflows((size_t)gates, hidden, &rows)) {
+        bp_rnn_destroy(rnn);
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "gates x hidden_size overflows size_t");
+    }
+    for (size_t l = 0; l < layers; l++) {
+        bp_rnn_layer *L = &rnn->layer[l];
+        L->in = l == 0 ? input : hidden;
+        L->bias_ih = calloc(rows, sizeof(float));
+        L->bias_hh = calloc(rows, sizeof(float));
+        if (!L->bias_ih || !L->bias_hh) {
+            bp_rnn_destroy(rnn);
+            return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate the biases of layer %zu", l);
+        }
+    }
+    *out = rnn;
+    return BP_OK;
+}
+
+void bp_rnn_destroy(bp_rnn *rnn) {
+    if (!rnn)
+        return;
+    for (size_t l = 0; rnn->layer && l < rnn->layers; l++) {
+        bp_rnn_layer *L = &rnn->layer[l];
+        for (int g = 0; g < BP_RNN_MAX_GATES; g++) {
+            bp_matrix_destroy(L->ih[g]);
+            bp_matrix_destroy(L->hh[g]);
+        }
+        free(L->bias_ih);
+        free(L->bias_hh);
+    }
+    free(rnn->layer);
+    free(rnn);
+}
+
+static bp_status check_finite(const float *v, size_t n, size_t layer, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return bp__fail(BP_ERR_NON_FINITE, "layer %zu: %s element %zu is %s", layer, name, i,
+                            isnan(v[i]) ? "NaN" : "Inf");
+    return BP_OK;
+}
+
+/* Quantize rows [row0, row0 + rows) of the (gates*hidden) x cols array w. */
+static bp_status quantize_rows(bp_context *ctx, const float *w, size_t row0, size_t rows,
+                               size_t cols, const bp_quant_options *quant, size_t layer,
+                               const char *name, bp_matrix **out) {
+    bp_status st = bp_matrix_quantize(ctx, w + row0 * cols, rows, cols, cols, quant, out);
+    if (st) { /* Prefix the matrix's own message with where it came from. */
+        char why[256];
+        snprintf(why, sizeof why, "%s", bp_last_error());
+        return bp__fail(st, "layer %zu %s: %s", layer, name, why);
+    }
+    return BP_OK;
+}
+
+bp_status bp_rnn_create(bp_context *ctx, bp_rnn_cell cell, size_t layers, size_t input_size,
+                        size_t hidden_size, const bp_rnn_layer_weights *weights,
+                        const bp_quant_options *quant, const bp_rnn_options *options,
+                        bp_rnn **out) {
+    if (!out)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_create: out must not be NULL");
+    *out = NULL;
+    if (!ctx || !weights)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_create: %s must not be NULL",
+                        !ctx ? "ctx" : "weights");
+    if (cell != BP_RNN_LSTM && cell != BP_RNN_GRU)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "cell must be BP_RNN_LSTM (1) or BP_RNN_GRU (2), got %d", (int)cell);
+    if (layers < 1 || layers > BP_RNN_MAX_LAYERS)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "layers must be 1..%d, got %zu", BP_RNN_MAX_LAYERS,
+                        layers);
+    bp_status st;
+    if ((st = bp__check_dim("input_size", input_size)) ||
+        (st = bp__check_dim("hidden_size", hidden_size)))
+        return st;
+    bp_rnn_options opt;
+    if ((st = bp__copy_options(&opt, sizeof opt, options, "bp_rnn_options")))
+        return st;
+    if (opt.split_gates != 0 && opt.split_gates != 1)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "split_gates must be 0 or 1, got %d", opt.split_gates);
+    int gates = bp__rnn_cell_gates(cell);
+    size_t rows = (size_t)gates * hidden_size;
+    if ((st = bp__check_dim("gates x hidden_size", rows)))
+        return st;
+    for (size_t l = 0; l < layers; l++) {
+        const bp_rnn_layer_weights *w = &weights[l];
+        size_t in = l == 0 ? input_size : hidden_size;
+        if (!w->weight_ih || !w->weight_hh)
+            return bp__fail(BP_ERR_INVALID_ARGUMENT, "layer %zu: %s must not be NULL", l,
+                            !w->weight_ih ? "weight_ih" : "weight_hh");
+        if ((st = check_finite(w->weight_ih, rows * in, l, "weight_ih")) ||
+            (st = check_finite(w->weight_hh, rows * hidden_size, l, "weight_hh")) ||
+            (w->bias_ih && (st = check_finite(w->bias_ih, rows, l, "bias_ih"))) ||
+            (w->bias_hh && (st = check_finite(w->bias_hh, rows, l, "bias_hh"))))
+            return st;
+    }
+
+    bp_rnn *rnn;
+    if ((st = bp__rnn_alloc(cell, layers, input_size, hidden_size, opt.split_gates, &rnn)))
+        return st;
+    int mats = bp__rnn_mats(rnn);
+    size_t mat_rows = rnn->split ? hidden_size : rows;
+    for (size_t l = 0; l < layers && !st; l++) {
+        const bp_rnn_layer_weights *w = &weights[l];
+        bp_rnn_layer *L = &rnn->layer[l];
+        if (w->bias_ih)
+            memcpy(L->bias_ih, w->bias_ih, rows * sizeof(float));
+        if (w->bias_hh)
+            memcpy(L->bias_hh, w->bias_hh, rows * sizeof(float));
+        for (int g = 0; g < mats && !st; g++) {
+            st = quantize_rows(ctx, w->weight_ih, (size_t)g * mat_rows, mat_rows, L->in, quant, l,
+                               "weight_ih", &L->ih[g]);
+            if (!st)
+                st = quantize_rows(ctx, w->weight_hh, (size_t)g * mat_rows, mat_rows, hidden_size,
+                                   quant, l, "weight_hh", &L->hh[g]);
+        }
+    }
+    if (st) {
+        bp_rnn_destroy(rnn);
+        return st;
+    }
+    rnn->bits = bp_matrix_bits(rnn->layer[0].ih[0]);
+    *out = rnn;
+    return BP_OK;
+}
+
+bp_rnn_cell bp_rnn_cell_kind(const bp_rnn *rnn) {
+    return rnn ? rnn->cell : (bp_rnn_cell)0;
+}
+size_t bp_rnn_layers(const bp_rnn *rnn) {
+    return rnn ? rnn->layers : 0;
+}
+size_t bp_rnn_input_size(const bp_rnn *rnn) {
+    return rnn ? rnn->input : 0;
+}
+size_t bp_rnn_hidden_size(const bp_rnn *rnn) {
+    return rnn ? rnn->hidden : 0;
+}
+int bp_rnn_gates(const bp_rnn *rnn) {
+    return rnn ? rnn->gates : 0;
+}
+int bp_rnn_split_gates(const bp_rnn *rnn) {
+    return rnn ? rnn->split : 0;
+}
+
+const bp_matrix *bp_rnn_matrix(const bp_rnn *rnn, size_t layer, bp_rnn_operator op, int gate) {
+    if (!rnn) {
+        bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_matrix: rnn must not be NULL");
+        return NULL;
+    }
+    if (layer >= rnn->layers) {
+        bp__fail(BP_ERR_OUT_OF_RANGE, "layer must be < %zu, got %zu", rnn->layers, layer);
+        return NULL;
+    }
+    if (op != BP_RNN_INPUT && op != BP_RNN_RECURRENT) {
+        bp__fail(BP_ERR_INVALID_ARGUMENT,
+                 "op must be BP_RNN_INPUT (0) or BP_RNN_RECURRENT (1), got %d", (int)op);
+        return NULL;
+    }
+    if (!rnn->split && gate != -1) {
+        bp__fail(BP_ERR_OUT_OF_RANGE, "gate must be -1 for an RNN with fused gates, got %d", gate);
+        return NULL;
+    }
+    if (rnn->split && (gate < 0 || gate >= rnn->gates)) {
+        bp__fail(BP_ERR_OUT_OF_RANGE, "gate must be 0..%d for an RNN with split gates, got %d",
+                 rnn->gates - 1, gate);
+        return NULL;
+    }
+    const bp_rnn_layer *L = &rnn->layer[layer];
+    int i = rnn->split ? gate : 0;
+    return op == BP_RNN_INPUT ? L->ih[i] : L->hh[i];
+}

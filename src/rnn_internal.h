@@ -1,0 +1,70 @@
+/*
+ * Internal definitions of the LSTM/GRU layer (src/rnn_*.c). Not installed.
+ * docs/rnn.md describes the numerics; bitplane_rnn.h the API.
+ */
+#ifndef BP_RNN_INTERNAL_H
+#define BP_RNN_INTERNAL_H
+
+#include "bitplane_rnn.h"
+#include "bp_internal.h"
+
+typedef struct bp_rnn_layer {
+    size_t in; /* input length of this layer */
+    /* Fused gates: [0] holds all gates*hidden rows. Split: [g] holds gate g. */
+    bp_matrix *ih[BP_RNN_MAX_GATES];
+    bp_matrix *hh[BP_RNN_MAX_GATES];
+    float *bias_ih, *bias_hh; /* gates*hidden each; zeros when none was given */
+} bp_rnn_layer;
+
+struct bp_rnn {
+    bp_rnn_cell cell;
+    int gates;
+    int split; /* 0 fused, 1 one matrix per gate */
+    int bits;  /* planes k of every matrix */
+    size_t layers, input, hidden;
+    bp_rnn_layer *layer;
+};
+
+static inline int bp__rnn_cell_gates(bp_rnn_cell cell) {
+    return cell == BP_RNN_LSTM ? 4 : cell == BP_RNN_GRU ? 3 : 0;
+}
+/* Matrices per operator: 1 fused, gates when split. */
+static inline int bp__rnn_mats(const bp_rnn *rnn) {
+    return rnn->split ? rnn->gates : 1;
+}
+
+/* An RNN shell with its layer array and zeroed biases; matrices NULL. */
+bp_status bp__rnn_alloc(bp_rnn_cell cell, size_t layers, size_t input, size_t hidden, int split,
+                        bp_rnn **out);
+
+/* ---- elementwise numerics (src/rnn_math.c) ---------------------------------- */
+
+/* Float mode: the library's own exp-based sigmoid and tanh, built from IEEE
+ * add, multiply, divide and exact bit operations only (no libm), so every
+ * build and platform computes the same bits. Max error: see docs/rnn.md. */
+float bp__rnn_sigmoid(float x);
+float bp__rnn_tanh(float x);
+void bp__rnn_sigmoid_array(float *v, size_t n);
+void bp__rnn_tanh_array(float *v, size_t n);
+
+/* Integer mode. Q3.12: int16 with 12 fraction bits; Q0.15: 15 fraction
+ * bits; Q4.11: 11 fraction bits. */
+#define BP_RNN_Q_PRE  12 /* gate pre-activations */
+#define BP_RNN_Q_GATE 15 /* gate outputs and the hidden state */
+#define BP_RNN_Q_CELL 11 /* LSTM cell state */
+
+/* float -> Q3.12: round to nearest even, saturate to int16. Only used on
+ * the float outputs of the products (the library's combine). */
+int32_t bp__rnn_q312(float v);
+/* Q3.12 -> Q0.15 by 256-segment piecewise-linear tables over [0, 8]. */
+int32_t bp__rnn_tanh_q15(int32_t x);
+int32_t bp__rnn_sigmoid_q15(int32_t x);
+/* v / 2^s rounded half up (add half, arithmetic shift). s >= 1. */
+static inline int32_t bp__rnn_rshift(int32_t v, int s) {
+    return (v + ((int32_t)1 << (s - 1))) >> s;
+}
+static inline int32_t bp__rnn_sat16(int32_t v) {
+    return v < -32768 ? -32768 : v > 32767 ? 32767 : v;
+}
+
+#endif /* BP_RNN_INTERNAL_H */

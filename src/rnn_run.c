@@ -1,0 +1,476 @@
+/*
+ * bp_rnn_forward and bp_rnn_step: per layer, the input projections of all
+ * steps as one batched product, then per step the recurrent product and the
+ * fused gate/state update. Products go through the context's backend
+ * (ctx->ops->gemm, the entry bp_gemm uses after validation), so the RNN runs
+ * on every backend; the elementwise part runs here, on the host, split over
+ * hidden units on the context's pool when it is large enough to pay.
+ * All scratch is one allocation per call.
+ */
+#include "rnn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* On the CPU backend the input projection runs as batched products of at
+ * most this many columns: the framework's batched path re-reads every
+ * column's prepared activations for each block of rows, so beyond about 16
+ * columns they leave the cache and each column costs 2.4x more (measured:
+ * 1024 x 256, 4 planes, act_bits 8: 55 us per column at batch 16, 130 at
+ * batch 64 and 512). Results do not depend on the split (batch invariance).
+ * Accelerators take the whole sequence in one product. */
+#define CPU_PROJECTION_COLUMNS 16
+
+/* Elementwise work below this many (batch x hidden) units stays on the
+ * calling thread: a pool round trip costs more than it saves. */
+#define PARALLEL_MIN_UNITS 16384
+
+static const char *gate_name(const bp_rnn *rnn, int g) {
+    static const char *lstm[] = {"i", "f", "g", "o"}, *gru[] = {"r", "z", "n"};
+    return rnn->cell == BP_RNN_LSTM ? lstm[g] : gru[g];
+}
+
+/* Resolved precision of one layer. */
+typedef struct layer_precision {
+    int planes_ih[BP_RNN_MAX_GATES], planes_hh[BP_RNN_MAX_GATES];
+    int act_bits;
+} layer_precision;
+
+static bp_status check_planes(const bp_rnn *rnn, int v, const char *what) {
+    if (v < 0 || v > rnn->bits)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "%s must be 0 (all) or 1..%d, got %d", what, rnn->bits,
+                        v);
+    return BP_OK;
+}
+
+static bp_status resolve_operator(const bp_rnn *rnn, size_t l, const char *op, int dflt,
+                                  const int *entry, int *out) {
+    char what[96];
+    for (int g = 0; g < BP_RNN_MAX_GATES; g++) {
+        int v = entry ? entry[g] : 0;
+        snprintf(what, sizeof what, "layers[%zu].%s[%d]", l, op, g);
+        if (g >= rnn->gates) {
+            if (v != 0)
+                return bp__fail(BP_ERR_OUT_OF_RANGE, "%s must be 0: a GRU has 3 gates, got %d",
+                                what, v);
+            continue;
+        }
+        bp_status st = check_planes(rnn, v, what);
+        if (st)
+            return st;
+        out[g] = v ? v : dflt ? dflt : rnn->bits;
+    }
+    if (!rnn->split)
+        for (int g = 1; g < rnn->gates; g++)
+            if (out[g] != out[0])
+                return bp__fail(BP_ERR_UNSUPPORTED,
+                                "layer %zu: %s gives gate %s %d planes and gate %s %d, but the "
+                                "RNN has fused gates; create it with split_gates = 1 for "
+                                "per-gate plane counts",
+                                l, op, gate_name(rnn, 0), out[0], gate_name(rnn, g), out[g]);
+    return BP_OK;
+}
+
+static bp_status resolve_precision(const bp_rnn *rnn, const bp_rnn_run_options *o,
+                                   layer_precision *prec) {
+    bp_status st;
+    if ((st = check_planes(rnn, o->planes_ih, "planes_ih")) ||
+        (st = check_planes(rnn, o->planes_hh, "planes_hh")))
+        return st;
+    if (o->act_bits < 0 || o->act_bits > BP_MAX_ACT_BITS)
+        return bp__fail(BP_ERR_OUT_OF_RANGE, "act_bits must be 0 (default 8) or 1..%d, got %d",
+                        BP_MAX_ACT_BITS, o->act_bits);
+    if (o->mode != BP_RNN_FLOAT && o->mode != BP_RNN_INTEGER)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "mode must be BP_RNN_FLOAT (0) or BP_RNN_INTEGER (1), got %d",
+                        (int)o->mode);
+    for (size_t l = 0; l < rnn->layers; l++) {
+        const bp_rnn_precision *e = o->layers ? &o->layers[l] : NULL;
+        layer_precision *p = &prec[l];
+        if ((st = resolve_operator(rnn, l, "planes_ih", o->planes_ih, e ? e->planes_ih : NULL,
+                                   p->planes_ih)) ||
+            (st = resolve_operator(rnn, l, "planes_hh", o->planes_hh, e ? e->planes_hh : NULL,
+                                   p->planes_hh)))
+            return st;
+        int a = e ? e->act_bits : 0;
+        if (a < 0 || a > BP_MAX_ACT_BITS)
+            return bp__fail(BP_ERR_OUT_OF_RANGE,
+                            "layers[%zu].act_bits must be 0 (run default) or 1..%d, got %d", l,
+                            BP_MAX_ACT_BITS, a);
+        a = a ? a : o->act_bits ? o->act_bits : 8;
+        if (o->mode == BP_RNN_INTEGER && a < 2)
+            return bp__fail(BP_ERR_OUT_OF_RANGE,
+                            "layer %zu: integer mode needs act_bits 2..16 (a fixed-point hidden "
+                            "state), got %d",
+                            l, a);
+        p->act_bits = a;
+    }
+    return BP_OK;
+}
+
+/* ---- the per-call state ------------------------------------------------------ */
+
+typedef struct rnn_call {
+    bp_context *ctx;
+    const bp_rnn *rnn;
+    bp_rnn_mode mode;
+    size_t steps, batch, H, GH;
+    layer_precision prec[BP_RNN_MAX_LAYERS];
+    void *mem;
+    float *gi;     /* steps x batch x GH: input projections of one layer */
+    int16_t *giq;  /* the same in Q3.12 (integer mode) */
+    float *seq[2]; /* steps x batch x H: layer outputs, alternating */
+    float *gh;     /* batch x GH: the step's recurrent product */
+    float *hinit;  /* batch x H: the layer's initial h as the product sees it */
+    float *cst;    /* batch x H: float cell state */
+    int16_t *h15;  /* batch x H: integer hidden state, Q0.15 */
+    int16_t *c11;  /* batch x H: integer cell state, Q4.11 */
+    float *hfin;   /* layers x batch x H */
+    float *cfin;   /* layers x batch x H */
+} rnn_call;
+
+/* Carve the scratch out of one allocation; every piece 64-byte aligned. */
+static bp_status alloc_scratch(rnn_call *c) {
+    size_t sb, sbg, sbh, lbh, bh, bgh;
+    size_t L = c->rnn->layers;
+    if (bp__mul_overflows(c->steps, c->batch, &sb) || bp__mul_overflows(sb, c->GH, &sbg) ||
+        bp__mul_overflows(sb, c->H, &sbh) || bp__mul_overflows(c->batch, c->H, &bh) ||
+        bp__mul_overflows(c->batch, c->GH, &bgh) || bp__mul_overflows(L, bh, &lbh) ||
+        sbg > SIZE_MAX / 16)
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "steps x batch x gates x hidden overflows size_t");
+    bool integer = c->mode == BP_RNN_INTEGER;
+    size_t sizes[] = {
+        sbg * sizeof(float),
+        integer ? sbg * sizeof(int16_t) : 0,
+        sbh * sizeof(float),
+        sbh * sizeof(float),
+        bgh * sizeof(float),
+        bh * sizeof(float),
+        bh * sizeof(float),
+        integer ? bh * sizeof(int16_t) : 0,
+        integer ? bh * sizeof(int16_t) : 0,
+        lbh * sizeof(float),
+        lbh * sizeof(float),
+    };
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    size_t off[N], total = 0;
+    for (int i = 0; i < N; i++) {
+        off[i] = total;
+        size_t add = bp__round_up(sizes[i], BP_ALIGN);
+        if (add < sizes[i] || bp__add_overflows(total, add, &total))
+            return bp__fail(BP_ERR_SIZE_OVERFLOW, "RNN scratch size overflows size_t");
+    }
+    unsigned char *mem = bp__aligned_alloc(total ? total : BP_ALIGN);
+    if (!mem)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of RNN scratch", total);
+    c->mem = mem;
+    c->gi = (float *)(mem + off[0]);
+    c->giq = (int16_t *)(mem + off[1]);
+    c->seq[0] = (float *)(mem + off[2]);
+    c->seq[1] = (float *)(mem + off[3]);
+    c->gh = (float *)(mem + off[4]);
+    c->hinit = (float *)(mem + off[5]);
+    c->cst = (float *)(mem + off[6]);
+    c->h15 = (int16_t *)(mem + off[7]);
+    c->c11 = (int16_t *)(mem + off[8]);
+    c->hfin = (float *)(mem + off[9]);
+    c->cfin = (float *)(mem + off[10]);
+    return BP_OK;
+}
+
+/* y[.. + g*rows] = W[g] x + bias for every matrix of one operator. */
+static bp_status product(rnn_call *c, bp_matrix *const *mats, const float *bias, const int *planes,
+                         int act_bits, float act_scale, const float *x, size_t batch, size_t ldx,
+                         float *y) {
+    const bp_rnn *rnn = c->rnn;
+    int n = bp__rnn_mats(rnn);
+    size_t rows = rnn->split ? c->H : c->GH;
+    for (int g = 0; g < n; g++) {
+        bp_gemm_args a = {
+            .m = mats[g],
+            .x = x,
+            .batch = batch,
+            .ldx = ldx,
+            .y = y + (size_t)g * rows,
+            .ldy = c->GH,
+            .planes = planes[g],
+            .act_bits = act_bits,
+            .bias = bias + (size_t)g * rows,
+            .column_planes = NULL,
+            .act_scale = act_scale,
+        };
+        bp_status st = c->ctx->ops->gemm(c->ctx, &a);
+        if (st)
+            return st;
+    }
+    return BP_OK;
+}
+
+/* ---- the fused cell update ------------------------------------------------------ */
+
+typedef struct cell_job {
+    const rnn_call *c;
+    const float *gi;    /* batch x GH, this step */
+    const int16_t *giq; /* batch x GH, this step (integer mode) */
+    const float *hprev; /* batch x H */
+    float *hout;        /* batch x H */
+    size_t chunk;       /* units per task */
+} cell_job;
+
+static void lstm_float(const cell_job *job, size_t b, size_t j0, size_t j1) {
+    size_t H = job->c->H, n = j1 - j0;
+    float *p = job->c->gh + b * job->c->GH;
+    const float *xi = job->gi + b * job->c->GH;
+    for (int g = 0; g < 4; g++)
+        for (size_t j = j0; j < j1; j++)
+            p[g * H + j] = xi[g * H + j] + p[g * H + j];
+    bp__rnn_sigmoid_array(p + j0, n);
+    bp__rnn_sigmoid_array(p + H + j0, n);
+    bp__rnn_tanh_array(p + 2 * H + j0, n);
+    bp__rnn_sigmoid_array(p + 3 * H + j0, n);
+    float *cs = job->c->cst + b * H, *h = job->hout + b * H;
+    for (size_t j = j0; j < j1; j++) {
+        float cn = p[H + j] * cs[j] + p[j] * p[2 * H + j];
+        cs[j] = cn;
+        h[j] = cn;
+    }
+    bp__rnn_tanh_array(h + j0, n);
+    for (size_t j = j0; j < j1; j++)
+        h[j] = p[3 * H + j] * h[j];
+}
+
+static void gru_float(const cell_job *job, size_t b, size_t j0, size_t j1) {
+    size_t H = job->c->H, n = j1 - j0;
+    float *p = job->c->gh + b * job->c->GH;
+    const float *xi = job->gi + b * job->c->GH;
+    const float *hp = job->hprev + b * H;
+    float *h = job->hout + b * H;
+    for (size_t j = j0; j < j1; j++) {
+        p[j] = xi[j] + p[j];
+        p[H + j] = xi[H + j] + p[H + j];
+    }
+    bp__rnn_sigmoid_array(p + j0, n);     /* r */
+    bp__rnn_sigmoid_array(p + H + j0, n); /* z */
+    for (size_t j = j0; j < j1; j++)
+        p[2 * H + j] = xi[2 * H + j] + p[j] * p[2 * H + j];
+    bp__rnn_tanh_array(p + 2 * H + j0, n); /* n */
+    for (size_t j = j0; j < j1; j++)
+        h[j] = (1.0f - p[H + j]) * p[2 * H + j] + p[H + j] * hp[j];
+}
+
+/* Q0.15 state -> the float the next product reads: exact (|h| <= 2^15). */
+static inline float q15_to_float(int32_t h) {
+    return (float)h * (1.0f / 32768.0f);
+}
+
+static void lstm_integer(const cell_job *job, size_t b, size_t j0, size_t j1) {
+    size_t H = job->c->H;
+    const float *p = job->c->gh + b * job->c->GH;
+    const int16_t *xq = job->giq + b * job->c->GH;
+    int16_t *hq = job->c->h15 + b * H, *cq = job->c->c11 + b * H;
+    float *h = job->hout + b * H;
+    for (size_t j = j0; j < j1; j++) {
+        int32_t pi = bp__rnn_sat16(xq[j] + bp__rnn_q312(p[j]));
+        int32_t pf = bp__rnn_sat16(xq[H + j] + bp__rnn_q312(p[H + j]));
+        int32_t pg = bp__rnn_sat16(xq[2 * H + j] + bp__rnn_q312(p[2 * H + j]));
+        int32_t po = bp__rnn_sat16(xq[3 * H + j] + bp__rnn_q312(p[3 * H + j]));
+        int32_t i = bp__rnn_sigmoid_q15(pi), f = bp__rnn_sigmoid_q15(pf);
+        int32_t g = bp__rnn_tanh_q15(pg), o = bp__rnn_sigmoid_q15(po);
+        /* Q0.15 * Q4.11 >> 15 and Q0.15 * Q0.15 >> 19 are both Q4.11. */
+        int32_t cn = bp__rnn_sat16(bp__rnn_rshift(f * cq[j], 15) + bp__rnn_rshift(i * g, 19));
+        cq[j] = (int16_t)cn;
+        /* Q4.11 -> Q3.12 (saturating: tanh is 1 to 15 bits beyond 8). */
+        int32_t tc = bp__rnn_tanh_q15(bp__rnn_sat16(cn * 2));
+        int32_t hn = bp__rnn_rshift(o * tc, 15);
+        hq[j] = (int16_t)hn;
+        h[j] = q15_to_float(hn);
+    }
+}
+
+static void gru_integer(const cell_job *job, size_t b, size_t j0, size_t j1) {
+    size_t H = job->c->H;
+    const float *p = job->c->gh + b * job->c->GH;
+    const int16_t *xq = job->giq + b * job->c->GH;
+    int16_t *hq = job->c->h15 + b * H;
+    float *h = job->hout + b * H;
+    for (size_t j = j0; j < j1; j++) {
+        int32_t r = bp__rnn_sigmoid_q15(bp__rnn_sat16(xq[j] + bp__rnn_q312(p[j])));
+        int32_t z = bp__rnn_sigmoid_q15(bp__rnn_sat16(xq[H + j] + bp__rnn_q312(p[H + j])));
+        /* Q0.15 * Q3.12 >> 15 is Q3.12. */
+        int32_t rn = bp__rnn_rshift(r * bp__rnn_q312(p[2 * H + j]), 15);
+        int32_t n = bp__rnn_tanh_q15(bp__rnn_sat16(xq[2 * H + j] + rn));
+        /* h' = n + z (h - n): |z (h - n)| <= 32757 * 65534 < 2^31. */
+        int32_t hn = n + bp__rnn_rshift(z * (hq[j] - n), 15);
+        hn = hn < -32767 ? -32767 : hn > 32767 ? 32767 : hn;
+        hq[j] = (int16_t)hn;
+        h[j] = q15_to_float(hn);
+    }
+}
+
+static void cell_task(void *arg, size_t task, int worker) {
+    (void)worker;
+    const cell_job *job = arg;
+    const rnn_call *c = job->c;
+    size_t j0 = task * job->chunk, j1 = j0 + job->chunk < c->H ? j0 + job->chunk : c->H;
+    bool lstm = c->rnn->cell == BP_RNN_LSTM, integer = c->mode == BP_RNN_INTEGER;
+    for (size_t b = 0; b < c->batch; b++) {
+        if (integer)
+            (lstm ? lstm_integer : gru_integer)(job, b, j0, j1);
+        else
+            (lstm ? lstm_float : gru_float)(job, b, j0, j1);
+    }
+}
+
+static void cell_update(rnn_call *c, cell_job *job) {
+    size_t units = c->batch * c->H;
+    if (c->ctx->threads > 1 && units >= PARALLEL_MIN_UNITS) {
+        size_t tasks = (size_t)c->ctx->threads * 4;
+        job->chunk = bp__round_up((c->H + tasks - 1) / tasks, 16);
+        bp__parallel_for(c->ctx, (c->H + job->chunk - 1) / job->chunk, cell_task, job);
+    } else {
+        job->chunk = c->H;
+        cell_task(job, 0, 0);
+    }
+}
+
+/* ---- one layer over the whole sequence ----------------------------------------- */
+
+static bp_status run_layer(rnn_call *c, size_t l, const float *in, const float *h0,
+                           const float *c0) {
+    const bp_rnn *rnn = c->rnn;
+    const bp_rnn_layer *L = &rnn->layer[l];
+    const layer_precision *p = &c->prec[l];
+    bool integer = c->mode == BP_RNN_INTEGER;
+    size_t H = c->H, B = c->batch, bh = B * H, sb = c->steps * B;
+    float *out = c->seq[l & 1];
+    /* Integer mode feeds the products its Q0.15 states with the fixed scale
+     * 2^-(act_bits-1); layer 0's input is the caller's and uses the dynamic
+     * rule. */
+    float fixed = integer ? ldexpf(1.0f, -(p->act_bits - 1)) : 0.0f;
+
+    bp_status st = product(c, L->ih, L->bias_ih, p->planes_ih, p->act_bits, l ? fixed : 0.0f, in,
+                           sb, L->in, c->gi);
+    if (st)
+        return st;
+    if (integer)
+        for (size_t i = 0; i < sb * c->GH; i++)
+            c->giq[i] = (int16_t)bp__rnn_q312(c->gi[i]);
+
+    /* Initial state. */
+    for (size_t i = 0; i < bh; i++) {
+        float h = h0 ? h0[i] : 0.0f, cv = c0 ? c0[i] : 0.0f;
+        if (integer) {
+            int32_t hq = (int32_t)rintf(fminf(fmaxf(h * 32768.0f, -32767.0f), 32767.0f));
+            c->h15[i] = (int16_t)hq;
+            c->hinit[i] = q15_to_float(hq);
+            c->c11[i] = (int16_t)rintf(fminf(fmaxf(cv * 2048.0f, -32768.0f), 32767.0f));
+        } else {
+            c->hinit[i] = h;
+            c->cst[i] = cv;
+        }
+    }
+
+    cell_job job = {.c = c};
+    for (size_t t = 0; t < c->steps; t++) {
+        job.hprev = t ? out + (t - 1) * bh : c->hinit;
+        job.hout = out + t * bh;
+        job.gi = c->gi + t * B * c->GH;
+        job.giq = c->giq + t * B * c->GH;
+        if ((st = product(c, L->hh, L->bias_hh, p->planes_hh, p->act_bits, fixed, job.hprev, B, H,
+                          c->gh)))
+            return st;
+        cell_update(c, &job);
+    }
+    memcpy(c->hfin + l * bh, out + (c->steps - 1) * bh, bh * sizeof(float));
+    if (rnn->cell == BP_RNN_LSTM)
+        for (size_t i = 0; i < bh; i++)
+            c->cfin[l * bh + i] = integer ? (float)c->c11[i] * (1.0f / 2048.0f) : c->cst[i];
+    return BP_OK;
+}
+
+static bp_status check_finite(const float *v, size_t n, const char *name) {
+    for (size_t i = 0; v && i < n; i++)
+        if (!isfinite(v[i]))
+            return bp__fail(BP_ERR_NON_FINITE, "%s: element %zu is %s", name, i,
+                            isnan(v[i]) ? "NaN" : "Inf");
+    return BP_OK;
+}
+
+static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t steps, size_t batch,
+                     const float *h0, const float *c0, float *y, float *h_n, float *c_n,
+                     const bp_rnn_run_options *options, bool step) {
+    const char *fn = step ? "bp_rnn_step" : "bp_rnn_forward";
+    if (!ctx || !rnn || !x)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s: %s must not be NULL", fn,
+                        !ctx   ? "ctx"
+                        : !rnn ? "rnn"
+                               : "x");
+    if (rnn->cell == BP_RNN_GRU && (c0 || c_n))
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "%s: %s must be NULL for a GRU (it has no cell state)", fn,
+                        c0 ? (c_n == c0 ? "c" : "c0") : "c_n");
+    bp_status st;
+    if ((st = bp__check_dim("steps", steps)) || (st = bp__check_dim("batch", batch)))
+        return st;
+    size_t sb, xn, bh, lbh;
+    if (bp__mul_overflows(steps, batch, &sb) || sb > BP_MAX_DIM)
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "steps x batch must be <= %zu, got %zu x %zu",
+                        BP_MAX_DIM, steps, batch);
+    if (bp__mul_overflows(sb, rnn->input, &xn) || bp__mul_overflows(batch, rnn->hidden, &bh) ||
+        bp__mul_overflows(rnn->layers, bh, &lbh))
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "input or state size overflows size_t");
+
+    bp_rnn_run_options opt;
+    if ((st = bp__copy_options(&opt, sizeof opt, options, "bp_rnn_run_options")))
+        return st;
+    rnn_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate the RNN call state");
+    c->ctx = ctx;
+    c->rnn = rnn;
+    c->mode = opt.mode;
+    c->steps = steps;
+    c->batch = batch;
+    c->H = rnn->hidden;
+    c->GH = (size_t)rnn->gates * rnn->hidden;
+    if ((st = resolve_precision(rnn, &opt, c->prec)) || (st = check_finite(x, xn, "x")) ||
+        (st = check_finite(h0, lbh, step ? "h" : "h0")) ||
+        (st = check_finite(c0, lbh, step ? "c" : "c0")) || (st = alloc_scratch(c))) {
+        free(c);
+        return st;
+    }
+    for (size_t l = 0; l < rnn->layers && !st; l++)
+        st = run_layer(c, l, l ? c->seq[(l - 1) & 1] : x, h0 ? h0 + l * bh : NULL,
+                       c0 ? c0 + l * bh : NULL);
+    if (!st) { /* Outputs only now, so inputs may alias them. */
+        if (y)
+            memcpy(y, c->seq[(rnn->layers - 1) & 1], sb * rnn->hidden * sizeof(float));
+        if (h_n)
+            memcpy(h_n, c->hfin, lbh * sizeof(float));
+        if (c_n)
+            memcpy(c_n, c->cfin, lbh * sizeof(float));
+    }
+    bp__aligned_free(c->mem);
+    free(c);
+    return st;
+}
+
+bp_status bp_rnn_forward(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t steps,
+                         size_t batch, const float *h0, const float *c0, float *y, float *h_n,
+                         float *c_n, const bp_rnn_run_options *options) {
+    if (!y)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_forward: y must not be NULL");
+    return run(ctx, rnn, x, steps, batch, h0, c0, y, h_n, c_n, options, false);
+}
+
+bp_status bp_rnn_step(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t batch, float *h,
+                      float *c, const bp_rnn_run_options *options) {
+    if (!h)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_step: h must not be NULL");
+    if (rnn && rnn->cell == BP_RNN_LSTM && !c)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "bp_rnn_step: c must not be NULL for an LSTM (its cell state)");
+    return run(ctx, rnn, x, 1, batch, h, c, NULL, h, c, options, true);
+}

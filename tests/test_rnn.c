@@ -1,0 +1,642 @@
+/*
+ * LSTM and GRU layers (bitplane_rnn.h): against a float64 reference of
+ * PyTorch's equations on the effective (dequantized) weights; sequence calls
+ * equal step calls bit for bit; fused and split gates agree; every backend
+ * and CPU path gives identical h; the integer mode's tables and its
+ * distance from the float mode; save/load round trips, corruption and every
+ * bad argument.
+ */
+#include "test_util.h"
+#include "rnn_internal.h"
+
+#include "tu_criterion.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+TestSuite(rnn, .fini = tu_suite_fini);
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Random weights for a stack, with the sizes of each array. */
+typedef struct model {
+    bp_rnn_cell cell;
+    int gates;
+    size_t layers, in, H;
+    float *w_ih[3], *w_hh[3], *b_ih[3], *b_hh[3];
+    bp_rnn_layer_weights lw[3];
+} model;
+
+static void model_init(model *md, tu_rng *rng, bp_rnn_cell cell, size_t layers, size_t in,
+                       size_t H) {
+    memset(md, 0, sizeof *md);
+    md->cell = cell;
+    md->gates = cell == BP_RNN_LSTM ? 4 : 3;
+    md->layers = layers;
+    md->in = in;
+    md->H = H;
+    size_t GH = (size_t)md->gates * H;
+    float s = 1.0f / sqrtf((float)H);
+    for (size_t l = 0; l < layers; l++) {
+        size_t li = l ? H : in;
+        md->w_ih[l] = tu_xmalloc(GH * li * sizeof(float));
+        md->w_hh[l] = tu_xmalloc(GH * H * sizeof(float));
+        md->b_ih[l] = tu_xmalloc(GH * sizeof(float));
+        md->b_hh[l] = tu_xmalloc(GH * sizeof(float));
+        tu_fill_uniform(rng, md->w_ih[l], GH * li, -2 * s, 2 * s);
+        tu_fill_uniform(rng, md->w_hh[l], GH * H, -2 * s, 2 * s);
+        tu_fill_uniform(rng, md->b_ih[l], GH, -s, s);
+        tu_fill_uniform(rng, md->b_hh[l], GH, -s, s);
+        md->lw[l] = (bp_rnn_layer_weights){md->w_ih[l], md->w_hh[l], md->b_ih[l], md->b_hh[l]};
+    }
+}
+
+static void model_free(model *md) {
+    for (size_t l = 0; l < md->layers; l++) {
+        free(md->w_ih[l]);
+        free(md->w_hh[l]);
+        free(md->b_ih[l]);
+        free(md->b_hh[l]);
+    }
+}
+
+static bp_rnn *make_rnn(bp_context *ctx, const model *md, int split, bp_quant_method method) {
+    bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+    q.method = method;
+    bp_rnn_options o = BP_RNN_OPTIONS_INIT;
+    o.split_gates = split;
+    bp_rnn *rnn = NULL;
+    bp_status st = bp_rnn_create(ctx, md->cell, md->layers, md->in, md->H, md->lw, &q, &o, &rnn);
+    cr_assert(st == BP_OK, "bp_rnn_create: %s", bp_last_error());
+    return rnn;
+}
+
+static float *random_array(tu_rng *rng, size_t n, float sigma) {
+    float *a = tu_xmalloc((n ? n : 1) * sizeof(float));
+    tu_fill_gauss(rng, a, n, sigma);
+    return a;
+}
+
+static double sig(double x) {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+/*
+ * float64 PyTorch equations with the effective weights at the call's plane
+ * counts (per layer, operator and gate, from bp_rnn_matrix + dequantize).
+ */
+static void reference(const bp_rnn *rnn, const model *md, const bp_rnn_precision *prec,
+                      const float *x, size_t T, size_t B, const float *h0, const float *c0,
+                      double *y) {
+    size_t H = md->H, G = (size_t)md->gates, GH = G * H;
+    size_t maxin = md->in > H ? md->in : H;
+    float *w = tu_xmalloc(GH * maxin * sizeof(float));
+    double *in = tu_xmalloc(T * B * maxin * sizeof(double));
+    double *out = tu_xmalloc(T * B * H * sizeof(double));
+    double *h = tu_xmalloc(B * H * sizeof(double)), *c = tu_xmalloc(B * H * sizeof(double));
+    double *pre = tu_xmalloc(GH * sizeof(double));
+    float *wh = tu_xmalloc(GH * H * sizeof(float));
+    for (size_t i = 0; i < T * B * md->in; i++)
+        in[i] = x[i];
+    for (size_t l = 0; l < md->layers; l++) {
+        size_t li = l ? H : md->in;
+        int mats = bp_rnn_split_gates(rnn) ? md->gates : 1;
+        size_t mrows = mats > 1 ? H : GH;
+        for (int g = 0; g < mats; g++) {
+            int gate = mats > 1 ? g : -1;
+            cr_assert(bp_matrix_dequantize(NULL, bp_rnn_matrix(rnn, l, BP_RNN_INPUT, gate),
+                                           prec[l].planes_ih[g], w + g * mrows * li, li) == BP_OK);
+            cr_assert(bp_matrix_dequantize(NULL, bp_rnn_matrix(rnn, l, BP_RNN_RECURRENT, gate),
+                                           prec[l].planes_hh[g], wh + g * mrows * H, H) == BP_OK);
+        }
+        for (size_t i = 0; i < B * H; i++) {
+            h[i] = h0 ? h0[l * B * H + i] : 0.0;
+            c[i] = c0 ? c0[l * B * H + i] : 0.0;
+        }
+        for (size_t t = 0; t < T; t++)
+            for (size_t b = 0; b < B; b++) {
+                const double *xt = in + (t * B + b) * li;
+                double *hb = h + b * H, *cb = c + b * H;
+                double gi[4 * 64], gh[4 * 64];
+                cr_assert(GH <= NELEM(gi));
+                for (size_t r = 0; r < GH; r++) {
+                    double a = md->b_ih[l][r], e = md->b_hh[l][r];
+                    for (size_t k = 0; k < li; k++)
+                        a += (double)w[r * li + k] * xt[k];
+                    for (size_t k = 0; k < H; k++)
+                        e += (double)wh[r * H + k] * hb[k];
+                    gi[r] = a;
+                    gh[r] = e;
+                    pre[r] = a + e;
+                }
+                for (size_t j = 0; j < H; j++) {
+                    if (md->cell == BP_RNN_LSTM) {
+                        double i = sig(pre[j]), f = sig(pre[H + j]), g = tanh(pre[2 * H + j]),
+                               o = sig(pre[3 * H + j]);
+                        cb[j] = f * cb[j] + i * g;
+                        out[(t * B + b) * H + j] = o * tanh(cb[j]);
+                    } else {
+                        double r = sig(gi[j] + gh[j]), z = sig(gi[H + j] + gh[H + j]);
+                        double n = tanh(gi[2 * H + j] + r * gh[2 * H + j]);
+                        out[(t * B + b) * H + j] = (1 - z) * n + z * hb[j];
+                    }
+                }
+                memcpy(hb, out + (t * B + b) * H, H * sizeof(double));
+            }
+        memcpy(in, out, T * B * H * sizeof(double));
+    }
+    memcpy(y, out, T * B * H * sizeof(double));
+    free(w);
+    free(wh);
+    free(in);
+    free(out);
+    free(h);
+    free(c);
+    free(pre);
+}
+
+static double max_abs_diff(const double *ref, const float *got, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(ref[i] - got[i]));
+    return m;
+}
+
+static bp_rnn_precision uniform_precision(int gates, int planes_ih, int planes_hh, int act_bits,
+                                          int bits) {
+    bp_rnn_precision p = {.act_bits = act_bits};
+    for (int g = 0; g < gates; g++) {
+        p.planes_ih[g] = planes_ih ? planes_ih : bits;
+        p.planes_hh[g] = planes_hh ? planes_hh : bits;
+    }
+    return p;
+}
+
+/* ---- float mode against the float64 reference ------------------------------------ */
+
+Test(rnn, float_mode_matches_pytorch_equations) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 2);
+    for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++)
+        for (int split = 0; split <= 1; split++) {
+            model md;
+            size_t T = 6, B = 3, layers = 2;
+            model_init(&md, &rng, (bp_rnn_cell)cell, layers, 13, 16);
+            bp_rnn *rnn = make_rnn(ctx, &md, split, BP_QUANT_UNIFORM);
+            float *x = random_array(&rng, T * B * md.in, 1.0f);
+            float *h0 = random_array(&rng, layers * B * md.H, 0.3f);
+            float *c0 = cell == BP_RNN_LSTM ? random_array(&rng, layers * B * md.H, 0.5f) : NULL;
+            float *y = tu_xmalloc(T * B * md.H * sizeof(float));
+            double *want = tu_xmalloc(T * B * md.H * sizeof(double));
+            /* Per-layer, per-operator precision; per-gate too when split. */
+            bp_rnn_precision prec[2] = {uniform_precision(md.gates, 3, 8, 16, 8),
+                                        uniform_precision(md.gates, 8, 5, 16, 8)};
+            if (split) {
+                prec[0].planes_ih[1] = 6;
+                prec[1].planes_hh[2] = 2;
+            }
+            bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
+            run.layers = prec;
+            cr_assert(bp_rnn_forward(ctx, rnn, x, T, B, h0, c0, y, NULL, NULL, &run) == BP_OK, "%s",
+                      bp_last_error());
+            reference(rnn, &md, prec, x, T, B, h0, c0, want);
+            double err = max_abs_diff(want, y, T * B * md.H);
+            /* act_bits 16 leaves the activations' rounding (2^-16 relative)
+             * and float32 arithmetic: measured around 1e-5. */
+            cr_assert(err < 2e-4, "cell %d split %d: max |h - ref| = %g (seed %llu)", cell, split,
+                      err, (unsigned long long)seed);
+            free(x);
+            free(h0);
+            free(c0);
+            free(y);
+            free(want);
+            bp_rnn_destroy(rnn);
+            model_free(&md);
+        }
+    bp_context_destroy(ctx);
+}
+
+/* ---- sequence = steps; fused = split; h_n/c_n ------------------------------------ */
+
+static void check_sequence_equals_steps(bp_context *ctx, tu_rng *rng, uint64_t seed,
+                                        bp_rnn_cell cell, bp_rnn_mode mode) {
+    model md;
+    size_t T = 5, B = 2, layers = 3;
+    model_init(&md, rng, cell, layers, 9, 20);
+    bp_rnn *fused = make_rnn(ctx, &md, 0, BP_QUANT_UNIFORM);
+    bp_rnn *split = make_rnn(ctx, &md, 1, BP_QUANT_UNIFORM);
+    size_t bh = B * md.H, lbh = layers * bh;
+    bool lstm = cell == BP_RNN_LSTM;
+    float *x = random_array(rng, T * B * md.in, 1.0f);
+    float *h0 = random_array(rng, lbh, 0.4f);
+    float *c0 = lstm ? random_array(rng, lbh, 0.4f) : NULL;
+    float *y = tu_xmalloc(T * bh * sizeof(float)), *y2 = tu_xmalloc(T * bh * sizeof(float));
+    float *hn = tu_xmalloc(lbh * sizeof(float)), *cn = tu_xmalloc(lbh * sizeof(float));
+    float *h = tu_xmalloc(lbh * sizeof(float)), *c = tu_xmalloc(lbh * sizeof(float));
+    bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
+    run.planes_ih = 4;
+    run.planes_hh = 3;
+    run.act_bits = 6;
+    run.mode = mode;
+    cr_assert(bp_rnn_forward(ctx, fused, x, T, B, h0, c0, y, hn, lstm ? cn : NULL, &run) == BP_OK,
+              "%s", bp_last_error());
+    memcpy(h, h0, lbh * sizeof(float));
+    if (lstm)
+        memcpy(c, c0, lbh * sizeof(float));
+    for (size_t t = 0; t < T; t++) {
+        cr_assert(bp_rnn_step(ctx, fused, x + t * B * md.in, B, h, lstm ? c : NULL, &run) == BP_OK,
+                  "%s", bp_last_error());
+        size_t r, col;
+        long bad = tu_first_mismatch(y + t * bh, h + (layers - 1) * bh, md.H, B, md.H, &r, &col);
+        cr_assert(bad < 0,
+                  "cell %d mode %d: step %zu differs from the sequence at unit %zu (seed %llu)",
+                  cell, mode, t, r, (unsigned long long)seed);
+    }
+    cr_assert(memcmp(h, hn, lbh * sizeof(float)) == 0, "h_n differs from stepping");
+    if (lstm)
+        cr_assert(memcmp(c, cn, lbh * sizeof(float)) == 0, "c_n differs from stepping");
+    /* Split gates store the same rows: identical results at equal planes. */
+    cr_assert(bp_rnn_forward(ctx, split, x, T, B, h0, c0, y2, NULL, NULL, &run) == BP_OK, "%s",
+              bp_last_error());
+    cr_assert(memcmp(y, y2, T * bh * sizeof(float)) == 0,
+              "cell %d mode %d: split gates differ from fused (seed %llu)", cell, mode,
+              (unsigned long long)seed);
+    /* Outputs may alias inputs: continue a stream in place. */
+    memcpy(h, h0, lbh * sizeof(float));
+    if (lstm)
+        memcpy(c, c0, lbh * sizeof(float));
+    cr_assert(bp_rnn_forward(ctx, fused, x, T, B, h, lstm ? c : NULL, y2, h, lstm ? c : NULL,
+                             &run) == BP_OK);
+    cr_assert(memcmp(h, hn, lbh * sizeof(float)) == 0, "in-place h_n differs");
+    free(x);
+    free(h0);
+    free(c0);
+    free(y);
+    free(y2);
+    free(hn);
+    free(cn);
+    free(h);
+    free(c);
+    bp_rnn_destroy(fused);
+    bp_rnn_destroy(split);
+    model_free(&md);
+}
+
+Test(rnn, sequence_equals_steps_and_split_equals_fused) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 2);
+    for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++)
+        for (int mode = BP_RNN_FLOAT; mode <= BP_RNN_INTEGER; mode++)
+            check_sequence_equals_steps(ctx, &rng, seed, (bp_rnn_cell)cell, (bp_rnn_mode)mode);
+    bp_context_destroy(ctx);
+}
+
+/* ---- every backend and CPU path, threads 1 and 2: identical h --------------------- */
+
+static const tu_target kTargets[] = {TU_ALL_TARGETS};
+
+ParameterizedTestParameters(rnn, backends_identical) {
+    return cr_make_param_array(tu_target, (tu_target *)kTargets + 1, NELEM(kTargets) - 1);
+}
+
+ParameterizedTest(tu_target *target, rnn, backends_identical, .timeout = 300) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    for (int threads = 1; threads <= 2; threads++) {
+        bp_context *ctx = tu_target_context(target, threads);
+        for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++)
+            for (int mode = BP_RNN_FLOAT; mode <= BP_RNN_INTEGER; mode++) {
+                model md;
+                /* H 136 x batch 128 crosses the threshold for threaded
+                 * elementwise work. */
+                size_t T = threads == 2 ? 2 : 4, B = threads == 2 ? 128 : 3;
+                size_t layers = threads == 2 ? 1 : 2;
+                model_init(&md, &rng, (bp_rnn_cell)cell, layers, 33, threads == 2 ? 136 : 40);
+                bp_rnn *rnn = make_rnn(ref, &md, 0, BP_QUANT_UNIFORM);
+                float *x = random_array(&rng, T * B * md.in, 1.0f);
+                size_t n = T * B * md.H;
+                float *a = tu_xmalloc(n * sizeof(float)), *b = tu_xmalloc(n * sizeof(float));
+                bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
+                run.planes_ih = 5;
+                run.planes_hh = 3;
+                run.mode = (bp_rnn_mode)mode;
+                cr_assert(bp_rnn_forward(ref, rnn, x, T, B, NULL, NULL, a, NULL, NULL, &run) ==
+                              BP_OK,
+                          "%s", bp_last_error());
+                cr_assert(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, b, NULL, NULL, &run) ==
+                              BP_OK,
+                          "%s: %s", tu_target_name(target), bp_last_error());
+                size_t r, col;
+                long bad = tu_first_mismatch(a, b, md.H, T * B, md.H, &r, &col);
+                cr_assert(bad < 0,
+                          "%s threads %d cell %d mode %d: h differs from the reference path "
+                          "at unit %zu, column %zu (seed %llu)",
+                          tu_target_name(target), threads, cell, mode, r, col,
+                          (unsigned long long)seed);
+                free(x);
+                free(a);
+                free(b);
+                bp_rnn_destroy(rnn);
+                model_free(&md);
+            }
+        bp_context_destroy(ctx);
+    }
+    bp_context_destroy(ref);
+}
+
+/* ---- elementwise numerics ---------------------------------------------------------- */
+
+Test(rnn, own_sigmoid_and_tanh_accuracy) {
+    double es = 0, et = 0;
+    for (int i = -200000; i <= 200000; i++) {
+        float x = (float)i * 1e-4f;
+        es = fmax(es, fabs(bp__rnn_sigmoid(x) - sig(x)));
+        et = fmax(et, fabs(bp__rnn_tanh(x) - tanh((double)x)));
+    }
+    cr_assert(es < 2e-7 && et < 3e-7, "max abs error sigmoid %g, tanh %g", es, et);
+    cr_assert(bp__rnn_tanh(100.0f) == 1.0f && bp__rnn_tanh(-100.0f) == -1.0f);
+    cr_assert(bp__rnn_sigmoid(-1000.0f) >= 0.0f && bp__rnn_sigmoid(1000.0f) == 1.0f);
+    cr_assert(bp__rnn_tanh(INFINITY) == 1.0f && bp__rnn_sigmoid(-INFINITY) >= 0.0f);
+}
+
+Test(rnn, integer_tables_accuracy) {
+    /* Every Q3.12 input: Q0.15 output within the stated bounds. */
+    int worst_t = 0, worst_s = 0;
+    for (int32_t x = -32768; x <= 32767; x++) {
+        double v = x / 4096.0;
+        int32_t t = bp__rnn_tanh_q15(x), s = bp__rnn_sigmoid_q15(x);
+        int dt = abs(t - (int)lrint(fmin(tanh(v) * 32768.0, 32767.0)));
+        int ds = abs(s - (int)lrint(fmin(sig(v) * 32768.0, 32767.0)));
+        worst_t = dt > worst_t ? dt : worst_t;
+        worst_s = ds > worst_s ? ds : worst_s;
+        cr_assert(t >= -32767 && t <= 32767 && s >= 0 && s <= 32767);
+        cr_assert(x == 0 || bp__rnn_tanh_q15(-x) == -t || x == -32768);
+    }
+    cr_assert(worst_t <= 4 && worst_s <= 1, "tanh off by %d LSB, sigmoid by %d", worst_t, worst_s);
+    cr_assert(bp__rnn_q312(1.0f) == 4096 && bp__rnn_q312(-100.0f) == -32768 &&
+              bp__rnn_q312(100.0f) == 32767 && bp__rnn_q312(0.5f / 4096.0f) == 0 &&
+              bp__rnn_q312(1.5f / 4096.0f) == 2);
+}
+
+Test(rnn, integer_mode_stays_near_float_mode) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 2);
+    for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++) {
+        model md;
+        size_t T = 32, B = 4;
+        model_init(&md, &rng, (bp_rnn_cell)cell, 2, 24, 48);
+        bp_rnn *rnn = make_rnn(ctx, &md, 0, BP_QUANT_UNIFORM);
+        float *x = random_array(&rng, T * B * md.in, 1.0f);
+        size_t n = T * B * md.H;
+        float *f = tu_xmalloc(n * sizeof(float)), *q = tu_xmalloc(n * sizeof(float));
+        bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
+        run.act_bits = 8;
+        cr_assert(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, f, NULL, NULL, &run) == BP_OK);
+        run.mode = BP_RNN_INTEGER;
+        cr_assert(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, q, NULL, NULL, &run) == BP_OK);
+        double num = 0, den = 0, worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            num += ((double)f[i] - q[i]) * ((double)f[i] - q[i]);
+            den += (double)f[i] * f[i];
+            worst = fmax(worst, fabs((double)f[i] - q[i]));
+            /* Integer outputs are Q0.15 values. */
+            cr_assert(q[i] * 32768.0f == rintf(q[i] * 32768.0f));
+        }
+        /* Both modes quantize h to 8 bits (dynamic vs fixed scale); the
+         * integer tables add a few 1e-4. Measured: rel about 1-2 %. */
+        cr_assert(sqrt(num / den) < 0.05 && worst < 0.1,
+                  "cell %d: integer vs float rel %g, max %g (seed %llu)", cell, sqrt(num / den),
+                  worst, (unsigned long long)seed);
+        free(x);
+        free(f);
+        free(q);
+        bp_rnn_destroy(rnn);
+        model_free(&md);
+    }
+    bp_context_destroy(ctx);
+}
+
+/* ---- save / load ------------------------------------------------------------------- */
+
+Test(rnn, save_load_round_trip_and_corruption) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 2);
+    for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++)
+        for (int split = 0; split <= 1; split++) {
+            model md;
+            model_init(&md, &rng, (bp_rnn_cell)cell, 2, 7, 12);
+            bp_rnn *rnn = make_rnn(ctx, &md, split, (bp_quant_method)split);
+            size_t len;
+            cr_assert(bp_rnn_serialize(rnn, NULL, 0, &len) == BP_OK);
+            unsigned char *buf = tu_xmalloc(len);
+            cr_assert(bp_rnn_serialize(rnn, buf, len - 1, &len) == BP_ERR_OUT_OF_RANGE);
+            cr_assert(bp_rnn_serialize(rnn, buf, len, &len) == BP_OK);
+            char path[64];
+            snprintf(path, sizeof path, "/tmp/bp_test_rnn_%d.bin", (int)getpid());
+            cr_assert(bp_rnn_save(rnn, path) == BP_OK, "%s", bp_last_error());
+            bp_rnn *back = NULL;
+            cr_assert(bp_rnn_load(ctx, path, &back) == BP_OK, "%s", bp_last_error());
+            remove(path);
+            cr_assert(bp_rnn_cell_kind(back) == md.cell && bp_rnn_layers(back) == 2 &&
+                      bp_rnn_input_size(back) == 7 && bp_rnn_hidden_size(back) == 12 &&
+                      bp_rnn_split_gates(back) == split);
+            size_t T = 4, B = 2, n = T * B * md.H;
+            float *x = random_array(&rng, T * B * md.in, 1.0f);
+            float *a = tu_xmalloc(n * sizeof(float)), *b = tu_xmalloc(n * sizeof(float));
+            bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
+            run.planes_hh = 3;
+            cr_assert(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, a, NULL, NULL, &run) == BP_OK);
+            cr_assert(bp_rnn_forward(ctx, back, x, T, B, NULL, NULL, b, NULL, NULL, &run) == BP_OK);
+            cr_assert(memcmp(a, b, n * sizeof(float)) == 0, "loaded RNN computes differently");
+            size_t len2;
+            unsigned char *buf2 = tu_xmalloc(len);
+            cr_assert(bp_rnn_serialize(back, buf2, len, &len2) == BP_OK && len2 == len);
+            cr_assert(memcmp(buf, buf2, len) == 0, "re-serialised bytes differ");
+            /* Every truncation and a sample of byte flips are refused. */
+            bp_rnn *bad = NULL;
+            for (size_t cut = 0; cut < len; cut += 1 + cut / 16) {
+                bp_status st = bp_rnn_deserialize(ctx, buf, cut, &bad);
+                cr_assert(st == BP_ERR_CORRUPT && bad == NULL, "cut %zu: %s", cut, bp_last_error());
+            }
+            for (int k = 0; k < 200; k++) {
+                size_t at = tu_range(&rng, 0, len - 1);
+                unsigned char bit = (unsigned char)(1u << tu_range(&rng, 0, 7));
+                buf[at] ^= bit;
+                bp_status st = bp_rnn_deserialize(ctx, buf, len, &bad);
+                cr_assert((st == BP_ERR_CORRUPT || st == BP_ERR_VERSION) && bad == NULL,
+                          "flip at %zu accepted (seed %llu)", at, (unsigned long long)seed);
+                buf[at] ^= bit;
+            }
+            free(buf);
+            free(buf2);
+            free(x);
+            free(a);
+            free(b);
+            bp_rnn_destroy(back);
+            bp_rnn_destroy(rnn);
+            model_free(&md);
+        }
+    bp_rnn *bad = (bp_rnn *)1;
+    cr_assert(bp_rnn_load(ctx, "/nonexistent/rnn.bin", &bad) == BP_ERR_IO && bad == NULL);
+    cr_assert(strstr(bp_last_error(), "/nonexistent/rnn.bin") != NULL);
+    bp_context_destroy(ctx);
+}
+
+/* ---- bad arguments ----------------------------------------------------------------- */
+
+#define EXPECT(call, status, text)                                                                 \
+    do {                                                                                           \
+        bp_status st_ = (call);                                                                    \
+        cr_assert(st_ == (status), "%s: got %s (%s)", #call, bp_status_string(st_),                \
+                  bp_last_error());                                                                \
+        cr_assert(strstr(bp_last_error(), (text)) != NULL, "%s: message '%s' lacks '%s'", #call,   \
+                  bp_last_error(), (text));                                                        \
+    } while (0)
+
+Test(rnn, bad_arguments) {
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed());
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    model md;
+    model_init(&md, &rng, BP_RNN_LSTM, 2, 5, 8);
+    bp_rnn *rnn = NULL;
+    bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+    EXPECT(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, NULL, NULL), BP_ERR_INVALID_ARGUMENT,
+           "out must not be NULL");
+    EXPECT(bp_rnn_create(NULL, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, NULL, &rnn),
+           BP_ERR_INVALID_ARGUMENT, "ctx must not be NULL");
+    EXPECT(bp_rnn_create(ctx, (bp_rnn_cell)7, 2, 5, 8, md.lw, &q, NULL, &rnn),
+           BP_ERR_INVALID_ARGUMENT, "cell must be BP_RNN_LSTM (1) or BP_RNN_GRU (2), got 7");
+    EXPECT(bp_rnn_create(ctx, BP_RNN_LSTM, 0, 5, 8, md.lw, &q, NULL, &rnn), BP_ERR_OUT_OF_RANGE,
+           "layers must be 1..64, got 0");
+    EXPECT(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 0, 8, md.lw, &q, NULL, &rnn), BP_ERR_INVALID_ARGUMENT,
+           "input_size must be > 0");
+    bp_rnn_options ro = BP_RNN_OPTIONS_INIT;
+    ro.split_gates = 2;
+    EXPECT(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, &ro, &rnn), BP_ERR_OUT_OF_RANGE,
+           "split_gates must be 0 or 1, got 2");
+    q.bits = 17;
+    EXPECT(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, NULL, &rnn), BP_ERR_OUT_OF_RANGE,
+           "layer 0 weight_ih: bits");
+    q.bits = 0;
+    md.w_hh[1][17] = NAN;
+    EXPECT(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, NULL, &rnn), BP_ERR_NON_FINITE,
+           "layer 1: weight_hh element 17 is NaN");
+    md.w_hh[1][17] = 0.1f;
+    md.lw[0].weight_ih = NULL;
+    EXPECT(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, NULL, &rnn), BP_ERR_INVALID_ARGUMENT,
+           "layer 0: weight_ih must not be NULL");
+    md.lw[0].weight_ih = md.w_ih[0];
+    cr_assert(rnn == NULL);
+    cr_assert(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, NULL, &rnn) == BP_OK);
+
+    size_t T = 3, B = 2;
+    float *x = random_array(&rng, T * B * 5, 1.0f);
+    float *y = tu_xmalloc(T * B * 8 * sizeof(float));
+    float *h = random_array(&rng, 2 * B * 8, 0.1f), *c = random_array(&rng, 2 * B * 8, 0.1f);
+    tu_fill_sentinel(y, T * B * 8);
+    bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, NULL, NULL, NULL, &run),
+           BP_ERR_INVALID_ARGUMENT, "y must not be NULL");
+    EXPECT(bp_rnn_forward(ctx, NULL, x, T, B, NULL, NULL, y, NULL, NULL, &run),
+           BP_ERR_INVALID_ARGUMENT, "rnn must not be NULL");
+    EXPECT(bp_rnn_forward(ctx, rnn, x, 0, B, NULL, NULL, y, NULL, NULL, &run),
+           BP_ERR_INVALID_ARGUMENT, "steps must be > 0, got 0");
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, 0, NULL, NULL, y, NULL, NULL, &run),
+           BP_ERR_INVALID_ARGUMENT, "batch must be > 0, got 0");
+    EXPECT(bp_rnn_forward(ctx, rnn, x, (size_t)1 << 20, (size_t)1 << 20, NULL, NULL, y, NULL, NULL,
+                          &run),
+           BP_ERR_SIZE_OVERFLOW, "steps x batch must be <=");
+    run.planes_ih = 9;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_OUT_OF_RANGE,
+           "planes_ih must be 0 (all) or 1..8, got 9");
+    run.planes_ih = 0;
+    run.act_bits = 17;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_OUT_OF_RANGE,
+           "act_bits must be 0 (default 8) or 1..16, got 17");
+    run.act_bits = 1;
+    run.mode = BP_RNN_INTEGER;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_OUT_OF_RANGE,
+           "integer mode needs act_bits 2..16");
+    run.act_bits = 0;
+    run.mode = (bp_rnn_mode)5;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run),
+           BP_ERR_INVALID_ARGUMENT, "mode must be BP_RNN_FLOAT (0) or BP_RNN_INTEGER (1), got 5");
+    run.mode = BP_RNN_FLOAT;
+    bp_rnn_precision prec[2] = {{{0}, {0}, 0}, {{0}, {0}, 0}};
+    prec[1].planes_hh[2] = 3;
+    run.layers = prec;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_UNSUPPORTED,
+           "layer 1: planes_hh gives gate i 8 planes and gate g 3, but the RNN has fused gates");
+    prec[1].planes_hh[2] = -1;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_OUT_OF_RANGE,
+           "layers[1].planes_hh[2] must be 0 (all) or 1..8, got -1");
+    prec[1].planes_hh[2] = 0;
+    prec[0].act_bits = 20;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_OUT_OF_RANGE,
+           "layers[0].act_bits must be 0 (run default) or 1..16, got 20");
+    run.layers = NULL;
+    x[7] = INFINITY;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_NON_FINITE,
+           "x: element 7 is Inf");
+    x[7] = 0.5f;
+    h[3] = NAN;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, h, NULL, y, NULL, NULL, &run), BP_ERR_NON_FINITE,
+           "h0: element 3 is NaN");
+    EXPECT(bp_rnn_step(ctx, rnn, x, B, h, c, &run), BP_ERR_NON_FINITE, "h: element 3 is NaN");
+    h[3] = 0.5f;
+    EXPECT(bp_rnn_step(ctx, rnn, x, B, h, NULL, &run), BP_ERR_INVALID_ARGUMENT,
+           "c must not be NULL for an LSTM");
+    EXPECT(bp_rnn_step(ctx, rnn, x, B, NULL, c, &run), BP_ERR_INVALID_ARGUMENT,
+           "h must not be NULL");
+    bp_rnn_run_options big = BP_RNN_RUN_OPTIONS_INIT;
+    unsigned char larger[sizeof big + 8] = {0};
+    memcpy(larger, &big, sizeof big);
+    ((bp_rnn_run_options *)(void *)larger)->size = sizeof larger;
+    larger[sizeof big + 2] = 1;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL,
+                          (const bp_rnn_run_options *)(const void *)larger),
+           BP_ERR_UNSUPPORTED, "bp_rnn_run_options.size is");
+    cr_assert(tu_find_non_sentinel(y, T * B * 8) < 0, "a failed call wrote y");
+    EXPECT(bp_rnn_matrix(rnn, 2, BP_RNN_INPUT, -1) ? BP_OK : BP_ERR_OUT_OF_RANGE,
+           BP_ERR_OUT_OF_RANGE, "layer must be < 2, got 2");
+    EXPECT(bp_rnn_matrix(rnn, 0, BP_RNN_INPUT, 1) ? BP_OK : BP_ERR_OUT_OF_RANGE,
+           BP_ERR_OUT_OF_RANGE, "gate must be -1 for an RNN with fused gates, got 1");
+    cr_assert(bp_matrix_rows(bp_rnn_matrix(rnn, 1, BP_RNN_RECURRENT, -1)) == 32);
+    bp_rnn_destroy(rnn);
+    model_free(&md);
+
+    /* A GRU has no cell state. */
+    model_init(&md, &rng, BP_RNN_GRU, 1, 5, 8);
+    cr_assert(bp_rnn_create(ctx, BP_RNN_GRU, 1, 5, 8, md.lw, NULL, NULL, &rnn) == BP_OK);
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, c, y, NULL, NULL, &run), BP_ERR_INVALID_ARGUMENT,
+           "c0 must be NULL for a GRU");
+    EXPECT(bp_rnn_step(ctx, rnn, x, B, h, c, &run), BP_ERR_INVALID_ARGUMENT,
+           "c must be NULL for a GRU");
+    bp_rnn_precision p1 = {{0, 0, 0, 2}, {0}, 0};
+    run.layers = &p1;
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_OUT_OF_RANGE,
+           "layers[0].planes_ih[3] must be 0: a GRU has 3 gates");
+    bp_rnn_destroy(rnn);
+    bp_rnn_destroy(NULL);
+    cr_assert(bp_rnn_layers(NULL) == 0 && bp_rnn_gates(NULL) == 0);
+    model_free(&md);
+    free(x);
+    free(y);
+    free(h);
+    free(c);
+    bp_context_destroy(ctx);
+}
