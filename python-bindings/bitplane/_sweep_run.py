@@ -214,6 +214,20 @@ def weight_error(mats, norms, planes: int) -> float:
     return float(np.sqrt(num / sum(n * n for n in norms)))
 
 
+def time_forward(fn, repeats: int, min_time: float) -> List[float]:
+    """Seconds per call of fn alone (bitplane-search's latency objective): at
+    least `repeats` calls and `min_time` seconds, after one warm-up call."""
+    fn()
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < repeats or (time.perf_counter() - start < min_time
+                                     and len(samples) < 100000):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
 def time_interleaved(base, fn, repeats: int, min_time: float):
     """(fn's warm-up output, baseline seconds, fn seconds): at least `repeats`
     pairs and `min_time` seconds, the two alternating (ABBA order, so neither

@@ -175,6 +175,9 @@ class _Recurrent:
         self.planes = planes
         self.act_bits = act_bits
         self.integer = integer
+        # Per-operator ceilings from a precision plan (bitplane.plan): a
+        # call's planes, planes_ih or planes_hh can lower them, never raise.
+        self.plan_caps = {"ih": None, "hh": None}
         self.rnn = None
         if _dense:
             self.w_ih, self.w_hh = DenseMatmul(w_ih), DenseMatmul(w_hh)
@@ -195,10 +198,23 @@ class _Recurrent:
         """The same layer with NumPy float32 products and elementwise work (the baseline)."""
         return cls(weight_ih, weight_hh, bias_ih, bias_hh, _dense=True)
 
+    @staticmethod
+    def _capped(planes, cap):
+        """planes (None/0 = all, an int, or one per gate) limited to cap."""
+        if cap is None:
+            return planes
+        if planes is None:
+            return cap
+        if isinstance(planes, (list, tuple, np.ndarray)):
+            return [cap if int(p) == 0 else min(int(p), cap) for p in planes]
+        return cap if int(planes) == 0 else min(int(planes), cap)
+
     def _run_kwargs(self, planes, act_bits, planes_ih, planes_hh, integer):
         planes = self.planes if planes is None else planes
-        return dict(planes_ih=planes if planes_ih is None else planes_ih,
-                    planes_hh=planes if planes_hh is None else planes_hh,
+        return dict(planes_ih=self._capped(planes if planes_ih is None else planes_ih,
+                                           self.plan_caps["ih"]),
+                    planes_hh=self._capped(planes if planes_hh is None else planes_hh,
+                                           self.plan_caps["hh"]),
                     act_bits=self.act_bits if act_bits is None else act_bits,
                     integer=self.integer if integer is None else integer)
 

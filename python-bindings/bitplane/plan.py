@@ -58,6 +58,7 @@ ROW_GROUP = 16  # rows per tile in a plane slab (bp_internal.h BP_ROW_GROUP)
 K_ALIGN_BITS = 512  # columns are padded to this many bits (BP_K_ALIGN_BITS)
 ACTIVATIONS = ("relu", "tanh", "none")  # between Linear layers (bitplane.models.MLP)
 RNN_OPERATORS = {"input": "w_ih", "recurrent": "w_hh"}
+RNN_CAP_KEYS = {"input": "ih", "recurrent": "hh"}
 RESERVED_GATES = {"lstm": "ifgo", "gru": "rzn"}
 
 __all__ = ["FORMAT", "VERSION", "PlanError", "PlannedMatrix", "Operator", "Layer",
@@ -359,7 +360,10 @@ def apply_plan(model, plan: PlanLike, *, _source: Optional[str] = None) -> Dict[
         layer.obj.planes = None
         layer.obj.act_bits = plan["act_bits"]
         for op, n in zip(layer.operators, planes):
-            setattr(op.owner, op.attr, PlannedMatrix(op.matrix, n))
+            if layer.kind == "linear":
+                setattr(op.owner, op.attr, PlannedMatrix(op.matrix, n))
+            else:  # the C recurrent layer runs its matrices itself: cap its operators
+                op.owner.plan_caps[RNN_CAP_KEYS[op.name]] = n
     return plan
 
 

@@ -131,7 +131,14 @@ def test_per_operator_planes_reach_each_matrix(tmp_path, rng, arch):
     model = M.build(M.read(tmp_path / "rnn.npz"), bits=8)
     log = []
     rnn = model.rnn[0]
-    rnn.w_ih, rnn.w_hh = _Spy(rnn.w_ih, log, "input"), _Spy(rnn.w_hh, log, "recurrent")
+    forward = rnn.rnn.forward
+
+    def spy_forward(*args, **kwargs):  # the C layer's call: record its plane counts
+        log.append(("input", kwargs["planes_ih"]))
+        log.append(("recurrent", kwargs["planes_hh"]))
+        return forward(*args, **kwargs)
+
+    rnn.rnn = _Wrap(rnn.rnn, forward=spy_forward)
     model.fc.matrix = _Spy(model.fc.matrix, log, "fc")
     layers = P.describe(model)
     plan = P.make_plan(str(tmp_path / "rnn.npz"), arch, layers, [7, 2, 5], bits=8,
@@ -142,7 +149,6 @@ def test_per_operator_planes_reach_each_matrix(tmp_path, rng, arch):
     tokens = rng.integers(0, 20, (5, 3))
     planned = model.logits(tokens)
     assert set(log) == {("input", 7), ("recurrent", 2), ("fc", 5)}
-    assert log.count(("recurrent", 2)) == 5  # every step
     log.clear()
     model.logits(tokens, planes=3)  # a call's planes caps the plan
     assert set(log) == {("input", 3), ("recurrent", 2), ("fc", 3)}
@@ -150,6 +156,16 @@ def test_per_operator_planes_reach_each_matrix(tmp_path, rng, arch):
     P.write_plan(plan, tmp_path / "plan.json")
     again = P.load_model(tmp_path / "plan.json")
     np.testing.assert_array_equal(again.logits(tokens), planned)
+
+
+class _Wrap:
+    """An object that forwards every attribute to `inner` except the given ones."""
+
+    def __init__(self, inner, **override):
+        self._inner, self._override = inner, override
+
+    def __getattr__(self, name):
+        return self._override[name] if name in self._override else getattr(self._inner, name)
 
 
 def _good_plan():
