@@ -204,7 +204,7 @@ typedef struct bp_quant_options {
     bp_quant_method method; /* default BP_QUANT_UNIFORM */
     /* Uniform only: clip ratio in (0, 1] of each group's range. 0 =
      * automatic per row: the ratio that minimises the mean over n = 2..6 of
-     * log(relative row error), searched in [0.5, 1]. */
+     * log(relative row error), searched in [0.7, 1]. */
     float clip;
     /* Columns per group scale: 0 = BP_DEFAULT_GROUP_SIZE; BP_GROUP_PER_ROW;
      * or a power of two in 32..4096. Each (row, group) gets an 8-bit integer

@@ -118,7 +118,7 @@ static double clip_objective(const bp_matrix *m, const double *w, const uint8_t 
 /* Golden-section search of the clip in [AUTO_CLIP_LO, 1] after a coarse
  * grid: the objective is smooth at this resolution and this keeps a
  * 65536 x 4096 matrix quantizing in seconds. */
-#define AUTO_CLIP_LO 0.5
+#define AUTO_CLIP_LO 0.7
 
 static double auto_clip(const bp_matrix *m, const double *w, const uint8_t *mult, size_t gcols,
                         double amax, int k) {
