@@ -203,7 +203,8 @@ typedef struct bp_quant_options {
     int bits;               /* planes k, 1..16; 0 = 8 */
     bp_quant_method method; /* default BP_QUANT_UNIFORM */
     /* Uniform only: clip ratio in (0, 1] of each group's range. 0 =
-     * automatic per row: the ratio that minimises the mean over n = 2..6 of
+     * automatic: with group scales 1 (the groups follow their own range);
+     * per row, the ratio that minimises the mean over n = 2..6 of
      * log(relative row error), searched in [0.7, 1]. */
     float clip;
     /* Columns per group scale: 0 = BP_DEFAULT_GROUP_SIZE; BP_GROUP_PER_ROW;
