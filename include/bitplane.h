@@ -196,7 +196,7 @@ typedef enum bp_quant_method {
 #define BP_ROTATION_NONE (-1)
 /* What 0 selects (docs/numerics.md, README "Quantizer options"). */
 #define BP_DEFAULT_GROUP_SIZE 64
-#define BP_DEFAULT_ROTATION   128
+#define BP_DEFAULT_ROTATION   256
 
 typedef struct bp_quant_options {
     size_t size;            /* sizeof(bp_quant_options) */
@@ -213,10 +213,10 @@ typedef struct bp_quant_options {
      * 0.125 at 64). Grouped matrices need cols <= 2^23. */
     int group_size;
     /* Randomized block-Hadamard rotation of K: 0 = BP_DEFAULT_ROTATION;
-     * BP_ROTATION_NONE; or a power-of-two block in 2..4096. Weights are
-     * quantized after the rotation and bp_gemm rotates x itself, so callers
-     * pass plain x. K past the last whole block is split into smaller
-     * power-of-two blocks. */
+     * BP_ROTATION_NONE; or a power-of-four block in 4..4096 (orthonormal
+     * with a power-of-two scale). Weights are quantized after the rotation
+     * and bp_gemm rotates x itself, so callers pass plain x. K past the last
+     * whole block is split into smaller power-of-four blocks. */
     int rotation;
     /* Seed of the rotation's random signs (stored in the file). */
     uint64_t rotation_seed;
@@ -251,6 +251,10 @@ BP_API size_t bp_matrix_cols(const bp_matrix *m);
 BP_API int bp_matrix_bits(const bp_matrix *m);
 /** The quantizer that made the matrix. */
 BP_API bp_quant_method bp_matrix_method(const bp_matrix *m);
+/** Columns per group scale (0 = one scale per row); 0 for NULL. */
+BP_API size_t bp_matrix_group_size(const bp_matrix *m);
+/** Rotation block of K (0 = no rotation); 0 for NULL. */
+BP_API int bp_matrix_rotation(const bp_matrix *m);
 /**
  * Recorded relative weight error ||W - W_n||_F / ||W||_F with n planes,
  * n in 1..bits (0 when W is all zero). Returns a negative value and sets the

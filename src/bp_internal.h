@@ -255,6 +255,10 @@ float bp__uniform_auto_clip(const float *row, size_t cols, int bits);
 /* ---- rotation of K (src/rotation.c) ------------------------------------------ */
 
 #define BP_ROTATION_MAX_BLOCK 4096
+/* Rotation blocks are powers of four (docs/numerics.md). */
+static inline bool bp__is_pow4(size_t v) {
+    return v && !(v & (v - 1)) && (v & (size_t)0x5555555555555555ull);
+}
 /* Fill m->rot_signs from m->rot_seed (allocated by the caller). */
 void bp__rotation_make_signs(bp_matrix *m);
 /* Length of the rotation block that starts at column start. */

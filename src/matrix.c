@@ -102,6 +102,13 @@ bp_quant_method bp_matrix_method(const bp_matrix *m) {
     return m ? m->method : BP_QUANT_UNIFORM;
 }
 
+size_t bp_matrix_group_size(const bp_matrix *m) {
+    return m ? m->group_size : 0;
+}
+int bp_matrix_rotation(const bp_matrix *m) {
+    return m ? m->rot_block : 0;
+}
+
 double bp_matrix_prefix_error(const bp_matrix *m, int n) {
     if (!m) {
         bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_prefix_error: m must not be NULL");
@@ -201,10 +208,10 @@ static bp_status resolve_structure(const bp_quant_options *opt, size_t cols, siz
     int b = opt->rotation ? opt->rotation : BP_DEFAULT_ROTATION;
     if (b == BP_ROTATION_NONE)
         b = 0;
-    else if (b < 2 || b > BP_ROTATION_MAX_BLOCK || !is_pow2((size_t)b))
+    else if (b < 4 || b > BP_ROTATION_MAX_BLOCK || !bp__is_pow4((size_t)b))
         return bp__fail(BP_ERR_OUT_OF_RANGE,
                         "rotation must be 0 (default block %d), BP_ROTATION_NONE (-1) or a "
-                        "power-of-two block in 2..%d, got %d",
+                        "power-of-four block in 4..%d, got %d",
                         BP_DEFAULT_ROTATION, BP_ROTATION_MAX_BLOCK, opt->rotation);
     *rotation = b;
     return BP_OK;
