@@ -294,8 +294,11 @@ typedef struct bp_run_options {
  * Activations are quantized per column on every call with an exact rule, so
  * for act_bits >= 2 every backend, kernel path, thread count and batch
  * position gives bit-identical y. Non-finite inputs (x, bias) give
- * BP_ERR_NON_FINITE before any work, and y is left untouched.
- * On any failure y is left untouched.
+ * BP_ERR_NON_FINITE before any work, and y is left untouched. A result that
+ * overflows float (the weights times x beyond FLT_MAX) gives
+ * BP_ERR_NON_FINITE after the work, never a silent Inf: y then holds the
+ * results, with Inf where they overflowed (the OpenCL backend leaves y
+ * untouched). On any other failure y is left untouched.
  */
 BP_API bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch,
                          size_t ldx, float *y, size_t ldy, const bp_run_options *options);
