@@ -220,6 +220,18 @@ typedef struct bp_quant_options {
     int rotation;
     /* Seed of the rotation's random signs (stored in the file). */
     uint64_t rotation_seed;
+    /* Uniform only: sample activations to minimise the output error
+     * ||W X - W_n X|| instead of the weight error (GPTQ-style error feedback
+     * on the nested grid, docs/numerics.md). calibration_count vectors of
+     * cols floats, vector i at calibration + i * calibration_ld; NULL =
+     * none. Costs O(cols^3) once and 16 cols^2 bytes. */
+    const float *calibration;
+    size_t calibration_count;
+    size_t calibration_ld;
+    /* Plane count the feedback targets, 1..bits; 0 = 4 (or bits if fewer).
+     * Shorter prefixes are the truncations of its code; longer ones refine
+     * it toward the compensated weights. */
+    int calibration_planes;
 } bp_quant_options;
 
 #define BP_QUANT_OPTIONS_INIT ((bp_quant_options){.size = sizeof(bp_quant_options)})

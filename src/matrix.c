@@ -217,12 +217,44 @@ static bp_status resolve_structure(const bp_quant_options *opt, size_t cols, siz
     return BP_OK;
 }
 
+/* Calibration options: uniform only, a finite sample set, a target prefix. */
+static bp_status check_calibration(const bp_quant_options *opt, int bits, size_t cols,
+                                   int *planes) {
+    if (!opt->calibration) {
+        if (opt->calibration_count || opt->calibration_planes)
+            return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                            "calibration_count and calibration_planes need calibration samples");
+        return BP_OK;
+    }
+    if (opt->method != BP_QUANT_UNIFORM)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "calibration applies to the uniform quantizer only");
+    if (opt->calibration_count == 0)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "calibration_count must be > 0");
+    if (opt->calibration_ld < cols)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "calibration_ld must be >= cols (%zu), got %zu",
+                        cols, opt->calibration_ld);
+    size_t span;
+    if (!bp__span_bytes(opt->calibration_count, opt->calibration_ld, cols, &span))
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "calibration_count x calibration_ld overflows");
+    if (opt->calibration_planes < 0 || opt->calibration_planes > bits)
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "calibration_planes must be 0 (default 4) or 1..%d, got %d", bits,
+                        opt->calibration_planes);
+    bp_status st = check_finite_matrix(opt->calibration, opt->calibration_count, cols,
+                                       opt->calibration_ld, "calibration");
+    if (st)
+        return st;
+    *planes = opt->calibration_planes ? opt->calibration_planes : (bits < 4 ? bits : 4);
+    return BP_OK;
+}
+
 typedef struct quantize_job {
     bp_quantize_rows_fn fn;
     bp_matrix *m;
     const float *w;
     size_t ld;
-    float clip;
+    bp_quant_params params;
     size_t rows_per_task;
     double *sq_err, *ww;
     unsigned char *scratch;
@@ -233,7 +265,7 @@ static void quantize_task(void *arg, size_t task, int worker) {
     quantize_job *j = arg;
     size_t r0 = task * j->rows_per_task;
     size_t r1 = r0 + j->rows_per_task < j->m->rows ? r0 + j->rows_per_task : j->m->rows;
-    j->fn(j->m, j->w, j->ld, j->clip, r0, r1, j->sq_err, j->ww,
+    j->fn(j->m, j->w, j->ld, &j->params, r0, r1, j->sq_err, j->ww,
           j->scratch + (size_t)worker * j->scratch_bytes);
 }
 
@@ -276,6 +308,9 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         return st;
     if ((st = check_finite_matrix(w, rows, cols, ld, "w")))
         return st;
+    int cal_planes = 0;
+    if ((st = check_calibration(&opt, bits, cols, &cal_planes)))
+        return st;
 
     bp_matrix *m;
     if ((st = bp__matrix_alloc_grouped(rows, cols, bits, group_size, &m)))
@@ -286,6 +321,12 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     }
     m->method = opt.method;
     m->clip = opt.clip;
+    double *cal_u = NULL;
+    if (opt.calibration && (st = bp__calibration_factor(m, opt.calibration, opt.calibration_count,
+                                                        opt.calibration_ld, &cal_u))) {
+        bp_matrix_destroy(m);
+        return st;
+    }
     int workers = bp_context_threads(ctx);
     size_t scratch_bytes = bp__quantize_scratch_bytes(m);
     double *sq_err = calloc(rows * (size_t)bits, sizeof(double));
@@ -295,6 +336,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         free(sq_err);
         free(ww);
         bp__aligned_free(scratch);
+        free(cal_u);
         bp_matrix_destroy(m);
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate quantizer statistics");
     }
@@ -304,7 +346,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         .m = m,
         .w = w,
         .ld = ld,
-        .clip = opt.clip,
+        .params = {.clip = opt.clip, .cal_u = cal_u, .cal_planes = cal_planes},
         .rows_per_task = 64,
         .sq_err = sq_err,
         .ww = ww,
@@ -313,6 +355,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     };
     bp__parallel_for(ctx, (rows + job.rows_per_task - 1) / job.rows_per_task, quantize_task, &job);
     bp__matrix_finish_error(m, sq_err, ww);
+    free(cal_u);
     free(sq_err);
     free(ww);
     bp__aligned_free(scratch);

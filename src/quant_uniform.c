@@ -173,8 +173,40 @@ float bp__uniform_auto_clip(const float *row, size_t cols, int bits) {
 /* Prefix statistics are binned by level up to this many planes. */
 #define STATS_HIST_BITS 10
 
-void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                               size_t r1, double *sq_err, double *ww, void *scratch) {
+/*
+ * GPTQ-style error feedback on the nested grid (docs/numerics.md): columns in
+ * order, each rounded on the grid of the target prefix t (which is the top t
+ * bits of its k-bit level, by the nested property), its error scaled by
+ * 1/U[j][j] fed into the later columns through row j of U. The digits below
+ * the target round the original weight clamped into the target cell, so
+ * longer prefixes move back toward w; shorter ones truncate the target code.
+ * wq is clobbered.
+ */
+static void feedback_levels(const bp_matrix *m, const double *u, int t, const double *w, double *wq,
+                            const uint8_t *mult, size_t gcols, double inv, int k, uint32_t *v) {
+    const size_t n = m->cols;
+    const int s = k - t;
+    const uint32_t low = (1u << s) - 1u;
+    for (size_t j = 0; j < n; j++) {
+        const double mg = mult[j / gcols], ginv = inv / mg;
+        /* Target cell from the compensated weight; the digits below it
+         * round the original weight, clamped into that cell. */
+        const uint32_t top = uniform_level(wq[j], ginv, k) & ~low;
+        const uint32_t own = uniform_level(w[j], ginv, k);
+        v[j] = own < top ? top : (own > (top | low) ? (top | low) : own);
+        /* The target prefix's value: odd level times its step. */
+        const double ut = 2.0 * (double)(v[j] >> s) - (double)((1u << t) - 1);
+        const double q = ginv > 0 ? ut * ldexp(1.0 / ginv, s) : 0.0;
+        const double e = (wq[j] - q) / u[j * n + j];
+        const double *uj = u + j * n;
+        for (size_t i = j + 1; i < n; i++)
+            wq[i] -= e * uj[i];
+    }
+}
+
+void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, const bp_quant_params *qp,
+                               size_t r0, size_t r1, double *sq_err, double *ww, void *scratch) {
+    const float clip = qp->clip;
     const int k = m->bits;
     const size_t kw = m->kwords, cols = m->cols;
     bp_quant_scratch s = bp__quant_scratch(m, scratch);
@@ -190,6 +222,13 @@ void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, float cl
                    : bp__grouped(m) ? 1.0
                                     : auto_clip(m, s.row, s.mult, gcols, amax, k);
         double inv = base_inverse_step(m, amax, c, k);
+        uint32_t *fixed = NULL; /* calibrated levels, in column order */
+        if (qp->cal_u) {
+            memcpy(s.aux, s.row, cols * sizeof *s.aux);
+            fixed = (uint32_t *)s.aux2;
+            feedback_levels(m, qp->cal_u, qp->cal_planes, s.row, s.aux, s.mult, gcols, inv, k,
+                            fixed);
+        }
         memset(s.rowbits, 0, (size_t)k * kw * sizeof *s.rowbits);
         double wp[BP_MAX_BITS] = {0}, pp[BP_MAX_BITS] = {0}, sum_ww = 0;
         /* <w, P_n> and <P_n, P_n> for every prefix: binned by level (sum of
@@ -206,7 +245,7 @@ void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, float cl
             uint32_t v[32];
             for (size_t j = 0; j < len; j++) {
                 const double x = s.row[j0 + j];
-                v[j] = uniform_level(x, ginv, k);
+                v[j] = fixed ? fixed[j0 + j] : uniform_level(x, ginv, k);
                 sum_ww += x * x;
                 if (binned) {
                     hist_w[v[j]] += mg * x;

@@ -62,6 +62,8 @@ class Matrix:
         group_size: int = 64,
         rotation: int = 256,
         rotation_seed: int = 0,
+        calibration: Optional[_F32] = None,
+        calibration_planes: int = 0,
         context: Optional[Context] = None,
     ) -> Matrix: ...
     def gemm(

@@ -44,17 +44,27 @@ static int int_or_none(PyObject *obj, int dflt, const char *name, int *out) {
 }
 
 static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"w",        "bits",          "method",  "clip", "group_size",
-                             "rotation", "rotation_seed", "context", NULL};
+    static char *kwlist[] = {"w",
+                             "bits",
+                             "method",
+                             "clip",
+                             "group_size",
+                             "rotation",
+                             "rotation_seed",
+                             "calibration",
+                             "calibration_planes",
+                             "context",
+                             NULL};
+    PyObject *cal_obj = Py_None;
     PyObject *w_obj, *context_obj = Py_None;
     const char *method = "uniform";
     bp_quant_options opt = BP_QUANT_OPTIONS_INIT;
     opt.bits = BP_DEFAULT_BITS;
     int group_size = BP_DEFAULT_GROUP_SIZE, rotation = BP_DEFAULT_ROTATION;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKO:quantize", kwlist, &w_obj, &opt.bits,
-                                     &method, &opt.clip, &group_size, &rotation, &seed,
-                                     &context_obj))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKOiO:quantize", kwlist, &w_obj,
+                                     &opt.bits, &method, &opt.clip, &group_size, &rotation, &seed,
+                                     &cal_obj, &opt.calibration_planes, &context_obj))
         return NULL;
     /* Python spells "none" as 0; C keeps 0 for the default. */
     if (group_size < 0)
@@ -81,15 +91,38 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
     PyBpContext *context = pybp_resolve_context(context_obj);
     if (!context)
         return NULL;
-    pybp_array w;
+    pybp_array w, cal = {0};
     if (pybp_array_get(w_obj, "w", PYBP_READ, 2, 2, &w) < 0) {
         Py_DECREF(context);
         return NULL;
+    }
+    if (cal_obj != Py_None) {
+        /* Sample activations, one per row: (count, cols). */
+        if (pybp_array_get(cal_obj, "calibration", PYBP_READ, 2, 2, &cal) < 0) {
+            pybp_array_release(&w);
+            Py_DECREF(context);
+            return NULL;
+        }
+        if (cal.n1 != w.n1) {
+            PyErr_Format(PyExc_ValueError,
+                         "calibration must have shape (count, %zu) like w's columns, got "
+                         "(%zu, %zu)",
+                         w.n1, cal.n0, cal.n1);
+            pybp_array_release(&w);
+            pybp_array_release(&cal);
+            Py_DECREF(context);
+            return NULL;
+        }
+        opt.calibration = cal.data;
+        opt.calibration_count = cal.n0;
+        opt.calibration_ld = cal.ld;
     }
     bp_matrix *m = NULL;
     bp_status st;
     PYBP_NOGIL(st, bp_matrix_quantize(context->ctx, w.data, w.n0, w.n1, w.ld, &opt, &m));
     pybp_array_release(&w);
+    if (cal_obj != Py_None)
+        pybp_array_release(&cal);
     PyObject *result = st == BP_OK ? wrap(type, m, context) : pybp_raise(st);
     Py_DECREF(context);
     return result;
@@ -429,13 +462,15 @@ static PyGetSetDef matrix_getset[] = {
 static PyMethodDef matrix_methods[] = {
     {"quantize", FN(matrix_quantize), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
      "Matrix.quantize(w, bits=8, method='uniform', clip=0.0, group_size=64, rotation=256, "
-     "rotation_seed=0, context=None) -> Matrix\n\n"
+     "rotation_seed=0, calibration=None, calibration_planes=0, context=None) -> Matrix\n\n"
      "Quantize w, a float32 array of shape (rows, cols) whose rows are contiguous (any row "
      "stride), into `bits` planes. method: 'uniform' (nested mid-rise grid) or 'residual' "
      "(greedy binary coding). clip: uniform only, ratio in (0, 1]; 0 = automatic. "
      "group_size: columns per 8-bit group scale (a power of two 32..4096; 0 = one scale per "
      "row; groups need cols <= 2^23). rotation: block of the randomized Hadamard rotation of K "
      "(a power of four 4..4096; 0 = none), seeded by rotation_seed; gemm rotates x itself. "
+     "calibration: float32 sample activations (count, cols); uniform only: minimises the "
+     "output error on them (GPTQ-style error feedback) at calibration_planes planes (0 = 4). "
      "context None = the process-wide default CPU context. No copy of w is made; the GIL is "
      "released while quantizing."},
     {"gemm", FN(matrix_gemm), METH_VARARGS | METH_KEYWORDS,

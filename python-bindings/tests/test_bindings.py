@@ -469,3 +469,39 @@ def test_group_and_rotation_round_trip_bytes():
 def test_group_and_rotation_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         bp.Matrix.quantize(_gauss(4, 64, 6), **kwargs)
+
+
+def test_calibration_lowers_output_error():
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((64, 128), dtype=np.float32)
+    scale = (10.0 ** rng.uniform(-1, 1, 128)).astype(np.float32)
+    mix = rng.standard_normal((8, 128)).astype(np.float32)
+    x = ((rng.standard_normal((1024, 8)) @ mix + 0.3 * rng.standard_normal((1024, 128))) * scale)
+    x = x.astype(np.float32)
+    fit, held = x[:512], x[512:]
+    ref = held @ w.T
+    for planes in (3, 4):
+        plain = bp.Matrix.quantize(w)
+        cal = bp.Matrix.quantize(w, calibration=fit, calibration_planes=planes)
+        errs = [
+            np.linalg.norm(held @ m.dequantize(planes).T - ref) / np.linalg.norm(ref)
+            for m in (plain, cal)
+        ]
+        assert errs[1] < 0.9 * errs[0], (planes, errs)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        ({"calibration": np.ones((4, 63), np.float32)}, ValueError, "calibration"),
+        ({"calibration": np.ones((4, 64), np.float32), "method": "residual"}, ValueError,
+         "uniform"),
+        ({"calibration": np.ones((4, 64), np.float32), "calibration_planes": 9}, ValueError,
+         "calibration_planes"),
+        ({"calibration": np.ones(64, np.float32)}, ValueError, "calibration"),
+        ({"calibration_planes": 2}, ValueError, "calibration"),
+    ],
+)
+def test_calibration_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        bp.Matrix.quantize(_gauss(4, 64, 8), **kwargs)
