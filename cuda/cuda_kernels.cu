@@ -221,8 +221,8 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
 /* ---- 0. the rotation of K (docs/numerics.md, src/rotation.c) ----------- */
 
 /* One block per column: signs, butterfly stages h = 1, 2, ..., b/2 per
- * block of b = 2^L columns with a barrier between stages, then one multiply
- * by 2^-ceil(L/2); the CPU's float operations, so identical values. */
+ * block of b = 4^l columns with a barrier between stages, then one multiply
+ * by 2^-l; the CPU's float operations, so identical values. */
 template <int XT> __global__ void __launch_bounds__(QBLOCK) rotate_kernel(const bp_cuda_launch l) {
     const int c = blockIdx.x;
     const size_t cols = l.cols, base = (size_t)c * l.ldx;
@@ -235,8 +235,8 @@ template <int XT> __global__ void __launch_bounds__(QBLOCK) rotate_kernel(const 
         size_t b = (size_t)l.rot_block;
         if (cols - s < b) {
             b = 1;
-            while (b * 2 <= cols - s)
-                b *= 2;
+            while (b * 4 <= cols - s)
+                b *= 4;
         }
         float *vb = v + s;
         for (size_t h = 1; h < b; h *= 2) {

@@ -211,22 +211,33 @@ bp_status bp__check_dim(const char *name, size_t value);
  * errors sq_err[row*bits + n-1] and ww[row] (of the rotated row, which has
  * the same norm up to rounding). Each row is independent. scratch holds
  * bp__quantize_scratch_bytes(m) bytes for one row. */
-typedef void (*bp_quantize_rows_fn)(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                                    size_t r1, double *sq_err, double *ww, void *scratch);
-void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                               size_t r1, double *sq_err, double *ww, void *scratch);
-void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                                size_t r1, double *sq_err, double *ww, void *scratch);
+typedef struct bp_quant_params {
+    float clip;          /* 0 = automatic */
+    const double *cal_u; /* calibration: upper factor U of H^-1 (cols x cols), or NULL */
+    int cal_planes;      /* the prefix the feedback targets */
+} bp_quant_params;
+typedef void (*bp_quantize_rows_fn)(bp_matrix *m, const float *w, size_t ld,
+                                    const bp_quant_params *qp, size_t r0, size_t r1, double *sq_err,
+                                    double *ww, void *scratch);
+void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, const bp_quant_params *qp,
+                               size_t r0, size_t r1, double *sq_err, double *ww, void *scratch);
+void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, const bp_quant_params *qp,
+                                size_t r0, size_t r1, double *sq_err, double *ww, void *scratch);
+/* The calibration factor U (cols x cols, row-major, upper) for m's shape and
+ * rotation from count sample vectors x (ld apart); the caller frees it. */
+bp_status bp__calibration_factor(const bp_matrix *m, const float *x, size_t count, size_t ld,
+                                 double **out);
 /* One row's working memory, carved from the scratch block. */
 typedef struct bp_quant_scratch {
     uint32_t *rowbits; /* bits * kwords */
     double *row;       /* cols: the (rotated) row */
     double *aux;       /* cols */
+    double *aux2;      /* cols */
     uint8_t *mult;     /* ngroups */
 } bp_quant_scratch;
 static inline size_t bp__quantize_scratch_bytes(const bp_matrix *m) {
     return bp__round_up((size_t)m->bits * m->kwords * sizeof(uint32_t), 64) +
-           2 * bp__round_up(m->cols * sizeof(double), 64) + bp__round_up(m->ngroups, 64);
+           3 * bp__round_up(m->cols * sizeof(double), 64) + bp__round_up(m->ngroups, 64);
 }
 static inline bp_quant_scratch bp__quant_scratch(const bp_matrix *m, void *scratch) {
     unsigned char *p = scratch;
@@ -236,6 +247,8 @@ static inline bp_quant_scratch bp__quant_scratch(const bp_matrix *m, void *scrat
     s.row = (double *)p;
     p += bp__round_up(m->cols * sizeof(double), 64);
     s.aux = (double *)p;
+    p += bp__round_up(m->cols * sizeof(double), 64);
+    s.aux2 = (double *)p;
     p += bp__round_up(m->cols * sizeof(double), 64);
     s.mult = p;
     return s;
@@ -255,6 +268,10 @@ float bp__uniform_auto_clip(const float *row, size_t cols, int bits);
 /* ---- rotation of K (src/rotation.c) ------------------------------------------ */
 
 #define BP_ROTATION_MAX_BLOCK 4096
+/* Rotation blocks are powers of four (docs/numerics.md). */
+static inline bool bp__is_pow4(size_t v) {
+    return v && !(v & (v - 1)) && (v & (size_t)0x5555555555555555ull);
+}
 /* Fill m->rot_signs from m->rot_seed (allocated by the caller). */
 void bp__rotation_make_signs(bp_matrix *m);
 /* Length of the rotation block that starts at column start. */

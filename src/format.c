@@ -260,8 +260,8 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
         if (group_size && cols > BP_GROUP_MAX_K)
             return corrupt("group scales with more than 2^23 columns");
         if (rot_block &&
-            (rot_block < 2 || rot_block > BP_ROTATION_MAX_BLOCK || (rot_block & (rot_block - 1))))
-            return corrupt("rotation block is not 0 or a power of two in 2..4096");
+            (rot_block < 4 || rot_block > BP_ROTATION_MAX_BLOCK || !bp__is_pow4(rot_block)))
+            return corrupt("rotation block is not 0 or a power of four in 4..4096");
     }
     size_t ncoef, rw, payload;
     if (!payload_size(rows, cols, bits, group_size, &ncoef, &rw, &payload) ||

@@ -102,6 +102,13 @@ bp_quant_method bp_matrix_method(const bp_matrix *m) {
     return m ? m->method : BP_QUANT_UNIFORM;
 }
 
+size_t bp_matrix_group_size(const bp_matrix *m) {
+    return m ? m->group_size : 0;
+}
+int bp_matrix_rotation(const bp_matrix *m) {
+    return m ? m->rot_block : 0;
+}
+
 double bp_matrix_prefix_error(const bp_matrix *m, int n) {
     if (!m) {
         bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_prefix_error: m must not be NULL");
@@ -201,12 +208,44 @@ static bp_status resolve_structure(const bp_quant_options *opt, size_t cols, siz
     int b = opt->rotation ? opt->rotation : BP_DEFAULT_ROTATION;
     if (b == BP_ROTATION_NONE)
         b = 0;
-    else if (b < 2 || b > BP_ROTATION_MAX_BLOCK || !is_pow2((size_t)b))
+    else if (b < 4 || b > BP_ROTATION_MAX_BLOCK || !bp__is_pow4((size_t)b))
         return bp__fail(BP_ERR_OUT_OF_RANGE,
                         "rotation must be 0 (default block %d), BP_ROTATION_NONE (-1) or a "
-                        "power-of-two block in 2..%d, got %d",
+                        "power-of-four block in 4..%d, got %d",
                         BP_DEFAULT_ROTATION, BP_ROTATION_MAX_BLOCK, opt->rotation);
     *rotation = b;
+    return BP_OK;
+}
+
+/* Calibration options: uniform only, a finite sample set, a target prefix. */
+static bp_status check_calibration(const bp_quant_options *opt, int bits, size_t cols,
+                                   int *planes) {
+    if (!opt->calibration) {
+        if (opt->calibration_count || opt->calibration_planes)
+            return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                            "calibration_count and calibration_planes need calibration samples");
+        return BP_OK;
+    }
+    if (opt->method != BP_QUANT_UNIFORM)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "calibration applies to the uniform quantizer only");
+    if (opt->calibration_count == 0)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "calibration_count must be > 0");
+    if (opt->calibration_ld < cols)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "calibration_ld must be >= cols (%zu), got %zu",
+                        cols, opt->calibration_ld);
+    size_t span;
+    if (!bp__span_bytes(opt->calibration_count, opt->calibration_ld, cols, &span))
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "calibration_count x calibration_ld overflows");
+    if (opt->calibration_planes < 0 || opt->calibration_planes > bits)
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "calibration_planes must be 0 (default 4) or 1..%d, got %d", bits,
+                        opt->calibration_planes);
+    bp_status st = check_finite_matrix(opt->calibration, opt->calibration_count, cols,
+                                       opt->calibration_ld, "calibration");
+    if (st)
+        return st;
+    *planes = opt->calibration_planes ? opt->calibration_planes : (bits < 4 ? bits : 4);
     return BP_OK;
 }
 
@@ -215,7 +254,7 @@ typedef struct quantize_job {
     bp_matrix *m;
     const float *w;
     size_t ld;
-    float clip;
+    bp_quant_params params;
     size_t rows_per_task;
     double *sq_err, *ww;
     unsigned char *scratch;
@@ -226,7 +265,7 @@ static void quantize_task(void *arg, size_t task, int worker) {
     quantize_job *j = arg;
     size_t r0 = task * j->rows_per_task;
     size_t r1 = r0 + j->rows_per_task < j->m->rows ? r0 + j->rows_per_task : j->m->rows;
-    j->fn(j->m, j->w, j->ld, j->clip, r0, r1, j->sq_err, j->ww,
+    j->fn(j->m, j->w, j->ld, &j->params, r0, r1, j->sq_err, j->ww,
           j->scratch + (size_t)worker * j->scratch_bytes);
 }
 
@@ -269,6 +308,9 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         return st;
     if ((st = check_finite_matrix(w, rows, cols, ld, "w")))
         return st;
+    int cal_planes = 0;
+    if ((st = check_calibration(&opt, bits, cols, &cal_planes)))
+        return st;
 
     bp_matrix *m;
     if ((st = bp__matrix_alloc_grouped(rows, cols, bits, group_size, &m)))
@@ -279,6 +321,12 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     }
     m->method = opt.method;
     m->clip = opt.clip;
+    double *cal_u = NULL;
+    if (opt.calibration && (st = bp__calibration_factor(m, opt.calibration, opt.calibration_count,
+                                                        opt.calibration_ld, &cal_u))) {
+        bp_matrix_destroy(m);
+        return st;
+    }
     int workers = bp_context_threads(ctx);
     size_t scratch_bytes = bp__quantize_scratch_bytes(m);
     double *sq_err = calloc(rows * (size_t)bits, sizeof(double));
@@ -288,6 +336,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         free(sq_err);
         free(ww);
         bp__aligned_free(scratch);
+        free(cal_u);
         bp_matrix_destroy(m);
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate quantizer statistics");
     }
@@ -297,7 +346,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         .m = m,
         .w = w,
         .ld = ld,
-        .clip = opt.clip,
+        .params = {.clip = opt.clip, .cal_u = cal_u, .cal_planes = cal_planes},
         .rows_per_task = 64,
         .sq_err = sq_err,
         .ww = ww,
@@ -306,6 +355,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     };
     bp__parallel_for(ctx, (rows + job.rows_per_task - 1) / job.rows_per_task, quantize_task, &job);
     bp__matrix_finish_error(m, sq_err, ww);
+    free(cal_u);
     free(sq_err);
     free(ww);
     bp__aligned_free(scratch);

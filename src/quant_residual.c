@@ -141,9 +141,9 @@ static void weighted_stats(const bp_matrix *m, const uint32_t *rowbits, const do
     }
 }
 
-void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                                size_t r1, double *sq_err, double *ww, void *scratch) {
-    (void)clip;
+void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, const bp_quant_params *qp,
+                                size_t r0, size_t r1, double *sq_err, double *ww, void *scratch) {
+    (void)qp;
     const int k = m->bits;
     const size_t kw = m->kwords, cols = m->cols;
     bp_quant_scratch s = bp__quant_scratch(m, scratch);

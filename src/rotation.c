@@ -1,17 +1,19 @@
 /*
  * The randomized block-Hadamard rotation of K (docs/numerics.md).
  *
- * K splits into blocks: whole blocks of rot_block columns, then the rest into
- * descending powers of two (K = 100, block 64: 64 + 32 + 4). Column j gets a
- * random sign from the matrix's seed. For a block of b = 2^L columns with
- * H the unnormalized +-1 Hadamard matrix (H H = b I) and D the signs:
- *   input:   x' = (H D x) * 2^-ceil(L/2)
- *   weights: w' = (H D w) * 2^-floor(L/2)
- * so w' . x' = w . x. The input side runs in float on every backend in one
- * fixed order: negate, then the butterfly stages h = 1, 2, 4, ..., b/2, each
- * pair (j, j + h) becoming (a + b, a - b), then one multiply by the power of
- * two. Every operation is one IEEE rounding, so all backends agree bit for
- * bit. The weight side runs in double before quantization.
+ * K splits into blocks: whole blocks of rot_block columns (a power of four),
+ * then the rest into descending powers of four (K = 100, block 64:
+ * 64 + 16 + 16 + 4). Column j gets a random sign from the matrix's seed. For
+ * a block of b = 4^l columns with H the unnormalized +-1 Hadamard matrix
+ * (H H = b I) and D the signs, both sides use the orthonormal R = H D / 2^l:
+ *   input:   x' = (H D x) * 2^-l,   weights: w' = (H D w) * 2^-l,
+ * so w' . x' = w . x and ||w'|| = ||w||: the quantizer's errors are the
+ * errors of the original weights. The input side runs in float on every
+ * backend in one fixed order: negate, then the butterfly stages
+ * h = 1, 2, 4, ..., b/2, each pair (j, j + h) becoming (a + c, a - c), then
+ * one multiply by 2^-l. Every operation is one IEEE rounding, so all
+ * backends agree bit for bit. The weight side runs in double before
+ * quantization.
  */
 #include "bp_internal.h"
 
@@ -42,8 +44,8 @@ size_t bp__rotation_block_at(const bp_matrix *m, size_t start) {
     if (rem >= b)
         return b;
     b = 1;
-    while (b * 2 <= rem)
-        b *= 2;
+    while (b * 4 <= rem)
+        b *= 4;
     return b;
 }
 
@@ -71,7 +73,7 @@ void bp__rotate_input(const bp_matrix *m, const float *x, float *out) {
                     v[j] = a + c;
                     v[j + h] = a - c;
                 }
-        const float scale = ldexpf(1.0f, -((log2_exact(b) + 1) / 2));
+        const float scale = ldexpf(1.0f, -(log2_exact(b) / 2));
         for (size_t j = 0; j < b; j++)
             v[j] = v[j] * scale;
         s += b;
@@ -99,7 +101,7 @@ void bp__rotate_weights(const bp_matrix *m, const float *w, double *out) {
 }
 
 void bp__unrotate_weights(const bp_matrix *m, double *v) {
-    /* w = D H w' 2^floor(L/2) / b per block: H H = b I. */
+    /* R is orthonormal and H symmetric: w = D (H w') 2^-l. */
     for (size_t s = 0; s < m->cols;) {
         const size_t b = bp__rotation_block_at(m, s);
         double *u = v + s;
@@ -110,7 +112,7 @@ void bp__unrotate_weights(const bp_matrix *m, double *v) {
                     u[j] = a + c;
                     u[j + h] = a - c;
                 }
-        const double scale = ldexp(1.0, log2_exact(b) / 2 - log2_exact(b));
+        const double scale = ldexp(1.0, -(log2_exact(b) / 2));
         for (size_t j = 0; j < b; j++)
             u[j] *= scale;
         s += b;
@@ -121,6 +123,6 @@ void bp__unrotate_weights(const bp_matrix *m, double *v) {
 }
 
 float bp__rotation_growth(const bp_matrix *m) {
-    /* |x'| <= b * 2^-ceil(L/2) max|x| = 2^floor(L/2) max|x|. */
+    /* |x'| <= b 2^-l max|x| = 2^l max|x|. */
     return ldexpf(1.0f, log2_exact((size_t)m->rot_block) / 2);
 }

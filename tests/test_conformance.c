@@ -164,7 +164,7 @@ static bp_matrix *make_matrix(bp_context *ctx, tu_rng *rng, gemm_case *c) {
         break;
     default:
         q.group_size = tu_range(rng, 0, 3) ? 32 << tu_range(rng, 0, 5) : BP_GROUP_PER_ROW;
-        q.rotation = tu_range(rng, 0, 3) ? 2 << tu_range(rng, 0, 11) : BP_ROTATION_NONE;
+        q.rotation = tu_range(rng, 0, 3) ? 4 << 2 * tu_range(rng, 0, 5) : BP_ROTATION_NONE;
         q.rotation_seed = tu_next(rng);
     }
     bp_matrix *m = tu_quantize_opts(ctx, w, c->rows, c->cols, c->ldw, &q);

@@ -394,6 +394,7 @@ Test(format, fields_validated_behind_valid_crc) {
         {"group size 64 (payload mismatch)", OFF_GROUP, 4, 64},
         {"rotation block 3", OFF_ROTATION, 4, 3},
         {"rotation block 1", OFF_ROTATION, 4, 1},
+        {"rotation block 32 (not a power of four)", OFF_ROTATION, 4, 32},
         {"rotation block 8192", OFF_ROTATION, 4, 8192},
         {"version-2 reserved", OFF_RESV2, 8, 1},
         {"version-2 reserved tail", OFF_RESV2 + 8, 8, 1},

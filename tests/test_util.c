@@ -366,7 +366,7 @@ void tu_rotate_input(const bp_matrix *m, const float *x, float *out) {
     while (start < m->cols) {
         size_t b = (size_t)m->rot_block, left = m->cols - start;
         while (b > left)
-            b /= 2;
+            b /= 4;
         int L = 0;
         while (((size_t)1 << L) < b)
             L++;

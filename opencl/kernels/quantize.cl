@@ -131,9 +131,9 @@ bp_quantize_columns(__global const float *restrict x, ulong x_off, ulong ldx, ui
 
 /*
  * The rotation of K (src/rotation.c, docs/numerics.md), one work-group per
- * column: out = x with the signs applied, then per block of b = 2^L columns
+ * column: out = x with the signs applied, then per block of b = 4^l columns
  * the butterfly stages h = 1, 2, ..., b/2 ((a, c) -> (a + c, a - c), with a
- * barrier between stages), then one multiply by 2^-ceil(L/2). The same float
+ * barrier between stages), then one multiply by 2^-l. The same float
  * operations as the CPU, so the rotated inputs are identical. The
  * quantization kernel then reads out (ldx = cols).
  */
@@ -152,8 +152,8 @@ bp_rotate_columns(__global const float *restrict x, ulong x_off, ulong ldx, uint
         uint b = block;
         if (cols - s < b) {
             b = 1;
-            while (b * 2 <= cols - s)
-                b *= 2;
+            while (b * 4 <= cols - s)
+                b *= 4;
         }
         __global float *vb = v + s;
         for (uint h = 1; h < b; h *= 2) {
