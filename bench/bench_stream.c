@@ -46,7 +46,11 @@ static uint64_t sum_words(const uint64_t *p, size_t n) {
 
 static void *stream_worker(void *arg) {
     stream_part *part = arg;
+#if defined(BENCH_X86_64)
     part->sum = part->avx512 ? bench_avx512_sum(part->p, part->n) : sum_words(part->p, part->n);
+#else
+    part->sum = sum_words(part->p, part->n);
+#endif
     return NULL;
 }
 

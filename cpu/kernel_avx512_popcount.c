@@ -176,6 +176,10 @@ static void pc_compute(const bp_kernel_call *call) {
     }
 }
 
+static bool pc_runnable(void) {
+    return bp__cpu_features()->avx512_vpopcntdq;
+}
+
 static bool pc_supports(int act_bits, size_t kpad) {
     (void)kpad;
     return act_bits >= 1 && act_bits <= BP_MAX_ACT_BITS;
@@ -183,6 +187,7 @@ static bool pc_supports(int act_bits, size_t kpad) {
 
 const bp_cpu_kernel_desc bp__kernel_avx512_popcount = {
     .name = "avx512",
+    .runnable = pc_runnable,
     .supports = pc_supports,
     .column_bytes = pc_column_bytes,
     .prepare = pc_prepare,

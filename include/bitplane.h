@@ -94,21 +94,30 @@ typedef enum bp_backend {
 } bp_backend;
 
 /*
- * CPU kernel paths. AUTO picks per call by batch and act_bits (measured:
- * popcount for one column, lookup tables for batches); every path
- * computes the same exact integers, so results are bit-identical. The
- * environment variable BP_CPU=auto|reference|avx512|avx512-lut overrides AUTO
- * (an explicit option here wins over the environment).
- *  - REFERENCE: portable C, the ground truth.
+ * CPU kernel paths. AUTO picks per call by the CPU, batch and act_bits (see
+ * the README's kernel table for the measured rules); every path computes the
+ * same exact integers, so results are bit-identical. The environment
+ * variable BP_CPU=auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut
+ * overrides AUTO (an explicit option here wins over the environment). A path
+ * this CPU cannot run fails context creation with BP_ERR_UNSUPPORTED.
+ *  - REFERENCE: plain C from the definition, the ground truth (test oracle).
+ *  - PORTABLE: word-level popcount in plain C, any CPU.
+ *  - AVX2: AVX2 popcount (VPSHUFB nibble counts), every act_bits.
+ *  - AVX2_LUT: AVX2 VPSHUFB lookup tables where they are exact (act_bits
+ *    2..8), AVX2 popcount elsewhere.
  *  - AVX512: AVX-512 VPOPCNTDQ popcount kernels only.
  *  - AVX512_LUT: AVX-512BW lookup-table kernel where its int16 tables are
- *    exact (act_bits 2..11 and K*2^act_bits < 2^31), popcount elsewhere.
+ *    exact (act_bits 2..11 and K*2^act_bits < 2^31), popcount elsewhere
+ *    (VPOPCNTDQ when present, else AVX2).
  */
 typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_AUTO = 0,
     BP_CPU_KERNEL_REFERENCE = 1,
     BP_CPU_KERNEL_AVX512 = 2,
     BP_CPU_KERNEL_AVX512_LUT = 3,
+    BP_CPU_KERNEL_AVX2 = 4,
+    BP_CPU_KERNEL_AVX2_LUT = 5,
+    BP_CPU_KERNEL_PORTABLE = 6,
 } bp_cpu_kernel;
 
 /*

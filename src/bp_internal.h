@@ -245,6 +245,8 @@ typedef struct bp_kernel_call {
 
 typedef struct bp_cpu_kernel_desc {
     const char *name;
+    /* Whether this CPU and OS can run the kernel's instructions. */
+    bool (*runnable)(void);
     /* Whether this path computes exact D for these activation bits and K. */
     bool (*supports)(int act_bits, size_t kpad);
     /* Scratch bytes per column for prepare (after q). */
@@ -254,15 +256,35 @@ typedef struct bp_cpu_kernel_desc {
     void (*compute)(const bp_kernel_call *call);
 } bp_cpu_kernel_desc;
 
+/* Built on every architecture. */
 extern const bp_cpu_kernel_desc bp__kernel_reference;
+extern const bp_cpu_kernel_desc bp__kernel_portable;
+/* x86-64 only (BP_ARCH_X86_64): referenced only under that macro. */
 extern const bp_cpu_kernel_desc bp__kernel_avx512_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_lut;
+extern const bp_cpu_kernel_desc bp__kernel_avx2_popcount;
+extern const bp_cpu_kernel_desc bp__kernel_avx2_lut;
+
+/* Every kernel built for this architecture except the reference, runnable
+ * here or not (for the kernel tests); *n receives the count. */
+const bp_cpu_kernel_desc *const *bp__cpu_kernel_list(size_t *n);
+/* The kernel of that name from the list, or NULL when not built. */
+const bp_cpu_kernel_desc *bp__cpu_kernel_by_name(const char *name);
 
 /* Shared prepare step for popcount kernels: planes + popcounts. */
 size_t bp__popcount_column_bytes(int act_bits, size_t kpad);
 void bp__popcount_prepare(bp_act_column *col, size_t kpad, void *scratch);
 
-/* CPU feature detection (CPUID + XCR0). */
+/* CPU features (CPUID + XCR0), probed once per process; all false off x86. */
+typedef struct bp_cpu_features {
+    bool avx2;             /* AVX2 with YMM state */
+    bool avx_vnni;         /* AVX-VNNI (VEX VPDPBUSD on YMM) */
+    bool avx512bw;         /* AVX-512 F/BW/VL with ZMM state (implies avx2) */
+    bool avx512_vpopcntdq; /* and VPOPCNTDQ */
+    bool avx512_vnni;      /* and VNNI */
+    bool gfni;             /* and GFNI */
+} bp_cpu_features;
+const bp_cpu_features *bp__cpu_features(void);
 bool bp__cpu_has_avx512_vpopcntdq(void);
 bool bp__cpu_has_avx512bw(void);
 

@@ -1,5 +1,5 @@
 /*
- * Kernel-level exactness: each AVX-512 kernel's prepare + compute, called
+ * Kernel-level exactness: each kernel's prepare + compute, called
  * directly through bp_kernel_call, must produce D equal bit for bit to the
  * reference kernel's D, which computes sum_j t_j q_j from the definition.
  *
@@ -17,6 +17,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,16 +173,6 @@ static void assert_mostly_nonzero(size_t nonzero, size_t cases, uint64_t seed) {
               "only %zu of %zu cases had a nonzero D; seed=%" PRIu64, nonzero, cases, seed);
 }
 
-static void require_popcount(void) {
-    if (!bp__cpu_has_avx512_vpopcntdq())
-        cr_skip_test("this CPU lacks AVX-512 VPOPCNTDQ; the avx512 kernel cannot run here");
-}
-
-static void require_lut(void) {
-    if (!bp__cpu_has_avx512bw())
-        cr_skip_test("this CPU lacks AVX-512BW; the avx512-lut kernel cannot run here");
-}
-
 /* A random case of the given shape: random kinds, plane counts, row range. */
 static kcase random_case(tu_rng *rng, size_t rows, size_t cols, int act_bits, size_t ncols) {
     kcase kc = {.rows = rows, .cols = cols, .act_bits = act_bits, .ncols = ncols};
@@ -259,51 +250,83 @@ static void sweep_extreme(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi, 
     assert_mostly_nonzero(nonzero, cases, seed);
 }
 
-Test(kernels, popcount_gemv_every_act_bits) {
-    require_popcount();
-    sweep_gemv(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS);
+/* Every kernel built for this architecture, on this CPU when it can run. */
+typedef void (*sweep_fn)(const bp_cpu_kernel_desc *kernel);
+
+static void for_each_kernel(sweep_fn fn) {
+    size_t n, ran = 0;
+    const bp_cpu_kernel_desc *const *list = bp__cpu_kernel_list(&n);
+    char skipped[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (!list[i]->runnable()) {
+            size_t len = strlen(skipped);
+            snprintf(skipped + len, sizeof skipped - len, "%s%s", len ? ", " : "", list[i]->name);
+            continue;
+        }
+        fn(list[i]);
+        ran++;
+    }
+    cr_assert(ran >= 1, "the portable kernel runs everywhere");
+    if (skipped[0])
+        cr_log_info("kernels this CPU cannot run, not tested here: %s", skipped);
 }
 
-Test(kernels, popcount_gemm_mixed_planes) {
-    require_popcount();
-    sweep_gemm(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS);
+/* The named kernel, or a skip when it is not built or cannot run here. */
+static const bp_cpu_kernel_desc *require_kernel(const char *name) {
+    const bp_cpu_kernel_desc *k = bp__cpu_kernel_by_name(name);
+    if (!k)
+        cr_skip_test("the %s kernel is not built for this architecture", name);
+    if (!k->runnable())
+        cr_skip_test("this CPU cannot run the %s kernel", name);
+    return k;
 }
 
-Test(kernels, popcount_extreme_values) {
-    require_popcount();
-    sweep_extreme(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS, 4097);
-    /* |D| = K * (2^16 - 1) needs more than 32 bits. */
-    sweep_extreme(&bp__kernel_avx512_popcount, 16, 16, 70000);
+static void gemv_all(const bp_cpu_kernel_desc *k) {
+    sweep_gemv(k, 1, BP_MAX_ACT_BITS);
+}
+static void gemm_all(const bp_cpu_kernel_desc *k) {
+    sweep_gemm(k, 1, BP_MAX_ACT_BITS);
+}
+static void extreme_all(const bp_cpu_kernel_desc *k) {
+    sweep_extreme(k, 1, BP_MAX_ACT_BITS, 4097);
+    /* |D| = K * (2^16 - 1) needs more than 32 bits (kernels that take it). */
+    if (k->supports(16, bp__padded_cols(70000)))
+        sweep_extreme(k, 16, 16, 70000);
 }
 
-Test(kernels, popcount_supports_everything) {
-    for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
-        cr_assert(bp__kernel_avx512_popcount.supports(a, (size_t)1 << 28), "act_bits %d", a);
+Test(kernels, gemv_every_act_bits) {
+    for_each_kernel(gemv_all);
 }
 
-Test(kernels, lut_gemv_every_act_bits) {
-    require_lut();
-    sweep_gemv(&bp__kernel_avx512_lut, 2, 11);
+Test(kernels, gemm_mixed_planes) {
+    for_each_kernel(gemm_all);
 }
 
-Test(kernels, lut_gemm_mixed_planes) {
-    require_lut();
-    sweep_gemm(&bp__kernel_avx512_lut, 2, 11);
+/* Every line of every lane at the per-line bound: int16 flush intervals of
+ * the LUT kernels, int64 widening of the popcount kernels. */
+Test(kernels, extreme_values) {
+    for_each_kernel(extreme_all);
 }
 
-Test(kernels, lut_extreme_values) {
-    require_lut();
-    /* Every line of every lane at the per-line bound 16L: flush intervals. */
-    sweep_extreme(&bp__kernel_avx512_lut, 2, 11, 4097);
+/* The popcount kernels back the LUT paths, so they must take everything. */
+Test(kernels, popcount_kernels_support_everything) {
+    static const char *const names[] = {"portable", "avx2", "avx512"};
+    for (size_t i = 0; i < NELEM(names); i++) {
+        const bp_cpu_kernel_desc *k = bp__cpu_kernel_by_name(names[i]);
+        if (!k)
+            continue;
+        for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+            cr_assert(k->supports(a, (size_t)1 << 28), "%s act_bits %d", k->name, a);
+    }
 }
 
-Test(kernels, lut_largest_supported_k) {
-    require_lut();
+static void lut_largest_supported_k(const char *name) {
+    const bp_cpu_kernel_desc *k = require_kernel(name);
     /* act_bits 11 unsigned, every q = 2047 and every weight +1: the row sum
      * kpad * 2047 is the largest that fits int32. */
     const size_t cols = (size_t)INT32_MAX / 2047 / BP_K_ALIGN_BITS * BP_K_ALIGN_BITS;
-    cr_assert(bp__kernel_avx512_lut.supports(11, cols));
-    cr_assert(!bp__kernel_avx512_lut.supports(11, cols + BP_K_ALIGN_BITS));
+    cr_assert(k->supports(11, cols));
+    cr_assert(!k->supports(11, cols + BP_K_ALIGN_BITS));
     kcase kc = {.rows = 1,
                 .cols = cols,
                 .bits = 1,
@@ -313,19 +336,36 @@ Test(kernels, lut_largest_supported_k) {
                 .ncols = 1,
                 .kinds = {ACT_EXTREME},
                 .planes = {1}};
-    cr_assert(run_case(&bp__kernel_avx512_lut, &kc, tu_seed()));
+    cr_assert(run_case(k, &kc, tu_seed()));
+}
+
+Test(kernels, avx512_lut_largest_supported_k) {
+    lut_largest_supported_k("avx512-lut");
+}
+
+Test(kernels, avx2_lut_largest_supported_k) {
+    lut_largest_supported_k("avx2-lut");
 }
 
 Test(kernels, lut_supports_bounds) {
-    const bp_cpu_kernel_desc *k = &bp__kernel_avx512_lut;
-    cr_assert(!k->supports(1, 512));
-    cr_assert(!k->supports(12, 512));
-    cr_assert(!k->supports(16, 512));
-    for (int a = 2; a <= 11; a++) {
-        size_t limit = (size_t)INT32_MAX / (((size_t)1 << a) - 1);
-        size_t kmax = limit / BP_K_ALIGN_BITS * BP_K_ALIGN_BITS;
-        cr_assert(k->supports(a, kmax), "act_bits %d kpad %zu", a, kmax);
-        cr_assert(!k->supports(a, kmax + BP_K_ALIGN_BITS), "act_bits %d kpad %zu", a,
-                  kmax + BP_K_ALIGN_BITS);
+    static const char *const names[] = {"avx512-lut", "avx2-lut"};
+    size_t tested = 0;
+    for (size_t i = 0; i < NELEM(names); i++) {
+        const bp_cpu_kernel_desc *k = bp__cpu_kernel_by_name(names[i]);
+        if (!k)
+            continue;
+        tested++;
+        cr_assert(!k->supports(1, 512));
+        cr_assert(!k->supports(12, 512));
+        cr_assert(!k->supports(16, 512));
+        for (int a = 2; a <= 11; a++) {
+            size_t limit = (size_t)INT32_MAX / (((size_t)1 << a) - 1);
+            size_t kmax = limit / BP_K_ALIGN_BITS * BP_K_ALIGN_BITS;
+            cr_assert(k->supports(a, kmax), "%s act_bits %d kpad %zu", k->name, a, kmax);
+            cr_assert(!k->supports(a, kmax + BP_K_ALIGN_BITS), "%s act_bits %d kpad %zu", k->name,
+                      a, kmax + BP_K_ALIGN_BITS);
+        }
     }
+    if (!tested)
+        cr_skip_test("no lookup-table kernel is built for this architecture");
 }
