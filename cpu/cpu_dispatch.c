@@ -149,7 +149,7 @@ static bp_cpu_kernel x86_auto(size_t batch) {
 #endif
 
 const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,
-                                            size_t batch) {
+                                            size_t batch, unsigned mult_bound) {
     bp_cpu_kernel k = ctx ? ctx->cpu_kernel : BP_CPU_KERNEL_REFERENCE;
     if (k == BP_CPU_KERNEL_AUTO) {
 #if defined(BP_ARCH_X86_64)
@@ -162,11 +162,11 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits,
     switch (k) {
 #if defined(BP_ARCH_X86_64)
     case BP_CPU_KERNEL_AVX512_LUT:
-        return bp__kernel_avx512_lut.supports(act_bits, kpad) ? &bp__kernel_avx512_lut
-                                                              : x86_popcount();
+        return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
+                                                                          : x86_popcount();
     case BP_CPU_KERNEL_AVX2_LUT:
-        return bp__kernel_avx2_lut.supports(act_bits, kpad) ? &bp__kernel_avx2_lut
-                                                            : &bp__kernel_avx2_popcount;
+        return bp__kernel_avx2_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx2_lut
+                                                                        : &bp__kernel_avx2_popcount;
     case BP_CPU_KERNEL_AVX512:
         return &bp__kernel_avx512_popcount;
     case BP_CPU_KERNEL_AVX2:
@@ -205,5 +205,5 @@ const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size
         bp__fail(BP_ERR_INVALID_ARGUMENT, "context is not a CPU context");
         return NULL;
     }
-    return bp__select_kernel(ctx, act_bits, bp__padded_cols(cols), batch)->name;
+    return bp__select_kernel(ctx, act_bits, bp__padded_cols(cols), batch, 1)->name;
 }

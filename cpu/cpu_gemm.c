@@ -2,7 +2,8 @@
  * The CPU framework around the microkernels (BLIS-style split): it quantizes
  * the input columns, lets the kernel prepare them (bit planes or lookup
  * tables), splits rows into blocks across the pool, calls the microkernel for
- * up to BP_KERNEL_MAX_COLS columns at a time and applies the exact combine.
+ * up to BP_KERNEL_MAX_COLS columns at a time and applies the exact combine
+ * (docs/numerics.md: D_u for uniform matrices, D_p per plane for residual).
  * Each output element depends only on its row and its column, never on the
  * blocking, so results do not change with threads, batch size or position.
  */
@@ -57,6 +58,7 @@ static void compute_task(void *arg, size_t task, int worker) {
     size_t r0 = g0 * BP_ROW_GROUP;
     size_t r1 = g1 * BP_ROW_GROUP < m->rows ? g1 * BP_ROW_GROUP : m->rows;
     size_t ld_plane = (g1 - g0) * BP_ROW_GROUP;
+    const bool uniform = m->method == BP_QUANT_UNIFORM;
 
     bp_kernel_call call = {.m = m, .g0 = g0, .g1 = g1, .ld_plane = ld_plane};
     call.ld_col = ld_plane * (size_t)m->bits;
@@ -84,8 +86,10 @@ static void compute_task(void *arg, size_t task, int worker) {
             const int64_t *d = call.d + k * call.ld_col;
             float *y = a->y + (c->c0 + owner[k]) * a->ldy;
             for (size_t r = r0; r < r1; r++) {
-                float v = bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
-                                      ac->planes, ac->scale);
+                float v =
+                    uniform ? bp__combine_uniform(bp__alpha(m, ac->planes, r), d[r - r0], ac->scale)
+                            : bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
+                                          ac->planes, ac->scale);
                 y[r] = a->bias ? v + a->bias[r] : v;
             }
         }
@@ -97,8 +101,8 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     const bp_matrix *m = a->m;
     cpu_call c = {.a = a};
     c.kpad = bp__padded_cols(m->cols);
-    c.kernel = bp__select_kernel(ctx, a->act_bits, c.kpad, a->batch);
-    c.q_bytes = bp__round_up(c.kpad * sizeof(int32_t), BP_ALIGN);
+    c.kernel = bp__select_kernel(ctx, a->act_bits, c.kpad, a->batch, bp__mult_bound(m));
+    c.q_bytes = bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
     c.col_bytes = c.q_bytes + bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;
     chunk = chunk < 1 ? 1 : (chunk > a->batch ? a->batch : chunk);

@@ -35,11 +35,13 @@ static int32_t l2_qmax(int act_bits, bool is_signed) {
 }
 
 /* Entries |.| <= 4L fit int16 and a flush interval of >= 1 line exists for
- * act_bits <= 11; int32 row sums are bounded by kpad * L. */
-static bool l2_supports(int act_bits, size_t kpad) {
+ * act_bits <= 11; int32 sums over a group are bounded by kpad * L, and the
+ * multiplied group sums are added in int64. mult_bound is checked like the
+ * AVX-512 LUT kernel's so that both LUT paths take the same cases. */
+static bool l2_supports(int act_bits, size_t kpad, unsigned mult_bound) {
     if (act_bits < 2 || act_bits > 11)
         return false;
-    return kpad <= (size_t)INT32_MAX / (size_t)l2_qmax(act_bits, false);
+    return kpad <= (size_t)INT32_MAX / ((size_t)l2_qmax(act_bits, false) * mult_bound);
 }
 
 /* Per weight word: 4 index vectors x (low-byte table, high-byte table). */
@@ -85,18 +87,18 @@ BP_INLINE __m256i l2_widen(__m256i acc16) {
                             _mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc16, 1)));
 }
 
-/* D of one row group, one plane, one column: 16 int64. */
-static void l2_group(const uint32_t *group, size_t kw, const __m256i *tab, size_t flush,
-                     int64_t *d) {
+/* Per-row sums of t q over lines [w0, w1) of one row group (int32). */
+static void l2_sum(const uint32_t *group, size_t w0, size_t w1, const __m256i *tab, size_t flush,
+                   int32_t *rows) {
     const __m256i kmajor = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0,
                                             4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     const __m256i interleave = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256i low = _mm256_set1_epi8(0x0f);
     __m256i r0 = _mm256_setzero_si256(), r1 = _mm256_setzero_si256();
-    for (size_t w0 = 0; w0 < kw; w0 += flush) {
-        size_t w1 = kw - w0 < flush ? kw : w0 + flush;
+    for (size_t f0 = w0; f0 < w1; f0 += flush) {
+        size_t f1 = w1 - f0 < flush ? w1 : f0 + flush;
         __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
-        for (size_t w = w0; w < w1; w++) {
+        for (size_t w = f0; w < f1; w++) {
             const uint32_t *lp = group + w * BP_ROW_GROUP;
             _mm_prefetch((const char *)lp + L2_PREFETCH_BYTES, _MM_HINT_T0);
             __m256i x0 = _mm256_permutevar8x32_epi32(
@@ -115,11 +117,26 @@ static void l2_group(const uint32_t *group, size_t kw, const __m256i *tab, size_
         r0 = _mm256_add_epi32(r0, l2_widen(a0));
         r1 = _mm256_add_epi32(r1, l2_widen(a1));
     }
-    int32_t rows[BP_ROW_GROUP];
     _mm256_storeu_si256((__m256i *)rows, r0);
     _mm256_storeu_si256((__m256i *)(rows + 8), r1);
+}
+
+/* D_p of one row group, one plane, one column (16 int64): per group of
+ * columns, the row sums times the row's multiplier (docs/numerics.md). */
+static void l2_group(const bp_matrix *m, size_t rg, const uint32_t *group, const __m256i *tab,
+                     size_t flush, int64_t *d) {
+    const size_t kw = m->kwords, gw = m->group_words;
+    const bool grouped = bp__grouped(m);
     for (int r = 0; r < BP_ROW_GROUP; r++)
-        d[r] = rows[r];
+        d[r] = 0;
+    for (size_t g = 0, w0 = 0; w0 < kw; g++, w0 += gw) {
+        size_t w1 = w0 + gw < kw ? w0 + gw : kw;
+        int32_t rows[BP_ROW_GROUP];
+        l2_sum(group, w0, w1, tab, flush, rows);
+        const uint8_t *mult = grouped ? bp__mult_tile(m, rg, g) : NULL;
+        for (int r = 0; r < BP_ROW_GROUP; r++)
+            d[r] += mult ? (int64_t)mult[r] * rows[r] : rows[r];
+    }
 }
 
 static void l2_compute(const bp_kernel_call *call) {
@@ -131,11 +148,12 @@ static void l2_compute(const bp_kernel_call *call) {
         for (int p = 0; p < col->planes; p++) {
             const uint32_t *slab = bp__slab(m, p);
             for (size_t g = call->g0; g < call->g1; g++)
-                l2_group(slab + g * m->kwords * BP_ROW_GROUP, m->kwords, col->kernel_data, flush,
+                l2_group(m, g, slab + g * m->kwords * BP_ROW_GROUP, col->kernel_data, flush,
                          call->d + c * call->ld_col + (size_t)p * call->ld_plane +
                              (g - call->g0) * BP_ROW_GROUP);
         }
     }
+    bp__kernel_fold_code(call);
 }
 
 const bp_cpu_kernel_desc bp__kernel_avx2_lut = {

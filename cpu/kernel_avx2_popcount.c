@@ -27,8 +27,9 @@ static bool p2_runnable(void) {
     return bp__cpu_features()->avx2;
 }
 
-static bool p2_supports(int act_bits, size_t kpad) {
+static bool p2_supports(int act_bits, size_t kpad, unsigned mult_bound) {
     (void)kpad;
+    (void)mult_bound; /* counts stay int32: grouped matrices keep K <= BP_GROUP_MAX_K */
     return act_bits >= 1 && act_bits <= BP_MAX_ACT_BITS;
 }
 
@@ -93,33 +94,59 @@ static void p2_block_4(const uint32_t *l, size_t n, const uint32_t *wd, size_t k
     p2_block(l, n, wd, kw, b0, bin, cnt, 4);
 }
 
-/* D of one row group for one column and one plane: 16 int64. */
-static void p2_group(const bp_matrix *m, const uint32_t *group, const bp_act_column *col,
-                     int64_t *d) {
+/* Per-row counts c32[b][row] of lines [w0, w1) of one row group. */
+static void p2_count(const uint32_t *group, size_t kw, size_t w0, size_t w1,
+                     const bp_act_column *col, int32_t (*c32)[BP_ROW_GROUP]) {
     typedef void (*block_fn)(const uint32_t *, size_t, const uint32_t *, size_t, int, bool,
                              __m256i *);
     static const block_fn blocks[P2_PLANES] = {p2_block_1, p2_block_2, p2_block_3, p2_block_4};
-    const size_t kw = m->kwords;
     const int A = col->act_bits;
-    const bool binary = A == 1;
     __m256i cnt[2 * BP_MAX_ACT_BITS];
     for (int i = 0; i < 2 * A; i++)
         cnt[i] = _mm256_setzero_si256();
-    for (size_t w0 = 0; w0 < kw; w0 += P2_BLOCK_LINES) {
-        size_t n = kw - w0 < P2_BLOCK_LINES ? kw - w0 : P2_BLOCK_LINES;
+    for (size_t w = w0; w < w1; w += P2_BLOCK_LINES) {
+        size_t n = w1 - w < P2_BLOCK_LINES ? w1 - w : P2_BLOCK_LINES;
         for (int b0 = 0; b0 < A; b0 += P2_PLANES) {
             int nb = A - b0 < P2_PLANES ? A - b0 : P2_PLANES;
-            blocks[nb - 1](group + w0 * BP_ROW_GROUP, n, col->bits + w0, kw, b0, binary, cnt);
+            blocks[nb - 1](group + w * BP_ROW_GROUP, n, col->bits + w, kw, b0, A == 1, cnt);
         }
     }
-    int32_t c32[BP_MAX_ACT_BITS][BP_ROW_GROUP];
     for (int b = 0; b < A; b++) {
         _mm256_storeu_si256((__m256i *)c32[b], cnt[2 * b]);
         _mm256_storeu_si256((__m256i *)(c32[b] + 8), cnt[2 * b + 1]);
     }
+}
+
+/* D_p of one row group for one column and one plane (16 int64), group by
+ * group: each group's sum_{j in g} t q per row times the row's multiplier. */
+static void p2_group(const bp_matrix *m, size_t rg, const uint32_t *group, const bp_act_column *col,
+                     int64_t *d) {
+    const size_t kw = m->kwords, gw = m->group_words;
+    const int A = col->act_bits;
+    const bool grouped = bp__grouped(m);
     for (int r = 0; r < BP_ROW_GROUP; r++)
-        d[r] = binary ? (int64_t)m->cols - 2 * (int64_t)c32[0][r]
-                      : bp__act_combine_counts(col, &c32[0][r], BP_ROW_GROUP);
+        d[r] = 0;
+    for (size_t g = 0, w0 = 0; w0 < kw; g++, w0 += gw) {
+        size_t w1 = w0 + gw < kw ? w0 + gw : kw;
+        int32_t c32[BP_MAX_ACT_BITS][BP_ROW_GROUP];
+        p2_count(group, kw, w0, w1, col, c32);
+        int64_t base = 0; /* sum of q (binary: valid columns) over the group */
+        for (size_t w = w0; w < w1; w++)
+            base += col->word_base[w];
+        const uint8_t *mult = grouped ? bp__mult_tile(m, rg, g) : NULL;
+        for (int r = 0; r < BP_ROW_GROUP; r++) {
+            int64_t dg;
+            if (A == 1) {
+                /* t.s = V - 2 popcount(t XOR s); padding is 0 in both. */
+                dg = base - 2 * (int64_t)c32[0][r];
+            } else {
+                dg = -base;
+                for (int b = 0; b < A; b++)
+                    dg += 2 * bp__act_plane_weight(col, b) * c32[b][r];
+            }
+            d[r] += mult ? mult[r] * dg : dg;
+        }
+    }
 }
 
 static void p2_compute(const bp_kernel_call *call) {
@@ -129,11 +156,12 @@ static void p2_compute(const bp_kernel_call *call) {
         for (int p = 0; p < col->planes; p++) {
             const uint32_t *slab = bp__slab(m, p);
             for (size_t g = call->g0; g < call->g1; g++)
-                p2_group(m, slab + g * m->kwords * BP_ROW_GROUP, col,
+                p2_group(m, g, slab + g * m->kwords * BP_ROW_GROUP, col,
                          call->d + c * call->ld_col + (size_t)p * call->ld_plane +
                              (g - call->g0) * BP_ROW_GROUP);
         }
     }
+    bp__kernel_fold_code(call);
 }
 
 const bp_cpu_kernel_desc bp__kernel_avx2_popcount = {

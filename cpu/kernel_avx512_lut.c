@@ -16,7 +16,10 @@
  *
  * Sums run in int16 lanes (two per row) and are flushed into int32 rows by
  * VPMADDWD with ones before they can overflow. int16 adds wrap, so only the
- * value at a flush needs to fit, not every partial sum.
+ * value at a flush needs to fit, not every partial sum. Grouped matrices
+ * (docs/numerics.md) flush at least once per group and VPMADDWD with the
+ * row's multiplier in both halves instead of ones, which applies m per
+ * group for free.
  */
 #include "bp_internal.h"
 
@@ -42,11 +45,11 @@ static bool lut_runnable(void) {
 }
 
 /* Tables are exact in int16 (|entry| <= 4L), one line adds at most 16L to a
- * lane, and int32 row sums are bounded by kpad*L. */
-static bool lut_supports(int act_bits, size_t kpad) {
+ * lane, and int32 row sums are bounded by kpad * L * (largest multiplier). */
+static bool lut_supports(int act_bits, size_t kpad, unsigned mult_bound) {
     if (act_bits < 2 || act_bits > 11)
         return false;
-    return kpad <= (size_t)INT32_MAX / (size_t)lut_qmax(act_bits, false);
+    return kpad <= (size_t)INT32_MAX / ((size_t)lut_qmax(act_bits, false) * mult_bound);
 }
 
 /* Per weight word, the four 64-byte tables T(w, 0..3). */
@@ -84,6 +87,10 @@ typedef struct lut_pass {
     size_t kwords;
     size_t flush;    /* lines between int16 -> int32 flushes */
     size_t prefetch; /* prefetch distance in words */
+    /* Grouped matrices: multiplier tiles of the pass's first row group
+     * (row group g at mult + g * ngroups * 16), group words; NULL per row. */
+    const uint8_t *mult;
+    size_t ngroups, gw;
     const __m512i *tab[BP_KERNEL_MAX_COLS];
     int64_t *d[BP_KERNEL_MAX_COLS]; /* G * 16 outputs per column */
 } lut_pass;
@@ -140,11 +147,28 @@ BP_INLINE void lut_body(const lut_pass *ps, const int C, const int G) {
             }
         }
 
+        if (ps->mult) {
+            /* The flush lies inside group w0 / gw: weight both int16 halves
+             * of each row by its multiplier. */
 #pragma GCC unroll 8
-        for (int g = 0; g < G; g++)
+            for (int g = 0; g < G; g++) {
+                const uint8_t *t =
+                    ps->mult + ((size_t)g * ps->ngroups + w0 / ps->gw) * BP_ROW_GROUP;
+                __m512i m32 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)t));
+                __m512i m16 = _mm512_or_si512(m32, _mm512_slli_epi32(m32, 16));
 #pragma GCC unroll 4
-            for (int c = 0; c < C; c++)
-                acc32[g][c] = _mm512_add_epi32(acc32[g][c], _mm512_madd_epi16(acc16[g][c], ones));
+                for (int c = 0; c < C; c++)
+                    acc32[g][c] =
+                        _mm512_add_epi32(acc32[g][c], _mm512_madd_epi16(acc16[g][c], m16));
+            }
+        } else {
+#pragma GCC unroll 8
+            for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+                for (int c = 0; c < C; c++)
+                    acc32[g][c] =
+                        _mm512_add_epi32(acc32[g][c], _mm512_madd_epi16(acc16[g][c], ones));
+        }
     }
 
 #pragma GCC unroll 8
@@ -190,7 +214,8 @@ static void lut_compute(const bp_kernel_call *call) {
             max_planes = call->cols[c]->planes;
 
     for (int p = 0; p < max_planes; p++) {
-        lut_pass ps = {.kwords = kw, .flush = SIZE_MAX};
+        lut_pass ps = {
+            .kwords = kw, .flush = SIZE_MAX, .ngroups = m->ngroups, .gw = m->group_words};
         size_t active[BP_KERNEL_MAX_COLS], n = 0;
         for (size_t c = 0; c < call->ncols; c++) {
             const bp_act_column *col = call->cols[c];
@@ -203,6 +228,13 @@ static void lut_compute(const bp_kernel_call *call) {
             ps.tab[n] = col->kernel_data;
             active[n++] = c;
         }
+        if (bp__grouped(m)) {
+            /* Flushes must not straddle groups: a power of two <= gw. */
+            size_t f = 1;
+            while (f * 2 <= ps.flush && f * 2 <= m->group_words)
+                f *= 2;
+            ps.flush = f;
+        }
         const size_t G = lut_fns[n - 1].groups;
         /* The same line of the next pass's row groups when that is near
          * enough, else a fixed distance down each stream. */
@@ -214,6 +246,7 @@ static void lut_compute(const bp_kernel_call *call) {
         for (size_t g = call->g0; g < call->g1;) {
             size_t ng = call->g1 - g >= G ? G : 1;
             ps.lines = slab + g * kw * BP_ROW_GROUP;
+            ps.mult = bp__grouped(m) ? bp__mult_tile(m, g, 0) : NULL;
             size_t row = (g - call->g0) * BP_ROW_GROUP;
             for (size_t i = 0; i < n; i++)
                 ps.d[i] = call->d + active[i] * call->ld_col + (size_t)p * call->ld_plane + row;
@@ -221,6 +254,7 @@ static void lut_compute(const bp_kernel_call *call) {
             g += ng;
         }
     }
+    bp__kernel_fold_code(call);
 }
 
 const bp_cpu_kernel_desc bp__kernel_avx512_lut = {

@@ -36,3 +36,21 @@ void bp__popcount_prepare(bp_act_column *col, size_t kpad, void *scratch) {
     }
     col->bits = bits;
 }
+
+void bp__kernel_fold_code(const bp_kernel_call *call) {
+    if (call->m->method != BP_QUANT_UNIFORM)
+        return;
+    size_t r0 = call->g0 * BP_ROW_GROUP;
+    size_t r1 = call->g1 * BP_ROW_GROUP < call->m->rows ? call->g1 * BP_ROW_GROUP : call->m->rows;
+    for (size_t c = 0; c < call->ncols; c++) {
+        int64_t *d = call->d + c * call->ld_col;
+        const int n = call->cols[c]->planes;
+        for (size_t r = 0; r < r1 - r0; r++) {
+            /* Horner in plane order: exact, |D_u| < 2^63 (docs/numerics.md). */
+            int64_t u = 0;
+            for (int p = 0; p < n; p++)
+                u = 2 * u + d[(size_t)p * call->ld_plane + r];
+            d[r] = u;
+        }
+    }
+}

@@ -12,30 +12,47 @@ static bool portable_runnable(void) {
     return true;
 }
 
-static bool portable_supports(int act_bits, size_t kpad) {
+static bool portable_supports(int act_bits, size_t kpad, unsigned mult_bound) {
     (void)kpad;
+    (void)mult_bound; /* counts stay int32: grouped matrices keep K <= BP_GROUP_MAX_K */
     return act_bits >= 1 && act_bits <= BP_MAX_ACT_BITS;
 }
 
-static void portable_group(const bp_matrix *m, const uint32_t *group, const bp_act_column *col,
-                           int64_t *d) {
-    const size_t kw = m->kwords;
+/* D_p of one row group and plane for one column, group by group: the counts
+ * of a group give sum_{j in g} t q per row, which is weighted by the row's
+ * multiplier (docs/numerics.md). */
+static void portable_group(const bp_matrix *m, size_t rg, const uint32_t *group,
+                           const bp_act_column *col, int64_t *d) {
+    const size_t kw = m->kwords, gw = m->group_words;
     const int A = col->act_bits;
-    int32_t cnt[BP_MAX_ACT_BITS][BP_ROW_GROUP] = {{0}};
-    for (size_t w = 0; w < kw; w++) {
-        const uint32_t *line = group + w * BP_ROW_GROUP;
-        for (int b = 0; b < A; b++) {
-            uint32_t a = col->bits[(size_t)b * kw + w];
-            for (int r = 0; r < BP_ROW_GROUP; r++)
-                cnt[b][r] += __builtin_popcount(A == 1 ? line[r] ^ a : line[r] & a);
+    const bool grouped = bp__grouped(m);
+    for (int r = 0; r < BP_ROW_GROUP; r++)
+        d[r] = 0;
+    for (size_t g = 0, w0 = 0; w0 < kw; g++, w0 += gw) {
+        size_t w1 = w0 + gw < kw ? w0 + gw : kw;
+        int32_t cnt[BP_MAX_ACT_BITS][BP_ROW_GROUP] = {{0}};
+        int64_t base = 0; /* sum of q (binary: valid columns) over the group */
+        for (size_t w = w0; w < w1; w++) {
+            const uint32_t *line = group + w * BP_ROW_GROUP;
+            base += col->word_base[w];
+            for (int b = 0; b < A; b++) {
+                uint32_t a = col->bits[(size_t)b * kw + w];
+                for (int r = 0; r < BP_ROW_GROUP; r++)
+                    cnt[b][r] += __builtin_popcount(A == 1 ? line[r] ^ a : line[r] & a);
+            }
         }
-    }
-    for (int r = 0; r < BP_ROW_GROUP; r++) {
-        if (A == 1) {
-            /* t.s = K - 2 popcount(t XOR s); padding is 0 in both operands. */
-            d[r] = (int64_t)m->cols - 2 * (int64_t)cnt[0][r];
-        } else {
-            d[r] = bp__act_combine_counts(col, &cnt[0][r], BP_ROW_GROUP);
+        const uint8_t *mult = grouped ? bp__mult_tile(m, rg, g) : NULL;
+        for (int r = 0; r < BP_ROW_GROUP; r++) {
+            int64_t dg;
+            if (A == 1) {
+                /* t.s = V - 2 popcount(t XOR s); padding is 0 in both. */
+                dg = base - 2 * (int64_t)cnt[0][r];
+            } else {
+                dg = -base;
+                for (int b = 0; b < A; b++)
+                    dg += 2 * bp__act_plane_weight(col, b) * cnt[b][r];
+            }
+            d[r] += mult ? mult[r] * dg : dg;
         }
     }
 }
@@ -47,11 +64,12 @@ static void portable_compute(const bp_kernel_call *call) {
         for (int p = 0; p < col->planes; p++) {
             const uint32_t *slab = bp__slab(m, p);
             for (size_t g = call->g0; g < call->g1; g++)
-                portable_group(m, slab + g * m->kwords * BP_ROW_GROUP, col,
+                portable_group(m, g, slab + g * m->kwords * BP_ROW_GROUP, col,
                                call->d + c * call->ld_col + (size_t)p * call->ld_plane +
                                    (g - call->g0) * BP_ROW_GROUP);
         }
     }
+    bp__kernel_fold_code(call);
 }
 
 const bp_cpu_kernel_desc bp__kernel_portable = {

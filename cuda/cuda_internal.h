@@ -48,6 +48,12 @@ typedef struct bp_cuda_launch {
     const uint32_t *planes;
     size_t plane_words; /* words per slab */
     const float *coef;  /* c[n][row][p] as on the host */
+    /* Group multipliers (docs/numerics.md): host tiling
+     * mult[((row / 16) * wgroups + g) * 16 + row % 16]; word w is in group
+     * w / group_words. grouped 0: every multiplier is 1. */
+    const uint8_t *mult;
+    size_t group_words, wgroups;
+    int grouped, uniform;
     size_t rows, cols, kwords, row_groups;
     int act_bits; /* 1..16 */
     int A;        /* act planes per column: act_bits, or 2 for binary (sign, !sign) */
@@ -56,6 +62,7 @@ typedef struct bp_cuda_launch {
     int ncols, cpg, jg, ntiles, ngroups;
     uint32_t *act;        /* scratch, B register order */
     bp_cuda_col *colinfo; /* scratch, ncols */
+    int32_t *wq;          /* scratch, ncols * kwords: sum of q per 32-column word */
     unsigned *flags;      /* device view of the mapped report words */
     unsigned char col_planes[BP_CUDA_CHUNK];
 } bp_cuda_launch;

@@ -12,8 +12,17 @@
  *     mma.sync m16n8k256 .b1 .and.popc (tensor cores) or with AND + __popc
  *     (CUDA cores); the 4 warps split K and add their counts in shared
  *     memory. Then D = sum_b w_b (2 cnt_b - popcount(a_b)) exactly in int64,
- *     and the exact combine acc = __fmaf_rn(c[p], (float)D, acc) in plane
- *     order, y = acc * s_x (+ bias), as the CPU does.
+ *     and the exact combine of docs/numerics.md, as the CPU does: residual
+ *     acc = __fmaf_rn(c[p], (float)D_p, acc) in plane order, y = acc * s_x;
+ *     uniform D_u = sum_p 2^(n-1-p) D_p, y = (alpha * (float)D_u) * s_x;
+ *     then + bias.
+ *
+ * Grouped matrices: each count is weighted by its row's multiplier for the
+ * word's group before it is summed (the popcount path per word; the MMA path
+ * per group, masking the A registers of other groups when a group is
+ * narrower than the 256-bit chunk), and the subtracted term becomes
+ * sum_g m[row][g] sum_{j in g} q_j, from per-word sums of q that the
+ * quantize kernel writes.
  *
  * Binary activations (act_bits 1) use two act planes, sign and !sign, with
  * weights +1 and -1: t.s = (2 popc(t&s) - popc(s)) - (2 popc(t&~s) - popc(~s)),
@@ -178,6 +187,9 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
             l.act[bp_cuda_b_index(grp, l.ntiles, KC, jbase + lane, w)] = mine;
             mypop += __popc(mine);
         }
+        const int wsum = __reduce_add_sync(0xffffffffu, q);
+        if (lane == 0)
+            l.wq[(size_t)c * l.kwords + w] = wsum;
     }
     if (lane < A)
         atomicAdd(&s_pop[lane], mypop);
@@ -225,6 +237,8 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
     constexpr int NT = MAXJ / 8;
     __shared__ int s_cnt[16][MAXJ + 1];
     __shared__ float s_acc[16 * MAX_GROUP_COLS];
+    __shared__ long long s_du[16 * MAX_GROUP_COLS];   /* uniform: D_u by Horner */
+    __shared__ long long s_base[16 * MAX_GROUP_COLS]; /* grouped: sum_g m_g Q_g */
     __shared__ bp_cuda_col s_col[MAX_GROUP_COLS];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -247,8 +261,24 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
     const uint2 *act_base = (const uint2 *)l.act + (size_t)grp * ntiles * KC * 32;
 
     for (size_t g = blockIdx.y; g < l.row_groups; g += gridDim.y) {
-        for (int i = tid; i < 16 * nc; i += GTHREADS)
+        const uint8_t *mt = l.mult + g * l.wgroups * 16; /* this row group's tiles */
+        for (int i = tid; i < 16 * nc; i += GTHREADS) {
             s_acc[i] = 0.0f;
+            s_du[i] = 0;
+            long long base = 0;
+            if (l.grouped) {
+                const int r = i & 15, cl = i >> 4;
+                const int32_t *wq = l.wq + (size_t)(c0 + cl) * l.kwords;
+                for (size_t wg = 0; wg < l.wgroups; wg++) {
+                    long long qg = 0;
+                    const size_t w1 = min((wg + 1) * l.group_words, l.kwords);
+                    for (size_t w = wg * l.group_words; w < w1; w++)
+                        qg += wq[w];
+                    base += (long long)mt[wg * 16 + r] * qg;
+                }
+            }
+            s_base[i] = base;
+        }
         for (int p = 0; p < nmax; p++) {
             for (int i = tid; i < 16 * (MAXJ + 1); i += GTHREADS)
                 (&s_cnt[0][0])[i] = 0;
@@ -260,15 +290,54 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
 #pragma unroll
                 for (int t = 0; t < NT; t++)
                     acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0;
+                if (!l.grouped) {
 #pragma unroll 2
-                for (size_t kc = warp; kc < KC; kc += BP_CUDA_WARPS) {
-                    const uint4 a = __ldg(wp + kc * 32);
+                    for (size_t kc = warp; kc < KC; kc += BP_CUDA_WARPS) {
+                        const uint4 a = __ldg(wp + kc * 32);
 #pragma unroll
-                    for (int t = 0; t < NT; t++)
-                        if (t < ntiles) {
-                            const uint2 b = __ldg(act_base + (t * KC + kc) * 32 + lane);
-                            mma_b1_and(acc[t], a, b);
+                        for (int t = 0; t < NT; t++)
+                            if (t < ntiles) {
+                                const uint2 b = __ldg(act_base + (t * KC + kc) * 32 + lane);
+                                mma_b1_and(acc[t], a, b);
+                            }
+                    }
+                } else {
+                    /* One MMA per group in the chunk (masking the registers
+                     * of the others), its counts weighted by the multiplier
+                     * of the accumulator's row. */
+                    const size_t gw = l.group_words;
+                    const int sub = gw >= 8 ? 1 : (int)(8 / gw);
+                    for (size_t kc = warp; kc < KC; kc += BP_CUDA_WARPS) {
+                        const uint4 a = __ldg(wp + kc * 32);
+                        uint2 bt[NT];
+#pragma unroll
+                        for (int t = 0; t < NT; t++)
+                            bt[t] = t < ntiles ? __ldg(act_base + (t * KC + kc) * 32 + lane)
+                                               : make_uint2(0u, 0u);
+                        for (int s = 0; s < sub; s++) {
+                            const size_t wg = (8 * kc) / gw + (size_t)s;
+                            uint4 am = a;
+                            if (sub > 1) {
+                                /* Register r holds chunk word tig + 4 (r >> 1). */
+                                const bool lo_in = (size_t)tig / gw == (size_t)s;
+                                const bool hi_in = (size_t)(tig + 4) / gw == (size_t)s;
+                                am.x = lo_in ? a.x : 0u;
+                                am.y = lo_in ? a.y : 0u;
+                                am.z = hi_in ? a.z : 0u;
+                                am.w = hi_in ? a.w : 0u;
+                            }
+                            const int m0 = mt[wg * 16 + gid], m1 = mt[wg * 16 + gid + 8];
+#pragma unroll
+                            for (int t = 0; t < NT; t++)
+                                if (t < ntiles) {
+                                    int tmp[4] = {0, 0, 0, 0};
+                                    mma_b1_and(tmp, am, bt[t]);
+#pragma unroll
+                                    for (int r = 0; r < 4; r++)
+                                        acc[t][r] += (r >> 1 ? m1 : m0) * tmp[r];
+                                }
                         }
+                    }
                 }
 #pragma unroll
                 for (int t = 0; t < NT; t++)
@@ -286,12 +355,23 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 const uint2 *ap = act_base + tig;
                 for (size_t kc = warp; kc < KC; kc += BP_CUDA_WARPS) {
                     const uint4 a = __ldg(wp + kc * 32);
+                    /* Multipliers of rows gid, gid + 8 for chunk words tig
+                     * (x, y) and tig + 4 (z, w); 1 per row. */
+                    int mx = 1, mz = 1, my = 1, mw = 1;
+                    if (l.grouped) {
+                        const size_t gx = (8 * kc + tig) / l.group_words;
+                        const size_t gz = (8 * kc + tig + 4) / l.group_words;
+                        mx = mt[gx * 16 + gid];
+                        my = mt[gx * 16 + gid + 8];
+                        mz = mt[gz * 16 + gid];
+                        mw = mt[gz * 16 + gid + 8];
+                    }
 #pragma unroll
                     for (int j = 0; j < MAXJ; j++)
                         if (j < jg) {
                             const uint2 b = __ldg(ap + ((j / 8) * KC + kc) * 32 + 4 * (j % 8));
-                            lo[j] += __popc(a.x & b.x) + __popc(a.z & b.y);
-                            hi[j] += __popc(a.y & b.x) + __popc(a.w & b.y);
+                            lo[j] += mx * __popc(a.x & b.x) + mz * __popc(a.z & b.y);
+                            hi[j] += my * __popc(a.y & b.x) + mw * __popc(a.w & b.y);
                         }
                 }
 #pragma unroll
@@ -310,12 +390,22 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 if (col->zero || p >= col->planes || row >= l.rows)
                     continue;
                 long long d = 0;
-                for (int b = 0; b < A; b++)
-                    d += act_weight(l, col->is_signed, b) *
-                         (2LL * s_cnt[r][cl * A + b] - (long long)col->pop[b]);
-                const size_t n = (size_t)col->planes;
-                const float cp = l.coef[l.rows * (n - 1) * n / 2 + row * n + (size_t)p];
-                s_acc[i] = __fmaf_rn(cp, __ll2float_rn(d), s_acc[i]);
+                if (l.grouped) {
+                    d = -s_base[i];
+                    for (int b = 0; b < A; b++)
+                        d += act_weight(l, col->is_signed, b) * 2LL * s_cnt[r][cl * A + b];
+                } else {
+                    for (int b = 0; b < A; b++)
+                        d += act_weight(l, col->is_signed, b) *
+                             (2LL * s_cnt[r][cl * A + b] - (long long)col->pop[b]);
+                }
+                if (l.uniform) {
+                    s_du[i] = 2 * s_du[i] + d; /* Horner: D_u exact */
+                } else {
+                    const size_t n = (size_t)col->planes;
+                    const float cp = l.coef[l.rows * (n - 1) * n / 2 + row * n + (size_t)p];
+                    s_acc[i] = __fmaf_rn(cp, __ll2float_rn(d), s_acc[i]);
+                }
             }
             __syncthreads();
         }
@@ -331,7 +421,13 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
             if (s_col[cl].zero)
                 v = bias;
             else {
-                v = __fmul_rn(s_acc[i], s_col[cl].scale);
+                float acc = s_acc[i];
+                if (l.uniform) {
+                    const size_t n = (size_t)s_col[cl].planes;
+                    const float alpha = l.coef[l.rows * (n - 1) * n / 2 + row * n + n - 1];
+                    acc = __fmul_rn(alpha, __ll2float_rn(s_du[i]));
+                }
+                v = __fmul_rn(acc, s_col[cl].scale);
                 if (l.bias)
                     v = __fadd_rn(v, bias);
             }

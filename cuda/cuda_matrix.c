@@ -18,6 +18,7 @@ static void destroy_copy(void *data) {
         cudaSetDevice(dm->device);
         cudaFree(dm->planes);
         cudaFree(dm->coef);
+        cudaFree(dm->mult);
         cudaSetDevice(prev);
     }
     free(dm);
@@ -43,6 +44,9 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
     if (!st)
         st = bp_cuda__check(cudaMalloc((void **)&dm->coef, ncoef * sizeof(float)),
                             "cudaMalloc (coefficients)");
+    const size_t mult_bytes = m->row_groups * BP_ROW_GROUP * m->ngroups;
+    if (!st)
+        st = bp_cuda__check(cudaMalloc((void **)&dm->mult, mult_bytes), "cudaMalloc (multipliers)");
     /* A cudaMemcpy from pageable memory may return before its last DMA
      * lands, on the legacy default stream, which non-blocking streams (ours,
      * maybe the caller's) do not wait for. So copy on the context's stream
@@ -63,6 +67,10 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
                                             cudaMemcpyHostToDevice, cc->stream),
                             "cudaMemcpyAsync (coefficients)");
     if (!st)
+        st = bp_cuda__check(
+            cudaMemcpyAsync(dm->mult, m->mult, mult_bytes, cudaMemcpyHostToDevice, cc->stream),
+            "cudaMemcpyAsync (multipliers)");
+    if (!st)
         st = bp_cuda__check(cudaStreamSynchronize(cc->stream),
                             "cudaStreamSynchronize (matrix upload)");
     else
@@ -71,6 +79,7 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
     if (st) {
         cudaFree(dm->planes);
         cudaFree(dm->coef);
+        cudaFree(dm->mult);
         free(dm);
         return st;
     }

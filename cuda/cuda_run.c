@@ -26,6 +26,11 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
     l.planes = dm->planes;
     l.plane_words = dm->plane_words;
     l.coef = dm->coef;
+    l.mult = dm->mult;
+    l.group_words = m->group_words;
+    l.wgroups = m->ngroups;
+    l.grouped = m->group_size != 0;
+    l.uniform = m->method == BP_QUANT_UNIFORM;
     l.rows = m->rows;
     l.cols = m->cols;
     l.kwords = m->kwords;
@@ -55,6 +60,11 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
         st = bp_cuda__check(cudaMallocFromPoolAsync((void **)&l.colinfo,
                                                     chunk * sizeof(bp_cuda_col), cc->pool, stream),
                             "cudaMallocFromPoolAsync (column data)");
+    if (!st)
+        st = bp_cuda__check(cudaMallocFromPoolAsync((void **)&l.wq,
+                                                    chunk * m->kwords * sizeof(int32_t), cc->pool,
+                                                    stream),
+                            "cudaMallocFromPoolAsync (word sums)");
     for (size_t c0 = 0; !st && c0 < c->batch; c0 += chunk) {
         const size_t nc = c->batch - c0 < chunk ? c->batch - c0 : chunk;
         l.x = (const char *)c->x + c0 * c->ldx * elem_size(c->x_type);
@@ -71,5 +81,7 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
         cudaFreeAsync(l.act, stream);
     if (l.colinfo)
         cudaFreeAsync(l.colinfo, stream);
+    if (l.wq)
+        cudaFreeAsync(l.wq, stream);
     return st;
 }

@@ -59,6 +59,7 @@ typedef struct bp_ocl_ctx {
 typedef struct bp_ocl_matrix {
     cl_mem planes; /* all bits slabs, CPU layout */
     cl_mem coef;   /* c[n][row][p], every prefix */
+    cl_mem mult;   /* group multipliers, CPU tiling (bp_internal.h) */
 } bp_ocl_matrix;
 
 /* Error helpers. */

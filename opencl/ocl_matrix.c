@@ -1,9 +1,9 @@
 /*
  * Device copies of a matrix: all bits slabs in the CPU layout (plane-major,
  * so a call with n planes reads only the first n slabs) and the whole
- * coefficient table, uploaded once per cl_context through the core's matrix
- * cache and freed with the matrix. The buffers retain their cl_context, so
- * the key cannot be reused by another context while the copy exists.
+ * coefficient table and the group multipliers, uploaded once per cl_context through the core's
+ * matrix cache and freed with the matrix. The buffers retain their cl_context, so the key cannot be
+ * reused by another context while the copy exists.
  */
 #include "ocl_internal.h"
 
@@ -17,6 +17,8 @@ static void matrix_free(void *data) {
         clReleaseMemObject(dm->planes);
     if (dm->coef)
         clReleaseMemObject(dm->coef);
+    if (dm->mult)
+        clReleaseMemObject(dm->mult);
     free(dm);
 }
 
@@ -40,7 +42,11 @@ static bp_status matrix_upload(const bp_matrix *m, void *arg, void **data) {
     if (dm->planes)
         dm->coef = clCreateBuffer(c->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, coef_bytes,
                                   m->coef, &err);
-    if (!dm->planes || !dm->coef) {
+    size_t mult_bytes = m->row_groups * BP_ROW_GROUP * m->ngroups;
+    if (dm->coef)
+        dm->mult = clCreateBuffer(c->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, mult_bytes,
+                                  m->mult, &err);
+    if (!dm->planes || !dm->coef || !dm->mult) {
         matrix_free(dm);
         return bp__ocl_fail(err, "clCreateBuffer (matrix upload)");
     }

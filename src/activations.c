@@ -24,8 +24,34 @@ static void quantize_binary(const float *x, size_t cols, float act_scale, int32_
     col->scale = act_scale > 0 ? act_scale : (float)(sum / (double)cols);
 }
 
+/* Per 32-column word: the sum of q (act_bits >= 2) or the count of valid
+ * columns (act_bits 1), the term the popcount identities subtract. */
+static void fill_word_base(const int32_t *q, size_t cols, size_t kpad, int act_bits,
+                           int32_t *base) {
+    for (size_t w = 0; w < kpad / 32; w++) {
+        int32_t s = 0;
+        if (act_bits == 1) {
+            s = cols > w * 32 ? (int32_t)(cols - w * 32 < 32 ? cols - w * 32 : 32) : 0;
+        } else {
+            for (size_t j = 0; j < 32; j++)
+                s += q[w * 32 + j];
+        }
+        base[w] = s;
+    }
+}
+
+static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
+                            int32_t *q, bp_act_column *col);
+
 void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_bits,
                               float act_scale, int32_t *q, bp_act_column *col) {
+    quantize_values(x, cols, kpad, act_bits, act_scale, q, col);
+    fill_word_base(q, cols, kpad, act_bits, q + kpad);
+    col->word_base = q + kpad;
+}
+
+static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
+                            int32_t *q, bp_act_column *col) {
     memset(q + cols, 0, (kpad - cols) * sizeof *q);
     col->act_bits = act_bits;
     col->q = q;

@@ -101,6 +101,14 @@ struct bp_matrix {
     uint32_t *planes;     /* bits slabs, 64-byte aligned */
     float *coef;          /* c[n][row][p], see bp__coef() */
     double *prefix_error; /* [bits], index n-1 */
+    /* Group multipliers (docs/numerics.md): the row's K words split into
+     * ngroups groups of group_words words (the last may be shorter); word w
+     * belongs to group w / group_words. Per-row matrices (group_size 0) have
+     * one group of kwords words and every multiplier 1. */
+    size_t group_size;  /* columns per group; 0 = per row */
+    size_t group_words; /* group_size / 32, or kwords per row */
+    size_t ngroups;     /* ceil(kwords / group_words) */
+    uint8_t *mult;      /* [row_group][group][16] in 1..BP_MULT_MAX, see bp__mult() */
     /* Backend copies of this matrix (device uploads), made on first use and
      * freed with the matrix. The matrix stays logically immutable, so the
      * list is guarded by its own lock. */
@@ -135,6 +143,36 @@ static inline float *bp__coef(const bp_matrix *m, int n, size_t row) {
     size_t base = m->rows * (size_t)(n - 1) * (size_t)n / 2;
     return m->coef + base + row * (size_t)n;
 }
+/* Uniform matrices: the scale of prefix n, c[n][row][p] = alpha * 2^(n-1-p),
+ * so alpha is the last coefficient of the prefix. */
+static inline float bp__alpha(const bp_matrix *m, int n, size_t row) {
+    return bp__coef(m, n, row)[n - 1];
+}
+/* Largest group multiplier, and the group sizes the quantizer accepts. */
+#define BP_MULT_MAX       255
+#define BP_GROUP_MIN_COLS 32
+#define BP_GROUP_MAX_COLS 4096
+/* Grouped matrices keep |D| within int64 and the kernels' int32 partial sums
+ * (BP_MULT_MAX * K < 2^31) with K at most this. */
+#define BP_GROUP_MAX_K ((size_t)1 << 23)
+/* The 16 multipliers of row group rg and group g, one byte per row. */
+static inline const uint8_t *bp__mult_tile(const bp_matrix *m, size_t rg, size_t g) {
+    return m->mult + (rg * m->ngroups + g) * BP_ROW_GROUP;
+}
+static inline uint8_t *bp__mult_tile_mut(bp_matrix *m, size_t rg, size_t g) {
+    return m->mult + (rg * m->ngroups + g) * BP_ROW_GROUP;
+}
+static inline int bp__mult(const bp_matrix *m, size_t row, size_t g) {
+    return bp__mult_tile(m, row / BP_ROW_GROUP, g)[row % BP_ROW_GROUP];
+}
+/* Whether m carries group multipliers (else every multiplier is 1). */
+static inline bool bp__grouped(const bp_matrix *m) {
+    return m->group_size != 0;
+}
+/* Largest multiplier any kernel may meet in m: 1 per row, else BP_MULT_MAX. */
+static inline unsigned bp__mult_bound(const bp_matrix *m) {
+    return bp__grouped(m) ? BP_MULT_MAX : 1u;
+}
 static inline const uint32_t *bp__slab(const bp_matrix *m, int p) {
     return m->planes + (size_t)p * m->plane_words;
 }
@@ -158,8 +196,13 @@ double bp__row_sq_error(const double *G, int bits, const double *wt, double ww, 
                         int n);
 void bp__store_row(bp_matrix *m, size_t row, const uint32_t *rowbits);
 
-/* Allocate a matrix with zeroed planes and coefficients. */
+/* Allocate a matrix with zeroed planes and coefficients, per row (every
+ * multiplier 1) when group_size is 0, else groups of group_size columns
+ * (a power of two in BP_GROUP_MIN_COLS..BP_GROUP_MAX_COLS, checked by the
+ * caller) with multipliers 1 until the quantizer sets them. */
 bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out);
+bp_status bp__matrix_alloc_grouped(size_t rows, size_t cols, int bits, size_t group_size,
+                                   bp_matrix **out);
 /* prefix_error[n-1] = sqrt(sum of row_sq_err[row*bits + n-1] / sum ww[row]). */
 void bp__matrix_finish_error(bp_matrix *m, const double *row_sq_err, const double *row_ww);
 /* Validate a dimension against BP_MAX_DIM with a message naming it. */
@@ -192,6 +235,10 @@ typedef struct bp_act_column {
     bool is_zero;     /* all q are 0: output is the bias alone */
     float scale;      /* s_x */
     const int32_t *q; /* padded K quantized values; binary: +1/-1, padding 0 */
+    /* kpad/32 entries, one per 32-column word: act_bits >= 2 the sum of q
+     * over the word, act_bits 1 the number of valid columns in it. Popcount
+     * kernels subtract sum_g m_g * (this summed over group g). */
+    const int32_t *word_base;
     /* Filled by the kernel's prepare step when it needs them: */
     uint32_t *bits; /* [act plane][kwords] words; binary: one plane of sign bits */
     int32_t plane_popcount[BP_MAX_ACT_BITS];
@@ -200,10 +247,14 @@ typedef struct bp_act_column {
 
 /*
  * Quantize one column by the exact rule (see README "Numerics"). q receives
- * kpad values (padding 0). act_scale 0 = dynamic.
+ * kpad values (padding 0) followed by the kpad/32 word_base entries
+ * (bp__act_q_words() int32 in all). act_scale 0 = dynamic.
  */
 void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_bits,
                               float act_scale, int32_t *q, bp_act_column *col);
+static inline size_t bp__act_q_words(size_t kpad) {
+    return kpad + kpad / 32;
+}
 /* Weight of activation plane b: +-2^b. */
 static inline int64_t bp__act_plane_weight(const bp_act_column *col, int b) {
     int64_t w = (int64_t)1 << b;
@@ -221,10 +272,12 @@ static inline int64_t bp__act_combine_counts(const bp_act_column *col, const int
 
 /* ---- exact combine --------------------------------------------------------- */
 
-/* The exact combine: acc = fma chain of c[p] * (float)D[p*stride] over
- * p = 0..n-1, then acc * s. The caller adds the bias, if any, as one float
- * add. Every backend must follow the same operations in the same order. */
+/* The exact combine (docs/numerics.md). Residual matrices: acc = fma chain
+ * of c[p] * (float)D_p[p*stride] over p = 0..n-1, then acc * s. Uniform
+ * matrices: (alpha * (float)D_u) * s. The caller adds the bias, if any, as
+ * one float add. Every backend follows the same operations in this order. */
 float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s);
+float bp__combine_uniform(float alpha, int64_t d_u, float s);
 
 /* ---- CPU kernels ----------------------------------------------------------- */
 
@@ -236,9 +289,14 @@ typedef struct bp_kernel_call {
     size_t g0, g1;
     size_t ncols; /* 1..BP_KERNEL_MAX_COLS */
     const bp_act_column *cols[BP_KERNEL_MAX_COLS];
-    /* D of column c, weight plane p, row g0*16 + r:
-     * d[c * ld_col + p * ld_plane + r], exact integers. Rows past m->rows in
-     * the last group may be written and are ignored. */
+    /* The kernel output (docs/numerics.md), exact integers with the group
+     * multipliers applied, for row g0*16 + r of column c:
+     *  - uniform matrices: the code product D_u of the column's n planes at
+     *    d[c * ld_col + r] (plane slot 0);
+     *  - residual matrices: D_p of weight plane p at
+     *    d[c * ld_col + p * ld_plane + r].
+     * Other slots are scratch. Rows past m->rows in the last group may be
+     * written and are ignored. */
     int64_t *d;
     size_t ld_plane, ld_col;
 } bp_kernel_call;
@@ -247,8 +305,9 @@ typedef struct bp_cpu_kernel_desc {
     const char *name;
     /* Whether this CPU and OS can run the kernel's instructions. */
     bool (*runnable)(void);
-    /* Whether this path computes exact D for these activation bits and K. */
-    bool (*supports)(int act_bits, size_t kpad);
+    /* Whether this path computes exact D for these activation bits, K and
+     * largest group multiplier (bp__mult_bound: 1 per row, else 255). */
+    bool (*supports)(int act_bits, size_t kpad, unsigned mult_bound);
     /* Scratch bytes per column for prepare (after q). */
     size_t (*column_bytes)(int act_bits, size_t kpad);
     /* Build kernel-specific data from col->q into scratch (aligned 64). */
@@ -270,6 +329,10 @@ extern const bp_cpu_kernel_desc bp__kernel_avx2_lut;
 const bp_cpu_kernel_desc *const *bp__cpu_kernel_list(size_t *n);
 /* The kernel of that name from the list, or NULL when not built. */
 const bp_cpu_kernel_desc *bp__cpu_kernel_by_name(const char *name);
+
+/* Uniform matrices: replace the per-plane D_p of every column in the call by
+ * D_u = sum_p 2^(n-1-p) D_p in plane slot 0, for kernels that count planes. */
+void bp__kernel_fold_code(const bp_kernel_call *call);
 
 /* Shared prepare step for popcount kernels: planes + popcounts. */
 size_t bp__popcount_column_bytes(int act_bits, size_t kpad);
@@ -403,7 +466,7 @@ const bp_backend_ops *bp__plugin_load(const char *name, bp_status *status);
 
 /* The kernel a CPU context uses for a call. */
 const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,
-                                            size_t batch);
+                                            size_t batch, unsigned mult_bound);
 
 /* Run fn over ntasks on ctx's pool, or inline when ctx is NULL. */
 void bp__parallel_for(bp_context *ctx, size_t ntasks, bp_task_fn fn, void *arg);

@@ -12,3 +12,7 @@ float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float 
         acc = fmaf(c[p], (float)d[(size_t)p * stride], acc);
     return acc * s;
 }
+
+float bp__combine_uniform(float alpha, int64_t d_u, float s) {
+    return (alpha * (float)d_u) * s;
+}

@@ -15,6 +15,11 @@ bp_status bp__check_dim(const char *name, size_t value) {
 }
 
 bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out) {
+    return bp__matrix_alloc_grouped(rows, cols, bits, 0, out);
+}
+
+bp_status bp__matrix_alloc_grouped(size_t rows, size_t cols, int bits, size_t group_size,
+                                   bp_matrix **out) {
     *out = NULL;
     size_t kwords = bp__padded_cols(cols) / 32;
     size_t groups = (rows + BP_ROW_GROUP - 1) / BP_ROW_GROUP;
@@ -41,7 +46,15 @@ bp_status bp__matrix_alloc(size_t rows, size_t cols, int bits, bp_matrix **out) 
     m->planes = bp__aligned_alloc(all);
     m->coef = bp__aligned_alloc(coef_bytes);
     m->prefix_error = calloc((size_t)bits, sizeof(double));
-    if (!m->planes || !m->coef || !m->prefix_error) {
+    m->group_size = group_size;
+    m->group_words = group_size ? group_size / 32 : kwords;
+    m->ngroups = (kwords + m->group_words - 1) / m->group_words;
+    /* groups * 16 * ngroups <= slab words: no overflow past the check above. */
+    size_t mult_bytes = groups * BP_ROW_GROUP * m->ngroups;
+    m->mult = bp__aligned_alloc(mult_bytes);
+    if (m->mult)
+        memset(m->mult, 1, mult_bytes);
+    if (!m->planes || !m->coef || !m->prefix_error || !m->mult) {
         bp_matrix_destroy(m);
         return bp__fail(BP_ERR_OUT_OF_MEMORY,
                         "cannot allocate %zu bytes of planes for a %zu x %zu matrix", all, rows,
@@ -58,6 +71,7 @@ void bp_matrix_destroy(bp_matrix *m) {
     pthread_mutex_destroy(&m->cache_lock);
     bp__aligned_free(m->planes);
     bp__aligned_free(m->coef);
+    bp__aligned_free(m->mult);
     free(m->prefix_error);
     free(m);
 }
@@ -289,7 +303,7 @@ bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, 
             double v = 0;
             for (int p = 0; p < n; p++)
                 v += bp__plane_bit(m, p, r, j) ? (double)c[p] : -(double)c[p];
-            out[r * ld + j] = (float)v;
+            out[r * ld + j] = (float)(v * bp__mult(m, r, j / 32 / m->group_words));
         }
     }
     return BP_OK;

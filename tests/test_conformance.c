@@ -5,7 +5,8 @@
  * path bit for bit (act_bits >= 2) or within float tolerance (act_bits 1).
  * The REFERENCE path itself is checked bit for bit against an independent
  * implementation of the documented rule (tests/test_util.c).
- * Per-column plane counts must equal single calls bit for bit.
+ * Per-column plane counts must equal single calls bit for bit. Half the
+ * matrices carry random group multipliers.
  *
  * The cartesian product is sampled: every act_bits x planes combination on a
  * few shapes, and every shape with a few knob settings.
@@ -144,6 +145,10 @@ static bp_matrix *make_matrix(bp_context *ctx, tu_rng *rng, gemm_case *c) {
     tu_fill_gauss_ld(rng, w, c->rows, c->cols, c->ldw, 0.1f, NAN);
     bp_matrix *m = tu_quantize(ctx, w, c->rows, c->cols, c->ldw, c->bits, c->method, 0.0f);
     free(w);
+    /* Half the matrices get random group multipliers (docs/numerics.md), so
+     * every path is held to the grouped contract too. */
+    if (tu_range(rng, 0, 1))
+        tu_set_groups(m, (size_t)32 << tu_range(rng, 0, 4), rng);
     return m;
 }
 

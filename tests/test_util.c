@@ -332,6 +332,24 @@ void tu_quantize_act(const float *x, size_t cols, int act_bits, float act_scale,
     info->is_zero = !any;
 }
 
+void tu_set_groups(bp_matrix *m, size_t group_size, tu_rng *rng) {
+    size_t gw = group_size ? group_size / 32 : m->kwords;
+    size_t ng = (m->kwords + gw - 1) / gw;
+    size_t bytes = m->row_groups * BP_ROW_GROUP * ng;
+    uint8_t *mult = bp__aligned_alloc(bytes);
+    if (!mult) {
+        fprintf(stderr, "tu_set_groups: out of memory\n");
+        abort();
+    }
+    for (size_t i = 0; i < bytes; i++)
+        mult[i] = !group_size ? 1 : rng ? (uint8_t)tu_range(rng, 1, BP_MULT_MAX) : BP_MULT_MAX;
+    bp__aligned_free(m->mult);
+    m->mult = mult;
+    m->group_size = group_size;
+    m->group_words = gw;
+    m->ngroups = ng;
+}
+
 int tu_plane_sign(const bp_matrix *m, int p, size_t row, size_t col) {
     return bp__plane_bit(m, p, row, col) ? 1 : -1;
 }
@@ -349,14 +367,28 @@ void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bit
             continue;
         }
         const float *c = bp__coef(m, planes, r);
-        float acc = 0.0f;
-        for (int p = 0; p < planes; p++) {
+        float v;
+        if (m->method == BP_QUANT_UNIFORM) {
             int64_t d = 0;
-            for (size_t j = 0; j < cols; j++)
-                d += bp__plane_bit(m, p, r, j) ? q[j] : -q[j];
-            acc = fmaf(c[p], (float)d, acc);
+            for (size_t j = 0; j < cols; j++) {
+                int64_t u = 0;
+                for (int p = 0; p < planes; p++)
+                    u += (bp__plane_bit(m, p, r, j) ? 1 : -1) * ((int64_t)1 << (planes - 1 - p));
+                d += (int64_t)bp__mult(m, r, j / 32 / m->group_words) * u * q[j];
+            }
+            volatile float prod = c[planes - 1] * (float)d; /* one rounding each */
+            v = prod * info.scale;
+        } else {
+            float acc = 0.0f;
+            for (int p = 0; p < planes; p++) {
+                int64_t d = 0;
+                for (size_t j = 0; j < cols; j++)
+                    d += (int64_t)bp__mult(m, r, j / 32 / m->group_words) *
+                         (bp__plane_bit(m, p, r, j) ? q[j] : -q[j]);
+                acc = fmaf(c[p], (float)d, acc);
+            }
+            v = acc * info.scale;
         }
-        float v = acc * info.scale;
         if (bias)
             v = v + b;
         y[r] = v;

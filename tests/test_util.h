@@ -112,14 +112,22 @@ typedef struct tu_act {
 void tu_quantize_act(const float *x, size_t cols, int act_bits, float act_scale, int32_t *q,
                      tu_act *info);
 
+/*
+ * Give m group multipliers: group_size 0 = per row (all 1), else groups of
+ * group_size columns with multipliers drawn from rng in 1..255, or all 255
+ * when rng is NULL (the largest sums). Planes and coefficients stay.
+ */
+void tu_set_groups(bp_matrix *m, size_t group_size, tu_rng *rng);
+
 /* Plane bit of the matrix as +1/-1 via the internal layout. */
 int tu_plane_sign(const bp_matrix *m, int p, size_t row, size_t col);
 
 /*
- * Exact y for one column per the spec: D[p] = sum_j t_p[j] q_j exactly,
- * acc = fmaf chain over p, y = acc * s, then + bias. Uses the internal
- * layout and coefficient table. act_bits >= 2 is bit-exact; act_bits 1 uses
- * the float of the double mean, so compare within tolerance.
+ * Exact y for one column per docs/numerics.md, from the definition:
+ * uniform: D_u = sum_j m_j u_n[j] q_j, y = (alpha * (float)D_u) * s;
+ * residual: D_p = sum_j m_j t_p[j] q_j exactly, acc = fmaf chain over p,
+ * y = acc * s; then + bias. Uses the internal layout and coefficient table. act_bits >= 2 is
+ * bit-exact; act_bits 1 uses the float of the double mean, so compare within tolerance.
  */
 void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits, float act_scale,
                      const float *bias, float *y);
