@@ -7,7 +7,7 @@
  *
  *   bitplane-bench gemv [--m 65536] [--k 4096] [--batch 1] [--planes 1,2,4]
  *       [--act-bits 8] [--threads 1] [--reps 20] [--bits 8]
- *       [--method uniform|residual] [--clip 0] [--kernel auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut]
+ *       [--method uniform|residual] [--clip 0] [--kernel auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|avx512-vnni]
  *       [--json]
  *     Lines: stream_read (read-only streaming sum over >= 256 MiB, same
  *     threads; `isa` says whether it used 64-byte AVX-512 loads, which it

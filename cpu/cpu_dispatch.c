@@ -35,14 +35,16 @@ static const cpu_path paths[] = {
     {"avx2", BP_CPU_KERNEL_AVX2, X86(bp__kernel_avx2_popcount), "AVX2 with YMM state enabled"},
     {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT, X86(bp__kernel_avx2_lut), "AVX2 with YMM state enabled"},
     {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, ""},
+    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni),
+     "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
 };
 #define NPATHS (sizeof paths / sizeof paths[0])
 
 static const bp_cpu_kernel_desc *const kernel_list[] = {
     &bp__kernel_portable,
 #if defined(BP_ARCH_X86_64)
-    &bp__kernel_avx2_popcount,   &bp__kernel_avx2_lut,
-    &bp__kernel_avx512_popcount, &bp__kernel_avx512_lut,
+    &bp__kernel_avx2_popcount, &bp__kernel_avx2_lut,    &bp__kernel_avx512_popcount,
+    &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni,
 #endif
 };
 
@@ -77,7 +79,7 @@ static bp_status parse_env(bp_cpu_kernel *out) {
         }
     return bp__fail(BP_ERR_INVALID_ARGUMENT,
                     "BP_CPU='%.64s' is not one of auto, reference, portable, avx2, avx2-lut, "
-                    "avx512, avx512-lut",
+                    "avx512, avx512-lut, avx512-vnni",
                     env);
 }
 
@@ -136,10 +138,20 @@ static const bp_cpu_kernel_desc *x86_popcount(void) {
  * Each LUT path falls back to the best popcount kernel where its tables are
  * not exact (act_bits 1 and 12..16, very large K).
  */
-static bp_cpu_kernel x86_auto(size_t batch) {
+/* The code kernel (avx512-vnni) for uniform per-row matrices at batch 1,
+ * 2..8 planes and act_bits <= 8: measured crossovers in the README. */
+static bool vnni_auto(const bp_kernel_shape *s) {
+    return s->method == BP_QUANT_UNIFORM && s->batch == 1 && s->min_planes >= 2 &&
+           s->max_planes <= 8 &&
+           bp__kernel_avx512_vnni.supports(s->act_bits, s->kpad, s->mult_bound);
+}
+
+static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
     const bp_cpu_features *f = bp__cpu_features();
+    if (f->avx512_vnni && f->gfni && vnni_auto(s))
+        return BP_CPU_KERNEL_AVX512_VNNI;
     if (f->avx512_vpopcntdq)
-        return batch > 1 ? BP_CPU_KERNEL_AVX512_LUT : BP_CPU_KERNEL_AVX512;
+        return s->batch > 1 ? BP_CPU_KERNEL_AVX512_LUT : BP_CPU_KERNEL_AVX512;
     if (f->avx512bw)
         return BP_CPU_KERNEL_AVX512_LUT;
     if (f->avx2)
@@ -148,19 +160,26 @@ static bp_cpu_kernel x86_auto(size_t batch) {
 }
 #endif
 
-const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,
-                                            size_t batch, unsigned mult_bound) {
+const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kernel_shape *s) {
     bp_cpu_kernel k = ctx ? ctx->cpu_kernel : BP_CPU_KERNEL_REFERENCE;
+    const int act_bits = s->act_bits;
+    const size_t kpad = s->kpad;
+    const unsigned mult_bound = s->mult_bound;
     if (k == BP_CPU_KERNEL_AUTO) {
 #if defined(BP_ARCH_X86_64)
-        k = x86_auto(batch);
+        k = x86_auto(s);
 #else
-        (void)batch;
         k = BP_CPU_KERNEL_PORTABLE;
 #endif
     }
     switch (k) {
 #if defined(BP_ARCH_X86_64)
+    case BP_CPU_KERNEL_AVX512_VNNI:
+        if (bp__kernel_avx512_vnni.supports(act_bits, kpad, mult_bound))
+            return &bp__kernel_avx512_vnni;
+        /* Elsewhere (act_bits > 8, grouped matrices) as AVX512_LUT. */
+        return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
+                                                                          : x86_popcount();
     case BP_CPU_KERNEL_AVX512_LUT:
         return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
                                                                           : x86_popcount();
@@ -177,6 +196,7 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits,
     default:
         (void)act_bits;
         (void)kpad;
+        (void)mult_bound;
         return &bp__kernel_reference;
     }
 }
@@ -205,5 +225,12 @@ const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size
         bp__fail(BP_ERR_INVALID_ARGUMENT, "context is not a CPU context");
         return NULL;
     }
-    return bp__select_kernel(ctx, act_bits, bp__padded_cols(cols), batch, 1)->name;
+    bp_kernel_shape shape = {.act_bits = act_bits,
+                             .kpad = bp__padded_cols(cols),
+                             .batch = batch,
+                             .mult_bound = 1,
+                             .method = BP_QUANT_RESIDUAL,
+                             .min_planes = 1,
+                             .max_planes = 1};
+    return bp__select_kernel(ctx, &shape)->name;
 }

@@ -101,7 +101,19 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     const bp_matrix *m = a->m;
     cpu_call c = {.a = a};
     c.kpad = bp__padded_cols(m->cols);
-    c.kernel = bp__select_kernel(ctx, a->act_bits, c.kpad, a->batch, bp__mult_bound(m));
+    bp_kernel_shape shape = {.act_bits = a->act_bits,
+                             .kpad = c.kpad,
+                             .batch = a->batch,
+                             .mult_bound = bp__mult_bound(m),
+                             .method = m->method,
+                             .min_planes = a->planes,
+                             .max_planes = a->planes};
+    for (size_t i = 0; a->column_planes && i < a->batch; i++) {
+        int n = column_planes(a, i);
+        shape.min_planes = n < shape.min_planes ? n : shape.min_planes;
+        shape.max_planes = n > shape.max_planes ? n : shape.max_planes;
+    }
+    c.kernel = bp__select_kernel(ctx, &shape);
     c.q_bytes = bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
     c.col_bytes = c.q_bytes + bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;

@@ -321,6 +321,7 @@ extern const bp_cpu_kernel_desc bp__kernel_portable;
 /* x86-64 only (BP_ARCH_X86_64): referenced only under that macro. */
 extern const bp_cpu_kernel_desc bp__kernel_avx512_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_lut;
+extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_lut;
 
@@ -465,8 +466,16 @@ static inline bool bp__plugin_host_matches(const bp_plugin_host *host, const cha
 const bp_backend_ops *bp__plugin_load(const char *name, bp_status *status);
 
 /* The kernel a CPU context uses for a call. */
-const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,
-                                            size_t batch, unsigned mult_bound);
+/* What the CPU dispatcher chooses a kernel by. */
+typedef struct bp_kernel_shape {
+    int act_bits;
+    size_t kpad;
+    size_t batch;
+    unsigned mult_bound;        /* bp__mult_bound(m) */
+    bp_quant_method method;     /* uniform matrices may use code kernels */
+    int min_planes, max_planes; /* over the call's columns */
+} bp_kernel_shape;
+const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kernel_shape *shape);
 
 /* Run fn over ntasks on ctx's pool, or inline when ctx is NULL. */
 void bp__parallel_for(bp_context *ctx, size_t ntasks, bp_task_fn fn, void *arg);

@@ -117,10 +117,10 @@ Test(determinism, missing_paths_are_reported) {
     char missing[512];
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
-    /* reference, portable, avx2, avx2-lut, avx512, avx512-lut */
-    if (np < 6)
+    /* reference, portable, avx2, avx2-lut, avx512, avx512-lut, avx512-vnni */
+    if (np < 7)
         cr_skip_test("only %zu CPU kernel path(s) on this machine; not available: %s", np, missing);
-    cr_assert_eq(np, 6);
+    cr_assert_eq(np, 7);
 }
 
 Test(determinism, quantize_independent_of_threads, .timeout = 120) {
