@@ -114,12 +114,12 @@ BP_INLINE __m512i vn_chunk(const int8_t *q8, size_t idx) {
 }
 
 /*
- * Row sums sum_j U'_j q_j of one row group for one column, N padded planes
- * of which n are real, P parts: out[part][16 rows]. lines[p] is plane p's
- * row group (NULL for missing planes).
+ * Row sums sum_j U'_j q_j of one row group for one column, n real planes
+ * padded to N with zeros, P parts: out[part][16 rows]. lines[p] is plane p's
+ * row group for p < n. n, N and P are compile-time constants.
  */
 BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t *q8,
-                           int64_t (*out)[BP_ROW_GROUP], const int N, const int P) {
+                           int64_t (*out)[BP_ROW_GROUP], const int n, const int N, const int P) {
     const __m512i zero = _mm512_setzero_si512();
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x03);
     /* N = 8: 8 vectors; N = 4: 4 vectors x 2 nibbles; N = 2: 2 vectors x 4
@@ -136,7 +136,7 @@ BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t
         __m512i L[8];
 #pragma GCC unroll 8
         for (int p = 0; p < N; p++) {
-            if (lines[p]) {
+            if (p < n) {
                 const uint32_t *lp = lines[p] + w * BP_ROW_GROUP;
                 _mm_prefetch((const char *)lp + VN_PREFETCH_BYTES, _MM_HINT_T1);
                 L[p] = _mm512_load_si512(lp);
@@ -234,25 +234,28 @@ BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t
 
 typedef void (*vn_fn)(const uint32_t *const *lines, size_t kw, const int8_t *q8,
                       int64_t (*out)[BP_ROW_GROUP]);
-#define VN_FN(N, P)                                                                                \
-    static void vn_rowgroup_##N##_##P(const uint32_t *const *lines, size_t kw, const int8_t *q8,   \
+#define VN_FN(n, N, P)                                                                             \
+    static void vn_rowgroup_##n##_##P(const uint32_t *const *lines, size_t kw, const int8_t *q8,   \
                                       int64_t(*out)[BP_ROW_GROUP]) {                               \
-        vn_rowgroup(lines, kw, q8, out, N, P);                                                     \
+        vn_rowgroup(lines, kw, q8, out, n, N, P);                                                  \
     }
-VN_FN(2, 1)
-VN_FN(2, 2)
-VN_FN(4, 1)
-VN_FN(4, 2)
-VN_FN(8, 1)
-VN_FN(8, 2)
+#define VN_FN2(n, N) VN_FN(n, N, 1) VN_FN(n, N, 2)
+VN_FN2(1, 2)
+VN_FN2(2, 2)
+VN_FN2(3, 4)
+VN_FN2(4, 4)
+VN_FN2(5, 8)
+VN_FN2(6, 8)
+VN_FN2(7, 8)
+VN_FN2(8, 8)
 
-static vn_fn vn_pick(int N, int P) {
-    if (N == 2)
-        return P == 1 ? vn_rowgroup_2_1 : vn_rowgroup_2_2;
-    if (N == 4)
-        return P == 1 ? vn_rowgroup_4_1 : vn_rowgroup_4_2;
-    return P == 1 ? vn_rowgroup_8_1 : vn_rowgroup_8_2;
-}
+/* [n - 1][P - 1] */
+static const vn_fn vn_fns[8][2] = {
+    {vn_rowgroup_1_1, vn_rowgroup_1_2}, {vn_rowgroup_2_1, vn_rowgroup_2_2},
+    {vn_rowgroup_3_1, vn_rowgroup_3_2}, {vn_rowgroup_4_1, vn_rowgroup_4_2},
+    {vn_rowgroup_5_1, vn_rowgroup_5_2}, {vn_rowgroup_6_1, vn_rowgroup_6_2},
+    {vn_rowgroup_7_1, vn_rowgroup_7_2}, {vn_rowgroup_8_1, vn_rowgroup_8_2},
+};
 
 /* sum_j u_j q_j over one row group, u the code of planes [p0, p0 + len)
  * (len 1..8): d[16]. */
@@ -264,7 +267,7 @@ static void vn_code_product(const bp_matrix *m, size_t g, const vn_column *vc, i
     for (int p = 0; p < len; p++)
         lines[p] = bp__slab(m, p0 + p) + g * kw * BP_ROW_GROUP;
     int64_t s[2][BP_ROW_GROUP];
-    vn_pick(N, vc->parts)(lines, kw, vc->q8[ni], s);
+    vn_fns[len - 1][vc->parts - 1](lines, kw, vc->q8[ni], s);
     const int64_t odd = ((int64_t)1 << len) - 1;
     for (int r = 0; r < BP_ROW_GROUP; r++) {
         int64_t uq = vc->parts == 2 ? 2 * s[0][r] + s[1][r] : s[0][r];
