@@ -15,6 +15,8 @@ packages=(
   pocl-opencl-icd   # a CPU OpenCL device, so the OpenCL backend is tested without a GPU
   python3-dev       # headers for the Python extension (python-bindings/)
   python3-venv      # virtual environments for the Python package and its tests
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # cross build for 64-bit ARM (CI stage)
+  qemu-user         # runs the ARM build's kernel tests on x86-64
 )
 
 missing=()

@@ -13,7 +13,7 @@
 #include "test_util.h"
 #include "bp_internal.h"
 
-#include <criterion/criterion.h>
+#include "tu_criterion.h"
 
 #include <inttypes.h>
 #include <math.h>
