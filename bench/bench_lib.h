@@ -17,8 +17,8 @@ int bench_context(const bench_opts *o, bp_context **out);
 /* "cpu", "cuda", ... for the JSON `backend` field. */
 const char *bench_backend_name(const bp_context *ctx);
 /* The kernel name the context uses at this act_bits and K. */
-int bench_kernel_name(const bp_context *ctx, int act_bits, size_t k, size_t batch,
-                      const char **out);
+int bench_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes, int act_bits,
+                      size_t batch, const char **out);
 
 int bench_quantize(bp_context *ctx, const float *w, size_t m, size_t k, int bits,
                    bp_quant_method method, float clip, bp_matrix **out);

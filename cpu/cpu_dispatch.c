@@ -234,3 +234,30 @@ const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size
                              .max_planes = 1};
     return bp__select_kernel(ctx, &shape)->name;
 }
+
+const char *bp_matrix_cpu_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes,
+                                      int act_bits, size_t batch) {
+    if (!m) {
+        bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_cpu_kernel_name: m must not be NULL");
+        return NULL;
+    }
+    if (planes < 0 || planes > m->bits) {
+        bp__fail(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits, planes);
+        return NULL;
+    }
+    /* The shared argument checks (ctx, act_bits, batch, backend). */
+    if (!bp_context_cpu_kernel_name(ctx, act_bits, m->cols, batch))
+        return NULL;
+    if (act_bits == 0)
+        act_bits = 8;
+    if (planes == 0)
+        planes = m->bits;
+    bp_kernel_shape shape = {.act_bits = act_bits,
+                             .kpad = bp__padded_cols(m->cols),
+                             .batch = batch,
+                             .mult_bound = bp__mult_bound(m),
+                             .method = m->method,
+                             .min_planes = planes,
+                             .max_planes = planes};
+    return bp__select_kernel(ctx, &shape)->name;
+}

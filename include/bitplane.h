@@ -191,6 +191,7 @@ BP_API bp_backend bp_context_backend(const bp_context *ctx);
 BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols,
                                               size_t batch);
 
+
 /* ---- quantized matrices ------------------------------------------------- */
 
 typedef enum bp_quant_method {
@@ -225,6 +226,15 @@ typedef struct bp_quant_options {
  * backend; it does not keep its context alive.
  */
 typedef struct bp_matrix bp_matrix;
+
+/**
+ * Name of the CPU kernel a bp_gemm call on m with these planes (0 = all,
+ * the same for every column), act_bits (0 = 8) and batch would use on ctx
+ * (the exact choice, including "avx512-vnni" for uniform matrices). Static
+ * storage. Returns NULL and sets the error for bad arguments.
+ */
+BP_API const char *bp_matrix_cpu_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes,
+                                             int act_bits, size_t batch);
 
 /** Largest supported rows and cols (each); larger sizes give BP_ERR_SIZE_OVERFLOW. */
 #define BP_MAX_DIM ((size_t)1 << 28)

@@ -200,3 +200,36 @@ Test(misc, matrix_outlives_context) {
     bp_matrix_destroy(m);
     free(w);
 }
+
+/* The per-matrix name reports the exact choice, code kernel included. */
+Test(misc, matrix_kernel_names) {
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    float w[64 * 96];
+    tu_fill_gauss(&rng, w, 64 * 96, 1.0f);
+    bp_matrix *u = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_UNIFORM, 1.0f);
+    bp_matrix *r = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_RESIDUAL, 0.0f);
+    const bp_cpu_features *f = bp__cpu_features();
+    const bool code = f->avx512_vnni && f->gfni;
+    for (int n = 1; n <= 8; n++) {
+        const char *ku = bp_matrix_cpu_kernel_name(ctx, u, n, 8, 1);
+        const char *kr = bp_matrix_cpu_kernel_name(ctx, r, n, 8, 1);
+        cr_assert(ku && kr);
+        cr_expect_str_eq(kr, bp_context_cpu_kernel_name(ctx, 8, 96, 1), "residual, %d planes", n);
+        if (code && n >= 2)
+            cr_expect_str_eq(ku, "avx512-vnni", "uniform, %d planes", n);
+        else
+            cr_expect_str_eq(ku, kr, "uniform, %d planes", n);
+    }
+    /* act_bits > 8: never the code kernel. */
+    cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, u, 4, 12, 1), "avx512-vnni");
+    cr_expect(bp_matrix_cpu_kernel_name(ctx, NULL, 4, 8, 1) == NULL);
+    cr_expect(strstr(bp_last_error(), "m must not be NULL") != NULL, "%s", bp_last_error());
+    cr_expect(bp_matrix_cpu_kernel_name(ctx, u, 9, 8, 1) == NULL);
+    cr_expect(strstr(bp_last_error(), "planes must be") != NULL, "%s", bp_last_error());
+    bp_matrix_destroy(u);
+    bp_matrix_destroy(r);
+    bp_context_destroy(ctx);
+}
