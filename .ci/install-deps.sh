@@ -17,6 +17,8 @@ packages=(
   python3-venv      # virtual environments for the Python package and its tests
   clang libclang-rt-dev  # libFuzzer build of the loader (tests/fuzz/, a CI stage); the
                          # sanitizer and fuzzer runtimes are only a recommendation of clang
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # cross build for 64-bit ARM (CI stage)
+  qemu-user         # runs the ARM build's kernel tests on x86-64
 )
 
 missing=()

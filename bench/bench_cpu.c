@@ -5,6 +5,7 @@
  */
 #include "bench_probes.h"
 
+#if defined(BENCH_X86_64)
 #include <cpuid.h>
 
 static uint64_t read_xcr0(void) {
@@ -56,3 +57,15 @@ int bench_cpu_has_vpopcntdq(const char **why) {
     }
     return 1;
 }
+
+#else
+int bench_cpu_has_avx512f(const char **why) {
+    *why = "not an x86-64 build";
+    return 0;
+}
+
+int bench_cpu_has_vpopcntdq(const char **why) {
+    *why = "not an x86-64 build";
+    return 0;
+}
+#endif

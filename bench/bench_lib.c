@@ -35,11 +35,11 @@ const char *bench_backend_name(const bp_context *ctx) {
     return "unknown";
 }
 
-int bench_kernel_name(const bp_context *ctx, int act_bits, size_t k, size_t batch,
-                      const char **out) {
-    *out = bp_context_cpu_kernel_name(ctx, act_bits, k, batch);
+int bench_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes, int act_bits,
+                      size_t batch, const char **out) {
+    *out = bp_matrix_cpu_kernel_name(ctx, m, planes, act_bits, batch);
     if (!*out)
-        return bench_fail("bp_context_cpu_kernel_name failed: %s", bp_last_error());
+        return bench_fail("bp_matrix_cpu_kernel_name failed: %s", bp_last_error());
     return 0;
 }
 

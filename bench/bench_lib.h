@@ -17,8 +17,8 @@ int bench_context(const bench_opts *o, bp_context **out);
 /* "cpu", "cuda", ... for the JSON `backend` field. */
 const char *bench_backend_name(const bp_context *ctx);
 /* The kernel name the context uses at this act_bits and K. */
-int bench_kernel_name(const bp_context *ctx, int act_bits, size_t k, size_t batch,
-                      const char **out);
+int bench_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes, int act_bits,
+                      size_t batch, const char **out);
 
 /* Quantize with group_size and rotation as in bp_quant_options (0 = the
  * library's defaults, -1 = per row / no rotation). */

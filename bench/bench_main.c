@@ -7,16 +7,17 @@
  *
  *   bitplane-bench gemv [--m 65536] [--k 4096] [--batch 1] [--planes 1,2,4]
  *       [--act-bits 8] [--threads 1] [--reps 20] [--bits 8]
- *       [--method uniform|residual] [--clip 0] [--kernel auto|reference|avx512|avx512-lut]
+ *       [--method uniform|residual] [--clip 0] [--kernel
+ * auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|avx512-vnni]
  *       [--json]
  *     Lines: stream_read (read-only streaming sum over >= 256 MiB, same
- *     threads; `isa` says whether it used 64-byte AVX-512 loads, which it
- *     does where CPUID and XCR0 allow), openblas_sgemv (batch 1) or openblas_sgemm (batch > 1),
- * then one `bitplane` line per (act_bits, planes) with frac_of_stream (its GB/s over the stream
- * probe's) and speedup_vs_fp32 (OpenBLAS median over its median). bytes =
- * planes*m*ceil(k/512)*512/8 for bitplane, 4*m*k for OpenBLAS, the buffer size for stream; gbps =
- * bytes/median_s/1e9. Shapes whose weights are under 256 MiB rotate among copies so they are read
- * from memory, not cache.
+ *     threads; the fastest of several loop forms, `isa` naming it: sse2, and
+ *     where CPUID and XCR0 allow avx512, avx512-prefetch, avx512-2streams), openblas_sgemv (batch
+ * 1) or openblas_sgemm (batch > 1), then one `bitplane` line per (act_bits, planes) with
+ * frac_of_stream (its GB/s over the stream probe's) and speedup_vs_fp32 (OpenBLAS median over its
+ * median). bytes = planes*m*ceil(k/512)*512/8 for bitplane, 4*m*k for OpenBLAS, the buffer size for
+ * stream; gbps = bytes/median_s/1e9. Shapes whose weights are under 256 MiB rotate among copies so
+ * they are read from memory, not cache.
  *
  *   bitplane-bench peak [--act-bits 8,16] [--planes 1,4,8] [--m 4096] [--k 4096]
  *       [--threads 1] [--reps 20] [--json]

@@ -88,6 +88,11 @@ uint64_t bench_vpopcntq_loop(uint64_t iters, uint64_t seed);
 /* Sum of n words with 64-byte aligned loads (p 64-byte aligned). Call only
  * when bench_cpu_has_avx512f(). */
 uint64_t bench_avx512_sum(const uint64_t *p, size_t n);
+/* The same with a software prefetch BENCH_STREAM_PREFETCH bytes ahead, and
+ * as two interleaved forward streams (p 64-byte aligned, n a multiple of 8). */
+#define BENCH_STREAM_PREFETCH 2048
+uint64_t bench_avx512_sum_prefetch(const uint64_t *p, size_t n);
+uint64_t bench_avx512_sum_2streams(const uint64_t *p, size_t n);
 
 /* Median time of `threads` threads each running bench_vpopcntq_loop(iters). */
 int bench_vpopcntq_probe(int threads, uint64_t iters, int reps, double *median_s);

@@ -67,7 +67,7 @@ static int run_config(const bench_opts *o, bp_context *ctx, const acc_data *d,
             ro.planes = n;
             ro.act_bits = o->act_bits[a];
             const char *kernel;
-            rc = bench_kernel_name(ctx, ro.act_bits, k, batch, &kernel);
+            rc = bench_kernel_name(ctx, mat, n, ro.act_bits, batch, &kernel);
             if (rc)
                 break;
             st = bp_gemm(ctx, mat, d->x, batch, k, d->y, m, &ro);

@@ -117,7 +117,7 @@ int bench_cmd_gemv(const bench_opts *o) {
             bp_result *r = &res[nres];
             r->planes = o->planes[p];
             r->act_bits = o->act_bits[a];
-            if (bench_kernel_name(ctx, r->act_bits, k, batch, &r->kernel))
+            if (bench_kernel_name(ctx, mat, r->planes, r->act_bits, batch, &r->kernel))
                 goto done;
             gemv_job j = {ctx, mats,  rotation(m, k, r->planes), x, y, m,
                           k,   batch, BP_RUN_OPTIONS_INIT};

@@ -212,7 +212,7 @@ int bench_cmd_gemv_opencl(const bench_opts *o) {
             result *r = &res[nres++];
             r->planes = o->planes[p];
             r->act_bits = o->act_bits[a];
-            if (bench_kernel_name(cpu, r->act_bits, k, batch, &r->cpu_kernel))
+            if (bench_kernel_name(cpu, mat, r->planes, r->act_bits, batch, &r->cpu_kernel))
                 goto done;
             cpu_job j = {cpu, mats,  bench_rotation(bench_plane_bytes(m, k, r->planes)),
                          x,   y,     m,

@@ -74,7 +74,7 @@ int bench_cmd_peak(const bench_opts *o) {
     for (int a = 0; a < o->n_act_bits; a++) {
         for (int p = 0; p < o->n_planes; p++) {
             const char *kernel;
-            if (bench_kernel_name(ctx, o->act_bits[a], k, 1, &kernel))
+            if (bench_kernel_name(ctx, mat, o->planes[p], o->act_bits[a], 1, &kernel))
                 goto done;
             peak_gemv j = {ctx, mat, x, y, BP_RUN_OPTIONS_INIT};
             j.ro.planes = o->planes[p];

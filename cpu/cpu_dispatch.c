@@ -1,58 +1,105 @@
 /*
  * CPU kernel dispatch. Every path computes the same exact integers D, so the
  * choice changes speed only. Precedence: an explicit context option, then the
- * BP_CPU environment variable, then AUTO, chosen per call: the reference
- * without AVX-512 VPOPCNTDQ, popcount for one column, and for a batch the
- * LUT kernel where it supports act_bits and K, else popcount (the table in
- * docs/design.md, section 4).
+ * BP_CPU environment variable, then AUTO (chosen per call by the CPU, batch,
+ * act_bits and K). The reference kernel is the test oracle: AUTO never picks
+ * it (the portable popcount kernel runs on any CPU).
  */
 #include "bp_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
+#if defined(BP_ARCH_X86_64)
+#define X86(k) (&(k))
+#else
+#define X86(k) NULL
+#endif
+
+/* A user-visible path: its main kernel (NULL when not built for this
+ * architecture) and what it needs, for the error message. */
+typedef struct cpu_path {
     const char *name;
-    bp_cpu_kernel kernel;
-} kernel_names[] = {
-    {"auto", BP_CPU_KERNEL_AUTO},
-    {"reference", BP_CPU_KERNEL_REFERENCE},
-    {"avx512", BP_CPU_KERNEL_AVX512},
-    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
+    bp_cpu_kernel id;
+    const bp_cpu_kernel_desc *kernel;
+    const char *needs;
+} cpu_path;
+
+static const cpu_path paths[] = {
+    {"auto", BP_CPU_KERNEL_AUTO, NULL, ""},
+    {"reference", BP_CPU_KERNEL_REFERENCE, &bp__kernel_reference, ""},
+    {"avx512", BP_CPU_KERNEL_AVX512, X86(bp__kernel_avx512_popcount),
+     "AVX-512 F/BW/VL/VPOPCNTDQ with ZMM state enabled"},
+    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT, X86(bp__kernel_avx512_lut),
+     "AVX-512 F/BW/VL with ZMM state enabled"},
+    {"avx2", BP_CPU_KERNEL_AVX2, X86(bp__kernel_avx2_popcount), "AVX2 with YMM state enabled"},
+    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT, X86(bp__kernel_avx2_lut), "AVX2 with YMM state enabled"},
+    {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, ""},
+    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni),
+     "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
 };
+#define NPATHS (sizeof paths / sizeof paths[0])
+
+static const bp_cpu_kernel_desc *const kernel_list[] = {
+    &bp__kernel_portable,
+#if defined(BP_ARCH_X86_64)
+    &bp__kernel_avx2_popcount, &bp__kernel_avx2_lut,    &bp__kernel_avx512_popcount,
+    &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni,
+#endif
+};
+
+const bp_cpu_kernel_desc *const *bp__cpu_kernel_list(size_t *n) {
+    *n = sizeof kernel_list / sizeof kernel_list[0];
+    return kernel_list;
+}
+
+const bp_cpu_kernel_desc *bp__cpu_kernel_by_name(const char *name) {
+    for (size_t i = 0; i < sizeof kernel_list / sizeof kernel_list[0]; i++)
+        if (strcmp(kernel_list[i]->name, name) == 0)
+            return kernel_list[i];
+    return NULL;
+}
+
+static const cpu_path *find_path(bp_cpu_kernel k) {
+    for (size_t i = 0; i < NPATHS; i++)
+        if (paths[i].id == k)
+            return &paths[i];
+    return NULL;
+}
 
 static bp_status parse_env(bp_cpu_kernel *out) {
     const char *env = getenv("BP_CPU");
     *out = BP_CPU_KERNEL_AUTO;
     if (!env || !*env)
         return BP_OK;
-    for (size_t i = 0; i < sizeof kernel_names / sizeof kernel_names[0]; i++)
-        if (strcmp(env, kernel_names[i].name) == 0) {
-            *out = kernel_names[i].kernel;
+    for (size_t i = 0; i < NPATHS; i++)
+        if (strcmp(env, paths[i].name) == 0) {
+            *out = paths[i].id;
             return BP_OK;
         }
     return bp__fail(BP_ERR_INVALID_ARGUMENT,
-                    "BP_CPU='%.64s' is not one of auto, reference, avx512, avx512-lut", env);
+                    "BP_CPU='%.64s' is not one of auto, reference, portable, avx2, avx2-lut, "
+                    "avx512, avx512-lut, avx512-vnni",
+                    env);
 }
 
 static bp_status check_runnable(bp_cpu_kernel k, const char *origin) {
-    if (k == BP_CPU_KERNEL_AVX512 && !bp__cpu_has_avx512_vpopcntdq())
+    const cpu_path *p = find_path(k);
+    if (k == BP_CPU_KERNEL_AUTO)
+        return BP_OK;
+    if (!p->kernel)
         return bp__fail(BP_ERR_UNSUPPORTED,
-                        "%s forces the avx512 kernel, but this CPU or OS lacks AVX-512 "
-                        "F/BW/VL/VPOPCNTDQ with ZMM state enabled",
-                        origin);
-    /* The LUT path falls back to popcount for act_bits it cannot represent. */
-    if (k == BP_CPU_KERNEL_AVX512_LUT &&
-        !(bp__cpu_has_avx512bw() && bp__cpu_has_avx512_vpopcntdq()))
-        return bp__fail(BP_ERR_UNSUPPORTED,
-                        "%s forces the avx512-lut kernel, but this CPU or OS lacks AVX-512 "
-                        "F/BW/VL/VPOPCNTDQ with ZMM state enabled",
-                        origin);
+                        "%s forces the %s kernel, which is not built for this architecture "
+                        "(it needs x86-64)",
+                        origin, p->name);
+    if (!p->kernel->runnable())
+        return bp__fail(BP_ERR_UNSUPPORTED, "%s forces the %s kernel, but this CPU or OS lacks %s",
+                        origin, p->name, p->needs);
     return BP_OK;
 }
 
 static bp_status cpu_init(bp_context *ctx, const bp_context_options *opt) {
-    if ((unsigned)opt->cpu_kernel > BP_CPU_KERNEL_AVX512_LUT)
+    if (!find_path(opt->cpu_kernel))
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "unknown cpu_kernel %d", (int)opt->cpu_kernel);
     if (opt->cpu_kernel != BP_CPU_KERNEL_AUTO) {
         ctx->cpu_kernel = opt->cpu_kernel;
@@ -73,29 +120,84 @@ const bp_backend_ops bp__cpu_backend = {
     .gemm = bp__cpu_gemm,
 };
 
+#if defined(BP_ARCH_X86_64)
+/* The popcount kernel that backs a lookup-table path where its tables are
+ * not exact: VPOPCNTDQ when the CPU has it, else AVX2. */
+static const bp_cpu_kernel_desc *x86_popcount(void) {
+    return bp__cpu_features()->avx512_vpopcntdq ? &bp__kernel_avx512_popcount
+                                                : &bp__kernel_avx2_popcount;
+}
+
 /*
- * AUTO on an AVX-512 machine: measured on the dev machine (bench/results),
- * the popcount kernel streams a single column faster (GEMV 65536x4096,
- * act_bits 8: 78% vs 66% of stream-read), while the lookup tables win once
- * several columns share each weight line (batch 8: 1.4x faster).
+ * AUTO on x86-64, from measurements (README, "Layout and kernels"):
+ *  - AVX-512 VPOPCNTDQ: the popcount kernel streams a single column faster
+ *    (GEMV 65536x4096, act_bits 8: 78% vs 66% of stream-read), the lookup
+ *    tables win once several columns share each weight line (batch 8: 1.4x).
+ *  - AVX-512BW without VPOPCNTDQ: the AVX-512 lookup tables.
+ *  - AVX2: the AVX2 lookup tables.
+ * Each LUT path falls back to the best popcount kernel where its tables are
+ * not exact (act_bits 1 and 12..16, very large K).
  */
-const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, int act_bits, size_t kpad,
-                                            size_t batch, unsigned mult_bound) {
+/* The code kernel (avx512-vnni) for uniform per-row matrices at 2..8 planes
+ * and act_bits <= 8, any batch (docs/kernels.md: 0.45-0.67x the popcount
+ * kernel's time at batch 1 and 0.34-0.59x at batch 8-32, where the LUT
+ * kernel takes 0.53-0.74x; at 1 plane it is 1.2x slower than popcount). */
+static bool vnni_auto(const bp_kernel_shape *s) {
+    return s->method == BP_QUANT_UNIFORM && s->min_planes >= 2 && s->max_planes <= 8 &&
+           bp__kernel_avx512_vnni.supports(s->act_bits, s->kpad, s->mult_bound);
+}
+
+static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
+    const bp_cpu_features *f = bp__cpu_features();
+    if (f->avx512_vnni && f->gfni && vnni_auto(s))
+        return BP_CPU_KERNEL_AVX512_VNNI;
+    if (f->avx512_vpopcntdq)
+        return s->batch > 1 ? BP_CPU_KERNEL_AVX512_LUT : BP_CPU_KERNEL_AVX512;
+    if (f->avx512bw)
+        return BP_CPU_KERNEL_AVX512_LUT;
+    if (f->avx2)
+        return BP_CPU_KERNEL_AVX2_LUT;
+    return BP_CPU_KERNEL_PORTABLE;
+}
+#endif
+
+const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kernel_shape *s) {
     bp_cpu_kernel k = ctx ? ctx->cpu_kernel : BP_CPU_KERNEL_REFERENCE;
+    const int act_bits = s->act_bits;
+    const size_t kpad = s->kpad;
+    const unsigned mult_bound = s->mult_bound;
     if (k == BP_CPU_KERNEL_AUTO) {
-        if (!bp__cpu_has_avx512_vpopcntdq())
-            k = BP_CPU_KERNEL_REFERENCE;
-        else
-            k = batch > 1 ? BP_CPU_KERNEL_AVX512_LUT : BP_CPU_KERNEL_AVX512;
+#if defined(BP_ARCH_X86_64)
+        k = x86_auto(s);
+#else
+        k = BP_CPU_KERNEL_PORTABLE;
+#endif
     }
     switch (k) {
+#if defined(BP_ARCH_X86_64)
+    case BP_CPU_KERNEL_AVX512_VNNI:
+        if (bp__kernel_avx512_vnni.supports(act_bits, kpad, mult_bound))
+            return &bp__kernel_avx512_vnni;
+        /* Elsewhere (act_bits > 8, grouped matrices) as AVX512_LUT. */
+        return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
+                                                                          : x86_popcount();
     case BP_CPU_KERNEL_AVX512_LUT:
-        if (bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound))
-            return &bp__kernel_avx512_lut;
-        return &bp__kernel_avx512_popcount;
+        return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
+                                                                          : x86_popcount();
+    case BP_CPU_KERNEL_AVX2_LUT:
+        return bp__kernel_avx2_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx2_lut
+                                                                        : &bp__kernel_avx2_popcount;
     case BP_CPU_KERNEL_AVX512:
         return &bp__kernel_avx512_popcount;
+    case BP_CPU_KERNEL_AVX2:
+        return &bp__kernel_avx2_popcount;
+#endif
+    case BP_CPU_KERNEL_PORTABLE:
+        return &bp__kernel_portable;
     default:
+        (void)act_bits;
+        (void)kpad;
+        (void)mult_bound;
         return &bp__kernel_reference;
     }
 }
@@ -124,5 +226,39 @@ const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size
         bp__fail(BP_ERR_INVALID_ARGUMENT, "context is not a CPU context");
         return NULL;
     }
-    return bp__select_kernel(ctx, act_bits, bp__padded_cols(cols), batch, 1)->name;
+    bp_kernel_shape shape = {.act_bits = act_bits,
+                             .kpad = bp__padded_cols(cols),
+                             .batch = batch,
+                             .mult_bound = 1,
+                             .method = BP_QUANT_RESIDUAL,
+                             .min_planes = 1,
+                             .max_planes = 1};
+    return bp__select_kernel(ctx, &shape)->name;
+}
+
+const char *bp_matrix_cpu_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes,
+                                      int act_bits, size_t batch) {
+    if (!m) {
+        bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_cpu_kernel_name: m must not be NULL");
+        return NULL;
+    }
+    if (planes < 0 || planes > m->bits) {
+        bp__fail(BP_ERR_OUT_OF_RANGE, "planes must be 0 (all) or 1..%d, got %d", m->bits, planes);
+        return NULL;
+    }
+    /* The shared argument checks (ctx, act_bits, batch, backend). */
+    if (!bp_context_cpu_kernel_name(ctx, act_bits, m->cols, batch))
+        return NULL;
+    if (act_bits == 0)
+        act_bits = 8;
+    if (planes == 0)
+        planes = m->bits;
+    bp_kernel_shape shape = {.act_bits = act_bits,
+                             .kpad = bp__padded_cols(m->cols),
+                             .batch = batch,
+                             .mult_bound = bp__mult_bound(m),
+                             .method = m->method,
+                             .min_planes = planes,
+                             .max_planes = planes};
+    return bp__select_kernel(ctx, &shape)->name;
 }

@@ -10,6 +10,8 @@
 #include "bp_internal.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Row groups (16 rows) per task: 256 rows keeps D and the coefficient reads
@@ -17,6 +19,64 @@
 #define GROUPS_PER_TASK 16
 /* Bound on the per-call activation scratch; larger batches run in chunks. */
 #define CHUNK_BYTES ((size_t)64 << 20)
+
+/*
+ * Per-call scratch (column structs, activation data, D buffers) comes from a
+ * buffer kept per calling thread, so small calls pay no allocation and no
+ * zero-fill (every byte is written before it is read: quantize and prepare
+ * fill the column data, kernels write D before the combine reads it). Up to
+ * SCRATCH_KEEP_BYTES stay cached; larger requests are allocated per call.
+ * The buffer is freed when its thread exits.
+ */
+#define SCRATCH_KEEP_BYTES ((size_t)4 << 20)
+
+typedef struct scratch_cache {
+    void *p;
+    size_t bytes;
+} scratch_cache;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+
+static void scratch_destroy(void *v) {
+    scratch_cache *sc = v;
+    free(sc->p);
+    free(sc);
+}
+
+static void scratch_key_init(void) {
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+/* A 64-byte aligned buffer of at least `bytes`, not zeroed; *owned says the
+ * caller must free it. NULL when out of memory. */
+static void *scratch_get(size_t bytes, bool *owned) {
+    void *p = NULL;
+    *owned = true;
+    pthread_once(&scratch_once, scratch_key_init);
+    if (bytes > SCRATCH_KEEP_BYTES || !scratch_key_ok)
+        return posix_memalign(&p, BP_ALIGN, bytes) == 0 ? p : NULL;
+    scratch_cache *sc = pthread_getspecific(scratch_key);
+    if (!sc) {
+        sc = calloc(1, sizeof *sc);
+        if (!sc || pthread_setspecific(scratch_key, sc) != 0) {
+            free(sc);
+            return posix_memalign(&p, BP_ALIGN, bytes) == 0 ? p : NULL;
+        }
+    }
+    if (sc->bytes < bytes) {
+        free(sc->p);
+        sc->p = NULL;
+        sc->bytes = 0;
+        if (posix_memalign(&p, BP_ALIGN, bytes) != 0)
+            return NULL;
+        sc->p = p;
+        sc->bytes = bytes;
+    }
+    *owned = false;
+    return sc->p;
+}
 
 typedef struct cpu_call {
     const bp_gemm_args *a;
@@ -116,7 +176,19 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     const bp_matrix *m = a->m;
     cpu_call c = {.a = a};
     c.kpad = bp__padded_cols(m->cols);
-    c.kernel = bp__select_kernel(ctx, a->act_bits, c.kpad, a->batch, bp__mult_bound(m));
+    bp_kernel_shape shape = {.act_bits = a->act_bits,
+                             .kpad = c.kpad,
+                             .batch = a->batch,
+                             .mult_bound = bp__mult_bound(m),
+                             .method = m->method,
+                             .min_planes = a->planes,
+                             .max_planes = a->planes};
+    for (size_t i = 0; a->column_planes && i < a->batch; i++) {
+        int n = column_planes(a, i);
+        shape.min_planes = n < shape.min_planes ? n : shape.min_planes;
+        shape.max_planes = n > shape.max_planes ? n : shape.max_planes;
+    }
+    c.kernel = bp__select_kernel(ctx, &shape);
     c.q_bytes = bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
     c.rot_bytes = m->rot_block ? bp__round_up(m->cols * sizeof(float), BP_ALIGN) : 0;
     c.col_bytes = c.q_bytes + c.rot_bytes +
@@ -128,24 +200,27 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     c.d_words = BP_KERNEL_MAX_COLS * (size_t)m->bits * task_groups * BP_ROW_GROUP;
     int workers = ctx->threads;
 
-    c.cols = bp__aligned_alloc(chunk * sizeof *c.cols);
-    c.colmem = bp__aligned_alloc(chunk * c.col_bytes);
-    c.dmem = bp__aligned_alloc((size_t)workers * c.d_words * sizeof(int64_t));
-    if (!c.cols || !c.colmem || !c.dmem) {
-        bp__aligned_free(c.cols);
-        bp__aligned_free(c.colmem);
-        bp__aligned_free(c.dmem);
+    /* chunk * col_bytes <= CHUNK_BYTES and the D buffers are small, so the
+     * sum cannot overflow. */
+    size_t cols_bytes = bp__round_up(chunk * sizeof *c.cols, BP_ALIGN);
+    size_t colmem_bytes = chunk * c.col_bytes;
+    size_t total = cols_bytes + colmem_bytes + (size_t)workers * c.d_words * sizeof(int64_t);
+    bool owned;
+    unsigned char *mem = scratch_get(total, &owned);
+    if (!mem)
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of activation scratch",
-                        chunk * c.col_bytes);
-    }
+                        total);
+    c.cols = (bp_act_column *)mem;
+    memset(c.cols, 0, chunk * sizeof *c.cols);
+    c.colmem = mem + cols_bytes;
+    c.dmem = (int64_t *)(mem + cols_bytes + colmem_bytes);
     for (c.c0 = 0; c.c0 < a->batch; c.c0 += c.nc) {
         c.nc = a->batch - c.c0 < chunk ? a->batch - c.c0 : chunk;
         bp__parallel_for(ctx, c.nc, prepare_task, &c);
         bp__parallel_for(ctx, c.ntasks, compute_task, &c);
     }
-    bp__aligned_free(c.cols);
-    bp__aligned_free(c.colmem);
-    bp__aligned_free(c.dmem);
+    if (owned)
+        free(mem);
     if (c.overflow)
         return bp__fail(BP_ERR_NON_FINITE,
                         "y[%zu] of column %zu overflowed the float range: the matrix's weights "

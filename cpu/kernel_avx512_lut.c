@@ -40,6 +40,10 @@ static int32_t lut_qmax(int act_bits, bool is_signed) {
     return is_signed ? (INT32_C(1) << (act_bits - 1)) - 1 : (INT32_C(1) << act_bits) - 1;
 }
 
+static bool lut_runnable(void) {
+    return bp__cpu_features()->avx512bw;
+}
+
 /* Tables are exact in int16 (|entry| <= 4L), one line adds at most 16L to a
  * lane, and int32 row sums are bounded by kpad * L * (largest multiplier). */
 static bool lut_supports(int act_bits, size_t kpad, unsigned mult_bound) {
@@ -255,6 +259,7 @@ static void lut_compute(const bp_kernel_call *call) {
 
 const bp_cpu_kernel_desc bp__kernel_avx512_lut = {
     .name = "avx512-lut",
+    .runnable = lut_runnable,
     .supports = lut_supports,
     .column_bytes = lut_column_bytes,
     .prepare = lut_prepare,

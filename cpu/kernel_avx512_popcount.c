@@ -291,6 +291,10 @@ static void pc_compute(const bp_kernel_call *call) {
     bp__kernel_fold_code(call);
 }
 
+static bool pc_runnable(void) {
+    return bp__cpu_features()->avx512_vpopcntdq;
+}
+
 static bool pc_supports(int act_bits, size_t kpad, unsigned mult_bound) {
     (void)kpad;
     (void)mult_bound; /* grouped matrices keep K <= BP_GROUP_MAX_K */
@@ -299,6 +303,7 @@ static bool pc_supports(int act_bits, size_t kpad, unsigned mult_bound) {
 
 const bp_cpu_kernel_desc bp__kernel_avx512_popcount = {
     .name = "avx512",
+    .runnable = pc_runnable,
     .supports = pc_supports,
     .column_bytes = pc_column_bytes,
     .prepare = pc_prepare,

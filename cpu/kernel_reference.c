@@ -10,6 +10,10 @@
  */
 #include "bp_internal.h"
 
+static bool reference_runnable(void) {
+    return true;
+}
+
 static bool reference_supports(int act_bits, size_t kpad, unsigned mult_bound) {
     (void)act_bits;
     (void)kpad;
@@ -63,6 +67,7 @@ static void reference_compute(const bp_kernel_call *call) {
 
 const bp_cpu_kernel_desc bp__kernel_reference = {
     .name = "reference",
+    .runnable = reference_runnable,
     .supports = reference_supports,
     .column_bytes = reference_column_bytes,
     .prepare = reference_prepare,

@@ -104,21 +104,35 @@ typedef enum bp_backend {
 } bp_backend;
 
 /*
- * CPU kernel paths. AUTO picks per call by batch and act_bits (measured:
- * popcount for one column, lookup tables for batches); every path
- * computes the same exact integers, so results are bit-identical. The
- * environment variable BP_CPU=auto|reference|avx512|avx512-lut overrides AUTO
- * (an explicit option here wins over the environment).
- *  - REFERENCE: portable C, the ground truth.
+ * CPU kernel paths. AUTO picks per call by the CPU, batch and act_bits (see
+ * the README's kernel table for the measured rules); every path computes the
+ * same exact integers, so results are bit-identical. The environment
+ * variable BP_CPU=auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|
+ * avx512-vnni
+ * overrides AUTO (an explicit option here wins over the environment). A path
+ * this CPU cannot run fails context creation with BP_ERR_UNSUPPORTED.
+ *  - REFERENCE: plain C from the definition, the ground truth (test oracle).
+ *  - PORTABLE: word-level popcount in plain C, any CPU.
+ *  - AVX2: AVX2 popcount (VPSHUFB nibble counts), every act_bits.
+ *  - AVX2_LUT: AVX2 VPSHUFB lookup tables where they are exact (act_bits
+ *    2..8), AVX2 popcount elsewhere.
  *  - AVX512: AVX-512 VPOPCNTDQ popcount kernels only.
+ *  - AVX512_VNNI: GFNI bit transpose + VPDPBUSD on plane codes (uniform
+ *    matrices, act_bits <= 8, per-row scales), AVX512 or AVX512_LUT's
+ *    choice elsewhere.
  *  - AVX512_LUT: AVX-512BW lookup-table kernel where its int16 tables are
- *    exact (act_bits 2..11 and K*2^act_bits < 2^31), popcount elsewhere.
+ *    exact (act_bits 2..11 and K*2^act_bits < 2^31), popcount elsewhere
+ *    (VPOPCNTDQ when present, else AVX2).
  */
 typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_AUTO = 0,
     BP_CPU_KERNEL_REFERENCE = 1,
     BP_CPU_KERNEL_AVX512 = 2,
     BP_CPU_KERNEL_AVX512_LUT = 3,
+    BP_CPU_KERNEL_AVX2 = 4,
+    BP_CPU_KERNEL_AVX2_LUT = 5,
+    BP_CPU_KERNEL_PORTABLE = 6,
+    BP_CPU_KERNEL_AVX512_VNNI = 7,
 } bp_cpu_kernel;
 
 /*
@@ -178,11 +192,15 @@ BP_API int bp_context_threads(const bp_context *ctx);
 BP_API bp_backend bp_context_backend(const bp_context *ctx);
 /**
  * Name of the CPU kernel the context would use for a call with these
- * act_bits (0 = 8), cols and batch ("reference", "avx512", "avx512-lut").
+ * act_bits (0 = 8), cols and batch on a per-plane product (a residual
+ * matrix, or a uniform one at 1 plane): "reference", "portable", "avx2",
+ * "avx2-lut", "avx512", "avx512-lut". Uniform matrices at 2..8 planes may
+ * use "avx512-vnni" instead where the CPU has it (README, kernel table).
  * Static storage. Returns NULL and sets the error for bad arguments.
  */
 BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols,
                                               size_t batch);
+
 
 /* ---- quantized matrices ------------------------------------------------- */
 
@@ -256,6 +274,15 @@ typedef struct bp_quant_options {
  * per device on first use), and it does not keep its context alive.
  */
 typedef struct bp_matrix bp_matrix;
+
+/**
+ * Name of the CPU kernel a bp_gemm call on m with these planes (0 = all,
+ * the same for every column), act_bits (0 = 8) and batch would use on ctx
+ * (the exact choice, including "avx512-vnni" for uniform matrices). Static
+ * storage. Returns NULL and sets the error for bad arguments.
+ */
+BP_API const char *bp_matrix_cpu_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes,
+                                             int act_bits, size_t batch);
 
 /** Largest supported rows and cols (each); larger sizes give BP_ERR_SIZE_OVERFLOW. */
 #define BP_MAX_DIM ((size_t)1 << 28)

@@ -125,24 +125,38 @@ Test(determinism, offered_paths_match_the_cpu) {
     char missing[512];
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
-    bool avx512 = false;
-#if defined(__x86_64__) || defined(__i386__)
+    /* Which paths this CPU can run, by the compiler's probe, in the order
+     * tu_cpu_paths lists them. */
+    bool can[7] = {true, true, false, false, false, false, false};
+#if defined(__x86_64__)
     __builtin_cpu_init();
-    avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq");
+    const bool avx2 = __builtin_cpu_supports("avx2");
+    const bool avx512bw = avx2 && __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    can[2] = can[3] = avx2;
+    can[4] = avx512bw && __builtin_cpu_supports("avx512vpopcntdq");
+    can[5] = avx512bw;
+    can[6] = avx512bw && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni");
 #endif
-    const bp_cpu_kernel want[] = {BP_CPU_KERNEL_REFERENCE, BP_CPU_KERNEL_AVX512,
-                                  BP_CPU_KERNEL_AVX512_LUT};
-    size_t nwant = avx512 ? 3 : 1;
+    const bp_cpu_kernel all[7] = {BP_CPU_KERNEL_REFERENCE,  BP_CPU_KERNEL_PORTABLE,
+                                  BP_CPU_KERNEL_AVX2,       BP_CPU_KERNEL_AVX2_LUT,
+                                  BP_CPU_KERNEL_AVX512,     BP_CPU_KERNEL_AVX512_LUT,
+                                  BP_CPU_KERNEL_AVX512_VNNI};
+    size_t nwant = 0;
+    for (size_t i = 0; i < 7; i++) {
+        bool offered = false;
+        for (size_t j = 0; j < np; j++)
+            offered |= paths[j].kernel == all[i];
+        const char *name = tu_kernel_name(all[i]);
+        cr_expect_eq(offered, can[i], "path %s: offered %d, this CPU can run it: %d (missing: %s)",
+                     name, offered, can[i], missing);
+        if (!can[i])
+            cr_expect(strstr(missing, name) != NULL,
+                      "missing path %s is not reported with its reason: '%s'", name, missing);
+        nwant += can[i];
+    }
     cr_assert_eq(np, nwant, "%zu CPU paths offered, this CPU can run %zu; missing: %s", np, nwant,
                  missing);
-    for (size_t i = 0; i < np; i++)
-        cr_expect_eq(paths[i].kernel, want[i], "path %zu is %s", i, paths[i].name);
-    for (size_t i = np; i < 3; i++) {
-        const char *name = tu_kernel_name(want[i]);
-        cr_expect(strstr(missing, name) != NULL && strstr(missing, "lacks AVX-512") != NULL,
-                  "missing path %s is not reported with its reason: '%s'", name, missing);
-    }
 }
 
 Test(determinism, quantize_independent_of_threads, .timeout = 120) {

@@ -1,5 +1,5 @@
 /*
- * Kernel-level exactness: each AVX-512 kernel's prepare + compute, called
+ * Kernel-level exactness: each kernel's prepare + compute, called
  * directly through bp_kernel_call, must produce D equal bit for bit to the
  * reference kernel's D, which computes sum_j t_j q_j from the definition.
  *
@@ -17,6 +17,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,16 +197,6 @@ static void assert_mostly_nonzero(size_t nonzero, size_t cases, uint64_t seed) {
               "only %zu of %zu cases had a nonzero D; seed=%" PRIu64, nonzero, cases, seed);
 }
 
-static void require_popcount(void) {
-    if (!bp__cpu_has_avx512_vpopcntdq())
-        cr_skip_test("this CPU lacks AVX-512 VPOPCNTDQ; the avx512 kernel cannot run here");
-}
-
-static void require_lut(void) {
-    if (!bp__cpu_has_avx512bw())
-        cr_skip_test("this CPU lacks AVX-512BW; the avx512-lut kernel cannot run here");
-}
-
 /* A random case of the given shape: random kinds, plane counts, row range. */
 static kcase random_case(tu_rng *rng, size_t rows, size_t cols, int act_bits, size_t ncols) {
     kcase kc = {.rows = rows, .cols = cols, .act_bits = act_bits, .ncols = ncols};
@@ -228,10 +219,21 @@ static kcase random_case(tu_rng *rng, size_t rows, size_t cols, int act_bits, si
 /* The sweeps skip shapes a kernel's supports() refuses; a kernel that
  * wrongly refused an act_bits it is meant to handle would otherwise pass by
  * running nothing. Every act_bits in [a_lo, a_hi] must have run. */
+/* The act_bits each kernel must handle on per-row matrices (its supports()
+ * may refuse others, where dispatch falls back). A kernel missing here must
+ * handle them all. */
+static bool must_handle(const bp_cpu_kernel_desc *kernel, int a) {
+    if (!strcmp(kernel->name, "avx512-lut") || !strcmp(kernel->name, "avx2-lut"))
+        return a >= 2 && a <= 11;
+    if (!strcmp(kernel->name, "avx512-vnni"))
+        return a <= 8;
+    return true;
+}
+
 static void assert_every_act_bits_ran(const bp_cpu_kernel_desc *kernel, const size_t *ran, int a_lo,
                                       int a_hi) {
     for (int a = a_lo; a <= a_hi; a++)
-        cr_assert(ran[a] > 0, "%s refused every shape at act_bits %d, which it must handle",
+        cr_assert(ran[a] > 0 || !must_handle(kernel, a), "%s refused every shape at act_bits %d, which it must handle",
                   kernel->name, a);
 }
 
@@ -306,37 +308,74 @@ static void sweep_extreme(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi, 
     assert_every_act_bits_ran(kernel, ran, a_lo, a_hi);
 }
 
-Test(kernels, popcount_gemv_every_act_bits) {
-    require_popcount();
-    sweep_gemv(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS);
+/* Every kernel built for this architecture, on this CPU when it can run. */
+typedef void (*sweep_fn)(const bp_cpu_kernel_desc *kernel);
+
+static void for_each_kernel(sweep_fn fn) {
+    size_t n, ran = 0;
+    const bp_cpu_kernel_desc *const *list = bp__cpu_kernel_list(&n);
+    char skipped[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (!list[i]->runnable()) {
+            size_t len = strlen(skipped);
+            snprintf(skipped + len, sizeof skipped - len, "%s%s", len ? ", " : "", list[i]->name);
+            continue;
+        }
+        fn(list[i]);
+        ran++;
+    }
+    cr_assert(ran >= 1, "the portable kernel runs everywhere");
+    if (skipped[0])
+        cr_log_info("kernels this CPU cannot run, not tested here: %s", skipped);
 }
 
-Test(kernels, popcount_gemm_mixed_planes) {
-    require_popcount();
-    sweep_gemm(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS);
+/* The named kernel, or a skip when it is not built or cannot run here. */
+static const bp_cpu_kernel_desc *require_kernel(const char *name) {
+    const bp_cpu_kernel_desc *k = bp__cpu_kernel_by_name(name);
+    if (!k)
+        cr_skip_test("the %s kernel is not built for this architecture", name);
+    if (!k->runnable())
+        cr_skip_test("this CPU cannot run the %s kernel", name);
+    return k;
 }
 
-Test(kernels, popcount_extreme_values) {
-    require_popcount();
-    sweep_extreme(&bp__kernel_avx512_popcount, 1, BP_MAX_ACT_BITS, 4097);
-    /* |D| = K * (2^16 - 1) needs more than 32 bits. */
-    sweep_extreme(&bp__kernel_avx512_popcount, 16, 16, 70000);
+static void gemv_all(const bp_cpu_kernel_desc *k) {
+    sweep_gemv(k, 1, BP_MAX_ACT_BITS);
+}
+static void gemm_all(const bp_cpu_kernel_desc *k) {
+    sweep_gemm(k, 1, BP_MAX_ACT_BITS);
+}
+static void extreme_all(const bp_cpu_kernel_desc *k) {
+    sweep_extreme(k, 1, BP_MAX_ACT_BITS, 4097);
+    /* |D| = K * (2^16 - 1) needs more than 32 bits (kernels that take it). */
+    if (k->supports(16, bp__padded_cols(70000), 1))
+        sweep_extreme(k, 16, 16, 70000);
 }
 
-Test(kernels, lut_gemv_every_act_bits) {
-    require_lut();
-    sweep_gemv(&bp__kernel_avx512_lut, 2, 11);
+Test(kernels, gemv_every_act_bits) {
+    for_each_kernel(gemv_all);
 }
 
-Test(kernels, lut_gemm_mixed_planes) {
-    require_lut();
-    sweep_gemm(&bp__kernel_avx512_lut, 2, 11);
+Test(kernels, gemm_mixed_planes) {
+    for_each_kernel(gemm_all);
 }
 
-Test(kernels, lut_extreme_values) {
-    require_lut();
-    /* Every line of every lane at the per-line bound 16L: flush intervals. */
-    sweep_extreme(&bp__kernel_avx512_lut, 2, 11, 4097);
+/* Every line of every lane at the per-line bound: int16 flush intervals of
+ * the LUT kernels, int64 widening of the popcount kernels. */
+Test(kernels, extreme_values) {
+    for_each_kernel(extreme_all);
+}
+
+/* The popcount kernels back the LUT paths, so they must take everything. */
+Test(kernels, popcount_kernels_support_everything) {
+    static const char *const names[] = {"portable", "avx2", "avx512"};
+    for (size_t i = 0; i < NELEM(names); i++) {
+        const bp_cpu_kernel_desc *k = bp__cpu_kernel_by_name(names[i]);
+        if (!k)
+            continue;
+        for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+            cr_assert(k->supports(a, (size_t)1 << 28, 1), "%s act_bits %d", k->name, a);
+    }
 }
 
 /* Largest kpad (a multiple of 512, at most BP_MAX_DIM padded) the kernel
@@ -362,15 +401,14 @@ static size_t largest_supported_kpad(const bp_cpu_kernel_desc *k, int a) {
  * reference. Run where that bound is below 2^23 columns (act_bits 9..11; at
  * smaller act_bits it lies beyond what a test can allocate).
  */
-Test(kernels, lut_exact_at_its_largest_k, .timeout = 300) {
-    require_lut();
-    const bp_cpu_kernel_desc *k = &bp__kernel_avx512_lut;
+static void lut_exact_at_its_largest_k(const char *name) {
+    const bp_cpu_kernel_desc *k = require_kernel(name);
     cr_assert(!k->supports(1, 512, 1), "act_bits 1 is the XNOR case, not a LUT one");
     cr_assert(!k->supports(12, 512, 1), "int16 tables cannot hold 4L at act_bits 12");
     size_t ran = 0;
     for (int a = 2; a <= 11; a++) {
         size_t kmax = largest_supported_kpad(k, a);
-        cr_assert(kmax >= 4096, "act_bits %d: the LUT kernel supports only %zu columns", a, kmax);
+        cr_assert(kmax >= 4096, "%s act_bits %d: supports only %zu columns", name, a, kmax);
         cr_assert(!k->supports(a, kmax + BP_K_ALIGN_BITS, 1) ||
                       kmax + BP_K_ALIGN_BITS > bp__padded_cols(BP_MAX_DIM),
                   "act_bits %d: supports() is not monotonic above %zu", a, kmax);
@@ -388,5 +426,13 @@ Test(kernels, lut_exact_at_its_largest_k, .timeout = 300) {
         cr_assert(run_case(k, &kc, tu_seed()), "act_bits %d K %zu: D was zero", a, kmax);
         ran++;
     }
-    cr_assert(ran >= 3, "the largest-K check ran for only %zu act_bits", ran);
+    cr_assert(ran >= 3, "%s: the largest-K check ran for only %zu act_bits", name, ran);
+}
+
+Test(kernels, avx512_lut_exact_at_its_largest_k, .timeout = 300) {
+    lut_exact_at_its_largest_k("avx512-lut");
+}
+
+Test(kernels, avx2_lut_exact_at_its_largest_k, .timeout = 300) {
+    lut_exact_at_its_largest_k("avx2-lut");
 }

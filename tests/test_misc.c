@@ -130,31 +130,66 @@ Test(misc, kernel_names_per_path) {
     ctx = tu_context_try(BP_CPU_KERNEL_AVX512_LUT, 1);
     if (!ctx)
         cr_skip_test("avx512-lut path not available on this machine: %s", bp_last_error());
-    /* LUT where its int16 tables are exact: act_bits 2..11 and K*2^a < 2^31. */
+    /* LUT where its int16 tables are exact: act_bits 2..11 and K*2^a < 2^31;
+     * elsewhere the best popcount kernel (VPOPCNTDQ, else AVX2). */
+    const char *pop = bp__cpu_features()->avx512_vpopcntdq ? "avx512" : "avx2";
     for (int a = 1; a <= 16; a++) {
         const char *n = bp_context_cpu_kernel_name(ctx, a, 4096, 1);
         cr_assert(n);
-        cr_expect_str_eq(n, (a >= 2 && a <= 11) ? "avx512-lut" : "avx512",
-                         "act_bits %d, K 4096: got %s", a, n);
+        cr_expect_str_eq(n, (a >= 2 && a <= 11) ? "avx512-lut" : pop, "act_bits %d, K 4096: got %s",
+                         a, n);
     }
-    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, (size_t)1 << 24, 1), "avx512",
+    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, (size_t)1 << 24, 1), pop,
                      "K*2^8 >= 2^31 must fall back to popcount");
     cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 2, (size_t)1 << 20, 1), "avx512-lut");
     bp_context_destroy(ctx);
 }
 
-/* AUTO: popcount streams one column faster, lookup tables win for batches. */
+/* AUTO by CPU: popcount streams one column faster with VPOPCNTDQ, lookup
+ * tables win for batches and on CPUs without it; never the reference. */
 Test(misc, kernel_names_auto) {
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
-    if (!bp__cpu_has_avx512_vpopcntdq()) {
-        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, 4096, 8), "reference");
-        bp_context_destroy(ctx);
-        cr_skip_test("no AVX-512 VPOPCNTDQ: AUTO is the reference path here");
+    const bp_cpu_features *f = bp__cpu_features();
+    const char *b1 = bp_context_cpu_kernel_name(ctx, 8, 4096, 1);
+    const char *b8 = bp_context_cpu_kernel_name(ctx, 8, 4096, 8);
+    const char *a16 = bp_context_cpu_kernel_name(ctx, 16, 4096, 8);
+    const char *a1 = bp_context_cpu_kernel_name(ctx, 1, 4096, 8);
+    cr_assert(b1 && b8 && a16 && a1);
+    for (int a = 1; a <= 16; a++)
+        for (size_t batch = 1; batch <= 8; batch *= 8)
+            cr_expect_str_neq(bp_context_cpu_kernel_name(ctx, a, 4096, batch), "reference",
+                              "AUTO must never fall back to the reference (act_bits %d)", a);
+    if (f->avx512_vpopcntdq) {
+        cr_expect_str_eq(b1, "avx512");
+        cr_expect_str_eq(b8, "avx512-lut");
+        cr_expect_str_eq(a16, "avx512");
+        cr_expect_str_eq(a1, "avx512");
+    } else if (f->avx512bw) {
+        cr_expect_str_eq(b1, "avx512-lut");
+        cr_expect_str_eq(b8, "avx512-lut");
+        cr_expect_str_eq(a16, "avx2");
+    } else if (f->avx2) {
+        cr_expect_str_eq(b1, "avx2-lut");
+        cr_expect_str_eq(a16, "avx2");
+    } else {
+        cr_expect_str_eq(b1, "portable");
     }
-    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, 4096, 1), "avx512");
-    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 8, 4096, 8), "avx512-lut");
-    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 16, 4096, 8), "avx512");
-    cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, 1, 4096, 8), "avx512");
+    bp_context_destroy(ctx);
+}
+
+/* A forced AVX2 path reports its own kernels (LUT where exact). */
+Test(misc, kernel_names_avx2) {
+    bp_context *ctx = tu_context_try(BP_CPU_KERNEL_AVX2, 1);
+    if (!ctx)
+        cr_skip_test("avx2 path not available here: %s", bp_last_error());
+    for (int a = 1; a <= 16; a++)
+        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100, 8), "avx2");
+    bp_context_destroy(ctx);
+    ctx = tu_context_try(BP_CPU_KERNEL_AVX2_LUT, 1);
+    cr_assert(ctx, "avx2-lut must run wherever avx2 does");
+    for (int a = 1; a <= 16; a++)
+        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 4096, 1),
+                         (a >= 2 && a <= 11) ? "avx2-lut" : "avx2", "act_bits %d", a);
     bp_context_destroy(ctx);
 }
 
@@ -178,4 +213,37 @@ Test(misc, matrix_outlives_context) {
     bp_context_destroy(c2);
     bp_matrix_destroy(m);
     free(w);
+}
+
+/* The per-matrix name reports the exact choice, code kernel included. */
+Test(misc, matrix_kernel_names) {
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    float w[64 * 96];
+    tu_fill_gauss(&rng, w, 64 * 96, 1.0f);
+    bp_matrix *u = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_UNIFORM, 1.0f);
+    bp_matrix *r = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_RESIDUAL, 0.0f);
+    const bp_cpu_features *f = bp__cpu_features();
+    const bool code = f->avx512_vnni && f->gfni;
+    for (int n = 1; n <= 8; n++) {
+        const char *ku = bp_matrix_cpu_kernel_name(ctx, u, n, 8, 1);
+        const char *kr = bp_matrix_cpu_kernel_name(ctx, r, n, 8, 1);
+        cr_assert(ku && kr);
+        cr_expect_str_eq(kr, bp_context_cpu_kernel_name(ctx, 8, 96, 1), "residual, %d planes", n);
+        if (code && n >= 2)
+            cr_expect_str_eq(ku, "avx512-vnni", "uniform, %d planes", n);
+        else
+            cr_expect_str_eq(ku, kr, "uniform, %d planes", n);
+    }
+    /* act_bits > 8: never the code kernel. */
+    cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, u, 4, 12, 1), "avx512-vnni");
+    cr_expect(bp_matrix_cpu_kernel_name(ctx, NULL, 4, 8, 1) == NULL);
+    cr_expect(strstr(bp_last_error(), "m must not be NULL") != NULL, "%s", bp_last_error());
+    cr_expect(bp_matrix_cpu_kernel_name(ctx, u, 9, 8, 1) == NULL);
+    cr_expect(strstr(bp_last_error(), "planes must be") != NULL, "%s", bp_last_error());
+    bp_matrix_destroy(u);
+    bp_matrix_destroy(r);
+    bp_context_destroy(ctx);
 }

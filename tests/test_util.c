@@ -133,6 +133,14 @@ const char *tu_kernel_name(bp_cpu_kernel k) {
         return "avx512";
     case BP_CPU_KERNEL_AVX512_LUT:
         return "avx512-lut";
+    case BP_CPU_KERNEL_AVX2:
+        return "avx2";
+    case BP_CPU_KERNEL_AVX2_LUT:
+        return "avx2-lut";
+    case BP_CPU_KERNEL_PORTABLE:
+        return "portable";
+    case BP_CPU_KERNEL_AVX512_VNNI:
+        return "avx512-vnni";
     }
     return "?";
 }
@@ -146,8 +154,10 @@ static bp_status make_context(bp_cpu_kernel kernel, int threads, bp_context **ou
 }
 
 size_t tu_cpu_paths(tu_path *paths, char *missing, size_t missing_cap) {
-    static const bp_cpu_kernel all[] = {BP_CPU_KERNEL_REFERENCE, BP_CPU_KERNEL_AVX512,
-                                        BP_CPU_KERNEL_AVX512_LUT};
+    static const bp_cpu_kernel all[] = {BP_CPU_KERNEL_REFERENCE,  BP_CPU_KERNEL_PORTABLE,
+                                        BP_CPU_KERNEL_AVX2,       BP_CPU_KERNEL_AVX2_LUT,
+                                        BP_CPU_KERNEL_AVX512,     BP_CPU_KERNEL_AVX512_LUT,
+                                        BP_CPU_KERNEL_AVX512_VNNI};
     size_t n = 0;
     if (missing && missing_cap)
         missing[0] = '\0';
@@ -191,6 +201,14 @@ const char *tu_target_name(const tu_target *t) {
             return "cpu/avx512";
         case BP_CPU_KERNEL_AVX512_LUT:
             return "cpu/avx512-lut";
+        case BP_CPU_KERNEL_AVX2:
+            return "cpu/avx2";
+        case BP_CPU_KERNEL_AVX2_LUT:
+            return "cpu/avx2-lut";
+        case BP_CPU_KERNEL_PORTABLE:
+            return "cpu/portable";
+        case BP_CPU_KERNEL_AVX512_VNNI:
+            return "cpu/avx512-vnni";
         default:
             return "cpu/auto";
         }

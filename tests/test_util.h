@@ -53,14 +53,14 @@ typedef struct tu_path {
     const char *name;
 } tu_path;
 
-#define TU_MAX_PATHS 4
+#define TU_MAX_PATHS 8
 
 const char *tu_kernel_name(bp_cpu_kernel k);
 /*
- * Every CPU kernel path (REFERENCE, AVX512, AVX512_LUT) whose context can be
- * created on this machine, REFERENCE first. Paths whose creation returns
- * BP_ERR_UNSUPPORTED are left out and listed in `missing` (may be NULL,
- * at least 128 bytes) for a skip message. Any other failure fails the test.
+ * Every CPU kernel path (REFERENCE, PORTABLE, AVX2, AVX2_LUT, AVX512, AVX512_LUT, AVX512_VNNI)
+ * whose context can be created on this machine, REFERENCE first. Paths whose creation returns
+ * BP_ERR_UNSUPPORTED are left out and listed in `missing` (may be NULL, at least 128 bytes) for a
+ * skip message. Any other failure fails the test.
  */
 size_t tu_cpu_paths(tu_path *paths, char *missing, size_t missing_cap);
 /* Create a context on a kernel path; cr_skip_test when BP_ERR_UNSUPPORTED,
@@ -81,6 +81,8 @@ bp_context *tu_target_context(const tu_target *t, int threads);
 #define TU_ALL_TARGETS                                                                             \
     {BP_BACKEND_CPU, BP_CPU_KERNEL_REFERENCE}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AUTO},               \
         {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_LUT},        \
+        {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX2}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX2_LUT},            \
+        {BP_BACKEND_CPU, BP_CPU_KERNEL_PORTABLE}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_VNNI},     \
         {BP_BACKEND_CUDA, BP_GPU_KERNEL_POPCOUNT}, {BP_BACKEND_CUDA, BP_GPU_KERNEL_MMA}, {         \
         BP_BACKEND_OPENCL, BP_GPU_KERNEL_AUTO                                                      \
     }
