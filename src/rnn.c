@@ -118,6 +118,17 @@ bp_status bp_rnn_create(bp_context *ctx, bp_rnn_cell cell, size_t layers, size_t
             return st;
     }
 
+    /* The integer mode feeds hidden states to the products with a fixed
+     * scale, which a rotation of K would break (rotated values reach
+     * sqrt(block) times max|h| and saturate): recurrent layers default to no
+     * rotation. A caller may still ask for one (float mode only). */
+    bp_quant_options q;
+    if ((st = bp__copy_options(&q, sizeof q, quant, "bp_quant_options")))
+        return st;
+    if (q.rotation == 0)
+        q.rotation = BP_ROTATION_NONE;
+    quant = &q;
+
     bp_rnn *rnn;
     if ((st = bp__rnn_alloc(cell, layers, input_size, hidden_size, opt.split_gates, &rnn)))
         return st;

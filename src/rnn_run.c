@@ -105,6 +105,13 @@ static bp_status resolve_precision(const bp_rnn *rnn, const bp_rnn_run_options *
                             "layer %zu: integer mode needs act_bits 2..16 (a fixed-point hidden "
                             "state), got %d",
                             l, a);
+        if (o->mode == BP_RNN_INTEGER && (bp_matrix_rotation(rnn->layer[l].hh[0]) != 0 ||
+                                          (l > 0 && bp_matrix_rotation(rnn->layer[l].ih[0]) != 0)))
+            return bp__fail(BP_ERR_UNSUPPORTED,
+                            "layer %zu: integer mode feeds the hidden state with a fixed scale, "
+                            "which a rotation of K would saturate; create the RNN with "
+                            "rotation = BP_ROTATION_NONE (the default for recurrent layers)",
+                            l);
         p->act_bits = a;
     }
     return BP_OK;
