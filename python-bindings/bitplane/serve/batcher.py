@@ -151,6 +151,7 @@ class Batcher:
         item = self._queue.popleft()
         self.queued_rows -= item.rows
         self.queued_units -= item.rows * item.planes
+        self.in_flight_rows += item.rows  # taken into a batch (forming or computing)
         return item
 
     # -- the worker ------------------------------------------------------
@@ -187,10 +188,12 @@ class Batcher:
             live = []
             for item in batch:
                 if item.future.done():  # the client went away
+                    self.in_flight_rows -= item.rows
                     continue
                 if item.deadline is not None and now > item.deadline:
                     item.future.set_exception(DeadlineExceeded(
                         f"deadline passed after {1e3 * (now - item.enqueued):.1f} ms in the queue"))
+                    self.in_flight_rows -= item.rows
                     continue
                 live.append(item)
             groups: Dict[Tuple[int, int], List[Pending]] = {}
@@ -204,7 +207,6 @@ class Batcher:
         x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
         column_planes = [i.planes for i in items for _ in range(i.rows)]
         rows = x.shape[0]
-        self.in_flight_rows += rows
         start = time.monotonic()
         try:
             y = await loop.run_in_executor(self._executor, self.forward_batched, x,
