@@ -5,7 +5,8 @@ batcher, controller) behind Ray Serve's HTTP proxy.
 one named by ``RAY_ADDRESS``) and deploys the app. Replicas go wherever the
 cluster has room, so more machines mean more nodes: start ``ray start --head``
 on one and ``ray start --address=HEAD:6379`` on the others, then run the
-command with ``RAY_ADDRESS=auto`` on the head.
+command with ``RAY_ADDRESS=auto`` on the head. Without ``RAY_ADDRESS`` the
+local cluster keeps every Ray process on the loopback address.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ def deployment(model: str, config: ServeConfig, replicas: int, threads: int = 0)
 
             cfg = ServeConfig(**config_dict)
             context = Context(threads=threads) if threads else None
-            self.app = create_app(load(model_spec, activation=cfg.activation, context=context),
+            self._asgi = create_app(load(model_spec, activation=cfg.activation, context=context),
                                   cfg)
 
         def __serve_build_asgi_app__(self):
-            return self.app
+            return self._asgi
 
     return BitplaneServe.bind(str(model), asdict(config), threads)
 
@@ -49,6 +50,11 @@ def deployment(model: str, config: ServeConfig, replicas: int, threads: int = 0)
 def run_ray(model: str, config: ServeConfig, *, replicas: int, host: str, port: int,
             threads: int = 0) -> int:
     """Deploy and block until SIGINT/SIGTERM, then shut Serve down."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not os.environ.get("RAY_ADDRESS"):
+        # A local cluster of one node: keep every Ray process on loopback
+        # (Ray's single-machine mode; must be set before Ray is imported).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
     from ray import serve
 
