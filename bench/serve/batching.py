@@ -125,8 +125,12 @@ def overhead(port):
     x = np.ascontiguousarray(m.test_x[:1])
     body = _body(8)
     c = http.client.HTTPConnection("127.0.0.1", int(port))
-    rt, direct, server = [], [], []
+    rt, direct, server, live = [], [], [], []
     for i in range(600):
+        t = time.perf_counter()
+        c.request("GET", "/v2/health/live")
+        c.getresponse().read()
+        live.append(time.perf_counter() - t)
         t = time.perf_counter()
         m.forward(x, 8, 8)
         direct.append(time.perf_counter() - t)
@@ -142,6 +146,7 @@ def overhead(port):
     print(json.dumps({"what": "overhead at low load, 1 client, 1 row, 8 planes",
                       "direct_call_ms": round(med(direct), 3),
                       "http_round_trip_ms": round(med(rt), 3),
+                      "health_live_round_trip_ms": round(med(live), 3),
                       "server_queue_plus_compute_ms": round(med(server), 3),
                       "added_ms": round(med(rt) - med(direct), 3)}))
 
