@@ -164,6 +164,10 @@ _BAD = [
      "unknown parameter(s) 'plane'"),
     ("unknown output", "digits", _with(["outputs"], [{"name": "logits"}]), 400,
      'unknown output "logits"'),
+    ("output parameters", "digits", _with(["outputs"], [{"name": "output", "parameters": 1}]),
+     400, "output 'output': 'parameters' must be a JSON object"),
+    ("parameters not object", "digits", _with(["parameters"], [1]), 400,
+     "'parameters' must be a JSON object"),
     ("unknown model", "mnist", _with(["id"], "a"), 404, "unknown model 'mnist'"),
     ("binary size", "digits", None, 400, "binary_data_size must be 256 bytes"),
 ]
@@ -268,6 +272,23 @@ def test_batcher_refuses_when_full(digits):
 
     err = asyncio.run(run())
     assert err.retry_after_s == 3 and "queue full (8 rows waiting, limit 8)" in str(err)
+
+
+def test_deadline_passed_in_queue_is_504(digits):
+    gate = threading.Event()
+    app = create_app(digits, ServeConfig(calibrate=False, max_batch=1))
+    batcher = app.state.server.batcher
+    real = batcher.forward_batched
+    batcher.forward_batched = lambda x, cp, ab: (gate.wait(10), real(x, cp, ab))[1]
+    with ServerThread(app) as s, httpx.Client(base_url=s.url, timeout=20) as c:
+        first = threading.Thread(target=lambda: c.post("/v2/models/digits/infer", json=_good()))
+        first.start()
+        time.sleep(0.2)  # the first request holds the worker
+        threading.Timer(0.3, gate.set).start()
+        r = c.post("/v2/models/digits/infer", content=_with(["parameters"], {"deadline_ms": 50}),
+                   headers={"Content-Type": "application/json"})
+        first.join()
+    assert r.status_code == 504 and "deadline passed after" in r.json()["error"]
 
 
 def test_overload_is_503_with_retry_after(digits):

@@ -197,8 +197,10 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
                 got = o.get("name") if isinstance(o, dict) else o
                 raise _bad(f"unknown output {json.dumps(got)}; this model's output is "
                            f"'{OUTPUT_NAME}'")
-            binary_output = bool((o.get("parameters") or {}).get("binary_data",
-                                                                 binary_output))
+            o_params = o.get("parameters") or {}
+            if not isinstance(o_params, dict):
+                raise _bad(f"output '{OUTPUT_NAME}': 'parameters' must be a JSON object")
+            binary_output = bool(o_params.get("binary_data", binary_output))
     return InferRequest(np.ascontiguousarray(x), precision, req_id, binary_output)
 
 
