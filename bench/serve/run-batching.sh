@@ -23,4 +23,4 @@ done
   "$py" "$here/batching.py" inproc
   "$py" "$here/batching.py" http 8481 8482
   "$py" "$here/batching.py" overhead 8481
-} | tee "$out"
+} | tee -a "$out"

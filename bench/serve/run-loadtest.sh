@@ -15,7 +15,7 @@ export BP_STEP_S=${BP_STEP_S:-10} BP_ROWS=${BP_ROWS:-16} BP_USERS=${BP_USERS:-48
 levels=${BP_LEVELS:-0.5,1,1.5,2,3}
 slo=${BP_SLO_MS:-100}
 mkdir -p "$out"
-rm -f "$out"/*.jsonl
+rm -f "$out"/*.jsonl "$out"/*.jsonl.gz
 "$py" -m bitplane.serve.cli --port "$port" --max-batch 256 --max-queue-rows 4096 \
   --slo-p99-ms "$slo" --log-level warning 2>"$out/server.log" &
 server=$!
@@ -26,9 +26,10 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 loc() { # planes levels out.jsonl
-  BP_PLANES=$1 BP_LEVELS=$2 BP_OUT=$3 "$py" -m locust -f "$here/locustfile.py" --headless \
-    --host "http://127.0.0.1:$port" --only-summary --loglevel WARNING \
-    --run-time "$(( ${BP_STEP_S%.*} * 6 + 30 ))s" >/dev/null 2>>"$out/locust.log" || true
+  # The shape in locustfile.py ends the run after its steps; timeout is a backstop.
+  BP_PLANES=$1 BP_LEVELS=$2 BP_OUT=$3 timeout "$(( ${BP_STEP_S%.*} * 6 + 60 ))" \
+    "$py" -m locust -f "$here/locustfile.py" --headless --host "http://127.0.0.1:$port" \
+    --only-summary --loglevel WARNING >/dev/null 2>>"$out/locust.log" || true
 }
 loc 8 probe "$out/probe.jsonl"
 capacity=$("$py" "$here/analyze.py" capacity "$out/probe.jsonl" "$BP_STEP_S")
@@ -39,3 +40,4 @@ done
 "$py" -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/metrics').read().decode())" >"$out/metrics.txt" || true
 "$py" "$here/analyze.py" report "$out" --capacity "$capacity" --levels "$levels" \
   --step-s "$BP_STEP_S" --slo-ms "$slo" --rows "$BP_ROWS" --users "$BP_USERS"
+gzip -f "$out"/*.jsonl
