@@ -464,3 +464,20 @@ def test_cli_bad_model():
     r = subprocess.run([sys.executable, "-m", "bitplane.serve.cli", "--model", "/no/such.npz"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no model file /no/such.npz" in r.stderr
+
+
+def test_user_linear_stack_by_path(tmp_path, rng):
+    from bitplane.models import MLP, linear_params, read
+    path = tmp_path / "tiny_stack.npz"
+    np.savez(path, **{"a.weight": gauss(rng, (32, 16)), "a.bias": gauss(rng, (32,)),
+                      "b.weight": gauss(rng, (5, 32))})
+    app = create_app(str(path), ServeConfig(calibrate=False, default_planes="auto"))
+    ref = MLP(linear_params(read(path)))
+    x = gauss(rng, (3, 16))
+    with ServerThread(app) as s, httpx.Client(base_url=s.url) as c:
+        meta = c.get("/v2/models/tiny_stack").json()
+        assert meta["inputs"][0]["shape"] == [-1, 16] and meta["outputs"][0]["shape"] == [-1, 5]
+        r = c.post("/v2/models/tiny_stack/infer", json=infer_body(x))
+    p = r.json()["parameters"]
+    assert r.status_code == 200 and p["planes_mode"] == "auto"
+    np.testing.assert_array_equal(as_array(r), ref(x, planes=p["planes"], act_bits=8))
