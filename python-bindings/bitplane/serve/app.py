@@ -7,7 +7,6 @@ uvicorn, and ``bitplane-serve --ray-replicas N`` under Ray Serve.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time

@@ -76,8 +76,9 @@ class Batcher:
             fewer than max_batch (0: take what is queued and go).
         max_queue_rows: rows allowed to wait; beyond that submit() raises
             Overloaded (503 with Retry-After).
-        on_batch: called after each call with (rows, units, compute seconds,
-            queue seconds per request) for metrics and the cost model.
+        on_batch: called after each call with (rows, units = sum of the rows'
+            planes, compute seconds), for metrics and the cost model.
+        estimate_s: rows queued -> seconds to drain them (for Retry-After).
     """
 
     def __init__(self, forward_batched: Callable, *, max_batch: int = 64,

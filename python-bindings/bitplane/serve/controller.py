@@ -1,7 +1,7 @@
 """The SLO controller: how many planes an ``"auto"`` request gets.
 
-Two parts, both load-independent of the web stack so they can be tested with
-a simulated clock:
+Two parts, both free of the web stack so that a simulated load can drive
+them in tests:
 
 * :class:`CostModel` learns the compute time of one batched model call as
   ``fixed + per_unit * units``, where ``units`` is the sum over the batch's
@@ -24,10 +24,9 @@ so the server can export it as metrics.
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, Optional, Tuple
+from typing import Deque, Optional, Tuple
 
 import numpy as np
 
@@ -91,16 +90,13 @@ class SLOController:
         cost: the cost model (learned from the batcher's measurements).
         headroom: a prediction must fit ``headroom * target`` (the rest is
             left for parsing, the network and noise).
-        overhead_s: per-request time outside compute (parsing, HTTP).
         window: recent latencies kept for the feedback p99.
         feedback_every: observations between feedback updates.
-        clock: a monotonic clock, seconds (injectable for tests).
     """
 
     def __init__(self, max_planes: int, target_p99_s: float, max_batch: int,
                  cost: Optional[CostModel] = None, *, headroom: float = 0.7,
-                 overhead_s: float = 0.0, window: int = 256, feedback_every: int = 32,
-                 clock: Callable[[], float] = time.monotonic):
+                 window: int = 256, feedback_every: int = 32):
         if max_planes < 1:
             raise ValueError("max_planes must be >= 1")
         if not target_p99_s > 0:
@@ -112,12 +108,10 @@ class SLOController:
         self.max_batch = int(max_batch)
         self.cost = cost or CostModel()
         self.headroom = float(headroom)
-        self.overhead_s = float(overhead_s)
         self.ceiling = self.max_planes
         self._latencies: Deque[float] = deque(maxlen=window)
         self._since_update = 0
         self._feedback_every = int(feedback_every)
-        self.clock = clock
         self.last = Decision(self.max_planes, 0.0, self.ceiling, 0)
 
     def predict(self, queued_rows: int, rows: int, planes: int,
@@ -129,7 +123,7 @@ class SLOController:
         batches = max(1, math.ceil(total_rows / self.max_batch))
         ahead_units = queued_rows * planes if queued_units is None else queued_units
         units = ahead_units + rows * planes
-        return batches * self.cost.fixed + self.cost.per_unit * units + self.overhead_s
+        return batches * self.cost.fixed + self.cost.per_unit * units
 
     def decide(self, queued_rows: int, rows: int = 1, min_planes: int = 1,
                budget_s: Optional[float] = None, queued_units: Optional[float] = None) -> Decision:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -231,7 +231,6 @@ class GenerateRequest:
     session_id: Optional[str]
     temperature: float
     seed: Optional[int]
-    extra: dict = field(default_factory=dict)
 
 
 def parse_generate(body: bytes, *, max_planes: int, max_tokens: int) -> GenerateRequest:
