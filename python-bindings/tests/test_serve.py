@@ -274,39 +274,57 @@ def test_batcher_refuses_when_full(digits):
     assert err.retry_after_s == 3 and "queue full (8 rows waiting, limit 8)" in str(err)
 
 
-def test_deadline_passed_in_queue_is_504(digits):
+def _wait_for(condition, what, timeout=20.0):
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, what
+        time.sleep(0.01)
+
+
+def _gated(digits, **config):
+    """An app whose batched calls wait for the returned event."""
     gate = threading.Event()
-    app = create_app(digits, ServeConfig(calibrate=False, max_batch=1))
+    app = create_app(digits, ServeConfig(calibrate=False, **config))
     batcher = app.state.server.batcher
     real = batcher.forward_batched
-    batcher.forward_batched = lambda x, cp, ab: (gate.wait(10), real(x, cp, ab))[1]
-    with ServerThread(app) as s, httpx.Client(base_url=s.url, timeout=20) as c:
+    batcher.forward_batched = lambda x, cp, ab: (gate.wait(20), real(x, cp, ab))[1]
+    return app, batcher, gate
+
+
+def test_deadline_passed_in_queue_is_504(digits):
+    app, batcher, gate = _gated(digits, max_batch=1)
+    with ServerThread(app) as s, httpx.Client(base_url=s.url, timeout=30) as c:
         first = threading.Thread(target=lambda: c.post("/v2/models/digits/infer", json=_good()))
         first.start()
-        time.sleep(0.2)  # the first request holds the worker
-        threading.Timer(0.3, gate.set).start()
+        _wait_for(lambda: batcher.in_flight_rows == 1, "the first request holds the worker")
+
+        def release():
+            _wait_for(lambda: batcher.queued_rows == 1, "the second request queues")
+            time.sleep(0.2)  # past its 50 ms deadline
+            gate.set()
+
+        releaser = threading.Thread(target=release)
+        releaser.start()
         r = c.post("/v2/models/digits/infer", content=_with(["parameters"], {"deadline_ms": 50}),
                    headers={"Content-Type": "application/json"})
         first.join()
+        releaser.join()
     assert r.status_code == 504 and "deadline passed after" in r.json()["error"]
 
 
 def test_overload_is_503_with_retry_after(digits):
-    gate = threading.Event()
-    app = create_app(digits, ServeConfig(calibrate=False, max_batch=1, max_queue_rows=1))
-    batcher = app.state.server.batcher
-    real = batcher.forward_batched
-    batcher.forward_batched = lambda x, cp, ab: (gate.wait(10), real(x, cp, ab))[1]
+    app, batcher, gate = _gated(digits, max_batch=1, max_queue_rows=1)
     body = _good()
     with ServerThread(app) as s:
-        with httpx.Client(base_url=s.url, timeout=20) as c:
+        with httpx.Client(base_url=s.url, timeout=30) as c:
             codes = []
             threads = [threading.Thread(
                 target=lambda: codes.append(c.post("/v2/models/digits/infer", json=body)))
                 for _ in range(2)]
-            for t in threads:
-                t.start()
-                time.sleep(0.2)  # one in compute, one queued
+            threads[0].start()
+            _wait_for(lambda: batcher.in_flight_rows == 1, "one request in compute")
+            threads[1].start()
+            _wait_for(lambda: batcher.queued_rows == 1, "one request queued")
             r = c.post("/v2/models/digits/infer", json=body)
             gate.set()
             for t in threads:
@@ -417,7 +435,7 @@ def test_generate_session_continues(gru_server):
 def test_process_start_drain_stop(rng):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bitplane.serve.cli", "--port", str(port), "--max-wait-ms", "400",
+        [sys.executable, "-m", "bitplane.serve.cli", "--port", str(port), "--max-wait-ms", "3000",
          "--max-batch", "64"], stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -440,11 +458,12 @@ def test_process_start_drain_stop(rng):
         threads = [threading.Thread(target=call) for _ in range(6)]
         for t in threads:
             t.start()
-        # Wait until all six wait in the batcher (max wait 400 ms), then stop.
+        # Wait until all six wait in the batcher (max wait 3 s), then stop.
         end = time.monotonic() + 20
         while 'bitplane_queue_depth_rows{model="digits"} 6.0' not in httpx.get(
                 url + "/metrics").text:
             assert time.monotonic() < end, "the requests did not queue"
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join()
