@@ -2,7 +2,9 @@
 discrete-event model of the batcher: one server taking up to max_batch queued
 rows per call, each call costing fixed + per_unit * sum of planes)."""
 
+import asyncio
 import math
+import time
 from collections import deque
 
 import numpy as np
@@ -124,3 +126,49 @@ def test_simulated_load_precision_comes_back_when_load_falls(rng):
     _, low = simulate(0.3 * CAPACITY_8, 3000, rng, ctrl=ctrl)
     assert high[1000:].mean() < 6
     assert low[-500:].mean() > 7.5 and ctrl.ceiling == 8
+
+
+def test_server_lowers_planes_under_a_burst_and_restores_them(rng):
+    """Through the real app: model calls made slow in proportion to their
+    plane sum (a sleep, so the result does not depend on the machine's load)."""
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from bitplane.serve import ServeConfig, create_app
+    from bitplane.serve.served import load
+
+    digits = load("digits")
+    app = create_app(digits, ServeConfig(calibrate=False, max_batch=16, slo_p99_ms=100))
+    server = app.state.server
+    server.controller.cost = CostModel(FIXED, 1e-4)
+    real = server.batcher.forward_batched
+
+    def slow(x, cp, ab):
+        time.sleep(FIXED + 1e-4 * sum(cp))
+        return real(x, cp, ab)
+
+    server.batcher.forward_batched = slow
+    x = rng.standard_normal((1, 64)).astype(np.float32)
+    body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                        "data": x.ravel().tolist()}], "parameters": {"planes": "auto"}}
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://serve") as c:
+            async def one():
+                r = await c.post("/v2/models/digits/infer", json=body)
+                assert r.status_code == 200, r.text
+                doc = r.json()
+                return doc["parameters"]["planes"], doc["outputs"][0]["data"]
+
+            idle = [await one() for _ in range(5)]
+            burst = await asyncio.gather(*[one() for _ in range(200)])
+            after = [await one() for _ in range(400)]
+            return idle, burst, after
+
+    idle, burst, after = asyncio.run(run())
+    assert [p for p, _ in idle] == [8] * 5
+    burst_planes = [p for p, _ in burst]
+    assert min(burst_planes) < 4 and np.mean(burst_planes) < 6
+    assert [p for p, _ in after[-20:]] == [8] * 20
+    for p, y in idle + burst[::10] + after[-5:]:
+        np.testing.assert_array_equal(np.array(y, np.float32), digits.forward(x, p, 8)[0])

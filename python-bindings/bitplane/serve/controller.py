@@ -96,7 +96,7 @@ class SLOController:
 
     def __init__(self, max_planes: int, target_p99_s: float, max_batch: int,
                  cost: Optional[CostModel] = None, *, headroom: float = 0.7,
-                 window: int = 256, feedback_every: int = 32):
+                 window: int = 128, feedback_every: int = 16):
         if max_planes < 1:
             raise ValueError("max_planes must be >= 1")
         if not target_p99_s > 0:
