@@ -243,7 +243,9 @@ def test_batcher_coalesces_concurrent_requests(digits, rng):
     for x, p, a, r in zip(xs, planes, act_bits, results):
         assert r.planes == p
         np.testing.assert_array_equal(r.y, digits.forward(x, p, a))
-    assert len(calls) < n / 2, calls  # batched, not one call per request
+    # Batched, not one call per request (act_bits 1 rows also split by planes).
+    wide = sum(1 for a in act_bits if a >= 2)
+    assert len([c for c in calls if c[1] >= 2]) < wide / 3, calls
     assert max(rows for rows, _ in calls) <= 32
     assert any(rows > 4 for rows, _ in calls)
 
