@@ -4,7 +4,7 @@
 # Usage: bench/serve/run-batching.sh [OUT_FILE]   (PYTHON=python3 by default)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/../results/serve-loadtest/batching.jsonl}
+out=${1:-$here/../results/serve-batching/batching.jsonl}
 py=${PYTHON:-python3}
 mkdir -p "$(dirname "$out")"
 "$py" -m bitplane.serve.cli --port 8481 --max-batch 64 --log-level warning 2>/dev/null &
