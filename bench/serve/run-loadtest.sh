@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Load test of bitplane-serve on loopback with locust (headless, bounded):
+# probe the capacity of fixed 8-plane serving, then step the load from 0.5x to
+# 3x of it for planes 8, 4 and auto (one server each, steps interleaved);
+# analyze.py writes the table, the plot and the bit-exact check of sampled
+# answers into the output folder.
+# Usage: bench/serve/run-loadtest.sh [OUT_DIR]   (needs bitplane[serve] + locust)
+# Knobs (env): BP_STEP_S (10), BP_ROWS (32), BP_USERS (32), BP_SLO_MS (100),
+#   BP_LEVELS (0.5,1,1.5,2,3), BP_PORT (8471, and the next two), PYTHON (python3).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/../results/serve-loadtest}
+py=${PYTHON:-python3}
+port=${BP_PORT:-8471}
+export BP_STEP_S=${BP_STEP_S:-10} BP_ROWS=${BP_ROWS:-32} BP_USERS=${BP_USERS:-32}
+levels=${BP_LEVELS:-0.5,1,1.5,2,3}
+slo=${BP_SLO_MS:-100}
+mkdir -p "$out"
+rm -f "$out"/*.jsonl "$out"/*.jsonl.gz "$out"/uptime.txt
+# One server per mode (planes 8, 4, auto), so that each controller sees only
+# its own traffic; the steps are interleaved (every mode at 0.5x, then every
+# mode at 1x, ...) so that the machine's changing load hits the modes alike.
+modes=(8 4 auto)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true' EXIT
+for m in 0 1 2; do
+  "$py" -m bitplane.serve.cli --port $((port + m)) --max-batch 256 --max-queue-rows 4096 \
+    --slo-p99-ms "$slo" --log-level warning 2>"$out/server-${modes[$m]}.log" &
+  pids+=($!)
+done
+for m in 0 1 2; do
+  for _ in $(seq 120); do
+    "$py" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$((port + m))/v2/health/ready')" \
+      2>/dev/null && break
+    sleep 0.5
+  done
+done
+loc() { # port planes levels out.jsonl
+  # The shape in locustfile.py ends the run after its steps; timeout is a backstop.
+  BP_PLANES=$2 BP_LEVELS=$3 BP_OUT=$4 timeout "$(( ${BP_STEP_S%.*} * 3 + 60 ))" \
+    "$py" -m locust -f "$here/locustfile.py" --headless --host "http://127.0.0.1:$1" \
+    --only-summary --loglevel WARNING >/dev/null 2>>"$out/locust.log" || true
+}
+loc "$port" 8 probe "$out/probe.jsonl"
+capacity=$("$py" "$here/analyze.py" capacity "$out/probe.jsonl" "$BP_STEP_S")
+echo "capacity of fixed 8-plane serving: $capacity requests/s of $BP_ROWS rows" >&2
+for level in ${levels//,/ }; do
+  for m in 0 1 2; do
+    BP_CAPACITY=$capacity loc $((port + m)) "${modes[$m]}" "$level" \
+      "$out/planes-${modes[$m]}.jsonl"
+  done
+  uptime >>"$out/uptime.txt"
+done
+for m in 0 1 2; do
+  "$py" -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$((port + m))/metrics').read().decode())" \
+    >"$out/metrics-${modes[$m]}.txt" || true
+done
+"$py" "$here/analyze.py" report "$out" --capacity "$capacity" --levels "$levels" \
+  --step-s "$BP_STEP_S" --slo-ms "$slo" --rows "$BP_ROWS" --users "$BP_USERS"
+gzip -f "$out"/*.jsonl
+find "$out" -name "server-*.log" -empty -delete  # warnings only; none is the usual case

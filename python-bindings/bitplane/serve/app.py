@@ -1,0 +1,340 @@
+"""The FastAPI application: Open Inference Protocol (KServe v2) endpoints over
+one served model, with the batcher, the SLO controller, metrics and errors.
+
+``create_app(model, config)`` builds it; ``bitplane-serve`` runs it under
+uvicorn, and ``bitplane-serve --ray-replicas N`` under Ray Serve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Optional, Union
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
+from .controller import CostModel, SLOController
+from .generate import Sessions, generate, open_session
+from .metrics import Metrics
+from .protocol import (INPUT_NAME, OUTPUT_NAME, ApiError, encode_infer, parse_generate,
+                       parse_infer)
+from .served import CharModel, LinearStackModel, load
+
+__all__ = ["ServeConfig", "Server", "create_app"]
+
+log = logging.getLogger("bitplane.serve")
+
+
+@dataclass
+class ServeConfig:
+    """Server settings (each is a ``bitplane-serve`` option)."""
+
+    max_batch: int = 64  # rows per batched call
+    max_wait_ms: float = 0.0  # wait for more rows when a batch is not full
+    max_queue_rows: int = 1024  # beyond this, 503 with Retry-After
+    slo_p99_ms: float = 50.0  # the SLO controller's target
+    default_planes: Union[int, str, None] = None  # None: all planes
+    max_request_bytes: int = 1 << 20
+    max_new_tokens: int = 1024
+    max_sessions: int = 256
+    session_ttl_s: float = 600.0
+    calibrate: bool = True
+    drain_timeout_s: float = 30.0
+    activation: str = "relu"
+    bits: int = 8
+
+
+def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
+    """Seed the cost model with timed batched calls at full planes (1 and
+    max_batch rows, median of 5 each)."""
+    rng = np.random.default_rng(0)
+    k = model.bits
+    samples = []
+    for rows in (1, max_batch):
+        x = rng.standard_normal((rows, model.in_features), dtype=np.float32)
+        cp = [k] * rows
+        model.forward_batched(x, cp, 8)  # warm-up
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            model.forward_batched(x, cp, 8)
+            times.append(time.perf_counter() - t)
+        samples.append((rows * k, float(np.median(times))))
+    (u1, t1), (u2, t2) = samples
+    per_unit = max((t2 - t1) / (u2 - u1), 1e-9) if u2 > u1 else max(t1 / u1, 1e-9)
+    return CostModel(fixed=max(t1 - per_unit * u1, 0.0), per_unit=per_unit)
+
+
+class Server:
+    """One model with its batcher, controller, sessions and metrics."""
+
+    def __init__(self, model: Union[LinearStackModel, CharModel], config: ServeConfig):
+        self.model = model
+        self.config = config
+        self.metrics = Metrics(model.name)
+        self.closing = False
+        self.k = model.bits
+        self.default_planes = config.default_planes or self.k
+        if isinstance(self.default_planes, int) and not 1 <= self.default_planes <= self.k:
+            raise ValueError(f"default planes must be 1..{self.k} or 'auto'")
+        self.batcher = self.controller = None
+        if isinstance(model, LinearStackModel):
+            cost = _calibrate(model, config.max_batch) if config.calibrate else CostModel()
+            self.controller = SLOController(self.k, config.slo_p99_ms / 1e3, config.max_batch,
+                                            cost)
+            self.batcher = Batcher(model.forward_batched, max_batch=config.max_batch,
+                                   max_wait_s=config.max_wait_ms / 1e3,
+                                   max_queue_rows=config.max_queue_rows,
+                                   on_batch=self._on_batch, estimate_s=self._drain_estimate)
+            self.metrics.cost_per_unit.labels(model.name).set(cost.per_unit)
+            self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
+        self.sessions = Sessions(config.max_sessions, config.session_ttl_s)
+        self.gen_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bitplane-gen")
+
+    # -- batcher callbacks -------------------------------------------------
+    def _on_batch(self, rows: int, units: int, compute_s: float) -> None:
+        self.controller.cost.observe(units, compute_s)
+        name = self.model.name
+        self.metrics.batch_rows.labels(name).observe(rows)
+        self.metrics.compute_time.labels(name).observe(compute_s)
+        self.metrics.cost_per_unit.labels(name).set(self.controller.cost.per_unit)
+
+    def _drain_estimate(self, queued_rows: int) -> float:
+        return self.controller.predict(queued_rows, 0, self.k)
+
+    # -- infer -------------------------------------------------------------
+    async def infer(self, body: bytes, header_length: Optional[str], start: float):
+        m = self.model
+        if not isinstance(m, LinearStackModel):
+            raise ApiError(400, f"model '{m.name}' is a character {m.cell.upper()}: it serves "
+                                f"generation at /v2/models/{m.name}/generate_stream, not infer")
+        req = parse_infer(body, header_length, in_features=m.in_features,
+                          max_rows=self.config.max_batch, max_planes=self.k,
+                          default_planes=self.default_planes)
+        p = req.precision
+        mode = "auto" if p.planes == "auto" else "fixed"
+        rows = req.x.shape[0]
+        deadline = None if p.deadline_ms is None else start + p.deadline_ms / 1e3
+        if mode == "auto":
+            b = self.batcher
+            decision = self.controller.decide(
+                b.queue_depth(), rows, p.min_planes,
+                None if p.deadline_ms is None else p.deadline_ms / 1e3,
+                queued_units=b.queued_units + b.in_flight_rows * self.k)
+            planes = decision.planes
+            self.metrics.controller_planes.labels(m.name).set(planes)
+            self.metrics.controller_predicted.labels(m.name).set(decision.predicted_s)
+        else:
+            planes = p.planes
+        result = await self.batcher.submit(req.x, planes, p.act_bits, deadline)
+        params = {"planes": planes, "planes_mode": mode, "act_bits": p.act_bits,
+                  "queue_ms": round(result.queue_s * 1e3, 4),
+                  "compute_ms": round(result.compute_s * 1e3, 4),
+                  "batch_rows": result.batch_rows}
+        out, header_len = encode_infer(m.name, req, result.y, params)
+        total = time.monotonic() - start
+        self.controller.observe_latency(total)
+        name = m.name
+        self.metrics.latency.labels(name, str(planes)).observe(total)
+        self.metrics.queue_time.labels(name).observe(result.queue_s)
+        self.metrics.planes_chosen.labels(name, str(planes), mode).inc()
+        return out, header_len
+
+    def metadata(self) -> dict:
+        m = self.model
+        doc = {"name": m.name, "versions": ["1"], "platform": "bitplane",
+               "parameters": {"planes_max": self.k, "planes_default": self.default_planes,
+                              "source": str(m.path.name)}}
+        if isinstance(m, LinearStackModel):
+            doc["inputs"] = [{"name": INPUT_NAME, "datatype": "FP32",
+                              "shape": [-1, m.in_features]}]
+            doc["outputs"] = [{"name": OUTPUT_NAME, "datatype": "FP32",
+                               "shape": [-1, m.out_features]}]
+            doc["parameters"]["max_batch_rows"] = self.config.max_batch
+            doc["parameters"]["slo_p99_ms"] = self.config.slo_p99_ms
+        else:
+            doc["inputs"] = [{"name": "text_input", "datatype": "BYTES", "shape": [1]}]
+            doc["outputs"] = [{"name": "text_output", "datatype": "BYTES", "shape": [1]}]
+            doc["parameters"]["generation"] = f"/v2/models/{m.name}/generate_stream"
+            doc["parameters"]["cell"] = m.cell
+        return doc
+
+    async def close(self) -> None:
+        self.closing = True
+        if self.batcher is not None:
+            await self.batcher.close(self.config.drain_timeout_s)
+        self.gen_executor.shutdown(wait=True)
+
+
+def _error(status: int, message: str, headers=None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise ApiError(400, f"Content-Length must be an integer, got {length!r}")
+        if declared > limit:
+            raise ApiError(413, f"request body of {declared} bytes exceeds the limit of "
+                                f"{limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(model: Union[str, LinearStackModel, CharModel] = "digits",
+               config: Optional[ServeConfig] = None) -> FastAPI:
+    """The application for one model (a bundled name, a file path or a loaded model)."""
+    config = config or ServeConfig()
+    if isinstance(model, str):
+        model = load(model, activation=config.activation, bits=config.bits)
+    server = Server(model, config)
+    name = model.name
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        log.info("serving", extra={"fields": {"model": name, "config": asdict(config)}})
+        yield
+        log.info("draining", extra={"fields": {"queued_rows": server.batcher.queue_depth()
+                                                if server.batcher else 0}})
+        await server.close()
+        log.info("stopped")
+
+    app = FastAPI(title="bitplane-serve", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.server = server
+
+    def check_model(model_name: str) -> None:
+        if model_name != name:
+            raise ApiError(404, f"unknown model '{model_name}'; this server serves '{name}'")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request, exc: ApiError):
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request, exc: RequestValidationError):
+        return _error(400, "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        log.error("internal error", exc_info=exc,
+                  extra={"fields": {"path": request.url.path}})
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    @app.get("/v2/health/live")
+    async def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready():
+        if server.closing:
+            return _error(503, "shutting down")
+        return {"ready": True}
+
+    @app.get("/v2")
+    async def server_metadata():
+        return {"name": "bitplane-serve", "version": __version__,
+                "extensions": ["binary_tensor_data", "generate"]}
+
+    @app.get("/v2/models/{model_name}")
+    @app.get("/v2/models/{model_name}/versions/1")
+    async def model_metadata(model_name: str):
+        check_model(model_name)
+        return server.metadata()
+
+    @app.get("/v2/models/{model_name}/ready")
+    async def model_ready(model_name: str):
+        check_model(model_name)
+        if server.closing:
+            return _error(503, "shutting down")
+        return {"name": name, "ready": True}
+
+    @app.post("/v2/models/{model_name}/infer")
+    async def infer(model_name: str, request: Request):
+        start = time.monotonic()
+        check_model(model_name)
+        body = await _read_body(request, config.max_request_bytes)
+        try:
+            out, header_len = await server.infer(
+                body, request.headers.get("inference-header-content-length"), start)
+        except ApiError as e:
+            server.metrics.rejected.labels(name, "bad_request").inc()
+            raise e
+        except Overloaded as e:
+            server.metrics.rejected.labels(name, "overloaded").inc()
+            raise ApiError(503, str(e), {"Retry-After": str(e.retry_after_s)})
+        except ShuttingDown as e:
+            server.metrics.rejected.labels(name, "shutting_down").inc()
+            raise ApiError(503, str(e), {"Retry-After": "1"})
+        except DeadlineExceeded as e:
+            server.metrics.rejected.labels(name, "deadline").inc()
+            raise ApiError(504, str(e))
+        if header_len is None:
+            return Response(out, media_type="application/json")
+        return Response(out, media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(header_len)})
+
+    async def _generate_request(model_name: str, request: Request):
+        check_model(model_name)
+        if not isinstance(server.model, CharModel):
+            raise ApiError(400, f"model '{name}' serves infer; generation needs a character "
+                                "LSTM/GRU (char-lstm, char-gru)")
+        body = await _read_body(request, config.max_request_bytes)
+        req = parse_generate(body, max_planes=server.k, max_tokens=config.max_new_tokens)
+        session = open_session(server.model, req, server.sessions)
+        return req, generate(server.model, req, session, server.gen_executor)
+
+    @app.post("/v2/models/{model_name}/generate_stream")
+    async def generate_stream(model_name: str, request: Request):
+        req, events = await _generate_request(model_name, request)
+
+        async def sse():
+            async for ev in events:
+                yield f"data: {json.dumps({'model_name': name, **ev})}\n\n"
+
+        return StreamingResponse(sse(), media_type="text/event-stream")
+
+    @app.post("/v2/models/{model_name}/generate")
+    async def generate_whole(model_name: str, request: Request):
+        req, events = await _generate_request(model_name, request)
+        text, last = [], {}
+        async for ev in events:
+            if "text_output" in ev:
+                text.append(ev["text_output"])
+            else:
+                last = ev
+        return {"model_name": name, "text_output": "".join(text), **last}
+
+    @app.get("/metrics")
+    async def metrics():
+        mt = server.metrics
+        if server.batcher is not None:
+            mt.queue_depth.labels(name).set(server.batcher.queue_depth())
+            mt.controller_p99.labels(name).set(server.controller.measured_p99())
+            mt.controller_ceiling.labels(name).set(server.controller.ceiling)
+        return Response(generate_latest(mt.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,230 @@
+"""Precision batching across requests.
+
+Requests wait in one bounded FIFO. A single worker task takes up to
+``max_batch`` rows at a time (waiting at most ``max_wait`` for more when the
+queue has fewer), groups them by activation bits, and runs one batched model
+call per group in a worker thread, every row at its own request's planes via
+``column_planes``. While a batch computes, new requests queue, so the next
+batch coalesces whatever arrived meanwhile. The library releases the GIL, so
+the event loop keeps accepting and parsing requests during compute.
+
+act_bits 1 rows are grouped by planes as well: the library promises
+bit-identical ``column_planes`` results only for act_bits >= 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Dict, List, Optional, Tuple
+
+import numpy as np
+
+__all__ = ["Batcher", "Pending", "Overloaded", "DeadlineExceeded", "ShuttingDown", "BatchResult"]
+
+
+class Overloaded(Exception):
+    """The queue is full; carries a Retry-After estimate in seconds."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+class ShuttingDown(Exception):
+    pass
+
+
+@dataclass
+class BatchResult:
+    y: np.ndarray
+    planes: int
+    queue_s: float
+    compute_s: float
+    batch_rows: int
+
+
+@dataclass
+class Pending:
+    x: np.ndarray
+    planes: int
+    act_bits: int
+    deadline: Optional[float]
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.monotonic)
+
+    @property
+    def rows(self) -> int:
+        return self.x.shape[0]
+
+
+class Batcher:
+    """Coalesces concurrent requests into batched calls of ``forward_batched``.
+
+    Args:
+        forward_batched: ``f(x, column_planes, act_bits) -> y`` (runs in a thread).
+        max_batch: rows per call.
+        max_wait_s: how long a batch waits for more rows when the queue has
+            fewer than max_batch (0: take what is queued and go).
+        max_queue_rows: rows allowed to wait; beyond that submit() raises
+            Overloaded (503 with Retry-After).
+        on_batch: called after each call with (rows, units = sum of the rows'
+            planes, compute seconds), for metrics and the cost model.
+        estimate_s: rows queued -> seconds to drain them (for Retry-After).
+    """
+
+    def __init__(self, forward_batched: Callable, *, max_batch: int = 64,
+                 max_wait_s: float = 0.0, max_queue_rows: int = 1024,
+                 on_batch: Optional[Callable[[int, int, float], None]] = None,
+                 estimate_s: Optional[Callable[[int], float]] = None):
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        if max_wait_s < 0:
+            raise ValueError("max_wait_s must be >= 0")
+        if max_queue_rows < max_batch:
+            raise ValueError("max_queue_rows must be >= max_batch")
+        self.forward_batched = forward_batched
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_queue_rows = max_queue_rows
+        self.on_batch = on_batch
+        self.estimate_s = estimate_s
+        self._queue: Deque[Pending] = deque()
+        self.queued_rows = 0
+        self.queued_units = 0
+        self.in_flight_rows = 0
+        self._wakeup: Optional[asyncio.Event] = None
+        self._worker: Optional[asyncio.Task] = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bitplane-batch")
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------
+    def _ensure_started(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._wakeup = asyncio.Event()
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop taking requests, finish the queued ones, stop the worker."""
+        self._closing = True
+        end = time.monotonic() + timeout_s
+        while (self._queue or self.in_flight_rows) and time.monotonic() < end:
+            await asyncio.sleep(0.005)
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    # -- requests --------------------------------------------------------
+    def queue_depth(self) -> int:
+        return self.queued_rows + self.in_flight_rows
+
+    async def submit(self, x: np.ndarray, planes: int, act_bits: int,
+                     deadline: Optional[float] = None) -> BatchResult:
+        if self._closing:
+            raise ShuttingDown("the server is shutting down")
+        rows = x.shape[0]
+        if self.queued_rows + rows > self.max_queue_rows:
+            wait = self.estimate_s(self.queue_depth()) if self.estimate_s else 1.0
+            raise Overloaded(f"queue full ({self.queued_rows} rows waiting, limit "
+                             f"{self.max_queue_rows}); retry later",
+                             max(1, math.ceil(wait)))
+        self._ensure_started()
+        item = Pending(x, planes, act_bits, deadline, asyncio.get_running_loop().create_future())
+        self._queue.append(item)
+        self.queued_rows += rows
+        self.queued_units += rows * planes
+        self._wakeup.set()
+        return await item.future
+
+    def _pop(self) -> Pending:
+        item = self._queue.popleft()
+        self.queued_rows -= item.rows
+        self.queued_units -= item.rows * item.planes
+        self.in_flight_rows += item.rows  # taken into a batch (forming or computing)
+        return item
+
+    # -- the worker ------------------------------------------------------
+    async def _take_batch(self) -> List[Pending]:
+        while not self._queue:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        batch = [self._pop()]
+        rows = batch[0].rows
+        end = time.monotonic() + self.max_wait_s
+        while rows < self.max_batch:
+            if self._queue:
+                if rows + self._queue[0].rows > self.max_batch:
+                    break
+                item = self._pop()
+                batch.append(item)
+                rows += item.rows
+                continue
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), left)
+            except asyncio.TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._take_batch()
+            now = time.monotonic()
+            live = []
+            for item in batch:
+                if item.future.done():  # the client went away
+                    self.in_flight_rows -= item.rows
+                    continue
+                if item.deadline is not None and now > item.deadline:
+                    item.future.set_exception(DeadlineExceeded(
+                        f"deadline passed after {1e3 * (now - item.enqueued):.1f} ms in the queue"))
+                    self.in_flight_rows -= item.rows
+                    continue
+                live.append(item)
+            groups: Dict[Tuple[int, int], List[Pending]] = {}
+            for item in live:
+                key = (item.act_bits, item.planes if item.act_bits < 2 else 0)
+                groups.setdefault(key, []).append(item)
+            for (act_bits, _), items in groups.items():
+                await self._compute(loop, items, act_bits)
+
+    async def _compute(self, loop, items: List[Pending], act_bits: int) -> None:
+        x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
+        column_planes = [i.planes for i in items for _ in range(i.rows)]
+        rows = x.shape[0]
+        start = time.monotonic()
+        try:
+            y = await loop.run_in_executor(self._executor, self.forward_batched, x,
+                                           column_planes, act_bits)
+        except Exception as e:  # noqa: BLE001 - handed to every waiting request
+            for i in items:
+                if not i.future.done():
+                    i.future.set_exception(e)
+            return
+        finally:
+            self.in_flight_rows -= rows
+        compute_s = time.monotonic() - start
+        if self.on_batch:
+            self.on_batch(rows, sum(column_planes), compute_s)
+        at = 0
+        for i in items:
+            if not i.future.done():
+                i.future.set_result(BatchResult(y[at:at + i.rows], i.planes, start - i.enqueued,
+                                                compute_s, rows))
+            at += i.rows

@@ -1,0 +1,97 @@
+"""``bitplane-serve``: run the server on one model.
+
+    bitplane-serve [--model NAME|PATH] [--host 127.0.0.1] [--port 8000]
+    bitplane-serve --ray-replicas 2      # the same app on Ray Serve, 2 replicas
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .app import ServeConfig
+
+
+def _planes(value: str):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 1..k or 'auto', got {value!r}")
+
+
+def parser() -> argparse.ArgumentParser:
+    d = ServeConfig()
+    p = argparse.ArgumentParser(
+        prog="bitplane-serve",
+        description="Serve a bitplane model over the Open Inference Protocol (KServe v2, "
+                    "HTTP/JSON) with per-request planes, precision batching and an SLO "
+                    "controller.")
+    p.add_argument("--model", default="digits",
+                   help="bundled model name (digits, char-lstm, char-gru) or a .npz/"
+                        ".safetensors Linear stack; the URL name is the bundled name or the "
+                        "file's stem (default: digits)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help="rows per batched call (default %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+                   help="how long a batch that is not full waits for more rows "
+                        "(default %(default)s: take what is queued)")
+    p.add_argument("--max-queue-rows", type=int, default=d.max_queue_rows,
+                   help="rows allowed to wait before 503 + Retry-After (default %(default)s)")
+    p.add_argument("--slo-p99-ms", type=float, default=d.slo_p99_ms,
+                   help="the SLO controller's p99 target for planes=auto (default %(default)s)")
+    p.add_argument("--default-planes", type=_planes, default=None,
+                   help="planes for requests that give none: 1..k or auto (default: all)")
+    p.add_argument("--max-request-bytes", type=int, default=d.max_request_bytes)
+    p.add_argument("--activation", default=d.activation,
+                   help="activation between a Linear stack's layers (relu, tanh, none)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="library threads (0: all cores)")
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--access-log", action="store_true", help="log every request (JSON)")
+    p.add_argument("--ray-replicas", type=int, default=0,
+                   help="run on Ray Serve with this many replicas (joins a running cluster "
+                        "if RAY_ADDRESS is set, else starts a local one)")
+    return p
+
+
+def config_from(args) -> ServeConfig:
+    return ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                       max_queue_rows=args.max_queue_rows, slo_p99_ms=args.slo_p99_ms,
+                       default_planes=args.default_planes,
+                       max_request_bytes=args.max_request_bytes, activation=args.activation)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    config = config_from(args)
+    if args.ray_replicas:
+        from .ray_app import run_ray
+        return run_ray(args.model, config, replicas=args.ray_replicas, host=args.host,
+                       port=args.port, threads=args.threads)
+    import uvicorn
+
+    from .. import Context
+    from .app import create_app
+    from .logs import logging_config
+    from .served import load
+
+    try:
+        context = Context(threads=args.threads) if args.threads else None
+        model = load(args.model, activation=args.activation, context=context)
+        app = create_app(model, config)
+    except (OSError, ValueError) as e:
+        print(f"bitplane-serve: {e}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, log_config=logging_config(
+        args.log_level, args.access_log), access_log=args.access_log,
+        timeout_graceful_shutdown=config.drain_timeout_s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

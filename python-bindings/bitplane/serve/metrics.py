@@ -1,0 +1,47 @@
+"""Prometheus metrics of one server (its own registry, so that several apps can
+live in one process, as in the tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class Metrics:
+    def __init__(self, model: str):
+        self.registry = CollectorRegistry()
+        r, m = self.registry, ["model"]
+        self.model = model
+        self.latency = Histogram("bitplane_request_latency_seconds",
+                                 "Server-side latency of successful infer requests, by planes used",
+                                 m + ["planes"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.queue_time = Histogram("bitplane_queue_seconds", "Time a request waited for its batch",
+                                    m, buckets=_LATENCY_BUCKETS, registry=r)
+        self.compute_time = Histogram("bitplane_batch_compute_seconds",
+                                      "Compute time of one batched model call", m,
+                                      buckets=_LATENCY_BUCKETS, registry=r)
+        self.batch_rows = Histogram("bitplane_batch_rows", "Rows per batched model call", m,
+                                    buckets=_BATCH_BUCKETS, registry=r)
+        self.queue_depth = Gauge("bitplane_queue_depth_rows",
+                                 "Rows waiting or being computed", m, registry=r)
+        self.planes_chosen = Counter("bitplane_planes_chosen",
+                                     "Requests served, by planes and how they were chosen",
+                                     m + ["planes", "mode"], registry=r)
+        self.controller_planes = Gauge("bitplane_controller_planes",
+                                       "Planes of the SLO controller's last auto decision", m,
+                                       registry=r)
+        self.controller_ceiling = Gauge("bitplane_controller_ceiling_planes",
+                                        "The controller's feedback ceiling (from measured p99)", m,
+                                        registry=r)
+        self.controller_predicted = Gauge("bitplane_controller_predicted_seconds",
+                                          "Latency predicted for the last auto decision", m,
+                                          registry=r)
+        self.controller_p99 = Gauge("bitplane_controller_measured_p99_seconds",
+                                    "p99 of recent request latencies seen by the controller", m,
+                                    registry=r)
+        self.cost_per_unit = Gauge("bitplane_cost_seconds_per_row_plane",
+                                   "Learned compute cost of one row at one plane", m, registry=r)
+        self.rejected = Counter("bitplane_rejected", "Requests refused, by reason",
+                                m + ["reason"], registry=r)

@@ -1,0 +1,123 @@
+"""What the server serves: a model loaded once, with the calls the batcher and
+the generation endpoint need.
+
+* :class:`LinearStackModel` (the bundled ``digits`` MLP or a user's
+  ``.npz``/``.safetensors`` Linear stack) answers ``infer``. Its
+  :meth:`~LinearStackModel.forward_batched` runs one ``gemm`` per layer for a
+  whole batch, each row at its own plane count through ``column_planes``.
+* :class:`CharModel` (``char-lstm``, ``char-gru``) answers streaming
+  generation, one character at a time, through a :class:`RNNStepper`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from .. import models as bp_models
+from ..layers import GRU, LSTM
+
+__all__ = ["LinearStackModel", "CharModel", "RNNStepper", "load"]
+
+
+class LinearStackModel:
+    """A Linear stack (MLP) served by ``infer``."""
+
+    kind = "linear"
+
+    def __init__(self, data: bp_models.ModelData, *, activation: str = "relu", bits: int = 8,
+                 context=None):
+        self.name = data.name
+        self.path = data.path
+        self.mlp = bp_models.MLP(bp_models.linear_params(data), activation=activation,
+                                 bits=bits, context=context)
+        self.bits = bits
+        self.in_features = self.mlp.layers[0].in_features
+        self.out_features = self.mlp.layers[-1].out_features
+        self.test_x = data.arrays.get("test_x")
+        self.test_y = data.arrays.get("test_y")
+
+    def forward(self, x: np.ndarray, planes: int, act_bits: int) -> np.ndarray:
+        """The direct library call: every row at `planes` (the reference)."""
+        return self.mlp(x, planes=planes, act_bits=act_bits)
+
+    def forward_batched(self, x: np.ndarray, column_planes: Sequence[int],
+                        act_bits: int) -> np.ndarray:
+        """One gemm per layer for the whole batch; row i uses column_planes[i].
+
+        Bit-identical, row for row, to :meth:`forward` at that row's planes
+        for act_bits >= 2 (activations are quantized per row and the combine
+        is exact); the batcher keeps act_bits 1 rows of equal planes together.
+        """
+        cp = [int(p) for p in column_planes]
+        layers = self.mlp.layers
+        h = x
+        for i, layer in enumerate(layers):
+            h = layer.matrix.gemm(h, act_bits=act_bits, bias=layer.bias, column_planes=cp)
+            if i + 1 < len(layers):
+                h = self.mlp.activation(h)
+        return h
+
+
+class RNNStepper:
+    """One character step of a CharRNN with explicit per-stream state.
+
+    The state is a list with one entry per recurrent layer (LSTM: (h, c),
+    GRU: h; None = zeros). This adapter drives the Python layers'
+    state-carrying calls; it is the one place to change when the layers gain
+    a C step API.
+    """
+
+    def __init__(self, model: bp_models.CharRNN):
+        self.model = model
+
+    def zero_state(self) -> List[Optional[object]]:
+        return [None] * len(self.model.rnn)
+
+    def run(self, tokens: Sequence[int], state, planes: int, act_bits: int):
+        """Feed tokens (one stream, in order) from `state`; returns the logits
+        after the last token, shape (vocab,), and the new state."""
+        m = self.model
+        x = m.embed[np.asarray(tokens, np.int64)][:, None, :]  # (T, 1, E)
+        new_state = []
+        for layer, st in zip(m.rnn, state):
+            x, st = layer(x, state=st, planes=planes, act_bits=act_bits)
+            new_state.append(st)
+        logits = m.fc(x[-1], planes=planes, act_bits=act_bits)  # (1, V)
+        return logits[0], new_state
+
+
+class CharModel:
+    """A character LSTM/GRU served by streaming generation."""
+
+    kind = "char"
+
+    def __init__(self, data: bp_models.ModelData, *, bits: int = 8, context=None):
+        self.name = data.name
+        self.path = data.path
+        self.rnn = bp_models.CharRNN(data, bits=bits, context=context)
+        self.bits = bits
+        self.cell = "lstm" if isinstance(self.rnn.rnn[0], LSTM) else "gru"
+        assert isinstance(self.rnn.rnn[0], (LSTM, GRU))
+        self.vocab = [int(c) for c in data.arrays["vocab"]]
+        self.unknown = len(self.vocab) - 1  # index of U+FFFD (see the model's meta_json)
+        self._index = {c: i for i, c in enumerate(self.vocab)}
+        self.stepper = RNNStepper(self.rnn)
+
+    def encode(self, text: str) -> List[int]:
+        """Characters to token ids; tabs become spaces and anything outside
+        the vocabulary the unknown token, as the training data was normalized."""
+        return [self._index.get(ord(" " if ch == "\t" else ch), self.unknown) for ch in text]
+
+    def decode(self, token: int) -> str:
+        return chr(self.vocab[token])
+
+
+def load(model: Union[str, Path], *, activation: str = "relu", bits: int = 8, context=None):
+    """A served model from a bundled name or a file path."""
+    data = bp_models.read(model)
+    if data.arch in ("char_lstm", "char_gru"):
+        return CharModel(data, bits=bits, context=context)
+    return LinearStackModel(data, activation=activation, bits=bits, context=context)

@@ -1,0 +1,504 @@
+"""bitplane-serve: endpoints, the bad-input table, batching correctness,
+tritonclient as a real client, metrics, overload, generation, and the
+server's start, graceful drain and stop as a process."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="bitplane-serve needs the serve extra: "
+                                      "pip install './python-bindings[serve-test]'")
+httpx = pytest.importorskip("httpx")
+
+from bitplane.serve import ServeConfig, create_app  # noqa: E402
+from bitplane.serve.batcher import Batcher  # noqa: E402
+from bitplane.serve.served import load  # noqa: E402
+
+from conftest import gauss  # noqa: E402
+from serve_helpers import ServerThread, free_port  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+@pytest.fixture(scope="module")
+def server(digits):
+    app = create_app(digits, ServeConfig(calibrate=False))
+    with ServerThread(app) as s:
+        s.app = app
+        yield s
+
+
+def infer_body(x, **params):
+    body = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                        "data": x.ravel().tolist()}]}
+    if params:
+        body["parameters"] = params
+    return body
+
+
+def as_array(resp):
+    out = resp.json()["outputs"][0]
+    return np.array(out["data"], np.float32).reshape(out["shape"])
+
+
+# -- endpoints ------------------------------------------------------------
+
+def test_health_and_metadata(server):
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get("/v2/health/live").json() == {"live": True}
+        assert c.get("/v2/health/ready").json() == {"ready": True}
+        assert c.get("/v2/models/digits/ready").json()["ready"] is True
+        assert c.get("/v2").json()["name"] == "bitplane-serve"
+        meta = c.get("/v2/models/digits").json()
+        assert meta["name"] == "digits"
+        assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}]
+        assert meta["outputs"] == [{"name": "output", "datatype": "FP32", "shape": [-1, 10]}]
+        assert meta["parameters"]["planes_max"] == 8
+        r = c.get("/v2/models/nope")
+        assert r.status_code == 404 and "unknown model 'nope'" in r.json()["error"]
+
+
+@pytest.mark.parametrize("planes", [1, 3, 8])
+def test_infer_equals_library(server, digits, rng, planes):
+    x = gauss(rng, (5, 64))
+    with httpx.Client(base_url=server.url) as c:
+        r = c.post("/v2/models/digits/infer", json=infer_body(x, planes=planes, act_bits=6))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    p = doc["parameters"]
+    assert p["planes"] == planes and p["planes_mode"] == "fixed" and p["act_bits"] == 6
+    assert p["queue_ms"] >= 0 and p["compute_ms"] > 0
+    assert doc["outputs"][0]["parameters"]["planes"] == planes
+    np.testing.assert_array_equal(as_array(r), digits.forward(x, planes, 6))
+
+
+def test_infer_nested_data_and_default_planes(server, digits, rng):
+    x = gauss(rng, (2, 64))
+    body = infer_body(x)
+    body["inputs"][0]["data"] = x.tolist()
+    with httpx.Client(base_url=server.url) as c:
+        r = c.post("/v2/models/digits/infer", json=body)
+    assert r.status_code == 200
+    assert r.json()["parameters"]["planes"] == 8
+    np.testing.assert_array_equal(as_array(r), digits.forward(x, 8, 8))
+
+
+def test_auto_respects_min_planes(server, digits, rng):
+    x = gauss(rng, (1, 64))
+    with httpx.Client(base_url=server.url) as c:
+        r = c.post("/v2/models/digits/infer",
+                   json=infer_body(x, planes="auto", min_planes=5, deadline_ms=1000))
+    p = r.json()["parameters"]
+    assert r.status_code == 200 and p["planes_mode"] == "auto" and 5 <= p["planes"] <= 8
+    np.testing.assert_array_equal(as_array(r), digits.forward(x, p["planes"], 8))
+
+
+# -- the bad-input table --------------------------------------------------
+
+def _good():
+    return infer_body(np.full((1, 64), 0.5, np.float32))
+
+
+def _with(path, value):
+    body = _good()
+    node = body
+    for k in path[:-1]:
+        node = node[k]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return json.dumps(body).encode()
+
+
+_DELETE = object()
+_BAD = [
+    # (name, url, raw body, status, error substring)
+    ("not json", "digits", b"{bad", 400, "not valid JSON"),
+    ("not an object", "digits", b"[1, 2]", 400, "must be a JSON object"),
+    ("no inputs", "digits", b"{}", 400, "'inputs' must be a non-empty list"),
+    ("two inputs", "digits", json.dumps({"inputs": [_good()["inputs"][0]] * 2}).encode(), 400,
+     "one input 'input', got 2"),
+    ("wrong input name", "digits", _with(["inputs", 0, "name"], "x"), 400, 'unknown input "x"'),
+    ("dtype INT32", "digits", _with(["inputs", 0, "datatype"], "INT32"), 400,
+     'datatype "INT32" is not supported'),
+    ("shape 1-D", "digits", _with(["inputs", 0, "shape"], [64]), 400,
+     "shape must be [rows, 64]"),
+    ("wrong width", "digits", _with(["inputs", 0, "shape"], [1, 63]), 400,
+     "shape must be [rows, 64] with rows in 1..64, got [1, 63]"),
+    ("too many rows", "digits", _with(["inputs", 0, "shape"], [65, 64]), 400, "rows in 1..64"),
+    ("data count", "digits", _with(["inputs", 0, "data"], [0.5] * 63), 400,
+     "needs 64 values, got 63"),
+    ("data strings", "digits", _with(["inputs", 0, "data"], ["a"] * 64), 400,
+     "'data' must be a list of numbers"),
+    ("data missing", "digits", _with(["inputs", 0, "data"], _DELETE), 400, "'data' is missing"),
+    ("NaN", "digits", _with(["inputs", 0, "data"], 2 * [0.5] + [float("nan")] + 61 * [0.5]), 400,
+     "contains NaN or Inf (first at [0, 2])"),
+    ("Infinity", "digits", _with(["inputs", 0, "data"], [float("inf")] + 63 * [0.5]), 400,
+     "contains NaN or Inf"),
+    ("planes 0", "digits", _with(["parameters"], {"planes": 0}), 400,
+     "'planes' must be in 1..8"),
+    ("planes 9", "digits", _with(["parameters"], {"planes": 9}), 400,
+     "'planes' must be in 1..8 (the model has 8 planes)"),
+    ("planes string", "digits", _with(["parameters"], {"planes": "fast"}), 400,
+     "'planes' must be an integer in 1..8 or \"auto\", got \"fast\""),
+    ("planes float", "digits", _with(["parameters"], {"planes": 2.5}), 400, "got 2.5"),
+    ("act_bits 17", "digits", _with(["parameters"], {"act_bits": 17}), 400,
+     "'act_bits' must be in 1..16, got 17"),
+    ("min_planes over planes", "digits", _with(["parameters"], {"planes": 2, "min_planes": 4}),
+     400, "'planes' (2) is below 'min_planes' (4)"),
+    ("deadline negative", "digits", _with(["parameters"], {"deadline_ms": -1}), 400,
+     "'deadline_ms' must be a number"),
+    ("unknown parameter", "digits", _with(["parameters"], {"plane": 3}), 400,
+     "unknown parameter(s) 'plane'"),
+    ("unknown output", "digits", _with(["outputs"], [{"name": "logits"}]), 400,
+     'unknown output "logits"'),
+    ("output parameters", "digits", _with(["outputs"], [{"name": "output", "parameters": 1}]),
+     400, "output 'output': 'parameters' must be a JSON object"),
+    ("parameters not object", "digits", _with(["parameters"], [1]), 400,
+     "'parameters' must be a JSON object"),
+    ("unknown model", "mnist", _with(["id"], "a"), 404, "unknown model 'mnist'"),
+    ("binary size", "digits", None, 400, "binary_data_size must be 256 bytes"),
+]
+
+
+@pytest.mark.parametrize("name,model,body,status,message", _BAD, ids=[b[0] for b in _BAD])
+def test_bad_input(server, name, model, body, status, message):
+    headers = {}
+    if body is None:  # binary extension with a short payload
+        head = json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                                       "parameters": {"binary_data_size": 255}}]}).encode()
+        body, headers = head + b"\0" * 255, {"Inference-Header-Content-Length": str(len(head))}
+    with httpx.Client(base_url=server.url) as c:
+        r = c.post(f"/v2/models/{model}/infer", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    doc = r.json()
+    assert set(doc) == {"error"} and message in doc["error"], doc
+    assert "Traceback" not in r.text
+
+
+def test_request_size_limit(digits):
+    app = create_app(digits, ServeConfig(calibrate=False, max_request_bytes=1000))
+    with ServerThread(app) as s, httpx.Client(base_url=s.url) as c:
+        small = c.post("/v2/models/digits/infer", content=json.dumps(_good()).encode())
+        big = infer_body(np.full((8, 64), 0.25, np.float32))
+        r = c.post("/v2/models/digits/infer", content=json.dumps(big).encode())
+    assert small.status_code == 200
+    assert r.status_code == 413
+    assert r.json()["error"].startswith("request body of")
+    assert "exceeds the limit of 1000 bytes" in r.json()["error"]
+
+
+def test_unknown_route_and_method(server):
+    with httpx.Client(base_url=server.url) as c:
+        assert c.get("/v3").status_code == 404 and "error" in c.get("/v3").json()
+        r = c.get("/v2/models/digits/infer")
+        assert r.status_code == 405 and "error" in r.json()
+
+
+# -- batching -------------------------------------------------------------
+
+def test_forward_batched_mixed_planes_equal_single_calls(digits, rng):
+    x = gauss(rng, (40, 64))
+    planes = rng.integers(1, 9, size=40)
+    for act_bits in (2, 8):
+        y = digits.forward_batched(x, planes.tolist(), act_bits)
+        for i in range(40):
+            np.testing.assert_array_equal(y[i], digits.forward(x[i:i + 1], int(planes[i]),
+                                                               act_bits)[0])
+
+
+def test_batcher_coalesces_concurrent_requests(digits, rng):
+    """Concurrent requests with mixed planes and act_bits share batched calls
+    and each gets exactly its single-call answer."""
+    n = 48
+    xs = [gauss(rng, (int(rng.integers(1, 4)), 64)) for _ in range(n)]
+    planes = rng.integers(1, 9, size=n).tolist()
+    act_bits = [int(a) for a in rng.choice([1, 4, 8], size=n)]
+    calls = []
+
+    def forward(x, cp, ab):
+        calls.append((x.shape[0], ab))
+        time.sleep(0.002)  # so requests pile up behind a running batch
+        return digits.forward_batched(x, cp, ab)
+
+    async def run():
+        b = Batcher(forward, max_batch=32, max_wait_s=0.002, max_queue_rows=512)
+        res = await asyncio.gather(*[b.submit(x, p, a) for x, p, a in zip(xs, planes, act_bits)])
+        await b.close()
+        return res
+
+    results = asyncio.run(run())
+    for x, p, a, r in zip(xs, planes, act_bits, results):
+        assert r.planes == p
+        np.testing.assert_array_equal(r.y, digits.forward(x, p, a))
+    # Batched, not one call per request (act_bits 1 rows also split by planes).
+    wide = sum(1 for a in act_bits if a >= 2)
+    assert len([c for c in calls if c[1] >= 2]) < wide / 3, calls
+    assert max(rows for rows, _ in calls) <= 32
+    assert any(rows > 4 for rows, _ in calls)
+
+
+def test_batcher_refuses_when_full(digits):
+    gate = threading.Event()
+
+    def slow(x, cp, ab):
+        gate.wait(10)
+        return digits.forward_batched(x, cp, ab)
+
+    async def run():
+        b = Batcher(slow, max_batch=4, max_queue_rows=8, estimate_s=lambda rows: 2.4)
+        x = np.ones((4, 64), np.float32)
+        first = asyncio.ensure_future(b.submit(x, 8, 8))
+        await asyncio.sleep(0.05)  # the worker holds the first batch
+        queued = [asyncio.ensure_future(b.submit(x, 8, 8)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        from bitplane.serve.batcher import Overloaded
+        with pytest.raises(Overloaded) as e:
+            await b.submit(x, 8, 8)
+        gate.set()
+        await asyncio.gather(first, *queued)
+        await b.close()
+        return e.value
+
+    err = asyncio.run(run())
+    assert err.retry_after_s == 3 and "queue full (8 rows waiting, limit 8)" in str(err)
+
+
+def _wait_for(condition, what, timeout=20.0):
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, what
+        time.sleep(0.01)
+
+
+def _gated(digits, **config):
+    """An app whose batched calls wait for the returned event."""
+    gate = threading.Event()
+    app = create_app(digits, ServeConfig(calibrate=False, **config))
+    batcher = app.state.server.batcher
+    real = batcher.forward_batched
+    batcher.forward_batched = lambda x, cp, ab: (gate.wait(20), real(x, cp, ab))[1]
+    return app, batcher, gate
+
+
+def test_deadline_passed_in_queue_is_504(digits):
+    app, batcher, gate = _gated(digits, max_batch=1)
+    with ServerThread(app) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        first = threading.Thread(target=lambda: c.post("/v2/models/digits/infer", json=_good()))
+        first.start()
+        _wait_for(lambda: batcher.in_flight_rows == 1, "the first request holds the worker")
+
+        def release():
+            _wait_for(lambda: batcher.queued_rows == 1, "the second request queues")
+            time.sleep(0.2)  # past its 50 ms deadline
+            gate.set()
+
+        releaser = threading.Thread(target=release)
+        releaser.start()
+        r = c.post("/v2/models/digits/infer", content=_with(["parameters"], {"deadline_ms": 50}),
+                   headers={"Content-Type": "application/json"})
+        first.join()
+        releaser.join()
+    assert r.status_code == 504 and "deadline passed after" in r.json()["error"]
+
+
+def test_overload_is_503_with_retry_after(digits):
+    app, batcher, gate = _gated(digits, max_batch=1, max_queue_rows=1)
+    body = _good()
+    with ServerThread(app) as s:
+        with httpx.Client(base_url=s.url, timeout=30) as c:
+            codes = []
+            threads = [threading.Thread(
+                target=lambda: codes.append(c.post("/v2/models/digits/infer", json=body)))
+                for _ in range(2)]
+            threads[0].start()
+            _wait_for(lambda: batcher.in_flight_rows == 1, "one request in compute")
+            threads[1].start()
+            _wait_for(lambda: batcher.queued_rows == 1, "one request queued")
+            r = c.post("/v2/models/digits/infer", json=body)
+            gate.set()
+            for t in threads:
+                t.join()
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1
+    assert "queue full" in r.json()["error"]
+    assert sorted(x.status_code for x in codes) == [200, 200]
+
+
+def test_metrics_endpoint(server, rng):
+    x = gauss(rng, (1, 64))
+    with httpx.Client(base_url=server.url) as c:
+        for p in (2, "auto"):
+            assert c.post("/v2/models/digits/infer", json=infer_body(x, planes=p)).status_code \
+                == 200
+        c.post("/v2/models/digits/infer", content=b"{")
+        text = c.get("/metrics").text
+    for name in ('bitplane_request_latency_seconds_bucket{le="0.001",model="digits",planes="2"}',
+                 'bitplane_planes_chosen_total{mode="fixed",model="digits",planes="2"}',
+                 'bitplane_planes_chosen_total{mode="auto"', "bitplane_batch_rows_bucket",
+                 "bitplane_queue_depth_rows", "bitplane_controller_planes",
+                 "bitplane_controller_ceiling_planes", "bitplane_cost_seconds_per_row_plane",
+                 'bitplane_rejected_total{model="digits",reason="bad_request"}'):
+        assert name in text, name
+
+
+# -- tritonclient as a real client ------------------------------------------
+
+def test_tritonclient(server, digits, rng):
+    http = pytest.importorskip("tritonclient.http", reason="needs tritonclient[http]")
+    client = http.InferenceServerClient(url=server.url[len("http://"):])
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("digits")
+    assert client.get_model_metadata("digits")["inputs"][0]["shape"] == [-1, 64]
+    x = gauss(rng, (3, 64))
+    for binary in (True, False):
+        inp = http.InferInput("input", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x, binary_data=binary)
+        out = http.InferRequestedOutput("output", binary_data=binary)
+        res = client.infer("digits", [inp], outputs=[out], parameters={"planes": 5})
+        np.testing.assert_array_equal(res.as_numpy("output"), digits.forward(x, 5, 8))
+        assert res.get_response()["parameters"]["planes"] == 5
+    res = client.infer("digits", [inp])  # no outputs named: binary output by default
+    np.testing.assert_array_equal(res.as_numpy("output"), digits.forward(x, 8, 8))
+    from tritonclient.utils import InferenceServerException
+    with pytest.raises(InferenceServerException, match="'planes' must be in 1..8"):
+        client.infer("digits", [inp], parameters={"planes": 12})
+    client.close()
+
+
+# -- generation -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gru_server():
+    app = create_app("char-gru", ServeConfig(calibrate=False))
+    with ServerThread(app) as s:
+        s.model = app.state.server.model
+        yield s
+
+
+def _sse(resp):
+    return [json.loads(line[len("data: "):]) for line in resp.iter_lines()
+            if line.startswith("data: ")]
+
+
+def test_generate_stream_greedy_equals_library(gru_server):
+    m = gru_server.model
+    prompt = "The quick brown fox "
+    with httpx.Client(base_url=gru_server.url, timeout=60) as c:
+        with c.stream("POST", "/v2/models/char-gru/generate_stream",
+                      json={"text_input": prompt,
+                            "parameters": {"max_tokens": 12, "planes": 4}}) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            events = _sse(r)
+    tokens = [e["token"] for e in events if "token" in e]
+    assert len(tokens) == 12 and events[-1]["finish_reason"] == "length"
+    assert all(e["planes"] == 4 for e in events)
+    # Greedy decoding by the library over the whole sequence at once.
+    seq = m.encode(prompt) + tokens
+    logits = m.rnn.logits(np.array(seq[:-1])[:, None], planes=4)[:, 0]
+    assert [int(t) for t in np.argmax(logits[len(prompt) - 1:], axis=1)] == tokens
+
+
+def test_generate_session_continues(gru_server):
+    with httpx.Client(base_url=gru_server.url, timeout=60) as c:
+        whole = c.post("/v2/models/char-gru/generate",
+                       json={"text_input": "Hello", "parameters": {"max_tokens": 10}}).json()
+        a = c.post("/v2/models/char-gru/generate",
+                   json={"text_input": "Hello",
+                         "parameters": {"max_tokens": 4, "session_id": "s1"}}).json()
+        b = c.post("/v2/models/char-gru/generate",
+                   json={"text_input": "", "parameters": {"max_tokens": 6, "session_id": "s1"}}
+                   ).json()
+        r = c.post("/v2/models/char-gru/generate",
+                   json={"text_input": "", "parameters": {"session_id": "new"}})
+        assert r.status_code == 400 and "must not be empty" in r.json()["error"]
+        r = c.post("/v2/models/char-gru/generate_stream",
+                   json={"text_input": "a", "parameters": {"planes": "auto"}})
+        assert r.status_code == 400 and "\"auto\" is for infer" in r.json()["error"]
+        r = c.post("/v2/models/char-gru/infer", json=_good())
+        assert r.status_code == 400 and "generate_stream" in r.json()["error"]
+    assert a["text_output"] + b["text_output"] == whole["text_output"]
+
+
+# -- the process: start, drain on SIGTERM, stop -------------------------------
+
+def test_process_start_drain_stop(rng):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bitplane.serve.cli", "--port", str(port), "--max-wait-ms", "3000",
+         "--max-batch", "64"], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < end and proc.poll() is None, "server did not start"
+            time.sleep(0.1)
+        results = []
+        x = gauss(rng, (1, 64))
+
+        def call():
+            results.append(httpx.post(url + "/v2/models/digits/infer",
+                                      json=infer_body(x, planes=3), timeout=30))
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for t in threads:
+            t.start()
+        # Wait until all six wait in the batcher (max wait 3 s), then stop.
+        end = time.monotonic() + 20
+        while 'bitplane_queue_depth_rows{model="digits"} 6.0' not in httpx.get(
+                url + "/metrics").text:
+            assert time.monotonic() < end, "the requests did not queue"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join()
+        # uvicorn re-raises the signal after its graceful shutdown.
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = proc.stderr.read()
+    assert [r.status_code for r in results] == [200] * 6
+    assert len({r.json()["parameters"]["batch_rows"] for r in results}) == 1
+    events = [json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")]
+    assert events.index("serving") < events.index("draining") < events.index("stopped"), log
+
+
+def test_cli_bad_model():
+    r = subprocess.run([sys.executable, "-m", "bitplane.serve.cli", "--model", "/no/such.npz"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no model file /no/such.npz" in r.stderr
+
+
+def test_user_linear_stack_by_path(tmp_path, rng):
+    from bitplane.models import MLP, linear_params, read
+    path = tmp_path / "tiny_stack.npz"
+    np.savez(path, **{"a.weight": gauss(rng, (32, 16)), "a.bias": gauss(rng, (32,)),
+                      "b.weight": gauss(rng, (5, 32))})
+    app = create_app(str(path), ServeConfig(calibrate=False, default_planes="auto"))
+    ref = MLP(linear_params(read(path)))
+    x = gauss(rng, (3, 16))
+    with ServerThread(app) as s, httpx.Client(base_url=s.url) as c:
+        meta = c.get("/v2/models/tiny_stack").json()
+        assert meta["inputs"][0]["shape"] == [-1, 16] and meta["outputs"][0]["shape"] == [-1, 5]
+        r = c.post("/v2/models/tiny_stack/infer", json=infer_body(x))
+    p = r.json()["parameters"]
+    assert r.status_code == 200 and p["planes_mode"] == "auto"
+    np.testing.assert_array_equal(as_array(r), ref(x, planes=p["planes"], act_bits=8))

@@ -1,0 +1,174 @@
+"""The SLO controller's decisions: directly, and under a simulated load (a
+discrete-event model of the batcher: one server taking up to max_batch queued
+rows per call, each call costing fixed + per_unit * sum of planes)."""
+
+import asyncio
+import math
+import time
+from collections import deque
+
+import numpy as np
+import pytest
+
+from bitplane.serve.controller import CostModel, SLOController
+
+FIXED, PER_UNIT = 2e-4, 5e-5  # seconds: a call, one row at one plane
+TARGET = 0.020
+MAX_BATCH = 16
+
+
+def controller(**kw):
+    return SLOController(8, TARGET, MAX_BATCH, CostModel(FIXED, PER_UNIT), **kw)
+
+
+def test_cost_model_learns_from_batches():
+    cost = CostModel(fixed=1e-3, per_unit=1e-3)  # a wrong prior
+    for units in (8, 16, 64, 128, 8, 64):
+        cost.observe(units, 3e-4 + 2e-5 * units)
+    assert cost.fixed == pytest.approx(3e-4, rel=1e-6)
+    assert cost.per_unit == pytest.approx(2e-5, rel=1e-6)
+    with pytest.raises(ValueError):
+        CostModel(per_unit=0)
+
+
+def test_planes_fall_as_the_queue_grows_and_never_below_min():
+    c = controller()
+    planes = [c.decide(q).planes for q in range(0, 400)]
+    assert planes[0] == 8
+    assert all(a >= b for a, b in zip(planes, planes[1:])), planes
+    assert planes[-1] == 1
+    assert len(set(planes)) == 8  # every level is used on the way down
+    for floor in (3, 8):
+        assert min(c.decide(q, min_planes=floor).planes for q in range(0, 400, 7)) == floor
+    # The decision is the largest count whose prediction fits the target.
+    d = c.decide(60)
+    assert c.predict(60, 1, d.planes) <= 0.7 * TARGET < c.predict(60, 1, d.planes + 1)
+    assert c.last == d
+
+
+def test_deadline_tightens_the_target():
+    c = controller()
+    assert c.decide(40, budget_s=0.005).planes < c.decide(40).planes
+    assert c.decide(40, budget_s=1.0).planes == c.decide(40).planes  # target still binds
+
+
+def test_feedback_ceiling_follows_measured_p99():
+    c = controller(feedback_every=10)
+    for _ in range(40):
+        c.observe_latency(2 * TARGET)
+    assert c.ceiling < 8 and c.measured_p99() == pytest.approx(2 * TARGET)
+    low = c.ceiling
+    assert c.decide(0).planes == low  # an empty queue gets the ceiling, not more
+    for _ in range(400):
+        c.observe_latency(0.1 * TARGET)
+    assert c.ceiling == 8 > low
+
+
+def simulate(rate, n, rng, *, planes=None, ctrl=None, min_planes=1):
+    """Poisson arrivals at `rate`/s; fixed `planes` or the controller's choice.
+    Returns latencies and planes per request, in arrival order."""
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+    queue, in_service = deque(), []
+    busy_until, i = 0.0, 0
+    latency, used = np.zeros(n), np.zeros(n, int)
+    while i < n or queue or in_service:
+        next_arrival = arrivals[i] if i < n else math.inf
+        if in_service and busy_until <= next_arrival:
+            now = busy_until
+            for j in in_service:
+                latency[j] = now - arrivals[j]
+                if ctrl:
+                    ctrl.observe_latency(latency[j])
+            in_service = []
+        else:
+            now = next_arrival
+            if ctrl:
+                used[i] = ctrl.decide(len(queue) + len(in_service), 1, min_planes).planes
+            else:
+                used[i] = planes
+            queue.append(i)
+            i += 1
+        if not in_service and queue:
+            in_service = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
+            units = int(sum(used[j] for j in in_service))
+            service = FIXED + PER_UNIT * units
+            busy_until = now + service
+            if ctrl:
+                ctrl.cost.observe(units, service)
+    return latency, used
+
+
+CAPACITY_8 = MAX_BATCH / (FIXED + PER_UNIT * MAX_BATCH * 8)  # requests/s at 8 planes
+
+
+def test_simulated_load_auto_holds_the_slo_where_8_planes_break_it(rng):
+    n = 6000
+    p99 = lambda lat: float(np.percentile(lat[n // 5:], 99))  # after warm-up  # noqa: E731
+    fixed8 = {m: p99(simulate(m * CAPACITY_8, n, rng, planes=8)[0]) for m in (0.5, 1.5)}
+    assert fixed8[0.5] <= TARGET < fixed8[1.5]
+    mean_planes = {}
+    for m in (0.5, 1.5, 2.0, 3.0):
+        ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel())  # learns the cost itself
+        lat, used = simulate(m * CAPACITY_8, n, rng, ctrl=ctrl)
+        assert p99(lat) <= TARGET, (m, p99(lat))
+        mean_planes[m] = used[n // 5:].mean()
+    assert mean_planes[0.5] > 7.5
+    assert mean_planes[0.5] > mean_planes[1.5] > mean_planes[2.0] > mean_planes[3.0]
+    # A floor is kept even when it breaks the SLO.
+    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel())
+    _, used = simulate(3.0 * CAPACITY_8, 2000, rng, ctrl=ctrl, min_planes=6)
+    assert used.min() == 6
+
+
+def test_simulated_load_precision_comes_back_when_load_falls(rng):
+    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel())
+    _, high = simulate(2.5 * CAPACITY_8, 3000, rng, ctrl=ctrl)
+    _, low = simulate(0.3 * CAPACITY_8, 3000, rng, ctrl=ctrl)
+    assert high[1000:].mean() < 6
+    assert low[-500:].mean() > 7.5 and ctrl.ceiling == 8
+
+
+def test_server_lowers_planes_under_a_burst_and_restores_them(rng):
+    """Through the real app: model calls made slow in proportion to their
+    plane sum (a sleep, so the result does not depend on the machine's load)."""
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from bitplane.serve import ServeConfig, create_app
+    from bitplane.serve.served import load
+
+    digits = load("digits")
+    app = create_app(digits, ServeConfig(calibrate=False, max_batch=16, slo_p99_ms=100))
+    server = app.state.server
+    server.controller.cost = CostModel(FIXED, 1e-4)
+    real = server.batcher.forward_batched
+
+    def slow(x, cp, ab):
+        time.sleep(FIXED + 1e-4 * sum(cp))
+        return real(x, cp, ab)
+
+    server.batcher.forward_batched = slow
+    x = rng.standard_normal((1, 64)).astype(np.float32)
+    body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                        "data": x.ravel().tolist()}], "parameters": {"planes": "auto"}}
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://serve") as c:
+            async def one():
+                r = await c.post("/v2/models/digits/infer", json=body)
+                assert r.status_code == 200, r.text
+                doc = r.json()
+                return doc["parameters"]["planes"], doc["outputs"][0]["data"]
+
+            idle = [await one() for _ in range(5)]
+            burst = await asyncio.gather(*[one() for _ in range(200)])
+            after = [await one() for _ in range(400)]
+            return idle, burst, after
+
+    idle, burst, after = asyncio.run(run())
+    assert [p for p, _ in idle] == [8] * 5
+    burst_planes = [p for p, _ in burst]
+    assert min(burst_planes) < 4 and np.mean(burst_planes) < 6
+    assert [p for p, _ in after[-20:]] == [8] * 20
+    for p, y in idle + burst[::10] + after[-5:]:
+        np.testing.assert_array_equal(np.array(y, np.float32), digits.forward(x, p, 8)[0])
