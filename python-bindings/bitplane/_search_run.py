@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from . import models as M
 from . import plan as P
-from ._bitplane import Context, version
+from ._bitplane import Context, Error, version
 from ._sweep_run import Workload, machine_info, time_forward
 
 DEFINITIONS = {
@@ -284,7 +284,7 @@ def run(args) -> int:
               file=sys.stderr, dynamic_ncols=True) as progress:
         try:
             ev = Evaluator(args, progress)
-        except (FileNotFoundError, ValueError, ImportError) as e:
+        except (FileNotFoundError, ValueError, ImportError, Error) as e:
             progress.close()
             where = "" if Path(args.model).name in str(e) else f"{args.model}: "
             print(f"bitplane-search: {where}{e}", file=sys.stderr)
