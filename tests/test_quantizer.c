@@ -313,7 +313,11 @@ Test(quantizer, small_k_well_defined) {
                     num += ((double)deq[i] - w[i]) * ((double)deq[i] - w[i]);
                     den += (double)w[i] * w[i];
                 }
-                double tol = method == BP_QUANT_RESIDUAL ? 1e-4 : 1e-2;
+                /* Residual: the greedy digits of a 3-column row can repeat a sign
+                 * pattern, so its 8 planes need not span R^K and the refit is
+                 * not exact; 2e-4 was the worst of 300 random rows, whatever the
+                 * group and rotation structure. */
+                double tol = method == BP_QUANT_RESIDUAL ? 1e-3 : 1e-2;
                 cr_assert(sqrt(num / den) <= tol,
                           "K=%zu bits=%d method=%d: full-precision error %g (tol %g); seed=%llu", K,
                           bits, method, sqrt(num / den), tol, seed);
