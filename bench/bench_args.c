@@ -33,6 +33,8 @@ void bench_usage(FILE *f) {
           "  bitplane-bench accuracy [--m 1024] [--k 4096] [--batch B] [--act-bits 8,16]\n"
           "                      [--planes 1,...,8] [--method uniform|residual|both]\n"
           "                      [--clip 0,1,0.9] [--bits 8] [--threads T] [--kernel K] [--json]\n"
+          "  Every command also takes [--group 0|row|32..4096] [--rotation 0|none|2..4096]\n"
+          "  (0 = the library's default group size / rotation block).\n"
           "  bitplane-bench --help\n"
           "Lists are comma-separated. Defaults: see the comment at the top of bench_main.c.\n"
           "Exit status: 0 ok, 1 library or system failure, 2 bad arguments.\n",
@@ -197,6 +199,8 @@ enum opt_id {
     OPT_SEED,
     OPT_JSON,
     OPT_BACKEND,
+    OPT_GROUP,
+    OPT_ROTATION,
 };
 
 static const struct {
@@ -223,6 +227,8 @@ static const struct {
     {"--seed", OPT_SEED, 1, ALL_CMDS},
     {"--json", OPT_JSON, 0, ALL_CMDS},
     {"--backend", OPT_BACKEND, 1, CMD_BIT(BENCH_CMD_GEMV)},
+    {"--group", OPT_GROUP, 1, ALL_CMDS},
+    {"--rotation", OPT_ROTATION, 1, ALL_CMDS},
 };
 
 static int parse_method(const bench_opts *o, const char *s, int *out) {
@@ -294,6 +300,19 @@ static int apply(bench_opts *o, enum opt_id id, const char *opt, const char *v) 
     case OPT_JSON:
         o->json = 1;
         return 0;
+    case OPT_GROUP:
+        /* "row" = one scale per row; a number as in bp_quant_options. */
+        if (strcmp(v, "row") == 0) {
+            o->group_size = BP_GROUP_PER_ROW;
+            return 0;
+        }
+        return parse_int(opt, v, 0, 4096, &o->group_size);
+    case OPT_ROTATION:
+        if (strcmp(v, "none") == 0) {
+            o->rotation = BP_ROTATION_NONE;
+            return 0;
+        }
+        return parse_int(opt, v, 0, 4096, &o->rotation);
     case OPT_BACKEND:
         if (strcmp(v, "cpu") == 0)
             o->backend = BP_BACKEND_CPU;

@@ -36,7 +36,9 @@ typedef struct bench_opts {
     int threads;
     int reps;
     int bits;
-    int methods; /* BENCH_METHOD_* mask */
+    int methods;    /* BENCH_METHOD_* mask */
+    int group_size; /* bp_quant_options.group_size: 0 default, -1 per row */
+    int rotation;   /* bp_quant_options.rotation: 0 default, -1 none */
     bp_cpu_kernel kernel;
     const char *kernel_name; /* as given, for messages */
     bp_backend backend;      /* gemv --backend cpu|cuda|opencl */

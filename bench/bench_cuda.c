@@ -233,7 +233,8 @@ static int run(const bench_opts *o, bench_report *rep, gpu_timer *t, void **pool
     put_common(r, "memcpy_d2d", m, k, batch, copy_s, 2 * cbytes, t->reps);
 
     /* 2. bitplane. */
-    if (bench_quantize(ctx[0], w, m, k, o->bits, BP_QUANT_UNIFORM, o->clip[0], &mat))
+    if (bench_quantize(ctx[0], w, m, k, o->bits, BP_QUANT_UNIFORM, o->clip[0], o->group_size,
+                       o->rotation, &mat))
         goto done;
     nmats = rotation(bench_plane_bytes(m, k, pmin), l2);
     if (bench_matrix_copies(ctx[0], mat, nmats, mats))
@@ -282,7 +283,8 @@ static int run(const bench_opts *o, bench_report *rep, gpu_timer *t, void **pool
         if (!ws)
             goto done;
         bench_fill_gaussian(&rng, ws, 16 * 512);
-        int bad = bench_quantize(ctx[1], ws, 16, 512, o->bits, BP_QUANT_UNIFORM, 0.0f, &small);
+        int bad = bench_quantize(ctx[1], ws, 16, 512, o->bits, BP_QUANT_UNIFORM, 0.0f,
+                                 o->group_size, o->rotation, &small);
         free(ws);
         if (bad)
             goto done;

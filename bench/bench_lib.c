@@ -44,8 +44,11 @@ int bench_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes, int
 }
 
 int bench_quantize(bp_context *ctx, const float *w, size_t m, size_t k, int bits,
-                   bp_quant_method method, float clip, bp_matrix **out) {
+                   bp_quant_method method, float clip, int group_size, int rotation,
+                   bp_matrix **out) {
     bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
+    qo.group_size = group_size;
+    qo.rotation = rotation;
     qo.bits = bits;
     qo.method = method;
     qo.clip = method == BP_QUANT_UNIFORM ? clip : 0.0f;

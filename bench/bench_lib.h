@@ -20,8 +20,11 @@ const char *bench_backend_name(const bp_context *ctx);
 int bench_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes, int act_bits,
                       size_t batch, const char **out);
 
+/* Quantize with group_size and rotation as in bp_quant_options (0 = the
+ * library's defaults, -1 = per row / no rotation). */
 int bench_quantize(bp_context *ctx, const float *w, size_t m, size_t k, int bits,
-                   bp_quant_method method, float clip, bp_matrix **out);
+                   bp_quant_method method, float clip, int group_size, int rotation,
+                   bp_matrix **out);
 /* out[0] = src; out[1..n-1] are independent copies made by serialize and
  * deserialize (much cheaper than quantizing again). The caller destroys
  * out[1..n-1]. */

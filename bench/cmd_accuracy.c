@@ -47,7 +47,8 @@ static int run_config(const bench_opts *o, bp_context *ctx, const acc_data *d,
                       bp_quant_method method, float clip, bench_report *rep) {
     const size_t m = o->m, k = o->k, batch = o->batch;
     bp_matrix *mat = NULL;
-    int rc = bench_quantize(ctx, d->w, m, k, o->bits, method, clip, &mat);
+    int rc =
+        bench_quantize(ctx, d->w, m, k, o->bits, method, clip, o->group_size, o->rotation, &mat);
     for (int p = 0; rc == 0 && p < o->n_planes; p++) {
         int n = o->planes[p];
         double werr = bp_matrix_prefix_error(mat, n);

@@ -102,7 +102,7 @@ int bench_cmd_gemv(const bench_opts *o) {
     if (bench_context(o, &ctx))
         goto done;
     backend = bench_backend_name(ctx);
-    if (bench_quantize(ctx, w, m, k, o->bits, method, o->clip[0], &mat))
+    if (bench_quantize(ctx, w, m, k, o->bits, method, o->clip[0], o->group_size, o->rotation, &mat))
         goto done;
     ncopies = rotation(m, k, pmin);
     mats = calloc(ncopies, sizeof *mats);

@@ -203,7 +203,8 @@ int bench_cmd_gemv_opencl(const bench_opts *o) {
     bench_opts co = *o;
     co.kernel = BP_CPU_KERNEL_AVX512;
     if (bench_context(&co, &cpu) ||
-        bench_quantize(cpu, w, m, k, o->bits, method, o->clip[0], &mat) ||
+        bench_quantize(cpu, w, m, k, o->bits, method, o->clip[0], o->group_size, o->rotation,
+                       &mat) ||
         bench_matrix_copies(cpu, mat, ncopies, mats))
         goto done;
     for (int a = 0; a < o->n_act_bits; a++)

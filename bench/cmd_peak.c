@@ -69,7 +69,7 @@ int bench_cmd_peak(const bench_opts *o) {
         goto done;
     const bp_quant_method method =
         o->methods == BENCH_METHOD_RESIDUAL ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
-    if (bench_quantize(ctx, w, m, k, o->bits, method, o->clip[0], &mat))
+    if (bench_quantize(ctx, w, m, k, o->bits, method, o->clip[0], o->group_size, o->rotation, &mat))
         goto done;
     for (int a = 0; a < o->n_act_bits; a++) {
         for (int p = 0; p < o->n_planes; p++) {

@@ -16,6 +16,7 @@ typedef struct quant_job {
     int bits;
     bp_quant_method method;
     float clip;
+    int group_size, rotation;
     bp_matrix *last; /* kept to read the prefix errors afterwards */
 } quant_job;
 
@@ -24,13 +25,14 @@ static int quant_call(void *arg, size_t call) {
     quant_job *j = arg;
     bp_matrix_destroy(j->last);
     j->last = NULL;
-    return bench_quantize(j->ctx, j->w, j->m, j->k, j->bits, j->method, j->clip, &j->last);
+    return bench_quantize(j->ctx, j->w, j->m, j->k, j->bits, j->method, j->clip, j->group_size,
+                          j->rotation, &j->last);
 }
 
 /* Time one configuration and append its record. */
 static int run_one(const bench_opts *o, bp_context *ctx, const float *w, bp_quant_method method,
                    float clip, bench_report *rep) {
-    quant_job j = {ctx, w, o->m, o->k, o->bits, method, clip, NULL};
+    quant_job j = {ctx, w, o->m, o->k, o->bits, method, clip, o->group_size, o->rotation, NULL};
     double s = 0;
     /* No warm-up: a full-size quantization takes seconds, and its one-off
      * costs (page faults on the new planes) are part of what a user pays. */
@@ -53,6 +55,8 @@ static int run_one(const bench_opts *o, bp_context *ctx, const float *w, bp_quan
             else
                 bench_put_null(rec, "clip");
             bench_put_int(rec, "bits", o->bits);
+            bench_put_int(rec, "group_size", o->group_size);
+            bench_put_int(rec, "rotation", o->rotation);
             bench_put_int(rec, "m", (long long)o->m);
             bench_put_int(rec, "k", (long long)o->k);
             bench_put_int(rec, "threads", o->threads);

@@ -9,6 +9,7 @@
  */
 #include "bp_internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,10 +85,12 @@ typedef struct cpu_call {
     size_t c0, nc;         /* current chunk of columns */
     bp_act_column *cols;   /* nc entries */
     unsigned char *colmem; /* nc * col_bytes */
-    size_t col_bytes, q_bytes;
+    size_t col_bytes, q_bytes, rot_bytes;
     int64_t *dmem;  /* per worker D buffer */
     size_t d_words; /* per worker */
     size_t ntasks;
+    int overflow; /* set (atomically) when a result is not finite */
+    size_t overflow_row, overflow_col;
 } cpu_call;
 
 static int column_planes(const bp_gemm_args *a, size_t col) {
@@ -102,11 +105,17 @@ static void prepare_task(void *arg, size_t i, int worker) {
     size_t col = c->c0 + i;
     unsigned char *mem = c->colmem + i * c->col_bytes;
     bp_act_column *ac = &c->cols[i];
-    bp__quantize_activations(a->x + col * a->ldx, a->m->cols, c->kpad, a->act_bits, a->act_scale,
-                             (int32_t *)mem, ac);
+    const float *x = a->x + col * a->ldx;
+    if (a->m->rot_block) {
+        /* The matrix was quantized in rotated coordinates (src/rotation.c). */
+        float *xr = (float *)(mem + c->q_bytes);
+        bp__rotate_input(a->m, x, xr);
+        x = xr;
+    }
+    bp__quantize_activations(x, a->m->cols, c->kpad, a->act_bits, a->act_scale, (int32_t *)mem, ac);
     ac->planes = column_planes(a, col);
     if (!ac->is_zero)
-        c->kernel->prepare(ac, c->kpad, mem + c->q_bytes);
+        c->kernel->prepare(ac, c->kpad, mem + c->q_bytes + c->rot_bytes);
 }
 
 static void compute_task(void *arg, size_t task, int worker) {
@@ -150,7 +159,13 @@ static void compute_task(void *arg, size_t task, int worker) {
                     uniform ? bp__combine_uniform(bp__alpha(m, ac->planes, r), d[r - r0], ac->scale)
                             : bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
                                           ac->planes, ac->scale);
-                y[r] = a->bias ? v + a->bias[r] : v;
+                v = a->bias ? v + a->bias[r] : v;
+                y[r] = v;
+                /* Finite inputs, so only an overflow of the float range. */
+                if (!isfinite(v) && !__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
+                    c->overflow_row = r;
+                    c->overflow_col = c->c0 + owner[k];
+                }
             }
         }
         call.ncols = 0;
@@ -175,7 +190,9 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     }
     c.kernel = bp__select_kernel(ctx, &shape);
     c.q_bytes = bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
-    c.col_bytes = c.q_bytes + bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
+    c.rot_bytes = m->rot_block ? bp__round_up(m->cols * sizeof(float), BP_ALIGN) : 0;
+    c.col_bytes = c.q_bytes + c.rot_bytes +
+                  bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;
     chunk = chunk < 1 ? 1 : (chunk > a->batch ? a->batch : chunk);
     c.ntasks = (m->row_groups + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK;
@@ -204,5 +221,11 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     }
     if (owned)
         free(mem);
+    if (c.overflow)
+        return bp__fail(BP_ERR_NON_FINITE,
+                        "y[%zu] of column %zu overflowed the float range: the matrix's weights "
+                        "times this input exceed FLT_MAX (y holds the results, Inf where they "
+                        "overflowed)",
+                        c.overflow_row, c.overflow_col);
     return BP_OK;
 }

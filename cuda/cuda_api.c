@@ -120,6 +120,13 @@ static bp_status take_reports(bp_cuda_context *cc) {
     }
     unsigned x = __atomic_exchange_n(&cc->flags_host[BP_CUDA_FLAG_X], 0u, __ATOMIC_SEQ_CST);
     unsigned b = __atomic_exchange_n(&cc->flags_host[BP_CUDA_FLAG_BIAS], 0u, __ATOMIC_SEQ_CST);
+    unsigned y = __atomic_exchange_n(&cc->flags_host[BP_CUDA_FLAG_Y], 0u, __ATOMIC_SEQ_CST);
+    if (y && !x && !b)
+        return bp_cuda__host->fail(BP_ERR_NON_FINITE,
+                                   "a bp_cuda_gemm call on this context since the last status "
+                                   "query had a result that overflowed the float range: the "
+                                   "matrix's weights times its input exceed FLT_MAX (those "
+                                   "outputs are Inf)");
     if (x || b)
         return bp_cuda__host->fail(
             BP_ERR_NON_FINITE,

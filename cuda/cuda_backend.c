@@ -242,6 +242,13 @@ static bp_status cuda_gemm(bp_context *ctx, const bp_gemm_args *a) {
     if (dbias)
         cudaFreeAsync(dbias, s);
     bp_status sync = bp_cuda__check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+    /* x and bias were checked, so a raised flag means a result overflowed
+     * the float range; y holds the results, Inf where they overflowed. */
+    if (!st && !sync && __atomic_exchange_n(&cc->flags_host[BP_CUDA_FLAG_Y], 0u, __ATOMIC_SEQ_CST))
+        sync = bp_cuda__host->fail(BP_ERR_NON_FINITE,
+                                   "a result overflowed the float range: the matrix's weights "
+                                   "times this input exceed FLT_MAX (y holds the results, Inf "
+                                   "where they overflowed)");
     bp_cuda__leave(prev);
     return st ? st : sync;
 }

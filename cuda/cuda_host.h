@@ -34,7 +34,8 @@ typedef struct bp_cuda_matrix {
     uint32_t *planes;
     size_t plane_words;
     float *coef;
-    uint8_t *mult; /* group multipliers, host tiling (bp_internal.h) */
+    uint8_t *mult;       /* group multipliers, host tiling (bp_internal.h) */
+    uint32_t *rot_signs; /* rotation signs, or NULL */
 } bp_cuda_matrix;
 
 /* Report a CUDA error as BP_ERR_BACKEND (BP_ERR_OUT_OF_MEMORY for

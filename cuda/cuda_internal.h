@@ -26,7 +26,7 @@ extern "C" {
 enum { BP_CUDA_PATH_POPCOUNT = 1, BP_CUDA_PATH_MMA = 2 };
 enum { BP_CUDA_F32 = 0, BP_CUDA_F16 = 1, BP_CUDA_BF16 = 2 };
 /* Deferred reports, one mapped host word each (plain stores, no atomics). */
-enum { BP_CUDA_FLAG_X = 0, BP_CUDA_FLAG_BIAS = 1, BP_CUDA_NFLAGS = 2 };
+enum { BP_CUDA_FLAG_X = 0, BP_CUDA_FLAG_BIAS = 1, BP_CUDA_FLAG_Y = 2, BP_CUDA_NFLAGS = 3 };
 
 /* What the quantize kernel records about one column. */
 typedef struct bp_cuda_col {
@@ -54,6 +54,10 @@ typedef struct bp_cuda_launch {
     const uint8_t *mult;
     size_t group_words, wgroups;
     int grouped, uniform;
+    /* Rotation of K (docs/numerics.md): block 0 = none; signs kwords words. */
+    int rot_block;
+    const uint32_t *rot_signs;
+    float *xrot; /* scratch, ncols * cols: the rotated inputs */
     size_t rows, cols, kwords, row_groups;
     int act_bits; /* 1..16 */
     int A;        /* act planes per column: act_bits, or 2 for binary (sign, !sign) */

@@ -13,8 +13,8 @@
  *     (CUDA cores); the 4 warps split K and add their counts in shared
  *     memory. Then D = sum_b w_b (2 cnt_b - popcount(a_b)) exactly in int64,
  *     and the exact combine of docs/numerics.md, as the CPU does: residual
- *     acc = __fmaf_rn(c[p], (float)D_p, acc) in plane order, y = acc * s_x;
- *     uniform D_u = sum_p 2^(n-1-p) D_p, y = (alpha * (float)D_u) * s_x;
+ *     acc = __fmaf_rn(c[p], (float)D_p * s_x, acc) in plane order, y = acc;
+ *     uniform D_u = sum_p 2^(n-1-p) D_p, y = alpha * ((float)D_u * s_x);
  *     then + bias.
  *
  * Grouped matrices: each count is weighted by its row's multiplier for the
@@ -214,6 +214,48 @@ __global__ void __launch_bounds__(QBLOCK) quantize_kernel(const bp_cuda_launch l
     }
 }
 
+/* ---- 0. the rotation of K (docs/numerics.md, src/rotation.c) ----------- */
+
+/* One block per column: signs, butterfly stages h = 1, 2, ..., b/2 per
+ * block of b = 4^l columns with a barrier between stages, then one multiply
+ * by 2^-l; the CPU's float operations, so identical values. */
+template <int XT> __global__ void __launch_bounds__(QBLOCK) rotate_kernel(const bp_cuda_launch l) {
+    const int c = blockIdx.x;
+    const size_t cols = l.cols, base = (size_t)c * l.ldx;
+    float *v = l.xrot + (size_t)c * cols;
+    for (size_t j = threadIdx.x; j < cols; j += QBLOCK) {
+        const float e = load_x<XT>(l.x, base + j);
+        v[j] = ((l.rot_signs[j / 32] >> (j % 32)) & 1u) ? -e : e;
+    }
+    for (size_t s = 0; s < cols;) {
+        size_t b = (size_t)l.rot_block;
+        if (cols - s < b) {
+            b = 1;
+            while (b * 4 <= cols - s)
+                b *= 4;
+        }
+        float *vb = v + s;
+        for (size_t h = 1; h < b; h *= 2) {
+            __syncthreads();
+            for (size_t i = threadIdx.x; i < b / 2; i += QBLOCK) {
+                const size_t j = (i / h) * 2 * h + i % h;
+                const float a = vb[j], e = vb[j + h];
+                vb[j] = __fadd_rn(a, e);
+                vb[j + h] = __fsub_rn(a, e);
+            }
+        }
+        __syncthreads();
+        int L = 0;
+        while (((size_t)1 << L) < b)
+            L++;
+        const float scale = __int_as_float((127 - (L + 1) / 2) << 23);
+        for (size_t j = threadIdx.x; j < b; j += QBLOCK)
+            vb[j] = __fmul_rn(vb[j], scale);
+        __syncthreads();
+        s += b;
+    }
+}
+
 /* ---- 2. the fused plane kernel ------------------------------------------ */
 
 __device__ __forceinline__ void mma_b1_and(int (&d)[4], const uint4 &a, const uint2 &b) {
@@ -404,7 +446,7 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 } else {
                     const size_t n = (size_t)col->planes;
                     const float cp = l.coef[l.rows * (n - 1) * n / 2 + row * n + (size_t)p];
-                    s_acc[i] = __fmaf_rn(cp, __ll2float_rn(d), s_acc[i]);
+                    s_acc[i] = __fmaf_rn(cp, __fmul_rn(__ll2float_rn(d), col->scale), s_acc[i]);
                 }
             }
             __syncthreads();
@@ -421,15 +463,17 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
             if (s_col[cl].zero)
                 v = bias;
             else {
-                float acc = s_acc[i];
                 if (l.uniform) {
                     const size_t n = (size_t)s_col[cl].planes;
                     const float alpha = l.coef[l.rows * (n - 1) * n / 2 + row * n + n - 1];
-                    acc = __fmul_rn(alpha, __ll2float_rn(s_du[i]));
+                    v = __fmul_rn(alpha, __fmul_rn(__ll2float_rn(s_du[i]), s_col[cl].scale));
+                } else {
+                    v = s_acc[i];
                 }
-                v = __fmul_rn(acc, s_col[cl].scale);
                 if (l.bias)
                     v = __fadd_rn(v, bias);
+                if (!isfinite(v) && isfinite(bias))
+                    raise_flag(l.flags, BP_CUDA_FLAG_Y); /* an overflow of the float range */
             }
             store_y<YT>(l.y, (size_t)(c0 + cl) * l.ldy + row, v);
         }
@@ -453,15 +497,34 @@ template <int PATH> static void launch_gemm(const bp_cuda_launch *l, dim3 grid, 
 
 extern "C" int bp_cuda__launch(const bp_cuda_launch *l, void *stream) {
     cudaStream_t s = (cudaStream_t)stream;
-    switch (l->x_type) {
-    case BP_CUDA_F16:
-        quantize_kernel<BP_CUDA_F16><<<l->ncols, QBLOCK, 0, s>>>(*l);
-        break;
-    case BP_CUDA_BF16:
-        quantize_kernel<BP_CUDA_BF16><<<l->ncols, QBLOCK, 0, s>>>(*l);
-        break;
-    default:
-        quantize_kernel<BP_CUDA_F32><<<l->ncols, QBLOCK, 0, s>>>(*l);
+    if (l->rot_block) {
+        /* Rotate into xrot, then quantize the rotated floats. */
+        switch (l->x_type) {
+        case BP_CUDA_F16:
+            rotate_kernel<BP_CUDA_F16><<<l->ncols, QBLOCK, 0, s>>>(*l);
+            break;
+        case BP_CUDA_BF16:
+            rotate_kernel<BP_CUDA_BF16><<<l->ncols, QBLOCK, 0, s>>>(*l);
+            break;
+        default:
+            rotate_kernel<BP_CUDA_F32><<<l->ncols, QBLOCK, 0, s>>>(*l);
+        }
+        bp_cuda_launch lr = *l;
+        lr.x = l->xrot;
+        lr.ldx = l->cols;
+        lr.x_type = BP_CUDA_F32;
+        quantize_kernel<BP_CUDA_F32><<<l->ncols, QBLOCK, 0, s>>>(lr);
+    } else {
+        switch (l->x_type) {
+        case BP_CUDA_F16:
+            quantize_kernel<BP_CUDA_F16><<<l->ncols, QBLOCK, 0, s>>>(*l);
+            break;
+        case BP_CUDA_BF16:
+            quantize_kernel<BP_CUDA_BF16><<<l->ncols, QBLOCK, 0, s>>>(*l);
+            break;
+        default:
+            quantize_kernel<BP_CUDA_F32><<<l->ncols, QBLOCK, 0, s>>>(*l);
+        }
     }
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess)

@@ -19,6 +19,7 @@ static void destroy_copy(void *data) {
         cudaFree(dm->planes);
         cudaFree(dm->coef);
         cudaFree(dm->mult);
+        cudaFree(dm->rot_signs);
         cudaSetDevice(prev);
     }
     free(dm);
@@ -47,6 +48,10 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
     const size_t mult_bytes = m->row_groups * BP_ROW_GROUP * m->ngroups;
     if (!st)
         st = bp_cuda__check(cudaMalloc((void **)&dm->mult, mult_bytes), "cudaMalloc (multipliers)");
+    const size_t sign_bytes = m->kwords * sizeof(uint32_t);
+    if (!st && m->rot_block)
+        st = bp_cuda__check(cudaMalloc((void **)&dm->rot_signs, sign_bytes),
+                            "cudaMalloc (rotation signs)");
     /* A cudaMemcpy from pageable memory may return before its last DMA
      * lands, on the legacy default stream, which non-blocking streams (ours,
      * maybe the caller's) do not wait for. So copy on the context's stream
@@ -70,6 +75,10 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
         st = bp_cuda__check(
             cudaMemcpyAsync(dm->mult, m->mult, mult_bytes, cudaMemcpyHostToDevice, cc->stream),
             "cudaMemcpyAsync (multipliers)");
+    if (!st && m->rot_block)
+        st = bp_cuda__check(cudaMemcpyAsync(dm->rot_signs, m->rot_signs, sign_bytes,
+                                            cudaMemcpyHostToDevice, cc->stream),
+                            "cudaMemcpyAsync (rotation signs)");
     if (!st)
         st = bp_cuda__check(cudaStreamSynchronize(cc->stream),
                             "cudaStreamSynchronize (matrix upload)");
@@ -80,6 +89,7 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
         cudaFree(dm->planes);
         cudaFree(dm->coef);
         cudaFree(dm->mult);
+        cudaFree(dm->rot_signs);
         free(dm);
         return st;
     }

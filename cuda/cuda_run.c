@@ -31,6 +31,8 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
     l.wgroups = m->ngroups;
     l.grouped = m->group_size != 0;
     l.uniform = m->method == BP_QUANT_UNIFORM;
+    l.rot_block = m->rot_block;
+    l.rot_signs = dm->rot_signs;
     l.rows = m->rows;
     l.cols = m->cols;
     l.kwords = m->kwords;
@@ -65,6 +67,11 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
                                                     chunk * m->kwords * sizeof(int32_t), cc->pool,
                                                     stream),
                             "cudaMallocFromPoolAsync (word sums)");
+    if (!st && m->rot_block)
+        st =
+            bp_cuda__check(cudaMallocFromPoolAsync(
+                               (void **)&l.xrot, chunk * m->cols * sizeof(float), cc->pool, stream),
+                           "cudaMallocFromPoolAsync (rotated inputs)");
     for (size_t c0 = 0; !st && c0 < c->batch; c0 += chunk) {
         const size_t nc = c->batch - c0 < chunk ? c->batch - c0 : chunk;
         l.x = (const char *)c->x + c0 * c->ldx * elem_size(c->x_type);
@@ -83,5 +90,7 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
         cudaFreeAsync(l.colinfo, stream);
     if (l.wq)
         cudaFreeAsync(l.wq, stream);
+    if (l.xrot)
+        cudaFreeAsync(l.xrot, stream);
     return st;
 }

@@ -195,9 +195,10 @@ BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bit
 /* ---- quantized matrices ------------------------------------------------- */
 
 typedef enum bp_quant_method {
-    /* Nested mid-rise grid: round to the nearest odd multiple of
-     * clip*max|w_row| / (2^k - 1); every prefix is round-to-nearest on its
-     * own grid, with a least-squares scale per prefix. Zero-free. */
+    /* Nested mid-rise grid: round to the nearest odd multiple of a step
+     * (per group of columns: clip * max|w_row| * m_group / 255 / (2^k - 1));
+     * every prefix is round-to-nearest on its own grid, with a least-squares
+     * scale per prefix. Zero-free. */
     BP_QUANT_UNIFORM = 0,
     /* Greedy binary coding (sign of the residual, then mean |residual|) with
      * a joint least-squares refit of the coefficients for every prefix. */
@@ -207,13 +208,48 @@ typedef enum bp_quant_method {
 #define BP_MAX_BITS     16
 #define BP_DEFAULT_BITS 8
 
+/* group_size: one scale per row instead of per group of columns. */
+#define BP_GROUP_PER_ROW (-1)
+/* rotation: no rotation of K. */
+#define BP_ROTATION_NONE (-1)
+/* What 0 selects (docs/numerics.md, README "Quantizer options"). */
+#define BP_DEFAULT_GROUP_SIZE 64
+#define BP_DEFAULT_ROTATION   256
+
 typedef struct bp_quant_options {
     size_t size;            /* sizeof(bp_quant_options) */
     int bits;               /* planes k, 1..16; 0 = 8 */
     bp_quant_method method; /* default BP_QUANT_UNIFORM */
-    /* Uniform only: clip ratio in (0, 1]. 0 = automatic per row: the ratio
-     * that minimises the mean over n = 1..k of log(relative row error). */
+    /* Uniform only: clip ratio in (0, 1] of each group's range. 0 =
+     * automatic: with group scales 1 (the groups follow their own range);
+     * per row, the ratio that minimises the mean over n = 2..6 of
+     * log(relative row error), searched in [0.7, 1]. */
     float clip;
+    /* Columns per group scale: 0 = BP_DEFAULT_GROUP_SIZE; BP_GROUP_PER_ROW;
+     * or a power of two in 32..4096. Each (row, group) gets an 8-bit integer
+     * multiplier m in 1..255 of the row's scale (0.25 bits per weight at 32,
+     * 0.125 at 64). Grouped matrices need cols <= 2^23. */
+    int group_size;
+    /* Randomized block-Hadamard rotation of K: 0 = BP_DEFAULT_ROTATION;
+     * BP_ROTATION_NONE; or a power-of-four block in 4..4096 (orthonormal
+     * with a power-of-two scale). Weights are quantized after the rotation
+     * and bp_gemm rotates x itself, so callers pass plain x. K past the last
+     * whole block is split into smaller power-of-four blocks. */
+    int rotation;
+    /* Seed of the rotation's random signs (stored in the file). */
+    uint64_t rotation_seed;
+    /* Uniform only: sample activations to minimise the output error
+     * ||W X - W_n X|| instead of the weight error (GPTQ-style error feedback
+     * on the nested grid, docs/numerics.md). calibration_count vectors of
+     * cols floats, vector i at calibration + i * calibration_ld; NULL =
+     * none. Costs O(cols^3) once and 16 cols^2 bytes. */
+    const float *calibration;
+    size_t calibration_count;
+    size_t calibration_ld;
+    /* Plane count the feedback targets, 1..bits; 0 = 4 (or bits if fewer).
+     * Shorter prefixes are the truncations of its code; longer ones refine
+     * it toward the compensated weights. */
+    int calibration_planes;
 } bp_quant_options;
 
 #define BP_QUANT_OPTIONS_INIT ((bp_quant_options){.size = sizeof(bp_quant_options)})
@@ -254,6 +290,10 @@ BP_API size_t bp_matrix_cols(const bp_matrix *m);
 BP_API int bp_matrix_bits(const bp_matrix *m);
 /** The quantizer that made the matrix. */
 BP_API bp_quant_method bp_matrix_method(const bp_matrix *m);
+/** Columns per group scale (0 = one scale per row); 0 for NULL. */
+BP_API size_t bp_matrix_group_size(const bp_matrix *m);
+/** Rotation block of K (0 = no rotation); 0 for NULL. */
+BP_API int bp_matrix_rotation(const bp_matrix *m);
 /**
  * Recorded relative weight error ||W - W_n||_F / ||W||_F with n planes,
  * n in 1..bits (0 when W is all zero). Returns a negative value and sets the
@@ -293,8 +333,11 @@ typedef struct bp_run_options {
  * Activations are quantized per column on every call with an exact rule, so
  * for act_bits >= 2 every backend, kernel path, thread count and batch
  * position gives bit-identical y. Non-finite inputs (x, bias) give
- * BP_ERR_NON_FINITE before any work, and y is left untouched.
- * On any failure y is left untouched.
+ * BP_ERR_NON_FINITE before any work, and y is left untouched. A result that
+ * overflows float (the weights times x beyond FLT_MAX) gives
+ * BP_ERR_NON_FINITE after the work, never a silent Inf: y then holds the
+ * results, with Inf where they overflowed (the OpenCL backend leaves y
+ * untouched). On any other failure y is left untouched.
  */
 BP_API bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch,
                          size_t ldx, float *y, size_t ldy, const bp_run_options *options);

@@ -28,15 +28,43 @@ static size_t chunk_columns(const bp_ocl_ctx *c, size_t col_bytes, size_t batch)
 
 static bp_status enqueue_chunk(bp_ocl_ctx *c, const bp_ocl_program *prog, const bp_ocl_matrix *dm,
                                const bp_ocl_call *a, size_t c0, size_t nc, cl_mem act,
-                               cl_mem colinfo, cl_command_queue q, cl_uint nwait,
+                               cl_mem colinfo, cl_mem rot, cl_command_queue q, cl_uint nwait,
                                const cl_event *wait, cl_event *done) {
     const bp_matrix *m = a->m;
     cl_uint kwords = (cl_uint)m->kwords, cols = (cl_uint)m->cols, rows = (cl_uint)m->rows;
     cl_ulong x_off = a->x_off + c0 * a->ldx, ldx = a->ldx;
     cl_int act_bits = a->act_bits;
     cl_float act_scale = a->act_scale;
+    cl_mem x = a->x;
+    cl_event rotated = NULL;
+    cl_int err;
+    if (m->rot_block) {
+        /* Rotate the chunk's columns into rot (docs/numerics.md), then
+         * quantize from there. */
+        cl_uint block = (cl_uint)m->rot_block;
+        cl_kernel kr = prog->rotate;
+        err = SET(kr, 0, a->x);
+        err |= SET(kr, 1, x_off);
+        err |= SET(kr, 2, ldx);
+        err |= SET(kr, 3, cols);
+        err |= SET(kr, 4, dm->signs);
+        err |= SET(kr, 5, block);
+        err |= SET(kr, 6, rot);
+        if (err != CL_SUCCESS)
+            return bp__ocl_fail(err, "clSetKernelArg (rotate)");
+        size_t rlocal = BP_OCL_QUANTIZE_GROUP, rglobal = nc * rlocal;
+        err = clEnqueueNDRangeKernel(q, kr, 1, NULL, &rglobal, &rlocal, nwait, nwait ? wait : NULL,
+                                     &rotated);
+        if (err != CL_SUCCESS)
+            return bp__ocl_fail(err, "clEnqueueNDRangeKernel (rotate)");
+        x = rot;
+        x_off = 0;
+        ldx = cols;
+        nwait = 1;
+        wait = &rotated;
+    }
     cl_kernel k = prog->quantize;
-    cl_int err = SET(k, 0, a->x);
+    err = SET(k, 0, x);
     err |= SET(k, 1, x_off);
     err |= SET(k, 2, ldx);
     err |= SET(k, 3, cols);
@@ -46,12 +74,17 @@ static bp_status enqueue_chunk(bp_ocl_ctx *c, const bp_ocl_program *prog, const 
     err |= SET(k, 7, act);
     err |= SET(k, 8, colinfo);
     err |= SET(k, 9, c->status);
-    if (err != CL_SUCCESS)
+    if (err != CL_SUCCESS) {
+        if (rotated)
+            clReleaseEvent(rotated);
         return bp__ocl_fail(err, "clSetKernelArg (quantize)");
+    }
     size_t qlocal = BP_OCL_QUANTIZE_GROUP, qglobal = nc * qlocal;
     cl_event quantized;
     err = clEnqueueNDRangeKernel(q, k, 1, NULL, &qglobal, &qlocal, nwait, nwait ? wait : NULL,
                                  &quantized);
+    if (rotated)
+        clReleaseEvent(rotated);
     if (err != CL_SUCCESS)
         return bp__ocl_fail(err, "clEnqueueNDRangeKernel (quantize)");
 
@@ -103,7 +136,8 @@ bp_status bp__ocl_enqueue(bp_ocl_ctx *c, const bp_ocl_call *a, cl_command_queue 
         st = bp__ocl_matrix_get(c, a->m, &dm);
     if (st != BP_OK)
         return st;
-    size_t col_bytes = (size_t)a->act_bits * a->m->kwords * sizeof(cl_uint);
+    size_t rot_bytes = a->m->rot_block ? a->m->cols * sizeof(cl_float) : 0;
+    size_t col_bytes = (size_t)a->act_bits * a->m->kwords * sizeof(cl_uint) + rot_bytes;
     size_t chunk = chunk_columns(c, col_bytes, a->batch);
     size_t nchunks = (a->batch + chunk - 1) / chunk;
     cl_event *evs = calloc(nchunks, sizeof *evs);
@@ -113,14 +147,20 @@ bp_status bp__ocl_enqueue(bp_ocl_ctx *c, const bp_ocl_call *a, cl_command_queue 
     for (size_t c0 = 0; c0 < a->batch && st == BP_OK; c0 += chunk, n++) {
         size_t nc = a->batch - c0 < chunk ? a->batch - c0 : chunk;
         cl_int err;
-        cl_mem act = clCreateBuffer(c->context, CL_MEM_READ_WRITE, nc * col_bytes, NULL, &err);
+        cl_mem act =
+            clCreateBuffer(c->context, CL_MEM_READ_WRITE, nc * (col_bytes - rot_bytes), NULL, &err);
         cl_mem info = act ? clCreateBuffer(c->context, CL_MEM_READ_WRITE,
                                            nc * BP_OCL_CI_STRIDE * sizeof(cl_int), NULL, &err)
                           : NULL;
-        if (!act || !info)
+        cl_mem rot = info && rot_bytes
+                         ? clCreateBuffer(c->context, CL_MEM_READ_WRITE, nc * rot_bytes, NULL, &err)
+                         : NULL;
+        if (!act || !info || (rot_bytes && !rot))
             st = bp__ocl_fail(err, "clCreateBuffer (activation scratch)");
         else
-            st = enqueue_chunk(c, prog, dm, a, c0, nc, act, info, q, nwait, wait, &evs[n]);
+            st = enqueue_chunk(c, prog, dm, a, c0, nc, act, info, rot, q, nwait, wait, &evs[n]);
+        if (rot)
+            clReleaseMemObject(rot);
         if (act)
             clReleaseMemObject(act);
         if (info)
@@ -214,6 +254,11 @@ bp_status bp__ocl_collect(bp_ocl_ctx *c) {
         c->fault = BP_OK;
         return st;
     }
+    if (flags == BP_OCL_ST_Y_OVERFLOW)
+        return bp__ocl_host->fail(BP_ERR_NON_FINITE,
+                                  "an earlier OpenCL gemm on this context had a result that "
+                                  "overflowed the float range: the matrix's weights times its "
+                                  "input exceed FLT_MAX (those outputs are Inf)");
     if (flags)
         return bp__ocl_host->fail(
             BP_ERR_NON_FINITE,

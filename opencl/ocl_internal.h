@@ -15,6 +15,7 @@
 #define BP_OCL_CI_STRIDE         (2 + BP_MAX_ACT_BITS)
 #define BP_OCL_ST_X_NONFINITE    1
 #define BP_OCL_ST_BIAS_NONFINITE 2
+#define BP_OCL_ST_Y_OVERFLOW     4
 #define BP_OCL_QUANTIZE_GROUP    64 /* BP_QWG: work-items per column in quantize.cl */
 #define BP_OCL_GEMM_GROUP        64 /* rows per work-group in the GEMM */
 /* Bound on per-call activation scratch; larger batches run in chunks. */
@@ -30,6 +31,7 @@ typedef struct bp_ocl_program {
     char *options;
     cl_program program;
     cl_kernel quantize;
+    cl_kernel rotate;
     cl_kernel gemm[BP_MAX_ACT_BITS]; /* index act_bits - 1 */
 } bp_ocl_program;
 
@@ -60,6 +62,7 @@ typedef struct bp_ocl_matrix {
     cl_mem planes; /* all bits slabs, CPU layout */
     cl_mem coef;   /* c[n][row][p], every prefix */
     cl_mem mult;   /* group multipliers, CPU tiling (bp_internal.h) */
+    cl_mem signs;  /* rotation signs (kwords words), or NULL */
 } bp_ocl_matrix;
 
 /* Error helpers. */

@@ -19,6 +19,8 @@ static void matrix_free(void *data) {
         clReleaseMemObject(dm->coef);
     if (dm->mult)
         clReleaseMemObject(dm->mult);
+    if (dm->signs)
+        clReleaseMemObject(dm->signs);
     free(dm);
 }
 
@@ -46,7 +48,10 @@ static bp_status matrix_upload(const bp_matrix *m, void *arg, void **data) {
     if (dm->coef)
         dm->mult = clCreateBuffer(c->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, mult_bytes,
                                   m->mult, &err);
-    if (!dm->planes || !dm->coef || !dm->mult) {
+    if (dm->mult && m->rot_block)
+        dm->signs = clCreateBuffer(c->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                   m->kwords * sizeof(uint32_t), m->rot_signs, &err);
+    if (!dm->planes || !dm->coef || !dm->mult || (m->rot_block && !dm->signs)) {
         matrix_free(dm);
         return bp__ocl_fail(err, "clCreateBuffer (matrix upload)");
     }

@@ -16,6 +16,8 @@
 static void program_free(bp_ocl_program *p) {
     if (p->quantize)
         clReleaseKernel(p->quantize);
+    if (p->rotate)
+        clReleaseKernel(p->rotate);
     for (int i = 0; i < BP_MAX_ACT_BITS; i++)
         if (p->gemm[i])
             clReleaseKernel(p->gemm[i]);
@@ -77,6 +79,8 @@ static bp_status build(bp_ocl_ctx *c, const char *options, bp_ocl_program **out)
         return st;
     }
     p->quantize = clCreateKernel(p->program, "bp_quantize_columns", &err);
+    if (err == CL_SUCCESS)
+        p->rotate = clCreateKernel(p->program, "bp_rotate_columns", &err);
     for (int i = 0; i < BP_MAX_ACT_BITS && err == CL_SUCCESS; i++) {
         char name[32];
         snprintf(name, sizeof name, "bp_gemm_popcount_a%d", i + 1);

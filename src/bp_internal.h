@@ -109,6 +109,10 @@ struct bp_matrix {
     size_t group_words; /* group_size / 32, or kwords per row */
     size_t ngroups;     /* ceil(kwords / group_words) */
     uint8_t *mult;      /* [row_group][group][16] in 1..BP_MULT_MAX, see bp__mult() */
+    /* Rotation of K (src/rotation.c): 0 = none, else the block size. */
+    int rot_block;
+    uint64_t rot_seed;
+    uint32_t *rot_signs; /* kwords words, bit j = negate column j; NULL without rotation */
     /* Backend copies of this matrix (device uploads), made on first use and
      * freed with the matrix. The matrix stays logically immutable, so the
      * list is guarded by its own lock. */
@@ -183,14 +187,8 @@ static inline int bp__plane_bit(const bp_matrix *m, int p, size_t row, size_t co
     return (int)((bp__slab(m, p)[bp__word_index(m, row, col / 32)] >> (col % 32)) & 1u);
 }
 
-/*
- * Quantizers build one row at a time in a local buffer rowbits[p][kwords]
- * (plane p's words for this row), then store it into the tiled slabs.
- * bp__row_stats gives what both quantizers need, over valid columns only:
- * G[p*bits+q] = <t_p, t_q>, wt[p] = <w, t_p>, *ww = <w, w>, in double.
- */
-void bp__row_stats(const uint32_t *rowbits, size_t kwords, int bits, const float *w, size_t cols,
-                   double *G, double *wt, double *ww);
+/* Quantizers build one row at a time in a local buffer rowbits[p][kwords]
+ * (plane p's words for this row), then store it into the tiled slabs. */
 /* ||w - sum_{p<n} c[p] t_p||^2 from the statistics, clamped at 0. */
 double bp__row_sq_error(const double *G, int bits, const double *wt, double ww, const float *c,
                         int n);
@@ -208,22 +206,86 @@ void bp__matrix_finish_error(bp_matrix *m, const double *row_sq_err, const doubl
 /* Validate a dimension against BP_MAX_DIM with a message naming it. */
 bp_status bp__check_dim(const char *name, size_t value);
 
-/* Quantizers fill planes and coef of an allocated matrix. w is finite. */
-/* Quantize rows [r0, r1): planes, coefficients, and per-row squared errors
- * sq_err[row*bits + n-1] and ww[row]. Each row is independent. scratch holds
- * bits*kwords words for one row plus cols doubles. */
-typedef void (*bp_quantize_rows_fn)(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                                    size_t r1, double *sq_err, double *ww, void *scratch);
-void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                               size_t r1, double *sq_err, double *ww, void *scratch);
-void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                                size_t r1, double *sq_err, double *ww, void *scratch);
+/* Quantizers fill planes, multipliers and coef of an allocated matrix. w is
+ * finite. Quantize rows [r0, r1): planes, coefficients, and per-row squared
+ * errors sq_err[row*bits + n-1] and ww[row] (of the rotated row, which has
+ * the same norm up to rounding). Each row is independent. scratch holds
+ * bp__quantize_scratch_bytes(m) bytes for one row. */
+typedef struct bp_quant_params {
+    float clip;          /* 0 = automatic */
+    const double *cal_u; /* calibration: upper factor U of H^-1 (cols x cols), or NULL */
+    int cal_planes;      /* the prefix the feedback targets */
+} bp_quant_params;
+typedef void (*bp_quantize_rows_fn)(bp_matrix *m, const float *w, size_t ld,
+                                    const bp_quant_params *qp, size_t r0, size_t r1, double *sq_err,
+                                    double *ww, void *scratch);
+void bp__quantize_rows_uniform(bp_matrix *m, const float *w, size_t ld, const bp_quant_params *qp,
+                               size_t r0, size_t r1, double *sq_err, double *ww, void *scratch);
+void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, const bp_quant_params *qp,
+                                size_t r0, size_t r1, double *sq_err, double *ww, void *scratch);
+/* The calibration factor U (cols x cols, row-major, upper) for m's shape and
+ * rotation from count sample vectors x (ld apart); the caller frees it. */
+bp_status bp__calibration_factor(const bp_matrix *m, const float *x, size_t count, size_t ld,
+                                 double **out);
+/* One row's working memory, carved from the scratch block. */
+typedef struct bp_quant_scratch {
+    uint32_t *rowbits; /* bits * kwords */
+    double *row;       /* cols: the (rotated) row */
+    double *aux;       /* cols */
+    double *aux2;      /* cols */
+    uint8_t *mult;     /* ngroups */
+} bp_quant_scratch;
 static inline size_t bp__quantize_scratch_bytes(const bp_matrix *m) {
     return bp__round_up((size_t)m->bits * m->kwords * sizeof(uint32_t), 64) +
-           m->cols * sizeof(double);
+           3 * bp__round_up(m->cols * sizeof(double), 64) + bp__round_up(m->ngroups, 64);
 }
+static inline bp_quant_scratch bp__quant_scratch(const bp_matrix *m, void *scratch) {
+    unsigned char *p = scratch;
+    bp_quant_scratch s;
+    s.rowbits = (uint32_t *)p;
+    p += bp__round_up((size_t)m->bits * m->kwords * sizeof(uint32_t), 64);
+    s.row = (double *)p;
+    p += bp__round_up(m->cols * sizeof(double), 64);
+    s.aux = (double *)p;
+    p += bp__round_up(m->cols * sizeof(double), 64);
+    s.aux2 = (double *)p;
+    p += bp__round_up(m->cols * sizeof(double), 64);
+    s.mult = p;
+    return s;
+}
+/* The row as the quantizer sees it: rotated (bp__rotate_weights) or copied. */
+void bp__load_row(const bp_matrix *m, const float *w, double *out);
+/* Group multipliers of row w (doubles) into mult[0..*ngroups): ceil(255
+ * max|w_g| / max|w|), or 1 per row; *gcols receives the columns per group.
+ * Returns max|w|. */
+double bp__group_multipliers(const bp_matrix *m, const double *w, uint8_t *mult, size_t *gcols,
+                             size_t *ngroups);
+/* Store the multipliers of row's first ngroups groups (the rest stay 1). */
+void bp__store_row_mult(bp_matrix *m, size_t row, const uint8_t *mult, size_t ngroups);
 /* Uniform quantizer pieces, exposed for tests. */
 float bp__uniform_auto_clip(const float *row, size_t cols, int bits);
+
+/* ---- rotation of K (src/rotation.c) ------------------------------------------ */
+
+#define BP_ROTATION_MAX_BLOCK 4096
+/* Rotation blocks are powers of four (docs/numerics.md). */
+static inline bool bp__is_pow4(size_t v) {
+    return v && !(v & (v - 1)) && (v & (size_t)0x5555555555555555ull);
+}
+/* Fill m->rot_signs from m->rot_seed (allocated by the caller). */
+void bp__rotation_make_signs(bp_matrix *m);
+/* Length of the rotation block that starts at column start. */
+size_t bp__rotation_block_at(const bp_matrix *m, size_t start);
+/* out (cols floats) = the rotated input x' of docs/numerics.md. */
+void bp__rotate_input(const bp_matrix *m, const float *x, float *out);
+/* out (cols doubles) = the rotated weight row w'. */
+void bp__rotate_weights(const bp_matrix *m, const float *w, double *out);
+/* The inverse of bp__rotate_weights, in place on cols doubles. */
+void bp__unrotate_weights(const bp_matrix *m, double *v);
+/* Bound on max|x'| / max|x| (a power of two). */
+float bp__rotation_growth(const bp_matrix *m);
+/* Give m a rotation (block 0 = none): allocates and fills the signs. */
+bp_status bp__matrix_set_rotation(bp_matrix *m, int block, uint64_t seed);
 
 /* ---- activations ------------------------------------------------------------- */
 
@@ -273,8 +335,8 @@ static inline int64_t bp__act_combine_counts(const bp_act_column *col, const int
 /* ---- exact combine --------------------------------------------------------- */
 
 /* The exact combine (docs/numerics.md). Residual matrices: acc = fma chain
- * of c[p] * (float)D_p[p*stride] over p = 0..n-1, then acc * s. Uniform
- * matrices: (alpha * (float)D_u) * s. The caller adds the bias, if any, as
+ * of c[p] * ((float)D_p[p*stride] * s) over p = 0..n-1. Uniform
+ * matrices: alpha * ((float)D_u * s). The caller adds the bias, if any, as
  * one float add. Every backend follows the same operations in this order. */
 float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s);
 float bp__combine_uniform(float alpha, int64_t d_u, float s);

@@ -7,12 +7,16 @@
 #include <math.h>
 
 float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s) {
+    /* (float)D_p * s_x first, as for uniform matrices: huge coefficients
+     * cannot overflow an intermediate while y is finite. */
     float acc = 0.0f;
     for (int p = 0; p < n; p++)
-        acc = fmaf(c[p], (float)d[(size_t)p * stride], acc);
-    return acc * s;
+        acc = fmaf(c[p], (float)d[(size_t)p * stride] * s, acc);
+    return acc;
 }
 
 float bp__combine_uniform(float alpha, int64_t d_u, float s) {
-    return (alpha * (float)d_u) * s;
+    /* D_u * s_x first: it is about y / alpha, so huge weights cannot
+     * overflow an intermediate when y itself is finite. */
+    return alpha * ((float)d_u * s);
 }

@@ -1,11 +1,11 @@
 /*
- * The matrix file format, version 1. All integers little-endian, floats as
- * IEEE-754 bit patterns:
+ * The matrix file format, version 2 (version 1 still loads). All integers
+ * little-endian, floats as IEEE-754 bit patterns:
  *
  *   offset  size  field
  *   0       8     magic "BITPLANE"
- *   8       4     version (1)
- *   12      4     header bytes (64)
+ *   8       4     version (2; 1 for older files)
+ *   12      4     header bytes (96; 64 in version 1)
  *   16      8     rows
  *   24      8     cols
  *   32      4     bits (planes k)
@@ -14,27 +14,44 @@
  *   44      4     flags (0; reserved)
  *   48      8     payload bytes
  *   56      8     reserved (0)
- *   64            prefix errors: bits float64
+ *   version 2 only:
+ *   64      4     group size (columns; 0 = one scale per row)
+ *   68      4     rotation block (0 = none)
+ *   72      8     rotation seed
+ *   80      16    reserved (0)
+ *   header        prefix errors: bits float64
  *                 coefficients: c[n][row][p], rows*bits*(bits+1)/2 float32
+ *                 version 2, grouped: multipliers, rows * ceil(cols / group
+ *                 size) uint8, row-major, then zero bytes to a multiple of 4
  *                 planes: bits slabs of rows * ceil(cols/32) uint32, row-major,
  *                 bits past cols zero
  *   end-4   4     CRC-32C of every byte before it
  *
  * The planes are stored untiled so the in-memory tiling can change without a
- * format change. Every field is validated on load.
+ * format change. The rotation signs are recomputed from the seed.
+ *
+ * Trust model: every field is validated on load (docs/numerics.md, "Loaded
+ * files"): shapes, enumerations, group and rotation sizes, multipliers in
+ * 1..255, finite coefficients whose represented weights stay within the
+ * float range, prefix errors in [0, 1]. For uniform matrices the
+ * coefficients below the prefix scale are recomputed from it. A file that
+ * passes is any matrix the quantizer could have stored; it fully decides the
+ * model's outputs, so load files only from sources trusted for the model.
  */
 #include "bp_crc32c.h"
 #include "bp_internal.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define FORMAT_VERSION 1u
-#define HEADER_BYTES   64u
+#define FORMAT_VERSION  2u
+#define HEADER_BYTES_V1 64u
+#define HEADER_BYTES    96u
 static const char magic[8] = {'B', 'I', 'T', 'P', 'L', 'A', 'N', 'E'};
 
 static void put_u32(unsigned char *p, uint32_t v) {
@@ -78,14 +95,23 @@ static double bits_double(uint64_t u) {
     return d;
 }
 
-/* Payload sizes; false on overflow. */
-static bool payload_size(uint64_t rows, uint64_t cols, uint32_t bits, size_t *ncoef,
-                         size_t *row_words, size_t *payload) {
+/* Bytes of the multiplier block (padded to 4); 0 per row or in version 1. */
+static size_t mult_block_bytes(uint64_t rows, uint64_t cols, uint32_t group_size) {
+    if (!group_size)
+        return 0;
+    return bp__round_up((size_t)rows * (size_t)((cols + group_size - 1) / group_size), 4);
+}
+
+/* Payload sizes; false on overflow. rows, cols and group_size are already
+ * range-checked, so the multiplier block cannot overflow. */
+static bool payload_size(uint64_t rows, uint64_t cols, uint32_t bits, uint32_t group_size,
+                         size_t *ncoef, size_t *row_words, size_t *payload) {
     size_t rw = (size_t)((cols + 31) / 32), nc, words, total;
     if (bp__mul_overflows((size_t)rows, (size_t)bits * (bits + 1) / 2, &nc) ||
         bp__mul_overflows((size_t)rows * (size_t)bits, rw, &words) ||
         bp__mul_overflows(nc, 4, &total) || bp__add_overflows(total, (size_t)bits * 8, &total) ||
-        bp__mul_overflows(words, 4, &words) || bp__add_overflows(total, words, &total))
+        bp__mul_overflows(words, 4, &words) || bp__add_overflows(total, words, &total) ||
+        bp__add_overflows(total, mult_block_bytes(rows, cols, group_size), &total))
         return false;
     *ncoef = nc;
     *row_words = rw;
@@ -98,7 +124,8 @@ bp_status bp_matrix_serialize(const bp_matrix *m, void *buf, size_t cap, size_t 
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_serialize: %s must not be NULL",
                         !m ? "m" : "needed");
     size_t ncoef, rw, payload;
-    if (!payload_size(m->rows, m->cols, (uint32_t)m->bits, &ncoef, &rw, &payload))
+    const uint32_t gs = (uint32_t)m->group_size;
+    if (!payload_size(m->rows, m->cols, (uint32_t)m->bits, gs, &ncoef, &rw, &payload))
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "matrix too large to serialise");
     size_t total = HEADER_BYTES + payload + 4;
     *needed = total;
@@ -119,17 +146,60 @@ bp_status bp_matrix_serialize(const bp_matrix *m, void *buf, size_t cap, size_t 
     put_u32(p + 36, (uint32_t)m->method);
     put_u32(p + 40, float_bits(m->clip));
     put_u64(p + 48, payload);
+    put_u32(p + 64, gs);
+    put_u32(p + 68, (uint32_t)m->rot_block);
+    put_u64(p + 72, m->rot_seed);
     unsigned char *o = p + HEADER_BYTES;
     for (int n = 0; n < m->bits; n++, o += 8)
         put_u64(o, double_bits(m->prefix_error[n]));
     for (size_t i = 0; i < ncoef; i++, o += 4)
         put_u32(o, float_bits(m->coef[i]));
+    if (gs) {
+        const size_t ng = (m->cols + gs - 1) / gs, mb = mult_block_bytes(m->rows, m->cols, gs);
+        for (size_t r = 0; r < m->rows; r++)
+            for (size_t g = 0; g < ng; g++)
+                *o++ = (unsigned char)bp__mult(m, r, g);
+        for (size_t i = m->rows * ng; i < mb; i++)
+            *o++ = 0;
+    }
     for (int pl = 0; pl < m->bits; pl++)
         for (size_t r = 0; r < m->rows; r++)
             for (size_t w = 0; w < rw; w++, o += 4)
                 put_u32(o, bp__slab(m, pl)[bp__word_index(m, r, w)]);
     put_u32(o, bp__crc32c(p, total - 4));
     return BP_OK;
+}
+
+/* Prefix errors a quantizer can record (a relative least-squares error, at
+ * most 1 up to rounding). */
+#define PREFIX_ERROR_MAX 1.0001
+
+/*
+ * Coefficients a quantizer can produce: uniform c[n][row][p] = alpha_n
+ * 2^(n-1-p) (the lower ones are recomputed from alpha_n, which is all the
+ * combine reads), and represented weights within the float range:
+ * |alpha_n| (2^n - 1) m_max for uniform, sum_p |c_p| m_max for residual, at
+ * most 2 FLT_MAX (weights near FLT_MAX round up a little). NULL when valid.
+ */
+static const char *check_coefficients(bp_matrix *m) {
+    const double mmax = bp__grouped(m) ? BP_MULT_MAX : 1.0, limit = 2.0 * (double)FLT_MAX;
+    for (int n = 1; n <= m->bits; n++)
+        for (size_t r = 0; r < m->rows; r++) {
+            float *c = bp__coef(m, n, r);
+            double reach = 0;
+            if (m->method == BP_QUANT_UNIFORM) {
+                reach = fabs((double)c[n - 1]) * (double)((1u << n) - 1) * mmax;
+                for (int p = 0; p < n - 1; p++)
+                    c[p] = ldexpf(c[n - 1], n - 1 - p);
+            } else {
+                for (int p = 0; p < n; p++)
+                    reach += fabs((double)c[p]);
+                reach *= mmax;
+            }
+            if (!(reach <= limit))
+                return "coefficient too large: the weights it represents exceed the float range";
+        }
+    return NULL;
 }
 
 static bp_status corrupt(const char *what) {
@@ -144,7 +214,7 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
     if (!buf)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_deserialize: buf must not be NULL");
     const unsigned char *p = buf;
-    if (len < HEADER_BYTES + 4)
+    if (len < HEADER_BYTES_V1 + 4)
         return corrupt("shorter than the header");
     if (memcmp(p, magic, sizeof magic) != 0)
         return corrupt("bad magic (not a bitplane matrix)");
@@ -155,8 +225,11 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
                         FORMAT_VERSION);
     if (version == 0)
         return corrupt("format version 0");
-    if (get_u32(p + 12) != HEADER_BYTES)
+    const uint32_t header = version == 1 ? HEADER_BYTES_V1 : HEADER_BYTES;
+    if (get_u32(p + 12) != header)
         return corrupt("header size");
+    if (len < header + 4)
+        return corrupt("shorter than the header");
     uint64_t rows = get_u64(p + 16), cols = get_u64(p + 24);
     uint32_t bits = get_u32(p + 32), method = get_u32(p + 36), flags = get_u32(p + 44);
     float clip = bits_float(get_u32(p + 40));
@@ -170,46 +243,83 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
         return corrupt("clip out of range");
     if (flags != 0 || get_u64(p + 56) != 0)
         return corrupt("reserved fields are set");
+    uint32_t group_size = 0, rot_block = 0;
+    uint64_t rot_seed = 0;
+    if (version >= 2) {
+        group_size = get_u32(p + 64);
+        rot_block = get_u32(p + 68);
+        rot_seed = get_u64(p + 72);
+        if (get_u64(p + 80) != 0 || get_u64(p + 88) != 0)
+            return corrupt("reserved fields are set");
+        if (group_size && (group_size < BP_GROUP_MIN_COLS || group_size > BP_GROUP_MAX_COLS ||
+                           (group_size & (group_size - 1))))
+            return corrupt("group size is not 0 or a power of two in 32..4096");
+        if (group_size && cols > BP_GROUP_MAX_K)
+            return corrupt("group scales with more than 2^23 columns");
+        if (rot_block &&
+            (rot_block < 4 || rot_block > BP_ROTATION_MAX_BLOCK || !bp__is_pow4(rot_block)))
+            return corrupt("rotation block is not 0 or a power of four in 4..4096");
+    }
     size_t ncoef, rw, payload;
-    if (!payload_size(rows, cols, bits, &ncoef, &rw, &payload) || get_u64(p + 48) != payload)
+    if (!payload_size(rows, cols, bits, group_size, &ncoef, &rw, &payload) ||
+        get_u64(p + 48) != payload)
         return corrupt("payload size does not match the shape");
-    if (len != HEADER_BYTES + payload + 4)
-        return corrupt(len < HEADER_BYTES + payload + 4 ? "truncated" : "trailing bytes");
+    if (len != header + payload + 4)
+        return corrupt(len < header + payload + 4 ? "truncated" : "trailing bytes");
     if (get_u32(p + len - 4) != bp__crc32c(p, len - 4))
         return corrupt("checksum mismatch");
 
     bp_matrix *m;
-    bp_status st = bp__matrix_alloc((size_t)rows, (size_t)cols, (int)bits, &m);
-    if (st)
+    bp_status st = bp__matrix_alloc_grouped((size_t)rows, (size_t)cols, (int)bits, group_size, &m);
+    if (!st)
+        st = bp__matrix_set_rotation(m, (int)rot_block, rot_seed);
+    if (st) {
+        bp_matrix_destroy(m);
         return st;
+    }
     m->method = (bp_quant_method)method;
     m->clip = clip;
-    const unsigned char *o = p + HEADER_BYTES;
+    const char *bad = NULL;
+    const unsigned char *o = p + header;
     for (uint32_t n = 0; n < bits; n++, o += 8) {
         m->prefix_error[n] = bits_double(get_u64(o));
-        if (!isfinite(m->prefix_error[n]) || m->prefix_error[n] < 0) {
-            bp_matrix_destroy(m);
-            return corrupt("prefix error is not a finite value >= 0");
-        }
+        /* A least-squares fit never does worse than all-zero weights. */
+        if (!(m->prefix_error[n] >= 0 && m->prefix_error[n] <= PREFIX_ERROR_MAX))
+            bad = "prefix error is not in [0, 1]";
     }
     for (size_t i = 0; i < ncoef; i++, o += 4) {
         m->coef[i] = bits_float(get_u32(o));
-        if (!isfinite(m->coef[i])) {
-            bp_matrix_destroy(m);
-            return corrupt("non-finite coefficient");
-        }
+        if (!isfinite(m->coef[i]))
+            bad = "non-finite coefficient";
+    }
+    if (group_size) {
+        const size_t ng = (size_t)((cols + group_size - 1) / group_size);
+        const size_t mb = mult_block_bytes(rows, cols, group_size);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t g = 0; g < ng; g++, o++) {
+                if (*o < 1)
+                    bad = "group multiplier 0";
+                bp__mult_tile_mut(m, r / BP_ROW_GROUP, g)[r % BP_ROW_GROUP] = *o;
+            }
+        for (size_t i = (size_t)rows * ng; i < mb; i++, o++)
+            if (*o)
+                bad = "multiplier padding is set";
     }
     uint32_t tail_mask = cols % 32 ? ~((1u << (cols % 32)) - 1u) : 0u;
     for (uint32_t pl = 0; pl < bits; pl++)
         for (size_t r = 0; r < rows; r++)
             for (size_t w = 0; w < rw; w++, o += 4) {
                 uint32_t word = get_u32(o);
-                if (w == rw - 1 && (word & tail_mask)) {
-                    bp_matrix_destroy(m);
-                    return corrupt("padding bits are set");
-                }
+                if (w == rw - 1 && (word & tail_mask))
+                    bad = "padding bits are set";
                 m->planes[(size_t)pl * m->plane_words + bp__word_index(m, r, w)] = word;
             }
+    if (!bad)
+        bad = check_coefficients(m);
+    if (bad) {
+        bp_matrix_destroy(m);
+        return corrupt(bad);
+    }
     *out = m;
     return BP_OK;
 }

@@ -64,6 +64,18 @@ bp_status bp__matrix_alloc_grouped(size_t rows, size_t cols, int bits, size_t gr
     return BP_OK;
 }
 
+bp_status bp__matrix_set_rotation(bp_matrix *m, int block, uint64_t seed) {
+    m->rot_block = block;
+    m->rot_seed = seed;
+    if (!block)
+        return BP_OK;
+    m->rot_signs = bp__aligned_alloc(m->kwords * sizeof(uint32_t));
+    if (!m->rot_signs)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate the rotation signs");
+    bp__rotation_make_signs(m);
+    return BP_OK;
+}
+
 void bp_matrix_destroy(bp_matrix *m) {
     if (!m)
         return;
@@ -72,6 +84,7 @@ void bp_matrix_destroy(bp_matrix *m) {
     bp__aligned_free(m->planes);
     bp__aligned_free(m->coef);
     bp__aligned_free(m->mult);
+    bp__aligned_free(m->rot_signs);
     free(m->prefix_error);
     free(m);
 }
@@ -89,6 +102,13 @@ bp_quant_method bp_matrix_method(const bp_matrix *m) {
     return m ? m->method : BP_QUANT_UNIFORM;
 }
 
+size_t bp_matrix_group_size(const bp_matrix *m) {
+    return m ? m->group_size : 0;
+}
+int bp_matrix_rotation(const bp_matrix *m) {
+    return m ? m->rot_block : 0;
+}
+
 double bp_matrix_prefix_error(const bp_matrix *m, int n) {
     if (!m) {
         bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_prefix_error: m must not be NULL");
@@ -103,49 +123,26 @@ double bp_matrix_prefix_error(const bp_matrix *m, int n) {
 
 /* ---- per-row statistics ------------------------------------------------------ */
 
-void bp__row_stats(const uint32_t *rowbits, size_t kwords, int bits, const float *w, size_t cols,
-                   double *G, double *wt, double *ww) {
-    double s = 0, sum = 0, plus[BP_MAX_BITS] = {0};
-    for (size_t j0 = 0; j0 < cols; j0 += 32) {
-        size_t len = cols - j0 < 32 ? cols - j0 : 32;
-        double wd[32];
-        for (size_t j = 0; j < len; j++) {
-            wd[j] = w[j0 + j];
-            s += wd[j] * wd[j];
-            sum += wd[j];
-        }
-        /* Branch-free masked sums: the bit pattern is data, not control. */
-        for (int p = 0; p < bits; p++) {
-            uint32_t word = rowbits[(size_t)p * kwords + j0 / 32];
-            /* Four independent chains: a single one is add-latency bound. */
-            double acc[4] = {0, 0, 0, 0};
-            for (size_t j = 0; j < len; j++)
-                acc[j % 4] += wd[j] * (double)((word >> j) & 1u);
-            plus[p] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        }
-    }
-    *ww = s;
-    for (int p = 0; p < bits; p++) {
-        const uint32_t *bp = rowbits + (size_t)p * kwords;
-        wt[p] = 2.0 * plus[p] - sum;
-        /* Padding bits are 0 in every plane, so XOR counts valid columns only. */
-        for (int q = 0; q <= p; q++) {
-            const uint32_t *bq = rowbits + (size_t)q * kwords;
-            uint64_t diff = 0;
-            for (size_t wd = 0; wd < kwords; wd++)
-                diff += (uint64_t)__builtin_popcount(bp[wd] ^ bq[wd]);
-            double g = (double)cols - 2.0 * (double)diff;
-            G[p * bits + q] = G[q * bits + p] = g;
-        }
-    }
-}
-
 void bp__store_row(bp_matrix *m, size_t row, const uint32_t *rowbits) {
     for (int p = 0; p < m->bits; p++) {
         uint32_t *slab = m->planes + (size_t)p * m->plane_words;
         for (size_t wd = 0; wd < m->kwords; wd++)
             slab[bp__word_index(m, row, wd)] = rowbits[(size_t)p * m->kwords + wd];
     }
+}
+
+void bp__load_row(const bp_matrix *m, const float *w, double *out) {
+    if (m->rot_block) {
+        bp__rotate_weights(m, w, out);
+        return;
+    }
+    for (size_t j = 0; j < m->cols; j++)
+        out[j] = w[j];
+}
+
+void bp__store_row_mult(bp_matrix *m, size_t row, const uint8_t *mult, size_t ngroups) {
+    for (size_t g = 0; g < ngroups; g++)
+        bp__mult_tile_mut(m, row / BP_ROW_GROUP, g)[row % BP_ROW_GROUP] = mult[g];
 }
 
 double bp__row_sq_error(const double *G, int bits, const double *wt, double ww, const float *c,
@@ -184,12 +181,80 @@ static bp_status check_finite_matrix(const float *w, size_t rows, size_t cols, s
     return BP_OK;
 }
 
+static inline bool is_pow2(size_t v) {
+    return v && !(v & (v - 1));
+}
+
+/* Group size (0 = per row) and rotation block (0 = none) from the options. */
+static bp_status resolve_structure(const bp_quant_options *opt, size_t cols, size_t *group_size,
+                                   int *rotation) {
+    int g = opt->group_size ? opt->group_size : BP_DEFAULT_GROUP_SIZE;
+    if (g == BP_GROUP_PER_ROW) {
+        *group_size = 0;
+    } else if (g < BP_GROUP_MIN_COLS || g > BP_GROUP_MAX_COLS || !is_pow2((size_t)g)) {
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "group_size must be 0 (default %d), BP_GROUP_PER_ROW (-1) or a power of "
+                        "two in %d..%d, got %d",
+                        BP_DEFAULT_GROUP_SIZE, BP_GROUP_MIN_COLS, BP_GROUP_MAX_COLS,
+                        opt->group_size);
+    } else {
+        *group_size = (size_t)g;
+        if (cols > BP_GROUP_MAX_K)
+            return bp__fail(BP_ERR_OUT_OF_RANGE,
+                            "group scales need cols <= %zu (got %zu); use group_size "
+                            "BP_GROUP_PER_ROW for wider matrices",
+                            BP_GROUP_MAX_K, cols);
+    }
+    int b = opt->rotation ? opt->rotation : BP_DEFAULT_ROTATION;
+    if (b == BP_ROTATION_NONE)
+        b = 0;
+    else if (b < 4 || b > BP_ROTATION_MAX_BLOCK || !bp__is_pow4((size_t)b))
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "rotation must be 0 (default block %d), BP_ROTATION_NONE (-1) or a "
+                        "power-of-four block in 4..%d, got %d",
+                        BP_DEFAULT_ROTATION, BP_ROTATION_MAX_BLOCK, opt->rotation);
+    *rotation = b;
+    return BP_OK;
+}
+
+/* Calibration options: uniform only, a finite sample set, a target prefix. */
+static bp_status check_calibration(const bp_quant_options *opt, int bits, size_t cols,
+                                   int *planes) {
+    if (!opt->calibration) {
+        if (opt->calibration_count || opt->calibration_planes)
+            return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                            "calibration_count and calibration_planes need calibration samples");
+        return BP_OK;
+    }
+    if (opt->method != BP_QUANT_UNIFORM)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "calibration applies to the uniform quantizer only");
+    if (opt->calibration_count == 0)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "calibration_count must be > 0");
+    if (opt->calibration_ld < cols)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "calibration_ld must be >= cols (%zu), got %zu",
+                        cols, opt->calibration_ld);
+    size_t span;
+    if (!bp__span_bytes(opt->calibration_count, opt->calibration_ld, cols, &span))
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "calibration_count x calibration_ld overflows");
+    if (opt->calibration_planes < 0 || opt->calibration_planes > bits)
+        return bp__fail(BP_ERR_OUT_OF_RANGE,
+                        "calibration_planes must be 0 (default 4) or 1..%d, got %d", bits,
+                        opt->calibration_planes);
+    bp_status st = check_finite_matrix(opt->calibration, opt->calibration_count, cols,
+                                       opt->calibration_ld, "calibration");
+    if (st)
+        return st;
+    *planes = opt->calibration_planes ? opt->calibration_planes : (bits < 4 ? bits : 4);
+    return BP_OK;
+}
+
 typedef struct quantize_job {
     bp_quantize_rows_fn fn;
     bp_matrix *m;
     const float *w;
     size_t ld;
-    float clip;
+    bp_quant_params params;
     size_t rows_per_task;
     double *sq_err, *ww;
     unsigned char *scratch;
@@ -200,7 +265,7 @@ static void quantize_task(void *arg, size_t task, int worker) {
     quantize_job *j = arg;
     size_t r0 = task * j->rows_per_task;
     size_t r1 = r0 + j->rows_per_task < j->m->rows ? r0 + j->rows_per_task : j->m->rows;
-    j->fn(j->m, j->w, j->ld, j->clip, r0, r1, j->sq_err, j->ww,
+    j->fn(j->m, j->w, j->ld, &j->params, r0, r1, j->sq_err, j->ww,
           j->scratch + (size_t)worker * j->scratch_bytes);
 }
 
@@ -237,14 +302,31 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     if (opt.method == BP_QUANT_RESIDUAL && opt.clip != 0.0f)
         return bp__fail(BP_ERR_INVALID_ARGUMENT,
                         "clip applies to the uniform quantizer only; set it to 0 for residual");
+    size_t group_size = 0;
+    int rotation = 0;
+    if ((st = resolve_structure(&opt, cols, &group_size, &rotation)))
+        return st;
     if ((st = check_finite_matrix(w, rows, cols, ld, "w")))
+        return st;
+    int cal_planes = 0;
+    if ((st = check_calibration(&opt, bits, cols, &cal_planes)))
         return st;
 
     bp_matrix *m;
-    if ((st = bp__matrix_alloc(rows, cols, bits, &m)))
+    if ((st = bp__matrix_alloc_grouped(rows, cols, bits, group_size, &m)))
         return st;
+    if ((st = bp__matrix_set_rotation(m, rotation, opt.rotation_seed))) {
+        bp_matrix_destroy(m);
+        return st;
+    }
     m->method = opt.method;
     m->clip = opt.clip;
+    double *cal_u = NULL;
+    if (opt.calibration && (st = bp__calibration_factor(m, opt.calibration, opt.calibration_count,
+                                                        opt.calibration_ld, &cal_u))) {
+        bp_matrix_destroy(m);
+        return st;
+    }
     int workers = bp_context_threads(ctx);
     size_t scratch_bytes = bp__quantize_scratch_bytes(m);
     double *sq_err = calloc(rows * (size_t)bits, sizeof(double));
@@ -254,6 +336,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         free(sq_err);
         free(ww);
         bp__aligned_free(scratch);
+        free(cal_u);
         bp_matrix_destroy(m);
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate quantizer statistics");
     }
@@ -263,7 +346,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         .m = m,
         .w = w,
         .ld = ld,
-        .clip = opt.clip,
+        .params = {.clip = opt.clip, .cal_u = cal_u, .cal_planes = cal_planes},
         .rows_per_task = 64,
         .sq_err = sq_err,
         .ww = ww,
@@ -272,6 +355,7 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     };
     bp__parallel_for(ctx, (rows + job.rows_per_task - 1) / job.rows_per_task, quantize_task, &job);
     bp__matrix_finish_error(m, sq_err, ww);
+    free(cal_u);
     free(sq_err);
     free(ww);
     bp__aligned_free(scratch);
@@ -297,14 +381,23 @@ bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, 
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "rows (%zu) x ld (%zu) overflows size_t", m->rows,
                         ld);
     int n = planes ? planes : m->bits;
+    double *row = malloc(m->cols * sizeof *row);
+    if (!row)
+        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate a row to dequantize");
     for (size_t r = 0; r < m->rows; r++) {
         const float *c = bp__coef(m, n, r);
         for (size_t j = 0; j < m->cols; j++) {
             double v = 0;
             for (int p = 0; p < n; p++)
                 v += bp__plane_bit(m, p, r, j) ? (double)c[p] : -(double)c[p];
-            out[r * ld + j] = (float)(v * bp__mult(m, r, j / 32 / m->group_words));
+            row[j] = v * bp__mult(m, r, j / 32 / m->group_words);
         }
+        /* Back from the rotated coordinates the matrix was quantized in. */
+        if (m->rot_block)
+            bp__unrotate_weights(m, row);
+        for (size_t j = 0; j < m->cols; j++)
+            out[r * ld + j] = (float)row[j];
     }
+    free(row);
     return BP_OK;
 }

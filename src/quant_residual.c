@@ -6,6 +6,10 @@
  * joint least-squares fit min ||w - T_n c||. When that system is singular
  * (K < n, or a plane repeats once the residual hits zero) the minimum-norm
  * solution keeps the coefficients finite and well-defined.
+ *
+ * With group scales the row is first divided by its group multipliers (as
+ * for the uniform quantizer), the digits follow that normalized row, and the
+ * refit weighs every column by its multiplier, as the combine does.
  */
 #include "bp_internal.h"
 
@@ -107,22 +111,58 @@ static bool solve_cholesky(const double *G, int ld, const double *b, int n, doub
     return true;
 }
 
-void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, float clip, size_t r0,
-                                size_t r1, double *sq_err, double *ww, void *scratch) {
-    (void)clip;
+/* G[p][q] = sum_j m_j^2 t_p t_q and wt[p] = sum_j m_j w_j t_p over the valid
+ * columns, with m_j the multiplier of column j's group (whole 32-column
+ * words per group, so popcounts per word do). */
+static void weighted_stats(const bp_matrix *m, const uint32_t *rowbits, const double *w,
+                           const uint8_t *mult, size_t gcols, double *G, double *wt) {
     const int k = m->bits;
     const size_t kw = m->kwords, cols = m->cols;
-    uint32_t *rowbits = scratch;
-    double *res =
-        (double *)((unsigned char *)scratch + bp__round_up((size_t)k * kw * sizeof(uint32_t), 64));
+    for (int p = 0; p < k; p++) {
+        double plus = 0, all = 0;
+        for (size_t j = 0; j < cols; j++) {
+            double v = (double)mult[j / gcols] * w[j];
+            all += v;
+            if ((rowbits[(size_t)p * kw + j / 32] >> (j % 32)) & 1u)
+                plus += v;
+        }
+        wt[p] = 2.0 * plus - all;
+        for (int q = 0; q <= p; q++) {
+            double g = 0;
+            for (size_t w0 = 0; w0 * 32 < cols; w0++) {
+                const double mg = mult[w0 * 32 / gcols];
+                const size_t valid = cols - w0 * 32 < 32 ? cols - w0 * 32 : 32;
+                const int diff =
+                    __builtin_popcount(rowbits[(size_t)p * kw + w0] ^ rowbits[(size_t)q * kw + w0]);
+                g += mg * mg * ((double)valid - 2.0 * diff);
+            }
+            G[p * k + q] = G[q * k + p] = g;
+        }
+    }
+}
+
+void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, const bp_quant_params *qp,
+                                size_t r0, size_t r1, double *sq_err, double *ww, void *scratch) {
+    (void)qp;
+    const int k = m->bits;
+    const size_t kw = m->kwords, cols = m->cols;
+    bp_quant_scratch s = bp__quant_scratch(m, scratch);
+    double *res = s.aux;
     double G[BP_MAX_BITS * BP_MAX_BITS], wt[BP_MAX_BITS], x[BP_MAX_BITS];
     for (size_t r = r0; r < r1; r++) {
-        const float *row = w + r * ld;
-        memset(rowbits, 0, (size_t)k * kw * sizeof *rowbits);
-        for (size_t j = 0; j < cols; j++)
-            res[j] = row[j];
+        bp__load_row(m, w + r * ld, s.row);
+        size_t gcols, ngroups;
+        bp__group_multipliers(m, s.row, s.mult, &gcols, &ngroups);
+        memset(s.rowbits, 0, (size_t)k * kw * sizeof *s.rowbits);
+        double sum_ww = 0;
+        /* The greedy digits follow the row divided by its group multipliers,
+         * which the combine multiplies back. */
+        for (size_t j = 0; j < cols; j++) {
+            res[j] = s.row[j] / s.mult[j / gcols];
+            sum_ww += s.row[j] * s.row[j];
+        }
         for (int p = 0; p < k; p++) {
-            uint32_t *bits = rowbits + (size_t)p * kw;
+            uint32_t *bits = s.rowbits + (size_t)p * kw;
             double part[4] = {0, 0, 0, 0};
             for (size_t j = 0; j < cols; j++)
                 part[j % 4] += fabs(res[j]);
@@ -137,8 +177,10 @@ void bp__quantize_rows_residual(bp_matrix *m, const float *w, size_t ld, float c
             for (size_t j = 0; j < cols; j++)
                 res[j] -= res[j] < 0 ? -mean : mean;
         }
-        bp__store_row(m, r, rowbits);
-        bp__row_stats(rowbits, kw, k, row, cols, G, wt, &ww[r]);
+        bp__store_row(m, r, s.rowbits);
+        bp__store_row_mult(m, r, s.mult, ngroups);
+        weighted_stats(m, s.rowbits, s.row, s.mult, gcols, G, wt);
+        ww[r] = sum_ww;
         for (int n = 1; n <= k; n++) {
             if (!solve_cholesky(G, k, wt, n, x))
                 solve_min_norm(G, k, wt, n, x);

@@ -206,3 +206,128 @@ Test(accuracy, error_vs_exact_product_shrinks_with_planes, .timeout = 300) {
     free(y);
     bp_context_destroy(ctx);
 }
+
+/* Weights near FLT_MAX: every path and quantizer gives finite y or
+ * BP_ERR_NON_FINITE with a reason, never a silent Inf with BP_OK. */
+Test(accuracy, huge_weights_never_silent_inf) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { M = 9, K = 70, B = 3 };
+    float *w = tu_xmalloc(M * K * sizeof *w), x[K * B], y[M * B];
+    for (size_t i = 0; i < M * K; i++)
+        w[i] = (tu_range(&rng, 0, 1) ? 3e38f : -3e38f) * (float)(0.5 + 0.5 * tu_uniform(&rng));
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    for (int method = 0; method < 2; method++)
+        for (int structure = 0; structure < 2; structure++) {
+            bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+            q.bits = 8;
+            q.method = (bp_quant_method)method;
+            if (structure) {
+                q.group_size = BP_GROUP_PER_ROW;
+                q.rotation = BP_ROTATION_NONE;
+            }
+            bp_matrix *m = tu_quantize_opts(ctx, w, M, K, K, &q);
+            for (int scale = 0; scale < 3; scale++) {
+                /* Small inputs keep the true y finite; large ones do not. */
+                tu_fill_gauss(&rng, x, K * B, scale == 0 ? 1e-6f : scale == 1 ? 1e-3f : 1.0f);
+                for (int n = 1; n <= 8; n += 3) {
+                    bp_run_options o = tu_run(n, 8);
+                    bp_status st = bp_gemm(ctx, m, x, B, K, y, M, &o);
+                    bool finite = true;
+                    for (size_t i = 0; i < M * B; i++)
+                        finite &= isfinite(y[i]) != 0;
+                    cr_assert(st == BP_ERR_NON_FINITE || (st == BP_OK && finite),
+                              "method %d structure %d scale %d planes %d: status %s with %s y; "
+                              "seed=%llu",
+                              method, structure, scale, n, bp_status_string(st),
+                              finite ? "finite" : "non-finite", seed);
+                    if (st == BP_ERR_NON_FINITE)
+                        cr_assert(strstr(bp_last_error(), "overflow") != NULL, "%s",
+                                  bp_last_error());
+                    if (scale == 0)
+                        cr_assert(st == BP_OK,
+                                  "method %d structure %d planes %d: |y| ~ 1e34 fits float: %s",
+                                  method, structure, n, bp_last_error());
+                }
+            }
+            bp_matrix_destroy(m);
+        }
+    bp_context_destroy(ctx);
+    free(w);
+}
+
+/* ||(W - W_n) X|| / ||W X|| over the samples (vectors of K, ld K). */
+static double output_error(const float *w, const float *wn, size_t M, size_t K, const float *x,
+                           size_t count) {
+    double num = 0, den = 0;
+    for (size_t c = 0; c < count; c++)
+        for (size_t r = 0; r < M; r++) {
+            double t = 0, d = 0;
+            for (size_t j = 0; j < K; j++) {
+                t += (double)w[r * K + j] * x[c * K + j];
+                d += ((double)w[r * K + j] - wn[r * K + j]) * x[c * K + j];
+            }
+            num += d * d;
+            den += t * t;
+        }
+    return sqrt(num / den);
+}
+
+/* Calibration lowers the output error on correlated, unevenly scaled
+ * activations at the target plane count (measured on held-out samples), for
+ * per-row and grouped, rotated and plain matrices. */
+Test(accuracy, calibration_lowers_output_error, .timeout = 120) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { M = 48, K = 128, N = 512 };
+    float *w = tu_xmalloc(M * K * sizeof *w), *x = tu_xmalloc(2 * N * K * sizeof *x);
+    float *wn = tu_xmalloc(M * K * sizeof *wn);
+    tu_fill_gauss(&rng, w, M * K, 1.0f);
+    /* Activations: a few shared factors plus noise, channel scales 0.1..10. */
+    float scale[K], mix[8][K];
+    for (size_t j = 0; j < K; j++)
+        scale[j] = (float)pow(10.0, 2.0 * tu_uniform(&rng) - 1.0);
+    tu_fill_gauss(&rng, &mix[0][0], 8 * K, 1.0f);
+    for (size_t c = 0; c < 2 * N; c++) {
+        float f[8];
+        tu_fill_gauss(&rng, f, 8, 1.0f);
+        for (size_t j = 0; j < K; j++) {
+            float v = 0.3f * (float)tu_gauss(&rng);
+            for (int i = 0; i < 8; i++)
+                v += f[i] * mix[i][j];
+            x[c * K + j] = v * scale[j];
+        }
+    }
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 2);
+    for (int structure = 0; structure < 2; structure++)
+        for (int t = 3; t <= 4; t++) {
+            bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+            q.bits = 8;
+            if (structure == 0) {
+                q.group_size = BP_GROUP_PER_ROW;
+                q.rotation = BP_ROTATION_NONE;
+            }
+            bp_matrix *plain = tu_quantize_opts(ctx, w, M, K, K, &q);
+            q.calibration = x;
+            q.calibration_count = N;
+            q.calibration_ld = K;
+            q.calibration_planes = t;
+            bp_matrix *cal = tu_quantize_opts(ctx, w, M, K, K, &q);
+            /* Held-out samples: the second half. */
+            cr_assert_eq(bp_matrix_dequantize(NULL, plain, t, wn, K), BP_OK);
+            double e_plain = output_error(w, wn, M, K, x + N * K, N);
+            cr_assert_eq(bp_matrix_dequantize(NULL, cal, t, wn, K), BP_OK);
+            double e_cal = output_error(w, wn, M, K, x + N * K, N);
+            cr_assert(e_cal < 0.9 * e_plain,
+                      "structure %d, %d planes: calibrated output error %.4f vs %.4f; seed=%llu",
+                      structure, t, e_cal, e_plain, seed);
+            bp_matrix_destroy(plain);
+            bp_matrix_destroy(cal);
+        }
+    bp_context_destroy(ctx);
+    free(w);
+    free(wn);
+    free(x);
+}

@@ -143,11 +143,27 @@ static void check_case(bp_context *ref_ctx, bp_context *ctx, const char *path, c
 static bp_matrix *make_matrix(bp_context *ctx, tu_rng *rng, gemm_case *c) {
     float *w = tu_xmalloc(c->rows * c->ldw * sizeof *w);
     tu_fill_gauss_ld(rng, w, c->rows, c->cols, c->ldw, 0.1f, NAN);
-    bp_matrix *m = tu_quantize(ctx, w, c->rows, c->cols, c->ldw, c->bits, c->method, 0.0f);
+    /* Every structure of docs/numerics.md: the defaults (groups of 64 and a
+     * rotation), one scale per row, random group and rotation sizes, and
+     * random multipliers on any of them. */
+    bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+    q.bits = c->bits;
+    q.method = c->method;
+    switch (tu_range(rng, 0, 2)) {
+    case 0:
+        break;
+    case 1:
+        q.group_size = BP_GROUP_PER_ROW;
+        q.rotation = BP_ROTATION_NONE;
+        break;
+    default:
+        q.group_size = tu_range(rng, 0, 3) ? 32 << tu_range(rng, 0, 5) : BP_GROUP_PER_ROW;
+        q.rotation = tu_range(rng, 0, 3) ? 4 << 2 * tu_range(rng, 0, 5) : BP_ROTATION_NONE;
+        q.rotation_seed = tu_next(rng);
+    }
+    bp_matrix *m = tu_quantize_opts(ctx, w, c->rows, c->cols, c->ldw, &q);
     free(w);
-    /* Half the matrices get random group multipliers (docs/numerics.md), so
-     * every path is held to the grouped contract too. */
-    if (tu_range(rng, 0, 1))
+    if (tu_range(rng, 0, 2) == 0)
         tu_set_groups(m, (size_t)32 << tu_range(rng, 0, 4), rng);
     return m;
 }

@@ -1,17 +1,20 @@
 /*
- * The matrix file format (src/format.c, version 1):
+ * The matrix file format (src/format.c, version 2; version 1 still loads):
  *  - save/load and serialize/deserialize round trips give an identical
  *    matrix (dequantize, gemm bit for bit, prefix errors, bytes);
  *  - every truncation, every single-byte flip and trailing bytes are
  *    rejected with BP_ERR_CORRUPT, each buffer exactly sized so ASan sees
  *    any over-read;
  *  - a newer version gives BP_ERR_VERSION;
+ *  - a version-1 file (bytes written here from the version-1 layout) loads;
  *  - fields made invalid with a recomputed (valid) checksum are rejected,
  *    so validation does not rely on the CRC alone.
  * Layout used here: magic at 0, version u32 at 8, header size u32 at 12,
  * rows u64 at 16, cols u64 at 24, bits u32 at 32, method u32 at 36, clip f32
  * at 40, flags u32 at 44, payload bytes u64 at 48, reserved u64 at 56,
- * payload from 64 (prefix errors f64, coefficients f32, untiled planes),
+ * group size u32 at 64, rotation block u32 at 68, seed u64 at 72, 16
+ * reserved bytes, payload from 96 (prefix errors f64, coefficients f32,
+ * multipliers u8 row-major padded to 4 when grouped, untiled planes),
  * CRC-32C of everything before it in the last 4 bytes.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -39,7 +42,12 @@ TestSuite(format, .fini = tu_suite_fini);
 #define OFF_FLAGS    44
 #define OFF_PAYLOAD  48
 #define OFF_RESERVED 56
-#define HEADER       64
+#define OFF_GROUP    64
+#define OFF_ROTATION 68
+#define OFF_SEED     72
+#define OFF_RESV2    80
+#define HEADER       96
+#define HEADER_V1    64
 
 /* Independent CRC-32C (Castagnoli, reflected 0x82F63B78), bitwise. */
 static uint32_t crc32c(const unsigned char *p, size_t n) {
@@ -70,8 +78,16 @@ static void fix_crc(unsigned char *buf, size_t len) {
 static bp_matrix *random_matrix(tu_rng *rng, size_t M, size_t K, int bits, bp_quant_method method) {
     float *w = tu_xmalloc(M * K * sizeof *w);
     tu_fill_gauss(rng, w, M * K, 1.0f);
-    bp_matrix *m =
-        tu_quantize(NULL, w, M, K, K, bits, method, method == BP_QUANT_UNIFORM ? 0.75f : 0.0f);
+    /* Grouped and rotated (the defaults' structure) with a random seed, so
+     * every version-2 field is present. */
+    bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+    q.bits = bits;
+    q.method = method;
+    q.clip = method == BP_QUANT_UNIFORM ? 0.75f : 0.0f;
+    q.group_size = 32;
+    q.rotation = 16;
+    q.rotation_seed = tu_next(rng);
+    bp_matrix *m = tu_quantize_opts(NULL, w, M, K, K, &q);
     free(w);
     return m;
 }
@@ -296,10 +312,10 @@ Test(format, newer_version) {
     size_t len;
     unsigned char *buf = serialize(m, &len);
     cr_assert(memcmp(buf, "BITPLANE", 8) == 0, "magic");
-    cr_assert_eq(get32(buf + OFF_VERSION), 1u, "format version field");
+    cr_assert_eq(get32(buf + OFF_VERSION), 2u, "format version field");
     cr_assert_eq(get32(buf + len - 4), crc32c(buf, len - 4),
                  "trailer is not CRC-32C of the preceding bytes");
-    uint32_t versions[] = {2, 3, 255, 0x10000, UINT32_MAX};
+    uint32_t versions[] = {3, 255, 0x10000, UINT32_MAX};
     for (size_t i = 0; i < NELEM(versions); i++)
         for (int recrc = 0; recrc < 2; recrc++) {
             unsigned char *c = tu_xmalloc(len);
@@ -323,14 +339,14 @@ Test(format, newer_version) {
     /* Through a file too. */
     char path[64];
     temp_path(path, sizeof path);
-    put32(c + OFF_VERSION, 2);
+    put32(c + OFF_VERSION, 3);
     fix_crc(c, len);
     FILE *f = fopen(path, "wb");
     cr_assert(f && fwrite(c, 1, len, f) == len);
     fclose(f);
     bp_matrix *l = (bp_matrix *)(uintptr_t)1;
     bp_status st = bp_matrix_load(NULL, path, &l);
-    cr_assert_eq(st, BP_ERR_VERSION, "load of a version-2 file: %s (%s)", bp_status_string(st),
+    cr_assert_eq(st, BP_ERR_VERSION, "load of a version-3 file: %s (%s)", bp_status_string(st),
                  bp_last_error());
     cr_assert(l == NULL);
     remove(path);
@@ -344,30 +360,51 @@ Test(format, fields_validated_behind_valid_crc) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    size_t M = 6, K = 40;
+    size_t M = 5, K = 40;
     int bits = 4;
     bp_matrix *m = random_matrix(&rng, M, K, bits, BP_QUANT_UNIFORM);
     size_t len;
     unsigned char *buf = serialize(m, &len);
     size_t coef_off = HEADER + (size_t)bits * 8;
     size_t ncoef = M * (size_t)bits * (size_t)(bits + 1) / 2;
-    size_t plane_off = coef_off + ncoef * 4;
+    size_t mult_off = coef_off + ncoef * 4, ng = (K + 31) / 32;
+    size_t mult_bytes = (M * ng + 3) / 4 * 4;
+    size_t plane_off = mult_off + mult_bytes;
     size_t rw = (K + 31) / 32;
     cr_assert_eq(len, plane_off + (size_t)bits * M * rw * 4 + 4, "unexpected layout");
-    float fnan = NAN, finf = INFINITY, two = 2.0f, neg = -0.5f;
-    uint32_t u_nan, u_inf, u_two, u_neg;
+    cr_assert(M * ng < mult_bytes, "the case should have multiplier padding");
+    float fnan = NAN, finf = INFINITY, two = 2.0f, neg = -0.5f, huge = 3e38f;
+    uint32_t u_nan, u_inf, u_two, u_neg, u_huge;
     memcpy(&u_nan, &fnan, 4);
     memcpy(&u_inf, &finf, 4);
     memcpy(&u_two, &two, 4);
     memcpy(&u_neg, &neg, 4);
+    memcpy(&u_huge, &huge, 4);
+    /* c[2][row 0][1] is the scale of the 2-plane prefix: 3e38 * 3 overflows. */
+    size_t alpha2_off = coef_off + 4 * (M * 1 + 1);
     struct {
         const char *what;
         size_t off;
-        int width; /* 4 or 8 */
+        int width; /* 1, 4 or 8 */
         uint64_t value;
     } edits[] = {
+        {"group size 48", OFF_GROUP, 4, 48},
+        {"group size 16", OFF_GROUP, 4, 16},
+        {"group size 8192", OFF_GROUP, 4, 8192},
+        {"group size 64 (payload mismatch)", OFF_GROUP, 4, 64},
+        {"rotation block 3", OFF_ROTATION, 4, 3},
+        {"rotation block 1", OFF_ROTATION, 4, 1},
+        {"rotation block 32 (not a power of four)", OFF_ROTATION, 4, 32},
+        {"rotation block 8192", OFF_ROTATION, 4, 8192},
+        {"version-2 reserved", OFF_RESV2, 8, 1},
+        {"version-2 reserved tail", OFF_RESV2 + 8, 8, 1},
+        {"multiplier 0", mult_off + 1, 1, 0},
+        {"multiplier padding", mult_off + M * ng, 1, 7},
+        {"prefix error 2", HEADER + 8, 8, 0x4000000000000000ull},
+        {"coefficient 3e38 (weights beyond float)", alpha2_off, 4, u_huge},
         {"magic", 0, 4, 0x41544942u /* "BITA" */},
         {"header size", OFF_HEADER, 4, 65},
+        {"header size of version 1", OFF_HEADER, 4, HEADER_V1},
         {"rows 0", OFF_ROWS, 8, 0},
         {"rows huge", OFF_ROWS, 8, UINT64_MAX},
         {"rows > BP_MAX_DIM", OFF_ROWS, 8, (uint64_t)BP_MAX_DIM + 1},
@@ -397,7 +434,9 @@ Test(format, fields_validated_behind_valid_crc) {
     for (size_t i = 0; i < NELEM(edits); i++) {
         unsigned char *c = tu_xmalloc(len);
         memcpy(c, buf, len);
-        if (edits[i].width == 4)
+        if (edits[i].width == 1)
+            c[edits[i].off] = (unsigned char)edits[i].value;
+        else if (edits[i].width == 4)
             put32(c + edits[i].off, (uint32_t)edits[i].value);
         else
             put64(c + edits[i].off, edits[i].value);
@@ -413,6 +452,31 @@ Test(format, fields_validated_behind_valid_crc) {
     bp_matrix *l = NULL;
     cr_assert_eq(try_parse(c, len, &l), BP_OK, "%s", bp_last_error());
     bp_matrix_destroy(l);
+    /* A 1e36 one-plane scale (times multipliers up to 255) represents weights
+     * within the float range, so it loads; gemm must then report the
+     * overflow, not return Inf. */
+    float big = 1e36f;
+    uint32_t u_big;
+    memcpy(&u_big, &big, 4);
+    memcpy(c, buf, len);
+    put32(c + coef_off, u_big);
+    fix_crc(c, len);
+    cr_assert_eq(try_parse(c, len, &l), BP_OK, "%s", bp_last_error());
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    float *x = tu_xmalloc(K * sizeof *x), *y = tu_xmalloc(M * sizeof *y);
+    tu_fill_gauss(&rng, x, K, 1.0f);
+    bp_run_options o = tu_run(1, 8);
+    bp_status st = bp_gemm(ctx, l, x, 1, K, y, M, &o);
+    bool finite = true;
+    for (size_t r = 0; r < M; r++)
+        finite &= isfinite(y[r]) != 0;
+    cr_assert(st == BP_ERR_NON_FINITE || (st == BP_OK && finite),
+              "1e36 coefficient: status %s, y %s; seed=%llu", bp_status_string(st),
+              finite ? "finite" : "not finite", seed);
+    free(x);
+    free(y);
+    bp_context_destroy(ctx);
+    bp_matrix_destroy(l);
     free(c);
     free(buf);
     bp_matrix_destroy(m);
@@ -425,4 +489,100 @@ Test(format, load_missing_path) {
     cr_assert(m == NULL);
     cr_assert(strstr(bp_last_error(), "missing.bpm") != NULL,
               "the message should name the path: %s", bp_last_error());
+}
+
+/* A version-1 file, written here byte by byte from the version-1 layout
+ * (64-byte header, no multipliers, no rotation), still loads: the matrix it
+ * describes dequantizes to sum_p c[n][row][p] t_p and gemm follows the
+ * documented rule. */
+Test(format, version_1_file_loads) {
+    enum { M = 3, K = 40, BITS = 2, RW = 2 };
+    static const float alpha1[M] = {0.5f, 0.25f, 1.5f}, alpha2[M] = {0.2f, 0.125f, 0.75f};
+    const size_t ncoef = M * BITS * (BITS + 1) / 2;
+    const size_t payload = BITS * 8 + ncoef * 4 + (size_t)BITS * M * RW * 4;
+    const size_t len = HEADER_V1 + payload + 4;
+    unsigned char *b = tu_xmalloc(len);
+    memset(b, 0, len);
+    memcpy(b, "BITPLANE", 8);
+    put32(b + OFF_VERSION, 1);
+    put32(b + OFF_HEADER, HEADER_V1);
+    put64(b + OFF_ROWS, M);
+    put64(b + OFF_COLS, K);
+    put32(b + OFF_BITS, BITS);
+    put32(b + OFF_METHOD, BP_QUANT_UNIFORM);
+    put64(b + OFF_PAYLOAD, payload);
+    unsigned char *o = b + HEADER_V1;
+    const double errs[BITS] = {0.5, 0.25};
+    for (int n = 0; n < BITS; n++, o += 8) {
+        uint64_t u;
+        memcpy(&u, &errs[n], 8);
+        put64(o, u);
+    }
+    float coef[M * BITS * (BITS + 1) / 2];
+    for (int r = 0; r < M; r++) {
+        coef[r] = alpha1[r];                /* n = 1 */
+        coef[M + 2 * r] = 2.0f * alpha2[r]; /* n = 2, p = 0 */
+        coef[M + 2 * r + 1] = alpha2[r];    /* n = 2, p = 1 */
+    }
+    for (size_t i = 0; i < ncoef; i++, o += 4) {
+        uint32_t u;
+        memcpy(&u, &coef[i], 4);
+        put32(o, u);
+    }
+    uint32_t words[BITS][M][RW];
+    for (int p = 0; p < BITS; p++)
+        for (int r = 0; r < M; r++) {
+            words[p][r][0] = 0x9e3779b9u * (uint32_t)(p * 7 + r + 1);
+            words[p][r][1] = (0x85ebca6bu * (uint32_t)(p * 5 + r + 3)) & 0xffu; /* 8 valid bits */
+            for (int w = 0; w < RW; w++, o += 4)
+                put32(o, words[p][r][w]);
+        }
+    fix_crc(b, len);
+
+    bp_matrix *m = NULL;
+    cr_assert_eq(try_parse(b, len, &m), BP_OK, "version-1 file: %s", bp_last_error());
+    cr_assert_eq(bp_matrix_bits(m), BITS);
+    cr_assert(bp_matrix_prefix_error(m, 1) == 0.5 && bp_matrix_prefix_error(m, 2) == 0.25);
+    float *d = tu_xmalloc(M * K * sizeof *d);
+    for (int n = 1; n <= BITS; n++) {
+        cr_assert_eq(bp_matrix_dequantize(NULL, m, n, d, K), BP_OK);
+        for (int r = 0; r < M; r++)
+            for (int j = 0; j < K; j++) {
+                double v = 0;
+                for (int p = 0; p < n; p++) {
+                    int bit = (int)((words[p][r][j / 32] >> (j % 32)) & 1u);
+                    double c = n == 1 ? alpha1[r] : (p == 0 ? 2.0 * alpha2[r] : alpha2[r]);
+                    v += bit ? c : -c;
+                }
+                cr_assert(d[r * K + j] == (float)v, "dequantize(%d)[%d][%d] = %g, want %g", n, r, j,
+                          (double)d[r * K + j], v);
+            }
+    }
+    /* gemm follows the documented rule on the loaded matrix. */
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    float x[K], y[M], e[M];
+    tu_fill_gauss(&rng, x, K, 1.0f);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    for (int n = 1; n <= BITS; n++) {
+        bp_run_options o2 = tu_run(n, 8);
+        cr_assert_eq(bp_gemm(ctx, m, x, 1, K, y, M, &o2), BP_OK, "%s", bp_last_error());
+        tu_exact_column(m, x, n, 8, 0.0f, NULL, e);
+        cr_assert(memcmp(y, e, sizeof y) == 0, "gemm at %d planes differs from the rule; seed=%llu",
+                  n, seed);
+    }
+    /* Saved again it becomes a version-2 file with the same contents. */
+    size_t len2;
+    unsigned char *b2 = serialize(m, &len2);
+    cr_assert_eq(get32(b2 + OFF_VERSION), 2u);
+    bp_matrix *m2 = NULL;
+    cr_assert_eq(try_parse(b2, len2, &m2), BP_OK, "%s", bp_last_error());
+    assert_identical(m, m2, &rng, seed);
+    bp_matrix_destroy(m2);
+    free(b2);
+    bp_context_destroy(ctx);
+    free(d);
+    bp_matrix_destroy(m);
+    free(b);
 }

@@ -261,6 +261,17 @@ bp_matrix *tu_quantize(bp_context *ctx, const float *w, size_t rows, size_t cols
     q.bits = bits;
     q.method = method;
     q.clip = clip;
+    q.group_size = BP_GROUP_PER_ROW;
+    q.rotation = BP_ROTATION_NONE;
+    return tu_quantize_opts(ctx, w, rows, cols, ld, &q);
+}
+
+bp_matrix *tu_quantize_opts(bp_context *ctx, const float *w, size_t rows, size_t cols, size_t ld,
+                            const bp_quant_options *opts) {
+    const bp_quant_options q = *opts;
+    const int bits = q.bits;
+    const bp_quant_method method = q.method;
+    const float clip = q.clip;
     bp_matrix *m = NULL;
     bp_context *own = NULL;
     if (!ctx) /* quantize needs a context; use a private one */
@@ -359,10 +370,42 @@ int tu_plane_sign(const bp_matrix *m, int p, size_t row, size_t col) {
     return bp__plane_bit(m, p, row, col) ? 1 : -1;
 }
 
+void tu_rotate_input(const bp_matrix *m, const float *x, float *out) {
+    /* docs/numerics.md: signs, then per block the butterfly stages in order,
+     * then the power of two. */
+    for (size_t j = 0; j < m->cols; j++)
+        out[j] = ((m->rot_signs[j / 32] >> (j % 32)) & 1u) ? -x[j] : x[j];
+    size_t start = 0;
+    while (start < m->cols) {
+        size_t b = (size_t)m->rot_block, left = m->cols - start;
+        while (b > left)
+            b /= 4;
+        int L = 0;
+        while (((size_t)1 << L) < b)
+            L++;
+        for (size_t h = 1; h < b; h <<= 1)
+            for (size_t pair = 0; pair < b / 2; pair++) {
+                size_t lo = start + (pair / h) * 2 * h + pair % h;
+                volatile float sum = out[lo] + out[lo + h], diff = out[lo] - out[lo + h];
+                out[lo] = sum;
+                out[lo + h] = diff;
+            }
+        for (size_t j = 0; j < b; j++)
+            out[start + j] = out[start + j] * ldexpf(1.0f, -((L + 1) / 2));
+        start += b;
+    }
+}
+
 void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits, float act_scale,
                      const float *bias, float *y) {
     size_t rows = m->rows, cols = m->cols;
     int32_t *q = tu_xmalloc(cols * sizeof *q);
+    float *xr = NULL;
+    if (m->rot_block) {
+        xr = tu_xmalloc(cols * sizeof *xr);
+        tu_rotate_input(m, x, xr);
+        x = xr;
+    }
     tu_act info;
     tu_quantize_act(x, cols, act_bits, act_scale, q, &info);
     for (size_t r = 0; r < rows; r++) {
@@ -381,8 +424,8 @@ void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bit
                     u += (bp__plane_bit(m, p, r, j) ? 1 : -1) * ((int64_t)1 << (planes - 1 - p));
                 d += (int64_t)bp__mult(m, r, j / 32 / m->group_words) * u * q[j];
             }
-            volatile float prod = c[planes - 1] * (float)d; /* one rounding each */
-            v = prod * info.scale;
+            volatile float prod = (float)d * info.scale; /* one rounding each */
+            v = c[planes - 1] * prod;
         } else {
             float acc = 0.0f;
             for (int p = 0; p < planes; p++) {
@@ -390,15 +433,17 @@ void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bit
                 for (size_t j = 0; j < cols; j++)
                     d += (int64_t)bp__mult(m, r, j / 32 / m->group_words) *
                          (bp__plane_bit(m, p, r, j) ? q[j] : -q[j]);
-                acc = fmaf(c[p], (float)d, acc);
+                volatile float ds = (float)d * info.scale;
+                acc = fmaf(c[p], ds, acc);
             }
-            v = acc * info.scale;
+            v = acc;
         }
         if (bias)
             v = v + b;
         y[r] = v;
     }
     free(q);
+    free(xr);
 }
 
 void tu_gemm_f64(const float *w, size_t rows, size_t cols, size_t ldw, const double *x,

@@ -112,6 +112,14 @@ typedef struct tu_act {
 void tu_quantize_act(const float *x, size_t cols, int act_bits, float act_scale, int32_t *q,
                      tu_act *info);
 
+/* Quantize with explicit options (asserts success). tu_quantize above uses
+ * one scale per row and no rotation: the structure most tests reason about. */
+bp_matrix *tu_quantize_opts(bp_context *ctx, const float *w, size_t rows, size_t cols, size_t ld,
+                            const bp_quant_options *opts);
+
+/* The rotated input of docs/numerics.md, transcribed from the text. */
+void tu_rotate_input(const bp_matrix *m, const float *x, float *out);
+
 /*
  * Give m group multipliers: group_size 0 = per row (all 1), else groups of
  * group_size columns with multipliers drawn from rng in 1..255, or all 255
@@ -124,10 +132,10 @@ int tu_plane_sign(const bp_matrix *m, int p, size_t row, size_t col);
 
 /*
  * Exact y for one column per docs/numerics.md, from the definition:
- * uniform: D_u = sum_j m_j u_n[j] q_j, y = (alpha * (float)D_u) * s;
- * residual: D_p = sum_j m_j t_p[j] q_j exactly, acc = fmaf chain over p,
- * y = acc * s; then + bias. Uses the internal layout and coefficient table. act_bits >= 2 is
- * bit-exact; act_bits 1 uses the float of the double mean, so compare within tolerance.
+ * uniform: D_u = sum_j m_j u_n[j] q_j, y = alpha * ((float)D_u * s);
+ * residual: D_p = sum_j m_j t_p[j] q_j exactly, y = fmaf chain over p of
+ * c[p] * ((float)D_p * s); then + bias. Uses the internal layout and coefficient table. act_bits >=
+ * 2 is bit-exact; act_bits 1 uses the float of the double mean, so compare within tolerance.
  */
 void tu_exact_column(const bp_matrix *m, const float *x, int planes, int act_bits, float act_scale,
                      const float *bias, float *y);

@@ -32,6 +32,7 @@ typedef float bp_sum_t;
 /* Deferred status bits, OR-ed into the context's status word. */
 #define BP_ST_X_NONFINITE    1
 #define BP_ST_BIAS_NONFINITE 2
+#define BP_ST_Y_OVERFLOW     4 /* a result of finite inputs overflowed float */
 
 /*
  * One correctly rounded float32 division (the activation rule, step 4).

@@ -8,9 +8,9 @@
  *     (act_bits 1: D_g[p] = valid_g - 2 popcount(t_p ^ s), the XNOR form)
  *   D[p] = sum_g m[row][g] D_g[p]
  *   uniform:  D_u = sum_p 2^(n-1-p) D[p] (Horner, exact);
- *             y = (alpha * (float)D_u) * s_x, alpha = c[n][row][n-1]
- *   residual: acc = 0; for p: acc = fma(c[n][row][p], (float)D[p], acc);
- *             y = acc * s_x
+ *             y = alpha * ((float)D_u * s_x), alpha = c[n][row][n-1]
+ *   residual: acc = 0; for p: acc = fma(c[n][row][p], (float)D[p] * s_x, acc);
+ *             y = acc
  *   y = y + bias[row]
  *
  * D is a 64-bit integer (|D| <= K 2^(a-1) exceeds int32 for large K at high
@@ -112,16 +112,18 @@ static inline void bp_gemm_body(__global const uint *restrict planes, ulong plan
             if (uniform)
                 du = 2 * du + d;
             else
-                acc = fma(c[p], convert_float_rte(d), acc);
+                acc = fma(c[p], convert_float_rte(d) * s, acc);
         }
         if (uniform) {
-            const float prod = c[n - 1] * convert_float_rte(du);
-            out = prod * s;
+            const float prod = convert_float_rte(du) * s;
+            out = c[n - 1] * prod;
         } else {
-            out = acc * s;
+            out = acc;
         }
         if (bias)
             out = out + b;
+        if (!isfinite(out) && isfinite(b))
+            atomic_or(status, BP_ST_Y_OVERFLOW);
     }
     y[y_off + col * ldy + row] = out;
 }

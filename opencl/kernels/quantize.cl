@@ -125,3 +125,50 @@ bp_quantize_columns(__global const float *restrict x, ulong x_off, ulong ldx, ui
     if (lid < (uint)act_bits)
         colinfo[col * BP_CI_STRIDE + BP_CI_POPCOUNT + lid] = lpc[lid];
 }
+
+/*
+ * The rotation of K (src/rotation.c, docs/numerics.md), one work-group per
+ * column: out = x with the signs applied, then per block of b = 4^l columns
+ * the butterfly stages h = 1, 2, ..., b/2 ((a, c) -> (a + c, a - c), with a
+ * barrier between stages), then one multiply by 2^-l. The same float
+ * operations as the CPU, so the rotated inputs are identical. The
+ * quantization kernel then reads out (ldx = cols).
+ */
+__kernel __attribute__((reqd_work_group_size(BP_QWG, 1, 1))) void
+bp_rotate_columns(__global const float *restrict x, ulong x_off, ulong ldx, uint cols,
+                  __global const uint *restrict signs, uint block, __global float *restrict out) {
+    const uint lid = get_local_id(0);
+    const ulong col = get_group_id(0);
+    __global const float *xc = x + x_off + col * ldx;
+    __global float *v = out + col * (ulong)cols;
+    for (uint j = lid; j < cols; j += BP_QWG) {
+        const float e = xc[j];
+        v[j] = ((signs[j / 32] >> (j % 32)) & 1u) ? -e : e;
+    }
+    for (uint s = 0; s < cols;) {
+        uint b = block;
+        if (cols - s < b) {
+            b = 1;
+            while (b * 4 <= cols - s)
+                b *= 4;
+        }
+        __global float *vb = v + s;
+        for (uint h = 1; h < b; h *= 2) {
+            barrier(CLK_GLOBAL_MEM_FENCE);
+            for (uint i = lid; i < b / 2; i += BP_QWG) {
+                const uint j = (i / h) * 2 * h + i % h;
+                const float a = vb[j], c = vb[j + h];
+                vb[j] = a + c;
+                vb[j + h] = a - c;
+            }
+        }
+        barrier(CLK_GLOBAL_MEM_FENCE);
+        uint l = 0;
+        while ((1u << l) < b)
+            l++;
+        const float scale = ldexp(1.0f, -(int)((l + 1) / 2));
+        for (uint j = lid; j < b; j += BP_QWG)
+            vb[j] = vb[j] * scale;
+        s += b;
+    }
+}

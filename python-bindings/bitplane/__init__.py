@@ -3,6 +3,13 @@
 Weights are quantized once into k one-bit planes, most significant first;
 every call picks how many planes to use (``planes``) and the activation bits
 (``act_bits``), trading accuracy for speed per call without re-quantizing.
+By default each row has an 8-bit scale per group of 64 columns
+(``group_size``, 0.125 bits per weight) and K is rotated by a randomized
+block-Hadamard transform of block 256 (``rotation``), which ``gemm`` applies
+to x itself; ``group_size=0, rotation=0`` gives one scale per row.
+``calibration=X`` (sample activations, shape (count, cols)) minimises the
+output error on them at ``calibration_planes`` planes instead of the weight
+error.
 
 >>> import numpy as np, bitplane
 >>> w = np.random.default_rng(0).standard_normal((256, 64), dtype=np.float32)

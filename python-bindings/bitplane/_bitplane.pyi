@@ -59,6 +59,11 @@ class Matrix:
         bits: int = 8,
         method: str = "uniform",
         clip: float = 0.0,
+        group_size: int = 64,
+        rotation: int = 256,
+        rotation_seed: int = 0,
+        calibration: Optional[_F32] = None,
+        calibration_planes: int = 0,
         context: Optional[Context] = None,
     ) -> Matrix: ...
     def gemm(
@@ -88,5 +93,9 @@ class Matrix:
     def bits(self) -> int: ...
     @property
     def method(self) -> str: ...
+    @property
+    def group_size(self) -> int: ...
+    @property
+    def rotation(self) -> int: ...
     @property
     def context(self) -> Context: ...

@@ -44,14 +44,41 @@ static int int_or_none(PyObject *obj, int dflt, const char *name, int *out) {
 }
 
 static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"w", "bits", "method", "clip", "context", NULL};
+    static char *kwlist[] = {"w",
+                             "bits",
+                             "method",
+                             "clip",
+                             "group_size",
+                             "rotation",
+                             "rotation_seed",
+                             "calibration",
+                             "calibration_planes",
+                             "context",
+                             NULL};
+    PyObject *cal_obj = Py_None;
     PyObject *w_obj, *context_obj = Py_None;
     const char *method = "uniform";
     bp_quant_options opt = BP_QUANT_OPTIONS_INIT;
     opt.bits = BP_DEFAULT_BITS;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfO:quantize", kwlist, &w_obj, &opt.bits,
-                                     &method, &opt.clip, &context_obj))
+    int group_size = BP_DEFAULT_GROUP_SIZE, rotation = BP_DEFAULT_ROTATION;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKOiO:quantize", kwlist, &w_obj,
+                                     &opt.bits, &method, &opt.clip, &group_size, &rotation, &seed,
+                                     &cal_obj, &opt.calibration_planes, &context_obj))
         return NULL;
+    /* Python spells "none" as 0; C keeps 0 for the default. */
+    if (group_size < 0)
+        return PyErr_Format(PyExc_ValueError,
+                            "group_size must be 0 (one scale per row) or a power of two in "
+                            "32..4096, got %d",
+                            group_size);
+    if (rotation < 0)
+        return PyErr_Format(PyExc_ValueError,
+                            "rotation must be 0 (none) or a power-of-four block in 4..4096, got %d",
+                            rotation);
+    opt.group_size = group_size ? group_size : BP_GROUP_PER_ROW;
+    opt.rotation = rotation ? rotation : BP_ROTATION_NONE;
+    opt.rotation_seed = (uint64_t)seed;
     if (!strcmp(method, "uniform"))
         opt.method = BP_QUANT_UNIFORM;
     else if (!strcmp(method, "residual"))
@@ -64,15 +91,38 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
     PyBpContext *context = pybp_resolve_context(context_obj);
     if (!context)
         return NULL;
-    pybp_array w;
+    pybp_array w, cal = {0};
     if (pybp_array_get(w_obj, "w", PYBP_READ, 2, 2, &w) < 0) {
         Py_DECREF(context);
         return NULL;
+    }
+    if (cal_obj != Py_None) {
+        /* Sample activations, one per row: (count, cols). */
+        if (pybp_array_get(cal_obj, "calibration", PYBP_READ, 2, 2, &cal) < 0) {
+            pybp_array_release(&w);
+            Py_DECREF(context);
+            return NULL;
+        }
+        if (cal.n1 != w.n1) {
+            PyErr_Format(PyExc_ValueError,
+                         "calibration must have shape (count, %zu) like w's columns, got "
+                         "(%zu, %zu)",
+                         w.n1, cal.n0, cal.n1);
+            pybp_array_release(&w);
+            pybp_array_release(&cal);
+            Py_DECREF(context);
+            return NULL;
+        }
+        opt.calibration = cal.data;
+        opt.calibration_count = cal.n0;
+        opt.calibration_ld = cal.ld;
     }
     bp_matrix *m = NULL;
     bp_status st;
     PYBP_NOGIL(st, bp_matrix_quantize(context->ctx, w.data, w.n0, w.n1, w.ld, &opt, &m));
     pybp_array_release(&w);
+    if (cal_obj != Py_None)
+        pybp_array_release(&cal);
     PyObject *result = st == BP_OK ? wrap(type, m, context) : pybp_raise(st);
     Py_DECREF(context);
     return result;
@@ -379,6 +429,14 @@ static PyObject *get_method(PyBpMatrix *self, void *c) {
     (void)c;
     return PyUnicode_FromString(method_name(bp_matrix_method(self->m)));
 }
+static PyObject *get_group_size(PyBpMatrix *self, void *c) {
+    (void)c;
+    return PyLong_FromSize_t(bp_matrix_group_size(self->m));
+}
+static PyObject *get_rotation(PyBpMatrix *self, void *c) {
+    (void)c;
+    return PyLong_FromLong(bp_matrix_rotation(self->m));
+}
 static PyObject *get_context(PyBpMatrix *self, void *c) {
     (void)c;
     Py_INCREF(self->context);
@@ -390,6 +448,10 @@ static PyGetSetDef matrix_getset[] = {
     {"cols", (getter)get_cols, NULL, "Input length K (columns of W).", NULL},
     {"bits", (getter)get_bits, NULL, "Number of stored planes k.", NULL},
     {"method", (getter)get_method, NULL, "The quantizer: 'uniform' or 'residual'.", NULL},
+    {"group_size", (getter)get_group_size, NULL, "Columns per group scale; 0 = one scale per row.",
+     NULL},
+    {"rotation", (getter)get_rotation, NULL,
+     "Block of the randomized Hadamard rotation of K; 0 = none.", NULL},
     {"context", (getter)get_context, NULL,
      "The Context the matrix was made on; gemm uses it unless given another.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -399,10 +461,16 @@ static PyGetSetDef matrix_getset[] = {
 
 static PyMethodDef matrix_methods[] = {
     {"quantize", FN(matrix_quantize), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
-     "Matrix.quantize(w, bits=8, method='uniform', clip=0.0, context=None) -> Matrix\n\n"
+     "Matrix.quantize(w, bits=8, method='uniform', clip=0.0, group_size=64, rotation=256, "
+     "rotation_seed=0, calibration=None, calibration_planes=0, context=None) -> Matrix\n\n"
      "Quantize w, a float32 array of shape (rows, cols) whose rows are contiguous (any row "
      "stride), into `bits` planes. method: 'uniform' (nested mid-rise grid) or 'residual' "
-     "(greedy binary coding). clip: uniform only, ratio in (0, 1]; 0 = automatic per row. "
+     "(greedy binary coding). clip: uniform only, ratio in (0, 1]; 0 = automatic. "
+     "group_size: columns per 8-bit group scale (a power of two 32..4096; 0 = one scale per "
+     "row; groups need cols <= 2^23). rotation: block of the randomized Hadamard rotation of K "
+     "(a power of four 4..4096; 0 = none), seeded by rotation_seed; gemm rotates x itself. "
+     "calibration: float32 sample activations (count, cols); uniform only: minimises the "
+     "output error on them (GPTQ-style error feedback) at calibration_planes planes (0 = 4). "
      "context None = the process-wide default CPU context. No copy of w is made; the GIL is "
      "released while quantizing."},
     {"gemm", FN(matrix_gemm), METH_VARARGS | METH_KEYWORDS,

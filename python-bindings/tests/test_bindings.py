@@ -410,3 +410,98 @@ def test_results_bit_equal_to_c(clib, rng, ctx1, method):
     xs = np.zeros((batch, cols + 13), np.float32)
     xs[:, :cols] = x
     assert m.gemm(xs[:, :cols], planes=2).tobytes() == clib.gemm(cm, x, rows, 2).tobytes()
+
+
+# ---- group scales and the rotation of K (docs/numerics.md) ----------------
+
+
+def _gauss(rows, cols, seed):
+    return np.random.default_rng(seed).standard_normal((rows, cols), dtype=np.float32)
+
+
+def test_quantize_defaults_group_and_rotation():
+    m = bp.Matrix.quantize(_gauss(40, 300, 1))
+    assert m.group_size == 64 and m.rotation == 256
+    plain = bp.Matrix.quantize(_gauss(40, 300, 1), group_size=0, rotation=0)
+    assert plain.group_size == 0 and plain.rotation == 0
+    # Group scales lower the weight error at every prefix from 2 planes on.
+    for n in range(2, 9):
+        assert m.prefix_error(n) < plain.prefix_error(n), n
+
+
+@pytest.mark.parametrize("group_size,rotation", [(0, 0), (32, 0), (0, 16), (128, 64), (64, 256)])
+def test_rotated_gemm_matches_dequantized_weights(group_size, rotation):
+    w = _gauss(33, 200, 2)
+    m = bp.Matrix.quantize(w, group_size=group_size, rotation=rotation, rotation_seed=7)
+    x = np.random.default_rng(3).standard_normal((5, 200), dtype=np.float32)
+    for planes in (2, 4, 8):
+        y = m.gemm(x, planes=planes, act_bits=16)
+        ref = x.astype(np.float64) @ m.dequantize(planes).astype(np.float64).T
+        err = np.linalg.norm(y - ref) / np.linalg.norm(ref)
+        assert err < 2e-3, (planes, err)
+    # The recorded error is the error of the dequantized weights, which
+    # dequantize returns in the original coordinates.
+    d = m.dequantize(4).astype(np.float64)
+    rel = np.linalg.norm(d - w) / np.linalg.norm(w)
+    assert abs(rel - m.prefix_error(4)) < 1e-4
+
+
+def test_group_and_rotation_round_trip_bytes():
+    m = bp.Matrix.quantize(_gauss(17, 100, 4), group_size=32, rotation=64, rotation_seed=99)
+    m2 = bp.Matrix.from_bytes(m.to_bytes())
+    assert (m2.group_size, m2.rotation) == (32, 64)
+    x = _gauss(3, 100, 5)
+    assert np.array_equal(m.gemm(x, planes=3), m2.gemm(x, planes=3))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"group_size": 48}, "group_size"),
+        ({"group_size": 16}, "group_size"),
+        ({"group_size": -1}, "group_size"),
+        ({"rotation": 3}, "rotation"),
+        ({"rotation": 128}, "rotation"),
+        ({"rotation": 8192}, "rotation"),
+        ({"rotation": -2}, "rotation"),
+    ],
+)
+def test_group_and_rotation_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bp.Matrix.quantize(_gauss(4, 64, 6), **kwargs)
+
+
+def test_calibration_lowers_output_error():
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((64, 128), dtype=np.float32)
+    scale = (10.0 ** rng.uniform(-1, 1, 128)).astype(np.float32)
+    mix = rng.standard_normal((8, 128)).astype(np.float32)
+    x = ((rng.standard_normal((1024, 8)) @ mix + 0.3 * rng.standard_normal((1024, 128))) * scale)
+    x = x.astype(np.float32)
+    fit, held = x[:512], x[512:]
+    ref = held @ w.T
+    for planes in (3, 4):
+        plain = bp.Matrix.quantize(w)
+        cal = bp.Matrix.quantize(w, calibration=fit, calibration_planes=planes)
+        errs = [
+            np.linalg.norm(held @ m.dequantize(planes).T - ref) / np.linalg.norm(ref)
+            for m in (plain, cal)
+        ]
+        assert errs[1] < 0.9 * errs[0], (planes, errs)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        ({"calibration": np.ones((4, 63), np.float32)}, ValueError, "calibration"),
+        ({"calibration": np.ones((4, 64), np.float32), "method": "residual"}, ValueError,
+         "uniform"),
+        ({"calibration": np.ones((4, 64), np.float32), "calibration_planes": 9}, ValueError,
+         "calibration_planes"),
+        ({"calibration": np.ones(64, np.float32)}, ValueError, "calibration"),
+        ({"calibration_planes": 2}, ValueError, "calibration"),
+    ],
+)
+def test_calibration_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        bp.Matrix.quantize(_gauss(4, 64, 8), **kwargs)
