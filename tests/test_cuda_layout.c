@@ -126,3 +126,110 @@ Test(cuda_layout, mma_and_popcount_fragments_give_row_popcounts) {
     free(dev);
     bp_matrix_destroy(m);
 }
+
+/* The grouped paths of gemm_kernel (docs/numerics.md): with group multipliers
+ * the MMA path runs one MMA per group in each 256-bit chunk, masking the A
+ * registers of other groups (register r holds chunk word tig + 4 (r >> 1)),
+ * and weights the accumulators by the multiplier of their row; the popcount
+ * path weights each word's count by its row's multiplier. Emulated here on
+ * random data against sum_w m[row][w / gw] popcount(t & a) from the
+ * definition. */
+Test(cuda_layout, grouped_mma_and_popcount_apply_multipliers) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    const size_t rows = 16 * tu_range(&rng, 1, 2) - tu_range(&rng, 0, 15);
+    const size_t cols = tu_range(&rng, 1, 2100);
+    bp_matrix *m = NULL;
+    cr_assert_eq(bp__matrix_alloc(rows, cols, 1, &m), BP_OK);
+    for (size_t i = 0; i < m->plane_words; i++)
+        m->planes[i] = (uint32_t)tu_next(&rng);
+    const size_t KC = m->kwords / 8, kw = m->kwords;
+    const size_t gw = (size_t)1 << tu_range(&rng, 0, 5); /* 1..32 words: 32..1024 columns */
+    const size_t ngroups = (kw + gw - 1) / gw;
+    uint8_t *mult = malloc(m->row_groups * ngroups * 16);
+    cr_assert(mult);
+    for (size_t i = 0; i < m->row_groups * ngroups * 16; i++)
+        mult[i] = (uint8_t)tu_range(&rng, 1, 255);
+    /* One tile of 8 plane-columns, group 0. */
+    uint32_t *actw = malloc(8 * kw * sizeof *actw), *act = calloc(8 * kw, sizeof *act);
+    uint32_t *dev = malloc(m->plane_words * sizeof *dev);
+    cr_assert(actw && act && dev);
+    for (int j = 0; j < 8; j++)
+        for (size_t w = 0; w < kw; w++) {
+            actw[j * kw + w] = (uint32_t)tu_next(&rng);
+            act[bp_cuda_b_index(0, 1, KC, (size_t)j, w)] = actw[j * kw + w];
+        }
+    bp_cuda__retile_plane(m, 0, dev);
+    const int sub = gw >= 8 ? 1 : (int)(8 / gw);
+    for (size_t g = 0; g < m->row_groups; g++) {
+        const uint8_t *mt = mult + g * ngroups * 16;
+        int64_t mma_cnt[16][8] = {{0}}, pc_cnt[16][8] = {{0}};
+        for (size_t kc = 0; kc < KC; kc++) {
+            uint32_t a[32][4], b[32][2];
+            for (unsigned lane = 0; lane < 32; lane++) {
+                for (unsigned r = 0; r < 4; r++)
+                    a[lane][r] = dev[bp_cuda_a_index(g, KC, kc, lane, r)];
+                b[lane][0] = act[2 * (kc * 32 + lane)];
+                b[lane][1] = act[2 * (kc * 32 + lane) + 1];
+            }
+            for (int s = 0; s < sub; s++) {
+                const size_t wg = (8 * kc) / gw + (size_t)s;
+                uint32_t am[32][4];
+                for (unsigned lane = 0; lane < 32; lane++) {
+                    const unsigned tig = lane & 3;
+                    const bool lo_in = sub == 1 || tig / gw == (size_t)s;
+                    const bool hi_in = sub == 1 || (tig + 4) / gw == (size_t)s;
+                    am[lane][0] = lo_in ? a[lane][0] : 0u;
+                    am[lane][1] = lo_in ? a[lane][1] : 0u;
+                    am[lane][2] = hi_in ? a[lane][2] : 0u;
+                    am[lane][3] = hi_in ? a[lane][3] : 0u;
+                }
+                int32_t d[32][4] = {{0}};
+                emulate_mma(am, b, d);
+                for (unsigned lane = 0; lane < 32; lane++)
+                    for (unsigned r = 0; r < 4; r++) {
+                        const unsigned row = bp_cuda_c_row(lane, r);
+                        mma_cnt[row][bp_cuda_c_col(lane, r)] +=
+                            (int64_t)mt[wg * 16 + row] * d[lane][r];
+                    }
+            }
+            for (unsigned lane = 0; lane < 32; lane++) {
+                const unsigned gid = lane >> 2, tig = lane & 3;
+                const size_t gx = (8 * kc + tig) / gw, gz = (8 * kc + tig + 4) / gw;
+                for (int j = 0; j < 8; j++) {
+                    size_t u2 = kc * 32 + 4 * (size_t)j + tig;
+                    uint32_t b0 = act[2 * u2], b1 = act[2 * u2 + 1];
+                    pc_cnt[gid][j] += mt[gx * 16 + gid] * __builtin_popcount(a[lane][0] & b0) +
+                                      mt[gz * 16 + gid] * __builtin_popcount(a[lane][2] & b1);
+                    pc_cnt[gid + 8][j] +=
+                        mt[gx * 16 + gid + 8] * __builtin_popcount(a[lane][1] & b0) +
+                        mt[gz * 16 + gid + 8] * __builtin_popcount(a[lane][3] & b1);
+                }
+            }
+        }
+        for (int r = 0; r < 16; r++)
+            for (int j = 0; j < 8; j++) {
+                int64_t want = 0;
+                for (size_t w = 0; w < kw; w++)
+                    want += (int64_t)mt[(w / gw) * 16 + (size_t)r] *
+                            __builtin_popcount(bp__slab(m, 0)[(g * kw + w) * 16 + (size_t)r] &
+                                               actw[j * kw + w]);
+                cr_assert_eq(mma_cnt[r][j], want,
+                             "grouped MMA: row group %zu row %d column %d: %lld != %lld (gw %zu, "
+                             "cols %zu, seed %llu)",
+                             g, r, j, (long long)mma_cnt[r][j], (long long)want, gw, cols,
+                             (unsigned long long)seed);
+                cr_assert_eq(pc_cnt[r][j], want,
+                             "grouped popcount: row group %zu row %d column %d: %lld != %lld "
+                             "(gw %zu, seed %llu)",
+                             g, r, j, (long long)pc_cnt[r][j], (long long)want, gw,
+                             (unsigned long long)seed);
+            }
+    }
+    free(mult);
+    free(actw);
+    free(act);
+    free(dev);
+    bp_matrix_destroy(m);
+}
