@@ -138,13 +138,19 @@ static const bp_cpu_kernel_desc *x86_popcount(void) {
  * Each LUT path falls back to the best popcount kernel where its tables are
  * not exact (act_bits 1 and 12..16, very large K).
  */
-/* The code kernel (avx512-vnni) for uniform per-row matrices at 2..8 planes
- * and act_bits <= 8, any batch (docs/kernels.md: 0.45-0.67x the popcount
- * kernel's time at batch 1 and 0.34-0.59x at batch 8-32, where the LUT
- * kernel takes 0.53-0.74x; at 1 plane it is 1.2x slower than popcount). */
+/* The code kernel (avx512-vnni) for uniform matrices at act_bits <= 8 and
+ * at most 8 planes (docs/kernels.md): per-row matrices from 2 planes at any
+ * batch (0.45-0.67x the popcount kernel's time at batch 1, 0.34-0.59x at
+ * batch 8-32, ahead of the LUT kernel); grouped matrices from 3 planes at
+ * batch 1 (at 2 planes and at batch 8 the LUT kernel is as fast or faster).
+ * At 1 plane it is 1.2-1.6x slower than popcount. */
 static bool vnni_auto(const bp_kernel_shape *s) {
-    return s->method == BP_QUANT_UNIFORM && s->min_planes >= 2 && s->max_planes <= 8 &&
-           bp__kernel_avx512_vnni.supports(s->act_bits, s->kpad, s->mult_bound);
+    if (s->method != BP_QUANT_UNIFORM || s->max_planes > 8 ||
+        !bp__kernel_avx512_vnni.supports(s->act_bits, s->kpad, s->mult_bound))
+        return false;
+    if (s->mult_bound > 1)
+        return s->batch == 1 && s->min_planes >= 3;
+    return s->min_planes >= 2;
 }
 
 static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {

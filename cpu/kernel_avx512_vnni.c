@@ -45,6 +45,7 @@ typedef struct vn_column {
     int64_t qsum; /* sum of q over the row */
     int parts;    /* 1, or 2 for unsigned 8-bit columns (q = 2a + b) */
     const int8_t *q8[3];
+    const int32_t *qword; /* [word] sum of q over the word (group sums) */
 } vn_column;
 
 static int vn_chunks(int N) {
@@ -57,14 +58,22 @@ static bool vn_runnable(void) {
 }
 
 static bool vn_supports(int act_bits, size_t kpad, unsigned mult_bound) {
-    if (act_bits < 1 || act_bits > 8 || mult_bound != 1)
+    (void)mult_bound; /* grouped: int32 flushes every <= 64 lines (below) */
+    if (act_bits < 1 || act_bits > 8)
         return false;
     return kpad / 32 <= (size_t)INT32_MAX / (4 * 255 * 128);
 }
 
+/* Lines between int32 -> int64 flushes: per row, as many as int32 holds
+ * (4 * 255 * 128 per line and dword); grouped, at most 64 lines and within
+ * one group, so that (partial sum) x (multiplier <= 255) fits int32. */
+#define VN_FLUSH_ROW     ((size_t)INT32_MAX / (4 * 255 * 128))
+#define VN_FLUSH_GROUPED ((size_t)64)
+
 /* Per word and part: 4 + 2 + 2 chunks of 16 bytes. */
 static size_t vn_column_bytes(int act_bits, size_t kpad) {
-    return bp__round_up(sizeof(vn_column), BP_ALIGN) + kpad / 32 * (act_bits == 8 ? 2 : 1) * 8 * 16;
+    return bp__round_up(sizeof(vn_column), BP_ALIGN) +
+           kpad / 32 * (act_bits == 8 ? 2 : 1) * 8 * 16 + kpad / 32 * sizeof(int32_t);
 }
 
 static int vn_padded_planes(int n) {
@@ -88,6 +97,15 @@ static void vn_prepare(bp_act_column *col, size_t kpad, void *scratch) {
     for (size_t j = 0; j < kpad; j++)
         qsum += col->q[j];
     vc->qsum = qsum;
+    int32_t *qword = (int32_t *)((char *)scratch + bp__round_up(sizeof(vn_column), BP_ALIGN) +
+                                 kpad / 32 * (size_t)vc->parts * 8 * 16);
+    for (size_t w = 0; w < kpad / 32; w++) {
+        int32_t sw = 0;
+        for (int j = 0; j < 32; j++)
+            sw += col->q[32 * w + (size_t)j];
+        qword[w] = sw;
+    }
+    vc->qword = qword;
     for (int ni = 0; ni < 3; ni++) {
         const int N = 2 << ni;
         vc->q8[ni] = q8;
@@ -119,125 +137,150 @@ BP_INLINE __m512i vn_chunk(const int8_t *q8, size_t idx) {
  * row group for p < n. n, N and P are compile-time constants.
  */
 BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t *q8,
-                           int64_t (*out)[BP_ROW_GROUP], const int n, const int N, const int P) {
+                           const uint8_t *mult, size_t gw, int64_t (*out)[BP_ROW_GROUP],
+                           const int n, const int N, const int P) {
     const __m512i zero = _mm512_setzero_si512();
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x03);
     /* N = 8: 8 vectors; N = 4: 4 vectors x 2 nibbles; N = 2: 2 vectors x 4
      * fields. Eight accumulators per part in every case. */
     __m512i acc[2][8];
-#pragma GCC unroll 2
+    /* Row of accumulator a, lane l, dword i (see the top). */
+    int32_t rowof[8][16];
+    for (int a = 0; a < 8; a++)
+        for (int l = 0; l < 4; l++)
+            for (int i = 0; i < 4; i++)
+                rowof[a][4 * l + i] = N == 2 ? 4 * l + 2 * (a / 4) + i / 2 : 4 * l + a / 2;
+    /* int64 totals per accumulator lane: [part][a][lo, hi] */
+    __m512i tot[2][8][2];
     for (int p = 0; p < P; p++)
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++)
-            acc[p][i] = zero;
+        for (int a = 0; a < 8; a++)
+            tot[p][a][0] = tot[p][a][1] = zero;
     const size_t qstride = (size_t)P * (N == 2 ? 4 : 2);
+    const size_t flush = mult ? (gw < VN_FLUSH_GROUPED ? gw : VN_FLUSH_GROUPED) : VN_FLUSH_ROW;
 
-    for (size_t w = 0; w < kw; w++) {
-        __m512i L[8];
+    for (size_t f0 = 0; f0 < kw; f0 += flush) {
+        const size_t f1 = kw - f0 < flush ? kw : f0 + flush;
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++)
 #pragma GCC unroll 8
-        for (int p = 0; p < N; p++) {
-            if (p < n) {
-                const uint32_t *lp = lines[p] + w * BP_ROW_GROUP;
-                _mm_prefetch((const char *)lp + VN_PREFETCH_BYTES, _MM_HINT_T1);
-                L[p] = _mm512_load_si512(lp);
+            for (int i = 0; i < 8; i++)
+                acc[p][i] = zero;
+        for (size_t w = f0; w < f1; w++) {
+            __m512i L[8];
+#pragma GCC unroll 8
+            for (int p = 0; p < N; p++) {
+                if (p < n) {
+                    const uint32_t *lp = lines[p] + w * BP_ROW_GROUP;
+                    _mm_prefetch((const char *)lp + VN_PREFETCH_BYTES, _MM_HINT_T1);
+                    L[p] = _mm512_load_si512(lp);
+                } else {
+                    L[p] = zero;
+                }
+            }
+            const int8_t *qw = q8 + 16 * qstride * w;
+            if (N == 2) {
+                __m512i V[2] = {vn_transpose(_mm512_unpacklo_epi8(L[0], L[1])),
+                                vn_transpose(_mm512_unpackhi_epi8(L[0], L[1]))};
+#pragma GCC unroll 2
+                for (int v = 0; v < 2; v++) {
+                    __m512i f[4] = {_mm512_and_si512(_mm512_srli_epi16(V[v], 6), m2),
+                                    _mm512_and_si512(_mm512_srli_epi16(V[v], 4), m2),
+                                    _mm512_and_si512(_mm512_srli_epi16(V[v], 2), m2),
+                                    _mm512_and_si512(V[v], m2)};
+#pragma GCC unroll 2
+                    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+                        for (int c = 0; c < 4; c++)
+                            acc[p][4 * v + c] = _mm512_dpbusd_epi32(acc[p][4 * v + c], f[c],
+                                                                    vn_chunk(qw, 4 * p + c));
+                }
+            } else if (N == 4) {
+                __m512i a = _mm512_unpacklo_epi8(L[0], L[1]), b = _mm512_unpackhi_epi8(L[0], L[1]);
+                __m512i c = _mm512_unpacklo_epi8(L[2], L[3]), d = _mm512_unpackhi_epi8(L[2], L[3]);
+                __m512i V[4] = {vn_transpose(_mm512_unpacklo_epi16(a, c)),
+                                vn_transpose(_mm512_unpackhi_epi16(a, c)),
+                                vn_transpose(_mm512_unpacklo_epi16(b, d)),
+                                vn_transpose(_mm512_unpackhi_epi16(b, d))};
+#pragma GCC unroll 4
+                for (int v = 0; v < 4; v++) {
+                    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(V[v], 4), m4);
+                    __m512i lo = _mm512_and_si512(V[v], m4);
+#pragma GCC unroll 2
+                    for (int p = 0; p < P; p++) {
+                        acc[p][2 * v] = _mm512_dpbusd_epi32(acc[p][2 * v], hi, vn_chunk(qw, 2 * p));
+                        acc[p][2 * v + 1] =
+                            _mm512_dpbusd_epi32(acc[p][2 * v + 1], lo, vn_chunk(qw, 2 * p + 1));
+                    }
+                }
             } else {
-                L[p] = zero;
+                __m512i e[2][4];
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) {
+                    e[0][i] = _mm512_unpacklo_epi8(L[2 * i], L[2 * i + 1]);
+                    e[1][i] = _mm512_unpackhi_epi8(L[2 * i], L[2 * i + 1]);
+                }
+#pragma GCC unroll 2
+                for (int s8 = 0; s8 < 2; s8++) {
+                    __m512i w01[2] = {_mm512_unpacklo_epi16(e[s8][0], e[s8][1]),
+                                      _mm512_unpackhi_epi16(e[s8][0], e[s8][1])};
+                    __m512i w23[2] = {_mm512_unpacklo_epi16(e[s8][2], e[s8][3]),
+                                      _mm512_unpackhi_epi16(e[s8][2], e[s8][3])};
+#pragma GCC unroll 2
+                    for (int s16 = 0; s16 < 2; s16++) {
+                        __m512i V[2] = {vn_transpose(_mm512_unpacklo_epi32(w01[s16], w23[s16])),
+                                        vn_transpose(_mm512_unpackhi_epi32(w01[s16], w23[s16]))};
+#pragma GCC unroll 2
+                        for (int s32 = 0; s32 < 2; s32++)
+#pragma GCC unroll 2
+                            for (int p = 0; p < P; p++) {
+                                int a = 4 * s8 + 2 * s16 + s32;
+                                acc[p][a] = _mm512_dpbusd_epi32(acc[p][a], V[s32],
+                                                                vn_chunk(qw, 2 * p + s32));
+                            }
+                    }
+                }
             }
         }
-        const int8_t *qw = q8 + 16 * qstride * w;
-        if (N == 2) {
-            __m512i V[2] = {vn_transpose(_mm512_unpacklo_epi8(L[0], L[1])),
-                            vn_transpose(_mm512_unpackhi_epi8(L[0], L[1]))};
+
+        /* Flush: weight each lane by its row's multiplier for this group (the
+         * flush lies inside group f0 / gw), then widen into the int64 totals. */
+        __m512i mrow = zero;
+        if (mult)
+            mrow = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(mult + f0 / gw * 16)));
+        for (int a = 0; a < 8; a++) {
+            __m512i mv = mult ? _mm512_permutexvar_epi32(_mm512_loadu_si512(rowof[a]), mrow) : zero;
 #pragma GCC unroll 2
-            for (int v = 0; v < 2; v++) {
-                __m512i f[4] = {_mm512_and_si512(_mm512_srli_epi16(V[v], 6), m2),
-                                _mm512_and_si512(_mm512_srli_epi16(V[v], 4), m2),
-                                _mm512_and_si512(_mm512_srli_epi16(V[v], 2), m2),
-                                _mm512_and_si512(V[v], m2)};
-#pragma GCC unroll 2
-                for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-                    for (int c = 0; c < 4; c++)
-                        acc[p][4 * v + c] =
-                            _mm512_dpbusd_epi32(acc[p][4 * v + c], f[c], vn_chunk(qw, 4 * p + c));
-            }
-        } else if (N == 4) {
-            __m512i a = _mm512_unpacklo_epi8(L[0], L[1]), b = _mm512_unpackhi_epi8(L[0], L[1]);
-            __m512i c = _mm512_unpacklo_epi8(L[2], L[3]), d = _mm512_unpackhi_epi8(L[2], L[3]);
-            __m512i V[4] = {vn_transpose(_mm512_unpacklo_epi16(a, c)),
-                            vn_transpose(_mm512_unpackhi_epi16(a, c)),
-                            vn_transpose(_mm512_unpacklo_epi16(b, d)),
-                            vn_transpose(_mm512_unpackhi_epi16(b, d))};
-#pragma GCC unroll 4
-            for (int v = 0; v < 4; v++) {
-                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(V[v], 4), m4);
-                __m512i lo = _mm512_and_si512(V[v], m4);
-#pragma GCC unroll 2
-                for (int p = 0; p < P; p++) {
-                    acc[p][2 * v] = _mm512_dpbusd_epi32(acc[p][2 * v], hi, vn_chunk(qw, 2 * p));
-                    acc[p][2 * v + 1] =
-                        _mm512_dpbusd_epi32(acc[p][2 * v + 1], lo, vn_chunk(qw, 2 * p + 1));
-                }
-            }
-        } else {
-            __m512i e[2][4];
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                e[0][i] = _mm512_unpacklo_epi8(L[2 * i], L[2 * i + 1]);
-                e[1][i] = _mm512_unpackhi_epi8(L[2 * i], L[2 * i + 1]);
-            }
-#pragma GCC unroll 2
-            for (int s8 = 0; s8 < 2; s8++) {
-                __m512i w01[2] = {_mm512_unpacklo_epi16(e[s8][0], e[s8][1]),
-                                  _mm512_unpackhi_epi16(e[s8][0], e[s8][1])};
-                __m512i w23[2] = {_mm512_unpacklo_epi16(e[s8][2], e[s8][3]),
-                                  _mm512_unpackhi_epi16(e[s8][2], e[s8][3])};
-#pragma GCC unroll 2
-                for (int s16 = 0; s16 < 2; s16++) {
-                    __m512i V[2] = {vn_transpose(_mm512_unpacklo_epi32(w01[s16], w23[s16])),
-                                    vn_transpose(_mm512_unpackhi_epi32(w01[s16], w23[s16]))};
-#pragma GCC unroll 2
-                    for (int s32 = 0; s32 < 2; s32++)
-#pragma GCC unroll 2
-                        for (int p = 0; p < P; p++) {
-                            int a = 4 * s8 + 2 * s16 + s32;
-                            acc[p][a] =
-                                _mm512_dpbusd_epi32(acc[p][a], V[s32], vn_chunk(qw, 2 * p + s32));
-                        }
-                }
+            for (int p = 0; p < P; p++) {
+                __m512i v = mult ? _mm512_mullo_epi32(acc[p][a], mv) : acc[p][a];
+                tot[p][a][0] = _mm512_add_epi64(tot[p][a][0],
+                                                _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)));
+                tot[p][a][1] = _mm512_add_epi64(
+                    tot[p][a][1], _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
             }
         }
     }
 
-    /* Accumulator a, lane l, dword i -> row (see the top). */
 #pragma GCC unroll 2
     for (int p = 0; p < P; p++) {
         for (int r = 0; r < BP_ROW_GROUP; r++)
             out[p][r] = 0;
         for (int a = 0; a < 8; a++) {
-            int32_t v[16];
-            _mm512_storeu_si512(v, acc[p][a]);
-            for (int l = 0; l < 4; l++)
-                for (int i = 0; i < 4; i++) {
-                    int r;
-                    if (N == 2) /* a = 4 * s8 + field; dwords 0-1 row +0, 2-3 row +1 */
-                        r = 4 * l + 2 * (a / 4) + i / 2;
-                    else if (N == 4) /* a = 2 * (2 * s8 + s16) + nibble */
-                        r = 4 * l + a / 2;
-                    else /* a = 4 * s8 + 2 * s16 + s32 */
-                        r = 4 * l + a / 2;
-                    out[p][r] += v[4 * l + i];
-                }
+            int64_t v[16];
+            _mm512_storeu_si512(v, tot[p][a][0]);
+            _mm512_storeu_si512(v + 8, tot[p][a][1]);
+            for (int k = 0; k < 16; k++)
+                out[p][rowof[a][k]] += v[k];
         }
     }
 }
 
 typedef void (*vn_fn)(const uint32_t *const *lines, size_t kw, const int8_t *q8,
-                      int64_t (*out)[BP_ROW_GROUP]);
+                      const uint8_t *mult, size_t gw, int64_t (*out)[BP_ROW_GROUP]);
 #define VN_FN(n, N, P)                                                                             \
     static void vn_rowgroup_##n##_##P(const uint32_t *const *lines, size_t kw, const int8_t *q8,   \
+                                      const uint8_t *mult, size_t gw,                              \
                                       int64_t(*out)[BP_ROW_GROUP]) {                               \
-        vn_rowgroup(lines, kw, q8, out, n, N, P);                                                  \
+        vn_rowgroup(lines, kw, q8, mult, gw, out, n, N, P);                                        \
     }
 #define VN_FN2(n, N) VN_FN(n, N, 1) VN_FN(n, N, 2)
 VN_FN2(1, 2)
@@ -267,13 +310,28 @@ static void vn_code_product(const bp_matrix *m, size_t g, const vn_column *vc, i
     for (int p = 0; p < len; p++)
         lines[p] = bp__slab(m, p0 + p) + g * kw * BP_ROW_GROUP;
     int64_t s[2][BP_ROW_GROUP];
-    vn_fns[len - 1][vc->parts - 1](lines, kw, vc->q8[ni], s);
+    const bool grouped = bp__grouped(m);
+    const uint8_t *mult = grouped ? bp__mult_tile(m, g, 0) : NULL;
+    vn_fns[len - 1][vc->parts - 1](lines, kw, vc->q8[ni], mult, m->group_words, s);
+    /* sum_j m_g(j) q_j per row: qsum per row, else per group. */
+    int64_t base[BP_ROW_GROUP];
+    for (int r = 0; r < BP_ROW_GROUP; r++)
+        base[r] = grouped ? 0 : vc->qsum;
+    for (size_t gi = 0, w0 = 0; grouped && w0 < kw; gi++, w0 += m->group_words) {
+        size_t w1 = w0 + m->group_words < kw ? w0 + m->group_words : kw;
+        int64_t qg = 0;
+        for (size_t w = w0; w < w1; w++)
+            qg += vc->qword[w];
+        const uint8_t *mt = mult + gi * BP_ROW_GROUP;
+        for (int r = 0; r < BP_ROW_GROUP; r++)
+            base[r] += (int64_t)mt[r] * qg;
+    }
     const int64_t odd = ((int64_t)1 << len) - 1;
     for (int r = 0; r < BP_ROW_GROUP; r++) {
         int64_t uq = vc->parts == 2 ? 2 * s[0][r] + s[1][r] : s[0][r];
         /* U' = U * 2^(N-len): exact division by the padding. */
         uq /= (int64_t)1 << (N - len);
-        d[r] = 2 * uq - odd * vc->qsum;
+        d[r] = 2 * uq - odd * base[r];
     }
 }
 
