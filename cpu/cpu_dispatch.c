@@ -141,15 +141,16 @@ static const bp_cpu_kernel_desc *x86_popcount(void) {
 /* The code kernel (avx512-vnni) for uniform matrices at act_bits <= 8 and
  * at most 8 planes (docs/kernels.md): per-row matrices from 2 planes at any
  * batch (0.45-0.67x the popcount kernel's time at batch 1, 0.34-0.59x at
- * batch 8-32, ahead of the LUT kernel); grouped matrices from 3 planes at
- * batch 1 (at 2 planes and at batch 8 the LUT kernel is as fast or faster).
- * At 1 plane it is 1.2-1.6x slower than popcount. */
+ * batch 8-32, ahead of the LUT kernel); grouped matrices from 2 planes at
+ * batch 1 (65536 x 4096 with the default groups: 0.67x popcount at 2 planes,
+ * 0.35x at 3; at batch 8 the LUT kernel is as fast). At 1 plane it is
+ * 1.2-1.6x slower than popcount. */
 static bool vnni_auto(const bp_kernel_shape *s) {
     if (s->method != BP_QUANT_UNIFORM || s->max_planes > 8 ||
         !bp__kernel_avx512_vnni.supports(s->act_bits, s->kpad, s->mult_bound))
         return false;
     if (s->mult_bound > 1)
-        return s->batch == 1 && s->min_planes >= 3;
+        return s->batch == 1 && s->min_planes >= 2;
     return s->min_planes >= 2;
 }
 
