@@ -209,6 +209,30 @@ static bp_status corrupt(const char *what) {
     return bp__fail(BP_ERR_CORRUPT, "matrix data is corrupt or truncated: %s", what);
 }
 
+/* Magic, version and header size of a serialized matrix of len bytes (p
+ * holds at least min(len, HEADER_BYTES) of them): the checks both the
+ * buffer and the file path make before trusting any other field. */
+static bp_status check_header_start(const unsigned char *p, uint64_t len, uint32_t *version,
+                                    uint32_t *header) {
+    if (len < HEADER_BYTES_V1 + 4)
+        return corrupt("shorter than the header");
+    if (memcmp(p, magic, sizeof magic) != 0)
+        return corrupt("bad magic (not a bitplane matrix)");
+    *version = get_u32(p + 8);
+    if (*version > FORMAT_VERSION)
+        return bp__fail(BP_ERR_VERSION,
+                        "matrix format version %u is newer than this library's (%u)", *version,
+                        FORMAT_VERSION);
+    if (*version == 0)
+        return corrupt("format version 0");
+    *header = *version == 1 ? HEADER_BYTES_V1 : HEADER_BYTES;
+    if (len < *header + 4)
+        return corrupt("shorter than the header");
+    if (get_u32(p + 12) != *header)
+        return corrupt("header size");
+    return BP_OK;
+}
+
 bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp_matrix **out) {
     (void)ctx;
     if (!out)
@@ -217,22 +241,10 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
     if (!buf)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_deserialize: buf must not be NULL");
     const unsigned char *p = buf;
-    if (len < HEADER_BYTES_V1 + 4)
-        return corrupt("shorter than the header");
-    if (memcmp(p, magic, sizeof magic) != 0)
-        return corrupt("bad magic (not a bitplane matrix)");
-    uint32_t version = get_u32(p + 8);
-    if (version > FORMAT_VERSION)
-        return bp__fail(BP_ERR_VERSION,
-                        "matrix format version %u is newer than this library's (%u)", version,
-                        FORMAT_VERSION);
-    if (version == 0)
-        return corrupt("format version 0");
-    const uint32_t header = version == 1 ? HEADER_BYTES_V1 : HEADER_BYTES;
-    if (get_u32(p + 12) != header)
-        return corrupt("header size");
-    if (len < header + 4)
-        return corrupt("shorter than the header");
+    uint32_t version, header;
+    bp_status st = check_header_start(p, len, &version, &header);
+    if (st)
+        return st;
     uint64_t rows = get_u64(p + 16), cols = get_u64(p + 24);
     uint32_t bits = get_u32(p + 32), method = get_u32(p + 36), flags = get_u32(p + 44);
     float clip = bits_float(get_u32(p + 40));
@@ -273,7 +285,7 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
         return corrupt("checksum mismatch");
 
     bp_matrix *m;
-    bp_status st = bp__matrix_alloc_grouped((size_t)rows, (size_t)cols, (int)bits, group_size, &m);
+    st = bp__matrix_alloc_grouped((size_t)rows, (size_t)cols, (int)bits, group_size, &m);
     if (!st)
         st = bp__matrix_set_rotation(m, (int)rot_block, rot_seed);
     if (st) {
@@ -372,22 +384,10 @@ static bp_status write_all(int fd, const void *buf, size_t len, const char *path
  * read. hdr holds the first min(file_size, HEADER_BYTES) bytes. The other
  * fields are validated by bp_matrix_deserialize. */
 static bp_status declared_length(const unsigned char *hdr, uint64_t file_size, size_t *total) {
-    if (file_size < HEADER_BYTES_V1 + 4)
-        return corrupt("shorter than the header");
-    if (memcmp(hdr, magic, sizeof magic) != 0)
-        return corrupt("bad magic (not a bitplane matrix)");
-    uint32_t version = get_u32(hdr + 8);
-    if (version > FORMAT_VERSION)
-        return bp__fail(BP_ERR_VERSION,
-                        "matrix format version %u is newer than this library's (%u)", version,
-                        FORMAT_VERSION);
-    if (version == 0)
-        return corrupt("format version 0");
-    const uint32_t header = version == 1 ? HEADER_BYTES_V1 : HEADER_BYTES;
-    if (file_size < header + 4)
-        return corrupt("shorter than the header");
-    if (get_u32(hdr + 12) != header)
-        return corrupt("header size");
+    uint32_t version, header;
+    bp_status st = check_header_start(hdr, file_size, &version, &header);
+    if (st)
+        return st;
     uint64_t payload = get_u64(hdr + 48);
     if (payload > UINT64_MAX - header - 4)
         return corrupt("payload size does not match the shape");
