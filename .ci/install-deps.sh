@@ -15,11 +15,17 @@ packages=(
   pocl-opencl-icd   # a CPU OpenCL device, so the OpenCL backend is tested without a GPU
   python3-dev       # headers for the Python extension (python-bindings/)
   python3-venv      # virtual environments for the Python package and its tests
-  clang libclang-rt-dev  # libFuzzer build of the loader (tests/fuzz/, a CI stage); the
-                         # sanitizer and fuzzer runtimes are only a recommendation of clang
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # cross build for 64-bit ARM (CI stage)
-  qemu-user         # runs the ARM build's kernel tests on x86-64
 )
+# Tools only .ci/run's extra stages use (BP_CI_TOOLS=1, set by .ci/run), so the
+# main command and the test command do not install them.
+if [ "${BP_CI_TOOLS:-0}" = 1 ]; then
+  packages+=(
+    clang libclang-rt-dev  # libFuzzer build of the loader (tests/fuzz/); the sanitizer
+                           # and fuzzer runtimes are only a recommendation of clang
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # cross build for 64-bit ARM
+    qemu-user              # runs the ARM build's kernel tests on x86-64
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
