@@ -39,17 +39,16 @@
  * model's outputs, so load files only from sources trusted for the model.
  */
 #include "bp_crc32c.h"
+#include "bp_file_io.h"
 #include "bp_internal.h"
+#include "bp_le.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define FORMAT_VERSION  2u
@@ -57,26 +56,6 @@
 #define HEADER_BYTES    96u
 static const char magic[8] = {'B', 'I', 'T', 'P', 'L', 'A', 'N', 'E'};
 
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 static uint32_t float_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
@@ -349,36 +328,6 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
  * directory, so a failed save leaves the previous file as it was. */
 
 /* Read exactly len bytes at the current offset. */
-static bp_status read_exact(int fd, void *buf, size_t len, const char *path) {
-    unsigned char *p = buf;
-    while (len > 0) {
-        ssize_t got = read(fd, p, len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            return bp__fail(BP_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
-        if (got == 0)
-            return bp__fail(BP_ERR_IO, "cannot read '%s': the file shrank while it was read", path);
-        p += got;
-        len -= (size_t)got;
-    }
-    return BP_OK;
-}
-
-static bp_status write_all(int fd, const void *buf, size_t len, const char *path) {
-    const unsigned char *p = buf;
-    while (len > 0) {
-        ssize_t put = write(fd, p, len);
-        if (put < 0 && errno == EINTR)
-            continue;
-        if (put < 0)
-            return bp__fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-        p += put;
-        len -= (size_t)put;
-    }
-    return BP_OK;
-}
-
 /* The whole length the header declares (header, payload and checksum),
  * checked against the file's actual size before anything past the header is
  * read. hdr holds the first min(file_size, HEADER_BYTES) bytes. The other
@@ -401,23 +350,12 @@ static bp_status declared_length(const unsigned char *hdr, uint64_t file_size, s
     return BP_OK;
 }
 
-static bp_status load_fd(bp_context *ctx, int fd, const char *path, bp_matrix **out) {
-    struct stat info;
-    if (fstat(fd, &info) != 0)
-        return bp__fail(BP_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
-    if (!S_ISREG(info.st_mode))
-        return bp__fail(BP_ERR_IO, "'%s' is not a regular file (a %s)", path,
-                        S_ISDIR(info.st_mode)    ? "directory"
-                        : S_ISFIFO(info.st_mode) ? "FIFO"
-                        : S_ISSOCK(info.st_mode) ? "socket"
-                        : S_ISCHR(info.st_mode)  ? "character device"
-                        : S_ISBLK(info.st_mode)  ? "block device"
-                                                 : "special file");
-    uint64_t file_size = (uint64_t)info.st_size;
+static bp_status load_fd(bp_context *ctx, int fd, uint64_t file_size, const char *path,
+                         bp_matrix **out) {
     unsigned char hdr[HEADER_BYTES];
     size_t have = file_size < HEADER_BYTES ? (size_t)file_size : HEADER_BYTES;
     size_t total = 0;
-    bp_status st = read_exact(fd, hdr, have, path);
+    bp_status st = bp__read_exact(fd, hdr, have, path);
     if (!st)
         st = declared_length(hdr, file_size, &total);
     if (st)
@@ -429,7 +367,7 @@ static bp_status load_fd(bp_context *ctx, int fd, const char *path, bp_matrix **
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to load '%s'", total,
                         path);
     memcpy(buf, hdr, have);
-    st = read_exact(fd, buf + have, total - have, path);
+    st = bp__read_exact(fd, buf + have, total - have, path);
     if (!st)
         st = bp_matrix_deserialize(ctx, buf, total, out);
     free(buf);
@@ -442,63 +380,18 @@ bp_status bp_matrix_load(bp_context *ctx, const char *path, bp_matrix **out) {
     *out = NULL;
     if (!path)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_load: path must not be NULL");
-    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return bp__fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    bp_status st = load_fd(ctx, fd, path, out);
+    int fd;
+    uint64_t file_size;
+    bp_status st = bp__open_regular(path, &fd, &file_size);
+    if (st)
+        return st;
+    st = load_fd(ctx, fd, file_size, path, out);
     close(fd);
     if (st == BP_ERR_CORRUPT || st == BP_ERR_VERSION) {
         char msg[400];
         snprintf(msg, sizeof msg, "%s", bp_last_error());
         bp__fail(st, "'%s': %s", path, msg);
     }
-    return st;
-}
-
-/* "<dir>/.<base>.tmp-<pid>-<n>", created exclusively with mode 0666 & ~umask. */
-static int create_temp(const char *path, char **tmp_out) {
-    static atomic_uint counter;
-    const char *slash = strrchr(path, '/');
-    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
-    size_t cap = strlen(path) + 64;
-    char *tmp = malloc(cap);
-    if (!tmp) {
-        errno = ENOMEM;
-        return -1;
-    }
-    for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, cap, "%.*s.%s.tmp-%ld-%u", (int)dir_len, path, path + dir_len, (long)getpid(),
-                 atomic_fetch_add(&counter, 1u));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0666);
-        if (fd >= 0) {
-            *tmp_out = tmp;
-            return fd;
-        }
-        if (errno != EEXIST)
-            break;
-    }
-    int err = errno;
-    free(tmp);
-    errno = err;
-    return -1;
-}
-
-/* Make the rename durable; file systems that cannot sync a directory
- * (EINVAL) are not an error. */
-static bp_status sync_directory(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate a directory name");
-    bp_status st = BP_OK;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        st = bp__fail(BP_ERR_IO, "saved '%s', but cannot sync its directory '%s': %s", path, dir,
-                      strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    free(dir);
     return st;
 }
 
@@ -516,27 +409,8 @@ bp_status bp_matrix_save(const bp_matrix *m, const char *path) {
     if (!buf)
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to save a matrix", len);
     st = bp_matrix_serialize(m, buf, len, &len);
-    char *tmp = NULL;
-    int fd = -1;
-    if (!st) {
-        fd = create_temp(path, &tmp);
-        if (fd < 0)
-            st = bp__fail(BP_ERR_IO, "cannot create a temporary file next to '%s': %s", path,
-                          strerror(errno));
-    }
     if (!st)
-        st = write_all(fd, buf, len, tmp);
-    if (!st && fsync(fd) != 0)
-        st = bp__fail(BP_ERR_IO, "cannot sync '%s': %s", tmp, strerror(errno));
-    if (fd >= 0 && close(fd) != 0 && !st)
-        st = bp__fail(BP_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = bp__fail(BP_ERR_IO, "cannot replace '%s': %s", path, strerror(errno));
-    if (st && tmp)
-        unlink(tmp); /* the previous file, if any, is untouched */
-    if (!st)
-        st = sync_directory(path);
-    free(tmp);
+        st = bp__save_atomic(path, buf, len);
     free(buf);
     return st;
 }

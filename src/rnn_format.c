@@ -25,40 +25,20 @@
  * bytes.
  */
 #include "bp_crc32c.h"
+#include "bp_file_io.h"
+#include "bp_le.h"
 #include "rnn_internal.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #define RNN_FORMAT_VERSION 1u
 #define RNN_HEADER_BYTES   64u
 static const char rnn_magic[8] = {'B', 'P', 'R', 'N', 'N', 0, 0, 0};
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* Matrix i of layer l in file order: the input matrices, then the recurrent. */
 static const bp_matrix *matrix_at(const bp_rnn *rnn, size_t l, int i) {
@@ -242,6 +222,8 @@ bp_status bp_rnn_save(const bp_rnn *rnn, const char *path) {
     if (!rnn || !path)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_save: %s must not be NULL",
                         !rnn ? "rnn" : "path");
+    if (!*path)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_save: path must not be empty");
     size_t len;
     bp_status st = bp_rnn_serialize(rnn, NULL, 0, &len);
     if (st)
@@ -250,15 +232,8 @@ bp_status bp_rnn_save(const bp_rnn *rnn, const char *path) {
     if (!buf)
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to save an RNN", len);
     st = bp_rnn_serialize(rnn, buf, len, &len);
-    FILE *f = st ? NULL : fopen(path, "wb");
-    if (!st && !f)
-        st = bp__fail(BP_ERR_IO, "cannot open '%s' for writing: %s", path, strerror(errno));
-    if (f) {
-        size_t written = fwrite(buf, 1, len, f);
-        int err = errno;
-        if (fclose(f) != 0 || written != len)
-            st = bp__fail(BP_ERR_IO, "cannot write '%s': %s", path, strerror(err ? err : errno));
-    }
+    if (!st)
+        st = bp__save_atomic(path, buf, len);
     free(buf);
     return st;
 }
@@ -269,22 +244,23 @@ bp_status bp_rnn_load(bp_context *ctx, const char *path, bp_rnn **out) {
     *out = NULL;
     if (!path)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_load: path must not be NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bp__fail(BP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    bp_status st = BP_OK;
-    struct stat info;
-    if (fstat(fileno(f), &info) != 0)
-        st = bp__fail(BP_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
-    else if (!S_ISREG(info.st_mode))
-        st = bp__fail(BP_ERR_IO, "'%s' is not a regular file", path);
-    size_t size = st ? 0 : (size_t)info.st_size;
-    void *buf = st ? NULL : malloc(size ? size : 1);
-    if (!st && !buf)
+    int fd;
+    uint64_t file_size;
+    bp_status st = bp__open_regular(path, &fd, &file_size);
+    if (st)
+        return st;
+    if (file_size > SIZE_MAX) {
+        close(fd);
+        return bp__fail(BP_ERR_SIZE_OVERFLOW, "'%s' holds %llu bytes", path,
+                        (unsigned long long)file_size);
+    }
+    size_t size = (size_t)file_size;
+    void *buf = malloc(size ? size : 1);
+    if (!buf)
         st = bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to load '%s'", size, path);
-    if (!st && fread(buf, 1, size, f) != size)
-        st = bp__fail(BP_ERR_IO, "cannot read '%s'", path);
-    fclose(f);
+    if (!st)
+        st = bp__read_exact(fd, buf, size, path);
+    close(fd);
     if (!st) {
         st = bp_rnn_deserialize(ctx, buf, size, out);
         if (st == BP_ERR_CORRUPT || st == BP_ERR_VERSION) {

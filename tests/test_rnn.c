@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 TestSuite(rnn, .fini = tu_suite_fini);
@@ -492,6 +493,21 @@ Test(rnn, save_load_round_trip_and_corruption) {
     bp_rnn *bad = (bp_rnn *)1;
     cr_assert(bp_rnn_load(ctx, "/nonexistent/rnn.bin", &bad) == BP_ERR_IO && bad == NULL);
     cr_assert(strstr(bp_last_error(), "/nonexistent/rnn.bin") != NULL);
+    /* The matrix loader's file rules hold for RNN files too: a FIFO is
+     * refused at once (not waited on), and so is a directory. */
+    char fifo[] = "/tmp/bp-rnn-fifo-XXXXXX";
+    cr_assert(mkdtemp(fifo) != NULL);
+    cr_assert(bp_rnn_load(ctx, fifo, &bad) == BP_ERR_IO && bad == NULL);
+    cr_assert(strstr(bp_last_error(), "not a regular file (a directory)") != NULL, "%s",
+              bp_last_error());
+    char fifo_path[64];
+    snprintf(fifo_path, sizeof fifo_path, "%s/p", fifo);
+    cr_assert(mkfifo(fifo_path, 0600) == 0);
+    cr_assert(bp_rnn_load(ctx, fifo_path, &bad) == BP_ERR_IO && bad == NULL);
+    cr_assert(strstr(bp_last_error(), "not a regular file (a FIFO)") != NULL, "%s",
+              bp_last_error());
+    unlink(fifo_path);
+    rmdir(fifo);
     bp_context_destroy(ctx);
 }
 
