@@ -5,7 +5,8 @@
  * act_bits and K). The reference kernel is the test oracle: AUTO never picks
  * it (the portable popcount kernel runs on any CPU).
  */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "cpu_kernel.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  * machine (measured: 25-60 us per AUTO call at 64x64 when it ran per call),
  * and the answer cannot change while the process runs.
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 static bp_cpu_features features;
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;

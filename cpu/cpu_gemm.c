@@ -7,7 +7,9 @@
  * Each output element depends only on its row and its column, never on the
  * blocking, so results do not change with threads, batch size or position.
  */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_rotation.h"
+#include "cpu_kernel.h"
 
 #include <math.h>
 #include <pthread.h>

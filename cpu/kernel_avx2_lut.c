@@ -18,7 +18,7 @@
  * overflow (each line adds at most 4 entries of |.| <= 4L per lane; int16
  * adds wrap, so only the value at a flush must fit).
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 #include <immintrin.h>
 

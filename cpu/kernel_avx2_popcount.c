@@ -11,7 +11,7 @@
  * eight byte counters and the line in the 16 YMM registers; the block stays
  * in L1 for the next four planes.
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 #include <immintrin.h>
 

@@ -21,7 +21,7 @@
  * row's multiplier in both halves instead of ones, which applies m per
  * group for free.
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 #include <immintrin.h>
 

@@ -17,7 +17,7 @@
  * row group that stays in L1, so the weights come from memory once per call
  * whatever the batch and K.
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 #include <immintrin.h>
 

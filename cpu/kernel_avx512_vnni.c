@@ -30,7 +30,7 @@
  * each plane as a 1-plane code. Grouped matrices and act_bits > 8 are not
  * handled here (the dispatcher uses popcount).
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 #include <immintrin.h>
 

@@ -7,7 +7,7 @@
  *   t . s = K - 2 popcount(t XOR s).
  * Padding columns stay 0 in every plane, so they add nothing in either form.
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 #include <string.h>
 

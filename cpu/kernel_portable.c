@@ -6,7 +6,7 @@
  * vectorize the row loop where the target has a vector popcount (AArch64
  * CNT, for example).
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 static bool portable_runnable(void) {
     return true;

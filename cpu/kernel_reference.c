@@ -8,7 +8,7 @@
  * with t = +-1 the plane digits. The fast kernels are checked against this
  * independent formulation.
  */
-#include "bp_internal.h"
+#include "cpu_kernel.h"
 
 static bool reference_runnable(void) {
     return true;

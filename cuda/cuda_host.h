@@ -7,7 +7,7 @@
 #define BP_CUDA_HOST_H
 
 #include "bitplane_cuda.h"
-#include "bp_internal.h"
+#include "bp_abi.h"
 #include "cuda_internal.h"
 
 #include <cuda_runtime_api.h>
@@ -34,7 +34,7 @@ typedef struct bp_cuda_matrix {
     uint32_t *planes;
     size_t plane_words;
     float *coef;
-    uint8_t *mult;       /* group multipliers, host tiling (bp_internal.h) */
+    uint8_t *mult;       /* group multipliers, host tiling (bp_abi.h) */
     uint32_t *rot_signs; /* rotation signs, or NULL */
 } bp_cuda_matrix;
 

@@ -3,7 +3,7 @@
  * cuda_layout.h. Pure C with no CUDA dependency, so the host-side layout
  * test (tests/test_cuda_layout.c) checks exactly this code.
  */
-#include "bp_internal.h"
+#include "bp_abi.h"
 #include "cuda_layout.h"
 
 void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out);

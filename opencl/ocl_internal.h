@@ -7,7 +7,7 @@
 #define BP_OCL_INTERNAL_H
 
 #include "bitplane_opencl.h"
-#include "bp_internal.h"
+#include "bp_abi.h"
 
 #include <pthread.h>
 
@@ -61,7 +61,7 @@ typedef struct bp_ocl_ctx {
 typedef struct bp_ocl_matrix {
     cl_mem planes; /* all bits slabs, CPU layout */
     cl_mem coef;   /* c[n][row][p], every prefix */
-    cl_mem mult;   /* group multipliers, CPU tiling (bp_internal.h) */
+    cl_mem mult;   /* group multipliers, CPU tiling (bp_abi.h) */
     cl_mem signs;  /* rotation signs (kwords words), or NULL */
 } bp_ocl_matrix;
 

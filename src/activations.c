@@ -14,7 +14,7 @@
  * would saturate to +-L. s_x = m / L is unchanged. Every backend applies the
  * same step (opencl/kernels/quantize.cl, cuda/cuda_kernels.cu).
  */
-#include "bp_internal.h"
+#include "bp_activations.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* Aligned, zero-filled allocation: kernels stream 64-byte lines. */
-#include "bp_internal.h"
+#include "bp_abi.h"
 
 #include <stdlib.h>
 #include <string.h>

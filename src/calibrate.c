@@ -8,7 +8,9 @@
  * library depends on libc and libm only, and a K x K factorization once per
  * quantization does not justify a LAPACK dependency.
  */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_quant.h"
+#include "bp_rotation.h"
 
 #include <math.h>
 #include <stdlib.h>

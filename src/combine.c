@@ -2,7 +2,7 @@
  * The exact combine, shared by every CPU path. Compiled, like the whole
  * library, with -ffp-contract=off: fmaf is the only fused operation.
  */
-#include "bp_internal.h"
+#include "bp_activations.h"
 
 #include <math.h>
 

@@ -1,5 +1,7 @@
 /* Context lifetime and the backend table. */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_options.h"
+#include "bp_backend.h"
 
 #include <stdlib.h>
 #include <unistd.h>

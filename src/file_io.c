@@ -3,7 +3,7 @@
  */
 #include "bp_file_io.h"
 
-#include "bp_internal.h"
+#include "bp_error.h"
 
 #include <errno.h>
 #include <fcntl.h>

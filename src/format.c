@@ -40,7 +40,9 @@
  */
 #include "bp_crc32c.h"
 #include "bp_file_io.h"
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_matrix.h"
+#include "bp_rotation.h"
 #include "bp_le.h"
 
 #include <errno.h>

@@ -1,5 +1,7 @@
 /* bp_gemm: argument validation, then the context's backend. */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_options.h"
+#include "bp_matrix.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -1,5 +1,9 @@
 /* Matrix allocation, quantize entry point, accessors, dequantize, errors. */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_options.h"
+#include "bp_quant.h"
+#include "bp_rotation.h"
+#include "bp_backend.h"
 
 #include <math.h>
 #include <stdlib.h>

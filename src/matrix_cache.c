@@ -1,5 +1,6 @@
 /* Backend copies of a matrix (device uploads), made once and freed with it. */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_matrix.h"
 
 #include <stdlib.h>
 

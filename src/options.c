@@ -1,5 +1,6 @@
 /* Versioned option structs: the first field is the caller's sizeof. */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_options.h"
 
 #include <string.h>
 

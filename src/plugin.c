@@ -12,7 +12,9 @@
  * so a caller can fix the environment and retry.
  */
 #define _GNU_SOURCE /* dladdr */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_matrix.h"
+#include "bp_backend.h"
 
 #include <dlfcn.h>
 #include <stdio.h>

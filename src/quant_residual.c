@@ -11,7 +11,7 @@
  * for the uniform quantizer), the digits follow that normalized row, and the
  * refit weighs every column by its multiplier, as the combine does.
  */
-#include "bp_internal.h"
+#include "bp_quant.h"
 
 #include <math.h>
 #include <string.h>

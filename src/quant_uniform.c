@@ -15,7 +15,7 @@
  * least-squares scale alpha_n for the code P_n(j) = m_g(j) u_n(j), with
  * c[n][row][p] = alpha_n * 2^(n-1-p) (docs/numerics.md).
  */
-#include "bp_internal.h"
+#include "bp_quant.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,6 @@
 /* bp_rnn objects: creation from PyTorch-layout weights, accessors. */
+#include "bp_error.h"
+#include "bp_options.h"
 #include "rnn_internal.h"
 
 #include <math.h>

@@ -27,6 +27,7 @@
 #include "bp_crc32c.h"
 #include "bp_file_io.h"
 #include "bp_le.h"
+#include "bp_error.h"
 #include "rnn_internal.h"
 
 #include <math.h>

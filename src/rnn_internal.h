@@ -6,7 +6,7 @@
 #define BP_RNN_INTERNAL_H
 
 #include "bitplane_rnn.h"
-#include "bp_internal.h"
+#include "bp_matrix.h"
 
 typedef struct bp_rnn_layer {
     size_t in; /* input length of this layer */

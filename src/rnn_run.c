@@ -7,6 +7,9 @@
  * hidden units on the context's pool when it is large enough to pay.
  * All scratch is one allocation per call.
  */
+#include "bp_backend.h"
+#include "bp_error.h"
+#include "bp_options.h"
 #include "rnn_internal.h"
 
 #include <math.h>

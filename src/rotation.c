@@ -15,7 +15,7 @@
  * backends agree bit for bit. The weight side runs in double before
  * quantization.
  */
-#include "bp_internal.h"
+#include "bp_rotation.h"
 
 #include <math.h>
 #include <string.h>

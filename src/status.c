@@ -1,5 +1,5 @@
 /* Status strings and the thread-local last-error message. */
-#include "bp_internal.h"
+#include "bp_error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

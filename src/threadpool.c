@@ -18,7 +18,9 @@
  * job word" cannot both miss each other (likewise "helper announces sleep,
  * then re-reads the job" against "caller publishes, then reads sleepers").
  */
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_pool.h"
+#include "bp_abi.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -1,5 +1,5 @@
 /* Library version, for callers that check the header against the binary. */
-#include "bp_internal.h"
+#include "bitplane.h"
 
 #define BP_STR_(x) #x
 #define BP_STR(x)  BP_STR_(x)

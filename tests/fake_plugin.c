@@ -8,7 +8,7 @@
  *      every row, the number of set bits in that row's planes 0..planes-1,
  *      read from the copy, so the test can check what was cached
  */
-#include "bp_internal.h"
+#include "bp_abi.h"
 
 #include <stdlib.h>
 #include <string.h>

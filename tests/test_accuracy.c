@@ -7,7 +7,7 @@
  *  - y vs the unquantized product: the error shrinks as planes grow.
  */
 #include "test_util.h"
-#include "bp_internal.h"
+#include "bp_abi.h"
 
 #include "tu_criterion.h"
 

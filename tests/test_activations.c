@@ -7,7 +7,7 @@
  *  - tiny columns (max|x| < L / FLT_MAX) keep their resolution.
  */
 #include "test_util.h"
-#include "bp_internal.h"
+#include "bp_activations.h"
 
 #include "tu_criterion.h"
 

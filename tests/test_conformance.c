@@ -12,7 +12,7 @@
  * few shapes, and every shape with a few knob settings.
  */
 #include "test_util.h"
-#include "bp_internal.h"
+#include "bp_abi.h"
 
 #include "tu_criterion.h"
 

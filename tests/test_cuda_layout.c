@@ -10,7 +10,7 @@
  * (row, plane-column) of random data; it also checks the popcount path's
  * reading of the same fragments. What it cannot check is the hardware.
  */
-#include "bp_internal.h"
+#include "bp_matrix.h"
 #include "test_util.h"
 #include "tu_criterion.h"
 #include "../cuda/cuda_layout.h"

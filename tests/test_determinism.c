@@ -7,7 +7,6 @@
  * in parallel.
  */
 #include "test_util.h"
-#include "bp_internal.h"
 
 #include "tu_criterion.h"
 

@@ -4,7 +4,6 @@
  * header declares, and a save that fails partway leaves the previous file
  * intact (temporary file, fsync, rename).
  */
-#include "bp_internal.h"
 #include "test_util.h"
 #include "tu_criterion.h"
 

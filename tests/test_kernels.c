@@ -11,7 +11,7 @@
  * popcount kernel. Kernels must not write planes a column does not use.
  */
 #include "test_util.h"
-#include "bp_internal.h"
+#include "../cpu/cpu_kernel.h"
 
 #include "tu_criterion.h"
 

@@ -5,7 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
-#include "bp_internal.h"
+#include "../cpu/cpu_kernel.h"
 
 #include "tu_criterion.h"
 

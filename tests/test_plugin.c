@@ -6,7 +6,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
-#include "bp_internal.h"
+#include "bp_error.h"
+#include "bp_abi.h"
 
 #include "tu_criterion.h"
 

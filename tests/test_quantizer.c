@@ -7,10 +7,10 @@
  *    (residual) with n;
  *  - the residual quantizer is well defined when K < planes;
  *  - all-zero weights are handled (error 0, output = bias).
- * Planes are read through the internal layout (bp_internal.h).
+ * Planes are read through the internal layout (bp_abi.h).
  */
 #include "test_util.h"
-#include "bp_internal.h"
+#include "bp_abi.h"
 
 #include "tu_criterion.h"
 

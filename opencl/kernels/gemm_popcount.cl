@@ -17,7 +17,7 @@
  * act_bits); the per-plane popcount sums fit int32 (<= K). The float of D is
  * round-to-nearest (convert_float_rte), like the C cast on the host.
  *
- * Weights keep the CPU layout (bp_internal.h): slab p, row group g = row/16,
+ * Weights keep the CPU layout (bp_abi.h): slab p, row group g = row/16,
  * word w of row r at slab[(g * kwords + w) * 16 + r % 16], so 16 neighbouring
  * work-items read one contiguous 64-byte line per word. Multipliers are
  * mult[((row / 16) * ngroups + g) * 16 + row % 16].

@@ -1,0 +1,94 @@
+/*
+ * The CPU microkernel interface (BLIS-style split: cpu/cpu_gemm.c is the
+ * framework, cpu/kernel_*.c the microkernels), the kernel registry, CPU
+ * feature probing and the dispatcher (docs/kernels.md).
+ */
+#ifndef BP_CPU_KERNEL_H
+#define BP_CPU_KERNEL_H
+
+#include "bp_activations.h"
+#include "bp_backend.h"
+
+#define BP_KERNEL_MAX_COLS 4
+
+/* One microkernel call: D for row groups [g0, g1) and ncols columns. */
+typedef struct bp_kernel_call {
+    const bp_matrix *m;
+    size_t g0, g1;
+    size_t ncols; /* 1..BP_KERNEL_MAX_COLS */
+    const bp_act_column *cols[BP_KERNEL_MAX_COLS];
+    /* The kernel output (docs/numerics.md), exact integers with the group
+     * multipliers applied, for row g0*16 + r of column c:
+     *  - uniform matrices: the code product D_u of the column's n planes at
+     *    d[c * ld_col + r] (plane slot 0);
+     *  - residual matrices: D_p of weight plane p at
+     *    d[c * ld_col + p * ld_plane + r].
+     * Other slots are scratch. Rows past m->rows in the last group may be
+     * written and are ignored. */
+    int64_t *d;
+    size_t ld_plane, ld_col;
+} bp_kernel_call;
+
+typedef struct bp_cpu_kernel_desc {
+    const char *name;
+    /* Whether this CPU and OS can run the kernel's instructions. */
+    bool (*runnable)(void);
+    /* Whether this path computes exact D for these activation bits, K and
+     * largest group multiplier (bp__mult_bound: 1 per row, else 255). */
+    bool (*supports)(int act_bits, size_t kpad, unsigned mult_bound);
+    /* Scratch bytes per column for prepare (after q). */
+    size_t (*column_bytes)(int act_bits, size_t kpad);
+    /* Build kernel-specific data from col->q into scratch (aligned 64). */
+    void (*prepare)(bp_act_column *col, size_t kpad, void *scratch);
+    void (*compute)(const bp_kernel_call *call);
+} bp_cpu_kernel_desc;
+
+/* Built on every architecture. */
+extern const bp_cpu_kernel_desc bp__kernel_reference;
+extern const bp_cpu_kernel_desc bp__kernel_portable;
+/* x86-64 only (BP_ARCH_X86_64): referenced only under that macro. */
+extern const bp_cpu_kernel_desc bp__kernel_avx512_popcount;
+extern const bp_cpu_kernel_desc bp__kernel_avx512_lut;
+extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni;
+extern const bp_cpu_kernel_desc bp__kernel_avx2_popcount;
+extern const bp_cpu_kernel_desc bp__kernel_avx2_lut;
+
+/* Every kernel built for this architecture except the reference, runnable
+ * here or not (for the kernel tests); *n receives the count. */
+const bp_cpu_kernel_desc *const *bp__cpu_kernel_list(size_t *n);
+/* The kernel of that name from the list, or NULL when not built. */
+const bp_cpu_kernel_desc *bp__cpu_kernel_by_name(const char *name);
+
+/* Uniform matrices: replace the per-plane D_p of every column in the call by
+ * D_u = sum_p 2^(n-1-p) D_p in plane slot 0, for kernels that count planes. */
+void bp__kernel_fold_code(const bp_kernel_call *call);
+
+/* Shared prepare step for popcount kernels: planes + popcounts. */
+size_t bp__popcount_column_bytes(int act_bits, size_t kpad);
+void bp__popcount_prepare(bp_act_column *col, size_t kpad, void *scratch);
+
+/* CPU features (CPUID + XCR0), probed once per process; all false off x86. */
+typedef struct bp_cpu_features {
+    bool avx2;             /* AVX2 with YMM state */
+    bool avx_vnni;         /* AVX-VNNI (VEX VPDPBUSD on YMM) */
+    bool avx512bw;         /* AVX-512 F/BW/VL with ZMM state (implies avx2) */
+    bool avx512_vpopcntdq; /* and VPOPCNTDQ */
+    bool avx512_vnni;      /* and VNNI */
+    bool gfni;             /* and GFNI */
+} bp_cpu_features;
+const bp_cpu_features *bp__cpu_features(void);
+bool bp__cpu_has_avx512_vpopcntdq(void);
+bool bp__cpu_has_avx512bw(void);
+
+/* What the CPU dispatcher chooses a kernel by. */
+typedef struct bp_kernel_shape {
+    int act_bits;
+    size_t kpad;
+    size_t batch;
+    unsigned mult_bound;        /* bp__mult_bound(m) */
+    bp_quant_method method;     /* uniform matrices may use code kernels */
+    int min_planes, max_planes; /* over the call's columns */
+} bp_kernel_shape;
+const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kernel_shape *shape);
+
+#endif /* BP_CPU_KERNEL_H */

@@ -1,0 +1,62 @@
+/*
+ * Quantized input columns (src/activations.c) and the exact combine
+ * (src/combine.c) every backend follows (docs/numerics.md).
+ */
+#ifndef BP_ACTIVATIONS_H
+#define BP_ACTIVATIONS_H
+
+#include "bp_abi.h"
+
+/* One quantized input column, as every CPU kernel sees it. */
+typedef struct bp_act_column {
+    int planes;       /* weight planes n this column uses */
+    int act_bits;     /* 1..16 */
+    bool is_signed;   /* two's complement planes; plane act_bits-1 weighs -2^(a-1) */
+    bool is_zero;     /* all q are 0: output is the bias alone */
+    float scale;      /* s_x */
+    const int32_t *q; /* padded K quantized values; binary: +1/-1, padding 0 */
+    /* kpad/32 entries, one per 32-column word: act_bits >= 2 the sum of q
+     * over the word, act_bits 1 the number of valid columns in it. Popcount
+     * kernels subtract sum_g m_g * (this summed over group g). */
+    const int32_t *word_base;
+    /* Filled by the kernel's prepare step when it needs them: */
+    uint32_t *bits; /* [act plane][kwords] words; binary: one plane of sign bits */
+    int32_t plane_popcount[BP_MAX_ACT_BITS];
+    void *kernel_data; /* kernel-specific (LUT tables) */
+} bp_act_column;
+
+/*
+ * Quantize one column by the exact rule (see README "Numerics"). q receives
+ * kpad values (padding 0) followed by the kpad/32 word_base entries
+ * (bp__act_q_words() int32 in all). act_scale 0 = dynamic.
+ */
+void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_bits,
+                              float act_scale, int32_t *q, bp_act_column *col);
+static inline size_t bp__act_q_words(size_t kpad) {
+    return kpad + kpad / 32;
+}
+/* Weight of activation plane b: +-2^b. */
+static inline int64_t bp__act_plane_weight(const bp_act_column *col, int b) {
+    int64_t w = (int64_t)1 << b;
+    return (col->is_signed && b == col->act_bits - 1) ? -w : w;
+}
+/* D from per-plane AND-popcounts: sum_b w_b (2*cnt_b - popcount(a_b)). */
+static inline int64_t bp__act_combine_counts(const bp_act_column *col, const int32_t *cnt,
+                                             size_t stride) {
+    int64_t d = 0;
+    for (int b = 0; b < col->act_bits; b++)
+        d += bp__act_plane_weight(col, b) *
+             (2 * (int64_t)cnt[(size_t)b * stride] - col->plane_popcount[b]);
+    return d;
+}
+
+/* ---- exact combine --------------------------------------------------------- */
+
+/* The exact combine (docs/numerics.md). Residual matrices: acc = fma chain
+ * of c[p] * ((float)D_p[p*stride] * s) over p = 0..n-1. Uniform
+ * matrices: alpha * ((float)D_u * s). The caller adds the bias, if any, as
+ * one float add. Every backend follows the same operations in this order. */
+float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s);
+float bp__combine_uniform(float alpha, int64_t d_u, float s);
+
+#endif /* BP_ACTIVATIONS_H */
