@@ -338,76 +338,23 @@ static PyObject *matrix_prefix_error(PyBpMatrix *self, PyObject *arg) {
     return PyFloat_FromDouble(e);
 }
 
+PYBP_PERSIST_TABLE(persist, bp_matrix, wrap)
+
 static PyObject *matrix_save(PyBpMatrix *self, PyObject *arg) {
-    PyObject *path = NULL;
-    if (!PyUnicode_FSConverter(arg, &path))
-        return NULL;
-    bp_status st;
-    const char *p = PyBytes_AS_STRING(path);
-    PYBP_NOGIL(st, bp_matrix_save(self->m, p));
-    Py_DECREF(path);
-    if (st != BP_OK)
-        return pybp_raise(st);
-    Py_RETURN_NONE;
+    return pybp_persist_save(&persist, self->m, arg);
 }
 
 static PyObject *matrix_load(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"path", "context", NULL};
-    PyObject *path = NULL, *context_obj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|O:load", kwlist, PyUnicode_FSConverter,
-                                     &path, &context_obj))
-        return NULL;
-    PyBpContext *context = pybp_resolve_context(context_obj);
-    if (!context) {
-        Py_DECREF(path);
-        return NULL;
-    }
-    bp_matrix *m = NULL;
-    bp_status st;
-    const char *p = PyBytes_AS_STRING(path);
-    PYBP_NOGIL(st, bp_matrix_load(context->ctx, p, &m));
-    Py_DECREF(path);
-    PyObject *result = st == BP_OK ? wrap(type, m, context) : pybp_raise(st);
-    Py_DECREF(context);
-    return result;
+    return pybp_persist_load(&persist, type, args, kwargs);
 }
 
 static PyObject *matrix_to_bytes(PyBpMatrix *self, PyObject *unused) {
     (void)unused;
-    size_t needed = 0;
-    bp_status st = bp_matrix_serialize(self->m, NULL, 0, &needed);
-    if (st != BP_OK)
-        return pybp_raise(st);
-    PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)needed);
-    if (!bytes)
-        return NULL;
-    char *buf = PyBytes_AS_STRING(bytes);
-    PYBP_NOGIL(st, bp_matrix_serialize(self->m, buf, needed, &needed));
-    if (st != BP_OK) {
-        Py_DECREF(bytes);
-        return pybp_raise(st);
-    }
-    return bytes;
+    return pybp_persist_to_bytes(&persist, self->m);
 }
 
 static PyObject *matrix_from_bytes(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"data", "context", NULL};
-    Py_buffer data;
-    PyObject *context_obj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|O:from_bytes", kwlist, &data, &context_obj))
-        return NULL;
-    PyBpContext *context = pybp_resolve_context(context_obj);
-    if (!context) {
-        PyBuffer_Release(&data);
-        return NULL;
-    }
-    bp_matrix *m = NULL;
-    bp_status st;
-    PYBP_NOGIL(st, bp_matrix_deserialize(context->ctx, data.buf, (size_t)data.len, &m));
-    PyBuffer_Release(&data);
-    PyObject *result = st == BP_OK ? wrap(type, m, context) : pybp_raise(st);
-    Py_DECREF(context);
-    return result;
+    return pybp_persist_from_bytes(&persist, type, args, kwargs);
 }
 
 /* Pickling goes through the file format (the default context on load). */

@@ -85,4 +85,56 @@ PyObject *pybp_empty_f32(Py_ssize_t d0, Py_ssize_t d1);
 /* "(3, 64)" for messages; static per-thread storage is not needed: writes buf. */
 const char *pybp_shape_str(const pybp_array *a, char *buf, size_t size);
 
+/* ---- persist.c: files and bytes ------------------------------------------ */
+
+/* One object type's save/load entry points, adapted to void pointers; wrap
+ * takes ownership of obj (destroying it on failure). */
+typedef struct {
+    bp_status (*save)(const void *obj, const char *path);
+    bp_status (*load)(bp_context *ctx, const char *path, void **out);
+    bp_status (*serialize)(const void *obj, void *buf, size_t cap, size_t *needed);
+    bp_status (*deserialize)(bp_context *ctx, const void *buf, size_t len, void **out);
+    PyObject *(*wrap)(PyTypeObject *type, void *obj, PyBpContext *context);
+} pybp_persist;
+
+/* Define `static const pybp_persist name` for library type T (bp_matrix,
+ * bp_rnn: T_save, T_load, T_serialize, T_deserialize) and the file's
+ * wrap(PyTypeObject *, T *, PyBpContext *). */
+#define PYBP_PERSIST_TABLE(name, T, wrap_fn)                                                       \
+    static bp_status name##_save(const void *obj, const char *path) {                              \
+        return T##_save(obj, path);                                                                \
+    }                                                                                              \
+    static bp_status name##_load(bp_context *ctx, const char *path, void **out) {                  \
+        T *obj = NULL;                                                                             \
+        bp_status st = T##_load(ctx, path, &obj);                                                  \
+        *out = obj;                                                                                \
+        return st;                                                                                 \
+    }                                                                                              \
+    static bp_status name##_serialize(const void *obj, void *buf, size_t cap, size_t *needed) {    \
+        return T##_serialize(obj, buf, cap, needed);                                               \
+    }                                                                                              \
+    static bp_status name##_deserialize(bp_context *ctx, const void *buf, size_t len,              \
+                                        void **out) {                                              \
+        T *obj = NULL;                                                                             \
+        bp_status st = T##_deserialize(ctx, buf, len, &obj);                                       \
+        *out = obj;                                                                                \
+        return st;                                                                                 \
+    }                                                                                              \
+    static PyObject *name##_wrap(PyTypeObject *type, void *obj, PyBpContext *context) {            \
+        return wrap_fn(type, obj, context);                                                        \
+    }                                                                                              \
+    static const pybp_persist name = {name##_save, name##_load, name##_serialize,                  \
+                                      name##_deserialize, name##_wrap};
+
+/* obj.save(path) */
+PyObject *pybp_persist_save(const pybp_persist *ops, const void *obj, PyObject *path_arg);
+/* Type.load(path, context=None) */
+PyObject *pybp_persist_load(const pybp_persist *ops, PyTypeObject *type, PyObject *args,
+                            PyObject *kwargs);
+/* obj.to_bytes() */
+PyObject *pybp_persist_to_bytes(const pybp_persist *ops, const void *obj);
+/* Type.from_bytes(data, context=None) */
+PyObject *pybp_persist_from_bytes(const pybp_persist *ops, PyTypeObject *type, PyObject *args,
+                                  PyObject *kwargs);
+
 #endif /* PYBP_H */
