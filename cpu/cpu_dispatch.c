@@ -37,6 +37,8 @@ static const cpu_path paths[] = {
     {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, ""},
     {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni),
      "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
+    {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED, X86(bp__kernel_avx512_vnni_batched),
+     "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
 };
 #define NPATHS (sizeof paths / sizeof paths[0])
 
@@ -44,7 +46,7 @@ static const bp_cpu_kernel_desc *const kernel_list[] = {
     &bp__kernel_portable,
 #if defined(BP_ARCH_X86_64)
     &bp__kernel_avx2_popcount, &bp__kernel_avx2_lut,    &bp__kernel_avx512_popcount,
-    &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni,
+    &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni, &bp__kernel_avx512_vnni_batched,
 #endif
 };
 
@@ -79,7 +81,7 @@ static bp_status parse_env(bp_cpu_kernel *out) {
         }
     return bp__fail(BP_ERR_INVALID_ARGUMENT,
                     "BP_CPU='%.64s' is not one of auto, reference, portable, avx2, avx2-lut, "
-                    "avx512, avx512-lut, avx512-vnni",
+                    "avx512, avx512-lut, avx512-vnni, avx512-vnni-batched",
                     env);
 }
 
@@ -186,6 +188,11 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kern
         if (bp__kernel_avx512_vnni.supports(act_bits, kpad, mult_bound))
             return &bp__kernel_avx512_vnni;
         /* Elsewhere (act_bits > 8, grouped matrices) as AVX512_LUT. */
+        return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
+                                                                          : x86_popcount();
+    case BP_CPU_KERNEL_AVX512_VNNI_BATCHED:
+        if (bp__kernel_avx512_vnni_batched.supports(act_bits, kpad, mult_bound))
+            return &bp__kernel_avx512_vnni_batched;
         return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
                                                                           : x86_popcount();
     case BP_CPU_KERNEL_AVX512_LUT:
