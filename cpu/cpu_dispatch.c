@@ -156,8 +156,23 @@ static bool vnni_auto(const bp_kernel_shape *s) {
     return s->min_planes >= 2;
 }
 
+/* The batched code kernel (avx512-vnni-batched) for uniform matrices at
+ * act_bits <= 8 once a weight tile serves enough columns (docs/kernels.md,
+ * "Batched code kernel"): from batch 4 at 2 or more planes, from batch 16 at
+ * 1 plane, where the LUT kernel is as fast below that (its one-plane tables
+ * are cheap). Residual matrices stay on the LUT kernel: the batched kernel
+ * runs each of their planes as a separate code, 1.7x slower at batch 8-32. */
+static bool batched_auto(const bp_kernel_shape *s) {
+    if (s->method != BP_QUANT_UNIFORM ||
+        !bp__kernel_avx512_vnni_batched.supports(s->act_bits, s->kpad, s->mult_bound))
+        return false;
+    return s->batch >= 16 || (s->batch >= 4 && s->min_planes >= 2);
+}
+
 static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
     const bp_cpu_features *f = bp__cpu_features();
+    if (f->avx512_vnni && f->gfni && batched_auto(s))
+        return BP_CPU_KERNEL_AVX512_VNNI_BATCHED;
     if (f->avx512_vnni && f->gfni && vnni_auto(s))
         return BP_CPU_KERNEL_AVX512_VNNI;
     if (f->avx512_vpopcntdq)
