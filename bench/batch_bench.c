@@ -12,7 +12,8 @@
  * enough back-to-back calls to last --min-ms, divided by their number), in a
  * rotating order. Reported per method: the median time per call, and the
  * speedup over sgemm as the median of the per-round ratios (sgemm time of
- * that round over the method's). Weights stay in cache between calls, as a
+ * that round over the method's), and the fastest sample (less sensitive to
+ * preemption on a loaded machine). Weights stay in cache between calls, as a
  * model's layers do when they fit; the 4096 x 4096 fp32 matrix (64 MiB) does
  * not. One JSON object per line on stdout; a Markdown table on stderr.
  */
@@ -209,9 +210,10 @@ int main(int argc, char **argv) {
     if (parse_args(argc, argv, &o))
         return 2;
     openblas_set_num_threads(o.threads);
-    fprintf(stderr,
-            "| m x k | batch | method | planes | chosen kernel | median ms | speedup vs sgemm |\n"
-            "|---|---|---|---|---|---|---|\n");
+    fprintf(
+        stderr,
+        "| m x k | batch | method | planes | chosen kernel | median ms | min ms | speedup vs sgemm "
+        "|\n|---|---|---|---|---|---|---|---|\n");
     for (size_t si = 0; si < o.nshapes; si++) {
         const size_t m = o.m[si], k = o.k[si];
         float *w = malloc(m * k * sizeof *w);
@@ -275,21 +277,25 @@ int main(int argc, char **argv) {
                     int i = (j + r) % nm; /* rotate the order */
                     me[i].t[r] = sample(&s, &me[i], calls[i]);
                 }
-            for (int i = 0; i < nm; i++) {
+            /* All ratios first: median() sorts the times in place. */
+            for (int i = 0; i < nm; i++)
                 for (int r = 0; r < o.rounds; r++)
                     me[i].ratio[r] = me[0].t[r] / me[i].t[r];
+            for (int i = 0; i < nm; i++) {
                 double med_t = median(me[i].t, o.rounds), med_r = median(me[i].ratio, o.rounds);
+                const double min_t = me[i].t[0]; /* sorted by median() */
                 printf("{\"m\":%zu,\"k\":%zu,\"batch\":%zu,\"method\":\"%s\",\"planes\":%d,"
                        "\"chosen\":\"%s\",\"act_bits\":%d,\"threads\":%d,\"quant\":\"%s\","
-                       "\"group\":%d,\"median_ms\":%.5f,\"speedup_vs_sgemm\":%.4f,\"rounds\":%d}\n",
+                       "\"group\":%d,\"median_ms\":%.5f,\"min_ms\":%.5f,\"speedup_vs_sgemm\":%.4f,"
+                       "\"rounds\":%d}\n",
                        m, k, batch, me[i].kernel, me[i].ctx ? me[i].planes : 0, me[i].chosen,
                        o.act_bits, o.threads, o.method == BP_QUANT_UNIFORM ? "uniform" : "residual",
-                       o.group, med_t * 1e3, med_r, o.rounds);
+                       o.group, med_t * 1e3, min_t * 1e3, med_r, o.rounds);
                 char planes[16] = "-";
                 if (me[i].ctx)
                     snprintf(planes, sizeof planes, "%d", me[i].planes);
-                fprintf(stderr, "| %zux%zu | %zu | %s | %s | %s | %.4f | %.2fx |\n", m, k, batch,
-                        me[i].kernel, planes, me[i].chosen, med_t * 1e3, med_r);
+                fprintf(stderr, "| %zux%zu | %zu | %s | %s | %s | %.4f | %.4f | %.2fx |\n", m, k,
+                        batch, me[i].kernel, planes, me[i].chosen, med_t * 1e3, min_t * 1e3, med_r);
             }
             fflush(stdout);
         }
