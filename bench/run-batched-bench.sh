@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BP_BUILD:-$root/build}/bench/bitplane-batch-bench
 day=$(date -u +%Y-%m-%d)
 out=$root/bench/results/cpu-batched-$day
-rounds=${BP_ROUNDS:-9}
+rounds=${BP_ROUNDS:-7}
 [ -x "$bin" ] || { echo "build $bin first (cmake --build build)" >&2; exit 1; }
 {
   echo "# Batched products against OpenBLAS sgemm, $day"
@@ -19,7 +19,8 @@ rounds=${BP_ROUNDS:-9}
   echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores;" \
        "flags: $(grep -o -w -E 'avx512_vnni|gfni|avx512_vpopcntdq|avx512bw' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   echo
-X
+  echo "Load before: $(cut -d' ' -f1-3 /proc/loadavg). Medians of $rounds interleaved rounds"
+  echo "($((3 * rounds)) for the model layers);"
   echo "speedup = median over rounds of (sgemm time / method time) in the same round;"
   echo "min = the fastest sample (least preempted)."
   echo "act_bits 8, quantizer defaults (uniform, groups of 64, rotation), Gaussian inputs."

@@ -73,14 +73,14 @@ static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
     int8_t *q8 = (int8_t *)((char *)scratch + bp__round_up(sizeof(vb_column), BP_ALIGN));
     int32_t *qw = (int32_t *)((char *)q8 + bp__round_up(kpad, BP_ALIGN));
     vc->off = (!col->is_signed && col->act_bits == 8) ? 128 : 0;
+    const __m512i off = _mm512_set1_epi32(vc->off);
     for (size_t w = 0; w < kpad / 32; w++) {
-        int32_t s = 0;
-        for (size_t j = 32 * w; j < 32 * w + 32; j++) {
-            int32_t q = col->q[j] - vc->off;
-            q8[j] = (int8_t)q;
-            s += q;
-        }
-        qw[w] = s;
+        /* q' = q - off fits int8 (see the top): VPMOVDB keeps it exactly. */
+        __m512i a = _mm512_sub_epi32(_mm512_loadu_si512(col->q + 32 * w), off);
+        __m512i b = _mm512_sub_epi32(_mm512_loadu_si512(col->q + 32 * w + 16), off);
+        _mm_storeu_si128((__m128i *)(q8 + 32 * w), _mm512_cvtepi32_epi8(a));
+        _mm_storeu_si128((__m128i *)(q8 + 32 * w + 16), _mm512_cvtepi32_epi8(b));
+        qw[w] = _mm512_reduce_add_epi32(_mm512_add_epi32(a, b));
     }
     vc->q8 = q8;
     vc->qw = qw;
