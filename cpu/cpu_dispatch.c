@@ -38,6 +38,8 @@ static const cpu_path paths[] = {
     {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, ""},
     {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni),
      "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
+    {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED, X86(bp__kernel_avx512_vnni_batched),
+     "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
 };
 #define NPATHS (sizeof paths / sizeof paths[0])
 
@@ -45,7 +47,7 @@ static const bp_cpu_kernel_desc *const kernel_list[] = {
     &bp__kernel_portable,
 #if defined(BP_ARCH_X86_64)
     &bp__kernel_avx2_popcount, &bp__kernel_avx2_lut,    &bp__kernel_avx512_popcount,
-    &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni,
+    &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni, &bp__kernel_avx512_vnni_batched,
 #endif
 };
 
@@ -80,7 +82,7 @@ static bp_status parse_env(bp_cpu_kernel *out) {
         }
     return bp__fail(BP_ERR_INVALID_ARGUMENT,
                     "BP_CPU='%.64s' is not one of auto, reference, portable, avx2, avx2-lut, "
-                    "avx512, avx512-lut, avx512-vnni",
+                    "avx512, avx512-lut, avx512-vnni, avx512-vnni-batched",
                     env);
 }
 
@@ -155,8 +157,23 @@ static bool vnni_auto(const bp_kernel_shape *s) {
     return s->min_planes >= 2;
 }
 
+/* The batched code kernel (avx512-vnni-batched) for uniform matrices at
+ * act_bits <= 8 once a weight tile serves enough columns (docs/kernels.md,
+ * "Batched code kernel"): from batch 4 at 2 or more planes, from batch 16 at
+ * 1 plane, where the LUT kernel is as fast below that (its one-plane tables
+ * are cheap). Residual matrices stay on the LUT kernel: the batched kernel
+ * runs each of their planes as a separate code, 1.7x slower at batch 8-32. */
+static bool batched_auto(const bp_kernel_shape *s) {
+    if (s->method != BP_QUANT_UNIFORM ||
+        !bp__kernel_avx512_vnni_batched.supports(s->act_bits, s->kpad, s->mult_bound))
+        return false;
+    return s->batch >= 16 || (s->batch >= 4 && s->min_planes >= 2);
+}
+
 static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
     const bp_cpu_features *f = bp__cpu_features();
+    if (f->avx512_vnni && f->gfni && batched_auto(s))
+        return BP_CPU_KERNEL_AVX512_VNNI_BATCHED;
     if (f->avx512_vnni && f->gfni && vnni_auto(s))
         return BP_CPU_KERNEL_AVX512_VNNI;
     if (f->avx512_vpopcntdq)
@@ -187,6 +204,11 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kern
         if (bp__kernel_avx512_vnni.supports(act_bits, kpad, mult_bound))
             return &bp__kernel_avx512_vnni;
         /* Elsewhere (act_bits > 8, grouped matrices) as AVX512_LUT. */
+        return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
+                                                                          : x86_popcount();
+    case BP_CPU_KERNEL_AVX512_VNNI_BATCHED:
+        if (bp__kernel_avx512_vnni_batched.supports(act_bits, kpad, mult_bound))
+            return &bp__kernel_avx512_vnni_batched;
         return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
                                                                           : x86_popcount();
     case BP_CPU_KERNEL_AVX512_LUT:

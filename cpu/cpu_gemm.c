@@ -4,6 +4,9 @@
  * tables), splits rows into blocks across the pool, calls the microkernel for
  * up to BP_KERNEL_MAX_COLS columns at a time and applies the exact combine
  * (docs/numerics.md: D_u for uniform matrices, D_p per plane for residual).
+ * Batched kernels (compute_batch) instead get every column of a block of up
+ * to BATCH_MAX_COLS at once, so they can reuse unpacked weight tiles; tasks
+ * are then (row block, column block) pairs.
  * Each output element depends only on its row and its column, never on the
  * blocking, so results do not change with threads, batch size or position.
  */
@@ -21,6 +24,11 @@
 #define GROUPS_PER_TASK 16
 /* Bound on the per-call activation scratch; larger batches run in chunks. */
 #define CHUNK_BYTES ((size_t)64 << 20)
+/* Batched kernels: columns per task, and the per-worker D buffer that bounds
+ * them (int64 words: 256 KB, within L2 beside the weight tiles). */
+#define BATCH_MAX_COLS 64
+#define BATCH_MIN_COLS 8
+#define BATCH_D_WORDS  ((size_t)32768)
 
 /*
  * Per-call scratch (column structs, activation data, D buffers) comes from a
@@ -88,10 +96,12 @@ typedef struct cpu_call {
     bp_act_column *cols;   /* nc entries */
     unsigned char *colmem; /* nc * col_bytes */
     size_t col_bytes, q_bytes, rot_bytes;
-    int64_t *dmem;  /* per worker D buffer */
-    size_t d_words; /* per worker */
-    size_t ntasks;
-    int overflow; /* set (atomically) when a result is not finite */
+    int64_t *dmem;     /* per worker D buffer */
+    size_t d_words;    /* per worker */
+    size_t row_tasks;  /* row blocks of GROUPS_PER_TASK groups */
+    size_t batch_cols; /* batched kernels: columns per task */
+    size_t slots;      /* D slots per column in the worker buffer */
+    int overflow;      /* set (atomically) when a result is not finite */
     size_t overflow_row, overflow_col;
 } cpu_call;
 
@@ -120,6 +130,27 @@ static void prepare_task(void *arg, size_t i, int worker) {
         c->kernel->prepare(ac, c->kpad, mem + c->q_bytes + c->rot_bytes);
 }
 
+/* y for rows [r0, r1) of chunk column i from its D (row r0 at d[0]). */
+static void combine_rows(cpu_call *c, const bp_act_column *ac, const int64_t *d, size_t ld_plane,
+                         size_t r0, size_t r1, size_t i) {
+    const bp_gemm_args *a = c->a;
+    const bp_matrix *m = a->m;
+    const bool uniform = m->method == BP_QUANT_UNIFORM;
+    float *y = a->y + (c->c0 + i) * a->ldy;
+    for (size_t r = r0; r < r1; r++) {
+        float v = uniform ? bp__combine_uniform(bp__alpha(m, ac->planes, r), d[r - r0], ac->scale)
+                          : bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
+                                        ac->planes, ac->scale);
+        v = a->bias ? v + a->bias[r] : v;
+        y[r] = v;
+        /* Finite inputs, so only an overflow of the float range. */
+        if (!isfinite(v) && !__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
+            c->overflow_row = r;
+            c->overflow_col = c->c0 + i;
+        }
+    }
+}
+
 static void compute_task(void *arg, size_t task, int worker) {
     cpu_call *c = arg;
     const bp_gemm_args *a = c->a;
@@ -129,7 +160,6 @@ static void compute_task(void *arg, size_t task, int worker) {
     size_t r0 = g0 * BP_ROW_GROUP;
     size_t r1 = g1 * BP_ROW_GROUP < m->rows ? g1 * BP_ROW_GROUP : m->rows;
     size_t ld_plane = (g1 - g0) * BP_ROW_GROUP;
-    const bool uniform = m->method == BP_QUANT_UNIFORM;
 
     bp_kernel_call call = {.m = m, .g0 = g0, .g1 = g1, .ld_plane = ld_plane};
     call.ld_col = ld_plane * (size_t)m->bits;
@@ -152,26 +182,51 @@ static void compute_task(void *arg, size_t task, int worker) {
         if (call.ncols == 0)
             continue;
         c->kernel->compute(&call);
-        for (size_t k = 0; k < call.ncols; k++) {
-            const bp_act_column *ac = call.cols[k];
-            const int64_t *d = call.d + k * call.ld_col;
-            float *y = a->y + (c->c0 + owner[k]) * a->ldy;
-            for (size_t r = r0; r < r1; r++) {
-                float v =
-                    uniform ? bp__combine_uniform(bp__alpha(m, ac->planes, r), d[r - r0], ac->scale)
-                            : bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
-                                          ac->planes, ac->scale);
-                v = a->bias ? v + a->bias[r] : v;
-                y[r] = v;
-                /* Finite inputs, so only an overflow of the float range. */
-                if (!isfinite(v) && !__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
-                    c->overflow_row = r;
-                    c->overflow_col = c->c0 + owner[k];
-                }
-            }
-        }
+        for (size_t k = 0; k < call.ncols; k++)
+            combine_rows(c, call.cols[k], call.d + k * call.ld_col, ld_plane, r0, r1, owner[k]);
         call.ncols = 0;
     }
+}
+
+/* Batched kernels: task = (row block, column block); one kernel call for all
+ * non-zero columns of the block. */
+static void compute_batch_task(void *arg, size_t task, int worker) {
+    cpu_call *c = arg;
+    const bp_gemm_args *a = c->a;
+    const bp_matrix *m = a->m;
+    size_t g0 = task % c->row_tasks * GROUPS_PER_TASK;
+    size_t g1 = g0 + GROUPS_PER_TASK < m->row_groups ? g0 + GROUPS_PER_TASK : m->row_groups;
+    size_t r0 = g0 * BP_ROW_GROUP;
+    size_t r1 = g1 * BP_ROW_GROUP < m->rows ? g1 * BP_ROW_GROUP : m->rows;
+    size_t i0 = task / c->row_tasks * c->batch_cols;
+    size_t i1 = c->nc - i0 < c->batch_cols ? c->nc : i0 + c->batch_cols;
+    const bp_act_column *cols[BATCH_MAX_COLS];
+    size_t owner[BATCH_MAX_COLS];
+    size_t n = 0;
+    for (size_t i = i0; i < i1; i++) {
+        if (!c->cols[i].is_zero) {
+            owner[n] = i;
+            cols[n++] = &c->cols[i];
+            continue;
+        }
+        float *y = a->y + (c->c0 + i) * a->ldy;
+        for (size_t r = r0; r < r1; r++)
+            y[r] = a->bias ? a->bias[r] : 0.0f;
+    }
+    if (n == 0)
+        return;
+    size_t ld_plane = (g1 - g0) * BP_ROW_GROUP;
+    bp_kernel_batch_call call = {.m = m,
+                                 .g0 = g0,
+                                 .g1 = g1,
+                                 .ncols = n,
+                                 .cols = cols,
+                                 .d = c->dmem + (size_t)worker * c->d_words,
+                                 .ld_plane = ld_plane,
+                                 .ld_col = ld_plane * c->slots};
+    c->kernel->compute_batch(&call);
+    for (size_t k = 0; k < n; k++)
+        combine_rows(c, cols[k], call.d + k * call.ld_col, ld_plane, r0, r1, owner[k]);
 }
 
 bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
@@ -197,9 +252,21 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
                   bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;
     chunk = chunk < 1 ? 1 : (chunk > a->batch ? a->batch : chunk);
-    c.ntasks = (m->row_groups + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK;
+    c.row_tasks = (m->row_groups + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK;
     size_t task_groups = m->row_groups < GROUPS_PER_TASK ? m->row_groups : GROUPS_PER_TASK;
-    c.d_words = BP_KERNEL_MAX_COLS * (size_t)m->bits * task_groups * BP_ROW_GROUP;
+    size_t task_rows = task_groups * BP_ROW_GROUP;
+    c.slots = (size_t)m->bits;
+    c.d_words = BP_KERNEL_MAX_COLS * c.slots * task_rows;
+    if (c.kernel->compute_batch) {
+        /* Uniform matrices need slot 0, and slot 1 beyond 8 planes. */
+        if (m->method == BP_QUANT_UNIFORM)
+            c.slots = m->bits > 8 ? 2 : 1;
+        size_t fit = BATCH_D_WORDS / (c.slots * task_rows);
+        c.batch_cols = fit < BATCH_MIN_COLS   ? BATCH_MIN_COLS
+                       : fit > BATCH_MAX_COLS ? BATCH_MAX_COLS
+                                              : fit;
+        c.d_words = c.batch_cols * c.slots * task_rows;
+    }
     int workers = ctx->threads;
 
     /* chunk * col_bytes <= CHUNK_BYTES and the D buffers are small, so the
@@ -219,7 +286,11 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     for (c.c0 = 0; c.c0 < a->batch; c.c0 += c.nc) {
         c.nc = a->batch - c.c0 < chunk ? a->batch - c.c0 : chunk;
         bp__parallel_for(ctx, c.nc, prepare_task, &c);
-        bp__parallel_for(ctx, c.ntasks, compute_task, &c);
+        if (c.kernel->compute_batch)
+            bp__parallel_for(ctx, c.row_tasks * ((c.nc + c.batch_cols - 1) / c.batch_cols),
+                             compute_batch_task, &c);
+        else
+            bp__parallel_for(ctx, c.row_tasks, compute_task, &c);
     }
     if (owned)
         free(mem);

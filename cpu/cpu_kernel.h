@@ -29,6 +29,19 @@ typedef struct bp_kernel_call {
     size_t ld_plane, ld_col;
 } bp_kernel_call;
 
+/* A batched microkernel call: D for row groups [g0, g1) and any number of
+ * columns, laid out as in bp_kernel_call (uniform matrices may use slot 1 as
+ * scratch, so ld_col >= min(bits, 2) * ld_plane for them, bits * ld_plane
+ * for residual matrices). */
+typedef struct bp_kernel_batch_call {
+    const bp_matrix *m;
+    size_t g0, g1;
+    size_t ncols;
+    const bp_act_column *const *cols;
+    int64_t *d;
+    size_t ld_plane, ld_col;
+} bp_kernel_batch_call;
+
 typedef struct bp_cpu_kernel_desc {
     const char *name;
     /* Whether this CPU and OS can run the kernel's instructions. */
@@ -41,6 +54,9 @@ typedef struct bp_cpu_kernel_desc {
     /* Build kernel-specific data from col->q into scratch (aligned 64). */
     void (*prepare)(bp_act_column *col, size_t kpad, void *scratch);
     void (*compute)(const bp_kernel_call *call);
+    /* Optional: the whole batch slice at once (kernels that reuse unpacked
+     * weight tiles across columns); NULL for per-call kernels. */
+    void (*compute_batch)(const bp_kernel_batch_call *call);
 } bp_cpu_kernel_desc;
 
 /* Built on every architecture. */
@@ -50,6 +66,7 @@ extern const bp_cpu_kernel_desc bp__kernel_portable;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_lut;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni;
+extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni_batched;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_lut;
 

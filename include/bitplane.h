@@ -108,7 +108,7 @@ typedef enum bp_backend {
  * the README's kernel table for the measured rules); every path computes the
  * same exact integers, so results are bit-identical. The environment
  * variable BP_CPU=auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|
- * avx512-vnni
+ * avx512-vnni|avx512-vnni-batched
  * overrides AUTO (an explicit option here wins over the environment). A path
  * this CPU cannot run fails context creation with BP_ERR_UNSUPPORTED.
  *  - REFERENCE: plain C from the definition, the ground truth (test oracle).
@@ -120,6 +120,10 @@ typedef enum bp_backend {
  *  - AVX512_VNNI: GFNI bit transpose + VPDPBUSD on plane codes (uniform
  *    matrices, act_bits <= 8, per-row scales), AVX512 or AVX512_LUT's
  *    choice elsewhere.
+ *  - AVX512_VNNI_BATCHED: the same codes unpacked once per weight tile and
+ *    reused by every column of the batch (VPDPBUSD with broadcast
+ *    activations), every matrix kind and plane count at act_bits <= 8;
+ *    AVX512_LUT's choice above 8.
  *  - AVX512_LUT: AVX-512BW lookup-table kernel where its int16 tables are
  *    exact (act_bits 2..11 and K*2^act_bits < 2^31), popcount elsewhere
  *    (VPOPCNTDQ when present, else AVX2).
@@ -133,6 +137,7 @@ typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_AVX2_LUT = 5,
     BP_CPU_KERNEL_PORTABLE = 6,
     BP_CPU_KERNEL_AVX512_VNNI = 7,
+    BP_CPU_KERNEL_AVX512_VNNI_BATCHED = 8,
 } bp_cpu_kernel;
 
 /*
@@ -200,7 +205,6 @@ BP_API bp_backend bp_context_backend(const bp_context *ctx);
  */
 BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols,
                                               size_t batch);
-
 
 /* ---- quantized matrices ------------------------------------------------- */
 

@@ -61,6 +61,17 @@ void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_
     col->word_base = q + kpad;
 }
 
+/* rintf under round-half-even (the default mode), inline: libm's rintf and
+ * fmaxf are calls on baseline x86-64, one per input element. |v| + 2^23
+ * lies in [2^23, 2^24), where floats are the integers, so the addition
+ * rounds |v| to an integer, ties to even; larger floats are integers (or
+ * Inf / NaN) already. Same result as rintf for every float. */
+static inline float rint_even(float v) {
+    const float a = fabsf(v);
+    const float r = a < 0x1p23f ? (a + 0x1p23f) - 0x1p23f : a;
+    return copysignf(r, v);
+}
+
 static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
                             int32_t *q, bp_act_column *col) {
     memset(q + cols, 0, (kpad - cols) * sizeof *q);
@@ -75,7 +86,9 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
     float amax = 0.0f;
     bool nonneg = true;
     for (size_t j = 0; j < cols; j++) {
-        amax = fmaxf(amax, fabsf(x[j]));
+        /* fmaxf without the call: a NaN |x| leaves amax as fmaxf does. */
+        const float a = fabsf(x[j]);
+        amax = a > amax ? a : amax;
         nonneg &= x[j] >= 0.0f;
     }
     const float L = nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
@@ -99,7 +112,7 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
     for (size_t j = 0; j < cols; j++) {
         /* x == 0 is tested first because inv may be +Inf for a tiny fixed scale. */
         float prod = (x[j] * pre) * inv;
-        float r = x[j] == 0.0f ? 0.0f : rintf(prod);
+        float r = x[j] == 0.0f ? 0.0f : rint_even(prod);
         r = r > L ? L : (r < lo ? lo : r);
         q[j] = (int32_t)r;
     }

@@ -21,10 +21,10 @@ TestSuite(activations, .fini = tu_suite_fini);
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static bp_cpu_kernel kAllPaths[] = {BP_CPU_KERNEL_REFERENCE,  BP_CPU_KERNEL_AUTO,
-                                    BP_CPU_KERNEL_PORTABLE,   BP_CPU_KERNEL_AVX2,
-                                    BP_CPU_KERNEL_AVX2_LUT,   BP_CPU_KERNEL_AVX512,
-                                    BP_CPU_KERNEL_AVX512_LUT, BP_CPU_KERNEL_AVX512_VNNI};
+static bp_cpu_kernel kAllPaths[] = {
+    BP_CPU_KERNEL_REFERENCE,  BP_CPU_KERNEL_AUTO,        BP_CPU_KERNEL_PORTABLE,
+    BP_CPU_KERNEL_AVX2,       BP_CPU_KERNEL_AVX2_LUT,    BP_CPU_KERNEL_AVX512,
+    BP_CPU_KERNEL_AVX512_LUT, BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED};
 
 static void gemm_ok(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, float *y,
                     const bp_run_options *o) {

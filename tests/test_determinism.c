@@ -126,7 +126,7 @@ Test(determinism, offered_paths_match_the_cpu) {
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
     /* Which paths this CPU can run, by the compiler's probe, in the order
      * tu_cpu_paths lists them. */
-    bool can[7] = {true, true, false, false, false, false, false};
+    bool can[8] = {true, true, false, false, false, false, false, false};
 #if defined(__x86_64__)
     __builtin_cpu_init();
     const bool avx2 = __builtin_cpu_supports("avx2");
@@ -135,14 +135,15 @@ Test(determinism, offered_paths_match_the_cpu) {
     can[2] = can[3] = avx2;
     can[4] = avx512bw && __builtin_cpu_supports("avx512vpopcntdq");
     can[5] = avx512bw;
-    can[6] = avx512bw && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni");
+    can[6] = can[7] =
+        avx512bw && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni");
 #endif
-    const bp_cpu_kernel all[7] = {BP_CPU_KERNEL_REFERENCE,  BP_CPU_KERNEL_PORTABLE,
-                                  BP_CPU_KERNEL_AVX2,       BP_CPU_KERNEL_AVX2_LUT,
-                                  BP_CPU_KERNEL_AVX512,     BP_CPU_KERNEL_AVX512_LUT,
-                                  BP_CPU_KERNEL_AVX512_VNNI};
+    const bp_cpu_kernel all[8] = {BP_CPU_KERNEL_REFERENCE,   BP_CPU_KERNEL_PORTABLE,
+                                  BP_CPU_KERNEL_AVX2,        BP_CPU_KERNEL_AVX2_LUT,
+                                  BP_CPU_KERNEL_AVX512,      BP_CPU_KERNEL_AVX512_LUT,
+                                  BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED};
     size_t nwant = 0;
-    for (size_t i = 0; i < 7; i++) {
+    for (size_t i = 0; i < 8; i++) {
         bool offered = false;
         for (size_t j = 0; j < np; j++)
             offered |= paths[j].kernel == all[i];

@@ -225,7 +225,7 @@ static kcase random_case(tu_rng *rng, size_t rows, size_t cols, int act_bits, si
 static bool must_handle(const bp_cpu_kernel_desc *kernel, int a) {
     if (!strcmp(kernel->name, "avx512-lut") || !strcmp(kernel->name, "avx2-lut"))
         return a >= 2 && a <= 11;
-    if (!strcmp(kernel->name, "avx512-vnni"))
+    if (!strcmp(kernel->name, "avx512-vnni") || !strcmp(kernel->name, "avx512-vnni-batched"))
         return a <= 8;
     return true;
 }
@@ -435,4 +435,148 @@ Test(kernels, avx512_lut_exact_at_its_largest_k, .timeout = 300) {
 
 Test(kernels, avx2_lut_exact_at_its_largest_k, .timeout = 300) {
     lut_exact_at_its_largest_k("avx2-lut");
+}
+
+/*
+ * Batched kernels (compute_batch): one call with the whole batch must give
+ * the reference's D for every column. Batches 1, 3, 8, 33 and 360, K not a
+ * multiple of 32 or 512, odd row counts and row-group sub-ranges, group
+ * multipliers, act_bits 1..8 in both modes, uniform and residual matrices,
+ * one plane count for the batch or one per column (1..bits, up to 16).
+ */
+static bool run_batch_case(const bp_cpu_kernel_desc *kernel, size_t rows, size_t cols, size_t batch,
+                           int act_bits, uint64_t seed) {
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    float *w = tu_xmalloc(rows * cols * sizeof *w);
+    tu_fill_gauss(&rng, w, rows * cols, 1.0f);
+    const int bits = (int)tu_range(&rng, 1, BP_MAX_BITS);
+    bp_quant_method method = tu_range(&rng, 0, 1) ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
+    bp_matrix *m = tu_quantize(ctx, w, rows, cols, cols, bits, method,
+                               method == BP_QUANT_UNIFORM ? 1.0f : 0.0f);
+    const size_t group_size = tu_range(&rng, 0, 1) ? (size_t)32 << tu_range(&rng, 0, 7) : 0;
+    tu_set_groups(m, group_size, &rng);
+    size_t g0 = 0, g1 = m->row_groups;
+    if (g1 > 1 && tu_range(&rng, 0, 1)) {
+        g0 = tu_range(&rng, 0, g1 - 1);
+        g1 = tu_range(&rng, g0 + 1, g1);
+    }
+    const bool mixed = tu_range(&rng, 0, 1);
+    const int common = (int)tu_range(&rng, 1, (size_t)bits);
+
+    const size_t kpad = bp__padded_cols(cols);
+    const size_t ld_plane = (g1 - g0) * BP_ROW_GROUP + 3; /* odd, to catch stride bugs */
+    const size_t ld_col = (size_t)bits * ld_plane;
+    int64_t *d_ref = tu_xmalloc(batch * ld_col * sizeof *d_ref);
+    int64_t *d_ker = tu_xmalloc(batch * ld_col * sizeof *d_ker);
+    int32_t *q = bp__aligned_alloc(batch * bp__act_q_words(kpad) * sizeof(int32_t));
+    const size_t sbytes = bp__round_up(kernel->column_bytes(act_bits, kpad) + 1, BP_ALIGN);
+    unsigned char *scratch = bp__aligned_alloc(batch * sbytes);
+    bp_act_column *ref_cols = tu_xmalloc(batch * sizeof *ref_cols);
+    bp_act_column *ker_cols = tu_xmalloc(batch * sizeof *ker_cols);
+    const bp_act_column **ker_ptrs = tu_xmalloc(batch * sizeof *ker_ptrs);
+    float *x = tu_xmalloc(cols * sizeof *x);
+    cr_assert(q && scratch);
+    for (size_t c = 0; c < batch; c++) {
+        fill_column(&rng, x, cols, (act_kind)tu_range(&rng, 0, 2));
+        bp__quantize_activations(x, cols, kpad, act_bits, 0.0f, q + c * bp__act_q_words(kpad),
+                                 &ref_cols[c]);
+        ref_cols[c].planes = mixed ? (int)tu_range(&rng, 1, (size_t)bits) : common;
+        cr_assert(!ref_cols[c].is_zero, "test data must not be all zero");
+        ker_cols[c] = ref_cols[c];
+        kernel->prepare(&ker_cols[c], kpad, scratch + c * sbytes);
+        ker_ptrs[c] = &ker_cols[c];
+    }
+    for (size_t i = 0; i < batch * ld_col; i++)
+        d_ref[i] = d_ker[i] = UNTOUCHED;
+    for (size_t c0 = 0; c0 < batch; c0 += BP_KERNEL_MAX_COLS) {
+        bp_kernel_call rc = {.m = m,
+                             .g0 = g0,
+                             .g1 = g1,
+                             .d = d_ref + c0 * ld_col,
+                             .ld_plane = ld_plane,
+                             .ld_col = ld_col};
+        for (size_t c = c0; c < batch && c < c0 + BP_KERNEL_MAX_COLS; c++)
+            rc.cols[rc.ncols++] = &ref_cols[c];
+        bp__kernel_reference.compute(&rc);
+    }
+    bp_kernel_batch_call kc = {.m = m,
+                               .g0 = g0,
+                               .g1 = g1,
+                               .ncols = batch,
+                               .cols = ker_ptrs,
+                               .d = d_ker,
+                               .ld_plane = ld_plane,
+                               .ld_col = ld_col};
+    kernel->compute_batch(&kc);
+
+    size_t nrows = m->rows - g0 * BP_ROW_GROUP;
+    if (nrows > (g1 - g0) * BP_ROW_GROUP)
+        nrows = (g1 - g0) * BP_ROW_GROUP;
+    bool any_nonzero = false;
+    for (size_t c = 0; c < batch; c++) {
+        const int n = ref_cols[c].planes;
+        const int compared = method == BP_QUANT_UNIFORM ? 1 : n;
+        for (int p = 0; p < compared; p++)
+            for (size_t r = 0; r < nrows; r++) {
+                const size_t i = c * ld_col + (size_t)p * ld_plane + r;
+                any_nonzero |= d_ref[i] != 0;
+                cr_assert(d_ker[i] == d_ref[i],
+                          "%s batch %zu: D[col %zu (%d planes)][plane %d][row %zu] = %" PRId64
+                          ", reference %" PRId64 "; M=%zu K=%zu bits=%d %s act_bits=%d "
+                          "group_size=%zu g=[%zu,%zu) seed=%" PRIu64,
+                          kernel->name, batch, c, n, p, g0 * BP_ROW_GROUP + r, d_ker[i], d_ref[i],
+                          rows, cols, bits, method == BP_QUANT_UNIFORM ? "uniform" : "residual",
+                          act_bits, group_size, g0, g1, seed);
+            }
+        for (int p = n; p < bits; p++)
+            for (size_t r = 0; r < nrows; r++)
+                cr_assert(d_ker[c * ld_col + (size_t)p * ld_plane + r] == UNTOUCHED,
+                          "%s wrote plane %d of column %zu, which uses %d planes; seed=%" PRIu64,
+                          kernel->name, p, c, n, seed);
+    }
+    free(x);
+    free(ker_ptrs);
+    free(ker_cols);
+    free(ref_cols);
+    bp__aligned_free(scratch);
+    bp__aligned_free(q);
+    free(d_ker);
+    free(d_ref);
+    free(w);
+    bp_matrix_destroy(m);
+    bp_context_destroy(ctx);
+    return any_nonzero;
+}
+
+static void batch_all(const bp_cpu_kernel_desc *k) {
+    static const size_t batches[] = {1, 3, 8, 33, 360};
+    static const size_t rows[] = {1, 17, 33, 129};
+    static const size_t cols[] = {31, 100, 513, 1500};
+    if (!k->compute_batch)
+        return;
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t cases = 0, nonzero = 0;
+    for (int a = 1; a <= 8; a++)
+        for (size_t b = 0; b < NELEM(batches); b++) {
+            if (!k->supports(a, bp__padded_cols(1500), BP_MULT_MAX))
+                continue;
+            /* The largest batch on the smaller shapes, to keep the test quick. */
+            size_t ri = tu_range(&rng, 0, NELEM(rows) - 1), ki = tu_range(&rng, 0, NELEM(cols) - 1);
+            if (batches[b] > 64) {
+                ri = ri % 2;
+                ki = ki % 2;
+            }
+            nonzero += run_batch_case(k, rows[ri], cols[ki], batches[b], a, tu_next(&rng) >> 12);
+            cases++;
+        }
+    cr_assert(cases > 0, "%s has compute_batch but took no act_bits 1..8", k->name);
+    assert_mostly_nonzero(nonzero, cases, seed);
+}
+
+Test(kernels, batched_matches_reference) {
+    for_each_kernel(batch_all);
 }

@@ -247,6 +247,16 @@ Test(misc, matrix_kernel_names) {
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 1), "avx512-vnni");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 1), "avx512-vnni");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 8), "avx512-vnni");
+        /* The batched code kernel: batch >= 4 from 2 planes, >= 16 at 1
+         * plane, uniform matrices and act_bits <= 8 only. */
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 8), "avx512-vnni-batched");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 4), "avx512-vnni-batched");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 8, 8, 360), "avx512-vnni-batched");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 16), "avx512-vnni-batched");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 8), "avx512-vnni-batched");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 3), "avx512-vnni-batched");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 12, 32), "avx512-vnni-batched");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, r, 4, 8, 32), "avx512-vnni-batched");
     }
     bp_matrix_destroy(gm);
     /* act_bits > 8: never the code kernel. */

@@ -53,11 +53,12 @@ typedef struct tu_path {
     const char *name;
 } tu_path;
 
-#define TU_MAX_PATHS 8
+#define TU_MAX_PATHS 9
 
 const char *tu_kernel_name(bp_cpu_kernel k);
 /*
- * Every CPU kernel path (REFERENCE, PORTABLE, AVX2, AVX2_LUT, AVX512, AVX512_LUT, AVX512_VNNI)
+ * Every CPU kernel path (REFERENCE, PORTABLE, AVX2, AVX2_LUT, AVX512, AVX512_LUT, AVX512_VNNI,
+ * AVX512_VNNI_BATCHED)
  * whose context can be created on this machine, REFERENCE first. Paths whose creation returns
  * BP_ERR_UNSUPPORTED are left out and listed in `missing` (may be NULL, at least 128 bytes) for a
  * skip message. Any other failure fails the test.
@@ -83,6 +84,7 @@ bp_context *tu_target_context(const tu_target *t, int threads);
         {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_LUT},        \
         {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX2}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX2_LUT},            \
         {BP_BACKEND_CPU, BP_CPU_KERNEL_PORTABLE}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_VNNI},     \
+        {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_VNNI_BATCHED},                                       \
         {BP_BACKEND_CUDA, BP_GPU_KERNEL_POPCOUNT}, {BP_BACKEND_CUDA, BP_GPU_KERNEL_MMA}, {         \
         BP_BACKEND_OPENCL, BP_GPU_KERNEL_AUTO                                                      \
     }

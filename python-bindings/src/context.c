@@ -17,10 +17,15 @@ static const struct {
     const char *name;
     bp_cpu_kernel kernel;
 } cpu_kernels[] = {
-    {"auto", BP_CPU_KERNEL_AUTO},         {"reference", BP_CPU_KERNEL_REFERENCE},
-    {"avx512", BP_CPU_KERNEL_AVX512},     {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
-    {"avx2", BP_CPU_KERNEL_AVX2},         {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT},
-    {"portable", BP_CPU_KERNEL_PORTABLE}, {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
+    {"auto", BP_CPU_KERNEL_AUTO},
+    {"reference", BP_CPU_KERNEL_REFERENCE},
+    {"avx512", BP_CPU_KERNEL_AVX512},
+    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
+    {"avx2", BP_CPU_KERNEL_AVX2},
+    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT},
+    {"portable", BP_CPU_KERNEL_PORTABLE},
+    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
+    {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED},
 };
 
 static const struct {
@@ -137,7 +142,8 @@ static PyMethodDef context_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "cpu_kernel_name(act_bits=8, cols=512, batch=1) -> str\n\n"
      "The CPU kernel path this context would use for such a call: 'reference', "
-     "'portable', 'avx2', 'avx2-lut', 'avx512', 'avx512-lut' or 'avx512-vnni'."},
+     "'portable', 'avx2', 'avx2-lut', 'avx512', 'avx512-lut', 'avx512-vnni' or "
+     "'avx512-vnni-batched'."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -153,7 +159,7 @@ PyTypeObject PyBpContext_Type = {
               "why.\n"
               "threads: host worker threads, 0 = all online cores.\n"
               "cpu_kernel: 'auto', 'reference', 'portable', 'avx2', 'avx2-lut', 'avx512', "
-              "'avx512-lut' or 'avx512-vnni' (CPU only).\n"
+              "'avx512-lut', 'avx512-vnni' or 'avx512-vnni-batched' (CPU only).\n"
               "device, platform, gpu_kernel ('auto', 'popcount', 'mma'): accelerator choices.\n\n"
               "Thread-safety: concurrent calls on one context are safe but serialise; use one "
               "context per thread for parallel throughput.",

@@ -1,0 +1,370 @@
+/*
+ * AVX-512 GFNI + VNNI batched code kernel (docs/kernels.md, "Batched code
+ * kernel"): each weight tile is unpacked once into uint8 codes and reused by
+ * every column of the batch, so the per-column work is VPDPBUSD alone.
+ *
+ * The unpack. The planes [p0, p0 + len) of a row group (len <= 8, missing
+ * planes zero) go through the byte-interleave tree and the GFNI 8x8 bit
+ * transpose of the avx512-vnni kernel: vector V_a then holds, in 128-bit lane
+ * l, the codes of row 4l + a/2 for columns 16 (a % 2) .. + 15, plane p0 in
+ * bit 7, so the code is u' = 2^(8-len) u. A 4x4 dword transpose per lane turns
+ * the eight V_a into eight vectors T_t, t = 0..7, whose dword r is row r's
+ * codes of columns 4t .. 4t + 3 of the 32-column word. Those tiles (512
+ * bytes per row group and word) stay in L1 for all columns.
+ *
+ * The product. For each column and 4 columns of K, one VPDPBUSD with the
+ * column's 4 activation bytes broadcast (an embedded {1to16} broadcast)
+ * adds u' q' over 16 rows. q' = q is signed int8 for every mode that fits;
+ * unsigned 8-bit columns use q' = q - 128 (offset 128) and add 128 sum u' back
+ * from the tile's row sums. With s = 2^(8-len), odd = 2^len - 1 and cnt the K
+ * positions of a segment (padding included: there u' = 0 and q = 0),
+ *   s D_seg = 2 S' + 2 off U' - s odd Q' - s odd off cnt,
+ * S' = sum u' q', U' = sum u', Q' = sum q'. Grouped matrices multiply each
+ * segment by its row multiplier; segments are at most 4 words (128 columns)
+ * inside one group, so the true m s D_seg is below 255^3 * 128 < 2^31 and the
+ * wrapping int32 arithmetic gives it exactly; per-row matrices flush every K
+ * block (512 columns). Segment results widen into int64 D, and s divides out
+ * exactly at the end.
+ *
+ * Uniform matrices take the n planes as one code (n > 8: chunks of 8 with
+ * D = 2^len D_first + D_rest); residual matrices take each plane as a 1-plane
+ * code. act_bits above 8 are not handled (supports()).
+ */
+#include "cpu_kernel.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define BP_INLINE static inline __attribute__((always_inline))
+
+/* Words of K per unpacked tile (512 columns: 8 KB of codes per row group). */
+#define VB_KBLOCK_WORDS 16
+/* Row groups and columns of the register tile: 2 x 8 int32 accumulators. */
+#define VB_R 2
+#define VB_C 8
+/* Grouped matrices: at most this many words per int32 segment (see top). */
+#define VB_SEG_WORDS 4
+
+typedef struct vb_column {
+    int off;           /* 0, or 128 for unsigned 8-bit columns */
+    const int8_t *q8;  /* kpad bytes q' = q - off */
+    const int32_t *qw; /* kpad / 32 word sums of q' */
+} vb_column;
+
+static bool vb_runnable(void) {
+    const bp_cpu_features *f = bp__cpu_features();
+    return f->avx512bw && f->avx512_vnni && f->gfni;
+}
+
+static bool vb_supports(int act_bits, size_t kpad, unsigned mult_bound) {
+    (void)kpad;       /* int32 segments are bounded by length, not by K */
+    (void)mult_bound; /* any multiplier up to 255 */
+    return act_bits >= 1 && act_bits <= 8;
+}
+
+static size_t vb_column_bytes(int act_bits, size_t kpad) {
+    (void)act_bits;
+    return bp__round_up(sizeof(vb_column), BP_ALIGN) + bp__round_up(kpad, BP_ALIGN) +
+           kpad / 32 * sizeof(int32_t);
+}
+
+static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
+    vb_column *vc = scratch;
+    int8_t *q8 = (int8_t *)((char *)scratch + bp__round_up(sizeof(vb_column), BP_ALIGN));
+    int32_t *qw = (int32_t *)((char *)q8 + bp__round_up(kpad, BP_ALIGN));
+    vc->off = (!col->is_signed && col->act_bits == 8) ? 128 : 0;
+    const __m512i off = _mm512_set1_epi32(vc->off);
+    for (size_t w = 0; w < kpad / 32; w++) {
+        /* q' = q - off fits int8 (see the top): VPMOVDB keeps it exactly. */
+        __m512i a = _mm512_sub_epi32(_mm512_loadu_si512(col->q + 32 * w), off);
+        __m512i b = _mm512_sub_epi32(_mm512_loadu_si512(col->q + 32 * w + 16), off);
+        _mm_storeu_si128((__m128i *)(q8 + 32 * w), _mm512_cvtepi32_epi8(a));
+        _mm_storeu_si128((__m128i *)(q8 + 32 * w + 16), _mm512_cvtepi32_epi8(b));
+        qw[w] = _mm512_reduce_add_epi32(_mm512_add_epi32(a, b));
+    }
+    vc->q8 = q8;
+    vc->qw = qw;
+    col->kernel_data = vc;
+}
+
+BP_INLINE __m512i vb_transpose(__m512i v) {
+    const __m512i identity = _mm512_set1_epi64((long long)0x8040201008040201ull);
+    return _mm512_gf2p8affine_epi64_epi8(identity, v, 0);
+}
+
+/* 4x4 dword transpose inside each 128-bit lane: out[i] lane l = (a_i, b_i,
+ * c_i, d_i) of that lane. */
+BP_INLINE void vb_transpose4(__m512i a, __m512i b, __m512i c, __m512i d, __m512i *out) {
+    __m512i t0 = _mm512_unpacklo_epi32(a, b), t1 = _mm512_unpackhi_epi32(a, b);
+    __m512i t2 = _mm512_unpacklo_epi32(c, d), t3 = _mm512_unpackhi_epi32(c, d);
+    out[0] = _mm512_unpacklo_epi64(t0, t2);
+    out[1] = _mm512_unpackhi_epi64(t0, t2);
+    out[2] = _mm512_unpacklo_epi64(t1, t3);
+    out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* Codes of one row group and word: lines[p] for p < len (else zero) into
+ * tile[0..7] (see the top), and the row sums of the codes into *usum. */
+BP_INLINE void vb_unpack_word(const uint32_t *const *lines, int len, size_t w, __m512i *tile,
+                              __m512i *usum, bool need_u) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i L[8];
+    for (int p = 0; p < 8; p++)
+        L[p] = p < len ? _mm512_load_si512(lines[p] + w * BP_ROW_GROUP) : zero;
+    __m512i e[2][4];
+    for (int i = 0; i < 4; i++) {
+        e[0][i] = _mm512_unpacklo_epi8(L[2 * i], L[2 * i + 1]);
+        e[1][i] = _mm512_unpackhi_epi8(L[2 * i], L[2 * i + 1]);
+    }
+    __m512i V[8];
+    for (int s8 = 0; s8 < 2; s8++) {
+        __m512i w01[2] = {_mm512_unpacklo_epi16(e[s8][0], e[s8][1]),
+                          _mm512_unpackhi_epi16(e[s8][0], e[s8][1])};
+        __m512i w23[2] = {_mm512_unpacklo_epi16(e[s8][2], e[s8][3]),
+                          _mm512_unpackhi_epi16(e[s8][2], e[s8][3])};
+        for (int s16 = 0; s16 < 2; s16++) {
+            V[4 * s8 + 2 * s16] = vb_transpose(_mm512_unpacklo_epi32(w01[s16], w23[s16]));
+            V[4 * s8 + 2 * s16 + 1] = vb_transpose(_mm512_unpackhi_epi32(w01[s16], w23[s16]));
+        }
+    }
+    /* T_{4h + i}: dword i of V_h, V_{2+h}, V_{4+h}, V_{6+h} per lane. */
+    vb_transpose4(V[0], V[2], V[4], V[6], tile);
+    vb_transpose4(V[1], V[3], V[5], V[7], tile + 4);
+    if (need_u) {
+        const __m512i ones = _mm512_set1_epi8(1);
+        __m512i u = zero;
+        for (int t = 0; t < 8; t++)
+            u = _mm512_dpbusd_epi32(u, tile[t], ones);
+        *usum = u;
+    }
+}
+
+/* Broadcast of the 4 activation bytes at p (VPDPBUSD folds it into {1to16}). */
+BP_INLINE __m512i vb_bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
+/* Everything one unit (planes [p0, p0 + len)) needs for a K block. */
+typedef struct vb_block {
+    const bp_matrix *m;
+    size_t w0, w1; /* words of the block */
+    size_t segw;   /* words per segment */
+    int len;       /* planes in the code */
+    int32_t odd_s; /* s (2^len - 1), s = 2^(8 - len) */
+    __m512i (*tile)[VB_KBLOCK_WORDS][8];
+    /* Per row group of the tile and segment: E = 2 * 128 U' - s odd 128 cnt
+     * (for offset columns) and the multipliers (grouped). */
+    __m512i (*eseg)[VB_KBLOCK_WORDS];
+    __m512i (*mseg)[VB_KBLOCK_WORDS];
+} vb_block;
+
+/*
+ * R row groups x C columns over one K block: D[r][c] (16 int64 at dout[c] +
+ * 16 r) += s D of each segment; `first` stores instead of adding.
+ */
+BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t *const *dout,
+                       bool first, const int R, const int C) {
+    const bool grouped = b->mseg != NULL;
+    const __m512i two_zero = _mm512_setzero_si512();
+    size_t si = 0;
+    for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
+        const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
+        __m512i acc[VB_R][VB_C];
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < C; c++)
+                acc[r][c] = two_zero;
+        for (size_t w = s0; w < s1; w++) {
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                __m512i code[VB_R];
+                for (int r = 0; r < R; r++)
+                    code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
+                for (int c = 0; c < C; c++) {
+                    const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
+                    for (int r = 0; r < R; r++)
+                        acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], code[r], qv);
+                }
+            }
+        }
+        for (int c = 0; c < C; c++) {
+            int32_t qs = 0;
+            for (size_t w = s0; w < s1; w++)
+                qs += cols[c]->qw[w];
+            /* Wrapping int32: the true value fits (see the top). */
+            const __m512i bq = _mm512_set1_epi32((int32_t)((uint32_t)b->odd_s * (uint32_t)qs));
+            for (int r = 0; r < R; r++) {
+                __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
+                if (cols[c]->off)
+                    v = _mm512_add_epi32(v, b->eseg[r][si]);
+                if (grouped)
+                    v = _mm512_mullo_epi32(v, b->mseg[r][si]);
+                int64_t *d = dout[c] + 16 * r;
+                __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+                __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
+                if (!(first && s0 == b->w0)) {
+                    lo = _mm512_add_epi64(lo, _mm512_loadu_si512(d));
+                    hi = _mm512_add_epi64(hi, _mm512_loadu_si512(d + 8));
+                }
+                _mm512_storeu_si512(d, lo);
+                _mm512_storeu_si512(d + 8, hi);
+            }
+        }
+    }
+}
+
+typedef void (*vb_tile_fn)(const vb_block *b, const vb_column *const *cols, int64_t *const *dout,
+                           bool first);
+#define VB_FN(R, C)                                                                                \
+    static void vb_tile_##R##_##C(const vb_block *b, const vb_column *const *cols,                 \
+                                  int64_t *const *dout, bool first) {                              \
+        vb_tile(b, cols, dout, first, R, C);                                                       \
+    }
+#define VB_FN8(R)                                                                                  \
+    VB_FN(R, 1) VB_FN(R, 2) VB_FN(R, 3) VB_FN(R, 4) VB_FN(R, 5) VB_FN(R, 6) VB_FN(R, 7) VB_FN(R, 8)
+VB_FN8(1)
+VB_FN8(2)
+
+/* [R - 1][C - 1] */
+static const vb_tile_fn vb_tile_fns[VB_R][VB_C] = {
+    {vb_tile_1_1, vb_tile_1_2, vb_tile_1_3, vb_tile_1_4, vb_tile_1_5, vb_tile_1_6, vb_tile_1_7,
+     vb_tile_1_8},
+    {vb_tile_2_1, vb_tile_2_2, vb_tile_2_3, vb_tile_2_4, vb_tile_2_5, vb_tile_2_6, vb_tile_2_7,
+     vb_tile_2_8},
+};
+
+/* One unit (the code of planes [p0, p0 + len)) for nc columns: s D at
+ * dout[i] + 16 (g - g0) for row groups [g0, g1); then exact division by s. */
+static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, int len,
+                    const vb_column *const *cols, int64_t *const *dout, size_t nc) {
+    const size_t kw = m->kwords;
+    const bool grouped = bp__grouped(m);
+    bool need_u = false;
+    for (size_t i = 0; i < nc; i++)
+        need_u |= cols[i]->off != 0;
+    _Alignas(64) __m512i tile[VB_R][VB_KBLOCK_WORDS][8];
+    _Alignas(64) __m512i usum[VB_R][VB_KBLOCK_WORDS];
+    _Alignas(64) __m512i eseg[VB_R][VB_KBLOCK_WORDS];
+    _Alignas(64) __m512i mseg[VB_R][VB_KBLOCK_WORDS];
+    const int shift = 8 - len;
+    vb_block b = {.m = m,
+                  .segw = grouped ? (m->group_words < VB_SEG_WORDS ? m->group_words : VB_SEG_WORDS)
+                                  : VB_KBLOCK_WORDS,
+                  .len = len,
+                  .odd_s = (((int32_t)1 << len) - 1) << shift,
+                  .tile = tile,
+                  .eseg = eseg,
+                  .mseg = grouped ? mseg : NULL};
+    int64_t *dr[VB_C];
+    for (size_t g = g0; g < g1; g += VB_R) {
+        const int R = g1 - g >= VB_R ? VB_R : (int)(g1 - g);
+        const uint32_t *lines[VB_R][8];
+        for (int r = 0; r < R; r++)
+            for (int p = 0; p < len; p++)
+                lines[r][p] = bp__slab(m, p0 + p) + (g + (size_t)r) * kw * BP_ROW_GROUP;
+        for (b.w0 = 0; b.w0 < kw; b.w0 = b.w1) {
+            b.w1 = kw - b.w0 < VB_KBLOCK_WORDS ? kw : b.w0 + VB_KBLOCK_WORDS;
+            for (int r = 0; r < R; r++)
+                for (size_t w = b.w0; w < b.w1; w++)
+                    vb_unpack_word(lines[r], len, w, tile[r][w - b.w0], &usum[r][w - b.w0], need_u);
+            size_t si = 0;
+            for (size_t s0 = b.w0; s0 < b.w1; s0 += b.segw, si++) {
+                const size_t s1 = b.w1 - s0 < b.segw ? b.w1 : s0 + b.segw;
+                for (int r = 0; r < R; r++) {
+                    if (need_u) {
+                        __m512i u = _mm512_setzero_si512();
+                        for (size_t w = s0; w < s1; w++)
+                            u = _mm512_add_epi32(u, usum[r][w - b.w0]);
+                        /* 2 * 128 U' - s odd 128 cnt, cnt = 32 (s1 - s0). */
+                        const int32_t c = b.odd_s * 128 * 32 * (int32_t)(s1 - s0);
+                        eseg[r][si] =
+                            _mm512_sub_epi32(_mm512_slli_epi32(u, 8), _mm512_set1_epi32(c));
+                    }
+                    if (grouped) {
+                        const uint8_t *mt = bp__mult_tile(m, g + (size_t)r, s0 / m->group_words);
+                        mseg[r][si] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
+                    }
+                }
+            }
+            for (size_t c0 = 0; c0 < nc; c0 += VB_C) {
+                const int C = nc - c0 >= VB_C ? VB_C : (int)(nc - c0);
+                for (int c = 0; c < C; c++)
+                    dr[c] = dout[c0 + (size_t)c] + (g - g0) * BP_ROW_GROUP;
+                vb_tile_fns[R - 1][C - 1](&b, cols + c0, dr, b.w0 == 0);
+            }
+        }
+        /* s D -> D: exact division by s = 2^shift. */
+        for (size_t i = 0; shift && i < nc; i++) {
+            int64_t *d = dout[i] + (g - g0) * BP_ROW_GROUP;
+            for (int k = 0; k < R * BP_ROW_GROUP; k += 8)
+                _mm512_storeu_si512(d + k, _mm512_srai_epi64(_mm512_loadu_si512(d + k), shift));
+        }
+    }
+}
+
+/* Columns per unit pass: bounded so the pointer lists stay on the stack. */
+#define VB_UNIT_COLS 64
+
+static void vb_compute_batch(const bp_kernel_batch_call *call) {
+    const bp_matrix *m = call->m;
+    const bool uniform = m->method == BP_QUANT_UNIFORM;
+    const vb_column *cols[VB_UNIT_COLS];
+    int64_t *dout[VB_UNIT_COLS];
+    for (size_t c0 = 0; c0 < call->ncols; c0 += VB_UNIT_COLS) {
+        const size_t c1 = call->ncols - c0 < VB_UNIT_COLS ? call->ncols : c0 + VB_UNIT_COLS;
+        /* Every (p0, len) unit some column needs; slot: where its D goes. */
+        for (int p0 = 0; p0 < m->bits; p0++)
+            for (int len = 1; len <= 8 && p0 + len <= m->bits; len++) {
+                size_t nc = 0;
+                for (size_t c = c0; c < c1; c++) {
+                    const int n = call->cols[c]->planes;
+                    int slot = -1;
+                    if (!uniform && len == 1 && p0 < n)
+                        slot = p0;
+                    else if (uniform && p0 == 0 && len == (n < 8 ? n : 8))
+                        slot = 0;
+                    else if (uniform && p0 == 8 && len == n - 8)
+                        slot = 1;
+                    if (slot < 0)
+                        continue;
+                    cols[nc] = call->cols[c]->kernel_data;
+                    dout[nc++] = call->d + c * call->ld_col + (size_t)slot * call->ld_plane;
+                }
+                if (nc)
+                    vb_unit(m, call->g0, call->g1, p0, len, cols, dout, nc);
+            }
+        /* Uniform beyond 8 planes: D = 2^(n-8) D_first + D_rest (exact). */
+        for (size_t c = c0; uniform && c < c1; c++) {
+            const int n = call->cols[c]->planes;
+            if (n <= 8)
+                continue;
+            int64_t *d = call->d + c * call->ld_col;
+            for (size_t r = 0; r < (call->g1 - call->g0) * BP_ROW_GROUP; r++)
+                d[r] = d[r] * ((int64_t)1 << (n - 8)) + d[call->ld_plane + r];
+        }
+    }
+}
+
+/* The per-call form (up to BP_KERNEL_MAX_COLS columns) for the plain path. */
+static void vb_compute(const bp_kernel_call *call) {
+    bp_kernel_batch_call b = {.m = call->m,
+                              .g0 = call->g0,
+                              .g1 = call->g1,
+                              .ncols = call->ncols,
+                              .cols = call->cols,
+                              .d = call->d,
+                              .ld_plane = call->ld_plane,
+                              .ld_col = call->ld_col};
+    vb_compute_batch(&b);
+}
+
+const bp_cpu_kernel_desc bp__kernel_avx512_vnni_batched = {
+    .name = "avx512-vnni-batched",
+    .runnable = vb_runnable,
+    .supports = vb_supports,
+    .column_bytes = vb_column_bytes,
+    .prepare = vb_prepare,
+    .compute = vb_compute,
+    .compute_batch = vb_compute_batch,
+};
