@@ -74,8 +74,8 @@ static inline double bench_stream_gbps(const bench_stream_ceiling *s) {
 }
 /* Append its "stream_read" record and one "stream_form" record per form;
  * 1 (reported) when out of memory. */
-int bench_report_stream(bench_report *rep, const bench_stream_ceiling *s, const bench_opts *o,
-                        size_t m, size_t k, size_t batch);
+int bench_report_stream(bench_report *rep, const bench_stream_ceiling *s, size_t m, size_t k,
+                        size_t batch);
 
 /* ---- bench_openblas.c ---- */
 

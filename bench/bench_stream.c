@@ -251,9 +251,8 @@ static const char *pages_name(int huge) {
     return huge ? "2M-madvise" : "4K";
 }
 
-int bench_report_stream(bench_report *rep, const bench_stream_ceiling *s, const bench_opts *o,
-                        size_t m, size_t k, size_t batch) {
-    (void)o;
+int bench_report_stream(bench_report *rep, const bench_stream_ceiling *s, size_t m, size_t k,
+                        size_t batch) {
     bench_record *rec = bench_report_add(rep, "stream_read");
     if (!rec)
         return 1;
