@@ -84,7 +84,8 @@ typedef struct run {
 } run;
 
 static int usage(void) {
-    fputs("usage: bitplane-bench-ggml [--m 65536] [--k 4096] [--threads 1,2] [--reps 9] "
+    fputs("usage: bitplane-bench-ggml [--m 65536] [--k 4096, a multiple of 256] [--threads 1,2] "
+          "[--reps 9] "
           "[--seed 42] [--stream-mib N] [--json] [--markdown FILE]\n",
           stderr);
     return 2;
@@ -259,6 +260,10 @@ static int setup(run *r) {
         return 1;
     bench_fill_gaussian(&rng, r->w, r->m * r->k);
     bench_fill_gaussian(&rng, r->x, r->k);
+    fprintf(stderr,
+            "bitplane-bench-ggml: %zu x %zu: fp64 reference, then quantizing (ggml 3 types, "
+            "bitplane 8 matrices)...\n",
+            r->m, r->k);
     reference(r);
     ggml_cpu_init();
 
@@ -359,6 +364,9 @@ static int run_threads(run *r, int threads, bench_report *rep, FILE *md) {
     bench_stream_ceiling *s = malloc(sizeof *s);
     if (!s)
         return bench_fail("out of memory for the stream results");
+    fprintf(stderr,
+            "bitplane-bench-ggml: %d thread(s): stream probe over %zu MiB, then %d rounds...\n",
+            threads, r->stream_bytes >> 20, r->reps + 1);
     int rc = bench_stream_probe(r->stream_bytes, threads, r->reps, s);
     bench_opts co = {0};
     co.threads = threads;

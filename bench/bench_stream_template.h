@@ -11,12 +11,13 @@
  *
  * Define before including: BENCH_VEC (a GCC vector type of uint64_t),
  * BENCH_LOAD(ptr) and BENCH_NT_LOAD(ptr) (aligned loads returning
- * BENCH_VEC), BENCH_READER (the function's name) and BENCH_ISA (the
- * bench_read_isa its forms need). Then a list macro
- * X(id, name, accumulators, op, non-temporal, hint, distance, streams)
- * expanded with BENCH_DEFINE_FORM defines the forms and with BENCH_FORM_ROW
- * gives their table rows.
+ * BENCH_VEC), BENCH_READER (the loop's name), BENCH_WIDTH (256 or 512: the
+ * rows of BENCH_READ_FORMS to build), BENCH_ISA (the bench_read_isa those
+ * forms need) and BENCH_FORMS_FN (the accessor bench_stream_forms.h
+ * declares). Include once per file.
  */
+#include "bench_stream_forms.h"
+
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,8 +85,57 @@ static inline __attribute__((always_inline)) uint64_t BENCH_READER(const uint64_
     return sum;
 }
 
-#define BENCH_DEFINE_FORM(id, name, acc, op, nt, hint, dist, streams)                              \
-    static uint64_t id(const uint64_t *p, size_t n) {                                              \
+/*
+ * Every vector form, in one list: X(width, id, name, accumulators, op,
+ * non-temporal, prefetch hint, prefetch distance in bytes, streams). Each
+ * ISA file keeps the rows of its BENCH_WIDTH.
+ */
+#define BENCH_READ_FORMS(X)                                                                        \
+    X(256, add_x2, "avx2-add-x2", 2, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                         \
+    X(256, add_x4, "avx2-add-x4", 4, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                         \
+    X(256, add_x8, "avx2-add-x8", 8, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                         \
+    X(256, xor_x4, "avx2-xor-x4", 4, BENCH_OP_XOR, 0, BENCH_PF_NONE, 0, 1)                         \
+    X(256, xor_x8, "avx2-xor-x8", 8, BENCH_OP_XOR, 0, BENCH_PF_NONE, 0, 1)                         \
+    X(256, nt_x4, "avx2-ntload-x4", 4, BENCH_OP_ADD, 1, BENCH_PF_NONE, 0, 1)                       \
+    X(256, pf256_t0, "avx2-add-x4-pf256-t0", 4, BENCH_OP_ADD, 0, BENCH_PF_T0, 256, 1)              \
+    X(256, pf1k_t0, "avx2-add-x4-pf1024-t0", 4, BENCH_OP_ADD, 0, BENCH_PF_T0, 1024, 1)             \
+    X(256, pf4k_t0, "avx2-add-x4-pf4096-t0", 4, BENCH_OP_ADD, 0, BENCH_PF_T0, 4096, 1)             \
+    X(256, pf1k_nta, "avx2-add-x4-pf1024-nta", 4, BENCH_OP_ADD, 0, BENCH_PF_NTA, 1024, 1)          \
+    X(512, add_x2, "avx512-add-x2", 2, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                       \
+    X(512, add_x4, "avx512-add-x4", 4, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                       \
+    X(512, add_x8, "avx512-add-x8", 8, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                       \
+    X(512, xor_x2, "avx512-xor-x2", 2, BENCH_OP_XOR, 0, BENCH_PF_NONE, 0, 1)                       \
+    X(512, xor_x4, "avx512-xor-x4", 4, BENCH_OP_XOR, 0, BENCH_PF_NONE, 0, 1)                       \
+    X(512, xor_x8, "avx512-xor-x8", 8, BENCH_OP_XOR, 0, BENCH_PF_NONE, 0, 1)                       \
+    X(512, nt_x4, "avx512-ntload-x4", 4, BENCH_OP_ADD, 1, BENCH_PF_NONE, 0, 1)                     \
+    X(512, two_streams, "avx512-add-x4-2streams", 4, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 2)         \
+    X(512, pf256_t0, "avx512-add-x4-pf256-t0", 4, BENCH_OP_ADD, 0, BENCH_PF_T0, 256, 1)            \
+    X(512, pf1k_t0, "avx512-add-x4-pf1024-t0", 4, BENCH_OP_ADD, 0, BENCH_PF_T0, 1024, 1)           \
+    X(512, pf4k_t0, "avx512-add-x4-pf4096-t0", 4, BENCH_OP_ADD, 0, BENCH_PF_T0, 4096, 1)           \
+    X(512, pf256_t2, "avx512-add-x4-pf256-t2", 4, BENCH_OP_ADD, 0, BENCH_PF_T2, 256, 1)            \
+    X(512, pf1k_t2, "avx512-add-x4-pf1024-t2", 4, BENCH_OP_ADD, 0, BENCH_PF_T2, 1024, 1)           \
+    X(512, pf4k_t2, "avx512-add-x4-pf4096-t2", 4, BENCH_OP_ADD, 0, BENCH_PF_T2, 4096, 1)           \
+    X(512, pf256_nta, "avx512-add-x4-pf256-nta", 4, BENCH_OP_ADD, 0, BENCH_PF_NTA, 256, 1)         \
+    X(512, pf1k_nta, "avx512-add-x4-pf1024-nta", 4, BENCH_OP_ADD, 0, BENCH_PF_NTA, 1024, 1)        \
+    X(512, pf4k_nta, "avx512-add-x4-pf4096-nta", 4, BENCH_OP_ADD, 0, BENCH_PF_NTA, 4096, 1)
+
+#if BENCH_WIDTH == 512
+#define BENCH_KEEP_512(...) __VA_ARGS__
+#define BENCH_KEEP_256(...)
+#else
+#define BENCH_KEEP_512(...)
+#define BENCH_KEEP_256(...) __VA_ARGS__
+#endif
+#define BENCH_DEFINE_FORM(width, id, name, acc, op, nt, hint, dist, streams)                       \
+    BENCH_KEEP_##width(static uint64_t id(const uint64_t *p, size_t n) {                           \
         return BENCH_READER(p, n, acc, op, nt, hint, dist, streams);                               \
-    }
-#define BENCH_FORM_ROW(id, name, ...) {name, BENCH_ISA, id},
+    })
+#define BENCH_FORM_ROW(width, id, name, ...) BENCH_KEEP_##width({name, BENCH_ISA, id}, )
+
+BENCH_READ_FORMS(BENCH_DEFINE_FORM)
+static const bench_read_form bench_forms[] = {BENCH_READ_FORMS(BENCH_FORM_ROW)};
+
+const bench_read_form *BENCH_FORMS_FN(size_t *n) {
+    *n = sizeof bench_forms / sizeof bench_forms[0];
+    return bench_forms;
+}
