@@ -64,6 +64,10 @@ static uint64_t sum_words(const uint64_t *p, size_t n) {
 
 static const bench_read_form portable_form = {"portable-x8", BENCH_READ_PORTABLE, sum_words};
 
+const bench_read_form *bench_stream_portable_form(void) {
+    return &portable_form;
+}
+
 /* The forms this CPU can run, into out (capacity BENCH_STREAM_MAX_FORMS). */
 static size_t usable_forms(const bench_read_form **out) {
     size_t n = 0;

@@ -30,6 +30,8 @@ typedef struct bench_read_form {
     bench_read_fn fn;
 } bench_read_form;
 
+/* The portable form every CPU runs (bench_stream.c). */
+const bench_read_form *bench_stream_portable_form(void);
 /* The forms of each ISA file; *n receives the count. */
 const bench_read_form *bench_stream_avx2_forms(size_t *n);
 const bench_read_form *bench_stream_avx512_forms(size_t *n);
