@@ -16,15 +16,16 @@
  *     (no rotation, clip 1). Each plane count is its own n-bit matrix, so no
  *     call finds another call's planes in cache.
  * Per thread count: the stream probe (bench_stream.c; its buffer is
- * max(1 GiB, 4 x LLC) unless --stream-mib says otherwise) first, then one warm-up
- * round and --reps timed rounds in which every method runs once in turn
- * (round-robin: load from other processes hits all methods alike, and each
- * matrix is read again only after every other one, about 2.3 GB later).
- * Medians are reported with x_floor = median / (weight bytes / the probe's
- * rate) and vs_sgemv = sgemv median / median. rel_err = ||y - W x|| /
- * ||W x|| against fp64 with the unquantized W checks that every method
- * really computed the product. Weight bytes: ggml_nbytes for ggml, the plane
- * bytes for bitplane (scales excluded), 4 m k for sgemv.
+ * max(1 GiB, 4 x LLC) unless --stream-mib says otherwise) first, then one
+ * warm-up round and --reps timed rounds in which the probe's fastest form
+ * and every method run once in turn (round-robin: load from other processes
+ * hits all methods alike, and each matrix is read again only after every
+ * other one, about 4 GB later). Medians are reported with x_floor = median /
+ * (weight bytes / the fastest form's rate in those rounds) and vs_sgemv =
+ * sgemv median / median. rel_err = ||y - W x|| / ||W x|| against fp64 with
+ * the unquantized W checks that every method really computed the product.
+ * Weight bytes: ggml_nbytes for ggml, the plane bytes for bitplane (scales
+ * excluded), 4 m k for sgemv.
  */
 #include "bench_common.h"
 #include "bench_lib.h"
@@ -79,6 +80,8 @@ typedef struct run {
     float *w, *x, *y;
     double *y_ref;
     bp_context *ctx;
+    bench_stream_replay stream;
+    double stream_t[MAX_REPS];
     method methods[1 + N_GGML + 2 * N_PLANES];
     int n_methods;
 } run;
@@ -330,11 +333,15 @@ static double method_median(const run *r, const char *name) {
     return NAN;
 }
 
-static void markdown(FILE *f, const run *r, int threads, const bench_stream_ceiling *s) {
-    double gbps = bench_stream_gbps(s), sgemv = method_median(r, "openblas sgemv");
+static void markdown(FILE *f, const run *r, int threads, const bench_stream_ceiling *s,
+                     double gbps) {
+    double sgemv = method_median(r, "openblas sgemv");
     fprintf(f, "\n### %d thread%s\n\n", threads, threads == 1 ? "" : "s");
-    fprintf(f, "Stream ceiling: %.2f GB/s (`%s`, %s pages, fastest of %d forms).\n\n", gbps, s->isa,
-            s->huge ? "2 MiB" : "4 KiB", s->nforms);
+    fprintf(f,
+            "Stream ceiling: %.2f GB/s, the median of the probe's fastest form (`%s`, %s pages, "
+            "fastest of %d forms at %.2f GB/s in the probe) run once per round beside the "
+            "methods.\n\n",
+            gbps, s->isa, s->huge ? "2 MiB" : "4 KiB", s->nforms, bench_stream_gbps(s));
     fprintf(f, "| method | bits/w | ms | x floor | vs sgemv | rel. error |\n");
     fprintf(f, "|---|---|---|---|---|---|\n");
     fprintf(f, "| stream-read | 32 | %.2f | 1.00 | - | - |\n",
@@ -383,7 +390,13 @@ static int run_threads(run *r, int threads, bench_report *rep, FILE *md) {
                 rc = bench_fail("bp_matrix_cpu_kernel_name: %s", bp_last_error());
         }
     }
+    if (rc == 0)
+        rc = bench_stream_replay_open(s, &r->stream);
     for (int round = -1; round < r->reps && rc == 0; round++) {
+        double st;
+        rc = bench_stream_replay_pass(&r->stream, &st);
+        if (round >= 0)
+            r->stream_t[round] = st;
         for (int i = 0; i < r->n_methods && rc == 0; i++) {
             method *me = &r->methods[i];
             double t0 = bench_now();
@@ -397,13 +410,26 @@ static int run_threads(run *r, int threads, bench_report *rep, FILE *md) {
     }
     bp_context_destroy(r->ctx);
     r->ctx = NULL;
+    bench_stream_replay_close(&r->stream);
     if (rc == 0) {
         double sgemv = method_median(r, "openblas sgemv");
+        double ceiling = (double)s->bytes_read / bench_median(r->stream_t, (size_t)r->reps) / 1e9;
         rc = bench_report_stream(rep, s, r->m, r->k, 1);
+        bench_record *rec = rc == 0 ? bench_report_add(rep, "stream_read_rounds") : NULL;
+        if (!rec)
+            rc = 1;
+        else {
+            bench_put_str(rec, "kernel", s->isa);
+            bench_put_int(rec, "threads", threads);
+            bench_put_real(rec, "median_s", bench_median(r->stream_t, (size_t)r->reps));
+            bench_put_int(rec, "bytes", (long long)s->bytes_read);
+            bench_put_real(rec, "gbps", ceiling);
+            bench_put_int(rec, "reps", r->reps);
+        }
         for (int i = 0; i < r->n_methods && rc == 0; i++)
-            add_method_record(rep, r, &r->methods[i], threads, bench_stream_gbps(s), sgemv);
-        if (md)
-            markdown(md, r, threads, s);
+            add_method_record(rep, r, &r->methods[i], threads, ceiling, sgemv);
+        if (md && rc == 0)
+            markdown(md, r, threads, s, ceiling);
     }
     free(s);
     return rc;

@@ -7,6 +7,7 @@
 
 #include "bench_args.h"
 #include "bench_report.h"
+#include "bench_stream_forms.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,7 @@ typedef struct bench_stream_ceiling {
     double median_s;   /* the fastest form's median pass */
     size_t bytes_read; /* bytes one pass reads */
     const char *isa;   /* the fastest form's name */
+    bench_read_fn fn;  /* the fastest form */
     int huge;          /* the fastest form's buffer */
     int threads, rounds;
     long huge_mib; /* MiB of the buffers the kernel backed by huge pages, -1 unknown */
@@ -64,6 +66,21 @@ typedef struct bench_stream_ceiling {
  * two buffers of that size while it runs.
  */
 int bench_stream_probe(size_t bytes, int threads, int reps, bench_stream_ceiling *out);
+
+/*
+ * The fastest form kept to run again, one pass at a time, beside other
+ * methods in the same rounds, so a x floor ratio compares times taken
+ * under the same load (bench_ggml.c). Holds a buffer of the probe's size.
+ */
+typedef struct bench_stream_replay {
+    uint64_t *buf;
+    size_t per; /* bytes per thread */
+    int threads;
+    bench_read_fn fn;
+} bench_stream_replay;
+int bench_stream_replay_open(const bench_stream_ceiling *s, bench_stream_replay *r);
+int bench_stream_replay_pass(bench_stream_replay *r, double *seconds);
+void bench_stream_replay_close(bench_stream_replay *r);
 
 /* Probe over at least the bytes a call with `planes` planes of an m x k
  * matrix reads, and at least bench_stream_default_bytes(), on o->threads. */

@@ -238,10 +238,31 @@ int bench_stream_probe(size_t bytes, int threads, int reps, bench_stream_ceiling
         if (i == 0 || fr->median_s < out->median_s) {
             out->median_s = fr->median_s;
             out->isa = fr->name;
+            out->fn = runs[i].form->fn;
             out->huge = fr->huge;
         }
     }
     return 0;
+}
+
+int bench_stream_replay_open(const bench_stream_ceiling *s, bench_stream_replay *r) {
+    r->threads = s->threads;
+    r->per = s->bytes_read / (size_t)s->threads;
+    r->fn = s->fn;
+    r->buf = page_buffer(s->bytes_read, s->huge);
+    return r->buf ? 0 : 1;
+}
+
+int bench_stream_replay_pass(bench_stream_replay *r, double *seconds) {
+    static stream_part parts[BENCH_STREAM_MAX_THREADS];
+    for (int t = 0; t < r->threads; t++)
+        parts[t] = (stream_part){r->buf + (size_t)t * (r->per / 8), r->per / 8, r->fn, 0};
+    return stream_pass(parts, r->threads, seconds);
+}
+
+void bench_stream_replay_close(bench_stream_replay *r) {
+    free(r->buf);
+    r->buf = NULL;
 }
 
 int bench_stream_for_gemv(const bench_opts *o, size_t m, size_t k, int planes,
