@@ -1,5 +1,6 @@
 /*
- * Run-time guards for the AVX-512 loops in bench_peak.c. Built without ISA flags
+ * Run-time guards for the AVX2 and AVX-512 loops (bench_peak.c,
+ * bench_stream_avx2.c, bench_stream_avx512.c). Built without ISA flags
  * so nothing here can itself execute an AVX-512 instruction on a machine
  * that lacks it.
  */
@@ -47,6 +48,24 @@ int bench_cpu_has_avx512f(const char **why) {
     return avx512_state(why, &b, &c);
 }
 
+int bench_cpu_has_avx2(const char **why) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) {
+        *why = "OSXSAVE not enabled (cannot query OS-saved register state)";
+        return 0;
+    }
+    if ((read_xcr0() & 0x6) != 0x6) {
+        *why = "the OS does not enable AVX (YMM) state in XCR0";
+        return 0;
+    }
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 5))) {
+        *why = "CPU lacks AVX2";
+        return 0;
+    }
+    *why = "";
+    return 1;
+}
+
 int bench_cpu_has_vpopcntdq(const char **why) {
     unsigned b, c;
     if (!avx512_state(why, &b, &c))
@@ -65,6 +84,11 @@ int bench_cpu_has_avx512f(const char **why) {
 }
 
 int bench_cpu_has_vpopcntdq(const char **why) {
+    *why = "not an x86-64 build";
+    return 0;
+}
+
+int bench_cpu_has_avx2(const char **why) {
     *why = "not an x86-64 build";
     return 0;
 }

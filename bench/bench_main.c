@@ -11,9 +11,9 @@
  * auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|avx512-vnni|
  * avx512-vnni-batched]
  *       [--json]
- *     Lines: stream_read (read-only streaming sum over >= 256 MiB, same
- *     threads; the fastest of several loop forms, `isa` naming it: sse2, and
- *     where CPUID and XCR0 allow avx512, avx512-prefetch, avx512-2streams), openblas_sgemv (batch
+ *     Lines: stream_read (the fastest of many read-only loop forms over
+ *     max(1 GiB, 4 x LLC), same threads, `isa` naming the winner; every
+ *     form follows as a stream_form line, see docs/bandwidth-probe.md), openblas_sgemv (batch
  * 1) or openblas_sgemm (batch > 1), then one `bitplane` line per (act_bits, planes) with
  * frac_of_stream (its GB/s over the stream probe's) and speedup_vs_fp32 (OpenBLAS median over its
  * median). bytes = planes*m*ceil(k/512)*512/8 for bitplane, 4*m*k for OpenBLAS, the buffer size for

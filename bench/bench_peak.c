@@ -1,6 +1,7 @@
 /*
- * The AVX-512 microbenchmark loops, kept in the only file built with ISA
- * flags; callers check bench_cpu.c's run-time guards first.
+ * The VPOPCNTQ issue-rate loop, built with AVX-512 flags on x86-64 only;
+ * callers check bench_cpu.c's run-time guards first. (The stream probe's
+ * read loops are in bench_stream_avx2.c and bench_stream_avx512.c.)
  *
  * The VPOPCNTQ issue-rate ceiling: independent vpopcntq+vpaddq chains on
  * registers only, no memory traffic. Each chain is x = popcnt(x) + x: the popcount depends on the
@@ -28,77 +29,5 @@ uint64_t bench_vpopcntq_loop(uint64_t iters, uint64_t seed) {
         for (int l = 0; l < 8; l++)
             sum += lanes[l];
     }
-    return sum;
-}
-
-/*
- * The streaming sum with 64-byte loads. One load per cache line (four with
- * SSE2) leaves the core's load queue room for four times as many lines in
- * flight, which is what bounds one core's DRAM bandwidth; on the Zen 4 dev
- * machine the SSE2 loop read more slowly than OpenBLAS's sgemv, so it was
- * not a ceiling. Four accumulators hide the add latency.
- */
-uint64_t bench_avx512_sum(const uint64_t *p, size_t n) {
-    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a = _mm512_add_epi64(a, _mm512_load_si512((const void *)(p + i)));
-        b = _mm512_add_epi64(b, _mm512_load_si512((const void *)(p + i + 8)));
-        c = _mm512_add_epi64(c, _mm512_load_si512((const void *)(p + i + 16)));
-        d = _mm512_add_epi64(d, _mm512_load_si512((const void *)(p + i + 24)));
-    }
-    a = _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d));
-    uint64_t lanes[8], sum = 0;
-    _mm512_storeu_si512((void *)lanes, a);
-    for (int l = 0; l < 8; l++)
-        sum += lanes[l];
-    for (; i < n; i++)
-        sum += p[i];
-    return sum;
-}
-
-/* The same sum with a software prefetch BENCH_STREAM_PREFETCH bytes ahead
- * (what the kernels do), for hosts whose hardware prefetcher alone does not
- * keep enough lines in flight. */
-uint64_t bench_avx512_sum_prefetch(const uint64_t *p, size_t n) {
-    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        _mm_prefetch((const char *)(p + i) + BENCH_STREAM_PREFETCH, _MM_HINT_T0);
-        _mm_prefetch((const char *)(p + i) + BENCH_STREAM_PREFETCH + 128, _MM_HINT_T0);
-        a = _mm512_add_epi64(a, _mm512_load_si512((const void *)(p + i)));
-        b = _mm512_add_epi64(b, _mm512_load_si512((const void *)(p + i + 8)));
-        c = _mm512_add_epi64(c, _mm512_load_si512((const void *)(p + i + 16)));
-        d = _mm512_add_epi64(d, _mm512_load_si512((const void *)(p + i + 24)));
-    }
-    a = _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d));
-    uint64_t lanes[8], sum = 0;
-    _mm512_storeu_si512((void *)lanes, a);
-    for (int l = 0; l < 8; l++)
-        sum += lanes[l];
-    for (; i < n; i++)
-        sum += p[i];
-    return sum;
-}
-
-/* Two forward streams at once (the two halves of the range), as a kernel
- * reading several plane slabs does: more DRAM pages open in parallel. */
-uint64_t bench_avx512_sum_2streams(const uint64_t *p, size_t n) {
-    size_t half = n / 2 / 32 * 32;
-    const uint64_t *q = p + half;
-    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
-    for (size_t i = 0; i < half; i += 16) {
-        a = _mm512_add_epi64(a, _mm512_load_si512((const void *)(p + i)));
-        b = _mm512_add_epi64(b, _mm512_load_si512((const void *)(p + i + 8)));
-        c = _mm512_add_epi64(c, _mm512_load_si512((const void *)(q + i)));
-        d = _mm512_add_epi64(d, _mm512_load_si512((const void *)(q + i + 8)));
-    }
-    a = _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d));
-    uint64_t lanes[8], sum = 0;
-    _mm512_storeu_si512((void *)lanes, a);
-    for (int l = 0; l < 8; l++)
-        sum += lanes[l];
-    for (size_t i = 2 * half; i < n; i++)
-        sum += p[i];
     return sum;
 }

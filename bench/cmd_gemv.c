@@ -141,7 +141,7 @@ int bench_cmd_gemv(const bench_opts *o) {
 
     /* 5. Report: ceiling and baseline first, then the bitplane lines. */
     double stream_gbps = bench_stream_gbps(&stream);
-    if (bench_report_stream(&rep, &stream, o, m, k, batch))
+    if (bench_report_stream(&rep, &stream, m, k, batch))
         goto done;
 
     size_t blas_bytes = 4 * m * k;

@@ -282,7 +282,7 @@ int bench_cmd_gemv_opencl(const bench_opts *o) {
     double stream_gbps = bench_stream_gbps(&stream);
     double copy_gbps = 2.0 * (double)copy_bytes / copy_s / 1e9; /* read + write */
     double limit_gbps = dtype & CL_DEVICE_TYPE_CPU ? stream_gbps : copy_gbps;
-    if (bench_report_stream(&rep, &stream, o, m, k, batch))
+    if (bench_report_stream(&rep, &stream, m, k, batch))
         goto done;
     bench_record *rec;
     if (!(rec = bench_report_add(&rep, "device_copy")))
