@@ -154,19 +154,36 @@ static void compute_task(void *arg, size_t task, int worker) {
             const bp_act_column *ac = call.cols[k];
             const int64_t *d = call.d + k * call.ld_col;
             float *y = a->y + (c->c0 + owner[k]) * a->ldy;
-            for (size_t r = r0; r < r1; r++) {
-                float v =
-                    uniform ? bp__combine_uniform(bp__alpha(m, ac->planes, r), d[r - r0], ac->scale)
-                            : bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
-                                          ac->planes, ac->scale);
-                v = a->bias ? v + a->bias[r] : v;
-                y[r] = v;
-                /* Finite inputs, so only an overflow of the float range. */
-                if (!isfinite(v) && !__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
-                    c->overflow_row = r;
-                    c->overflow_col = c->c0 + owner[k];
+            const int n = ac->planes;
+            bool finite = true;
+            if (uniform) {
+                /* The prefix's coefficients are n floats per row, alpha the
+                 * last (bp__alpha), so the row loop strides by n. */
+                const float *alpha = bp__coef(m, n, r0) + (n - 1);
+                for (size_t r = r0; r < r1; r++) {
+                    float v =
+                        bp__combine_uniform(alpha[(r - r0) * (size_t)n], d[r - r0], ac->scale);
+                    v = a->bias ? v + a->bias[r] : v;
+                    y[r] = v;
+                    finite &= isfinite(v) != 0;
+                }
+            } else {
+                for (size_t r = r0; r < r1; r++) {
+                    float v = bp__combine(bp__coef(m, n, r), d + (r - r0), ld_plane, n, ac->scale);
+                    v = a->bias ? v + a->bias[r] : v;
+                    y[r] = v;
+                    finite &= isfinite(v) != 0;
                 }
             }
+            /* Finite inputs, so only an overflow of the float range. */
+            for (size_t r = r0; !finite && r < r1; r++)
+                if (!isfinite(y[r])) {
+                    if (!__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
+                        c->overflow_row = r;
+                        c->overflow_col = c->c0 + owner[k];
+                    }
+                    break;
+                }
         }
         call.ncols = 0;
     }

@@ -72,10 +72,13 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
         quantize_binary(x, cols, act_scale, q, col);
         return;
     }
+    /* x is finite (checked by the caller), so a compare is fmaxf and the
+     * loop needs no libm call per element. */
     float amax = 0.0f;
     bool nonneg = true;
     for (size_t j = 0; j < cols; j++) {
-        amax = fmaxf(amax, fabsf(x[j]));
+        const float a = fabsf(x[j]);
+        amax = a > amax ? a : amax;
         nonneg &= x[j] >= 0.0f;
     }
     const float L = nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
