@@ -199,7 +199,8 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
                              .mult_bound = bp__mult_bound(m),
                              .method = m->method,
                              .min_planes = a->planes,
-                             .max_planes = a->planes};
+                             .max_planes = a->planes,
+                             .rows = m->rows};
     for (size_t i = 0; a->column_planes && i < a->batch; i++) {
         int n = column_planes(a, i);
         shape.min_planes = n < shape.min_planes ? n : shape.min_planes;
