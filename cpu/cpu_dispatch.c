@@ -170,10 +170,33 @@ static bool batched_auto(const bp_kernel_shape *s) {
     return s->batch >= 16 || (s->batch >= 4 && s->min_planes >= 2);
 }
 
+/* Small products of uniform matrices at batch 1 whose used planes stay in
+ * L2 go to the LUT kernel, up to 4 planes, ahead of the code kernel: with K
+ * padded to 64 bits its per-call tables are small, and the code kernel's
+ * fixed work per row group (transpose set-up, lane-to-row sums) dominates.
+ * Measured (docs/kernels.md), 1 thread, act_bits 8, LUT / code kernel time:
+ * 64 x 64 0.69x (per row, 4 planes) and 0.61x (grouped, 2 planes),
+ * 256 x 64 0.49x (grouped, 4 planes), 1024 x 256 0.71x (per row) and
+ * 0.64x / 0.42x (grouped, 4 / 2 planes); at 8 planes the two are within
+ * 10 %, and at 2048 x 1024, 4 planes (1 MiB of planes) the code kernel wins
+ * per row (0.81x). */
+#define LUT_IN_CACHE_BYTES ((size_t)256 << 10)
+static bool lut_in_cache(const bp_kernel_shape *s) {
+    if (s->batch != 1 || s->max_planes > 4 ||
+        !bp__kernel_avx512_lut.supports(s->act_bits, s->kpad, s->mult_bound))
+        return false;
+    /* rows * kpad * planes / 8 <= LUT_IN_CACHE_BYTES, without overflow. */
+    return s->rows <= LUT_IN_CACHE_BYTES * 8 / s->kpad / (size_t)s->max_planes;
+}
+
 static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
     const bp_cpu_features *f = bp__cpu_features();
     if (f->avx512_vnni && f->gfni && batched_auto(s))
         return BP_CPU_KERNEL_AVX512_VNNI_BATCHED;
+    /* Also ahead of the popcount kernel, at 1 plane (1024 x 256: LUT 0.47x
+     * grouped, 0.53x per row) and without VNNI. */
+    if (f->avx512bw && s->method == BP_QUANT_UNIFORM && lut_in_cache(s))
+        return BP_CPU_KERNEL_AVX512_LUT;
     if (f->avx512_vnni && f->gfni && vnni_auto(s))
         return BP_CPU_KERNEL_AVX512_VNNI;
     if (f->avx512_vpopcntdq)
@@ -262,7 +285,8 @@ const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size
                              .mult_bound = 1,
                              .method = BP_QUANT_RESIDUAL,
                              .min_planes = 1,
-                             .max_planes = 1};
+                             .max_planes = 1,
+                             .rows = SIZE_MAX};
     return bp__select_kernel(ctx, &shape)->name;
 }
 
@@ -289,6 +313,7 @@ const char *bp_matrix_cpu_kernel_name(const bp_context *ctx, const bp_matrix *m,
                              .mult_bound = bp__mult_bound(m),
                              .method = m->method,
                              .min_planes = planes,
-                             .max_planes = planes};
+                             .max_planes = planes,
+                             .rows = m->rows};
     return bp__select_kernel(ctx, &shape)->name;
 }

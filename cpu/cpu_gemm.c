@@ -135,20 +135,37 @@ static void combine_rows(cpu_call *c, const bp_act_column *ac, const int64_t *d,
                          size_t r0, size_t r1, size_t i) {
     const bp_gemm_args *a = c->a;
     const bp_matrix *m = a->m;
-    const bool uniform = m->method == BP_QUANT_UNIFORM;
     float *y = a->y + (c->c0 + i) * a->ldy;
-    for (size_t r = r0; r < r1; r++) {
-        float v = uniform ? bp__combine_uniform(bp__alpha(m, ac->planes, r), d[r - r0], ac->scale)
-                          : bp__combine(bp__coef(m, ac->planes, r), d + (r - r0), ld_plane,
-                                        ac->planes, ac->scale);
-        v = a->bias ? v + a->bias[r] : v;
-        y[r] = v;
-        /* Finite inputs, so only an overflow of the float range. */
-        if (!isfinite(v) && !__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
-            c->overflow_row = r;
-            c->overflow_col = c->c0 + i;
+    const int n = ac->planes;
+    bool finite = true;
+    if (m->method == BP_QUANT_UNIFORM) {
+        /* The prefix's coefficients are n floats per row, alpha the last
+         * (bp__alpha), so the row loop strides by n. */
+        const float *alpha = bp__coef(m, n, r0) + (n - 1);
+        for (size_t r = r0; r < r1; r++) {
+            float v = bp__combine_uniform(alpha[(r - r0) * (size_t)n], d[r - r0], ac->scale);
+            v = a->bias ? v + a->bias[r] : v;
+            y[r] = v;
+            finite &= isfinite(v) != 0;
+        }
+    } else {
+        for (size_t r = r0; r < r1; r++) {
+            float v = bp__combine(bp__coef(m, n, r), d + (r - r0), ld_plane, n, ac->scale);
+            v = a->bias ? v + a->bias[r] : v;
+            y[r] = v;
+            finite &= isfinite(v) != 0;
         }
     }
+    /* Finite inputs, so only an overflow of the float range; checked once
+     * per block so the loops above stay branch-free. */
+    for (size_t r = r0; !finite && r < r1; r++)
+        if (!isfinite(y[r])) {
+            if (!__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
+                c->overflow_row = r;
+                c->overflow_col = c->c0 + i;
+            }
+            break;
+        }
 }
 
 static void compute_task(void *arg, size_t task, int worker) {
@@ -239,7 +256,8 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
                              .mult_bound = bp__mult_bound(m),
                              .method = m->method,
                              .min_planes = a->planes,
-                             .max_planes = a->planes};
+                             .max_planes = a->planes,
+                             .rows = m->rows};
     for (size_t i = 0; a->column_planes && i < a->batch; i++) {
         int n = column_planes(a, i);
         shape.min_planes = n < shape.min_planes ? n : shape.min_planes;

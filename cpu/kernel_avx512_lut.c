@@ -93,6 +93,10 @@ typedef struct lut_pass {
     size_t ngroups, gw;
     const __m512i *tab[BP_KERNEL_MAX_COLS];
     int64_t *d[BP_KERNEL_MAX_COLS]; /* G * 16 outputs per column */
+    /* Uniform matrices after the first plane: d holds the code product of
+     * the planes so far and becomes 2 d + D_p (Horner, bp__kernel_fold_code's
+     * arithmetic), so no per-plane D is stored and no fold pass runs. */
+    bool horner;
 } lut_pass;
 
 BP_INLINE void lut_body(const lut_pass *ps, const int C, const int G) {
@@ -176,9 +180,14 @@ BP_INLINE void lut_body(const lut_pass *ps, const int C, const int G) {
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             int64_t *d = ps->d[c] + g * BP_ROW_GROUP;
-            _mm512_storeu_si512(d, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc32[g][c])));
-            _mm512_storeu_si512(d + 8,
-                                _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc32[g][c], 1)));
+            __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc32[g][c]));
+            __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc32[g][c], 1));
+            if (ps->horner) {
+                lo = _mm512_add_epi64(_mm512_slli_epi64(_mm512_loadu_si512(d), 1), lo);
+                hi = _mm512_add_epi64(_mm512_slli_epi64(_mm512_loadu_si512(d + 8), 1), hi);
+            }
+            _mm512_storeu_si512(d, lo);
+            _mm512_storeu_si512(d + 8, hi);
         }
 }
 
@@ -213,9 +222,13 @@ static void lut_compute(const bp_kernel_call *call) {
         if (call->cols[c]->planes > max_planes)
             max_planes = call->cols[c]->planes;
 
+    const bool uniform = m->method == BP_QUANT_UNIFORM;
     for (int p = 0; p < max_planes; p++) {
-        lut_pass ps = {
-            .kwords = kw, .flush = SIZE_MAX, .ngroups = m->ngroups, .gw = m->group_words};
+        lut_pass ps = {.kwords = kw,
+                       .flush = SIZE_MAX,
+                       .ngroups = m->ngroups,
+                       .gw = m->group_words,
+                       .horner = uniform && p > 0};
         size_t active[BP_KERNEL_MAX_COLS], n = 0;
         for (size_t c = 0; c < call->ncols; c++) {
             const bp_act_column *col = call->cols[c];
@@ -248,13 +261,15 @@ static void lut_compute(const bp_kernel_call *call) {
             ps.lines = slab + g * kw * BP_ROW_GROUP;
             ps.mult = bp__grouped(m) ? bp__mult_tile(m, g, 0) : NULL;
             size_t row = (g - call->g0) * BP_ROW_GROUP;
+            /* Uniform: every plane into slot 0 (see horner); a column with
+             * fewer planes drops out after its last, its code product done. */
             for (size_t i = 0; i < n; i++)
-                ps.d[i] = call->d + active[i] * call->ld_col + (size_t)p * call->ld_plane + row;
+                ps.d[i] = call->d + active[i] * call->ld_col +
+                          (uniform ? 0 : (size_t)p * call->ld_plane) + row;
             (ng == G ? lut_fns[n - 1].many : lut_fns[n - 1].one)(&ps);
             g += ng;
         }
     }
-    bp__kernel_fold_code(call);
 }
 
 const bp_cpu_kernel_desc bp__kernel_avx512_lut = {

@@ -32,9 +32,11 @@ typedef struct bp_cuda_context {
 typedef struct bp_cuda_matrix {
     int device;
     uint32_t *planes;
-    size_t plane_words;
+    size_t plane_words; /* bp_cuda__plane_words */
+    size_t kwords;      /* bp_cuda_kwords(m->kwords): K padded to 512 bits */
+    size_t wgroups;     /* multiplier groups per row over kwords */
     float *coef;
-    uint8_t *mult;       /* group multipliers, host tiling (bp_abi.h) */
+    uint8_t *mult;       /* group multipliers, host tiling with wgroups groups */
     uint32_t *rot_signs; /* rotation signs, or NULL */
 } bp_cuda_matrix;
 
@@ -49,9 +51,17 @@ void bp_cuda__leave(int prev);
 /* The device copy of m for cc's device, uploading it on first use. */
 bp_status bp_cuda__matrix(bp_cuda_context *cc, const bp_matrix *m, const bp_cuda_matrix **out);
 
+/* The device copy's shape: words per slab (K padded to 512 bits) and
+ * multiplier groups per row. Pure C: cuda_retile.c, also used by the layout
+ * test, like the two functions below. */
+size_t bp_cuda__plane_words(const bp_matrix *m);
+size_t bp_cuda__wgroups(const bp_matrix *m);
 /* Plane p of m (host slabs) in the device order of cuda_layout.h, into out
- * (m->plane_words words). Pure C: cuda_retile.c, also used by the layout test. */
+ * (bp_cuda__plane_words(m) words), zero past the host's K padding. */
 void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out);
+/* m's multipliers with bp_cuda__wgroups(m) groups per row (row_groups * 16 *
+ * wgroups bytes), 1 in the groups past the host's. */
+void bp_cuda__retile_mult(const bp_matrix *m, uint8_t *out);
 
 /* Which inner path a call with act_bits and batch takes. */
 int bp_cuda__path(const bp_cuda_context *cc, int act_bits, size_t batch);

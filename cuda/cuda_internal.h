@@ -54,7 +54,7 @@ typedef struct bp_cuda_launch {
     const uint8_t *mult;
     size_t group_words, wgroups;
     int grouped, uniform;
-    /* Rotation of K (docs/numerics.md): block 0 = none; signs kwords words. */
+    /* Rotation of K (docs/numerics.md): block 0 = none; signs read for j < cols. */
     int rot_block;
     const uint32_t *rot_signs;
     float *xrot; /* scratch, ncols * cols: the rotated inputs */

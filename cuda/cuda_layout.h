@@ -16,8 +16,10 @@
  * first n slabs), each re-tiled per 16-row group g and 256-bit chunk kc into
  * 512 contiguous bytes, one uint4 per lane:
  *     word index ((g * KC + kc) * 32 + lane) * 4 + r
- * A slab has the same size as the host slab (K padded to 512 bits, rows to
- * 16), so KC = kwords / 8 is always even.
+ * The host pads K to 64 bits only; the device copy pads it further, to
+ * bp_cuda_kwords(host kwords) words (512 bits) with zero weight bits, so
+ * that KC = kwords / 8 is always even. Padding words meet zero activation
+ * words (the quantize kernel writes 0 past cols) and add nothing.
  *
  * Activations: the act planes of the columns of one call form the N
  * dimension. Columns are grouped (cpg columns, jg = cpg * A plane-columns per
@@ -37,6 +39,10 @@
 #define BP_CUDA_HD static inline
 #endif
 
+/* Words per row of the device copy: K padded to 512 bits (16 words). */
+BP_CUDA_HD size_t bp_cuda_kwords(size_t host_kwords) {
+    return (host_kwords + 15) / 16 * 16;
+}
 /* Word of the device weight slab holding register r of lane for (g, kc). */
 BP_CUDA_HD size_t bp_cuda_a_index(size_t g, size_t KC, size_t kc, unsigned lane, unsigned r) {
     return ((g * KC + kc) * 32 + lane) * 4 + r;

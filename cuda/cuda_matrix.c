@@ -6,6 +6,7 @@
  * and freed with the matrix.
  */
 #include "cuda_host.h"
+#include "cuda_layout.h"
 
 #include <stdlib.h>
 
@@ -27,25 +28,30 @@ static void destroy_copy(void *data) {
 
 static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
     bp_cuda_context *cc = arg;
+    const size_t plane_words = bp_cuda__plane_words(m), wgroups = bp_cuda__wgroups(m);
+    const size_t mult_bytes = m->row_groups * BP_ROW_GROUP * wgroups;
+    /* One staging buffer for a plane, then for the multipliers (never more
+     * bytes than a plane: a group is at least one word). */
     bp_cuda_matrix *dm = calloc(1, sizeof *dm);
-    uint32_t *stage = malloc(m->plane_words * sizeof(uint32_t));
+    uint32_t *stage = malloc(plane_words * sizeof(uint32_t));
     if (!dm || !stage) {
         free(dm);
         free(stage);
         return bp_cuda__host->fail(BP_ERR_OUT_OF_MEMORY,
                                    "cannot allocate %zu bytes to stage a plane for upload",
-                                   m->plane_words * sizeof(uint32_t));
+                                   plane_words * sizeof(uint32_t));
     }
     dm->device = cc->device;
-    dm->plane_words = m->plane_words;
+    dm->plane_words = plane_words;
+    dm->kwords = bp_cuda_kwords(m->kwords);
+    dm->wgroups = wgroups;
     const size_t ncoef = m->rows * (size_t)m->bits * (size_t)(m->bits + 1) / 2;
     bp_status st = bp_cuda__check(
-        cudaMalloc((void **)&dm->planes, (size_t)m->bits * m->plane_words * sizeof(uint32_t)),
+        cudaMalloc((void **)&dm->planes, (size_t)m->bits * plane_words * sizeof(uint32_t)),
         "cudaMalloc (matrix planes)");
     if (!st)
         st = bp_cuda__check(cudaMalloc((void **)&dm->coef, ncoef * sizeof(float)),
                             "cudaMalloc (coefficients)");
-    const size_t mult_bytes = m->row_groups * BP_ROW_GROUP * m->ngroups;
     if (!st)
         st = bp_cuda__check(cudaMalloc((void **)&dm->mult, mult_bytes), "cudaMalloc (multipliers)");
     const size_t sign_bytes = m->kwords * sizeof(uint32_t);
@@ -59,9 +65,9 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
      * the copy is complete before anyone can use it. */
     for (int p = 0; !st && p < m->bits; p++) {
         bp_cuda__retile_plane(m, p, stage);
-        st = bp_cuda__check(cudaMemcpyAsync(dm->planes + (size_t)p * m->plane_words, stage,
-                                            m->plane_words * sizeof(uint32_t),
-                                            cudaMemcpyHostToDevice, cc->stream),
+        st = bp_cuda__check(cudaMemcpyAsync(dm->planes + (size_t)p * plane_words, stage,
+                                            plane_words * sizeof(uint32_t), cudaMemcpyHostToDevice,
+                                            cc->stream),
                             "cudaMemcpyAsync (matrix planes)");
         if (!st)
             st = bp_cuda__check(cudaStreamSynchronize(cc->stream),
@@ -71,10 +77,15 @@ static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
         st = bp_cuda__check(cudaMemcpyAsync(dm->coef, m->coef, ncoef * sizeof(float),
                                             cudaMemcpyHostToDevice, cc->stream),
                             "cudaMemcpyAsync (coefficients)");
-    if (!st)
+    if (!st) {
+        /* The planes' copies have completed (synchronised above), so the
+         * staging buffer is free; this copy completes before the final
+         * synchronisation below, before stage is freed. */
+        bp_cuda__retile_mult(m, (uint8_t *)stage);
         st = bp_cuda__check(
-            cudaMemcpyAsync(dm->mult, m->mult, mult_bytes, cudaMemcpyHostToDevice, cc->stream),
+            cudaMemcpyAsync(dm->mult, stage, mult_bytes, cudaMemcpyHostToDevice, cc->stream),
             "cudaMemcpyAsync (multipliers)");
+    }
     if (!st && m->rot_block)
         st = bp_cuda__check(cudaMemcpyAsync(dm->rot_signs, m->rot_signs, sign_bytes,
                                             cudaMemcpyHostToDevice, cc->stream),

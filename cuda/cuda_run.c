@@ -28,14 +28,14 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
     l.coef = dm->coef;
     l.mult = dm->mult;
     l.group_words = m->group_words;
-    l.wgroups = m->ngroups;
+    l.wgroups = dm->wgroups;
     l.grouped = m->group_size != 0;
     l.uniform = m->method == BP_QUANT_UNIFORM;
     l.rot_block = m->rot_block;
     l.rot_signs = dm->rot_signs;
     l.rows = m->rows;
     l.cols = m->cols;
-    l.kwords = m->kwords;
+    l.kwords = dm->kwords; /* the device copy's K padding (cuda_layout.h) */
     l.row_groups = m->row_groups;
     l.act_bits = c->act_bits;
     l.A = c->act_bits == 1 ? 2 : c->act_bits;
@@ -54,7 +54,7 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
     l.jg = cpg * l.A;
     l.ntiles = (l.jg + 7) / 8;
     const size_t max_groups = (chunk + (size_t)cpg - 1) / (size_t)cpg;
-    const size_t act_bytes = max_groups * (size_t)l.ntiles * 8 * m->kwords * sizeof(uint32_t);
+    const size_t act_bytes = max_groups * (size_t)l.ntiles * 8 * dm->kwords * sizeof(uint32_t);
 
     st = bp_cuda__check(cudaMallocFromPoolAsync((void **)&l.act, act_bytes, cc->pool, stream),
                         "cudaMallocFromPoolAsync (activation planes)");
@@ -64,7 +64,7 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
                             "cudaMallocFromPoolAsync (column data)");
     if (!st)
         st = bp_cuda__check(cudaMallocFromPoolAsync((void **)&l.wq,
-                                                    chunk * m->kwords * sizeof(int32_t), cc->pool,
+                                                    chunk * dm->kwords * sizeof(int32_t), cc->pool,
                                                     stream),
                             "cudaMallocFromPoolAsync (word sums)");
     if (!st && m->rot_block)

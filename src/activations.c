@@ -83,6 +83,9 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
         quantize_binary(x, cols, act_scale, q, col);
         return;
     }
+    /* A compare gives fmaxf's result without a libm call per element: x is
+     * finite, and a NaN (only from a rotated input that overflowed) is
+     * skipped by both. */
     float amax = 0.0f;
     bool nonneg = true;
     for (size_t j = 0; j < cols; j++) {

@@ -17,9 +17,12 @@
  *    so one 64-byte line holds 16 rows x 32 columns, and a row group is one
  *    contiguous run of kwords * 64 bytes.
  *  - Bit j of word w of a row is column 32*w + j; 1 means +1, 0 means -1.
- *  - K is padded to a multiple of 512 bits. Padding columns and padding rows
- *    are 0 bits; activation padding is 0 as well, so padding adds nothing in
- *    both the AND form and the XOR (binary) form.
+ *  - K is padded to a multiple of 64 bits (kwords even, any count >= 2), so
+ *    small layers (K = 64..256) read and count no padding lines; kernels run
+ *    word by word. Padding columns and padding rows are 0 bits; activation
+ *    padding is 0 as well, so padding adds nothing in both the AND form and
+ *    the XOR (binary) form. The file format stores unpadded rows, and the
+ *    CUDA device copy pads further to 512 bits (cuda/cuda_layout.h).
  */
 #ifndef BP_ABI_H
 #define BP_ABI_H
@@ -33,7 +36,7 @@
 #include <stdint.h>
 
 #define BP_ROW_GROUP    16
-#define BP_K_ALIGN_BITS 512
+#define BP_K_ALIGN_BITS 64
 #define BP_MAX_ACT_BITS 16
 #define BP_ALIGN        64
 

@@ -57,6 +57,10 @@ static inline int64_t bp__act_combine_counts(const bp_act_column *col, const int
  * matrices: alpha * ((float)D_u * s). The caller adds the bias, if any, as
  * one float add. Every backend follows the same operations in this order. */
 float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s);
-float bp__combine_uniform(float alpha, int64_t d_u, float s);
+/* D_u * s_x first: it is about y / alpha, so huge weights cannot overflow an
+ * intermediate when y itself is finite. Inline: it runs once per output. */
+static inline float bp__combine_uniform(float alpha, int64_t d_u, float s) {
+    return alpha * ((float)d_u * s);
+}
 
 #endif /* BP_ACTIVATIONS_H */

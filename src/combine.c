@@ -1,5 +1,6 @@
 /*
- * The exact combine, shared by every CPU path. Compiled, like the whole
+ * The exact combine, shared by every CPU path (the uniform one is inline in
+ * bp_activations.h). Compiled, like the whole
  * library, with -ffp-contract=off: fmaf is the only fused operation.
  */
 #include "bp_activations.h"
@@ -13,10 +14,4 @@ float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float 
     for (int p = 0; p < n; p++)
         acc = fmaf(c[p], (float)d[(size_t)p * stride] * s, acc);
     return acc;
-}
-
-float bp__combine_uniform(float alpha, int64_t d_u, float s) {
-    /* D_u * s_x first: it is about y / alpha, so huge weights cannot
-     * overflow an intermediate when y itself is finite. */
-    return alpha * ((float)d_u * s);
 }

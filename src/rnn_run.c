@@ -5,7 +5,7 @@
  * (ctx->ops->gemm, the entry bp_gemm uses after validation), so the RNN runs
  * on every backend; the elementwise part runs here, on the host, split over
  * hidden units on the context's pool when it is large enough to pay.
- * All scratch is one allocation per call.
+ * All scratch is one allocation per call, not per step.
  */
 #include "bp_backend.h"
 #include "bp_error.h"
@@ -172,7 +172,13 @@ static bp_status alloc_scratch(rnn_call *c) {
         if (add < sizes[i] || bp__add_overflows(total, add, &total))
             return bp__fail(BP_ERR_SIZE_OVERFLOW, "RNN scratch size overflows size_t");
     }
-    unsigned char *mem = bp__aligned_alloc(total ? total : BP_ALIGN);
+    /* Not zero-filled: every piece is written before it is read (the
+     * products write all their rows, the initial state fills h, c and
+     * their integer forms, each step writes its output). */
+    void *p = NULL;
+    if (posix_memalign(&p, BP_ALIGN, total ? total : BP_ALIGN) != 0)
+        p = NULL;
+    unsigned char *mem = p;
     if (!mem)
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of RNN scratch", total);
     c->mem = mem;

@@ -265,6 +265,43 @@ ParameterizedTest(tu_target *target, conformance, shapes, .timeout = 300) {
     bp_context_destroy(ctx);
 }
 
+/* K is padded to 64 bits only, so every kernel meets rows of any even number
+ * of words: K around and between the 64-bit steps, with both quantizers, the
+ * defaults (groups of 64, rotation) and random structures, at act_bits 8 and
+ * one other each time. */
+ParameterizedTestParameters(conformance, small_k) {
+    return cr_make_param_array(tu_target, kPathParams, N_PATH_PARAMS);
+}
+
+ParameterizedTest(tu_target *target, conformance, small_k, .timeout = 300) {
+    static const size_t Ks[] = {1, 31, 64, 65, 96, 128, 200, 256, 511, 513, 4096};
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_target_context(target, 2);
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 2);
+    const char *path = tu_target_name(target);
+    for (size_t k = 0; k < NELEM(Ks); k++)
+        for (int method = 0; method < 2; method++) {
+            gemm_case c = {0};
+            c.rows = tu_range(&rng, 1, 40);
+            c.cols = Ks[k];
+            c.ldw = c.cols + (k % 2);
+            c.bits = method == BP_QUANT_UNIFORM ? 8 : 4;
+            c.method = (bp_quant_method)method;
+            bp_matrix *m = make_matrix(ref, &rng, &c);
+            for (int rep = 0; rep < 2; rep++) {
+                c.planes = (int)tu_range(&rng, 1, (size_t)c.bits);
+                c.act_bits = rep == 0 ? 8 : kActBits[tu_range(&rng, 0, NELEM(kActBits) - 1)];
+                random_layout(&rng, &c);
+                check_case(ref, ctx, path, m, &c, &rng, seed);
+            }
+            bp_matrix_destroy(m);
+        }
+    bp_context_destroy(ref);
+    bp_context_destroy(ctx);
+}
+
 /* The reference path equals an independent implementation of the documented
  * rule (activation quantization, exact D, fma combine) bit for bit. */
 Test(conformance, reference_matches_spec, .timeout = 300) {

@@ -20,13 +20,31 @@
 
 TestSuite(cuda_layout, .fini = tu_suite_fini);
 
+size_t bp_cuda__plane_words(const bp_matrix *m);
+size_t bp_cuda__wgroups(const bp_matrix *m);
 void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out);
+void bp_cuda__retile_mult(const bp_matrix *m, uint8_t *out);
 
 /* PTX ISA, mma.m16n8k256 .b1 (row.col), lane = 4 * groupID + threadID_in_group:
  *  A element (row, k): lane (row % 8) * 4 + (k % 128) / 32,
  *                      register (row / 8) + 2 * (k / 128), bit k % 32
  *  B element (k, n):   lane n * 4 + (k % 128) / 32, register k / 128, bit k % 32
  *  D element (row, n): lane (row % 8) * 4 + n / 2, register 2 * (row / 8) + n % 2 */
+/* Random bits in every host word of m's rows, zero in the K padding (as the
+ * quantizers leave it): the device copy must add padding of its own. */
+static void randomize_planes(bp_matrix *m, tu_rng *rng) {
+    for (int p = 0; p < m->bits; p++)
+        for (size_t row = 0; row < m->row_groups * BP_ROW_GROUP; row++)
+            for (size_t w = 0; w < m->kwords; w++) {
+                uint32_t v = (uint32_t)tu_next(rng);
+                if (w * 32 >= m->cols)
+                    v = 0;
+                else if (m->cols - w * 32 < 32)
+                    v &= (1u << (m->cols - w * 32)) - 1u;
+                ((uint32_t *)bp__slab(m, p))[bp__word_index(m, row, w)] = v;
+            }
+}
+
 static void emulate_mma(const uint32_t a[32][4], const uint32_t b[32][2], int32_t d[32][4]) {
     for (int row = 0; row < 16; row++)
         for (int n = 0; n < 8; n++) {
@@ -51,9 +69,12 @@ Test(cuda_layout, mma_and_popcount_fragments_give_row_popcounts) {
     bp_matrix *m = NULL;
     cr_assert_eq(bp__matrix_alloc(rows, cols, bits, &m), BP_OK, "seed %llu",
                  (unsigned long long)seed);
-    for (size_t i = 0; i < (size_t)bits * m->plane_words; i++)
-        m->planes[i] = (uint32_t)tu_next(&rng);
-    const size_t KC = m->kwords / 8, kw = m->kwords;
+    randomize_planes(m, &rng);
+    /* The host pads K to 64 bits, the device copy to 512 (kw words): the
+     * padding words of the copy must be zero, so random activation words
+     * there (the kernel writes zeros) must not change the counts. */
+    const size_t hkw = m->kwords, kw = bp_cuda_kwords(hkw), KC = kw / 8;
+    cr_assert_eq(KC % 2, 0);
 
     /* One group of plane-columns as the backend forms them (cpg columns of
      * A act planes, padded to n-tiles of 8), with random act words. */
@@ -61,7 +82,7 @@ Test(cuda_layout, mma_and_popcount_fragments_give_row_popcounts) {
     const int grp = (int)tu_range(&rng, 0, 2);
     uint32_t *actw = calloc((size_t)ntiles * 8 * kw, sizeof *actw); /* [j][w] */
     uint32_t *act = calloc((size_t)(grp + 1) * ntiles * 8 * kw, sizeof *act);
-    uint32_t *dev = malloc(m->plane_words * sizeof *dev);
+    uint32_t *dev = malloc(bp_cuda__plane_words(m) * sizeof *dev);
     cr_assert(actw && act && dev);
     for (int j = 0; j < jg; j++)
         for (size_t w = 0; w < kw; w++) {
@@ -107,8 +128,8 @@ Test(cuda_layout, mma_and_popcount_fragments_give_row_popcounts) {
             for (int r = 0; r < 16; r++)
                 for (int j = 0; j < jg; j++) {
                     int32_t want = 0;
-                    for (size_t w = 0; w < kw; w++)
-                        want += __builtin_popcount(bp__slab(m, p)[(g * kw + w) * 16 + (size_t)r] &
+                    for (size_t w = 0; w < hkw; w++)
+                        want += __builtin_popcount(bp__slab(m, p)[(g * hkw + w) * 16 + (size_t)r] &
                                                    actw[j * kw + w]);
                     cr_assert_eq(mma_cnt[r][j], want,
                                  "MMA layout: plane %d group %zu row %d plane-column %d: %d != %d "
@@ -142,20 +163,22 @@ Test(cuda_layout, grouped_mma_and_popcount_apply_multipliers) {
     tu_rng_init(&rng, seed);
     const size_t rows = 16 * tu_range(&rng, 1, 2) - tu_range(&rng, 0, 15);
     const size_t cols = tu_range(&rng, 1, 2100);
-    bp_matrix *m = NULL;
-    cr_assert_eq(bp__matrix_alloc(rows, cols, 1, &m), BP_OK);
-    for (size_t i = 0; i < m->plane_words; i++)
-        m->planes[i] = (uint32_t)tu_next(&rng);
-    const size_t KC = m->kwords / 8, kw = m->kwords;
     const size_t gw = (size_t)1 << tu_range(&rng, 0, 5); /* 1..32 words: 32..1024 columns */
-    const size_t ngroups = (kw + gw - 1) / gw;
+    bp_matrix *m = NULL;
+    cr_assert_eq(bp__matrix_alloc_grouped(rows, cols, 1, gw * 32, &m), BP_OK);
+    randomize_planes(m, &rng);
+    const size_t hkw = m->kwords, kw = bp_cuda_kwords(hkw), KC = kw / 8;
+    for (size_t i = 0; i < m->row_groups * m->ngroups * 16; i++)
+        m->mult[i] = (uint8_t)tu_range(&rng, 1, 255);
+    /* The device's multiplier tiles, with the groups past the host's. */
+    const size_t ngroups = bp_cuda__wgroups(m);
+    cr_assert_geq(ngroups * gw, kw);
     uint8_t *mult = malloc(m->row_groups * ngroups * 16);
     cr_assert(mult);
-    for (size_t i = 0; i < m->row_groups * ngroups * 16; i++)
-        mult[i] = (uint8_t)tu_range(&rng, 1, 255);
+    bp_cuda__retile_mult(m, mult);
     /* One tile of 8 plane-columns, group 0. */
     uint32_t *actw = malloc(8 * kw * sizeof *actw), *act = calloc(8 * kw, sizeof *act);
-    uint32_t *dev = malloc(m->plane_words * sizeof *dev);
+    uint32_t *dev = malloc(bp_cuda__plane_words(m) * sizeof *dev);
     cr_assert(actw && act && dev);
     for (int j = 0; j < 8; j++)
         for (size_t w = 0; w < kw; w++) {
@@ -213,9 +236,9 @@ Test(cuda_layout, grouped_mma_and_popcount_apply_multipliers) {
         for (int r = 0; r < 16; r++)
             for (int j = 0; j < 8; j++) {
                 int64_t want = 0;
-                for (size_t w = 0; w < kw; w++)
-                    want += (int64_t)mt[(w / gw) * 16 + (size_t)r] *
-                            __builtin_popcount(bp__slab(m, 0)[(g * kw + w) * 16 + (size_t)r] &
+                for (size_t w = 0; w < hkw; w++)
+                    want += (int64_t)bp__mult(m, g * 16 + (size_t)r, w / gw) *
+                            __builtin_popcount(bp__slab(m, 0)[(g * hkw + w) * 16 + (size_t)r] &
                                                actw[j * kw + w]);
                 cr_assert_eq(mma_cnt[r][j], want,
                              "grouped MMA: row group %zu row %d column %d: %lld != %lld (gw %zu, "

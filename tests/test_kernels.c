@@ -3,7 +3,7 @@
  * directly through bp_kernel_call, must produce D equal bit for bit to the
  * reference kernel's D, which computes sum_j t_j q_j from the definition.
  *
- * Shapes cover K that is not a multiple of 32 or 512, M that is not a
+ * Shapes cover K that is not a multiple of 32 or 64, M that is not a
  * multiple of 16, every act_bits each kernel supports, signed and unsigned
  * columns, 1..4 columns per call with their own plane counts, and row-group
  * sub-ranges. Extreme cases (every weight +1 or -1, every |q| = L) hit the
@@ -28,7 +28,8 @@ TestSuite(kernels, .fini = tu_suite_fini);
 
 /* 129 and 300 span several 8-row-group passes of the LUT kernel plus a tail. */
 static const size_t kM[] = {1, 15, 16, 17, 33, 129, 300};
-static const size_t kK[] = {1, 31, 33, 511, 512, 513, 4097};
+/* K is padded to 64 bits: rows of 2, 4, 6, 8, 16, 18 ... words. */
+static const size_t kK[] = {1, 31, 33, 65, 96, 200, 511, 512, 513, 4097};
 
 typedef enum act_kind {
     ACT_SIGNED,       /* Gaussian: signed mode */
@@ -378,11 +379,11 @@ Test(kernels, popcount_kernels_support_everything) {
     }
 }
 
-/* Largest kpad (a multiple of 512, at most BP_MAX_DIM padded) the kernel
+/* Largest kpad (a multiple of BP_K_ALIGN_BITS, at most BP_MAX_DIM padded) the kernel
  * accepts at act_bits a; 0 when none. Assumes supports() is monotonic in
  * kpad, which lut_exact_at_its_largest_k checks at the boundary. */
 static size_t largest_supported_kpad(const bp_cpu_kernel_desc *k, int a) {
-    size_t lo = 0, hi = bp__padded_cols(BP_MAX_DIM) / BP_K_ALIGN_BITS; /* in units of 512 */
+    size_t lo = 0, hi = bp__padded_cols(BP_MAX_DIM) / BP_K_ALIGN_BITS; /* in alignment units */
     while (lo < hi) {
         size_t mid = lo + (hi - lo + 1) / 2;
         if (k->supports(a, mid * BP_K_ALIGN_BITS, 1))
@@ -397,7 +398,7 @@ static size_t largest_supported_kpad(const bp_cpu_kernel_desc *k, int a) {
  * Whatever K the LUT kernel claims to support, it must be exact there. With
  * every weight +1 and every q = L (unsigned), the int32 row sums reach
  * kpad * L, the largest any input gives: a bound in supports() that is too
- * generous by even one 512-column block wraps them and D differs from the
+ * generous by even one BP_K_ALIGN_BITS-column step wraps them and D differs from the
  * reference. Run where that bound is below 2^23 columns (act_bits 9..11; at
  * smaller act_bits it lies beyond what a test can allocate).
  */

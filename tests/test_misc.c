@@ -227,25 +227,41 @@ Test(misc, matrix_kernel_names) {
     bp_matrix *r = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_RESIDUAL, 0.0f);
     const bp_cpu_features *f = bp__cpu_features();
     const bool code = f->avx512_vnni && f->gfni;
+    /* A 64 x 96 uniform matrix is in cache: at batch 1 the LUT kernel up to
+     * 4 planes (AVX-512BW), the code kernel above. */
+    const bool lut = f->avx512bw;
     for (int n = 1; n <= 8; n++) {
         const char *ku = bp_matrix_cpu_kernel_name(ctx, u, n, 8, 1);
         const char *kr = bp_matrix_cpu_kernel_name(ctx, r, n, 8, 1);
         cr_assert(ku && kr);
         cr_expect_str_eq(kr, bp_context_cpu_kernel_name(ctx, 8, 96, 1), "residual, %d planes", n);
-        if (code && n >= 2)
+        if (lut && n <= 4)
+            cr_expect_str_eq(ku, "avx512-lut", "uniform, %d planes", n);
+        else if (code && n >= 2)
             cr_expect_str_eq(ku, "avx512-vnni", "uniform, %d planes", n);
         else
             cr_expect_str_eq(ku, kr, "uniform, %d planes", n);
+        if (code && n >= 2)
+            cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, n, 8, 2), "avx512-vnni",
+                             "uniform, %d planes, batch 2", n);
     }
-    /* Grouped matrices: the code kernel from 2 planes at batch 1 only. */
+    /* Grouped matrices: the code kernel from 2 planes at batch 1 only, and
+     * only once the used planes leave L2 (2064 x 512 x 2 planes > 256 KiB). */
     bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
     qo.group_size = 64;
     qo.rotation = BP_ROTATION_NONE;
     bp_matrix *gm = tu_quantize_opts(ctx, w, 64, 96, 96, &qo);
+    enum { BIG_M = 2064, BIG_K = 512 };
+    float *wb = tu_xmalloc((size_t)BIG_M * BIG_K * sizeof *wb);
+    tu_fill_gauss(&rng, wb, (size_t)BIG_M * BIG_K, 1.0f);
+    qo.bits = 4;
+    bp_matrix *big = tu_quantize_opts(ctx, wb, BIG_M, BIG_K, BIG_K, &qo);
+    free(wb);
     if (code) {
-        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 1), "avx512-vnni");
-        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 1), "avx512-vnni");
-        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 1), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 1), "avx512-lut");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, big, 1, 8, 1), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 1), "avx512-lut");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 1), "avx512-lut");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 8), "avx512-vnni");
         /* The batched code kernel: batch >= 4 from 2 planes, >= 16 at 1
          * plane, uniform matrices and act_bits <= 8 only. */
@@ -257,7 +273,11 @@ Test(misc, matrix_kernel_names) {
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 3), "avx512-vnni-batched");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 12, 32), "avx512-vnni-batched");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, r, 4, 8, 32), "avx512-vnni-batched");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 2, 8, 1), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 4, 8, 1), "avx512-vnni");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, big, 4, 8, 8), "avx512-vnni");
     }
+    bp_matrix_destroy(big);
     bp_matrix_destroy(gm);
     /* act_bits > 8: never the code kernel. */
     cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, u, 4, 12, 1), "avx512-vnni");

@@ -28,7 +28,7 @@ DEFINITIONS = {
               "--streams independent streams; Linear stacks without labels the relative "
               "output error against fp32",
     "weight_bytes": "weight bytes one forward step reads, every matrix once: per matrix, "
-                    "planes x (rows rounded up to 16 x columns rounded up to 512 bits / 8 "
+                    "planes x (rows rounded up to 16 x columns rounded up to 64 bits / 8 "
                     "+ 4 x rows coefficient bytes), the CPU layout of bp_abi.h",
     "latency_ms": "median wall time of one forward pass over the evaluation batch at that "
                   "plan (latency objective only), after one warm-up pass",

@@ -55,7 +55,7 @@ from .layers import GRU, LSTM, Linear
 FORMAT = "bitplane-precision-plan"
 VERSION = 1
 ROW_GROUP = 16  # rows per tile in a plane slab (bp_abi.h BP_ROW_GROUP)
-K_ALIGN_BITS = 512  # columns are padded to this many bits (BP_K_ALIGN_BITS)
+K_ALIGN_BITS = 64  # columns are padded to this many bits (BP_K_ALIGN_BITS)
 ACTIVATIONS = ("relu", "tanh", "none")  # between Linear layers (bitplane.models.MLP)
 RNN_OPERATORS = {"input": "w_ih", "recurrent": "w_hh"}
 RNN_CAP_KEYS = {"input": "ih", "recurrent": "hh"}
@@ -75,7 +75,7 @@ class PlanError(ValueError):
 def weight_bytes(rows: int, cols: int, planes: int) -> int:
     """Bytes of weights a product with `planes` planes reads from a matrix in
     the CPU layout: `planes` bit slabs of rows rounded up to 16 by columns
-    rounded up to 512 bits, plus the `planes` float32 coefficients of each row
+    rounded up to 64 bits, plus the `planes` float32 coefficients of each row
     that prefix uses (bp_abi.h)."""
     padded_rows = -(-rows // ROW_GROUP) * ROW_GROUP
     padded_cols = -(-cols // K_ALIGN_BITS) * K_ALIGN_BITS

@@ -58,11 +58,11 @@ def test_writes_front_uniform_plan_and_png(digits_run):
 
 
 def test_weight_bytes_formula():
-    # 10 rows pad to 16, 128 columns to 512 bits: 16 * 64 bytes a plane, and
+    # 10 rows pad to 16, 128 columns to 128 bits (64-bit padding): 16 * 16 bytes a plane, and
     # 10 float32 coefficients a plane.
-    assert P.weight_bytes(10, 128, 3) == 3 * (16 * 64 + 40)
+    assert P.weight_bytes(10, 128, 3) == 3 * (16 * 16 + 40)
     assert P.weight_bytes(16, 512, 1) == 16 * 64 + 64
-    assert P.weight_bytes(17, 513, 2) == 2 * (32 * 128 + 68)
+    assert P.weight_bytes(17, 513, 2) == 2 * (32 * 72 + 68)
 
 
 def test_front_is_non_dominated_and_covers_uniform(digits_run):
