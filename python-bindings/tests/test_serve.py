@@ -284,9 +284,10 @@ def _wait_for(condition, what, timeout=20.0):
 
 
 def _gated(digits, **config):
-    """An app whose batched calls wait for the returned event."""
+    """An app whose batched calls wait for the returned event (in the worker
+    thread, where a long call runs: none runs on the event loop's thread)."""
     gate = threading.Event()
-    app = create_app(digits, ServeConfig(calibrate=False, **config))
+    app = create_app(digits, ServeConfig(calibrate=False, inline_compute_ms=0, **config))
     batcher = app.state.server.batcher
     real = batcher.forward_batched
     batcher.forward_batched = lambda x, cp, ab: (gate.wait(20), real(x, cp, ab))[1]

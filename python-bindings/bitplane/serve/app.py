@@ -53,6 +53,7 @@ class ServeConfig:
     drain_timeout_s: float = 30.0
     activation: str = "relu"
     bits: int = 8
+    inline_compute_ms: float = 0.5  # batches predicted shorter run on the event loop's thread
 
 
 def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
@@ -96,7 +97,9 @@ class Server:
             self.batcher = Batcher(model.forward_batched, max_batch=config.max_batch,
                                    max_wait_s=config.max_wait_ms / 1e3,
                                    max_queue_rows=config.max_queue_rows,
-                                   on_batch=self._on_batch, estimate_s=self._drain_estimate)
+                                   on_batch=self._on_batch, estimate_s=self._drain_estimate,
+                                   predict_s=self._predict_batch,
+                                   inline_max_s=config.inline_compute_ms / 1e3)
             self.metrics.cost_per_unit.labels(model.name).set(cost.per_unit)
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
         self.sessions = Sessions(config.max_sessions, config.session_ttl_s)
@@ -105,10 +108,13 @@ class Server:
     # -- batcher callbacks -------------------------------------------------
     def _on_batch(self, rows: int, units: int, compute_s: float) -> None:
         self.controller.cost.observe(units, compute_s)
-        name = self.model.name
-        self.metrics.batch_rows.labels(name).observe(rows)
-        self.metrics.compute_time.labels(name).observe(compute_s)
-        self.metrics.cost_per_unit.labels(name).set(self.controller.cost.per_unit)
+        mt, name = self.metrics, self.model.name
+        mt.of(mt.batch_rows, name).observe(rows)
+        mt.of(mt.compute_time, name).observe(compute_s)
+        mt.of(mt.cost_per_unit, name).set(self.controller.cost.per_unit)
+
+    def _predict_batch(self, units: int) -> float:
+        return self.controller.cost.predict(units)
 
     def _drain_estimate(self, queued_rows: int) -> float:
         return self.controller.predict(queued_rows, 0, self.k)
@@ -133,8 +139,9 @@ class Server:
                 None if p.deadline_ms is None else p.deadline_ms / 1e3,
                 queued_units=b.queued_units + b.in_flight_rows * self.k)
             planes = decision.planes
-            self.metrics.controller_planes.labels(m.name).set(planes)
-            self.metrics.controller_predicted.labels(m.name).set(decision.predicted_s)
+            mt = self.metrics
+            mt.of(mt.controller_planes, m.name).set(planes)
+            mt.of(mt.controller_predicted, m.name).set(decision.predicted_s)
         else:
             planes = p.planes
         result = await self.batcher.submit(req.x, planes, p.act_bits, deadline)
@@ -145,10 +152,10 @@ class Server:
         out, header_len = encode_infer(m.name, req, result.y, params)
         total = time.monotonic() - start
         self.controller.observe_latency(total)
-        name = m.name
-        self.metrics.latency.labels(name, str(planes)).observe(total)
-        self.metrics.queue_time.labels(name).observe(result.queue_s)
-        self.metrics.planes_chosen.labels(name, str(planes), mode).inc()
+        mt, name = self.metrics, m.name
+        mt.of(mt.latency, name, str(planes)).observe(total)
+        mt.of(mt.queue_time, name).observe(result.queue_s)
+        mt.of(mt.planes_chosen, name, str(planes), mode).inc()
         return out, header_len
 
     def metadata(self) -> dict:
@@ -272,10 +279,9 @@ def create_app(model: Union[str, LinearStackModel, CharModel] = "digits",
             return _error(503, "shutting down")
         return {"name": name, "ready": True}
 
-    @app.post("/v2/models/{model_name}/infer")
-    async def infer(model_name: str, request: Request):
+    async def infer(request: Request):
         start = time.monotonic()
-        check_model(model_name)
+        check_model(request.path_params["model_name"])
         body = await _read_body(request, config.max_request_bytes)
         try:
             out, header_len = await server.infer(
@@ -296,6 +302,11 @@ def create_app(model: Union[str, LinearStackModel, CharModel] = "digits",
             return Response(out, media_type="application/json")
         return Response(out, media_type="application/octet-stream",
                         headers={"Inference-Header-Content-Length": str(header_len)})
+
+    # The hot path is a plain Starlette route: it reads and checks its body
+    # itself (protocol.py, with the precise 4xx errors), so FastAPI's
+    # per-request dependency and parameter solving would be pure overhead.
+    app.router.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
 
     async def _generate_request(model_name: str, request: Request):
         check_model(model_name)

@@ -40,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
                    help="how long a batch that is not full waits for more rows "
                         "(default %(default)s: take what is queued)")
+    p.add_argument("--inline-compute-ms", type=float, default=d.inline_compute_ms,
+                   help="batches predicted to compute in at most this long run on the event "
+                        "loop's thread instead of a worker thread: two thread wake-ups less "
+                        "per batch (default %(default)s; 0: always a worker thread)")
     p.add_argument("--max-queue-rows", type=int, default=d.max_queue_rows,
                    help="rows allowed to wait before 503 + Retry-After (default %(default)s)")
     p.add_argument("--slo-p99-ms", type=float, default=d.slo_p99_ms,
@@ -51,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
                    help="activation between a Linear stack's layers (relu, tanh, none)")
     p.add_argument("--threads", type=int, default=0,
                    help="library threads (0: all cores)")
+    p.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
+                   help="uvicorn's HTTP parser (auto: httptools when installed)")
+    p.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
+                   help="uvicorn's event loop (auto: uvloop when installed)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--access-log", action="store_true", help="log every request (JSON)")
     p.add_argument("--ray-replicas", type=int, default=0,
@@ -61,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
 
 def config_from(args) -> ServeConfig:
     return ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                       inline_compute_ms=args.inline_compute_ms,
                        max_queue_rows=args.max_queue_rows, slo_p99_ms=args.slo_p99_ms,
                        default_planes=args.default_planes,
                        max_request_bytes=args.max_request_bytes, activation=args.activation)
@@ -88,7 +97,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"bitplane-serve: {e}", file=sys.stderr)
         return 2
     uvicorn.run(app, host=args.host, port=args.port, log_config=logging_config(
-        args.log_level, args.access_log), access_log=args.access_log,
+        args.log_level, args.access_log), access_log=args.access_log, http=args.http,
+        loop=args.loop,
         timeout_graceful_shutdown=config.drain_timeout_s)
     return 0
 

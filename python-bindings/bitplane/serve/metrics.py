@@ -11,6 +11,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 class Metrics:
     def __init__(self, model: str):
+        self._children = {}
         self.registry = CollectorRegistry()
         r, m = self.registry, ["model"]
         self.model = model
@@ -45,3 +46,13 @@ class Metrics:
                                    "Learned compute cost of one row at one plane", m, registry=r)
         self.rejected = Counter("bitplane_rejected", "Requests refused, by reason",
                                 m + ["reason"], registry=r)
+
+    def of(self, metric, *labels):
+        """metric.labels(*labels), looked up once: ``labels()`` validates and
+        locks on every call, which the serving path does several times per
+        request."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

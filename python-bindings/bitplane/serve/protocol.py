@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
+import orjson
 
 __all__ = ["ApiError", "InferRequest", "parse_infer", "encode_infer", "parse_generate",
            "GenerateRequest", "INPUT_NAME", "OUTPUT_NAME"]
@@ -116,10 +117,17 @@ def _split_body(body: bytes, header_length: Optional[str]) -> Tuple[bytes, bytes
 
 
 def _load_json(raw: bytes) -> dict:
+    # orjson first (several times faster on the serving path); what it
+    # refuses goes to the standard parser, which also takes the NaN and
+    # Infinity literals Python clients write, so that such a request gets
+    # the precise "contains NaN" error instead of "not valid JSON".
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _bad(f"request body is not valid JSON: {e}")
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise _bad(f"request body is not valid JSON: {e}")
     if not isinstance(doc, dict):
         raise _bad("request body must be a JSON object")
     return doc
@@ -216,10 +224,13 @@ def encode_infer(model_name: str, req: InferRequest, y: np.ndarray,
     if req.binary_output:
         raw = np.ascontiguousarray(y, dtype="<f4").tobytes()
         out["parameters"]["binary_data_size"] = len(raw)
-        head = json.dumps(doc).encode()
+        head = orjson.dumps(doc)
         return head + raw, len(head)
+    # Python floats (exact doubles of the float32 values), not float32
+    # shortest forms, so that any client's float32 parse gives back the
+    # same bits.
     out["data"] = y.ravel().tolist()
-    return json.dumps(doc).encode(), None
+    return orjson.dumps(doc), None
 
 
 @dataclass
