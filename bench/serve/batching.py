@@ -82,6 +82,7 @@ def http_rate(port, clients=CLIENTS):
     bodies = [_body(p) for p in range(1, 9)]
     counts = [0] * clients
     lat = [[] for _ in range(clients)]
+    batch_rows = [[] for _ in range(clients)]
     end = time.monotonic() + DURATION_S
 
     def client(i):
@@ -92,9 +93,10 @@ def http_rate(port, clients=CLIENTS):
             c.request("POST", "/v2/models/digits/infer", bodies[k % 8],
                       {"Content-Type": "application/json"})
             r = c.getresponse()
-            r.read()
+            doc = json.loads(r.read())
             assert r.status == 200
             lat[i].append(time.perf_counter() - t)
+            batch_rows[i].append(doc["parameters"]["batch_rows"])
             counts[i] += 1
             k += 1
 
@@ -105,15 +107,17 @@ def http_rate(port, clients=CLIENTS):
     for t in threads:
         t.join()
     all_lat = np.concatenate([np.array(v) for v in lat]) * 1e3
-    return sum(counts) / (time.monotonic() - t0), all_lat
+    rows = np.concatenate([np.array(v) for v in batch_rows])
+    return sum(counts) / (time.monotonic() - t0), all_lat, rows
 
 
 def http_compare(port_batched, port_single):
-    b, lb = http_rate(int(port_batched))
-    s, ls = http_rate(int(port_single))
+    b, lb, rb = http_rate(int(port_batched))
+    s, ls, _ = http_rate(int(port_single))
     print(json.dumps({"what": "HTTP, 16 clients, 1 row, planes 1..8",
                       "max_batch_1_rps": round(s, 1), "max_batch_64_rps": round(b, 1),
                       "ratio": round(b / s, 2),
+                      "batch_rows_seen_by_requests_mean": round(float(rb.mean()), 1),
                       "p50_ms": {"max_batch_1": round(float(np.median(ls)), 2),
                                  "max_batch_64": round(float(np.median(lb)), 2)}}))
 
