@@ -29,7 +29,7 @@ from .generate import Sessions, generate, open_session
 from .metrics import Metrics
 from .protocol import (INPUT_NAME, OUTPUT_NAME, ApiError, encode_infer, parse_generate,
                        parse_infer)
-from .served import CharModel, LinearStackModel, load
+from .served import CharModel, LinearStackModel, layer_planes, load, plan_summary
 
 __all__ = ["ServeConfig", "Server", "create_app"]
 
@@ -54,6 +54,7 @@ class ServeConfig:
     activation: str = "relu"
     bits: int = 8
     inline_compute_ms: float = 0.5  # batches predicted shorter run on the event loop's thread
+    plan: Optional[str] = None  # a precision plan file (bitplane.plan) for the served model
 
 
 def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
@@ -86,6 +87,8 @@ class Server:
         self.metrics = Metrics(model.name)
         self.closing = False
         self.k = model.bits
+        # A plan's act_bits is the default for requests that give none.
+        self.default_act_bits = model.plan["act_bits"] if model.plan else 8
         self.default_planes = config.default_planes or self.k
         if isinstance(self.default_planes, int) and not 1 <= self.default_planes <= self.k:
             raise ValueError(f"default planes must be 1..{self.k} or 'auto'")
@@ -127,7 +130,8 @@ class Server:
                                 f"generation at /v2/models/{m.name}/generate_stream, not infer")
         req = parse_infer(body, header_length, in_features=m.in_features,
                           max_rows=self.config.max_batch, max_planes=self.k,
-                          default_planes=self.default_planes)
+                          default_planes=self.default_planes,
+                          default_act_bits=self.default_act_bits)
         p = req.precision
         mode = "auto" if p.planes == "auto" else "fixed"
         rows = req.x.shape[0]
@@ -149,6 +153,9 @@ class Server:
                   "queue_ms": round(result.queue_s * 1e3, 4),
                   "compute_ms": round(result.compute_s * 1e3, 4),
                   "batch_rows": result.batch_rows}
+        if m.plan:
+            params["plan"] = m.plan["source"]
+            params["layer_planes"] = layer_planes(m.plan, planes)
         out, header_len = encode_infer(m.name, req, result.y, params)
         total = time.monotonic() - start
         self.controller.observe_latency(total)
@@ -163,6 +170,8 @@ class Server:
         doc = {"name": m.name, "versions": ["1"], "platform": "bitplane",
                "parameters": {"planes_max": self.k, "planes_default": self.default_planes,
                               "source": str(m.path.name)}}
+        if m.plan:
+            doc["parameters"]["plan"] = plan_summary(m.plan)
         if isinstance(m, LinearStackModel):
             doc["inputs"] = [{"name": INPUT_NAME, "datatype": "FP32",
                               "shape": [-1, m.in_features]}]
@@ -207,12 +216,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(model: Union[str, LinearStackModel, CharModel] = "digits",
+def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
                config: Optional[ServeConfig] = None) -> FastAPI:
-    """The application for one model (a bundled name, a file path or a loaded model)."""
+    """The application for one model (a bundled name, a file path or a loaded
+    model; None: the model ``config.plan`` names). ``config.plan`` applies to
+    a model given by name or path; a loaded model carries its own."""
     config = config or ServeConfig()
-    if isinstance(model, str):
-        model = load(model, activation=config.activation, bits=config.bits)
+    if model is None or isinstance(model, str):
+        model = load(model, activation=config.activation, bits=config.bits, plan=config.plan)
     server = Server(model, config)
     name = model.name
 
@@ -314,7 +325,8 @@ def create_app(model: Union[str, LinearStackModel, CharModel] = "digits",
             raise ApiError(400, f"model '{name}' serves infer; generation needs a character "
                                 "LSTM/GRU (char-lstm, char-gru)")
         body = await _read_body(request, config.max_request_bytes)
-        req = parse_generate(body, max_planes=server.k, max_tokens=config.max_new_tokens)
+        req = parse_generate(body, max_planes=server.k, max_tokens=config.max_new_tokens,
+                             default_act_bits=server.default_act_bits)
         session = open_session(server.model, req, server.sessions)
         return req, generate(server.model, req, session, server.gen_executor)
 

@@ -96,5 +96,8 @@ async def generate(model: CharModel, req: GenerateRequest, session: Session,
             session.logits, session.state = await loop.run_in_executor(
                 executor, stepper.run, [token], session.state, req.planes, req.act_bits)
             session.used = time.monotonic()
-    yield {"finish_reason": "length", "tokens": req.max_tokens, "planes": req.planes,
-           "session_id": req.session_id}
+    final = {"finish_reason": "length", "tokens": req.max_tokens, "planes": req.planes,
+             "session_id": req.session_id}
+    if model.plan:
+        final["plan"] = model.plan["source"]
+    yield final
