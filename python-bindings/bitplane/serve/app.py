@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
 from .controller import CostModel, SLOController
-from .generate import Sessions, generate, open_session
+from .generate import Sessions, StepBatcher, generate, open_session
 from .metrics import Metrics
 from .protocol import (INPUT_NAME, OUTPUT_NAME, ApiError, encode_infer, parse_generate,
                        parse_infer)
@@ -107,6 +107,14 @@ class Server:
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
         self.sessions = Sessions(config.max_sessions, config.session_ttl_s)
         self.gen_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bitplane-gen")
+        self.steps = None
+        if isinstance(model, CharModel):
+            self.steps = StepBatcher(model.stepper, self.gen_executor,
+                                     max_batch=config.max_sessions, on_tick=self._on_tick)
+
+    def _on_tick(self, streams: int) -> None:
+        mt = self.metrics
+        mt.of(mt.step_streams, self.model.name).observe(streams)
 
     # -- batcher callbacks -------------------------------------------------
     def _on_batch(self, rows: int, units: int, compute_s: float) -> None:
@@ -190,6 +198,8 @@ class Server:
         self.closing = True
         if self.batcher is not None:
             await self.batcher.close(self.config.drain_timeout_s)
+        if self.steps is not None:
+            await self.steps.close()
         self.gen_executor.shutdown(wait=True)
 
 
@@ -328,7 +338,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         req = parse_generate(body, max_planes=server.k, max_tokens=config.max_new_tokens,
                              default_act_bits=server.default_act_bits)
         session = open_session(server.model, req, server.sessions)
-        return req, generate(server.model, req, session, server.gen_executor)
+        return req, generate(server.model, req, session, server.gen_executor, server.steps)
 
     @app.post("/v2/models/{model_name}/generate_stream")
     async def generate_stream(model_name: str, request: Request):

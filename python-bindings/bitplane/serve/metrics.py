@@ -44,6 +44,9 @@ class Metrics:
                                     registry=r)
         self.cost_per_unit = Gauge("bitplane_cost_seconds_per_row_plane",
                                    "Learned compute cost of one row at one plane", m, registry=r)
+        self.step_streams = Histogram("bitplane_generation_step_streams",
+                                      "Generation streams advanced by one batched step call", m,
+                                      buckets=_BATCH_BUCKETS, registry=r)
         self.rejected = Counter("bitplane_rejected", "Requests refused, by reason",
                                 m + ["reason"], registry=r)
 

@@ -70,12 +70,16 @@ class LinearStackModel:
 
 
 class RNNStepper:
-    """One character step of a CharRNN with explicit per-stream state.
+    """Character steps of a CharRNN with explicit per-stream state.
 
-    The state is a list with one entry per recurrent layer (LSTM: (h, c),
-    GRU: h; None = zeros). This adapter drives the Python layers'
-    state-carrying calls; it is the one place to change when the layers gain
-    a C step API.
+    A stream's state is a list with one entry per recurrent layer (LSTM:
+    (h, c), GRU: h, each of shape (1, hidden); None = zeros). :meth:`run`
+    reads a stream's tokens with the layers' sequence call (a prompt);
+    :meth:`step_batch` advances many streams by one token each with one
+    ``bp_rnn_step`` call per layer, each stream's state one column of the
+    batch. Both give, bit for bit, what the other would: the step equals the
+    sequence call, and every column is computed as if alone (activations
+    are quantized per column).
     """
 
     def __init__(self, model: bp_models.CharRNN):
@@ -95,6 +99,36 @@ class RNNStepper:
             new_state.append(st)
         logits = m.fc(x[-1], planes=planes, act_bits=act_bits)  # (1, V)
         return logits[0], new_state
+
+    def step_batch(self, tokens: Sequence[int], states: Sequence[list], planes: int,
+                   act_bits: int):
+        """One token for each of len(tokens) streams (states[i] is stream
+        i's state): one step call per layer and one read-out product for all
+        of them. Returns logits (streams, vocab) and the new states."""
+        m = self.model
+        b = len(tokens)
+        x = m.embed[np.asarray(tokens, np.int64)]  # (B, E)
+        per_layer = []
+        for l, layer in enumerate(m.rnn):
+            hs = layer.hidden_size
+            h = np.zeros((b, hs), np.float32)
+            c = np.zeros((b, hs), np.float32) if layer.gates == 4 else None
+            for i, st in enumerate(states):
+                s = st[l]
+                if s is None:
+                    continue
+                if c is None:
+                    h[i] = np.reshape(s, hs)
+                else:
+                    h[i] = np.reshape(s[0], hs)
+                    c[i] = np.reshape(s[1], hs)
+            x, _ = layer.step(x, h if c is None else (h, c), planes=planes, act_bits=act_bits)
+            per_layer.append((h, c))  # updated in place by the step
+        logits = m.fc(x, planes=planes, act_bits=act_bits)  # (B, V)
+        new_states = [[h[i:i + 1].copy() if c is None else (h[i:i + 1].copy(),
+                                                            c[i:i + 1].copy())
+                       for h, c in per_layer] for i in range(b)]
+        return logits, new_states
 
 
 class CharModel:
