@@ -250,6 +250,34 @@ def test_batcher_coalesces_concurrent_requests(digits, rng):
     assert any(rows > 4 for rows, _ in calls)
 
 
+def test_batcher_inline_small_batches(digits, rng):
+    """Batches predicted under inline_max_s run on the loop's thread, longer
+    ones in the worker thread; both give the single-call answers."""
+    threads = []
+
+    def forward(x, cp, ab):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return digits.forward_batched(x, cp, ab)
+
+    async def run(inline_max_s):
+        # Predicted cost: 1 ms per row-plane, so 1-row requests at planes 1..2
+        # (<= 2 ms) run inline and planes 3..8 do not.
+        b = Batcher(forward, max_batch=1, predict_s=lambda units: 1e-3 * units,
+                    inline_max_s=inline_max_s)
+        xs = [gauss(rng, (1, 64)) for _ in range(8)]
+        res = [await b.submit(x, p, 8) for x, p in zip(xs, range(1, 9))]
+        await b.close()
+        for x, p, r in zip(xs, range(1, 9), res):
+            np.testing.assert_array_equal(r.y, digits.forward(x, p, 8))
+        return b.inline_batches
+
+    assert asyncio.run(run(2e-3)) == 2 and threads == [True] * 2 + [False] * 6
+    threads.clear()
+    assert asyncio.run(run(0.0)) == 0 and threads == [False] * 8
+    with pytest.raises(ValueError, match="inline_max_s needs predict_s"):
+        Batcher(forward, inline_max_s=1e-3)
+
+
 def test_batcher_refuses_when_full(digits):
     gate = threading.Event()
 

@@ -90,6 +90,8 @@ class Server:
         # A plan's act_bits is the default for requests that give none.
         self.default_act_bits = model.plan["act_bits"] if model.plan else 8
         self.default_planes = config.default_planes or self.k
+        if config.inline_compute_ms < 0:
+            raise ValueError(f"--inline-compute-ms must be >= 0, got {config.inline_compute_ms}")
         if isinstance(self.default_planes, int) and not 1 <= self.default_planes <= self.k:
             raise ValueError(f"default planes must be 1..{self.k} or 'auto'")
         self.batcher = self.controller = None
