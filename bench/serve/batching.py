@@ -1,11 +1,10 @@
 """Throughput of precision batching against one library call per request, with
 16 concurrent clients each sending one-row digits requests at mixed planes
-(1..8), and the server's overhead per request at low load against a direct
-library call. Prints JSON lines; run-batching.sh writes them to a file.
+(1..8). Prints JSON lines; run-batching.sh writes them to a file (with the
+per-request overhead from overhead.py).
 
     python batching.py inproc   # Batcher vs a thread per client calling the library
     python batching.py http PORT_BATCHED PORT_SINGLE   # two running servers
-    python batching.py overhead PORT                   # one client, one row
 """
 
 import asyncio
@@ -138,38 +137,5 @@ def http_compare(port_batched, port_single):
                                  "max_batch_64": round(float(np.median(lb)), 2)}}))
 
 
-def overhead(port):
-    """Median round trip of one-row requests from one client, against the
-    median direct library call for the same row and planes, same run."""
-    m = load("digits")
-    x = np.ascontiguousarray(m.test_x[:1])
-    body = _body(8)
-    c = http.client.HTTPConnection("127.0.0.1", int(port))
-    rt, direct, server, live = [], [], [], []
-    for i in range(600):
-        t = time.perf_counter()
-        c.request("GET", "/v2/health/live")
-        c.getresponse().read()
-        live.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        m.forward(x, 8, 8)
-        direct.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        c.request("POST", "/v2/models/digits/infer", body, {"Content-Type": "application/json"})
-        r = c.getresponse()
-        doc = json.loads(r.read())
-        rt.append(time.perf_counter() - t)
-        p = doc["parameters"]
-        server.append((p["queue_ms"] + p["compute_ms"]) / 1e3)
-        time.sleep(0.002)  # low load: one request at a time, with gaps
-    med = lambda v: float(np.median(v[100:])) * 1e3  # noqa: E731 - after warm-up
-    print(json.dumps({"what": "overhead at low load, 1 client, 1 row, 8 planes",
-                      "direct_call_ms": round(med(direct), 3),
-                      "http_round_trip_ms": round(med(rt), 3),
-                      "health_live_round_trip_ms": round(med(live), 3),
-                      "server_queue_plus_compute_ms": round(med(server), 3),
-                      "added_ms": round(med(rt) - med(direct), 3)}))
-
-
 if __name__ == "__main__":
-    {"inproc": inproc, "http": http_compare, "overhead": overhead}[sys.argv[1]](*sys.argv[2:])
+    {"inproc": inproc, "http": http_compare}[sys.argv[1]](*sys.argv[2:])

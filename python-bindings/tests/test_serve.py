@@ -219,6 +219,25 @@ def test_forward_batched_mixed_planes_equal_single_calls(digits, rng):
                                                                act_bits)[0])
 
 
+def test_forward_batched_is_one_gemm_per_layer(rng):
+    calls = []
+
+    class Counting:
+        def __init__(self, matrix):
+            self.matrix = matrix
+
+        def gemm(self, x, **kw):
+            calls.append((x.shape[0], kw["column_planes"]))
+            return self.matrix.gemm(x, **kw)
+
+    m = load("digits")
+    for layer in m.mlp.layers:
+        layer.matrix = Counting(layer.matrix)
+    cp = [int(p) for p in rng.integers(1, 9, 16)]
+    m.forward_batched(gauss(rng, (16, 64)), cp, 8)
+    assert calls == [(16, cp)] * len(m.mlp.layers)
+
+
 def test_batcher_coalesces_concurrent_requests(digits, rng):
     """Concurrent requests with mixed planes and act_bits share batched calls
     and each gets exactly its single-call answer."""
