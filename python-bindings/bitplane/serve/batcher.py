@@ -26,7 +26,7 @@ import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -59,18 +59,21 @@ class BatchResult:
     batch_rows: int
 
 
-@dataclass
 class Pending:
-    x: np.ndarray
-    planes: int
-    act_bits: int
-    deadline: Optional[float]
-    future: asyncio.Future
-    enqueued: float = field(default_factory=time.monotonic)
+    """One request waiting for its batch (a plain class with slots: one is
+    made per request on the serving path)."""
 
-    @property
-    def rows(self) -> int:
-        return self.x.shape[0]
+    __slots__ = ("x", "rows", "planes", "act_bits", "deadline", "future", "enqueued")
+
+    def __init__(self, x: np.ndarray, planes: int, act_bits: int, deadline: Optional[float],
+                 future: asyncio.Future):
+        self.x = x
+        self.rows = x.shape[0]
+        self.planes = planes
+        self.act_bits = act_bits
+        self.deadline = deadline
+        self.future = future
+        self.enqueued = time.monotonic()
 
 
 class Batcher:
