@@ -109,12 +109,12 @@ class RNNStepper:
         b = len(tokens)
         x = m.embed[np.asarray(tokens, np.int64)]  # (B, E)
         per_layer = []
-        for l, layer in enumerate(m.rnn):
+        for li, layer in enumerate(m.rnn):
             hs = layer.hidden_size
             h = np.zeros((b, hs), np.float32)
             c = np.zeros((b, hs), np.float32) if layer.gates == 4 else None
             for i, st in enumerate(states):
-                s = st[l]
+                s = st[li]
                 if s is None:
                     continue
                 if c is None:
