@@ -8,7 +8,12 @@ Every configuration runs as its own bitplane-serve process, and the
 configurations take turns request by request, so the machine's changing load
 hits them alike. The round trip includes the Python client (http.client);
 the /v2/health/live round trip, also timed, is the floor of client + HTTP
-stack without the model.
+stack without the model. The server process's CPU time per infer request
+(from /proc, the paired phase minus a phase of live requests alone) is
+reported too: the machine's load disturbs it less than latency, but on a
+loaded machine a request after an idle gap runs with cold caches (a direct
+library call measured 42 us of CPU back to back and 378 us after 10 ms
+gaps at load 15), so compare configurations within one run.
 
     python bench/serve/overhead.py [--requests 600] [--out FILE.jsonl]
 
@@ -56,6 +61,13 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(args):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bitplane.serve.cli", "--port", str(port),
@@ -97,8 +109,12 @@ def main():
                for name, (proc, port) in procs.items()}
     stats = {name: {"added": [], "live": [], "server": [], "direct": []} for name in CONFIGS}
     load_before = os.getloadavg()
+    cpu = {name: [0.0, 0.0] for name in CONFIGS}  # server CPU s: infer phase, live-only phase
     try:
         for i in range(opts.warmup + opts.requests):
+            if i == opts.warmup:
+                for name, (proc, _) in servers.items():
+                    cpu[name][0] = -cpu_s(proc.pid)
             for name, (_, c) in servers.items():
                 s = stats[name]
                 t = time.perf_counter()
@@ -121,6 +137,16 @@ def main():
                     s["live"].append(live)
                     s["server"].append((p["queue_ms"] + p["compute_ms"]) / 1e3)
                 time.sleep(0.002)  # low load: one request at a time, with gaps
+        # The server's CPU time per request, which the machine's load
+        # disturbs far less than latency: the phase above (one live + one
+        # infer request per round) minus a phase of live requests alone.
+        for name, (proc, c) in servers.items():
+            cpu[name][0] += cpu_s(proc.pid)
+            cpu[name][1] = -cpu_s(proc.pid)
+            for _ in range(opts.requests):
+                c.request("GET", "/v2/health/live")
+                c.getresponse().read()
+            cpu[name][1] += cpu_s(proc.pid)
     finally:
         for proc, _ in servers.values():
             proc.terminate()
@@ -141,7 +167,10 @@ def main():
             "added_ms_median": ms(s["added"], 50), "added_ms_p99": ms(s["added"], 99),
             "direct_call_ms_median": ms(s["direct"], 50),
             "health_live_round_trip_ms_median": ms(s["live"], 50),
-            "server_queue_plus_compute_ms_median": ms(s["server"], 50)}
+            "server_queue_plus_compute_ms_median": ms(s["server"], 50),
+            "server_cpu_ms_per_infer": round((cpu[name][0] - cpu[name][1]) / opts.requests * 1e3,
+                                             3),
+            "server_cpu_ms_per_live": round(cpu[name][1] / opts.requests * 1e3, 3)}
     line = json.dumps(report)
     print(line)
     if opts.out:
