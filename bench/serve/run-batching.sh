@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Batched vs one call per request at 16 clients (in process and over HTTP),
-# and the per-request overhead at low load; JSON lines to OUT_FILE.
+# and the per-request overhead at low load (overhead.py); JSON lines to
+# OUT_FILE, with uptime before and after in uptime.txt next to it.
 # Usage: bench/serve/run-batching.sh [OUT_FILE]   (PYTHON=python3 by default)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,8 +20,10 @@ for port in 8481 8482; do
     sleep 0.5
   done
 done
+uptime >>"$(dirname "$out")/uptime.txt"
 {
   "$py" "$here/batching.py" inproc
   "$py" "$here/batching.py" http 8481 8482
-  "$py" "$here/batching.py" overhead 8481
+  "$py" "$here/overhead.py"
 } | tee -a "$out"
+uptime >>"$(dirname "$out")/uptime.txt"

@@ -219,6 +219,25 @@ def test_forward_batched_mixed_planes_equal_single_calls(digits, rng):
                                                                act_bits)[0])
 
 
+def test_forward_batched_is_one_gemm_per_layer(rng):
+    calls = []
+
+    class Counting:
+        def __init__(self, matrix):
+            self.matrix = matrix
+
+        def gemm(self, x, **kw):
+            calls.append((x.shape[0], kw["column_planes"]))
+            return self.matrix.gemm(x, **kw)
+
+    m = load("digits")
+    for layer in m.mlp.layers:
+        layer.matrix = Counting(layer.matrix)
+    cp = [int(p) for p in rng.integers(1, 9, 16)]
+    m.forward_batched(gauss(rng, (16, 64)), cp, 8)
+    assert calls == [(16, cp)] * len(m.mlp.layers)
+
+
 def test_batcher_coalesces_concurrent_requests(digits, rng):
     """Concurrent requests with mixed planes and act_bits share batched calls
     and each gets exactly its single-call answer."""
@@ -248,6 +267,34 @@ def test_batcher_coalesces_concurrent_requests(digits, rng):
     assert len([c for c in calls if c[1] >= 2]) < wide / 3, calls
     assert max(rows for rows, _ in calls) <= 32
     assert any(rows > 4 for rows, _ in calls)
+
+
+def test_batcher_inline_small_batches(digits, rng):
+    """Batches predicted under inline_max_s run on the loop's thread, longer
+    ones in the worker thread; both give the single-call answers."""
+    threads = []
+
+    def forward(x, cp, ab):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return digits.forward_batched(x, cp, ab)
+
+    async def run(inline_max_s):
+        # Predicted cost: 1 ms per row-plane, so 1-row requests at planes 1..2
+        # (<= 2 ms) run inline and planes 3..8 do not.
+        b = Batcher(forward, max_batch=1, predict_s=lambda units: 1e-3 * units,
+                    inline_max_s=inline_max_s)
+        xs = [gauss(rng, (1, 64)) for _ in range(8)]
+        res = [await b.submit(x, p, 8) for x, p in zip(xs, range(1, 9))]
+        await b.close()
+        for x, p, r in zip(xs, range(1, 9), res):
+            np.testing.assert_array_equal(r.y, digits.forward(x, p, 8))
+        return b.inline_batches
+
+    assert asyncio.run(run(2e-3)) == 2 and threads == [True] * 2 + [False] * 6
+    threads.clear()
+    assert asyncio.run(run(0.0)) == 0 and threads == [False] * 8
+    with pytest.raises(ValueError, match="inline_max_s needs predict_s"):
+        Batcher(forward, inline_max_s=1e-3)
 
 
 def test_batcher_refuses_when_full(digits):
@@ -284,9 +331,10 @@ def _wait_for(condition, what, timeout=20.0):
 
 
 def _gated(digits, **config):
-    """An app whose batched calls wait for the returned event."""
+    """An app whose batched calls wait for the returned event (in the worker
+    thread, where a long call runs: none runs on the event loop's thread)."""
     gate = threading.Event()
-    app = create_app(digits, ServeConfig(calibrate=False, **config))
+    app = create_app(digits, ServeConfig(calibrate=False, inline_compute_ms=0, **config))
     batcher = app.state.server.batcher
     real = batcher.forward_batched
     batcher.forward_batched = lambda x, cp, ab: (gate.wait(20), real(x, cp, ab))[1]
@@ -502,3 +550,82 @@ def test_user_linear_stack_by_path(tmp_path, rng):
     p = r.json()["parameters"]
     assert r.status_code == 200 and p["planes_mode"] == "auto"
     np.testing.assert_array_equal(as_array(r), ref(x, planes=p["planes"], act_bits=8))
+
+
+# -- generation batched across sessions ---------------------------------------
+
+@pytest.mark.parametrize("name", ["char-gru", "char-lstm"])
+def test_step_batch_equals_each_stream_alone(name, rng):
+    m = load(name)
+    st = m.stepper
+    states = [st.run([int(t) for t in rng.integers(0, len(m.vocab), 5 + i)], st.zero_state(),
+                     6, 8)[1] for i in range(4)] + [st.zero_state()]
+    tokens = [int(t) for t in rng.integers(0, len(m.vocab), len(states))]
+    logits, new = st.step_batch(tokens, states, 6, 8)
+    for i, (tok, s) in enumerate(zip(tokens, states)):
+        want_logits, want_state = st.run([tok], s, 6, 8)
+        np.testing.assert_array_equal(logits[i], want_logits)
+        for got, want in zip(new[i], want_state):
+            for g, w in zip(got if isinstance(got, tuple) else (got,),
+                            want if isinstance(want, tuple) else (want,)):
+                np.testing.assert_array_equal(g, np.reshape(w, g.shape))
+
+
+def test_concurrent_streams_advance_together():
+    """Six streams at two plane counts: every tick is one step call per plane
+    group, and each stream's text is what it generates alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bitplane.serve.generate import Session, StepBatcher, generate
+    from bitplane.serve.protocol import GenerateRequest
+    m = load("char-gru")
+    prompts = ["The cat ", "Once upon", "Hello, wor", "A", "In the beginning ", "xyz"]
+    planes = [3, 6, 3, 6, 3, 6]
+    n_tokens = 10
+
+    async def run_all():
+        ex = ThreadPoolExecutor(2)
+        steps = StepBatcher(m.stepper, ex, tick_wait_s=30.0)  # ticks wait for every stream
+
+        async def one(prompt, p):
+            req = GenerateRequest(prompt, n_tokens, p, 8, None, 0.0, None)
+            return [e["token"] async for e in
+                    generate(m, req, Session(m.stepper.zero_state()), ex, steps)
+                    if "token" in e]
+
+        out = await asyncio.gather(*[one(t, p) for t, p in zip(prompts, planes)])
+        await steps.close()
+        ex.shutdown()
+        return out, steps.step_calls
+
+    streams, step_calls = asyncio.run(run_all())
+    assert step_calls == 2 * n_tokens  # one call per plane group per token
+    for prompt, p, tokens in zip(prompts, planes, streams):
+        seq = m.encode(prompt) + tokens
+        logits = m.rnn.logits(np.array(seq[:-1])[:, None], planes=p)[:, 0]
+        assert [int(t) for t in np.argmax(logits[len(prompt) - 1:], axis=1)] == tokens
+
+
+def test_concurrent_streams_over_http(gru_server):
+    m = gru_server.model
+    prompts = ["Good morning", "It was the", "Q", "To be or not"]
+    results = {}
+
+    def stream(i):
+        with httpx.Client(base_url=gru_server.url, timeout=60) as c:
+            with c.stream("POST", "/v2/models/char-gru/generate_stream",
+                          json={"text_input": prompts[i],
+                                "parameters": {"max_tokens": 16, "planes": 2 + i % 2}}) as r:
+                results[i] = [e["token"] for e in _sse(r) if "token" in e]
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, prompt in enumerate(prompts):
+        seq = m.encode(prompt) + results[i]
+        logits = m.rnn.logits(np.array(seq[:-1])[:, None], planes=2 + i % 2)[:, 0]
+        assert [int(t) for t in np.argmax(logits[len(prompt) - 1:], axis=1)] == results[i]
+    metrics = httpx.get(gru_server.url + "/metrics").text
+    assert "bitplane_generation_step_streams_count" in metrics

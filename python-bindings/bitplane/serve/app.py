@@ -25,11 +25,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
 from .controller import CostModel, SLOController
-from .generate import Sessions, generate, open_session
+from .generate import Sessions, StepBatcher, generate, open_session
 from .metrics import Metrics
 from .protocol import (INPUT_NAME, OUTPUT_NAME, ApiError, encode_infer, parse_generate,
                        parse_infer)
-from .served import CharModel, LinearStackModel, load
+from .served import CharModel, LinearStackModel, layer_planes, load, plan_summary
 
 __all__ = ["ServeConfig", "Server", "create_app"]
 
@@ -53,6 +53,8 @@ class ServeConfig:
     drain_timeout_s: float = 30.0
     activation: str = "relu"
     bits: int = 8
+    inline_compute_ms: float = 0.5  # batches predicted shorter run on the event loop's thread
+    plan: Optional[str] = None  # a precision plan file (bitplane.plan) for the served model
 
 
 def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
@@ -85,7 +87,11 @@ class Server:
         self.metrics = Metrics(model.name)
         self.closing = False
         self.k = model.bits
+        # A plan's act_bits is the default for requests that give none.
+        self.default_act_bits = model.plan["act_bits"] if model.plan else 8
         self.default_planes = config.default_planes or self.k
+        if config.inline_compute_ms < 0:
+            raise ValueError(f"--inline-compute-ms must be >= 0, got {config.inline_compute_ms}")
         if isinstance(self.default_planes, int) and not 1 <= self.default_planes <= self.k:
             raise ValueError(f"default planes must be 1..{self.k} or 'auto'")
         self.batcher = self.controller = None
@@ -96,19 +102,32 @@ class Server:
             self.batcher = Batcher(model.forward_batched, max_batch=config.max_batch,
                                    max_wait_s=config.max_wait_ms / 1e3,
                                    max_queue_rows=config.max_queue_rows,
-                                   on_batch=self._on_batch, estimate_s=self._drain_estimate)
+                                   on_batch=self._on_batch, estimate_s=self._drain_estimate,
+                                   predict_s=self._predict_batch,
+                                   inline_max_s=config.inline_compute_ms / 1e3)
             self.metrics.cost_per_unit.labels(model.name).set(cost.per_unit)
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
         self.sessions = Sessions(config.max_sessions, config.session_ttl_s)
         self.gen_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bitplane-gen")
+        self.steps = None
+        if isinstance(model, CharModel):
+            self.steps = StepBatcher(model.stepper, self.gen_executor,
+                                     max_batch=config.max_sessions, on_tick=self._on_tick)
+
+    def _on_tick(self, streams: int) -> None:
+        mt = self.metrics
+        mt.of(mt.step_streams, self.model.name).observe(streams)
 
     # -- batcher callbacks -------------------------------------------------
     def _on_batch(self, rows: int, units: int, compute_s: float) -> None:
         self.controller.cost.observe(units, compute_s)
-        name = self.model.name
-        self.metrics.batch_rows.labels(name).observe(rows)
-        self.metrics.compute_time.labels(name).observe(compute_s)
-        self.metrics.cost_per_unit.labels(name).set(self.controller.cost.per_unit)
+        mt, name = self.metrics, self.model.name
+        mt.of(mt.batch_rows, name).observe(rows)
+        mt.of(mt.compute_time, name).observe(compute_s)
+        mt.of(mt.cost_per_unit, name).set(self.controller.cost.per_unit)
+
+    def _predict_batch(self, units: int) -> float:
+        return self.controller.cost.predict(units)
 
     def _drain_estimate(self, queued_rows: int) -> float:
         return self.controller.predict(queued_rows, 0, self.k)
@@ -121,7 +140,8 @@ class Server:
                                 f"generation at /v2/models/{m.name}/generate_stream, not infer")
         req = parse_infer(body, header_length, in_features=m.in_features,
                           max_rows=self.config.max_batch, max_planes=self.k,
-                          default_planes=self.default_planes)
+                          default_planes=self.default_planes,
+                          default_act_bits=self.default_act_bits)
         p = req.precision
         mode = "auto" if p.planes == "auto" else "fixed"
         rows = req.x.shape[0]
@@ -133,8 +153,9 @@ class Server:
                 None if p.deadline_ms is None else p.deadline_ms / 1e3,
                 queued_units=b.queued_units + b.in_flight_rows * self.k)
             planes = decision.planes
-            self.metrics.controller_planes.labels(m.name).set(planes)
-            self.metrics.controller_predicted.labels(m.name).set(decision.predicted_s)
+            mt = self.metrics
+            mt.of(mt.controller_planes, m.name).set(planes)
+            mt.of(mt.controller_predicted, m.name).set(decision.predicted_s)
         else:
             planes = p.planes
         result = await self.batcher.submit(req.x, planes, p.act_bits, deadline)
@@ -142,13 +163,16 @@ class Server:
                   "queue_ms": round(result.queue_s * 1e3, 4),
                   "compute_ms": round(result.compute_s * 1e3, 4),
                   "batch_rows": result.batch_rows}
+        if m.plan:
+            params["plan"] = m.plan["source"]
+            params["layer_planes"] = layer_planes(m.plan, planes)
         out, header_len = encode_infer(m.name, req, result.y, params)
         total = time.monotonic() - start
         self.controller.observe_latency(total)
-        name = m.name
-        self.metrics.latency.labels(name, str(planes)).observe(total)
-        self.metrics.queue_time.labels(name).observe(result.queue_s)
-        self.metrics.planes_chosen.labels(name, str(planes), mode).inc()
+        mt, name = self.metrics, m.name
+        mt.of(mt.latency, name, str(planes)).observe(total)
+        mt.of(mt.queue_time, name).observe(result.queue_s)
+        mt.of(mt.planes_chosen, name, str(planes), mode).inc()
         return out, header_len
 
     def metadata(self) -> dict:
@@ -156,6 +180,8 @@ class Server:
         doc = {"name": m.name, "versions": ["1"], "platform": "bitplane",
                "parameters": {"planes_max": self.k, "planes_default": self.default_planes,
                               "source": str(m.path.name)}}
+        if m.plan:
+            doc["parameters"]["plan"] = plan_summary(m.plan)
         if isinstance(m, LinearStackModel):
             doc["inputs"] = [{"name": INPUT_NAME, "datatype": "FP32",
                               "shape": [-1, m.in_features]}]
@@ -174,6 +200,8 @@ class Server:
         self.closing = True
         if self.batcher is not None:
             await self.batcher.close(self.config.drain_timeout_s)
+        if self.steps is not None:
+            await self.steps.close()
         self.gen_executor.shutdown(wait=True)
 
 
@@ -200,12 +228,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(model: Union[str, LinearStackModel, CharModel] = "digits",
+def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
                config: Optional[ServeConfig] = None) -> FastAPI:
-    """The application for one model (a bundled name, a file path or a loaded model)."""
+    """The application for one model (a bundled name, a file path or a loaded
+    model; None: the model ``config.plan`` names). ``config.plan`` applies to
+    a model given by name or path; a loaded model carries its own."""
     config = config or ServeConfig()
-    if isinstance(model, str):
-        model = load(model, activation=config.activation, bits=config.bits)
+    if model is None or isinstance(model, str):
+        model = load(model, activation=config.activation, bits=config.bits, plan=config.plan)
     server = Server(model, config)
     name = model.name
 
@@ -272,10 +302,9 @@ def create_app(model: Union[str, LinearStackModel, CharModel] = "digits",
             return _error(503, "shutting down")
         return {"name": name, "ready": True}
 
-    @app.post("/v2/models/{model_name}/infer")
-    async def infer(model_name: str, request: Request):
+    async def infer(request: Request):
         start = time.monotonic()
-        check_model(model_name)
+        check_model(request.path_params["model_name"])
         body = await _read_body(request, config.max_request_bytes)
         try:
             out, header_len = await server.infer(
@@ -297,15 +326,21 @@ def create_app(model: Union[str, LinearStackModel, CharModel] = "digits",
         return Response(out, media_type="application/octet-stream",
                         headers={"Inference-Header-Content-Length": str(header_len)})
 
+    # The hot path is a plain Starlette route: it reads and checks its body
+    # itself (protocol.py, with the precise 4xx errors), so FastAPI's
+    # per-request dependency and parameter solving would be pure overhead.
+    app.router.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
+
     async def _generate_request(model_name: str, request: Request):
         check_model(model_name)
         if not isinstance(server.model, CharModel):
             raise ApiError(400, f"model '{name}' serves infer; generation needs a character "
                                 "LSTM/GRU (char-lstm, char-gru)")
         body = await _read_body(request, config.max_request_bytes)
-        req = parse_generate(body, max_planes=server.k, max_tokens=config.max_new_tokens)
+        req = parse_generate(body, max_planes=server.k, max_tokens=config.max_new_tokens,
+                             default_act_bits=server.default_act_bits)
         session = open_session(server.model, req, server.sessions)
-        return req, generate(server.model, req, session, server.gen_executor)
+        return req, generate(server.model, req, session, server.gen_executor, server.steps)
 
     @app.post("/v2/models/{model_name}/generate_stream")
     async def generate_stream(model_name: str, request: Request):

@@ -3,10 +3,17 @@
 Requests wait in one bounded FIFO. A single worker task takes up to
 ``max_batch`` rows at a time (waiting at most ``max_wait`` for more when the
 queue has fewer), groups them by activation bits, and runs one batched model
-call per group in a worker thread, every row at its own request's planes via
-``column_planes``. While a batch computes, new requests queue, so the next
-batch coalesces whatever arrived meanwhile. The library releases the GIL, so
-the event loop keeps accepting and parsing requests during compute.
+call per group, every row at its own request's planes via ``column_planes``.
+While a batch computes, new requests queue, so the next batch coalesces
+whatever arrived meanwhile.
+
+Where the call runs: a batch whose predicted compute time is at most
+``inline_max_s`` runs on the event loop's thread itself, because handing it
+to a worker thread and back costs two thread wake-ups, which on a busy
+machine are longer than the call (they were most of the server's added
+latency at low load). Longer batches run in a worker thread; the library
+releases the GIL, so the event loop keeps accepting and parsing requests
+during them.
 
 act_bits 1 rows are grouped by planes as well: the library promises
 bit-identical ``column_planes`` results only for act_bits >= 2.
@@ -19,7 +26,7 @@ import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -52,18 +59,21 @@ class BatchResult:
     batch_rows: int
 
 
-@dataclass
 class Pending:
-    x: np.ndarray
-    planes: int
-    act_bits: int
-    deadline: Optional[float]
-    future: asyncio.Future
-    enqueued: float = field(default_factory=time.monotonic)
+    """One request waiting for its batch (a plain class with slots: one is
+    made per request on the serving path)."""
 
-    @property
-    def rows(self) -> int:
-        return self.x.shape[0]
+    __slots__ = ("x", "rows", "planes", "act_bits", "deadline", "future", "enqueued")
+
+    def __init__(self, x: np.ndarray, planes: int, act_bits: int, deadline: Optional[float],
+                 future: asyncio.Future):
+        self.x = x
+        self.rows = x.shape[0]
+        self.planes = planes
+        self.act_bits = act_bits
+        self.deadline = deadline
+        self.future = future
+        self.enqueued = time.monotonic()
 
 
 class Batcher:
@@ -79,16 +89,25 @@ class Batcher:
         on_batch: called after each call with (rows, units = sum of the rows'
             planes, compute seconds), for metrics and the cost model.
         estimate_s: rows queued -> seconds to drain them (for Retry-After).
+        predict_s: a batch's plane sum (units) -> its predicted compute
+            seconds, for the choice of thread.
+        inline_max_s: batches predicted to take at most this long run on the
+            event loop's thread (0: every batch goes to the worker thread).
     """
 
     def __init__(self, forward_batched: Callable, *, max_batch: int = 64,
                  max_wait_s: float = 0.0, max_queue_rows: int = 1024,
                  on_batch: Optional[Callable[[int, int, float], None]] = None,
-                 estimate_s: Optional[Callable[[int], float]] = None):
+                 estimate_s: Optional[Callable[[int], float]] = None,
+                 predict_s: Optional[Callable[[int], float]] = None, inline_max_s: float = 0.0):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         if max_wait_s < 0:
             raise ValueError("max_wait_s must be >= 0")
+        if inline_max_s < 0:
+            raise ValueError("inline_max_s must be >= 0")
+        if inline_max_s > 0 and predict_s is None:
+            raise ValueError("inline_max_s needs predict_s")
         if max_queue_rows < max_batch:
             raise ValueError("max_queue_rows must be >= max_batch")
         self.forward_batched = forward_batched
@@ -97,6 +116,9 @@ class Batcher:
         self.max_queue_rows = max_queue_rows
         self.on_batch = on_batch
         self.estimate_s = estimate_s
+        self.predict_s = predict_s
+        self.inline_max_s = inline_max_s
+        self.inline_batches = 0  # batches that ran on the loop's thread
         self._queue: Deque[Pending] = deque()
         self.queued_rows = 0
         self.queued_units = 0
@@ -208,10 +230,16 @@ class Batcher:
         x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
         column_planes = [i.planes for i in items for _ in range(i.rows)]
         rows = x.shape[0]
+        units = sum(column_planes)
+        inline = self.inline_max_s > 0 and self.predict_s(units) <= self.inline_max_s
         start = time.monotonic()
         try:
-            y = await loop.run_in_executor(self._executor, self.forward_batched, x,
-                                           column_planes, act_bits)
+            if inline:
+                self.inline_batches += 1
+                y = self.forward_batched(x, column_planes, act_bits)
+            else:
+                y = await loop.run_in_executor(self._executor, self.forward_batched, x,
+                                               column_planes, act_bits)
         except Exception as e:  # noqa: BLE001 - handed to every waiting request
             for i in items:
                 if not i.future.done():
@@ -221,7 +249,7 @@ class Batcher:
             self.in_flight_rows -= rows
         compute_s = time.monotonic() - start
         if self.on_batch:
-            self.on_batch(rows, sum(column_planes), compute_s)
+            self.on_batch(rows, units, compute_s)
         at = 0
         for i in items:
             if not i.future.done():

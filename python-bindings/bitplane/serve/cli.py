@@ -29,10 +29,14 @@ def parser() -> argparse.ArgumentParser:
         description="Serve a bitplane model over the Open Inference Protocol (KServe v2, "
                     "HTTP/JSON) with per-request planes, precision batching and an SLO "
                     "controller.")
-    p.add_argument("--model", default="digits",
+    p.add_argument("--model", default=None,
                    help="bundled model name (digits, char-lstm, char-gru) or a .npz/"
                         ".safetensors Linear stack; the URL name is the bundled name or the "
-                        "file's stem (default: digits)")
+                        "file's stem (default: the --plan's model, else digits)")
+    p.add_argument("--plan", default=None, metavar="PLAN.json",
+                   help="a precision plan (bitplane-search, docs/precision-plans.md): "
+                        "per-layer plane ceilings and the default act_bits; a request's "
+                        "planes still caps")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch", type=int, default=d.max_batch,
@@ -40,6 +44,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
                    help="how long a batch that is not full waits for more rows "
                         "(default %(default)s: take what is queued)")
+    p.add_argument("--inline-compute-ms", type=float, default=d.inline_compute_ms,
+                   help="batches predicted to compute in at most this long run on the event "
+                        "loop's thread instead of a worker thread: two thread wake-ups less "
+                        "per batch (default %(default)s; 0: always a worker thread)")
     p.add_argument("--max-queue-rows", type=int, default=d.max_queue_rows,
                    help="rows allowed to wait before 503 + Retry-After (default %(default)s)")
     p.add_argument("--slo-p99-ms", type=float, default=d.slo_p99_ms,
@@ -51,6 +59,10 @@ def parser() -> argparse.ArgumentParser:
                    help="activation between a Linear stack's layers (relu, tanh, none)")
     p.add_argument("--threads", type=int, default=0,
                    help="library threads (0: all cores)")
+    p.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
+                   help="uvicorn's HTTP parser (auto: httptools when installed)")
+    p.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
+                   help="uvicorn's event loop (auto: uvloop when installed)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--access-log", action="store_true", help="log every request (JSON)")
     p.add_argument("--ray-replicas", type=int, default=0,
@@ -61,35 +73,41 @@ def parser() -> argparse.ArgumentParser:
 
 def config_from(args) -> ServeConfig:
     return ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                       inline_compute_ms=args.inline_compute_ms,
                        max_queue_rows=args.max_queue_rows, slo_p99_ms=args.slo_p99_ms,
                        default_planes=args.default_planes,
-                       max_request_bytes=args.max_request_bytes, activation=args.activation)
+                       max_request_bytes=args.max_request_bytes, activation=args.activation,
+                       plan=args.plan)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     config = config_from(args)
-    if args.ray_replicas:
-        from .ray_app import run_ray
-        return run_ray(args.model, config, replicas=args.ray_replicas, host=args.host,
-                       port=args.port, threads=args.threads)
-    import uvicorn
-
     from .. import Context
-    from .app import create_app
-    from .logs import logging_config
     from .served import load
 
+    # The model and plan are loaded here first in every mode, so that a bad
+    # file is one line and exit status 2, not a traceback (from a replica).
     try:
         context = Context(threads=args.threads) if args.threads else None
-        model = load(args.model, activation=args.activation, context=context)
+        model = load(args.model, activation=args.activation, context=context, plan=args.plan)
+        if args.ray_replicas:
+            from .ray_app import run_ray
+            spec = args.model or (model.plan["model"] if model.plan else "digits")
+            del model
+            return run_ray(spec, config, replicas=args.ray_replicas, host=args.host,
+                           port=args.port, threads=args.threads)
+        from .app import create_app
         app = create_app(model, config)
     except (OSError, ValueError) as e:
         print(f"bitplane-serve: {e}", file=sys.stderr)
         return 2
+    import uvicorn
+
+    from .logs import logging_config
     uvicorn.run(app, host=args.host, port=args.port, log_config=logging_config(
-        args.log_level, args.access_log), access_log=args.access_log,
-        timeout_graceful_shutdown=config.drain_timeout_s)
+        args.log_level, args.access_log), access_log=args.access_log, http=args.http,
+        loop=args.loop, timeout_graceful_shutdown=config.drain_timeout_s)
     return 0
 
 

@@ -37,9 +37,11 @@ class CostModel:
     """Batch compute time as ``fixed + per_unit * units`` (seconds).
 
     ``observe(units, seconds)`` adds a measured batch; the fit is refreshed on
-    every observation over the last ``window`` batches (a 2-parameter least
-    squares, a few microseconds). With too little spread in ``units`` to fit
-    a slope, the previous estimate is kept.
+    every observation over the last ``window`` batches: a 2-parameter least
+    squares from running sums, O(1) per batch, since it runs on the serving
+    path once per batch (the sums are recomputed exactly once per window so
+    that rounding does not accumulate). With too little spread in ``units``
+    to fit a slope, the intercept is kept and the slope rescaled.
     """
 
     def __init__(self, fixed: float = 1e-4, per_unit: float = 1e-5, window: int = 64):
@@ -48,6 +50,8 @@ class CostModel:
         self.fixed = float(fixed)
         self.per_unit = float(per_unit)
         self._samples: Deque[Tuple[float, float]] = deque(maxlen=window)
+        self._sums = [0.0, 0.0, 0.0, 0.0]  # sum u, sum t, sum u*u, sum u*t
+        self._since_exact = 0
 
     def predict(self, units: float) -> float:
         return self.fixed + self.per_unit * units
@@ -55,21 +59,40 @@ class CostModel:
     def observe(self, units: float, seconds: float) -> None:
         if units <= 0 or not math.isfinite(seconds) or seconds < 0:
             return
-        self._samples.append((float(units), float(seconds)))
-        if len(self._samples) < 4:
+        u, t = float(units), float(seconds)
+        s = self._sums
+        if len(self._samples) == self._samples.maxlen:
+            ou, ot = self._samples[0]
+            s[0] -= ou
+            s[1] -= ot
+            s[2] -= ou * ou
+            s[3] -= ou * ot
+        self._samples.append((u, t))
+        s[0] += u
+        s[1] += t
+        s[2] += u * u
+        s[3] += u * t
+        self._since_exact += 1
+        if self._since_exact >= self._samples.maxlen:
+            self._since_exact = 0
+            self._sums = s = [sum(a for a, _ in self._samples), sum(b for _, b in self._samples),
+                              sum(a * a for a, _ in self._samples),
+                              sum(a * b for a, b in self._samples)]
+        n = len(self._samples)
+        if n < 4:
             return
-        u = np.array([s[0] for s in self._samples])
-        t = np.array([s[1] for s in self._samples])
-        if u.max() - u.min() < 1e-9 * max(1.0, u.max()):
+        mean_u, mean_t = s[0] / n, s[1] / n
+        var_u = s[2] / n - mean_u * mean_u
+        if var_u <= 1e-12 * max(1.0, mean_u) ** 2:  # rounding of identical samples
             # One batch size only: keep the intercept, rescale the slope.
-            per_unit = (t.mean() - self.fixed) / u.mean()
+            per_unit = (mean_t - self.fixed) / mean_u
             if per_unit > 0:
-                self.per_unit = float(per_unit)
+                self.per_unit = per_unit
             return
-        slope, intercept = np.polyfit(u, t, 1)
+        slope = (s[3] / n - mean_u * mean_t) / var_u
         if slope > 0:
-            self.per_unit = float(slope)
-            self.fixed = float(max(intercept, 0.0))
+            self.per_unit = slope
+            self.fixed = max(mean_t - slope * mean_u, 0.0)
 
 
 @dataclass

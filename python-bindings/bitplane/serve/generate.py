@@ -5,6 +5,13 @@ far: a request with a known ``session_id`` continues from there (its
 ``text_input`` is read first), so a client can hold a conversation without
 resending the history. Sessions live in this process's memory, the least
 recently used dropped beyond ``max_sessions`` or after ``ttl_s`` idle.
+
+Concurrent streams advance together: a :class:`StepBatcher` collects the
+next token of every active stream and runs one tick, one batched step call
+per recurrent layer (``bp_rnn_step``, each stream's state a column) and one
+read-out product, per group of streams sharing planes and act_bits (the
+step call takes one precision for all its columns). A prompt is read alone,
+with the layers' sequence call.
 """
 
 from __future__ import annotations
@@ -14,14 +21,14 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Optional
+from typing import AsyncIterator, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .protocol import ApiError, GenerateRequest
 from .served import CharModel
 
-__all__ = ["Sessions", "open_session", "generate"]
+__all__ = ["Sessions", "StepBatcher", "open_session", "generate"]
 
 
 @dataclass
@@ -58,6 +65,90 @@ class Sessions:
         return s
 
 
+class StepBatcher:
+    """Advances every active generation stream by one token per tick.
+
+    A tick waits until every active stream has asked for its next step, or
+    ``tick_wait_s`` after the first one did (a slow reader does not hold
+    back the others), then runs the steps asked for, at most ``max_batch``,
+    one ``RNNStepper.step_batch`` call per (planes, act_bits) group, in the
+    executor (the library releases the GIL).
+    """
+
+    def __init__(self, stepper, executor: ThreadPoolExecutor, *, tick_wait_s: float = 0.002,
+                 max_batch: int = 256, on_tick=None):
+        self.stepper = stepper
+        self.executor = executor
+        self.tick_wait_s = tick_wait_s
+        self.max_batch = max_batch
+        self.on_tick = on_tick  # called with the streams of each step call
+        self.active = 0  # streams inside their generation loop
+        self.step_calls = 0
+        self._pending: List[Tuple[int, list, int, int, asyncio.Future]] = []
+        self._wakeup: Optional[asyncio.Event] = None
+        self._worker: Optional[asyncio.Task] = None
+
+    def _ensure_started(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._wakeup = asyncio.Event()
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+
+    async def step(self, token: int, state: list, planes: int, act_bits: int):
+        """(logits, new state) after `token`, computed in the next tick."""
+        self._ensure_started()
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((token, state, planes, act_bits, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            end = loop.time() + self.tick_wait_s
+            while len(self._pending) < min(self.active, self.max_batch):
+                left = end - loop.time()
+                if left <= 0:
+                    break
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), left)
+                except asyncio.TimeoutError:
+                    break
+            batch = self._pending[:self.max_batch]
+            del self._pending[:self.max_batch]
+            groups: Dict[Tuple[int, int], list] = {}
+            for item in batch:
+                if not item[4].done():  # the stream went away
+                    groups.setdefault((item[2], item[3]), []).append(item)
+            for (planes, act_bits), items in groups.items():
+                try:
+                    logits, states = await loop.run_in_executor(
+                        self.executor, self.stepper.step_batch, [i[0] for i in items],
+                        [i[1] for i in items], planes, act_bits)
+                except Exception as e:  # noqa: BLE001 - handed to every waiting stream
+                    for i in items:
+                        if not i[4].done():
+                            i[4].set_exception(e)
+                    continue
+                self.step_calls += 1
+                if self.on_tick:
+                    self.on_tick(len(items))
+                for k, i in enumerate(items):
+                    if not i[4].done():
+                        i[4].set_result((logits[k], states[k]))
+
+
 def _pick(logits: np.ndarray, temperature: float, rng: Optional[np.random.Generator]) -> int:
     if temperature == 0:
         return int(np.argmax(logits))
@@ -79,22 +170,33 @@ def open_session(model: CharModel, req: GenerateRequest, sessions: Sessions) -> 
 
 
 async def generate(model: CharModel, req: GenerateRequest, session: Session,
-                   executor: ThreadPoolExecutor) -> AsyncIterator[dict]:
-    """Yields one event per generated character, then a final one."""
+                   executor: ThreadPoolExecutor, steps: StepBatcher) -> AsyncIterator[dict]:
+    """Yields one event per generated character, then a final one. The
+    prompt is read in the executor; every generated token is fed back
+    through `steps`, together with the other streams' tokens."""
     loop = asyncio.get_running_loop()
     stepper = model.stepper
     rng = np.random.default_rng(req.seed) if req.temperature > 0 else None
     async with session.lock:
-        if req.text:
-            session.logits, session.state = await loop.run_in_executor(
-                executor, stepper.run, model.encode(req.text), session.state, req.planes,
-                req.act_bits)
-        for i in range(req.max_tokens):
-            token = _pick(session.logits, req.temperature, rng)
-            yield {"text_output": model.decode(token), "index": i, "token": token,
-                   "planes": req.planes}
-            session.logits, session.state = await loop.run_in_executor(
-                executor, stepper.run, [token], session.state, req.planes, req.act_bits)
-            session.used = time.monotonic()
-    yield {"finish_reason": "length", "tokens": req.max_tokens, "planes": req.planes,
-           "session_id": req.session_id}
+        # Active from the start, so that a tick waits (tick_wait_s at most)
+        # for a stream still reading its prompt.
+        steps.active += 1
+        try:
+            if req.text:
+                session.logits, session.state = await loop.run_in_executor(
+                    executor, stepper.run, model.encode(req.text), session.state, req.planes,
+                    req.act_bits)
+            for i in range(req.max_tokens):
+                token = _pick(session.logits, req.temperature, rng)
+                yield {"text_output": model.decode(token), "index": i, "token": token,
+                       "planes": req.planes}
+                session.logits, session.state = await steps.step(token, session.state,
+                                                                 req.planes, req.act_bits)
+                session.used = time.monotonic()
+        finally:
+            steps.active -= 1
+    final = {"finish_reason": "length", "tokens": req.max_tokens, "planes": req.planes,
+             "session_id": req.session_id}
+    if model.plan:
+        final["plan"] = model.plan["source"]
+    yield final

@@ -11,6 +11,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 class Metrics:
     def __init__(self, model: str):
+        self._children = {}
         self.registry = CollectorRegistry()
         r, m = self.registry, ["model"]
         self.model = model
@@ -43,5 +44,18 @@ class Metrics:
                                     registry=r)
         self.cost_per_unit = Gauge("bitplane_cost_seconds_per_row_plane",
                                    "Learned compute cost of one row at one plane", m, registry=r)
+        self.step_streams = Histogram("bitplane_generation_step_streams",
+                                      "Generation streams advanced by one batched step call", m,
+                                      buckets=_BATCH_BUCKETS, registry=r)
         self.rejected = Counter("bitplane_rejected", "Requests refused, by reason",
                                 m + ["reason"], registry=r)
+
+    def of(self, metric, *labels):
+        """metric.labels(*labels), looked up once: ``labels()`` validates and
+        locks on every call, which the serving path does several times per
+        request."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child

@@ -38,13 +38,13 @@ def deployment(model: str, config: ServeConfig, replicas: int, threads: int = 0)
 
             cfg = ServeConfig(**config_dict)
             context = Context(threads=threads) if threads else None
-            self._asgi = create_app(load(model_spec, activation=cfg.activation, context=context),
-                                  cfg)
+            self._asgi = create_app(load(model_spec, activation=cfg.activation, context=context,
+                                         plan=cfg.plan), cfg)
 
         def __serve_build_asgi_app__(self):
             return self._asgi
 
-    return BitplaneServe.bind(str(model), asdict(config), threads)
+    return BitplaneServe.bind(model, asdict(config), threads)
 
 
 def run_ray(model: str, config: ServeConfig, *, replicas: int, host: str, port: int,

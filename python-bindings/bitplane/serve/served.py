@@ -7,6 +7,10 @@ the generation endpoint need.
   whole batch, each row at its own plane count through ``column_planes``.
 * :class:`CharModel` (``char-lstm``, ``char-gru``) answers streaming
   generation, one character at a time, through a :class:`RNNStepper`.
+
+Either may carry a precision plan (``bitplane.plan``, docs/precision-plans.md):
+per-layer (per-operator for LSTM/GRU) plane ceilings, under which a request's
+``planes`` still caps.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from .. import models as bp_models
+from .. import plan as bp_plan
 from ..layers import GRU, LSTM
 
-__all__ = ["LinearStackModel", "CharModel", "RNNStepper", "load"]
+__all__ = ["LinearStackModel", "CharModel", "RNNStepper", "load", "plan_summary", "layer_planes"]
 
 
 class LinearStackModel:
@@ -28,12 +33,15 @@ class LinearStackModel:
     kind = "linear"
 
     def __init__(self, data: bp_models.ModelData, *, activation: str = "relu", bits: int = 8,
-                 context=None):
+                 context=None, built: Optional[bp_models.MLP] = None,
+                 plan: Optional[dict] = None):
+        """built: the MLP already made (with `plan` applied), else made here."""
         self.name = data.name
         self.path = data.path
-        self.mlp = bp_models.MLP(bp_models.linear_params(data), activation=activation,
-                                 bits=bits, context=context)
-        self.bits = bits
+        self.mlp = built or bp_models.MLP(bp_models.linear_params(data), activation=activation,
+                                          bits=bits, context=context)
+        self.plan = plan
+        self.bits = plan["quantizer"]["bits"] if plan else bits
         self.in_features = self.mlp.layers[0].in_features
         self.out_features = self.mlp.layers[-1].out_features
         self.test_x = data.arrays.get("test_x")
@@ -62,12 +70,16 @@ class LinearStackModel:
 
 
 class RNNStepper:
-    """One character step of a CharRNN with explicit per-stream state.
+    """Character steps of a CharRNN with explicit per-stream state.
 
-    The state is a list with one entry per recurrent layer (LSTM: (h, c),
-    GRU: h; None = zeros). This adapter drives the Python layers'
-    state-carrying calls; it is the one place to change when the layers gain
-    a C step API.
+    A stream's state is a list with one entry per recurrent layer (LSTM:
+    (h, c), GRU: h, each of shape (1, hidden); None = zeros). :meth:`run`
+    reads a stream's tokens with the layers' sequence call (a prompt);
+    :meth:`step_batch` advances many streams by one token each with one
+    ``bp_rnn_step`` call per layer, each stream's state one column of the
+    batch. Both give, bit for bit, what the other would: the step equals the
+    sequence call, and every column is computed as if alone (activations
+    are quantized per column).
     """
 
     def __init__(self, model: bp_models.CharRNN):
@@ -88,17 +100,50 @@ class RNNStepper:
         logits = m.fc(x[-1], planes=planes, act_bits=act_bits)  # (1, V)
         return logits[0], new_state
 
+    def step_batch(self, tokens: Sequence[int], states: Sequence[list], planes: int,
+                   act_bits: int):
+        """One token for each of len(tokens) streams (states[i] is stream
+        i's state): one step call per layer and one read-out product for all
+        of them. Returns logits (streams, vocab) and the new states."""
+        m = self.model
+        b = len(tokens)
+        x = m.embed[np.asarray(tokens, np.int64)]  # (B, E)
+        per_layer = []
+        for li, layer in enumerate(m.rnn):
+            hs = layer.hidden_size
+            h = np.zeros((b, hs), np.float32)
+            c = np.zeros((b, hs), np.float32) if layer.gates == 4 else None
+            for i, st in enumerate(states):
+                s = st[li]
+                if s is None:
+                    continue
+                if c is None:
+                    h[i] = np.reshape(s, hs)
+                else:
+                    h[i] = np.reshape(s[0], hs)
+                    c[i] = np.reshape(s[1], hs)
+            x, _ = layer.step(x, h if c is None else (h, c), planes=planes, act_bits=act_bits)
+            per_layer.append((h, c))  # updated in place by the step
+        logits = m.fc(x, planes=planes, act_bits=act_bits)  # (B, V)
+        new_states = [[h[i:i + 1].copy() if c is None else (h[i:i + 1].copy(),
+                                                            c[i:i + 1].copy())
+                       for h, c in per_layer] for i in range(b)]
+        return logits, new_states
+
 
 class CharModel:
     """A character LSTM/GRU served by streaming generation."""
 
     kind = "char"
 
-    def __init__(self, data: bp_models.ModelData, *, bits: int = 8, context=None):
+    def __init__(self, data: bp_models.ModelData, *, bits: int = 8, context=None,
+                 built: Optional[bp_models.CharRNN] = None, plan: Optional[dict] = None):
+        """built: the CharRNN already made (with `plan` applied), else made here."""
         self.name = data.name
         self.path = data.path
-        self.rnn = bp_models.CharRNN(data, bits=bits, context=context)
-        self.bits = bits
+        self.rnn = built or bp_models.CharRNN(data, bits=bits, context=context)
+        self.plan = plan
+        self.bits = plan["quantizer"]["bits"] if plan else bits
         self.cell = "lstm" if isinstance(self.rnn.rnn[0], LSTM) else "gru"
         assert isinstance(self.rnn.rnn[0], (LSTM, GRU))
         self.vocab = [int(c) for c in data.arrays["vocab"]]
@@ -115,9 +160,38 @@ class CharModel:
         return chr(self.vocab[token])
 
 
-def load(model: Union[str, Path], *, activation: str = "relu", bits: int = 8, context=None):
-    """A served model from a bundled name or a file path."""
-    data = bp_models.read(model)
+def load(model: Optional[Union[str, Path]] = None, *, activation: str = "relu", bits: int = 8,
+         context=None, plan: Optional[Union[str, Path]] = None):
+    """A served model from a bundled name or a file path, optionally with a
+    precision plan file applied (then quantized as the plan says; `model`
+    None serves the model the plan names). A bad plan raises
+    ``bitplane.plan.PlanError`` (a ValueError) naming the file and field."""
+    if plan is None:
+        data = bp_models.read("digits" if model is None else model)
+        if data.arch in ("char_lstm", "char_gru"):
+            return CharModel(data, bits=bits, context=context)
+        return LinearStackModel(data, activation=activation, bits=bits, context=context)
+    doc = bp_plan.read_plan(plan)
+    source = doc["model"] if model is None else model
+    data = bp_models.read(source)
+    built = bp_plan.load_model(plan, source, context=context)
+    doc["source"] = Path(plan).name
     if data.arch in ("char_lstm", "char_gru"):
-        return CharModel(data, bits=bits, context=context)
-    return LinearStackModel(data, activation=activation, bits=bits, context=context)
+        return CharModel(data, context=context, built=built, plan=doc)
+    return LinearStackModel(data, context=context, built=built, plan=doc)
+
+
+def plan_summary(plan: dict) -> dict:
+    """What the metadata says about an active plan: the file, its act_bits
+    and each layer's planes (and operators' where they differ)."""
+    layers = {}
+    for entry in plan["layers"]:
+        layers[entry["name"]] = entry.get("operators") or entry["planes"]
+    return {"source": plan["source"], "model": plan["model"], "act_bits": plan["act_bits"],
+            "layers": layers}
+
+
+def layer_planes(plan: dict, planes: int) -> List[int]:
+    """Each layer's planes for a request at `planes` under the plan (the
+    largest of a recurrent layer's operators)."""
+    return [min(planes, entry["planes"]) for entry in plan["layers"]]
