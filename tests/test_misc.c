@@ -232,21 +232,27 @@ Test(misc, matrix_kernel_names) {
         const char *kr = bp_matrix_cpu_kernel_name(ctx, r, n, 8, 1);
         cr_assert(ku && kr);
         cr_expect_str_eq(kr, bp_context_cpu_kernel_name(ctx, 8, 96, 1), "residual, %d planes", n);
-        if (code && n >= 2)
+        if (code)
             cr_expect_str_eq(ku, "avx512-vnni", "uniform, %d planes", n);
         else
             cr_expect_str_eq(ku, kr, "uniform, %d planes", n);
     }
-    /* Grouped matrices: the code kernel from 2 planes at batch 1 only. */
+    /* Per row at batch > 1: the code kernel from 2 planes. */
+    if (code) {
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, u, 1, 8, 4), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 8, 4), "avx512-vnni");
+    }
+    /* Grouped matrices: the code kernel at batch 1, from 3 planes above. */
     bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
     qo.group_size = 64;
     qo.rotation = BP_ROTATION_NONE;
     bp_matrix *gm = tu_quantize_opts(ctx, w, 64, 96, 96, &qo);
     if (code) {
-        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 1), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 1), "avx512-vnni");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 1), "avx512-vnni");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 1), "avx512-vnni");
-        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 8), "avx512-vnni");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 8), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 3, 8, 8), "avx512-vnni");
     }
     bp_matrix_destroy(gm);
     /* act_bits > 8: never the code kernel. */
