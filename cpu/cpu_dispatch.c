@@ -140,18 +140,19 @@ static const bp_cpu_kernel_desc *x86_popcount(void) {
  */
 /* The code kernel (avx512-vnni) for uniform matrices at act_bits <= 8 and
  * at most 8 planes (docs/kernels.md, kernel-only timings in L2 and L3, 1
- * thread): at batch 1 from 1 plane (grouped 1.4x the popcount kernel's speed
- * at 1 plane, per row level with it; 2-4x from 2 planes); at batch > 1, per
- * row from 2 planes (1.3-2.2x the LUT kernel at 4 columns; the LUT kernel is
- * 1.5x faster at 1 plane) and grouped from 3 planes (1.1x at 3, 1.5x at 4;
- * level at 2, the LUT kernel 2x faster at 1). */
+ * thread, round-robin): per row from 2 planes at any batch (2-3.5x the
+ * popcount kernel at batch 1, 1.3-2.2x the LUT kernel at 4 columns; at 1
+ * plane 0.9-1.1x popcount, and the LUT kernel 1.5x faster at 4 columns);
+ * grouped at batch 1 from 1 plane (1.47x popcount at 1 plane, 2.7-4.8x from
+ * 2) and at batch > 1 from 3 planes (4 columns: 1.12x / 1.52x the LUT kernel
+ * at 3 / 4 planes, level at 2, the LUT kernel 2x faster at 1). */
 static bool vnni_auto(const bp_kernel_shape *s) {
     if (s->method != BP_QUANT_UNIFORM || s->max_planes > 8 ||
         !bp__kernel_avx512_vnni.supports(s->act_bits, s->kpad, s->mult_bound))
         return false;
-    if (s->batch == 1)
-        return true;
-    return s->min_planes >= (s->mult_bound > 1 ? 3 : 2);
+    if (s->mult_bound > 1)
+        return s->batch == 1 || s->min_planes >= 3;
+    return s->min_planes >= 2;
 }
 
 static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
