@@ -83,9 +83,6 @@ static bool vn_supports(int act_bits, size_t kpad, unsigned mult_bound) {
     return kpad / 32 <= (size_t)(INT32_MAX / VN_LINE_BOUND);
 }
 
-/* Lines between int32 -> int64 flushes of the per-row sums. */
-#define VN_FLUSH_ROW ((size_t)(INT32_MAX / VN_LINE_BOUND))
-
 static size_t vn_column_bytes(int act_bits, size_t kpad) {
     size_t per_word = 0;
     for (int ni = 0; ni < VN_NPAD; ni++)
@@ -193,8 +190,8 @@ static int64_t vn_merged_bound(int N) {
  * every merged dword within int16, so VPACKSSDW packs two row vectors R_2j,
  * R_2j+1 exactly and VPDPWSSD adds (word x multiplier) pairs into int32 lanes
  * (both words of a packed dword belong to one row). N = 8 multiplies the
- * merged int32 vectors by VPMULLD instead (segment of at most 32 lines:
- * 32 x 2 x 4 x 255 x 128 x 255 < 2^31). */
+ * merged int32 vectors by VPMULLD instead (exact up to 32 lines:
+ * 32 x 2 x 4 x 255 x 128 x 255 < 2^31). Either way at most VN_SEG_QSUM. */
 static size_t vn_seg_lines(int N) {
     const size_t weighted = N == 8 ? (size_t)(INT32_MAX / (vn_merged_bound(8) * BP_MULT_MAX))
                                    : (size_t)(INT16_MAX / vn_merged_bound(N));
@@ -535,7 +532,7 @@ static void vn_code_product(const bp_matrix *m, size_t g, const vn_column *vc, i
     int64_t s[2][BP_ROW_GROUP];
     const bool grouped = bp__grouped(m);
     const uint8_t *mult = grouped ? bp__mult_tile(m, g, 0) : NULL;
-    /* sum_j m_g(j) q_j per row: the kernel's per grouped, else qsum. */
+    /* sum_j m_g(j) q_j per row: from the kernel when grouped, else qsum. */
     int64_t base[BP_ROW_GROUP];
     vn_fns[len - 1][vc->parts - 1](lines, kw, vc->q8[ni], vc->qpre, mult, m->group_words, s, base);
     if (!grouped)
