@@ -142,18 +142,19 @@ static const bp_cpu_kernel_desc *x86_popcount(void) {
  * not exact (act_bits 1 and 12..16, very large K).
  */
 /* The code kernel (avx512-vnni) for uniform matrices at act_bits <= 8 and
- * at most 8 planes (docs/kernels.md): per-row matrices from 2 planes at any
- * batch (0.45-0.67x the popcount kernel's time at batch 1, 0.34-0.59x at
- * batch 8-32, ahead of the LUT kernel); grouped matrices from 2 planes at
- * batch 1 (65536 x 4096 with the default groups: 0.67x popcount at 2 planes,
- * 0.35x at 3; at batch 8 the LUT kernel is as fast). At 1 plane it is
- * 1.2-1.6x slower than popcount. */
+ * at most 8 planes (docs/kernels.md, kernel-only timings in L2 and L3, 1
+ * thread, round-robin): per row from 2 planes at any batch (2-3.5x the
+ * popcount kernel at batch 1, 1.3-2.2x the LUT kernel at 4 columns; at 1
+ * plane 0.9-1.1x popcount, and the LUT kernel 1.5x faster at 4 columns);
+ * grouped at batch 1 from 1 plane (1.47x popcount at 1 plane, 2.7-4.8x from
+ * 2) and at batch > 1 from 3 planes (4 columns: 1.12x / 1.52x the LUT kernel
+ * at 3 / 4 planes, level at 2, the LUT kernel 2x faster at 1). */
 static bool vnni_auto(const bp_kernel_shape *s) {
     if (s->method != BP_QUANT_UNIFORM || s->max_planes > 8 ||
         !bp__kernel_avx512_vnni.supports(s->act_bits, s->kpad, s->mult_bound))
         return false;
     if (s->mult_bound > 1)
-        return s->batch == 1 && s->min_planes >= 2;
+        return s->batch == 1 || s->min_planes >= 3;
     return s->min_planes >= 2;
 }
 

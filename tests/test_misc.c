@@ -245,8 +245,15 @@ Test(misc, matrix_kernel_names) {
             cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, n, 8, 2), "avx512-vnni",
                              "uniform, %d planes, batch 2", n);
     }
-    /* Grouped matrices: the code kernel from 2 planes at batch 1 only, and
-     * only once the used planes leave L2 (2064 x 512 x 2 planes > 256 KiB). */
+    /* Per row at batch 2-3: the code kernel from 2 planes as well (from batch
+     * 4 the batched one, below). */
+    if (code) {
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, u, 1, 8, 2), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 8, 3), "avx512-vnni");
+    }
+    /* Grouped matrices: the code kernel at batch 1 once the used planes leave
+     * L2 (2064 x 512 x 2 planes > 256 KiB; smaller ones run the LUT kernel),
+     * and at batch 2-3 from 3 planes. */
     bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
     qo.group_size = 64;
     qo.rotation = BP_ROTATION_NONE;
@@ -259,7 +266,7 @@ Test(misc, matrix_kernel_names) {
     free(wb);
     if (code) {
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 1), "avx512-lut");
-        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, big, 1, 8, 1), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 1, 8, 1), "avx512-lut");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 1), "avx512-lut");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 1), "avx512-lut");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 8), "avx512-vnni");
@@ -276,6 +283,8 @@ Test(misc, matrix_kernel_names) {
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 2, 8, 1), "avx512-vnni");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 4, 8, 1), "avx512-vnni");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, big, 4, 8, 8), "avx512-vnni");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 2), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 3, 8, 2), "avx512-vnni");
     }
     bp_matrix_destroy(big);
     bp_matrix_destroy(gm);
