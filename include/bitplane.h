@@ -201,7 +201,6 @@ BP_API bp_backend bp_context_backend(const bp_context *ctx);
 BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols,
                                               size_t batch);
 
-
 /* ---- quantized matrices ------------------------------------------------- */
 
 typedef enum bp_quant_method {
@@ -240,7 +239,8 @@ typedef struct bp_quant_options {
      * multiplier m in 1..255 of the row's scale (0.25 bits per weight at 32,
      * 0.125 at 64). Grouped matrices need cols <= 2^23. */
     int group_size;
-    /* Randomized block-Hadamard rotation of K: 0 = BP_DEFAULT_ROTATION;
+    /* Randomized block-Hadamard rotation of K: 0 = BP_DEFAULT_ROTATION
+     * (none when the inputs are non-negative, see nonnegative_inputs);
      * BP_ROTATION_NONE; or a power-of-four block in 4..4096 (orthonormal
      * with a power-of-two scale). Weights are quantized after the rotation
      * and bp_gemm rotates x itself, so callers pass plain x. K past the last
@@ -260,6 +260,12 @@ typedef struct bp_quant_options {
      * Shorter prefixes are the truncations of its code; longer ones refine
      * it toward the compensated weights. */
     int calibration_planes;
+    /* Nonzero: the caller promises every input column is >= 0 (after a
+     * ReLU, pixel values). Then rotation 0 means none: a rotated
+     * non-negative column is signed, and the activation quantizer would lose
+     * its unsigned mode's extra bit (docs/numerics.md). Calibration samples
+     * that are all >= 0 imply it. An explicit rotation block still rotates. */
+    int nonnegative_inputs;
 } bp_quant_options;
 
 #define BP_QUANT_OPTIONS_INIT ((bp_quant_options){.size = sizeof(bp_quant_options)})
