@@ -252,7 +252,9 @@ typedef struct bp_quant_options {
      * ||W X - W_n X|| instead of the weight error (GPTQ-style error feedback
      * on the nested grid, docs/numerics.md). calibration_count vectors of
      * cols floats, vector i at calibration + i * calibration_ld; NULL =
-     * none. Costs O(cols^3) once and 16 cols^2 bytes. */
+     * none. Costs O(cols^3) once and 16 cols^2 bytes. Give more samples
+     * than cols: fewer leave the sample covariance rank-deficient, and the
+     * feedback then fits the samples rather than the inputs. */
     const float *calibration;
     size_t calibration_count;
     size_t calibration_ld;
