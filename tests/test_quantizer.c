@@ -393,15 +393,18 @@ Test(quantizer, gaussian_error_bounds) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    const size_t M = 48, K = 4096;
+    const size_t M = 128, K = 4096;
     float *w = tu_xmalloc(M * K * sizeof *w);
     tu_fill_gauss(&rng, w, M * K, 0.02f);
     static const struct {
         bp_quant_method method;
         double max_err[8];
     } cases[] = {
-        {BP_QUANT_UNIFORM, {0.62, 0.38, 0.20, 0.100, 0.050, 0.025, 0.0125, 0.0065}},
-        {BP_QUANT_RESIDUAL, {0.62, 0.35, 0.20, 0.120, 0.070, 0.043, 0.025, 0.015}},
+        /* 1024 rows gave .610 .371 .192 .096 .048 .024 .012 .0060 and
+         * .610 .343 .193 .115 .067 .040 .023 .014; the margins cover the
+         * spread of 128 rows (the residual's rows vary more). */
+        {BP_QUANT_UNIFORM, {0.63, 0.39, 0.20, 0.103, 0.052, 0.026, 0.013, 0.0066}},
+        {BP_QUANT_RESIDUAL, {0.63, 0.36, 0.21, 0.130, 0.076, 0.047, 0.027, 0.017}},
     };
     for (size_t i = 0; i < NELEM(cases); i++) {
         bp_quant_options q = BP_QUANT_OPTIONS_INIT;
