@@ -244,7 +244,8 @@ typedef struct bp_quant_options {
      * multiplier m in 1..255 of the row's scale (0.25 bits per weight at 32,
      * 0.125 at 64). Grouped matrices need cols <= 2^23. */
     int group_size;
-    /* Randomized block-Hadamard rotation of K: 0 = BP_DEFAULT_ROTATION;
+    /* Randomized block-Hadamard rotation of K: 0 = BP_DEFAULT_ROTATION
+     * (none when the inputs are non-negative, see nonnegative_inputs);
      * BP_ROTATION_NONE; or a power-of-four block in 4..4096 (orthonormal
      * with a power-of-two scale). Weights are quantized after the rotation
      * and bp_gemm rotates x itself, so callers pass plain x. K past the last
@@ -256,7 +257,9 @@ typedef struct bp_quant_options {
      * ||W X - W_n X|| instead of the weight error (GPTQ-style error feedback
      * on the nested grid, docs/numerics.md). calibration_count vectors of
      * cols floats, vector i at calibration + i * calibration_ld; NULL =
-     * none. Costs O(cols^3) once and 16 cols^2 bytes. */
+     * none. Costs O(cols^3) once and 16 cols^2 bytes. Give more samples
+     * than cols: fewer leave the sample covariance rank-deficient, and the
+     * feedback then fits the samples rather than the inputs. */
     const float *calibration;
     size_t calibration_count;
     size_t calibration_ld;
@@ -264,6 +267,12 @@ typedef struct bp_quant_options {
      * Shorter prefixes are the truncations of its code; longer ones refine
      * it toward the compensated weights. */
     int calibration_planes;
+    /* Nonzero: the caller promises every input column is >= 0 (after a
+     * ReLU, pixel values). Then rotation 0 means none: a rotated
+     * non-negative column is signed, and the activation quantizer would lose
+     * its unsigned mode's extra bit (docs/numerics.md). Calibration samples
+     * that are all >= 0 imply it. An explicit rotation block still rotates. */
+    int nonnegative_inputs;
 } bp_quant_options;
 
 #define BP_QUANT_OPTIONS_INIT ((bp_quant_options){.size = sizeof(bp_quant_options)})

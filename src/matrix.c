@@ -189,7 +189,23 @@ static inline bool is_pow2(size_t v) {
     return v && !(v & (v - 1));
 }
 
-/* Group size (0 = per row) and rotation block (0 = none) from the options. */
+/* True when the caller says the inputs are non-negative, or gives
+ * calibration samples that all are (already checked by check_calibration). */
+static bool inputs_nonnegative(const bp_quant_options *opt, size_t cols) {
+    if (opt->nonnegative_inputs)
+        return true;
+    if (!opt->calibration)
+        return false;
+    for (size_t i = 0; i < opt->calibration_count; i++)
+        for (size_t j = 0; j < cols; j++)
+            if (!(opt->calibration[i * opt->calibration_ld + j] >= 0.0f))
+                return false;
+    return true;
+}
+
+/* Group size (0 = per row) and rotation block (0 = none) from the options.
+ * The default rotation is none for non-negative inputs: rotated, they are
+ * signed and cost the activation quantizer its unsigned mode's extra bit. */
 static bp_status resolve_structure(const bp_quant_options *opt, size_t cols, size_t *group_size,
                                    int *rotation) {
     int g = opt->group_size ? opt->group_size : BP_DEFAULT_GROUP_SIZE;
@@ -209,7 +225,9 @@ static bp_status resolve_structure(const bp_quant_options *opt, size_t cols, siz
                             "BP_GROUP_PER_ROW for wider matrices",
                             BP_GROUP_MAX_K, cols);
     }
-    int b = opt->rotation ? opt->rotation : BP_DEFAULT_ROTATION;
+    int b = opt->rotation                   ? opt->rotation
+            : inputs_nonnegative(opt, cols) ? BP_ROTATION_NONE
+                                            : BP_DEFAULT_ROTATION;
     if (b == BP_ROTATION_NONE)
         b = 0;
     else if (b < 4 || b > BP_ROTATION_MAX_BLOCK || !bp__is_pow4((size_t)b))
@@ -306,14 +324,14 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     if (opt.method == BP_QUANT_RESIDUAL && opt.clip != 0.0f)
         return bp__fail(BP_ERR_INVALID_ARGUMENT,
                         "clip applies to the uniform quantizer only; set it to 0 for residual");
+    int cal_planes = 0;
+    if ((st = check_calibration(&opt, bits, cols, &cal_planes)))
+        return st;
     size_t group_size = 0;
     int rotation = 0;
     if ((st = resolve_structure(&opt, cols, &group_size, &rotation)))
         return st;
     if ((st = check_finite_matrix(w, rows, cols, ld, "w")))
-        return st;
-    int cal_planes = 0;
-    if ((st = check_calibration(&opt, bits, cols, &cal_planes)))
         return st;
 
     bp_matrix *m;

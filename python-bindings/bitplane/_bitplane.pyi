@@ -60,11 +60,12 @@ class Matrix:
         method: str = "uniform",
         clip: float = 0.0,
         group_size: int = 64,
-        rotation: int = 256,
+        rotation: int = ...,  # 256, or 0 (none) for non-negative inputs
         rotation_seed: int = 0,
         calibration: Optional[_F32] = None,
         calibration_planes: int = 0,
         context: Optional[Context] = None,
+        nonnegative_inputs: bool = False,
     ) -> Matrix: ...
     def gemm(
         self,

@@ -236,9 +236,13 @@ class MiniLM:
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norm, np.float32(1e-12))).astype(np.float32)
 
-    def calibration_samples(self, tokens: Tokens, max_rows: int = 512) -> Dict[str, np.ndarray]:
+    def calibration_samples(self, tokens: Tokens, max_rows: int = 4096) -> Dict[str, np.ndarray]:
         """Each Linear's inputs on these sentences (at most max_rows rows,
-        evenly spaced), for Matrix.quantize(calibration=...)."""
+        evenly spaced), for Matrix.quantize(calibration=...). Keep more rows
+        than the layer's inputs (1536 for the FFN output): with fewer, the
+        sample covariance is rank-deficient and the error feedback fits the
+        samples rather than the model (32 sentences, 4 planes: 512 rows gave
+        cosine .979, all 1830 rows .983)."""
         seen: Dict[str, List[np.ndarray]] = {}
         self(tokens, capture=seen)
         out = {}

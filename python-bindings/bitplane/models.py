@@ -253,16 +253,27 @@ class MLP:
     def __init__(self, params, *, activation: str = "relu", bits: int = 8,
                  method: str = "uniform", clip: float = 0.0,
                  context: Optional[Context] = None, fp32: bool = False,
-                 quantize: Optional[dict] = None):
-        """quantize: further keyword arguments for every Matrix.quantize."""
+                 quantize: Optional[dict] = None, nonnegative_input: bool = False):
+        """quantize: further keyword arguments for every Matrix.quantize.
+        nonnegative_input: the model's inputs are >= 0 (pixels). Layers whose
+        inputs are non-negative (those after a ReLU, and the first one with
+        nonnegative_input) are quantized with ``nonnegative_inputs=True``, so
+        without an explicit ``rotation`` they are not rotated and keep the
+        unsigned activation mode (docs/numerics.md)."""
         if activation not in _ACTIVATIONS:
             raise InvalidArgumentError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
                                        f"got '{activation}'")
         self.activation = _ACTIVATIONS[activation]
         opts = dict(bits=bits, method=method, clip=clip, context=context, **(quantize or {}))
-        self.layers = [Linear.fp32(w, b) if fp32 else
-                       Linear.from_matrix(Matrix.quantize(_finite(w, "weight"), **opts), b)
-                       for w, b in params]
+        self.layers = []
+        for i, (w, b) in enumerate(params):
+            if fp32:
+                self.layers.append(Linear.fp32(w, b))
+                continue
+            nonneg = nonnegative_input if i == 0 else activation == "relu"
+            kw = dict(opts)
+            kw.setdefault("nonnegative_inputs", nonneg)
+            self.layers.append(Linear.from_matrix(Matrix.quantize(_finite(w, "weight"), **kw), b))
 
     def __call__(self, x, planes: PerLayer = None, act_bits: PerLayer = None) -> np.ndarray:
         n = len(self.layers)
@@ -315,6 +326,8 @@ def build(data: ModelData, **kwargs):
     if data.arch in ("char_lstm", "char_gru"):
         kwargs.pop("activation", None)
         return CharRNN(data, **kwargs)
+    if "test_x" in data.arrays and np.size(data.arrays["test_x"]):
+        kwargs.setdefault("nonnegative_input", bool(np.all(data.arrays["test_x"] >= 0)))
     return MLP(linear_params(data), **kwargs)
 
 

@@ -59,30 +59,35 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
                              "calibration",
                              "calibration_planes",
                              "context",
+                             "nonnegative_inputs",
                              NULL};
     PyObject *cal_obj = Py_None;
     PyObject *w_obj, *context_obj = Py_None;
     const char *method = "uniform";
     bp_quant_options opt = BP_QUANT_OPTIONS_INIT;
     opt.bits = BP_DEFAULT_BITS;
-    int group_size = BP_DEFAULT_GROUP_SIZE, rotation = BP_DEFAULT_ROTATION;
+    /* rotation not given: the library's default (none for non-negative
+     * inputs), so it starts at a value no caller can pass. */
+    const int rotation_unset = INT_MIN;
+    int group_size = BP_DEFAULT_GROUP_SIZE, rotation = rotation_unset, nonnegative = 0;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKOiO:quantize", kwlist, &w_obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKOiOp:quantize", kwlist, &w_obj,
                                      &opt.bits, &method, &opt.clip, &group_size, &rotation, &seed,
-                                     &cal_obj, &opt.calibration_planes, &context_obj))
+                                     &cal_obj, &opt.calibration_planes, &context_obj, &nonnegative))
         return NULL;
+    opt.nonnegative_inputs = nonnegative;
     /* Python spells "none" as 0; C keeps 0 for the default. */
     if (group_size < 0)
         return PyErr_Format(PyExc_ValueError,
                             "group_size must be 0 (one scale per row) or a power of two in "
                             "32..4096, got %d",
                             group_size);
-    if (rotation < 0)
+    if (rotation < 0 && rotation != rotation_unset)
         return PyErr_Format(PyExc_ValueError,
                             "rotation must be 0 (none) or a power-of-four block in 4..4096, got %d",
                             rotation);
     opt.group_size = group_size ? group_size : BP_GROUP_PER_ROW;
-    opt.rotation = rotation ? rotation : BP_ROTATION_NONE;
+    opt.rotation = rotation == rotation_unset ? 0 : rotation ? rotation : BP_ROTATION_NONE;
     opt.rotation_seed = (uint64_t)seed;
     if (!strcmp(method, "uniform"))
         opt.method = BP_QUANT_UNIFORM;
@@ -432,13 +437,17 @@ static PyGetSetDef matrix_getset[] = {
 static PyMethodDef matrix_methods[] = {
     {"quantize", FN(matrix_quantize), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
      "Matrix.quantize(w, bits=8, method='uniform', clip=0.0, group_size=64, rotation=256, "
-     "rotation_seed=0, calibration=None, calibration_planes=0, context=None) -> Matrix\n\n"
+     "rotation_seed=0, calibration=None, calibration_planes=0, context=None, "
+     "nonnegative_inputs=False) -> Matrix\n\n"
      "Quantize w, a float32 array of shape (rows, cols) whose rows are contiguous (any row "
      "stride), into `bits` planes. method: 'uniform' (nested mid-rise grid) or 'residual' "
      "(greedy binary coding). clip: uniform only, ratio in (0, 1]; 0 = automatic. "
      "group_size: columns per 8-bit group scale (a power of two 32..4096; 0 = one scale per "
      "row; groups need cols <= 2^23). rotation: block of the randomized Hadamard rotation of K "
-     "(a power of four 4..4096; 0 = none), seeded by rotation_seed; gemm rotates x itself. "
+     "(a power of four 4..4096; 0 = none), seeded by rotation_seed; gemm rotates x itself; "
+     "not given: 256, or none when nonnegative_inputs is true or every calibration sample is "
+     ">= 0 (a rotated non-negative input is signed and loses the unsigned activation mode's "
+     "extra bit). "
      "calibration: float32 sample activations (count, cols); uniform only: minimises the "
      "output error on them (GPTQ-style error feedback) at calibration_planes planes (0 = 4). "
      "context None = the process-wide default CPU context. No copy of w is made; the GIL is "

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import bitplane as bp
+from bitplane import models
 from capi import CLib
 from conftest import gauss
 
@@ -451,6 +452,34 @@ def test_group_and_rotation_round_trip_bytes():
     assert (m2.group_size, m2.rotation) == (32, 64)
     x = _gauss(3, 100, 5)
     assert np.array_equal(m.gemm(x, planes=3), m2.gemm(x, planes=3))
+
+
+def test_nonnegative_inputs_keep_unsigned_activations():
+    w = _gauss(24, 256, 8)
+    x = np.abs(_gauss(6, 256, 9))
+    assert bp.Matrix.quantize(w, nonnegative_inputs=True).rotation == 0
+    assert bp.Matrix.quantize(w, nonnegative_inputs=True, rotation=64).rotation == 64
+    assert bp.Matrix.quantize(w, calibration=x).rotation == 0
+    assert bp.Matrix.quantize(w, calibration=x - 0.5).rotation == 256
+    # Unrotated, a non-negative column is quantized unsigned: at act_bits 4,
+    # q = rint(x * 15 / max x) (signed would use 7 levels).
+    m = bp.Matrix.quantize(w, nonnegative_inputs=True)
+    s = x.max(axis=1, keepdims=True) / np.float32(15)
+    xq = np.rint(x * (np.float32(15) / x.max(axis=1, keepdims=True))) * s
+    ref = xq.astype(np.float64) @ m.dequantize(4).astype(np.float64).T
+    y = m.gemm(x, planes=4, act_bits=4)
+    assert np.max(np.abs(y - ref)) <= 1e-5 * np.max(np.abs(ref)), np.max(np.abs(y - ref))
+
+
+def test_mlp_layers_after_relu_are_not_rotated():
+    rng = np.random.default_rng(12)
+    params = [(rng.standard_normal((32, 64), dtype=np.float32), None),
+              (rng.standard_normal((16, 32), dtype=np.float32), None)]
+    assert [l.matrix.rotation for l in models.MLP(params).layers] == [256, 0]
+    assert [l.matrix.rotation for l in models.MLP(params, nonnegative_input=True).layers] == [0, 0]
+    assert [l.matrix.rotation for l in models.MLP(params, activation="tanh").layers] == [256, 256]
+    assert [l.matrix.rotation
+            for l in models.MLP(params, quantize={"rotation": 16}).layers] == [16, 16]
 
 
 @pytest.mark.parametrize(
