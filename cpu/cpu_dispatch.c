@@ -15,28 +15,43 @@
 #else
 #define X86(k) NULL
 #endif
+#if defined(BP_ARCH_AARCH64)
+#define ARM64(k) (&(k))
+#else
+#define ARM64(k) NULL
+#endif
 
 /* A user-visible path: its main kernel (NULL when not built for this
- * architecture) and what it needs, for the error message. */
+ * architecture), the architecture it is built for and what it needs, for
+ * the error messages. */
 typedef struct cpu_path {
     const char *name;
     bp_cpu_kernel id;
     const bp_cpu_kernel_desc *kernel;
+    const char *arch;
     const char *needs;
 } cpu_path;
 
 static const cpu_path paths[] = {
-    {"auto", BP_CPU_KERNEL_AUTO, NULL, ""},
-    {"reference", BP_CPU_KERNEL_REFERENCE, &bp__kernel_reference, ""},
-    {"avx512", BP_CPU_KERNEL_AVX512, X86(bp__kernel_avx512_popcount),
+    {"auto", BP_CPU_KERNEL_AUTO, NULL, "", ""},
+    {"reference", BP_CPU_KERNEL_REFERENCE, &bp__kernel_reference, "", ""},
+    {"avx512", BP_CPU_KERNEL_AVX512, X86(bp__kernel_avx512_popcount), "x86-64",
      "AVX-512 F/BW/VL/VPOPCNTDQ with ZMM state enabled"},
-    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT, X86(bp__kernel_avx512_lut),
+    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT, X86(bp__kernel_avx512_lut), "x86-64",
      "AVX-512 F/BW/VL with ZMM state enabled"},
-    {"avx2", BP_CPU_KERNEL_AVX2, X86(bp__kernel_avx2_popcount), "AVX2 with YMM state enabled"},
-    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT, X86(bp__kernel_avx2_lut), "AVX2 with YMM state enabled"},
-    {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, ""},
-    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni),
+    {"avx2", BP_CPU_KERNEL_AVX2, X86(bp__kernel_avx2_popcount), "x86-64",
+     "AVX2 with YMM state enabled"},
+    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT, X86(bp__kernel_avx2_lut), "x86-64",
+     "AVX2 with YMM state enabled"},
+    {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, "", ""},
+    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni), "x86-64",
      "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
+    {"neon", BP_CPU_KERNEL_NEON, ARM64(bp__kernel_neon_popcount), "AArch64",
+     "Advanced SIMD (HWCAP_ASIMD)"},
+    {"neon-lut", BP_CPU_KERNEL_NEON_LUT, ARM64(bp__kernel_neon_lut), "AArch64",
+     "Advanced SIMD (HWCAP_ASIMD)"},
+    {"neon-dotprod", BP_CPU_KERNEL_NEON_DOTPROD, ARM64(bp__kernel_neon_dotprod), "AArch64",
+     "the dot-product extension (FEAT_DotProd, HWCAP_ASIMDDP)"},
 };
 #define NPATHS (sizeof paths / sizeof paths[0])
 
@@ -45,6 +60,9 @@ static const bp_cpu_kernel_desc *const kernel_list[] = {
 #if defined(BP_ARCH_X86_64)
     &bp__kernel_avx2_popcount, &bp__kernel_avx2_lut,    &bp__kernel_avx512_popcount,
     &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni,
+#endif
+#if defined(BP_ARCH_AARCH64)
+    &bp__kernel_neon_popcount, &bp__kernel_neon_lut,    &bp__kernel_neon_dotprod,
 #endif
 };
 
@@ -79,7 +97,7 @@ static bp_status parse_env(bp_cpu_kernel *out) {
         }
     return bp__fail(BP_ERR_INVALID_ARGUMENT,
                     "BP_CPU='%.64s' is not one of auto, reference, portable, avx2, avx2-lut, "
-                    "avx512, avx512-lut, avx512-vnni",
+                    "avx512, avx512-lut, avx512-vnni, neon, neon-lut, neon-dotprod",
                     env);
 }
 
@@ -90,8 +108,8 @@ static bp_status check_runnable(bp_cpu_kernel k, const char *origin) {
     if (!p->kernel)
         return bp__fail(BP_ERR_UNSUPPORTED,
                         "%s forces the %s kernel, which is not built for this architecture "
-                        "(it needs x86-64)",
-                        origin, p->name);
+                        "(it needs %s)",
+                        origin, p->name, p->arch);
     if (!p->kernel->runnable())
         return bp__fail(BP_ERR_UNSUPPORTED, "%s forces the %s kernel, but this CPU or OS lacks %s",
                         origin, p->name, p->needs);
@@ -168,6 +186,35 @@ static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
 }
 #endif
 
+#if defined(BP_ARCH_AARCH64)
+/*
+ * AUTO on AArch64. Only qemu-user was available to run these kernels, which
+ * says nothing about speed, so the rules follow instruction counts per
+ * 64-byte line (16 rows x 32 columns) and weight plane at batch 1, from the
+ * generated code (docs/kernels.md):
+ *  - neon (popcount): about 13 per activation bit (4 x AND + CNT + ADD and a
+ *    broadcast), so 13 x act_bits;
+ *  - neon-lut: about 70 whatever act_bits (LD4, 8 index splits, 16 TBL,
+ *    16 ZIP, 16 ADD and the table loads), ahead of popcount from act_bits 6;
+ *  - neon-dotprod: for all n planes at once, about 110 / 150 / 260 at
+ *    n = 2 / 4 / 8 (loads, the in-register bit transpose into codes, 32
+ *    SDOT), against 26 / 52 / 104 x act_bits for popcount: ahead from 2
+ *    planes at every act_bits it takes, level at 1 plane. Each further
+ *    column of a batch adds only its 32 SDOT.
+ * Grouped matrices flush the code kernel's sums per group (one widening
+ * multiply-add per row register), a small share at 64-column groups.
+ */
+static bp_cpu_kernel arm64_auto(const bp_kernel_shape *s) {
+    const bp_cpu_features *f = bp__cpu_features();
+    if (f->neon_dotprod && s->method == BP_QUANT_UNIFORM && s->min_planes >= 2 &&
+        bp__kernel_neon_dotprod.supports(s->act_bits, s->kpad, s->mult_bound))
+        return BP_CPU_KERNEL_NEON_DOTPROD;
+    if (f->neon)
+        return s->act_bits >= 6 ? BP_CPU_KERNEL_NEON_LUT : BP_CPU_KERNEL_NEON;
+    return BP_CPU_KERNEL_PORTABLE;
+}
+#endif
+
 const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kernel_shape *s) {
     bp_cpu_kernel k = ctx ? ctx->cpu_kernel : BP_CPU_KERNEL_REFERENCE;
     const int act_bits = s->act_bits;
@@ -176,6 +223,8 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kern
     if (k == BP_CPU_KERNEL_AUTO) {
 #if defined(BP_ARCH_X86_64)
         k = x86_auto(s);
+#elif defined(BP_ARCH_AARCH64)
+        k = arm64_auto(s);
 #else
         k = BP_CPU_KERNEL_PORTABLE;
 #endif
@@ -198,6 +247,18 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kern
         return &bp__kernel_avx512_popcount;
     case BP_CPU_KERNEL_AVX2:
         return &bp__kernel_avx2_popcount;
+#endif
+#if defined(BP_ARCH_AARCH64)
+    case BP_CPU_KERNEL_NEON_DOTPROD:
+        if (bp__kernel_neon_dotprod.supports(act_bits, kpad, mult_bound))
+            return &bp__kernel_neon_dotprod;
+        /* Elsewhere (act_bits > 8) as NEON_LUT. */
+        /* fall through */
+    case BP_CPU_KERNEL_NEON_LUT:
+        return bp__kernel_neon_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_neon_lut
+                                                                        : &bp__kernel_neon_popcount;
+    case BP_CPU_KERNEL_NEON:
+        return &bp__kernel_neon_popcount;
 #endif
     case BP_CPU_KERNEL_PORTABLE:
         return &bp__kernel_portable;

@@ -108,7 +108,7 @@ typedef enum bp_backend {
  * the README's kernel table for the measured rules); every path computes the
  * same exact integers, so results are bit-identical. The environment
  * variable BP_CPU=auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|
- * avx512-vnni
+ * avx512-vnni|neon|neon-lut|neon-dotprod
  * overrides AUTO (an explicit option here wins over the environment). A path
  * this CPU cannot run fails context creation with BP_ERR_UNSUPPORTED.
  *  - REFERENCE: plain C from the definition, the ground truth (test oracle).
@@ -123,6 +123,12 @@ typedef enum bp_backend {
  *  - AVX512_LUT: AVX-512BW lookup-table kernel where its int16 tables are
  *    exact (act_bits 2..11 and K*2^act_bits < 2^31), popcount elsewhere
  *    (VPOPCNTDQ when present, else AVX2).
+ *  - NEON (AArch64): CNT popcount kernel, every act_bits.
+ *  - NEON_LUT (AArch64): TBL lookup tables where exact (act_bits 2..11),
+ *    NEON popcount elsewhere.
+ *  - NEON_DOTPROD (AArch64 with FEAT_DotProd): plane codes unpacked per
+ *    tile and SDOT against the activations (act_bits <= 8), NEON_LUT's
+ *    choice elsewhere.
  */
 typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_AUTO = 0,
@@ -133,6 +139,10 @@ typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_AVX2_LUT = 5,
     BP_CPU_KERNEL_PORTABLE = 6,
     BP_CPU_KERNEL_AVX512_VNNI = 7,
+    /* AArch64 paths (values from 16 leave room for x86 ones). */
+    BP_CPU_KERNEL_NEON = 16,
+    BP_CPU_KERNEL_NEON_LUT = 17,
+    BP_CPU_KERNEL_NEON_DOTPROD = 18,
 } bp_cpu_kernel;
 
 /*

@@ -223,9 +223,10 @@ static kcase random_case(tu_rng *rng, size_t rows, size_t cols, int act_bits, si
  * may refuse others, where dispatch falls back). A kernel missing here must
  * handle them all. */
 static bool must_handle(const bp_cpu_kernel_desc *kernel, int a) {
-    if (!strcmp(kernel->name, "avx512-lut") || !strcmp(kernel->name, "avx2-lut"))
+    if (!strcmp(kernel->name, "avx512-lut") || !strcmp(kernel->name, "avx2-lut") ||
+        !strcmp(kernel->name, "neon-lut"))
         return a >= 2 && a <= 11;
-    if (!strcmp(kernel->name, "avx512-vnni"))
+    if (!strcmp(kernel->name, "avx512-vnni") || !strcmp(kernel->name, "neon-dotprod"))
         return a <= 8;
     return true;
 }
@@ -368,7 +369,7 @@ Test(kernels, extreme_values) {
 
 /* The popcount kernels back the LUT paths, so they must take everything. */
 Test(kernels, popcount_kernels_support_everything) {
-    static const char *const names[] = {"portable", "avx2", "avx512"};
+    static const char *const names[] = {"portable", "avx2", "avx512", "neon"};
     for (size_t i = 0; i < NELEM(names); i++) {
         const bp_cpu_kernel_desc *k = bp__cpu_kernel_by_name(names[i]);
         if (!k)
@@ -435,4 +436,8 @@ Test(kernels, avx512_lut_exact_at_its_largest_k, .timeout = 300) {
 
 Test(kernels, avx2_lut_exact_at_its_largest_k, .timeout = 300) {
     lut_exact_at_its_largest_k("avx2-lut");
+}
+
+Test(kernels, neon_lut_exact_at_its_largest_k, .timeout = 300) {
+    lut_exact_at_its_largest_k("neon-lut");
 }

@@ -141,6 +141,12 @@ const char *tu_kernel_name(bp_cpu_kernel k) {
         return "portable";
     case BP_CPU_KERNEL_AVX512_VNNI:
         return "avx512-vnni";
+    case BP_CPU_KERNEL_NEON:
+        return "neon";
+    case BP_CPU_KERNEL_NEON_LUT:
+        return "neon-lut";
+    case BP_CPU_KERNEL_NEON_DOTPROD:
+        return "neon-dotprod";
     }
     return "?";
 }
@@ -154,10 +160,11 @@ static bp_status make_context(bp_cpu_kernel kernel, int threads, bp_context **ou
 }
 
 size_t tu_cpu_paths(tu_path *paths, char *missing, size_t missing_cap) {
-    static const bp_cpu_kernel all[] = {BP_CPU_KERNEL_REFERENCE,  BP_CPU_KERNEL_PORTABLE,
-                                        BP_CPU_KERNEL_AVX2,       BP_CPU_KERNEL_AVX2_LUT,
-                                        BP_CPU_KERNEL_AVX512,     BP_CPU_KERNEL_AVX512_LUT,
-                                        BP_CPU_KERNEL_AVX512_VNNI};
+    static const bp_cpu_kernel all[] = {BP_CPU_KERNEL_REFERENCE,   BP_CPU_KERNEL_PORTABLE,
+                                        BP_CPU_KERNEL_AVX2,        BP_CPU_KERNEL_AVX2_LUT,
+                                        BP_CPU_KERNEL_AVX512,      BP_CPU_KERNEL_AVX512_LUT,
+                                        BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_NEON,
+                                        BP_CPU_KERNEL_NEON_LUT,    BP_CPU_KERNEL_NEON_DOTPROD};
     size_t n = 0;
     if (missing && missing_cap)
         missing[0] = '\0';
@@ -209,6 +216,12 @@ const char *tu_target_name(const tu_target *t) {
             return "cpu/portable";
         case BP_CPU_KERNEL_AVX512_VNNI:
             return "cpu/avx512-vnni";
+        case BP_CPU_KERNEL_NEON:
+            return "cpu/neon";
+        case BP_CPU_KERNEL_NEON_LUT:
+            return "cpu/neon-lut";
+        case BP_CPU_KERNEL_NEON_DOTPROD:
+            return "cpu/neon-dotprod";
         default:
             return "cpu/auto";
         }
