@@ -441,3 +441,68 @@ Test(kernels, avx2_lut_exact_at_its_largest_k, .timeout = 300) {
 Test(kernels, neon_lut_exact_at_its_largest_k, .timeout = 300) {
     lut_exact_at_its_largest_k("neon-lut");
 }
+
+/*
+ * AArch64 dispatch (docs/kernels.md): AUTO takes the dot-product code kernel
+ * for uniform matrices from 2 planes where the CPU has FEAT_DotProd, else
+ * lookup tables from act_bits 6 and popcount below; a forced path falls back
+ * where its kernel is not exact, and forcing neon-dotprod on a CPU without
+ * the extension is refused with the reason. CI runs this under qemu-user
+ * with and without the extension.
+ */
+Test(kernels, neon_dispatch) {
+    if (!bp__cpu_kernel_by_name("neon"))
+        cr_skip_test("the NEON kernels are built for AArch64 only");
+    const bool dotprod = bp__cpu_features()->neon_dotprod;
+    /* Set by the cross build for its run on a CPU model with the extension
+     * (tests/CMakeLists.txt), so that neon-dotprod cannot go untested. */
+    const char *require = getenv("BP_TEST_REQUIRE_DOTPROD");
+    if (require && strcmp(require, "1") == 0)
+        cr_assert(dotprod, "BP_TEST_REQUIRE_DOTPROD=1, but this CPU lacks FEAT_DotProd");
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed());
+    const size_t rows = 32, cols = 256;
+    float *w = tu_xmalloc(rows * cols * sizeof *w);
+    tu_fill_gauss(&rng, w, rows * cols, 1.0f);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    bp_matrix *u = tu_quantize(ctx, w, rows, cols, cols, 8, BP_QUANT_UNIFORM, 0.0f);
+    bp_matrix *r = tu_quantize(ctx, w, rows, cols, cols, 4, BP_QUANT_RESIDUAL, 0.0f);
+    const char *code = dotprod ? "neon-dotprod" : "neon-lut";
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 8, 1), code);
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 8, 8), code);
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 8, 2, 1), dotprod ? code : "neon");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 1, 8, 1), "neon-lut");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 9, 1), "neon-lut");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 12, 1), "neon");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, r, 4, 8, 1), "neon-lut");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, r, 4, 4, 1), "neon");
+    for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+        cr_expect(strcmp(bp_matrix_cpu_kernel_name(ctx, u, 0, a, 1), "reference") != 0,
+                  "AUTO must never fall back to the reference (act_bits %d)", a);
+    bp_context_destroy(ctx);
+
+    ctx = tu_context(BP_CPU_KERNEL_NEON_LUT, 1);
+    for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, a, 1),
+                         (a >= 2 && a <= 11) ? "neon-lut" : "neon", "act_bits %d", a);
+    bp_context_destroy(ctx);
+
+    bp_context *dp = tu_context_try(BP_CPU_KERNEL_NEON_DOTPROD, 1);
+    if (!dotprod) {
+        cr_expect(dp == NULL, "neon-dotprod must be refused without FEAT_DotProd");
+        cr_expect(strstr(bp_last_error(), "FEAT_DotProd") != NULL, "reason: %s", bp_last_error());
+    } else {
+        cr_assert(dp != NULL, "neon-dotprod refused on a CPU with FEAT_DotProd: %s",
+                  bp_last_error());
+        for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+            cr_expect_str_eq(bp_matrix_cpu_kernel_name(dp, u, 1, a, 1),
+                             a <= 8    ? "neon-dotprod"
+                             : a <= 11 ? "neon-lut"
+                                       : "neon",
+                             "act_bits %d", a);
+        bp_context_destroy(dp);
+    }
+    bp_matrix_destroy(u);
+    bp_matrix_destroy(r);
+    free(w);
+}

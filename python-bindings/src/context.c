@@ -21,6 +21,8 @@ static const struct {
     {"avx512", BP_CPU_KERNEL_AVX512},     {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
     {"avx2", BP_CPU_KERNEL_AVX2},         {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT},
     {"portable", BP_CPU_KERNEL_PORTABLE}, {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
+    {"neon", BP_CPU_KERNEL_NEON},         {"neon-lut", BP_CPU_KERNEL_NEON_LUT},
+    {"neon-dotprod", BP_CPU_KERNEL_NEON_DOTPROD},
 };
 
 static const struct {
@@ -137,7 +139,8 @@ static PyMethodDef context_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "cpu_kernel_name(act_bits=8, cols=512, batch=1) -> str\n\n"
      "The CPU kernel path this context would use for such a call: 'reference', "
-     "'portable', 'avx2', 'avx2-lut', 'avx512', 'avx512-lut' or 'avx512-vnni'."},
+     "'portable', 'avx2', 'avx2-lut', 'avx512', 'avx512-lut', 'avx512-vnni', 'neon', "
+     "'neon-lut' or 'neon-dotprod'."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -153,7 +156,8 @@ PyTypeObject PyBpContext_Type = {
               "why.\n"
               "threads: host worker threads, 0 = all online cores.\n"
               "cpu_kernel: 'auto', 'reference', 'portable', 'avx2', 'avx2-lut', 'avx512', "
-              "'avx512-lut' or 'avx512-vnni' (CPU only).\n"
+              "'avx512-lut', 'avx512-vnni' (x86-64), 'neon', 'neon-lut' or 'neon-dotprod' "
+              "(AArch64) (CPU only).\n"
               "device, platform, gpu_kernel ('auto', 'popcount', 'mma'): accelerator choices.\n\n"
               "Thread-safety: concurrent calls on one context are safe but serialise; use one "
               "context per thread for parallel throughput.",
