@@ -189,25 +189,45 @@ static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
 #if defined(BP_ARCH_AARCH64)
 /*
  * AUTO on AArch64. Only qemu-user was available to run these kernels, which
- * says nothing about speed, so the rules follow instruction counts per
- * 64-byte line (16 rows x 32 columns) and weight plane at batch 1, from the
- * generated code (docs/kernels.md):
- *  - neon (popcount): about 13 per activation bit (4 x AND + CNT + ADD and a
- *    broadcast), so 13 x act_bits;
- *  - neon-lut: about 70 whatever act_bits (LD4, 8 index splits, 16 TBL,
- *    16 ZIP, 16 ADD and the table loads), ahead of popcount from act_bits 6;
- *  - neon-dotprod: for all n planes at once, about 110 / 150 / 260 at
- *    n = 2 / 4 / 8 (loads, the in-register bit transpose into codes, 32
- *    SDOT), against 26 / 52 / 104 x act_bits for popcount: ahead from 2
- *    planes at every act_bits it takes, level at 1 plane. Each further
- *    column of a batch adds only its 32 SDOT.
- * Grouped matrices flush the code kernel's sums per group (one widening
- * multiply-add per row register), a small share at 64-column groups.
+ * says nothing about speed, so the rules compare instruction counts of the
+ * inner loops per 64-byte line (16 rows x 32 columns), read from the
+ * generated code (GCC 12 -O2, objdump; docs/kernels.md):
+ *  - neon (popcount): 65 per 4 activation bits and plane, about 16 x act_bits
+ *    per plane;
+ *  - neon-lut: 76 per plane whatever act_bits (act_bits 2..11), ahead of
+ *    popcount from act_bits 5; taken from 6, where the margin is clear,
+ *    because its tables (8 bytes per column of K and input column) crowd L1
+ *    more than activation bits do;
+ *  - neon-dotprod: per chunk of at most 7 planes, for all of them at once,
+ *    the counts in nd_line below, plus about 40 per further column of a
+ *    batch that shares the codes (up to 4).
  */
+static unsigned nd_line(int n) {
+    static const unsigned per_chunk[8] = {0, 100, 107, 138, 145, 225, 235, 263};
+    unsigned cost = 0;
+    for (int p0 = 0; p0 < n; p0 += 7)
+        cost += per_chunk[n - p0 < 7 ? n - p0 : 7];
+    return cost;
+}
+
+static bool arm64_dotprod_auto(const bp_kernel_shape *s) {
+    if (s->method != BP_QUANT_UNIFORM || s->min_planes < 2 ||
+        !bp__kernel_neon_dotprod.supports(s->act_bits, s->kpad, s->mult_bound))
+        return false;
+    const unsigned n = (unsigned)s->max_planes, a = (unsigned)s->act_bits;
+    const unsigned cols = s->batch < 4 ? (unsigned)s->batch : 4;
+    /* Per column and line: the code kernel's shared unpack over the columns
+     * that share it, against the per-column popcount and LUT loops. */
+    const unsigned dot = (nd_line((int)n) + 40 * (cols - 1)) / cols;
+    unsigned other = 16 * a * n;
+    if (a >= 2 && 76 * n < other)
+        other = 76 * n;
+    return dot < other;
+}
+
 static bp_cpu_kernel arm64_auto(const bp_kernel_shape *s) {
     const bp_cpu_features *f = bp__cpu_features();
-    if (f->neon_dotprod && s->method == BP_QUANT_UNIFORM && s->min_planes >= 2 &&
-        bp__kernel_neon_dotprod.supports(s->act_bits, s->kpad, s->mult_bound))
+    if (f->neon_dotprod && arm64_dotprod_auto(s))
         return BP_CPU_KERNEL_NEON_DOTPROD;
     if (f->neon)
         return s->act_bits >= 6 ? BP_CPU_KERNEL_NEON_LUT : BP_CPU_KERNEL_NEON;
