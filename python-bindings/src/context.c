@@ -17,11 +17,16 @@ static const struct {
     const char *name;
     bp_cpu_kernel kernel;
 } cpu_kernels[] = {
-    {"auto", BP_CPU_KERNEL_AUTO},         {"reference", BP_CPU_KERNEL_REFERENCE},
-    {"avx512", BP_CPU_KERNEL_AVX512},     {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
-    {"avx2", BP_CPU_KERNEL_AVX2},         {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT},
-    {"portable", BP_CPU_KERNEL_PORTABLE}, {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
-    {"neon", BP_CPU_KERNEL_NEON},         {"neon-lut", BP_CPU_KERNEL_NEON_LUT},
+    {"auto", BP_CPU_KERNEL_AUTO},
+    {"reference", BP_CPU_KERNEL_REFERENCE},
+    {"avx512", BP_CPU_KERNEL_AVX512},
+    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
+    {"avx2", BP_CPU_KERNEL_AVX2},
+    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT},
+    {"portable", BP_CPU_KERNEL_PORTABLE},
+    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
+    {"neon", BP_CPU_KERNEL_NEON},
+    {"neon-lut", BP_CPU_KERNEL_NEON_LUT},
     {"neon-dotprod", BP_CPU_KERNEL_NEON_DOTPROD},
 };
 
