@@ -204,8 +204,9 @@ BP_API bp_backend bp_context_backend(const bp_context *ctx);
  * Name of the CPU kernel the context would use for a call with these
  * act_bits (0 = 8), cols and batch on a per-plane product (a residual
  * matrix, or a uniform one at 1 plane): "reference", "portable", "avx2",
- * "avx2-lut", "avx512", "avx512-lut". Uniform matrices at 2..8 planes may
- * use "avx512-vnni" instead where the CPU has it (README, kernel table).
+ * "avx2-lut", "avx512", "avx512-lut", "neon", "neon-lut". Uniform matrices
+ * at 2+ planes may use "avx512-vnni" or "neon-dotprod" instead where the
+ * CPU has it (README, kernel table).
  * Static storage. Returns NULL and sets the error for bad arguments.
  */
 BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols,
@@ -288,7 +289,8 @@ typedef struct bp_matrix bp_matrix;
 /**
  * Name of the CPU kernel a bp_gemm call on m with these planes (0 = all,
  * the same for every column), act_bits (0 = 8) and batch would use on ctx
- * (the exact choice, including "avx512-vnni" for uniform matrices). Static
+ * (the exact choice, including "avx512-vnni" or "neon-dotprod" for uniform
+ * matrices). Static
  * storage. Returns NULL and sets the error for bad arguments.
  */
 BP_API const char *bp_matrix_cpu_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes,
