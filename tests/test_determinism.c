@@ -34,7 +34,7 @@ Test(determinism, batch_position_threads_paths, .timeout = 300) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    char missing[512];
+    char missing[2048]; /* every path not built or not runnable here, with its reason */
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
     size_t M = 700, K = 333, B = 9; /* 44 row groups: 3 tasks of 16 */
@@ -127,7 +127,7 @@ Test(determinism, batch_position_threads_paths, .timeout = 300) {
  * is named in the report the suites print.
  */
 Test(determinism, offered_paths_match_the_cpu) {
-    char missing[512];
+    char missing[2048]; /* every path not built or not runnable here, with its reason */
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
     /* Which paths this CPU can run, by the compiler's probe, in the order
