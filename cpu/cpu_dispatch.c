@@ -16,30 +16,45 @@
 #else
 #define X86(k) NULL
 #endif
+#if defined(BP_ARCH_AARCH64)
+#define ARM64(k) (&(k))
+#else
+#define ARM64(k) NULL
+#endif
 
 /* A user-visible path: its main kernel (NULL when not built for this
- * architecture) and what it needs, for the error message. */
+ * architecture), the architecture it is built for and what it needs, for
+ * the error messages. */
 typedef struct cpu_path {
     const char *name;
     bp_cpu_kernel id;
     const bp_cpu_kernel_desc *kernel;
+    const char *arch;
     const char *needs;
 } cpu_path;
 
 static const cpu_path paths[] = {
-    {"auto", BP_CPU_KERNEL_AUTO, NULL, ""},
-    {"reference", BP_CPU_KERNEL_REFERENCE, &bp__kernel_reference, ""},
-    {"avx512", BP_CPU_KERNEL_AVX512, X86(bp__kernel_avx512_popcount),
+    {"auto", BP_CPU_KERNEL_AUTO, NULL, "", ""},
+    {"reference", BP_CPU_KERNEL_REFERENCE, &bp__kernel_reference, "", ""},
+    {"avx512", BP_CPU_KERNEL_AVX512, X86(bp__kernel_avx512_popcount), "x86-64",
      "AVX-512 F/BW/VL/VPOPCNTDQ with ZMM state enabled"},
-    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT, X86(bp__kernel_avx512_lut),
+    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT, X86(bp__kernel_avx512_lut), "x86-64",
      "AVX-512 F/BW/VL with ZMM state enabled"},
-    {"avx2", BP_CPU_KERNEL_AVX2, X86(bp__kernel_avx2_popcount), "AVX2 with YMM state enabled"},
-    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT, X86(bp__kernel_avx2_lut), "AVX2 with YMM state enabled"},
-    {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, ""},
-    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni),
+    {"avx2", BP_CPU_KERNEL_AVX2, X86(bp__kernel_avx2_popcount), "x86-64",
+     "AVX2 with YMM state enabled"},
+    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT, X86(bp__kernel_avx2_lut), "x86-64",
+     "AVX2 with YMM state enabled"},
+    {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, "", ""},
+    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni), "x86-64",
      "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
     {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED, X86(bp__kernel_avx512_vnni_batched),
-     "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
+     "x86-64", "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
+    {"neon", BP_CPU_KERNEL_NEON, ARM64(bp__kernel_neon_popcount), "AArch64",
+     "Advanced SIMD (HWCAP_ASIMD)"},
+    {"neon-lut", BP_CPU_KERNEL_NEON_LUT, ARM64(bp__kernel_neon_lut), "AArch64",
+     "Advanced SIMD (HWCAP_ASIMD)"},
+    {"neon-dotprod", BP_CPU_KERNEL_NEON_DOTPROD, ARM64(bp__kernel_neon_dotprod), "AArch64",
+     "the dot-product extension (FEAT_DotProd, HWCAP_ASIMDDP)"},
 };
 #define NPATHS (sizeof paths / sizeof paths[0])
 
@@ -48,6 +63,9 @@ static const bp_cpu_kernel_desc *const kernel_list[] = {
 #if defined(BP_ARCH_X86_64)
     &bp__kernel_avx2_popcount, &bp__kernel_avx2_lut,    &bp__kernel_avx512_popcount,
     &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni, &bp__kernel_avx512_vnni_batched,
+#endif
+#if defined(BP_ARCH_AARCH64)
+    &bp__kernel_neon_popcount, &bp__kernel_neon_lut,    &bp__kernel_neon_dotprod,
 #endif
 };
 
@@ -82,7 +100,8 @@ static bp_status parse_env(bp_cpu_kernel *out) {
         }
     return bp__fail(BP_ERR_INVALID_ARGUMENT,
                     "BP_CPU='%.64s' is not one of auto, reference, portable, avx2, avx2-lut, "
-                    "avx512, avx512-lut, avx512-vnni, avx512-vnni-batched",
+                    "avx512, avx512-lut, avx512-vnni, avx512-vnni-batched, neon, neon-lut, "
+                    "neon-dotprod",
                     env);
 }
 
@@ -93,8 +112,8 @@ static bp_status check_runnable(bp_cpu_kernel k, const char *origin) {
     if (!p->kernel)
         return bp__fail(BP_ERR_UNSUPPORTED,
                         "%s forces the %s kernel, which is not built for this architecture "
-                        "(it needs x86-64)",
-                        origin, p->name);
+                        "(it needs %s)",
+                        origin, p->name, p->arch);
     if (!p->kernel->runnable())
         return bp__fail(BP_ERR_UNSUPPORTED, "%s forces the %s kernel, but this CPU or OS lacks %s",
                         origin, p->name, p->needs);
@@ -210,6 +229,55 @@ static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
 }
 #endif
 
+#if defined(BP_ARCH_AARCH64)
+/*
+ * AUTO on AArch64. Only qemu-user was available to run these kernels, which
+ * says nothing about speed, so the rules compare instruction counts of the
+ * inner loops per 64-byte line (16 rows x 32 columns), read from the
+ * generated code (GCC 12 -O2, objdump; docs/kernels.md):
+ *  - neon (popcount): 65 per 4 activation bits and plane, about 16 x act_bits
+ *    per plane;
+ *  - neon-lut: 76 per plane whatever act_bits (act_bits 2..11), ahead of
+ *    popcount from act_bits 5; taken from 6, where the margin is clear,
+ *    because its tables (8 bytes per column of K and input column) crowd L1
+ *    more than activation bits do;
+ *  - neon-dotprod: per chunk of at most 7 planes, for all of them at once,
+ *    the counts in nd_line below, plus about 40 per further column of a
+ *    batch that shares the codes (up to 4).
+ */
+static unsigned nd_line(int n) {
+    static const unsigned per_chunk[8] = {0, 100, 107, 138, 145, 225, 235, 263};
+    unsigned cost = 0;
+    for (int p0 = 0; p0 < n; p0 += 7)
+        cost += per_chunk[n - p0 < 7 ? n - p0 : 7];
+    return cost;
+}
+
+static bool arm64_dotprod_auto(const bp_kernel_shape *s) {
+    if (s->method != BP_QUANT_UNIFORM || s->min_planes < 2 ||
+        !bp__kernel_neon_dotprod.supports(s->act_bits, s->kpad, s->mult_bound))
+        return false;
+    const unsigned n = (unsigned)s->max_planes, a = (unsigned)s->act_bits;
+    const unsigned cols = s->batch < 4 ? (unsigned)s->batch : 4;
+    /* Per column and line: the code kernel's shared unpack over the columns
+     * that share it, against the per-column popcount and LUT loops. */
+    const unsigned dot = (nd_line((int)n) + 40 * (cols - 1)) / cols;
+    unsigned other = 16 * a * n;
+    if (a >= 2 && 76 * n < other)
+        other = 76 * n;
+    return dot < other;
+}
+
+static bp_cpu_kernel arm64_auto(const bp_kernel_shape *s) {
+    const bp_cpu_features *f = bp__cpu_features();
+    if (f->neon_dotprod && arm64_dotprod_auto(s))
+        return BP_CPU_KERNEL_NEON_DOTPROD;
+    if (f->neon)
+        return s->act_bits >= 6 ? BP_CPU_KERNEL_NEON_LUT : BP_CPU_KERNEL_NEON;
+    return BP_CPU_KERNEL_PORTABLE;
+}
+#endif
+
 const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kernel_shape *s) {
     bp_cpu_kernel k = ctx ? ctx->cpu_kernel : BP_CPU_KERNEL_REFERENCE;
     const int act_bits = s->act_bits;
@@ -218,6 +286,8 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kern
     if (k == BP_CPU_KERNEL_AUTO) {
 #if defined(BP_ARCH_X86_64)
         k = x86_auto(s);
+#elif defined(BP_ARCH_AARCH64)
+        k = arm64_auto(s);
 #else
         k = BP_CPU_KERNEL_PORTABLE;
 #endif
@@ -245,6 +315,18 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kern
         return &bp__kernel_avx512_popcount;
     case BP_CPU_KERNEL_AVX2:
         return &bp__kernel_avx2_popcount;
+#endif
+#if defined(BP_ARCH_AARCH64)
+    case BP_CPU_KERNEL_NEON_DOTPROD:
+        if (bp__kernel_neon_dotprod.supports(act_bits, kpad, mult_bound))
+            return &bp__kernel_neon_dotprod;
+        /* Elsewhere (act_bits > 8) as NEON_LUT. */
+        /* fall through */
+    case BP_CPU_KERNEL_NEON_LUT:
+        return bp__kernel_neon_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_neon_lut
+                                                                        : &bp__kernel_neon_popcount;
+    case BP_CPU_KERNEL_NEON:
+        return &bp__kernel_neon_popcount;
 #endif
     case BP_CPU_KERNEL_PORTABLE:
         return &bp__kernel_portable;

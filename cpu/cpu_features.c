@@ -1,7 +1,8 @@
 /*
- * CPU feature detection. A feature counts only when CPUID reports it AND the
- * OS saves the register state it needs (XCR0 via xgetbv): a hypervisor or
+ * CPU feature detection. x86: a feature counts only when CPUID reports it AND
+ * the OS saves the register state it needs (XCR0 via xgetbv): a hypervisor or
  * kernel can hide YMM or ZMM state while CPUID still lists AVX2 or AVX-512.
+ * AArch64 (Linux): the HWCAP bits of the auxiliary vector.
  *
  * Probed once per process: CPUID traps to the hypervisor in a virtual
  * machine (measured: 25-60 us per AUTO call at 64x64 when it ran per call),
@@ -44,6 +45,17 @@ static void probe(void) {
     features.avx512_vpopcntdq = features.avx512bw && (c7 & bit_AVX512VPOPCNTDQ);
     features.avx512_vnni = features.avx512bw && (c7 & (1u << 11));
     features.gfni = features.avx512bw && (c7 & (1u << 8));
+}
+#elif defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+
+/* The kernel reports what user space may execute, whatever the CPU ID
+ * registers say (a hypervisor or qemu -cpu can hide features). */
+static void probe(void) {
+    unsigned long hw = getauxval(AT_HWCAP);
+    features.neon = (hw & HWCAP_ASIMD) != 0;
+    features.neon_dotprod = features.neon && (hw & HWCAP_ASIMDDP) != 0;
 }
 #else
 static void probe(void) {}

@@ -69,6 +69,10 @@ extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni_batched;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_lut;
+/* AArch64 only (BP_ARCH_AARCH64): referenced only under that macro. */
+extern const bp_cpu_kernel_desc bp__kernel_neon_popcount;
+extern const bp_cpu_kernel_desc bp__kernel_neon_lut;
+extern const bp_cpu_kernel_desc bp__kernel_neon_dotprod;
 
 /* Every kernel built for this architecture except the reference, runnable
  * here or not (for the kernel tests); *n receives the count. */
@@ -84,7 +88,8 @@ void bp__kernel_fold_code(const bp_kernel_call *call);
 size_t bp__popcount_column_bytes(int act_bits, size_t kpad);
 void bp__popcount_prepare(bp_act_column *col, size_t kpad, void *scratch);
 
-/* CPU features (CPUID + XCR0), probed once per process; all false off x86. */
+/* CPU features, probed once per process: x86 from CPUID + XCR0, AArch64
+ * from the kernel's HWCAP (getauxval); false where they do not apply. */
 typedef struct bp_cpu_features {
     bool avx2;             /* AVX2 with YMM state */
     bool avx_vnni;         /* AVX-VNNI (VEX VPDPBUSD on YMM) */
@@ -92,6 +97,8 @@ typedef struct bp_cpu_features {
     bool avx512_vpopcntdq; /* and VPOPCNTDQ */
     bool avx512_vnni;      /* and VNNI */
     bool gfni;             /* and GFNI */
+    bool neon;             /* AArch64 Advanced SIMD (HWCAP_ASIMD) */
+    bool neon_dotprod;     /* and SDOT/UDOT (FEAT_DotProd, HWCAP_ASIMDDP) */
 } bp_cpu_features;
 const bp_cpu_features *bp__cpu_features(void);
 bool bp__cpu_has_avx512_vpopcntdq(void);

@@ -108,7 +108,7 @@ typedef enum bp_backend {
  * the README's kernel table for the measured rules); every path computes the
  * same exact integers, so results are bit-identical. The environment
  * variable BP_CPU=auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|
- * avx512-vnni|avx512-vnni-batched
+ * avx512-vnni|avx512-vnni-batched|neon|neon-lut|neon-dotprod
  * overrides AUTO (an explicit option here wins over the environment). A path
  * this CPU cannot run fails context creation with BP_ERR_UNSUPPORTED.
  *  - REFERENCE: plain C from the definition, the ground truth (test oracle).
@@ -127,6 +127,12 @@ typedef enum bp_backend {
  *  - AVX512_LUT: AVX-512BW lookup-table kernel where its int16 tables are
  *    exact (act_bits 2..11 and K*2^act_bits < 2^31), popcount elsewhere
  *    (VPOPCNTDQ when present, else AVX2).
+ *  - NEON (AArch64): CNT popcount kernel, every act_bits.
+ *  - NEON_LUT (AArch64): TBL lookup tables where exact (act_bits 2..11),
+ *    NEON popcount elsewhere.
+ *  - NEON_DOTPROD (AArch64 with FEAT_DotProd): plane codes unpacked per
+ *    tile and SDOT against the activations (act_bits <= 8), NEON_LUT's
+ *    choice elsewhere.
  */
 typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_AUTO = 0,
@@ -138,6 +144,10 @@ typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_PORTABLE = 6,
     BP_CPU_KERNEL_AVX512_VNNI = 7,
     BP_CPU_KERNEL_AVX512_VNNI_BATCHED = 8,
+    /* AArch64 paths (values from 16 leave room for x86 ones). */
+    BP_CPU_KERNEL_NEON = 16,
+    BP_CPU_KERNEL_NEON_LUT = 17,
+    BP_CPU_KERNEL_NEON_DOTPROD = 18,
 } bp_cpu_kernel;
 
 /*
@@ -199,8 +209,9 @@ BP_API bp_backend bp_context_backend(const bp_context *ctx);
  * Name of the CPU kernel the context would use for a call with these
  * act_bits (0 = 8), cols and batch on a per-plane product (a residual
  * matrix, or a uniform one at 1 plane): "reference", "portable", "avx2",
- * "avx2-lut", "avx512", "avx512-lut". Uniform matrices at 2..8 planes may
- * use "avx512-vnni" instead where the CPU has it (README, kernel table).
+ * "avx2-lut", "avx512", "avx512-lut", "neon", "neon-lut". Uniform matrices
+ * at 2+ planes may use "avx512-vnni" or "neon-dotprod" instead where the
+ * CPU has it (README, kernel table).
  * Static storage. Returns NULL and sets the error for bad arguments.
  */
 BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols,
@@ -291,7 +302,8 @@ typedef struct bp_matrix bp_matrix;
 /**
  * Name of the CPU kernel a bp_gemm call on m with these planes (0 = all,
  * the same for every column), act_bits (0 = 8) and batch would use on ctx
- * (the exact choice, including "avx512-vnni" for uniform matrices). Static
+ * (the exact choice, including "avx512-vnni" or "neon-dotprod" for uniform
+ * matrices). Static
  * storage. Returns NULL and sets the error for bad arguments.
  */
 BP_API const char *bp_matrix_cpu_kernel_name(const bp_context *ctx, const bp_matrix *m, int planes,

@@ -14,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 TestSuite(determinism, .fini = tu_suite_fini);
 
@@ -29,7 +33,7 @@ Test(determinism, batch_position_threads_paths, .timeout = 300) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    char missing[512];
+    char missing[2048]; /* every path not built or not runnable here, with its reason */
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
     size_t M = 700, K = 333, B = 9; /* 44 row groups: 3 tasks of 16 */
@@ -115,18 +119,19 @@ Test(determinism, batch_position_threads_paths, .timeout = 300) {
 /*
  * The CPU paths offered here are exactly those this CPU and OS can run, as
  * judged independently by the compiler's own CPUID/XCR0 probe
- * (__builtin_cpu_supports): a capable machine must not lose a path (the
+ * (__builtin_cpu_supports on x86, the auxiliary vector's HWCAP on AArch64):
+ * a capable machine must not lose a path (the
  * suites above would then silently test fewer), an incapable one must get
  * BP_ERR_UNSUPPORTED with the reason rather than a crash. Each missing path
  * is named in the report the suites print.
  */
 Test(determinism, offered_paths_match_the_cpu) {
-    char missing[512];
+    char missing[2048]; /* every path not built or not runnable here, with its reason */
     tu_path paths[TU_MAX_PATHS];
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
     /* Which paths this CPU can run, by the compiler's probe, in the order
      * tu_cpu_paths lists them. */
-    bool can[8] = {true, true, false, false, false, false, false, false};
+    bool can[11] = {true, true, false, false, false, false, false, false, false, false, false};
 #if defined(__x86_64__)
     __builtin_cpu_init();
     const bool avx2 = __builtin_cpu_supports("avx2");
@@ -137,13 +142,19 @@ Test(determinism, offered_paths_match_the_cpu) {
     can[5] = avx512bw;
     can[6] = can[7] =
         avx512bw && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni");
+#elif defined(__aarch64__) && defined(__linux__)
+    const unsigned long hw = getauxval(AT_HWCAP);
+    can[8] = can[9] = (hw & HWCAP_ASIMD) != 0;
+    can[10] = can[8] && (hw & HWCAP_ASIMDDP) != 0;
 #endif
-    const bp_cpu_kernel all[8] = {BP_CPU_KERNEL_REFERENCE,   BP_CPU_KERNEL_PORTABLE,
-                                  BP_CPU_KERNEL_AVX2,        BP_CPU_KERNEL_AVX2_LUT,
-                                  BP_CPU_KERNEL_AVX512,      BP_CPU_KERNEL_AVX512_LUT,
-                                  BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED};
+    const bp_cpu_kernel all[11] = {BP_CPU_KERNEL_REFERENCE,   BP_CPU_KERNEL_PORTABLE,
+                                   BP_CPU_KERNEL_AVX2,        BP_CPU_KERNEL_AVX2_LUT,
+                                   BP_CPU_KERNEL_AVX512,      BP_CPU_KERNEL_AVX512_LUT,
+                                   BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED,
+                                   BP_CPU_KERNEL_NEON,        BP_CPU_KERNEL_NEON_LUT,
+                                   BP_CPU_KERNEL_NEON_DOTPROD};
     size_t nwant = 0;
-    for (size_t i = 0; i < 8; i++) {
+    for (size_t i = 0; i < 11; i++) {
         bool offered = false;
         for (size_t j = 0; j < np; j++)
             offered |= paths[j].kernel == all[i];

@@ -86,71 +86,15 @@ static void fill_column(tu_rng *rng, float *x, size_t cols, act_kind kind) {
             x[j] = fabsf(x[j]);
 }
 
-/* Runs one case on `kernel` and on the reference; asserts D is identical.
- * Returns whether any compared D was nonzero (tiny shapes can cancel to 0). */
-static bool run_case(const bp_cpu_kernel_desc *kernel, const kcase *kc, uint64_t seed) {
-    tu_rng rng;
-    tu_rng_init(&rng, seed);
-    bp_context *ctx = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
-
-    float *w = tu_xmalloc(kc->rows * kc->cols * sizeof *w);
-    if (kc->const_weights)
-        tu_fill_value(w, kc->rows * kc->cols, kc->weight_sign);
-    else
-        tu_fill_gauss(&rng, w, kc->rows * kc->cols, 1.0f);
-    bp_quant_method method = tu_range(&rng, 0, 1) ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
-    if (kc->const_weights)
-        method = BP_QUANT_UNIFORM;
-    bp_matrix *m = tu_quantize(ctx, w, kc->rows, kc->cols, kc->cols, kc->bits, method,
-                               method == BP_QUANT_UNIFORM ? 1.0f : 0.0f);
-    tu_set_groups(m, kc->group_size, kc->const_weights ? NULL : &rng);
-
-    const size_t kpad = bp__padded_cols(kc->cols);
-    size_t g0 = kc->g0, g1 = kc->g1 ? kc->g1 : m->row_groups;
-    const size_t ld_plane = (g1 - g0) * BP_ROW_GROUP + 3; /* odd, to catch stride bugs */
-    const size_t ld_col = (size_t)kc->bits * ld_plane;
-    const size_t dlen = kc->ncols * ld_col;
-    int64_t *d_ref = tu_xmalloc(dlen * sizeof *d_ref);
-    int64_t *d_ker = tu_xmalloc(dlen * sizeof *d_ker);
-    for (size_t i = 0; i < dlen; i++)
-        d_ref[i] = d_ker[i] = UNTOUCHED;
-
-    float *x = tu_xmalloc((kc->cols ? kc->cols : 1) * sizeof *x);
-    int32_t *q[BP_KERNEL_MAX_COLS];
-    void *scratch[BP_KERNEL_MAX_COLS];
-    bp_act_column ref_cols[BP_KERNEL_MAX_COLS], ker_cols[BP_KERNEL_MAX_COLS];
-    bp_kernel_call ref_call = {.m = m,
-                               .g0 = g0,
-                               .g1 = g1,
-                               .ncols = kc->ncols,
-                               .d = d_ref,
-                               .ld_plane = ld_plane,
-                               .ld_col = ld_col};
-    bp_kernel_call ker_call = ref_call;
-    ker_call.d = d_ker;
-    for (size_t c = 0; c < kc->ncols; c++) {
-        fill_column(&rng, x, kc->cols, kc->kinds[c]);
-        q[c] = bp__aligned_alloc(bp__act_q_words(kpad) * sizeof(int32_t));
-        cr_assert(q[c] != NULL);
-        bp__quantize_activations(x, kc->cols, kpad, kc->act_bits, 0.0f, q[c], &ref_cols[c]);
-        ref_cols[c].planes = kc->planes[c];
-        cr_assert(!ref_cols[c].is_zero, "test data must not be all zero");
-        ker_cols[c] = ref_cols[c];
-        /* One spare byte keeps the allocation non-empty. */
-        scratch[c] = bp__aligned_alloc(kernel->column_bytes(kc->act_bits, kpad) + 1);
-        cr_assert(scratch[c] != NULL);
-        kernel->prepare(&ker_cols[c], kpad, scratch[c]);
-        ref_call.cols[c] = &ref_cols[c];
-        ker_call.cols[c] = &ker_cols[c];
-    }
-
-    bp__kernel_reference.compute(&ref_call);
-    kernel->compute(&ker_call);
-
+/* Asserts the kernel's D equals the reference's on every compared slot and
+ * left every unused plane slot untouched; returns whether any was nonzero. */
+static bool compare_d(const bp_cpu_kernel_desc *kernel, const kcase *kc, const bp_matrix *m,
+                      const int64_t *d_ref, const int64_t *d_ker, size_t g0, size_t g1,
+                      size_t ld_plane, size_t ld_col, uint64_t seed) {
+    bool any_nonzero = false;
     size_t rows_in_range = m->rows - g0 * BP_ROW_GROUP;
     if (rows_in_range > (g1 - g0) * BP_ROW_GROUP)
         rows_in_range = (g1 - g0) * BP_ROW_GROUP;
-    bool any_nonzero = false;
     for (size_t c = 0; c < kc->ncols; c++) {
         /* Uniform: D_u in slot 0, the other used slots are scratch. */
         const int compared = m->method == BP_QUANT_UNIFORM ? 1 : kc->planes[c];
@@ -179,10 +123,87 @@ static bool run_case(const bp_cpu_kernel_desc *kernel, const kcase *kc, uint64_t
         }
     }
 
+    return any_nonzero;
+}
+
+/* Runs one case on each of the nk kernels and once on the reference (the
+ * matrix, the columns and the reference D are built once: they dominate the
+ * time, under qemu-user most of all); asserts every kernel's D is identical
+ * to the reference's. Returns whether any compared D was nonzero (tiny
+ * shapes can cancel to 0). */
+static bool run_case_set(const bp_cpu_kernel_desc *const *kernels, size_t nk, const kcase *kc,
+                         uint64_t seed) {
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+
+    float *w = tu_xmalloc(kc->rows * kc->cols * sizeof *w);
+    if (kc->const_weights)
+        tu_fill_value(w, kc->rows * kc->cols, kc->weight_sign);
+    else
+        tu_fill_gauss(&rng, w, kc->rows * kc->cols, 1.0f);
+    bp_quant_method method = tu_range(&rng, 0, 1) ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
+    if (kc->const_weights)
+        method = BP_QUANT_UNIFORM;
+    bp_matrix *m = tu_quantize(ctx, w, kc->rows, kc->cols, kc->cols, kc->bits, method,
+                               method == BP_QUANT_UNIFORM ? 1.0f : 0.0f);
+    tu_set_groups(m, kc->group_size, kc->const_weights ? NULL : &rng);
+
+    const size_t kpad = bp__padded_cols(kc->cols);
+    size_t g0 = kc->g0, g1 = kc->g1 ? kc->g1 : m->row_groups;
+    const size_t ld_plane = (g1 - g0) * BP_ROW_GROUP + 3; /* odd, to catch stride bugs */
+    const size_t ld_col = (size_t)kc->bits * ld_plane;
+    const size_t dlen = kc->ncols * ld_col;
+    int64_t *d_ref = tu_xmalloc(dlen * sizeof *d_ref);
+    int64_t *d_ker = tu_xmalloc(dlen * sizeof *d_ker);
+    for (size_t i = 0; i < dlen; i++)
+        d_ref[i] = UNTOUCHED;
+
+    float *x = tu_xmalloc((kc->cols ? kc->cols : 1) * sizeof *x);
+    int32_t *q[BP_KERNEL_MAX_COLS];
+    void *scratch[BP_KERNEL_MAX_COLS];
+    bp_act_column ref_cols[BP_KERNEL_MAX_COLS], ker_cols[BP_KERNEL_MAX_COLS];
+    bp_kernel_call ref_call = {.m = m,
+                               .g0 = g0,
+                               .g1 = g1,
+                               .ncols = kc->ncols,
+                               .d = d_ref,
+                               .ld_plane = ld_plane,
+                               .ld_col = ld_col};
+    bp_kernel_call ker_call = ref_call;
+    ker_call.d = d_ker;
     for (size_t c = 0; c < kc->ncols; c++) {
-        bp__aligned_free(scratch[c]);
-        bp__aligned_free(q[c]);
+        fill_column(&rng, x, kc->cols, kc->kinds[c]);
+        q[c] = bp__aligned_alloc(bp__act_q_words(kpad) * sizeof(int32_t));
+        cr_assert(q[c] != NULL);
+        bp__quantize_activations(x, kc->cols, kpad, kc->act_bits, 0.0f, q[c], &ref_cols[c]);
+        ref_cols[c].planes = kc->planes[c];
+        cr_assert(!ref_cols[c].is_zero, "test data must not be all zero");
+        ref_call.cols[c] = &ref_cols[c];
     }
+    bp__kernel_reference.compute(&ref_call);
+
+    bool any_nonzero = false;
+    for (size_t ki = 0; ki < nk; ki++) {
+        const bp_cpu_kernel_desc *kernel = kernels[ki];
+        for (size_t i = 0; i < dlen; i++)
+            d_ker[i] = UNTOUCHED;
+        for (size_t c = 0; c < kc->ncols; c++) {
+            ker_cols[c] = ref_cols[c];
+            /* One spare byte keeps the allocation non-empty. */
+            scratch[c] = bp__aligned_alloc(kernel->column_bytes(kc->act_bits, kpad) + 1);
+            cr_assert(scratch[c] != NULL);
+            kernel->prepare(&ker_cols[c], kpad, scratch[c]);
+            ker_call.cols[c] = &ker_cols[c];
+        }
+        kernel->compute(&ker_call);
+        any_nonzero |= compare_d(kernel, kc, m, d_ref, d_ker, g0, g1, ld_plane, ld_col, seed);
+        for (size_t c = 0; c < kc->ncols; c++)
+            bp__aligned_free(scratch[c]);
+    }
+
+    for (size_t c = 0; c < kc->ncols; c++)
+        bp__aligned_free(q[c]);
     free(x);
     free(d_ref);
     free(d_ker);
@@ -190,6 +211,48 @@ static bool run_case(const bp_cpu_kernel_desc *kernel, const kcase *kc, uint64_t
     bp_matrix_destroy(m);
     bp_context_destroy(ctx);
     return any_nonzero;
+}
+
+static bool run_case(const bp_cpu_kernel_desc *kernel, const kcase *kc, uint64_t seed) {
+    return run_case_set(&kernel, 1, kc, seed);
+}
+
+/* The kernels a sweep covers: every one built here that this CPU runs. */
+#define MAX_KERNELS 16
+typedef struct kset {
+    const bp_cpu_kernel_desc *k[MAX_KERNELS];
+    size_t n;
+} kset;
+
+/*
+ * Runs kc on every kernel of ks that takes its act_bits and K: those that
+ * take its multipliers on kc as drawn, per-row-only ones on the same case
+ * per row. ran[i][a] counts the offers to kernel i.
+ */
+static void run_for_kernels(const kset *ks, const kcase *kc, uint64_t seed,
+                            size_t (*ran)[BP_MAX_ACT_BITS + 1], size_t *cases, size_t *nonzero) {
+    const size_t kpad = bp__padded_cols(kc->cols);
+    const bp_cpu_kernel_desc *grouped[MAX_KERNELS], *per_row[MAX_KERNELS];
+    size_t ng = 0, np = 0;
+    for (size_t i = 0; i < ks->n; i++) {
+        if (!ks->k[i]->supports(kc->act_bits, kpad, 1))
+            continue;
+        ran[i][kc->act_bits]++;
+        if (ks->k[i]->supports(kc->act_bits, kpad, case_mult_bound(kc)))
+            grouped[ng++] = ks->k[i];
+        else
+            per_row[np++] = ks->k[i];
+    }
+    if (ng) {
+        *nonzero += run_case_set(grouped, ng, kc, seed);
+        ++*cases;
+    }
+    if (np) {
+        kcase k0 = *kc;
+        k0.group_size = 0; /* a per-row-only kernel: test it per row */
+        *nonzero += run_case_set(per_row, np, &k0, seed);
+        ++*cases;
+    }
 }
 
 /* Guards the sweeps against silently comparing zeros with zeros. */
@@ -224,110 +287,97 @@ static kcase random_case(tu_rng *rng, size_t rows, size_t cols, int act_bits, si
  * may refuse others, where dispatch falls back). A kernel missing here must
  * handle them all. */
 static bool must_handle(const bp_cpu_kernel_desc *kernel, int a) {
-    if (!strcmp(kernel->name, "avx512-lut") || !strcmp(kernel->name, "avx2-lut"))
+    if (!strcmp(kernel->name, "avx512-lut") || !strcmp(kernel->name, "avx2-lut") ||
+        !strcmp(kernel->name, "neon-lut"))
         return a >= 2 && a <= 11;
-    if (!strcmp(kernel->name, "avx512-vnni") || !strcmp(kernel->name, "avx512-vnni-batched"))
+    if (!strcmp(kernel->name, "avx512-vnni") || !strcmp(kernel->name, "avx512-vnni-batched") ||
+        !strcmp(kernel->name, "neon-dotprod"))
         return a <= 8;
     return true;
 }
 
-static void assert_every_act_bits_ran(const bp_cpu_kernel_desc *kernel, const size_t *ran, int a_lo,
+static void assert_every_act_bits_ran(const kset *ks, size_t (*ran)[BP_MAX_ACT_BITS + 1], int a_lo,
                                       int a_hi) {
-    for (int a = a_lo; a <= a_hi; a++)
-        cr_assert(ran[a] > 0 || !must_handle(kernel, a),
-                  "%s refused every shape at act_bits %d, which it must handle", kernel->name, a);
+    for (size_t i = 0; i < ks->n; i++)
+        for (int a = a_lo; a <= a_hi; a++)
+            cr_assert(ran[i][a] > 0 || !must_handle(ks->k[i], a),
+                      "%s refused every shape at act_bits %d, which it must handle", ks->k[i]->name,
+                      a);
 }
 
 /* Every shape x act_bits for one column, both signedness modes. */
-static void sweep_gemv(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi) {
+static void sweep_gemv(const kset *ks, int a_lo, int a_hi) {
     uint64_t seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    size_t cases = 0, nonzero = 0, ran[BP_MAX_ACT_BITS + 1] = {0};
+    size_t cases = 0, nonzero = 0, ran[MAX_KERNELS][BP_MAX_ACT_BITS + 1] = {{0}};
     for (int a = a_lo; a <= a_hi; a++)
         for (size_t i = 0; i < NELEM(kM); i++)
             for (size_t k = 0; k < NELEM(kK); k++)
                 for (int kind = ACT_SIGNED; kind <= ACT_UNSIGNED; kind++) {
-                    if (!kernel->supports(a, bp__padded_cols(kK[k]), 1))
-                        continue;
-                    ran[a]++; /* offered on per-row matrices */
                     kcase kc = random_case(&rng, kM[i], kK[k], a, 1);
                     kc.kinds[0] = (act_kind)kind;
-                    if (!kernel->supports(a, bp__padded_cols(kK[k]), case_mult_bound(&kc)))
-                        kc.group_size = 0; /* a per-row-only kernel: test it per row */
-                    nonzero += run_case(kernel, &kc, tu_next(&rng) >> 12);
-                    cases++;
+                    run_for_kernels(ks, &kc, tu_next(&rng) >> 12, ran, &cases, &nonzero);
                 }
     assert_mostly_nonzero(nonzero, cases, seed);
-    assert_every_act_bits_ran(kernel, ran, a_lo, a_hi);
+    assert_every_act_bits_ran(ks, ran, a_lo, a_hi);
 }
 
 /* Batches of 2..4 columns with their own plane counts and modes. */
-static void sweep_gemm(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi) {
+static void sweep_gemm(const kset *ks, int a_lo, int a_hi) {
     uint64_t seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    size_t cases = 0, nonzero = 0;
+    size_t cases = 0, nonzero = 0, ran[MAX_KERNELS][BP_MAX_ACT_BITS + 1] = {{0}};
     for (int a = a_lo; a <= a_hi; a++)
         for (size_t ncols = 2; ncols <= BP_KERNEL_MAX_COLS; ncols++)
             for (int rep = 0; rep < 4; rep++) {
                 size_t rows = kM[tu_range(&rng, 0, NELEM(kM) - 1)];
                 size_t cols = kK[tu_range(&rng, 0, NELEM(kK) - 1)];
-                if (!kernel->supports(a, bp__padded_cols(cols), 1))
-                    continue;
                 kcase kc = random_case(&rng, rows, cols, a, ncols);
-                if (!kernel->supports(a, bp__padded_cols(cols), case_mult_bound(&kc)))
-                    kc.group_size = 0; /* a per-row-only kernel: test it per row */
-                nonzero += run_case(kernel, &kc, tu_next(&rng) >> 12);
-                cases++;
+                run_for_kernels(ks, &kc, tu_next(&rng) >> 12, ran, &cases, &nonzero);
             }
     assert_mostly_nonzero(nonzero, cases, seed);
 }
 
 /* All weights +1 or -1 and all |q| = L: the largest sums each path allows. */
-static void sweep_extreme(const bp_cpu_kernel_desc *kernel, int a_lo, int a_hi, size_t cols) {
+static void sweep_extreme(const kset *ks, int a_lo, int a_hi, size_t cols) {
     uint64_t seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    size_t cases = 0, nonzero = 0, ran[BP_MAX_ACT_BITS + 1] = {0};
+    size_t cases = 0, nonzero = 0, ran[MAX_KERNELS][BP_MAX_ACT_BITS + 1] = {{0}};
     for (int a = a_lo; a <= a_hi; a++)
         for (int sign = 0; sign < 2; sign++) {
-            if (!kernel->supports(a, bp__padded_cols(cols), 1))
-                continue;
             kcase kc = random_case(&rng, 17, cols, a, 1 + (size_t)(a % BP_KERNEL_MAX_COLS));
-            if (!kernel->supports(a, bp__padded_cols(cols), case_mult_bound(&kc)))
-                kc.group_size = 0; /* a per-row-only kernel: test it per row */
             kc.const_weights = true;
             kc.weight_sign = sign ? 1.0f : -1.0f;
             for (size_t c = 0; c < kc.ncols; c++)
                 kc.kinds[c] = ACT_EXTREME;
-            nonzero += run_case(kernel, &kc, tu_next(&rng) >> 12);
-            cases++;
-            ran[a]++;
+            run_for_kernels(ks, &kc, tu_next(&rng) >> 12, ran, &cases, &nonzero);
         }
     assert_mostly_nonzero(nonzero, cases, seed);
-    assert_every_act_bits_ran(kernel, ran, a_lo, a_hi);
+    assert_every_act_bits_ran(ks, ran, a_lo, a_hi);
 }
 
-/* Every kernel built for this architecture, on this CPU when it can run. */
-typedef void (*sweep_fn)(const bp_cpu_kernel_desc *kernel);
-
-static void for_each_kernel(sweep_fn fn) {
-    size_t n, ran = 0;
+/* Every kernel built for this architecture that this CPU can run. */
+static kset runnable_kernels(void) {
+    size_t n;
     const bp_cpu_kernel_desc *const *list = bp__cpu_kernel_list(&n);
+    kset ks = {.n = 0};
     char skipped[256] = "";
+    cr_assert(n <= MAX_KERNELS, "%zu kernels, MAX_KERNELS is %d", n, MAX_KERNELS);
     for (size_t i = 0; i < n; i++) {
         if (!list[i]->runnable()) {
             size_t len = strlen(skipped);
             snprintf(skipped + len, sizeof skipped - len, "%s%s", len ? ", " : "", list[i]->name);
             continue;
         }
-        fn(list[i]);
-        ran++;
+        ks.k[ks.n++] = list[i];
     }
-    cr_assert(ran >= 1, "the portable kernel runs everywhere");
+    cr_assert(ks.n >= 1, "the portable kernel runs everywhere");
     if (skipped[0])
         cr_log_info("kernels this CPU cannot run, not tested here: %s", skipped);
+    return ks;
 }
 
 /* The named kernel, or a skip when it is not built or cannot run here. */
@@ -340,36 +390,28 @@ static const bp_cpu_kernel_desc *require_kernel(const char *name) {
     return k;
 }
 
-static void gemv_all(const bp_cpu_kernel_desc *k) {
-    sweep_gemv(k, 1, BP_MAX_ACT_BITS);
-}
-static void gemm_all(const bp_cpu_kernel_desc *k) {
-    sweep_gemm(k, 1, BP_MAX_ACT_BITS);
-}
-static void extreme_all(const bp_cpu_kernel_desc *k) {
-    sweep_extreme(k, 1, BP_MAX_ACT_BITS, 4097);
-    /* |D| = K * (2^16 - 1) needs more than 32 bits (kernels that take it). */
-    if (k->supports(16, bp__padded_cols(70000), 1))
-        sweep_extreme(k, 16, 16, 70000);
-}
-
 Test(kernels, gemv_every_act_bits) {
-    for_each_kernel(gemv_all);
+    kset ks = runnable_kernels();
+    sweep_gemv(&ks, 1, BP_MAX_ACT_BITS);
 }
 
 Test(kernels, gemm_mixed_planes) {
-    for_each_kernel(gemm_all);
+    kset ks = runnable_kernels();
+    sweep_gemm(&ks, 1, BP_MAX_ACT_BITS);
 }
 
 /* Every line of every lane at the per-line bound: int16 flush intervals of
  * the LUT kernels, int64 widening of the popcount kernels. */
 Test(kernels, extreme_values) {
-    for_each_kernel(extreme_all);
+    kset ks = runnable_kernels();
+    sweep_extreme(&ks, 1, BP_MAX_ACT_BITS, 4097);
+    /* |D| = K * (2^16 - 1) needs more than 32 bits (kernels that take it). */
+    sweep_extreme(&ks, 16, 16, 70000);
 }
 
 /* The popcount kernels back the LUT paths, so they must take everything. */
 Test(kernels, popcount_kernels_support_everything) {
-    static const char *const names[] = {"portable", "avx2", "avx512"};
+    static const char *const names[] = {"portable", "avx2", "avx512", "neon"};
     for (size_t i = 0; i < NELEM(names); i++) {
         const bp_cpu_kernel_desc *k = bp__cpu_kernel_by_name(names[i]);
         if (!k)
@@ -579,5 +621,88 @@ static void batch_all(const bp_cpu_kernel_desc *k) {
 }
 
 Test(kernels, batched_matches_reference) {
-    for_each_kernel(batch_all);
+    size_t n, ran = 0;
+    const bp_cpu_kernel_desc *const *list = bp__cpu_kernel_list(&n);
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->compute_batch && list[i]->runnable()) {
+            batch_all(list[i]);
+            ran++;
+        }
+    if (!ran)
+        cr_skip_test("no batched kernel runs on this CPU");
+}
+
+Test(kernels, neon_lut_exact_at_its_largest_k, .timeout = 300) {
+    lut_exact_at_its_largest_k("neon-lut");
+}
+
+/*
+ * AArch64 dispatch (docs/kernels.md): AUTO takes the dot-product code kernel
+ * for uniform matrices from 2 planes where the CPU has FEAT_DotProd, else
+ * lookup tables from act_bits 6 and popcount below; a forced path falls back
+ * where its kernel is not exact, and forcing neon-dotprod on a CPU without
+ * the extension is refused with the reason. CI runs this under qemu-user
+ * with and without the extension.
+ */
+Test(kernels, neon_dispatch) {
+    if (!bp__cpu_kernel_by_name("neon"))
+        cr_skip_test("the NEON kernels are built for AArch64 only");
+    const bool dotprod = bp__cpu_features()->neon_dotprod;
+    /* Set by the cross build for its run on a CPU model with the extension
+     * (tests/CMakeLists.txt), so that neon-dotprod cannot go untested. */
+    const char *require = getenv("BP_TEST_REQUIRE_DOTPROD");
+    if (require && strcmp(require, "1") == 0)
+        cr_assert(dotprod, "BP_TEST_REQUIRE_DOTPROD=1, but this CPU lacks FEAT_DotProd");
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed());
+    const size_t rows = 32, cols = 256;
+    float *w = tu_xmalloc(rows * cols * sizeof *w);
+    tu_fill_gauss(&rng, w, rows * cols, 1.0f);
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    bp_matrix *u = tu_quantize(ctx, w, rows, cols, cols, 8, BP_QUANT_UNIFORM, 0.0f);
+    bp_matrix *r = tu_quantize(ctx, w, rows, cols, cols, 4, BP_QUANT_RESIDUAL, 0.0f);
+    const char *code = dotprod ? "neon-dotprod" : "neon-lut";
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 8, 1), code);
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 8, 8), code);
+    /* Instruction counts per line (cpu/cpu_dispatch.c): 8 planes at act_bits 2
+     * take popcount (2 x 8 x 16 < 363); 2 planes at act_bits 3, popcount at
+     * batch 1 (96 < 107) and the shared codes at batch 4. */
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 8, 2, 1), "neon");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 4, 1), dotprod ? code : "neon");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 3, 1), "neon");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 3, 4), dotprod ? code : "neon");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 1, 8, 1), "neon-lut");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 9, 1), "neon-lut");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 12, 1), "neon");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, r, 4, 8, 1), "neon-lut");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, r, 4, 4, 1), "neon");
+    for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+        cr_expect(strcmp(bp_matrix_cpu_kernel_name(ctx, u, 0, a, 1), "reference") != 0,
+                  "AUTO must never fall back to the reference (act_bits %d)", a);
+    bp_context_destroy(ctx);
+
+    ctx = tu_context(BP_CPU_KERNEL_NEON_LUT, 1);
+    for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, a, 1),
+                         (a >= 2 && a <= 11) ? "neon-lut" : "neon", "act_bits %d", a);
+    bp_context_destroy(ctx);
+
+    bp_context *dp = tu_context_try(BP_CPU_KERNEL_NEON_DOTPROD, 1);
+    if (!dotprod) {
+        cr_expect(dp == NULL, "neon-dotprod must be refused without FEAT_DotProd");
+        cr_expect(strstr(bp_last_error(), "FEAT_DotProd") != NULL, "reason: %s", bp_last_error());
+    } else {
+        cr_assert(dp != NULL, "neon-dotprod refused on a CPU with FEAT_DotProd: %s",
+                  bp_last_error());
+        for (int a = 1; a <= BP_MAX_ACT_BITS; a++)
+            cr_expect_str_eq(bp_matrix_cpu_kernel_name(dp, u, 1, a, 1),
+                             a <= 8    ? "neon-dotprod"
+                             : a <= 11 ? "neon-lut"
+                                       : "neon",
+                             "act_bits %d", a);
+        bp_context_destroy(dp);
+    }
+    bp_matrix_destroy(u);
+    bp_matrix_destroy(r);
+    free(w);
 }

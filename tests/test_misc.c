@@ -171,6 +171,12 @@ Test(misc, kernel_names_auto) {
     } else if (f->avx2) {
         cr_expect_str_eq(b1, "avx2-lut");
         cr_expect_str_eq(a16, "avx2");
+    } else if (f->neon) {
+        /* AArch64 (docs/kernels.md): TBL tables from act_bits 6, CNT below. */
+        cr_expect_str_eq(b1, "neon-lut");
+        cr_expect_str_eq(b8, "neon-lut");
+        cr_expect_str_eq(a16, "neon");
+        cr_expect_str_eq(a1, "neon");
     } else {
         cr_expect_str_eq(b1, "portable");
     }

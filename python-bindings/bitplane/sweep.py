@@ -80,7 +80,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "same count; 0 = all cores")
     p.add_argument("--cpu-kernel", default="auto",
                    choices=["auto", "reference", "portable", "avx2", "avx2-lut", "avx512",
-                            "avx512-lut", "avx512-vnni", "avx512-vnni-batched"],
+                            "avx512-lut", "avx512-vnni", "avx512-vnni-batched", "neon",
+                            "neon-lut", "neon-dotprod"],
                    help="CPU kernel path (the library's AUTO dispatch by default)")
     p.add_argument("--out", default="bitplane-sweep-out", help="output directory")
     p.add_argument("--repeats", type=int, default=5,

@@ -26,6 +26,9 @@ static const struct {
     {"portable", BP_CPU_KERNEL_PORTABLE},
     {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
     {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED},
+    {"neon", BP_CPU_KERNEL_NEON},
+    {"neon-lut", BP_CPU_KERNEL_NEON_LUT},
+    {"neon-dotprod", BP_CPU_KERNEL_NEON_DOTPROD},
 };
 
 static const struct {
@@ -142,8 +145,8 @@ static PyMethodDef context_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "cpu_kernel_name(act_bits=8, cols=512, batch=1) -> str\n\n"
      "The CPU kernel path this context would use for such a call: 'reference', "
-     "'portable', 'avx2', 'avx2-lut', 'avx512', 'avx512-lut', 'avx512-vnni' or "
-     "'avx512-vnni-batched'."},
+     "'portable', 'avx2', 'avx2-lut', 'avx512', 'avx512-lut', 'avx512-vnni', "
+     "'avx512-vnni-batched', 'neon', 'neon-lut' or 'neon-dotprod'."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -159,7 +162,8 @@ PyTypeObject PyBpContext_Type = {
               "why.\n"
               "threads: host worker threads, 0 = all online cores.\n"
               "cpu_kernel: 'auto', 'reference', 'portable', 'avx2', 'avx2-lut', 'avx512', "
-              "'avx512-lut', 'avx512-vnni' or 'avx512-vnni-batched' (CPU only).\n"
+              "'avx512-lut', 'avx512-vnni', 'avx512-vnni-batched' (x86-64), 'neon', "
+              "'neon-lut' or 'neon-dotprod' (AArch64) (CPU only).\n"
               "device, platform, gpu_kernel ('auto', 'popcount', 'mma'): accelerator choices.\n\n"
               "Thread-safety: concurrent calls on one context are safe but serialise; use one "
               "context per thread for parallel throughput.",

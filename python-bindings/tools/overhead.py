@@ -33,7 +33,8 @@ def build_c(tmp: Path) -> Path:
 
 
 KERNELS = {"auto": 0, "reference": 1, "avx512": 2, "avx512-lut": 3, "avx2": 4, "avx2-lut": 5,
-           "portable": 6, "avx512-vnni": 7, "avx512-vnni-batched": 8}
+           "portable": 6, "avx512-vnni": 7, "avx512-vnni-batched": 8, "neon": 16,
+           "neon-lut": 17, "neon-dotprod": 18}
 
 
 def python_samples(rows, cols, calls, samples, kernel, with_out=True):
