@@ -11,7 +11,7 @@
  * lines: 16 byte counters, 4 line registers and the broadcasts fit the 32
  * vector registers, and the block stays in L1 for the next four bits.
  */
-#include "cpu_kernel.h"
+#include "kernel_popcount.h"
 
 #include <arm_neon.h>
 
@@ -82,7 +82,7 @@ static void np_block_4(const uint32_t *l, size_t n, const uint32_t *wd, size_t k
 
 /* Per-row counts c32[b][row] of lines [w0, w1) of one row group. */
 static void np_count(const uint32_t *group, size_t kw, size_t w0, size_t w1,
-                     const bp_act_column *col, uint32_t (*c32)[BP_ROW_GROUP]) {
+                     const bp_act_column *col, int32_t (*c32)[BP_ROW_GROUP]) {
     typedef void (*block_fn)(const uint32_t *, size_t, const uint32_t *, size_t, int, bool,
                              uint32x4_t *);
     static const block_fn blocks[NP_PLANES] = {np_block_1, np_block_2, np_block_3, np_block_4};
@@ -99,54 +99,11 @@ static void np_count(const uint32_t *group, size_t kw, size_t w0, size_t w1,
     }
     for (int b = 0; b < A; b++)
         for (int i = 0; i < 4; i++)
-            vst1q_u32(c32[b] + 4 * i, cnt[4 * b + i]);
-}
-
-/* D_p of one row group for one column and one plane (16 int64), group by
- * group: each group's sum_{j in g} t q per row times the row's multiplier. */
-static void np_group(const bp_matrix *m, size_t rg, const uint32_t *group, const bp_act_column *col,
-                     int64_t *d) {
-    const size_t kw = m->kwords, gw = m->group_words;
-    const int A = col->act_bits;
-    const bool grouped = bp__grouped(m);
-    for (int r = 0; r < BP_ROW_GROUP; r++)
-        d[r] = 0;
-    for (size_t g = 0, w0 = 0; w0 < kw; g++, w0 += gw) {
-        size_t w1 = w0 + gw < kw ? w0 + gw : kw;
-        uint32_t c32[BP_MAX_ACT_BITS][BP_ROW_GROUP];
-        np_count(group, kw, w0, w1, col, c32);
-        int64_t base = 0; /* sum of q (binary: valid columns) over the group */
-        for (size_t w = w0; w < w1; w++)
-            base += col->word_base[w];
-        const uint8_t *mult = grouped ? bp__mult_tile(m, rg, g) : NULL;
-        for (int r = 0; r < BP_ROW_GROUP; r++) {
-            int64_t dg;
-            if (A == 1) {
-                /* t.s = V - 2 popcount(t XOR s); padding is 0 in both. */
-                dg = base - 2 * (int64_t)c32[0][r];
-            } else {
-                dg = -base;
-                for (int b = 0; b < A; b++)
-                    dg += 2 * bp__act_plane_weight(col, b) * (int64_t)c32[b][r];
-            }
-            d[r] += mult ? mult[r] * dg : dg;
-        }
-    }
+            vst1q_u32((uint32_t *)c32[b] + 4 * i, cnt[4 * b + i]);
 }
 
 static void np_compute(const bp_kernel_call *call) {
-    const bp_matrix *m = call->m;
-    for (size_t c = 0; c < call->ncols; c++) {
-        const bp_act_column *col = call->cols[c];
-        for (int p = 0; p < col->planes; p++) {
-            const uint32_t *slab = bp__slab(m, p);
-            for (size_t g = call->g0; g < call->g1; g++)
-                np_group(m, g, slab + g * m->kwords * BP_ROW_GROUP, col,
-                         call->d + c * call->ld_col + (size_t)p * call->ld_plane +
-                             (g - call->g0) * BP_ROW_GROUP);
-        }
-    }
-    bp__kernel_fold_code(call);
+    bp__popcount_compute(call, np_count);
 }
 
 const bp_cpu_kernel_desc bp__kernel_neon_popcount = {
