@@ -150,21 +150,6 @@ static int parse_args(int argc, char **argv, opts *o) {
     return 0;
 }
 
-static const struct {
-    const char *name;
-    bp_cpu_kernel k;
-} kernel_names[] = {
-    {"auto", BP_CPU_KERNEL_AUTO},
-    {"reference", BP_CPU_KERNEL_REFERENCE},
-    {"avx512", BP_CPU_KERNEL_AVX512},
-    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
-    {"avx2", BP_CPU_KERNEL_AVX2},
-    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT},
-    {"portable", BP_CPU_KERNEL_PORTABLE},
-    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
-    {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED},
-};
-
 /* A method: sgemm (ctx NULL) or one kernel path at one plane count. */
 typedef struct method {
     bp_context *ctx;
@@ -238,12 +223,9 @@ int main(int argc, char **argv) {
             bp_context_options co = BP_CONTEXT_OPTIONS_INIT;
             co.backend = BP_BACKEND_CPU;
             co.threads = o.threads;
-            co.cpu_kernel = (bp_cpu_kernel)-1;
-            for (size_t j = 0; j < sizeof kernel_names / sizeof kernel_names[0]; j++)
-                if (!strcmp(kernel_names[j].name, o.kernels[ki]))
-                    co.cpu_kernel = kernel_names[j].k;
             bp_context *ctx;
-            if (bp_context_create(&co, &ctx) != BP_OK)
+            if (bp_cpu_kernel_from_name(o.kernels[ki], &co.cpu_kernel) != BP_OK ||
+                bp_context_create(&co, &ctx) != BP_OK)
                 return fprintf(stderr, "kernel %s: %s\n", o.kernels[ki], bp_last_error()), 1;
             for (int pi = 0; pi < o.nplanes; pi++) {
                 method *mm = &me[1 + ki * o.nplanes + pi];

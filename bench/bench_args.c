@@ -25,7 +25,7 @@ void bench_usage(FILE *f) {
           "                      [--threads T] [--reps N] [--bits 8] [--method uniform|residual]\n"
           "                      [--clip C] [--kernel "
           "auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|avx512-vnni|\n"
-          "                      avx512-vnni-batched]\n"
+          "                      avx512-vnni-batched|neon|neon-lut|neon-dotprod]\n"
           "                      [--seed S] [--json] [--backend cpu|cuda|opencl]\n"
           "  bitplane-bench peak [--act-bits 8,16] [--planes 1,4,8] [--m 4096] [--k 4096]\n"
           "                      [--threads T] [--reps N] [--kernel K] [--json]\n"
@@ -247,27 +247,9 @@ static int parse_method(const bench_opts *o, const char *s, int *out) {
 }
 
 static int parse_kernel(const char *s, bp_cpu_kernel *out) {
-    static const struct {
-        const char *name;
-        bp_cpu_kernel k;
-    } kernels[] = {{"auto", BP_CPU_KERNEL_AUTO},
-                   {"reference", BP_CPU_KERNEL_REFERENCE},
-                   {"avx512", BP_CPU_KERNEL_AVX512},
-                   {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
-                   {"avx2", BP_CPU_KERNEL_AVX2},
-                   {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT},
-                   {"portable", BP_CPU_KERNEL_PORTABLE},
-                   {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
-                   {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED}};
-    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
-        if (strcmp(s, kernels[i].name) == 0) {
-            *out = kernels[i].k;
-            return 0;
-        }
-    return bad("--kernel: expected auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|"
-               "avx512-vnni|avx512-vnni-batched, "
-               "got '%s'",
-               s);
+    if (bp_cpu_kernel_from_name(s, out) == BP_OK)
+        return 0;
+    return bad("--kernel: %s", bp_last_error());
 }
 
 static int apply(bench_opts *o, enum opt_id id, const char *opt, const char *v) {

@@ -9,6 +9,7 @@
 #include "cpu_kernel.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #if defined(BP_ARCH_X86_64)
@@ -88,21 +89,38 @@ static const cpu_path *find_path(bp_cpu_kernel k) {
     return NULL;
 }
 
+bp_status bp_cpu_kernel_from_name(const char *name, bp_cpu_kernel *out) {
+    if (!name || !out)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "bp_cpu_kernel_from_name: name and out are required");
+    for (size_t i = 0; i < NPATHS; i++)
+        if (strcmp(name, paths[i].name) == 0) {
+            *out = paths[i].id;
+            return BP_OK;
+        }
+    char names[256] = "";
+    for (size_t i = 0, len = 0; i < NPATHS && len < sizeof names; i++)
+        len +=
+            (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", paths[i].name);
+    return bp__fail(BP_ERR_INVALID_ARGUMENT, "'%.64s' is not one of %s", name, names);
+}
+
+const char *bp_cpu_kernel_to_name(bp_cpu_kernel kernel) {
+    const cpu_path *p = find_path(kernel);
+    return p ? p->name : NULL;
+}
+
 static bp_status parse_env(bp_cpu_kernel *out) {
     const char *env = getenv("BP_CPU");
     *out = BP_CPU_KERNEL_AUTO;
     if (!env || !*env)
         return BP_OK;
-    for (size_t i = 0; i < NPATHS; i++)
-        if (strcmp(env, paths[i].name) == 0) {
-            *out = paths[i].id;
-            return BP_OK;
-        }
-    return bp__fail(BP_ERR_INVALID_ARGUMENT,
-                    "BP_CPU='%.64s' is not one of auto, reference, portable, avx2, avx2-lut, "
-                    "avx512, avx512-lut, avx512-vnni, avx512-vnni-batched, neon, neon-lut, "
-                    "neon-dotprod",
-                    env);
+    if (bp_cpu_kernel_from_name(env, out) == BP_OK)
+        return BP_OK;
+    /* Copied: bp__fail overwrites the message it would read. */
+    char why[320];
+    snprintf(why, sizeof why, "%s", bp_last_error());
+    return bp__fail(BP_ERR_INVALID_ARGUMENT, "BP_CPU=%s", why);
 }
 
 static bp_status check_runnable(bp_cpu_kernel k, const char *origin) {

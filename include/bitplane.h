@@ -150,6 +150,19 @@ typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_NEON_DOTPROD = 18,
 } bp_cpu_kernel;
 
+/**
+ * The CPU kernel path named `name`, as BP_CPU and the tools spell it ("auto",
+ * "reference", "portable", "avx2", "avx2-lut", "avx512", "avx512-lut",
+ * "avx512-vnni", "avx512-vnni-batched", "neon", "neon-lut", "neon-dotprod"),
+ * into *out. Every name is known on every architecture; whether this CPU can
+ * run the path is checked when a context is created. Any other string:
+ * BP_ERR_INVALID_ARGUMENT, the message listing the names.
+ */
+BP_API bp_status bp_cpu_kernel_from_name(const char *name, bp_cpu_kernel *out);
+/** The name of a path, or NULL for a value that is not a bp_cpu_kernel.
+ * Static storage. */
+BP_API const char *bp_cpu_kernel_to_name(bp_cpu_kernel kernel);
+
 /*
  * Accelerator inner paths. AUTO picks by shape (see the backend's header);
  * every path computes the same exact integers, so y is bit-identical. The

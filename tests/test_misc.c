@@ -304,3 +304,30 @@ Test(misc, matrix_kernel_names) {
     bp_matrix_destroy(r);
     bp_context_destroy(ctx);
 }
+
+/* bp_cpu_kernel_from_name / _to_name: the one name table (BP_CPU, the tools,
+ * the bindings) against the test suite's own list; unknown names refused. */
+Test(misc, cpu_kernel_names_round_trip) {
+    static const bp_cpu_kernel all[] = {
+        BP_CPU_KERNEL_AUTO,       BP_CPU_KERNEL_REFERENCE,   BP_CPU_KERNEL_PORTABLE,
+        BP_CPU_KERNEL_AVX2,       BP_CPU_KERNEL_AVX2_LUT,    BP_CPU_KERNEL_AVX512,
+        BP_CPU_KERNEL_AVX512_LUT, BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED,
+        BP_CPU_KERNEL_NEON,       BP_CPU_KERNEL_NEON_LUT,    BP_CPU_KERNEL_NEON_DOTPROD};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const char *name = bp_cpu_kernel_to_name(all[i]);
+        cr_assert(name != NULL, "kernel %d has no name", (int)all[i]);
+        cr_expect_str_eq(name, tu_kernel_name(all[i]));
+        bp_cpu_kernel k = (bp_cpu_kernel)-1;
+        cr_expect_eq(bp_cpu_kernel_from_name(name, &k), BP_OK, "%s: %s", name, bp_last_error());
+        cr_expect_eq(k, all[i], "%s", name);
+    }
+    cr_expect_null(bp_cpu_kernel_to_name((bp_cpu_kernel)99));
+    bp_cpu_kernel k = BP_CPU_KERNEL_AUTO;
+    cr_expect_eq(bp_cpu_kernel_from_name("avx513", &k), BP_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(bp_last_error(), "'avx513' is not one of auto, reference") != NULL, "%s",
+              bp_last_error());
+    cr_expect(strstr(bp_last_error(), "neon-dotprod") != NULL, "%s", bp_last_error());
+    cr_expect_eq(k, BP_CPU_KERNEL_AUTO, "a refused name leaves *out alone");
+    cr_expect_eq(bp_cpu_kernel_from_name(NULL, &k), BP_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(bp_cpu_kernel_from_name("auto", NULL), BP_ERR_INVALID_ARGUMENT);
+}
