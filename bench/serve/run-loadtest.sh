@@ -15,6 +15,13 @@ port=${BP_PORT:-8471}
 export BP_STEP_S=${BP_STEP_S:-10} BP_ROWS=${BP_ROWS:-32} BP_USERS=${BP_USERS:-32}
 levels=${BP_LEVELS:-0.5,1,1.5,2,3}
 slo=${BP_SLO_MS:-100}
+for mod in bitplane.serve locust matplotlib; do
+  "$py" -c "import $mod" 2>/dev/null || {
+    echo "run-loadtest: $py cannot import $mod; install bitplane[serve,sweep] and locust" \
+      "into that environment (or set PYTHON)" >&2
+    exit 2
+  }
+done
 mkdir -p "$out"
 rm -f "$out"/*.jsonl "$out"/*.jsonl.gz "$out"/uptime.txt
 # One server per mode (planes 8, 4, auto), so that each controller sees only
