@@ -1,6 +1,7 @@
 /* bitplane.Context: a backend, its thread pool and scratch. */
 #include "pybp.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -11,24 +12,6 @@ static const struct {
     {"cpu", BP_BACKEND_CPU},
     {"cuda", BP_BACKEND_CUDA},
     {"opencl", BP_BACKEND_OPENCL},
-};
-
-static const struct {
-    const char *name;
-    bp_cpu_kernel kernel;
-} cpu_kernels[] = {
-    {"auto", BP_CPU_KERNEL_AUTO},
-    {"reference", BP_CPU_KERNEL_REFERENCE},
-    {"avx512", BP_CPU_KERNEL_AVX512},
-    {"avx512-lut", BP_CPU_KERNEL_AVX512_LUT},
-    {"avx2", BP_CPU_KERNEL_AVX2},
-    {"avx2-lut", BP_CPU_KERNEL_AVX2_LUT},
-    {"portable", BP_CPU_KERNEL_PORTABLE},
-    {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI},
-    {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED},
-    {"neon", BP_CPU_KERNEL_NEON},
-    {"neon-lut", BP_CPU_KERNEL_NEON_LUT},
-    {"neon-dotprod", BP_CPU_KERNEL_NEON_DOTPROD},
 };
 
 static const struct {
@@ -57,12 +40,11 @@ const char *pybp_backend_name(bp_backend backend) {
                 break;                                                                             \
             }                                                                                      \
         if (i_ == sizeof table / sizeof table[0]) {                                                \
-            char choices_[128] = "";                                                               \
-            for (i_ = 0; i_ < sizeof table / sizeof table[0]; i_++) {                              \
-                strcat(choices_, i_ ? ", '" : "'");                                                \
-                strcat(choices_, table[i_].name);                                                  \
-                strcat(choices_, "'");                                                             \
-            }                                                                                      \
+            char choices_[256] = "";                                                               \
+            size_t len_ = 0;                                                                       \
+            for (i_ = 0; i_ < sizeof table / sizeof table[0] && len_ < sizeof choices_; i_++)      \
+                len_ += (size_t)snprintf(choices_ + len_, sizeof choices_ - len_, "%s'%s'",        \
+                                         i_ ? ", " : "", table[i_].name);                          \
             return pybp_raise_format(BP_ERR_INVALID_ARGUMENT, "%s must be one of %s, got '%s'",    \
                                      what, choices_, text);                                        \
         }                                                                                          \
@@ -78,7 +60,9 @@ static PyObject *context_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
                                      &gpu_kernel))
         return NULL;
     LOOKUP(backends, backend, "backend", backend, &opt.backend);
-    LOOKUP(cpu_kernels, kernel, "cpu_kernel", cpu_kernel, &opt.cpu_kernel);
+    /* The library's own table of CPU path names (the one BP_CPU uses). */
+    if (bp_cpu_kernel_from_name(cpu_kernel, &opt.cpu_kernel) != BP_OK)
+        return pybp_raise_format(BP_ERR_INVALID_ARGUMENT, "cpu_kernel: %s", bp_last_error());
     LOOKUP(gpu_kernels, kernel, "gpu_kernel", gpu_kernel, &opt.gpu_kernel);
 
     PyBpContext *self = (PyBpContext *)type->tp_alloc(type, 0);

@@ -169,6 +169,18 @@ def test_unavailable_backend_says_why():
             assert ctx.backend == backend
     with pytest.raises(ValueError, match="backend must be one of 'auto', 'cpu', 'cuda', 'opencl'"):
         bp.Context(backend="tpu")
+    with pytest.raises(ValueError, match="gpu_kernel must be one of 'auto', 'popcount', 'mma', got 'x'"):
+        bp.Context(gpu_kernel="x")
+
+
+def test_unknown_cpu_kernel_names_every_path():
+    # The library's one name table: every path, also those of other CPUs.
+    with pytest.raises(bp.InvalidArgumentError) as e:
+        bp.Context(cpu_kernel="avx513")
+    msg = str(e.value)
+    assert msg.startswith("cpu_kernel: 'avx513' is not one of auto, reference"), msg
+    for name in ("portable", "avx2-lut", "avx512-vnni-batched", "neon", "neon-lut", "neon-dotprod"):
+        assert name in msg, msg
 
 
 def test_wrong_dtype_is_type_error(mat, rng):
