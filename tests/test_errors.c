@@ -194,6 +194,12 @@ Test(errors, env_override) {
     bp_context *ctx = NULL;
     setenv("BP_CPU", "bogus-kernel", 1);
     EXPECT_STATUS(BP_ERR_INVALID_ARGUMENT, bp_context_create(NULL, &ctx));
+    /* The message names the variable, the value and every path (the
+     * library's name table, copied before the error is set). */
+    cr_expect(strstr(bp_last_error(), "BP_CPU='bogus-kernel' is not one of auto, reference") !=
+                  NULL,
+              "%s", bp_last_error());
+    cr_expect(strstr(bp_last_error(), "neon-dotprod") != NULL, "%s", bp_last_error());
     cr_expect(ctx == NULL);
     /* An explicit option wins over the environment. */
     bp_context_options o = BP_CONTEXT_OPTIONS_INIT;
