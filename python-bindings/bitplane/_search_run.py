@@ -162,10 +162,10 @@ def _search(ev: Evaluator, args) -> dict:
     algo.setup(PlaneProblem(), termination=("n_gen", args.generations), seed=args.seed,
                verbose=False)
     started, generations, stopped, exhausted = time.perf_counter(), 0, False, False
+    # The budget is checked after each generation, so at least one always
+    # runs (the first is the seeded population, whose uniform plans are
+    # already cached and can take well under a millisecond).
     while algo.has_next():
-        if args.time_budget and time.perf_counter() - started > args.time_budget:
-            stopped = True
-            break
         # Every plan evaluated: the front is exact, and pymoo would only
         # spin looking for offspring that are not duplicates.
         if len(ev.cache) >= args.bits ** n_var:
@@ -173,6 +173,10 @@ def _search(ev: Evaluator, args) -> dict:
             break
         algo.next()
         generations += 1
+        if (args.time_budget and algo.has_next()
+                and time.perf_counter() - started > args.time_budget):
+            stopped = True
+            break
     return {"generations": generations, "stopped_by_time_budget": stopped,
             "every_plan_evaluated": exhausted,
             "search_seconds": time.perf_counter() - started}
