@@ -42,6 +42,7 @@ from ._bitplane import (
     SizeOverflowError,
     UnsupportedError,
     VersionError,
+    cpu_kernel_names,
     default_context,
     status_string,
     version,
@@ -52,9 +53,12 @@ __version__ = version()
 
 BACKENDS = ("cpu", "cuda", "opencl")
 METHODS = ("uniform", "residual")
+# Every Context(cpu_kernel=...) name, from the C library's own table.
+CPU_KERNELS = cpu_kernel_names()
 
 __all__ = [
     "BACKENDS",
+    "CPU_KERNELS",
     "DEFAULT_BITS",
     "MAX_BITS",
     "METHODS",
@@ -73,6 +77,7 @@ __all__ = [
     "SizeOverflowError",
     "UnsupportedError",
     "VersionError",
+    "cpu_kernel_names",
     "default_context",
     "library_path",
     "status_string",

@@ -23,6 +23,8 @@ import os
 import sys
 from typing import List, Optional
 
+from . import CPU_KERNELS
+
 
 def _int_list(text: str) -> List[int]:
     try:
@@ -79,9 +81,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="threads for bitplane and for the OpenBLAS baseline, pinned to the "
                         "same count; 0 = all cores")
     p.add_argument("--cpu-kernel", default="auto",
-                   choices=["auto", "reference", "portable", "avx2", "avx2-lut", "avx512",
-                            "avx512-lut", "avx512-vnni", "avx512-vnni-batched", "neon",
-                            "neon-lut", "neon-dotprod"],
+                   choices=CPU_KERNELS,
                    help="CPU kernel path (the library's AUTO dispatch by default)")
     p.add_argument("--out", default="bitplane-sweep-out", help="output directory")
     p.add_argument("--repeats", type=int, default=5,

@@ -21,6 +21,24 @@ static PyObject *fn_status_string(PyObject *self, PyObject *arg) {
     return PyUnicode_FromString(bp_status_string((bp_status)code));
 }
 
+/* Every CPU kernel name the library knows, in enum order, from its own
+ * table (bp_cpu_kernel_to_name), so Python never keeps a copy. */
+static PyObject *fn_cpu_kernel_names(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    PyObject *names = PyList_New(0);
+    for (int v = 0; names && v < 256; v++) {
+        const char *name = bp_cpu_kernel_to_name((bp_cpu_kernel)v);
+        PyObject *s = name ? PyUnicode_FromString(name) : NULL;
+        if (name && (!s || PyList_Append(names, s) != 0))
+            Py_CLEAR(names);
+        Py_XDECREF(s);
+    }
+    PyObject *t = names ? PyList_AsTuple(names) : NULL;
+    Py_XDECREF(names);
+    return t;
+}
+
 static PyMethodDef module_methods[] = {
     {"version", fn_version, METH_NOARGS,
      "version() -> str\n\nThe C library's version, 'MAJOR.MINOR.PATCH'."},
@@ -28,6 +46,10 @@ static PyMethodDef module_methods[] = {
      "default_context() -> Context\n\n"
      "The process-wide default CPU context (all cores), created on first use. Used wherever "
      "context=None."},
+    {"cpu_kernel_names", fn_cpu_kernel_names, METH_NOARGS,
+     "cpu_kernel_names() -> tuple[str, ...]\n\nEvery CPU kernel name Context(cpu_kernel=...) "
+     "accepts, from the library's table; whether a path can run here is checked when a "
+     "context is created."},
     {"status_string", fn_status_string, METH_O,
      "status_string(code) -> str\n\nThe library's short description of a status code."},
     {NULL, NULL, 0, NULL},

@@ -181,6 +181,18 @@ def test_unknown_cpu_kernel_names_every_path():
     assert msg.startswith("cpu_kernel: 'avx513' is not one of auto, reference"), msg
     for name in ("portable", "avx2-lut", "avx512-vnni-batched", "neon", "neon-lut", "neon-dotprod"):
         assert name in msg, msg
+    # CPU_KERNELS is that same table: the message lists exactly its names.
+    assert msg.endswith(", ".join(bp.CPU_KERNELS)), msg
+
+
+def test_every_listed_cpu_kernel_is_a_known_name():
+    assert bp.CPU_KERNELS[:2] == ("auto", "reference")
+    for name in bp.CPU_KERNELS:
+        try:
+            ctx = bp.Context(threads=1, cpu_kernel=name)
+        except bp.UnsupportedError:
+            continue  # another CPU's path: known, but cannot run here
+        assert ctx.cpu_kernel_name(cols=64) in bp.CPU_KERNELS
 
 
 def test_wrong_dtype_is_type_error(mat, rng):

@@ -1,7 +1,7 @@
 /* Per-call time of bp_gemm from C at a small shape, for comparison with the
  * same call through the Python binding (overhead.py runs both).
  * Usage: overhead ROWS COLS CALLS_PER_SAMPLE SAMPLES CPU_KERNEL -> one ns/call per
- * line; CPU_KERNEL is the bp_cpu_kernel value (0 auto, 1 reference, 2 avx512, 3 avx512-lut). */
+ * line; CPU_KERNEL is a kernel name as BP_CPU takes it (auto, reference, avx512, ...). */
 #include <bitplane.h>
 
 #include <stdio.h>
@@ -28,10 +28,10 @@ int main(int argc, char **argv) {
         x[i] = (float)rand() / RAND_MAX - 0.5f;
     bp_context_options co = BP_CONTEXT_OPTIONS_INIT;
     co.threads = 1;
-    co.cpu_kernel = (bp_cpu_kernel)atoi(argv[5]);
     bp_context *ctx;
     bp_matrix *m;
-    if (bp_context_create(&co, &ctx) || bp_matrix_quantize(ctx, w, rows, cols, cols, NULL, &m))
+    if (bp_cpu_kernel_from_name(argv[5], &co.cpu_kernel) || bp_context_create(&co, &ctx) ||
+        bp_matrix_quantize(ctx, w, rows, cols, cols, NULL, &m))
         return fprintf(stderr, "%s\n", bp_last_error()), 1;
     bp_run_options run = BP_RUN_OPTIONS_INIT;
     run.planes = 4;

@@ -32,11 +32,6 @@ def build_c(tmp: Path) -> Path:
     return exe
 
 
-KERNELS = {"auto": 0, "reference": 1, "avx512": 2, "avx512-lut": 3, "avx2": 4, "avx2-lut": 5,
-           "portable": 6, "avx512-vnni": 7, "avx512-vnni-batched": 8, "neon": 16,
-           "neon-lut": 17, "neon-dotprod": 18}
-
-
 def python_samples(rows, cols, calls, samples, kernel, with_out=True):
     rng = np.random.default_rng(1)
     ctx = bp.Context(threads=1, cpu_kernel=kernel)
@@ -79,7 +74,7 @@ def main():
     ap.add_argument("--calls", type=int, default=2000, help="calls per sample")
     ap.add_argument("--samples", type=int, default=15, help="samples per round")
     ap.add_argument("--rounds", type=int, default=5, help="alternating C/Python rounds")
-    ap.add_argument("--cpu-kernel", default="auto", choices=sorted(KERNELS),
+    ap.add_argument("--cpu-kernel", default="auto", choices=bp.CPU_KERNELS,
                     help="CPU kernel for both sides")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +82,7 @@ def main():
         c, py, py_alloc, loop = [], [], [], []
         for _ in range(args.rounds):
             out = subprocess.run([str(exe), str(args.rows), str(args.cols), str(args.calls),
-                                  str(args.samples), str(KERNELS[args.cpu_kernel])], check=True, capture_output=True,
+                                  str(args.samples), args.cpu_kernel], check=True, capture_output=True,
                                  text=True).stdout
             c += [float(v) for v in out.split()]
             py += python_samples(args.rows, args.cols, args.calls, args.samples,
