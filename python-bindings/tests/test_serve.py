@@ -83,6 +83,16 @@ def test_infer_equals_library(server, digits, rng, planes):
     np.testing.assert_array_equal(as_array(r), digits.forward(x, planes, 6))
 
 
+def test_served_digits_is_quantized_as_the_sweep_quantizes_it(digits, rng):
+    # Pixels and post-ReLU inputs are non-negative: no layer is rotated, so
+    # the served model gives the sweep's (bitplane.models.build) answers.
+    import bitplane.models as M
+    ref = M.build(M.read("digits"))
+    assert [l.matrix.rotation for l in digits.mlp.layers] == [0] * len(ref.layers)
+    x = np.abs(gauss(rng, (3, 64)))
+    np.testing.assert_array_equal(digits.forward(x, 4, 8), ref(x, planes=4, act_bits=8))
+
+
 def test_infer_nested_data_and_default_planes(server, digits, rng):
     x = gauss(rng, (2, 64))
     body = infer_body(x)

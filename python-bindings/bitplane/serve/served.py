@@ -38,8 +38,11 @@ class LinearStackModel:
         """built: the MLP already made (with `plan` applied), else made here."""
         self.name = data.name
         self.path = data.path
-        self.mlp = built or bp_models.MLP(bp_models.linear_params(data), activation=activation,
-                                          bits=bits, context=context)
+        # build() quantizes as the sweep does: layers whose inputs are
+        # non-negative (after a ReLU; the first one when the file's test_x
+        # is) keep the unsigned activation mode instead of being rotated.
+        self.mlp = built or bp_models.build(data, activation=activation, bits=bits,
+                                            context=context)
         self.plan = plan
         self.bits = plan["quantizer"]["bits"] if plan else bits
         self.in_features = self.mlp.layers[0].in_features
