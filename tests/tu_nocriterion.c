@@ -112,5 +112,10 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "[====] Synthesis: Tested: %zu | Passing: %zu | Failing: %zu | Skipped: %zu\n",
             passed + failed + skipped, passed, failed, skipped);
+    /* A filter that matches nothing is a misregistered test, not a pass. */
+    if (passed + failed + skipped == 0) {
+        fprintf(stderr, "no test matches '%s'\n", argc > 1 ? argv[1] : "");
+        return 1;
+    }
     return failed ? 1 : 0;
 }
