@@ -126,6 +126,7 @@ typedef struct rnn_call {
     bp_context *ctx;
     const bp_rnn *rnn;
     bp_rnn_mode mode;
+    const bp_rnn_float_cell *fcell; /* float-mode update for the context's CPU path */
     size_t steps, batch, H, GH;
     layer_precision prec[BP_RNN_MAX_LAYERS];
     void *mem;
@@ -235,47 +236,6 @@ typedef struct cell_job {
     size_t chunk;       /* units per task */
 } cell_job;
 
-static void lstm_float(const cell_job *job, size_t b, size_t j0, size_t j1) {
-    size_t H = job->c->H, n = j1 - j0;
-    float *p = job->c->gh + b * job->c->GH;
-    const float *xi = job->gi + b * job->c->GH;
-    for (int g = 0; g < 4; g++)
-        for (size_t j = j0; j < j1; j++)
-            p[g * H + j] = xi[g * H + j] + p[g * H + j];
-    bp__rnn_sigmoid_array(p + j0, n);
-    bp__rnn_sigmoid_array(p + H + j0, n);
-    bp__rnn_tanh_array(p + 2 * H + j0, n);
-    bp__rnn_sigmoid_array(p + 3 * H + j0, n);
-    float *cs = job->c->cst + b * H, *h = job->hout + b * H;
-    for (size_t j = j0; j < j1; j++) {
-        float cn = p[H + j] * cs[j] + p[j] * p[2 * H + j];
-        cs[j] = cn;
-        h[j] = cn;
-    }
-    bp__rnn_tanh_array(h + j0, n);
-    for (size_t j = j0; j < j1; j++)
-        h[j] = p[3 * H + j] * h[j];
-}
-
-static void gru_float(const cell_job *job, size_t b, size_t j0, size_t j1) {
-    size_t H = job->c->H, n = j1 - j0;
-    float *p = job->c->gh + b * job->c->GH;
-    const float *xi = job->gi + b * job->c->GH;
-    const float *hp = job->hprev + b * H;
-    float *h = job->hout + b * H;
-    for (size_t j = j0; j < j1; j++) {
-        p[j] = xi[j] + p[j];
-        p[H + j] = xi[H + j] + p[H + j];
-    }
-    bp__rnn_sigmoid_array(p + j0, n);     /* r */
-    bp__rnn_sigmoid_array(p + H + j0, n); /* z */
-    for (size_t j = j0; j < j1; j++)
-        p[2 * H + j] = xi[2 * H + j] + p[j] * p[2 * H + j];
-    bp__rnn_tanh_array(p + 2 * H + j0, n); /* n */
-    for (size_t j = j0; j < j1; j++)
-        h[j] = (1.0f - p[H + j]) * p[2 * H + j] + p[H + j] * hp[j];
-}
-
 /* Q0.15 state -> the float the next product reads: exact (|h| <= 2^15). */
 static inline float q15_to_float(int32_t h) {
     return (float)h * (1.0f / 32768.0f);
@@ -334,8 +294,12 @@ static void cell_task(void *arg, size_t task, int worker) {
     for (size_t b = 0; b < c->batch; b++) {
         if (integer)
             (lstm ? lstm_integer : gru_integer)(job, b, j0, j1);
+        else if (lstm)
+            c->fcell->lstm(job->gi + b * c->GH, c->gh + b * c->GH, c->cst + b * c->H,
+                           job->hout + b * c->H, c->H, j0, j1);
         else
-            (lstm ? lstm_float : gru_float)(job, b, j0, j1);
+            c->fcell->gru(job->gi + b * c->GH, c->gh + b * c->GH, job->hprev + b * c->H,
+                          job->hout + b * c->H, c->H, j0, j1);
     }
 }
 
@@ -447,6 +411,7 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
     c->ctx = ctx;
     c->rnn = rnn;
     c->mode = opt.mode;
+    c->fcell = bp__rnn_float_cell_for(ctx->cpu_kernel);
     c->steps = steps;
     c->batch = batch;
     c->H = rnn->hidden;
