@@ -17,15 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* On the CPU backend the input projection runs as batched products of at
- * most this many columns: the framework's batched path re-reads every
- * column's prepared activations for each block of rows, so beyond about 16
- * columns they leave the cache and each column costs 2.4x more (measured:
- * 1024 x 256, 4 planes, act_bits 8: 55 us per column at batch 16, 130 at
- * batch 64 and 512). Results do not depend on the split (batch invariance).
- * Accelerators take the whole sequence in one product. */
-#define CPU_PROJECTION_COLUMNS 16
-
 /* Elementwise work below this many (batch x hidden) units stays on the
  * calling thread: a pool round trip costs more than it saves. */
 #define PARALLEL_MIN_UNITS 16384
@@ -330,6 +321,9 @@ static bp_status run_layer(rnn_call *c, size_t l, const float *in, const float *
      * rule. */
     float fixed = integer ? ldexpf(1.0f, -(p->act_bits - 1)) : 0.0f;
 
+    /* All T x B columns in one product: the CPU framework blocks columns
+     * itself (batched kernels take up to 64 per task), and 16-column
+     * products measured no faster (H 256, batch 16, 4 planes). */
     bp_status st = product(c, L->ih, L->bias_ih, p->planes_ih, p->act_bits, l ? fixed : 0.0f, in,
                            sb, L->in, c->gi);
     if (st)
