@@ -370,3 +370,41 @@ ParameterizedTest(bp_cpu_kernel *kernel, activations, ties_and_mode) {
     free(e);
     bp_context_destroy(ctx);
 }
+
+/* bp__quantize_activations against the documented rule (tu_quantize_act) on
+ * columns of every length around the quantizer's 16-lane blocks, with the
+ * largest |x| and the only negative value at random positions (any lane or
+ * the tail), signed zeros, dynamic and fixed scales. */
+Test(activations, quantizer_follows_rule_at_every_position) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    float x[97];
+    int32_t q[97], qr[97];
+    int32_t *qa = bp__aligned_alloc(bp__act_q_words(128) * sizeof *qa);
+    cr_assert(qa);
+    for (size_t cols = 1; cols <= NELEM(x); cols++)
+        for (int round = 0; round < 12; round++) {
+            const int ab = 2 + (int)tu_range(&rng, 0, 14);
+            for (size_t j = 0; j < cols; j++)
+                x[j] = (float)tu_uniform(&rng) * (round % 3 ? 1.0f : 0x1p-70f);
+            x[tu_range(&rng, 0, cols - 1)] *= 3.0f; /* the maximum, usually */
+            if (round % 2)
+                x[tu_range(&rng, 0, cols - 1)] = -(float)tu_uniform(&rng);
+            if (round % 4 == 3)
+                x[tu_range(&rng, 0, cols - 1)] = -0.0f;
+            const float scale = round % 5 == 4 ? 0.01f : 0.0f;
+            bp_act_column c;
+            tu_act r;
+            bp__quantize_activations(x, cols, 128, ab, scale, qa, &c);
+            tu_quantize_act(x, cols, ab, scale, qr, &r);
+            memcpy(q, qa, cols * sizeof *q);
+            cr_assert(c.is_signed == r.is_signed && tu_bits(c.scale) == tu_bits(r.scale),
+                      "cols %zu act_bits %d: signed %d / %d, scale %a / %a; seed=%llu", cols, ab,
+                      c.is_signed, r.is_signed, (double)c.scale, (double)r.scale, seed);
+            cr_assert(memcmp(q, qr, cols * sizeof *q) == 0,
+                      "cols %zu act_bits %d: q differs from the documented rule; seed=%llu", cols,
+                      ab, seed);
+        }
+    bp__aligned_free(qa);
+}
