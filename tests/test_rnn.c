@@ -686,6 +686,17 @@ Test(rnn, bad_arguments) {
     EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_NON_FINITE,
            "x: element 7 is Inf");
     x[7] = 0.5f;
+    /* Past the first block of the finiteness scan, and the last element. */
+    float *xl = random_array(&rng, 61 * B * 5, 1.0f), *yl = tu_xmalloc(61 * B * 8 * sizeof(float));
+    xl[300] = -INFINITY;
+    EXPECT(bp_rnn_forward(ctx, rnn, xl, 61, B, NULL, NULL, yl, NULL, NULL, &run), BP_ERR_NON_FINITE,
+           "x: element 300 is Inf");
+    xl[300] = 0.0f;
+    xl[61 * B * 5 - 1] = NAN;
+    EXPECT(bp_rnn_forward(ctx, rnn, xl, 61, B, NULL, NULL, yl, NULL, NULL, &run), BP_ERR_NON_FINITE,
+           "x: element 609 is NaN");
+    free(xl);
+    free(yl);
     h[3] = NAN;
     EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, h, NULL, y, NULL, NULL, &run), BP_ERR_NON_FINITE,
            "h0: element 3 is NaN");
