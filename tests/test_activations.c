@@ -408,3 +408,46 @@ Test(activations, quantizer_follows_rule_at_every_position) {
         }
     bp__aligned_free(qa);
 }
+
+/* The vectorized uniform combine gives bp__combine_uniform's bits for every
+ * D (below, at and above the 2^51 bound of its fast conversion, up to 2^62), with
+ * and without a bias, and reports non-finite results. */
+Test(activations, uniform_combine_rows_matches_scalar) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { ROWS = 67, STRIDE = 3 };
+    int64_t d[ROWS];
+    float alpha[ROWS * STRIDE], bias[ROWS], y[ROWS], e[ROWS];
+    for (int round = 0; round < 400; round++) {
+        static const int max_bits_of_round[4] = {62, 51, 52, 30};
+        const int max_bits = max_bits_of_round[round % 4];
+        for (size_t r = 0; r < ROWS; r++) {
+            int64_t v = (int64_t)(tu_next(&rng) >> (64 - max_bits));
+            /* Round 2 positive only: below 2^52, so some D in [2^51, 2^52). */
+            d[r] = round % 4 != 2 && tu_next(&rng) & 1 ? -v : v;
+            if (round % 4 == 1 && r % 7 == 0) /* the bound itself, either side */
+                d[r] = (r % 2 ? -1 : 1) * (((int64_t)1 << 51) + (int64_t)(r % 3) - 1);
+            bias[r] = (float)(tu_uniform(&rng) - 0.5);
+        }
+        for (size_t i = 0; i < ROWS * STRIDE; i++)
+            alpha[i] = (float)tu_uniform(&rng) * 1e-3f;
+        if (round % 10 == 9)
+            alpha[STRIDE * (round % ROWS)] = FLT_MAX; /* overflows unless D is tiny */
+        const float s = (float)tu_uniform(&rng) * 1e-2f;
+        const float *b = round % 2 ? bias : NULL;
+        bool finite = true;
+        for (size_t r = 0; r < ROWS; r++) {
+            e[r] = bp__combine_uniform(alpha[r * STRIDE], d[r], s);
+            e[r] = b ? e[r] + b[r] : e[r];
+            finite &= isfinite(e[r]) != 0;
+        }
+        bool got = bp__combine_uniform_rows(alpha, STRIDE, d, s, b, y, ROWS);
+        cr_assert(got == finite, "round %d: finite %d, expected %d; seed=%llu", round, got, finite,
+                  seed);
+        for (size_t r = 0; r < ROWS; r++)
+            cr_assert(tu_bits(y[r]) == tu_bits(e[r]),
+                      "round %d row %zu: D %lld: %a, expected %a; seed=%llu", round, r,
+                      (long long)d[r], (double)y[r], (double)e[r], seed);
+    }
+}
