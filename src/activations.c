@@ -85,17 +85,15 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
     }
     /* A compare gives fmaxf's result without a libm call per element: x is
      * finite, and a NaN (only from a rotated input that overflowed) is
-     * skipped by both. */
-    /* In ACT_LANES independent lanes, so that the loop vectorizes: the
-     * maximum of the non-NaN |x| (all >= +0) and the AND of x >= 0 do not
-     * depend on the order of the elements. */
+     * skipped by both. The scan runs in ACT_LANES independent lanes so that
+     * it vectorizes: the maximum of the non-NaN |x| (all >= +0) and the AND
+     * of x >= 0 do not depend on the order of the elements. */
     enum { ACT_LANES = 16 };
     float lane_max[ACT_LANES] = {0};
     int32_t lane_neg[ACT_LANES] = {0};
     size_t j0 = 0;
     for (; j0 + ACT_LANES <= cols; j0 += ACT_LANES)
         for (int l = 0; l < ACT_LANES; l++) {
-            /* fmaxf without the call: a NaN |x| leaves the maximum as fmaxf does. */
             const float a = fabsf(x[j0 + l]);
             lane_max[l] = a > lane_max[l] ? a : lane_max[l];
             lane_neg[l] |= !(x[j0 + l] >= 0.0f);
