@@ -142,12 +142,8 @@ static void combine_rows(cpu_call *c, const bp_act_column *ac, const int64_t *d,
         /* The prefix's coefficients are n floats per row, alpha the last
          * (bp__alpha), so the row loop strides by n. */
         const float *alpha = bp__coef(m, n, r0) + (n - 1);
-        for (size_t r = r0; r < r1; r++) {
-            float v = bp__combine_uniform(alpha[(r - r0) * (size_t)n], d[r - r0], ac->scale);
-            v = a->bias ? v + a->bias[r] : v;
-            y[r] = v;
-            finite &= isfinite(v) != 0;
-        }
+        finite = bp__combine_uniform_rows(alpha, (size_t)n, d, ac->scale,
+                                          a->bias ? a->bias + r0 : NULL, y + r0, r1 - r0);
     } else {
         for (size_t r = r0; r < r1; r++) {
             float v = bp__combine(bp__coef(m, n, r), d + (r - r0), ld_plane, n, ac->scale);

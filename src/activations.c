@@ -85,14 +85,29 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
     }
     /* A compare gives fmaxf's result without a libm call per element: x is
      * finite, and a NaN (only from a rotated input that overflowed) is
-     * skipped by both. */
+     * skipped by both. The scan runs in ACT_LANES independent lanes so that
+     * it vectorizes: the maximum of the non-NaN |x| (all >= +0) and the AND
+     * of x >= 0 do not depend on the order of the elements. */
+    enum { ACT_LANES = 16 };
+    float lane_max[ACT_LANES] = {0};
+    int32_t lane_neg[ACT_LANES] = {0};
+    size_t j0 = 0;
+    for (; j0 + ACT_LANES <= cols; j0 += ACT_LANES)
+        for (int l = 0; l < ACT_LANES; l++) {
+            const float a = fabsf(x[j0 + l]);
+            lane_max[l] = a > lane_max[l] ? a : lane_max[l];
+            lane_neg[l] |= !(x[j0 + l] >= 0.0f);
+        }
+    for (size_t j = j0; j < cols; j++) {
+        const float a = fabsf(x[j]);
+        lane_max[0] = a > lane_max[0] ? a : lane_max[0];
+        lane_neg[0] |= !(x[j] >= 0.0f);
+    }
     float amax = 0.0f;
     bool nonneg = true;
-    for (size_t j = 0; j < cols; j++) {
-        /* fmaxf without the call: a NaN |x| leaves amax as fmaxf does. */
-        const float a = fabsf(x[j]);
-        amax = a > amax ? a : amax;
-        nonneg &= x[j] >= 0.0f;
+    for (int l = 0; l < ACT_LANES; l++) {
+        amax = lane_max[l] > amax ? lane_max[l] : amax;
+        nonneg &= lane_neg[l] == 0;
     }
     const float L = nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
     const float lo = nonneg ? 0.0f : -L;

@@ -62,5 +62,10 @@ float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float 
 static inline float bp__combine_uniform(float alpha, int64_t d_u, float s) {
     return alpha * ((float)d_u * s);
 }
+/* y[r] = bp__combine_uniform(alpha[r * stride], d[r], s) (+ bias[r] when
+ * bias is not NULL) for r < rows, the same bits, in a loop that vectorizes
+ * (src/combine.c). Returns false when some y[r] is not finite. */
+bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
+                              const float *bias, float *y, size_t rows);
 
 #endif /* BP_ACTIVATIONS_H */

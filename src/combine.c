@@ -6,6 +6,7 @@
 #include "bp_activations.h"
 
 #include <math.h>
+#include <string.h>
 
 float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float s) {
     /* (float)D_p * s_x first, as for uniform matrices: huge coefficients
@@ -14,4 +15,57 @@ float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float 
     for (int p = 0; p < n; p++)
         acc = fmaf(c[p], (float)d[(size_t)p * stride] * s, acc);
     return acc;
+}
+
+/* (float)d through an exact double, for |d| < 2^51: adding d to the bits of
+ * 1.5 * 2^52 gives the double 1.5 * 2^52 + d, and subtracting 1.5 * 2^52 is
+ * exact, so the conversion to float rounds d once, as (float)d does. Unlike
+ * the int64 -> float conversion (scalar below AVX-512DQ), every step
+ * vectorizes on baseline x86-64 (SSE2) and AArch64. */
+static inline float small_i64_to_float(int64_t d) {
+    uint64_t u = (uint64_t)d + 0x4338000000000000u;
+    double f;
+    memcpy(&f, &u, sizeof f);
+    return (float)(f - 0x1.8p52);
+}
+
+/* Bit pattern test, so the flag accumulates without a branch. */
+static inline uint32_t not_finite(float v) {
+    uint32_t b;
+    memcpy(&b, &v, sizeof b);
+    return (b & 0x7f800000u) == 0x7f800000u;
+}
+
+bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
+                              const float *bias, float *y, size_t rows) {
+    /* The fast conversion first, noting whether some |D| >= 2^51 (it does
+     * not occur below K * 2^act_bits * 2^planes = 2^51); then, if one did,
+     * the rows again with the plain conversion. */
+    uint64_t big = 0;
+    uint32_t bad = 0;
+    if (bias) {
+        for (size_t r = 0; r < rows; r++) {
+            big |= ((uint64_t)d[r] + ((uint64_t)1 << 51)) >> 52;
+            float v = alpha[r * stride] * (small_i64_to_float(d[r]) * s) + bias[r];
+            y[r] = v;
+            bad |= not_finite(v);
+        }
+    } else {
+        for (size_t r = 0; r < rows; r++) {
+            big |= ((uint64_t)d[r] + ((uint64_t)1 << 51)) >> 52;
+            float v = alpha[r * stride] * (small_i64_to_float(d[r]) * s);
+            y[r] = v;
+            bad |= not_finite(v);
+        }
+    }
+    if (big) {
+        bad = 0;
+        for (size_t r = 0; r < rows; r++) {
+            float v = bp__combine_uniform(alpha[r * stride], d[r], s);
+            v = bias ? v + bias[r] : v;
+            y[r] = v;
+            bad |= not_finite(v);
+        }
+    }
+    return !bad;
 }

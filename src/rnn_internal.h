@@ -47,6 +47,28 @@ float bp__rnn_tanh(float x);
 void bp__rnn_sigmoid_array(float *v, size_t n);
 void bp__rnn_tanh_array(float *v, size_t n);
 
+/* Float-mode cell updates of one batch column over hidden units [j0, j1):
+ * p holds the recurrent product's G*H pre-activations (gate g at g*H) and is
+ * overwritten as scratch; xi the input projection's, laid out alike. LSTM:
+ * c (cell state) is updated in place and h gets h'. GRU: hp is h_{t-1}.
+ * Every implementation performs the portable code's IEEE operations in the
+ * same order per unit (one lane each), so all give the same bits; they
+ * differ only in how many units one instruction handles. */
+typedef struct bp_rnn_float_cell {
+    const char *name;
+    void (*lstm)(const float *xi, float *p, float *c, float *h, size_t H, size_t j0, size_t j1);
+    void (*gru)(const float *xi, float *p, const float *hp, float *h, size_t H, size_t j0,
+                size_t j1);
+} bp_rnn_float_cell;
+
+/* src/rnn_cell.c: plain C (vectorized by the compiler for the baseline ISA). */
+extern const bp_rnn_float_cell bp__rnn_cell_portable;
+/* The implementation for a context's CPU path (cpu/rnn_cell_dispatch.c):
+ * the AVX-512 cell for the AVX-512 paths, AVX2 for the AVX2 paths, the
+ * portable one for the reference and portable paths, and for AUTO the
+ * widest this CPU runs. */
+const bp_rnn_float_cell *bp__rnn_float_cell_for(bp_cpu_kernel kernel);
+
 /* Integer mode. Q3.12: int16 with 12 fraction bits; Q0.15: 15 fraction
  * bits; Q4.11: 11 fraction bits. */
 #define BP_RNN_Q_PRE  12 /* gate pre-activations */

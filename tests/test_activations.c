@@ -370,3 +370,84 @@ ParameterizedTest(bp_cpu_kernel *kernel, activations, ties_and_mode) {
     free(e);
     bp_context_destroy(ctx);
 }
+
+/* bp__quantize_activations against the documented rule (tu_quantize_act) on
+ * columns of every length around the quantizer's 16-lane blocks, with the
+ * largest |x| and the only negative value at random positions (any lane or
+ * the tail), signed zeros, dynamic and fixed scales. */
+Test(activations, quantizer_follows_rule_at_every_position) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    float x[97];
+    int32_t q[97], qr[97];
+    int32_t *qa = bp__aligned_alloc(bp__act_q_words(128) * sizeof *qa);
+    cr_assert(qa);
+    for (size_t cols = 1; cols <= NELEM(x); cols++)
+        for (int round = 0; round < 12; round++) {
+            const int ab = 2 + (int)tu_range(&rng, 0, 14);
+            for (size_t j = 0; j < cols; j++)
+                x[j] = (float)tu_uniform(&rng) * (round % 3 ? 1.0f : 0x1p-70f);
+            x[tu_range(&rng, 0, cols - 1)] *= 3.0f; /* the maximum, usually */
+            if (round % 2)
+                x[tu_range(&rng, 0, cols - 1)] = -(float)tu_uniform(&rng);
+            if (round % 4 == 3)
+                x[tu_range(&rng, 0, cols - 1)] = -0.0f;
+            const float scale = round % 5 == 4 ? 0.01f : 0.0f;
+            bp_act_column c;
+            tu_act r;
+            bp__quantize_activations(x, cols, 128, ab, scale, qa, &c);
+            tu_quantize_act(x, cols, ab, scale, qr, &r);
+            memcpy(q, qa, cols * sizeof *q);
+            cr_assert(c.is_signed == r.is_signed && tu_bits(c.scale) == tu_bits(r.scale),
+                      "cols %zu act_bits %d: signed %d / %d, scale %a / %a; seed=%llu", cols, ab,
+                      c.is_signed, r.is_signed, (double)c.scale, (double)r.scale, seed);
+            cr_assert(memcmp(q, qr, cols * sizeof *q) == 0,
+                      "cols %zu act_bits %d: q differs from the documented rule; seed=%llu", cols,
+                      ab, seed);
+        }
+    bp__aligned_free(qa);
+}
+
+/* The vectorized uniform combine gives bp__combine_uniform's bits for every
+ * D (below, at and above the 2^51 bound of its fast conversion, up to 2^62), with
+ * and without a bias, and reports non-finite results. */
+Test(activations, uniform_combine_rows_matches_scalar) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { ROWS = 67, STRIDE = 3 };
+    int64_t d[ROWS];
+    float alpha[ROWS * STRIDE], bias[ROWS], y[ROWS], e[ROWS];
+    for (int round = 0; round < 400; round++) {
+        static const int max_bits_of_round[4] = {62, 51, 52, 30};
+        const int max_bits = max_bits_of_round[round % 4];
+        for (size_t r = 0; r < ROWS; r++) {
+            int64_t v = (int64_t)(tu_next(&rng) >> (64 - max_bits));
+            /* Round 2 positive only: below 2^52, so some D in [2^51, 2^52). */
+            d[r] = round % 4 != 2 && tu_next(&rng) & 1 ? -v : v;
+            if (round % 4 == 1 && r % 7 == 0) /* the bound itself, either side */
+                d[r] = (r % 2 ? -1 : 1) * (((int64_t)1 << 51) + (int64_t)(r % 3) - 1);
+            bias[r] = (float)(tu_uniform(&rng) - 0.5);
+        }
+        for (size_t i = 0; i < ROWS * STRIDE; i++)
+            alpha[i] = (float)tu_uniform(&rng) * 1e-3f;
+        if (round % 10 == 9)
+            alpha[STRIDE * (round % ROWS)] = FLT_MAX; /* overflows unless D is tiny */
+        const float s = (float)tu_uniform(&rng) * 1e-2f;
+        const float *b = round % 2 ? bias : NULL;
+        bool finite = true;
+        for (size_t r = 0; r < ROWS; r++) {
+            e[r] = bp__combine_uniform(alpha[r * STRIDE], d[r], s);
+            e[r] = b ? e[r] + b[r] : e[r];
+            finite &= isfinite(e[r]) != 0;
+        }
+        bool got = bp__combine_uniform_rows(alpha, STRIDE, d, s, b, y, ROWS);
+        cr_assert(got == finite, "round %d: finite %d, expected %d; seed=%llu", round, got, finite,
+                  seed);
+        for (size_t r = 0; r < ROWS; r++)
+            cr_assert(tu_bits(y[r]) == tu_bits(e[r]),
+                      "round %d row %zu: D %lld: %a, expected %a; seed=%llu", round, r,
+                      (long long)d[r], (double)y[r], (double)e[r], seed);
+    }
+}

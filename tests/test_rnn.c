@@ -369,6 +369,83 @@ Test(rnn, own_sigmoid_and_tanh_accuracy) {
     cr_assert(bp__rnn_tanh(INFINITY) == 1.0f && bp__rnn_sigmoid(-INFINITY) >= 0.0f);
 }
 
+/* A float for the cell tests: uniform in [-20, 20] (where every bit of the
+ * exp polynomial shows) half the time, else special values around the exp
+ * clamp (+-87, +-88, and +-44 for tanh's 2x), zeros and subnormals, or a
+ * random sign and exponent in 2^-140..2^100 (finite sums and products
+ * throughout). */
+static float wide_float(tu_rng *rng) {
+    static const float special[] = {0.0f,   -0.0f,   87.0f,  -87.0f,  88.0f,  -88.0f, 87.5f,
+                                    -87.5f, 88.5f,   -88.5f, 44.0f,   -44.0f, 43.75f, -44.25f,
+                                    1e-45f, -1e-45f, 1e-40f, -3e-39f, 0.5f,   -1.0f,  20.0f};
+    uint64_t r = tu_next(rng);
+    if (r % 2 == 0)
+        return (float)(40.0 * tu_uniform(rng) - 20.0);
+    if (r % 8 == 1)
+        return special[(r >> 8) % NELEM(special)];
+    float m = (float)(1.0 + tu_uniform(rng));
+    float v = ldexpf(m, (int)tu_range(rng, 0, 240) - 140);
+    return r & 2 ? -v : v;
+}
+
+Test(rnn, float_cell_versions_identical) {
+    /* Every float-mode cell version this CPU runs gives the portable code's
+     * bits on wide inputs, with tails (H 37) and without (H 64). */
+    static const bp_cpu_kernel kernels[] = {BP_CPU_KERNEL_AUTO, BP_CPU_KERNEL_AVX2,
+                                            BP_CPU_KERNEL_AVX512, BP_CPU_KERNEL_NEON};
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    for (size_t H = 37; H <= 64; H += 27) {
+        size_t n = 4 * H;
+        float *xi = tu_xmalloc(n * sizeof(float)), *p0 = tu_xmalloc(n * sizeof(float));
+        float *p = tu_xmalloc(n * sizeof(float)), *c0 = tu_xmalloc(H * sizeof(float));
+        float *c = tu_xmalloc(H * sizeof(float)), *cr = tu_xmalloc(H * sizeof(float));
+        float *h = tu_xmalloc(H * sizeof(float)), *hr = tu_xmalloc(H * sizeof(float));
+        for (int round = 0; round < 200; round++) {
+            for (size_t i = 0; i < n; i++) {
+                xi[i] = wide_float(&rng);
+                p0[i] = wide_float(&rng);
+            }
+            for (size_t j = 0; j < H; j++)
+                c0[j] = wide_float(&rng);
+            /* j0 > 0 covers a task's slice of the units. */
+            size_t j0 = round % 2 ? 0 : 3;
+            for (size_t k = 0; k < NELEM(kernels); k++) {
+                const bp_rnn_float_cell *cell = bp__rnn_float_cell_for(kernels[k]);
+                for (int gru = 0; gru <= 1; gru++) {
+                    memcpy(p, p0, n * sizeof(float));
+                    memcpy(cr, c0, H * sizeof(float));
+                    memset(hr, 0, H * sizeof(float));
+                    if (gru)
+                        bp__rnn_cell_portable.gru(xi, p, c0, hr, H, j0, H);
+                    else
+                        bp__rnn_cell_portable.lstm(xi, p, cr, hr, H, j0, H);
+                    memcpy(p, p0, n * sizeof(float));
+                    memcpy(c, c0, H * sizeof(float));
+                    memset(h, 0, H * sizeof(float));
+                    if (gru)
+                        cell->gru(xi, p, c0, h, H, j0, H);
+                    else
+                        cell->lstm(xi, p, c, h, H, j0, H);
+                    cr_assert(memcmp(h, hr, H * sizeof(float)) == 0 &&
+                                  memcmp(c, cr, H * sizeof(float)) == 0,
+                              "%s %s cell differs from the portable one (H %zu, seed %llu)",
+                              cell->name, gru ? "GRU" : "LSTM", H, (unsigned long long)seed);
+                }
+            }
+        }
+        free(xi);
+        free(p0);
+        free(p);
+        free(c0);
+        free(c);
+        free(cr);
+        free(h);
+        free(hr);
+    }
+}
+
 Test(rnn, integer_tables_accuracy) {
     /* Every Q3.12 input: Q0.15 output within the stated bounds. */
     int worst_t = 0, worst_s = 0;
@@ -609,6 +686,17 @@ Test(rnn, bad_arguments) {
     EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, NULL, &run), BP_ERR_NON_FINITE,
            "x: element 7 is Inf");
     x[7] = 0.5f;
+    /* Past the first block of the finiteness scan, and the last element. */
+    float *xl = random_array(&rng, 61 * B * 5, 1.0f), *yl = tu_xmalloc(61 * B * 8 * sizeof(float));
+    xl[300] = -INFINITY;
+    EXPECT(bp_rnn_forward(ctx, rnn, xl, 61, B, NULL, NULL, yl, NULL, NULL, &run), BP_ERR_NON_FINITE,
+           "x: element 300 is Inf");
+    xl[300] = 0.0f;
+    xl[61 * B * 5 - 1] = NAN;
+    EXPECT(bp_rnn_forward(ctx, rnn, xl, 61, B, NULL, NULL, yl, NULL, NULL, &run), BP_ERR_NON_FINITE,
+           "x: element 609 is NaN");
+    free(xl);
+    free(yl);
     h[3] = NAN;
     EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, h, NULL, y, NULL, NULL, &run), BP_ERR_NON_FINITE,
            "h0: element 3 is NaN");
