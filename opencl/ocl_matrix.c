@@ -26,6 +26,10 @@ static void matrix_free(void *data) {
 
 static bp_status matrix_upload(const bp_matrix *m, void *arg, void **data) {
     bp_ocl_ctx *c = arg;
+    if (bp__has_row_planes(m))
+        return bp__ocl_host->fail(BP_ERR_UNSUPPORTED,
+                                  "the OpenCL backend does not run matrices with per-row plane "
+                                  "counts yet; use a CPU context");
     size_t plane_bytes = (size_t)m->bits * m->plane_words * sizeof(uint32_t);
     size_t coef_bytes = m->rows * (size_t)m->bits * (size_t)(m->bits + 1) / 2 * sizeof(float);
     if (plane_bytes > c->max_alloc || coef_bytes > c->max_alloc)
