@@ -47,6 +47,8 @@ from ._bitplane import (
     version,
 )
 
+from .row_planes import row_planes_from_scores
+
 # The package is versioned with the C library it bundles (include/bitplane.h).
 __version__ = version()
 
@@ -75,6 +77,7 @@ __all__ = [
     "VersionError",
     "default_context",
     "library_path",
+    "row_planes_from_scores",
     "status_string",
     "version",
 ]

@@ -28,6 +28,10 @@ static PyMethodDef module_methods[] = {
      "default_context() -> Context\n\n"
      "The process-wide default CPU context (all cores), created on first use. Used wherever "
      "context=None."},
+    {"_row_planes_from_scores", (PyCFunction)(void (*)(void))pybp_row_planes_from_scores,
+     METH_VARARGS | METH_KEYWORDS,
+     "_row_planes_from_scores(scores, budget, classes, bits) -> numpy.ndarray\n\n"
+     "bp_row_planes_from_scores; use bitplane.row_planes_from_scores."},
     {"status_string", fn_status_string, METH_O,
      "status_string(code) -> str\n\nThe library's short description of a status code."},
     {NULL, NULL, 0, NULL},
