@@ -64,8 +64,9 @@ static void random_counts(tu_rng *rng, uint8_t *c, size_t rows, int bits) {
     c[tu_range(rng, 0, rows - 1)] = (uint8_t)(bits > 1 ? bits - 1 : 1);
 }
 
-/* The oracle on one shape, for every CPU path and threads 1 and 2. */
-static void check_oracle(tu_rng *rng, unsigned long long seed, const shape *s) {
+/* The oracle on one shape, on `gpu` (NULL: every CPU path, threads 1 and 2). */
+static void check_oracle(tu_rng *rng, unsigned long long seed, const shape *s,
+                         const tu_target *gpu) {
     const size_t M = s->rows, K = s->cols, B = 6;
     const int bits = s->bits;
     float *w = tu_xmalloc(M * K * sizeof *w);
@@ -118,12 +119,20 @@ static void check_oracle(tu_rng *rng, unsigned long long seed, const shape *s) {
         o.bias = bias;
         gemm_ok(ref, plain, x, B, yp + (size_t)(n - 1) * B * M, &o);
     }
-    tu_path paths[TU_MAX_PATHS];
-    size_t np = tu_cpu_paths(paths, NULL, 0);
+    tu_target targets[TU_MAX_PATHS];
+    size_t np = 0;
+    if (gpu) {
+        targets[np++] = *gpu;
+    } else {
+        tu_path paths[TU_MAX_PATHS];
+        np = tu_cpu_paths(paths, NULL, 0);
+        for (size_t k = 0; k < np; k++)
+            targets[k] = (tu_target){BP_BACKEND_CPU, (int)paths[k].kernel};
+    }
     int colp[B];
     for (size_t k = 0; k < np; k++)
-        for (int threads = 1; threads <= 2; threads++) {
-            bp_context *ctx = tu_context(paths[k].kernel, threads);
+        for (int threads = 1; threads <= (gpu ? 1 : 2); threads++) {
+            bp_context *ctx = tu_target_context(&targets[k], threads);
             for (int p = 1; p <= bits; p++)
                 for (int batched = 0; batched < 2; batched++) {
                     size_t batch = batched ? B : 1;
@@ -143,9 +152,9 @@ static void check_oracle(tu_rng *rng, unsigned long long seed, const shape *s) {
                                       "seed %llu: %s, %d threads, %zux%zu bits %d method %d "
                                       "group %d rot %d, planes %d, col %zu (planes %d) of %zu, "
                                       "act_bits %d: y[%zu] (count %d) = %a, want %a",
-                                      seed, paths[k].name, threads, M, K, bits, (int)s->method,
-                                      s->group_size, s->rotation, p, c, cp, batch, act_bits, r,
-                                      counts[r], (double)y[c * M + r], (double)want);
+                                      seed, tu_target_name(&targets[k]), threads, M, K, bits,
+                                      (int)s->method, s->group_size, s->rotation, p, c, cp, batch,
+                                      act_bits, r, counts[r], (double)y[c * M + r], (double)want);
                         }
                     }
                 }
@@ -173,7 +182,7 @@ Test(row_planes, oracle_uniform_defaults, .timeout = 600) {
         {600, 129, 10, BP_QUANT_UNIFORM, 0, 0},
     };
     for (size_t i = 0; i < NELEM(shapes); i++)
-        check_oracle(&rng, seed, &shapes[i]);
+        check_oracle(&rng, seed, &shapes[i], NULL);
 }
 
 Test(row_planes, oracle_per_row_and_residual, .timeout = 600) {
@@ -187,7 +196,45 @@ Test(row_planes, oracle_per_row_and_residual, .timeout = 600) {
         {70, 2, 2, BP_QUANT_UNIFORM, BP_GROUP_PER_ROW, BP_ROTATION_NONE},
     };
     for (size_t i = 0; i < NELEM(shapes); i++)
-        check_oracle(&rng, seed, &shapes[i]);
+        check_oracle(&rng, seed, &shapes[i], NULL);
+}
+
+/* OpenCL (PoCL here): full-size slabs on the device, each row capped at its
+ * count and written to its caller row, bit-exact with the CPU. */
+Test(row_planes, oracle_opencl, .timeout = 600) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    const tu_target ocl = {BP_BACKEND_OPENCL, BP_GPU_KERNEL_AUTO};
+    const shape shapes[] = {
+        {37, 300, 8, BP_QUANT_UNIFORM, 0, 0},
+        {45, 70, 5, BP_QUANT_RESIDUAL, BP_GROUP_PER_ROW, BP_ROTATION_NONE},
+        {300, 64, 4, BP_QUANT_UNIFORM, BP_GROUP_PER_ROW, BP_ROTATION_NONE},
+    };
+    for (size_t i = 0; i < NELEM(shapes); i++)
+        check_oracle(&rng, seed, &shapes[i], &ocl);
+}
+
+/* CUDA does not run matrices with counts yet: a clear error, y untouched. */
+Test(row_planes, cuda_refuses_counts) {
+    const tu_target cuda = {BP_BACKEND_CUDA, BP_GPU_KERNEL_POPCOUNT};
+    bp_context *ctx = tu_target_context(&cuda, 1);
+    float w[20 * 8], x[8], y[20];
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed());
+    tu_fill_gauss(&rng, w, NELEM(w), 1.0f);
+    tu_fill_gauss(&rng, x, NELEM(x), 1.0f);
+    uint8_t c[20];
+    memset(c, 2, sizeof c);
+    const shape s = {20, 8, 4, BP_QUANT_UNIFORM, 0, 0};
+    bp_matrix *m = quantize(NULL, w, &s, c, 0);
+    tu_fill_sentinel(y, 20);
+    bp_status st = bp_gemm(ctx, m, x, 1, 8, y, 20, NULL);
+    cr_assert_eq(st, BP_ERR_UNSUPPORTED, "%s", bp_last_error());
+    cr_assert(strstr(bp_last_error(), "per-row plane counts"), "%s", bp_last_error());
+    cr_assert_eq(tu_find_non_sentinel(y, 20), -1, "y was written");
+    bp_matrix_destroy(m);
+    bp_context_destroy(ctx);
 }
 
 /* Counts with every row at bits are no counts: the plain layout and a
