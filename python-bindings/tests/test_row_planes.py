@@ -109,3 +109,18 @@ def test_class_scores_follow_the_outputs(rng):
     assert s0[2] < s0[0] and s0[2] < s0[1]
     with pytest.raises(ValueError, match="labels must be in 0..1"):
         rp.class_scores([(w0, None), (w1, None)], x, labels + 5)
+
+
+def test_plan_bytes_count_what_a_call_reads(rng):
+    from types import SimpleNamespace
+
+    from bitplane import plan as P
+
+    w = gauss(rng, (64, 128))
+    counts = np.where(np.arange(64) < 32, 8, 2).astype(np.uint8)
+    plain = P.Operator("weight", SimpleNamespace(m=bp.Matrix.quantize(w)), "m", 64, 128)
+    mixed = P.Operator("weight", SimpleNamespace(m=bp.Matrix.quantize(w, row_planes=counts)), "m",
+                       64, 128)
+    assert plain.bytes(5) == P.weight_bytes(64, 128, 5)
+    assert mixed.bytes(8) == P.weight_bytes(64, 128, 5)  # half at 8 planes, half at 2
+    assert mixed.bytes(2) == P.weight_bytes(64, 128, 2)
