@@ -375,8 +375,9 @@ BP_API size_t bp_matrix_bytes_read(const bp_matrix *m, int planes);
  * Per-row plane counts from importance scores (higher score, more planes)
  * and a budget, the mean planes per row (1..bits): rows split into `classes`
  * (1..bits) classes of evenly spaced counts around the budget, equal shares
- * of rows ranked by score filled from the top in blocks of 16 rows while the
- * mean stays <= budget (docs/row-planes.md gives the rule). out receives
+ * of rows ranked by score filled from the top in blocks of 16 rows (single
+ * rows under 64 rows per class) while the mean stays <= budget
+ * (docs/row-planes.md gives the rule). out receives
  * rows counts in the scores' order. Scores must be finite.
  */
 BP_API bp_status bp_row_planes_from_scores(const float *scores, size_t rows, int bits,

@@ -240,30 +240,32 @@ bp_status bp_row_planes_from_scores(const float *scores, size_t rows, int bits, 
 
     int level[BP_MAX_BITS];
     class_levels(bits, budget, classes, level);
+    /* Rows move in blocks of one row group, so runs of equal count do not
+     * split a group; small matrices (under 64 rows per class), whose
+     * classes would not fill a block, move row by row. */
+    const size_t block = rows >= (size_t)64 * (size_t)classes ? BP_ROW_GROUP : 1;
     /* Class c holds ranked rows [end[c-1], end[c]) (end[-1] = 0); every
      * row starts in the last class, whose count is at most the budget. */
     size_t end[BP_MAX_BITS];
     for (int c = 0; c < classes; c++)
         end[c] = c + 1 < classes ? 0 : rows;
     double spare = floor(budget * (double)rows + 1e-6) - (double)level[classes - 1] * (double)rows;
-    /* One block of 16 ranked rows from class c + 1 up into class c; false
+    /* One block of ranked rows from class c + 1 up into class c; false
      * when the budget or the class runs out. */
 #define MOVE_UP(c)                                                                                 \
     (end[c] < end[(c) + 1] &&                                                                      \
-     (double)(level[c] - level[(c) + 1]) * (double)(end[(c) + 1] - end[c] < BP_ROW_GROUP           \
-                                                        ? end[(c) + 1] - end[c]                    \
-                                                        : BP_ROW_GROUP) <=                         \
+     (double)(level[c] - level[(c) + 1]) *                                                         \
+             (double)(end[(c) + 1] - end[c] < block ? end[(c) + 1] - end[c] : block) <=            \
          spare)
-    /* First equal shares (ends at multiples of 16), each class filled from
+    /* First equal shares (ends at multiples of the block), each class filled from
      * the top while the budget allows; then what is left raises further
      * blocks a class at a time, best-ranked first. */
     for (int c = 0; c + 1 < classes; c++) {
-        size_t share =
-            (size_t)floor((double)rows * (c + 1) / classes / BP_ROW_GROUP + 0.5) * BP_ROW_GROUP;
+        size_t share = (size_t)floor((double)rows * (c + 1) / classes / block + 0.5) * block;
         share = share > rows ? rows : share;
         end[c] = c ? end[c - 1] : 0;
         while (end[c] < share) {
-            size_t len = rows - end[c] < BP_ROW_GROUP ? rows - end[c] : BP_ROW_GROUP;
+            size_t len = rows - end[c] < block ? rows - end[c] : block;
             double cost = (double)(level[c] - level[classes - 1]) * (double)len;
             if (cost > spare)
                 break;
@@ -275,8 +277,7 @@ bp_status bp_row_planes_from_scores(const float *scores, size_t rows, int bits, 
         moved = false;
         for (int c = 0; c + 1 < classes; c++)
             if (MOVE_UP(c)) {
-                size_t len =
-                    end[c + 1] - end[c] < BP_ROW_GROUP ? end[c + 1] - end[c] : BP_ROW_GROUP;
+                size_t len = end[c + 1] - end[c] < block ? end[c + 1] - end[c] : block;
                 spare -= (double)(level[c] - level[c + 1]) * (double)len;
                 end[c] += len;
                 moved = true;

@@ -555,6 +555,11 @@ Test(row_planes, from_scores) {
     split(sc, 256, 8, 4.0, 2, c);
     for (size_t r = 0; r < 256; r++)
         cr_assert_eq(c[r], r >= 128 ? 5 : 3, "row %zu", r);
+    /* Under 64 rows per class, rows move one by one: a 10-row matrix still
+     * spends its budget (3 planes for the top 5, 1 for the rest). */
+    split(sc, 10, 8, 2.0, 2, c);
+    for (size_t r = 0; r < 10; r++)
+        cr_assert_eq(c[r], r >= 5 ? 3 : 1, "10 rows: row %zu has %d", r, c[r]);
     /* Bad arguments, each named. */
     cr_assert_eq(bp_row_planes_from_scores(sc, 256, 8, 0.5, 2, c), BP_ERR_OUT_OF_RANGE);
     cr_assert(strstr(bp_last_error(), "budget"), "%s", bp_last_error());

@@ -43,7 +43,8 @@ def row_planes_from_scores(scores, budget: float, classes: int = 2, bits: int = 
     (classes - 1) where bits allow); ranked rows fill equal shares from the
     top in blocks of 16 rows (one row group, so runs of equal count do not
     split a group), and what the budget has left raises further blocks one
-    class up, best-ranked first. The C function bp_row_planes_from_scores.
+    class up, best-ranked first (row by row under 64 rows per class). The C
+    function bp_row_planes_from_scores.
     """
     s = np.asarray(scores, dtype=np.float32)
     if s.ndim != 1:
