@@ -124,3 +124,31 @@ def test_plan_bytes_count_what_a_call_reads(rng):
     assert plain.bytes(5) == P.weight_bytes(64, 128, 5)
     assert mixed.bytes(8) == P.weight_bytes(64, 128, 5)  # half at 8 planes, half at 2
     assert mixed.bytes(2) == P.weight_bytes(64, 128, 2)
+
+
+def test_mlp_takes_row_planes_per_layer(rng):
+    from bitplane import models as M
+
+    params = [(gauss(rng, (32, 16)), gauss(rng, (32,))), (gauss(rng, (10, 32)), None)]
+    counts = [np.where(np.arange(32) < 16, 6, 2).astype(np.uint8), None]
+    model = M.MLP(params, row_planes=counts)
+    assert np.array_equal(model.layers[0].matrix.row_planes, counts[0])
+    assert np.array_equal(model.layers[1].matrix.row_planes, np.full(10, 8, np.uint8))
+    with pytest.raises(bp.InvalidArgumentError, match="one entry per layer"):
+        M.MLP(params, row_planes=counts[:1])
+
+
+def test_digits_example_runs(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "row_planes_digits.py"
+    spec = importlib.util.spec_from_file_location("row_planes_digits", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--budgets", "2"])
+    out = capsys.readouterr().out.splitlines()
+    rows = {line[:22].strip(): line.split() for line in out[2:]}
+    assert set(rows) == {"uniform 1", "uniform 2", "uniform 3", "uniform 4", "norm 2", "class 2"}
+    for name, fields in rows.items():
+        assert 0.0 <= float(fields[-2]) <= 1.0 and int(fields[-1]) > 0, name
