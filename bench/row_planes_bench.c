@@ -172,14 +172,17 @@ int main(int argc, char **argv) {
         return bench_fail("out of memory");
     bp_run_options ro = BP_RUN_OPTIONS_INIT;
     for (int round = -1; round < rounds && !rc; round++) {
-        for (int c = 0; c < NCASES && !rc; c++) {
+        for (int i = 0; i < NCASES && !rc; i++) {
+            /* Each round starts at another case, so no case always runs
+             * first or after the same one. */
+            const int c = (i + round + NCASES) % NCASES;
             /* A stream pass before every case: it reads more than the
              * last-level cache, so no case finds another's weights there
              * (the uniform cases share copies). */
             double t;
             rc = bench_stream_replay_pass(&replay, &t);
             if (round >= 0)
-                stream_t[(size_t)round * NCASES + (size_t)c] = t;
+                stream_t[(size_t)round * NCASES + (size_t)i] = t;
             ro.planes = cases[c].planes;
             double t0 = bench_now();
             for (size_t i = 0; i < cases[c].copies && !rc; i++)
