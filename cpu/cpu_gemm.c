@@ -130,9 +130,12 @@ static void prepare_task(void *arg, size_t i, int worker) {
         c->kernel->prepare(ac, c->kpad, mem + c->q_bytes + c->rot_bytes);
 }
 
-/* y for rows [r0, r1) of chunk column i from its D (row r0 at d[0]). */
-static void combine_rows(cpu_call *c, const bp_act_column *ac, const int64_t *d, size_t ld_plane,
-                         size_t r0, size_t r1, size_t i) {
+/* y for stored rows [r0, r1) of chunk column i from its D (row r0 at
+ * d[0]); stored row r goes to y[perm[r]] (perm NULL: y[r]). Always inlined,
+ * so the call without counts (perm a constant NULL) keeps its plain loops. */
+static inline __attribute__((always_inline)) void
+combine_rows_to(cpu_call *c, const bp_act_column *ac, const int64_t *d, size_t ld_plane, size_t r0,
+                size_t r1, size_t i, const uint32_t *perm) {
     const bp_gemm_args *a = c->a;
     const bp_matrix *m = a->m;
     float *y = a->y + (c->c0 + i) * a->ldy;
@@ -142,26 +145,134 @@ static void combine_rows(cpu_call *c, const bp_act_column *ac, const int64_t *d,
         /* The prefix's coefficients are n floats per row, alpha the last
          * (bp__alpha), so the row loop strides by n. */
         const float *alpha = bp__coef(m, n, r0) + (n - 1);
-        finite = bp__combine_uniform_rows(alpha, (size_t)n, d, ac->scale,
-                                          a->bias ? a->bias + r0 : NULL, y + r0, r1 - r0);
+        if (!perm) {
+            finite = bp__combine_uniform_rows(alpha, (size_t)n, d, ac->scale,
+                                              a->bias ? a->bias + r0 : NULL, y + r0, r1 - r0);
+        } else {
+            /* Per-row plane counts: scattered to the caller's rows. */
+            for (size_t r = r0; r < r1; r++) {
+                const size_t o = perm[r];
+                float v = bp__combine_uniform(alpha[(r - r0) * (size_t)n], d[r - r0], ac->scale);
+                v = a->bias ? v + a->bias[o] : v;
+                y[o] = v;
+                finite &= isfinite(v) != 0;
+            }
+        }
     } else {
         for (size_t r = r0; r < r1; r++) {
+            const size_t o = perm ? perm[r] : r;
             float v = bp__combine(bp__coef(m, n, r), d + (r - r0), ld_plane, n, ac->scale);
-            v = a->bias ? v + a->bias[r] : v;
-            y[r] = v;
+            v = a->bias ? v + a->bias[o] : v;
+            y[o] = v;
             finite &= isfinite(v) != 0;
         }
     }
     /* Finite inputs, so only an overflow of the float range; checked once
      * per block so the loops above stay branch-free. */
-    for (size_t r = r0; !finite && r < r1; r++)
-        if (!isfinite(y[r])) {
+    for (size_t r = r0; !finite && r < r1; r++) {
+        const size_t o = perm ? perm[r] : r;
+        if (!isfinite(y[o])) {
             if (!__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
-                c->overflow_row = r;
+                c->overflow_row = o;
                 c->overflow_col = c->c0 + i;
             }
             break;
         }
+    }
+}
+
+static void combine_rows(cpu_call *c, const bp_act_column *ac, const int64_t *d, size_t ld_plane,
+                         size_t r0, size_t r1, size_t i) {
+    combine_rows_to(c, ac, d, ld_plane, r0, r1, i, NULL);
+}
+
+/* Output of a zero column for stored rows [r0, r1): the bias alone. */
+static void zero_rows(const cpu_call *c, size_t r0, size_t r1, size_t i) {
+    const bp_gemm_args *a = c->a;
+    const uint32_t *perm = a->m->perm;
+    float *y = a->y + (c->c0 + i) * a->ldy;
+    for (size_t r = r0; r < r1; r++) {
+        const size_t o = perm ? perm[r] : r;
+        y[o] = a->bias ? a->bias[o] : 0.0f;
+    }
+}
+
+/*
+ * Matrices with per-row plane counts (docs/row-planes.md): the stored rows
+ * [r0, r1) of a task split into segments, each one or more runs of equal
+ * count on which every column's planes min(count, column planes) agree
+ * (runs merge when the later one still covers the most planes any column
+ * asks for). Each segment runs the kernel on the row groups that cover it
+ * with column copies carrying those planes; a group straddling two segments
+ * is computed once for each, and each combines only its own rows. The slabs
+ * hold every group a segment reads at every plane it uses (bp_abi.h).
+ */
+typedef struct row_segment {
+    size_t r0, r1; /* stored rows */
+    int planes;    /* the first run's count: a column uses min(this, its planes) */
+} row_segment;
+
+/* The segment of [r, r1) that starts at r, for columns using at most
+ * max_planes planes. */
+static row_segment next_segment(const bp_matrix *m, size_t r, size_t r1, int max_planes) {
+    int i = 0;
+    while (m->run_start[i + 1] <= r)
+        i++;
+    row_segment s = {.r0 = r, .planes = m->run_planes[i]};
+    int j = i + 1;
+    while (j < m->nruns && m->run_start[j] < r1 && m->run_planes[j] >= max_planes)
+        j++;
+    s.r1 = m->run_start[j] < r1 ? m->run_start[j] : r1;
+    return s;
+}
+
+/* The kernel and the combine for ncols columns (cols, chunk indices owner)
+ * over stored rows [r0, r1), segment by segment. d holds the worker's D
+ * buffer, slots D slots per column. */
+static void compute_runs(cpu_call *c, size_t r0, size_t r1, const bp_act_column *const *cols,
+                         const size_t *owner, size_t ncols, int64_t *d, size_t slots) {
+    const bp_matrix *m = c->a->m;
+    bp_act_column local[BATCH_MAX_COLS];
+    const bp_act_column *lp[BATCH_MAX_COLS];
+    int max_planes = 0;
+    for (size_t k = 0; k < ncols; k++)
+        max_planes = cols[k]->planes > max_planes ? cols[k]->planes : max_planes;
+    for (size_t r = r0; r < r1;) {
+        const row_segment s = next_segment(m, r, r1, max_planes);
+        const size_t g0 = s.r0 / BP_ROW_GROUP, g1 = (s.r1 + BP_ROW_GROUP - 1) / BP_ROW_GROUP;
+        const size_t ld_plane = (g1 - g0) * BP_ROW_GROUP, skip = s.r0 - g0 * BP_ROW_GROUP;
+        for (size_t k = 0; k < ncols; k++) {
+            local[k] = *cols[k];
+            local[k].planes = s.planes < cols[k]->planes ? s.planes : cols[k]->planes;
+            lp[k] = &local[k];
+        }
+        if (c->kernel->compute_batch) {
+            bp_kernel_batch_call call = {.m = m,
+                                         .g0 = g0,
+                                         .g1 = g1,
+                                         .ncols = ncols,
+                                         .cols = lp,
+                                         .d = d,
+                                         .ld_plane = ld_plane,
+                                         .ld_col = ld_plane * slots};
+            c->kernel->compute_batch(&call);
+        } else {
+            bp_kernel_call call = {.m = m,
+                                   .g0 = g0,
+                                   .g1 = g1,
+                                   .ncols = ncols,
+                                   .d = d,
+                                   .ld_plane = ld_plane,
+                                   .ld_col = ld_plane * slots};
+            for (size_t k = 0; k < ncols; k++)
+                call.cols[k] = lp[k];
+            c->kernel->compute(&call);
+        }
+        for (size_t k = 0; k < ncols; k++)
+            combine_rows_to(c, lp[k], d + k * ld_plane * slots + skip, ld_plane, s.r0, s.r1,
+                            owner[k], m->perm);
+        r = s.r1;
+    }
 }
 
 static void compute_task(void *arg, size_t task, int worker) {
@@ -187,13 +298,16 @@ static void compute_task(void *arg, size_t task, int worker) {
             if (call.ncols < BP_KERNEL_MAX_COLS)
                 continue;
         } else if (i < c->nc) {
-            float *y = a->y + (c->c0 + i) * a->ldy;
-            for (size_t r = r0; r < r1; r++)
-                y[r] = a->bias ? a->bias[r] : 0.0f;
+            zero_rows(c, r0, r1, i);
             continue;
         }
         if (call.ncols == 0)
             continue;
+        if (m->nruns) {
+            compute_runs(c, r0, r1, call.cols, owner, call.ncols, call.d, (size_t)m->bits);
+            call.ncols = 0;
+            continue;
+        }
         c->kernel->compute(&call);
         for (size_t k = 0; k < call.ncols; k++)
             combine_rows(c, call.cols[k], call.d + k * call.ld_col, ld_plane, r0, r1, owner[k]);
@@ -222,12 +336,14 @@ static void compute_batch_task(void *arg, size_t task, int worker) {
             cols[n++] = &c->cols[i];
             continue;
         }
-        float *y = a->y + (c->c0 + i) * a->ldy;
-        for (size_t r = r0; r < r1; r++)
-            y[r] = a->bias ? a->bias[r] : 0.0f;
+        zero_rows(c, r0, r1, i);
     }
     if (n == 0)
         return;
+    if (m->nruns) {
+        compute_runs(c, r0, r1, cols, owner, n, c->dmem + (size_t)worker * c->d_words, c->slots);
+        return;
+    }
     size_t ld_plane = (g1 - g0) * BP_ROW_GROUP;
     bp_kernel_batch_call call = {.m = m,
                                  .g0 = g0,
@@ -258,6 +374,12 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
         int n = column_planes(a, i);
         shape.min_planes = n < shape.min_planes ? n : shape.min_planes;
         shape.max_planes = n > shape.max_planes ? n : shape.max_planes;
+    }
+    if (m->nruns) {
+        /* Rows use min(count, column planes): the range the kernels see. */
+        const int most = m->run_planes[0], least = m->run_planes[m->nruns - 1];
+        shape.max_planes = shape.max_planes < most ? shape.max_planes : most;
+        shape.min_planes = shape.min_planes < least ? shape.min_planes : least;
     }
     c.kernel = bp__select_kernel(ctx, &shape);
     c.q_bytes = bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);

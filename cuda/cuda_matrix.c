@@ -28,6 +28,10 @@ static void destroy_copy(void *data) {
 
 static bp_status make_copy(const bp_matrix *m, void *arg, void **data) {
     bp_cuda_context *cc = arg;
+    if (bp__has_row_planes(m))
+        return bp_cuda__host->fail(BP_ERR_UNSUPPORTED,
+                                   "the CUDA backend does not run matrices with per-row plane "
+                                   "counts yet; use a CPU context");
     const size_t plane_words = bp_cuda__plane_words(m), wgroups = bp_cuda__wgroups(m);
     const size_t mult_bytes = m->row_groups * BP_ROW_GROUP * wgroups;
     /* One staging buffer for a plane, then for the multipliers (never more

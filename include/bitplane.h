@@ -297,6 +297,14 @@ typedef struct bp_quant_options {
      * its unsigned mode's extra bit (docs/numerics.md). Calibration samples
      * that are all >= 0 imply it. An explicit rotation block still rotates. */
     int nonnegative_inputs;
+    /* Per-row plane counts (docs/row-planes.md): rows entries in w's row
+     * order, each 1..bits, the most planes that row ever uses; a call's
+     * planes cap it further (row r uses min(row_planes[r], planes)). Rows
+     * are stored by count so that a call reads only the planes its rows
+     * use; y still comes back in w's row order. NULL (or every count equal
+     * to bits) = every row has all planes. Not for RNN layers.
+     * bp_row_planes_from_scores() derives counts from importance scores. */
+    const uint8_t *row_planes;
 } bp_quant_options;
 
 #define BP_QUANT_OPTIONS_INIT ((bp_quant_options){.size = sizeof(bp_quant_options)})
@@ -350,6 +358,30 @@ BP_API int bp_matrix_rotation(const bp_matrix *m);
  * error when m is NULL or n is out of range.
  */
 BP_API double bp_matrix_prefix_error(const bp_matrix *m, int n);
+/**
+ * The per-row plane counts of m in the caller's row order (rows bytes into
+ * out): the counts given to bp_matrix_quantize, or bits for every row of a
+ * matrix made without them.
+ */
+BP_API bp_status bp_matrix_row_planes(const bp_matrix *m, uint8_t *out);
+/**
+ * Weight bytes a product with `planes` planes (0 = all) reads from m in the
+ * CPU layout: the bit slabs' row groups of 16 rows (K padded to 64 bits)
+ * that hold a row using plane p < planes, plus 4 bytes of coefficient per
+ * row and plane used. Returns 0 and sets the error for bad arguments.
+ */
+BP_API size_t bp_matrix_bytes_read(const bp_matrix *m, int planes);
+/**
+ * Per-row plane counts from importance scores (higher score, more planes)
+ * and a budget, the mean planes per row (1..bits): rows split into `classes`
+ * (1..bits) classes of evenly spaced counts around the budget, equal shares
+ * of rows ranked by score filled from the top in blocks of 16 rows (single
+ * rows under 64 rows per class) while the mean stays <= budget
+ * (docs/row-planes.md gives the rule). out receives
+ * rows counts in the scores' order. Scores must be finite.
+ */
+BP_API bp_status bp_row_planes_from_scores(const float *scores, size_t rows, int bits,
+                                           double budget, int classes, uint8_t *out);
 /**
  * Write the effective weights at `planes` planes (0 = all) into out
  * (rows x cols, leading dimension ld >= cols). The work is done on the

@@ -116,6 +116,7 @@ static bp_status enqueue_chunk(bp_ocl_ctx *c, const bp_ocl_program *prog, const 
     err |= clSetKernelArg(k, 19, sizeof(cl_mem), a->bias ? &a->bias : NULL);
     err |= SET(k, 20, bias_off);
     err |= SET(k, 21, c->status);
+    err |= clSetKernelArg(k, 22, sizeof(cl_mem), dm->rowinfo ? &dm->rowinfo : NULL);
     if (err != CL_SUCCESS) {
         clReleaseEvent(quantized);
         return bp__ocl_fail(err, "clSetKernelArg (gemm)");

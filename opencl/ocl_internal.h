@@ -63,6 +63,10 @@ typedef struct bp_ocl_matrix {
     cl_mem coef;   /* c[n][row][p], every prefix */
     cl_mem mult;   /* group multipliers, CPU tiling (bp_abi.h) */
     cl_mem signs;  /* rotation signs (kwords words), or NULL */
+    /* Per-row plane counts (docs/row-planes.md): rowinfo[2 r] = perm[r],
+     * rowinfo[2 r + 1] = row_planes[r] per stored row; NULL without. The
+     * planes are then the full-size slabs, missing row groups zero. */
+    cl_mem rowinfo;
 } bp_ocl_matrix;
 
 /* Error helpers. */

@@ -23,6 +23,11 @@
  *    padding is 0 as well, so padding adds nothing in both the AND form and
  *    the XOR (binary) form. The file format stores unpadded rows, and the
  *    CUDA device copy pads further to 512 bits (cuda/cuda_layout.h).
+ *  - Per-row plane counts (docs/row-planes.md): rows are stored permuted by
+ *    count, descending (perm[stored] = caller row), and slab p holds only
+ *    the row groups 0..slab_groups[p]-1 that contain a row with count > p,
+ *    at word slab_offset[p]; the bits of a row at planes >= its count are 0.
+ *    Without counts every slab holds every group at p * plane_words.
  */
 #ifndef BP_ABI_H
 #define BP_ABI_H
@@ -49,11 +54,24 @@ struct bp_matrix {
     size_t rows, cols;
     int bits;
     bp_quant_method method;
-    float clip;           /* requested clip (0 = automatic); uniform only */
-    size_t kwords;        /* 32-bit words per row: padded K / 32 */
-    size_t row_groups;    /* ceil(rows / 16) */
-    size_t plane_words;   /* uint32 words in one slab: row_groups * 16 * kwords */
-    uint32_t *planes;     /* bits slabs, 64-byte aligned */
+    float clip;         /* requested clip (0 = automatic); uniform only */
+    size_t kwords;      /* 32-bit words per row: padded K / 32 */
+    size_t row_groups;  /* ceil(rows / 16) */
+    size_t plane_words; /* uint32 words in one full slab: row_groups * 16 * kwords */
+    uint32_t *planes;   /* bits slabs, 64-byte aligned; see bp__slab() */
+    /* Slab p: slab_groups[p] row groups from word slab_offset[p]. */
+    size_t slab_groups[BP_MAX_BITS];
+    size_t slab_offset[BP_MAX_BITS];
+    /* Per-row plane counts (NULL when every row has all planes): rows are
+     * stored by count, descending, stable. perm[stored row] = caller row;
+     * row_planes[stored row] = its count, non-increasing, 1..bits. Rows of
+     * one count form run i = stored rows [run_start[i], run_start[i+1])
+     * with count run_planes[i], i < nruns (0 without counts). */
+    uint32_t *perm;
+    uint8_t *row_planes;
+    int nruns;
+    size_t run_start[BP_MAX_BITS + 1];
+    uint8_t run_planes[BP_MAX_BITS];
     float *coef;          /* c[n][row][p], see bp__coef() */
     double *prefix_error; /* [bits], index n-1 */
     /* Group multipliers (docs/numerics.md): the row's K words split into
@@ -126,12 +144,28 @@ static inline unsigned bp__mult_bound(const bp_matrix *m) {
     return bp__grouped(m) ? BP_MULT_MAX : 1u;
 }
 static inline const uint32_t *bp__slab(const bp_matrix *m, int p) {
-    return m->planes + (size_t)p * m->plane_words;
+    return m->planes + m->slab_offset[p];
+}
+/* Whether m has per-row plane counts. */
+static inline bool bp__has_row_planes(const bp_matrix *m) {
+    return m->row_planes != NULL;
+}
+/* Planes stored row `row` (stored order) has: its count, or bits. */
+static inline int bp__row_planes(const bp_matrix *m, size_t row) {
+    return m->row_planes ? m->row_planes[row] : m->bits;
+}
+/* Words the slabs occupy: slab_offset[bits-1] + its groups. */
+static inline size_t bp__planes_words(const bp_matrix *m) {
+    return m->slab_offset[m->bits - 1] +
+           m->slab_groups[m->bits - 1] * (size_t)BP_ROW_GROUP * m->kwords;
 }
 static inline size_t bp__word_index(const bp_matrix *m, size_t row, size_t word) {
     return ((row / BP_ROW_GROUP) * m->kwords + word) * BP_ROW_GROUP + row % BP_ROW_GROUP;
 }
+/* Bit of stored row `row`; 0 for a row group slab p does not hold. */
 static inline int bp__plane_bit(const bp_matrix *m, int p, size_t row, size_t col) {
+    if (row / BP_ROW_GROUP >= m->slab_groups[p])
+        return 0;
     return (int)((bp__slab(m, p)[bp__word_index(m, row, col / 32)] >> (col % 32)) & 1u);
 }
 
@@ -182,7 +216,7 @@ struct bp_context {
  * cannot run). Plugins are never unloaded, so ops and destroy callbacks in
  * matrix caches stay valid for the life of the process.
  */
-#define BP_PLUGIN_ABI 2
+#define BP_PLUGIN_ABI 3
 
 typedef struct bp_plugin_host {
     unsigned abi;       /* BP_PLUGIN_ABI of the core */

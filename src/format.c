@@ -1,10 +1,11 @@
 /*
- * The matrix file format, version 2 (version 1 still loads). All integers
+ * The matrix file format, version 3 for matrices with per-row plane counts,
+ * else version 2 (byte for byte as before); versions 1 and 2 load. All integers
  * little-endian, floats as IEEE-754 bit patterns:
  *
  *   offset  size  field
  *   0       8     magic "BITPLANE"
- *   8       4     version (2; 1 for older files)
+ *   8       4     version (3 with row plane counts, else 2; 1 for older files)
  *   12      4     header bytes (96; 64 in version 1)
  *   16      8     rows
  *   24      8     cols
@@ -14,7 +15,7 @@
  *   44      4     flags (0; reserved)
  *   48      8     payload bytes
  *   56      8     reserved (0)
- *   version 2 only:
+ *   version 2 and 3:
  *   64      4     group size (columns; 0 = one scale per row)
  *   68      4     rotation block (0 = none)
  *   72      8     rotation seed
@@ -23,8 +24,14 @@
  *                 coefficients: c[n][row][p], rows*bits*(bits+1)/2 float32
  *                 version 2, grouped: multipliers, rows * ceil(cols / group
  *                 size) uint8, row-major, then zero bytes to a multiple of 4
+ *                 version 3 only: row plane counts, rows uint8 in stored
+ *                 order (1..bits, non-increasing, not all bits), zero bytes
+ *                 to a multiple of 4; then the permutation, rows uint32,
+ *                 stored row -> caller row (rows of one count in caller
+ *                 order); coefficients and multipliers are in stored order
  *                 planes: bits slabs of rows * ceil(cols/32) uint32, row-major,
- *                 bits past cols zero
+ *                 bits past cols zero; in version 3 plane p holds only the
+ *                 stored rows whose count is > p
  *   end-4   4     CRC-32C of every byte before it
  *
  * The planes are stored untiled so the in-memory tiling can change without a
@@ -53,7 +60,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FORMAT_VERSION  2u
+#define FORMAT_VERSION  3u
 #define HEADER_BYTES_V1 64u
 #define HEADER_BYTES    96u
 static const char magic[8] = {'B', 'I', 'T', 'P', 'L', 'A', 'N', 'E'};
@@ -86,16 +93,28 @@ static size_t mult_block_bytes(uint64_t rows, uint64_t cols, uint32_t group_size
     return bp__round_up((size_t)rows * (size_t)((cols + group_size - 1) / group_size), 4);
 }
 
+/* Bytes of the row-plane block of version 3: rows counts padded to 4, then
+ * rows uint32 permutation entries; 0 without counts. */
+static size_t row_block_bytes(uint64_t rows, bool counts) {
+    return counts ? bp__round_up((size_t)rows, 4) + 4 * (size_t)rows : 0;
+}
+
 /* Payload sizes; false on overflow. rows, cols and group_size are already
- * range-checked, so the multiplier block cannot overflow. */
+ * range-checked, so the multiplier and row blocks cannot overflow.
+ * plane_rows[p] (version 3) is how many rows plane p stores; NULL = all. */
 static bool payload_size(uint64_t rows, uint64_t cols, uint32_t bits, uint32_t group_size,
-                         size_t *ncoef, size_t *row_words, size_t *payload) {
-    size_t rw = (size_t)((cols + 31) / 32), nc, words, total;
+                         const size_t *plane_rows, size_t *ncoef, size_t *row_words,
+                         size_t *payload) {
+    size_t rw = (size_t)((cols + 31) / 32), nc, words = 0, total;
+    for (uint32_t p = 0; p < bits; p++)
+        if (bp__add_overflows(words, plane_rows ? plane_rows[p] : (size_t)rows, &words))
+            return false;
     if (bp__mul_overflows((size_t)rows, (size_t)bits * (bits + 1) / 2, &nc) ||
-        bp__mul_overflows((size_t)rows * (size_t)bits, rw, &words) ||
-        bp__mul_overflows(nc, 4, &total) || bp__add_overflows(total, (size_t)bits * 8, &total) ||
-        bp__mul_overflows(words, 4, &words) || bp__add_overflows(total, words, &total) ||
-        bp__add_overflows(total, mult_block_bytes(rows, cols, group_size), &total))
+        bp__mul_overflows(words, rw, &words) || bp__mul_overflows(nc, 4, &total) ||
+        bp__add_overflows(total, (size_t)bits * 8, &total) || bp__mul_overflows(words, 4, &words) ||
+        bp__add_overflows(total, words, &total) ||
+        bp__add_overflows(total, mult_block_bytes(rows, cols, group_size), &total) ||
+        bp__add_overflows(total, row_block_bytes(rows, plane_rows != NULL), &total))
         return false;
     *ncoef = nc;
     *row_words = rw;
@@ -103,13 +122,26 @@ static bool payload_size(uint64_t rows, uint64_t cols, uint32_t bits, uint32_t g
     return true;
 }
 
+/* Rows with a count > p, for every plane, from counts in stored order. */
+static void rows_per_plane(const uint8_t *counts, size_t rows, uint32_t bits, size_t *plane_rows) {
+    for (uint32_t p = 0; p < bits; p++)
+        plane_rows[p] = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (uint32_t p = 0; p < counts[r]; p++)
+            plane_rows[p] = r + 1;
+}
+
 bp_status bp_matrix_serialize(const bp_matrix *m, void *buf, size_t cap, size_t *needed) {
     if (!m || !needed)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_serialize: %s must not be NULL",
                         !m ? "m" : "needed");
-    size_t ncoef, rw, payload;
+    size_t ncoef, rw, payload, plane_rows[BP_MAX_BITS];
     const uint32_t gs = (uint32_t)m->group_size;
-    if (!payload_size(m->rows, m->cols, (uint32_t)m->bits, gs, &ncoef, &rw, &payload))
+    const bool counts = bp__has_row_planes(m);
+    if (counts)
+        rows_per_plane(m->row_planes, m->rows, (uint32_t)m->bits, plane_rows);
+    if (!payload_size(m->rows, m->cols, (uint32_t)m->bits, gs, counts ? plane_rows : NULL, &ncoef,
+                      &rw, &payload))
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "matrix too large to serialise");
     size_t total = HEADER_BYTES + payload + 4;
     *needed = total;
@@ -122,7 +154,9 @@ bp_status bp_matrix_serialize(const bp_matrix *m, void *buf, size_t cap, size_t 
     unsigned char *p = buf;
     memset(p, 0, HEADER_BYTES);
     memcpy(p, magic, sizeof magic);
-    put_u32(p + 8, FORMAT_VERSION);
+    /* Version 3 only when it is needed: other files stay readable by
+     * version-2 readers. */
+    put_u32(p + 8, counts ? FORMAT_VERSION : 2u);
     put_u32(p + 12, HEADER_BYTES);
     put_u64(p + 16, m->rows);
     put_u64(p + 24, m->cols);
@@ -146,8 +180,14 @@ bp_status bp_matrix_serialize(const bp_matrix *m, void *buf, size_t cap, size_t 
         for (size_t i = m->rows * ng; i < mb; i++)
             *o++ = 0;
     }
+    if (counts) {
+        for (size_t r = 0; r < bp__round_up(m->rows, 4); r++)
+            *o++ = r < m->rows ? m->row_planes[r] : 0;
+        for (size_t r = 0; r < m->rows; r++, o += 4)
+            put_u32(o, m->perm[r]);
+    }
     for (int pl = 0; pl < m->bits; pl++)
-        for (size_t r = 0; r < m->rows; r++)
+        for (size_t r = 0; r < (counts ? plane_rows[pl] : m->rows); r++)
             for (size_t w = 0; w < rw; w++, o += 4)
                 put_u32(o, bp__slab(m, pl)[bp__word_index(m, r, w)]);
     put_u32(o, bp__crc32c(p, total - 4));
@@ -256,8 +296,25 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
             (rot_block < 4 || rot_block > BP_ROTATION_MAX_BLOCK || !bp__is_pow4(rot_block)))
             return corrupt("rotation block is not 0 or a power of four in 4..4096");
     }
-    size_t ncoef, rw, payload;
-    if (!payload_size(rows, cols, bits, group_size, &ncoef, &rw, &payload) ||
+    /* Version 3: the row counts (after the multipliers) size the planes;
+     * they are bounds-checked here and fully validated below. */
+    size_t ncoef, rw, payload, plane_rows[BP_MAX_BITS];
+    const uint8_t *counts = NULL;
+    if (version >= 3) {
+        if (!payload_size(rows, cols, bits, group_size, NULL, &ncoef, &rw, &payload))
+            return corrupt("payload size does not match the shape");
+        size_t at =
+            header + (size_t)bits * 8 + ncoef * 4 + mult_block_bytes(rows, cols, group_size);
+        if (len < at + (size_t)rows + 4)
+            return corrupt("truncated");
+        counts = p + at;
+        for (size_t r = 0; r < rows; r++)
+            if (counts[r] < 1 || counts[r] > bits)
+                return corrupt("a row's plane count is not in 1..bits");
+        rows_per_plane(counts, (size_t)rows, bits, plane_rows);
+    }
+    if (!payload_size(rows, cols, bits, group_size, counts ? plane_rows : NULL, &ncoef, &rw,
+                      &payload) ||
         get_u64(p + 48) != payload)
         return corrupt("payload size does not match the shape");
     if (len != header + payload + 4)
@@ -301,9 +358,31 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
             if (*o)
                 bad = "multiplier padding is set";
     }
+    uint8_t *row_counts = NULL;
+    uint32_t *perm = NULL;
+    if (counts) {
+        row_counts = malloc((size_t)rows);
+        perm = malloc((size_t)rows * sizeof *perm);
+        if (!row_counts || !perm) {
+            free(row_counts);
+            free(perm);
+            bp_matrix_destroy(m);
+            return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate the row order of %zu rows",
+                            (size_t)rows);
+        }
+        memcpy(row_counts, o, (size_t)rows);
+        for (size_t r = rows; r < bp__round_up((size_t)rows, 4); r++)
+            if (o[r])
+                bad = "row plane count padding is set";
+        o += bp__round_up((size_t)rows, 4);
+        for (size_t r = 0; r < rows; r++, o += 4)
+            perm[r] = get_u32(o);
+        const char *why = bp__row_planes_check_stored(row_counts, perm, (size_t)rows, (int)bits);
+        bad = why ? why : bad;
+    }
     uint32_t tail_mask = cols % 32 ? ~((1u << (cols % 32)) - 1u) : 0u;
     for (uint32_t pl = 0; pl < bits; pl++)
-        for (size_t r = 0; r < rows; r++)
+        for (size_t r = 0; r < (counts ? plane_rows[pl] : rows); r++)
             for (size_t w = 0; w < rw; w++, o += 4) {
                 uint32_t word = get_u32(o);
                 if (w == rw - 1 && (word & tail_mask))
@@ -313,8 +392,14 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
     if (!bad)
         bad = check_coefficients(m);
     if (bad) {
+        free(row_counts);
+        free(perm);
         bp_matrix_destroy(m);
         return corrupt(bad);
+    }
+    if (counts && (st = bp__matrix_set_row_planes(m, row_counts, perm))) {
+        bp_matrix_destroy(m);
+        return st;
     }
     *out = m;
     return BP_OK;

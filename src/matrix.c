@@ -47,6 +47,7 @@ bp_status bp__matrix_alloc_grouped(size_t rows, size_t cols, int bits, size_t gr
     m->kwords = kwords;
     m->row_groups = groups;
     m->plane_words = slab;
+    bp__matrix_layout_full(m);
     m->planes = bp__aligned_alloc(all);
     m->coef = bp__aligned_alloc(coef_bytes);
     m->prefix_error = calloc((size_t)bits, sizeof(double));
@@ -90,6 +91,8 @@ void bp_matrix_destroy(bp_matrix *m) {
     bp__aligned_free(m->mult);
     bp__aligned_free(m->rot_signs);
     free(m->prefix_error);
+    free(m->perm);
+    free(m->row_planes);
     free(m);
 }
 
@@ -129,7 +132,7 @@ double bp_matrix_prefix_error(const bp_matrix *m, int n) {
 
 void bp__store_row(bp_matrix *m, size_t row, const uint32_t *rowbits) {
     for (int p = 0; p < m->bits; p++) {
-        uint32_t *slab = m->planes + (size_t)p * m->plane_words;
+        uint32_t *slab = m->planes + m->slab_offset[p];
         for (size_t wd = 0; wd < m->kwords; wd++)
             slab[bp__word_index(m, row, wd)] = rowbits[(size_t)p * m->kwords + wd];
     }
@@ -167,8 +170,10 @@ void bp__matrix_finish_error(bp_matrix *m, const double *row_sq_err, const doubl
         total += row_ww[r];
     for (int n = 1; n <= m->bits; n++) {
         double e = 0;
-        for (size_t r = 0; r < m->rows; r++)
-            e += row_sq_err[r * (size_t)m->bits + (size_t)(n - 1)];
+        for (size_t r = 0; r < m->rows; r++) {
+            const int c = bp__row_planes(m, r) < n ? bp__row_planes(m, r) : n;
+            e += row_sq_err[r * (size_t)m->bits + (size_t)(c - 1)];
+        }
         m->prefix_error[n - 1] = total > 0 ? sqrt(e / total) : 0.0;
     }
 }
@@ -333,11 +338,44 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         return st;
     if ((st = check_finite_matrix(w, rows, cols, ld, "w")))
         return st;
+    /* Per-row counts: quantize the rows in their stored order (every
+     * quantizer is row-independent), then compact the slabs. */
+    uint8_t *counts = NULL;
+    uint32_t *perm = NULL;
+    float *wperm = NULL;
+    if (opt.row_planes) {
+        bool all_full;
+        if ((st = bp__row_planes_check(opt.row_planes, rows, bits, &all_full)))
+            return st;
+        if (!all_full) {
+            if ((st = bp__row_planes_order(opt.row_planes, rows, bits, &counts, &perm)))
+                return st;
+            wperm = malloc(rows * cols * sizeof *wperm);
+            if (!wperm) {
+                free(counts);
+                free(perm);
+                return bp__fail(BP_ERR_OUT_OF_MEMORY,
+                                "cannot allocate the permuted copy of a %zu x %zu matrix", rows,
+                                cols);
+            }
+            for (size_t r = 0; r < rows; r++)
+                memcpy(wperm + r * cols, w + (size_t)perm[r] * ld, cols * sizeof *wperm);
+            w = wperm;
+            ld = cols;
+        }
+    }
 
     bp_matrix *m;
-    if ((st = bp__matrix_alloc_grouped(rows, cols, bits, group_size, &m)))
+    if ((st = bp__matrix_alloc_grouped(rows, cols, bits, group_size, &m))) {
+        free(counts);
+        free(perm);
+        free(wperm);
         return st;
+    }
     if ((st = bp__matrix_set_rotation(m, rotation, opt.rotation_seed))) {
+        free(counts);
+        free(perm);
+        free(wperm);
         bp_matrix_destroy(m);
         return st;
     }
@@ -346,6 +384,9 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
     double *cal_u = NULL;
     if (opt.calibration && (st = bp__calibration_factor(m, opt.calibration, opt.calibration_count,
                                                         opt.calibration_ld, &cal_u))) {
+        free(counts);
+        free(perm);
+        free(wperm);
         bp_matrix_destroy(m);
         return st;
     }
@@ -359,6 +400,9 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         free(ww);
         bp__aligned_free(scratch);
         free(cal_u);
+        free(counts);
+        free(perm);
+        free(wperm);
         bp_matrix_destroy(m);
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate quantizer statistics");
     }
@@ -376,11 +420,18 @@ bp_status bp_matrix_quantize(bp_context *ctx, const float *w, size_t rows, size_
         .scratch_bytes = scratch_bytes,
     };
     bp__parallel_for(ctx, (rows + job.rows_per_task - 1) / job.rows_per_task, quantize_task, &job);
-    bp__matrix_finish_error(m, sq_err, ww);
+    free(wperm);
+    st = counts ? bp__matrix_set_row_planes(m, counts, perm) : BP_OK;
+    if (!st)
+        bp__matrix_finish_error(m, sq_err, ww);
     free(cal_u);
     free(sq_err);
     free(ww);
     bp__aligned_free(scratch);
+    if (st) {
+        bp_matrix_destroy(m);
+        return st;
+    }
     *out = m;
     return BP_OK;
 }
@@ -407,10 +458,13 @@ bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, 
     if (!row)
         return bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate a row to dequantize");
     for (size_t r = 0; r < m->rows; r++) {
-        const float *c = bp__coef(m, n, r);
+        /* A row uses min(its count, n) planes; rows are stored by count. */
+        const int nr = bp__row_planes(m, r) < n ? bp__row_planes(m, r) : n;
+        const size_t orow = m->perm ? m->perm[r] : r;
+        const float *c = bp__coef(m, nr, r);
         for (size_t j = 0; j < m->cols; j++) {
             double v = 0;
-            for (int p = 0; p < n; p++)
+            for (int p = 0; p < nr; p++)
                 v += bp__plane_bit(m, p, r, j) ? (double)c[p] : -(double)c[p];
             row[j] = v * bp__mult(m, r, j / 32 / m->group_words);
         }
@@ -418,7 +472,7 @@ bp_status bp_matrix_dequantize(bp_context *ctx, const bp_matrix *m, int planes, 
         if (m->rot_block)
             bp__unrotate_weights(m, row);
         for (size_t j = 0; j < m->cols; j++)
-            out[r * ld + j] = (float)row[j];
+            out[orow * ld + j] = (float)row[j];
     }
     free(row);
     return BP_OK;

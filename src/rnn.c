@@ -127,6 +127,10 @@ bp_status bp_rnn_create(bp_context *ctx, bp_rnn_cell cell, size_t layers, size_t
     bp_quant_options q;
     if ((st = bp__copy_options(&q, sizeof q, quant, "bp_quant_options")))
         return st;
+    if (q.row_planes)
+        return bp__fail(BP_ERR_UNSUPPORTED,
+                        "bp_quant_options.row_planes (per-row plane counts) applies to "
+                        "bp_matrix_quantize only; RNN layers take plane counts per call");
     if (q.rotation == 0)
         q.rotation = BP_ROTATION_NONE;
     quant = &q;

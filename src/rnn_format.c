@@ -202,6 +202,10 @@ bp_status bp_rnn_deserialize(bp_context *ctx, const void *buf, size_t len, bp_rn
             size_t cols = input_op ? L->in : rnn->hidden;
             if (bp_matrix_rows(*slot) != mat_rows || bp_matrix_cols(*slot) != cols)
                 st = corrupt("layer %zu: a matrix has the wrong shape", l);
+            else if (bp__has_row_planes(*slot))
+                st = corrupt("layer %zu: a matrix has per-row plane counts, which RNN layers "
+                             "do not use",
+                             l);
             else if (rnn->bits && bp_matrix_bits(*slot) != rnn->bits)
                 st = corrupt("layer %zu: matrices differ in plane count", l);
             rnn->bits = bp_matrix_bits(*slot);

@@ -318,7 +318,7 @@ Test(format, newer_version) {
     cr_assert_eq(get32(buf + OFF_VERSION), 2u, "format version field");
     cr_assert_eq(get32(buf + len - 4), crc32c(buf, len - 4),
                  "trailer is not CRC-32C of the preceding bytes");
-    uint32_t versions[] = {3, 255, 0x10000, UINT32_MAX};
+    uint32_t versions[] = {4, 255, 0x10000, UINT32_MAX};
     for (size_t i = 0; i < NELEM(versions); i++)
         for (int recrc = 0; recrc < 2; recrc++) {
             unsigned char *c = tu_xmalloc(len);
@@ -342,14 +342,14 @@ Test(format, newer_version) {
     /* Through a file too. */
     char path[64];
     temp_path(path, sizeof path);
-    put32(c + OFF_VERSION, 3);
+    put32(c + OFF_VERSION, 4);
     fix_crc(c, len);
     FILE *f = fopen(path, "wb");
     cr_assert(f && fwrite(c, 1, len, f) == len);
     fclose(f);
     bp_matrix *l = (bp_matrix *)(uintptr_t)1;
     bp_status st = bp_matrix_load(NULL, path, &l);
-    cr_assert_eq(st, BP_ERR_VERSION, "load of a version-3 file: %s (%s)", bp_status_string(st),
+    cr_assert_eq(st, BP_ERR_VERSION, "load of a version-4 file: %s (%s)", bp_status_string(st),
                  bp_last_error());
     cr_assert(l == NULL);
     remove(path);

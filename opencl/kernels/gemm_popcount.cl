@@ -12,6 +12,8 @@
  *   residual: acc = 0; for p: acc = fma(c[n][row][p], (float)D[p] * s_x, acc);
  *             y = acc
  *   y = y + bias[row]
+ * With per-row plane counts (rowinfo, docs/row-planes.md) stored row r uses
+ * n = min(n, count_r) planes and its output and bias are at perm[r].
  *
  * D is a 64-bit integer (|D| <= K 2^(a-1) exceeds int32 for large K at high
  * act_bits); the per-plane popcount sums fit int32 (<= K). The float of D is
@@ -70,14 +72,19 @@ static inline void bp_gemm_body(__global const uint *restrict planes, ulong plan
                                 __global const int *restrict column_planes, ulong cp_off, int planes_n,
                                 __global float *restrict y, ulong y_off, ulong ldy,
                                 __global const float *restrict bias, ulong bias_off,
-                                __global int *restrict status, const int A) {
+                                __global int *restrict status,
+                                __global const uint *restrict rowinfo, const int A) {
     const uint row = get_global_id(0);
     const ulong col = get_global_id(1);
     if (row >= rows)
         return;
+    /* Per-row plane counts: stored row `row` is the caller's row orow and
+     * uses at most `cap` planes (0: no cap). */
+    const uint orow = rowinfo ? rowinfo[2 * (ulong)row] : row;
+    const int cap = rowinfo ? (int)rowinfo[2 * (ulong)row + 1] : 0;
     __global const int *ci = colinfo + col * BP_CI_STRIDE;
     const int flags = ci[BP_CI_FLAGS];
-    const float b = bias ? bias[bias_off + row] : 0.0f;
+    const float b = bias ? bias[bias_off + orow] : 0.0f;
     if (bias && !isfinite(b))
         atomic_or(status, BP_ST_BIAS_NONFINITE);
     float out;
@@ -91,6 +98,7 @@ static inline void bp_gemm_body(__global const uint *restrict planes, ulong plan
             int cp = column_planes[cp_off + col];
             n = cp ? cp : n;
         }
+        n = cap ? min(n, cap) : n;
         const float s = as_float(ci[BP_CI_SCALE]);
         const int is_signed = (flags & BP_CF_SIGNED) != 0;
         __global const uint *wrow =
@@ -125,7 +133,7 @@ static inline void bp_gemm_body(__global const uint *restrict planes, ulong plan
         if (!isfinite(out) && isfinite(b))
             atomic_or(status, BP_ST_Y_OVERFLOW);
     }
-    y[y_off + col * ldy + row] = out;
+    y[y_off + col * ldy + orow] = out;
 }
 
 #define BP_GEMM_KERNEL(A)                                                                          \
@@ -135,10 +143,11 @@ static inline void bp_gemm_body(__global const uint *restrict planes, ulong plan
         uint group_words, uint ngroups, int grouped, int uniform, __global const uint *restrict act, \
         __global const int *restrict colinfo, __global const int *restrict column_planes,          \
         ulong cp_off, int planes_n, __global float *restrict y, ulong y_off, ulong ldy,            \
-        __global const float *restrict bias, ulong bias_off, __global int *restrict status) {      \
+        __global const float *restrict bias, ulong bias_off, __global int *restrict status,       \
+        __global const uint *restrict rowinfo) {                                                   \
         bp_gemm_body(planes, plane_words, kwords, rows, cols, coef, mult, group_words, ngroups,    \
                      grouped, uniform, act, colinfo, column_planes,                                \
-                     cp_off, planes_n, y, y_off, ldy, bias, bias_off, status, A);                  \
+                     cp_off, planes_n, y, y_off, ldy, bias, bias_off, status, rowinfo, A);         \
     }
 
 BP_GEMM_KERNEL(1)

@@ -48,6 +48,8 @@ from ._bitplane import (
     version,
 )
 
+from .row_planes import row_planes_from_scores
+
 # The package is versioned with the C library it bundles (include/bitplane.h).
 __version__ = version()
 
@@ -80,6 +82,7 @@ __all__ = [
     "cpu_kernel_names",
     "default_context",
     "library_path",
+    "row_planes_from_scores",
     "status_string",
     "version",
 ]

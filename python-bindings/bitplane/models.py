@@ -253,8 +253,11 @@ class MLP:
     def __init__(self, params, *, activation: str = "relu", bits: int = 8,
                  method: str = "uniform", clip: float = 0.0,
                  context: Optional[Context] = None, fp32: bool = False,
-                 quantize: Optional[dict] = None, nonnegative_input: bool = False):
+                 quantize: Optional[dict] = None, nonnegative_input: bool = False,
+                 row_planes: Optional[Sequence] = None):
         """quantize: further keyword arguments for every Matrix.quantize.
+        row_planes: per-row plane counts, one entry per layer (an array of
+        out_features counts, or None for all planes; docs/row-planes.md).
         nonnegative_input: the model's inputs are >= 0 (pixels). Layers whose
         inputs are non-negative (those after a ReLU, and the first one with
         nonnegative_input) are quantized with ``nonnegative_inputs=True``, so
@@ -266,6 +269,10 @@ class MLP:
         self.activation = _ACTIVATIONS[activation]
         opts = dict(bits=bits, method=method, clip=clip, context=context, **(quantize or {}))
         self.layers = []
+        params = list(params)
+        if row_planes is not None and len(row_planes) != len(params):
+            raise InvalidArgumentError(f"row_planes must have one entry per layer "
+                                       f"({len(params)}), got {len(row_planes)}")
         for i, (w, b) in enumerate(params):
             if fp32:
                 self.layers.append(Linear.fp32(w, b))
@@ -273,6 +280,8 @@ class MLP:
             nonneg = nonnegative_input if i == 0 else activation == "relu"
             kw = dict(opts)
             kw.setdefault("nonnegative_inputs", nonneg)
+            if row_planes is not None and row_planes[i] is not None:
+                kw["row_planes"] = row_planes[i]
             self.layers.append(Linear.from_matrix(Matrix.quantize(_finite(w, "weight"), **kw), b))
 
     def __call__(self, x, planes: PerLayer = None, act_bits: PerLayer = None) -> np.ndarray:

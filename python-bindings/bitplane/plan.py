@@ -121,6 +121,11 @@ class Operator:
         return m.matrix if isinstance(m, PlannedMatrix) else m
 
     def bytes(self, planes: int) -> int:
+        # A Matrix counts what a call really reads, which per-row plane
+        # counts lower (Matrix.bytes_read); the same figure without them.
+        m = self.matrix
+        if hasattr(m, "bytes_read") and 1 <= planes <= m.bits:
+            return m.bytes_read(planes)
         return weight_bytes(self.rows, self.cols, planes)
 
 

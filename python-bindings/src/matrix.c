@@ -48,6 +48,66 @@ static int int_or_none(PyObject *obj, int dflt, const char *name, int *out) {
     return 0;
 }
 
+/* row_planes: a sequence of `rows` ints (numpy arrays included), copied
+ * into bytes; the library checks 1..bits, values past a byte are refused
+ * here with the same message. */
+static uint8_t *row_planes_get(PyObject *obj, size_t rows) {
+    PyObject *seq = PySequence_Fast(obj, "row_planes must be a sequence of ints or None");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if ((size_t)n != rows) {
+        pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                          "row_planes must have one entry per row of w (%zu), got %zd", rows, n);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    uint8_t *out = PyMem_Malloc(n > 0 ? (size_t)n : 1);
+    if (!out) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *index = PyNumber_Index(item);
+        long v = index ? PyLong_AsLong(index) : -1;
+        Py_XDECREF(index);
+        if (!index || (v == -1 && PyErr_Occurred())) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "row_planes[%zd] must be an int, got %s", i,
+                             Py_TYPE(item)->tp_name);
+            }
+            PyMem_Free(out);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (v < 0 || v > 255) {
+            pybp_raise_format(BP_ERR_OUT_OF_RANGE, "row_planes[%zd] must be in 1..bits, got %ld", i,
+                              v);
+            PyMem_Free(out);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        out[i] = (uint8_t)v;
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
+/* A new numpy uint8 array holding n bytes of data. */
+static PyObject *u8_array(const uint8_t *data, size_t n) {
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)n);
+    PyObject *np = bytes ? PyImport_ImportModule("numpy") : NULL;
+    PyObject *view = np ? PyObject_CallMethod(np, "frombuffer", "Os", bytes, "uint8") : NULL;
+    PyObject *out = view ? PyObject_CallMethod(view, "copy", NULL) : NULL;
+    Py_XDECREF(view);
+    Py_XDECREF(np);
+    Py_XDECREF(bytes);
+    return out;
+}
+
 static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"w",
                              "bits",
@@ -60,8 +120,9 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
                              "calibration_planes",
                              "context",
                              "nonnegative_inputs",
+                             "row_planes",
                              NULL};
-    PyObject *cal_obj = Py_None;
+    PyObject *cal_obj = Py_None, *row_planes_obj = Py_None;
     PyObject *w_obj, *context_obj = Py_None;
     const char *method = "uniform";
     bp_quant_options opt = BP_QUANT_OPTIONS_INIT;
@@ -71,9 +132,10 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
     const int rotation_unset = INT_MIN;
     int group_size = BP_DEFAULT_GROUP_SIZE, rotation = rotation_unset, nonnegative = 0;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKOiOp:quantize", kwlist, &w_obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKOiOpO:quantize", kwlist, &w_obj,
                                      &opt.bits, &method, &opt.clip, &group_size, &rotation, &seed,
-                                     &cal_obj, &opt.calibration_planes, &context_obj, &nonnegative))
+                                     &cal_obj, &opt.calibration_planes, &context_obj, &nonnegative,
+                                     &row_planes_obj))
         return NULL;
     opt.nonnegative_inputs = nonnegative;
     /* Python spells "none" as 0; C keeps 0 for the default. */
@@ -125,9 +187,22 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
         opt.calibration_count = cal.n0;
         opt.calibration_ld = cal.ld;
     }
+    uint8_t *row_planes = NULL;
+    if (row_planes_obj != Py_None) {
+        row_planes = row_planes_get(row_planes_obj, w.n0);
+        if (!row_planes) {
+            pybp_array_release(&w);
+            if (cal_obj != Py_None)
+                pybp_array_release(&cal);
+            Py_DECREF(context);
+            return NULL;
+        }
+        opt.row_planes = row_planes;
+    }
     bp_matrix *m = NULL;
     bp_status st;
     PYBP_NOGIL(st, bp_matrix_quantize(context->ctx, w.data, w.n0, w.n1, w.ld, &opt, &m));
+    PyMem_Free(row_planes);
     pybp_array_release(&w);
     if (cal_obj != Py_None)
         pybp_array_release(&cal);
@@ -418,7 +493,60 @@ static PyObject *get_context(PyBpMatrix *self, void *c) {
     return (PyObject *)self->context;
 }
 
+static PyObject *get_row_planes(PyBpMatrix *self, void *c) {
+    (void)c;
+    size_t rows = bp_matrix_rows(self->m);
+    uint8_t *buf = PyMem_Malloc(rows);
+    if (!buf)
+        return PyErr_NoMemory();
+    bp_status st = bp_matrix_row_planes(self->m, buf);
+    PyObject *out = st == BP_OK ? u8_array(buf, rows) : pybp_raise(st);
+    PyMem_Free(buf);
+    return out;
+}
+
+static PyObject *matrix_bytes_read(PyBpMatrix *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"planes", NULL};
+    PyObject *planes_obj = Py_None;
+    int planes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:bytes_read", kwlist, &planes_obj) ||
+        int_or_none(planes_obj, 0, "planes", &planes) < 0)
+        return NULL;
+    size_t bytes = bp_matrix_bytes_read(self->m, planes);
+    return bytes ? PyLong_FromSize_t(bytes) : pybp_raise(BP_ERR_OUT_OF_RANGE);
+}
+
+/* Module function: counts from scores (bitplane.row_planes_from_scores
+ * wraps it). */
+PyObject *pybp_row_planes_from_scores(PyObject *self, PyObject *args, PyObject *kwargs) {
+    (void)self;
+    static char *kwlist[] = {"scores", "budget", "classes", "bits", NULL};
+    PyObject *scores_obj;
+    double budget;
+    int classes, bits;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Odii:row_planes_from_scores", kwlist,
+                                     &scores_obj, &budget, &classes, &bits))
+        return NULL;
+    pybp_array sc;
+    if (pybp_array_get(scores_obj, "scores", PYBP_READ, 1, 1, &sc) < 0)
+        return NULL;
+    uint8_t *out = PyMem_Malloc(sc.n1 ? sc.n1 : 1);
+    if (!out) {
+        pybp_array_release(&sc);
+        return PyErr_NoMemory();
+    }
+    bp_status st = bp_row_planes_from_scores(sc.data, sc.n1, bits, budget, classes, out);
+    PyObject *result = st == BP_OK ? u8_array(out, sc.n1) : pybp_raise(st);
+    PyMem_Free(out);
+    pybp_array_release(&sc);
+    return result;
+}
+
 static PyGetSetDef matrix_getset[] = {
+    {"row_planes", (getter)get_row_planes, NULL,
+     "Per-row plane counts (numpy uint8, the rows of w in order): each row uses at most this "
+     "many planes; bits for every row when quantized without row_planes.",
+     NULL},
     {"rows", (getter)get_rows, NULL, "Output length (rows of W).", NULL},
     {"cols", (getter)get_cols, NULL, "Input length K (columns of W).", NULL},
     {"bits", (getter)get_bits, NULL, "Number of stored planes k.", NULL},
@@ -438,7 +566,7 @@ static PyMethodDef matrix_methods[] = {
     {"quantize", FN(matrix_quantize), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
      "Matrix.quantize(w, bits=8, method='uniform', clip=0.0, group_size=64, rotation=256, "
      "rotation_seed=0, calibration=None, calibration_planes=0, context=None, "
-     "nonnegative_inputs=False) -> Matrix\n\n"
+     "nonnegative_inputs=False, row_planes=None) -> Matrix\n\n"
      "Quantize w, a float32 array of shape (rows, cols) whose rows are contiguous (any row "
      "stride), into `bits` planes. method: 'uniform' (nested mid-rise grid) or 'residual' "
      "(greedy binary coding). clip: uniform only, ratio in (0, 1]; 0 = automatic. "
@@ -450,8 +578,16 @@ static PyMethodDef matrix_methods[] = {
      "extra bit). "
      "calibration: float32 sample activations (count, cols); uniform only: minimises the "
      "output error on them (GPTQ-style error feedback) at calibration_planes planes (0 = 4). "
+     "row_planes: one plane count per row of w (1..bits), the most planes that row uses; a "
+     "call's planes cap it further, and a call reads only the planes its rows use "
+     "(row_planes_from_scores derives counts from importance scores). "
      "context None = the process-wide default CPU context. No copy of w is made; the GIL is "
      "released while quantizing."},
+    {"bytes_read", FN(matrix_bytes_read), METH_VARARGS | METH_KEYWORDS,
+     "bytes_read(planes=None) -> int\n\n"
+     "Weight bytes a product at `planes` planes (None or 0 = all) reads in the CPU layout: the "
+     "bit slabs' 16-row groups that hold a row using each plane, plus 4 bytes of coefficient "
+     "per row and plane used."},
     {"gemm", FN(matrix_gemm), METH_VARARGS | METH_KEYWORDS,
      "gemm(x, planes=None, act_bits=None, bias=None, column_planes=None, act_scale=0.0, "
      "out=None, context=None) -> numpy.ndarray\n\n"

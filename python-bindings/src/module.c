@@ -50,6 +50,10 @@ static PyMethodDef module_methods[] = {
      "cpu_kernel_names() -> tuple[str, ...]\n\nEvery CPU kernel name Context(cpu_kernel=...) "
      "accepts, from the library's table; whether a path can run here is checked when a "
      "context is created."},
+    {"_row_planes_from_scores", (PyCFunction)(void (*)(void))pybp_row_planes_from_scores,
+     METH_VARARGS | METH_KEYWORDS,
+     "_row_planes_from_scores(scores, budget, classes, bits) -> numpy.ndarray\n\n"
+     "bp_row_planes_from_scores; use bitplane.row_planes_from_scores."},
     {"status_string", fn_status_string, METH_O,
      "status_string(code) -> str\n\nThe library's short description of a status code."},
     {NULL, NULL, 0, NULL},

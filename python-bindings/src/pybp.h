@@ -59,6 +59,9 @@ PyBpContext *pybp_resolve_context(PyObject *context);
 /* Name of a backend ("cpu", "cuda", "opencl", "auto"). */
 const char *pybp_backend_name(bp_backend backend);
 
+/* matrix.c: bitplane._row_planes_from_scores. */
+PyObject *pybp_row_planes_from_scores(PyObject *self, PyObject *args, PyObject *kwargs);
+
 /* ---- arrays.c: float32 buffers without copies --------------------------- */
 
 /* A float32 view of a 1-D or 2-D buffer whose last dimension is contiguous:

@@ -8,7 +8,8 @@
  *    loads again to the same bytes (the loader may normalize what it
  *    recomputes, docs/numerics.md "Loaded files");
  *  - an accepted matrix can be dequantized and run through bp_gemm without
- *    a crash, returning only documented statuses.
+ *    a crash, returning only documented statuses, and its per-row plane
+ *    counts (version 3) are in 1..bits.
  * Built with clang -fsanitize=fuzzer,address,undefined by tests/fuzz/
  * (CMakeLists.txt); replay_main.c replays files through it without
  * libFuzzer, which CTest does for the seed corpus.
@@ -57,8 +58,15 @@ static void exercise(const bp_matrix *m) {
     CHECK(w && x && y, "out of memory");
     for (size_t j = 0; j < cols; j++)
         x[j] = (float)((int)(j % 7) - 3) + 0.25f;
+    uint8_t *counts = malloc(rows);
+    CHECK(counts, "out of memory");
+    CHECK(bp_matrix_row_planes(m, counts) == BP_OK, "row_planes: %s", bp_last_error());
+    for (size_t r = 0; r < rows; r++)
+        CHECK(counts[r] >= 1 && counts[r] <= bits, "row %zu has %d planes", r, counts[r]);
+    free(counts);
     for (int n = 1; n <= bits; n++) {
         CHECK(bp_matrix_prefix_error(m, n) >= 0, "prefix error %d: %s", n, bp_last_error());
+        CHECK(bp_matrix_bytes_read(m, n) > 0, "bytes_read %d: %s", n, bp_last_error());
         bp_status st = bp_matrix_dequantize(NULL, m, n, w, cols);
         CHECK(st == BP_OK, "dequantize %d: %s", n, bp_last_error());
     }

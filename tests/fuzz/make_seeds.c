@@ -1,7 +1,8 @@
 /*
  * Writes the fuzzer's seed corpus: valid matrix files of several shapes,
- * plane counts and both quantizers, so that mutations start from inputs that
- * pass the checksum and every field check.
+ * plane counts and both quantizers, some with per-row plane counts (version
+ * 3), so that mutations start from inputs that pass the checksum and every
+ * field check.
  * Usage: fuzz_make_seeds OUTDIR
  */
 #include "bitplane.h"
@@ -18,9 +19,11 @@ int main(int argc, char **argv) {
         size_t rows, cols;
         int bits;
         bp_quant_method method;
-    } shapes[] = {{1, 1, 1, BP_QUANT_UNIFORM},   {3, 5, 2, BP_QUANT_RESIDUAL},
-                  {16, 32, 4, BP_QUANT_UNIFORM}, {17, 33, 8, BP_QUANT_RESIDUAL},
-                  {2, 64, 16, BP_QUANT_UNIFORM}, {5, 100, 3, BP_QUANT_UNIFORM}};
+        int row_planes; /* 1: counts (r % bits) + 1 per row, version 3 */
+    } shapes[] = {{1, 1, 1, BP_QUANT_UNIFORM, 0},   {3, 5, 2, BP_QUANT_RESIDUAL, 0},
+                  {16, 32, 4, BP_QUANT_UNIFORM, 0}, {17, 33, 8, BP_QUANT_RESIDUAL, 0},
+                  {2, 64, 16, BP_QUANT_UNIFORM, 0}, {5, 100, 3, BP_QUANT_UNIFORM, 0},
+                  {21, 40, 4, BP_QUANT_UNIFORM, 1}, {18, 70, 3, BP_QUANT_RESIDUAL, 1}};
     bp_context_options o = BP_CONTEXT_OPTIONS_INIT;
     o.backend = BP_BACKEND_CPU;
     o.threads = 1;
@@ -42,6 +45,10 @@ int main(int argc, char **argv) {
         bp_quant_options q = BP_QUANT_OPTIONS_INIT;
         q.bits = shapes[s].bits;
         q.method = shapes[s].method;
+        uint8_t counts[32];
+        for (size_t r = 0; r < shapes[s].rows && r < sizeof counts; r++)
+            counts[r] = (uint8_t)(r % (size_t)shapes[s].bits + 1);
+        q.row_planes = shapes[s].row_planes ? counts : NULL;
         bp_matrix *m = NULL;
         char path[4096];
         snprintf(path, sizeof path, "%s/seed-%zu.bpm", argv[1], s);
