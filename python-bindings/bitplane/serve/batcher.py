@@ -89,8 +89,8 @@ class Batcher:
         on_batch: called after each call with (rows, units = sum of the rows'
             planes, compute seconds), for metrics and the cost model.
         estimate_s: rows queued -> seconds to drain them (for Retry-After).
-        predict_s: a batch's plane sum (units) -> its predicted compute
-            seconds, for the choice of thread.
+        predict_s: a batch's (rows, plane sum = units) -> its predicted
+            compute seconds, for the choice of thread.
         inline_max_s: batches predicted to take at most this long run on the
             event loop's thread (0: every batch goes to the worker thread).
     """
@@ -99,7 +99,8 @@ class Batcher:
                  max_wait_s: float = 0.0, max_queue_rows: int = 1024,
                  on_batch: Optional[Callable[[int, int, float], None]] = None,
                  estimate_s: Optional[Callable[[int], float]] = None,
-                 predict_s: Optional[Callable[[int], float]] = None, inline_max_s: float = 0.0):
+                 predict_s: Optional[Callable[[int, int], float]] = None,
+                 inline_max_s: float = 0.0):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         if max_wait_s < 0:
@@ -231,7 +232,7 @@ class Batcher:
         column_planes = [i.planes for i in items for _ in range(i.rows)]
         rows = x.shape[0]
         units = sum(column_planes)
-        inline = self.inline_max_s > 0 and self.predict_s(units) <= self.inline_max_s
+        inline = self.inline_max_s > 0 and self.predict_s(rows, units) <= self.inline_max_s
         start = time.monotonic()
         try:
             if inline:
