@@ -52,6 +52,16 @@ def test_deadline_tightens_the_target():
     assert c.decide(40, budget_s=1.0).planes == c.decide(40).planes  # target still binds
 
 
+def test_measured_p99_matches_numpy(rng):
+    c = controller()
+    assert c.measured_p99() == 0.0
+    for n in (1, 2, 17, 128, 300):
+        for v in rng.exponential(0.01, n):
+            c.observe_latency(v)
+        assert c.measured_p99() == pytest.approx(np.percentile(list(c._latencies), 99),
+                                                 rel=1e-12)
+
+
 def test_feedback_ceiling_follows_measured_p99():
     c = controller(feedback_every=10)
     for _ in range(40):

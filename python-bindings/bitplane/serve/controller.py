@@ -33,7 +33,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, Optional, Tuple
 
-import numpy as np
 
 __all__ = ["CostModel", "SLOController", "Decision"]
 
@@ -253,6 +252,14 @@ class SLOController:
             self.ceiling += 1
 
     def measured_p99(self) -> float:
+        """The 99th percentile of the recent latencies (linear interpolation,
+        as numpy's default). Plain Python: at 128 values it is several times
+        cheaper than np.percentile, which showed in profiles of the serving
+        path (it runs every 16 requests)."""
         if not self._latencies:
             return 0.0
-        return float(np.percentile(np.fromiter(self._latencies, float), 99))
+        v = sorted(self._latencies)
+        pos = 0.99 * (len(v) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(v) - 1)
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
