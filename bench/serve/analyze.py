@@ -54,13 +54,20 @@ def report(args):
     out = Path(args.out)
     levels = [float(v) for v in args.levels.split(",")]
     rows_out, checks = [], {}
-    # CPU cores locust and the server used during each step (wall time of
-    # the locust run, start-up included, so the locust share is an upper bound).
+    # CPU cores locust and the server used during each step, over the window
+    # from locust's first user to its end when recorded (the server idles
+    # while locust starts), else over the whole locust run (start-up
+    # included: locust's share an upper bound, the server's a lower one).
     cpu = {}
     if (out / "steps.jsonl").exists():
         for st in load(out / "steps.jsonl"):
-            cpu[(st["planes"], st["levels"])] = (st["locust_cpu_s"] / st["wall_s"],
-                                                 st["server_cpu_s"] / st["wall_s"])
+            if "locust_steady_cpu_s" in st:  # the window in which requests flowed
+                wall = st["locust_steady_wall_s"]
+                locust = st["locust_steady_cpu_s"] / wall
+            else:
+                wall = st["wall_s"]
+                locust = st["locust_cpu_s"] / wall
+            cpu[(st["planes"], st["levels"])] = (locust, st["server_cpu_s"] / wall)
     for mode in ("8", "4", "auto"):
         path = out / f"planes-{mode}.jsonl"
         if not path.exists():

@@ -65,7 +65,8 @@ loc() { # port planes levels out.jsonl server_pid
   s0=$(cpu_s "$5")
   t0=$(date +%s.%N)
   # The wrapper writes locust's CPU seconds (its children's rusage) to $tmp/time.
-  BP_PLANES=$2 BP_LEVELS=$3 BP_OUT=$4 "$py" -c 'import resource, subprocess, sys
+  rm -f "$tmp/steady"
+  BP_PLANES=$2 BP_LEVELS=$3 BP_OUT=$4 BP_CPU_OUT=$tmp/steady "$py" -c 'import resource, subprocess, sys
 subprocess.run(sys.argv[2:])
 u = resource.getrusage(resource.RUSAGE_CHILDREN)
 open(sys.argv[1], "w").write(f"{u.ru_utime} {u.ru_stime}")' "$tmp/time" \
@@ -76,10 +77,15 @@ open(sys.argv[1], "w").write(f"{u.ru_utime} {u.ru_stime}")' "$tmp/time" \
   s1=$(cpu_s "$5")
   "$py" -c 'import json, sys, os
 lu, ls = map(float, open(sys.argv[1]).read().split()[:2])
-a = sys.argv[2:]
-print(json.dumps({"planes": a[0], "levels": a[1], "wall_s": round(float(a[3]) - float(a[2]), 2),
-                  "locust_cpu_s": round(lu + ls, 2), "server_cpu_s": round(float(a[5]) - float(a[4]), 2),
-                  "loadavg": os.getloadavg()}))' "$tmp/time" "$2" "$3" "$t0" "$t1" "$s0" "$s1" \
+a = sys.argv[3:]
+rec = {"planes": a[0], "levels": a[1], "wall_s": round(float(a[3]) - float(a[2]), 2),
+       "locust_cpu_s": round(lu + ls, 2), "server_cpu_s": round(float(a[5]) - float(a[4]), 2),
+       "loadavg": os.getloadavg()}
+if os.path.exists(sys.argv[2]):  # locust from its first user on (locustfile.py)
+    steady = json.load(open(sys.argv[2]))
+    rec["locust_steady_cpu_s"] = round(steady["cpu_s"], 2)
+    rec["locust_steady_wall_s"] = round(steady["wall_s"], 2)
+print(json.dumps(rec))' "$tmp/time" "$tmp/steady" "$2" "$3" "$t0" "$t1" "$s0" "$s1" \
     >>"$out/steps.jsonl"
 }
 loc "$port" 8 probe "$out/probe.jsonl" "${pids[0]}"
