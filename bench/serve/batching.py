@@ -1,5 +1,6 @@
 """Throughput of precision batching against one library call per request, with
-16 concurrent clients each sending one-row requests at mixed planes (1..8).
+16 concurrent clients each sending one-row requests at mixed planes (1..8,
+or the counts --planes gives).
 Prints one JSON line per comparison; run-batching.sh writes them to a file
 (with the per-request overhead from overhead.py).
 
@@ -55,7 +56,7 @@ def inproc(opts):
     def client(i):
         r = np.random.default_rng(i)
         while time.monotonic() < end:
-            m.forward(x, int(r.integers(1, 9)), 8)
+            m.forward(x, int(r.choice(opts.planes)), 8)
             counts[i] += 1
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(opts.clients)]
@@ -81,7 +82,7 @@ def inproc(opts):
 
         async def client():
             while time.monotonic() < stop:
-                await b.submit(x, int(rng.integers(1, 9)), 8)
+                await b.submit(x, int(rng.choice(opts.planes)), 8)
                 done[0] += 1
 
         t0, c0 = time.monotonic(), time.process_time()
@@ -95,7 +96,8 @@ def inproc(opts):
     # CPU seconds per request (all threads) is the capacity measure on a
     # shared machine: 16 client threads get more of a loaded machine's CPU
     # than one event loop does, which the requests/s ratio mixes in.
-    print(json.dumps({"what": f"in-process, {opts.clients} clients, 1 row, planes 1..8",
+    print(json.dumps({"what": f"in-process, {opts.clients} clients, 1 row, planes "
+                              f"{_planes_label(opts.planes)}",
                       "model": m.name, "layers": _layers(m),
                       "one_call_per_request_rps": round(single, 1),
                       "batched_rps": round(rate, 1), "ratio": round(rate / single, 2),
@@ -103,6 +105,10 @@ def inproc(opts):
                                              "batched": round(cpu * 1e6, 1)},
                       "cpu_ratio": round(single_cpu / cpu, 2), "cpu": cpu_model(),
                       "loadavg": [round(v, 2) for v in os.getloadavg()]}), flush=True)
+
+
+def _planes_label(planes):
+    return f"{planes[0]}..{planes[-1]}" if len(planes) > 1 else str(planes[0])
 
 
 def _layers(m):
@@ -117,7 +123,7 @@ def _binary_body(x, planes):
     return head + raw, len(head)
 
 
-async def _drive(url, bodies, expected, clients, duration):
+async def _drive(url, bodies, expected, clients, duration, planes=range(1, 9)):
     """`clients` coroutines, one connection each, sending bodies[planes]
     round robin for `duration` seconds. Returns requests, seconds, client
     CPU seconds, latencies (s), batch rows seen, wrong answers."""
@@ -127,7 +133,7 @@ async def _drive(url, bodies, expected, clients, duration):
     conn = aiohttp.TCPConnector(limit=clients, force_close=False)
     async with aiohttp.ClientSession(connector=conn) as s:
         async def warm():
-            body, hl = bodies[8]
+            body, hl = bodies[planes[-1]]
             async with s.post(url, data=body, headers={
                     "Inference-Header-Content-Length": str(hl)}) as r:
                 await r.read()
@@ -138,8 +144,8 @@ async def _drive(url, bodies, expected, clients, duration):
         async def client(i):
             k = i
             while time.monotonic() < stop:
-                planes = 1 + k % 8
-                body, hl = bodies[planes]
+                p = planes[k % len(planes)]
+                body, hl = bodies[p]
                 t = time.perf_counter()
                 async with s.post(url, data=body, headers={
                         "Inference-Header-Content-Length": str(hl),
@@ -151,8 +157,8 @@ async def _drive(url, bodies, expected, clients, duration):
                     raise SystemExit(f"{url}: status {status}: {raw[:200]!r}")
                 doc = json.loads(raw)
                 y = np.array(doc["outputs"][0]["data"], np.float32)
-                if doc["parameters"]["planes"] != planes or not np.array_equal(
-                        y.view(np.uint32), expected[planes].view(np.uint32)):
+                if doc["parameters"]["planes"] != p or not np.array_equal(
+                        y.view(np.uint32), expected[p].view(np.uint32)):
                     wrong[0] += 1
                 rows.append(doc["parameters"]["batch_rows"])
                 done[0] += 1
@@ -166,8 +172,8 @@ async def _drive(url, bodies, expected, clients, duration):
 def http_compare(opts):
     m = load(opts.model)
     x = np.ascontiguousarray(m.test_x[:1])
-    bodies = {p: _binary_body(x, p) for p in range(1, 9)}
-    expected = {p: np.ascontiguousarray(m.forward(x, p, 8)[0]) for p in range(1, 9)}
+    bodies = {p: _binary_body(x, p) for p in opts.planes}
+    expected = {p: np.ascontiguousarray(m.forward(x, p, 8)[0]) for p in opts.planes}
     name = m.name
     del m
     servers = {"max_batch_64": start(["--model", opts.model, "--max-batch", "64"]),
@@ -181,7 +187,8 @@ def http_compare(opts):
                 url = f"http://127.0.0.1:{port}/v2/models/{name}/infer"
                 c0 = cpu_s(proc.pid)
                 n, s, ccpu, lat, rows, wrong = asyncio.run(
-                    _drive(url, bodies, expected, opts.clients, opts.duration / opts.rounds))
+                    _drive(url, bodies, expected, opts.clients, opts.duration / opts.rounds,
+                           opts.planes))
                 r = res[key]
                 r["server_cpu"] += cpu_s(proc.pid) - c0
                 r["n"] += n
@@ -211,7 +218,7 @@ def http_compare(opts):
 
     b, s = summary(res["max_batch_64"]), summary(res["max_batch_1"])
     print(json.dumps({"what": f"HTTP, {opts.clients} clients (aiohttp, one process), 1 row, "
-                              "planes 1..8, binary tensor data",
+                              f"planes {_planes_label(opts.planes)}, binary tensor data",
                       "model": name, "ratio": round(b["rps"] / s["rps"], 2),
                       "max_batch_64": b, "max_batch_1": s, "rounds": opts.rounds,
                       "duration_s": opts.duration, "cpu": cpu_model(), "cores": os.cpu_count(),
@@ -227,7 +234,16 @@ def main():
     ap.add_argument("--duration", type=float, default=float(os.environ.get("BP_DURATION_S", "6")),
                     help="seconds per mode (split over the rounds)")
     ap.add_argument("--rounds", type=int, default=3, help="HTTP: turns per server")
+    ap.add_argument("--planes", default="1..8",
+                    help="planes of the requests: LO..HI (cycled, the default 1..8) or one count")
     opts = ap.parse_args()
+    lo, _, hi = opts.planes.partition("..")
+    try:
+        opts.planes = list(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        ap.error(f"--planes: expected LO..HI or a count, got {opts.planes!r}")
+    if not opts.planes or not 1 <= opts.planes[0] <= opts.planes[-1] <= 8:
+        ap.error("--planes: counts must be within 1..8")
     {"inproc": inproc, "http": http_compare}[opts.mode](opts)
 
 

@@ -359,6 +359,36 @@ def test_batcher_inline_small_batches(digits, rng):
         Batcher(forward, inline_max_s=1e-3)
 
 
+def test_batcher_times_compute_where_it_runs(digits, rng):
+    """The compute time the cost model learns from excludes the hand-off to
+    the worker thread (a slow wake-up must not look like a slow model)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    class SlowStart(ThreadPoolExecutor):
+        def submit(self, fn, *args):
+            def late():
+                time.sleep(0.05)
+                return fn(*args)
+            return super().submit(late)
+
+    seen = []
+    b = Batcher(digits.forward_batched, max_batch=4,
+                on_batch=lambda rows, units, s: seen.append(s))
+    b._executor = SlowStart(max_workers=1)
+    x = gauss(rng, (1, 64))
+
+    async def run():
+        t = time.monotonic()
+        r = await b.submit(x, 8, 8)
+        total = time.monotonic() - t
+        await b.close()
+        return r, total
+
+    r, total = asyncio.run(run())
+    assert total >= 0.05 and seen == [r.compute_s] and r.compute_s < 0.04
+    np.testing.assert_array_equal(r.y, digits.forward(x, 8, 8))
+
+
 def test_batcher_refuses_when_full(digits):
     gate = threading.Event()
 
