@@ -373,7 +373,7 @@ def test_batcher_times_compute_where_it_runs(digits, rng):
 
     seen = []
     b = Batcher(digits.forward_batched, max_batch=4,
-                on_batch=lambda rows, units, s: seen.append(s))
+                on_batch=lambda rows, units, s, groups: seen.append(s))
     b._executor = SlowStart(max_workers=1)
     x = gauss(rng, (1, 64))
 

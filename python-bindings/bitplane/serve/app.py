@@ -134,8 +134,8 @@ class Server:
         mt.of(mt.step_streams, self.model.name).observe(streams)
 
     # -- batcher callbacks -------------------------------------------------
-    def _on_batch(self, rows: int, units: int, compute_s: float) -> None:
-        self.controller.cost.observe(rows, units, compute_s)
+    def _on_batch(self, rows: int, units: int, compute_s: float, groups: int) -> None:
+        self.controller.cost.observe(rows, units, compute_s, groups)
         mt, name = self.metrics, self.model.name
         mt.of(mt.batch_rows, name).observe(rows)
         mt.of(mt.compute_time, name).observe(compute_s)

@@ -87,7 +87,8 @@ class Batcher:
         max_queue_rows: rows allowed to wait; beyond that submit() raises
             Overloaded (503 with Retry-After).
         on_batch: called after each call with (rows, units = sum of the rows'
-            planes, compute seconds), for metrics and the cost model.
+            planes, compute seconds, distinct plane counts in the batch), for
+            metrics and the cost model.
         estimate_s: rows queued -> seconds to drain them (for Retry-After).
         predict_s: a batch's (rows, plane sum = units) -> its predicted
             compute seconds, for the choice of thread.
@@ -97,7 +98,7 @@ class Batcher:
 
     def __init__(self, forward_batched: Callable, *, max_batch: int = 64,
                  max_wait_s: float = 0.0, max_queue_rows: int = 1024,
-                 on_batch: Optional[Callable[[int, int, float], None]] = None,
+                 on_batch: Optional[Callable[[int, int, float, int], None]] = None,
                  estimate_s: Optional[Callable[[int], float]] = None,
                  predict_s: Optional[Callable[[int, int], float]] = None,
                  inline_max_s: float = 0.0):
@@ -258,7 +259,7 @@ class Batcher:
         finally:
             self.in_flight_rows -= rows
         if self.on_batch:
-            self.on_batch(rows, units, compute_s)
+            self.on_batch(rows, units, compute_s, len(set(column_planes)))
         at = 0
         for i in items:
             if not i.future.done():

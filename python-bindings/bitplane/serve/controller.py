@@ -61,19 +61,21 @@ class CostModel:
     """
 
     def __init__(self, fixed: float = 1e-4, per_unit: float = 1e-5, window: int = 64,
-                 per_row: float = 0.0):
-        if fixed < 0 or per_unit <= 0 or per_row < 0:
-            raise ValueError("cost model needs fixed >= 0, per_row >= 0 and per_unit > 0")
+                 per_row: float = 0.0, per_group: float = 0.0):
+        if fixed < 0 or per_unit <= 0 or per_row < 0 or per_group < 0:
+            raise ValueError("cost model needs fixed, per_row, per_group >= 0 and per_unit > 0")
         self.fixed = float(fixed)
         self.per_row = float(per_row)
         self.per_unit = float(per_unit)
-        self._samples: Deque[Tuple[float, float, float]] = deque(maxlen=window)
-        # sums of r, u, t, r*r, u*u, r*u, r*t, u*t
-        self._sums = [0.0] * 8
+        self.per_group = float(per_group)
+        self._samples: Deque[Tuple[float, float, float, float]] = deque(maxlen=window)
+        # sums of r, u, g, t, rr, uu, gg, ru, rg, ug, rt, ut, gt
+        self._sums = [0.0] * 13
         self._since_exact = 0
 
-    def predict(self, units: float, rows: float = 0.0) -> float:
-        return self.fixed + self.per_row * rows + self.per_unit * units
+    def predict(self, units: float, rows: float = 0.0, groups: int = 1) -> float:
+        return (self.fixed + self.per_group * (groups - 1) + self.per_row * rows
+                + self.per_unit * units)
 
     def plane_share(self, planes: int) -> float:
         """The part of a row's cost at `planes` planes that scales with the
@@ -82,37 +84,66 @@ class CostModel:
         return self.per_unit * planes / per_row if per_row > 0 else 0.0
 
     @staticmethod
-    def _terms(r: float, u: float, t: float):
-        return (r, u, t, r * r, u * u, r * u, r * t, u * t)
+    def _terms(r: float, u: float, g: float, t: float):
+        return (r, u, g, t, r * r, u * u, g * g, r * u, r * g, u * g, r * t, u * t, g * t)
 
-    def observe(self, rows: float, units: float, seconds: float) -> None:
+    def observe(self, rows: float, units: float, seconds: float, groups: int = 1) -> None:
+        """A measured batch: `rows` rows whose planes sum to `units`, in
+        `groups` distinct plane counts (the batched kernel unpacks the
+        weights once per count, a cost the plane sum does not carry)."""
         if rows <= 0 or units <= 0 or not math.isfinite(seconds) or seconds < 0:
             return
-        r, u, t = float(rows), float(units), float(seconds)
+        x = (float(rows), float(units), float(max(groups, 1) - 1), float(seconds))
         s = self._sums
         if len(self._samples) == self._samples.maxlen:
             for i, v in enumerate(self._terms(*self._samples[0])):
                 s[i] -= v
-        self._samples.append((r, u, t))
-        for i, v in enumerate(self._terms(r, u, t)):
+        self._samples.append(x)
+        for i, v in enumerate(self._terms(*x)):
             s[i] += v
         self._since_exact += 1
         if self._since_exact >= self._samples.maxlen:
             self._since_exact = 0
-            self._sums = s = [sum(col) for col in zip(*(self._terms(*x) for x in self._samples))]
+            self._sums = s = [sum(col) for col in zip(*(self._terms(*y) for y in self._samples))]
         n = len(self._samples)
         if n < 4:
             return
-        mr, mu, mt = s[0] / n, s[1] / n, s[2] / n
-        vrr = s[3] / n - mr * mr
-        vuu = s[4] / n - mu * mu
-        vru = s[5] / n - mr * mu
-        vrt = s[6] / n - mr * mt
-        vut = s[7] / n - mu * mt
+        mr, mu, mg, mt = s[0] / n, s[1] / n, s[2] / n, s[3] / n
+        vrr = s[4] / n - mr * mr
+        vuu = s[5] / n - mu * mu
+        vgg = s[6] / n - mg * mg
+        vru = s[7] / n - mr * mu
+        vrg = s[8] / n - mr * mg
+        vug = s[9] / n - mu * mg
+        vrt = s[10] / n - mr * mt
+        vut = s[11] / n - mu * mt
+        vgt = s[12] / n - mg * mt
+        # All three terms when the window separates them (the determinant of
+        # the correlation matrix of rows, units and plane counts clearly
+        # above 0) and the fit is physical.
+        if vrr > 0 and vuu > 0 and vgg > 0:
+            det = (vrr * (vuu * vgg - vug * vug) - vru * (vru * vgg - vug * vrg)
+                   + vrg * (vru * vug - vuu * vrg))
+            if det > 0.01 * vrr * vuu * vgg:
+                b_r = (vrt * (vuu * vgg - vug * vug) - vru * (vut * vgg - vug * vgt)
+                       + vrg * (vut * vug - vuu * vgt)) / det
+                b_u = (vrr * (vut * vgg - vgt * vug) - vrt * (vru * vgg - vug * vrg)
+                       + vrg * (vru * vgt - vut * vrg)) / det
+                b_g = (vrr * (vuu * vgt - vug * vut) - vru * (vru * vgt - vut * vrg)
+                       + vrt * (vru * vug - vuu * vrg)) / det
+                if b_r >= 0 and b_u > 0 and b_g >= 0:
+                    self.per_row, self.per_unit, self.per_group = b_r, b_u, b_g
+                    self.fixed = max(mt - b_r * mr - b_u * mu - b_g * mg, 0.0)
+                    return
+        # Else the plane-count cost is held and taken out of t.
+        pg = self.per_group
+        mt -= pg * mg
+        vrt -= pg * vrg
+        vut -= pg * vug
         det = vrr * vuu - vru * vru
-        # Both terms only when the samples separate them well (the squared
-        # correlation of rows and units clearly below 1) and the fit is
-        # physical (neither cost negative); else keep the split.
+        # Both per-row terms only when the samples separate them well (the
+        # squared correlation of rows and units clearly below 1) and the fit
+        # is physical (neither cost negative); else keep the split.
         if vrr > 0 and vuu > 0 and det > 0.02 * vrr * vuu:
             b_r = (vuu * vrt - vru * vut) / det
             b_u = (vrr * vut - vru * vrt) / det
