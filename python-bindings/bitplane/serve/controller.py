@@ -4,10 +4,12 @@ Two parts, both free of the web stack so that a simulated load can drive
 them in tests:
 
 * :class:`CostModel` learns the compute time of one batched model call as
-  ``fixed + per_row * rows + per_unit * units``, where ``units`` is the sum
-  over the batch's rows of the planes each row uses (a memory-bound product
-  reads n weight slabs per row at n planes; a batched kernel that unpacks
-  weights once costs per row whatever the planes). It is a least-squares fit
+  ``fixed + per_row * rows + per_unit * units + per_group * (counts - 1)``,
+  where ``units`` is the sum over the batch's rows of the planes each row
+  uses (a memory-bound product reads n weight slabs per row at n planes; a
+  batched kernel that unpacks weights once costs per row whatever the
+  planes) and ``counts`` the distinct plane counts in the batch (that
+  kernel unpacks the weights once per count). It is a least-squares fit
   over a sliding window of measured batches, seeded by a calibration at
   start-up that times full batches at full and at one plane.
 
@@ -38,8 +40,9 @@ __all__ = ["CostModel", "SLOController", "Decision"]
 
 
 class CostModel:
-    """Batch compute time as ``fixed + per_row * rows + per_unit * units``
-    (seconds), ``units`` being the sum over the batch's rows of their planes.
+    """Batch compute time as ``fixed + per_row * rows + per_unit * units +
+    per_group * (counts - 1)`` (seconds), ``units`` being the sum over the
+    batch's rows of their planes and ``counts`` the distinct plane counts.
 
     Two per-row terms because kernels differ in what the plane count buys: a
     memory-bound product at batch 1 reads n planes (time ~ units), while the
@@ -47,15 +50,21 @@ class CostModel:
     same per column at any plane count (time ~ rows; measured on a
     1024-4096-4096-1024 stack: 0.5 ms per row at 1 and at 8 planes). A
     model with only ``units`` would promise the controller an 8x saving from
-    1 plane that the kernel does not give.
+    1 plane that the kernel does not give. The same kernel unpacks the
+    weights once per distinct plane count in a batch, so a mixed batch costs
+    more than a uniform one of the same rows and units (on that stack, 16
+    rows at planes 1..8: 13.7 against 7.8 ms of CPU at 8 planes); without
+    the ``per_group`` term a fit reads that as a cost of planes.
 
-    ``observe(rows, units, seconds)`` adds a measured batch; the fit is a
+    ``observe(rows, units, seconds, counts)`` adds a measured batch; the fit is a
     least squares over the last ``window`` batches, refreshed on every
     observation from running sums (O(1) per batch, since it runs on the
     serving path once per batch; the sums are recomputed exactly once per
-    window so that rounding does not accumulate). When the batches do not
-    separate the two terms (every row at the same planes, so units is a
-    multiple of rows, or one batch size only), the split between them is
+    window so that rounding does not accumulate). ``per_group`` is fit with
+    the others when the window separates all three, else held and taken
+    out. When the batches do not separate the two per-row terms (every row
+    at the same planes, so units is a multiple of rows, or one batch size
+    only), the split between them is
     kept from before (the calibration measures it) and only their scale and
     the intercept are refit.
     """
