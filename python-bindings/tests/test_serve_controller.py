@@ -270,3 +270,13 @@ def test_simulated_mixed_batches_do_not_read_as_a_cost_of_planes():
         _, used = simulate(2.0 * cap, 4000, np.random.default_rng(seed), ctrl=ctrl,
                            per_row=per_row, per_unit=per_unit, per_group=per_group)
         assert used[-1000:].mean() > 7.5, (seed, used[-1000:].mean())
+
+
+def test_cost_model_keeps_a_calibrated_split():
+    # fit_split=False (the server after calibration): served batches only
+    # rescale the model, whatever they seem to say about the split.
+    cost = CostModel(fixed=2e-4, per_unit=1e-6, per_row=4e-4, per_group=7e-4, fit_split=False)
+    for rows, planes, groups in ((16, 8, 1), (16, 1, 3), (64, 4, 8), (8, 2, 2), (64, 8, 5)) * 4:
+        cost.observe(rows, rows * planes, 2 * (2e-4 + 5e-5 * rows * planes), groups)
+    assert cost.per_group == 7e-4
+    assert cost.per_unit / cost.per_row == pytest.approx(1e-6 / 4e-4)

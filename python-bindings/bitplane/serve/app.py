@@ -60,14 +60,17 @@ class ServeConfig:
 
 def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
     """Seed the cost model with timed batched calls (median of 5 each): 1 row
-    and max_batch rows at full planes, and max_batch rows at 1 plane, which
-    gives the per-batch, per-row and per-row-plane costs."""
+    and max_batch rows at full planes, max_batch rows at 1 plane, and
+    max_batch rows over planes 1..k, which give the per-batch, per-row,
+    per-row-plane and per-plane-count costs. The server then refits only
+    the scale: served batches confound the plane counts with the machine's
+    load (auto lowers planes when latency is high), a controlled
+    back-to-back comparison does not."""
     rng = np.random.default_rng(0)
     k = model.bits
 
-    def timed(rows: int, planes: int) -> float:
+    def timed(rows: int, cp) -> float:
         x = rng.standard_normal((rows, model.in_features), dtype=np.float32)
-        cp = [planes] * rows
         model.forward_batched(x, cp, 8)  # warm-up
         times = []
         for _ in range(5):
@@ -76,11 +79,13 @@ def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
             times.append(time.perf_counter() - t)
         return float(np.median(times))
 
-    t1 = timed(1, k)
+    t1 = timed(1, [k])
     if max_batch == 1:
-        return CostModel(fixed=0.0, per_unit=max(t1 / k, 1e-9))
-    tb, tb1 = timed(max_batch, k), timed(max_batch, 1)
+        return CostModel(fixed=0.0, per_unit=max(t1 / k, 1e-9), fit_split=False)
     b = max_batch
+    tb, tb1 = timed(b, [k] * b), timed(b, [1] * b)
+    mixed = [1 + i % k for i in range(b)]
+    tmix = timed(b, mixed)
     # tb - tb1 = per_unit * b * (k - 1); tb - t1 = (b - 1) * (per_row + k * per_unit)
     per_unit = max((tb - tb1) / (b * (k - 1)), 1e-9) if k > 1 else 0.0
     per_row_all = max((tb - t1) / (b - 1), 1e-9)
@@ -90,7 +95,11 @@ def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
         per_unit = min(per_unit, per_row_all / k)
         per_row = per_row_all - k * per_unit
     fixed = max(t1 - per_row - k * per_unit, 0.0)
-    return CostModel(fixed=fixed, per_unit=max(per_unit, 1e-9), per_row=per_row)
+    groups = len(set(mixed))
+    uniform = fixed + per_row * b + per_unit * sum(mixed)
+    per_group = max((tmix - uniform) / (groups - 1), 0.0) if groups > 1 else 0.0
+    return CostModel(fixed=fixed, per_unit=max(per_unit, 1e-9), per_row=per_row,
+                     per_group=per_group, fit_split=False)
 
 
 class Server:

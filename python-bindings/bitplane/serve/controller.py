@@ -70,13 +70,17 @@ class CostModel:
     """
 
     def __init__(self, fixed: float = 1e-4, per_unit: float = 1e-5, window: int = 64,
-                 per_row: float = 0.0, per_group: float = 0.0):
+                 per_row: float = 0.0, per_group: float = 0.0, fit_split: bool = True):
+        """fit_split: refit how the cost splits between rows, planes and
+        plane counts from served batches (else only its scale and the
+        intercept; the split then stays as calibrated)."""
         if fixed < 0 or per_unit <= 0 or per_row < 0 or per_group < 0:
             raise ValueError("cost model needs fixed, per_row, per_group >= 0 and per_unit > 0")
         self.fixed = float(fixed)
         self.per_row = float(per_row)
         self.per_unit = float(per_unit)
         self.per_group = float(per_group)
+        self.fit_split = bool(fit_split)
         self._samples: Deque[Tuple[float, float, float, float]] = deque(maxlen=window)
         # sums of r, u, g, t, rr, uu, gg, ru, rg, ug, rt, ut, gt
         self._sums = [0.0] * 13
@@ -130,7 +134,7 @@ class CostModel:
         # All three terms when the window separates them (the determinant of
         # the correlation matrix of rows, units and plane counts clearly
         # above 0) and the fit is physical.
-        if vrr > 0 and vuu > 0 and vgg > 0:
+        if self.fit_split and vrr > 0 and vuu > 0 and vgg > 0:
             det = (vrr * (vuu * vgg - vug * vug) - vru * (vru * vgg - vug * vrg)
                    + vrg * (vru * vug - vuu * vrg))
             if det > 0.01 * vrr * vuu * vgg:
@@ -153,7 +157,7 @@ class CostModel:
         # Both per-row terms only when the samples separate them well (the
         # squared correlation of rows and units clearly below 1) and the fit
         # is physical (neither cost negative); else keep the split.
-        if vrr > 0 and vuu > 0 and det > 0.02 * vrr * vuu:
+        if self.fit_split and vrr > 0 and vuu > 0 and det > 0.02 * vrr * vuu:
             b_r = (vuu * vrt - vru * vut) / det
             b_u = (vrr * vut - vru * vrt) / det
             if b_r >= 0 and b_u > 0:
