@@ -222,7 +222,10 @@ def test_fast_path_answers_as_the_starlette_route(digits, rng):
     slow.fast_routes.clear()
     a, b = asyncio.run(answers(fast)), asyncio.run(answers(slow))
     for got, ref in zip(a, b):
-        assert got[:4] == ref[:4]
+        # Status, content type, Retry-After; the binary header's length
+        # varies with the timings' digits.
+        assert (got[0], got[1], got[3]) == (ref[0], ref[1], ref[3])
+        assert (got[2] is None) == (ref[2] is None)
         if got[2] is None:  # JSON: equal apart from the timings
             g, r = json.loads(got[4]), json.loads(ref[4])
             for doc in (g, r):
@@ -230,8 +233,13 @@ def test_fast_path_answers_as_the_starlette_route(digits, rng):
                     doc.get("parameters", {}).pop(key, None)
             assert g == r
         else:
-            n = int(got[2])
-            assert got[4][n:] == ref[4][n:]
+            n, m = int(got[2]), int(ref[2])
+            assert got[4][n:] == ref[4][m:]
+            g, r = json.loads(got[4][:n]), json.loads(ref[4][:m])
+            for doc in (g, r):
+                for key in ("queue_ms", "compute_ms"):
+                    doc["parameters"].pop(key)
+            assert g == r
     assert [s[0] for s in a] == [200, 200, 400, 400, 400]
 
     def broken(*_):
