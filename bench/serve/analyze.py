@@ -43,10 +43,31 @@ def bit_exact(recs, rows, model):
     return checked, wrong
 
 
+def _cores(cpu, mode, level, i):
+    for key in ((mode, str(level)), (mode, f"{level:g}")):
+        if key in cpu:
+            return round(cpu[key][i], 2)
+    return None
+
+
 def report(args):
     out = Path(args.out)
     levels = [float(v) for v in args.levels.split(",")]
     rows_out, checks = [], {}
+    # CPU cores locust and the server used during each step, over the window
+    # from locust's first user to its end when recorded (the server idles
+    # while locust starts), else over the whole locust run (start-up
+    # included: locust's share an upper bound, the server's a lower one).
+    cpu = {}
+    if (out / "steps.jsonl").exists():
+        for st in load(out / "steps.jsonl"):
+            if "locust_steady_cpu_s" in st:  # the window in which requests flowed
+                wall = st["locust_steady_wall_s"]
+                locust = st["locust_steady_cpu_s"] / wall
+            else:
+                wall = st["wall_s"]
+                locust = st["locust_cpu_s"] / wall
+            cpu[(st["planes"], st["levels"])] = (locust, st["server_cpu_s"] / wall)
     for mode in ("8", "4", "auto"):
         path = out / f"planes-{mode}.jsonl"
         if not path.exists():
@@ -70,23 +91,29 @@ def report(args):
                 "throughput_rps": round(len(ok) / span, 1) if span > 0 else 0.0,
                 "p50_ms": round(float(np.percentile(lat, 50)), 2),
                 "p99_ms": round(float(np.percentile(lat, 99)), 2),
-                "accuracy": round(sum(r["correct"] for r in ok) / max(1, sum(r["rows"] for r in ok)), 4),
+                "accuracy": round(sum(r["correct"] for r in ok)
+                                  / max(1, sum(r["rows"] for r in ok)), 4),
                 "mean_planes": round(float(np.mean([r["planes"] for r in ok])), 2) if ok else None,
                 "requests": len(step), "errors": statuses,
+                "locust_cpu_cores": _cores(cpu, mode, level, 0),
+                "server_cpu_cores": _cores(cpu, mode, level, 1),
             })
-    summary = {"capacity_8_planes_rps": round(args.capacity, 1), "rows_per_request": args.rows,
+    summary = {"model": args.model, "capacity_8_planes_rps": round(args.capacity, 1),
+               "rows_per_request": args.rows,
                "users": args.users, "step_s": args.step_s, "slo_p99_ms": args.slo_ms,
                "levels": levels, "rows": rows_out,
                "bit_exact_samples": {k: {"checked": c, "wrong": w} for k, (c, w) in checks.items()},
                "load_average": os.getloadavg()}
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     lines = ["| planes | load | offered req/s | served req/s | p50 ms | p99 ms | accuracy | "
-             "mean planes | non-200 |", "|---|---|---|---|---|---|---|---|---|"]
+             "mean planes | non-200 | locust CPU cores | server CPU cores |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows_out:
         err = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
         lines.append(f"| {r['planes']} | {r['load_x']}x | {r['offered_rps']} | "
                      f"{r['throughput_rps']} | {r['p50_ms']} | {r['p99_ms']} | "
-                     f"{r['accuracy']:.4f} | {r['mean_planes']} | {err} |")
+                     f"{r['accuracy']:.4f} | {r['mean_planes']} | {err} | "
+                     f"{r['locust_cpu_cores']} | {r['server_cpu_cores']} |")
     table = "\n".join(lines)
     (out / "table.md").write_text(table + "\n")
     print(table)
@@ -118,8 +145,9 @@ def plot(out, rows, args):
         a.set_xlabel(f"offered load (x capacity of 8 planes = {args.capacity:.0f} req/s)")
         a.grid(alpha=0.3)
         a.legend()
-    fig.suptitle(f"bitplane-serve, digits, {args.rows} rows/request, {args.users} locust users, "
-                 f"{args.step_s:g} s per step (loaded 2-core machine)")
+    fig.suptitle(f"bitplane-serve, {Path(args.model).stem}, {args.rows} rows/request, "
+                 f"{args.users} locust users, {args.step_s:g} s per step, "
+                 f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     fig.tight_layout()
     fig.savefig(out / "loadtest.png", dpi=90)
 

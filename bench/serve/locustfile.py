@@ -1,4 +1,6 @@
-"""Locust load for bitplane-serve: digits test images against their labels.
+"""Locust load for bitplane-serve: a model's test inputs against their labels
+(BP_MODEL: a bundled name, default digits, or a Linear stack file whose
+test_x/test_y it reads, as make_model.py writes them).
 
 Every request sends BP_ROWS test images (binary tensor data, as tritonclient
 does) at the precision BP_PLANES (an integer or "auto"), and the response's
@@ -14,7 +16,9 @@ The run stops by itself after the last step or BP_MAX_REQUESTS requests.
 import json
 import os
 import random
+import resource
 import time
+from pathlib import Path
 
 import numpy as np
 from locust import FastHttpUser, LoadTestShape, events, task
@@ -35,9 +39,18 @@ MAX_REQUESTS = int(os.environ.get("BP_MAX_REQUESTS", "200000"))
 MODEL = os.environ.get("BP_MODEL", "digits")
 OUT = open(os.environ.get("BP_OUT", "loadtest.jsonl"), "a")
 
-_data = read(MODEL)
-TEST_X = np.ascontiguousarray(_data.arrays["test_x"], np.float32)
-TEST_Y = np.asarray(_data.arrays["test_y"])
+if MODEL.endswith(".npz"):
+    # Only the test arrays: the load generator has no use for the weights
+    # (hundreds of MB for a compute-bound stack, read again by every run).
+    with np.load(MODEL, allow_pickle=False) as _z:
+        _arrays = {k: _z[k] for k in ("test_x", "test_y")}
+    NAME = Path(MODEL).stem  # the URL name: the file's stem
+else:
+    _data = read(MODEL)
+    _arrays = _data.arrays
+    NAME = _data.name  # the bundled name or the file's stem
+TEST_X = np.ascontiguousarray(_arrays["test_x"], np.float32)
+TEST_Y = np.asarray(_arrays["test_y"])
 _sent = 0
 _t0 = None
 
@@ -52,12 +65,17 @@ def current_level():
 def body(offset):
     idx = (offset + np.arange(ROWS)) % len(TEST_X)
     raw = TEST_X[idx].astype("<f4").tobytes()
-    params = {"planes": PLANES}
+    # Binary output too: the load generator shares the machine with the
+    # server, so it parses as little as it can.
+    params = {"planes": PLANES, "binary_data_output": True}
     head = json.dumps({"inputs": [{"name": "input", "shape": [ROWS, TEST_X.shape[1]],
                                    "datatype": "FP32",
                                    "parameters": {"binary_data_size": len(raw)}}],
                        "parameters": params}).encode()
-    return head + raw, len(head), idx
+    return head + raw, str(len(head)), idx
+
+
+BODIES = [body(offset) for offset in range(len(TEST_X))]  # built once, not per request
 
 
 class Client(FastHttpUser):
@@ -81,19 +99,21 @@ class Client(FastHttpUser):
             return
         level = current_level()
         offset = random.randrange(len(TEST_X))
-        payload, head_len, idx = body(offset)
+        payload, head_len, idx = BODIES[offset]
         start = time.monotonic()
-        with self.client.post(f"/v2/models/{MODEL}/infer", data=payload,
-                              headers={"Inference-Header-Content-Length": str(head_len),
+        with self.client.post(f"/v2/models/{NAME}/infer", data=payload,
+                              headers={"Inference-Header-Content-Length": head_len,
                                        "Content-Type": "application/octet-stream"},
                               catch_response=True, name=f"infer planes={PLANES}") as r:
             latency = time.monotonic() - start
             rec = {"t": start, "level": level, "latency_ms": latency * 1e3,
                    "status": r.status_code, "rows": ROWS}
             if r.status_code == 200:
-                doc = r.json()
+                raw = r.content
+                n = int(r.headers["Inference-Header-Content-Length"])
+                doc = json.loads(raw[:n])
                 out = doc["outputs"][0]
-                y = np.array(out["data"], np.float32).reshape(out["shape"])
+                y = np.frombuffer(raw, "<f4", offset=n).reshape(out["shape"])
                 rec["planes"] = doc["parameters"]["planes"]
                 rec["queue_ms"] = doc["parameters"]["queue_ms"]
                 rec["compute_ms"] = doc["parameters"]["compute_ms"]
@@ -101,7 +121,7 @@ class Client(FastHttpUser):
                 rec["correct"] = int((y.argmax(axis=1) == TEST_Y[idx]).sum())
                 if _sent % SAMPLE == 0:
                     rec["offset"] = offset
-                    rec["y"] = out["data"]
+                    rec["y"] = y.ravel().tolist()
                 r.success()
             else:
                 rec["error"] = r.text[:200]
@@ -121,6 +141,26 @@ class Steps(LoadTestShape):
         return USERS, USERS
 
 
+_cpu0 = None
+
+
+def _cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@events.test_start.add_listener
+def _start(**_):
+    global _cpu0
+    _cpu0 = (_cpu_s(), time.monotonic())
+
+
 @events.quitting.add_listener
 def _close(environment, **_):
     OUT.flush()
+    # Locust's own CPU time from the first user to the end (its start-up,
+    # imports and body building excluded), for BP_CPU_OUT if set.
+    path = os.environ.get("BP_CPU_OUT")
+    if path and _cpu0 is not None:
+        with open(path, "w") as f:
+            json.dump({"cpu_s": _cpu_s() - _cpu0[0], "wall_s": time.monotonic() - _cpu0[1]}, f)

@@ -198,6 +198,76 @@ def test_bad_input(server, name, model, body, status, message):
     assert "Traceback" not in r.text
 
 
+def test_fast_path_answers_as_the_starlette_route(digits, rng):
+    """The infer fast path (bare ASGI, before the middleware) and the
+    Starlette route it stands in for give the same status, headers that
+    matter, and body for good and bad requests, and a 500 with the type only
+    (the traceback goes to the log) for an unexpected error."""
+    x = gauss(rng, (3, 64))
+    raw = x.astype("<f4").tobytes()
+    head = json.dumps({"inputs": [{"name": "input", "shape": [3, 64], "datatype": "FP32",
+                                   "parameters": {"binary_data_size": len(raw)}}],
+                       "parameters": {"planes": 3, "binary_data_output": True}}).encode()
+    requests = [(json.dumps(infer_body(x, planes=5)).encode(), {}),
+                (head + raw, {"Inference-Header-Content-Length": str(len(head))}),
+                (json.dumps(infer_body(x, planes=9)).encode(), {}),
+                (b"{not json", {}),
+                (b"{}", {"Content-Length": "x"})]
+
+    async def answers(app):
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://serve") as c:
+                out = []
+                for body, headers in requests:
+                    r = await c.post("/v2/models/digits/infer", content=body, headers=headers)
+                    out.append((r.status_code, r.headers.get("content-type"),
+                                r.headers.get("inference-header-content-length"),
+                                r.headers.get("retry-after"), r.content))
+                return out
+
+    fast = create_app(digits, ServeConfig(calibrate=False))
+    assert "/v2/models/digits/infer" in fast.fast_routes
+    slow = create_app(digits, ServeConfig(calibrate=False))
+    slow.fast_routes.clear()
+    a, b = asyncio.run(answers(fast)), asyncio.run(answers(slow))
+    for got, ref in zip(a, b):
+        # Status, content type, Retry-After; the binary header's length
+        # varies with the timings' digits.
+        assert (got[0], got[1], got[3]) == (ref[0], ref[1], ref[3])
+        assert (got[2] is None) == (ref[2] is None)
+        if got[2] is None:  # JSON: equal apart from the timings
+            g, r = json.loads(got[4]), json.loads(ref[4])
+            for doc in (g, r):
+                for key in ("queue_ms", "compute_ms"):
+                    doc.get("parameters", {}).pop(key, None)
+            assert g == r
+        else:
+            n, m = int(got[2]), int(ref[2])
+            assert got[4][n:] == ref[4][m:]
+            g, r = json.loads(got[4][:n]), json.loads(ref[4][:m])
+            for doc in (g, r):
+                for key in ("queue_ms", "compute_ms"):
+                    doc["parameters"].pop(key)
+            assert g == r
+    assert [s[0] for s in a] == [200, 200, 400, 400, 400]
+
+    def broken(*_):
+        raise RuntimeError("boom")
+
+    fast = create_app(digits, ServeConfig(calibrate=False))
+    fast.state.server.batcher.forward_batched = broken
+
+    async def one():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fast),
+                                     base_url="http://serve") as c:
+            return await c.post("/v2/models/digits/infer", json=infer_body(x, planes=2))
+
+    r = asyncio.run(one())
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error (RuntimeError); see the server log"}
+
+
 def test_request_size_limit(digits):
     app = create_app(digits, ServeConfig(calibrate=False, max_request_bytes=1000))
     with ServerThread(app) as s, httpx.Client(base_url=s.url) as c:
@@ -291,7 +361,7 @@ def test_batcher_inline_small_batches(digits, rng):
     async def run(inline_max_s):
         # Predicted cost: 1 ms per row-plane, so 1-row requests at planes 1..2
         # (<= 2 ms) run inline and planes 3..8 do not.
-        b = Batcher(forward, max_batch=1, predict_s=lambda units: 1e-3 * units,
+        b = Batcher(forward, max_batch=1, predict_s=lambda rows, units: 1e-3 * units,
                     inline_max_s=inline_max_s)
         xs = [gauss(rng, (1, 64)) for _ in range(8)]
         res = [await b.submit(x, p, 8) for x, p in zip(xs, range(1, 9))]
@@ -305,6 +375,36 @@ def test_batcher_inline_small_batches(digits, rng):
     assert asyncio.run(run(0.0)) == 0 and threads == [False] * 8
     with pytest.raises(ValueError, match="inline_max_s needs predict_s"):
         Batcher(forward, inline_max_s=1e-3)
+
+
+def test_batcher_times_compute_where_it_runs(digits, rng):
+    """The compute time the cost model learns from excludes the hand-off to
+    the worker thread (a slow wake-up must not look like a slow model)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    class SlowStart(ThreadPoolExecutor):
+        def submit(self, fn, *args):
+            def late():
+                time.sleep(0.05)
+                return fn(*args)
+            return super().submit(late)
+
+    seen = []
+    b = Batcher(digits.forward_batched, max_batch=4,
+                on_batch=lambda rows, units, s, groups: seen.append(s))
+    b._executor = SlowStart(max_workers=1)
+    x = gauss(rng, (1, 64))
+
+    async def run():
+        t = time.monotonic()
+        r = await b.submit(x, 8, 8)
+        total = time.monotonic() - t
+        await b.close()
+        return r, total
+
+    r, total = asyncio.run(run())
+    assert total >= 0.05 and seen == [r.compute_s] and r.compute_s < 0.04
+    np.testing.assert_array_equal(r.y, digits.forward(x, 8, 8))
 
 
 def test_batcher_refuses_when_full(digits):

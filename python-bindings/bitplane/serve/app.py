@@ -13,9 +13,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from typing import Optional, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -58,24 +59,47 @@ class ServeConfig:
 
 
 def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
-    """Seed the cost model with timed batched calls at full planes (1 and
-    max_batch rows, median of 5 each)."""
+    """Seed the cost model with timed batched calls (median of 5 each): 1 row
+    and max_batch rows at full planes, max_batch rows at 1 plane, and
+    max_batch rows over planes 1..k, which give the per-batch, per-row,
+    per-row-plane and per-plane-count costs. The server then refits only
+    the scale: served batches confound the plane counts with the machine's
+    load (auto lowers planes when latency is high), a controlled
+    back-to-back comparison does not."""
     rng = np.random.default_rng(0)
     k = model.bits
-    samples = []
-    for rows in (1, max_batch):
+
+    def timed(rows: int, cp) -> float:
         x = rng.standard_normal((rows, model.in_features), dtype=np.float32)
-        cp = [k] * rows
         model.forward_batched(x, cp, 8)  # warm-up
         times = []
         for _ in range(5):
             t = time.perf_counter()
             model.forward_batched(x, cp, 8)
             times.append(time.perf_counter() - t)
-        samples.append((rows * k, float(np.median(times))))
-    (u1, t1), (u2, t2) = samples
-    per_unit = max((t2 - t1) / (u2 - u1), 1e-9) if u2 > u1 else max(t1 / u1, 1e-9)
-    return CostModel(fixed=max(t1 - per_unit * u1, 0.0), per_unit=per_unit)
+        return float(np.median(times))
+
+    t1 = timed(1, [k])
+    if max_batch == 1:
+        return CostModel(fixed=0.0, per_unit=max(t1 / k, 1e-9), fit_split=False)
+    b = max_batch
+    tb, tb1 = timed(b, [k] * b), timed(b, [1] * b)
+    mixed = [1 + i % k for i in range(b)]
+    tmix = timed(b, mixed)
+    # tb - tb1 = per_unit * b * (k - 1); tb - t1 = (b - 1) * (per_row + k * per_unit)
+    per_unit = max((tb - tb1) / (b * (k - 1)), 1e-9) if k > 1 else 0.0
+    per_row_all = max((tb - t1) / (b - 1), 1e-9)
+    if k == 1:
+        per_unit, per_row = per_row_all, 0.0
+    else:
+        per_unit = min(per_unit, per_row_all / k)
+        per_row = per_row_all - k * per_unit
+    fixed = max(t1 - per_row - k * per_unit, 0.0)
+    groups = len(set(mixed))
+    uniform = fixed + per_row * b + per_unit * sum(mixed)
+    per_group = max((tmix - uniform) / (groups - 1), 0.0) if groups > 1 else 0.0
+    return CostModel(fixed=fixed, per_unit=max(per_unit, 1e-9), per_row=per_row,
+                     per_group=per_group, fit_split=False)
 
 
 class Server:
@@ -119,15 +143,15 @@ class Server:
         mt.of(mt.step_streams, self.model.name).observe(streams)
 
     # -- batcher callbacks -------------------------------------------------
-    def _on_batch(self, rows: int, units: int, compute_s: float) -> None:
-        self.controller.cost.observe(units, compute_s)
+    def _on_batch(self, rows: int, units: int, compute_s: float, groups: int) -> None:
+        self.controller.cost.observe(rows, units, compute_s, groups)
         mt, name = self.metrics, self.model.name
         mt.of(mt.batch_rows, name).observe(rows)
         mt.of(mt.compute_time, name).observe(compute_s)
         mt.of(mt.cost_per_unit, name).set(self.controller.cost.per_unit)
 
-    def _predict_batch(self, units: int) -> float:
-        return self.controller.cost.predict(units)
+    def _predict_batch(self, rows: int, units: int) -> float:
+        return self.controller.cost.predict(units, rows)
 
     def _drain_estimate(self, queued_rows: int) -> float:
         return self.controller.predict(queued_rows, 0, self.k)
@@ -209,8 +233,17 @@ def _error(status: int, message: str, headers=None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
+class _Disconnected(Exception):
+    """The client closed the connection before its request body arrived."""
+
+
+def _error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+async def _read_body(length: Optional[str], chunks, limit: int) -> bytes:
+    """The body from its async chunks, refused with 413 beyond `limit` bytes
+    (on the declared Content-Length first, then on what arrives)."""
     if length is not None:
         try:
             declared = int(length)
@@ -219,13 +252,30 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if declared > limit:
             raise ApiError(413, f"request body of {declared} bytes exceeds the limit of "
                                 f"{limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    parts, size = [], 0
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class _App(FastAPI):
+    """FastAPI with exact-path POST handlers that run before the middleware
+    stack (``fast_routes``: path -> ASGI callable)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fast_routes: Dict[str, Callable] = {}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.fast_routes.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
@@ -248,7 +298,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         await server.close()
         log.info("stopped")
 
-    app = FastAPI(title="bitplane-serve", version=__version__, lifespan=lifespan,
+    app = _App(title="bitplane-serve", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = server
 
@@ -302,41 +352,94 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             return _error(503, "shutting down")
         return {"name": name, "ready": True}
 
+    async def answer_infer(length: Optional[str], header_length: Optional[str], chunks,
+                           start: float) -> Tuple[int, bytes, str, Dict[str, str]]:
+        """One infer request, from its body's chunks to (status, body,
+        media type, extra headers); every error is a JSON answer here."""
+        try:
+            body = await _read_body(length, chunks, config.max_request_bytes)
+            out, header_len = await server.infer(body, header_length, start)
+        except ApiError as e:
+            server.metrics.rejected.labels(name, "bad_request").inc()
+            return e.status, _error_body(e.message), "application/json", e.headers
+        except Overloaded as e:
+            server.metrics.rejected.labels(name, "overloaded").inc()
+            return 503, _error_body(str(e)), "application/json", {
+                "Retry-After": str(e.retry_after_s)}
+        except ShuttingDown as e:
+            server.metrics.rejected.labels(name, "shutting_down").inc()
+            return 503, _error_body(str(e)), "application/json", {"Retry-After": "1"}
+        except DeadlineExceeded as e:
+            server.metrics.rejected.labels(name, "deadline").inc()
+            return 504, _error_body(str(e)), "application/json", {}
+        except _Disconnected:
+            raise
+        except Exception as e:  # noqa: BLE001 - logged; the answer names the type only
+            log.error("internal error", exc_info=e, extra={"fields": {"path": infer_path}})
+            return 500, _error_body(f"internal error ({type(e).__name__}); see the server "
+                                    "log"), "application/json", {}
+        if header_len is None:
+            return 200, out, "application/json", {}
+        return 200, out, "application/octet-stream", {
+            "Inference-Header-Content-Length": str(header_len)}
+
+    # The infer route through Starlette, for what does not take the fast
+    # path below (another model's name gets the 404 from check_model).
     async def infer(request: Request):
         start = time.monotonic()
         check_model(request.path_params["model_name"])
-        body = await _read_body(request, config.max_request_bytes)
-        try:
-            out, header_len = await server.infer(
-                body, request.headers.get("inference-header-content-length"), start)
-        except ApiError as e:
-            server.metrics.rejected.labels(name, "bad_request").inc()
-            raise e
-        except Overloaded as e:
-            server.metrics.rejected.labels(name, "overloaded").inc()
-            raise ApiError(503, str(e), {"Retry-After": str(e.retry_after_s)})
-        except ShuttingDown as e:
-            server.metrics.rejected.labels(name, "shutting_down").inc()
-            raise ApiError(503, str(e), {"Retry-After": "1"})
-        except DeadlineExceeded as e:
-            server.metrics.rejected.labels(name, "deadline").inc()
-            raise ApiError(504, str(e))
-        if header_len is None:
-            return Response(out, media_type="application/json")
-        return Response(out, media_type="application/octet-stream",
-                        headers={"Inference-Header-Content-Length": str(header_len)})
+        status, out, media, headers = await answer_infer(
+            request.headers.get("content-length"),
+            request.headers.get("inference-header-content-length"), request.stream(), start)
+        return Response(out, status_code=status, media_type=media, headers=headers)
 
-    # The hot path is a plain Starlette route: it reads and checks its body
-    # itself (protocol.py, with the precise 4xx errors), so FastAPI's
-    # per-request dependency and parameter solving would be pure overhead.
     app.router.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
+
+    # The hot path, as a bare ASGI handler that the app calls before its
+    # middleware stack and router: under load those (six middleware layers,
+    # route matching, the Request object, FastAPI's telemetry hook) took
+    # about two thirds of the event loop's time per infer request
+    # (docs/serve.md, "Where the server's time goes").
+    infer_path = f"/v2/models/{name}/infer"
+
+    async def infer_asgi(scope, receive, send) -> None:
+        start = time.monotonic()
+        length = header_length = None
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                length = value.decode("latin-1")
+            elif key == b"inference-header-content-length":
+                header_length = value.decode("latin-1")
+
+        async def chunks():
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected()
+                yield message.get("body", b"")
+                if not message.get("more_body", False):
+                    return
+
+        try:
+            status, out, media, headers = await answer_infer(length, header_length, chunks(),
+                                                             start)
+        except _Disconnected:
+            return  # the client went away: nobody to answer
+        raw_headers = [(b"content-type", media.encode()),
+                       (b"content-length", str(len(out)).encode())]
+        raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": out})
+
+    app.fast_routes[infer_path] = infer_asgi
 
     async def _generate_request(model_name: str, request: Request):
         check_model(model_name)
         if not isinstance(server.model, CharModel):
             raise ApiError(400, f"model '{name}' serves infer; generation needs a character "
                                 "LSTM/GRU (char-lstm, char-gru)")
-        body = await _read_body(request, config.max_request_bytes)
+        body = await _read_body(request.headers.get("content-length"), request.stream(),
+                                config.max_request_bytes)
         req = parse_generate(body, max_planes=server.k, max_tokens=config.max_new_tokens,
                              default_act_bits=server.default_act_bits)
         session = open_session(server.model, req, server.sessions)

@@ -87,19 +87,21 @@ class Batcher:
         max_queue_rows: rows allowed to wait; beyond that submit() raises
             Overloaded (503 with Retry-After).
         on_batch: called after each call with (rows, units = sum of the rows'
-            planes, compute seconds), for metrics and the cost model.
+            planes, compute seconds, distinct plane counts in the batch), for
+            metrics and the cost model.
         estimate_s: rows queued -> seconds to drain them (for Retry-After).
-        predict_s: a batch's plane sum (units) -> its predicted compute
-            seconds, for the choice of thread.
+        predict_s: a batch's (rows, plane sum = units) -> its predicted
+            compute seconds, for the choice of thread.
         inline_max_s: batches predicted to take at most this long run on the
             event loop's thread (0: every batch goes to the worker thread).
     """
 
     def __init__(self, forward_batched: Callable, *, max_batch: int = 64,
                  max_wait_s: float = 0.0, max_queue_rows: int = 1024,
-                 on_batch: Optional[Callable[[int, int, float], None]] = None,
+                 on_batch: Optional[Callable[[int, int, float, int], None]] = None,
                  estimate_s: Optional[Callable[[int], float]] = None,
-                 predict_s: Optional[Callable[[int], float]] = None, inline_max_s: float = 0.0):
+                 predict_s: Optional[Callable[[int, int], float]] = None,
+                 inline_max_s: float = 0.0):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         if max_wait_s < 0:
@@ -226,20 +228,29 @@ class Batcher:
             for (act_bits, _), items in groups.items():
                 await self._compute(loop, items, act_bits)
 
+    def _timed(self, x: np.ndarray, column_planes: List[int], act_bits: int):
+        """The model call and its own duration, timed where it runs: timed
+        around the hand-off instead, a worker thread's wake-up on a busy
+        machine (milliseconds) counted as compute, which kept the cost model
+        above --inline-compute-ms and so every batch on the worker thread."""
+        t = time.monotonic()
+        y = self.forward_batched(x, column_planes, act_bits)
+        return y, time.monotonic() - t
+
     async def _compute(self, loop, items: List[Pending], act_bits: int) -> None:
         x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
         column_planes = [i.planes for i in items for _ in range(i.rows)]
         rows = x.shape[0]
         units = sum(column_planes)
-        inline = self.inline_max_s > 0 and self.predict_s(units) <= self.inline_max_s
+        inline = self.inline_max_s > 0 and self.predict_s(rows, units) <= self.inline_max_s
         start = time.monotonic()
         try:
             if inline:
                 self.inline_batches += 1
-                y = self.forward_batched(x, column_planes, act_bits)
+                y, compute_s = self._timed(x, column_planes, act_bits)
             else:
-                y = await loop.run_in_executor(self._executor, self.forward_batched, x,
-                                               column_planes, act_bits)
+                y, compute_s = await loop.run_in_executor(self._executor, self._timed, x,
+                                                          column_planes, act_bits)
         except Exception as e:  # noqa: BLE001 - handed to every waiting request
             for i in items:
                 if not i.future.done():
@@ -247,9 +258,8 @@ class Batcher:
             return
         finally:
             self.in_flight_rows -= rows
-        compute_s = time.monotonic() - start
         if self.on_batch:
-            self.on_batch(rows, units, compute_s)
+            self.on_batch(rows, units, compute_s, len(set(column_planes)))
         at = 0
         for i in items:
             if not i.future.done():

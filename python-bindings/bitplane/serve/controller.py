@@ -4,10 +4,14 @@ Two parts, both free of the web stack so that a simulated load can drive
 them in tests:
 
 * :class:`CostModel` learns the compute time of one batched model call as
-  ``fixed + per_unit * units``, where ``units`` is the sum over the batch's
-  rows of the planes each row uses (a row at n planes reads n weight slabs, so
-  compute grows linearly in it). It is a least-squares fit over a sliding
-  window of measured batches, seeded by a calibration at start-up.
+  ``fixed + per_row * rows + per_unit * units + per_group * (counts - 1)``,
+  where ``units`` is the sum over the batch's rows of the planes each row
+  uses (a memory-bound product reads n weight slabs per row at n planes; a
+  batched kernel that unpacks weights once costs per row whatever the
+  planes) and ``counts`` the distinct plane counts in the batch (that
+  kernel unpacks the weights once per count). It is a least-squares fit
+  over a sliding window of measured batches, seeded by a calibration at
+  start-up that times full batches at full and at one plane.
 
 * :class:`SLOController` predicts the latency of a new request at each plane
   count from the rows already queued ahead of it (the batcher serves them in
@@ -15,7 +19,10 @@ them in tests:
   whose prediction fits the target (times a headroom). A feedback ceiling on
   top follows the measured p99 of recent requests: when the measured p99 is
   over the target the ceiling drops one plane, when it is well under the
-  ceiling rises one plane again. A request's ``min_planes`` is a hard floor.
+  ceiling rises one plane again. Neither gives up planes that buy almost no
+  latency (the feed-forward judges it from the fit, the feedback from the
+  share of the cost that scales with planes). A request's
+  ``min_planes`` is a hard floor.
 
 Every decision is recorded (last planes chosen, ceiling, predicted latency)
 so the server can export it as metrics.
@@ -28,71 +35,150 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, Optional, Tuple
 
-import numpy as np
 
 __all__ = ["CostModel", "SLOController", "Decision"]
 
 
 class CostModel:
-    """Batch compute time as ``fixed + per_unit * units`` (seconds).
+    """Batch compute time as ``fixed + per_row * rows + per_unit * units +
+    per_group * (counts - 1)`` (seconds), ``units`` being the sum over the
+    batch's rows of their planes and ``counts`` the distinct plane counts.
 
-    ``observe(units, seconds)`` adds a measured batch; the fit is refreshed on
-    every observation over the last ``window`` batches: a 2-parameter least
-    squares from running sums, O(1) per batch, since it runs on the serving
-    path once per batch (the sums are recomputed exactly once per window so
-    that rounding does not accumulate). With too little spread in ``units``
-    to fit a slope, the intercept is kept and the slope rescaled.
+    Two per-row terms because kernels differ in what the plane count buys: a
+    memory-bound product at batch 1 reads n planes (time ~ units), while the
+    batched code kernel unpacks each weight tile once and then costs the
+    same per column at any plane count (time ~ rows; measured on a
+    1024-4096-4096-1024 stack: 0.5 ms per row at 1 and at 8 planes). A
+    model with only ``units`` would promise the controller an 8x saving from
+    1 plane that the kernel does not give. The same kernel unpacks the
+    weights once per distinct plane count in a batch, so a mixed batch costs
+    more than a uniform one of the same rows and units (on that stack, 16
+    rows at planes 1..8: 13.7 against 7.8 ms of CPU at 8 planes); without
+    the ``per_group`` term a fit reads that as a cost of planes.
+
+    ``observe(rows, units, seconds, counts)`` adds a measured batch; the fit is a
+    least squares over the last ``window`` batches, refreshed on every
+    observation from running sums (O(1) per batch, since it runs on the
+    serving path once per batch; the sums are recomputed exactly once per
+    window so that rounding does not accumulate). ``per_group`` is fit with
+    the others when the window separates all three, else held and taken
+    out. When the batches do not separate the two per-row terms (every row
+    at the same planes, so units is a multiple of rows, or one batch size
+    only), the split between them is
+    kept from before (the calibration measures it) and only their scale and
+    the intercept are refit.
     """
 
-    def __init__(self, fixed: float = 1e-4, per_unit: float = 1e-5, window: int = 64):
-        if fixed < 0 or per_unit <= 0:
-            raise ValueError("cost model needs fixed >= 0 and per_unit > 0")
+    def __init__(self, fixed: float = 1e-4, per_unit: float = 1e-5, window: int = 64,
+                 per_row: float = 0.0, per_group: float = 0.0, fit_split: bool = True):
+        """fit_split: refit how the cost splits between rows, planes and
+        plane counts from served batches (else only its scale and the
+        intercept; the split then stays as calibrated)."""
+        if fixed < 0 or per_unit <= 0 or per_row < 0 or per_group < 0:
+            raise ValueError("cost model needs fixed, per_row, per_group >= 0 and per_unit > 0")
         self.fixed = float(fixed)
+        self.per_row = float(per_row)
         self.per_unit = float(per_unit)
-        self._samples: Deque[Tuple[float, float]] = deque(maxlen=window)
-        self._sums = [0.0, 0.0, 0.0, 0.0]  # sum u, sum t, sum u*u, sum u*t
+        self.per_group = float(per_group)
+        self.fit_split = bool(fit_split)
+        self._samples: Deque[Tuple[float, float, float, float]] = deque(maxlen=window)
+        # sums of r, u, g, t, rr, uu, gg, ru, rg, ug, rt, ut, gt
+        self._sums = [0.0] * 13
         self._since_exact = 0
 
-    def predict(self, units: float) -> float:
-        return self.fixed + self.per_unit * units
+    def predict(self, units: float, rows: float = 0.0, groups: int = 1) -> float:
+        return (self.fixed + self.per_group * (groups - 1) + self.per_row * rows
+                + self.per_unit * units)
 
-    def observe(self, units: float, seconds: float) -> None:
-        if units <= 0 or not math.isfinite(seconds) or seconds < 0:
+    def plane_share(self, planes: int) -> float:
+        """The part of a row's cost at `planes` planes that scales with the
+        plane count (0: planes buy nothing; 1: all of it)."""
+        per_row = self.per_row + self.per_unit * planes
+        return self.per_unit * planes / per_row if per_row > 0 else 0.0
+
+    @staticmethod
+    def _terms(r: float, u: float, g: float, t: float):
+        return (r, u, g, t, r * r, u * u, g * g, r * u, r * g, u * g, r * t, u * t, g * t)
+
+    def observe(self, rows: float, units: float, seconds: float, groups: int = 1) -> None:
+        """A measured batch: `rows` rows whose planes sum to `units`, in
+        `groups` distinct plane counts (the batched kernel unpacks the
+        weights once per count, a cost the plane sum does not carry)."""
+        if rows <= 0 or units <= 0 or not math.isfinite(seconds) or seconds < 0:
             return
-        u, t = float(units), float(seconds)
+        x = (float(rows), float(units), float(max(groups, 1) - 1), float(seconds))
         s = self._sums
         if len(self._samples) == self._samples.maxlen:
-            ou, ot = self._samples[0]
-            s[0] -= ou
-            s[1] -= ot
-            s[2] -= ou * ou
-            s[3] -= ou * ot
-        self._samples.append((u, t))
-        s[0] += u
-        s[1] += t
-        s[2] += u * u
-        s[3] += u * t
+            for i, v in enumerate(self._terms(*self._samples[0])):
+                s[i] -= v
+        self._samples.append(x)
+        for i, v in enumerate(self._terms(*x)):
+            s[i] += v
         self._since_exact += 1
         if self._since_exact >= self._samples.maxlen:
             self._since_exact = 0
-            self._sums = s = [sum(a for a, _ in self._samples), sum(b for _, b in self._samples),
-                              sum(a * a for a, _ in self._samples),
-                              sum(a * b for a, b in self._samples)]
+            self._sums = s = [sum(col) for col in zip(*(self._terms(*y) for y in self._samples))]
         n = len(self._samples)
         if n < 4:
             return
-        mean_u, mean_t = s[0] / n, s[1] / n
-        var_u = s[2] / n - mean_u * mean_u
-        if var_u <= 1e-12 * max(1.0, mean_u) ** 2:  # rounding of identical samples
-            # One batch size only: keep the intercept, rescale the slope.
-            per_unit = (mean_t - self.fixed) / mean_u
-            if per_unit > 0:
-                self.per_unit = per_unit
+        mr, mu, mg, mt = s[0] / n, s[1] / n, s[2] / n, s[3] / n
+        vrr = s[4] / n - mr * mr
+        vuu = s[5] / n - mu * mu
+        vgg = s[6] / n - mg * mg
+        vru = s[7] / n - mr * mu
+        vrg = s[8] / n - mr * mg
+        vug = s[9] / n - mu * mg
+        vrt = s[10] / n - mr * mt
+        vut = s[11] / n - mu * mt
+        vgt = s[12] / n - mg * mt
+        # All three terms when the window separates them (the determinant of
+        # the correlation matrix of rows, units and plane counts clearly
+        # above 0) and the fit is physical.
+        if self.fit_split and vrr > 0 and vuu > 0 and vgg > 0:
+            det = (vrr * (vuu * vgg - vug * vug) - vru * (vru * vgg - vug * vrg)
+                   + vrg * (vru * vug - vuu * vrg))
+            if det > 0.01 * vrr * vuu * vgg:
+                b_r = (vrt * (vuu * vgg - vug * vug) - vru * (vut * vgg - vug * vgt)
+                       + vrg * (vut * vug - vuu * vgt)) / det
+                b_u = (vrr * (vut * vgg - vgt * vug) - vrt * (vru * vgg - vug * vrg)
+                       + vrg * (vru * vgt - vut * vrg)) / det
+                b_g = (vrr * (vuu * vgt - vug * vut) - vru * (vru * vgt - vut * vrg)
+                       + vrt * (vru * vug - vuu * vrg)) / det
+                if b_r >= 0 and b_u > 0 and b_g >= 0:
+                    self.per_row, self.per_unit, self.per_group = b_r, b_u, b_g
+                    self.fixed = max(mt - b_r * mr - b_u * mu - b_g * mg, 0.0)
+                    return
+        # Else the plane-count cost is held and taken out of t.
+        pg = self.per_group
+        mt -= pg * mg
+        vrt -= pg * vrg
+        vut -= pg * vug
+        det = vrr * vuu - vru * vru
+        # Both per-row terms only when the samples separate them well (the
+        # squared correlation of rows and units clearly below 1) and the fit
+        # is physical (neither cost negative); else keep the split.
+        if self.fit_split and vrr > 0 and vuu > 0 and det > 0.02 * vrr * vuu:
+            b_r = (vuu * vrt - vru * vut) / det
+            b_u = (vrr * vut - vru * vrt) / det
+            if b_r >= 0 and b_u > 0:
+                self.per_row, self.per_unit = b_r, b_u
+                self.fixed = max(mt - b_r * mr - b_u * mu, 0.0)
+                return
+        # One direction only: fit t = a + c * x along x = per_row * r +
+        # per_unit * u at the current split (x in seconds of the old model).
+        old_r, old_u = self.per_row, self.per_unit
+        mx = old_r * mr + old_u * mu
+        vxx = old_r * old_r * vrr + old_u * old_u * vuu + 2 * old_r * old_u * vru
+        vxt = old_r * vrt + old_u * vut
+        if vxx > 1e-12 * max(mx, 1e-12) ** 2 and vxt > 0:
+            c = vxt / vxx
+            self.fixed = max(mt - c * mx, 0.0)
+        elif mx > 0:  # one batch size only: keep the intercept
+            c = (mt - self.fixed) / mx
+        else:
             return
-        slope = (s[3] / n - mean_u * mean_t) / var_u
-        if slope > 0:
-            self.per_unit = slope
-            self.fixed = max(mean_t - slope * mean_u, 0.0)
+        if c > 0:
+            self.per_row, self.per_unit = old_r * c, old_u * c
 
 
 @dataclass
@@ -115,11 +201,16 @@ class SLOController:
             left for parsing, the network and noise).
         window: recent latencies kept for the feedback p99.
         feedback_every: observations between feedback updates.
+        futile: when no plane count fits, planes that would cut the
+            predicted latency by less than this fraction are not given up.
+        min_plane_share: the feedback lowers the ceiling only while at
+            least this part of a row's cost scales with the plane count.
     """
 
     def __init__(self, max_planes: int, target_p99_s: float, max_batch: int,
                  cost: Optional[CostModel] = None, *, headroom: float = 0.7,
-                 window: int = 128, feedback_every: int = 16):
+                 window: int = 128, feedback_every: int = 16, futile: float = 0.05,
+                 min_plane_share: float = 0.1):
         if max_planes < 1:
             raise ValueError("max_planes must be >= 1")
         if not target_p99_s > 0:
@@ -131,6 +222,8 @@ class SLOController:
         self.max_batch = int(max_batch)
         self.cost = cost or CostModel()
         self.headroom = float(headroom)
+        self.futile = float(futile)
+        self.min_plane_share = float(min_plane_share)
         self.ceiling = self.max_planes
         self._latencies: Deque[float] = deque(maxlen=window)
         self._since_update = 0
@@ -145,24 +238,42 @@ class SLOController:
         total_rows = queued_rows + rows
         batches = max(1, math.ceil(total_rows / self.max_batch))
         ahead_units = queued_rows * planes if queued_units is None else queued_units
-        units = ahead_units + rows * planes
-        return batches * self.cost.fixed + self.cost.per_unit * units
+        c = self.cost
+        return (batches * c.fixed + c.per_row * total_rows
+                + c.per_unit * (ahead_units + rows * planes))
 
     def decide(self, queued_rows: int, rows: int = 1, min_planes: int = 1,
                budget_s: Optional[float] = None, queued_units: Optional[float] = None) -> Decision:
         """Planes for a new auto request: the most that fit, never below min_planes.
+
+        When no count fits (the queue ahead is already over the target), the
+        planes that would cut the predicted latency by less than ``futile``
+        (a fraction) are kept: below that, precision is given up for no measurable latency (a
+        kernel whose cost hardly depends on the plane count). What a plane
+        count buys is judged as a policy, with the whole queue at that count
+        (one request's own rows are too few to tell).
 
         budget_s: a tighter objective for this request (its deadline).
         """
         min_planes = max(1, min(int(min_planes), self.max_planes))
         target = self.target_s if budget_s is None else min(self.target_s, budget_s)
         limit = self.headroom * target
-        chosen, predicted = min_planes, self.predict(queued_rows, rows, min_planes, queued_units)
-        for p in range(max(self.ceiling, min_planes), min_planes - 1, -1):
+        top = max(self.ceiling, min_planes)
+        chosen = None
+        for p in range(top, min_planes - 1, -1):
             t = self.predict(queued_rows, rows, p, queued_units)
             if t <= limit:
                 chosen, predicted = p, t
                 break
+        if chosen is None:
+            floor_t = self.predict(queued_rows, rows, min_planes)
+            chosen = min_planes
+            for p in range(top, min_planes, -1):
+                t = self.predict(queued_rows, rows, p)
+                if t - floor_t <= self.futile * t:
+                    chosen = p
+                    break
+            predicted = self.predict(queued_rows, rows, chosen, queued_units)
         self.last = Decision(chosen, predicted, self.ceiling, int(queued_rows))
         return self.last
 
@@ -174,12 +285,25 @@ class SLOController:
             return
         self._since_update = 0
         p99 = self.measured_p99()
-        if p99 > self.target_s and self.ceiling > 1:
-            self.ceiling -= 1
-        elif p99 < 0.5 * self.target_s and self.ceiling < self.max_planes:
+        # Lower the ceiling only where a plane less buys something: on a
+        # kernel whose cost hardly depends on the plane count it would give
+        # up precision for nothing (and a ceiling lowered while the cost
+        # model still believed otherwise comes back up).
+        useful = self.cost.plane_share(self.ceiling) >= self.min_plane_share
+        if p99 > self.target_s and useful:
+            self.ceiling = max(1, self.ceiling - 1)
+        elif (p99 < 0.5 * self.target_s or not useful) and self.ceiling < self.max_planes:
             self.ceiling += 1
 
     def measured_p99(self) -> float:
+        """The 99th percentile of the recent latencies (linear interpolation,
+        as numpy's default). Plain Python: at 128 values it is several times
+        cheaper than np.percentile, which showed in profiles of the serving
+        path (it runs every 16 requests)."""
         if not self._latencies:
             return 0.0
-        return float(np.percentile(np.fromiter(self._latencies, float), 99))
+        v = sorted(self._latencies)
+        pos = 0.99 * (len(v) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(v) - 1)
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
