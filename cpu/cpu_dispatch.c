@@ -47,7 +47,7 @@ static const cpu_path paths[] = {
      "AVX2 with YMM state enabled"},
     {"portable", BP_CPU_KERNEL_PORTABLE, &bp__kernel_portable, "", ""},
     {"avx512-vnni", BP_CPU_KERNEL_AVX512_VNNI, X86(bp__kernel_avx512_vnni), "x86-64",
-     "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
+     "AVX-512 F/BW/VL/VNNI/VBMI and GFNI with ZMM state enabled"},
     {"avx512-vnni-batched", BP_CPU_KERNEL_AVX512_VNNI_BATCHED, X86(bp__kernel_avx512_vnni_batched),
      "x86-64", "AVX-512 F/BW/VL/VNNI and GFNI with ZMM state enabled"},
     {"neon", BP_CPU_KERNEL_NEON, ARM64(bp__kernel_neon_popcount), "AArch64",
