@@ -19,6 +19,16 @@
 #include <math.h>
 #include <string.h>
 
+/* The AVX-512 loops (src/activations_avx512.c, identical results) where the
+ * CPU and OS run them. */
+static bool use_avx512(void) {
+#if defined(BP_ARCH_X86_64)
+    return bp__cpu_has_avx512bw();
+#else
+    return false;
+#endif
+}
+
 /* Below this max|x|, columns are scaled by BP_ACT_TINY_SCALE first. */
 #define BP_ACT_TINY       0x1p-64f
 #define BP_ACT_TINY_SCALE 0x1p64f
@@ -39,14 +49,25 @@ static void quantize_binary(const float *x, size_t cols, float act_scale, int32_
  * columns (act_bits 1), the term the popcount identities subtract. */
 static void fill_word_base(const int32_t *q, size_t cols, size_t kpad, int act_bits,
                            int32_t *base) {
-    for (size_t w = 0; w < kpad / 32; w++) {
-        int32_t s = 0;
-        if (act_bits == 1) {
-            s = cols > w * 32 ? (int32_t)(cols - w * 32 < 32 ? cols - w * 32 : 32) : 0;
-        } else {
-            for (size_t j = 0; j < 32; j++)
-                s += q[w * 32 + j];
+    if (act_bits != 1) {
+#if defined(BP_ARCH_X86_64)
+        if (use_avx512()) {
+            bp__act_word_sums_avx512(q, kpad / 32, base);
+            return;
         }
+#endif
+        bp__act_word_sums_scalar(q, kpad / 32, base);
+        return;
+    }
+    for (size_t w = 0; w < kpad / 32; w++)
+        base[w] = cols > w * 32 ? (int32_t)(cols - w * 32 < 32 ? cols - w * 32 : 32) : 0;
+}
+
+void bp__act_word_sums_scalar(const int32_t *q, size_t kwords, int32_t *base) {
+    for (size_t w = 0; w < kwords; w++) {
+        int32_t s = 0;
+        for (size_t j = 0; j < 32; j++)
+            s += q[w * 32 + j];
         base[w] = s;
     }
 }
@@ -86,14 +107,15 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
     /* A compare gives fmaxf's result without a libm call per element: x is
      * finite, and a NaN (only from a rotated input that overflowed) is
      * skipped by both. */
-    float amax = 0.0f;
-    bool nonneg = true;
-    for (size_t j = 0; j < cols; j++) {
-        /* fmaxf without the call: a NaN |x| leaves amax as fmaxf does. */
-        const float a = fabsf(x[j]);
-        amax = a > amax ? a : amax;
-        nonneg &= x[j] >= 0.0f;
-    }
+    float amax;
+    bool nonneg;
+    const bool avx512 = use_avx512();
+#if defined(BP_ARCH_X86_64)
+    if (avx512)
+        bp__act_scan_avx512(x, cols, &amax, &nonneg);
+#endif
+    if (!avx512)
+        bp__act_scan_scalar(x, cols, &amax, &nonneg);
     const float L = nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
     const float lo = nonneg ? 0.0f : -L;
     col->is_signed = !nonneg;
@@ -112,6 +134,30 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
         inv = L / (amax * pre);
         col->scale = amax / L;
     }
+#if defined(BP_ARCH_X86_64)
+    if (avx512) {
+        bp__act_round_avx512(x, cols, pre, inv, L, lo, q);
+        return;
+    }
+#endif
+    bp__act_round_scalar(x, cols, pre, inv, L, lo, q);
+}
+
+void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg) {
+    float m = 0.0f;
+    bool all_nonneg = true;
+    for (size_t j = 0; j < cols; j++) {
+        /* fmaxf without the call: a NaN |x| leaves m as fmaxf does. */
+        const float a = fabsf(x[j]);
+        m = a > m ? a : m;
+        all_nonneg &= x[j] >= 0.0f;
+    }
+    *amax = m;
+    *nonneg = all_nonneg;
+}
+
+void bp__act_round_scalar(const float *x, size_t cols, float pre, float inv, float L, float lo,
+                          int32_t *q) {
     for (size_t j = 0; j < cols; j++) {
         /* x == 0 is tested first because inv may be +Inf for a tiny fixed scale. */
         float prod = (x[j] * pre) * inv;
