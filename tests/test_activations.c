@@ -436,8 +436,8 @@ Test(activations, avx512_forms_equal_scalar) {
             }
         }
     }
-    for (size_t w = 0; w < N / 32; w++)
-        qa[w] = (int32_t)(tu_next(&rng) % 511) - 255;
+    for (size_t j = 0; j < N / 64 * 32; j++)
+        qa[j] = (int32_t)(tu_next(&rng) % 511) - 255;
     bp__act_word_sums_scalar(qa, N / 64, qb);
     bp__act_word_sums_avx512(qa, N / 64, qb + N / 64);
     cr_assert(memcmp(qb, qb + N / 64, N / 64 * sizeof *qb) == 0, "word sums; seed=%llu", seed);
