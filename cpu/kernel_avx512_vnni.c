@@ -37,6 +37,10 @@
  * multiplies by VPMULLD. The int32 sums widen into int64 before they could
  * overflow. Nothing assumes a multiple of 16 words: any kwords >= 1 runs.
  *
+ * Columns at 1 plane (any matrix) skip the transpose: weight nibbles index
+ * byte tables of signed subset sums with VPERMB and VPDPBUSD adds each
+ * row's bytes (vn_tab_pass below); the kernel therefore also needs VBMI.
+ *
  * K is limited to keep every int32 exact (supports()). More than 8 planes run
  * as chunks of 8 (D_u = 2^len D_u(first) + D_u(rest)); residual matrices run
  * each plane as a 1-plane code. act_bits > 8 is not handled here (the
@@ -118,19 +122,22 @@ static size_t vn_q_col(int N, size_t i) {
     return 16 * c + b; /* N = 8: chunk 0: columns 0..15, chunk 1: 16..31 */
 }
 
-/*
- * The 1-plane tables (vn_tab_pass). For word w, table t = 2 h + s (h: low /
- * high nibbles of the row bytes, s: low / high part of q), entry 16 b + x is
- *   sum_i (bit i of x ? +1 : -1) * part_s(q[32 w + 8 b + 4 h + i])
- * with part_0(q) = q & 15 (0..15) and part_1(q) = q >> 4 (-8..15), so
- * q = 16 part_1 + part_0 and every entry lies in -60..60.
- */
 /* Block offsets 8b of table byte 16b + x (vn_build_tables). */
 static const uint8_t vn_tab_block[64] __attribute__((aligned(64))) = {
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  8,  8,  8,  8,  8,  8,
     8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
     16, 16, 16, 16, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24};
 
+/*
+ * The 1-plane tables (vn_tab_pass). For word w, table t = 2 h + s (h: low /
+ * high nibbles of the row bytes, s: low / high part of q), entry 16 b + x is
+ *   sum_i (bit i of x ? +1 : -1) * part_s(q[32 w + 8 b + 4 h + i])
+ * with part_0(q) = q & 15 (0..15) and part_1(q) = q >> 4 (-8..15), so
+ * q = 16 part_1 + part_0 and every entry lies in -60..60.
+ * Built in vectors: the parts of the word's 32 q as bytes (VPMOVDB), each
+ * entry's four parts gathered by VPERMB, -sum + 2 x (the parts whose bit
+ * is set) by masked byte adds.
+ */
 static void vn_build_tables(const int32_t *q, size_t kpad, int8_t *tab) {
     const __m512i block = _mm512_load_si512(vn_tab_block);
     const __m512i m15 = _mm512_set1_epi32(15);
