@@ -45,6 +45,7 @@ static void probe(void) {
     features.avx512_vpopcntdq = features.avx512bw && (c7 & bit_AVX512VPOPCNTDQ);
     features.avx512_vnni = features.avx512bw && (c7 & (1u << 11));
     features.gfni = features.avx512bw && (c7 & (1u << 8));
+    features.avx512_vbmi = features.avx512bw && (c7 & (1u << 1));
 }
 #elif defined(__aarch64__) && defined(__linux__)
 #include <asm/hwcap.h>

@@ -97,6 +97,7 @@ typedef struct bp_cpu_features {
     bool avx512_vpopcntdq; /* and VPOPCNTDQ */
     bool avx512_vnni;      /* and VNNI */
     bool gfni;             /* and GFNI */
+    bool avx512_vbmi;      /* and VBMI (VPERMB) */
     bool neon;             /* AArch64 Advanced SIMD (HWCAP_ASIMD) */
     bool neon_dotprod;     /* and SDOT/UDOT (FEAT_DotProd, HWCAP_ASIMDDP) */
 } bp_cpu_features;

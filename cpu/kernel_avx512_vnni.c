@@ -37,6 +37,10 @@
  * multiplies by VPMULLD. The int32 sums widen into int64 before they could
  * overflow. Nothing assumes a multiple of 16 words: any kwords >= 1 runs.
  *
+ * Columns at 1 plane (any matrix) skip the transpose: weight nibbles index
+ * byte tables of signed subset sums with VPERMB and VPDPBUSD adds each
+ * row's bytes (vn_tab_pass below); the kernel therefore also needs VBMI.
+ *
  * K is limited to keep every int32 exact (supports()). More than 8 planes run
  * as chunks of 8 (D_u = 2^len D_u(first) + D_u(rest)); residual matrices run
  * each plane as a 1-plane code. act_bits > 8 is not handled here (the
@@ -64,11 +68,14 @@ typedef struct vn_column {
     int parts;                 /* 1, or 2 for unsigned 8-bit columns (q = 2a + b) */
     const int8_t *q8[VN_NPAD]; /* [word][part][vn_word_q_bytes[ni]] */
     const int32_t *qpre;       /* [kwords + 1] sum of q over words [0, w) */
+    /* 1-plane columns: the byte tables of vn_tab_pass, [word][4][64]; NULL
+     * for columns at more planes. */
+    const int8_t *tab;
 } vn_column;
 
 static bool vn_runnable(void) {
     const bp_cpu_features *f = bp__cpu_features();
-    return f->avx512bw && f->avx512_vnni && f->gfni;
+    return f->avx512bw && f->avx512_vnni && f->gfni && f->avx512_vbmi;
 }
 
 /* |q| <= 128 (signed up to 8 bits; unsigned 8-bit columns run as parts of at
@@ -83,12 +90,19 @@ static bool vn_supports(int act_bits, size_t kpad, unsigned mult_bound) {
     return kpad / 32 <= (size_t)(INT32_MAX / VN_LINE_BOUND);
 }
 
+/* Bytes of 1-plane tables per word: four 64-entry byte tables. */
+#define VN_TAB_WORD 256
+
 static size_t vn_column_bytes(int act_bits, size_t kpad) {
     size_t per_word = 0;
     for (int ni = 0; ni < VN_NPAD; ni++)
         per_word += vn_word_q_bytes[ni];
-    return bp__round_up(sizeof(vn_column), BP_ALIGN) +
-           kpad / 32 * (act_bits == 8 ? 2 : 1) * per_word + (kpad / 32 + 1) * sizeof(int32_t);
+    /* Columns at 2+ planes: q arranged for every N and the q prefix sums;
+     * 1-plane columns: the tables alone. */
+    const size_t codes =
+        kpad / 32 * (act_bits == 8 ? 2 : 1) * per_word + (kpad / 32 + 1) * sizeof(int32_t);
+    const size_t tables = kpad / 32 * VN_TAB_WORD;
+    return bp__round_up(sizeof(vn_column), BP_ALIGN) + (codes > tables ? codes : tables);
 }
 
 static int vn_padded_planes(int n) {
@@ -108,9 +122,68 @@ static size_t vn_q_col(int N, size_t i) {
     return 16 * c + b; /* N = 8: chunk 0: columns 0..15, chunk 1: 16..31 */
 }
 
+/* Block offsets 8b of table byte 16b + x (vn_build_tables). */
+static const uint8_t vn_tab_block[64] __attribute__((aligned(64))) = {
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  8,  8,  8,  8,  8,  8,
+    8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,
+    16, 16, 16, 16, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24};
+
+/*
+ * The 1-plane tables (vn_tab_pass). For word w, table t = 2 h + s (h: low /
+ * high nibbles of the row bytes, s: low / high part of q), entry 16 b + x is
+ *   sum_i (bit i of x ? +1 : -1) * part_s(q[32 w + 8 b + 4 h + i])
+ * with part_0(q) = q & 15 (0..15) and part_1(q) = q >> 4 (-8..15), so
+ * q = 16 part_1 + part_0 and every entry lies in -60..60.
+ * Built in vectors: the parts of the word's 32 q as bytes (VPMOVDB), each
+ * entry's four parts gathered by VPERMB, -sum + 2 x (the parts whose bit
+ * is set) by masked byte adds.
+ */
+static void vn_build_tables(const int32_t *q, size_t kpad, int8_t *tab) {
+    const __m512i block = _mm512_load_si512(vn_tab_block);
+    const __m512i m15 = _mm512_set1_epi32(15);
+    /* Bit 16b + x of has[i]: bit i of x is set. */
+    const __mmask64 has[4] = {0xAAAAAAAAAAAAAAAAull, 0xCCCCCCCCCCCCCCCCull, 0xF0F0F0F0F0F0F0F0ull,
+                              0xFF00FF00FF00FF00ull};
+    for (size_t w = 0; w < kpad / 32; w++) {
+        const __m512i q0 = _mm512_loadu_si512(q + 32 * w), q1 = _mm512_loadu_si512(q + 32 * w + 16);
+        /* Bytes 0..31: part 0 of columns 0..31; bytes 32..63: part 1. */
+        const __m256i p0 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm512_cvtepi32_epi8(_mm512_and_si512(q0, m15))),
+            _mm512_cvtepi32_epi8(_mm512_and_si512(q1, m15)), 1);
+        const __m256i p1 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm512_cvtepi32_epi8(_mm512_srai_epi32(q0, 4))),
+            _mm512_cvtepi32_epi8(_mm512_srai_epi32(q1, 4)), 1);
+        const __m512i parts = _mm512_inserti64x4(_mm512_castsi256_si512(p0), p1, 1);
+        for (int t = 0; t < 4; t++) {
+            const int h = t / 2, s = t % 2;
+            __m512i g[4], sum = _mm512_setzero_si512();
+            for (int i = 0; i < 4; i++) {
+                const __m512i idx =
+                    _mm512_add_epi8(block, _mm512_set1_epi8((char)(32 * s + 4 * h + i)));
+                g[i] = _mm512_permutexvar_epi8(idx, parts);
+                sum = _mm512_add_epi8(sum, g[i]);
+            }
+            /* -sum p_i, then +2 p_i where bit i of the entry is set. */
+            __m512i e = _mm512_sub_epi8(_mm512_setzero_si512(), sum);
+            for (int i = 0; i < 4; i++)
+                e = _mm512_mask_add_epi8(e, has[i], e, _mm512_add_epi8(g[i], g[i]));
+            _mm512_store_si512(tab + (w * 4 + (size_t)t) * 64, e);
+        }
+    }
+}
+
 static void vn_prepare(bp_act_column *col, size_t kpad, void *scratch) {
     vn_column *vc = scratch;
     int8_t *q8 = (int8_t *)((char *)scratch + bp__round_up(sizeof(vn_column), BP_ALIGN));
+    col->kernel_data = vc;
+    if (col->planes == 1) {
+        /* Only the tables: vn_compute runs 1-plane columns on them alone. */
+        int8_t *tab = (int8_t *)bp__round_up((uintptr_t)q8, BP_ALIGN);
+        vn_build_tables(col->q, kpad, tab);
+        vc->tab = tab;
+        return;
+    }
+    vc->tab = NULL;
     vc->parts = (!col->is_signed && col->act_bits == 8) ? 2 : 1;
     int64_t qsum = 0;
     for (size_t j = 0; j < kpad; j++)
@@ -138,7 +211,6 @@ static void vn_prepare(bp_act_column *col, size_t kpad, void *scratch) {
         qpre[w + 1] = qpre[w] + sw;
     }
     vc->qpre = qpre;
-    col->kernel_data = vc;
 }
 
 BP_INLINE __m512i vn_transpose(__m512i v) {
@@ -548,6 +620,150 @@ static void vn_code_product(const bp_matrix *m, size_t g, const vn_column *vc, i
 }
 
 /*
+ * The 1-plane code by byte tables: D = sum_j (2 u_j - 1) q_j, u the plane
+ * bit. Byte b of a row dword holds columns 8b..8b+7; its low and high
+ * nibbles index a 64-byte table whose 16-entry block b belongs to that
+ * nibble's 4 columns (vn_build_tables), so one VPERMB serves all 64 bytes of
+ * a line: index = (nibble) | (b << 4), one VPTERNLOGD. q = 16 part_1 +
+ * part_0 keeps every entry in int8; the two nibbles' lookups add in bytes
+ * (|sum| <= 120) and VPDPBUSD against 1 (part 0) and 16 (part 1) adds the
+ * four bytes of each dword, so the int32 accumulator lane r is row r of the
+ * line: no transpose, no field scales, no row merging. Per line and row
+ * group: 1 shift, 2 VPTERNLOGD, 4 VPERMB (tables loaded once per word for
+ * G row groups), 2 VPADDB, 2 VPDPBUSD.
+ *
+ * One line adds at most 32 * 255 = 8160 to a row (unsigned 8-bit q), so
+ * per row the int32 sums hold all of K (vn_supports). Grouped matrices
+ * flush every min(4, group) lines (|sum| <= 32640 fits int16): VPDPWSSD
+ * with the multiplier zero-extended to dwords adds sum x m exactly (the
+ * high word of the sum is its sign, multiplied by 0), and the int32 totals
+ * widen into int64 every VN_TAB_WIDEN flushes.
+ */
+#define VN_TAB_SEG   4
+#define VN_TAB_WIDEN 256 /* 256 x 32640 x 255 < 2^31 */
+#define VN_TAB_MAX_G 4
+
+typedef struct vn_tab_args {
+    const uint32_t *lines; /* the pass's first row group; row group g at + g * kw * 16 */
+    size_t kw;
+    const __m512i *tab;  /* [word][4] */
+    const uint8_t *mult; /* the first row group's tiles (NULL per row) */
+    size_t mult_stride;  /* bytes between row groups' tiles */
+    size_t gw;
+    size_t prefetch; /* in uint32 */
+    int64_t *d;      /* G * 16 outputs */
+} vn_tab_args;
+
+/* d[0..15] += the int32 lanes of v. */
+static void vn_tab_widen(int64_t *d, __m512i v) {
+    __m512i t[2] = {_mm512_loadu_si512(d), _mm512_loadu_si512(d + 8)};
+    vn_widen(t, v);
+    _mm512_storeu_si512(d, t[0]);
+    _mm512_storeu_si512(d + 8, t[1]);
+}
+
+BP_INLINE void vn_tab_pass(const vn_tab_args *a, const int G) {
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    const __m512i sel = _mm512_set1_epi32(0x30201000);
+    const __m512i ones = _mm512_set1_epi8(1), sixteen = _mm512_set1_epi8(16);
+    const __m512i zero = _mm512_setzero_si512();
+    const size_t kw = a->kw;
+    /* The int64 totals live in memory (touched every VN_TAB_WIDEN segments),
+     * so the registers hold only accumulators, t32 and constants. */
+    __m512i acc[VN_TAB_MAX_G][2], t32[VN_TAB_MAX_G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        acc[g][0] = acc[g][1] = t32[g] = zero;
+        _mm512_storeu_si512(a->d + 16 * g, zero);
+        _mm512_storeu_si512(a->d + 16 * g + 8, zero);
+    }
+    const size_t seg = a->mult ? (a->gw < VN_TAB_SEG ? a->gw : VN_TAB_SEG) : kw;
+    size_t gend = a->mult ? (a->gw < kw ? a->gw : kw) : kw, gi = 0, nseg = 0;
+    /* Segments end at group boundaries and every seg lines; the word loop
+     * inside keeps only the accumulators live. */
+    for (size_t w = 0; w < kw;) {
+        const size_t send = gend - w < seg ? gend : w + seg;
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++)
+            acc[g][0] = acc[g][1] = zero;
+        for (; w < send; w++) {
+            const __m512i *t = a->tab + 4 * w;
+            const __m512i t0 = _mm512_load_si512(t), t1 = _mm512_load_si512(t + 1);
+            const __m512i t2 = _mm512_load_si512(t + 2), t3 = _mm512_load_si512(t + 3);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) {
+                const uint32_t *lp = a->lines + ((size_t)g * kw + w) * BP_ROW_GROUP;
+                _mm_prefetch((const char *)(lp + a->prefetch), _MM_HINT_T1);
+                const __m512i L = _mm512_load_si512(lp);
+                /* 0xEA: (a & b) | c */
+                const __m512i ia = _mm512_ternarylogic_epi32(L, nib, sel, 0xEA);
+                const __m512i ib =
+                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), nib, sel, 0xEA);
+                const __m512i lo = _mm512_add_epi8(_mm512_permutexvar_epi8(ia, t0),
+                                                   _mm512_permutexvar_epi8(ib, t2));
+                const __m512i hi = _mm512_add_epi8(_mm512_permutexvar_epi8(ia, t1),
+                                                   _mm512_permutexvar_epi8(ib, t3));
+                acc[g][0] = _mm512_dpbusd_epi32(acc[g][0], ones, lo);
+                acc[g][1] = _mm512_dpbusd_epi32(acc[g][1], sixteen, hi);
+            }
+        }
+        if (!a->mult)
+            break; /* per row: one segment, all of K */
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            const uint8_t *mt = a->mult + (size_t)g * a->mult_stride + gi * BP_ROW_GROUP;
+            const __m512i mv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
+            t32[g] = _mm512_dpwssd_epi32(t32[g], _mm512_add_epi32(acc[g][0], acc[g][1]), mv);
+        }
+        if (++nseg == VN_TAB_WIDEN) {
+            for (int g = 0; g < G; g++) {
+                vn_tab_widen(a->d + 16 * g, t32[g]);
+                t32[g] = zero;
+            }
+            nseg = 0;
+        }
+        if (w == gend) {
+            gi++;
+            gend = kw - gend < a->gw ? kw : gend + a->gw;
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+        vn_tab_widen(a->d + 16 * g, a->mult ? t32[g] : _mm512_add_epi32(acc[g][0], acc[g][1]));
+}
+
+static void vn_tab_1(const vn_tab_args *a) {
+    vn_tab_pass(a, 1);
+}
+static void vn_tab_4(const vn_tab_args *a) {
+    vn_tab_pass(a, VN_TAB_MAX_G);
+}
+
+/* Row groups [g0, g1) of one 1-plane code (plane p) for one column with
+ * tables: d[16 (g - g0) + r]. */
+static void vn_tab_product(const bp_matrix *m, int p, size_t g0, size_t g1, const vn_column *vc,
+                           int64_t *d) {
+    const size_t kw = m->kwords;
+    const size_t pass_words = VN_TAB_MAX_G * kw * BP_ROW_GROUP;
+    vn_tab_args a = {
+        .kw = kw,
+        .tab = (const __m512i *)vc->tab,
+        .mult_stride = m->ngroups * BP_ROW_GROUP,
+        .gw = m->group_words,
+        /* The same line of the next pass when that is near, else 8 KB. */
+        .prefetch = pass_words * 4 <= 65536 ? pass_words : VN_PREFETCH_BYTES / 4,
+    };
+    for (size_t g = g0; g < g1;) {
+        const bool many = g1 - g >= VN_TAB_MAX_G;
+        a.lines = bp__slab(m, p) + g * kw * BP_ROW_GROUP;
+        a.mult = bp__grouped(m) ? bp__mult_tile(m, g, 0) : NULL;
+        a.d = d + (g - g0) * BP_ROW_GROUP;
+        (many ? vn_tab_4 : vn_tab_1)(&a);
+        g += many ? VN_TAB_MAX_G : 1;
+    }
+}
+
+/*
  * Uniform matrices: D_u of the n planes, in chunks of at most 8 planes
  * (u_n = 2^len u_first + u_rest, so D = D * 2^len + D_chunk, exact).
  * Residual matrices: D_p of each plane as a 1-plane code.
@@ -555,6 +771,18 @@ static void vn_code_product(const bp_matrix *m, size_t g, const vn_column *vc, i
 static void vn_compute(const bp_kernel_call *call) {
     const bp_matrix *m = call->m;
     const bool uniform = m->method == BP_QUANT_UNIFORM;
+    /* 1-plane columns with tables: whole row ranges per column. */
+    bool tables_only = true;
+    for (size_t c = 0; c < call->ncols; c++) {
+        const vn_column *vc = call->cols[c]->kernel_data;
+        if (vc->tab) {
+            vn_tab_product(m, 0, call->g0, call->g1, vc, call->d + c * call->ld_col);
+        } else {
+            tables_only = false;
+        }
+    }
+    if (tables_only)
+        return;
     /* Row groups outside, columns inside: a row group's lines (n x kwords x
      * 64 bytes) are read from memory once and from cache by the other
      * columns of the call. */
@@ -563,6 +791,8 @@ static void vn_compute(const bp_kernel_call *call) {
             const bp_act_column *col = call->cols[c];
             const vn_column *vc = col->kernel_data;
             const int n = col->planes;
+            if (vc->tab)
+                continue;
             int64_t *d = call->d + c * call->ld_col + (g - call->g0) * BP_ROW_GROUP;
             if (!uniform) {
                 for (int p = 0; p < n; p++)

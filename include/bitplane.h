@@ -117,9 +117,9 @@ typedef enum bp_backend {
  *  - AVX2_LUT: AVX2 VPSHUFB lookup tables where they are exact (act_bits
  *    2..8), AVX2 popcount elsewhere.
  *  - AVX512: AVX-512 VPOPCNTDQ popcount kernels only.
- *  - AVX512_VNNI: GFNI bit transpose + VPDPBUSD on plane codes (uniform
- *    matrices, act_bits <= 8, per-row scales), AVX512 or AVX512_LUT's
- *    choice elsewhere.
+ *  - AVX512_VNNI: GFNI bit transpose + VPDPBUSD on plane codes, VPERMB byte
+ *    tables for 1-plane columns (needs AVX-512 VNNI, VBMI and GFNI; act_bits
+ *    <= 8), AVX512 or AVX512_LUT's choice elsewhere.
  *  - AVX512_VNNI_BATCHED: the same codes unpacked once per weight tile and
  *    reused by every column of the batch (VPDPBUSD with broadcast
  *    activations), every matrix kind and plane count at act_bits <= 8;

@@ -19,6 +19,16 @@
 #include <math.h>
 #include <string.h>
 
+/* The AVX-512 loops (src/activations_avx512.c, identical results) where the
+ * CPU and OS run them. */
+static bool use_avx512(void) {
+#if defined(BP_ARCH_X86_64)
+    return bp__cpu_has_avx512bw();
+#else
+    return false;
+#endif
+}
+
 /* Below this max|x|, columns are scaled by BP_ACT_TINY_SCALE first. */
 #define BP_ACT_TINY       0x1p-64f
 #define BP_ACT_TINY_SCALE 0x1p64f
@@ -39,14 +49,25 @@ static void quantize_binary(const float *x, size_t cols, float act_scale, int32_
  * columns (act_bits 1), the term the popcount identities subtract. */
 static void fill_word_base(const int32_t *q, size_t cols, size_t kpad, int act_bits,
                            int32_t *base) {
-    for (size_t w = 0; w < kpad / 32; w++) {
-        int32_t s = 0;
-        if (act_bits == 1) {
-            s = cols > w * 32 ? (int32_t)(cols - w * 32 < 32 ? cols - w * 32 : 32) : 0;
-        } else {
-            for (size_t j = 0; j < 32; j++)
-                s += q[w * 32 + j];
+    if (act_bits != 1) {
+#if defined(BP_ARCH_X86_64)
+        if (use_avx512()) {
+            bp__act_word_sums_avx512(q, kpad / 32, base);
+            return;
         }
+#endif
+        bp__act_word_sums_scalar(q, kpad / 32, base);
+        return;
+    }
+    for (size_t w = 0; w < kpad / 32; w++)
+        base[w] = cols > w * 32 ? (int32_t)(cols - w * 32 < 32 ? cols - w * 32 : 32) : 0;
+}
+
+void bp__act_word_sums_scalar(const int32_t *q, size_t kwords, int32_t *base) {
+    for (size_t w = 0; w < kwords; w++) {
+        int32_t s = 0;
+        for (size_t j = 0; j < 32; j++)
+            s += q[w * 32 + j];
         base[w] = s;
     }
 }
@@ -85,30 +106,16 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
     }
     /* A compare gives fmaxf's result without a libm call per element: x is
      * finite, and a NaN (only from a rotated input that overflowed) is
-     * skipped by both. The scan runs in ACT_LANES independent lanes so that
-     * it vectorizes: the maximum of the non-NaN |x| (all >= +0) and the AND
-     * of x >= 0 do not depend on the order of the elements. */
-    enum { ACT_LANES = 16 };
-    float lane_max[ACT_LANES] = {0};
-    int32_t lane_neg[ACT_LANES] = {0};
-    size_t j0 = 0;
-    for (; j0 + ACT_LANES <= cols; j0 += ACT_LANES)
-        for (int l = 0; l < ACT_LANES; l++) {
-            const float a = fabsf(x[j0 + l]);
-            lane_max[l] = a > lane_max[l] ? a : lane_max[l];
-            lane_neg[l] |= !(x[j0 + l] >= 0.0f);
-        }
-    for (size_t j = j0; j < cols; j++) {
-        const float a = fabsf(x[j]);
-        lane_max[0] = a > lane_max[0] ? a : lane_max[0];
-        lane_neg[0] |= !(x[j] >= 0.0f);
-    }
-    float amax = 0.0f;
-    bool nonneg = true;
-    for (int l = 0; l < ACT_LANES; l++) {
-        amax = lane_max[l] > amax ? lane_max[l] : amax;
-        nonneg &= lane_neg[l] == 0;
-    }
+     * skipped by both. */
+    float amax;
+    bool nonneg;
+    const bool avx512 = use_avx512();
+#if defined(BP_ARCH_X86_64)
+    if (avx512)
+        bp__act_scan_avx512(x, cols, &amax, &nonneg);
+#endif
+    if (!avx512)
+        bp__act_scan_scalar(x, cols, &amax, &nonneg);
     const float L = nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
     const float lo = nonneg ? 0.0f : -L;
     col->is_signed = !nonneg;
@@ -127,6 +134,47 @@ static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
         inv = L / (amax * pre);
         col->scale = amax / L;
     }
+#if defined(BP_ARCH_X86_64)
+    if (avx512) {
+        bp__act_round_avx512(x, cols, pre, inv, L, lo, q);
+        return;
+    }
+#endif
+    bp__act_round_scalar(x, cols, pre, inv, L, lo, q);
+}
+
+void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg) {
+    /* fmaxf without the call: a NaN |x| leaves the maximum as fmaxf does.
+     * The scan runs in ACT_LANES independent lanes so that it vectorizes on
+     * baseline ISAs: the maximum of the non-NaN |x| (all >= +0) and the AND
+     * of x >= 0 do not depend on the order of the elements. */
+    enum { ACT_LANES = 16 };
+    float lane_max[ACT_LANES] = {0};
+    int32_t lane_neg[ACT_LANES] = {0};
+    size_t j0 = 0;
+    for (; j0 + ACT_LANES <= cols; j0 += ACT_LANES)
+        for (int l = 0; l < ACT_LANES; l++) {
+            const float a = fabsf(x[j0 + l]);
+            lane_max[l] = a > lane_max[l] ? a : lane_max[l];
+            lane_neg[l] |= !(x[j0 + l] >= 0.0f);
+        }
+    for (size_t j = j0; j < cols; j++) {
+        const float a = fabsf(x[j]);
+        lane_max[0] = a > lane_max[0] ? a : lane_max[0];
+        lane_neg[0] |= !(x[j] >= 0.0f);
+    }
+    float m = 0.0f;
+    bool all_nonneg = true;
+    for (int l = 0; l < ACT_LANES; l++) {
+        m = lane_max[l] > m ? lane_max[l] : m;
+        all_nonneg &= lane_neg[l] == 0;
+    }
+    *amax = m;
+    *nonneg = all_nonneg;
+}
+
+void bp__act_round_scalar(const float *x, size_t cols, float pre, float inv, float L, float lo,
+                          int32_t *q) {
     for (size_t j = 0; j < cols; j++) {
         /* x == 0 is tested first because inv may be +Inf for a tiny fixed scale. */
         float prod = (x[j] * pre) * inv;

@@ -35,6 +35,27 @@ void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_
 static inline size_t bp__act_q_words(size_t kpad) {
     return kpad + kpad / 32;
 }
+/* The quantizer's loops (src/activations.c), each in a scalar form and, on
+ * x86-64, an AVX-512 form (src/activations_avx512.c) that gives the same
+ * results bit for bit (tests/test_activations.c); bp__quantize_activations
+ * takes the AVX-512 form where bp__cpu_has_avx512bw() (cpu/cpu_features.c)
+ * holds.
+ * Scan: max|x| (a NaN |x| skipped, as fmaxf does) and whether every x >= 0. */
+void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg);
+/* Round: q = clamp(rint((x * pre) * inv), lo, L) (round-half-even), 0 where
+ * x == 0. */
+void bp__act_round_scalar(const float *x, size_t cols, float pre, float inv, float L, float lo,
+                          int32_t *q);
+/* Word sums: base[w] = sum of q over word w. */
+void bp__act_word_sums_scalar(const int32_t *q, size_t kwords, int32_t *base);
+#if defined(BP_ARCH_X86_64)
+bool bp__cpu_has_avx512bw(void);
+void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg);
+void bp__act_round_avx512(const float *x, size_t cols, float pre, float inv, float L, float lo,
+                          int32_t *q);
+void bp__act_word_sums_avx512(const int32_t *q, size_t kwords, int32_t *base);
+#endif
+
 /* Weight of activation plane b: +-2^b. */
 static inline int64_t bp__act_plane_weight(const bp_act_column *col, int b) {
     int64_t w = (int64_t)1 << b;

@@ -27,4 +27,19 @@ float bp__rotation_growth(const bp_matrix *m);
 /* Give m a rotation (block 0 = none): allocates and fills the signs. */
 bp_status bp__matrix_set_rotation(bp_matrix *m, int block, uint64_t seed);
 
+/* bp__rotate_input's steps (src/rotation.c), each in a scalar form and, on
+ * x86-64, an AVX-512 form (src/rotation_avx512.c) that gives the same
+ * results bit for bit (tests/test_activations.c); bp__rotate_input takes
+ * the AVX-512 form where bp__cpu_has_avx512bw() (cpu/cpu_features.c) holds.
+ * Signs: out[j] = x[j] with its sign flipped where bit j of signs is set. */
+void bp__rotate_signs_scalar(const uint32_t *signs, const float *x, size_t cols, float *out);
+/* Block: the butterfly stages and the scale of one block of b columns (the
+ * AVX-512 form: b a multiple of 16). */
+void bp__rotate_block_scalar(float *v, size_t b, float scale);
+#if defined(BP_ARCH_X86_64)
+bool bp__cpu_has_avx512bw(void);
+void bp__rotate_signs_avx512(const uint32_t *signs, const float *x, size_t cols, float *out);
+void bp__rotate_block_avx512(float *v, size_t b, float scale);
+#endif
+
 #endif /* BP_ROTATION_H */

@@ -60,22 +60,43 @@ static int sign_bit(const bp_matrix *m, size_t j) {
     return (int)((m->rot_signs[j / 32] >> (j % 32)) & 1u);
 }
 
+void bp__rotate_signs_scalar(const uint32_t *signs, const float *x, size_t cols, float *out) {
+    for (size_t j = 0; j < cols; j++)
+        out[j] = (signs[j / 32] >> (j % 32)) & 1u ? -x[j] : x[j];
+}
+
+void bp__rotate_block_scalar(float *v, size_t b, float scale) {
+    for (size_t h = 1; h < b; h *= 2)
+        for (size_t i = 0; i < b; i += 2 * h)
+            for (size_t j = i; j < i + h; j++) {
+                float a = v[j], c = v[j + h];
+                v[j] = a + c;
+                v[j + h] = a - c;
+            }
+    for (size_t j = 0; j < b; j++)
+        v[j] = v[j] * scale;
+}
+
 void bp__rotate_input(const bp_matrix *m, const float *x, float *out) {
-    for (size_t j = 0; j < m->cols; j++)
-        out[j] = sign_bit(m, j) ? -x[j] : x[j];
+#if defined(BP_ARCH_X86_64)
+    /* Same operations per element in vectors (src/rotation_avx512.c). */
+    const bool avx512 = bp__cpu_has_avx512bw();
+    if (avx512)
+        bp__rotate_signs_avx512(m->rot_signs, x, m->cols, out);
+#else
+    const bool avx512 = false;
+#endif
+    if (!avx512)
+        bp__rotate_signs_scalar(m->rot_signs, x, m->cols, out);
     for (size_t s = 0; s < m->cols;) {
         const size_t b = bp__rotation_block_at(m, s);
-        float *v = out + s;
-        for (size_t h = 1; h < b; h *= 2)
-            for (size_t i = 0; i < b; i += 2 * h)
-                for (size_t j = i; j < i + h; j++) {
-                    float a = v[j], c = v[j + h];
-                    v[j] = a + c;
-                    v[j + h] = a - c;
-                }
         const float scale = ldexpf(1.0f, -(log2_exact(b) / 2));
-        for (size_t j = 0; j < b; j++)
-            v[j] = v[j] * scale;
+#if defined(BP_ARCH_X86_64)
+        if (avx512 && b >= 16)
+            bp__rotate_block_avx512(out + s, b, scale);
+        else
+#endif
+            bp__rotate_block_scalar(out + s, b, scale);
         s += b;
     }
 }

@@ -4,10 +4,16 @@
  *  - an all-zero column gives exactly the bias (zero without bias);
  *  - act_bits 0 means 8, and fixed-scale results follow the documented rule;
  *  - subnormal columns (L / max|x| overflows to +Inf) stay finite;
- *  - tiny columns (max|x| < L / FLT_MAX) keep their resolution.
+ *  - tiny columns (max|x| < L / FLT_MAX) keep their resolution;
+ *  - the AVX-512 forms of the quantizer's and the rotation's loops equal
+ *    the scalar forms bit for bit (special values, ties, every tail length).
  */
+#if defined(__x86_64__) && !defined(BP_ARCH_X86_64)
+#define BP_ARCH_X86_64 1 /* the library builds its x86-64 forms on this target */
+#endif
 #include "test_util.h"
 #include "bp_activations.h"
+#include "bp_rotation.h"
 
 #include "tu_criterion.h"
 
@@ -451,3 +457,101 @@ Test(activations, uniform_combine_rows_matches_scalar) {
                       (long long)d[r], (double)y[r], (double)e[r], seed);
     }
 }
+#if defined(BP_ARCH_X86_64)
+/* Gaussian values with NaN, +-0, ties (k + 0.5), huge and subnormal values
+ * mixed in; nonneg keeps every value >= 0 (no NaN then). */
+static void fill_special(tu_rng *rng, float *x, size_t n, bool nonneg) {
+    tu_fill_gauss(rng, x, n, 3.0f);
+    for (size_t j = 0; j < n; j++) {
+        switch (tu_next(rng) % 10) {
+        case 0:
+            x[j] = -0.0f;
+            break;
+        case 1:
+            x[j] = (float)(int)(tu_next(rng) % 9) - 4.5f;
+            break;
+        case 2:
+            x[j] = ldexpf(x[j], (int)(tu_next(rng) % 200) - 100);
+            break;
+        case 3:
+            x[j] = nonneg ? x[j] : NAN;
+            break;
+        default:
+            break;
+        }
+        if (nonneg)
+            x[j] = fabsf(x[j]);
+    }
+}
+
+Test(activations, avx512_forms_equal_scalar) {
+    if (!bp__cpu_has_avx512bw())
+        return; /* nothing to compare on this CPU */
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { N = 4096 + 37 };
+    float *x = tu_xmalloc(N * sizeof *x), *a = tu_xmalloc(N * sizeof *a),
+          *b = tu_xmalloc(N * sizeof *b);
+    int32_t *qa = tu_xmalloc(N * sizeof *qa), *qb = tu_xmalloc(N * sizeof *qb);
+    for (size_t n = 1; n <= 300; n += (n < 40 ? 1 : 37)) {
+        for (int nonneg = 0; nonneg < 2; nonneg++) {
+            fill_special(&rng, x, n, nonneg);
+            float ma, mb;
+            bool na, nb;
+            bp__act_scan_scalar(x, n, &ma, &na);
+            bp__act_scan_avx512(x, n, &mb, &nb);
+            cr_assert(tu_bits(ma) == tu_bits(mb) && na == nb,
+                      "scan n=%zu: %a/%d vs %a/%d; seed=%llu", n, (double)ma, na, (double)mb, nb,
+                      seed);
+            /* The dynamic rule, a fixed scale and an infinite inverse. */
+            const float L = nonneg ? 255.0f : 127.0f, lo = nonneg ? 0.0f : -L;
+            const float invs[3] = {ma > 0 ? L / ma : 1.0f, 1.0f, INFINITY};
+            for (int i = 0; i < 3; i++) {
+                bp__act_round_scalar(x, n, 1.0f, invs[i], L, lo, qa);
+                bp__act_round_avx512(x, n, 1.0f, invs[i], L, lo, qb);
+                for (size_t j = 0; j < n; j++)
+                    cr_assert(qa[j] == qb[j], "round n=%zu inv=%a x[%zu]=%a: %d vs %d; seed=%llu",
+                              n, (double)invs[i], j, (double)x[j], qa[j], qb[j], seed);
+            }
+        }
+    }
+    for (size_t j = 0; j < N / 64 * 32; j++)
+        qa[j] = (int32_t)(tu_next(&rng) % 511) - 255;
+    bp__act_word_sums_scalar(qa, N / 64, qb);
+    bp__act_word_sums_avx512(qa, N / 64, qb + N / 64);
+    cr_assert(memcmp(qb, qb + N / 64, N / 64 * sizeof *qb) == 0, "word sums; seed=%llu", seed);
+
+    /* Rotation: signs over every tail length, blocks of 16..4096. */
+    uint32_t signs[N / 32 + 1];
+    for (size_t w = 0; w < N / 32 + 1; w++)
+        signs[w] = (uint32_t)tu_next(&rng);
+    for (size_t n = 1; n <= 100; n++) {
+        fill_special(&rng, x, n, false);
+        bp__rotate_signs_scalar(signs, x, n, a);
+        bp__rotate_signs_avx512(signs, x, n, b);
+        cr_assert(memcmp(a, b, n * sizeof *a) == 0, "signs n=%zu; seed=%llu", n, seed);
+    }
+    for (size_t blk = 16; blk <= 4096; blk *= 4) {
+        tu_fill_gauss(&rng, x, blk, 1000.0f);
+        memcpy(a, x, blk * sizeof *x);
+        memcpy(b, x, blk * sizeof *x);
+        const float scale = ldexpf(1.0f, -(int)(blk == 16     ? 2
+                                                : blk == 64   ? 3
+                                                : blk == 256  ? 4
+                                                : blk == 1024 ? 5
+                                                              : 6));
+        bp__rotate_block_scalar(a, blk, scale);
+        bp__rotate_block_avx512(b, blk, scale);
+        size_t r = 0;
+        long idx = tu_first_mismatch(a, b, blk, 1, blk, &r, NULL);
+        cr_assert(idx < 0, "block %zu: element %zu: %a vs %a; seed=%llu", blk, r, (double)a[r],
+                  (double)b[r], seed);
+    }
+    free(x);
+    free(a);
+    free(b);
+    free(qa);
+    free(qb);
+}
+#endif

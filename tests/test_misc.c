@@ -232,34 +232,38 @@ Test(misc, matrix_kernel_names) {
     bp_matrix *u = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_UNIFORM, 1.0f);
     bp_matrix *r = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_RESIDUAL, 0.0f);
     const bp_cpu_features *f = bp__cpu_features();
-    const bool code = f->avx512_vnni && f->gfni;
-    /* A 64 x 96 uniform matrix is in cache: at batch 1 the LUT kernel up to
-     * 4 planes (AVX-512BW), the code kernel above. */
+    const bool code = f->avx512_vnni && f->gfni && f->avx512_vbmi;
+    /* A 64 x 96 uniform matrix is in cache: at batch 1 the code kernel's byte
+     * tables at 1 plane, the LUT kernel at 2-4 planes (AVX-512BW), the code
+     * kernel above. */
     const bool lut = f->avx512bw;
     for (int n = 1; n <= 8; n++) {
         const char *ku = bp_matrix_cpu_kernel_name(ctx, u, n, 8, 1);
         const char *kr = bp_matrix_cpu_kernel_name(ctx, r, n, 8, 1);
         cr_assert(ku && kr);
         cr_expect_str_eq(kr, bp_context_cpu_kernel_name(ctx, 8, 96, 1), "residual, %d planes", n);
-        if (lut && n <= 4)
+        if (code && n == 1)
+            cr_expect_str_eq(ku, "avx512-vnni", "uniform, %d planes", n);
+        else if (lut && n <= 4)
             cr_expect_str_eq(ku, "avx512-lut", "uniform, %d planes", n);
         else if (code && n >= 2)
             cr_expect_str_eq(ku, "avx512-vnni", "uniform, %d planes", n);
         else
             cr_expect_str_eq(ku, kr, "uniform, %d planes", n);
-        if (code && n >= 2)
+        if (code)
             cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, n, 8, 2), "avx512-vnni",
                              "uniform, %d planes, batch 2", n);
     }
-    /* Per row at batch 2-3: the code kernel from 2 planes as well (from batch
-     * 4 the batched one, below). */
+    /* Per row at batch 2-3: the code kernel at every plane count (from batch
+     * 4 the batched one at 2+ planes, below). */
     if (code) {
-        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, u, 1, 8, 2), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 1, 8, 2), "avx512-vnni");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 8, 3), "avx512-vnni");
     }
-    /* Grouped matrices: the code kernel at batch 1 once the used planes leave
-     * L2 (2064 x 512 x 2 planes > 256 KiB; smaller ones run the LUT kernel),
-     * and at batch 2-3 from 3 planes. */
+    /* Grouped matrices: the code kernel at 1 plane (byte tables) at every
+     * size and batch below 16; from 2 planes at batch 1 once the used planes
+     * leave L2 (2064 x 512 x 2 planes > 256 KiB; smaller ones run the LUT
+     * kernel), and at batch 2-3 from 3 planes. */
     bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
     qo.group_size = 64;
     qo.rotation = BP_ROTATION_NONE;
@@ -271,8 +275,9 @@ Test(misc, matrix_kernel_names) {
     bp_matrix *big = tu_quantize_opts(ctx, wb, BIG_M, BIG_K, BIG_K, &qo);
     free(wb);
     if (code) {
-        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 1), "avx512-lut");
-        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 1, 8, 1), "avx512-lut");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 1), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 1, 8, 1), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 8), "avx512-vnni");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 1), "avx512-lut");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 1), "avx512-lut");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 8), "avx512-vnni");
