@@ -1,5 +1,6 @@
 /* bp_gemm: argument validation, then the context's backend. */
 #include "bp_error.h"
+#include "bp_finite.h"
 #include "bp_options.h"
 #include "bp_matrix.h"
 
@@ -8,13 +9,12 @@
 
 static bp_status check_finite_vectors(const float *v, size_t count, size_t ld, size_t len,
                                       const char *name) {
-    for (size_t i = 0; i < count; i++)
-        for (size_t j = 0; j < len; j++) {
-            float e = v[i * ld + j];
-            if (!isfinite(e))
-                return bp__fail(BP_ERR_NON_FINITE, "%s: column %zu, element %zu is %s", name, i, j,
-                                isnan(e) ? "NaN" : "Inf");
-        }
+    for (size_t i = 0; i < count; i++) {
+        size_t j = bp__first_non_finite(v + i * ld, len);
+        if (j < len)
+            return bp__fail(BP_ERR_NON_FINITE, "%s: column %zu, element %zu is %s", name, i, j,
+                            isnan(v[i * ld + j]) ? "NaN" : "Inf");
+    }
     return BP_OK;
 }
 

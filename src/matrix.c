@@ -1,5 +1,6 @@
 /* Matrix allocation, quantize entry point, accessors, dequantize, errors. */
 #include "bp_error.h"
+#include "bp_finite.h"
 #include "bp_options.h"
 #include "bp_quant.h"
 #include "bp_rotation.h"
@@ -182,11 +183,12 @@ void bp__matrix_finish_error(bp_matrix *m, const double *row_sq_err, const doubl
 
 static bp_status check_finite_matrix(const float *w, size_t rows, size_t cols, size_t ld,
                                      const char *name) {
-    for (size_t r = 0; r < rows; r++)
-        for (size_t j = 0; j < cols; j++)
-            if (!isfinite(w[r * ld + j]))
-                return bp__fail(BP_ERR_NON_FINITE, "%s[%zu][%zu] is %s", name, r, j,
-                                isnan(w[r * ld + j]) ? "NaN" : "Inf");
+    for (size_t r = 0; r < rows; r++) {
+        size_t j = bp__first_non_finite(w + r * ld, cols);
+        if (j < cols)
+            return bp__fail(BP_ERR_NON_FINITE, "%s[%zu][%zu] is %s", name, r, j,
+                            isnan(w[r * ld + j]) ? "NaN" : "Inf");
+    }
     return BP_OK;
 }
 

@@ -1,5 +1,6 @@
 /* bp_rnn objects: creation from PyTorch-layout weights, accessors. */
 #include "bp_error.h"
+#include "bp_finite.h"
 #include "bp_options.h"
 #include "rnn_internal.h"
 
@@ -58,10 +59,10 @@ void bp_rnn_destroy(bp_rnn *rnn) {
 }
 
 static bp_status check_finite(const float *v, size_t n, size_t layer, const char *name) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return bp__fail(BP_ERR_NON_FINITE, "layer %zu: %s element %zu is %s", layer, name, i,
-                            isnan(v[i]) ? "NaN" : "Inf");
+    size_t i = bp__first_non_finite(v, n);
+    if (i < n)
+        return bp__fail(BP_ERR_NON_FINITE, "layer %zu: %s element %zu is %s", layer, name, i,
+                        isnan(v[i]) ? "NaN" : "Inf");
     return BP_OK;
 }
 

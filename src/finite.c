@@ -1,0 +1,33 @@
+/* bp__first_non_finite (bp_finite.h). */
+#include "bp_finite.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The exponent field of a float: all ones for Inf and NaN. */
+#define FLOAT_EXP_BITS 0x7f800000u
+#define BLOCK          256
+
+size_t bp__first_non_finite(const float *v, size_t n) {
+    /* Blocks tested on the bits without a branch per element, so the loop
+     * vectorizes (an early-exit isfinite loop does not: it was 2-3 % of an
+     * LSTM step at H 256 and 6.7 % of a 128 x 256 product at batch 360);
+     * the element is located only in a block that has one. */
+    for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
+        size_t i1 = n - i0 < BLOCK ? n : i0 + BLOCK;
+        uint32_t worst = 0;
+        for (size_t i = i0; i < i1; i++) {
+            uint32_t b;
+            memcpy(&b, &v[i], sizeof b);
+            b &= FLOAT_EXP_BITS;
+            worst = b > worst ? b : worst;
+        }
+        if (worst != FLOAT_EXP_BITS)
+            continue;
+        for (size_t i = i0; i < i1; i++)
+            if (!isfinite(v[i]))
+                return i;
+    }
+    return n;
+}
