@@ -52,21 +52,6 @@ TestSuite(format, .fini = tu_suite_fini);
 #define HEADER       96
 #define HEADER_V1    64
 
-/* Independent CRC-32C (Castagnoli, reflected 0x82F63B78), bitwise. */
-static uint32_t crc32c(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-    }
-    return c ^ 0xFFFFFFFFu;
-}
-
-static void put32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
 static void put64(unsigned char *p, uint64_t v) {
     for (int i = 0; i < 8; i++)
         p[i] = (unsigned char)(v >> (8 * i));
@@ -75,7 +60,7 @@ static uint32_t get32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 static void fix_crc(unsigned char *buf, size_t len) {
-    put32(buf + len - 4, crc32c(buf, len - 4));
+    tu_put_le32(buf + len - 4, tu_crc32c(buf, len - 4));
 }
 
 static bp_matrix *random_matrix(tu_rng *rng, size_t M, size_t K, int bits, bp_quant_method method) {
@@ -316,14 +301,14 @@ Test(format, newer_version) {
     unsigned char *buf = serialize(m, &len);
     cr_assert(memcmp(buf, "BITPLANE", 8) == 0, "magic");
     cr_assert_eq(get32(buf + OFF_VERSION), 2u, "format version field");
-    cr_assert_eq(get32(buf + len - 4), crc32c(buf, len - 4),
+    cr_assert_eq(get32(buf + len - 4), tu_crc32c(buf, len - 4),
                  "trailer is not CRC-32C of the preceding bytes");
     uint32_t versions[] = {4, 255, 0x10000, UINT32_MAX};
     for (size_t i = 0; i < NELEM(versions); i++)
         for (int recrc = 0; recrc < 2; recrc++) {
             unsigned char *c = tu_xmalloc(len);
             memcpy(c, buf, len);
-            put32(c + OFF_VERSION, versions[i]);
+            tu_put_le32(c + OFF_VERSION, versions[i]);
             if (recrc)
                 fix_crc(c, len);
             char what[64];
@@ -336,13 +321,13 @@ Test(format, newer_version) {
         }
     unsigned char *c = tu_xmalloc(len);
     memcpy(c, buf, len);
-    put32(c + OFF_VERSION, 0);
+    tu_put_le32(c + OFF_VERSION, 0);
     fix_crc(c, len);
     expect_reject(c, len, BP_ERR_CORRUPT, "version 0");
     /* Through a file too. */
     char path[64];
     temp_path(path, sizeof path);
-    put32(c + OFF_VERSION, 4);
+    tu_put_le32(c + OFF_VERSION, 4);
     fix_crc(c, len);
     FILE *f = fopen(path, "wb");
     cr_assert(f && fwrite(c, 1, len, f) == len);
@@ -440,7 +425,7 @@ Test(format, fields_validated_behind_valid_crc) {
         if (edits[i].width == 1)
             c[edits[i].off] = (unsigned char)edits[i].value;
         else if (edits[i].width == 4)
-            put32(c + edits[i].off, (uint32_t)edits[i].value);
+            tu_put_le32(c + edits[i].off, (uint32_t)edits[i].value);
         else
             put64(c + edits[i].off, edits[i].value);
         fix_crc(c, len);
@@ -450,7 +435,7 @@ Test(format, fields_validated_behind_valid_crc) {
     /* Sanity: a harmless edit with a fixed CRC (a coefficient value) loads. */
     unsigned char *c = tu_xmalloc(len);
     memcpy(c, buf, len);
-    put32(c + coef_off, u_two);
+    tu_put_le32(c + coef_off, u_two);
     fix_crc(c, len);
     bp_matrix *l = NULL;
     cr_assert_eq(try_parse(c, len, &l), BP_OK, "%s", bp_last_error());
@@ -462,7 +447,7 @@ Test(format, fields_validated_behind_valid_crc) {
     uint32_t u_big;
     memcpy(&u_big, &big, 4);
     memcpy(c, buf, len);
-    put32(c + coef_off, u_big);
+    tu_put_le32(c + coef_off, u_big);
     fix_crc(c, len);
     cr_assert_eq(try_parse(c, len, &l), BP_OK, "%s", bp_last_error());
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
@@ -507,12 +492,12 @@ Test(format, version_1_file_loads) {
     unsigned char *b = tu_xmalloc(len);
     memset(b, 0, len);
     memcpy(b, "BITPLANE", 8);
-    put32(b + OFF_VERSION, 1);
-    put32(b + OFF_HEADER, HEADER_V1);
+    tu_put_le32(b + OFF_VERSION, 1);
+    tu_put_le32(b + OFF_HEADER, HEADER_V1);
     put64(b + OFF_ROWS, M);
     put64(b + OFF_COLS, K);
-    put32(b + OFF_BITS, BITS);
-    put32(b + OFF_METHOD, BP_QUANT_UNIFORM);
+    tu_put_le32(b + OFF_BITS, BITS);
+    tu_put_le32(b + OFF_METHOD, BP_QUANT_UNIFORM);
     put64(b + OFF_PAYLOAD, payload);
     unsigned char *o = b + HEADER_V1;
     const double errs[BITS] = {0.5, 0.25};
@@ -530,7 +515,7 @@ Test(format, version_1_file_loads) {
     for (size_t i = 0; i < ncoef; i++, o += 4) {
         uint32_t u;
         memcpy(&u, &coef[i], 4);
-        put32(o, u);
+        tu_put_le32(o, u);
     }
     uint32_t words[BITS][M][RW];
     for (int p = 0; p < BITS; p++)
@@ -538,7 +523,7 @@ Test(format, version_1_file_loads) {
             words[p][r][0] = 0x9e3779b9u * (uint32_t)(p * 7 + r + 1);
             words[p][r][1] = (0x85ebca6bu * (uint32_t)(p * 5 + r + 3)) & 0xffu; /* 8 valid bits */
             for (int w = 0; w < RW; w++, o += 4)
-                put32(o, words[p][r][w]);
+                tu_put_le32(o, words[p][r][w]);
         }
     fix_crc(b, len);
 

@@ -371,21 +371,6 @@ Test(row_planes, save_load_round_trip) {
     }
 }
 
-/* Independent CRC-32C (Castagnoli, reflected 0x82F63B78), bitwise. */
-static uint32_t crc32c(const unsigned char *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-    }
-    return c ^ 0xFFFFFFFFu;
-}
-static void put32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /*
  * Version-3 fields made invalid behind a valid checksum. Layout for this
  * matrix (per row, no rotation, 3 bits, 20 rows, 40 columns): header 96,
@@ -428,8 +413,8 @@ Test(row_planes, corrupt_version_3_fields) {
         if (cases[i].width == 1)
             b[cases[i].at] = (unsigned char)cases[i].value;
         else
-            put32(b + cases[i].at, cases[i].value);
-        put32(b + len - 4, crc32c(b, len - 4));
+            tu_put_le32(b + cases[i].at, cases[i].value);
+        tu_put_le32(b + len - 4, tu_crc32c(b, len - 4));
         bp_matrix *l = (bp_matrix *)(uintptr_t)1;
         bp_status st = bp_matrix_deserialize(NULL, b, len, &l);
         cr_assert_eq(st, BP_ERR_CORRUPT, "%s: got %s (%s)", cases[i].what, bp_status_string(st),
@@ -447,7 +432,7 @@ Test(row_planes, corrupt_version_3_fields) {
     memcpy(t, b + perm, 4);
     memcpy(b + perm, b + perm + 4, 4);
     memcpy(b + perm + 4, t, 4);
-    put32(b + len - 4, crc32c(b, len - 4));
+    tu_put_le32(b + len - 4, tu_crc32c(b, len - 4));
     bp_matrix *l = NULL;
     cr_assert_eq(bp_matrix_deserialize(NULL, b, len, &l), BP_ERR_CORRUPT);
     cr_assert(strstr(bp_last_error(), "original order"), "%s", bp_last_error());

@@ -513,6 +513,21 @@ uint32_t tu_bits(float f) {
     return u;
 }
 
+uint32_t tu_crc32c(const unsigned char *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+void tu_put_le32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
 long tu_first_mismatch(const float *a, const float *b, size_t rows, size_t batch, size_t ld,
                        size_t *row, size_t *col) {
     for (size_t c = 0; c < batch; c++)

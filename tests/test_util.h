@@ -160,6 +160,11 @@ long tu_first_mismatch(const float *a, const float *b, size_t rows, size_t batch
                        size_t *row, size_t *col);
 uint32_t tu_bits(float f);
 
+/* File-format helpers for corruption tests: an independent CRC-32C
+ * (Castagnoli, reflected 0x82F63B78, bitwise) and a little-endian store. */
+uint32_t tu_crc32c(const unsigned char *p, size_t n);
+void tu_put_le32(unsigned char *p, uint32_t v);
+
 /* A run-options struct with the common knobs set. */
 bp_run_options tu_run(int planes, int act_bits);
 
