@@ -44,6 +44,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import bitplane  # noqa: E402
+from bitplane._sweep_run import proc_cpu_model  # noqa: E402
 from bitplane.layers import GRU, LSTM  # noqa: E402
 
 STEPS = {256: 32, 1024: 16, 2048: 8}
@@ -52,14 +53,7 @@ ONNX_ORDER = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
 
 
 def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return proc_cpu_model() or platform.processor() or "unknown"
 
 
 def loadavg():

@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 
+from bitplane._sweep_run import proc_cpu_model
 from bitplane.serve.served import load
 
 CONFIGS = {
@@ -51,14 +52,7 @@ def free_port() -> int:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return proc_cpu_model() or platform.processor() or "unknown"
 
 
 def cpu_s(pid: int) -> float:

@@ -420,17 +420,25 @@ def pareto_front(rows: List[dict], higher_is_better: bool) -> List[dict]:
     return front
 
 
-def machine_info() -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "cores": os.cpu_count()}
+def proc_cpu_model():
+    """The CPU's model name from /proc/cpuinfo, or None where it has none
+    (also used by the benchmark scripts under bench/)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def machine_info() -> dict:
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "numpy": np.__version__, "cores": os.cpu_count()}
+    cpu = proc_cpu_model()
+    if cpu is not None:
+        info["cpu"] = cpu
     try:
         cfg = np.show_config(mode="dicts")
         blas = cfg["Build Dependencies"]["blas"]
