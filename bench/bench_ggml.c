@@ -11,10 +11,11 @@
  *   - ggml q4_K, q2_K and tq2_0: W quantized with ggml_quantize_chunk (no
  *     importance matrix), y = ggml_mul_mat(W, x) through a ggml graph, which
  *     quantizes x to each type's dot-product format (q8_K) as ggml does;
- *   - bitplane at 1, 2, 4 and 8 planes, act_bits 8, once with the library
- *     defaults (groups of 64, rotation 256) and once with one scale per row
- *     (no rotation, clip 1). Each plane count is its own n-bit matrix, so no
- *     call finds another call's planes in cache.
+ *   - bitplane at 1, 2, 4 and 8 planes, act_bits 8, three times: with the
+ *     library defaults (groups of 64, rotation 256), with groups of 32
+ *     (rotation 256) and with one scale per row (no rotation, clip 1). Each
+ *     plane count is its own n-bit matrix, so no call finds another call's
+ *     planes in cache.
  * Per thread count: the stream probe (bench_stream.c; its buffer is
  * max(1 GiB, 4 x LLC) unless --stream-mib says otherwise) first, then one
  * warm-up round and --reps timed rounds in which the probe's fastest form
@@ -24,8 +25,10 @@
  * (weight bytes / the fastest form's rate in those rounds) and vs_sgemv =
  * sgemv median / median. rel_err = ||y - W x|| / ||W x|| against fp64 with
  * the unquantized W checks that every method really computed the product.
- * Weight bytes: ggml_nbytes for ggml, the plane bytes for bitplane (scales
- * excluded), 4 m k for sgemv.
+ * Weight bytes: ggml_nbytes for ggml, bp_matrix_bytes_read for bitplane
+ * (planes, per-plane coefficients and group multipliers: everything the
+ * product reads from the matrix, as ggml's count includes its scales),
+ * 4 m k for sgemv.
  */
 #include "bench_common.h"
 #include "bench_lib.h"
@@ -50,6 +53,19 @@ static const enum ggml_type ggml_types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q2_K, GGML
 #define N_GGML (sizeof ggml_types / sizeof ggml_types[0])
 
 typedef enum method_kind { M_SGEMV, M_GGML, M_BITPLANE } method_kind;
+
+/* How bitplane quantizes W: the scale structure and the rotation. */
+typedef struct structure {
+    const char *name;
+    int group_size, rotation;
+    float clip;
+} structure;
+static const structure structures[] = {
+    {"defaults", 0, 0, 0.0f},
+    {"groups-32", 32, 0, 0.0f},
+    {"per-row", BP_GROUP_PER_ROW, BP_ROTATION_NONE, 1.0f},
+};
+#define N_STRUCTURES (sizeof structures / sizeof structures[0])
 
 typedef struct method {
     method_kind kind;
@@ -82,7 +98,7 @@ typedef struct run {
     bp_context *ctx;
     bench_stream_replay stream;
     double stream_t[MAX_REPS];
-    method methods[1 + N_GGML + 2 * N_PLANES];
+    method methods[1 + N_GGML + N_STRUCTURES * N_PLANES];
     int n_methods;
 } run;
 
@@ -214,14 +230,16 @@ static int ggml_plan(method *me, int threads) {
     return 0;
 }
 
-static int bitplane_method(run *r, int planes, int per_row, method *me) {
+static int bitplane_method(run *r, int planes, const structure *st, method *me) {
     me->kind = M_BITPLANE;
     me->planes = planes;
-    me->structure = per_row ? "per-row" : "defaults";
+    me->structure = st->name;
     snprintf(me->name, sizeof me->name, "bitplane %s %d", me->structure, planes);
-    me->bytes = bench_plane_bytes(r->m, r->k, planes);
-    return bench_quantize(r->ctx, r->w, r->m, r->k, planes, BP_QUANT_UNIFORM, per_row ? 1.0f : 0.0f,
-                          per_row ? BP_GROUP_PER_ROW : 0, per_row ? BP_ROTATION_NONE : 0, &me->mat);
+    if (bench_quantize(r->ctx, r->w, r->m, r->k, planes, BP_QUANT_UNIFORM, st->clip,
+                       st->group_size, st->rotation, &me->mat))
+        return 1;
+    me->bytes = bp_matrix_bytes_read(me->mat, planes);
+    return me->bytes ? 0 : bench_bp_fail(BP_ERR_INVALID_ARGUMENT, "bp_matrix_bytes_read");
 }
 
 static int call(run *r, method *me) {
@@ -265,7 +283,7 @@ static int setup(run *r) {
     bench_fill_gaussian(&rng, r->x, r->k);
     fprintf(stderr,
             "bitplane-bench-ggml: %zu x %zu: fp64 reference, then quantizing (ggml 3 types, "
-            "bitplane 8 matrices)...\n",
+            "bitplane 12 matrices)...\n",
             r->m, r->k);
     reference(r);
     ggml_cpu_init();
@@ -285,9 +303,9 @@ static int setup(run *r) {
     for (size_t i = 0; i < N_GGML; i++)
         if (ggml_method(r, ggml_types[i], me++))
             return 1;
-    for (int per_row = 0; per_row < 2; per_row++)
+    for (size_t i = 0; i < N_STRUCTURES; i++)
         for (int p = 0; p < N_PLANES; p++)
-            if (bitplane_method(r, plane_counts[p], per_row, me++))
+            if (bitplane_method(r, plane_counts[p], &structures[i], me++))
                 return 1;
     r->n_methods = (int)(me - r->methods);
     bp_context_destroy(r->ctx);
@@ -356,9 +374,11 @@ static void markdown(FILE *f, const run *r, int threads, const bench_stream_ceil
     }
     static const struct {
         const char *bp, *ggml;
-    } pairs[] = {{"bitplane defaults 4", "ggml q4_K"},  {"bitplane per-row 4", "ggml q4_K"},
-                 {"bitplane defaults 2", "ggml q2_K"},  {"bitplane per-row 2", "ggml q2_K"},
-                 {"bitplane defaults 1", "ggml tq2_0"}, {"bitplane per-row 1", "ggml tq2_0"}};
+    } pairs[] = {{"bitplane defaults 4", "ggml q4_K"},  {"bitplane groups-32 4", "ggml q4_K"},
+                 {"bitplane per-row 4", "ggml q4_K"},   {"bitplane defaults 2", "ggml q2_K"},
+                 {"bitplane groups-32 2", "ggml q2_K"}, {"bitplane per-row 2", "ggml q2_K"},
+                 {"bitplane defaults 1", "ggml tq2_0"}, {"bitplane groups-32 1", "ggml tq2_0"},
+                 {"bitplane per-row 1", "ggml tq2_0"}};
     fprintf(f, "\nSpeed-ups (ggml time / bitplane time, > 1: bitplane faster):");
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
         fprintf(f, "%s %s vs %s %.2fx", i ? ";" : "", pairs[i].bp + 9, pairs[i].ggml + 5,

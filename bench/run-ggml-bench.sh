@@ -13,8 +13,8 @@
 # download), CMake, a C/C++ compiler and OpenBLAS. Not part of the test
 # command. Extra arguments go to bitplane-bench-ggml (e.g. --reps 15).
 # Peak memory: about 4 GiB during the stream probe (two buffers of
-# max(1 GiB, 4 x LLC)) on top of about 2.7 GiB of weights (fp32 1 GiB,
-# bitplane 1+2+4+8 planes twice 0.94 GiB, ggml 0.29 GiB).
+# max(1 GiB, 4 x LLC)) on top of about 3.2 GiB of weights (fp32 1 GiB,
+# bitplane 1+2+4+8 planes three times 1.4 GiB, ggml 0.29 GiB).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sdist_name=llama-cpp-python

@@ -368,7 +368,9 @@ BP_API bp_status bp_matrix_row_planes(const bp_matrix *m, uint8_t *out);
  * Weight bytes a product with `planes` planes (0 = all) reads from m in the
  * CPU layout: the bit slabs' row groups of 16 rows (K padded to 64 bits)
  * that hold a row using plane p < planes, plus 4 bytes of coefficient per
- * row and plane used. Returns 0 and sets the error for bad arguments.
+ * row and plane used, plus, with group scales, the one-byte multiplier of
+ * every (row, group) at any plane count (0.125 bits per weight at groups
+ * of 64). Returns 0 and sets the error for bad arguments.
  */
 BP_API size_t bp_matrix_bytes_read(const bp_matrix *m, int planes);
 /**

@@ -163,6 +163,10 @@ size_t bp_matrix_bytes_read(const bp_matrix *m, int planes) {
     size_t bytes = 0;
     for (int p = 0; p < n; p++)
         bytes += m->slab_groups[p] * (size_t)BP_ROW_GROUP * m->kwords * sizeof(uint32_t);
+    /* Every row uses plane 0, so every row group's multipliers are read,
+     * once per product whatever the plane count. */
+    if (bp__grouped(m))
+        bytes += m->slab_groups[0] * m->ngroups * (size_t)BP_ROW_GROUP;
     if (!m->row_planes)
         return bytes + m->rows * (size_t)n * sizeof(float);
     for (int i = 0; i < m->nruns; i++) {

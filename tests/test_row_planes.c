@@ -282,16 +282,25 @@ Test(row_planes, bytes_read) {
         c[r] = r % 2 ? 8 : 2; /* interleaved: the stored order groups them */
     bp_matrix *plain = quantize(NULL, w, &s, NULL, 1), *mc = quantize(NULL, w, &s, c, 1);
     const size_t slab_group = 16 * (K / 8); /* bytes of one row group of one plane */
+    /* The default groups of 64: one multiplier byte per (row, group), at
+     * every plane count. */
+    const size_t mult = M * (K / BP_DEFAULT_GROUP_SIZE);
+    cr_assert_eq(bp_matrix_group_size(plain), BP_DEFAULT_GROUP_SIZE);
     for (int n = 0; n <= 8; n++) {
         const int used = n ? n : 8;
-        size_t want_plain = (size_t)used * (4 * slab_group + 4 * M);
+        size_t want_plain = (size_t)used * (4 * slab_group + 4 * M) + mult;
         cr_assert_eq(bp_matrix_bytes_read(plain, n), want_plain, "plain, planes %d", n);
         const int hi = used, lo = used < 2 ? used : 2;
         size_t want = (size_t)lo * 4 * slab_group + (size_t)(hi - lo) * 2 * slab_group +
-                      4 * 32 * (size_t)(hi + lo);
+                      4 * 32 * (size_t)(hi + lo) + mult;
         cr_assert_eq(bp_matrix_bytes_read(mc, n), want, "counts 8/2, planes %d: %zu, want %zu", n,
                      bp_matrix_bytes_read(mc, n), want);
     }
+    /* One scale per row: no multipliers to read. */
+    const shape per_row = {M, K, 8, BP_QUANT_UNIFORM, BP_GROUP_PER_ROW, 0};
+    bp_matrix *pr = quantize(NULL, w, &per_row, NULL, 1);
+    cr_assert_eq(bp_matrix_bytes_read(pr, 4), 4 * (4 * slab_group + 4 * M));
+    bp_matrix_destroy(pr);
     cr_assert_eq(bp_matrix_bytes_read(mc, 9), 0);
     cr_assert(strstr(bp_last_error(), "planes must be 0 (all) or 1..8, got 9"), "%s",
               bp_last_error());

@@ -587,7 +587,8 @@ static PyMethodDef matrix_methods[] = {
      "bytes_read(planes=None) -> int\n\n"
      "Weight bytes a product at `planes` planes (None or 0 = all) reads in the CPU layout: the "
      "bit slabs' 16-row groups that hold a row using each plane, plus 4 bytes of coefficient "
-     "per row and plane used."},
+     "per row and plane used, plus one byte of group multiplier per (row, group) when the "
+     "matrix has group scales."},
     {"gemm", FN(matrix_gemm), METH_VARARGS | METH_KEYWORDS,
      "gemm(x, planes=None, act_bits=None, bias=None, column_planes=None, act_scale=0.0, "
      "out=None, context=None) -> numpy.ndarray\n\n"
