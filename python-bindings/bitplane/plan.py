@@ -72,14 +72,20 @@ class PlanError(ValueError):
     """A precision plan that is malformed or does not fit the model."""
 
 
-def weight_bytes(rows: int, cols: int, planes: int) -> int:
+def weight_bytes(rows: int, cols: int, planes: int, group_size: int = 0) -> int:
     """Bytes of weights a product with `planes` planes reads from a matrix in
     the CPU layout: `planes` bit slabs of rows rounded up to 16 by columns
     rounded up to 64 bits, plus the `planes` float32 coefficients of each row
-    that prefix uses (bp_abi.h)."""
+    that prefix uses (bp_abi.h), plus with group scales (`group_size` > 0)
+    one multiplier byte per padded row and group, read at any plane count
+    (Matrix.bytes_read counts the same)."""
     padded_rows = -(-rows // ROW_GROUP) * ROW_GROUP
     padded_cols = -(-cols // K_ALIGN_BITS) * K_ALIGN_BITS
-    return planes * (padded_rows * padded_cols // 8 + 4 * rows)
+    total = planes * (padded_rows * padded_cols // 8 + 4 * rows)
+    if group_size > 0:
+        kwords, group_words = padded_cols // 32, group_size // 32
+        total += padded_rows * -(-kwords // group_words)
+    return total
 
 
 class PlannedMatrix:
@@ -126,7 +132,7 @@ class Operator:
         m = self.matrix
         if hasattr(m, "bytes_read") and 1 <= planes <= m.bits:
             return m.bytes_read(planes)
-        return weight_bytes(self.rows, self.cols, planes)
+        return weight_bytes(self.rows, self.cols, planes, getattr(m, "group_size", 0))
 
 
 @dataclass
