@@ -251,7 +251,7 @@ typedef enum bp_quant_method {
 /* rotation: no rotation of K. */
 #define BP_ROTATION_NONE (-1)
 /* What 0 selects (docs/numerics.md, README "Quantizer options"). */
-#define BP_DEFAULT_GROUP_SIZE 64
+#define BP_DEFAULT_GROUP_SIZE 32
 #define BP_DEFAULT_ROTATION   256
 
 typedef struct bp_quant_options {

@@ -142,15 +142,15 @@ static void table(bp_context *ref, bp_context *gpu[2], const char *names[2], int
                 qo.bits = bits;
                 qo.method = method ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
                 /* Cycle the structures of docs/numerics.md: the defaults
-                 * (groups of 64 + rotation 256), one scale per row, and
-                 * groups of 32 with rotation blocks of 16. */
+                 * (groups of 32 + rotation 256), one scale per row, and
+                 * groups of 64 with rotation blocks of 16. */
                 switch ((si + (size_t)bits) % 3) {
                 case 1:
                     qo.group_size = BP_GROUP_PER_ROW;
                     qo.rotation = BP_ROTATION_NONE;
                     break;
                 case 2:
-                    qo.group_size = 32;
+                    qo.group_size = 64;
                     qo.rotation = 16;
                     qo.rotation_seed = si;
                     break;

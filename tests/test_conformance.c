@@ -149,7 +149,7 @@ static void check_case(bp_context *ref_ctx, bp_context *ctx, const char *path, c
 static bp_matrix *make_matrix(bp_context *ctx, tu_rng *rng, gemm_case *c) {
     float *w = tu_xmalloc(c->rows * c->ldw * sizeof *w);
     tu_fill_gauss_ld(rng, w, c->rows, c->cols, c->ldw, 0.1f, NAN);
-    /* Every structure of docs/numerics.md: the defaults (groups of 64 and a
+    /* Every structure of docs/numerics.md: the defaults (groups of 32 and a
      * rotation), one scale per row, random group and rotation sizes, and
      * random multipliers on any of them. */
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
@@ -267,7 +267,7 @@ ParameterizedTest(tu_target *target, conformance, shapes, .timeout = 300) {
 
 /* K is padded to 64 bits only, so every kernel meets rows of any even number
  * of words: K around and between the 64-bit steps, with both quantizers, the
- * defaults (groups of 64, rotation) and random structures, at act_bits 8 and
+ * defaults (groups of 32, rotation) and random structures, at act_bits 8 and
  * one other each time. */
 ParameterizedTestParameters(conformance, small_k) {
     return cr_make_param_array(tu_target, kPathParams, N_PATH_PARAMS);

@@ -59,7 +59,7 @@ class Matrix:
         bits: int = 8,
         method: str = "uniform",
         clip: float = 0.0,
-        group_size: int = 64,
+        group_size: int = 32,
         rotation: int = ...,  # 256, or 0 (none) for non-negative inputs
         rotation_seed: int = 0,
         calibration: Optional[_F32] = None,

@@ -564,7 +564,7 @@ static PyGetSetDef matrix_getset[] = {
 
 static PyMethodDef matrix_methods[] = {
     {"quantize", FN(matrix_quantize), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
-     "Matrix.quantize(w, bits=8, method='uniform', clip=0.0, group_size=64, rotation=256, "
+     "Matrix.quantize(w, bits=8, method='uniform', clip=0.0, group_size=32, rotation=256, "
      "rotation_seed=0, calibration=None, calibration_planes=0, context=None, "
      "nonnegative_inputs=False, row_planes=None) -> Matrix\n\n"
      "Quantize w, a float32 array of shape (rows, cols) whose rows are contiguous (any row "

@@ -445,7 +445,7 @@ def _gauss(rows, cols, seed):
 
 def test_quantize_defaults_group_and_rotation():
     m = bp.Matrix.quantize(_gauss(40, 300, 1))
-    assert m.group_size == 64 and m.rotation == 256
+    assert m.group_size == 32 and m.rotation == 256
     plain = bp.Matrix.quantize(_gauss(40, 300, 1), group_size=0, rotation=0)
     assert plain.group_size == 0 and plain.rotation == 0
     # Group scales lower the weight error at every prefix from 2 planes on.
