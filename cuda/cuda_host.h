@@ -32,12 +32,17 @@ typedef struct bp_cuda_context {
 typedef struct bp_cuda_matrix {
     int device;
     uint32_t *planes;
-    size_t plane_words; /* bp_cuda__plane_words */
+    size_t plane_words; /* bp_cuda__plane_words: one full slab */
     size_t kwords;      /* bp_cuda_kwords(m->kwords): K padded to 512 bits */
     size_t wgroups;     /* multiplier groups per row over kwords */
     float *coef;
     uint8_t *mult;       /* group multipliers, host tiling with wgroups groups */
     uint32_t *rot_signs; /* rotation signs, or NULL */
+    /* Per-row plane counts (NULL without): count and caller row of each
+     * stored row, and where each compact slab starts (cuda_layout.h). */
+    uint8_t *row_planes;
+    uint32_t *perm;
+    size_t slab_offset[BP_CUDA_MAX_PLANES];
 } bp_cuda_matrix;
 
 /* Report a CUDA error as BP_ERR_BACKEND (BP_ERR_OUT_OF_MEMORY for
@@ -56,8 +61,13 @@ bp_status bp_cuda__matrix(bp_cuda_context *cc, const bp_matrix *m, const bp_cuda
  * test, like the two functions below. */
 size_t bp_cuda__plane_words(const bp_matrix *m);
 size_t bp_cuda__wgroups(const bp_matrix *m);
+/* Words of device slab p (the row groups the host slab holds: all of them
+ * without per-row counts), and every slab's offset into offset[0..bits-1],
+ * slab after slab; returns the words of all slabs. */
+size_t bp_cuda__slab_words(const bp_matrix *m, int p);
+size_t bp_cuda__slab_offsets(const bp_matrix *m, size_t *offset);
 /* Plane p of m (host slabs) in the device order of cuda_layout.h, into out
- * (bp_cuda__plane_words(m) words), zero past the host's K padding. */
+ * (bp_cuda__slab_words(m, p) words), zero past the host's K padding. */
 void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out);
 /* m's multipliers with bp_cuda__wgroups(m) groups per row (row_groups * 16 *
  * wgroups bytes), 1 in the groups past the host's. */

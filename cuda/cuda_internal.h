@@ -22,6 +22,8 @@ extern "C" {
 /* Warps per gemm block; they split K and add their counts in shared memory. */
 #define BP_CUDA_WARPS          4
 #define BP_CUDA_MAX_ACT_PLANES 16
+/* Weight planes a matrix may have (BP_MAX_BITS, checked in cuda_run.c). */
+#define BP_CUDA_MAX_PLANES 16
 
 enum { BP_CUDA_PATH_POPCOUNT = 1, BP_CUDA_PATH_MMA = 2 };
 enum { BP_CUDA_F32 = 0, BP_CUDA_F16 = 1, BP_CUDA_BF16 = 2 };
@@ -69,6 +71,14 @@ typedef struct bp_cuda_launch {
     int32_t *wq;          /* scratch, ncols * kwords: sum of q per 32-column word */
     unsigned *flags;      /* device view of the mapped report words */
     unsigned char col_planes[BP_CUDA_CHUNK];
+    /* Per-row plane counts (docs/row-planes.md; NULL without): stored row
+     * r uses min(row_planes[r], column planes) planes, and its output and
+     * bias are at perm[r]; slab p starts at word slab_offset[p] and holds
+     * the row groups that use plane p (cuda_layout.h). Last, so that the
+     * fields above keep their places. */
+    const unsigned char *row_planes;
+    const uint32_t *perm;
+    size_t slab_offset[BP_CUDA_MAX_PLANES];
 } bp_cuda_launch;
 
 /* Enqueue quantize + gemm for one chunk. Returns a cudaError_t as int. */

@@ -24,6 +24,15 @@
  * sum_g m[row][g] sum_{j in g} q_j, from per-word sums of q that the
  * quantize kernel writes.
  *
+ * Per-row plane counts (docs/row-planes.md) take the gemm kernel's COUNTS
+ * instantiation, which only the matrices with counts reach: a row group
+ * reads the planes of its first row (its largest count, capped by the
+ * columns' largest) from the compact slabs, each (row, column) pair
+ * combines only its first min(count, column planes) planes with that
+ * prefix's coefficients, and the output and bias are at the caller's row
+ * perm[r]. Both inner paths and every batch size go through it. Matrices
+ * without counts take the other instantiation, the code as it was.
+ *
  * Binary activations (act_bits 1) use two act planes, sign and !sign, with
  * weights +1 and -1: t.s = (2 popc(t&s) - popc(s)) - (2 popc(t&~s) - popc(~s)),
  * so both paths stay in the AND form (Hopper has no .xor.popc MMA).
@@ -277,7 +286,7 @@ __device__ __forceinline__ long long act_weight(const bp_cuda_launch &l, int is_
     return (is_signed && b == l.act_bits - 1) ? -w : w;
 }
 
-template <int PATH, int YT>
+template <int PATH, int YT, bool COUNTS>
 __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) {
     constexpr int MAXJ = PATH == BP_CUDA_PATH_MMA ? BP_CUDA_MMA_COLPLANES : BP_CUDA_POPC_COLPLANES;
     constexpr int NT = MAXJ / 8;
@@ -325,12 +334,16 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
             }
             s_base[i] = base;
         }
-        for (int p = 0; p < nmax; p++) {
+        /* With counts, the planes of the group's first row: no other row of
+         * the group uses more, and every slab below it holds the group. */
+        const int gplanes = COUNTS ? bp_cuda_group_planes(l.row_planes, g, nmax) : nmax;
+        for (int p = 0; p < gplanes; p++) {
             for (int i = tid; i < 16 * (MAXJ + 1); i += GTHREADS)
                 (&s_cnt[0][0])[i] = 0;
             __syncthreads();
-            const uint4 *wp =
-                (const uint4 *)(l.planes + (size_t)p * l.plane_words) + g * KC * 32 + lane;
+            const uint32_t *slab =
+                l.planes + (COUNTS ? l.slab_offset[p] : (size_t)p * l.plane_words);
+            const uint4 *wp = (const uint4 *)slab + g * KC * 32 + lane;
             if (PATH == BP_CUDA_PATH_MMA) {
                 int acc[NT][4];
 #pragma unroll
@@ -435,6 +448,9 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 const size_t row = g * 16 + (size_t)r;
                 if (col->zero || p >= col->planes || row >= l.rows)
                     continue;
+                /* With counts the pair uses min(count, column planes) planes. */
+                if (COUNTS && p >= (int)l.row_planes[row])
+                    continue;
                 long long d = 0;
                 if (l.grouped) {
                     d = -s_base[i];
@@ -448,7 +464,9 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 if (l.uniform) {
                     s_du[i] = 2 * s_du[i] + d; /* Horner: D_u exact */
                 } else {
-                    const size_t n = (size_t)col->planes;
+                    size_t n = (size_t)col->planes;
+                    if (COUNTS && (size_t)l.row_planes[row] < n)
+                        n = l.row_planes[row];
                     const float cp = l.coef[l.rows * (n - 1) * n / 2 + row * n + (size_t)p];
                     s_acc[i] = __fmaf_rn(cp, __fmul_rn(__ll2float_rn(d), col->scale), s_acc[i]);
                 }
@@ -460,7 +478,9 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
             const size_t row = g * 16 + (size_t)r;
             if (row >= l.rows)
                 continue;
-            const float bias = l.bias ? l.bias[row] : 0.0f;
+            /* The caller's row: y and bias are in the caller's order. */
+            const size_t orow = COUNTS ? (size_t)l.perm[row] : row;
+            const float bias = l.bias ? l.bias[orow] : 0.0f;
             if (l.bias && grp == 0 && cl == 0 && !isfinite(bias))
                 raise_flag(l.flags, BP_CUDA_FLAG_BIAS);
             float v;
@@ -468,7 +488,9 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 v = bias;
             else {
                 if (l.uniform) {
-                    const size_t n = (size_t)s_col[cl].planes;
+                    size_t n = (size_t)s_col[cl].planes;
+                    if (COUNTS && (size_t)l.row_planes[row] < n)
+                        n = l.row_planes[row];
                     const float alpha = l.coef[l.rows * (n - 1) * n / 2 + row * n + n - 1];
                     v = __fmul_rn(alpha, __fmul_rn(__ll2float_rn(s_du[i]), s_col[cl].scale));
                 } else {
@@ -479,23 +501,24 @@ __global__ void __launch_bounds__(GTHREADS) gemm_kernel(const bp_cuda_launch l) 
                 if (!isfinite(v) && isfinite(bias))
                     raise_flag(l.flags, BP_CUDA_FLAG_Y); /* an overflow of the float range */
             }
-            store_y<YT>(l.y, (size_t)(c0 + cl) * l.ldy + row, v);
+            store_y<YT>(l.y, (size_t)(c0 + cl) * l.ldy + orow, v);
         }
     }
 }
 
 /* ---- launch ------------------------------------------------------------- */
 
-template <int PATH> static void launch_gemm(const bp_cuda_launch *l, dim3 grid, cudaStream_t s) {
+template <int PATH, bool COUNTS>
+static void launch_gemm(const bp_cuda_launch *l, dim3 grid, cudaStream_t s) {
     switch (l->y_type) {
     case BP_CUDA_F16:
-        gemm_kernel<PATH, BP_CUDA_F16><<<grid, GTHREADS, 0, s>>>(*l);
+        gemm_kernel<PATH, BP_CUDA_F16, COUNTS><<<grid, GTHREADS, 0, s>>>(*l);
         break;
     case BP_CUDA_BF16:
-        gemm_kernel<PATH, BP_CUDA_BF16><<<grid, GTHREADS, 0, s>>>(*l);
+        gemm_kernel<PATH, BP_CUDA_BF16, COUNTS><<<grid, GTHREADS, 0, s>>>(*l);
         break;
     default:
-        gemm_kernel<PATH, BP_CUDA_F32><<<grid, GTHREADS, 0, s>>>(*l);
+        gemm_kernel<PATH, BP_CUDA_F32, COUNTS><<<grid, GTHREADS, 0, s>>>(*l);
     }
 }
 
@@ -534,9 +557,13 @@ extern "C" int bp_cuda__launch(const bp_cuda_launch *l, void *stream) {
     if (err != cudaSuccess)
         return (int)err;
     dim3 grid((unsigned)l->ngroups, (unsigned)(l->row_groups < 65535 ? l->row_groups : 65535));
-    if (l->path == BP_CUDA_PATH_MMA)
-        launch_gemm<BP_CUDA_PATH_MMA>(l, grid, s);
+    if (l->path == BP_CUDA_PATH_MMA && l->row_planes)
+        launch_gemm<BP_CUDA_PATH_MMA, true>(l, grid, s);
+    else if (l->path == BP_CUDA_PATH_MMA)
+        launch_gemm<BP_CUDA_PATH_MMA, false>(l, grid, s);
+    else if (l->row_planes)
+        launch_gemm<BP_CUDA_PATH_POPCOUNT, true>(l, grid, s);
     else
-        launch_gemm<BP_CUDA_PATH_POPCOUNT>(l, grid, s);
+        launch_gemm<BP_CUDA_PATH_POPCOUNT, false>(l, grid, s);
     return (int)cudaGetLastError();
 }

@@ -21,6 +21,15 @@
  * that KC = kwords / 8 is always even. Padding words meet zero activation
  * words (the quantize kernel writes 0 past cols) and add nothing.
  *
+ * Per-row plane counts (docs/row-planes.md): the device slabs stay as
+ * compact as the host's. Slab p holds the host slab's row groups
+ * 0 .. slab_groups[p] - 1, re-tiled as above, and starts at word
+ * slab_offset[p] = sum of the words of slabs 0 .. p-1 (without counts every
+ * slab holds every group and slab_offset[p] = p * plane_words). Rows are
+ * stored by count, descending, so the first row of a group has the group's
+ * largest count and row group g reads planes 0 .. bp_cuda_group_planes - 1,
+ * all of which hold g.
+ *
  * Activations: the act planes of the columns of one call form the N
  * dimension. Columns are grouped (cpg columns, jg = cpg * A plane-columns per
  * group, padded to ntiles tiles of 8); plane-column j of group grp is column
@@ -53,6 +62,13 @@ BP_CUDA_HD unsigned bp_cuda_a_row(unsigned lane, unsigned r) {
 }
 BP_CUDA_HD unsigned bp_cuda_a_word(unsigned lane, unsigned r) {
     return (lane & 3) + 4 * (r >> 1);
+}
+/* Planes row group g reads in a call whose columns use at most nmax
+ * planes: the count of its first row (its largest, counts being stored in
+ * descending order) capped at nmax. Every plane below it holds group g. */
+BP_CUDA_HD int bp_cuda_group_planes(const unsigned char *row_planes, size_t g, int nmax) {
+    const int first = row_planes[g * 16];
+    return first < nmax ? first : nmax;
 }
 /* Word of the activation buffer for plane-column j of group grp, act word w. */
 BP_CUDA_HD size_t bp_cuda_b_index(size_t grp, size_t ntiles, size_t KC, size_t j, size_t w) {

@@ -1,9 +1,10 @@
 /*
  * Host slab (16-row groups, word-major, K padded to 64 bits) to the device
- * weight order of cuda_layout.h (K padded to 512 bits), and the group
- * multipliers re-tiled to the device's group count. Pure C with no CUDA
- * dependency, so the host-side layout test (tests/test_cuda_layout.c) checks
- * exactly this code.
+ * weight order of cuda_layout.h (K padded to 512 bits), the device slab
+ * offsets (compact with per-row plane counts, like the host's), and the
+ * group multipliers re-tiled to the device's group count. Pure C with no
+ * CUDA dependency, so the host-side layout test (tests/test_cuda_layout.c)
+ * checks exactly this code.
  */
 #include "bp_abi.h"
 #include "cuda_layout.h"
@@ -12,6 +13,8 @@
 
 size_t bp_cuda__plane_words(const bp_matrix *m);
 size_t bp_cuda__wgroups(const bp_matrix *m);
+size_t bp_cuda__slab_words(const bp_matrix *m, int p);
+size_t bp_cuda__slab_offsets(const bp_matrix *m, size_t *offset);
 void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out);
 void bp_cuda__retile_mult(const bp_matrix *m, uint8_t *out);
 
@@ -25,10 +28,23 @@ size_t bp_cuda__wgroups(const bp_matrix *m) {
     return (dkw + m->group_words - 1) / m->group_words;
 }
 
+size_t bp_cuda__slab_words(const bp_matrix *m, int p) {
+    return m->slab_groups[p] * BP_ROW_GROUP * bp_cuda_kwords(m->kwords);
+}
+
+size_t bp_cuda__slab_offsets(const bp_matrix *m, size_t *offset) {
+    size_t at = 0;
+    for (int p = 0; p < m->bits; p++) {
+        offset[p] = at;
+        at += bp_cuda__slab_words(m, p);
+    }
+    return at;
+}
+
 void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out) {
     const uint32_t *slab = bp__slab(m, p);
     const size_t dkw = bp_cuda_kwords(m->kwords), KC = dkw / 8;
-    for (size_t g = 0; g < m->row_groups; g++)
+    for (size_t g = 0; g < m->slab_groups[p]; g++)
         for (size_t kc = 0; kc < KC; kc++)
             for (unsigned lane = 0; lane < 32; lane++)
                 for (unsigned r = 0; r < 4; r++) {

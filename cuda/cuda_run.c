@@ -6,6 +6,8 @@
  */
 #include "cuda_host.h"
 
+#include <string.h>
+
 static size_t elem_size(int type) {
     return type == BP_CUDA_F32 ? 4 : 2;
 }
@@ -26,6 +28,11 @@ bp_status bp_cuda__run(bp_cuda_context *cc, const bp_cuda_call *c, cudaStream_t 
     l.planes = dm->planes;
     l.plane_words = dm->plane_words;
     l.coef = dm->coef;
+    if (dm->row_planes) {
+        l.row_planes = dm->row_planes;
+        l.perm = dm->perm;
+        memcpy(l.slab_offset, dm->slab_offset, sizeof l.slab_offset);
+    }
     l.mult = dm->mult;
     l.group_words = m->group_words;
     l.wgroups = dm->wgroups;

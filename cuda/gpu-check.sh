@@ -59,7 +59,7 @@ log "build rc=$rc in $((SECONDS - start)) s"
 [ $rc -eq 0 ] || { tail -30 "$OUT/build.log"; log "done (build failed)"; exit 1; }
 export BP_PLUGIN_DIR="$build/lib"
 
-log "GPU conformance (full table, both paths, device API)"
+log "GPU conformance (full table, both paths, device API, per-row plane counts)"
 step conformance 240 "$build/tests/bp_gpu_conformance" >"$OUT/conformance.log" 2>&1
 log "conformance rc=$? : $(tail -1 "$OUT/conformance.log")"
 grep -m20 -E 'FAIL|FATAL' "$OUT/conformance.log"

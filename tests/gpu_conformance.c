@@ -13,7 +13,9 @@
  * row groups than gridDim.y, K = 2^20 with |D| near its bound). Then the
  * device-pointer API: fp32/fp16/bf16 in and out, a two-layer chain on one
  * stream, immediate argument errors and deferred non-finite reports. Then
- * the LSTM/GRU layers on each path against the CPU (gpu_conformance_rnn.c).
+ * matrices with per-row plane counts (docs/row-planes.md) through bp_gemm
+ * and bp_cuda_gemm. Then the LSTM/GRU layers on each path against the CPU
+ * (gpu_conformance_rnn.c).
  *
  *   bp_gpu_conformance [--quick] [--seed S]
  * Prints one line per failure and "N passed, N failed" at the end.
@@ -306,6 +308,173 @@ static void large(bp_context *ref, bp_context *gpu[2], const char *names[2], int
     }
 }
 
+/*
+ * Per-row plane counts (docs/row-planes.md): W quantized with counts, each
+ * CUDA path against the CPU reference on the same matrix, bit for bit (the
+ * CPU's own oracle, tests/test_row_planes.c, checks that against the plain
+ * matrix at min(count, planes)). Random counts, so runs of equal count do
+ * not fall on row-group boundaries, and once counts from scores, whose
+ * runs do; call planes 1..bits (below, at and above the counts) and
+ * per-column planes; batch 1, a few columns, and more columns than one
+ * column group of either path; rows not a multiple of 16, K tails, both
+ * quantizers, the three structures of table(). y is compared over its whole
+ * stride (ldy > rows), so an output at its stored row instead of its caller
+ * row, or a stray write, shows.
+ */
+static void row_counts(bp_context *ref, bp_context *gpu[2], const char *names[2], int quick) {
+    static const struct {
+        size_t rows, cols;
+        int bits, residual, structure, from_scores;
+    } cases[] = {{37, 300, 8, 0, 0, 0},  {45, 70, 5, 1, 1, 0},    {300, 64, 4, 0, 1, 1},
+                 {17, 4097, 8, 1, 0, 0}, {100, 1000, 6, 0, 2, 0}, {5, 1, 3, 0, 0, 0},
+                 {513, 200, 8, 1, 2, 1}};
+    static const int acts[] = {2, 3, 8, 16};
+    static const size_t batches[] = {1, 5, 40};
+    const size_t ncases = quick ? 3 : sizeof cases / sizeof cases[0];
+    for (size_t ci = 0; ci < ncases; ci++) {
+        const size_t M = cases[ci].rows, K = cases[ci].cols;
+        const int bits = cases[ci].bits;
+        float *w = malloc(M * K * sizeof *w), *scores = malloc(M * sizeof *scores);
+        uint8_t *counts = malloc(M);
+        for (size_t i = 0; i < M * K; i++)
+            w[i] = gauss();
+        bp_status st;
+        if (cases[ci].from_scores) {
+            for (size_t r = 0; r < M; r++)
+                scores[r] = fabsf(gauss());
+            if ((st = bp_row_planes_from_scores(scores, M, bits, bits / 2.0, 3, counts)))
+                die("bp_row_planes_from_scores", st);
+        } else {
+            for (size_t r = 0; r < M; r++)
+                counts[r] = (uint8_t)(1 + next() % (uint64_t)bits);
+            counts[next() % M] = (uint8_t)(bits - 1); /* never all at bits */
+        }
+        bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
+        qo.bits = bits;
+        qo.method = cases[ci].residual ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
+        qo.row_planes = counts;
+        if (cases[ci].structure == 1) {
+            qo.group_size = BP_GROUP_PER_ROW;
+            qo.rotation = BP_ROTATION_NONE;
+        } else if (cases[ci].structure == 2) {
+            qo.group_size = 32;
+            qo.rotation = 16;
+            qo.rotation_seed = ci;
+        }
+        bp_matrix *m = NULL;
+        if ((st = bp_matrix_quantize(ref, w, M, K, K, &qo, &m)))
+            die("bp_matrix_quantize (row_planes)", st);
+        for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++)
+            for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
+                if (quick && ai % 2)
+                    continue;
+                const int a = acts[ai];
+                const size_t B = batches[bi], ldx = K + (next() % 3), ldy = M + 1 + (next() % 3);
+                float *x = malloc(B * ldx * sizeof *x), *bias = malloc(M * sizeof *bias);
+                float *y0 = calloc(B * ldy, sizeof *y0), *y1 = calloc(B * ldy, sizeof *y1);
+                int *cp = malloc(B * sizeof *cp);
+                fill_x(x, K, B, ldx);
+                for (size_t r = 0; r < M; r++)
+                    bias[r] = gauss();
+                for (size_t b = 0; b < B; b++)
+                    cp[b] = (int)(next() % (uint64_t)(bits + 1)); /* 0 = planes */
+                for (int planes = 1; planes <= bits + 1; planes++) {
+                    bp_run_options ro = BP_RUN_OPTIONS_INIT;
+                    ro.act_bits = a;
+                    ro.planes = planes <= bits ? planes : 0;
+                    ro.column_planes = planes > bits ? cp : NULL;
+                    ro.bias = (planes + (int)bi) % 2 ? bias : NULL;
+                    memset(y0, 0, B * ldy * sizeof *y0);
+                    if ((st = bp_gemm(ref, m, x, B, ldx, y0, ldy, &ro)))
+                        die("bp_gemm (reference, row_planes)", st);
+                    for (int k = 0; k < 2; k++) {
+                        memset(y1, 0, B * ldy * sizeof *y1);
+                        st = bp_gemm(gpu[k], m, x, B, ldx, y1, ldy, &ro);
+                        CHECK(st == BP_OK && same_bits(y0, y1, B * ldy),
+                              "%s row_planes%s M=%zu K=%zu bits=%d %s structure=%d planes=%d%s "
+                              "act_bits=%d batch=%zu bias=%d: %s%s (rel err %.3g)",
+                              names[k], cases[ci].from_scores ? " (from scores)" : "", M, K, bits,
+                              cases[ci].residual ? "residual" : "uniform", cases[ci].structure,
+                              ro.planes, ro.column_planes ? " (per column)" : "", a, B,
+                              ro.bias != NULL, bp_status_string(st), st ? bp_last_error() : "",
+                              rel_err(y1, y0, B * ldy));
+                    }
+                }
+                free(x);
+                free(bias);
+                free(y0);
+                free(y1);
+                free(cp);
+            }
+        bp_matrix_destroy(m);
+        free(counts);
+        free(scores);
+        free(w);
+    }
+}
+
+/* The device-pointer API with per-row counts: bp_cuda_gemm on one stream,
+ * fp32 and fp16 out, per-column planes, against the CPU reference. */
+static void row_counts_device_api(bp_context *ref, bp_context *gpu, const char *name) {
+    const size_t M = 70, K = 333, B = 7;
+    const int bits = 6;
+    float *w = malloc(M * K * sizeof *w), *x = malloc(B * K * sizeof *x);
+    float *y0 = malloc(B * M * sizeof *y0), *y1 = malloc(B * M * sizeof *y1);
+    uint16_t *h = malloc(B * M * 2);
+    uint8_t counts[70];
+    int cp[7];
+    for (size_t i = 0; i < M * K; i++)
+        w[i] = gauss();
+    fill_x(x, K, B, K);
+    for (size_t r = 0; r < M; r++)
+        counts[r] = (uint8_t)(1 + next() % (uint64_t)bits);
+    counts[0] = 2;
+    for (size_t b = 0; b < B; b++)
+        cp[b] = (int)(next() % (uint64_t)(bits + 1));
+    bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
+    qo.bits = bits;
+    qo.row_planes = counts;
+    bp_matrix *m = NULL;
+    bp_status st = bp_matrix_quantize(ref, w, M, K, K, &qo, &m);
+    if (st)
+        die("bp_matrix_quantize (row_planes)", st);
+    bp_run_options ro = BP_RUN_OPTIONS_INIT;
+    ro.column_planes = cp;
+    if ((st = bp_gemm(ref, m, x, B, K, y0, M, &ro)))
+        die("bp_gemm (reference, row_planes)", st);
+    cudaStream_t s;
+    void *dx, *dy;
+    CU(cudaStreamCreate(&s));
+    CU(cudaMalloc(&dx, B * K * 4));
+    CU(cudaMalloc(&dy, B * M * 4));
+    CU(cudaMemcpy(dx, x, B * K * 4, cudaMemcpyHostToDevice));
+    st = bp_cuda_gemm(gpu, m, dx, BP_DTYPE_F32, B, K, dy, BP_DTYPE_F32, M, &ro, s);
+    bp_status st2 = bp_cuda_synchronize(gpu, s);
+    CU(cudaMemcpy(y1, dy, B * M * 4, cudaMemcpyDeviceToHost));
+    CHECK(!st && !st2 && same_bits(y0, y1, B * M),
+          "%s: bp_cuda_gemm with per-row counts differs from the CPU: %s", name, bp_last_error());
+    st = bp_cuda_gemm(gpu, m, dx, BP_DTYPE_F32, B, K, dy, BP_DTYPE_F16, M, &ro, s);
+    st2 = bp_cuda_synchronize(gpu, s);
+    CU(cudaMemcpy(h, dy, B * M * 2, cudaMemcpyDeviceToHost));
+    int ok = !st && !st2;
+    for (size_t i = 0; ok && i < B * M; i++) {
+        _Float16 v = (_Float16)y0[i];
+        uint16_t want;
+        memcpy(&want, &v, 2);
+        ok = h[i] == want;
+    }
+    CHECK(ok, "%s: bp_cuda_gemm with per-row counts, fp16 out, differs from the CPU rounded", name);
+    cudaFree(dx);
+    cudaFree(dy);
+    cudaStreamDestroy(s);
+    bp_matrix_destroy(m);
+    free(w);
+    free(x);
+    free(y0);
+    free(y1);
+    free(h);
+}
+
 /* float -> bf16, round to nearest even (inputs here are finite). */
 static uint16_t to_bf16(float f) {
     uint32_t u;
@@ -481,6 +650,9 @@ int main(int argc, char **argv) {
     large(ref, gpu, names, quick);
     for (int k = 0; k < 2; k++)
         device_api(ref, gpu[k], names[k]);
+    row_counts(ref, gpu, names, quick);
+    for (int k = 0; k < 2; k++)
+        row_counts_device_api(ref, gpu[k], names[k]);
     gpu_conformance_rnn(ref, gpu, names, quick, seed, &passed, &failed);
 
     bp_context_destroy(gpu[0]);

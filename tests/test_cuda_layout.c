@@ -8,7 +8,10 @@
  * fragments, written out independently below, and checks that the kernels'
  * index arithmetic yields popcount(weight row & act plane-column) for every
  * (row, plane-column) of random data; it also checks the popcount path's
- * reading of the same fragments. What it cannot check is the hardware.
+ * reading of the same fragments, and that the compact device slabs of a
+ * matrix with per-row plane counts hold, where the kernel reads them, the
+ * bits of the same matrix quantized without counts. What it cannot check is
+ * the hardware.
  */
 #include "bp_matrix.h"
 #include "test_util.h"
@@ -22,6 +25,8 @@ TestSuite(cuda_layout, .fini = tu_suite_fini);
 
 size_t bp_cuda__plane_words(const bp_matrix *m);
 size_t bp_cuda__wgroups(const bp_matrix *m);
+size_t bp_cuda__slab_words(const bp_matrix *m, int p);
+size_t bp_cuda__slab_offsets(const bp_matrix *m, size_t *offset);
 void bp_cuda__retile_plane(const bp_matrix *m, int p, uint32_t *out);
 void bp_cuda__retile_mult(const bp_matrix *m, uint8_t *out);
 
@@ -257,4 +262,130 @@ Test(cuda_layout, grouped_mma_and_popcount_apply_multipliers) {
     free(act);
     free(dev);
     bp_matrix_destroy(m);
+}
+
+/* The device slabs as cuda/cuda_matrix.c uploads them: each plane re-tiled
+ * into a full-plane staging buffer, then its slab's words copied to the
+ * slab's offset. Returns the buffer; *offsets receives the offsets. */
+static uint32_t *upload_slabs(const bp_matrix *m, size_t *offsets, size_t *total) {
+    *total = bp_cuda__slab_offsets(m, offsets);
+    uint32_t *dev = tu_xmalloc(*total * sizeof *dev + 1);
+    uint32_t *stage = tu_xmalloc(bp_cuda__plane_words(m) * sizeof *stage);
+    for (int p = 0; p < m->bits; p++) {
+        bp_cuda__retile_plane(m, p, stage);
+        cr_assert_leq(offsets[p] + bp_cuda__slab_words(m, p), *total, "slab %d overruns", p);
+        memcpy(dev + offsets[p], stage, bp_cuda__slab_words(m, p) * sizeof *stage);
+    }
+    free(stage);
+    return dev;
+}
+
+/* Bit (row within the group, k within the 256-bit chunk) of an A fragment
+ * of 512 bytes, from the PTX ISA's fragment description (see above). */
+static int a_bit(const uint32_t *frag, unsigned row, unsigned k) {
+    const unsigned lane = (row % 8) * 4 + (k % 128) / 32, reg = row / 8 + 2 * (k / 128);
+    return (int)((frag[lane * 4 + reg] >> (k % 32)) & 1u);
+}
+
+/*
+ * Per-row plane counts (docs/row-planes.md): the device slabs stay compact
+ * like the host's. For W quantized with random counts and without (same
+ * options and rotation seed): every row group the kernel reads at plane p
+ * (bp_cuda_group_planes, the kernel's own bound) lies inside device slab p
+ * (bp_cuda__slab_offsets, the upload's offsets); every bit there decodes to
+ * the plain matrix's bit of the caller's row perm[r] while p is below the
+ * row's count, and to 0 at planes past it, in padding rows and in the K
+ * padding; every plane a row uses at any call cap is read for its group;
+ * the slabs follow each other with no gap. Without counts, the offsets are the ones the device used
+ * before counts existed (p * plane_words). Shapes: rows not a multiple of 16, K tails.
+ */
+Test(cuda_layout, row_plane_counts_compact_slabs_hold_the_caller_rows) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    for (int trial = 0; trial < 6; trial++) {
+        const size_t rows = tu_range(&rng, 2, 90), cols = tu_range(&rng, 1, 1100);
+        const int bits = (int)tu_range(&rng, 2, 8);
+        float *w = tu_xmalloc(rows * cols * sizeof *w);
+        tu_fill_gauss(&rng, w, rows * cols, 1.0f);
+        uint8_t *counts = tu_xmalloc(rows);
+        for (size_t r = 0; r < rows; r++)
+            counts[r] = (uint8_t)tu_range(&rng, 1, (size_t)bits);
+        counts[tu_range(&rng, 0, rows - 1)] = (uint8_t)(bits - 1); /* not all at bits */
+        bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+        q.bits = bits;
+        q.rotation_seed = tu_next(&rng);
+        if (trial % 3 == 1) {
+            q.group_size = BP_GROUP_PER_ROW;
+            q.rotation = BP_ROTATION_NONE;
+        } else if (trial % 3 == 2) {
+            q.method = BP_QUANT_RESIDUAL;
+            q.group_size = 32;
+            q.rotation = 16;
+        }
+        bp_matrix *plain = tu_quantize_opts(NULL, w, rows, cols, cols, &q);
+        q.row_planes = counts;
+        bp_matrix *m = tu_quantize_opts(NULL, w, rows, cols, cols, &q);
+        cr_assert(m->row_planes && m->perm, "seed %llu: counts were dropped",
+                  (unsigned long long)seed);
+
+        size_t off[BP_MAX_BITS], poff[BP_MAX_BITS], total, ptotal;
+        uint32_t *dev = upload_slabs(m, off, &total);
+        uint32_t *pdev = upload_slabs(plain, poff, &ptotal);
+        const size_t pw = bp_cuda__plane_words(plain);
+        cr_assert_eq(ptotal, (size_t)bits * pw);
+        for (int p = 0; p < bits; p++)
+            cr_assert_eq(poff[p], (size_t)p * pw, "without counts, slab %d moved", p);
+        /* Compact: slab after slab, each only the row groups the host holds. */
+        const size_t dkw = bp_cuda_kwords(m->kwords), KC = dkw / 8;
+        size_t at = 0;
+        for (int p = 0; p < bits; p++) {
+            cr_assert_eq(off[p], at, "seed %llu: slab %d at %zu, want %zu",
+                         (unsigned long long)seed, p, off[p], at);
+            at += m->slab_groups[p] * 16 * dkw;
+        }
+        cr_assert_eq(total, at);
+        for (int p = 0; p < bits; p++)
+            for (size_t g = 0; g < m->row_groups; g++) {
+                if (p >= bp_cuda_group_planes(m->row_planes, g, bits))
+                    continue;
+                cr_assert_lt(g, m->slab_groups[p],
+                             "seed %llu: plane %d reads row group %zu, which slab %d does not hold "
+                             "(%zu groups)",
+                             (unsigned long long)seed, p, g, p, m->slab_groups[p]);
+                for (size_t kc = 0; kc < KC; kc++) {
+                    const uint32_t *frag = dev + off[p] + bp_cuda_a_index(g, KC, kc, 0, 0);
+                    for (unsigned r = 0; r < 16; r++)
+                        for (unsigned k = 0; k < 256; k++) {
+                            const size_t row = g * 16 + r, col = kc * 256 + k;
+                            int want = 0;
+                            if (row < rows && col < cols && p < m->row_planes[row])
+                                want = bp__plane_bit(plain, p, m->perm[row], col);
+                            const int got = a_bit(frag, r, k);
+                            if (got != want) /* asserted only then: millions of bits */
+                                cr_assert_eq(got, want,
+                                             "seed %llu: %zux%zu bits %d, plane %d stored row "
+                                             "%zu (caller row %u, count %d) column %zu",
+                                             (unsigned long long)seed, rows, cols, bits, p, row,
+                                             row < rows ? m->perm[row] : 0u,
+                                             row < rows ? m->row_planes[row] : 0, col);
+                        }
+                }
+            }
+        /* Every plane a (row, column) pair uses is read for its group, at
+         * every cap the columns of a call may set. */
+        for (int nmax = 1; nmax <= bits; nmax++)
+            for (size_t r = 0; r < rows; r++) {
+                const int uses = m->row_planes[r] < nmax ? m->row_planes[r] : nmax;
+                cr_assert_geq(bp_cuda_group_planes(m->row_planes, r / 16, nmax), uses,
+                              "seed %llu: row %zu uses %d planes at cap %d",
+                              (unsigned long long)seed, r, uses, nmax);
+            }
+        free(dev);
+        free(pdev);
+        free(counts);
+        free(w);
+        bp_matrix_destroy(m);
+        bp_matrix_destroy(plain);
+    }
 }

@@ -10,6 +10,8 @@
  *  - the counts come back in the caller's order, the bytes a call reads
  *    shrink with them, and the file format stores them (version 3, round
  *    trip bit-exact; files without counts stay version 2);
+ *  - the same oracle on OpenCL (PoCL) and on CUDA's two paths (skipped
+ *    without a CUDA device);
  *  - bad counts, bad score splits and corrupt version-3 fields give clear
  *    errors; RNN layers refuse counts.
  */
@@ -215,26 +217,28 @@ Test(row_planes, oracle_opencl, .timeout = 600) {
         check_oracle(&rng, seed, &shapes[i], &ocl);
 }
 
-/* CUDA does not run matrices with counts yet: a clear error, y untouched. */
-Test(row_planes, cuda_refuses_counts) {
-    const tu_target cuda = {BP_BACKEND_CUDA, BP_GPU_KERNEL_POPCOUNT};
-    bp_context *ctx = tu_target_context(&cuda, 1);
-    float w[20 * 8], x[8], y[20];
+/* CUDA, both inner paths (skipped without a CUDA device): compact device
+ * slabs, each row capped at its count and written to its caller row,
+ * bit-exact with the plain matrix at the capped counts, batch 1 and batched
+ * with column planes; rows not a multiple of 16, K tails, every quantizer
+ * structure. */
+Test(row_planes, oracle_cuda, .timeout = 600) {
+    unsigned long long seed = tu_seed();
     tu_rng rng;
-    tu_rng_init(&rng, tu_seed());
-    tu_fill_gauss(&rng, w, NELEM(w), 1.0f);
-    tu_fill_gauss(&rng, x, NELEM(x), 1.0f);
-    uint8_t c[20];
-    memset(c, 2, sizeof c);
-    const shape s = {20, 8, 4, BP_QUANT_UNIFORM, 0, 0};
-    bp_matrix *m = quantize(NULL, w, &s, c, 0);
-    tu_fill_sentinel(y, 20);
-    bp_status st = bp_gemm(ctx, m, x, 1, 8, y, 20, NULL);
-    cr_assert_eq(st, BP_ERR_UNSUPPORTED, "%s", bp_last_error());
-    cr_assert(strstr(bp_last_error(), "per-row plane counts"), "%s", bp_last_error());
-    cr_assert_eq(tu_find_non_sentinel(y, 20), -1, "y was written");
-    bp_matrix_destroy(m);
-    bp_context_destroy(ctx);
+    tu_rng_init(&rng, seed);
+    const tu_target paths[] = {{BP_BACKEND_CUDA, BP_GPU_KERNEL_POPCOUNT},
+                               {BP_BACKEND_CUDA, BP_GPU_KERNEL_MMA}};
+    bp_context_destroy(tu_target_context(&paths[0], 1)); /* skip before any work */
+    const shape shapes[] = {
+        {37, 300, 8, BP_QUANT_UNIFORM, 0, 0},
+        {45, 70, 5, BP_QUANT_RESIDUAL, BP_GROUP_PER_ROW, BP_ROTATION_NONE},
+        {300, 64, 4, BP_QUANT_UNIFORM, BP_GROUP_PER_ROW, BP_ROTATION_NONE},
+        {17, 4097, 8, BP_QUANT_RESIDUAL, 0, 0},
+        {5, 1, 3, BP_QUANT_UNIFORM, 0, 0},
+    };
+    for (size_t k = 0; k < NELEM(paths); k++)
+        for (size_t i = 0; i < NELEM(shapes); i++)
+            check_oracle(&rng, seed, &shapes[i], &paths[k]);
 }
 
 /* Counts with every row at bits are no counts: the plain layout and a
