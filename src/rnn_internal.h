@@ -89,4 +89,24 @@ static inline int32_t bp__rnn_sat16(int32_t v) {
     return v < -32768 ? -32768 : v > 32767 ? 32767 : v;
 }
 
+/* ---- code products on CPU contexts (cpu/rnn_codes.c) ------------------------ */
+
+/* A small uniform matrix's n used planes as one byte per weight, for the
+ * VNNI products of the step loop (cpu/rnn_codes.h, docs/rnn.md). */
+typedef struct bp_rnn_codes bp_rnn_codes;
+/* The codes of m at `planes` planes, made on first use and kept with m, or
+ * NULL where they do not apply (another backend or a forced CPU path, no
+ * AVX-512 VNNI, act_bits > 8, residual, rotated or per-row-plane matrices,
+ * codes over 1 MiB, int32 bounds); then the backend's product runs. */
+const bp_rnn_codes *bp__rnn_codes_for(const bp_context *ctx, const bp_matrix *m, int planes,
+                                      int act_bits);
+/* Padded K of the codes, and the bytes of work buffer a product on codes of
+ * padded K kpad needs (64-byte aligned). */
+size_t bp__rnn_codes_kpad(const bp_rnn_codes *k);
+size_t bp__rnn_codes_work_bytes(size_t kpad);
+/* The product a describes (planes and act_bits those of the codes; no
+ * column_planes), with y bit-identical to ctx->ops->gemm's. */
+bp_status bp__rnn_codes_gemm(bp_context *ctx, const bp_rnn_codes *k, const bp_gemm_args *a,
+                             void *work);
+
 #endif /* BP_RNN_INTERNAL_H */

@@ -132,6 +132,12 @@ typedef struct rnn_call {
     int16_t *c11;  /* batch x H: integer cell state, Q4.11 */
     float *hfin;   /* layers x batch x H */
     float *cfin;   /* layers x batch x H */
+    /* Code products (cpu/rnn_codes.c) per layer and matrix, NULL where the
+     * backend's product runs, and their work buffer. */
+    const bp_rnn_codes *codes_ih[BP_RNN_MAX_LAYERS][BP_RNN_MAX_GATES];
+    const bp_rnn_codes *codes_hh[BP_RNN_MAX_LAYERS][BP_RNN_MAX_GATES];
+    size_t codes_work_bytes;
+    void *codes_work;
 } rnn_call;
 
 /* Carve the scratch out of one allocation; every piece 64-byte aligned. */
@@ -156,6 +162,7 @@ static bp_status alloc_scratch(rnn_call *c) {
         integer ? bh * sizeof(int16_t) : 0,
         lbh * sizeof(float),
         lbh * sizeof(float),
+        c->codes_work_bytes,
     };
     enum { N = sizeof sizes / sizeof sizes[0] };
     size_t off[N], total = 0;
@@ -186,13 +193,38 @@ static bp_status alloc_scratch(rnn_call *c) {
     c->c11 = (int16_t *)(mem + off[8]);
     c->hfin = (float *)(mem + off[9]);
     c->cfin = (float *)(mem + off[10]);
+    c->codes_work = mem + off[11];
     return BP_OK;
 }
 
+/* The code products of m at planes (NULL where the backend's product runs),
+ * and the largest padded K of the call's codes so far. */
+static size_t codes_of(const rnn_call *c, const bp_matrix *m, int planes, int act_bits,
+                       const bp_rnn_codes **out, size_t kpad) {
+    *out = bp__rnn_codes_for(c->ctx, m, planes, act_bits);
+    return *out && bp__rnn_codes_kpad(*out) > kpad ? bp__rnn_codes_kpad(*out) : kpad;
+}
+
+/* The code products of every matrix they apply to, and the size of their
+ * work buffer. */
+static void find_codes(rnn_call *c) {
+    const bp_rnn *rnn = c->rnn;
+    size_t kpad = 0;
+    for (size_t l = 0; l < rnn->layers; l++)
+        for (int g = 0; g < bp__rnn_mats(rnn); g++) {
+            const layer_precision *p = &c->prec[l];
+            kpad = codes_of(c, rnn->layer[l].ih[g], p->planes_ih[g], p->act_bits,
+                            &c->codes_ih[l][g], kpad);
+            kpad = codes_of(c, rnn->layer[l].hh[g], p->planes_hh[g], p->act_bits,
+                            &c->codes_hh[l][g], kpad);
+        }
+    c->codes_work_bytes = kpad ? bp__rnn_codes_work_bytes(kpad) : 0;
+}
+
 /* y[.. + g*rows] = W[g] x + bias for every matrix of one operator. */
-static bp_status product(rnn_call *c, bp_matrix *const *mats, const float *bias, const int *planes,
-                         int act_bits, float act_scale, const float *x, size_t batch, size_t ldx,
-                         float *y) {
+static bp_status product(rnn_call *c, bp_matrix *const *mats, const bp_rnn_codes *const *codes,
+                         const float *bias, const int *planes, int act_bits, float act_scale,
+                         const float *x, size_t batch, size_t ldx, float *y) {
     const bp_rnn *rnn = c->rnn;
     int n = bp__rnn_mats(rnn);
     size_t rows = rnn->split ? c->H : c->GH;
@@ -210,7 +242,8 @@ static bp_status product(rnn_call *c, bp_matrix *const *mats, const float *bias,
             .column_planes = NULL,
             .act_scale = act_scale,
         };
-        bp_status st = c->ctx->ops->gemm(c->ctx, &a);
+        bp_status st = codes[g] ? bp__rnn_codes_gemm(c->ctx, codes[g], &a, c->codes_work)
+                                : c->ctx->ops->gemm(c->ctx, &a);
         if (st)
             return st;
     }
@@ -325,8 +358,8 @@ static bp_status run_layer(rnn_call *c, size_t l, const float *in, const float *
     /* All T x B columns in one product: the CPU framework blocks columns
      * itself (batched kernels take up to 64 per task), and 16-column
      * products measured no faster (H 256, batch 16, 4 planes). */
-    bp_status st = product(c, L->ih, L->bias_ih, p->planes_ih, p->act_bits, l ? fixed : 0.0f, in,
-                           sb, L->in, c->gi);
+    bp_status st = product(c, L->ih, c->codes_ih[l], L->bias_ih, p->planes_ih, p->act_bits,
+                           l ? fixed : 0.0f, in, sb, L->in, c->gi);
     if (st)
         return st;
     if (integer)
@@ -353,8 +386,8 @@ static bp_status run_layer(rnn_call *c, size_t l, const float *in, const float *
         job.hout = out + t * bh;
         job.gi = c->gi + t * B * c->GH;
         job.giq = c->giq + t * B * c->GH;
-        if ((st = product(c, L->hh, L->bias_hh, p->planes_hh, p->act_bits, fixed, job.hprev, B, H,
-                          c->gh)))
+        if ((st = product(c, L->hh, c->codes_hh[l], L->bias_hh, p->planes_hh, p->act_bits, fixed,
+                          job.hprev, B, H, c->gh)))
             return st;
         cell_update(c, &job);
     }
@@ -411,8 +444,9 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
     c->batch = batch;
     c->H = rnn->hidden;
     c->GH = (size_t)rnn->gates * rnn->hidden;
-    if ((st = resolve_precision(rnn, &opt, c->prec)) || (st = check_finite(x, xn, "x")) ||
-        (st = check_finite(h0, lbh, step ? "h" : "h0")) ||
+    if ((st = resolve_precision(rnn, &opt, c->prec)) == BP_OK)
+        find_codes(c);
+    if (st || (st = check_finite(x, xn, "x")) || (st = check_finite(h0, lbh, step ? "h" : "h0")) ||
         (st = check_finite(c0, lbh, step ? "c" : "c0")) || (st = alloc_scratch(c))) {
         free(c);
         return st;
