@@ -161,6 +161,7 @@ size_t bp__rnn_codes_kpad(const bp_rnn_codes *k) {
     return k->kpad;
 }
 
+#if defined(BP_ARCH_X86_64)
 typedef struct codes_job {
     const bp_rnn_codes *k;
     const bp_gemm_args *a;
@@ -176,9 +177,8 @@ static void codes_task(void *arg, size_t task, int worker) {
     const size_t rg_end = (task + 1) * CODES_TASK_GROUPS < k->row_groups
                               ? (task + 1) * CODES_TASK_GROUPS
                               : k->row_groups;
-    bool finite = true;
-#if defined(BP_ARCH_X86_64)
     const size_t ngw = k->kpad / 32;
+    bool finite = true;
     /* 8 row groups at a time, every column block on them while their codes
      * are in L1. */
     for (size_t rg = task * CODES_TASK_GROUPS; rg < rg_end; rg += 8) {
@@ -197,9 +197,6 @@ static void codes_task(void *arg, size_t task, int worker) {
             finite &= bp__rnn_codes_rows_avx512(&call);
         }
     }
-#else
-    (void)rg_end;
-#endif
     if (!finite)
         __atomic_store_n(&job->overflow, 1, __ATOMIC_RELAXED);
 }
@@ -210,7 +207,6 @@ bp_status bp__rnn_codes_gemm(bp_context *ctx, const bp_rnn_codes *k, const bp_ge
     codes_work w;
     work_layout(k->kpad, work, &w);
     const int32_t code_span = (INT32_C(1) << k->n) - 1;
-    const size_t group_cols = k->group_quads * 4;
     codes_job job = {.k = k, .a = a, .w = &w};
     for (size_t c0 = 0; c0 < a->batch; c0 += CODES_CHUNK) {
         const size_t c1 = a->batch - c0 < CODES_CHUNK ? a->batch : c0 + CODES_CHUNK;
@@ -220,28 +216,15 @@ bp_status bp__rnn_codes_gemm(bp_context *ctx, const bp_rnn_codes *k, const bp_ge
             bp_act_column ac;
             bp__quantize_activations(a->x + col * a->ldx, m->cols, k->kpad, a->act_bits,
                                      a->act_scale, w.q32, &ac);
-            float *y = a->y + col * a->ldy;
             if (ac.is_zero) { /* the bias alone, as the backend writes it */
+                float *y = a->y + col * a->ldy;
                 for (size_t r = 0; r < m->rows; r++)
                     y[r] = a->bias ? a->bias[r] : 0.0f;
                 continue;
             }
-            int8_t *q8 = w.q8 + job.ncols * k->kpad;
-            uint32_t out_of_range = 0;
-            for (size_t j = 0; j < k->kpad; j++) {
-                q8[j] = (int8_t)w.q32[j];
-                out_of_range |= (uint32_t)(w.q32[j] + 128) > 255u;
-            }
-            wide = out_of_range != 0;
-            int32_t *qg = w.qg + job.ncols * (k->kpad / 32);
-            for (size_t g = 0; g < k->ngroups; g++) {
-                const size_t j0 = g * group_cols,
-                             j1 = j0 + group_cols < k->kpad ? j0 + group_cols : k->kpad;
-                int32_t s = 0;
-                for (size_t j = j0; j < j1; j++)
-                    s += w.q32[j];
-                qg[g] = s * code_span;
-            }
+            wide = !bp__rnn_codes_pack_avx512(w.q32, k->kpad, k->group_quads * 4, code_span,
+                                              w.q8 + job.ncols * k->kpad,
+                                              w.qg + job.ncols * (k->kpad / 32));
             w.scale[job.ncols] = ac.scale;
             w.index[job.ncols++] = col;
         }
@@ -267,3 +250,12 @@ bp_status bp__rnn_codes_gemm(bp_context *ctx, const bp_rnn_codes *k, const bp_ge
     }
     return BP_OK;
 }
+#else
+bp_status bp__rnn_codes_gemm(bp_context *ctx, const bp_rnn_codes *k, const bp_gemm_args *a,
+                             void *work) {
+    /* Not reached: bp__rnn_codes_for gives no codes off x86-64. */
+    (void)k;
+    (void)work;
+    return ctx->ops->gemm(ctx, a);
+}
+#endif

@@ -50,6 +50,11 @@ typedef struct bp_rnn_codes_call {
 /* y[c][r] = alpha[r] * ((float)D * s_c) (+ bias[r]) for the call's rows, the
  * combine's operations in its order. Returns false when a y is not finite. */
 bool bp__rnn_codes_rows_avx512(const bp_rnn_codes_call *call);
+/* One column's q (kpad int32) as int8 into q8, and span times the sum of q
+ * over each group of group_cols columns (a multiple of 16) into qg. False
+ * when some q leaves int8 (q8 then holds truncated values). */
+bool bp__rnn_codes_pack_avx512(const int32_t *q, size_t kpad, size_t group_cols, int32_t span,
+                               int8_t *q8, int32_t *qg);
 #endif
 
 #endif /* BP_RNN_CODES_H */

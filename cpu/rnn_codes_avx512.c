@@ -147,3 +147,21 @@ bool bp__rnn_codes_rows_avx512(const bp_rnn_codes_call *call) {
         finite &= codes_fns[call->ncols - 1].one(call, rg);
     return finite;
 }
+
+bool bp__rnn_codes_pack_avx512(const int32_t *q, size_t kpad, size_t group_cols, int32_t span,
+                               int8_t *q8, int32_t *qg) {
+    const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+    __mmask16 wide = 0;
+    for (size_t j0 = 0, g = 0; j0 < kpad; j0 += group_cols, g++) {
+        const size_t j1 = j0 + group_cols < kpad ? j0 + group_cols : kpad;
+        __m512i sum = _mm512_setzero_si512();
+        for (size_t j = j0; j < j1; j += 16) {
+            const __m512i v = _mm512_loadu_si512(q + j);
+            wide |= _mm512_cmplt_epi32_mask(v, lo) | _mm512_cmpgt_epi32_mask(v, hi);
+            _mm_storeu_si128((__m128i *)(q8 + j), _mm512_cvtepi32_epi8(v));
+            sum = _mm512_add_epi32(sum, v);
+        }
+        qg[g] = _mm512_reduce_add_epi32(sum) * span;
+    }
+    return wide == 0;
+}
