@@ -76,11 +76,34 @@ const bp_rnn_float_cell *bp__rnn_float_cell_for(bp_cpu_kernel kernel);
 #define BP_RNN_Q_CELL 11 /* LSTM cell state */
 
 /* float -> Q3.12: round to nearest even, saturate to int16. Only used on
- * the float outputs of the products (the library's combine). */
-int32_t bp__rnn_q312(float v);
-/* Q3.12 -> Q0.15 by 256-segment piecewise-linear tables over [0, 8]. */
-int32_t bp__rnn_tanh_q15(int32_t x);
-int32_t bp__rnn_sigmoid_q15(int32_t x);
+ * the float outputs of the products (the library's combine), which are
+ * finite. Inline, as the functions below, because the integer step calls
+ * them per unit: rintf is a libm call on baseline x86-64. Adding and
+ * subtracting 1.5 * 2^23 rounds the clamped s (|s| <= 2^15) to an integer
+ * with ties to even, exactly as rintf does in the default rounding mode. */
+static inline int32_t bp__rnn_q312(float v) {
+    float s = v * 4096.0f;
+    s = s < -32768.0f ? -32768.0f : (s > 32767.0f ? 32767.0f : s);
+    return (int32_t)((s + 12582912.0f) - 12582912.0f);
+}
+/* Q3.12 -> Q0.15 by 256-segment piecewise-linear tables over [0, 8]
+ * (src/rnn_math.c): tanh(k/32) and sigmoid(k/32), k = 0..256. */
+extern const int16_t bp__rnn_tanh_table[257], bp__rnn_sigmoid_table[257];
+/* f(|x|) for x in Q3.12, interpolated in table t. */
+static inline int32_t bp__rnn_lookup(const int16_t *t, int32_t x) {
+    int32_t a = x < 0 ? -x : x;
+    a = a > 32767 ? 32767 : a;
+    int32_t k = a >> 7, frac = a & 127;
+    return t[k] + (((t[k + 1] - t[k]) * frac + 64) >> 7);
+}
+static inline int32_t bp__rnn_tanh_q15(int32_t x) {
+    int32_t v = bp__rnn_lookup(bp__rnn_tanh_table, x);
+    return x < 0 ? -v : v;
+}
+static inline int32_t bp__rnn_sigmoid_q15(int32_t x) {
+    int32_t v = bp__rnn_lookup(bp__rnn_sigmoid_table, x);
+    return x < 0 ? 32768 - v : v;
+}
 /* v / 2^s rounded half up (add half, arithmetic shift). s >= 1. */
 static inline int32_t bp__rnn_rshift(int32_t v, int s) {
     return (v + ((int32_t)1 << (s - 1))) >> s;

@@ -463,6 +463,23 @@ Test(rnn, integer_tables_accuracy) {
     cr_assert(bp__rnn_q312(1.0f) == 4096 && bp__rnn_q312(-100.0f) == -32768 &&
               bp__rnn_q312(100.0f) == 32767 && bp__rnn_q312(0.5f / 4096.0f) == 0 &&
               bp__rnn_q312(1.5f / 4096.0f) == 2);
+    /* Q3.12 conversion equals rintf of the clamped product on every tie and
+     * its neighbours across the range, and on random floats. */
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed());
+    for (int32_t k = -33000; k <= 33000; k++)
+        for (int d = -1; d <= 1; d++) {
+            float v = nextafterf((k + 0.5f) / 4096.0f, d < 0 ? -INFINITY : INFINITY);
+            v = d == 0 ? (k + 0.5f) / 4096.0f : v;
+            float s = fminf(fmaxf(v * 4096.0f, -32768.0f), 32767.0f);
+            cr_assert(bp__rnn_q312(v) == (int32_t)rintf(s), "q312(%a)", (double)v);
+        }
+    for (int i = 0; i < 100000; i++) {
+        float v;
+        tu_fill_gauss(&rng, &v, 1, 4.0f);
+        float s = fminf(fmaxf(v * 4096.0f, -32768.0f), 32767.0f);
+        cr_assert(bp__rnn_q312(v) == (int32_t)rintf(s), "q312(%a)", (double)v);
+    }
 }
 
 Test(rnn, integer_mode_stays_near_float_mode) {
