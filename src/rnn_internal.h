@@ -63,11 +63,30 @@ typedef struct bp_rnn_float_cell {
 
 /* src/rnn_cell.c: plain C (vectorized by the compiler for the baseline ISA). */
 extern const bp_rnn_float_cell bp__rnn_cell_portable;
+
+/* Integer-mode cell updates of one batch column over units [j0, j1) (formats
+ * in docs/rnn.md): xq holds the input projection's G*H pre-activations in
+ * Q3.12, p the recurrent product's in float (converted by bp__rnn_q312); the
+ * Q0.15 hidden state hq (and the LSTM's Q4.11 cell state cq) are updated in
+ * place and h gets h' as the next product reads it. Every version computes
+ * the portable code's integers, so all give the same bits. */
+typedef struct bp_rnn_int_cell {
+    const char *name;
+    void (*lstm)(const int16_t *xq, const float *p, int16_t *hq, int16_t *cq, float *h, size_t H,
+                 size_t j0, size_t j1);
+    void (*gru)(const int16_t *xq, const float *p, int16_t *hq, float *h, size_t H, size_t j0,
+                size_t j1);
+} bp_rnn_int_cell;
+/* src/rnn_cell.c: plain C, one unit at a time. */
+extern const bp_rnn_int_cell bp__rnn_int_cell_portable;
 /* The implementation for a context's CPU path (cpu/rnn_cell_dispatch.c):
  * the AVX-512 cell for the AVX-512 paths, AVX2 for the AVX2 paths, the
  * portable one for the reference and portable paths, and for AUTO the
  * widest this CPU runs. */
 const bp_rnn_float_cell *bp__rnn_float_cell_for(bp_cpu_kernel kernel);
+/* The integer-mode update for a context's CPU path: AVX-512 for the AVX-512
+ * paths and AUTO where the CPU runs it, else the portable one. */
+const bp_rnn_int_cell *bp__rnn_int_cell_for(bp_cpu_kernel kernel);
 
 /* Integer mode. Q3.12: int16 with 12 fraction bits; Q0.15: 15 fraction
  * bits; Q4.11: 11 fraction bits. */

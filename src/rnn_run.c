@@ -119,6 +119,7 @@ typedef struct rnn_call {
     const bp_rnn *rnn;
     bp_rnn_mode mode;
     const bp_rnn_float_cell *fcell; /* float-mode update for the context's CPU path */
+    const bp_rnn_int_cell *icell;   /* integer-mode update, likewise */
     size_t steps, batch, H, GH;
     layer_precision prec[BP_RNN_MAX_LAYERS];
     void *mem;
@@ -266,50 +267,6 @@ static inline float q15_to_float(int32_t h) {
     return (float)h * (1.0f / 32768.0f);
 }
 
-static void lstm_integer(const cell_job *job, size_t b, size_t j0, size_t j1) {
-    size_t H = job->c->H;
-    const float *p = job->c->gh + b * job->c->GH;
-    const int16_t *xq = job->giq + b * job->c->GH;
-    int16_t *hq = job->c->h15 + b * H, *cq = job->c->c11 + b * H;
-    float *h = job->hout + b * H;
-    for (size_t j = j0; j < j1; j++) {
-        int32_t pi = bp__rnn_sat16(xq[j] + bp__rnn_q312(p[j]));
-        int32_t pf = bp__rnn_sat16(xq[H + j] + bp__rnn_q312(p[H + j]));
-        int32_t pg = bp__rnn_sat16(xq[2 * H + j] + bp__rnn_q312(p[2 * H + j]));
-        int32_t po = bp__rnn_sat16(xq[3 * H + j] + bp__rnn_q312(p[3 * H + j]));
-        int32_t i = bp__rnn_sigmoid_q15(pi), f = bp__rnn_sigmoid_q15(pf);
-        int32_t g = bp__rnn_tanh_q15(pg), o = bp__rnn_sigmoid_q15(po);
-        /* Q0.15 * Q4.11 >> 15 and Q0.15 * Q0.15 >> 19 are both Q4.11. */
-        int32_t cn = bp__rnn_sat16(bp__rnn_rshift(f * cq[j], 15) + bp__rnn_rshift(i * g, 19));
-        cq[j] = (int16_t)cn;
-        /* Q4.11 -> Q3.12 (saturating: tanh is 1 to 15 bits beyond 8). */
-        int32_t tc = bp__rnn_tanh_q15(bp__rnn_sat16(cn * 2));
-        int32_t hn = bp__rnn_rshift(o * tc, 15);
-        hq[j] = (int16_t)hn;
-        h[j] = q15_to_float(hn);
-    }
-}
-
-static void gru_integer(const cell_job *job, size_t b, size_t j0, size_t j1) {
-    size_t H = job->c->H;
-    const float *p = job->c->gh + b * job->c->GH;
-    const int16_t *xq = job->giq + b * job->c->GH;
-    int16_t *hq = job->c->h15 + b * H;
-    float *h = job->hout + b * H;
-    for (size_t j = j0; j < j1; j++) {
-        int32_t r = bp__rnn_sigmoid_q15(bp__rnn_sat16(xq[j] + bp__rnn_q312(p[j])));
-        int32_t z = bp__rnn_sigmoid_q15(bp__rnn_sat16(xq[H + j] + bp__rnn_q312(p[H + j])));
-        /* Q0.15 * Q3.12 >> 15 is Q3.12. */
-        int32_t rn = bp__rnn_rshift(r * bp__rnn_q312(p[2 * H + j]), 15);
-        int32_t n = bp__rnn_tanh_q15(bp__rnn_sat16(xq[2 * H + j] + rn));
-        /* h' = n + z (h - n): |z (h - n)| <= 32757 * 65534 < 2^31. */
-        int32_t hn = n + bp__rnn_rshift(z * (hq[j] - n), 15);
-        hn = hn < -32767 ? -32767 : hn > 32767 ? 32767 : hn;
-        hq[j] = (int16_t)hn;
-        h[j] = q15_to_float(hn);
-    }
-}
-
 static void cell_task(void *arg, size_t task, int worker) {
     (void)worker;
     const cell_job *job = arg;
@@ -317,8 +274,12 @@ static void cell_task(void *arg, size_t task, int worker) {
     size_t j0 = task * job->chunk, j1 = j0 + job->chunk < c->H ? j0 + job->chunk : c->H;
     bool lstm = c->rnn->cell == BP_RNN_LSTM, integer = c->mode == BP_RNN_INTEGER;
     for (size_t b = 0; b < c->batch; b++) {
-        if (integer)
-            (lstm ? lstm_integer : gru_integer)(job, b, j0, j1);
+        if (integer && lstm)
+            c->icell->lstm(job->giq + b * c->GH, c->gh + b * c->GH, c->h15 + b * c->H,
+                           c->c11 + b * c->H, job->hout + b * c->H, c->H, j0, j1);
+        else if (integer)
+            c->icell->gru(job->giq + b * c->GH, c->gh + b * c->GH, c->h15 + b * c->H,
+                          job->hout + b * c->H, c->H, j0, j1);
         else if (lstm)
             c->fcell->lstm(job->gi + b * c->GH, c->gh + b * c->GH, c->cst + b * c->H,
                            job->hout + b * c->H, c->H, j0, j1);
@@ -440,6 +401,7 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
     c->rnn = rnn;
     c->mode = opt.mode;
     c->fcell = bp__rnn_float_cell_for(ctx->cpu_kernel);
+    c->icell = bp__rnn_int_cell_for(ctx->cpu_kernel);
     c->steps = steps;
     c->batch = batch;
     c->H = rnn->hidden;

@@ -446,6 +446,76 @@ Test(rnn, float_cell_versions_identical) {
     }
 }
 
+Test(rnn, integer_cell_versions_identical) {
+    /* Every integer-mode cell version this CPU runs gives the portable
+     * code's states and h: random Q3.12 projections and states over their
+     * whole int16 ranges, product outputs across and beyond Q3.12's range
+     * (saturating) and on its rounding ties, with tails (H 37) and without
+     * (H 64), and from unit 3 (a task's slice). */
+    static const bp_cpu_kernel kernels[] = {BP_CPU_KERNEL_AUTO, BP_CPU_KERNEL_AVX2,
+                                            BP_CPU_KERNEL_AVX512, BP_CPU_KERNEL_NEON};
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    for (size_t H = 37; H <= 64; H += 27) {
+        size_t n = 4 * H;
+        int16_t *xq = tu_xmalloc(n * sizeof(int16_t)), *h0 = tu_xmalloc(H * sizeof(int16_t));
+        int16_t *c0 = tu_xmalloc(H * sizeof(int16_t)), *hq[2], *cq[2];
+        float *p = tu_xmalloc(n * sizeof(float)), *h[2];
+        for (int v = 0; v < 2; v++) {
+            hq[v] = tu_xmalloc(H * sizeof(int16_t));
+            cq[v] = tu_xmalloc(H * sizeof(int16_t));
+            h[v] = tu_xmalloc(H * sizeof(float));
+        }
+        for (int round = 0; round < 300; round++) {
+            for (size_t i = 0; i < n; i++) {
+                xq[i] = (int16_t)(tu_next(&rng) & 0xffff);
+                float g;
+                tu_fill_gauss(&rng, &g, 1, round % 3 == 0 ? 12.0f : 3.0f);
+                /* A third on Q3.12 rounding ties. */
+                p[i] = tu_next(&rng) % 3
+                           ? g
+                           : ((float)(int32_t)(tu_next(&rng) % 80000) - 40000.5f) / 4096.0f;
+            }
+            for (size_t j = 0; j < H; j++) {
+                h0[j] = (int16_t)((int32_t)(tu_next(&rng) % 65535) - 32767);
+                c0[j] = (int16_t)(tu_next(&rng) & 0xffff);
+            }
+            size_t j0 = round % 2 ? 0 : 3;
+            for (size_t k = 0; k < NELEM(kernels); k++) {
+                const bp_rnn_int_cell *cells[2] = {&bp__rnn_int_cell_portable,
+                                                   bp__rnn_int_cell_for(kernels[k])};
+                for (int gru = 0; gru <= 1; gru++) {
+                    for (int v = 0; v < 2; v++) {
+                        memcpy(hq[v], h0, H * sizeof(int16_t));
+                        memcpy(cq[v], c0, H * sizeof(int16_t));
+                        memset(h[v], 0, H * sizeof(float));
+                        if (gru)
+                            cells[v]->gru(xq, p, hq[v], h[v], H, j0, H);
+                        else
+                            cells[v]->lstm(xq, p, hq[v], cq[v], h[v], H, j0, H);
+                    }
+                    cr_assert(memcmp(h[0], h[1], H * sizeof(float)) == 0 &&
+                                  memcmp(hq[0], hq[1], H * sizeof(int16_t)) == 0 &&
+                                  memcmp(cq[0], cq[1], H * sizeof(int16_t)) == 0,
+                              "%s integer %s cell differs from the portable one (H %zu, seed "
+                              "%llu)",
+                              cells[1]->name, gru ? "GRU" : "LSTM", H, (unsigned long long)seed);
+                }
+            }
+        }
+        free(xq);
+        free(h0);
+        free(c0);
+        free(p);
+        for (int v = 0; v < 2; v++) {
+            free(hq[v]);
+            free(cq[v]);
+            free(h[v]);
+        }
+    }
+}
+
 Test(rnn, integer_tables_accuracy) {
     /* Every Q3.12 input: Q0.15 output within the stated bounds. */
     int worst_t = 0, worst_s = 0;
