@@ -3,8 +3,10 @@
  * steps as one batched product, then per step the recurrent product and the
  * fused gate/state update. Products go through the context's backend
  * (ctx->ops->gemm, the entry bp_gemm uses after validation), so the RNN runs
- * on every backend; the elementwise part runs here, on the host, split over
- * hidden units on the context's pool when it is large enough to pay.
+ * on every backend, except that on CPU contexts small layers use the code
+ * products (cpu/rnn_codes.c: same integers and combine, same bits); the
+ * elementwise part runs here, on the host, split over hidden units on the
+ * context's pool when it is large enough to pay.
  * All scratch is one allocation per call, not per step.
  */
 #include "bp_backend.h"
