@@ -6,8 +6,9 @@
  * sums, and runs the VNNI loop over row groups on the context's pool. The
  * integers and the combine are the library's, so y equals every CPU path's
  * bit for bit. Anything the loop does not cover goes to the backend's
- * product instead: a column whose q leaves int8 (unsigned 8-bit), and, to
- * report it with the backend's message, a product whose y overflows.
+ * product instead: a chunk of columns in which some q leaves int8 (unsigned
+ * 8-bit columns, such as one-hot inputs), and, to report it with the
+ * backend's message, a product whose y overflows.
  */
 #include "bp_backend.h"
 #include "bp_error.h"
@@ -17,7 +18,6 @@
 #include "rnn_internal.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 /* Codes of at most this many bytes (rows x padded K): they stay in L2 next
  * to the rest of a step, where the recurrent products of small layers are
