@@ -63,11 +63,30 @@ typedef struct bp_rnn_float_cell {
 
 /* src/rnn_cell.c: plain C (vectorized by the compiler for the baseline ISA). */
 extern const bp_rnn_float_cell bp__rnn_cell_portable;
+
+/* Integer-mode cell updates of one batch column over units [j0, j1) (formats
+ * in docs/rnn.md): xq holds the input projection's G*H pre-activations in
+ * Q3.12, p the recurrent product's in float (converted by bp__rnn_q312); the
+ * Q0.15 hidden state hq (and the LSTM's Q4.11 cell state cq) are updated in
+ * place and h gets h' as the next product reads it. Every version computes
+ * the portable code's integers, so all give the same bits. */
+typedef struct bp_rnn_int_cell {
+    const char *name;
+    void (*lstm)(const int16_t *xq, const float *p, int16_t *hq, int16_t *cq, float *h, size_t H,
+                 size_t j0, size_t j1);
+    void (*gru)(const int16_t *xq, const float *p, int16_t *hq, float *h, size_t H, size_t j0,
+                size_t j1);
+} bp_rnn_int_cell;
+/* src/rnn_cell.c: plain C, one unit at a time. */
+extern const bp_rnn_int_cell bp__rnn_int_cell_portable;
 /* The implementation for a context's CPU path (cpu/rnn_cell_dispatch.c):
  * the AVX-512 cell for the AVX-512 paths, AVX2 for the AVX2 paths, the
  * portable one for the reference and portable paths, and for AUTO the
  * widest this CPU runs. */
 const bp_rnn_float_cell *bp__rnn_float_cell_for(bp_cpu_kernel kernel);
+/* The integer-mode update for a context's CPU path: AVX-512 for the AVX-512
+ * paths and AUTO where the CPU runs it, else the portable one. */
+const bp_rnn_int_cell *bp__rnn_int_cell_for(bp_cpu_kernel kernel);
 
 /* Integer mode. Q3.12: int16 with 12 fraction bits; Q0.15: 15 fraction
  * bits; Q4.11: 11 fraction bits. */
@@ -76,11 +95,34 @@ const bp_rnn_float_cell *bp__rnn_float_cell_for(bp_cpu_kernel kernel);
 #define BP_RNN_Q_CELL 11 /* LSTM cell state */
 
 /* float -> Q3.12: round to nearest even, saturate to int16. Only used on
- * the float outputs of the products (the library's combine). */
-int32_t bp__rnn_q312(float v);
-/* Q3.12 -> Q0.15 by 256-segment piecewise-linear tables over [0, 8]. */
-int32_t bp__rnn_tanh_q15(int32_t x);
-int32_t bp__rnn_sigmoid_q15(int32_t x);
+ * the float outputs of the products (the library's combine), which are
+ * finite. Inline, as the functions below, because the integer step calls
+ * them per unit: rintf is a libm call on baseline x86-64. Adding and
+ * subtracting 1.5 * 2^23 rounds the clamped s (|s| <= 2^15) to an integer
+ * with ties to even, exactly as rintf does in the default rounding mode. */
+static inline int32_t bp__rnn_q312(float v) {
+    float s = v * 4096.0f;
+    s = s < -32768.0f ? -32768.0f : (s > 32767.0f ? 32767.0f : s);
+    return (int32_t)((s + 12582912.0f) - 12582912.0f);
+}
+/* Q3.12 -> Q0.15 by 256-segment piecewise-linear tables over [0, 8]
+ * (src/rnn_math.c): tanh(k/32) and sigmoid(k/32), k = 0..256. */
+extern const int16_t bp__rnn_tanh_table[257], bp__rnn_sigmoid_table[257];
+/* f(|x|) for x in Q3.12, interpolated in table t. */
+static inline int32_t bp__rnn_lookup(const int16_t *t, int32_t x) {
+    int32_t a = x < 0 ? -x : x;
+    a = a > 32767 ? 32767 : a;
+    int32_t k = a >> 7, frac = a & 127;
+    return t[k] + (((t[k + 1] - t[k]) * frac + 64) >> 7);
+}
+static inline int32_t bp__rnn_tanh_q15(int32_t x) {
+    int32_t v = bp__rnn_lookup(bp__rnn_tanh_table, x);
+    return x < 0 ? -v : v;
+}
+static inline int32_t bp__rnn_sigmoid_q15(int32_t x) {
+    int32_t v = bp__rnn_lookup(bp__rnn_sigmoid_table, x);
+    return x < 0 ? 32768 - v : v;
+}
 /* v / 2^s rounded half up (add half, arithmetic shift). s >= 1. */
 static inline int32_t bp__rnn_rshift(int32_t v, int s) {
     return (v + ((int32_t)1 << (s - 1))) >> s;
@@ -88,5 +130,25 @@ static inline int32_t bp__rnn_rshift(int32_t v, int s) {
 static inline int32_t bp__rnn_sat16(int32_t v) {
     return v < -32768 ? -32768 : v > 32767 ? 32767 : v;
 }
+
+/* ---- code products on CPU contexts (cpu/rnn_codes.c) ------------------------ */
+
+/* A small uniform matrix's n used planes as one byte per weight, for the
+ * VNNI products of the step loop (cpu/rnn_codes.h, docs/rnn.md). */
+typedef struct bp_rnn_codes bp_rnn_codes;
+/* The codes of m at `planes` planes, made on first use and kept with m, or
+ * NULL where they do not apply (another backend or a forced CPU path, no
+ * AVX-512 VNNI, act_bits > 8, residual, rotated or per-row-plane matrices,
+ * codes over 1 MiB, int32 bounds); then the backend's product runs. */
+const bp_rnn_codes *bp__rnn_codes_for(const bp_context *ctx, const bp_matrix *m, int planes,
+                                      int act_bits);
+/* Padded K of the codes, and the bytes of work buffer a product on codes of
+ * padded K kpad needs (64-byte aligned). */
+size_t bp__rnn_codes_kpad(const bp_rnn_codes *k);
+size_t bp__rnn_codes_work_bytes(size_t kpad);
+/* The product a describes (planes and act_bits those of the codes; no
+ * column_planes), with y bit-identical to ctx->ops->gemm's. */
+bp_status bp__rnn_codes_gemm(bp_context *ctx, const bp_rnn_codes *k, const bp_gemm_args *a,
+                             void *work);
 
 #endif /* BP_RNN_INTERNAL_H */

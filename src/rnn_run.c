@@ -3,8 +3,10 @@
  * steps as one batched product, then per step the recurrent product and the
  * fused gate/state update. Products go through the context's backend
  * (ctx->ops->gemm, the entry bp_gemm uses after validation), so the RNN runs
- * on every backend; the elementwise part runs here, on the host, split over
- * hidden units on the context's pool when it is large enough to pay.
+ * on every backend, except that on CPU contexts small layers use the code
+ * products (cpu/rnn_codes.c: same integers and combine, same bits); the
+ * elementwise part runs here, on the host, split over hidden units on the
+ * context's pool when it is large enough to pay.
  * All scratch is one allocation per call, not per step.
  */
 #include "bp_backend.h"
@@ -119,6 +121,7 @@ typedef struct rnn_call {
     const bp_rnn *rnn;
     bp_rnn_mode mode;
     const bp_rnn_float_cell *fcell; /* float-mode update for the context's CPU path */
+    const bp_rnn_int_cell *icell;   /* integer-mode update, likewise */
     size_t steps, batch, H, GH;
     layer_precision prec[BP_RNN_MAX_LAYERS];
     void *mem;
@@ -132,6 +135,12 @@ typedef struct rnn_call {
     int16_t *c11;  /* batch x H: integer cell state, Q4.11 */
     float *hfin;   /* layers x batch x H */
     float *cfin;   /* layers x batch x H */
+    /* Code products (cpu/rnn_codes.c) per layer and matrix, NULL where the
+     * backend's product runs, and their work buffer. */
+    const bp_rnn_codes *codes_ih[BP_RNN_MAX_LAYERS][BP_RNN_MAX_GATES];
+    const bp_rnn_codes *codes_hh[BP_RNN_MAX_LAYERS][BP_RNN_MAX_GATES];
+    size_t codes_work_bytes;
+    void *codes_work;
 } rnn_call;
 
 /* Carve the scratch out of one allocation; every piece 64-byte aligned. */
@@ -156,6 +165,7 @@ static bp_status alloc_scratch(rnn_call *c) {
         integer ? bh * sizeof(int16_t) : 0,
         lbh * sizeof(float),
         lbh * sizeof(float),
+        c->codes_work_bytes,
     };
     enum { N = sizeof sizes / sizeof sizes[0] };
     size_t off[N], total = 0;
@@ -186,13 +196,38 @@ static bp_status alloc_scratch(rnn_call *c) {
     c->c11 = (int16_t *)(mem + off[8]);
     c->hfin = (float *)(mem + off[9]);
     c->cfin = (float *)(mem + off[10]);
+    c->codes_work = mem + off[11];
     return BP_OK;
 }
 
+/* The code products of m at planes (NULL where the backend's product runs),
+ * and the largest padded K of the call's codes so far. */
+static size_t codes_of(const rnn_call *c, const bp_matrix *m, int planes, int act_bits,
+                       const bp_rnn_codes **out, size_t kpad) {
+    *out = bp__rnn_codes_for(c->ctx, m, planes, act_bits);
+    return *out && bp__rnn_codes_kpad(*out) > kpad ? bp__rnn_codes_kpad(*out) : kpad;
+}
+
+/* The code products of every matrix they apply to, and the size of their
+ * work buffer. */
+static void find_codes(rnn_call *c) {
+    const bp_rnn *rnn = c->rnn;
+    size_t kpad = 0;
+    for (size_t l = 0; l < rnn->layers; l++)
+        for (int g = 0; g < bp__rnn_mats(rnn); g++) {
+            const layer_precision *p = &c->prec[l];
+            kpad = codes_of(c, rnn->layer[l].ih[g], p->planes_ih[g], p->act_bits,
+                            &c->codes_ih[l][g], kpad);
+            kpad = codes_of(c, rnn->layer[l].hh[g], p->planes_hh[g], p->act_bits,
+                            &c->codes_hh[l][g], kpad);
+        }
+    c->codes_work_bytes = kpad ? bp__rnn_codes_work_bytes(kpad) : 0;
+}
+
 /* y[.. + g*rows] = W[g] x + bias for every matrix of one operator. */
-static bp_status product(rnn_call *c, bp_matrix *const *mats, const float *bias, const int *planes,
-                         int act_bits, float act_scale, const float *x, size_t batch, size_t ldx,
-                         float *y) {
+static bp_status product(rnn_call *c, bp_matrix *const *mats, const bp_rnn_codes *const *codes,
+                         const float *bias, const int *planes, int act_bits, float act_scale,
+                         const float *x, size_t batch, size_t ldx, float *y) {
     const bp_rnn *rnn = c->rnn;
     int n = bp__rnn_mats(rnn);
     size_t rows = rnn->split ? c->H : c->GH;
@@ -210,7 +245,8 @@ static bp_status product(rnn_call *c, bp_matrix *const *mats, const float *bias,
             .column_planes = NULL,
             .act_scale = act_scale,
         };
-        bp_status st = c->ctx->ops->gemm(c->ctx, &a);
+        bp_status st = codes[g] ? bp__rnn_codes_gemm(c->ctx, codes[g], &a, c->codes_work)
+                                : c->ctx->ops->gemm(c->ctx, &a);
         if (st)
             return st;
     }
@@ -233,50 +269,6 @@ static inline float q15_to_float(int32_t h) {
     return (float)h * (1.0f / 32768.0f);
 }
 
-static void lstm_integer(const cell_job *job, size_t b, size_t j0, size_t j1) {
-    size_t H = job->c->H;
-    const float *p = job->c->gh + b * job->c->GH;
-    const int16_t *xq = job->giq + b * job->c->GH;
-    int16_t *hq = job->c->h15 + b * H, *cq = job->c->c11 + b * H;
-    float *h = job->hout + b * H;
-    for (size_t j = j0; j < j1; j++) {
-        int32_t pi = bp__rnn_sat16(xq[j] + bp__rnn_q312(p[j]));
-        int32_t pf = bp__rnn_sat16(xq[H + j] + bp__rnn_q312(p[H + j]));
-        int32_t pg = bp__rnn_sat16(xq[2 * H + j] + bp__rnn_q312(p[2 * H + j]));
-        int32_t po = bp__rnn_sat16(xq[3 * H + j] + bp__rnn_q312(p[3 * H + j]));
-        int32_t i = bp__rnn_sigmoid_q15(pi), f = bp__rnn_sigmoid_q15(pf);
-        int32_t g = bp__rnn_tanh_q15(pg), o = bp__rnn_sigmoid_q15(po);
-        /* Q0.15 * Q4.11 >> 15 and Q0.15 * Q0.15 >> 19 are both Q4.11. */
-        int32_t cn = bp__rnn_sat16(bp__rnn_rshift(f * cq[j], 15) + bp__rnn_rshift(i * g, 19));
-        cq[j] = (int16_t)cn;
-        /* Q4.11 -> Q3.12 (saturating: tanh is 1 to 15 bits beyond 8). */
-        int32_t tc = bp__rnn_tanh_q15(bp__rnn_sat16(cn * 2));
-        int32_t hn = bp__rnn_rshift(o * tc, 15);
-        hq[j] = (int16_t)hn;
-        h[j] = q15_to_float(hn);
-    }
-}
-
-static void gru_integer(const cell_job *job, size_t b, size_t j0, size_t j1) {
-    size_t H = job->c->H;
-    const float *p = job->c->gh + b * job->c->GH;
-    const int16_t *xq = job->giq + b * job->c->GH;
-    int16_t *hq = job->c->h15 + b * H;
-    float *h = job->hout + b * H;
-    for (size_t j = j0; j < j1; j++) {
-        int32_t r = bp__rnn_sigmoid_q15(bp__rnn_sat16(xq[j] + bp__rnn_q312(p[j])));
-        int32_t z = bp__rnn_sigmoid_q15(bp__rnn_sat16(xq[H + j] + bp__rnn_q312(p[H + j])));
-        /* Q0.15 * Q3.12 >> 15 is Q3.12. */
-        int32_t rn = bp__rnn_rshift(r * bp__rnn_q312(p[2 * H + j]), 15);
-        int32_t n = bp__rnn_tanh_q15(bp__rnn_sat16(xq[2 * H + j] + rn));
-        /* h' = n + z (h - n): |z (h - n)| <= 32757 * 65534 < 2^31. */
-        int32_t hn = n + bp__rnn_rshift(z * (hq[j] - n), 15);
-        hn = hn < -32767 ? -32767 : hn > 32767 ? 32767 : hn;
-        hq[j] = (int16_t)hn;
-        h[j] = q15_to_float(hn);
-    }
-}
-
 static void cell_task(void *arg, size_t task, int worker) {
     (void)worker;
     const cell_job *job = arg;
@@ -284,8 +276,12 @@ static void cell_task(void *arg, size_t task, int worker) {
     size_t j0 = task * job->chunk, j1 = j0 + job->chunk < c->H ? j0 + job->chunk : c->H;
     bool lstm = c->rnn->cell == BP_RNN_LSTM, integer = c->mode == BP_RNN_INTEGER;
     for (size_t b = 0; b < c->batch; b++) {
-        if (integer)
-            (lstm ? lstm_integer : gru_integer)(job, b, j0, j1);
+        if (integer && lstm)
+            c->icell->lstm(job->giq + b * c->GH, c->gh + b * c->GH, c->h15 + b * c->H,
+                           c->c11 + b * c->H, job->hout + b * c->H, c->H, j0, j1);
+        else if (integer)
+            c->icell->gru(job->giq + b * c->GH, c->gh + b * c->GH, c->h15 + b * c->H,
+                          job->hout + b * c->H, c->H, j0, j1);
         else if (lstm)
             c->fcell->lstm(job->gi + b * c->GH, c->gh + b * c->GH, c->cst + b * c->H,
                            job->hout + b * c->H, c->H, j0, j1);
@@ -325,8 +321,8 @@ static bp_status run_layer(rnn_call *c, size_t l, const float *in, const float *
     /* All T x B columns in one product: the CPU framework blocks columns
      * itself (batched kernels take up to 64 per task), and 16-column
      * products measured no faster (H 256, batch 16, 4 planes). */
-    bp_status st = product(c, L->ih, L->bias_ih, p->planes_ih, p->act_bits, l ? fixed : 0.0f, in,
-                           sb, L->in, c->gi);
+    bp_status st = product(c, L->ih, c->codes_ih[l], L->bias_ih, p->planes_ih, p->act_bits,
+                           l ? fixed : 0.0f, in, sb, L->in, c->gi);
     if (st)
         return st;
     if (integer)
@@ -353,8 +349,8 @@ static bp_status run_layer(rnn_call *c, size_t l, const float *in, const float *
         job.hout = out + t * bh;
         job.gi = c->gi + t * B * c->GH;
         job.giq = c->giq + t * B * c->GH;
-        if ((st = product(c, L->hh, L->bias_hh, p->planes_hh, p->act_bits, fixed, job.hprev, B, H,
-                          c->gh)))
+        if ((st = product(c, L->hh, c->codes_hh[l], L->bias_hh, p->planes_hh, p->act_bits, fixed,
+                          job.hprev, B, H, c->gh)))
             return st;
         cell_update(c, &job);
     }
@@ -407,12 +403,14 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
     c->rnn = rnn;
     c->mode = opt.mode;
     c->fcell = bp__rnn_float_cell_for(ctx->cpu_kernel);
+    c->icell = bp__rnn_int_cell_for(ctx->cpu_kernel);
     c->steps = steps;
     c->batch = batch;
     c->H = rnn->hidden;
     c->GH = (size_t)rnn->gates * rnn->hidden;
-    if ((st = resolve_precision(rnn, &opt, c->prec)) || (st = check_finite(x, xn, "x")) ||
-        (st = check_finite(h0, lbh, step ? "h" : "h0")) ||
+    if ((st = resolve_precision(rnn, &opt, c->prec)) == BP_OK)
+        find_codes(c);
+    if (st || (st = check_finite(x, xn, "x")) || (st = check_finite(h0, lbh, step ? "h" : "h0")) ||
         (st = check_finite(c0, lbh, step ? "c" : "c0")) || (st = alloc_scratch(c))) {
         free(c);
         return st;

@@ -446,6 +446,76 @@ Test(rnn, float_cell_versions_identical) {
     }
 }
 
+Test(rnn, integer_cell_versions_identical) {
+    /* Every integer-mode cell version this CPU runs gives the portable
+     * code's states and h: random Q3.12 projections and states over their
+     * whole int16 ranges, product outputs across and beyond Q3.12's range
+     * (saturating) and on its rounding ties, with tails (H 37) and without
+     * (H 64), and from unit 3 (a task's slice). */
+    static const bp_cpu_kernel kernels[] = {BP_CPU_KERNEL_AUTO, BP_CPU_KERNEL_AVX2,
+                                            BP_CPU_KERNEL_AVX512, BP_CPU_KERNEL_NEON};
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    for (size_t H = 37; H <= 64; H += 27) {
+        size_t n = 4 * H;
+        int16_t *xq = tu_xmalloc(n * sizeof(int16_t)), *h0 = tu_xmalloc(H * sizeof(int16_t));
+        int16_t *c0 = tu_xmalloc(H * sizeof(int16_t)), *hq[2], *cq[2];
+        float *p = tu_xmalloc(n * sizeof(float)), *h[2];
+        for (int v = 0; v < 2; v++) {
+            hq[v] = tu_xmalloc(H * sizeof(int16_t));
+            cq[v] = tu_xmalloc(H * sizeof(int16_t));
+            h[v] = tu_xmalloc(H * sizeof(float));
+        }
+        for (int round = 0; round < 300; round++) {
+            for (size_t i = 0; i < n; i++) {
+                xq[i] = (int16_t)(tu_next(&rng) & 0xffff);
+                float g;
+                tu_fill_gauss(&rng, &g, 1, round % 3 == 0 ? 12.0f : 3.0f);
+                /* A third on Q3.12 rounding ties. */
+                p[i] = tu_next(&rng) % 3
+                           ? g
+                           : ((float)(int32_t)(tu_next(&rng) % 80000) - 40000.5f) / 4096.0f;
+            }
+            for (size_t j = 0; j < H; j++) {
+                h0[j] = (int16_t)((int32_t)(tu_next(&rng) % 65535) - 32767);
+                c0[j] = (int16_t)(tu_next(&rng) & 0xffff);
+            }
+            size_t j0 = round % 2 ? 0 : 3;
+            for (size_t k = 0; k < NELEM(kernels); k++) {
+                const bp_rnn_int_cell *cells[2] = {&bp__rnn_int_cell_portable,
+                                                   bp__rnn_int_cell_for(kernels[k])};
+                for (int gru = 0; gru <= 1; gru++) {
+                    for (int v = 0; v < 2; v++) {
+                        memcpy(hq[v], h0, H * sizeof(int16_t));
+                        memcpy(cq[v], c0, H * sizeof(int16_t));
+                        memset(h[v], 0, H * sizeof(float));
+                        if (gru)
+                            cells[v]->gru(xq, p, hq[v], h[v], H, j0, H);
+                        else
+                            cells[v]->lstm(xq, p, hq[v], cq[v], h[v], H, j0, H);
+                    }
+                    cr_assert(memcmp(h[0], h[1], H * sizeof(float)) == 0 &&
+                                  memcmp(hq[0], hq[1], H * sizeof(int16_t)) == 0 &&
+                                  memcmp(cq[0], cq[1], H * sizeof(int16_t)) == 0,
+                              "%s integer %s cell differs from the portable one (H %zu, seed "
+                              "%llu)",
+                              cells[1]->name, gru ? "GRU" : "LSTM", H, (unsigned long long)seed);
+                }
+            }
+        }
+        free(xq);
+        free(h0);
+        free(c0);
+        free(p);
+        for (int v = 0; v < 2; v++) {
+            free(hq[v]);
+            free(cq[v]);
+            free(h[v]);
+        }
+    }
+}
+
 Test(rnn, integer_tables_accuracy) {
     /* Every Q3.12 input: Q0.15 output within the stated bounds. */
     int worst_t = 0, worst_s = 0;
@@ -463,6 +533,23 @@ Test(rnn, integer_tables_accuracy) {
     cr_assert(bp__rnn_q312(1.0f) == 4096 && bp__rnn_q312(-100.0f) == -32768 &&
               bp__rnn_q312(100.0f) == 32767 && bp__rnn_q312(0.5f / 4096.0f) == 0 &&
               bp__rnn_q312(1.5f / 4096.0f) == 2);
+    /* Q3.12 conversion equals rintf of the clamped product on every tie and
+     * its neighbours across the range, and on random floats. */
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed());
+    for (int32_t k = -33000; k <= 33000; k++)
+        for (int d = -1; d <= 1; d++) {
+            float v = nextafterf((k + 0.5f) / 4096.0f, d < 0 ? -INFINITY : INFINITY);
+            v = d == 0 ? (k + 0.5f) / 4096.0f : v;
+            float s = fminf(fmaxf(v * 4096.0f, -32768.0f), 32767.0f);
+            cr_assert(bp__rnn_q312(v) == (int32_t)rintf(s), "q312(%a)", (double)v);
+        }
+    for (int i = 0; i < 100000; i++) {
+        float v;
+        tu_fill_gauss(&rng, &v, 1, 4.0f);
+        float s = fminf(fmaxf(v * 4096.0f, -32768.0f), 32767.0f);
+        cr_assert(bp__rnn_q312(v) == (int32_t)rintf(s), "q312(%a)", (double)v);
+    }
 }
 
 Test(rnn, integer_mode_stays_near_float_mode) {
@@ -743,4 +830,131 @@ Test(rnn, bad_arguments) {
     free(h);
     free(c);
     bp_context_destroy(ctx);
+}
+
+/* ---- code products (cpu/rnn_codes.c) ----------------------------------------------- */
+
+/* The step loop's VNNI code products give y bit-identical to the reference
+ * path's bp_gemm: per-row and grouped matrices, K not a multiple of 64,
+ * plane counts 1 to 8, binary and fixed-point activations with dynamic and
+ * fixed scales, a zero column (the bias alone), a non-negative column
+ * (unsigned q, which at 8 bits leaves int8 and sends the chunk through the
+ * backend), batches across the loop's 8-column blocks, 1 and 2 threads. An
+ * overflowing product reports the backend's error. Skipped where the CPU
+ * has no AVX-512 VNNI. */
+Test(rnn, code_products_identical, .timeout = 300) {
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    static const struct {
+        size_t rows, cols;
+        int group_size;
+    } shapes[] = {
+        {512, 256, 0}, {160, 40, 0}, {136, 200, BP_GROUP_PER_ROW}, {50, 300, 32}, {33, 1000, 128}};
+    static const int planes[] = {1, 2, 4, 7, 8}, act_bits[] = {1, 2, 5, 8};
+    static const size_t batches[] = {1, 3, 20};
+    enum { BMAX = 20 };
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    bp_context *ctxs[2] = {tu_context(BP_CPU_KERNEL_AUTO, 1), tu_context(BP_CPU_KERNEL_AUTO, 2)};
+    int engaged = 0;
+    for (size_t s = 0; s < NELEM(shapes); s++) {
+        const size_t rows = shapes[s].rows, cols = shapes[s].cols;
+        float *w = random_array(&rng, rows * cols, 0.1f);
+        float *bias = random_array(&rng, rows, 0.1f);
+        /* xs[0]: signed columns and a zero one; xs[1]: also a non-negative
+         * one. */
+        float *xs[2] = {random_array(&rng, BMAX * cols, 1.0f),
+                        tu_xmalloc(BMAX * cols * sizeof(float))};
+        float *a = tu_xmalloc(BMAX * rows * sizeof(float));
+        float *b = tu_xmalloc(BMAX * rows * sizeof(float));
+        for (size_t j = 0; j < cols; j++)
+            xs[0][1 * cols + j] = 0.0f;
+        memcpy(xs[1], xs[0], BMAX * cols * sizeof(float));
+        for (size_t j = 0; j < cols; j++)
+            xs[1][2 * cols + j] = fabsf(xs[1][2 * cols + j]);
+        bp_quant_options q = BP_QUANT_OPTIONS_INIT;
+        q.group_size = shapes[s].group_size;
+        q.rotation = BP_ROTATION_NONE; /* as recurrent layers have it */
+        bp_matrix *m = NULL;
+        cr_assert(bp_matrix_quantize(ref, w, rows, cols, cols, &q, &m) == BP_OK, "%s",
+                  bp_last_error());
+        const size_t kpad = (cols + 63) / 64 * 64;
+        void *work = tu_xmalloc(bp__rnn_codes_work_bytes(kpad) + 64);
+        void *work64 = (void *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+        for (size_t pi = 0; pi < NELEM(planes); pi++)
+            for (size_t ai = 0; ai < NELEM(act_bits); ai++)
+                for (int v = 0; v < 4; v++) {
+                    const int n = planes[pi], fixed = v & 1;
+                    const float *x = xs[v >> 1];
+                    if (!bp__rnn_codes_for(ctxs[0], m, n, act_bits[ai]))
+                        continue;
+                    engaged++;
+                    bp_run_options ro = BP_RUN_OPTIONS_INIT;
+                    ro.planes = n;
+                    ro.act_bits = act_bits[ai];
+                    ro.bias = bias;
+                    ro.act_scale = fixed && act_bits[ai] > 1 ? 0.03f : 0.0f;
+                    /* Columns are independent: one reference for every batch. */
+                    cr_assert(bp_gemm(ref, m, x, BMAX, cols, a, rows, &ro) == BP_OK, "%s",
+                              bp_last_error());
+                    for (int t = 0; t < 2; t++)
+                        for (size_t bi = 0; bi < NELEM(batches); bi++) {
+                            const size_t B = batches[bi];
+                            const bp_rnn_codes *k = bp__rnn_codes_for(ctxs[t], m, n, act_bits[ai]);
+                            cr_assert(k != NULL);
+                            bp_gemm_args args = {.m = m,
+                                                 .x = x,
+                                                 .batch = B,
+                                                 .ldx = cols,
+                                                 .y = b,
+                                                 .ldy = rows,
+                                                 .planes = n,
+                                                 .act_bits = act_bits[ai],
+                                                 .bias = bias,
+                                                 .act_scale = ro.act_scale};
+                            cr_assert(bp__rnn_codes_gemm(ctxs[t], k, &args, work64) == BP_OK, "%s",
+                                      bp_last_error());
+                            size_t r, col;
+                            long bad = tu_first_mismatch(a, b, rows, B, rows, &r, &col);
+                            cr_assert(bad < 0,
+                                      "%zu x %zu group %d, %d planes, act_bits %d, batch %zu, "
+                                      "x %d, fixed %d, threads %d: row %zu column %zu differs "
+                                      "(seed %llu)",
+                                      rows, cols, shapes[s].group_size, n, act_bits[ai], B, v >> 1,
+                                      fixed, t + 1, r, col, (unsigned long long)seed);
+                        }
+                }
+        /* y beyond the float range: the backend's error. */
+        const bp_rnn_codes *k = bp__rnn_codes_for(ctxs[0], m, 4, 8);
+        if (k) {
+            float *big = tu_xmalloc(cols * sizeof(float));
+            for (size_t j = 0; j < cols; j++)
+                big[j] = 3e38f;
+            bp_gemm_args args = {.m = m,
+                                 .x = big,
+                                 .batch = 1,
+                                 .ldx = cols,
+                                 .y = b,
+                                 .ldy = rows,
+                                 .planes = 4,
+                                 .act_bits = 8};
+            cr_assert(bp__rnn_codes_gemm(ctxs[0], k, &args, work64) == BP_ERR_NON_FINITE);
+            cr_assert(strstr(bp_last_error(), "overflowed the float range") != NULL, "%s",
+                      bp_last_error());
+            free(big);
+        }
+        free(work);
+        bp_matrix_destroy(m);
+        free(w);
+        free(bias);
+        free(xs[0]);
+        free(xs[1]);
+        free(a);
+        free(b);
+    }
+    bp_context_destroy(ctxs[0]);
+    bp_context_destroy(ctxs[1]);
+    bp_context_destroy(ref);
+    if (!engaged)
+        cr_skip_test("no code products here (they need AVX-512 VNNI on the AUTO path)");
 }
