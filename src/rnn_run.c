@@ -122,16 +122,18 @@ typedef struct rnn_call {
     size_t steps, batch, H, GH;
     layer_precision prec[BP_RNN_MAX_LAYERS];
     void *mem;
-    float *gi;     /* steps x batch x GH: input projections of one layer */
-    int16_t *giq;  /* the same in Q3.12 (integer mode) */
-    float *seq[2]; /* steps x batch x H: layer outputs, alternating */
-    float *gh;     /* batch x GH: the step's recurrent product */
-    float *hinit;  /* batch x H: the layer's initial h as the product sees it */
-    float *cst;    /* batch x H: float cell state */
-    int16_t *h15;  /* batch x H: integer hidden state, Q0.15 */
-    int16_t *c11;  /* batch x H: integer cell state, Q4.11 */
-    float *hfin;   /* layers x batch x H */
-    float *cfin;   /* layers x batch x H */
+    float *gi;                /* steps x batch x GH: input projections of one layer */
+    int16_t *giq;             /* the same in Q3.12 (integer mode) */
+    float *seq[2];            /* steps x batch x H: layer outputs, alternating */
+    float *gh;                /* batch x GH: the step's recurrent product */
+    float *hinit;             /* batch x H: the layer's initial h as the product sees it */
+    float *cst;               /* batch x H: float cell state */
+    int16_t *h15;             /* batch x H: integer hidden state, Q0.15 */
+    int16_t *c11;             /* batch x H: integer cell state, Q4.11 */
+    float *hfin;              /* layers x batch x H */
+    float *cfin;              /* layers x batch x H */
+    const int *column_planes; /* NULL, or a cap per column (bp_rnn_step_columns) */
+    int *colp;                /* batch: one matrix's count per column under those caps */
 } rnn_call;
 
 /* Carve the scratch out of one allocation; every piece 64-byte aligned. */
@@ -197,6 +199,11 @@ static bp_status product(rnn_call *c, bp_matrix *const *mats, const float *bias,
     int n = bp__rnn_mats(rnn);
     size_t rows = rnn->split ? c->H : c->GH;
     for (int g = 0; g < n; g++) {
+        if (c->column_planes) /* every column at its cap of this matrix's count */
+            for (size_t i = 0; i < batch; i++) {
+                int v = c->column_planes[i];
+                c->colp[i] = v && v < planes[g] ? v : planes[g];
+            }
         bp_gemm_args a = {
             .m = mats[g],
             .x = x,
@@ -207,7 +214,7 @@ static bp_status product(rnn_call *c, bp_matrix *const *mats, const float *bias,
             .planes = planes[g],
             .act_bits = act_bits,
             .bias = bias + (size_t)g * rows,
-            .column_planes = NULL,
+            .column_planes = c->column_planes ? c->colp : NULL,
             .act_scale = act_scale,
         };
         bp_status st = c->ctx->ops->gemm(c->ctx, &a);
@@ -375,7 +382,7 @@ static bp_status check_finite(const float *v, size_t n, const char *name) {
 
 static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t steps, size_t batch,
                      const float *h0, const float *c0, float *y, float *h_n, float *c_n,
-                     const bp_rnn_run_options *options, bool step) {
+                     const bp_rnn_run_options *options, bool step, const int *column_planes) {
     const char *fn = step ? "bp_rnn_step" : "bp_rnn_forward";
     if (!ctx || !rnn || !x)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s: %s must not be NULL", fn,
@@ -417,6 +424,9 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
         free(c);
         return st;
     }
+    c->column_planes = column_planes;
+    if (column_planes && !(c->colp = malloc(batch * sizeof *c->colp)))
+        st = bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu column plane counts", batch);
     for (size_t l = 0; l < rnn->layers && !st; l++)
         st = run_layer(c, l, l ? c->seq[(l - 1) & 1] : x, h0 ? h0 + l * bh : NULL,
                        c0 ? c0 + l * bh : NULL);
@@ -429,6 +439,7 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
             memcpy(c_n, c->cfin, lbh * sizeof(float));
     }
     bp__aligned_free(c->mem);
+    free(c->colp);
     free(c);
     return st;
 }
@@ -438,7 +449,7 @@ bp_status bp_rnn_forward(bp_context *ctx, const bp_rnn *rnn, const float *x, siz
                          float *c_n, const bp_rnn_run_options *options) {
     if (!y)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_forward: y must not be NULL");
-    return run(ctx, rnn, x, steps, batch, h0, c0, y, h_n, c_n, options, false);
+    return run(ctx, rnn, x, steps, batch, h0, c0, y, h_n, c_n, options, false, NULL);
 }
 
 bp_status bp_rnn_step(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t batch, float *h,
@@ -448,5 +459,38 @@ bp_status bp_rnn_step(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t
     if (rnn && rnn->cell == BP_RNN_LSTM && !c)
         return bp__fail(BP_ERR_INVALID_ARGUMENT,
                         "bp_rnn_step: c must not be NULL for an LSTM (its cell state)");
-    return run(ctx, rnn, x, 1, batch, h, c, NULL, h, c, options, true);
+    return run(ctx, rnn, x, 1, batch, h, c, NULL, h, c, options, true, NULL);
+}
+
+/* The streaming step of many sessions at their own precisions: column i's
+ * counts capped at column_planes[i] (0: the options' counts), through the
+ * products' per-column plane counts, so one call per step serves every
+ * stream. The checks that name the function are made here; run() does the
+ * rest as for bp_rnn_step. */
+bp_status bp_rnn_step_columns(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t batch,
+                              float *h, float *c, const int *column_planes,
+                              const bp_rnn_run_options *options) {
+    static const char fn[] = "bp_rnn_step_columns";
+    if (!ctx || !rnn || !x || !h)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s: %s must not be NULL", fn,
+                        !ctx   ? "ctx"
+                        : !rnn ? "rnn"
+                        : !x   ? "x"
+                               : "h");
+    if (rnn->cell == BP_RNN_LSTM && !c)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "%s: c must not be NULL for an LSTM (its cell state)", fn);
+    if (rnn->cell == BP_RNN_GRU && c)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "%s: c must be NULL for a GRU (it has no cell state)", fn);
+    bp_status st = bp__check_dim("batch", batch);
+    if (st)
+        return st;
+    for (size_t i = 0; column_planes && i < batch; i++)
+        if (column_planes[i] < 0 || column_planes[i] > rnn->bits)
+            return bp__fail(
+                BP_ERR_OUT_OF_RANGE,
+                "%s: column_planes[%zu] must be 0 (the options' counts) or 1..%d, got %d", fn, i,
+                rnn->bits, column_planes[i]);
+    return run(ctx, rnn, x, 1, batch, h, c, NULL, h, c, options, true, column_planes);
 }
