@@ -401,6 +401,11 @@ def test_admission_refuses_what_the_floor_cannot_serve():
     assert c.predict(q, 1, 1) > 0.7 * TARGET >= c.predict(q - 1, 1, 1)
     assert not c.decide(q, 1, 1).admitted and c.decide(q - 1, 1, 1).admitted
     assert not c.decide(q - 1, 1, 8).admitted  # min_planes 8: its own floor
+    # A request alone is always admitted, even when predicted over: refusing
+    # it helps no one, and serving it lets the cost model learn.
+    slow = SLOController(8, TARGET, MAX_BATCH, CostModel(fixed=1.0, per_unit=1e-3))
+    assert slow.admits(0, 4, 8) == (True, slow.predict(0, 4, 8))
+    assert not slow.admits(1, 4, 8)[0] and slow.decide(0, 4).admitted
 
 
 @pytest.mark.parametrize("kind", ["planes matter", "planes do not matter", "mixed batches"])

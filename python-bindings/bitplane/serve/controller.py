@@ -331,9 +331,13 @@ class SLOController:
                queued_units: Optional[float] = None) -> Tuple[bool, float]:
         """Whether a request of `rows` rows at `planes` (its lowest allowed
         precision) behind this queue is predicted within ``headroom *
-        target``; and that prediction."""
+        target``; and that prediction. A request that finds the queue empty
+        is always admitted: refusing it shortens nobody's wait, and without
+        served batches the cost model could not learn that the machine got
+        faster (a server calibrated on a loaded machine would refuse
+        everything for good)."""
         t = self.predict(queued_rows, rows, planes, queued_units)
-        return t <= self.headroom * self.target_s, t
+        return queued_rows == 0 or t <= self.headroom * self.target_s, t
 
     def predict(self, queued_rows: int, rows: int, planes: int,
                 queued_units: Optional[float] = None) -> float:
@@ -410,8 +414,7 @@ class SLOController:
             predicted = self.predict(queued_rows, rows, chosen, queued_units)
         # Admission is judged against the SLO itself (a tighter deadline
         # is the batcher's 504 when it passes).
-        admitted = (self.predict(queued_rows, rows, floor, queued_units)
-                    <= self.headroom * self.target_s)
+        admitted = self.admits(queued_rows, rows, floor, queued_units)[0]
         self.last = Decision(chosen, predicted, self.ceiling, int(queued_rows), operating, rate,
                              admitted, floor)
         return self.last
