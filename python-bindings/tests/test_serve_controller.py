@@ -525,3 +525,21 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     assert f'bitplane_rejected_total{{model="digits",reason="slo"}} {len(shed)}.0' in metrics
     assert 'bitplane_model_metric{model="digits",planes="8"}' in metrics
     assert "bitplane_controller_operating_planes" in metrics
+
+
+def test_prediction_correction_learns_what_the_cost_model_misses():
+    """Requests take 1.8x what the cost model predicts (batches smaller than
+    it assumes, parsing, a loaded machine): the correction learns it and
+    admission tightens accordingly; it is bounded and starts at 1."""
+    c = controller()
+    q = next(q for q in range(2000) if not c.admits(q, 1, 8)[0])
+    assert c.correction == 1.0
+    for _ in range(200):
+        t = c.predict(q // 2, 1, 8)
+        c.observe_latency(1.8 * t / c.correction, t)  # measured = 1.8 x uncorrected
+    assert c.correction == pytest.approx(1.8, rel=1e-6)
+    q2 = next(q for q in range(2000) if not c.admits(q, 1, 8)[0])
+    assert q2 < 0.6 * q
+    for _ in range(200):
+        c.observe_latency(100.0, 1e-6)
+    assert c.correction == 4.0

@@ -213,6 +213,7 @@ class Server:
                                    None if p.deadline_ms is None else p.deadline_ms / 1e3,
                                    queued_units=queued_units, now=start)
             planes, admitted, floor = decision.planes, decision.admitted, decision.floor
+            predicted = decision.predicted_s
             mt = self.metrics
             mt.of(mt.controller_planes, m.name).set(planes)
             mt.of(mt.controller_predicted, m.name).set(decision.predicted_s)
@@ -220,12 +221,12 @@ class Server:
             mt.of(mt.arrival_rate, m.name).set(decision.arrival_rows_s)
         else:
             planes = floor = p.planes
-            admitted = ctrl.admits(queued, rows, planes, queued_units)[0]
+            admitted, predicted = ctrl.admits(queued, rows, planes, queued_units)
         if self.config.admission == "slo" and not admitted:
-            predicted = ctrl.predict(queued, rows, floor, queued_units)
+            at_floor = ctrl.predict(queued, rows, floor, queued_units)
             raise Overloaded(
                 f"the SLO (p99 {self.config.slo_p99_ms:g} ms) cannot be met behind {queued} "
-                f"queued rows: predicted {predicted * 1e3:.1f} ms at {floor} planes; retry "
+                f"queued rows: predicted {at_floor * 1e3:.1f} ms at {floor} planes; retry "
                 "later", max(1, math.ceil(self._drain_estimate(queued))), reason="slo")
         result = await self.batcher.submit(req.x, planes, p.act_bits, deadline)
         params = {"planes": planes, "planes_mode": mode, "act_bits": p.act_bits,
@@ -237,7 +238,7 @@ class Server:
             params["layer_planes"] = layer_planes(m.plan, planes)
         out, header_len = encode_infer(m.name, req, result.y, params)
         total = time.monotonic() - start
-        self.controller.observe_latency(total)
+        self.controller.observe_latency(total, predicted)
         mt, name = self.metrics, m.name
         mt.of(mt.latency, name, str(planes)).observe(total)
         mt.of(mt.queue_time, name).observe(result.queue_s)
@@ -280,7 +281,7 @@ class Server:
                 "cost_seconds": {"per_batch": cost.fixed, "per_row": cost.per_row,
                                  "per_row_plane": cost.per_unit,
                                  "per_extra_plane_count": cost.per_group},
-                "arrival_rows_per_s": rate,
+                "arrival_rows_per_s": rate, "prediction_correction": c.correction,
                 "operating_planes": c.operating_point(1, max(c.ceiling, 1), rate),
                 "ceiling_planes": c.ceiling,
                 "last_decision": {"planes": last.planes, "predicted_ms": last.predicted_s * 1e3,
@@ -543,6 +544,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             state = server.controller_state()  # the rate decayed to now
             mt.arrival_rate.labels(name).set(state["arrival_rows_per_s"])
             mt.controller_operating.labels(name).set(state["operating_planes"])
+            mt.prediction_correction.labels(name).set(state["prediction_correction"])
         return Response(generate_latest(mt.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

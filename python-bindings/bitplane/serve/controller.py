@@ -256,6 +256,12 @@ class SLOController:
             raise ValueError("rate_tau_s must be > 0 and utilization in (0, 1]")
         self.rate_tau_s = float(rate_tau_s)
         self.utilization = float(utilization)
+        # Measured over predicted latency of recent requests (their mean):
+        # what the cost model does not see (batches smaller than max_batch,
+        # parsing, the event loop, a loaded machine) scales every prediction.
+        self._ratios: Deque[float] = deque(maxlen=window)
+        self._ratio_sum = 0.0
+        self.correction = 1.0
         self._rate = 0.0  # rows/s, as of self._rate_t
         self._rate_t: Optional[float] = None
         self.metric: Optional[List[float]] = None
@@ -348,8 +354,8 @@ class SLOController:
         batches = max(1, math.ceil(total_rows / self.max_batch))
         ahead_units = queued_rows * planes if queued_units is None else queued_units
         c = self.cost
-        return (batches * c.fixed + c.per_row * total_rows
-                + c.per_unit * (ahead_units + rows * planes))
+        return self.correction * (batches * c.fixed + c.per_row * total_rows
+                                  + c.per_unit * (ahead_units + rows * planes))
 
     def decide(self, queued_rows: int, rows: int = 1, min_planes: int = 1,
                budget_s: Optional[float] = None, queued_units: Optional[float] = None,
@@ -419,8 +425,19 @@ class SLOController:
                              admitted, floor)
         return self.last
 
-    def observe_latency(self, seconds: float) -> None:
-        """Feed one finished request's latency; adjusts the feedback ceiling."""
+    def observe_latency(self, seconds: float, predicted_s: Optional[float] = None) -> None:
+        """Feed one finished request's latency; adjusts the feedback ceiling.
+        With the latency predicted for it (``predict``, correction included),
+        also the correction: the mean of measured over uncorrected predicted
+        latency of the recent requests, within 0.5..4."""
+        if predicted_s is not None and predicted_s > 0 and math.isfinite(seconds):
+            ratio = seconds * self.correction / predicted_s
+            if len(self._ratios) == self._ratios.maxlen:
+                self._ratio_sum -= self._ratios[0]
+            self._ratios.append(ratio)
+            self._ratio_sum += ratio
+            if len(self._ratios) >= 16:
+                self.correction = min(4.0, max(0.5, self._ratio_sum / len(self._ratios)))
         self._latencies.append(float(seconds))
         self._since_update += 1
         if self._since_update < self._feedback_every or len(self._latencies) < 16:

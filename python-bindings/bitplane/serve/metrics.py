@@ -49,6 +49,10 @@ class Metrics:
         self.arrival_rate = Gauge("bitplane_arrival_rows_per_second",
                                   "Offered rows per second (refused included), moving average",
                                   m, registry=r)
+        self.prediction_correction = Gauge(
+            "bitplane_controller_prediction_correction",
+            "Measured over predicted latency of recent requests (scales every prediction)", m,
+            registry=r)
         self.model_metric = Gauge("bitplane_model_metric",
                                   "The served model's metric (top-1 accuracy on held-out data) "
                                   "at each plane count: the controller's price of accuracy",
