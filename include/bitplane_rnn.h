@@ -158,6 +158,20 @@ BP_API bp_status bp_rnn_forward(bp_context *ctx, const bp_rnn *rnn, const float 
 BP_API bp_status bp_rnn_step(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t batch,
                              float *h, float *c, const bp_rnn_run_options *options);
 
+/**
+ * bp_rnn_step with a precision per batch column, so that streams at
+ * different precisions share one step: column i runs every matrix at
+ * min(column_planes[i], the count the options give that matrix), a 0 entry
+ * at the options' counts (column_planes may be NULL: bp_rnn_step). Each
+ * column equals, bit for bit, bp_rnn_step on that column alone with those
+ * counts, for act_bits >= 2 (activations are quantized per column; at
+ * act_bits 1 only columns of equal counts are promised that). Entries
+ * outside 0..bits give BP_ERR_OUT_OF_RANGE naming the column.
+ */
+BP_API bp_status bp_rnn_step_columns(bp_context *ctx, const bp_rnn *rnn, const float *x,
+                                     size_t batch, float *h, float *c, const int *column_planes,
+                                     const bp_rnn_run_options *options);
+
 /*
  * Files: a versioned little-endian container ("BPRNN\0\0\0", version 1)
  * with the cell, sizes, biases and every matrix in bitplane's matrix format,

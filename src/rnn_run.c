@@ -141,6 +141,8 @@ typedef struct rnn_call {
     const bp_rnn_codes *codes_hh[BP_RNN_MAX_LAYERS][BP_RNN_MAX_GATES];
     size_t codes_work_bytes;
     void *codes_work;
+    const int *column_planes; /* NULL, or a cap per column (bp_rnn_step_columns) */
+    int *colp;                /* batch: one matrix's count per column under those caps */
 } rnn_call;
 
 /* Carve the scratch out of one allocation; every piece 64-byte aligned. */
@@ -232,6 +234,15 @@ static bp_status product(rnn_call *c, bp_matrix *const *mats, const bp_rnn_codes
     int n = bp__rnn_mats(rnn);
     size_t rows = rnn->split ? c->H : c->GH;
     for (int g = 0; g < n; g++) {
+        /* The code products hold one plane count: columns capped below it
+         * take the backend's product, which reads per-column planes. */
+        bool mixed = false;
+        if (c->column_planes) /* every column at its cap of this matrix's count */
+            for (size_t i = 0; i < batch; i++) {
+                int v = c->column_planes[i];
+                c->colp[i] = v && v < planes[g] ? v : planes[g];
+                mixed |= c->colp[i] != planes[g];
+            }
         bp_gemm_args a = {
             .m = mats[g],
             .x = x,
@@ -242,11 +253,12 @@ static bp_status product(rnn_call *c, bp_matrix *const *mats, const bp_rnn_codes
             .planes = planes[g],
             .act_bits = act_bits,
             .bias = bias + (size_t)g * rows,
-            .column_planes = NULL,
+            .column_planes = c->column_planes ? c->colp : NULL,
             .act_scale = act_scale,
         };
-        bp_status st = codes[g] ? bp__rnn_codes_gemm(c->ctx, codes[g], &a, c->codes_work)
-                                : c->ctx->ops->gemm(c->ctx, &a);
+        bp_status st = codes[g] && !mixed
+                           ? bp__rnn_codes_gemm(c->ctx, codes[g], &a, c->codes_work)
+                           : c->ctx->ops->gemm(c->ctx, &a);
         if (st)
             return st;
     }
@@ -371,7 +383,7 @@ static bp_status check_finite(const float *v, size_t n, const char *name) {
 
 static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t steps, size_t batch,
                      const float *h0, const float *c0, float *y, float *h_n, float *c_n,
-                     const bp_rnn_run_options *options, bool step) {
+                     const bp_rnn_run_options *options, bool step, const int *column_planes) {
     const char *fn = step ? "bp_rnn_step" : "bp_rnn_forward";
     if (!ctx || !rnn || !x)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s: %s must not be NULL", fn,
@@ -415,6 +427,9 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
         free(c);
         return st;
     }
+    c->column_planes = column_planes;
+    if (column_planes && !(c->colp = malloc(batch * sizeof *c->colp)))
+        st = bp__fail(BP_ERR_OUT_OF_MEMORY, "cannot allocate %zu column plane counts", batch);
     for (size_t l = 0; l < rnn->layers && !st; l++)
         st = run_layer(c, l, l ? c->seq[(l - 1) & 1] : x, h0 ? h0 + l * bh : NULL,
                        c0 ? c0 + l * bh : NULL);
@@ -427,6 +442,7 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
             memcpy(c_n, c->cfin, lbh * sizeof(float));
     }
     bp__aligned_free(c->mem);
+    free(c->colp);
     free(c);
     return st;
 }
@@ -436,7 +452,7 @@ bp_status bp_rnn_forward(bp_context *ctx, const bp_rnn *rnn, const float *x, siz
                          float *c_n, const bp_rnn_run_options *options) {
     if (!y)
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_rnn_forward: y must not be NULL");
-    return run(ctx, rnn, x, steps, batch, h0, c0, y, h_n, c_n, options, false);
+    return run(ctx, rnn, x, steps, batch, h0, c0, y, h_n, c_n, options, false, NULL);
 }
 
 bp_status bp_rnn_step(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t batch, float *h,
@@ -446,5 +462,38 @@ bp_status bp_rnn_step(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t
     if (rnn && rnn->cell == BP_RNN_LSTM && !c)
         return bp__fail(BP_ERR_INVALID_ARGUMENT,
                         "bp_rnn_step: c must not be NULL for an LSTM (its cell state)");
-    return run(ctx, rnn, x, 1, batch, h, c, NULL, h, c, options, true);
+    return run(ctx, rnn, x, 1, batch, h, c, NULL, h, c, options, true, NULL);
+}
+
+/* The streaming step of many sessions at their own precisions: column i's
+ * counts capped at column_planes[i] (0: the options' counts), through the
+ * products' per-column plane counts, so one call per step serves every
+ * stream. The checks that name the function are made here; run() does the
+ * rest as for bp_rnn_step. */
+bp_status bp_rnn_step_columns(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t batch,
+                              float *h, float *c, const int *column_planes,
+                              const bp_rnn_run_options *options) {
+    static const char fn[] = "bp_rnn_step_columns";
+    if (!ctx || !rnn || !x || !h)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s: %s must not be NULL", fn,
+                        !ctx   ? "ctx"
+                        : !rnn ? "rnn"
+                        : !x   ? "x"
+                               : "h");
+    if (rnn->cell == BP_RNN_LSTM && !c)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "%s: c must not be NULL for an LSTM (its cell state)", fn);
+    if (rnn->cell == BP_RNN_GRU && c)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "%s: c must be NULL for a GRU (it has no cell state)", fn);
+    bp_status st = bp__check_dim("batch", batch);
+    if (st)
+        return st;
+    for (size_t i = 0; column_planes && i < batch; i++)
+        if (column_planes[i] < 0 || column_planes[i] > rnn->bits)
+            return bp__fail(
+                BP_ERR_OUT_OF_RANGE,
+                "%s: column_planes[%zu] must be 0 (the options' counts) or 1..%d, got %d", fn, i,
+                rnn->bits, column_planes[i]);
+    return run(ctx, rnn, x, 1, batch, h, c, NULL, h, c, options, true, column_planes);
 }

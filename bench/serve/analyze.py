@@ -1,5 +1,8 @@
 """Summaries of bench/serve/run-loadtest.sh's records (JSON lines from
 locustfile.py): the capacity probe, then the table, plot and bit-exact check.
+Modes: planes 8 (count-bounded queue), 8-shed (SLO admission), 4, auto;
+whichever have records. "served req/s" is the goodput (200 answers per
+second), "shed" the share of requests refused with 503.
 
     analyze.py capacity probe.jsonl STEP_S
     analyze.py report OUT_DIR --capacity C --levels 0.5,1,... --step-s S --slo-ms T
@@ -12,6 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+MODES = ("8", "8-shed", "4", "auto")
 
 
 def load(path):
@@ -68,7 +73,7 @@ def report(args):
                 wall = st["wall_s"]
                 locust = st["locust_cpu_s"] / wall
             cpu[(st["planes"], st["levels"])] = (locust, st["server_cpu_s"] / wall)
-    for mode in ("8", "4", "auto"):
+    for mode in MODES:
         path = out / f"planes-{mode}.jsonl"
         if not path.exists():
             continue
@@ -95,6 +100,7 @@ def report(args):
                                   / max(1, sum(r["rows"] for r in ok)), 4),
                 "mean_planes": round(float(np.mean([r["planes"] for r in ok])), 2) if ok else None,
                 "requests": len(step), "errors": statuses,
+                "shed": round(statuses.get("503", 0) / len(step), 4),
                 "locust_cpu_cores": _cores(cpu, mode, level, 0),
                 "server_cpu_cores": _cores(cpu, mode, level, 1),
             })
@@ -106,14 +112,14 @@ def report(args):
                "load_average": os.getloadavg()}
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     lines = ["| planes | load | offered req/s | served req/s | p50 ms | p99 ms | accuracy | "
-             "mean planes | non-200 | locust CPU cores | server CPU cores |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "mean planes | shed | non-200 | locust CPU cores | server CPU cores |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows_out:
         err = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
         lines.append(f"| {r['planes']} | {r['load_x']}x | {r['offered_rps']} | "
                      f"{r['throughput_rps']} | {r['p50_ms']} | {r['p99_ms']} | "
-                     f"{r['accuracy']:.4f} | {r['mean_planes']} | {err} | "
-                     f"{r['locust_cpu_cores']} | {r['server_cpu_cores']} |")
+                     f"{r['accuracy']:.4f} | {r['mean_planes']} | {100 * r['shed']:.1f} % | "
+                     f"{err} | {r['locust_cpu_cores']} | {r['server_cpu_cores']} |")
     table = "\n".join(lines)
     (out / "table.md").write_text(table + "\n")
     print(table)
@@ -128,7 +134,7 @@ def plot(out, rows, args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(1, 3, figsize=(14, 4))
-    for mode in ("8", "4", "auto"):
+    for mode in MODES:
         rs = [r for r in rows if r["planes"] == mode]
         if not rs:
             continue

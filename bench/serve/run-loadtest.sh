@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Load test of bitplane-serve on loopback with locust (headless, bounded):
 # probe the capacity of fixed 8-plane serving, then step the load from 0.5x to
-# 3x of it for planes 8, 4 and auto (one server each, steps interleaved);
-# analyze.py writes the table, the plot and the bit-exact check of sampled
-# answers into the output folder.
+# 3x of it for three servers (steps interleaved): planes 8 with the queue's
+# count bound only (--admission queue, the baseline), planes 8 with SLO
+# admission ("8-shed") and auto with SLO admission; analyze.py writes the
+# table (p99, goodput, shed rate, the served metric), the plot and the
+# bit-exact check of sampled answers into the output folder.
 # Usage: bench/serve/run-loadtest.sh [OUT_DIR]   (needs bitplane[serve-bench])
 # Knobs (env): BP_MODEL (digits; "wide": the compute-bound stack that
 #   make_model.py writes, seeded, into a temporary .npz, widths BP_WIDTHS;
@@ -37,19 +39,21 @@ if [ "$model" = wide ]; then
   model=$tmp/wide.npz
 fi
 export BP_MODEL=$model
-# One server per mode (planes 8, 4, auto), so that each controller sees only
-# its own traffic; the steps are interleaved (every mode at 0.5x, then every
-# mode at 1x, ...) so that the machine's changing load hits the modes alike.
-modes=(8 4 auto)
+# One server per mode, so that each controller sees only its own traffic;
+# the steps are interleaved (every mode at 0.5x, then every mode at 1x, ...)
+# so that the machine's changing load hits the modes alike.
+modes=(8 8-shed auto)
+admission=(queue slo slo)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+# One at a time: each server times the model at start-up (the cost model's
+# calibration, the metric per plane count), which concurrent start-ups
+# would slow for each other.
 for m in 0 1 2; do
   "$py" -m bitplane.serve.cli --model "$model" --port $((port + m)) --max-batch "$max_batch" \
-    --max-queue-rows 4096 --slo-p99-ms "$slo" --log-level warning \
-    2>"$out/server-${modes[$m]}.log" &
+    --max-queue-rows 4096 --slo-p99-ms "$slo" --admission "${admission[$m]}" \
+    --log-level warning 2>"$out/server-${modes[$m]}.log" &
   pids+=($!)
-done
-for m in 0 1 2; do
   for _ in $(seq 240); do
     "$py" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$((port + m))/v2/health/ready')" \
       2>/dev/null && break
@@ -59,7 +63,7 @@ done
 cpu_s() { # CPU seconds (user + system) of a process so far
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
 }
-loc() { # port planes levels out.jsonl server_pid
+loc() { # port planes levels out.jsonl server_pid [mode name, default planes]
   # The shape in locustfile.py ends the run after its steps; timeout is a backstop.
   local s0 s1 t0 t1
   s0=$(cpu_s "$5")
@@ -85,7 +89,7 @@ if os.path.exists(sys.argv[2]):  # locust from its first user on (locustfile.py)
     steady = json.load(open(sys.argv[2]))
     rec["locust_steady_cpu_s"] = round(steady["cpu_s"], 2)
     rec["locust_steady_wall_s"] = round(steady["wall_s"], 2)
-print(json.dumps(rec))' "$tmp/time" "$tmp/steady" "$2" "$3" "$t0" "$t1" "$s0" "$s1" \
+print(json.dumps(rec))' "$tmp/time" "$tmp/steady" "${6:-$2}" "$3" "$t0" "$t1" "$s0" "$s1" \
     >>"$out/steps.jsonl"
 }
 loc "$port" 8 probe "$out/probe.jsonl" "${pids[0]}"
@@ -93,14 +97,16 @@ capacity=$("$py" "$here/analyze.py" capacity "$out/probe.jsonl" "$BP_STEP_S")
 echo "capacity of fixed 8-plane serving: $capacity requests/s of $BP_ROWS rows" >&2
 for level in ${levels//,/ }; do
   for m in 0 1 2; do
-    BP_CAPACITY=$capacity loc $((port + m)) "${modes[$m]}" "$level" \
-      "$out/planes-${modes[$m]}.jsonl" "${pids[$m]}"
+    BP_CAPACITY=$capacity loc $((port + m)) "${modes[$m]%-shed}" "$level" \
+      "$out/planes-${modes[$m]}.jsonl" "${pids[$m]}" "${modes[$m]}"
   done
   uptime >>"$out/uptime.txt"
 done
 for m in 0 1 2; do
   "$py" -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$((port + m))/metrics').read().decode())" \
     >"$out/metrics-${modes[$m]}.txt" || true
+  "$py" -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$((port + m))/v2/models/$(basename "${model%.npz}")').read().decode())" \
+    >"$out/metadata-${modes[$m]}.json" || true
 done
 "$py" "$here/analyze.py" report "$out" --capacity "$capacity" --levels "$levels" \
   --step-s "$BP_STEP_S" --slo-ms "$slo" --rows "$BP_ROWS" --users "$BP_USERS" \

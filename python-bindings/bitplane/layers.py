@@ -271,11 +271,16 @@ class _Recurrent:
 
     def step(self, x, state=None, planes: Optional[int] = None,
              act_bits: Optional[int] = None, *, planes_ih=None, planes_hh=None,
-             integer: Optional[bool] = None):
+             integer: Optional[bool] = None, column_planes=None):
         """One time step for streaming: x (batch, input_size) or (input_size,).
         Returns (h, state). The state arrays are float32 and updated in place
         when passed back in, so a stream allocates nothing per step. Equal,
-        bit for bit, to the sequence call over the same steps."""
+        bit for bit, to the sequence call over the same steps.
+
+        column_planes: one plane count per row of x (0 = the call's), capping
+        every count of the call for that row (``bp_rnn_step_columns``), so
+        streams at different precisions share one step; each row equals its
+        own step at ``planes=column_planes[i]`` (act_bits >= 2)."""
         if self.rnn is None:
             raise TypeError("step() runs the C layer; an fp32 twin has only the sequence call")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -289,8 +294,8 @@ class _Recurrent:
         h = self._zeros(b) if h is None else h
         if self.gates == 4 and c is None:
             c = self._zeros(b)
-        self.rnn.step(x2, h, c, **self._run_kwargs(planes, act_bits, planes_ih, planes_hh,
-                                                   integer))
+        self.rnn.step(x2, h, c, column_planes=column_planes,
+                      **self._run_kwargs(planes, act_bits, planes_ih, planes_hh, integer))
         return (h[0] if unbatched else h), self._join_state(h, c, False)
 
     def __repr__(self) -> str:

@@ -211,8 +211,7 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
     return result;
 }
 
-/* column_planes: any sequence of batch ints; copied (it is tiny). */
-static int *column_planes_get(PyObject *obj, size_t batch) {
+int *pybp_column_planes_get(PyObject *obj, size_t batch) {
     PyObject *seq = PySequence_Fast(obj, "column_planes must be a sequence of ints or None");
     if (!seq)
         return NULL;
@@ -300,7 +299,7 @@ static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs)
         run.bias = bias.data;
     }
     if (cp_obj != Py_None) {
-        if (!(column_planes = column_planes_get(cp_obj, batch)))
+        if (!(column_planes = pybp_column_planes_get(cp_obj, batch)))
             goto done;
         run.column_planes = column_planes;
     }

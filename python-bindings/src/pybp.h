@@ -61,6 +61,10 @@ const char *pybp_backend_name(bp_backend backend);
 
 /* matrix.c: bitplane._row_planes_from_scores. */
 PyObject *pybp_row_planes_from_scores(PyObject *self, PyObject *args, PyObject *kwargs);
+/* matrix.c: a column_planes argument, any sequence of batch ints, copied
+ * (it is tiny) into PyMem memory the caller frees; NULL with an exception
+ * set (wrong length, a non-int). Range checks are the library's. */
+int *pybp_column_planes_get(PyObject *obj, size_t batch);
 
 /* ---- arrays.c: float32 buffers without copies --------------------------- */
 

@@ -335,11 +335,13 @@ done:
 }
 
 static PyObject *rnn_step(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"x", "h", "c", "planes_ih", "planes_hh", "act_bits", "integer", NULL};
-    PyObject *x_obj, *h_obj, *c_obj = Py_None, *pi = Py_None, *ph = Py_None, *ab = Py_None;
+    static char *kwlist[] = {
+        "x", "h", "c", "planes_ih", "planes_hh", "act_bits", "integer", "column_planes", NULL};
+    PyObject *x_obj, *h_obj, *c_obj = Py_None, *pi = Py_None, *ph = Py_None, *ab = Py_None,
+                             *cp_obj = Py_None;
     int integer = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOOOp:step", kwlist, &x_obj, &h_obj, &c_obj,
-                                     &pi, &ph, &ab, &integer))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOOOpO:step", kwlist, &x_obj, &h_obj, &c_obj,
+                                     &pi, &ph, &ab, &integer, &cp_obj))
         return NULL;
     run_args r;
     if (parse_run(self, pi, ph, ab, integer, &r) < 0)
@@ -349,6 +351,7 @@ static PyObject *rnn_step(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
     bool lstm = bp_rnn_cell_kind(self->rnn) == BP_RNN_LSTM;
     pybp_array x = {0}, h = {0}, c = {0};
     PyObject *result = NULL;
+    int *column_planes = NULL;
     if (pybp_array_get(x_obj, "x", PYBP_READ, 2, 2, &x) < 0)
         goto done;
     if (x.n1 != E || (x.n0 > 1 && x.ld != E)) {
@@ -356,6 +359,8 @@ static PyObject *rnn_step(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
         goto done;
     }
     size_t B = x.n0;
+    if (cp_obj != Py_None && !(column_planes = pybp_column_planes_get(cp_obj, B)))
+        goto done;
     if (get_dense(h_obj, "h", PYBP_WRITE, L * B, H, "layers*batch, hidden", &h) < 0)
         goto done;
     if (lstm && c_obj == Py_None) {
@@ -369,8 +374,14 @@ static PyObject *rnn_step(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
     if (lstm && get_dense(c_obj, "c", PYBP_WRITE, L * B, H, "layers*batch, hidden", &c) < 0)
         goto done;
     bp_status st;
-    PYBP_NOGIL(st, bp_rnn_step(self->context->ctx, self->rnn, x.data, B, h.data,
-                               lstm ? c.data : NULL, &r.run));
+    /* Per-column counts go through their own entry, so that a plain step
+     * stays the call it always was. */
+    if (column_planes)
+        PYBP_NOGIL(st, bp_rnn_step_columns(self->context->ctx, self->rnn, x.data, B, h.data,
+                                           lstm ? c.data : NULL, column_planes, &r.run));
+    else
+        PYBP_NOGIL(st, bp_rnn_step(self->context->ctx, self->rnn, x.data, B, h.data,
+                                   lstm ? c.data : NULL, &r.run));
     if (st != BP_OK)
         pybp_raise(st);
     else {
@@ -378,6 +389,7 @@ static PyObject *rnn_step(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
         result = Py_None;
     }
 done:
+    PyMem_Free(column_planes);
     pybp_array_release(&x);
     pybp_array_release(&h);
     pybp_array_release(&c);
@@ -516,9 +528,12 @@ static PyMethodDef rnn_methods[] = {
      "planes_*: None (all), an int, or one int per gate (split gates only). One C call; the GIL "
      "is released."},
     {"step", FN(rnn_step), METH_VARARGS | METH_KEYWORDS,
-     "step(x, h, c=None, planes_ih=None, planes_hh=None, act_bits=None, integer=False)\n\n"
+     "step(x, h, c=None, planes_ih=None, planes_hh=None, act_bits=None, integer=False, "
+     "column_planes=None)\n\n"
      "One time step: x (batch, input_size); h and c (layers*batch, hidden) are updated in "
-     "place. The output is the last layer's rows of h."},
+     "place. The output is the last layer's rows of h. column_planes: one plane count per row "
+     "of x (0 = the counts above), capping every matrix for that row (bp_rnn_step_columns): "
+     "streams at different precisions in one step, each row equal to its own step."},
     {"prefix_error", FN(rnn_prefix_error), METH_VARARGS | METH_KEYWORDS,
      "prefix_error(layer, op, n, gate=-1) -> float\n\nop 'ih' or 'hh'; gate -1 when fused."},
     {"dequantize", FN(rnn_dequantize), METH_VARARGS | METH_KEYWORDS,

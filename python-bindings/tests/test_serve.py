@@ -665,15 +665,19 @@ def test_user_linear_stack_by_path(tmp_path, rng):
 # -- generation batched across sessions ---------------------------------------
 
 @pytest.mark.parametrize("name", ["char-gru", "char-lstm"])
-def test_step_batch_equals_each_stream_alone(name, rng):
+@pytest.mark.parametrize("planes", [6, [6, 1, 8, 3, 5]])
+def test_step_batch_equals_each_stream_alone(name, planes, rng):
+    """One step call for streams at one or at their own planes
+    (bp_rnn_step_columns): each equals reading its token alone."""
     m = load(name)
     st = m.stepper
     states = [st.run([int(t) for t in rng.integers(0, len(m.vocab), 5 + i)], st.zero_state(),
                      6, 8)[1] for i in range(4)] + [st.zero_state()]
     tokens = [int(t) for t in rng.integers(0, len(m.vocab), len(states))]
-    logits, new = st.step_batch(tokens, states, 6, 8)
+    logits, new = st.step_batch(tokens, states, planes, 8)
+    each = planes if isinstance(planes, list) else [planes] * len(states)
     for i, (tok, s) in enumerate(zip(tokens, states)):
-        want_logits, want_state = st.run([tok], s, 6, 8)
+        want_logits, want_state = st.run([tok], s, each[i], 8)
         np.testing.assert_array_equal(logits[i], want_logits)
         for got, want in zip(new[i], want_state):
             for g, w in zip(got if isinstance(got, tuple) else (got,),
@@ -682,8 +686,9 @@ def test_step_batch_equals_each_stream_alone(name, rng):
 
 
 def test_concurrent_streams_advance_together():
-    """Six streams at two plane counts: every tick is one step call per plane
-    group, and each stream's text is what it generates alone."""
+    """Six streams at two plane counts: every tick is one step call for all
+    of them (each at its own planes), and each stream's text is what it
+    generates alone."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bitplane.serve.generate import Session, StepBatcher, generate
@@ -709,7 +714,7 @@ def test_concurrent_streams_advance_together():
         return out, steps.step_calls
 
     streams, step_calls = asyncio.run(run_all())
-    assert step_calls == 2 * n_tokens  # one call per plane group per token
+    assert step_calls == n_tokens  # one call per token, whatever the planes
     for prompt, p, tokens in zip(prompts, planes, streams):
         seq = m.encode(prompt) + tokens
         logits = m.rnn.logits(np.array(seq[:-1])[:, None], planes=p)[:, 0]

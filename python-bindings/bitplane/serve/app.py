@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -56,6 +57,10 @@ class ServeConfig:
     bits: int = 8
     inline_compute_ms: float = 0.5  # batches predicted shorter run on the event loop's thread
     plan: Optional[str] = None  # a precision plan file (bitplane.plan) for the served model
+    # "slo": refuse (503) a request the SLO cannot serve behind the queue even
+    # at its lowest allowed planes; "queue": only the max_queue_rows bound.
+    admission: str = "slo"
+    metric_rows: int = 512  # held-out rows that price accuracy per plane count (0: none)
 
 
 def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
@@ -102,6 +107,27 @@ def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
                      per_group=per_group, fit_split=False)
 
 
+def _measure_metric(model: LinearStackModel, rows: int, act_bits: int) -> Optional[dict]:
+    """The served model's top-1 accuracy at every plane count on up to `rows`
+    rows of its held-out data (the file's test_x, test_y: class labels, or
+    for make_model.py's stack the float model's own top-1), computed by the
+    batched call the server uses. None when the file has no such data."""
+    x, y = model.test_x, model.test_y
+    if rows <= 0 or x is None or y is None:
+        return None
+    x = np.ascontiguousarray(np.asarray(x, np.float32)[:rows])
+    y = np.asarray(y)[:rows]
+    if (x.ndim != 2 or x.shape[1] != model.in_features or y.shape != (len(x),)
+            or not np.issubdtype(y.dtype, np.integer) or len(x) == 0):
+        return None
+    per_planes = {}
+    for p in range(1, model.bits + 1):
+        out = model.forward_batched(x, [p] * len(x), act_bits)
+        per_planes[p] = float(np.mean(np.argmax(out, axis=1) == y))
+    return {"name": "top1_accuracy", "rows": int(len(x)), "act_bits": act_bits,
+            "source": "held-out test_x/test_y of the model file", "per_planes": per_planes}
+
+
 class Server:
     """One model with its batcher, controller, sessions and metrics."""
 
@@ -118,11 +144,17 @@ class Server:
             raise ValueError(f"--inline-compute-ms must be >= 0, got {config.inline_compute_ms}")
         if isinstance(self.default_planes, int) and not 1 <= self.default_planes <= self.k:
             raise ValueError(f"default planes must be 1..{self.k} or 'auto'")
-        self.batcher = self.controller = None
+        if config.admission not in ("slo", "queue"):
+            raise ValueError(f"admission must be 'slo' or 'queue', got {config.admission!r}")
+        if config.metric_rows < 0:
+            raise ValueError(f"--metric-rows must be >= 0, got {config.metric_rows}")
+        self.batcher = self.controller = self.metric = None
         if isinstance(model, LinearStackModel):
             cost = _calibrate(model, config.max_batch) if config.calibrate else CostModel()
-            self.controller = SLOController(self.k, config.slo_p99_ms / 1e3, config.max_batch,
-                                            cost)
+            self.metric = _measure_metric(model, config.metric_rows, self.default_act_bits)
+            self.controller = SLOController(
+                self.k, config.slo_p99_ms / 1e3, config.max_batch, cost,
+                metric=self.metric["per_planes"] if self.metric else None)
             self.batcher = Batcher(model.forward_batched, max_batch=config.max_batch,
                                    max_wait_s=config.max_wait_ms / 1e3,
                                    max_queue_rows=config.max_queue_rows,
@@ -131,6 +163,8 @@ class Server:
                                    inline_max_s=config.inline_compute_ms / 1e3)
             self.metrics.cost_per_unit.labels(model.name).set(cost.per_unit)
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
+            for p, value in (self.metric["per_planes"].items() if self.metric else ()):
+                self.metrics.model_metric.labels(model.name, str(p)).set(value)
         self.sessions = Sessions(config.max_sessions, config.session_ttl_s)
         self.gen_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bitplane-gen")
         self.steps = None
@@ -170,18 +204,30 @@ class Server:
         mode = "auto" if p.planes == "auto" else "fixed"
         rows = req.x.shape[0]
         deadline = None if p.deadline_ms is None else start + p.deadline_ms / 1e3
+        b, ctrl = self.batcher, self.controller
+        ctrl.arrive(rows, start)  # offered load, refused requests included
+        queued = b.queue_depth()
+        queued_units = b.queued_units + b.in_flight_rows * self.k
         if mode == "auto":
-            b = self.batcher
-            decision = self.controller.decide(
-                b.queue_depth(), rows, p.min_planes,
-                None if p.deadline_ms is None else p.deadline_ms / 1e3,
-                queued_units=b.queued_units + b.in_flight_rows * self.k)
-            planes = decision.planes
+            decision = ctrl.decide(queued, rows, p.min_planes,
+                                   None if p.deadline_ms is None else p.deadline_ms / 1e3,
+                                   queued_units=queued_units, now=start)
+            planes, admitted, floor = decision.planes, decision.admitted, decision.floor
+            predicted = decision.predicted_s
             mt = self.metrics
             mt.of(mt.controller_planes, m.name).set(planes)
             mt.of(mt.controller_predicted, m.name).set(decision.predicted_s)
+            mt.of(mt.controller_operating, m.name).set(decision.operating)
+            mt.of(mt.arrival_rate, m.name).set(decision.arrival_rows_s)
         else:
-            planes = p.planes
+            planes = floor = p.planes
+            admitted, predicted = ctrl.admits(queued, rows, planes, queued_units)
+        if self.config.admission == "slo" and not admitted:
+            at_floor = ctrl.predict(queued, rows, floor, queued_units)
+            raise Overloaded(
+                f"the SLO (p99 {self.config.slo_p99_ms:g} ms) cannot be met behind {queued} "
+                f"queued rows: predicted {at_floor * 1e3:.1f} ms at {floor} planes; retry "
+                "later", max(1, math.ceil(self._drain_estimate(queued))), reason="slo")
         result = await self.batcher.submit(req.x, planes, p.act_bits, deadline)
         params = {"planes": planes, "planes_mode": mode, "act_bits": p.act_bits,
                   "queue_ms": round(result.queue_s * 1e3, 4),
@@ -192,7 +238,7 @@ class Server:
             params["layer_planes"] = layer_planes(m.plan, planes)
         out, header_len = encode_infer(m.name, req, result.y, params)
         total = time.monotonic() - start
-        self.controller.observe_latency(total)
+        self.controller.observe_latency(total, predicted)
         mt, name = self.metrics, m.name
         mt.of(mt.latency, name, str(planes)).observe(total)
         mt.of(mt.queue_time, name).observe(result.queue_s)
@@ -213,12 +259,34 @@ class Server:
                                "shape": [-1, m.out_features]}]
             doc["parameters"]["max_batch_rows"] = self.config.max_batch
             doc["parameters"]["slo_p99_ms"] = self.config.slo_p99_ms
+            doc["parameters"]["controller"] = self.controller_state()
         else:
             doc["inputs"] = [{"name": "text_input", "datatype": "BYTES", "shape": [1]}]
             doc["outputs"] = [{"name": "text_output", "datatype": "BYTES", "shape": [1]}]
             doc["parameters"]["generation"] = f"/v2/models/{m.name}/generate_stream"
             doc["parameters"]["cell"] = m.cell
         return doc
+
+    def controller_state(self) -> dict:
+        """The controller's inputs and last decision, as the metadata shows
+        them: the SLO, admission, the metric per plane count (the price of
+        accuracy) and its source, the cost model, the measured arrival rate
+        and the operating point it gives, the feedback ceiling."""
+        c = self.controller
+        cost = c.cost
+        rate = c.arrival_rate(time.monotonic())
+        last = c.last
+        return {"slo_p99_ms": self.config.slo_p99_ms, "admission": self.config.admission,
+                "headroom": c.headroom, "metric": self.metric,
+                "cost_seconds": {"per_batch": cost.fixed, "per_row": cost.per_row,
+                                 "per_row_plane": cost.per_unit,
+                                 "per_extra_plane_count": cost.per_group},
+                "arrival_rows_per_s": rate, "prediction_correction": c.correction,
+                "operating_planes": c.operating_point(1, max(c.ceiling, 1), rate),
+                "ceiling_planes": c.ceiling,
+                "last_decision": {"planes": last.planes, "predicted_ms": last.predicted_s * 1e3,
+                                  "queued_rows": last.queued_rows,
+                                  "admitted": last.admitted}}
 
     async def close(self) -> None:
         self.closing = True
@@ -363,7 +431,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             server.metrics.rejected.labels(name, "bad_request").inc()
             return e.status, _error_body(e.message), "application/json", e.headers
         except Overloaded as e:
-            server.metrics.rejected.labels(name, "overloaded").inc()
+            server.metrics.rejected.labels(name, e.reason).inc()
             return 503, _error_body(str(e)), "application/json", {
                 "Retry-After": str(e.retry_after_s)}
         except ShuttingDown as e:
@@ -473,6 +541,10 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             mt.queue_depth.labels(name).set(server.batcher.queue_depth())
             mt.controller_p99.labels(name).set(server.controller.measured_p99())
             mt.controller_ceiling.labels(name).set(server.controller.ceiling)
+            state = server.controller_state()  # the rate decayed to now
+            mt.arrival_rate.labels(name).set(state["arrival_rows_per_s"])
+            mt.controller_operating.labels(name).set(state["operating_planes"])
+            mt.prediction_correction.labels(name).set(state["prediction_correction"])
         return Response(generate_latest(mt.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -35,11 +35,13 @@ __all__ = ["Batcher", "Pending", "Overloaded", "DeadlineExceeded", "ShuttingDown
 
 
 class Overloaded(Exception):
-    """The queue is full; carries a Retry-After estimate in seconds."""
+    """Refused for load: the queue is full ("overloaded") or the SLO cannot
+    be met behind it ("slo"); carries a Retry-After estimate in seconds."""
 
-    def __init__(self, message: str, retry_after_s: int):
+    def __init__(self, message: str, retry_after_s: int, reason: str = "overloaded"):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 class DeadlineExceeded(Exception):

@@ -52,6 +52,15 @@ def parser() -> argparse.ArgumentParser:
                    help="rows allowed to wait before 503 + Retry-After (default %(default)s)")
     p.add_argument("--slo-p99-ms", type=float, default=d.slo_p99_ms,
                    help="the SLO controller's p99 target for planes=auto (default %(default)s)")
+    p.add_argument("--admission", choices=["slo", "queue"], default=d.admission,
+                   help="slo: refuse at once (503 + Retry-After) a request that the SLO "
+                        "cannot serve behind the queue even at its lowest allowed planes; "
+                        "queue: only the --max-queue-rows bound (default %(default)s)")
+    p.add_argument("--metric-rows", type=int, default=d.metric_rows,
+                   help="held-out rows of the model file (test_x, test_y) on which the "
+                        "top-1 accuracy at every plane count is measured at start-up: the "
+                        "controller's price of accuracy (default %(default)s; 0: none, "
+                        "then only latency decides)")
     p.add_argument("--default-planes", type=_planes, default=None,
                    help="planes for requests that give none: 1..k or auto (default: all)")
     p.add_argument("--max-request-bytes", type=int, default=d.max_request_bytes)
@@ -75,6 +84,7 @@ def config_from(args) -> ServeConfig:
     return ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                        inline_compute_ms=args.inline_compute_ms,
                        max_queue_rows=args.max_queue_rows, slo_p99_ms=args.slo_p99_ms,
+                       admission=args.admission, metric_rows=args.metric_rows,
                        default_planes=args.default_planes,
                        max_request_bytes=args.max_request_bytes, activation=args.activation,
                        plan=args.plan)

@@ -16,16 +16,27 @@ them in tests:
 * :class:`SLOController` predicts the latency of a new request at each plane
   count from the rows already queued ahead of it (the batcher serves them in
   batches of at most ``max_batch`` rows first) and picks the largest count
-  whose prediction fits the target (times a headroom). A feedback ceiling on
-  top follows the measured p99 of recent requests: when the measured p99 is
-  over the target the ceiling drops one plane, when it is well under the
-  ceiling rises one plane again. Neither gives up planes that buy almost no
-  latency (the feed-forward judges it from the fit, the feedback from the
-  share of the cost that scales with planes). A request's
-  ``min_planes`` is a hard floor.
+  whose prediction fits the target (times a headroom), at most the
+  *operating point*: the plane count that serves the most correct answers
+  per second at the measured arrival rate, ``min(arrival, capacity(p)) *
+  metric(p)``, the served model's metric per plane count being the price of
+  accuracy (measured at start-up on held-out data). Below the capacity of
+  all planes that is all planes; beyond it, the count whose latency gain
+  best pays for the accuracy it loses, and never one that gains less than
+  ``futile`` over a higher count. A feedback ceiling on top follows the
+  measured p99 of recent requests: when the measured p99 is over the target
+  the ceiling drops one plane, when it is well under the ceiling rises one
+  plane again. None of them gives up planes that buy almost no latency (the
+  feed-forward judges it from the fit, the feedback from the share of the
+  cost that scales with planes). A request's ``min_planes`` is a hard floor.
 
-Every decision is recorded (last planes chosen, ceiling, predicted latency)
-so the server can export it as metrics.
+* Admission: :meth:`SLOController.admits` says whether a request can meet
+  the target at the lowest precision it allows, behind the queue as it is;
+  the server refuses it at once (503 + Retry-After) when not, so that the
+  queue is bounded by predicted wait and accepted requests keep the SLO.
+
+Every decision is recorded (last planes chosen, ceiling, operating point,
+arrival rate, predicted latency) so the server can export it as metrics.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque, Optional, Tuple
+from typing import Deque, Dict, List, Mapping, Optional, Tuple
 
 
 __all__ = ["CostModel", "SLOController", "Decision"]
@@ -187,6 +198,10 @@ class Decision:
     predicted_s: float
     ceiling: int
     queued_rows: int
+    operating: int = 0  # the operating point's planes (0: not computed)
+    arrival_rows_s: float = 0.0  # the measured arrival rate it used
+    admitted: bool = True  # the target can be met at the floor behind this queue
+    floor: int = 1  # the lowest count it would give (min_planes, or the priced floor)
 
 
 class SLOController:
@@ -202,15 +217,24 @@ class SLOController:
         window: recent latencies kept for the feedback p99.
         feedback_every: observations between feedback updates.
         futile: when no plane count fits, planes that would cut the
-            predicted latency by less than this fraction are not given up.
+            predicted latency by less than this fraction are not given up;
+            the operating point gives up no plane that raises the correct
+            answers per second by less than this fraction.
         min_plane_share: the feedback lowers the ceiling only while at
             least this part of a row's cost scales with the plane count.
+        metric: the served model's metric (higher is better, e.g. accuracy)
+            per plane count 1..max_planes; None: unknown, every count
+            priced alike (then only latency decides).
+        rate_tau_s: time constant of the arrival rate's moving average.
+        utilization: the share of the worker's time a sustainable load may
+            take (a queue at 100 % grows without bound).
     """
 
     def __init__(self, max_planes: int, target_p99_s: float, max_batch: int,
                  cost: Optional[CostModel] = None, *, headroom: float = 0.7,
                  window: int = 128, feedback_every: int = 16, futile: float = 0.05,
-                 min_plane_share: float = 0.1):
+                 min_plane_share: float = 0.1, metric: Optional[Mapping[int, float]] = None,
+                 rate_tau_s: float = 1.0, utilization: float = 0.9):
         if max_planes < 1:
             raise ValueError("max_planes must be >= 1")
         if not target_p99_s > 0:
@@ -228,7 +252,98 @@ class SLOController:
         self._latencies: Deque[float] = deque(maxlen=window)
         self._since_update = 0
         self._feedback_every = int(feedback_every)
+        if not rate_tau_s > 0 or not 0 < utilization <= 1:
+            raise ValueError("rate_tau_s must be > 0 and utilization in (0, 1]")
+        self.rate_tau_s = float(rate_tau_s)
+        self.utilization = float(utilization)
+        # Measured over predicted latency of recent requests (their mean):
+        # what the cost model does not see (batches smaller than max_batch,
+        # parsing, the event loop, a loaded machine) scales every prediction.
+        self._ratios: Deque[float] = deque(maxlen=window)
+        self._ratio_sum = 0.0
+        self.correction = 1.0
+        self._rate = 0.0  # rows/s, as of self._rate_t
+        self._rate_t: Optional[float] = None
+        self.metric: Optional[List[float]] = None
+        self.set_metric(metric)
         self.last = Decision(self.max_planes, 0.0, self.ceiling, 0)
+
+    # -- the price of accuracy ----------------------------------------------
+    def set_metric(self, metric: Optional[Mapping[int, float]]) -> None:
+        """The served model's metric per plane count (all of 1..max_planes,
+        finite; higher is better). Stored as its running maximum over the
+        counts (``metric[p - 1]`` = the best of 1..p), so that a count never
+        looks better than a higher one through measurement noise: the
+        controller then never prefers fewer planes for accuracy."""
+        if metric is None:
+            self.metric = None
+            return
+        got = {int(p): float(v) for p, v in metric.items()}
+        want = set(range(1, self.max_planes + 1))
+        if set(got) != want or not all(math.isfinite(v) for v in got.values()):
+            raise ValueError(f"metric must give a finite value for every plane count "
+                             f"1..{self.max_planes}, got {sorted(got)}")
+        best, out = -math.inf, []
+        for p in range(1, self.max_planes + 1):
+            best = max(best, got[p])
+            out.append(best)
+        self.metric = out
+
+    def arrive(self, rows: int, now: float) -> None:
+        """Count an offered request of `rows` rows (admitted or not) at time
+        `now` (seconds, monotonic) in the arrival rate: an exponential
+        moving average with time constant ``rate_tau_s``."""
+        if self._rate_t is not None and now > self._rate_t:
+            self._rate *= math.exp(-(now - self._rate_t) / self.rate_tau_s)
+        self._rate_t = now if self._rate_t is None else max(now, self._rate_t)
+        self._rate += rows / self.rate_tau_s
+
+    def arrival_rate(self, now: Optional[float] = None) -> float:
+        """Offered rows per second, decayed to `now` (the last arrival when None)."""
+        if self._rate_t is None:
+            return 0.0
+        if now is None or now <= self._rate_t:
+            return self._rate
+        return self._rate * math.exp(-(now - self._rate_t) / self.rate_tau_s)
+
+    def row_cost(self, planes: int) -> float:
+        """Seconds of compute per row at `planes` in full batches."""
+        c = self.cost
+        return c.fixed / self.max_batch + c.per_row + c.per_unit * planes
+
+    def goodput(self, planes: int, rate: float) -> float:
+        """Correct answers per second at `planes` (rows per second times the
+        metric) under an offered `rate` of rows per second: the load is
+        served up to the sustainable capacity, the rest refused."""
+        capacity = self.utilization / max(self.row_cost(planes), 1e-12)
+        value = 1.0 if self.metric is None else self.metric[planes - 1]
+        return min(rate, capacity) * value
+
+    def operating_point(self, floor: int, top: int, rate: float) -> int:
+        """The plane count in floor..top with the most correct answers per
+        second at the offered `rate`, preferring more planes unless fewer
+        serve at least ``futile`` more (so noise in the cost or the metric
+        does not trade planes away). Without a measured rate: `top`."""
+        if rate <= 0 or top <= floor:
+            return top
+        values = {p: self.goodput(p, rate) for p in range(floor, top + 1)}
+        best = max(values.values())
+        for p in range(top, floor - 1, -1):
+            if values[p] >= (1.0 - self.futile) * best:
+                return p
+        return floor  # not reached: the best itself qualifies
+
+    def admits(self, queued_rows: int, rows: int, planes: int,
+               queued_units: Optional[float] = None) -> Tuple[bool, float]:
+        """Whether a request of `rows` rows at `planes` (its lowest allowed
+        precision) behind this queue is predicted within ``headroom *
+        target``; and that prediction. A request that finds the queue empty
+        is always admitted: refusing it shortens nobody's wait, and without
+        served batches the cost model could not learn that the machine got
+        faster (a server calibrated on a loaded machine would refuse
+        everything for good)."""
+        t = self.predict(queued_rows, rows, planes, queued_units)
+        return queued_rows == 0 or t <= self.headroom * self.target_s, t
 
     def predict(self, queued_rows: int, rows: int, planes: int,
                 queued_units: Optional[float] = None) -> float:
@@ -239,46 +354,90 @@ class SLOController:
         batches = max(1, math.ceil(total_rows / self.max_batch))
         ahead_units = queued_rows * planes if queued_units is None else queued_units
         c = self.cost
-        return (batches * c.fixed + c.per_row * total_rows
-                + c.per_unit * (ahead_units + rows * planes))
+        return self.correction * (batches * c.fixed + c.per_row * total_rows
+                                  + c.per_unit * (ahead_units + rows * planes))
 
     def decide(self, queued_rows: int, rows: int = 1, min_planes: int = 1,
-               budget_s: Optional[float] = None, queued_units: Optional[float] = None) -> Decision:
-        """Planes for a new auto request: the most that fit, never below min_planes.
+               budget_s: Optional[float] = None, queued_units: Optional[float] = None,
+               now: Optional[float] = None) -> Decision:
+        """Planes for a new auto request: the most that fit, never below
+        min_planes. With a metric, at most the operating point at the
+        demand (the arrival rate as of `now`, or the backlog over the
+        target when that is more) and never below the count that serves
+        the most correct answers per second at unlimited load.
+        ``Decision.admitted`` says whether even that floor is predicted
+        within the target behind this queue.
 
-        When no count fits (the queue ahead is already over the target), the
-        planes that would cut the predicted latency by less than ``futile``
-        (a fraction) are kept: below that, precision is given up for no measurable latency (a
-        kernel whose cost hardly depends on the plane count). What a plane
-        count buys is judged as a policy, with the whole queue at that count
-        (one request's own rows are too few to tell).
+        When no count fits (the queue ahead is already over the target):
+        with a metric, the operating point, since a lower count would lose
+        more accuracy than the throughput it buys is worth (by correct
+        answers per second); else the planes that
+        would cut the predicted latency by less than ``futile`` (a
+        fraction) are kept: below that, precision is given up for no
+        measurable latency (a kernel whose cost hardly depends on the plane
+        count). What a plane count buys is judged as a policy, with the
+        whole queue at that count (one request's own rows are too few to
+        tell).
 
         budget_s: a tighter objective for this request (its deadline).
         """
         min_planes = max(1, min(int(min_planes), self.max_planes))
         target = self.target_s if budget_s is None else min(self.target_s, budget_s)
         limit = self.headroom * target
-        top = max(self.ceiling, min_planes)
+        # The demand to serve: the measured arrival rate, or the backlog
+        # when it must drain faster than that to meet the target (a burst
+        # that the average does not show yet).
+        rate = max(self.arrival_rate(now), (queued_rows + rows) / limit)
+        ceiling = max(self.ceiling, min_planes)
+        # Without a metric there is no price: the ceiling, and latency
+        # alone decides below it.
+        operating = (self.operating_point(min_planes, ceiling, rate)
+                     if self.metric is not None else ceiling)
+        # With a metric, no count below the one that serves the most correct
+        # answers per second at any load: a count lower still loses more
+        # accuracy than its throughput is worth, so it is never chosen, and
+        # a request that cannot be served at that count is refused instead.
+        floor = (self.operating_point(min_planes, ceiling, math.inf)
+                 if self.metric is not None else min_planes)
+        top = operating = max(operating, floor)
         chosen = None
-        for p in range(top, min_planes - 1, -1):
+        for p in range(top, floor - 1, -1):
             t = self.predict(queued_rows, rows, p, queued_units)
             if t <= limit:
                 chosen, predicted = p, t
                 break
-        if chosen is None:
-            floor_t = self.predict(queued_rows, rows, min_planes)
-            chosen = min_planes
-            for p in range(top, min_planes, -1):
+        if chosen is None and self.metric is not None:
+            chosen = operating
+            predicted = self.predict(queued_rows, rows, chosen, queued_units)
+        elif chosen is None:
+            floor_t = self.predict(queued_rows, rows, floor)
+            chosen = floor
+            for p in range(top, floor, -1):
                 t = self.predict(queued_rows, rows, p)
                 if t - floor_t <= self.futile * t:
                     chosen = p
                     break
             predicted = self.predict(queued_rows, rows, chosen, queued_units)
-        self.last = Decision(chosen, predicted, self.ceiling, int(queued_rows))
+        # Admission is judged against the SLO itself (a tighter deadline
+        # is the batcher's 504 when it passes).
+        admitted = self.admits(queued_rows, rows, floor, queued_units)[0]
+        self.last = Decision(chosen, predicted, self.ceiling, int(queued_rows), operating, rate,
+                             admitted, floor)
         return self.last
 
-    def observe_latency(self, seconds: float) -> None:
-        """Feed one finished request's latency; adjusts the feedback ceiling."""
+    def observe_latency(self, seconds: float, predicted_s: Optional[float] = None) -> None:
+        """Feed one finished request's latency; adjusts the feedback ceiling.
+        With the latency predicted for it (``predict``, correction included),
+        also the correction: the mean of measured over uncorrected predicted
+        latency of the recent requests, within 0.5..4."""
+        if predicted_s is not None and predicted_s > 0 and math.isfinite(seconds):
+            ratio = seconds * self.correction / predicted_s
+            if len(self._ratios) == self._ratios.maxlen:
+                self._ratio_sum -= self._ratios[0]
+            self._ratios.append(ratio)
+            self._ratio_sum += ratio
+            if len(self._ratios) >= 16:
+                self.correction = min(4.0, max(0.5, self._ratio_sum / len(self._ratios)))
         self._latencies.append(float(seconds))
         self._since_update += 1
         if self._since_update < self._feedback_every or len(self._latencies) < 16:
@@ -290,7 +449,11 @@ class SLOController:
         # up precision for nothing (and a ceiling lowered while the cost
         # model still believed otherwise comes back up).
         useful = self.cost.plane_share(self.ceiling) >= self.min_plane_share
-        if p99 > self.target_s and useful:
+        # Nor below the count that serves the most correct answers per
+        # second at any load (with a metric): fewer are never worth it.
+        lowest = (1 if self.metric is None
+                  else self.operating_point(1, self.max_planes, math.inf))
+        if p99 > self.target_s and useful and self.ceiling > lowest:
             self.ceiling = max(1, self.ceiling - 1)
         elif (p99 < 0.5 * self.target_s or not useful) and self.ceiling < self.max_planes:
             self.ceiling += 1

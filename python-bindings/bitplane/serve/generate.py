@@ -8,10 +8,11 @@ recently used dropped beyond ``max_sessions`` or after ``ttl_s`` idle.
 
 Concurrent streams advance together: a :class:`StepBatcher` collects the
 next token of every active stream and runs one tick, one batched step call
-per recurrent layer (``bp_rnn_step``, each stream's state a column) and one
-read-out product, per group of streams sharing planes and act_bits (the
-step call takes one precision for all its columns). A prompt is read alone,
-with the layers' sequence call.
+per recurrent layer (``bp_rnn_step_columns``, each stream's state a column
+at the stream's own planes) and one read-out product, per act_bits (act_bits
+1 streams also per planes: the library promises columns at different planes
+equal to single calls only for act_bits >= 2). A prompt is read alone, with
+the layers' sequence call.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class StepBatcher:
     A tick waits until every active stream has asked for its next step, or
     ``tick_wait_s`` after the first one did (a slow reader does not hold
     back the others), then runs the steps asked for, at most ``max_batch``,
-    one ``RNNStepper.step_batch`` call per (planes, act_bits) group, in the
-    executor (the library releases the GIL).
+    one ``RNNStepper.step_batch`` call per act_bits (and per planes at
+    act_bits 1), each stream at its own planes, in the executor (the
+    library releases the GIL).
     """
 
     def __init__(self, stepper, executor: ThreadPoolExecutor, *, tick_wait_s: float = 0.002,
@@ -130,12 +132,13 @@ class StepBatcher:
             groups: Dict[Tuple[int, int], list] = {}
             for item in batch:
                 if not item[4].done():  # the stream went away
-                    groups.setdefault((item[2], item[3]), []).append(item)
-            for (planes, act_bits), items in groups.items():
+                    key = (item[3], item[2] if item[3] < 2 else 0)
+                    groups.setdefault(key, []).append(item)
+            for (act_bits, _), items in groups.items():
                 try:
                     logits, states = await loop.run_in_executor(
                         self.executor, self.stepper.step_batch, [i[0] for i in items],
-                        [i[1] for i in items], planes, act_bits)
+                        [i[1] for i in items], [i[2] for i in items], act_bits)
                 except Exception as e:  # noqa: BLE001 - handed to every waiting stream
                     for i in items:
                         if not i[4].done():

@@ -42,6 +42,21 @@ class Metrics:
         self.controller_p99 = Gauge("bitplane_controller_measured_p99_seconds",
                                     "p99 of recent request latencies seen by the controller", m,
                                     registry=r)
+        self.controller_operating = Gauge(
+            "bitplane_controller_operating_planes",
+            "Planes that serve the most correct answers per second at the measured arrival rate "
+            "(the most an auto request gets)", m, registry=r)
+        self.arrival_rate = Gauge("bitplane_arrival_rows_per_second",
+                                  "Offered rows per second (refused included), moving average",
+                                  m, registry=r)
+        self.prediction_correction = Gauge(
+            "bitplane_controller_prediction_correction",
+            "Measured over predicted latency of recent requests (scales every prediction)", m,
+            registry=r)
+        self.model_metric = Gauge("bitplane_model_metric",
+                                  "The served model's metric (top-1 accuracy on held-out data) "
+                                  "at each plane count: the controller's price of accuracy",
+                                  m + ["planes"], registry=r)
         self.cost_per_unit = Gauge("bitplane_cost_seconds_per_row_plane",
                                    "Learned compute cost of one row at one plane", m, registry=r)
         self.step_streams = Histogram("bitplane_generation_step_streams",

@@ -79,10 +79,11 @@ class RNNStepper:
     (h, c), GRU: h, each of shape (1, hidden); None = zeros). :meth:`run`
     reads a stream's tokens with the layers' sequence call (a prompt);
     :meth:`step_batch` advances many streams by one token each with one
-    ``bp_rnn_step`` call per layer, each stream's state one column of the
-    batch. Both give, bit for bit, what the other would: the step equals the
-    sequence call, and every column is computed as if alone (activations
-    are quantized per column).
+    ``bp_rnn_step_columns`` call per layer, each stream's state one column
+    of the batch at the stream's own planes. Both give, bit for bit, what
+    the other would: the step equals the sequence call, and every column is
+    computed as if alone (activations are quantized per column; act_bits
+    >= 2 for columns at different planes).
     """
 
     def __init__(self, model: bp_models.CharRNN):
@@ -103,13 +104,19 @@ class RNNStepper:
         logits = m.fc(x[-1], planes=planes, act_bits=act_bits)  # (1, V)
         return logits[0], new_state
 
-    def step_batch(self, tokens: Sequence[int], states: Sequence[list], planes: int,
-                   act_bits: int):
+    def step_batch(self, tokens: Sequence[int], states: Sequence[list],
+                   planes: Union[int, Sequence[int]], act_bits: int):
         """One token for each of len(tokens) streams (states[i] is stream
-        i's state): one step call per layer and one read-out product for all
-        of them. Returns logits (streams, vocab) and the new states."""
+        i's state) at `planes` (one count for all, or one per stream): one
+        step call per layer and one read-out product for all of them, each
+        stream a column at its own planes. Returns logits (streams, vocab)
+        and the new states."""
         m = self.model
         b = len(tokens)
+        cp = [int(planes)] * b if isinstance(planes, (int, np.integer)) else \
+            [int(p) for p in planes]
+        if len(cp) != b:
+            raise ValueError(f"planes must be one int or one per stream ({b}), got {len(cp)}")
         x = m.embed[np.asarray(tokens, np.int64)]  # (B, E)
         per_layer = []
         for li, layer in enumerate(m.rnn):
@@ -125,9 +132,13 @@ class RNNStepper:
                 else:
                     h[i] = np.reshape(s[0], hs)
                     c[i] = np.reshape(s[1], hs)
-            x, _ = layer.step(x, h if c is None else (h, c), planes=planes, act_bits=act_bits)
+            x, _ = layer.step(x, h if c is None else (h, c), act_bits=act_bits,
+                              column_planes=cp)
             per_layer.append((h, c))  # updated in place by the step
-        logits = m.fc(x, planes=planes, act_bits=act_bits)  # (B, V)
+        # The read-out as Linear.__call__ makes it, with a count per column
+        # (a plan's cap stays in the matrix, see bitplane.plan).
+        logits = m.fc.matrix.gemm(x, act_bits=act_bits, bias=m.fc.bias,
+                                  column_planes=cp)  # (B, V)
         new_states = [[h[i:i + 1].copy() if c is None else (h[i:i + 1].copy(),
                                                             c[i:i + 1].copy())
                        for h, c in per_layer] for i in range(b)]
