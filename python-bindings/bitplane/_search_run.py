@@ -121,6 +121,11 @@ class Evaluator:
             return int(r["genes"][0])
         return None
 
+    def same_genes(self) -> List[List[int]]:
+        """Row classes: every matrix with the same budget and class count."""
+        return [[b, c] * len(self.ops) for b in range(4, 4 * self.args.bits + 1)
+                for c in range(1, self.args.max_classes + 1)]
+
     def gene_strs(self, genes) -> List[str]:
         """Genes as the table shows them: a row-class budget in planes."""
         if not self.row_class:
@@ -223,9 +228,18 @@ def _search(ev: Evaluator, args) -> dict:
             out["F"] = np.array([ev.objectives(ev.score(g)) for g in genes])
 
     rng = np.random.default_rng(args.seed)
-    uniform = [ev.uniform_genes(n) for n in range(1, args.bits + 1)][:args.pop]
-    x0 = np.array(uniform + rng.integers(xl, xu + 1,
-                                         (args.pop - len(uniform), n_var)).tolist(), float)
+    seeds = [ev.uniform_genes(n) for n in range(1, args.bits + 1)]
+    if ev.row_class:
+        # Row classes: every matrix at the same budget and class count, for
+        # every budget and count, is evaluated first (the row-class analogue
+        # of the uniform plans, cheap next to the search); the non-dominated
+        # ones join the initial population.
+        grid = [ev.score(g)["genes"] for g in ev.same_genes()]
+        best = pareto_front(ev, [ev.cache[tuple(g)] for g in grid])
+        seeds += [list(r["genes"]) for r in best if list(r["genes"]) not in seeds]
+    seeds = seeds[:args.pop]
+    x0 = np.array(seeds + rng.integers(xl, xu + 1, (args.pop - len(seeds), n_var)).tolist(),
+                  float)
     algo = NSGA2(pop_size=args.pop, sampling=x0,
                  crossover=SBX(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
                  mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
@@ -357,7 +371,8 @@ def run(args) -> int:
 
     started = time.perf_counter()
     out_dir = Path(args.out)
-    total = args.bits + args.pop * args.generations
+    total = args.bits + args.pop * args.generations + (
+        (4 * args.bits - 3) * args.max_classes if args.granularity == "row-class" else 0)
     with tqdm(total=total, desc="bitplane-search", unit="plan", disable=args.quiet,
               file=sys.stderr, dynamic_ncols=True) as progress:
         try:

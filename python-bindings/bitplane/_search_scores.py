@@ -56,11 +56,13 @@ def op_scores(method: str, data: M.ModelData, wl, layers, args) -> List[np.ndarr
         if wl.kind != "rnn":
             raise ValueError("--scores fisher needs a char model (calibration text); use "
                              "--scores norm for Linear stacks")
-        return _fisher_char(data, weights, layers, args)
+        return [f[0].astype(np.float32) for f in _fisher_char(data, weights, layers, args)]
     raise ValueError(f"unknown --scores '{method}'")
 
 
-def _fisher_char(data: M.ModelData, weights, layers, args) -> List[np.ndarray]:
+def _fisher_char(data: M.ModelData, weights, layers, args, planes=(SCORE_PLANES,)):
+    """Per matrix, an array (len(planes), rows): each row's fisher score with
+    its quantization error at each of `planes`."""
     import autograd.numpy as anp
     from autograd import grad
 
@@ -130,10 +132,13 @@ def _fisher_char(data: M.ModelData, weights, layers, args) -> List[np.ndarray]:
     record: list = []
     forward([np.asarray(z) for z in zeros], record)
     ops = [op for layer in layers for op in layer.operators]
-    scores = []
+    out = []
     for op, w, g, x in zip(ops, weights, grads, record):
-        dw = np.asarray(w, np.float64) - op.matrix.dequantize(SCORE_PLANES).astype(np.float64)
-        err = x @ dw.T  # (T*S, rows): the row's error on each input
         gr = np.asarray(g).reshape(T * S, -1)
-        scores.append(np.sum((gr * err) ** 2, axis=0).astype(np.float32))
-    return scores
+        per_n = []
+        for n in planes:
+            dw = np.asarray(w, np.float64) - op.matrix.dequantize(n).astype(np.float64)
+            err = x @ dw.T  # (T*S, rows): the row's error on each input
+            per_n.append(np.sum((gr * err) ** 2, axis=0))
+        out.append(np.array(per_n))
+    return out
