@@ -513,3 +513,14 @@ def test_row_class_search_genes(tmp_path, rng):
     assert search.main(["--model", str(tmp_path / "gru.npz"), "--granularity", "row-class",
                         "--tokens", "200", "--streams", "4", "--calibration-tokens", "100000",
                         "--quiet", "--out", str(tmp_path / "e")]) == 2
+
+
+def test_server_loads_a_plan_with_classes(tmp_path, rng):
+    pytest.importorskip("fastapi", reason="bitplane-serve needs the 'serve' extra")
+    from bitplane.serve.served import layer_planes, load
+
+    _, plan, c_hh, _ = _class_plan(tmp_path, rng)
+    P.write_plan(plan, tmp_path / "plan.json")
+    served = load(plan=tmp_path / "plan.json")
+    assert np.array_equal(served.rnn.rnn[0].w_hh.row_planes, c_hh)
+    assert layer_planes(served.plan, 3) == [3, 3]
