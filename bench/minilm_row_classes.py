@@ -9,7 +9,9 @@ Needs the `minilm` extra and the weights package (README, "The sweep").
 
     python bench/minilm_row_classes.py
 """
-import argparse, time
+import argparse
+import time
+
 import numpy as np
 import bitplane as bp
 from bitplane import encoder as E
@@ -31,7 +33,8 @@ base = sum(mat.bytes_read(4) for mat in m.matrices())
 def report(label, model, planes=None, nbytes=None):
     t = time.perf_counter()
     cos = wl.metric(wl.forward(model, planes=planes), ref)
-    print(f"{label:36s} cosine {cos:.4f} bytes {nbytes} ({nbytes / base:.3f}) {time.perf_counter() - t:.1f}s", flush=True)
+    print(f"{label:36s} cosine {cos:.4f} bytes {nbytes} ({nbytes / base:.3f}) "
+          f"{time.perf_counter() - t:.1f}s", flush=True)
 for n in (3, 4, 5):
     report(f"uniform {n}", m, n, sum(mat.bytes_read(n) for mat in m.matrices()))
 # Scores: each row's output error at 3 planes on calibration inputs, E[(dw_r . x)^2].
@@ -47,12 +50,15 @@ def mixed(budget, classes, how):
             if not isinstance(layer, Linear):
                 continue
             n = next(k for k, v in model.linears.items() if v is layer)
-            s = scores[n] if how == "error" else bp.row_planes.norm_scores(weights[n])
+            s = (scores[n] if how == "error" else
+                 bp.row_planes.norm_scores(weights[n]))
             counts = bp.row_planes_from_scores(s, budget, classes)
-            new = Linear.from_matrix(bp.Matrix.quantize(weights[n], context=ctx, row_planes=counts), biases[n])
+            new = Linear.from_matrix(
+                bp.Matrix.quantize(weights[n], context=ctx, row_planes=counts), biases[n])
             blk[key] = new
             model.linears[n] = new
             total += new.matrix.bytes_read()
     report(f"{how} budget {budget} classes {classes}", model, None, total)
-for b, c, how in [(3.75, 2, "error"), (3.5, 2, "error"), (3.0, 2, "error"), (4.0, 2, "error"), (3.5, 2, "norm")]:
+for b, c, how in [(3.75, 2, "error"), (3.5, 2, "error"), (3.0, 2, "error"), (4.0, 2, "error"),
+                  (3.5, 2, "norm")]:
     mixed(b, c, how)

@@ -165,7 +165,7 @@ class Evaluator:
         quantized again with the plan's per-row counts."""
         plan = self.make_plan(genes)
         if self.row_class:
-            counts = P._build_row_planes(plan)
+            counts = P.build_row_planes(plan)
             a = self.args
             self.model = self.wl.build(bits=a.bits, method=a.quantizer, clip=a.clip,
                                        context=self.ctx,

@@ -69,7 +69,8 @@ GATES = {"lstm": 4, "gru": 3}
 
 __all__ = ["FORMAT", "VERSION", "PlanError", "PlannedMatrix", "Operator", "Layer",
            "describe", "weight_bytes", "make_plan", "validate", "read_plan", "write_plan",
-           "apply_plan", "load_model", "plan_planes", "plan_row_planes", "classes_of"]
+           "apply_plan", "load_model", "plan_planes", "plan_row_planes", "classes_of",
+           "build_row_planes"]
 
 PlanLike = Union[str, os.PathLike, Dict[str, Any]]
 
@@ -510,7 +511,7 @@ def _check_row_planes(layers: List[Layer], plan, source: str) -> None:
                             "; build the model with bitplane.plan.load_model")
 
 
-def _build_row_planes(plan) -> Optional[list]:
+def build_row_planes(plan) -> Optional[list]:
     """The row_planes argument of bitplane.models.build for a plan's classes
     (one entry per layer; LSTM/GRU layers a pair), or None without any."""
     flat = plan_row_planes(plan)
@@ -546,7 +547,7 @@ def load_model(plan: PlanLike, model: Optional[Union[str, os.PathLike]] = None, 
         raise PlanError(f"{source}: made for a '{plan['arch']}' model, {data.path} is "
                         f"'{data.arch}'")
     q = plan["quantizer"]
-    row_planes = _build_row_planes(plan)
+    row_planes = build_row_planes(plan)
     kw = {} if row_planes is None else {"row_planes": row_planes}
     if row_planes is not None:
         _check_layout(plan, data, source)
