@@ -81,15 +81,18 @@ class PlanError(ValueError):
 
 def weight_bytes(rows: int, cols: int, planes: int, group_size: int = 0) -> int:
     """Bytes of weights a product with `planes` planes reads from a matrix in
-    the CPU layout (bp_abi.h; bp_matrix_bytes_read without per-row counts):
-    `planes` bit slabs of rows rounded up to 16 by columns rounded up to 64
-    bits, the `planes` float32 coefficients of each row that prefix uses,
-    and with group scales (`group_size` columns each) one multiplier byte
-    per padded row and group, read at every plane count."""
+    the CPU layout: `planes` bit slabs of rows rounded up to 16 by columns
+    rounded up to 64 bits, plus the `planes` float32 coefficients of each row
+    that prefix uses (bp_abi.h), plus with group scales (`group_size` > 0)
+    one multiplier byte per padded row and group, read at any plane count
+    (Matrix.bytes_read counts the same)."""
     padded_rows = -(-rows // ROW_GROUP) * ROW_GROUP
     padded_cols = -(-cols // K_ALIGN_BITS) * K_ALIGN_BITS
-    groups = -(-cols // group_size) if group_size else 0
-    return planes * (padded_rows * padded_cols // 8 + 4 * rows) + padded_rows * groups
+    total = planes * (padded_rows * padded_cols // 8 + 4 * rows)
+    if group_size > 0:
+        kwords, group_words = padded_cols // 32, group_size // 32
+        total += padded_rows * -(-kwords // group_words)
+    return total
 
 
 class PlannedMatrix:
@@ -136,7 +139,7 @@ class Operator:
         m = self.matrix
         if hasattr(m, "bytes_read") and 1 <= planes <= m.bits:
             return m.bytes_read(planes)
-        return weight_bytes(self.rows, self.cols, planes)
+        return weight_bytes(self.rows, self.cols, planes, getattr(m, "group_size", 0))
 
 
 @dataclass

@@ -121,9 +121,10 @@ def test_plan_bytes_count_what_a_call_reads(rng):
     plain = P.Operator("weight", SimpleNamespace(m=bp.Matrix.quantize(w)), "m", 64, 128)
     mixed = P.Operator("weight", SimpleNamespace(m=bp.Matrix.quantize(w, row_planes=counts)), "m",
                        64, 128)
-    g = plain.matrix.group_size
-    assert g == 64  # the default: multipliers are part of the bytes
+    g = plain.matrix.group_size  # the default group scales: their multipliers count too
+    assert g > 0
     assert plain.bytes(5) == P.weight_bytes(64, 128, 5, g)
+    assert plain.bytes(5) == P.weight_bytes(64, 128, 5) + 64 * (128 // g)
     assert mixed.bytes(8) == P.weight_bytes(64, 128, 5, g)  # half at 8 planes, half at 2
     assert mixed.bytes(2) == P.weight_bytes(64, 128, 2, g)
 

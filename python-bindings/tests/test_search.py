@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("pymoo", reason="bitplane-search needs the 'search' extra (pymoo)")
 
+import bitplane as bp  # noqa: E402
 from bitplane import models as M  # noqa: E402
 from bitplane import plan as P  # noqa: E402
 from bitplane import search  # noqa: E402
@@ -49,12 +50,13 @@ def test_writes_front_uniform_plan_and_png(digits_run):
     png = (digits_run / "pareto.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     # Bytes are exact: the layout formula, summed over the three matrices.
-    model = P.load_model(digits_run / "plan.json")
-    shapes = [(l.matrix.rows, l.matrix.cols, l.matrix.group_size) for l in model.layers]
+    data = M.read("digits")
+    shapes = [w.shape for w, _ in M.linear_params(data)]
+    group = bp.Matrix.quantize(np.ones((1, 64), np.float32)).group_size  # the default
     for e in report["front"] + report["uniform"]:
         planes = [e["planes"][f"linear{i}"] for i in range(3)]
-        assert e["weight_bytes"] == sum(P.weight_bytes(r, c, n, g)
-                                        for (r, c, g), n in zip(shapes, planes))
+        assert e["weight_bytes"] == sum(P.weight_bytes(r, c, n, group)
+                                        for (r, c), n in zip(shapes, planes))
 
 
 def test_weight_bytes_formula():
@@ -63,8 +65,10 @@ def test_weight_bytes_formula():
     assert P.weight_bytes(10, 128, 3) == 3 * (16 * 16 + 40)
     assert P.weight_bytes(16, 512, 1) == 16 * 64 + 64
     assert P.weight_bytes(17, 513, 2) == 2 * (32 * 72 + 68)
-    # Groups of 64 columns: one multiplier byte per padded row and group.
+    # Group scales: one multiplier byte per padded row and group (576 columns: 18 words,
+    # groups of 2 words -> 9 groups; the last group may be shorter: 3 words in 2 groups).
     assert P.weight_bytes(17, 513, 2, 64) == 2 * (32 * 72 + 68) + 32 * 9
+    assert P.weight_bytes(16, 96, 1, 64) == 16 * 16 + 64 + 16 * 2  # 96 columns pad to 128
 
 
 def test_front_is_non_dominated_and_covers_uniform(digits_run):
