@@ -302,7 +302,8 @@ typedef struct bp_quant_options {
      * planes cap it further (row r uses min(row_planes[r], planes)). Rows
      * are stored by count so that a call reads only the planes its rows
      * use; y still comes back in w's row order. NULL (or every count equal
-     * to bits) = every row has all planes. Not for RNN layers.
+     * to bits) = every row has all planes. RNN layers take theirs in
+     * bp_rnn_options.row_planes (bitplane_rnn.h) and refuse this field.
      * bp_row_planes_from_scores() derives counts from importance scores. */
     const uint8_t *row_planes;
 } bp_quant_options;

@@ -50,6 +50,16 @@ typedef struct bp_rnn_layer_weights {
     const float *bias_hh;   /* gates*hidden floats, or NULL for zeros */
 } bp_rnn_layer_weights;
 
+/* Per-row plane counts of one layer (docs/row-planes.md): gates*hidden
+ * counts in the rows' PyTorch order (gate by gate), each 1..bits, the most
+ * planes that row ever uses; NULL gives every row of that operator all
+ * planes. With split gates, gate g's matrix takes entries g*hidden ..
+ * (g+1)*hidden - 1. */
+typedef struct bp_rnn_row_planes {
+    const uint8_t *ih; /* rows of weight_ih */
+    const uint8_t *hh; /* rows of weight_hh */
+} bp_rnn_row_planes;
+
 typedef struct bp_rnn_options {
     size_t size; /* sizeof(bp_rnn_options) */
     /* 0 (default): one matrix per operator (input, recurrent) and layer; a
@@ -59,6 +69,13 @@ typedef struct bp_rnn_options {
      * per row, so both store identical planes and coefficients and give
      * identical results at equal plane counts. */
     int split_gates;
+    /* NULL, or one entry per layer: per-row plane counts of its input and
+     * recurrent matrices. Row r then uses min(count, the call's planes for
+     * its operator and gate) planes, bit for bit what a matrix quantized
+     * without counts gives at that many planes, and a product reads only
+     * the planes its rows use. (bp_quant_options.row_planes is for single
+     * matrices; bp_rnn_create refuses it.) */
+    const bp_rnn_row_planes *row_planes;
 } bp_rnn_options;
 
 #define BP_RNN_OPTIONS_INIT ((bp_rnn_options){.size = sizeof(bp_rnn_options)})
@@ -173,7 +190,8 @@ BP_API bp_status bp_rnn_step_columns(bp_context *ctx, const bp_rnn *rnn, const f
                                      const bp_rnn_run_options *options);
 
 /*
- * Files: a versioned little-endian container ("BPRNN\0\0\0", version 1)
+ * Files: a versioned little-endian container ("BPRNN\0\0\0", version 1;
+ * version 2 when a matrix has per-row plane counts)
  * with the cell, sizes, biases and every matrix in bitplane's matrix format,
  * and a CRC-32C over all of it; every field is validated on load (corrupt
  * data BP_ERR_CORRUPT, a newer version BP_ERR_VERSION). The same

@@ -66,11 +66,28 @@ static bp_status check_finite(const float *v, size_t n, size_t layer, const char
     return BP_OK;
 }
 
-/* Quantize rows [row0, row0 + rows) of the (gates*hidden) x cols array w. */
+/* Per-row counts of one operator of one layer: gates*hidden entries, each
+ * 1..bits. Checked here, over the whole operator, so that the message
+ * names the row as the caller numbers it (a split gate's matrix would
+ * number its own rows). */
+static bp_status check_row_planes(const uint8_t *counts, size_t rows, int bits, size_t layer,
+                                  const char *op) {
+    for (size_t r = 0; counts && r < rows; r++)
+        if (counts[r] < 1 || counts[r] > bits)
+            return bp__fail(BP_ERR_OUT_OF_RANGE,
+                            "row_planes[%zu].%s[%zu] must be in 1..%d (bits), got %u", layer, op, r,
+                            bits, (unsigned)counts[r]);
+    return BP_OK;
+}
+
+/* Quantize rows [row0, row0 + rows) of the (gates*hidden) x cols array w,
+ * with those rows' plane counts when counts is not NULL. */
 static bp_status quantize_rows(bp_context *ctx, const float *w, size_t row0, size_t rows,
-                               size_t cols, const bp_quant_options *quant, size_t layer,
-                               const char *name, bp_matrix **out) {
-    bp_status st = bp_matrix_quantize(ctx, w + row0 * cols, rows, cols, cols, quant, out);
+                               size_t cols, const bp_quant_options *quant, const uint8_t *counts,
+                               size_t layer, const char *name, bp_matrix **out) {
+    bp_quant_options q = *quant;
+    q.row_planes = counts ? counts + row0 : NULL;
+    bp_status st = bp_matrix_quantize(ctx, w + row0 * cols, rows, cols, cols, &q, out);
     if (st) { /* Prefix the matrix's own message with where it came from. */
         char why[256];
         snprintf(why, sizeof why, "%s", bp_last_error());
@@ -131,7 +148,16 @@ bp_status bp_rnn_create(bp_context *ctx, bp_rnn_cell cell, size_t layers, size_t
     if (q.row_planes)
         return bp__fail(BP_ERR_UNSUPPORTED,
                         "bp_quant_options.row_planes (per-row plane counts) applies to "
-                        "bp_matrix_quantize only; RNN layers take plane counts per call");
+                        "bp_matrix_quantize only; give an RNN's counts per layer and operator "
+                        "in bp_rnn_options.row_planes");
+    /* Counts are checked against the planes the matrices will have; a bad
+     * bits value is left to the quantizer's own message. */
+    int bits = q.bits ? q.bits : BP_DEFAULT_BITS;
+    if (opt.row_planes && bits >= 1 && bits <= BP_MAX_BITS)
+        for (size_t l = 0; l < layers; l++)
+            if ((st = check_row_planes(opt.row_planes[l].ih, rows, bits, l, "ih")) ||
+                (st = check_row_planes(opt.row_planes[l].hh, rows, bits, l, "hh")))
+                return st;
     if (q.rotation == 0)
         q.rotation = BP_ROTATION_NONE;
     quant = &q;
@@ -148,12 +174,13 @@ bp_status bp_rnn_create(bp_context *ctx, bp_rnn_cell cell, size_t layers, size_t
             memcpy(L->bias_ih, w->bias_ih, rows * sizeof(float));
         if (w->bias_hh)
             memcpy(L->bias_hh, w->bias_hh, rows * sizeof(float));
+        const bp_rnn_row_planes *rp = opt.row_planes ? &opt.row_planes[l] : NULL;
         for (int g = 0; g < mats && !st; g++) {
-            st = quantize_rows(ctx, w->weight_ih, (size_t)g * mat_rows, mat_rows, L->in, quant, l,
-                               "weight_ih", &L->ih[g]);
+            st = quantize_rows(ctx, w->weight_ih, (size_t)g * mat_rows, mat_rows, L->in, quant,
+                               rp ? rp->ih : NULL, l, "weight_ih", &L->ih[g]);
             if (!st)
                 st = quantize_rows(ctx, w->weight_hh, (size_t)g * mat_rows, mat_rows, hidden_size,
-                                   quant, l, "weight_hh", &L->hh[g]);
+                                   quant, rp ? rp->hh : NULL, l, "weight_hh", &L->hh[g]);
         }
     }
     if (st) {

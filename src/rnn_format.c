@@ -1,10 +1,13 @@
 /*
- * The RNN file format, version 1: a container around bitplane's matrix
- * format. All integers little-endian, floats as IEEE-754 bit patterns.
+ * The RNN file format, versions 1 and 2: a container around bitplane's
+ * matrix format. All integers little-endian, floats as IEEE-754 bit
+ * patterns. Version 2 is written only when some matrix has per-row plane
+ * counts (a matrix-format version-3 matrix); every other RNN is written as
+ * version 1, byte for byte as before, so older readers keep reading it.
  *
  *   offset  size  field
  *   0       8     magic "BPRNN\0\0\0"
- *   8       4     version (1)
+ *   8       4     version (1, or 2 with per-row plane counts)
  *   12      4     header bytes (64)
  *   16      4     cell (1 LSTM, 2 GRU)
  *   20      4     split_gates (0 or 1)
@@ -22,7 +25,8 @@
  *
  * On load every field is validated: sizes, each matrix's shape against the
  * layer, one plane count k for all matrices, finite biases, no trailing
- * bytes.
+ * bytes, per-row plane counts in version 2 files only and in at least one
+ * of their matrices.
  */
 #include "bp_crc32c.h"
 #include "bp_file_io.h"
@@ -37,14 +41,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RNN_FORMAT_VERSION 1u
-#define RNN_HEADER_BYTES   64u
+#define RNN_FORMAT_VERSION        2u /* the newest this library reads */
+#define RNN_FORMAT_ROW_PLANES     2u /* the first with per-row plane counts */
+#define RNN_FORMAT_WITHOUT_COUNTS 1u
+#define RNN_HEADER_BYTES          64u
 static const char rnn_magic[8] = {'B', 'P', 'R', 'N', 'N', 0, 0, 0};
 
 /* Matrix i of layer l in file order: the input matrices, then the recurrent. */
 static const bp_matrix *matrix_at(const bp_rnn *rnn, size_t l, int i) {
     int mats = bp__rnn_mats(rnn);
     return i < mats ? rnn->layer[l].ih[i] : rnn->layer[l].hh[i - mats];
+}
+
+/* Whether any matrix of the RNN has per-row plane counts. */
+static bool has_row_planes(const bp_rnn *rnn) {
+    for (size_t l = 0; l < rnn->layers; l++)
+        for (int i = 0; i < 2 * bp__rnn_mats(rnn); i++)
+            if (bp__has_row_planes(matrix_at(rnn, l, i)))
+                return true;
+    return false;
 }
 
 bp_status bp_rnn_serialize(const bp_rnn *rnn, void *buf, size_t cap, size_t *needed) {
@@ -73,7 +88,7 @@ bp_status bp_rnn_serialize(const bp_rnn *rnn, void *buf, size_t cap, size_t *nee
     unsigned char *p = buf;
     memset(p, 0, RNN_HEADER_BYTES);
     memcpy(p, rnn_magic, sizeof rnn_magic);
-    put_u32(p + 8, RNN_FORMAT_VERSION);
+    put_u32(p + 8, has_row_planes(rnn) ? RNN_FORMAT_ROW_PLANES : RNN_FORMAT_WITHOUT_COUNTS);
     put_u32(p + 12, RNN_HEADER_BYTES);
     put_u32(p + 16, (uint32_t)rnn->cell);
     put_u32(p + 20, (uint32_t)rnn->split);
@@ -202,10 +217,10 @@ bp_status bp_rnn_deserialize(bp_context *ctx, const void *buf, size_t len, bp_rn
             size_t cols = input_op ? L->in : rnn->hidden;
             if (bp_matrix_rows(*slot) != mat_rows || bp_matrix_cols(*slot) != cols)
                 st = corrupt("layer %zu: a matrix has the wrong shape", l);
-            else if (bp__has_row_planes(*slot))
-                st = corrupt("layer %zu: a matrix has per-row plane counts, which RNN layers "
-                             "do not use",
-                             l);
+            else if (bp__has_row_planes(*slot) && version < RNN_FORMAT_ROW_PLANES)
+                st = corrupt("layer %zu: a matrix has per-row plane counts in a version-%u "
+                             "file (they need version %u)",
+                             l, (unsigned)version, RNN_FORMAT_ROW_PLANES);
             else if (rnn->bits && bp_matrix_bits(*slot) != rnn->bits)
                 st = corrupt("layer %zu: matrices differ in plane count", l);
             rnn->bits = bp_matrix_bits(*slot);
@@ -215,6 +230,10 @@ bp_status bp_rnn_deserialize(bp_context *ctx, const void *buf, size_t len, bp_rn
     }
     if (!st && left != 0)
         st = corrupt("%zu bytes left over after the last layer", left);
+    if (!st && version >= RNN_FORMAT_ROW_PLANES && !has_row_planes(rnn))
+        st = corrupt("a version-%u file without per-row plane counts (such an RNN is stored "
+                     "as version %u)",
+                     (unsigned)version, RNN_FORMAT_WITHOUT_COUNTS);
     if (st) {
         bp_rnn_destroy(rnn);
         return st;

@@ -13,7 +13,8 @@
  *  - the same oracle on OpenCL (PoCL) and on CUDA's two paths (skipped
  *    without a CUDA device);
  *  - bad counts, bad score splits and corrupt version-3 fields give clear
- *    errors; RNN layers refuse counts.
+ *    errors; bp_rnn_create refuses bp_quant_options.row_planes (RNN layers
+ *    take counts in bp_rnn_options, tests/test_rnn_row_planes.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
@@ -491,7 +492,7 @@ Test(row_planes, bad_counts) {
         cr_assert(m == NULL);
         cr_assert_str_eq(bp_last_error(), cases[i].message);
     }
-    /* RNN layers refuse counts. */
+    /* RNN layers take counts per layer and operator, not in the quant options. */
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
     q.row_planes = c;
     float wih[3 * 4 * 4] = {0}, whh[3 * 4 * 4] = {0};

@@ -12,7 +12,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from . import __version__
 from . import models as M
 from . import plan as P
 from ._bitplane import Context, Error, version
+from ._search_scores import op_scores
+from .row_planes import row_planes_from_scores
 from ._sweep_run import Workload, machine_info, time_forward
 
 DEFINITIONS = {
@@ -28,8 +30,16 @@ DEFINITIONS = {
               "--streams independent streams; Linear stacks without labels the relative "
               "output error against fp32",
     "weight_bytes": "weight bytes one forward step reads, every matrix once: per matrix, "
-                    "planes x (rows rounded up to 16 x columns rounded up to 64 bits / 8 "
-                    "+ 4 x rows coefficient bytes), the CPU layout of bp_abi.h",
+                    "bp_matrix_bytes_read at its planes (the bit slabs its rows use, rows in "
+                    "groups of 16 by columns rounded up to 64 bits, 4 bytes of coefficient "
+                    "per row and plane used, one byte of group multiplier per row and group), "
+                    "the CPU layout of bp_abi.h",
+    "row_class_genes": "--granularity row-class: per matrix a budget (mean planes per row, "
+                       "in quarter planes) and a number of classes (1..--max-classes); the "
+                       "matrix's rows are ranked by --scores importance scores and split "
+                       "into classes by bitplane.row_planes_from_scores (evenly spaced "
+                       "counts around the budget), and the matrix is quantized with those "
+                       "per-row plane counts",
     "latency_ms": "median wall time of one forward pass over the evaluation batch at that "
                   "plan (latency objective only), after one warm-up pass",
     "front": "plans no other evaluated plan (mixed or uniform) beats in both objectives; "
@@ -68,20 +78,28 @@ class Evaluator:
                 **{**vars(sweep_args), "tokens": args.confirm_tokens}))
             self.confirm_ref = self.confirm_wl.forward(fp32_model)
             self.confirm_fp32 = self.confirm_wl.metric(self.confirm_ref, self.confirm_ref)
-        ctx = Context(backend="cpu", threads=args.threads)
+        self.ctx = Context(backend="cpu", threads=args.threads)
         self.model = wl.build(bits=args.bits, method=args.quantizer, clip=args.clip,
-                              context=ctx)
+                              context=self.ctx)
         self.layers = P.describe(self.model)
         self.ops = [(layer, op) for layer in self.layers for op in layer.operators]
-        if args.granularity == "operator":
-            self.gene_names = [layer.name if len(layer.operators) == 1 else
-                               f"{layer.name}.{op.name}" for layer, op in self.ops]
+        self.op_names = [layer.name if len(layer.operators) == 1 else
+                         f"{layer.name}.{op.name}" for layer, op in self.ops]
+        self.row_class = args.granularity == "row-class"
+        if self.row_class:
+            # Two genes per matrix: budget in quarter planes, and classes.
+            self.gene_names = [f"{n}.{g}" for n in self.op_names for g in ("budget", "classes")]
+            self.xl = [4, 1] * len(self.ops)
+            self.xu = [4 * args.bits, args.max_classes] * len(self.ops)
+            self.scores = op_scores(args.scores, self.data, wl, self.layers, args)
+        elif args.granularity == "operator":
+            self.gene_names = list(self.op_names)
             self.gene_of_op = list(range(len(self.ops)))
         else:
             self.gene_names = [layer.name for layer in self.layers]
             self.gene_of_op = [self.layers.index(layer) for layer, _ in self.ops]
-        self.op_names = [layer.name if len(layer.operators) == 1 else
-                         f"{layer.name}.{op.name}" for layer, op in self.ops]
+        if not self.row_class:
+            self.xl, self.xu = [1] * len(self.gene_names), [args.bits] * len(self.gene_names)
         self.cache: Dict[Tuple[int, ...], dict] = {}
         self.calls = 0
 
@@ -90,15 +108,72 @@ class Evaluator:
         """Objective 1 is minimized: accuracy enters negated."""
         return -1.0 if self.wl.higher_is_better else 1.0
 
+    def uniform_genes(self, n: int) -> List[int]:
+        """The genes of uniform n planes."""
+        return [4 * n, 1] * len(self.ops) if self.row_class else [n] * len(self.gene_names)
+
+    def uniform_n(self, r: dict) -> Optional[int]:
+        """n when r is a uniform plan (every row of every matrix at n), else None."""
+        for n in range(1, self.args.bits + 1):
+            if tuple(self.uniform_genes(n)) == tuple(r["genes"]):
+                return n
+        if not self.row_class and len(set(r["genes"])) == 1:
+            return int(r["genes"][0])
+        return None
+
+    def same_genes(self) -> List[List[int]]:
+        """Row classes: every matrix with the same budget and class count."""
+        return [[b, c] * len(self.ops) for b in range(4, 4 * self.args.bits + 1)
+                for c in range(1, self.args.max_classes + 1)]
+
+    def gene_strs(self, genes) -> List[str]:
+        """Genes as the table shows them: a row-class budget in planes."""
+        if not self.row_class:
+            return [str(int(g)) for g in genes]
+        return [f"{int(g) / 4:g}" if i % 2 == 0 else str(int(g)) for i, g in enumerate(genes)]
+
+    def op_counts(self, genes) -> List[Optional[np.ndarray]]:
+        """Per-row plane counts per matrix (None: every row at the matrix's planes)."""
+        if not self.row_class:
+            return [None] * len(self.ops)
+        out = []
+        for i, scores in enumerate(self.scores):
+            budget, classes = int(genes[2 * i]) / 4.0, int(genes[2 * i + 1])
+            out.append(row_planes_from_scores(scores, budget, classes, self.args.bits))
+        return out
+
     def op_planes(self, genes) -> List[int]:
+        """Each matrix's planes: its count, or with row classes its largest."""
+        if self.row_class:
+            return [int(c.max()) for c in self.op_counts(genes)]
         return [int(genes[g]) for g in self.gene_of_op]
+
+    def op_mean_planes(self, genes) -> List[float]:
+        if self.row_class:
+            return [float(c.mean()) for c in self.op_counts(genes)]
+        return [float(p) for p in self.op_planes(genes)]
 
     def make_plan(self, genes, reported=None) -> dict:
         a = self.args
         return P.make_plan(a.model, self.data.arch, self.layers, self.op_planes(genes),
                            bits=a.bits, method=a.quantizer, clip=a.clip, act_bits=a.act_bits,
                            activation=a.activation if self.wl.kind == "mlp" else None,
-                           reported=reported)
+                           reported=reported, row_planes=self.op_counts(genes))
+
+    def planned_model(self, genes):
+        """The model with the plan for genes applied; with row classes it is
+        quantized again with the plan's per-row counts."""
+        plan = self.make_plan(genes)
+        if self.row_class:
+            counts = P.build_row_planes(plan)
+            a = self.args
+            self.model = self.wl.build(bits=a.bits, method=a.quantizer, clip=a.clip,
+                                       context=self.ctx,
+                                       **({} if counts is None else {"row_planes": counts}))
+            self.layers = P.describe(self.model)
+            self.ops = [(layer, op) for layer in self.layers for op in layer.operators]
+        P.apply_plan(self.model, plan)
+        return self.model
 
     def score(self, genes) -> dict:
         self.calls += 1
@@ -107,13 +182,13 @@ class Evaluator:
         if hit is None:
             self.progress.set_postfix_str(" ".join(f"{n}={p}" for n, p in
                                                    zip(self.gene_names, key)))
-            P.apply_plan(self.model, self.make_plan(key))
-            out = self.wl.forward(self.model, None, self.args.act_bits)
+            model = self.planned_model(key)
+            out = self.wl.forward(model, None, self.args.act_bits)
             hit = {"genes": key, "metric": self.wl.metric(out, self.ref),
                    "weight_bytes": sum(op.bytes(n) for (_, op), n in
                                        zip(self.ops, self.op_planes(key)))}
             if self.args.objective == "latency":
-                fn = lambda: self.wl.forward(self.model, None, self.args.act_bits)  # noqa: E731
+                fn = lambda: self.wl.forward(model, None, self.args.act_bits)  # noqa: E731
                 samples = time_forward(fn, self.args.repeats, self.args.min_time)
                 hit["latency_ms"] = 1e3 * statistics.median(samples)
             self.cache[key] = hit
@@ -123,8 +198,8 @@ class Evaluator:
     def confirm(self, r: dict) -> None:
         """Add the plan's metric on the confirmation characters to r."""
         if self.confirm_wl is not None and "confirm_metric" not in r:
-            P.apply_plan(self.model, self.make_plan(r["genes"]))
-            out = self.confirm_wl.forward(self.model, None, self.args.act_bits)
+            model = self.planned_model(r["genes"])
+            out = self.confirm_wl.forward(model, None, self.args.act_bits)
             r["confirm_metric"] = self.confirm_wl.metric(out, self.confirm_ref)
 
     def objectives(self, r: dict) -> Tuple[float, float]:
@@ -142,19 +217,29 @@ def _search(ev: Evaluator, args) -> dict:
     from pymoo.operators.repair.rounding import RoundingRepair
 
     n_var = len(ev.gene_names)
+    xl, xu = np.array(ev.xl), np.array(ev.xu)
 
     class PlaneProblem(Problem):
         def __init__(self):
-            super().__init__(n_var=n_var, n_obj=2, xl=1, xu=args.bits, vtype=int)
+            super().__init__(n_var=n_var, n_obj=2, xl=xl, xu=xu, vtype=int)
 
         def _evaluate(self, X, out, *a, **kw):
-            genes = np.clip(np.rint(X), 1, args.bits).astype(int)
+            genes = np.clip(np.rint(X), xl, xu).astype(int)
             out["F"] = np.array([ev.objectives(ev.score(g)) for g in genes])
 
     rng = np.random.default_rng(args.seed)
-    uniform = [[n] * n_var for n in range(1, args.bits + 1)][:args.pop]
-    x0 = np.array(uniform + rng.integers(1, args.bits + 1,
-                                         (args.pop - len(uniform), n_var)).tolist(), float)
+    seeds = [ev.uniform_genes(n) for n in range(1, args.bits + 1)]
+    if ev.row_class:
+        # Row classes: every matrix at the same budget and class count, for
+        # every budget and count, is evaluated first (the row-class analogue
+        # of the uniform plans, cheap next to the search); the non-dominated
+        # ones join the initial population.
+        grid = [ev.score(g)["genes"] for g in ev.same_genes()]
+        best = pareto_front(ev, [ev.cache[tuple(g)] for g in grid])
+        seeds += [list(r["genes"]) for r in best if list(r["genes"]) not in seeds]
+    seeds = seeds[:args.pop]
+    x0 = np.array(seeds + rng.integers(xl, xu + 1, (args.pop - len(seeds), n_var)).tolist(),
+                  float)
     algo = NSGA2(pop_size=args.pop, sampling=x0,
                  crossover=SBX(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
                  mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
@@ -168,7 +253,7 @@ def _search(ev: Evaluator, args) -> dict:
     while algo.has_next():
         # Every plan evaluated: the front is exact, and pymoo would only
         # spin looking for offspring that are not duplicates.
-        if len(ev.cache) >= args.bits ** n_var:
+        if len(ev.cache) >= int(np.prod((xu - xl + 1).astype(float))):
             exhausted = True
             break
         algo.next()
@@ -217,7 +302,7 @@ def format_table(ev: Evaluator, rows: List[Tuple[str, dict]], base_bytes: int) -
         lines.append([label, _fmt(ev, r["metric"])] + (
             [_fmt(ev, r["confirm_metric"])] if conf else []) + [str(r["weight_bytes"]),
                       f"{r['weight_bytes'] / base_bytes:.3f}"] +
-                     ([f"{r['latency_ms']:.3f}"] if lat else []) + [str(g) for g in r["genes"]])
+                     ([f"{r['latency_ms']:.3f}"] if lat else []) + ev.gene_strs(r["genes"]))
     widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -244,7 +329,7 @@ def plot(ev: Evaluator, name: str, front: List[dict], uniform: List[dict],
     ax.plot([r[key] * scale for r in uniform], [r["metric"] for r in uniform], marker="s",
             color="tab:blue", label="uniform planes", zorder=2)
     for r in uniform:
-        ax.annotate(str(r["genes"][0]), (r[key] * scale, r["metric"]), fontsize=7,
+        ax.annotate(str(ev.uniform_n(r)), (r[key] * scale, r["metric"]), fontsize=7,
                     textcoords="offset points", xytext=(3, 3), color="tab:blue")
     ax.step([r[key] * scale for r in front], [r["metric"] for r in front], where="post",
             marker="o", color="tab:red", label="Pareto front (mixed and uniform)", zorder=3)
@@ -254,7 +339,7 @@ def plot(ev: Evaluator, name: str, front: List[dict], uniform: List[dict],
     ax.set_xlabel(xlabel)
     unit = f" ({ev.wl.metric_unit})" if ev.wl.metric_unit else ""
     ax.set_ylabel(ev.wl.metric_name + unit)
-    ys = [r["metric"] for r in front + uniform if r["genes"][0] >= 2 or len(set(r["genes"])) > 1]
+    ys = [r["metric"] for r in front + uniform if ev.uniform_n(r) != 1]
     if ys:  # keep the interesting range in view; 1-plane plans can be far off
         lo, hi = min(ys + [ev.fp32_metric]), max(ys + [ev.fp32_metric])
         pad = 0.08 * (hi - lo or 1.0)
@@ -273,8 +358,11 @@ def _row(ev: Evaluator, r: dict, base: dict, kind: str) -> dict:
            "bytes_vs_uniform": r["weight_bytes"] / base["weight_bytes"],
            "latency_ms": r.get("latency_ms", ""),
            "confirm_metric": r.get("confirm_metric", ""),
-           "uniform_planes": r["genes"][0] if len(set(r["genes"])) == 1 else ""}
-    row.update({n: p for n, p in zip(ev.op_names, ev.op_planes(r["genes"]))})
+           "uniform_planes": ev.uniform_n(r) or ""}
+    if ev.row_class:  # mean planes per row of each matrix
+        row.update({n: round(p, 4) for n, p in zip(ev.op_names, ev.op_mean_planes(r["genes"]))})
+    else:
+        row.update({n: p for n, p in zip(ev.op_names, ev.op_planes(r["genes"]))})
     return row
 
 
@@ -283,7 +371,8 @@ def run(args) -> int:
 
     started = time.perf_counter()
     out_dir = Path(args.out)
-    total = args.bits + args.pop * args.generations
+    total = args.bits + args.pop * args.generations + (
+        (4 * args.bits - 3) * args.max_classes if args.granularity == "row-class" else 0)
     with tqdm(total=total, desc="bitplane-search", unit="plan", disable=args.quiet,
               file=sys.stderr, dynamic_ncols=True) as progress:
         try:
@@ -299,7 +388,7 @@ def run(args) -> int:
             print(f"bitplane-search: {args.model}: not a readable model file "
                   f"({type(e).__name__}: {e})", file=sys.stderr)
             return 2
-        uniform = [ev.score([n] * len(ev.gene_names)) for n in range(1, args.bits + 1)]
+        uniform = [ev.score(ev.uniform_genes(n)) for n in range(1, args.bits + 1)]
         info = _search(ev, args)
     evaluated = sorted(ev.cache.values(), key=lambda r: r["genes"])
     front = pareto_front(ev, evaluated)
@@ -309,7 +398,7 @@ def run(args) -> int:
     cost = "latency_ms" if args.objective == "latency" else "weight_bytes"
     matching = [r for r in front if _no_worse(ev, r["metric"], base["metric"])]
     chosen = min(matching, key=lambda r: (r[cost], ev.sign * r["metric"]))
-    dominated = [u["genes"][0] for u in uniform if any(
+    dominated = [ev.uniform_n(u) for u in uniform if any(
         _no_worse(ev, r["metric"], u["metric"]) and r[cost] <= u[cost] and
         (r["metric"] != u["metric"] or r[cost] != u[cost]) for r in front)]
     # The fairer baseline: the cheapest uniform plan whose metric is no worse
@@ -321,7 +410,7 @@ def run(args) -> int:
         "uniform_metric": base["metric"], "uniform_weight_bytes": base["weight_bytes"],
         "plan_metric": chosen["metric"], "plan_weight_bytes": chosen["weight_bytes"],
         "weight_bytes_saved": 1.0 - chosen["weight_bytes"] / base["weight_bytes"],
-        "cheapest_uniform_planes": cheapest["genes"][0],
+        "cheapest_uniform_planes": ev.uniform_n(cheapest),
         "cheapest_uniform_weight_bytes": cheapest["weight_bytes"],
         "weight_bytes_saved_vs_cheapest_uniform":
             1.0 - chosen["weight_bytes"] / cheapest["weight_bytes"],
@@ -373,7 +462,14 @@ def _write(ev, args, out_dir, started, info, uniform, evaluated, front, base, ch
     def entry(r):
         e = {k: v for k, v in r.items() if k != "genes"}
         e["planes"] = dict(zip(ev.op_names, ev.op_planes(r["genes"])))
-        e["plan"] = ev.make_plan(r["genes"])
+        if ev.row_class:  # rows per plane count, not the rows themselves
+            e["genes"] = dict(zip(ev.gene_names, (int(g) for g in r["genes"])))
+            e["mean_planes"] = dict(zip(ev.op_names, ev.op_mean_planes(r["genes"])))
+            e["rows_per_count"] = {
+                n: {str(int(c)): int(k) for c, k in zip(*np.unique(counts, return_counts=True))}
+                for n, counts in zip(ev.op_names, ev.op_counts(r["genes"]))}
+        else:
+            e["plan"] = ev.make_plan(r["genes"])
         return e
 
     report = {
@@ -397,7 +493,7 @@ def _write(ev, args, out_dir, started, info, uniform, evaluated, front, base, ch
           f"{len(ev.cache)} distinct plans evaluated"
           + (" (stopped by --time-budget)" if info["stopped_by_time_budget"] else "")
           + (" (every plan: the front is exact)" if info["every_plan_evaluated"] else ""))
-    labelled = [(f"uniform {r['genes'][0]}", r) for r in uniform] + [
+    labelled = [(f"uniform {ev.uniform_n(r)}", r) for r in uniform] + [
         ("front" + (" *" if r is chosen else ""), r) for r in front]
     print(format_table(ev, labelled, base["weight_bytes"]))
     print(f"* plan.json: {ev.wl.metric_name} {_fmt(ev, chosen['metric'])} (uniform "
@@ -406,7 +502,7 @@ def _write(ev, args, out_dir, started, info, uniform, evaluated, front, base, ch
           f"fewer than uniform {args.match_planes} ({base['weight_bytes']})"
           + ("" if cheapest is base else
              f", {100 * summary['weight_bytes_saved_vs_cheapest_uniform']:.1f} % fewer than "
-             f"uniform {cheapest['genes'][0]}, the cheapest uniform plan no worse"))
+             f"uniform {ev.uniform_n(cheapest)}, the cheapest uniform plan no worse"))
     if "confirm" in summary:
         c = summary["confirm"]
         print(f"  on the next {args.confirm_tokens} held-out characters (not searched): plan "

@@ -63,17 +63,20 @@ class Linear:
     Args:
         weight: (out_features, in_features), any float dtype (copied to float32).
         bias: (out_features,) or None.
-        bits, method, clip, context: as :meth:`Matrix.quantize`.
+        bits, method, clip, context, row_planes: as :meth:`Matrix.quantize`
+            (row_planes: per-row plane counts, docs/row-planes.md).
         planes, act_bits: this layer's defaults for calls that pass None.
     """
 
     def __init__(self, weight, bias=None, *, bits: int = 8, method: str = "uniform",
                  clip: float = 0.0, context: Optional[Context] = None,
-                 planes: Optional[int] = None, act_bits: Optional[int] = None):
+                 planes: Optional[int] = None, act_bits: Optional[int] = None,
+                 row_planes=None):
         w = _f32(weight, "weight")
         if w.ndim != 2:
             raise ValueError(f"weight must be 2-dimensional (out, in), got shape {w.shape}")
-        self._init(Matrix.quantize(w, bits=bits, method=method, clip=clip, context=context),
+        self._init(Matrix.quantize(w, bits=bits, method=method, clip=clip, context=context,
+                                   row_planes=row_planes),
                    bias, planes, act_bits)
 
     def _init(self, matrix, bias, planes, act_bits):
@@ -143,10 +146,26 @@ class _RNNMatrix:
         return np.concatenate([self._rnn.dequantize(0, self._op, planes or 0, g)
                                for g in self._gates])
 
+    @property
+    def row_planes(self) -> np.ndarray:
+        """Per-row plane counts (uint8, the weights' row order; bits for
+        every row of a matrix quantized without them)."""
+        return np.concatenate([self._rnn.row_planes(0, self._op, g) for g in self._gates])
+
+    def bytes_read(self, planes: Optional[int] = None) -> int:
+        """Weight bytes one product reads at `planes` (None = all), as
+        :meth:`Matrix.bytes_read`: per-row counts lower it."""
+        return sum(self._rnn.bytes_read(0, self._op, planes or 0, g) for g in self._gates)
+
 
 class _Recurrent:
     """Shared parts of LSTM and GRU: the C layer (one ``RNN`` of one layer),
-    per-layer precision defaults, and the NumPy fp32 twin."""
+    per-layer precision defaults, and the NumPy fp32 twin.
+
+    ``row_planes=(ih, hh)`` gives the rows of ``weight_ih`` and ``weight_hh``
+    their own plane counts (each None or gates*hidden ints 1..bits in the
+    weights' row order; docs/row-planes.md): row r uses min(count, the
+    call's planes), and a product reads only the planes its rows use."""
 
     gates = 0
     cell = ""
@@ -155,7 +174,7 @@ class _Recurrent:
                  method: str = "uniform", clip: float = 0.0,
                  context: Optional[Context] = None, planes: Optional[int] = None,
                  act_bits: Optional[int] = None, integer: bool = False,
-                 split_gates: bool = False, _dense: bool = False):
+                 split_gates: bool = False, row_planes=None, _dense: bool = False):
         w_ih = _f32(weight_ih, "weight_ih")
         w_hh = _f32(weight_hh, "weight_hh")
         g = self.gates
@@ -184,7 +203,8 @@ class _Recurrent:
             return
         self.rnn = RNN.quantize(self.cell, [(w_ih, w_hh, self.bias_ih, self.bias_hh)], bits=bits,
                                 method=method, clip=clip, context=context,
-                                split_gates=split_gates)
+                                split_gates=split_gates,
+                                row_planes=None if row_planes is None else [tuple(row_planes)])
         blocks = g if split_gates else 1
 
         def norms(w):

@@ -304,18 +304,29 @@ class CharRNN:
     """
 
     def __init__(self, data: ModelData, *, bits: int = 8, method: str = "uniform",
-                 clip: float = 0.0, context: Optional[Context] = None, fp32: bool = False):
+                 clip: float = 0.0, context: Optional[Context] = None, fp32: bool = False,
+                 row_planes: Optional[Sequence] = None):
+        """row_planes: per-row plane counts (docs/row-planes.md), one entry
+        per layer: for each recurrent layer None or a pair (ih, hh) of
+        counts (each None or gates*hidden ints), then the read-out's (None
+        or out_features ints)."""
         a = data.arrays
         cell = LSTM if data.arch == "char_lstm" else GRU
+        n_rnn = int(a["rnn_layers"])
+        if row_planes is not None and len(row_planes) != n_rnn + 1:
+            raise InvalidArgumentError(f"row_planes must have one entry per layer "
+                                       f"({n_rnn + 1}), got {len(row_planes)}")
+        counts = list(row_planes) if row_planes is not None else [None] * (n_rnn + 1)
         self.embed = np.ascontiguousarray(a["embed.weight"], np.float32)
         self.rnn = []
-        for l in range(int(a["rnn_layers"])):
+        for l in range(n_rnn):
             p = [a[f"rnn{l}.{k}"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             self.rnn.append(cell.fp32(*p) if fp32 else
-                            cell(*p, bits=bits, method=method, clip=clip, context=context))
+                            cell(*p, bits=bits, method=method, clip=clip, context=context,
+                                 row_planes=counts[l]))
         self.fc = (Linear.fp32(a["fc.weight"], a["fc.bias"]) if fp32 else
                    Linear(a["fc.weight"], a["fc.bias"], bits=bits, method=method, clip=clip,
-                          context=context))
+                          context=context, row_planes=counts[-1]))
 
     @property
     def n_layers(self) -> int:

@@ -30,19 +30,23 @@ optional) gives the input matrix (``weight_ih``) and the recurrent matrix
 free-form information (the metric and bytes the search measured); readers
 ignore it.
 
-Room to grow without breaking version 1 files: per-gate operators (names
-such as ``"input.r"`` or ``"recurrent.z"``, for the C RNN layers) and per-row
-plane classes (a ``"classes"`` list on a layer or, as an object
-``{"planes": n, "classes": [...]}``, on an operator) are reserved. Readers
-refuse any field they cannot apply, naming it, rather than run a model at a
-precision other than the plan's; a plan written today never uses them, so it
-stays valid when they are added.
+Version 2 adds per-row plane classes (docs/precision-plans.md): a
+``"classes"`` list on a linear layer, or an LSTM/GRU operator written as
+an object ``{"planes": n, "classes": [...]}``; each class is
+``{"planes": c, "rows": [...]}`` and the classes split the matrix's rows
+(PyTorch row order) between them. The matrix is quantized with those
+per-row counts (docs/row-planes.md) and row r uses min(its class's
+planes, the operator's planes, a call's planes). Plans without classes are
+still written as version 1. Per-gate operators (names such as
+``"input.r"``) stay reserved. Readers refuse any field they cannot apply,
+naming it, rather than run a model at a precision other than the plan's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -53,17 +57,20 @@ from ._bitplane import Context, Matrix
 from .layers import GRU, LSTM, Linear
 
 FORMAT = "bitplane-precision-plan"
-VERSION = 1
+VERSION = 2  # the newest this reader takes; plans without classes are written as 1
+CLASSES_VERSION = 2  # the first with per-row plane classes
 ROW_GROUP = 16  # rows per tile in a plane slab (bp_abi.h BP_ROW_GROUP)
 K_ALIGN_BITS = 64  # columns are padded to this many bits (BP_K_ALIGN_BITS)
 ACTIVATIONS = ("relu", "tanh", "none")  # between Linear layers (bitplane.models.MLP)
 RNN_OPERATORS = {"input": "w_ih", "recurrent": "w_hh"}
 RNN_CAP_KEYS = {"input": "ih", "recurrent": "hh"}
 RESERVED_GATES = {"lstm": "ifgo", "gru": "rzn"}
+GATES = {"lstm": 4, "gru": 3}
 
 __all__ = ["FORMAT", "VERSION", "PlanError", "PlannedMatrix", "Operator", "Layer",
            "describe", "weight_bytes", "make_plan", "validate", "read_plan", "write_plan",
-           "apply_plan", "load_model", "plan_planes"]
+           "apply_plan", "load_model", "plan_planes", "plan_row_planes", "classes_of",
+           "build_row_planes"]
 
 PlanLike = Union[str, os.PathLike, Dict[str, Any]]
 
@@ -174,32 +181,92 @@ def _linear(name: str, lin: Linear) -> Layer:
                  [Operator("weight", lin, "matrix", m.rows, m.cols)])
 
 
+def _entry_operators(entry: Dict[str, Any]) -> List[Tuple[str, Any]]:
+    """(operator name, plan value) of a plan layer entry, in describe() order:
+    the value is an int, an object with planes and classes, or the layer's."""
+    if entry["kind"] == "linear":
+        if "classes" in entry:
+            return [("weight", {"planes": entry["planes"], "classes": entry["classes"]})]
+        return [("weight", entry["planes"])]
+    ops = entry.get("operators", {})
+    return [(name, ops.get(name, entry["planes"])) for name in RNN_OPERATORS]
+
+
 def plan_planes(layers: List[Layer], plan: Dict[str, Any]) -> List[int]:
-    """Planes per operator (describe() order) that a validated plan gives."""
+    """Planes per operator (describe() order) that a validated plan gives
+    (an operator with classes: its cap, the operator's ``planes``)."""
     out = []
-    for layer, entry in zip(layers, plan["layers"]):
-        ops = entry.get("operators", {})
-        out += [ops.get(op.name, entry["planes"]) for op in layer.operators]
+    for entry in plan["layers"]:
+        out += [v["planes"] if isinstance(v, dict) else v for _, v in _entry_operators(entry)]
     return out
+
+
+def _rows_of(entry: Dict[str, Any]) -> int:
+    """Rows of each matrix of a plan layer entry."""
+    if entry["kind"] == "linear":
+        return entry["out_features"]
+    return GATES[entry["kind"]] * entry["hidden_size"]
+
+
+def plan_row_planes(plan: Dict[str, Any]) -> List[Optional[np.ndarray]]:
+    """Per-row plane counts per operator (describe() order) of a validated
+    plan: a uint8 array in the matrix's row order for an operator with
+    classes, None for one without."""
+    out = []
+    for entry in plan["layers"]:
+        for _, v in _entry_operators(entry):
+            if isinstance(v, dict):
+                counts = np.zeros(_rows_of(entry), np.uint8)
+                for c in v["classes"]:
+                    counts[np.asarray(c["rows"], dtype=np.int64)] = c["planes"]
+                out.append(counts)
+            else:
+                out.append(None)
+    return out
+
+
+def classes_of(counts) -> List[Dict[str, Any]]:
+    """Per-row plane counts as plan classes: one ``{"planes": c, "rows":
+    [...]}`` per distinct count, most planes first, rows ascending."""
+    counts = np.asarray(counts)
+    return [{"planes": int(c), "rows": np.flatnonzero(counts == c).tolist()}
+            for c in sorted(set(counts.tolist()), reverse=True)]
 
 
 def make_plan(model_name: str, arch: str, layers: List[Layer], planes: List[int], *,
               bits: int, method: str, clip: float, act_bits: int,
-              activation: Optional[str] = None,
-              reported: Optional[dict] = None) -> Dict[str, Any]:
-    """A plan giving each operator (describe() order) its planes. Layers whose
-    operators all share one count get just ``planes``."""
-    if len(planes) != sum(len(l.operators) for l in layers):
-        raise ValueError("one plane count per operator expected")
-    entries, i = [], 0
+              activation: Optional[str] = None, reported: Optional[dict] = None,
+              row_planes: Optional[List[Optional[Any]]] = None) -> Dict[str, Any]:
+    """A plan giving each operator (describe() order) its planes and,
+    optionally, per-row plane counts (``row_planes``: one entry per
+    operator, None or a count per row of its matrix), written as classes.
+    Layers whose operators all share one count and no classes get just
+    ``planes``. The version is 1 without classes, 2 with them."""
+    n_ops = sum(len(l.operators) for l in layers)
+    if len(planes) != n_ops or (row_planes is not None and len(row_planes) != n_ops):
+        raise ValueError("one plane count (and one row_planes entry) per operator expected")
+    row_planes = list(row_planes) if row_planes is not None else [None] * n_ops
+    entries, i, any_classes = [], 0, False
     for layer in layers:
-        mine = [int(p) for p in planes[i:i + len(layer.operators)]]
-        i += len(layer.operators)
+        k = len(layer.operators)
+        mine = [int(p) for p in planes[i:i + k]]
+        counts = row_planes[i:i + k]
+        i += k
+        # Counts that give every row one plane count are no classes.
+        counts = [None if c is None or len(set(np.asarray(c).tolist())) == 1 else c
+                  for c in counts]
         entry = {"name": layer.name, "kind": layer.kind, **layer.sizes, "planes": max(mine)}
-        if len(set(mine)) > 1:
-            entry["operators"] = {op.name: p for op, p in zip(layer.operators, mine)}
+        if layer.kind == "linear":
+            if counts[0] is not None:
+                entry["classes"] = classes_of(counts[0])
+        elif len(set(mine)) > 1 or any(c is not None for c in counts):
+            entry["operators"] = {
+                op.name: p if c is None else {"planes": p, "classes": classes_of(c)}
+                for op, p, c in zip(layer.operators, mine, counts)}
+        any_classes |= any(c is not None for c in counts)
         entries.append(entry)
-    plan = {"format": FORMAT, "version": VERSION, "model": model_name, "arch": arch}
+    plan = {"format": FORMAT, "version": CLASSES_VERSION if any_classes else 1,
+            "model": model_name, "arch": arch}
     if activation is not None:
         plan["activation"] = activation
     plan.update({"quantizer": {"bits": int(bits), "method": method, "clip": float(clip)},
@@ -220,13 +287,40 @@ def _int_in(value, lo: int, hi: int, where: str) -> int:
 
 def _only(obj: dict, allowed: set, where: str):
     for key in obj:
-        if key == "classes":
-            raise PlanError(f"{where}.classes: per-row plane classes are reserved for "
-                            "matrices stored with per-row plane counts, which this "
-                            "version cannot load")
         if key not in allowed:
             raise PlanError(f"{where}: unknown field '{key}' (expected "
                             f"{', '.join(sorted(allowed))})")
+
+
+def _check_classes(classes, rows: int, cap: int, version, where: str):
+    """A classes list: objects {"planes", "rows"} whose rows split 0..rows-1,
+    each class's planes 1..cap (the operator's planes)."""
+    if version < CLASSES_VERSION:
+        raise PlanError(f"{where}: per-row plane classes need version {CLASSES_VERSION} of "
+                        f"the plan format, the plan says version {version}")
+    if not isinstance(classes, list) or not classes:
+        raise PlanError(f"{where} must be a non-empty list of "
+                        '{"planes": n, "rows": [...]} objects')
+    owner = np.full(rows, -1, np.int64)
+    for k, c in enumerate(classes):
+        here = f"{where}[{k}]"
+        if not isinstance(c, dict):
+            raise PlanError(f"{here} must be an object with planes and rows")
+        _only(c, {"planes", "rows"}, here)
+        _int_in(c.get("planes"), 1, cap, f"{here}.planes")
+        r = c.get("rows")
+        if not isinstance(r, list) or not r:
+            raise PlanError(f"{here}.rows must be a non-empty list of row indices")
+        for j, v in enumerate(r):
+            _int_in(v, 0, rows - 1, f"{here}.rows[{j}]")
+            if owner[v] >= 0:
+                raise PlanError(f"{here}.rows[{j}]: row {v} is also in class {owner[v]}")
+            owner[v] = k
+    missing = np.flatnonzero(owner < 0)
+    if missing.size:
+        shown = ", ".join(str(v) for v in missing[:5]) + (", ..." if missing.size > 5 else "")
+        raise PlanError(f"{where}: {missing.size} of the {rows} rows are in no class "
+                        f"({shown})")
 
 
 def validate(plan: Any, source: str = "plan") -> Dict[str, Any]:
@@ -238,9 +332,9 @@ def validate(plan: Any, source: str = "plan") -> Dict[str, Any]:
         raise PlanError(f"{source}: format must be '{FORMAT}', got "
                         f"{json.dumps(plan.get('format'))}")
     version = plan.get("version")
-    if version != VERSION:
+    if isinstance(version, bool) or version not in range(1, VERSION + 1):
         raise PlanError(f"{source}: version {json.dumps(version)} is not supported "
-                        f"(this reader supports version {VERSION})")
+                        f"(this reader supports versions 1..{VERSION})")
     _only(plan, {"format", "version", "model", "arch", "activation", "quantizer", "act_bits",
                  "layers", "reported"}, source)
     if "activation" in plan and plan["activation"] not in ACTIVATIONS:
@@ -278,18 +372,27 @@ def validate(plan: Any, source: str = "plan") -> Dict[str, Any]:
         else:
             raise PlanError(f"{where}.kind must be 'linear', 'lstm' or 'gru', got "
                             f"{json.dumps(kind)}")
-        _only(entry, {"name", "kind", "planes", "operators"} | sizes, where)
+        if kind != "linear" and "classes" in entry:
+            raise PlanError(f"{where}.classes: an LSTM/GRU layer takes classes per operator, "
+                            'e.g. "operators": {"recurrent": {"planes": 5, "classes": '
+                            "[...]}}")
+        _only(entry, {"name", "kind", "planes", "operators"} | sizes |
+              ({"classes"} if kind == "linear" else set()), where)
         if not isinstance(entry.get("name"), str):
             raise PlanError(f"{where}.name must be a string")
         for s in sorted(sizes):
             _int_in(entry.get(s), 1, 1 << 40, f"{where}.{s}")
-        _int_in(entry.get("planes"), 1, bits, f"{where}.planes")
+        planes = _int_in(entry.get("planes"), 1, bits, f"{where}.planes")
         if "operators" in entry:
-            _check_operators(entry["operators"], kind, bits, f"{where}.operators")
+            _check_operators(entry["operators"], kind, bits, _rows_of(entry), version,
+                             f"{where}.operators")
+        if "classes" in entry:
+            _check_classes(entry["classes"], entry["out_features"], planes, version,
+                           f"{where}.classes")
     return plan
 
 
-def _check_operators(ops, kind: str, bits: int, where: str):
+def _check_operators(ops, kind: str, bits: int, rows: int, version, where: str):
     if kind == "linear":
         raise PlanError(f"{where}: a linear layer has one matrix; give its planes only")
     if not isinstance(ops, dict) or not ops:
@@ -298,16 +401,21 @@ def _check_operators(ops, kind: str, bits: int, where: str):
     for name, value in ops.items():
         gate = name.split(".", 1)
         if len(gate) == 2 and gate[0] in RNN_OPERATORS and gate[1] in RESERVED_GATES[kind]:
-            raise PlanError(f"{where}.{name}: per-gate planes are reserved for the C RNN "
-                            "layers; this version takes 'input' and 'recurrent'")
+            raise PlanError(f"{where}.{name}: per-gate planes are reserved; this version "
+                            "takes 'input' and 'recurrent' (per-row classes can single out "
+                            "a gate's rows)")
         if name not in RNN_OPERATORS:
             raise PlanError(f"{where}: unknown operator '{name}' (expected 'input' or "
                             "'recurrent')")
-        if isinstance(value, dict) and "classes" in value:
-            raise PlanError(f"{where}.{name}.classes: per-row plane classes are reserved "
-                            "for matrices stored with per-row plane counts, which this "
-                            "version cannot load")
-        _int_in(value, 1, bits, f"{where}.{name}")
+        if isinstance(value, dict):
+            _only(value, {"planes", "classes"}, f"{where}.{name}")
+            cap = _int_in(value.get("planes"), 1, bits, f"{where}.{name}.planes")
+            if "classes" not in value:
+                raise PlanError(f"{where}.{name}: an operator object gives planes and "
+                                "classes; without classes write the planes alone")
+            _check_classes(value["classes"], rows, cap, version, f"{where}.{name}.classes")
+        else:
+            _int_in(value, 1, bits, f"{where}.{name}")
 
 
 def read_plan(path: Union[str, os.PathLike]) -> Dict[str, Any]:
@@ -322,11 +430,16 @@ def read_plan(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     return validate(plan, str(path))
 
 
+_INT_LIST = re.compile(r"\[(?:\s*-?\d+\s*,)*\s*-?\d+\s*\]")
+
+
 def write_plan(plan: Dict[str, Any], path: Union[str, os.PathLike]) -> None:
     validate(plan, str(path))
+    text = json.dumps(plan, indent=1)
+    # Lists of integers (the rows of a class) on one line each.
+    text = _INT_LIST.sub(lambda m: json.dumps(json.loads(m.group(0))), text)
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(plan, f, indent=1)
-        f.write("\n")
+        f.write(text + "\n")
 
 
 def _as_plan(plan: PlanLike) -> Tuple[Dict[str, Any], str]:
@@ -367,6 +480,7 @@ def apply_plan(model, plan: PlanLike, *, _source: Optional[str] = None) -> Dict[
                 raise PlanError(f"{where}: the model's {op.name} matrix is quantized "
                                 f"{m.method} with {m.bits} planes, the plan was made for "
                                 f"{q['method']} with {q['bits']}")
+    _check_row_planes(layers, plan, source)
     for layer, planes in zip(layers, _per_operator(layers, plan)):
         layer.obj.planes = None
         layer.obj.act_bits = plan["act_bits"]
@@ -376,6 +490,45 @@ def apply_plan(model, plan: PlanLike, *, _source: Optional[str] = None) -> Dict[
             else:  # the C recurrent layer runs its matrices itself: cap its operators
                 op.owner.plan_caps[RNN_CAP_KEYS[op.name]] = n
     return plan
+
+
+def _check_row_planes(layers: List[Layer], plan, source: str) -> None:
+    """Per-row counts are fixed when a matrix is quantized: the model's must
+    be the plan's (none where the plan has no classes)."""
+    ops = [(layer, op) for layer in layers for op in layer.operators]
+    for (layer, op), want in zip(ops, plan_row_planes(plan)):
+        m = op.matrix
+        if not hasattr(m, "row_planes"):  # an fp32 twin: no planes at all
+            continue
+        have = np.asarray(m.row_planes)
+        full = bool(np.all(have == m.bits))
+        if want is None and not full:
+            raise PlanError(f"{source}: layer '{layer.name}': the model's {op.name} matrix has "
+                            "per-row plane counts and the plan has no classes for it; build "
+                            "the model with bitplane.plan.load_model")
+        if want is not None and not np.array_equal(have, want):
+            raise PlanError(f"{source}: layer '{layer.name}': the plan gives the {op.name} "
+                            "matrix per-row plane classes, which are fixed when it is "
+                            "quantized, and the model's matrix " +
+                            ("has none" if full else "has other counts") +
+                            "; build the model with bitplane.plan.load_model")
+
+
+def build_row_planes(plan) -> Optional[list]:
+    """The row_planes argument of bitplane.models.build for a plan's classes
+    (one entry per layer; LSTM/GRU layers a pair), or None without any."""
+    flat = plan_row_planes(plan)
+    if all(c is None for c in flat):
+        return None
+    out, i = [], 0
+    for entry in plan["layers"]:
+        if entry["kind"] == "linear":
+            out.append(flat[i])
+            i += 1
+        else:
+            out.append((flat[i], flat[i + 1]))
+            i += 2
+    return out
 
 
 def _per_operator(layers: List[Layer], plan) -> List[List[int]]:
@@ -397,7 +550,21 @@ def load_model(plan: PlanLike, model: Optional[Union[str, os.PathLike]] = None, 
         raise PlanError(f"{source}: made for a '{plan['arch']}' model, {data.path} is "
                         f"'{data.arch}'")
     q = plan["quantizer"]
+    row_planes = build_row_planes(plan)
+    kw = {} if row_planes is None else {"row_planes": row_planes}
+    if row_planes is not None:
+        _check_layout(plan, data, source)
     built = M.build(data, bits=q["bits"], method=q["method"], clip=q["clip"],
-                    context=context, activation=plan.get("activation", "relu"))
+                    context=context, activation=plan.get("activation", "relu"), **kw)
     apply_plan(built, plan, _source=source)
     return built
+
+
+def _check_layout(plan, data, source: str) -> None:
+    """The plan's layer count matches the model file before its counts are
+    handed to the quantizer (apply_plan checks the rest)."""
+    n = (int(data.arrays["rnn_layers"]) + 1 if data.arch in ("char_lstm", "char_gru")
+         else len(M.linear_params(data)))
+    if n != len(plan["layers"]):
+        raise PlanError(f"{source}: {len(plan['layers'])} layers in the plan, {n} in the "
+                        "model")

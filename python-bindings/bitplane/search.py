@@ -6,6 +6,7 @@ against the weight bytes read (or the measured latency).
     bitplane-search                                   # the bundled digits MLP
     bitplane-search --model char-gru                  # about 2-4 minutes on 2 cores
     bitplane-search --model char-lstm --objective latency --time-budget 300
+    bitplane-search --model char-gru --granularity row-class   # per-row plane classes
 
 Writes pareto.csv, pareto.json, pareto.png (the front against uniform planes,
 evaluated in the same run) and plan.json (a precision plan, see
@@ -40,9 +41,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="second objective: weight bytes read per forward step (exact, from "
                         "the matrices' layout) or the measured median latency of the "
                         "evaluation pass")
-    p.add_argument("--granularity", default="operator", choices=["operator", "layer"],
-                   help="one gene per matrix (LSTM/GRU: input and recurrent apart) or one "
-                        "per layer")
+    p.add_argument("--granularity", default="operator",
+                   choices=["operator", "layer", "row-class"],
+                   help="one gene per matrix (LSTM/GRU: input and recurrent apart), one per "
+                        "layer, or per matrix a budget (mean planes per row, in quarter "
+                        "planes) and a number of row classes split by importance scores "
+                        "(per-row plane counts)")
+    p.add_argument("--scores", default="auto", choices=["auto", "norm", "fisher"],
+                   help="row-class: row importance scores; norm = ||w_r||, fisher = squared "
+                        "first-order loss change of each row's quantization error over "
+                        "calibration characters (char models); auto = fisher for char models, "
+                        "else norm")
+    p.add_argument("--max-classes", type=int, default=3,
+                   help="row-class: the most row classes per matrix (1..--bits)")
+    p.add_argument("--calibration-tokens", type=int, default=4096,
+                   help="row-class with fisher scores: held-out characters after the "
+                        "searched and confirmation ones that the scores are computed on")
     p.add_argument("--pop", type=int, default=32, help="NSGA-II population size")
     p.add_argument("--generations", type=int, default=25, help="NSGA-II generations")
     p.add_argument("--seed", type=int, default=0,
@@ -101,6 +115,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error(f"--confirm-tokens must be >= 0, got {args.confirm_tokens}")
     if args.repeats < 1 or args.min_time < 0:
         p.error("--repeats must be >= 1 and --min-time >= 0")
+    if args.granularity == "row-class" and not 1 <= args.max_classes <= args.bits:
+        p.error(f"--max-classes must be 1..{args.bits} (--bits), got {args.max_classes}")
+    if args.calibration_tokens < 2:
+        p.error(f"--calibration-tokens must be >= 2, got {args.calibration_tokens}")
     return args
 
 

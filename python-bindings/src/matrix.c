@@ -48,17 +48,14 @@ static int int_or_none(PyObject *obj, int dflt, const char *name, int *out) {
     return 0;
 }
 
-/* row_planes: a sequence of `rows` ints (numpy arrays included), copied
- * into bytes; the library checks 1..bits, values past a byte are refused
- * here with the same message. */
-static uint8_t *row_planes_get(PyObject *obj, size_t rows) {
+uint8_t *pybp_row_planes_get(PyObject *obj, size_t rows, const char *name, const char *of) {
     PyObject *seq = PySequence_Fast(obj, "row_planes must be a sequence of ints or None");
     if (!seq)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if ((size_t)n != rows) {
         pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
-                          "row_planes must have one entry per row of w (%zu), got %zd", rows, n);
+                          "%s must have one entry per row of %s (%zu), got %zd", name, of, rows, n);
         Py_DECREF(seq);
         return NULL;
     }
@@ -76,7 +73,7 @@ static uint8_t *row_planes_get(PyObject *obj, size_t rows) {
         if (!index || (v == -1 && PyErr_Occurred())) {
             if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
                 PyErr_Clear();
-                PyErr_Format(PyExc_TypeError, "row_planes[%zd] must be an int, got %s", i,
+                PyErr_Format(PyExc_TypeError, "%s[%zd] must be an int, got %s", name, i,
                              Py_TYPE(item)->tp_name);
             }
             PyMem_Free(out);
@@ -84,7 +81,7 @@ static uint8_t *row_planes_get(PyObject *obj, size_t rows) {
             return NULL;
         }
         if (v < 0 || v > 255) {
-            pybp_raise_format(BP_ERR_OUT_OF_RANGE, "row_planes[%zd] must be in 1..bits, got %ld", i,
+            pybp_raise_format(BP_ERR_OUT_OF_RANGE, "%s[%zd] must be in 1..bits, got %ld", name, i,
                               v);
             PyMem_Free(out);
             Py_DECREF(seq);
@@ -96,8 +93,7 @@ static uint8_t *row_planes_get(PyObject *obj, size_t rows) {
     return out;
 }
 
-/* A new numpy uint8 array holding n bytes of data. */
-static PyObject *u8_array(const uint8_t *data, size_t n) {
+PyObject *pybp_u8_array(const uint8_t *data, size_t n) {
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)n);
     PyObject *np = bytes ? PyImport_ImportModule("numpy") : NULL;
     PyObject *view = np ? PyObject_CallMethod(np, "frombuffer", "Os", bytes, "uint8") : NULL;
@@ -189,7 +185,7 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
     }
     uint8_t *row_planes = NULL;
     if (row_planes_obj != Py_None) {
-        row_planes = row_planes_get(row_planes_obj, w.n0);
+        row_planes = pybp_row_planes_get(row_planes_obj, w.n0, "row_planes", "w");
         if (!row_planes) {
             pybp_array_release(&w);
             if (cal_obj != Py_None)
@@ -492,16 +488,20 @@ static PyObject *get_context(PyBpMatrix *self, void *c) {
     return (PyObject *)self->context;
 }
 
-static PyObject *get_row_planes(PyBpMatrix *self, void *c) {
-    (void)c;
-    size_t rows = bp_matrix_rows(self->m);
+PyObject *pybp_matrix_row_planes(const bp_matrix *m) {
+    size_t rows = bp_matrix_rows(m);
     uint8_t *buf = PyMem_Malloc(rows);
     if (!buf)
         return PyErr_NoMemory();
-    bp_status st = bp_matrix_row_planes(self->m, buf);
-    PyObject *out = st == BP_OK ? u8_array(buf, rows) : pybp_raise(st);
+    bp_status st = bp_matrix_row_planes(m, buf);
+    PyObject *out = st == BP_OK ? pybp_u8_array(buf, rows) : pybp_raise(st);
     PyMem_Free(buf);
     return out;
+}
+
+static PyObject *get_row_planes(PyBpMatrix *self, void *c) {
+    (void)c;
+    return pybp_matrix_row_planes(self->m);
 }
 
 static PyObject *matrix_bytes_read(PyBpMatrix *self, PyObject *args, PyObject *kwargs) {
@@ -535,7 +535,7 @@ PyObject *pybp_row_planes_from_scores(PyObject *self, PyObject *args, PyObject *
         return PyErr_NoMemory();
     }
     bp_status st = bp_row_planes_from_scores(sc.data, sc.n1, bits, budget, classes, out);
-    PyObject *result = st == BP_OK ? u8_array(out, sc.n1) : pybp_raise(st);
+    PyObject *result = st == BP_OK ? pybp_u8_array(out, sc.n1) : pybp_raise(st);
     PyMem_Free(out);
     pybp_array_release(&sc);
     return result;

@@ -65,6 +65,16 @@ PyObject *pybp_row_planes_from_scores(PyObject *self, PyObject *args, PyObject *
  * (it is tiny) into PyMem memory the caller frees; NULL with an exception
  * set (wrong length, a non-int). Range checks are the library's. */
 int *pybp_column_planes_get(PyObject *obj, size_t batch);
+/* Per-row plane counts from Python: a sequence of `rows` ints (numpy arrays
+ * included) copied into PyMem_Malloc'd bytes (the caller frees them), or
+ * NULL with an exception that says "<name> must have one entry per row of
+ * <of>" or names the bad entry. The library checks 1..bits; values past a
+ * byte are refused here with the same message. */
+uint8_t *pybp_row_planes_get(PyObject *obj, size_t rows, const char *name, const char *of);
+/* A new numpy uint8 array holding n bytes of data. */
+PyObject *pybp_u8_array(const uint8_t *data, size_t n);
+/* A matrix's per-row plane counts (bits for every row without counts). */
+PyObject *pybp_matrix_row_planes(const bp_matrix *m);
 
 /* ---- arrays.c: float32 buffers without copies --------------------------- */
 

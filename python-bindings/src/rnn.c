@@ -57,16 +57,67 @@ static int get_dense(PyObject *obj, const char *name, int mode, size_t n0, size_
     return 0;
 }
 
+/* row_planes: one entry per layer, None or (ih, hh) with each None or
+ * gates*hidden counts; copied into out[l] (PyMem_Malloc'd, the caller
+ * frees them also on failure). */
+static int row_planes_get(PyObject *obj, Py_ssize_t layers, size_t rows, bp_rnn_row_planes *out) {
+    PyObject *seq = PySequence_Fast(obj, "row_planes must be None or one (ih, hh) pair of "
+                                         "per-row plane counts per layer");
+    if (!seq)
+        return -1;
+    int rc = 0;
+    if (PySequence_Fast_GET_SIZE(seq) != layers) {
+        PyErr_Format(PyExc_ValueError, "row_planes must have one entry per layer (%zd), got %zd",
+                     layers, PySequence_Fast_GET_SIZE(seq));
+        rc = -1;
+    }
+    for (Py_ssize_t l = 0; l < layers && !rc; l++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, l);
+        if (item == Py_None)
+            continue;
+        if ((!PyTuple_Check(item) && !PyList_Check(item)) || PySequence_Size(item) != 2) {
+            PyErr_Format(PyExc_ValueError,
+                         "row_planes[%zd] must be None or a pair (ih, hh) of per-row plane "
+                         "counts (each None or %zu ints), got %s",
+                         l, rows, Py_TYPE(item)->tp_name);
+            rc = -1;
+            break;
+        }
+        for (int k = 0; k < 2 && !rc; k++) {
+            PyObject *counts = PySequence_GetItem(item, k);
+            if (!counts) {
+                rc = -1;
+                break;
+            }
+            if (counts != Py_None) {
+                char name[48];
+                snprintf(name, sizeof name, "row_planes[%zd].%s", l, k ? "hh" : "ih");
+                uint8_t *c = pybp_row_planes_get(counts, rows, name, k ? "weight_hh" : "weight_ih");
+                if (!c)
+                    rc = -1;
+                else if (k)
+                    out[l].hh = c;
+                else
+                    out[l].ih = c;
+            }
+            Py_DECREF(counts);
+        }
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
 static PyObject *rnn_quantize(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"cell", "weights", "bits",        "method",
-                             "clip", "context", "split_gates", NULL};
+    static char *kwlist[] = {"cell",    "weights",     "bits",       "method", "clip",
+                             "context", "split_gates", "row_planes", NULL};
     const char *cell_str, *method = "uniform";
-    PyObject *weights_obj, *context_obj = Py_None;
+    PyObject *weights_obj, *context_obj = Py_None, *row_planes_obj = Py_None;
     int split = 0;
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
     q.bits = BP_DEFAULT_BITS;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|isfOp:quantize", kwlist, &cell_str,
-                                     &weights_obj, &q.bits, &method, &q.clip, &context_obj, &split))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|isfOpO:quantize", kwlist, &cell_str,
+                                     &weights_obj, &q.bits, &method, &q.clip, &context_obj, &split,
+                                     &row_planes_obj))
         return NULL;
     bp_rnn_cell cell;
     if (parse_cell(cell_str, &cell) < 0)
@@ -93,6 +144,8 @@ static PyObject *rnn_quantize(PyTypeObject *type, PyObject *args, PyObject *kwar
     int gates = cell == BP_RNN_LSTM ? 4 : 3;
     pybp_array arrays[BP_RNN_MAX_LAYERS][4];
     memset(arrays, 0, sizeof arrays);
+    bp_rnn_row_planes rp[BP_RNN_MAX_LAYERS];
+    memset(rp, 0, sizeof rp);
     bp_rnn_layer_weights lw[BP_RNN_MAX_LAYERS];
     memset(lw, 0, sizeof lw);
     PyObject *result = NULL;
@@ -162,19 +215,26 @@ static PyObject *rnn_quantize(PyTypeObject *type, PyObject *args, PyObject *kwar
         lw[l] = (bp_rnn_layer_weights){w[0].data, w[1].data, w[2].held ? w[2].data : NULL,
                                        w[3].held ? w[3].data : NULL};
     }
+    if (row_planes_obj != Py_None &&
+        row_planes_get(row_planes_obj, layers, (size_t)gates * hidden, rp) < 0)
+        goto done;
     if (!(context = pybp_resolve_context(context_obj)))
         goto done;
     bp_rnn_options ro = BP_RNN_OPTIONS_INIT;
     ro.split_gates = split;
+    ro.row_planes = row_planes_obj != Py_None ? rp : NULL;
     bp_rnn *rnn = NULL;
     bp_status st;
     PYBP_NOGIL(st,
                bp_rnn_create(context->ctx, cell, (size_t)layers, input, hidden, lw, &q, &ro, &rnn));
     result = st == BP_OK ? wrap(type, rnn, context) : pybp_raise(st);
 done:
-    for (Py_ssize_t l = 0; l < layers; l++)
+    for (Py_ssize_t l = 0; l < layers; l++) {
         for (int k = 0; k < 4; k++)
             pybp_array_release(&arrays[l][k]);
+        PyMem_Free((void *)rp[l].ih);
+        PyMem_Free((void *)rp[l].hh);
+    }
     Py_XDECREF(context);
     Py_DECREF(seq);
     return result;
@@ -396,6 +456,8 @@ done:
     return result;
 }
 
+static const bp_matrix *matrix_at(PyBpRNN *self, Py_ssize_t layer, const char *op, int gate);
+
 static const bp_matrix *matrix_arg(PyBpRNN *self, PyObject *args, PyObject *kwargs, const char *fmt,
                                    char **kwlist, int *n) {
     Py_ssize_t layer;
@@ -403,6 +465,11 @@ static const bp_matrix *matrix_arg(PyBpRNN *self, PyObject *args, PyObject *kwar
     int gate = -1;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &layer, &op, n, &gate))
         return NULL;
+    return matrix_at(self, layer, op, gate);
+}
+
+/* The matrix of layer, op ("ih" or "hh") and gate (-1 when fused). */
+static const bp_matrix *matrix_at(PyBpRNN *self, Py_ssize_t layer, const char *op, int gate) {
     bp_rnn_operator o;
     if (!strcmp(op, "ih"))
         o = BP_RNN_INPUT;
@@ -452,6 +519,27 @@ static PyObject *rnn_dequantize(PyBpRNN *self, PyObject *args, PyObject *kwargs)
         return pybp_raise(st);
     }
     return out;
+}
+
+static PyObject *rnn_row_planes(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"layer", "op", "gate", NULL};
+    Py_ssize_t layer;
+    const char *op;
+    int gate = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ns|i:row_planes", kwlist, &layer, &op, &gate))
+        return NULL;
+    const bp_matrix *m = matrix_at(self, layer, op, gate);
+    return m ? pybp_matrix_row_planes(m) : NULL;
+}
+
+static PyObject *rnn_bytes_read(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"layer", "op", "planes", "gate", NULL};
+    int planes = 0;
+    const bp_matrix *m = matrix_arg(self, args, kwargs, "ns|ii:bytes_read", kwlist, &planes);
+    if (!m)
+        return NULL;
+    size_t bytes = bp_matrix_bytes_read(m, planes);
+    return bytes ? PyLong_FromSize_t(bytes) : pybp_raise(BP_ERR_OUT_OF_RANGE);
 }
 
 PYBP_PERSIST_TABLE(persist, bp_rnn, wrap)
@@ -517,9 +605,11 @@ static PyGetSetDef rnn_getset[] = {
 static PyMethodDef rnn_methods[] = {
     {"quantize", FN(rnn_quantize), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
      "RNN.quantize(cell, weights, bits=8, method='uniform', clip=0.0, context=None, "
-     "split_gates=False) -> RNN\n\n"
+     "split_gates=False, row_planes=None) -> RNN\n\n"
      "cell: 'lstm' or 'gru'. weights: one (weight_ih, weight_hh, bias_ih, bias_hh) per layer, "
-     "float32 C-contiguous arrays in PyTorch's layout (biases may be None)."},
+     "float32 C-contiguous arrays in PyTorch's layout (biases may be None). row_planes: None, "
+     "or one entry per layer, None or a pair (ih, hh) of per-row plane counts (each None or "
+     "gates*hidden ints 1..bits in the weights' row order; docs/row-planes.md)."},
     {"forward", FN(rnn_forward), METH_VARARGS | METH_KEYWORDS,
      "forward(x, steps, h0=None, c0=None, planes_ih=None, planes_hh=None, act_bits=None, "
      "integer=False) -> (y, h_n, c_n)\n\n"
@@ -538,6 +628,14 @@ static PyMethodDef rnn_methods[] = {
      "prefix_error(layer, op, n, gate=-1) -> float\n\nop 'ih' or 'hh'; gate -1 when fused."},
     {"dequantize", FN(rnn_dequantize), METH_VARARGS | METH_KEYWORDS,
      "dequantize(layer, op, planes, gate=-1) -> numpy.ndarray\n\nplanes 0 = all."},
+    {"row_planes", FN(rnn_row_planes), METH_VARARGS | METH_KEYWORDS,
+     "row_planes(layer, op, gate=-1) -> numpy.ndarray (uint8)\n\n"
+     "The per-row plane counts of one matrix in its rows' order (bits for every row when it "
+     "has none)."},
+    {"bytes_read", FN(rnn_bytes_read), METH_VARARGS | METH_KEYWORDS,
+     "bytes_read(layer, op, planes=0, gate=-1) -> int\n\n"
+     "Weight bytes one product of that matrix reads at `planes` (0 = all): the slabs its rows "
+     "use, coefficients and group multipliers (bp_matrix_bytes_read)."},
     {"save", (PyCFunction)rnn_save, METH_O, "save(path)"},
     {"load", FN(rnn_load), METH_CLASS | METH_VARARGS | METH_KEYWORDS,
      "RNN.load(path, context=None) -> RNN"},

@@ -195,7 +195,8 @@ def _set(path, value):
 
 BAD_PLANS = [
     (_set(["format"], "other"), "format must be 'bitplane-precision-plan', got \"other\""),
-    (_set(["version"], 2), "version 2 is not supported (this reader supports version 1)"),
+    (_set(["version"], 3), "version 3 is not supported (this reader supports versions 1..2)"),
+    (_set(["version"], True), "version true is not supported"),
     (_set(["layers", 1, "planes"], 9), "layers[1].planes must be an integer 1..8, got 9"),
     (_set(["layers", 1, "planes"], 2.5), "layers[1].planes must be an integer 1..8, got 2.5"),
     (_set(["layers", 0, "planes"], KeyError), "layers[0].planes must be an integer 1..8, "
@@ -204,8 +205,9 @@ BAD_PLANS = [
                                           "'gru', got \"conv\""),
     (_set(["layers", 0, "operators"], {"input": 2}), "layers[0].operators: a linear layer "
                                                      "has one matrix"),
-    (_set(["layers", 0, "classes"], [{"planes": 6}]), "layers[0].classes: per-row plane "
-                                                      "classes are reserved"),
+    (_set(["layers", 0, "classes"], [{"planes": 3, "rows": [0]}]),
+     "layers[0].classes: per-row plane classes need version 2 of the plan format, the plan "
+     "says version 1"),
     (_set(["layers", 0, "shape"], [1, 2]), "layers[0]: unknown field 'shape'"),
     (_set(["quantizer", "method"], "log"), "quantizer.method must be 'uniform' or "
                                            "'residual', got \"log\""),
@@ -258,7 +260,8 @@ def test_bad_plans_against_the_model(tmp_path, rng):
     with pytest.raises(P.PlanError, match=r"unknown operator 'hidden'"):
         P.validate(p)
     p["layers"][0]["operators"] = {"input": {"planes": 4, "classes": []}}
-    with pytest.raises(P.PlanError, match=r"operators.input.classes: per-row plane classes"):
+    with pytest.raises(P.PlanError, match=r"operators.input.classes: per-row plane classes "
+                                          r"need version 2"):
         P.validate(p)
 
 
@@ -364,3 +367,164 @@ def test_char_gru_search_confirms_on_unseen_characters(tmp_path, rng):
         assert "operators" not in e["plan"]["layers"][0]
     assert search.main(["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams",
                         "4", "--confirm-tokens", "401", "--quiet", "--out", str(out)]) == 2
+
+
+# ---- per-row plane classes (plan format version 2) ---------------------------------
+
+
+def _class_plan(tmp_path, rng, arch="char_gru"):
+    """A char model, and a plan whose recurrent matrix and read-out have
+    per-row classes (the input matrix a plain count)."""
+    write_char_rnn(tmp_path / "rnn.npz", rng, arch=arch)
+    model = M.build(M.read(tmp_path / "rnn.npz"), bits=8)
+    layers = P.describe(model)
+    rows_hh = layers[0].operators[1].rows
+    rows_fc = layers[1].operators[0].rows
+    c_hh = rng.integers(2, 7, rows_hh).astype(np.uint8)
+    c_fc = np.where(np.arange(rows_fc) % 3 == 0, 6, 3).astype(np.uint8)
+    plan = P.make_plan(str(tmp_path / "rnn.npz"), arch, layers,
+                       [4, int(c_hh.max()), int(c_fc.max())], bits=8, method="uniform",
+                       clip=0.0, act_bits=8, row_planes=[None, c_hh, c_fc])
+    return model, plan, c_hh, c_fc
+
+
+@pytest.mark.parametrize("arch", ["char_lstm", "char_gru"])
+def test_plan_classes_round_trip_and_load(tmp_path, rng, arch):
+    model, plan, c_hh, c_fc = _class_plan(tmp_path, rng, arch)
+    assert plan["version"] == 2
+    rec = plan["layers"][0]["operators"]["recurrent"]
+    assert rec["planes"] == int(c_hh.max())
+    assert [c["planes"] for c in rec["classes"]] == sorted(set(c_hh.tolist()), reverse=True)
+    assert plan["layers"][0]["operators"]["input"] == 4
+    assert [c["planes"] for c in plan["layers"][1]["classes"]] == [6, 3]
+    P.write_plan(plan, tmp_path / "plan.json")
+    assert P.read_plan(tmp_path / "plan.json") == plan
+    # Each class's rows on one line.
+    rows_lines = [l for l in (tmp_path / "plan.json").read_text().splitlines() if '"rows"' in l]
+    assert len(rows_lines) == len(rec["classes"]) + 2
+    assert all(l.rstrip(",").endswith("]") for l in rows_lines)
+    flat = P.plan_row_planes(plan)
+    assert flat[0] is None and np.array_equal(flat[1], c_hh) and np.array_equal(flat[2], c_fc)
+    built = P.load_model(tmp_path / "plan.json")
+    assert np.array_equal(built.rnn[0].w_hh.row_planes, c_hh)
+    assert np.all(built.rnn[0].w_ih.row_planes == 8)
+    assert np.array_equal(built.fc.matrix.row_planes, c_fc)
+    # Every row of the model at min(its count, planes): the recurrent rows
+    # of a count agree with a plain model's at that count (the products are
+    # exact; checked here on the dequantized weights).
+    plain = P.describe(model)[0].operators[1].matrix
+    deq = built.rnn[0].w_hh.dequantize()
+    for n in set(c_hh.tolist()):
+        rows = c_hh == n
+        assert np.array_equal(deq[rows], plain.dequantize(n)[rows]), n
+    tokens = rng.integers(0, 20, (6, 2))
+    a = built.logits(tokens)
+    assert np.array_equal(P.load_model(plan).logits(tokens), a)
+    # Bytes follow the counts.
+    layers = P.describe(built)
+    ops = [op for l in layers for op in l.operators]
+    plain_ops = [op for l in P.describe(model) for op in l.operators]
+    assert ops[1].bytes(int(c_hh.max())) < plain_ops[1].bytes(int(c_hh.max()))
+    assert ops[0].bytes(4) == plain_ops[0].bytes(4)
+    # A model quantized without the counts cannot take the plan.
+    with pytest.raises(P.PlanError, match=r"layer 'rnn0': the plan gives the recurrent matrix "
+                                          r"per-row plane classes, which are fixed when it is "
+                                          r"quantized, and the model's matrix has none"):
+        P.apply_plan(model, plan)
+    # ... nor a plan without classes a model with counts.
+    plain_plan = P.make_plan(plan["model"], arch, layers, [4, 4, 4], bits=8, method="uniform",
+                             clip=0.0, act_bits=8)
+    assert plain_plan["version"] == 1
+    with pytest.raises(P.PlanError, match=r"the model's recurrent matrix has per-row plane "
+                                          r"counts and the plan has no classes"):
+        P.apply_plan(built, plain_plan)
+
+
+def _classes_edit(path, value):
+    def edit(plan):
+        obj = plan
+        for key in path[:-1]:
+            obj = obj[key]
+        obj[path[-1]] = value(obj[path[-1]]) if callable(value) else value
+    return edit
+
+
+BAD_CLASSES = [
+    (["layers", 0, "operators", "recurrent", "classes", 0, "rows", 0], lambda v: 10 ** 6,
+     r"operators.recurrent.classes\[0\].rows\[0\] must be an integer 0..\d+, got 1000000"),
+    (["layers", 0, "operators", "recurrent", "classes", 0, "planes"], 9,
+     r"operators.recurrent.classes\[0\].planes must be an integer 1..\d, got 9"),
+    (["layers", 0, "operators", "recurrent", "classes"],
+     lambda v: [v[0], {"planes": v[1]["planes"], "rows": v[1]["rows"] + v[0]["rows"][:1]}] +
+     v[2:],
+     r"operators.recurrent.classes\[1\].rows\[\d+\]: row \d+ is also in class 0"),
+    (["layers", 0, "operators", "recurrent", "classes", 0, "rows"], lambda v: v[1:],
+     r"operators.recurrent.classes: 1 of the \d+ rows are in no class \(\d+\)"),
+    (["layers", 0, "operators", "recurrent", "classes", 0, "weight"], 2,
+     r"operators.recurrent.classes\[0\]: unknown field 'weight'"),
+    (["layers", 0, "operators", "recurrent"], lambda v: {"planes": v["planes"]},
+     r"operators.recurrent: an operator object gives planes and classes"),
+    (["layers", 0, "classes"], [{"planes": 3, "rows": [0]}],
+     r"layers\[0\].classes: an LSTM/GRU layer takes classes per operator"),
+    (["layers", 1, "classes"], [],
+     r"layers\[1\].classes must be a non-empty list"),
+    (["version"], 1, r"operators.recurrent.classes: per-row plane classes need version 2"),
+]
+
+
+@pytest.mark.parametrize("path,value,message", BAD_CLASSES)
+def test_bad_classes_say_what_is_wrong(tmp_path, rng, path, value, message):
+    _, plan, _, _ = _class_plan(tmp_path, rng)
+    _classes_edit(path, value)(plan)
+    (tmp_path / "bad.json").write_text(json.dumps(plan))
+    with pytest.raises(P.PlanError, match=message):
+        P.read_plan(tmp_path / "bad.json")
+
+
+def test_row_class_search_genes(tmp_path, rng):
+    write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru", n_text=1400)
+    argv = ["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams", "4",
+            "--confirm-tokens", "200", "--calibration-tokens", "300", "--granularity",
+            "row-class", "--pop", "8", "--generations", "2", "--seed", "5", "--threads", "1",
+            "--quiet", "--no-plot"]
+    assert search.main(argv + ["--out", str(tmp_path / "a")]) == 0
+    report = _front(tmp_path / "a")
+    assert report["genes"] == [f"{op}.{g}" for op in ("rnn0.input", "rnn0.recurrent", "fc")
+                               for g in ("budget", "classes")]
+    assert report["args"]["scores"] == "auto"
+    # The uniform plans are budget n with one class.
+    for n, u in enumerate(report["uniform"], 1):
+        assert set(u["mean_planes"].values()) == {float(n)}
+    assert any(len(c) > 1 for e in report["front"] for c in e["rows_per_count"].values()) or \
+        report["search"]["distinct_plans"] > 8
+    # The same seed gives the same front.
+    assert search.main(argv + ["--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "a" / "pareto.csv").read_text() == \
+        (tmp_path / "b" / "pareto.csv").read_text()
+    # plan.json rebuilds the model with its counts and reproduces the metric.
+    plan = P.read_plan(tmp_path / "a" / "plan.json")
+    model = P.load_model(plan)
+    wl = Workload(M.read(plan["model"]), argparse.Namespace(tokens=200, streams=4, inputs=None,
+                                                            activation="relu"))
+    assert M.bits_per_char(model.logits(wl.inputs), wl.targets) == plan["reported"]["metric"]
+    layers = P.describe(model)
+    ops = [op for l in layers for op in l.operators]
+    assert sum(op.bytes(n) for op, n in zip(ops, P.plan_planes(layers, plan))) == \
+        plan["reported"]["weight_bytes"]
+    # Norm scores on the digits MLP.
+    assert search.main(TINY + ["--granularity", "row-class", "--scores", "norm", "--no-plot",
+                               "--out", str(tmp_path / "d")]) == 0
+    assert search.main(["--model", str(tmp_path / "gru.npz"), "--granularity", "row-class",
+                        "--tokens", "200", "--streams", "4", "--calibration-tokens", "100000",
+                        "--quiet", "--out", str(tmp_path / "e")]) == 2
+
+
+def test_server_loads_a_plan_with_classes(tmp_path, rng):
+    pytest.importorskip("fastapi", reason="bitplane-serve needs the 'serve' extra")
+    from bitplane.serve.served import layer_planes, load
+
+    _, plan, c_hh, _ = _class_plan(tmp_path, rng)
+    P.write_plan(plan, tmp_path / "plan.json")
+    served = load(plan=tmp_path / "plan.json")
+    assert np.array_equal(served.rnn.rnn[0].w_hh.row_planes, c_hh)
+    assert layer_planes(served.plan, 3) == [3, 3]
