@@ -140,31 +140,45 @@ BP_INLINE __m512i vb_bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* Everything one run of a unit (its columns of one code length len) needs
- * for a K block. */
+/* Byte mask keeping the top len bits of each byte of a dword (see vb_unit). */
+static inline uint32_t vb_mask_word(int len) {
+    return 0x01010101u * ((0xFFu << (8 - len)) & 0xFFu);
+}
+
+/* Everything the columns of a unit need for a K block. */
 typedef struct vb_block {
     const bp_matrix *m;
     size_t w0, w1; /* words of the block */
     size_t segw;   /* words per segment */
-    int32_t odd_s; /* s (2^len - 1), s = 2^(8 - len) */
-    __m512i mask;  /* bytes 0xFF << (8 - len): the run's codes from the tile's */
+    int len_max;   /* the tile's code length */
     __m512i (*tile)[VB_KBLOCK_WORDS][8];
-    /* Per row group of the tile and segment: E = 2 * 128 U' - s odd 128 cnt
-     * (for offset columns) and the multipliers (grouped). */
-    __m512i (*eseg)[VB_KBLOCK_WORDS];
+    /* Per code length n (index n - 1), row group of the tile and segment:
+     * E = 2 * 128 U'_n - s odd 128 cnt, for lengths with offset columns. */
+    __m512i (*eseg)[VB_R][VB_KBLOCK_WORDS];
+    /* Per row group and segment: the multipliers (grouped matrices). */
     __m512i (*mseg)[VB_KBLOCK_WORDS];
 } vb_block;
 
+/* How the columns of a register tile take their codes from the tile: as
+ * they are (every column at the tile's length), all through one mask (one
+ * shorter length), or each through its own (several lengths). */
+enum { VB_FULL, VB_MASK_ONE, VB_MASK_EACH };
+
 /*
- * R row groups x C columns over one K block: D[r][c] (16 int64 at dout[c] +
- * 16 r) += s D of each segment; `first` stores instead of adding. `masked`:
- * the run's codes are the tile's AND b->mask (a shorter run of the unit).
+ * R row groups x C columns (code lengths lens[c]) over one K block: D[r][c]
+ * (16 int64 at dout[c] + 16 r) += s_c D of each segment, s_c = 2^(8 -
+ * lens[c]); `first` stores instead of adding.
  */
-BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t *const *dout,
-                       bool first, const int R, const int C, const bool masked) {
+BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const int *lens,
+                       int64_t *const *dout, bool first, const int R, const int C, const int mode) {
     const bool grouped = b->mseg != NULL;
     const __m512i two_zero = _mm512_setzero_si512();
-    const __m512i mask = b->mask;
+    __m512i mask[VB_C];
+    int32_t odd_s[VB_C]; /* s (2^len - 1) = 256 - s */
+    for (int c = 0; c < C; c++) {
+        mask[c] = _mm512_set1_epi32((int32_t)vb_mask_word(lens[c]));
+        odd_s[c] = 256 - (1 << (8 - lens[c]));
+    }
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
@@ -178,13 +192,16 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t 
                 __m512i code[VB_R];
                 for (int r = 0; r < R; r++) {
                     code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
-                    if (masked)
-                        code[r] = _mm512_and_si512(code[r], mask);
+                    if (mode == VB_MASK_ONE)
+                        code[r] = _mm512_and_si512(code[r], mask[0]);
                 }
                 for (int c = 0; c < C; c++) {
                     const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
-                    for (int r = 0; r < R; r++)
-                        acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], code[r], qv);
+                    for (int r = 0; r < R; r++) {
+                        const __m512i u =
+                            mode == VB_MASK_EACH ? _mm512_and_si512(code[r], mask[c]) : code[r];
+                        acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], u, qv);
+                    }
                 }
             }
         }
@@ -193,11 +210,11 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t 
             for (size_t w = s0; w < s1; w++)
                 qs += cols[c]->qw[w];
             /* Wrapping int32: the true value fits (see the top). */
-            const __m512i bq = _mm512_set1_epi32((int32_t)((uint32_t)b->odd_s * (uint32_t)qs));
+            const __m512i bq = _mm512_set1_epi32((int32_t)((uint32_t)odd_s[c] * (uint32_t)qs));
             for (int r = 0; r < R; r++) {
                 __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
                 if (cols[c]->off)
-                    v = _mm512_add_epi32(v, b->eseg[r][si]);
+                    v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r][si]);
                 if (grouped)
                     v = _mm512_mullo_epi32(v, b->mseg[r][si]);
                 int64_t *d = dout[c] + 16 * r;
@@ -214,12 +231,12 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t 
     }
 }
 
-typedef void (*vb_tile_fn)(const vb_block *b, const vb_column *const *cols, int64_t *const *dout,
-                           bool first);
+typedef void (*vb_tile_fn)(const vb_block *b, const vb_column *const *cols, const int *lens,
+                           int64_t *const *dout, bool first);
 #define VB_FN(R, C, M)                                                                             \
     static void vb_tile_##R##_##C##_##M(const vb_block *b, const vb_column *const *cols,           \
-                                        int64_t *const *dout, bool first) {                        \
-        vb_tile(b, cols, dout, first, R, C, M);                                                    \
+                                        const int *lens, int64_t *const *dout, bool first) {       \
+        vb_tile(b, cols, lens, dout, first, R, C, M);                                              \
     }
 #define VB_FN8(R, M)                                                                               \
     VB_FN(R, 1, M)                                                                                 \
@@ -230,35 +247,39 @@ VB_FN8(1, 0)
 VB_FN8(2, 0)
 VB_FN8(1, 1)
 VB_FN8(2, 1)
+VB_FN8(1, 2)
+VB_FN8(2, 2)
 
 #define VB_FNS(R, M)                                                                               \
     {                                                                                              \
         vb_tile_##R##_1_##M, vb_tile_##R##_2_##M, vb_tile_##R##_3_##M, vb_tile_##R##_4_##M,        \
             vb_tile_##R##_5_##M, vb_tile_##R##_6_##M, vb_tile_##R##_7_##M, vb_tile_##R##_8_##M     \
     }
-/* [masked][R - 1][C - 1] */
-static const vb_tile_fn vb_tile_fns[2][VB_R][VB_C] = {{VB_FNS(1, 0), VB_FNS(2, 0)},
-                                                      {VB_FNS(1, 1), VB_FNS(2, 1)}};
+/* [mode][R - 1][C - 1] */
+static const vb_tile_fn vb_tile_fns[3][VB_R][VB_C] = {
+    {VB_FNS(1, 0), VB_FNS(2, 0)}, {VB_FNS(1, 1), VB_FNS(2, 1)}, {VB_FNS(1, 2), VB_FNS(2, 2)}};
 
-/* E = 2 * 128 U' - s odd 128 cnt per row group and segment of the block,
- * U' the row sums of the run's codes (the tile's AND b->mask when masked). */
-static void vb_offset_terms(vb_block *b, int R, bool masked) {
+/* b->eseg[len - 1]: E per row group and segment of the block, with U' the
+ * row sums of the codes of that length (the tile AND its mask). */
+static void vb_offset_terms(const vb_block *b, int R, int len) {
     const __m512i ones = _mm512_set1_epi8(1);
+    const __m512i mask = _mm512_set1_epi32((int32_t)vb_mask_word(len));
+    const int32_t odd_s = 256 - (1 << (8 - len));
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
         /* cnt = 32 (s1 - s0) positions. */
-        const __m512i c = _mm512_set1_epi32(b->odd_s * 128 * 32 * (int32_t)(s1 - s0));
+        const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * (int32_t)(s1 - s0));
         for (int r = 0; r < R; r++) {
             __m512i u = _mm512_setzero_si512();
             for (size_t w = s0; w < s1; w++)
                 for (int t = 0; t < 8; t++) {
                     __m512i code = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
-                    if (masked)
-                        code = _mm512_and_si512(code, b->mask);
+                    if (len < b->len_max)
+                        code = _mm512_and_si512(code, mask);
                     u = _mm512_dpbusd_epi32(u, code, ones);
                 }
-            b->eseg[r][si] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
+            b->eseg[len - 1][r][si] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
         }
     }
 }
@@ -266,13 +287,15 @@ static void vb_offset_terms(vb_block *b, int R, bool masked) {
 /*
  * One unit: for each of nc columns the code of planes [p0, p0 + lens[c]),
  * the columns sorted by length, longest first. Each weight tile is unpacked
- * once, at the longest length L; the columns of a shorter length n take the
+ * once, at the longest length L; a column of a shorter length n takes the
  * tile AND a mask keeping the top n bits of each byte. That is exactly the
  * tile a length-n unpack gives: the tile byte is u'_L = sum_{p<L} b_p 2^(7-p)
  * (plane p0 + p in bit 7 - p), so u'_L AND (0xFF << (8 - n)) = sum_{p<n} b_p
  * 2^(7-p) = 2^(8-n) u_n with u_n the n-plane code (u_n = floor(u_L /
- * 2^(L-n)), planes MSB first). Every sum below (S', U', the bounds, s = 2^(8-n))
- * is then that of an n-plane unit, term for term.
+ * 2^(L-n)), planes MSB first). Every sum below (S', U', the bounds, s =
+ * 2^(8-n)) is then that of an n-plane unit, term for term.
+ * Register tiles take the sorted columns 8 at a time, so columns of several
+ * lengths share one (VB_MASK_EACH: one VPANDD per VPDPBUSD).
  * s D at dout[c] + 16 (g - g0) for row groups [g0, g1), then exact division
  * by each column's s.
  */
@@ -281,12 +304,16 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
     const size_t kw = m->kwords;
     const bool grouped = bp__grouped(m);
     const int len_max = lens[0];
+    bool offset_len[8] = {false}; /* lengths with offset columns */
+    for (size_t i = 0; i < nc; i++)
+        offset_len[lens[i] - 1] |= cols[i]->off != 0;
     _Alignas(64) __m512i tile[VB_R][VB_KBLOCK_WORDS][8];
-    _Alignas(64) __m512i eseg[VB_R][VB_KBLOCK_WORDS];
+    _Alignas(64) __m512i eseg[8][VB_R][VB_KBLOCK_WORDS];
     _Alignas(64) __m512i mseg[VB_R][VB_KBLOCK_WORDS];
     vb_block b = {.m = m,
                   .segw = grouped ? (m->group_words < VB_SEG_WORDS ? m->group_words : VB_SEG_WORDS)
                                   : VB_KBLOCK_WORDS,
+                  .len_max = len_max,
                   .tile = tile,
                   .eseg = eseg,
                   .mseg = grouped ? mseg : NULL};
@@ -308,23 +335,17 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                     const uint8_t *mt = bp__mult_tile(m, g + (size_t)r, s0 / m->group_words);
                     mseg[r][si] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
                 }
-            /* One run per code length, each over the same tile. */
-            for (size_t a = 0, e; a < nc; a = e) {
-                const int len = lens[a];
-                bool need_u = false;
-                for (e = a; e < nc && lens[e] == len; e++)
-                    need_u |= cols[e]->off != 0;
-                const bool masked = len < len_max;
-                b.odd_s = (((int32_t)1 << len) - 1) << (8 - len);
-                b.mask = _mm512_set1_epi8((char)(uint8_t)(0xFFu << (8 - len)));
-                if (need_u)
-                    vb_offset_terms(&b, R, masked);
-                for (size_t c0 = a; c0 < e; c0 += VB_C) {
-                    const int C = e - c0 >= VB_C ? VB_C : (int)(e - c0);
-                    for (int c = 0; c < C; c++)
-                        dr[c] = dout[c0 + (size_t)c] + (g - g0) * BP_ROW_GROUP;
-                    vb_tile_fns[masked][R - 1][C - 1](&b, cols + c0, dr, b.w0 == 0);
-                }
+            for (int len = 1; len <= len_max; len++)
+                if (offset_len[len - 1])
+                    vb_offset_terms(&b, R, len);
+            for (size_t c0 = 0; c0 < nc; c0 += VB_C) {
+                const int C = nc - c0 >= VB_C ? VB_C : (int)(nc - c0);
+                const int mode = lens[c0] != lens[c0 + (size_t)C - 1] ? VB_MASK_EACH
+                                 : lens[c0] < len_max                 ? VB_MASK_ONE
+                                                                      : VB_FULL;
+                for (int c = 0; c < C; c++)
+                    dr[c] = dout[c0 + (size_t)c] + (g - g0) * BP_ROW_GROUP;
+                vb_tile_fns[mode][R - 1][C - 1](&b, cols + c0, lens + c0, dr, b.w0 == 0);
             }
         }
         /* s D -> D: exact division by s = 2^(8 - len) of each column. */
