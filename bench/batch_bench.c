@@ -4,7 +4,7 @@
  * load from other processes hits every method alike.
  *
  *   bitplane-batch-bench [--shapes 4096x4096,256x64] [--batch 8,32,360]
- *       [--planes 1,2,4,8] [--kernels auto,avx512-vnni-batched]
+ *       [--planes 1,2,4,8,mix] [--kernels auto,avx512-vnni-batched]
  *       [--threads 1] [--rounds 15] [--min-ms 2] [--act-bits 8]
  *       [--group 0|row|32..4096] [--method uniform|residual]
  *
@@ -16,6 +16,10 @@
  * preemption on a loaded machine). Weights stay in cache between calls, as a
  * model's layers do when they fit; the 4096 x 4096 fp32 matrix (64 MiB) does
  * not. One JSON object per line on stdout; a Markdown table on stderr.
+ * Planes "mix" gives batch column c planes 1 + c % 8 (at most the matrix's
+ * bits) through column_planes, as a server's mixed-precision batch does;
+ * its JSON "planes" is -1 and its chosen kernel that of a 1-plane call (what
+ * AUTO picks for the mix from batch 16; below, it may differ).
  */
 #include "bitplane.h"
 
@@ -117,12 +121,21 @@ static int parse_args(int argc, char **argv, opts *o) {
             if (parse_sizes(v, o->batch, &o->nbatch))
                 return fprintf(stderr, "--batch: expected B[,B...], got '%s'\n", v), -1;
         } else if (!strcmp(a, "--planes")) {
-            size_t p[MAX_LIST], n;
-            if (parse_sizes(v, p, &n))
-                return fprintf(stderr, "--planes: expected N[,N...], got '%s'\n", v), -1;
-            o->nplanes = (int)n;
-            for (size_t j = 0; j < n; j++)
-                o->planes[j] = (int)p[j];
+            /* Plane counts, or "mix" (planes -1: 1 + c % 8 per column). */
+            char buf[512];
+            snprintf(buf, sizeof buf, "%s", v);
+            o->nplanes = 0;
+            for (char *t = strtok(buf, ","); t && o->nplanes < MAX_LIST; t = strtok(NULL, ",")) {
+                char *end;
+                long n = strtol(t, &end, 10);
+                if (!strcmp(t, "mix"))
+                    n = -1;
+                else if (*end || n < 1)
+                    return fprintf(stderr, "--planes: expected N|mix[,...], got '%s'\n", v), -1;
+                o->planes[o->nplanes++] = (int)n;
+            }
+            if (!o->nplanes)
+                return fprintf(stderr, "--planes: expected N|mix[,...], got '%s'\n", v), -1;
         } else if (!strcmp(a, "--kernels")) {
             o->nkernels = 0;
             char buf[512];
@@ -165,6 +178,7 @@ typedef struct shape_run {
     const float *w, *x;
     float *y;
     bp_matrix *mat;
+    const int *mix; /* column planes for "mix" */
 } shape_run;
 
 static int call_once(const shape_run *s, const method *me) {
@@ -174,7 +188,8 @@ static int call_once(const shape_run *s, const method *me) {
         return 0;
     }
     bp_run_options r = BP_RUN_OPTIONS_INIT;
-    r.planes = me->planes;
+    r.planes = me->planes < 0 ? 0 : me->planes;
+    r.column_planes = me->planes < 0 ? s->mix : NULL;
     r.act_bits = s->o->act_bits;
     if (bp_gemm(me->ctx, s->mat, s->x, s->batch, s->k, s->y, s->m, &r) != BP_OK)
         return fprintf(stderr, "bp_gemm: %s\n", bp_last_error()), -1;
@@ -241,14 +256,20 @@ int main(int argc, char **argv) {
         bp_matrix *mat;
         if (bp_matrix_quantize(me[1].ctx, w, m, k, k, &qo, &mat) != BP_OK)
             return fprintf(stderr, "quantize: %s\n", bp_last_error()), 1;
+        int *mix = malloc(bmax * sizeof *mix);
+        int bits = bp_matrix_bits(mat);
+        if (!mix)
+            return fprintf(stderr, "out of memory\n"), 1;
+        for (size_t c = 0; c < bmax; c++)
+            mix[c] = 1 + (int)(c % 8) < bits ? 1 + (int)(c % 8) : bits;
         for (size_t bi = 0; bi < o.nbatch; bi++) {
             const size_t batch = o.batch[bi];
-            shape_run s = {&o, m, k, batch, w, x, y, mat};
+            shape_run s = {&o, m, k, batch, w, x, y, mat, mix};
             int calls[64];
             for (int i = 0; i < nm; i++) {
                 if (me[i].ctx)
-                    me[i].chosen =
-                        bp_matrix_cpu_kernel_name(me[i].ctx, mat, me[i].planes, o.act_bits, batch);
+                    me[i].chosen = bp_matrix_cpu_kernel_name(
+                        me[i].ctx, mat, me[i].planes < 0 ? 1 : me[i].planes, o.act_bits, batch);
                 double t = sample(&s, &me[i], 1); /* warm-up and calibration */
                 t = sample(&s, &me[i], 1);
                 int c = (int)(o.min_ms * 1e-3 / t) + 1;
@@ -274,7 +295,9 @@ int main(int argc, char **argv) {
                        o.act_bits, o.threads, o.method == BP_QUANT_UNIFORM ? "uniform" : "residual",
                        o.group, med_t * 1e3, min_t * 1e3, med_r, o.rounds);
                 char planes[16] = "-";
-                if (me[i].ctx)
+                if (me[i].ctx && me[i].planes < 0)
+                    snprintf(planes, sizeof planes, "mix");
+                else if (me[i].ctx)
                     snprintf(planes, sizeof planes, "%d", me[i].planes);
                 fprintf(stderr, "| %zux%zu | %zu | %s | %s | %s | %.4f | %.4f | %.2fx |\n", m, k,
                         batch, me[i].kernel, planes, me[i].chosen, med_t * 1e3, min_t * 1e3, med_r);
@@ -282,6 +305,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
         bp_matrix_destroy(mat);
+        free(mix);
         for (int ki = 0; ki < o.nkernels; ki++)
             bp_context_destroy(me[1 + ki * o.nplanes].ctx);
         for (int i = 0; i < nm; i++)

@@ -130,6 +130,22 @@ static void prepare_task(void *arg, size_t i, int worker) {
         c->kernel->prepare(ac, c->kpad, mem + c->q_bytes + c->rot_bytes);
 }
 
+/* Records the first y[perm[r]] (perm NULL: y[r]) of stored rows [r0, r1)
+ * of chunk column i that is not finite, unless another task did already. */
+static void note_overflow(cpu_call *c, const float *y, size_t r0, size_t r1, size_t i,
+                          const uint32_t *perm) {
+    for (size_t r = r0; r < r1; r++) {
+        const size_t o = perm ? perm[r] : r;
+        if (!isfinite(y[o])) {
+            if (!__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
+                c->overflow_row = o;
+                c->overflow_col = c->c0 + i;
+            }
+            return;
+        }
+    }
+}
+
 /* y for stored rows [r0, r1) of chunk column i from its D (row r0 at
  * d[0]); stored row r goes to y[perm[r]] (perm NULL: y[r]). Always inlined,
  * so the call without counts (perm a constant NULL) keeps its plain loops. */
@@ -169,21 +185,24 @@ combine_rows_to(cpu_call *c, const bp_act_column *ac, const int64_t *d, size_t l
     }
     /* Finite inputs, so only an overflow of the float range; checked once
      * per block so the loops above stay branch-free. */
-    for (size_t r = r0; !finite && r < r1; r++) {
-        const size_t o = perm ? perm[r] : r;
-        if (!isfinite(y[o])) {
-            if (!__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
-                c->overflow_row = o;
-                c->overflow_col = c->c0 + i;
-            }
-            break;
-        }
-    }
+    if (!finite)
+        note_overflow(c, y, r0, r1, i, perm);
 }
 
 static void combine_rows(cpu_call *c, const bp_act_column *ac, const int64_t *d, size_t ld_plane,
                          size_t r0, size_t r1, size_t i) {
     combine_rows_to(c, ac, d, ld_plane, r0, r1, i, NULL);
+}
+
+/* Uniform matrices without a row permutation: y for stored rows [r0, r1)
+ * of chunk column i from D, with alpha[r - r0] contiguous. */
+static void combine_uniform_to(cpu_call *c, const bp_act_column *ac, const float *alpha,
+                               const int64_t *d, size_t r0, size_t r1, size_t i) {
+    const bp_gemm_args *a = c->a;
+    float *y = a->y + (c->c0 + i) * a->ldy;
+    if (!bp__combine_uniform_rows(alpha, 1, d, ac->scale, a->bias ? a->bias + r0 : NULL, y + r0,
+                                  r1 - r0))
+        note_overflow(c, y, r0, r1, i, NULL);
 }
 
 /* Output of a zero column for stored rows [r0, r1): the bias alone. */
@@ -354,8 +373,29 @@ static void compute_batch_task(void *arg, size_t task, int worker) {
                                  .ld_plane = ld_plane,
                                  .ld_col = ld_plane * c->slots};
     c->kernel->compute_batch(&call);
+    if (m->method != BP_QUANT_UNIFORM || m->perm) {
+        for (size_t k = 0; k < n; k++)
+            combine_rows(c, cols[k], call.d + k * call.ld_col, ld_plane, r0, r1, owner[k]);
+        return;
+    }
+    /* Uniform: alpha of each plane count present gathered once per task
+     * into a contiguous row vector (the coefficient table strides by n), so
+     * the combine of every column runs in vectors; the same products. */
+    float alpha[GROUPS_PER_TASK * BP_ROW_GROUP];
+    uint32_t todo = 0;
     for (size_t k = 0; k < n; k++)
-        combine_rows(c, cols[k], call.d + k * call.ld_col, ld_plane, r0, r1, owner[k]);
+        todo |= 1u << (cols[k]->planes - 1);
+    for (int np = 1; todo; np++) {
+        if (!(todo >> (np - 1) & 1u))
+            continue;
+        todo &= ~(1u << (np - 1));
+        const float *coef = bp__coef(m, np, r0) + (np - 1);
+        for (size_t r = 0; r < r1 - r0; r++)
+            alpha[r] = coef[r * (size_t)np];
+        for (size_t k = 0; k < n; k++)
+            if (cols[k]->planes == np)
+                combine_uniform_to(c, cols[k], alpha, call.d + k * call.ld_col, r0, r1, owner[k]);
+    }
 }
 
 bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {

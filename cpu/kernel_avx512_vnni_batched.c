@@ -28,7 +28,9 @@
  *
  * Uniform matrices take the n planes as one code (n > 8: chunks of 8 with
  * D = 2^len D_first + D_rest); residual matrices take each plane as a 1-plane
- * code. act_bits above 8 are not handled (supports()).
+ * code. Columns with different plane counts share one unpack per tile, at
+ * the batch's longest code: a shorter code is the tile AND a byte mask
+ * (vb_unit). act_bits above 8 are not handled (supports()).
  */
 #include "cpu_kernel.h"
 
@@ -104,9 +106,8 @@ BP_INLINE void vb_transpose4(__m512i a, __m512i b, __m512i c, __m512i d, __m512i
 }
 
 /* Codes of one row group and word: lines[p] for p < len (else zero) into
- * tile[0..7] (see the top), and the row sums of the codes into *usum. */
-BP_INLINE void vb_unpack_word(const uint32_t *const *lines, int len, size_t w, __m512i *tile,
-                              __m512i *usum, bool need_u) {
+ * tile[0..7] (see the top). */
+BP_INLINE void vb_unpack_word(const uint32_t *const *lines, int len, size_t w, __m512i *tile) {
     const __m512i zero = _mm512_setzero_si512();
     __m512i L[8];
     for (int p = 0; p < 8; p++)
@@ -130,13 +131,6 @@ BP_INLINE void vb_unpack_word(const uint32_t *const *lines, int len, size_t w, _
     /* T_{4h + i}: dword i of V_h, V_{2+h}, V_{4+h}, V_{6+h} per lane. */
     vb_transpose4(V[0], V[2], V[4], V[6], tile);
     vb_transpose4(V[1], V[3], V[5], V[7], tile + 4);
-    if (need_u) {
-        const __m512i ones = _mm512_set1_epi8(1);
-        __m512i u = zero;
-        for (int t = 0; t < 8; t++)
-            u = _mm512_dpbusd_epi32(u, tile[t], ones);
-        *usum = u;
-    }
 }
 
 /* Broadcast of the 4 activation bytes at p (VPDPBUSD folds it into {1to16}). */
@@ -146,28 +140,45 @@ BP_INLINE __m512i vb_bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* Everything one unit (planes [p0, p0 + len)) needs for a K block. */
+/* Byte mask keeping the top len bits of each byte of a dword (see vb_unit). */
+static inline uint32_t vb_mask_word(int len) {
+    return 0x01010101u * ((0xFFu << (8 - len)) & 0xFFu);
+}
+
+/* Everything the columns of a unit need for a K block. */
 typedef struct vb_block {
     const bp_matrix *m;
     size_t w0, w1; /* words of the block */
     size_t segw;   /* words per segment */
-    int len;       /* planes in the code */
-    int32_t odd_s; /* s (2^len - 1), s = 2^(8 - len) */
+    int len_max;   /* the tile's code length */
     __m512i (*tile)[VB_KBLOCK_WORDS][8];
-    /* Per row group of the tile and segment: E = 2 * 128 U' - s odd 128 cnt
-     * (for offset columns) and the multipliers (grouped). */
-    __m512i (*eseg)[VB_KBLOCK_WORDS];
+    /* Per code length n (index n - 1), row group of the tile and segment:
+     * E = 2 * 128 U'_n - s odd 128 cnt, for lengths with offset columns. */
+    __m512i (*eseg)[VB_R][VB_KBLOCK_WORDS];
+    /* Per row group and segment: the multipliers (grouped matrices). */
     __m512i (*mseg)[VB_KBLOCK_WORDS];
 } vb_block;
 
+/* How the columns of a register tile take their codes from the tile: as
+ * they are (every column at the tile's length), all through one mask (one
+ * shorter length), or each through its own (several lengths). */
+enum { VB_FULL, VB_MASK_ONE, VB_MASK_EACH };
+
 /*
- * R row groups x C columns over one K block: D[r][c] (16 int64 at dout[c] +
- * 16 r) += s D of each segment; `first` stores instead of adding.
+ * R row groups x C columns (code lengths lens[c]) over one K block: D[r][c]
+ * (16 int64 at dout[c] + 16 r) += s_c D of each segment, s_c = 2^(8 -
+ * lens[c]); `first` stores instead of adding.
  */
-BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t *const *dout,
-                       bool first, const int R, const int C) {
+BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const int *lens,
+                       int64_t *const *dout, bool first, const int R, const int C, const int mode) {
     const bool grouped = b->mseg != NULL;
     const __m512i two_zero = _mm512_setzero_si512();
+    __m512i mask[VB_C];
+    int32_t odd_s[VB_C]; /* s (2^len - 1) = 256 - s */
+    for (int c = 0; c < C; c++) {
+        mask[c] = _mm512_set1_epi32((int32_t)vb_mask_word(lens[c]));
+        odd_s[c] = 256 - (1 << (8 - lens[c]));
+    }
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
@@ -179,12 +190,18 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t 
 #pragma GCC unroll 8
             for (int t = 0; t < 8; t++) {
                 __m512i code[VB_R];
-                for (int r = 0; r < R; r++)
+                for (int r = 0; r < R; r++) {
                     code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
+                    if (mode == VB_MASK_ONE)
+                        code[r] = _mm512_and_si512(code[r], mask[0]);
+                }
                 for (int c = 0; c < C; c++) {
                     const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
-                    for (int r = 0; r < R; r++)
-                        acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], code[r], qv);
+                    for (int r = 0; r < R; r++) {
+                        const __m512i u =
+                            mode == VB_MASK_EACH ? _mm512_and_si512(code[r], mask[c]) : code[r];
+                        acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], u, qv);
+                    }
                 }
             }
         }
@@ -193,11 +210,11 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t 
             for (size_t w = s0; w < s1; w++)
                 qs += cols[c]->qw[w];
             /* Wrapping int32: the true value fits (see the top). */
-            const __m512i bq = _mm512_set1_epi32((int32_t)((uint32_t)b->odd_s * (uint32_t)qs));
+            const __m512i bq = _mm512_set1_epi32((int32_t)((uint32_t)odd_s[c] * (uint32_t)qs));
             for (int r = 0; r < R; r++) {
                 __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
                 if (cols[c]->off)
-                    v = _mm512_add_epi32(v, b->eseg[r][si]);
+                    v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r][si]);
                 if (grouped)
                     v = _mm512_mullo_epi32(v, b->mseg[r][si]);
                 int64_t *d = dout[c] + 16 * r;
@@ -214,45 +231,89 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, int64_t 
     }
 }
 
-typedef void (*vb_tile_fn)(const vb_block *b, const vb_column *const *cols, int64_t *const *dout,
-                           bool first);
-#define VB_FN(R, C)                                                                                \
-    static void vb_tile_##R##_##C(const vb_block *b, const vb_column *const *cols,                 \
-                                  int64_t *const *dout, bool first) {                              \
-        vb_tile(b, cols, dout, first, R, C);                                                       \
+typedef void (*vb_tile_fn)(const vb_block *b, const vb_column *const *cols, const int *lens,
+                           int64_t *const *dout, bool first);
+#define VB_FN(R, C, M)                                                                             \
+    static void vb_tile_##R##_##C##_##M(const vb_block *b, const vb_column *const *cols,           \
+                                        const int *lens, int64_t *const *dout, bool first) {       \
+        vb_tile(b, cols, lens, dout, first, R, C, M);                                              \
     }
-#define VB_FN8(R)                                                                                  \
-    VB_FN(R, 1) VB_FN(R, 2) VB_FN(R, 3) VB_FN(R, 4) VB_FN(R, 5) VB_FN(R, 6) VB_FN(R, 7) VB_FN(R, 8)
-VB_FN8(1)
-VB_FN8(2)
+#define VB_FN8(R, M)                                                                               \
+    VB_FN(R, 1, M)                                                                                 \
+    VB_FN(R, 2, M)                                                                                 \
+    VB_FN(R, 3, M)                                                                                 \
+    VB_FN(R, 4, M) VB_FN(R, 5, M) VB_FN(R, 6, M) VB_FN(R, 7, M) VB_FN(R, 8, M)
+VB_FN8(1, 0)
+VB_FN8(2, 0)
+VB_FN8(1, 1)
+VB_FN8(2, 1)
+VB_FN8(1, 2)
+VB_FN8(2, 2)
 
-/* [R - 1][C - 1] */
-static const vb_tile_fn vb_tile_fns[VB_R][VB_C] = {
-    {vb_tile_1_1, vb_tile_1_2, vb_tile_1_3, vb_tile_1_4, vb_tile_1_5, vb_tile_1_6, vb_tile_1_7,
-     vb_tile_1_8},
-    {vb_tile_2_1, vb_tile_2_2, vb_tile_2_3, vb_tile_2_4, vb_tile_2_5, vb_tile_2_6, vb_tile_2_7,
-     vb_tile_2_8},
-};
+#define VB_FNS(R, M)                                                                               \
+    {                                                                                              \
+        vb_tile_##R##_1_##M, vb_tile_##R##_2_##M, vb_tile_##R##_3_##M, vb_tile_##R##_4_##M,        \
+            vb_tile_##R##_5_##M, vb_tile_##R##_6_##M, vb_tile_##R##_7_##M, vb_tile_##R##_8_##M     \
+    }
+/* [mode][R - 1][C - 1] */
+static const vb_tile_fn vb_tile_fns[3][VB_R][VB_C] = {
+    {VB_FNS(1, 0), VB_FNS(2, 0)}, {VB_FNS(1, 1), VB_FNS(2, 1)}, {VB_FNS(1, 2), VB_FNS(2, 2)}};
 
-/* One unit (the code of planes [p0, p0 + len)) for nc columns: s D at
- * dout[i] + 16 (g - g0) for row groups [g0, g1); then exact division by s. */
-static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, int len,
+/* b->eseg[len - 1]: E per row group and segment of the block, with U' the
+ * row sums of the codes of that length (the tile AND its mask). */
+static void vb_offset_terms(const vb_block *b, int R, int len) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    const __m512i mask = _mm512_set1_epi32((int32_t)vb_mask_word(len));
+    const int32_t odd_s = 256 - (1 << (8 - len));
+    size_t si = 0;
+    for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
+        const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
+        /* cnt = 32 (s1 - s0) positions. */
+        const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * (int32_t)(s1 - s0));
+        for (int r = 0; r < R; r++) {
+            __m512i u = _mm512_setzero_si512();
+            for (size_t w = s0; w < s1; w++)
+                for (int t = 0; t < 8; t++) {
+                    __m512i code = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
+                    if (len < b->len_max)
+                        code = _mm512_and_si512(code, mask);
+                    u = _mm512_dpbusd_epi32(u, code, ones);
+                }
+            b->eseg[len - 1][r][si] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
+        }
+    }
+}
+
+/*
+ * One unit: for each of nc columns the code of planes [p0, p0 + lens[c]),
+ * the columns sorted by length, longest first. Each weight tile is unpacked
+ * once, at the longest length L; a column of a shorter length n takes the
+ * tile AND a mask keeping the top n bits of each byte. That is exactly the
+ * tile a length-n unpack gives: the tile byte is u'_L = sum_{p<L} b_p 2^(7-p)
+ * (plane p0 + p in bit 7 - p), so u'_L AND (0xFF << (8 - n)) = sum_{p<n} b_p
+ * 2^(7-p) = 2^(8-n) u_n with u_n the n-plane code (u_n = floor(u_L /
+ * 2^(L-n)), planes MSB first). Every sum below (S', U', the bounds, s =
+ * 2^(8-n)) is then that of an n-plane unit, term for term.
+ * Register tiles take the sorted columns 8 at a time, so columns of several
+ * lengths share one (VB_MASK_EACH: one VPANDD per VPDPBUSD).
+ * s D at dout[c] + 16 (g - g0) for row groups [g0, g1), then exact division
+ * by each column's s.
+ */
+static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int *lens,
                     const vb_column *const *cols, int64_t *const *dout, size_t nc) {
     const size_t kw = m->kwords;
     const bool grouped = bp__grouped(m);
-    bool need_u = false;
+    const int len_max = lens[0];
+    bool offset_len[8] = {false}; /* lengths with offset columns */
     for (size_t i = 0; i < nc; i++)
-        need_u |= cols[i]->off != 0;
+        offset_len[lens[i] - 1] |= cols[i]->off != 0;
     _Alignas(64) __m512i tile[VB_R][VB_KBLOCK_WORDS][8];
-    _Alignas(64) __m512i usum[VB_R][VB_KBLOCK_WORDS];
-    _Alignas(64) __m512i eseg[VB_R][VB_KBLOCK_WORDS];
+    _Alignas(64) __m512i eseg[8][VB_R][VB_KBLOCK_WORDS];
     _Alignas(64) __m512i mseg[VB_R][VB_KBLOCK_WORDS];
-    const int shift = 8 - len;
     vb_block b = {.m = m,
                   .segw = grouped ? (m->group_words < VB_SEG_WORDS ? m->group_words : VB_SEG_WORDS)
                                   : VB_KBLOCK_WORDS,
-                  .len = len,
-                  .odd_s = (((int32_t)1 << len) - 1) << shift,
+                  .len_max = len_max,
                   .tile = tile,
                   .eseg = eseg,
                   .mseg = grouped ? mseg : NULL};
@@ -261,43 +322,37 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, int len,
         const int R = g1 - g >= VB_R ? VB_R : (int)(g1 - g);
         const uint32_t *lines[VB_R][8];
         for (int r = 0; r < R; r++)
-            for (int p = 0; p < len; p++)
+            for (int p = 0; p < len_max; p++)
                 lines[r][p] = bp__slab(m, p0 + p) + (g + (size_t)r) * kw * BP_ROW_GROUP;
         for (b.w0 = 0; b.w0 < kw; b.w0 = b.w1) {
             b.w1 = kw - b.w0 < VB_KBLOCK_WORDS ? kw : b.w0 + VB_KBLOCK_WORDS;
             for (int r = 0; r < R; r++)
                 for (size_t w = b.w0; w < b.w1; w++)
-                    vb_unpack_word(lines[r], len, w, tile[r][w - b.w0], &usum[r][w - b.w0], need_u);
+                    vb_unpack_word(lines[r], len_max, w, tile[r][w - b.w0]);
             size_t si = 0;
-            for (size_t s0 = b.w0; s0 < b.w1; s0 += b.segw, si++) {
-                const size_t s1 = b.w1 - s0 < b.segw ? b.w1 : s0 + b.segw;
+            for (size_t s0 = b.w0; grouped && s0 < b.w1; s0 += b.segw, si++)
                 for (int r = 0; r < R; r++) {
-                    if (need_u) {
-                        __m512i u = _mm512_setzero_si512();
-                        for (size_t w = s0; w < s1; w++)
-                            u = _mm512_add_epi32(u, usum[r][w - b.w0]);
-                        /* 2 * 128 U' - s odd 128 cnt, cnt = 32 (s1 - s0). */
-                        const int32_t c = b.odd_s * 128 * 32 * (int32_t)(s1 - s0);
-                        eseg[r][si] =
-                            _mm512_sub_epi32(_mm512_slli_epi32(u, 8), _mm512_set1_epi32(c));
-                    }
-                    if (grouped) {
-                        const uint8_t *mt = bp__mult_tile(m, g + (size_t)r, s0 / m->group_words);
-                        mseg[r][si] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
-                    }
+                    const uint8_t *mt = bp__mult_tile(m, g + (size_t)r, s0 / m->group_words);
+                    mseg[r][si] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
                 }
-            }
+            for (int len = 1; len <= len_max; len++)
+                if (offset_len[len - 1])
+                    vb_offset_terms(&b, R, len);
             for (size_t c0 = 0; c0 < nc; c0 += VB_C) {
                 const int C = nc - c0 >= VB_C ? VB_C : (int)(nc - c0);
+                const int mode = lens[c0] != lens[c0 + (size_t)C - 1] ? VB_MASK_EACH
+                                 : lens[c0] < len_max                 ? VB_MASK_ONE
+                                                                      : VB_FULL;
                 for (int c = 0; c < C; c++)
                     dr[c] = dout[c0 + (size_t)c] + (g - g0) * BP_ROW_GROUP;
-                vb_tile_fns[R - 1][C - 1](&b, cols + c0, dr, b.w0 == 0);
+                vb_tile_fns[mode][R - 1][C - 1](&b, cols + c0, lens + c0, dr, b.w0 == 0);
             }
         }
-        /* s D -> D: exact division by s = 2^shift. */
-        for (size_t i = 0; shift && i < nc; i++) {
+        /* s D -> D: exact division by s = 2^(8 - len) of each column. */
+        for (size_t i = 0; i < nc; i++) {
+            const int shift = 8 - lens[i];
             int64_t *d = dout[i] + (g - g0) * BP_ROW_GROUP;
-            for (int k = 0; k < R * BP_ROW_GROUP; k += 8)
+            for (int k = 0; shift && k < R * BP_ROW_GROUP; k += 8)
                 _mm512_storeu_si512(d + k, _mm512_srai_epi64(_mm512_loadu_si512(d + k), shift));
         }
     }
@@ -311,29 +366,28 @@ static void vb_compute_batch(const bp_kernel_batch_call *call) {
     const bool uniform = m->method == BP_QUANT_UNIFORM;
     const vb_column *cols[VB_UNIT_COLS];
     int64_t *dout[VB_UNIT_COLS];
+    int lens[VB_UNIT_COLS];
     for (size_t c0 = 0; c0 < call->ncols; c0 += VB_UNIT_COLS) {
         const size_t c1 = call->ncols - c0 < VB_UNIT_COLS ? call->ncols : c0 + VB_UNIT_COLS;
-        /* Every (p0, len) unit some column needs; slot: where its D goes. */
-        for (int p0 = 0; p0 < m->bits; p0++)
-            for (int len = 1; len <= 8 && p0 + len <= m->bits; len++) {
-                size_t nc = 0;
+        /* Units: uniform matrices one code of planes [0, min(n, 8)) per
+         * column (slot 0), and [8, n) beyond 8 planes (slot 1); residual
+         * matrices each plane p < n as a 1-plane code (slot p). A unit's
+         * columns go longest code first, so runs of one length follow. */
+        const int step = uniform ? 8 : 1;
+        for (int p0 = 0; p0 < m->bits; p0 += step) {
+            size_t nc = 0;
+            for (int len = step; len >= 1; len--)
                 for (size_t c = c0; c < c1; c++) {
-                    const int n = call->cols[c]->planes;
-                    int slot = -1;
-                    if (!uniform && len == 1 && p0 < n)
-                        slot = p0;
-                    else if (uniform && p0 == 0 && len == (n < 8 ? n : 8))
-                        slot = 0;
-                    else if (uniform && p0 == 8 && len == n - 8)
-                        slot = 1;
-                    if (slot < 0)
+                    const int n = call->cols[c]->planes - p0;
+                    if ((n < step ? n : step) != len)
                         continue;
                     cols[nc] = call->cols[c]->kernel_data;
-                    dout[nc++] = call->d + c * call->ld_col + (size_t)slot * call->ld_plane;
+                    lens[nc] = len;
+                    dout[nc++] = call->d + c * call->ld_col + (size_t)(p0 / step) * call->ld_plane;
                 }
-                if (nc)
-                    vb_unit(m, call->g0, call->g1, p0, len, cols, dout, nc);
-            }
+            if (nc)
+                vb_unit(m, call->g0, call->g1, p0, lens, cols, dout, nc);
+        }
         /* Uniform beyond 8 planes: D = 2^(n-8) D_first + D_rest (exact). */
         for (size_t c = c0; uniform && c < c1; c++) {
             const int n = call->cols[c]->planes;

@@ -36,8 +36,9 @@ static inline uint32_t not_finite(float v) {
     return (b & 0x7f800000u) == 0x7f800000u;
 }
 
-bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
-                              const float *bias, float *y, size_t rows) {
+static inline __attribute__((always_inline)) bool
+combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
+                     const float *bias, float *y, size_t rows) {
     /* The fast conversion first, noting whether some |D| >= 2^51 (it does
      * not occur below K * 2^act_bits * 2^planes = 2^51); then, if one did,
      * the rows again with the plain conversion. */
@@ -68,4 +69,21 @@ bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *
         }
     }
     return !bad;
+}
+
+bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
+                              const float *bias, float *y, size_t rows) {
+    /* Contiguous alpha (stride 1): in AVX-512 where the CPU has it, else in
+     * its own copy of the loops, which GCC vectorizes (not the strided ones);
+     * the same operations per row, so the same bits. */
+    if (stride == 1) {
+#if defined(BP_ARCH_X86_64)
+        bool finite;
+        if (bp__cpu_has_avx512bw() &&
+            bp__combine_uniform_rows_avx512(alpha, d, s, bias, y, rows, &finite))
+            return finite;
+#endif
+        return combine_uniform_rows(alpha, 1, d, s, bias, y, rows);
+    }
+    return combine_uniform_rows(alpha, stride, d, s, bias, y, rows);
 }

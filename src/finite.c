@@ -16,14 +16,17 @@ size_t bp__first_non_finite(const float *v, size_t n) {
      * the element is located only in a block that has one. */
     for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
         size_t i1 = n - i0 < BLOCK ? n : i0 + BLOCK;
-        uint32_t worst = 0;
+        /* An OR of all-ones compare masks (AND, compare, OR per vector on
+         * SSE2); an unsigned maximum took about 10 SSE2 operations per 4
+         * elements (no PMAXUD before SSE4.1): 13-15 % of a 10 x 128 or
+         * 128 x 256 product at batch 360. */
+        uint32_t any = 0;
         for (size_t i = i0; i < i1; i++) {
             uint32_t b;
             memcpy(&b, &v[i], sizeof b);
-            b &= FLOAT_EXP_BITS;
-            worst = b > worst ? b : worst;
+            any |= 0u - (uint32_t)((b & FLOAT_EXP_BITS) == FLOAT_EXP_BITS);
         }
-        if (worst != FLOAT_EXP_BITS)
+        if (!any)
             continue;
         for (size_t i = i0; i < i1; i++)
             if (!isfinite(v[i]))

@@ -213,7 +213,9 @@ Test(accuracy, huge_weights_never_silent_inf) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    enum { M = 9, K = 70, B = 3 };
+    /* Batch 3 takes the per-call kernels, 17 the batched one. */
+    enum { M = 9, K = 70, B = 17 };
+    static const size_t batches[] = {3, B};
     float *w = tu_xmalloc(M * K * sizeof *w), x[K * B], y[M * B];
     for (size_t i = 0; i < M * K; i++)
         w[i] = (tu_range(&rng, 0, 1) ? 3e38f : -3e38f) * (float)(0.5 + 0.5 * tu_uniform(&rng));
@@ -231,16 +233,18 @@ Test(accuracy, huge_weights_never_silent_inf) {
             for (int scale = 0; scale < 3; scale++) {
                 /* Small inputs keep the true y finite; large ones do not. */
                 tu_fill_gauss(&rng, x, K * B, scale == 0 ? 1e-6f : scale == 1 ? 1e-3f : 1.0f);
-                for (int n = 1; n <= 8; n += 3) {
+                for (int nb = 0; nb < 6; nb++) {
+                    const int n = 1 + 3 * (nb / 2);
+                    const size_t batch = batches[nb % 2];
                     bp_run_options o = tu_run(n, 8);
-                    bp_status st = bp_gemm(ctx, m, x, B, K, y, M, &o);
+                    bp_status st = bp_gemm(ctx, m, x, batch, K, y, M, &o);
                     bool finite = true;
-                    for (size_t i = 0; i < M * B; i++)
+                    for (size_t i = 0; i < M * batch; i++)
                         finite &= isfinite(y[i]) != 0;
                     cr_assert(st == BP_ERR_NON_FINITE || (st == BP_OK && finite),
-                              "method %d structure %d scale %d planes %d: status %s with %s y; "
-                              "seed=%llu",
-                              method, structure, scale, n, bp_status_string(st),
+                              "method %d structure %d scale %d planes %d batch %zu: status %s "
+                              "with %s y; seed=%llu",
+                              method, structure, scale, n, batch, bp_status_string(st),
                               finite ? "finite" : "non-finite", seed);
                     if (st == BP_ERR_NON_FINITE)
                         cr_assert(strstr(bp_last_error(), "overflow") != NULL, "%s",

@@ -417,15 +417,17 @@ Test(activations, quantizer_follows_rule_at_every_position) {
 
 /* The vectorized uniform combine gives bp__combine_uniform's bits for every
  * D (below, at and above the 2^51 bound of its fast conversion, up to 2^62), with
- * and without a bias, and reports non-finite results. */
+ * and without a bias, and reports non-finite results; alpha contiguous (the
+ * AVX-512 form where the CPU has it) and strided. */
 Test(activations, uniform_combine_rows_matches_scalar) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    enum { ROWS = 67, STRIDE = 3 };
+    enum { ROWS = 67, STRIDE_MAX = 3 };
     int64_t d[ROWS];
-    float alpha[ROWS * STRIDE], bias[ROWS], y[ROWS], e[ROWS];
-    for (int round = 0; round < 400; round++) {
+    float alpha[ROWS * STRIDE_MAX], bias[ROWS], y[ROWS], e[ROWS];
+    for (int round = 0; round < 800; round++) {
+        const size_t STRIDE = round % 8 < 4 ? 1 : STRIDE_MAX;
         static const int max_bits_of_round[4] = {62, 51, 52, 30};
         const int max_bits = max_bits_of_round[round % 4];
         for (size_t r = 0; r < ROWS; r++) {

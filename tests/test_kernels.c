@@ -508,16 +508,26 @@ Test(kernels, avx2_lut_exact_at_its_largest_k, .timeout = 300) {
  * multiple of 32 or 512, odd row counts and row-group sub-ranges, group
  * multipliers, act_bits 1..8 in both modes, uniform and residual matrices,
  * one plane count for the batch or one per column (1..bits, up to 16).
+ * A batch_spec fixes the matrix and the plane counts; without one (NULL)
+ * they are random.
  */
+typedef struct batch_spec {
+    int bits;
+    bp_quant_method method;
+    const int *planes; /* batch entries */
+} batch_spec;
+
 static bool run_batch_case(const bp_cpu_kernel_desc *kernel, size_t rows, size_t cols, size_t batch,
-                           int act_bits, uint64_t seed) {
+                           int act_bits, uint64_t seed, const batch_spec *spec) {
     tu_rng rng;
     tu_rng_init(&rng, seed);
     bp_context *ctx = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
     float *w = tu_xmalloc(rows * cols * sizeof *w);
     tu_fill_gauss(&rng, w, rows * cols, 1.0f);
-    const int bits = (int)tu_range(&rng, 1, BP_MAX_BITS);
-    bp_quant_method method = tu_range(&rng, 0, 1) ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
+    const int bits = spec ? spec->bits : (int)tu_range(&rng, 1, BP_MAX_BITS);
+    bp_quant_method method = spec                   ? spec->method
+                             : tu_range(&rng, 0, 1) ? BP_QUANT_RESIDUAL
+                                                    : BP_QUANT_UNIFORM;
     bp_matrix *m = tu_quantize(ctx, w, rows, cols, cols, bits, method,
                                method == BP_QUANT_UNIFORM ? 1.0f : 0.0f);
     const size_t group_size = tu_range(&rng, 0, 1) ? (size_t)32 << tu_range(&rng, 0, 7) : 0;
@@ -547,7 +557,9 @@ static bool run_batch_case(const bp_cpu_kernel_desc *kernel, size_t rows, size_t
         fill_column(&rng, x, cols, (act_kind)tu_range(&rng, 0, 2));
         bp__quantize_activations(x, cols, kpad, act_bits, 0.0f, q + c * bp__act_q_words(kpad),
                                  &ref_cols[c]);
-        ref_cols[c].planes = mixed ? (int)tu_range(&rng, 1, (size_t)bits) : common;
+        ref_cols[c].planes = spec    ? spec->planes[c]
+                             : mixed ? (int)tu_range(&rng, 1, (size_t)bits)
+                                     : common;
         cr_assert(!ref_cols[c].is_zero, "test data must not be all zero");
         ker_cols[c] = ref_cols[c];
         kernel->prepare(&ker_cols[c], kpad, scratch + c * sbytes);
@@ -635,7 +647,8 @@ static void batch_all(const bp_cpu_kernel_desc *k) {
                 ri = ri % 2;
                 ki = ki % 2;
             }
-            nonzero += run_batch_case(k, rows[ri], cols[ki], batches[b], a, tu_next(&rng) >> 12);
+            nonzero +=
+                run_batch_case(k, rows[ri], cols[ki], batches[b], a, tu_next(&rng) >> 12, NULL);
             cases++;
         }
     cr_assert(cases > 0, "%s has compute_batch but took no act_bits 1..8", k->name);
@@ -648,6 +661,62 @@ Test(kernels, batched_matches_reference) {
     for (size_t i = 0; i < n; i++)
         if (list[i]->compute_batch && list[i]->runnable()) {
             batch_all(list[i]);
+            ran++;
+        }
+    if (!ran)
+        cr_skip_test("no batched kernel runs on this CPU");
+}
+
+/*
+ * Mixed plane counts in one batched call, the case a server's coalesced
+ * requests make (the batched code kernel unpacks each tile once at the
+ * longest code and masks it for shorter ones): every non-empty subset of
+ * 1..8 as the batch's plane counts, each count on 1-3 columns in random
+ * order; act_bits 1..8 and random column modes (signed, unsigned, extreme);
+ * uniform 8-bit matrices, uniform 16-bit ones with counts beyond 8 (both
+ * chunks mixed), residual ones; per-row and grouped, K tails, row ranges.
+ */
+static void mixed_subsets(const bp_cpu_kernel_desc *k) {
+    static const size_t rows[] = {17, 33, 64};
+    static const size_t cols[] = {31, 100, 513, 700};
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t cases = 0, nonzero = 0;
+    int planes[8 * 3];
+    for (unsigned subset = 1; subset < 256; subset++) {
+        const int a = 1 + (int)(subset % 8);
+        const int kind = (int)tu_range(&rng, 0, 3);
+        batch_spec spec = {.bits = kind == 3 ? 16 : 8,
+                           .method = kind == 2 ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM,
+                           .planes = planes};
+        size_t batch = 0;
+        for (int n = 1; n <= 8; n++)
+            for (size_t rep = tu_range(&rng, 1, 3); (subset >> (n - 1) & 1u) && rep; rep--)
+                planes[batch++] = n + (spec.bits == 16 && tu_range(&rng, 0, 1) ? 8 : 0);
+        for (size_t i = batch; i > 1; i--) { /* shuffle: runs must not rely on order */
+            size_t j = tu_range(&rng, 0, i - 1);
+            int t = planes[i - 1];
+            planes[i - 1] = planes[j];
+            planes[j] = t;
+        }
+        if (!k->supports(a, bp__padded_cols(700), BP_MULT_MAX))
+            continue;
+        nonzero += run_batch_case(k, rows[tu_range(&rng, 0, NELEM(rows) - 1)],
+                                  cols[tu_range(&rng, 0, NELEM(cols) - 1)], batch, a,
+                                  tu_next(&rng) >> 12, &spec);
+        cases++;
+    }
+    cr_assert(cases > 0, "%s has compute_batch but took no act_bits 1..8", k->name);
+    assert_mostly_nonzero(nonzero, cases, seed);
+}
+
+Test(kernels, batched_mixed_plane_subsets, .timeout = 300) {
+    size_t n, ran = 0;
+    const bp_cpu_kernel_desc *const *list = bp__cpu_kernel_list(&n);
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->compute_batch && list[i]->runnable()) {
+            mixed_subsets(list[i]);
             ran++;
         }
     if (!ran)
