@@ -98,7 +98,7 @@ static size_t vn_column_bytes(int act_bits, size_t kpad) {
     size_t per_word = 0;
     for (int ni = 0; ni < VN_NPAD; ni++)
         per_word += vn_word_q_bytes[ni];
-    /* Columns at 2+ planes: q arranged for every N and the q prefix sums;
+    /* Columns at 2+ planes: q arranged for every N and the word sums;
      * 1-plane columns: the tables alone. */
     const size_t codes =
         kpad / 32 * (act_bits == 8 ? 2 : 1) * per_word + kpad / 32 * sizeof(int16_t);
@@ -302,15 +302,6 @@ BP_INLINE void vn_widen(__m512i *t, __m512i v) {
     t[1] = _mm512_add_epi64(t[1], _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
 }
 
-/*
- * Row sums sum_j m(j) U'_j q_j of one row group for one column, n real
- * planes padded to N with zeros, P parts: out[part][16 rows]. lines[p] is
- * plane p's row group for p < n; mult is the row group's multiplier tiles
- * (NULL per row), gw the words per group. Any kw >= 1: the loop runs one
- * word (one 64-byte line per plane) at a time, and segments end at group
- * boundaries and at the int32 bounds, never at fixed multiples of lines.
- * n, N and P are compile-time constants.
- */
 /* *acc += VPDPBUSD(u, s) in place. GCC 12 copies the accumulator into
  * another register and back around the intrinsic in these loops (two
  * register moves per VPDPBUSD); the instruction itself is destructive. */
@@ -447,6 +438,16 @@ BP_INLINE void vn_merge(__m512i (*acc)[8], __m512i (*R)[4], const int N, const i
     }
 }
 
+/*
+ * Row sums sum_j m(j) U'_j q_j of one row group for one column, n real
+ * planes padded to N with zeros, P parts: out[part][16 rows]. lines[p] is
+ * plane p's row group for p < n; mult is the row group's multiplier tiles
+ * (grouped; gw the words per group, a power of two). The loop runs one word
+ * (one 64-byte line per plane) at a time; segments end at the int32 bounds
+ * (per row) or every seg words, a power of two that divides gw, so a
+ * segment never straddles a group. n, N, P and grouped are compile-time
+ * constants.
+ */
 BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t *q8,
                            const uint8_t *mult, size_t gw, int64_t (*out)[BP_ROW_GROUP],
                            const int n, const int N, const int P, const bool grouped) {
