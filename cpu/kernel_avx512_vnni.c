@@ -32,10 +32,11 @@
  * practice) and the row vectors widen into int64. Grouped matrices end a
  * segment at every group boundary and keep it short enough that the merged
  * sums fit int16: VPACKSSDW packs two row vectors and VPDPWSSD adds
- * (sum x multiplier) into int32 lanes, and the segment's q sum times the
- * multiplier (the -(2^n - 1) sum_j m_g(j) q_j term) in the same step; N = 8
- * multiplies by VPMULLD. The int32 sums widen into int64 before they could
- * overflow. Nothing assumes a multiple of 16 words: any kwords >= 1 runs.
+ * (sum x multiplier) into int32 lanes; N = 8 multiplies by VPMULLD. The
+ * int32 sums widen into int64 before they could overflow. The q-sum term
+ * -(2^n - 1) sum_j m_g(j) q_j does not depend on the planes and runs apart,
+ * once per row group and column (vn_group_base). Nothing assumes a multiple
+ * of 16 words: any even kwords (the layout pads K to 64 bits) runs.
  *
  * Columns at 1 plane (any matrix) skip the transpose: weight nibbles index
  * byte tables of signed subset sums with VPERMB and VPDPBUSD adds each
@@ -67,7 +68,7 @@ typedef struct vn_column {
     int64_t qsum;              /* sum of q over the row */
     int parts;                 /* 1, or 2 for unsigned 8-bit columns (q = 2a + b) */
     const int8_t *q8[VN_NPAD]; /* [word][part][vn_word_q_bytes[ni]] */
-    const int32_t *qpre;       /* [kwords + 1] sum of q over words [0, w) */
+    const int16_t *qword;      /* [kwords] sum of q over each word (|sum| <= 32 * 255) */
     /* 1-plane columns: the byte tables of vn_tab_pass, [word][4][64]; NULL
      * for columns at more planes. */
     const int8_t *tab;
@@ -97,10 +98,10 @@ static size_t vn_column_bytes(int act_bits, size_t kpad) {
     size_t per_word = 0;
     for (int ni = 0; ni < VN_NPAD; ni++)
         per_word += vn_word_q_bytes[ni];
-    /* Columns at 2+ planes: q arranged for every N and the q prefix sums;
+    /* Columns at 2+ planes: q arranged for every N and the word sums;
      * 1-plane columns: the tables alone. */
     const size_t codes =
-        kpad / 32 * (act_bits == 8 ? 2 : 1) * per_word + (kpad / 32 + 1) * sizeof(int32_t);
+        kpad / 32 * (act_bits == 8 ? 2 : 1) * per_word + kpad / 32 * sizeof(int16_t);
     const size_t tables = kpad / 32 * VN_TAB_WORD;
     return bp__round_up(sizeof(vn_column), BP_ALIGN) + (codes > tables ? codes : tables);
 }
@@ -201,16 +202,15 @@ static void vn_prepare(bp_act_column *col, size_t kpad, void *scratch) {
                     *q8++ = (int8_t)q;
                 }
     }
-    /* |prefix| <= K * 255 fits int32 (vn_supports bounds K). */
-    int32_t *qpre = (int32_t *)q8;
-    qpre[0] = 0;
+    /* |q| <= 255 (act_bits <= 8), so a word's sum fits int16. */
+    int16_t *qword = (int16_t *)q8;
     for (size_t w = 0; w < kpad / 32; w++) {
         int32_t sw = 0;
         for (int j = 0; j < 32; j++)
             sw += col->q[32 * w + (size_t)j];
-        qpre[w + 1] = qpre[w] + sw;
+        qword[w] = (int16_t)sw;
     }
-    vc->qpre = qpre;
+    vc->qword = qword;
 }
 
 BP_INLINE __m512i vn_transpose(__m512i v) {
@@ -253,21 +253,16 @@ static int64_t vn_merged_bound(int N) {
                     : 2 * VN_LINE_BOUND;
 }
 
-/* Grouped matrices also weight the segment's q sum (|q| <= 255 as 8-bit
- * unsigned) by each row's multiplier with VPDPWSSD: at most this many lines
- * keep it within int16. */
-#define VN_SEG_QSUM ((size_t)(INT16_MAX / (32 * 255)))
-
 /* Grouped matrices, N <= 4: a segment of at most vn_seg_lines(N) lines keeps
  * every merged dword within int16, so VPACKSSDW packs two row vectors R_2j,
  * R_2j+1 exactly and VPDPWSSD adds (word x multiplier) pairs into int32 lanes
  * (both words of a packed dword belong to one row). N = 8 multiplies the
  * merged int32 vectors by VPMULLD instead (exact up to 32 lines:
- * 32 x 2 x 4 x 255 x 128 x 255 < 2^31). Either way at most VN_SEG_QSUM. */
+ * 32 x 2 x 4 x 255 x 128 x 255 < 2^31). The q-sum term is weighted apart
+ * (vn_group_base). */
 static size_t vn_seg_lines(int N) {
-    const size_t weighted = N == 8 ? (size_t)(INT32_MAX / (vn_merged_bound(8) * BP_MULT_MAX))
-                                   : (size_t)(INT16_MAX / vn_merged_bound(N));
-    return weighted < VN_SEG_QSUM ? weighted : VN_SEG_QSUM;
+    return N == 8 ? (size_t)(INT32_MAX / (vn_merged_bound(8) * BP_MULT_MAX))
+                  : (size_t)(INT16_MAX / vn_merged_bound(N));
 }
 /* Row of packed vector j, lane l, dword i (N <= 4). */
 static int vn_prow(int N, int j, int l, int i) {
@@ -307,46 +302,182 @@ BP_INLINE void vn_widen(__m512i *t, __m512i v) {
     t[1] = _mm512_add_epi64(t[1], _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
 }
 
+/* *acc += VPDPBUSD(u, s) in place. GCC 12 copies the accumulator into
+ * another register and back around the intrinsic in these loops (two
+ * register moves per VPDPBUSD); the instruction itself is destructive. */
+BP_INLINE void vn_dpbusd(__m512i *acc, __m512i u, __m512i s) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(*acc) : "v"(u), "v"(s));
+}
+
+/* One word (one 64-byte line per plane) into the field accumulators acc. */
+BP_INLINE void vn_word(const uint32_t *const *lines, size_t w, const int8_t *qw, __m512i (*acc)[8],
+                       const int n, const int N, const int P, const bool grouped) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i L[8];
+#pragma GCC unroll 8
+    for (int p = 0; p < N; p++) {
+        if (p < n) {
+            const uint32_t *lp = lines[p] + w * BP_ROW_GROUP;
+            _mm_prefetch((const char *)lp + VN_PREFETCH_BYTES, _MM_HINT_T1);
+            L[p] = _mm512_load_si512(lp);
+        } else {
+            L[p] = zero;
+        }
+    }
+    if (N == 1) {
+        /* Byte j of qword k: bit 7 - c = column 8 (c % 4) + j of row
+         * 4l + 2k (c < 4) or 4l + 2k + 1, scaled by 2^(7 - c). */
+        const __m512i G = vn_transpose(L[0]);
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            const __m512i f = _mm512_and_si512(G, _mm512_set1_epi8((char)(0x80 >> c)));
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++)
+                vn_dpbusd(&acc[p][c], f, vn_q8(qw + (size_t)p * VN_QBYTES(1), c));
+        }
+    } else if (N == 2) {
+        /* Qword k of V_v: row 4l + 2v + k; bits 7-2c, 6-2c of byte j:
+         * the code of column 8c + j, scaled by 4^(3 - c). */
+        const __m512i V[2] = {vn_transpose(_mm512_unpacklo_epi8(L[0], L[1])),
+                              vn_transpose(_mm512_unpackhi_epi8(L[0], L[1]))};
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; v++)
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                const __m512i f = _mm512_and_si512(V[v], _mm512_set1_epi8((char)(0xc0 >> (2 * c))));
+#pragma GCC unroll 2
+                for (int p = 0; p < P; p++)
+                    vn_dpbusd(&acc[p][4 * v + c], f, vn_q8(qw + (size_t)p * VN_QBYTES(2), c));
+            }
+    } else if (N == 4) {
+        /* Lane l of V_v: row 4l + v; high nibbles scaled by 16, or, grouped,
+         * shifted down by a second VGF2P8AFFINEQB (a matrix that moves bits
+         * 7..4 to 3..0, in place of the AND) so that both nibbles add into
+         * one accumulator per row vector and a segment needs no merge. */
+        const __m512i hi_mask = _mm512_set1_epi8((char)0xf0);
+        const __m512i shr4 = _mm512_set1_epi64((long long)0x1020408000000000ull);
+        const __m512i lo_mask = _mm512_set1_epi8(0x0f);
+        __m512i a = _mm512_unpacklo_epi8(L[0], L[1]), b = _mm512_unpackhi_epi8(L[0], L[1]);
+        __m512i c = _mm512_unpacklo_epi8(L[2], L[3]), d = _mm512_unpackhi_epi8(L[2], L[3]);
+        __m512i V[4] = {
+            vn_transpose(_mm512_unpacklo_epi16(a, c)), vn_transpose(_mm512_unpackhi_epi16(a, c)),
+            vn_transpose(_mm512_unpacklo_epi16(b, d)), vn_transpose(_mm512_unpackhi_epi16(b, d))};
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            __m512i hi = grouped ? _mm512_gf2p8affine_epi64_epi8(V[v], shr4, 0)
+                                 : _mm512_and_si512(V[v], hi_mask);
+            __m512i lo = _mm512_and_si512(V[v], lo_mask);
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++) {
+                const int8_t *qp = qw + (size_t)p * VN_QBYTES(4);
+                const int a = grouped ? 2 * v : 2 * v + 1;
+                vn_dpbusd(&acc[p][2 * v], hi, vn_q16(qp, 0));
+                vn_dpbusd(&acc[p][a], lo, vn_q16(qp, 1));
+            }
+        }
+    } else {
+        /* Accumulator 4 s8 + 2 s16 + s32, lane l: row 4l + 2 s8 + s16. */
+        __m512i e[2][4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            e[0][i] = _mm512_unpacklo_epi8(L[2 * i], L[2 * i + 1]);
+            e[1][i] = _mm512_unpackhi_epi8(L[2 * i], L[2 * i + 1]);
+        }
+#pragma GCC unroll 2
+        for (int s8 = 0; s8 < 2; s8++) {
+            __m512i w01[2] = {_mm512_unpacklo_epi16(e[s8][0], e[s8][1]),
+                              _mm512_unpackhi_epi16(e[s8][0], e[s8][1])};
+            __m512i w23[2] = {_mm512_unpacklo_epi16(e[s8][2], e[s8][3]),
+                              _mm512_unpackhi_epi16(e[s8][2], e[s8][3])};
+#pragma GCC unroll 2
+            for (int s16 = 0; s16 < 2; s16++) {
+                __m512i V[2] = {vn_transpose(_mm512_unpacklo_epi32(w01[s16], w23[s16])),
+                                vn_transpose(_mm512_unpackhi_epi32(w01[s16], w23[s16]))};
+#pragma GCC unroll 2
+                for (int s32 = 0; s32 < 2; s32++)
+#pragma GCC unroll 2
+                    for (int p = 0; p < P; p++) {
+                        int a = 4 * s8 + 2 * s16 + s32;
+                        vn_dpbusd(&acc[p][a], V[s32], vn_q16(qw + (size_t)p * VN_QBYTES(8), s32));
+                    }
+            }
+        }
+    }
+}
+
+/* The field accumulators of a segment merged into row vectors R, unscaled. */
+BP_INLINE void vn_merge(__m512i (*acc)[8], __m512i (*R)[4], const int N, const int P,
+                        const bool grouped) {
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) {
+        if (N == 1) {
+#pragma GCC unroll 2
+            for (int r = 0; r < 2; r++) {
+                R[p][r] = _mm512_srai_epi32(acc[p][4 * r], 7 - 4 * r);
+#pragma GCC unroll 3
+                for (int c = 4 * r + 1; c < 4 * r + 4; c++)
+                    R[p][r] = _mm512_add_epi32(R[p][r], _mm512_srai_epi32(acc[p][c], 7 - c));
+            }
+        } else if (N == 2) {
+#pragma GCC unroll 2
+            for (int v = 0; v < 2; v++) {
+                R[p][v] = _mm512_add_epi32(_mm512_srai_epi32(acc[p][4 * v], 6),
+                                           _mm512_srai_epi32(acc[p][4 * v + 1], 4));
+                R[p][v] = _mm512_add_epi32(R[p][v], _mm512_srai_epi32(acc[p][4 * v + 2], 2));
+                R[p][v] = _mm512_add_epi32(R[p][v], acc[p][4 * v + 3]);
+            }
+        } else {
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++)
+                R[p][r] = N == 4 && grouped
+                              ? acc[p][2 * r]
+                              : _mm512_add_epi32(N == 4 ? _mm512_srai_epi32(acc[p][2 * r], 4)
+                                                        : acc[p][2 * r],
+                                                 acc[p][2 * r + 1]);
+        }
+    }
+}
+
 /*
  * Row sums sum_j m(j) U'_j q_j of one row group for one column, n real
  * planes padded to N with zeros, P parts: out[part][16 rows]. lines[p] is
  * plane p's row group for p < n; mult is the row group's multiplier tiles
- * (NULL per row), gw the words per group. Any kw >= 1: the loop runs one
- * word (one 64-byte line per plane) at a time, and segments end at group
- * boundaries and at the int32 bounds, never at fixed multiples of lines.
- * n, N and P are compile-time constants.
+ * (grouped; gw the words per group, a power of two). The loop runs one word
+ * (one 64-byte line per plane) at a time; segments end at the int32 bounds
+ * (per row) or every seg words, a power of two that divides gw, so a
+ * segment never straddles a group. n, N, P and grouped are compile-time
+ * constants.
  */
 BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t *q8,
-                           const int32_t *qpre, const uint8_t *mult, size_t gw,
-                           int64_t (*out)[BP_ROW_GROUP], int64_t *base, const int n, const int N,
-                           const int P) {
+                           const uint8_t *mult, size_t gw, int64_t (*out)[BP_ROW_GROUP],
+                           const int n, const int N, const int P, const bool grouped) {
     const __m512i zero = _mm512_setzero_si512();
     const int NR = N <= 2 ? 2 : 4;      /* row vectors R */
     const int NT = N == 8 ? 4 : NR / 2; /* weighted vectors (grouped) */
     const size_t qstride = (size_t)P * VN_QBYTES(N);
     __m512i acc[2][8], R[2][4], t32[2][4], t64[2][4][2];
-    /* Grouped: sum_j m(j) q_j per row, as int32 and int64 (rows as t32). */
-    __m512i b32[4], b64[4][2];
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < 4; r++)
         for (int p = 0; p < P; p++)
             t32[p][r] = t64[p][r][0] = t64[p][r][1] = zero;
-        b32[r] = b64[r][0] = b64[r][1] = zero;
-    }
 
-    /* Lines per segment: per row, what int32 holds for the raw and the
-     * merged sums; grouped, the int16 (N <= 4) or int32 (N = 8) bound of the
-     * weighted step, and never past a group. */
+    /* Lines per segment. Per row: what int32 holds for the raw and the
+     * merged sums. Grouped: the largest power of two within the int16
+     * (N <= 4) or int32 (N = 8) bound of the weighted step and within the
+     * group, so it divides gw (a power of two) and a segment never straddles
+     * a group. */
     const int64_t mb = vn_merged_bound(N);
-    const size_t seg_max = mult ? (gw < vn_seg_lines(N) ? gw : vn_seg_lines(N))
-                                : (size_t)(INT32_MAX / (mb > VN_LINE_BOUND ? mb : VN_LINE_BOUND));
+    size_t seg;
+    if (grouped) {
+        const size_t lim = gw < vn_seg_lines(N) ? gw : vn_seg_lines(N);
+        seg = (size_t)1 << (63 - __builtin_clzll(lim));
+    } else {
+        seg = (size_t)(INT32_MAX / (mb > VN_LINE_BOUND ? mb : VN_LINE_BOUND));
+    }
     /* Grouped: segments between int32 -> int64 flushes of t32. */
-    const int64_t seg_weighted = (N == 8 ? 1 : 2) * (int64_t)seg_max * mb * BP_MULT_MAX;
-    const size_t widen_t32 = (size_t)(INT32_MAX / seg_weighted);
-    const size_t widen_b32 = (size_t)(INT32_MAX / (INT16_MAX * BP_MULT_MAX));
-    const size_t widen_every = widen_t32 < widen_b32 ? widen_t32 : widen_b32;
+    const int64_t seg_weighted = (N == 8 ? 1 : 2) * (int64_t)seg * mb * BP_MULT_MAX;
+    const size_t widen_every = (size_t)(INT32_MAX / seg_weighted);
+    const int gshift = __builtin_ctzll(gw);
 
-    size_t gi = 0, gend = mult && gw < kw ? gw : kw, nseg = 0, sstart = 0;
-    size_t send = gend < seg_max ? gend : seg_max;
 #pragma GCC unroll 2
     for (int p = 0; p < P; p++)
 #pragma GCC unroll 8
@@ -354,144 +485,22 @@ BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t
             acc[p][i] = zero;
     /* One loop over the words with the segment flush as a branch: the
      * accumulators stay in the same registers through the whole row group. */
+    size_t s0 = 0, send = kw < seg ? kw : seg, nseg = 0;
     for (size_t w = 0; w < kw; w++) {
-        __m512i L[8];
-#pragma GCC unroll 8
-        for (int p = 0; p < N; p++) {
-            if (p < n) {
-                const uint32_t *lp = lines[p] + w * BP_ROW_GROUP;
-                _mm_prefetch((const char *)lp + VN_PREFETCH_BYTES, _MM_HINT_T1);
-                L[p] = _mm512_load_si512(lp);
-            } else {
-                L[p] = zero;
-            }
-        }
-        const int8_t *qw = q8 + qstride * w;
-        if (N == 1) {
-            /* Byte j of qword k: bit 7 - c = column 8 (c % 4) + j of row
-             * 4l + 2k (c < 4) or 4l + 2k + 1, scaled by 2^(7 - c). */
-            const __m512i G = vn_transpose(L[0]);
-#pragma GCC unroll 8
-            for (int c = 0; c < 8; c++) {
-                const __m512i f = _mm512_and_si512(G, _mm512_set1_epi8((char)(0x80 >> c)));
-#pragma GCC unroll 2
-                for (int p = 0; p < P; p++)
-                    acc[p][c] =
-                        _mm512_dpbusd_epi32(acc[p][c], f, vn_q8(qw + (size_t)p * VN_QBYTES(1), c));
-            }
-        } else if (N == 2) {
-            /* Qword k of V_v: row 4l + 2v + k; bits 7-2c, 6-2c of byte j:
-             * the code of column 8c + j, scaled by 4^(3 - c). */
-            const __m512i V[2] = {vn_transpose(_mm512_unpacklo_epi8(L[0], L[1])),
-                                  vn_transpose(_mm512_unpackhi_epi8(L[0], L[1]))};
-#pragma GCC unroll 2
-            for (int v = 0; v < 2; v++)
-#pragma GCC unroll 4
-                for (int c = 0; c < 4; c++) {
-                    const __m512i f =
-                        _mm512_and_si512(V[v], _mm512_set1_epi8((char)(0xc0 >> (2 * c))));
-#pragma GCC unroll 2
-                    for (int p = 0; p < P; p++)
-                        acc[p][4 * v + c] = _mm512_dpbusd_epi32(
-                            acc[p][4 * v + c], f, vn_q8(qw + (size_t)p * VN_QBYTES(2), c));
-                }
-        } else if (N == 4) {
-            /* Lane l of V_v: row 4l + v; high nibbles scaled by 16. */
-            const __m512i hi_mask = _mm512_set1_epi8((char)0xf0);
-            const __m512i lo_mask = _mm512_set1_epi8(0x0f);
-            __m512i a = _mm512_unpacklo_epi8(L[0], L[1]), b = _mm512_unpackhi_epi8(L[0], L[1]);
-            __m512i c = _mm512_unpacklo_epi8(L[2], L[3]), d = _mm512_unpackhi_epi8(L[2], L[3]);
-            __m512i V[4] = {vn_transpose(_mm512_unpacklo_epi16(a, c)),
-                            vn_transpose(_mm512_unpackhi_epi16(a, c)),
-                            vn_transpose(_mm512_unpacklo_epi16(b, d)),
-                            vn_transpose(_mm512_unpackhi_epi16(b, d))};
-#pragma GCC unroll 4
-            for (int v = 0; v < 4; v++) {
-                __m512i hi = _mm512_and_si512(V[v], hi_mask);
-                __m512i lo = _mm512_and_si512(V[v], lo_mask);
-#pragma GCC unroll 2
-                for (int p = 0; p < P; p++) {
-                    const int8_t *qp = qw + (size_t)p * VN_QBYTES(4);
-                    acc[p][2 * v] = _mm512_dpbusd_epi32(acc[p][2 * v], hi, vn_q16(qp, 0));
-                    acc[p][2 * v + 1] = _mm512_dpbusd_epi32(acc[p][2 * v + 1], lo, vn_q16(qp, 1));
-                }
-            }
-        } else {
-            /* Accumulator 4 s8 + 2 s16 + s32, lane l: row 4l + 2 s8 + s16. */
-            __m512i e[2][4];
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                e[0][i] = _mm512_unpacklo_epi8(L[2 * i], L[2 * i + 1]);
-                e[1][i] = _mm512_unpackhi_epi8(L[2 * i], L[2 * i + 1]);
-            }
-#pragma GCC unroll 2
-            for (int s8 = 0; s8 < 2; s8++) {
-                __m512i w01[2] = {_mm512_unpacklo_epi16(e[s8][0], e[s8][1]),
-                                  _mm512_unpackhi_epi16(e[s8][0], e[s8][1])};
-                __m512i w23[2] = {_mm512_unpacklo_epi16(e[s8][2], e[s8][3]),
-                                  _mm512_unpackhi_epi16(e[s8][2], e[s8][3])};
-#pragma GCC unroll 2
-                for (int s16 = 0; s16 < 2; s16++) {
-                    __m512i V[2] = {vn_transpose(_mm512_unpacklo_epi32(w01[s16], w23[s16])),
-                                    vn_transpose(_mm512_unpackhi_epi32(w01[s16], w23[s16]))};
-#pragma GCC unroll 2
-                    for (int s32 = 0; s32 < 2; s32++)
-#pragma GCC unroll 2
-                        for (int p = 0; p < P; p++) {
-                            int a = 4 * s8 + 2 * s16 + s32;
-                            acc[p][a] = _mm512_dpbusd_epi32(
-                                acc[p][a], V[s32], vn_q16(qw + (size_t)p * VN_QBYTES(8), s32));
-                        }
-                }
-            }
-        }
+        vn_word(lines, w, q8 + qstride * w, acc, n, N, P, grouped);
         if (w + 1 != send)
             continue;
-            /* Merge the field accumulators into row vectors, unscaled. */
-#pragma GCC unroll 2
-        for (int p = 0; p < P; p++) {
-            if (N == 1) {
-#pragma GCC unroll 2
-                for (int r = 0; r < 2; r++) {
-                    R[p][r] = _mm512_srai_epi32(acc[p][4 * r], 7 - 4 * r);
-#pragma GCC unroll 3
-                    for (int c = 4 * r + 1; c < 4 * r + 4; c++)
-                        R[p][r] = _mm512_add_epi32(R[p][r], _mm512_srai_epi32(acc[p][c], 7 - c));
-                }
-            } else if (N == 2) {
-#pragma GCC unroll 2
-                for (int v = 0; v < 2; v++) {
-                    R[p][v] = _mm512_add_epi32(_mm512_srai_epi32(acc[p][4 * v], 6),
-                                               _mm512_srai_epi32(acc[p][4 * v + 1], 4));
-                    R[p][v] = _mm512_add_epi32(R[p][v], _mm512_srai_epi32(acc[p][4 * v + 2], 2));
-                    R[p][v] = _mm512_add_epi32(R[p][v], acc[p][4 * v + 3]);
-                }
-            } else {
-#pragma GCC unroll 4
-                for (int r = 0; r < 4; r++)
-                    R[p][r] = _mm512_add_epi32(N == 4 ? _mm512_srai_epi32(acc[p][2 * r], 4)
-                                                      : acc[p][2 * r],
-                                               acc[p][2 * r + 1]);
-            }
-        }
-
-        if (!mult) {
+        vn_merge(acc, R, N, P, grouped);
+        if (!grouped) {
 #pragma GCC unroll 2
             for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
                 for (int r = 0; r < NR; r++)
                     vn_widen(t64[p][r], R[p][r]);
-            send = kw - send < seg_max ? kw : send + seg_max;
         } else {
-            /* Weight each row by its multiplier for group gi. */
-            /* The segment's q sum as the low word of every dword (VN_SEG_QSUM),
-             * added into one dword per row and lane (rows repeat across the
-             * dwords of a lane for N >= 4). */
-            const __mmask16 one_per_row = N == 8 ? 0x1111 : N == 4 ? 0x5555 : 0xffff;
-            const __m512i qs =
-                _mm512_set1_epi32((int32_t)(uint16_t)(int16_t)(qpre[send] - qpre[sstart]));
+            /* Weight each row by its multiplier for the segment's group. */
             const __m512i mt = _mm512_broadcast_i32x4(
-                _mm_loadu_si128((const __m128i *)(mult + gi * BP_ROW_GROUP)));
+                _mm_loadu_si128((const __m128i *)(mult + (s0 >> gshift) * BP_ROW_GROUP)));
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 const __m512i mv = _mm512_shuffle_epi8(mt, vn_mult_ctl(N, t));
@@ -502,27 +511,20 @@ BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t
                             ? _mm512_add_epi32(t32[p][t], _mm512_mullo_epi32(R[p][t], mv))
                             : _mm512_dpwssd_epi32(
                                   t32[p][t], _mm512_packs_epi32(R[p][2 * t], R[p][2 * t + 1]), mv);
-                b32[t] = _mm512_mask_dpwssd_epi32(b32[t], one_per_row, mv, qs);
             }
-            if (++nseg == widen_every) {
+            if (++nseg == widen_every || send == kw) {
+#pragma GCC unroll 2
                 for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
                     for (int t = 0; t < NT; t++) {
                         vn_widen(t64[p][t], t32[p][t]);
                         t32[p][t] = zero;
                     }
-                for (int t = 0; t < NT; t++) {
-                    vn_widen(b64[t], b32[t]);
-                    b32[t] = zero;
-                }
                 nseg = 0;
             }
-            sstart = send;
-            if (send == gend) {
-                gi++;
-                gend = kw - gend < gw ? kw : gend + gw;
-            }
-            send = gend - send < seg_max ? gend : send + seg_max;
         }
+        s0 = send;
+        send = kw - send < seg ? kw : send + seg;
 #pragma GCC unroll 2
         for (int p = 0; p < P; p++)
 #pragma GCC unroll 8
@@ -535,81 +537,112 @@ BP_INLINE void vn_rowgroup(const uint32_t *const *lines, size_t kw, const int8_t
     for (int p = 0; p < P; p++) {
         for (int r = 0; r < BP_ROW_GROUP; r++)
             out[p][r] = 0;
-        const int nv = mult ? NT : NR;
+        const int nv = grouped ? NT : NR;
         for (int t = 0; t < nv; t++) {
-            if (mult)
-                vn_widen(t64[p][t], t32[p][t]);
             int64_t v[16];
             _mm512_storeu_si512(v, t64[p][t][0]);
             _mm512_storeu_si512(v + 8, t64[p][t][1]);
             for (int k = 0; k < 16; k++) {
                 const int l = k / 4, i = k % 4;
-                const int row = mult && N != 8 ? vn_prow(N, t, l, i) : vn_rrow(N, t, l, i);
+                const int row = grouped && N != 8 ? vn_prow(N, t, l, i) : vn_rrow(N, t, l, i);
                 out[p][row] += v[k];
             }
-        }
-    }
-    if (!mult)
-        return;
-    for (int r = 0; r < BP_ROW_GROUP; r++)
-        base[r] = 0;
-    for (int t = 0; t < NT; t++) {
-        vn_widen(b64[t], b32[t]);
-        int64_t v[16];
-        _mm512_storeu_si512(v, b64[t][0]);
-        _mm512_storeu_si512(v + 8, b64[t][1]);
-        for (int k = 0; k < 16; k++) {
-            const int l = k / 4, i = k % 4;
-            base[N != 8 ? vn_prow(N, t, l, i) : vn_rrow(N, t, l, i)] += v[k];
         }
     }
 }
 
 typedef void (*vn_fn)(const uint32_t *const *lines, size_t kw, const int8_t *q8,
-                      const int32_t *qpre, const uint8_t *mult, size_t gw,
-                      int64_t (*out)[BP_ROW_GROUP], int64_t *base);
-#define VN_FN(n, N, P)                                                                             \
-    static void vn_rowgroup_##n##_##P(const uint32_t *const *lines, size_t kw, const int8_t *q8,   \
-                                      const int32_t *qpre, const uint8_t *mult, size_t gw,         \
-                                      int64_t(*out)[BP_ROW_GROUP], int64_t *base) {                \
-        vn_rowgroup(lines, kw, q8, qpre, mult, gw, out, base, n, N, P);                            \
+                      const uint8_t *mult, size_t gw, int64_t (*out)[BP_ROW_GROUP]);
+#define VN_FN(n, N, P, G, name)                                                                    \
+    static void name(const uint32_t *const *lines, size_t kw, const int8_t *q8,                    \
+                     const uint8_t *mult, size_t gw, int64_t(*out)[BP_ROW_GROUP]) {                \
+        vn_rowgroup(lines, kw, q8, mult, gw, out, n, N, P, G);                                     \
     }
-#define VN_FN2(n, N) VN_FN(n, N, 1) VN_FN(n, N, 2)
-VN_FN2(1, 1)
-VN_FN2(2, 2)
-VN_FN2(3, 4)
-VN_FN2(4, 4)
-VN_FN2(5, 8)
-VN_FN2(6, 8)
-VN_FN2(7, 8)
-VN_FN2(8, 8)
+#define VN_FN4(n, N)                                                                               \
+    VN_FN(n, N, 1, false, vn_rowgroup_##n##_1)                                                     \
+    VN_FN(n, N, 2, false, vn_rowgroup_##n##_2)                                                     \
+    VN_FN(n, N, 1, true, vn_rowgroup_##n##_1g)                                                     \
+    VN_FN(n, N, 2, true, vn_rowgroup_##n##_2g)
+VN_FN4(1, 1)
+VN_FN4(2, 2)
+VN_FN4(3, 4)
+VN_FN4(4, 4)
+VN_FN4(5, 8)
+VN_FN4(6, 8)
+VN_FN4(7, 8)
+VN_FN4(8, 8)
 
-/* [n - 1][P - 1] */
-static const vn_fn vn_fns[8][2] = {
-    {vn_rowgroup_1_1, vn_rowgroup_1_2}, {vn_rowgroup_2_1, vn_rowgroup_2_2},
-    {vn_rowgroup_3_1, vn_rowgroup_3_2}, {vn_rowgroup_4_1, vn_rowgroup_4_2},
-    {vn_rowgroup_5_1, vn_rowgroup_5_2}, {vn_rowgroup_6_1, vn_rowgroup_6_2},
-    {vn_rowgroup_7_1, vn_rowgroup_7_2}, {vn_rowgroup_8_1, vn_rowgroup_8_2},
-};
+/* [grouped][n - 1][P - 1] */
+#define VN_FNS(s)                                                                                  \
+    {                                                                                              \
+        {vn_rowgroup_1_1##s, vn_rowgroup_1_2##s}, {vn_rowgroup_2_1##s, vn_rowgroup_2_2##s},        \
+            {vn_rowgroup_3_1##s, vn_rowgroup_3_2##s}, {vn_rowgroup_4_1##s, vn_rowgroup_4_2##s},    \
+            {vn_rowgroup_5_1##s, vn_rowgroup_5_2##s}, {vn_rowgroup_6_1##s, vn_rowgroup_6_2##s},    \
+            {vn_rowgroup_7_1##s, vn_rowgroup_7_2##s}, {                                            \
+            vn_rowgroup_8_1##s, vn_rowgroup_8_2##s                                                 \
+        }                                                                                          \
+    }
+static const vn_fn vn_fns[2][8][2] = {VN_FNS(), VN_FNS(g)};
 
-/* sum_j u_j q_j over one row group, u the code of planes [p0, p0 + len)
- * (len 1..8): d[16]. */
+/*
+ * Grouped matrices: base[r] = sum_w m[r][g(w)] Q_w over the 16 rows of one
+ * row group (Q_w the column's sum of q over word w), the q-sum term of D_u.
+ * It does not depend on the planes, so it runs once per row group and
+ * column, apart from the plane loop: VPDPWSSD adds two words per dword,
+ * (m[r][g(w)], m[r][g(w+1)]) . (Q_w, Q_w+1), the multiplier pairs spread to
+ * dword r by one zero-masked VPERMB (from tiles g, g+1 for one-word groups,
+ * else twice tile g; kw is even and groups of 2+ words are even too), the Q
+ * pair a broadcast dword. A pair adds at most 2 * 255 * 8160 < 2^22 to a
+ * lane, so the int32 sums widen into int64 every VN_BASE_WIDEN pairs.
+ */
+#define VN_BASE_WIDEN 256
+#define VN_PAIR(a, b) a, 0, b, 0
+#define VN_PAIRS(o)                                                                                \
+    VN_PAIR(0, o), VN_PAIR(1, 1 + o), VN_PAIR(2, 2 + o), VN_PAIR(3, 3 + o), VN_PAIR(4, 4 + o),     \
+        VN_PAIR(5, 5 + o), VN_PAIR(6, 6 + o), VN_PAIR(7, 7 + o), VN_PAIR(8, 8 + o),                \
+        VN_PAIR(9, 9 + o), VN_PAIR(10, 10 + o), VN_PAIR(11, 11 + o), VN_PAIR(12, 12 + o),          \
+        VN_PAIR(13, 13 + o), VN_PAIR(14, 14 + o), VN_PAIR(15, 15 + o)
+static const uint8_t vn_base_idx[2][64]
+    __attribute__((aligned(64))) = {{VN_PAIRS(16)}, {VN_PAIRS(0)}};
+
+static void vn_group_base(const uint8_t *mult, size_t kw, size_t gw, const int16_t *qword,
+                          int64_t *base) {
+    const __mmask64 even = 0x5555555555555555ull;
+    const __m512i idx = _mm512_load_si512(vn_base_idx[gw == 1 ? 0 : 1]);
+    const int gshift = __builtin_ctzll(gw); /* gw is a power of two */
+    __m512i t64[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+    for (size_t w0 = 0; w0 < kw; w0 += 2 * VN_BASE_WIDEN) {
+        const size_t w1 = kw - w0 < 2 * VN_BASE_WIDEN ? kw : w0 + 2 * VN_BASE_WIDEN;
+        __m512i b32 = _mm512_setzero_si512();
+        for (size_t w = w0; w < w1; w += 2) {
+            /* Tiles g, g + 1 (one-word groups: both in the row group) or g. */
+            const uint8_t *mt = mult + (w >> gshift) * BP_ROW_GROUP;
+            const __m512i tiles =
+                gw == 1 ? _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)mt))
+                        : _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)mt));
+            int32_t qpair;
+            __builtin_memcpy(&qpair, qword + w, sizeof qpair);
+            b32 = _mm512_dpwssd_epi32(b32, _mm512_maskz_permutexvar_epi8(even, idx, tiles),
+                                      _mm512_set1_epi32(qpair));
+        }
+        vn_widen(t64, b32);
+    }
+    _mm512_storeu_si512(base, t64[0]);
+    _mm512_storeu_si512(base + 8, t64[1]);
+}
+
+/* D_u of planes [p0, p0 + len) (len 1..8) over one row group: d[16]; base
+ * is sum_j m_g(j) q_j per row (vn_group_base, or qsum per row). */
 static void vn_code_product(const bp_matrix *m, size_t g, const vn_column *vc, int p0, int len,
-                            int64_t *d) {
+                            const int64_t *base, int64_t *d) {
     const size_t kw = m->kwords;
     const int N = vn_padded_planes(len), ni = N == 1 ? 0 : N == 2 ? 1 : N == 4 ? 2 : 3;
     const uint32_t *lines[8] = {NULL};
     for (int p = 0; p < len; p++)
         lines[p] = bp__slab(m, p0 + p) + g * kw * BP_ROW_GROUP;
     int64_t s[2][BP_ROW_GROUP];
-    const bool grouped = bp__grouped(m);
-    const uint8_t *mult = grouped ? bp__mult_tile(m, g, 0) : NULL;
-    /* sum_j m_g(j) q_j per row: from the kernel when grouped, else qsum. */
-    int64_t base[BP_ROW_GROUP];
-    vn_fns[len - 1][vc->parts - 1](lines, kw, vc->q8[ni], vc->qpre, mult, m->group_words, s, base);
-    if (!grouped)
-        for (int r = 0; r < BP_ROW_GROUP; r++)
-            base[r] = vc->qsum;
+    const uint8_t *mult = bp__grouped(m) ? bp__mult_tile(m, g, 0) : NULL;
+    vn_fns[mult != NULL][len - 1][vc->parts - 1](lines, kw, vc->q8[ni], mult, m->group_words, s);
     const int64_t odd = ((int64_t)1 << len) - 1;
     for (int r = 0; r < BP_ROW_GROUP; r++) {
         int64_t uq = vc->parts == 2 ? 2 * s[0][r] + s[1][r] : s[0][r];
@@ -626,21 +659,25 @@ static void vn_code_product(const bp_matrix *m, size_t g, const vn_column *vc, i
  * nibble's 4 columns (vn_build_tables), so one VPERMB serves all 64 bytes of
  * a line: index = (nibble) | (b << 4), one VPTERNLOGD. q = 16 part_1 +
  * part_0 keeps every entry in int8; the two nibbles' lookups add in bytes
- * (|sum| <= 120) and VPDPBUSD against 1 (part 0) and 16 (part 1) adds the
- * four bytes of each dword, so the int32 accumulator lane r is row r of the
- * line: no transpose, no field scales, no row merging. Per line and row
- * group: 1 shift, 2 VPTERNLOGD, 4 VPERMB (tables loaded once per word for
- * G row groups), 2 VPADDB, 2 VPDPBUSD.
+ * (|sum| <= 120) and VPDPBUSD adds the four bytes of each dword times an
+ * unsigned byte, so the int32 accumulator lane r is row r of the line: no
+ * transpose, no field scales, no row merging. Per line and row group: 1
+ * shift, 2 VPTERNLOGD, 4 VPERMB (tables loaded once per word for G row
+ * groups), 2 VPADDB, 2 VPDPBUSD.
  *
- * One line adds at most 32 * 255 = 8160 to a row (unsigned 8-bit q), so
- * per row the int32 sums hold all of K (vn_supports). Grouped matrices
- * flush every min(4, group) lines (|sum| <= 32640 fits int16): VPDPWSSD
- * with the multiplier zero-extended to dwords adds sum x m exactly (the
- * high word of the sum is its sign, multiplied by 0), and the int32 totals
- * widen into int64 every VN_TAB_WIDEN flushes.
+ * The unsigned byte is where the group multipliers go. Per row it is 1 for
+ * part 0 and 16 for part 1, one accumulator each. Grouped, it is the row's
+ * multiplier m (1..255) for both parts: VPERMB spreads the group's 16-byte
+ * tile so that the four bytes of dword r hold m[r], once per group and row
+ * group, and the two accumulators add m x (part sums) straight away; the
+ * row's D is acc0 + 16 acc1, formed in int64 at the end. Nothing is
+ * flushed per group.
+ *
+ * Bounds. Per row, one line adds at most 32 * 255 = 8160 to a row
+ * (unsigned 8-bit q) over both accumulators. Grouped, one line adds at most
+ * 4 * 120 * 255 = 122400 < VN_LINE_BOUND to each accumulator, so either way
+ * the int32 sums hold all of K (vn_supports).
  */
-#define VN_TAB_SEG   4
-#define VN_TAB_WIDEN 256 /* 256 x 32640 x 255 < 2^31 */
 #define VN_TAB_MAX_G 4
 
 typedef struct vn_tab_args {
@@ -649,94 +686,102 @@ typedef struct vn_tab_args {
     const __m512i *tab;  /* [word][4] */
     const uint8_t *mult; /* the first row group's tiles (NULL per row) */
     size_t mult_stride;  /* bytes between row groups' tiles */
-    size_t gw;
-    size_t prefetch; /* in uint32 */
-    int64_t *d;      /* G * 16 outputs */
+    size_t gw;           /* words per group (kw per row) */
+    size_t prefetch;     /* in uint32 */
+    int64_t *d;          /* G * 16 outputs */
 } vn_tab_args;
 
-/* d[0..15] += the int32 lanes of v. */
-static void vn_tab_widen(int64_t *d, __m512i v) {
-    __m512i t[2] = {_mm512_loadu_si512(d), _mm512_loadu_si512(d + 8)};
-    vn_widen(t, v);
-    _mm512_storeu_si512(d, t[0]);
-    _mm512_storeu_si512(d + 8, t[1]);
+/* VPERMB indices: byte i of the result is byte i / 4 of the tile. */
+static const uint8_t vn_tab_spread[64] __attribute__((aligned(64))) = {
+    0,  0,  0,  0,  1,  1,  1,  1,  2,  2,  2,  2,  3,  3,  3,  3,  4,  4,  4,  4,  5,  5,
+    5,  5,  6,  6,  6,  6,  7,  7,  7,  7,  8,  8,  8,  8,  9,  9,  9,  9,  10, 10, 10, 10,
+    11, 11, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15};
+
+/* int64 of the int32 lanes of v, stored to d[0..15] (x 2^shift). */
+static void vn_tab_store(int64_t *d, __m512i v, int shift) {
+    const __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+    const __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
+    _mm512_storeu_si512(d, _mm512_slli_epi64(lo, (unsigned)shift));
+    _mm512_storeu_si512(d + 8, _mm512_slli_epi64(hi, (unsigned)shift));
 }
 
-BP_INLINE void vn_tab_pass(const vn_tab_args *a, const int G) {
+BP_INLINE void vn_tab_pass(const vn_tab_args *a, const int G, const bool grouped) {
     const __m512i nib = _mm512_set1_epi8(0x0f);
     const __m512i sel = _mm512_set1_epi32(0x30201000);
     const __m512i ones = _mm512_set1_epi8(1), sixteen = _mm512_set1_epi8(16);
     const __m512i zero = _mm512_setzero_si512();
-    const size_t kw = a->kw;
-    /* The int64 totals live in memory (touched every VN_TAB_WIDEN segments),
-     * so the registers hold only accumulators, t32 and constants. */
-    __m512i acc[VN_TAB_MAX_G][2], t32[VN_TAB_MAX_G];
-#pragma GCC unroll 4
-    for (int g = 0; g < G; g++) {
-        acc[g][0] = acc[g][1] = t32[g] = zero;
-        _mm512_storeu_si512(a->d + 16 * g, zero);
-        _mm512_storeu_si512(a->d + 16 * g + 8, zero);
-    }
-    const size_t seg = a->mult ? (a->gw < VN_TAB_SEG ? a->gw : VN_TAB_SEG) : kw;
-    size_t gend = a->mult ? (a->gw < kw ? a->gw : kw) : kw, gi = 0, nseg = 0;
-    /* Segments end at group boundaries and every seg lines; the word loop
-     * inside keeps only the accumulators live. */
-    for (size_t w = 0; w < kw;) {
-        const size_t send = gend - w < seg ? gend : w + seg;
-#pragma GCC unroll 4
-        for (int g = 0; g < G; g++)
-            acc[g][0] = acc[g][1] = zero;
-        for (; w < send; w++) {
-            const __m512i *t = a->tab + 4 * w;
-            const __m512i t0 = _mm512_load_si512(t), t1 = _mm512_load_si512(t + 1);
-            const __m512i t2 = _mm512_load_si512(t + 2), t3 = _mm512_load_si512(t + 3);
-#pragma GCC unroll 4
-            for (int g = 0; g < G; g++) {
-                const uint32_t *lp = a->lines + ((size_t)g * kw + w) * BP_ROW_GROUP;
-                _mm_prefetch((const char *)(lp + a->prefetch), _MM_HINT_T1);
-                const __m512i L = _mm512_load_si512(lp);
-                /* 0xEA: (a & b) | c */
-                const __m512i ia = _mm512_ternarylogic_epi32(L, nib, sel, 0xEA);
-                const __m512i ib =
-                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), nib, sel, 0xEA);
-                const __m512i lo = _mm512_add_epi8(_mm512_permutexvar_epi8(ia, t0),
-                                                   _mm512_permutexvar_epi8(ib, t2));
-                const __m512i hi = _mm512_add_epi8(_mm512_permutexvar_epi8(ia, t1),
-                                                   _mm512_permutexvar_epi8(ib, t3));
-                acc[g][0] = _mm512_dpbusd_epi32(acc[g][0], ones, lo);
-                acc[g][1] = _mm512_dpbusd_epi32(acc[g][1], sixteen, hi);
-            }
-        }
-        if (!a->mult)
-            break; /* per row: one segment, all of K */
-#pragma GCC unroll 4
-        for (int g = 0; g < G; g++) {
-            const uint8_t *mt = a->mult + (size_t)g * a->mult_stride + gi * BP_ROW_GROUP;
-            const __m512i mv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
-            t32[g] = _mm512_dpwssd_epi32(t32[g], _mm512_add_epi32(acc[g][0], acc[g][1]), mv);
-        }
-        if (++nseg == VN_TAB_WIDEN) {
-            for (int g = 0; g < G; g++) {
-                vn_tab_widen(a->d + 16 * g, t32[g]);
-                t32[g] = zero;
-            }
-            nseg = 0;
-        }
-        if (w == gend) {
-            gi++;
-            gend = kw - gend < a->gw ? kw : gend + a->gw;
-        }
-    }
+    const size_t kw = a->kw, gw = a->gw;
+    __m512i acc[VN_TAB_MAX_G][2], mv[VN_TAB_MAX_G];
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++)
-        vn_tab_widen(a->d + 16 * g, a->mult ? t32[g] : _mm512_add_epi32(acc[g][0], acc[g][1]));
+        acc[g][0] = acc[g][1] = mv[g] = zero;
+    /* One loop over the words; grouped, the multipliers change at group
+     * boundaries (gend), a predictable branch. */
+    size_t gend = 0;
+    const uint8_t *mt = a->mult;
+    for (size_t w = 0; w < kw; w++) {
+        if (grouped && w == gend) {
+            gend += gw;
+            const __m512i spread = _mm512_load_si512(vn_tab_spread);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) {
+                const uint8_t *tile = mt + (size_t)g * a->mult_stride;
+                mv[g] = _mm512_permutexvar_epi8(
+                    spread, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)tile)));
+            }
+            /* The next pass's tiles, one line at a time. */
+            if (((uintptr_t)mt & 63) == 0)
+#pragma GCC unroll 4
+                for (int g = 0; g < G; g++)
+                    _mm_prefetch((const char *)(mt + (size_t)(G + g) * a->mult_stride),
+                                 _MM_HINT_T1);
+            mt += BP_ROW_GROUP;
+        }
+        const __m512i *t = a->tab + 4 * w;
+        const __m512i t0 = _mm512_load_si512(t), t1 = _mm512_load_si512(t + 1);
+        const __m512i t2 = _mm512_load_si512(t + 2), t3 = _mm512_load_si512(t + 3);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            const uint32_t *lp = a->lines + ((size_t)g * kw + w) * BP_ROW_GROUP;
+            _mm_prefetch((const char *)(lp + a->prefetch), _MM_HINT_T1);
+            const __m512i L = _mm512_load_si512(lp);
+            /* 0xEA: (a & b) | c */
+            const __m512i ia = _mm512_ternarylogic_epi32(L, nib, sel, 0xEA);
+            const __m512i ib = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), nib, sel, 0xEA);
+            const __m512i lo =
+                _mm512_add_epi8(_mm512_permutexvar_epi8(ia, t0), _mm512_permutexvar_epi8(ib, t2));
+            const __m512i hi =
+                _mm512_add_epi8(_mm512_permutexvar_epi8(ia, t1), _mm512_permutexvar_epi8(ib, t3));
+            vn_dpbusd(&acc[g][0], grouped ? mv[g] : ones, lo);
+            vn_dpbusd(&acc[g][1], grouped ? mv[g] : sixteen, hi);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        int64_t *d = a->d + 16 * g;
+        if (!grouped) {
+            vn_tab_store(d, _mm512_add_epi32(acc[g][0], acc[g][1]), 0);
+            continue;
+        }
+        int64_t hi[16];
+        vn_tab_store(d, acc[g][0], 0);
+        vn_tab_store(hi, acc[g][1], 4);
+        for (int r = 0; r < 16; r++)
+            d[r] += hi[r];
+    }
 }
 
 static void vn_tab_1(const vn_tab_args *a) {
-    vn_tab_pass(a, 1);
+    vn_tab_pass(a, 1, false);
 }
 static void vn_tab_4(const vn_tab_args *a) {
-    vn_tab_pass(a, VN_TAB_MAX_G);
+    vn_tab_pass(a, VN_TAB_MAX_G, false);
+}
+static void vn_tab_1g(const vn_tab_args *a) {
+    vn_tab_pass(a, 1, true);
+}
+static void vn_tab_4g(const vn_tab_args *a) {
+    vn_tab_pass(a, VN_TAB_MAX_G, true);
 }
 
 /* Row groups [g0, g1) of one 1-plane code (plane p) for one column with
@@ -758,7 +803,10 @@ static void vn_tab_product(const bp_matrix *m, int p, size_t g0, size_t g1, cons
         a.lines = bp__slab(m, p) + g * kw * BP_ROW_GROUP;
         a.mult = bp__grouped(m) ? bp__mult_tile(m, g, 0) : NULL;
         a.d = d + (g - g0) * BP_ROW_GROUP;
-        (many ? vn_tab_4 : vn_tab_1)(&a);
+        if (a.mult)
+            (many ? vn_tab_4g : vn_tab_1g)(&a);
+        else
+            (many ? vn_tab_4 : vn_tab_1)(&a);
         g += many ? VN_TAB_MAX_G : 1;
     }
 }
@@ -794,15 +842,22 @@ static void vn_compute(const bp_kernel_call *call) {
             if (vc->tab)
                 continue;
             int64_t *d = call->d + c * call->ld_col + (g - call->g0) * BP_ROW_GROUP;
+            int64_t base[BP_ROW_GROUP];
+            if (bp__grouped(m)) {
+                vn_group_base(bp__mult_tile(m, g, 0), m->kwords, m->group_words, vc->qword, base);
+            } else {
+                for (int r = 0; r < BP_ROW_GROUP; r++)
+                    base[r] = vc->qsum;
+            }
             if (!uniform) {
                 for (int p = 0; p < n; p++)
-                    vn_code_product(m, g, vc, p, 1, d + (size_t)p * call->ld_plane);
+                    vn_code_product(m, g, vc, p, 1, base, d + (size_t)p * call->ld_plane);
                 continue;
             }
             int64_t part[BP_ROW_GROUP];
             for (int p0 = 0; p0 < n; p0 += 8) {
                 int len = n - p0 < 8 ? n - p0 : 8;
-                vn_code_product(m, g, vc, p0, len, part);
+                vn_code_product(m, g, vc, p0, len, base, part);
                 for (int r = 0; r < BP_ROW_GROUP; r++)
                     d[r] = p0 == 0 ? part[r] : d[r] * ((int64_t)1 << len) + part[r];
             }
