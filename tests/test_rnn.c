@@ -7,6 +7,7 @@
  * bad argument.
  */
 #include "test_util.h"
+#include "tu_rnn.h"
 #include "rnn_internal.h"
 
 #include "tu_criterion.h"
@@ -22,49 +23,8 @@ TestSuite(rnn, .fini = tu_suite_fini);
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Random weights for a stack, with the sizes of each array. */
-typedef struct model {
-    bp_rnn_cell cell;
-    int gates;
-    size_t layers, in, H;
-    float *w_ih[3], *w_hh[3], *b_ih[3], *b_hh[3];
-    bp_rnn_layer_weights lw[3];
-} model;
-
-static void model_init(model *md, tu_rng *rng, bp_rnn_cell cell, size_t layers, size_t in,
-                       size_t H) {
-    memset(md, 0, sizeof *md);
-    md->cell = cell;
-    md->gates = cell == BP_RNN_LSTM ? 4 : 3;
-    md->layers = layers;
-    md->in = in;
-    md->H = H;
-    size_t GH = (size_t)md->gates * H;
-    float s = 1.0f / sqrtf((float)H);
-    for (size_t l = 0; l < layers; l++) {
-        size_t li = l ? H : in;
-        md->w_ih[l] = tu_xmalloc(GH * li * sizeof(float));
-        md->w_hh[l] = tu_xmalloc(GH * H * sizeof(float));
-        md->b_ih[l] = tu_xmalloc(GH * sizeof(float));
-        md->b_hh[l] = tu_xmalloc(GH * sizeof(float));
-        tu_fill_uniform(rng, md->w_ih[l], GH * li, -2 * s, 2 * s);
-        tu_fill_uniform(rng, md->w_hh[l], GH * H, -2 * s, 2 * s);
-        tu_fill_uniform(rng, md->b_ih[l], GH, -s, s);
-        tu_fill_uniform(rng, md->b_hh[l], GH, -s, s);
-        md->lw[l] = (bp_rnn_layer_weights){md->w_ih[l], md->w_hh[l], md->b_ih[l], md->b_hh[l]};
-    }
-}
-
-static void model_free(model *md) {
-    for (size_t l = 0; l < md->layers; l++) {
-        free(md->w_ih[l]);
-        free(md->w_hh[l]);
-        free(md->b_ih[l]);
-        free(md->b_hh[l]);
-    }
-}
-
-static bp_rnn *make_rnn(bp_context *ctx, const model *md, int split, bp_quant_method method) {
+static bp_rnn *make_rnn(bp_context *ctx, const tu_rnn_weights *md, int split,
+                        bp_quant_method method) {
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
     q.method = method;
     bp_rnn_options o = BP_RNN_OPTIONS_INIT;
@@ -75,12 +35,6 @@ static bp_rnn *make_rnn(bp_context *ctx, const model *md, int split, bp_quant_me
     return rnn;
 }
 
-static float *random_array(tu_rng *rng, size_t n, float sigma) {
-    float *a = tu_xmalloc((n ? n : 1) * sizeof(float));
-    tu_fill_gauss(rng, a, n, sigma);
-    return a;
-}
-
 static double sig(double x) {
     return 1.0 / (1.0 + exp(-x));
 }
@@ -89,7 +43,7 @@ static double sig(double x) {
  * float64 PyTorch equations with the effective weights at the call's plane
  * counts (per layer, operator and gate, from bp_rnn_matrix + dequantize).
  */
-static void reference(const bp_rnn *rnn, const model *md, const bp_rnn_precision *prec,
+static void reference(const bp_rnn *rnn, const tu_rnn_weights *md, const bp_rnn_precision *prec,
                       const float *x, size_t T, size_t B, const float *h0, const float *c0,
                       double *y) {
     size_t H = md->H, G = (size_t)md->gates, GH = G * H;
@@ -185,13 +139,13 @@ Test(rnn, float_mode_matches_pytorch_equations) {
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 2);
     for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++)
         for (int split = 0; split <= 1; split++) {
-            model md;
+            tu_rnn_weights md;
             size_t T = 6, B = 3, layers = 2;
-            model_init(&md, &rng, (bp_rnn_cell)cell, layers, 13, 16);
+            tu_rnn_weights_init(&md, &rng, (bp_rnn_cell)cell, layers, 13, 16);
             bp_rnn *rnn = make_rnn(ctx, &md, split, BP_QUANT_UNIFORM);
-            float *x = random_array(&rng, T * B * md.in, 1.0f);
-            float *h0 = random_array(&rng, layers * B * md.H, 0.3f);
-            float *c0 = cell == BP_RNN_LSTM ? random_array(&rng, layers * B * md.H, 0.5f) : NULL;
+            float *x = tu_gauss_array(&rng, T * B * md.in, 1.0f);
+            float *h0 = tu_gauss_array(&rng, layers * B * md.H, 0.3f);
+            float *c0 = cell == BP_RNN_LSTM ? tu_gauss_array(&rng, layers * B * md.H, 0.5f) : NULL;
             float *y = tu_xmalloc(T * B * md.H * sizeof(float));
             double *want = tu_xmalloc(T * B * md.H * sizeof(double));
             /* Per-layer, per-operator precision; per-gate too when split. */
@@ -217,7 +171,7 @@ Test(rnn, float_mode_matches_pytorch_equations) {
             free(y);
             free(want);
             bp_rnn_destroy(rnn);
-            model_free(&md);
+            tu_rnn_weights_free(&md);
         }
     bp_context_destroy(ctx);
 }
@@ -226,16 +180,16 @@ Test(rnn, float_mode_matches_pytorch_equations) {
 
 static void check_sequence_equals_steps(bp_context *ctx, tu_rng *rng, uint64_t seed,
                                         bp_rnn_cell cell, bp_rnn_mode mode) {
-    model md;
+    tu_rnn_weights md;
     size_t T = 5, B = 2, layers = 3;
-    model_init(&md, rng, cell, layers, 9, 20);
+    tu_rnn_weights_init(&md, rng, cell, layers, 9, 20);
     bp_rnn *fused = make_rnn(ctx, &md, 0, BP_QUANT_UNIFORM);
     bp_rnn *split = make_rnn(ctx, &md, 1, BP_QUANT_UNIFORM);
     size_t bh = B * md.H, lbh = layers * bh;
     bool lstm = cell == BP_RNN_LSTM;
-    float *x = random_array(rng, T * B * md.in, 1.0f);
-    float *h0 = random_array(rng, lbh, 0.4f);
-    float *c0 = lstm ? random_array(rng, lbh, 0.4f) : NULL;
+    float *x = tu_gauss_array(rng, T * B * md.in, 1.0f);
+    float *h0 = tu_gauss_array(rng, lbh, 0.4f);
+    float *c0 = lstm ? tu_gauss_array(rng, lbh, 0.4f) : NULL;
     float *y = tu_xmalloc(T * bh * sizeof(float)), *y2 = tu_xmalloc(T * bh * sizeof(float));
     float *hn = tu_xmalloc(lbh * sizeof(float)), *cn = tu_xmalloc(lbh * sizeof(float));
     float *h = tu_xmalloc(lbh * sizeof(float)), *c = tu_xmalloc(lbh * sizeof(float));
@@ -285,7 +239,7 @@ static void check_sequence_equals_steps(bp_context *ctx, tu_rng *rng, uint64_t s
     free(c);
     bp_rnn_destroy(fused);
     bp_rnn_destroy(split);
-    model_free(&md);
+    tu_rnn_weights_free(&md);
 }
 
 Test(rnn, sequence_equals_steps_and_split_equals_fused) {
@@ -316,14 +270,15 @@ ParameterizedTest(tu_target *target, rnn, backends_identical, .timeout = 300) {
         bp_context *ctx = tu_target_context(target, threads);
         for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++)
             for (int mode = BP_RNN_FLOAT; mode <= BP_RNN_INTEGER; mode++) {
-                model md;
+                tu_rnn_weights md;
                 /* H 136 x batch 128 crosses the threshold for threaded
                  * elementwise work. */
                 size_t T = threads == 2 ? 2 : 4, B = threads == 2 ? 128 : 3;
                 size_t layers = threads == 2 ? 1 : 2;
-                model_init(&md, &rng, (bp_rnn_cell)cell, layers, 33, threads == 2 ? 136 : 40);
+                tu_rnn_weights_init(&md, &rng, (bp_rnn_cell)cell, layers, 33,
+                                    threads == 2 ? 136 : 40);
                 bp_rnn *rnn = make_rnn(ref, &md, 0, BP_QUANT_UNIFORM);
-                float *x = random_array(&rng, T * B * md.in, 1.0f);
+                float *x = tu_gauss_array(&rng, T * B * md.in, 1.0f);
                 size_t n = T * B * md.H;
                 float *a = tu_xmalloc(n * sizeof(float)), *b = tu_xmalloc(n * sizeof(float));
                 bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
@@ -347,7 +302,7 @@ ParameterizedTest(tu_target *target, rnn, backends_identical, .timeout = 300) {
                 free(a);
                 free(b);
                 bp_rnn_destroy(rnn);
-                model_free(&md);
+                tu_rnn_weights_free(&md);
             }
         bp_context_destroy(ctx);
     }
@@ -558,11 +513,11 @@ Test(rnn, integer_mode_stays_near_float_mode) {
     tu_rng_init(&rng, seed);
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 2);
     for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++) {
-        model md;
+        tu_rnn_weights md;
         size_t T = 32, B = 4;
-        model_init(&md, &rng, (bp_rnn_cell)cell, 2, 24, 48);
+        tu_rnn_weights_init(&md, &rng, (bp_rnn_cell)cell, 2, 24, 48);
         bp_rnn *rnn = make_rnn(ctx, &md, 0, BP_QUANT_UNIFORM);
-        float *x = random_array(&rng, T * B * md.in, 1.0f);
+        float *x = tu_gauss_array(&rng, T * B * md.in, 1.0f);
         size_t n = T * B * md.H;
         float *f = tu_xmalloc(n * sizeof(float)), *q = tu_xmalloc(n * sizeof(float));
         bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
@@ -587,7 +542,7 @@ Test(rnn, integer_mode_stays_near_float_mode) {
         free(f);
         free(q);
         bp_rnn_destroy(rnn);
-        model_free(&md);
+        tu_rnn_weights_free(&md);
     }
     bp_context_destroy(ctx);
 }
@@ -601,8 +556,8 @@ Test(rnn, save_load_round_trip_and_corruption) {
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 2);
     for (int cell = BP_RNN_LSTM; cell <= BP_RNN_GRU; cell++)
         for (int split = 0; split <= 1; split++) {
-            model md;
-            model_init(&md, &rng, (bp_rnn_cell)cell, 2, 7, 12);
+            tu_rnn_weights md;
+            tu_rnn_weights_init(&md, &rng, (bp_rnn_cell)cell, 2, 7, 12);
             bp_rnn *rnn = make_rnn(ctx, &md, split, (bp_quant_method)split);
             size_t len;
             cr_assert(bp_rnn_serialize(rnn, NULL, 0, &len) == BP_OK);
@@ -619,7 +574,7 @@ Test(rnn, save_load_round_trip_and_corruption) {
                       bp_rnn_input_size(back) == 7 && bp_rnn_hidden_size(back) == 12 &&
                       bp_rnn_split_gates(back) == split);
             size_t T = 4, B = 2, n = T * B * md.H;
-            float *x = random_array(&rng, T * B * md.in, 1.0f);
+            float *x = tu_gauss_array(&rng, T * B * md.in, 1.0f);
             float *a = tu_xmalloc(n * sizeof(float)), *b = tu_xmalloc(n * sizeof(float));
             bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
             run.planes_hh = 3;
@@ -652,7 +607,7 @@ Test(rnn, save_load_round_trip_and_corruption) {
             free(b);
             bp_rnn_destroy(back);
             bp_rnn_destroy(rnn);
-            model_free(&md);
+            tu_rnn_weights_free(&md);
         }
     bp_rnn *bad = (bp_rnn *)1;
     cr_assert(bp_rnn_load(ctx, "/nonexistent/rnn.bin", &bad) == BP_ERR_IO && bad == NULL);
@@ -690,8 +645,8 @@ Test(rnn, bad_arguments) {
     tu_rng rng;
     tu_rng_init(&rng, tu_seed());
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
-    model md;
-    model_init(&md, &rng, BP_RNN_LSTM, 2, 5, 8);
+    tu_rnn_weights md;
+    tu_rnn_weights_init(&md, &rng, BP_RNN_LSTM, 2, 5, 8);
     bp_rnn *rnn = NULL;
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
     EXPECT(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, NULL, NULL), BP_ERR_INVALID_ARGUMENT,
@@ -724,9 +679,9 @@ Test(rnn, bad_arguments) {
     cr_assert(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, &q, NULL, &rnn) == BP_OK);
 
     size_t T = 3, B = 2;
-    float *x = random_array(&rng, T * B * 5, 1.0f);
+    float *x = tu_gauss_array(&rng, T * B * 5, 1.0f);
     float *y = tu_xmalloc(T * B * 8 * sizeof(float));
-    float *h = random_array(&rng, 2 * B * 8, 0.1f), *c = random_array(&rng, 2 * B * 8, 0.1f);
+    float *h = tu_gauss_array(&rng, 2 * B * 8, 0.1f), *c = tu_gauss_array(&rng, 2 * B * 8, 0.1f);
     tu_fill_sentinel(y, T * B * 8);
     bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
     EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, NULL, NULL, NULL, &run),
@@ -774,7 +729,8 @@ Test(rnn, bad_arguments) {
            "x: element 7 is Inf");
     x[7] = 0.5f;
     /* Past the first block of the finiteness scan, and the last element. */
-    float *xl = random_array(&rng, 61 * B * 5, 1.0f), *yl = tu_xmalloc(61 * B * 8 * sizeof(float));
+    float *xl = tu_gauss_array(&rng, 61 * B * 5, 1.0f),
+          *yl = tu_xmalloc(61 * B * 8 * sizeof(float));
     xl[300] = -INFINITY;
     EXPECT(bp_rnn_forward(ctx, rnn, xl, 61, B, NULL, NULL, yl, NULL, NULL, &run), BP_ERR_NON_FINITE,
            "x: element 300 is Inf");
@@ -808,10 +764,10 @@ Test(rnn, bad_arguments) {
            BP_ERR_OUT_OF_RANGE, "gate must be -1 for an RNN with fused gates, got 1");
     cr_assert(bp_matrix_rows(bp_rnn_matrix(rnn, 1, BP_RNN_RECURRENT, -1)) == 32);
     bp_rnn_destroy(rnn);
-    model_free(&md);
+    tu_rnn_weights_free(&md);
 
     /* A GRU has no cell state. */
-    model_init(&md, &rng, BP_RNN_GRU, 1, 5, 8);
+    tu_rnn_weights_init(&md, &rng, BP_RNN_GRU, 1, 5, 8);
     cr_assert(bp_rnn_create(ctx, BP_RNN_GRU, 1, 5, 8, md.lw, NULL, NULL, &rnn) == BP_OK);
     EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, c, y, NULL, NULL, &run), BP_ERR_INVALID_ARGUMENT,
            "c0 must be NULL for a GRU");
@@ -824,7 +780,7 @@ Test(rnn, bad_arguments) {
     bp_rnn_destroy(rnn);
     bp_rnn_destroy(NULL);
     cr_assert(bp_rnn_layers(NULL) == 0 && bp_rnn_gates(NULL) == 0);
-    model_free(&md);
+    tu_rnn_weights_free(&md);
     free(x);
     free(y);
     free(h);
@@ -859,11 +815,11 @@ Test(rnn, code_products_identical, .timeout = 300) {
     int engaged = 0;
     for (size_t s = 0; s < NELEM(shapes); s++) {
         const size_t rows = shapes[s].rows, cols = shapes[s].cols;
-        float *w = random_array(&rng, rows * cols, 0.1f);
-        float *bias = random_array(&rng, rows, 0.1f);
+        float *w = tu_gauss_array(&rng, rows * cols, 0.1f);
+        float *bias = tu_gauss_array(&rng, rows, 0.1f);
         /* xs[0]: signed columns and a zero one; xs[1]: also a non-negative
          * one. */
-        float *xs[2] = {random_array(&rng, BMAX * cols, 1.0f),
+        float *xs[2] = {tu_gauss_array(&rng, BMAX * cols, 1.0f),
                         tu_xmalloc(BMAX * cols * sizeof(float))};
         float *a = tu_xmalloc(BMAX * rows * sizeof(float));
         float *b = tu_xmalloc(BMAX * rows * sizeof(float));

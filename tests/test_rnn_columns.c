@@ -6,6 +6,7 @@
  * bad arguments get precise errors that leave the state untouched.
  */
 #include "test_util.h"
+#include "tu_rnn.h"
 
 #include <bitplane_rnn.h>
 
@@ -18,30 +19,6 @@
 TestSuite(rnn_columns, .fini = tu_suite_fini);
 
 enum { LAYERS = 2, IN = 11, H = 24, B = 7, T = 3 };
-
-typedef struct weights {
-    float *w[LAYERS][4];
-    bp_rnn_layer_weights lw[LAYERS];
-} weights;
-
-static void weights_init(weights *w, tu_rng *rng, int gates) {
-    size_t GH = (size_t)gates * H;
-    float s = 1.0f / sqrtf((float)H);
-    for (size_t l = 0; l < LAYERS; l++) {
-        size_t in = l ? H : IN, n[4] = {GH * in, GH * H, GH, GH};
-        for (int k = 0; k < 4; k++) {
-            w->w[l][k] = tu_xmalloc(n[k] * sizeof(float));
-            tu_fill_uniform(rng, w->w[l][k], n[k], -2 * s, 2 * s);
-        }
-        w->lw[l] = (bp_rnn_layer_weights){w->w[l][0], w->w[l][1], w->w[l][2], w->w[l][3]};
-    }
-}
-
-static void weights_free(weights *w) {
-    for (size_t l = 0; l < LAYERS; l++)
-        for (int k = 0; k < 4; k++)
-            free(w->w[l][k]);
-}
 
 /* Options whose every count is capped at `cap` (0: unchanged): what a
  * column at column_planes = cap must equal when run alone. */
@@ -69,8 +46,8 @@ static void check_columns(bp_context *ctx, tu_rng *rng, bp_rnn_cell cell, int sp
                           bp_rnn_mode mode) {
     int gates = cell == BP_RNN_LSTM ? 4 : 3, bits = 8;
     bool lstm = cell == BP_RNN_LSTM;
-    weights w;
-    weights_init(&w, rng, gates);
+    tu_rnn_weights w;
+    tu_rnn_weights_init(&w, rng, cell, LAYERS, IN, H);
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
     bp_rnn_options ro = BP_RNN_OPTIONS_INIT;
     ro.split_gates = split;
@@ -152,7 +129,7 @@ static void check_columns(bp_context *ctx, tu_rng *rng, bp_rnn_cell cell, int sp
     free(hs);
     free(cs);
     bp_rnn_destroy(rnn);
-    weights_free(&w);
+    tu_rnn_weights_free(&w);
 }
 
 Test(rnn_columns, each_column_equals_its_own_step) {
@@ -180,8 +157,8 @@ Test(rnn_columns, bad_arguments_leave_the_state) {
     tu_rng rng;
     tu_rng_init(&rng, tu_seed());
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
-    weights w;
-    weights_init(&w, &rng, 4);
+    tu_rnn_weights w;
+    tu_rnn_weights_init(&w, &rng, BP_RNN_LSTM, LAYERS, IN, H);
     bp_rnn *rnn = NULL;
     cr_assert(bp_rnn_create(ctx, BP_RNN_LSTM, LAYERS, IN, H, w.lw, NULL, NULL, &rnn) == BP_OK);
     size_t lbh = (size_t)LAYERS * B * H;
@@ -220,6 +197,6 @@ Test(rnn_columns, bad_arguments_leave_the_state) {
     free(c);
     free(h0);
     bp_rnn_destroy(rnn);
-    weights_free(&w);
+    tu_rnn_weights_free(&w);
     bp_context_destroy(ctx);
 }

@@ -14,6 +14,7 @@
  *  - bad counts and mismatched file versions give clear errors.
  */
 #include "test_util.h"
+#include "tu_rnn.h"
 #include "rnn_internal.h"
 
 #include "tu_criterion.h"
@@ -29,52 +30,31 @@ TestSuite(rnn_row_planes, .fini = tu_suite_fini);
 #define NELEM(a)  (sizeof(a) / sizeof((a)[0]))
 #define MAX_LAYER 2
 
+/* Random weights (tu_rnn_weights) and a per-row count array per layer and
+ * operator, filled by each test. */
 typedef struct stack {
-    bp_rnn_cell cell;
-    int gates;
-    size_t layers, in, H, GH;
-    float *w_ih[MAX_LAYER], *w_hh[MAX_LAYER], *b_ih[MAX_LAYER], *b_hh[MAX_LAYER];
+    tu_rnn_weights w;
     uint8_t *c_ih[MAX_LAYER], *c_hh[MAX_LAYER];
-    bp_rnn_layer_weights lw[MAX_LAYER];
     bp_rnn_row_planes rp[MAX_LAYER];
 } stack;
 
 static void stack_init(stack *s, tu_rng *rng, bp_rnn_cell cell, size_t layers, size_t in,
                        size_t H) {
     memset(s, 0, sizeof *s);
-    s->cell = cell;
-    s->gates = cell == BP_RNN_LSTM ? 4 : 3;
-    s->layers = layers;
-    s->in = in;
-    s->H = H;
-    s->GH = (size_t)s->gates * H;
-    float a = 2.0f / sqrtf((float)H);
+    tu_rnn_weights_init(&s->w, rng, cell, layers, in, H);
     for (size_t l = 0; l < layers; l++) {
-        size_t li = l ? H : in;
-        s->w_ih[l] = tu_xmalloc(s->GH * li * sizeof(float));
-        s->w_hh[l] = tu_xmalloc(s->GH * H * sizeof(float));
-        s->b_ih[l] = tu_xmalloc(s->GH * sizeof(float));
-        s->b_hh[l] = tu_xmalloc(s->GH * sizeof(float));
-        s->c_ih[l] = tu_xmalloc(s->GH);
-        s->c_hh[l] = tu_xmalloc(s->GH);
-        tu_fill_uniform(rng, s->w_ih[l], s->GH * li, -a, a);
-        tu_fill_uniform(rng, s->w_hh[l], s->GH * H, -a, a);
-        tu_fill_uniform(rng, s->b_ih[l], s->GH, -a / 2, a / 2);
-        tu_fill_uniform(rng, s->b_hh[l], s->GH, -a / 2, a / 2);
-        s->lw[l] = (bp_rnn_layer_weights){s->w_ih[l], s->w_hh[l], s->b_ih[l], s->b_hh[l]};
+        s->c_ih[l] = tu_xmalloc(s->w.GH);
+        s->c_hh[l] = tu_xmalloc(s->w.GH);
         s->rp[l] = (bp_rnn_row_planes){s->c_ih[l], s->c_hh[l]};
     }
 }
 
 static void stack_free(stack *s) {
-    for (size_t l = 0; l < s->layers; l++) {
-        free(s->w_ih[l]);
-        free(s->w_hh[l]);
-        free(s->b_ih[l]);
-        free(s->b_hh[l]);
+    for (size_t l = 0; l < s->w.layers; l++) {
         free(s->c_ih[l]);
         free(s->c_hh[l]);
     }
+    tu_rnn_weights_free(&s->w);
 }
 
 /* Random counts 1..8, most below 8, runs not aligned to 16-row groups. */
@@ -88,15 +68,10 @@ static bp_rnn *create(bp_context *ctx, const stack *s, int split, bool counts) {
     o.split_gates = split;
     o.row_planes = counts ? s->rp : NULL;
     bp_rnn *rnn = NULL;
-    bp_status st = bp_rnn_create(ctx, s->cell, s->layers, s->in, s->H, s->lw, NULL, &o, &rnn);
+    bp_status st =
+        bp_rnn_create(ctx, s->w.cell, s->w.layers, s->w.in, s->w.H, s->w.lw, NULL, &o, &rnn);
     cr_assert(st == BP_OK, "bp_rnn_create: %s", bp_last_error());
     return rnn;
-}
-
-static float *random_array(tu_rng *rng, size_t n, float sigma) {
-    float *a = tu_xmalloc((n ? n : 1) * sizeof(float));
-    tu_fill_gauss(rng, a, n, sigma);
-    return a;
 }
 
 /* ---- the plain-matrix oracle ------------------------------------------------------ */
@@ -136,26 +111,26 @@ static void oracle_product(bp_context *ctx, const bp_rnn *plain, size_t l, bp_rn
  * cell equals bit for bit, tests/test_rnn.c). */
 static void oracle_forward(bp_context *ref, const bp_rnn *plain, const stack *s, int planes_ih,
                            int planes_hh, const float *x, size_t T, size_t B, float *y) {
-    size_t H = s->H, GH = s->GH;
+    size_t H = s->w.H, GH = s->w.GH;
     const bp_rnn_float_cell *cell = &bp__rnn_cell_portable;
     float *gi = tu_xmalloc(T * B * GH * sizeof(float)), *gh = tu_xmalloc(B * GH * sizeof(float));
     float *seq = tu_xmalloc(T * B * H * sizeof(float)), *zero = tu_xcalloc(B * H, sizeof(float));
     float *c = tu_xmalloc(B * H * sizeof(float));
-    float *in = tu_xmalloc(T * B * (s->in > H ? s->in : H) * sizeof(float));
-    memcpy(in, x, T * B * s->in * sizeof(float));
-    for (size_t l = 0; l < s->layers; l++) {
-        size_t li = l ? H : s->in;
-        oracle_product(ref, plain, l, BP_RNN_INPUT, s->c_ih[l], planes_ih, s->b_ih[l], in, T * B,
+    float *in = tu_xmalloc(T * B * (s->w.in > H ? s->w.in : H) * sizeof(float));
+    memcpy(in, x, T * B * s->w.in * sizeof(float));
+    for (size_t l = 0; l < s->w.layers; l++) {
+        size_t li = l ? H : s->w.in;
+        oracle_product(ref, plain, l, BP_RNN_INPUT, s->c_ih[l], planes_ih, s->w.b_ih[l], in, T * B,
                        li, gi, GH);
         memset(c, 0, B * H * sizeof(float));
         for (size_t t = 0; t < T; t++) {
             const float *hp = t ? seq + (t - 1) * B * H : zero;
-            oracle_product(ref, plain, l, BP_RNN_RECURRENT, s->c_hh[l], planes_hh, s->b_hh[l], hp,
+            oracle_product(ref, plain, l, BP_RNN_RECURRENT, s->c_hh[l], planes_hh, s->w.b_hh[l], hp,
                            B, H, gh, GH);
             for (size_t b = 0; b < B; b++) {
                 const float *xi = gi + (t * B + b) * GH;
                 float *p = gh + b * GH, *h = seq + (t * B + b) * H;
-                if (s->cell == BP_RNN_LSTM)
+                if (s->w.cell == BP_RNN_LSTM)
                     cell->lstm(xi, p, c + b * H, h, H, 0, H);
                 else
                     cell->gru(xi, p, hp + b * H, h, H, 0, H);
@@ -193,13 +168,13 @@ ParameterizedTest(tu_target *target, rnn_row_planes, oracle_on_every_path, .time
                 size_t T = 4, B = 3, layers = 2;
                 stack_init(&s, &rng, (bp_rnn_cell)cell, layers, 21, 40);
                 for (size_t l = 0; l < layers; l++) {
-                    random_counts(&rng, s.c_ih[l], s.GH);
-                    random_counts(&rng, s.c_hh[l], s.GH);
+                    random_counts(&rng, s.c_ih[l], s.w.GH);
+                    random_counts(&rng, s.c_hh[l], s.w.GH);
                 }
                 bp_rnn *counted = create(ref, &s, split, true);
                 bp_rnn *plain = create(ref, &s, split, false);
-                float *x = random_array(&rng, T * B * s.in, 1.0f);
-                size_t n = T * B * s.H;
+                float *x = tu_gauss_array(&rng, T * B * s.w.in, 1.0f);
+                size_t n = T * B * s.w.H;
                 float *want = tu_xmalloc(n * sizeof(float)), *got = tu_xmalloc(n * sizeof(float));
                 float *want_int = tu_xmalloc(n * sizeof(float));
                 const int planes[][2] = {{0, 0}, {5, 3}, {2, 8}};
@@ -219,7 +194,7 @@ ParameterizedTest(tu_target *target, rnn_row_planes, oracle_on_every_path, .time
                     }
                     cr_assert(st == BP_OK, "%s: %s", tu_target_name(target), bp_last_error());
                     size_t r, col;
-                    long bad = tu_first_mismatch(want, got, s.H, T * B, s.H, &r, &col);
+                    long bad = tu_first_mismatch(want, got, s.w.H, T * B, s.w.H, &r, &col);
                     cr_assert(bad < 0,
                               "%s threads %d cell %d split %d planes %d/%d: h differs from the "
                               "plain-matrix oracle at unit %zu, column %zu (seed %llu)",
@@ -233,7 +208,7 @@ ParameterizedTest(tu_target *target, rnn_row_planes, oracle_on_every_path, .time
                     cr_assert(bp_rnn_forward(ctx, counted, x, T, B, NULL, NULL, got, NULL, NULL,
                                              &run) == BP_OK,
                               "%s", bp_last_error());
-                    bad = tu_first_mismatch(want_int, got, s.H, T * B, s.H, &r, &col);
+                    bad = tu_first_mismatch(want_int, got, s.w.H, T * B, s.w.H, &r, &col);
                     cr_assert(bad < 0,
                               "%s threads %d cell %d split %d planes %d/%d integer mode: h "
                               "differs from the reference path at unit %zu, column %zu (seed "
@@ -268,19 +243,19 @@ Test(rnn_row_planes, gate_counts_equal_per_gate_planes) {
             stack_init(&s, &rng, (bp_rnn_cell)cell, layers, 9, 20);
             int gi[MAX_LAYER][BP_RNN_MAX_GATES], gh[MAX_LAYER][BP_RNN_MAX_GATES];
             for (size_t l = 0; l < layers; l++)
-                for (int g = 0; g < s.gates; g++) {
+                for (int g = 0; g < s.w.gates; g++) {
                     gi[l][g] = (int)tu_range(&rng, 1, 8);
                     gh[l][g] = (int)tu_range(&rng, 1, 8);
-                    memset(s.c_ih[l] + (size_t)g * s.H, gi[l][g], s.H);
-                    memset(s.c_hh[l] + (size_t)g * s.H, gh[l][g], s.H);
+                    memset(s.c_ih[l] + (size_t)g * s.w.H, gi[l][g], s.w.H);
+                    memset(s.c_hh[l] + (size_t)g * s.w.H, gh[l][g], s.w.H);
                 }
             /* Fused gates with counts: rows of the stacked matrix are
              * reordered by count across gates. */
             bp_rnn *counted = create(ctx, &s, 0, true);
             bp_rnn *split = create(ctx, &s, 1, false);
-            size_t bh = B * s.H, lbh = layers * bh, n = T * bh;
+            size_t bh = B * s.w.H, lbh = layers * bh, n = T * bh;
             bool lstm = cell == BP_RNN_LSTM;
-            float *x = random_array(&rng, T * B * s.in, 1.0f);
+            float *x = tu_gauss_array(&rng, T * B * s.w.in, 1.0f);
             float *a = tu_xmalloc(n * sizeof(float)), *b = tu_xmalloc(n * sizeof(float));
             float *h = tu_xcalloc(lbh, sizeof(float)), *c = tu_xcalloc(lbh, sizeof(float));
             const int caps[] = {0, 6, 3};
@@ -289,7 +264,7 @@ Test(rnn_row_planes, gate_counts_equal_per_gate_planes) {
                 bp_rnn_precision prec[MAX_LAYER];
                 memset(prec, 0, sizeof prec);
                 for (size_t l = 0; l < layers; l++)
-                    for (int g = 0; g < s.gates; g++) {
+                    for (int g = 0; g < s.w.gates; g++) {
                         prec[l].planes_ih[g] = gi[l][g] < cap ? gi[l][g] : cap;
                         prec[l].planes_hh[g] = gh[l][g] < cap ? gh[l][g] : cap;
                     }
@@ -307,7 +282,7 @@ Test(rnn_row_planes, gate_counts_equal_per_gate_planes) {
                                          &per_gate) == BP_OK,
                           "%s", bp_last_error());
                 size_t r, col;
-                long bad = tu_first_mismatch(b, a, s.H, T * B, s.H, &r, &col);
+                long bad = tu_first_mismatch(b, a, s.w.H, T * B, s.w.H, &r, &col);
                 cr_assert(bad < 0,
                           "cell %d mode %d cap %d: counts per gate differ from per-gate planes "
                           "at unit %zu, column %zu (seed %llu)",
@@ -316,7 +291,7 @@ Test(rnn_row_planes, gate_counts_equal_per_gate_planes) {
                 memset(h, 0, lbh * sizeof(float));
                 memset(c, 0, lbh * sizeof(float));
                 for (size_t t = 0; t < T; t++) {
-                    cr_assert(bp_rnn_step(ctx, counted, x + t * B * s.in, B, h, lstm ? c : NULL,
+                    cr_assert(bp_rnn_step(ctx, counted, x + t * B * s.w.in, B, h, lstm ? c : NULL,
                                           &run) == BP_OK,
                               "%s", bp_last_error());
                     cr_assert(memcmp(h + (layers - 1) * bh, a + t * bh, bh * sizeof(float)) == 0,
@@ -338,10 +313,10 @@ Test(rnn_row_planes, gate_counts_equal_per_gate_planes) {
 /* ---- counts back, bytes read ---------------------------------------------------- */
 
 static void check_counts(const bp_rnn *rnn, const stack *s) {
-    int split = bp_rnn_split_gates(rnn), mats = split ? s->gates : 1;
-    size_t rows = s->GH / (size_t)mats;
+    int split = bp_rnn_split_gates(rnn), mats = split ? s->w.gates : 1;
+    size_t rows = s->w.GH / (size_t)mats;
     uint8_t *got = tu_xmalloc(rows);
-    for (size_t l = 0; l < s->layers; l++)
+    for (size_t l = 0; l < s->w.layers; l++)
         for (int op = 0; op < 2; op++)
             for (int g = 0; g < mats; g++) {
                 const bp_matrix *m = bp_rnn_matrix(rnn, l, (bp_rnn_operator)op, split ? g : -1);
@@ -360,7 +335,7 @@ Test(rnn_row_planes, counts_and_bytes_read) {
     stack s;
     stack_init(&s, &rng, BP_RNN_GRU, 1, 64, 64);
     /* Alternate 8 and 2 planes in blocks of 16 rows: the bytes of 5. */
-    for (size_t r = 0; r < s.GH; r++) {
+    for (size_t r = 0; r < s.w.GH; r++) {
         s.c_ih[0][r] = (uint8_t)((r / 16) % 2 ? 2 : 8);
         s.c_hh[0][r] = 3;
     }
@@ -368,7 +343,7 @@ Test(rnn_row_planes, counts_and_bytes_read) {
         bp_rnn *counted = create(ctx, &s, split, true);
         bp_rnn *plain = create(ctx, &s, split, false);
         check_counts(counted, &s);
-        int mats = split ? s.gates : 1;
+        int mats = split ? s.w.gates : 1;
         size_t counted_ih = 0, plain_ih = 0, counted_hh = 0, plain_hh = 0;
         for (int g = 0; g < mats; g++) {
             int gate = split ? g : -1;
@@ -414,12 +389,12 @@ Test(rnn_row_planes, save_load_round_trip_and_versions) {
             stack s;
             stack_init(&s, &rng, (bp_rnn_cell)cell, 2, 11, 24);
             for (size_t l = 0; l < 2; l++) {
-                random_counts(&rng, s.c_ih[l], s.GH);
+                random_counts(&rng, s.c_ih[l], s.w.GH);
                 /* Layer 1's recurrent matrix keeps all planes. */
                 if (l == 1)
-                    memset(s.c_hh[l], 8, s.GH);
+                    memset(s.c_hh[l], 8, s.w.GH);
                 else
-                    random_counts(&rng, s.c_hh[l], s.GH);
+                    random_counts(&rng, s.c_hh[l], s.w.GH);
             }
             bp_rnn *rnn = create(ctx, &s, split, true);
             size_t len;
@@ -435,8 +410,8 @@ Test(rnn_row_planes, save_load_round_trip_and_versions) {
             size_t len2;
             unsigned char *buf2 = serialize(back, &len2);
             cr_assert(len2 == len && memcmp(buf, buf2, len) == 0, "re-serialised bytes differ");
-            size_t T = 3, B = 2, n = T * B * s.H;
-            float *x = random_array(&rng, T * B * s.in, 1.0f);
+            size_t T = 3, B = 2, n = T * B * s.w.H;
+            float *x = tu_gauss_array(&rng, T * B * s.w.in, 1.0f);
             float *a = tu_xmalloc(n * sizeof(float)), *b = tu_xmalloc(n * sizeof(float));
             bp_rnn_run_options run = BP_RNN_RUN_OPTIONS_INIT;
             run.planes_ih = 6;
@@ -483,8 +458,8 @@ Test(rnn_row_planes, bad_counts) {
     stack s;
     stack_init(&s, &rng, BP_RNN_LSTM, 2, 5, 8);
     for (size_t l = 0; l < 2; l++) {
-        memset(s.c_ih[l], 4, s.GH);
-        memset(s.c_hh[l], 3, s.GH);
+        memset(s.c_ih[l], 4, s.w.GH);
+        memset(s.c_hh[l], 3, s.w.GH);
     }
     struct {
         size_t layer;
@@ -509,7 +484,7 @@ Test(rnn_row_planes, bad_counts) {
             o.split_gates = split;
             o.row_planes = s.rp;
             bp_rnn *rnn = (bp_rnn *)1;
-            bp_status st = bp_rnn_create(ctx, s.cell, 2, s.in, s.H, s.lw, &q, &o, &rnn);
+            bp_status st = bp_rnn_create(ctx, s.w.cell, 2, s.w.in, s.w.H, s.w.lw, &q, &o, &rnn);
             cr_assert(st == BP_ERR_OUT_OF_RANGE && rnn == NULL, "case %zu: %s", i, bp_last_error());
             cr_assert_str_eq(bp_last_error(), cases[i].message);
         }
@@ -519,7 +494,7 @@ Test(rnn_row_planes, bad_counts) {
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
     q.row_planes = s.c_ih[0];
     bp_rnn *rnn = (bp_rnn *)1;
-    cr_assert(bp_rnn_create(ctx, s.cell, 2, s.in, s.H, s.lw, &q, NULL, &rnn) ==
+    cr_assert(bp_rnn_create(ctx, s.w.cell, 2, s.w.in, s.w.H, s.w.lw, &q, NULL, &rnn) ==
                   BP_ERR_UNSUPPORTED &&
               rnn == NULL);
     cr_assert(strstr(bp_last_error(), "bp_rnn_options.row_planes"), "%s", bp_last_error());
@@ -528,11 +503,11 @@ Test(rnn_row_planes, bad_counts) {
     s.rp[1].hh = NULL;
     bp_rnn_options o = BP_RNN_OPTIONS_INIT;
     o.row_planes = s.rp;
-    cr_assert(bp_rnn_create(ctx, s.cell, 2, s.in, s.H, s.lw, NULL, &o, &rnn) == BP_OK, "%s",
+    cr_assert(bp_rnn_create(ctx, s.w.cell, 2, s.w.in, s.w.H, s.w.lw, NULL, &o, &rnn) == BP_OK, "%s",
               bp_last_error());
     uint8_t got[32];
     cr_assert(bp_matrix_row_planes(bp_rnn_matrix(rnn, 0, BP_RNN_INPUT, -1), got) == BP_OK);
-    for (size_t r = 0; r < s.GH; r++)
+    for (size_t r = 0; r < s.w.GH; r++)
         cr_assert(got[r] == 8, "layer 0 input row %zu: %u planes, want all 8", r, got[r]);
     bp_rnn_destroy(rnn);
     stack_free(&s);
