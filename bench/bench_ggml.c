@@ -12,7 +12,7 @@
  *     importance matrix), y = ggml_mul_mat(W, x) through a ggml graph, which
  *     quantizes x to each type's dot-product format (q8_K) as ggml does;
  *   - bitplane at 1, 2, 4 and 8 planes, act_bits 8, three times: with the
- *     library defaults (groups of 64, rotation 256), with groups of 32
+ *     library defaults (groups of 32, rotation 256), with groups of 64
  *     (rotation 256) and with one scale per row (no rotation, clip 1). Each
  *     plane count is its own n-bit matrix, so no call finds another call's
  *     planes in cache.
@@ -62,7 +62,7 @@ typedef struct structure {
 } structure;
 static const structure structures[] = {
     {"defaults", 0, 0, 0.0f},
-    {"groups-32", 32, 0, 0.0f},
+    {"groups-64", 64, 0, 0.0f},
     {"per-row", BP_GROUP_PER_ROW, BP_ROTATION_NONE, 1.0f},
 };
 #define N_STRUCTURES (sizeof structures / sizeof structures[0])
@@ -374,10 +374,10 @@ static void markdown(FILE *f, const run *r, int threads, const bench_stream_ceil
     }
     static const struct {
         const char *bp, *ggml;
-    } pairs[] = {{"bitplane defaults 4", "ggml q4_K"},  {"bitplane groups-32 4", "ggml q4_K"},
+    } pairs[] = {{"bitplane defaults 4", "ggml q4_K"},  {"bitplane groups-64 4", "ggml q4_K"},
                  {"bitplane per-row 4", "ggml q4_K"},   {"bitplane defaults 2", "ggml q2_K"},
-                 {"bitplane groups-32 2", "ggml q2_K"}, {"bitplane per-row 2", "ggml q2_K"},
-                 {"bitplane defaults 1", "ggml tq2_0"}, {"bitplane groups-32 1", "ggml tq2_0"},
+                 {"bitplane groups-64 2", "ggml q2_K"}, {"bitplane per-row 2", "ggml q2_K"},
+                 {"bitplane defaults 1", "ggml tq2_0"}, {"bitplane groups-64 1", "ggml tq2_0"},
                  {"bitplane per-row 1", "ggml tq2_0"}};
     fprintf(f, "\nSpeed-ups (ggml time / bitplane time, > 1: bitplane faster):");
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
