@@ -201,8 +201,18 @@ static void codes_task(void *arg, size_t task, int worker) {
         __atomic_store_n(&job->overflow, 1, __ATOMIC_RELAXED);
 }
 
+/* Whether some column of a runs below the codes' plane count. */
+static bool capped_column(const bp_rnn_codes *k, const bp_gemm_args *a) {
+    for (size_t i = 0; a->column_planes && i < a->batch; i++)
+        if (a->column_planes[i] && a->column_planes[i] < k->n)
+            return true;
+    return false;
+}
+
 bp_status bp__rnn_codes_gemm(bp_context *ctx, const bp_rnn_codes *k, const bp_gemm_args *a,
                              void *work) {
+    if (capped_column(k, a))
+        return ctx->ops->gemm(ctx, a);
     const bp_matrix *m = a->m;
     codes_work w;
     work_layout(k->kpad, work, &w);

@@ -146,8 +146,9 @@ const bp_rnn_codes *bp__rnn_codes_for(const bp_context *ctx, const bp_matrix *m,
  * padded K kpad needs (64-byte aligned). */
 size_t bp__rnn_codes_kpad(const bp_rnn_codes *k);
 size_t bp__rnn_codes_work_bytes(size_t kpad);
-/* The product a describes (planes and act_bits those of the codes; no
- * column_planes), with y bit-identical to ctx->ops->gemm's. */
+/* The product a describes (planes and act_bits those of the codes), with y
+ * bit-identical to ctx->ops->gemm's. Codes hold one plane count, so column
+ * planes that cap a column below it send the product to ctx->ops->gemm. */
 bp_status bp__rnn_codes_gemm(bp_context *ctx, const bp_rnn_codes *k, const bp_gemm_args *a,
                              void *work);
 

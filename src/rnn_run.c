@@ -234,14 +234,10 @@ static bp_status product(rnn_call *c, bp_matrix *const *mats, const bp_rnn_codes
     int n = bp__rnn_mats(rnn);
     size_t rows = rnn->split ? c->H : c->GH;
     for (int g = 0; g < n; g++) {
-        /* The code products hold one plane count: columns capped below it
-         * take the backend's product, which reads per-column planes. */
-        bool mixed = false;
         if (c->column_planes) /* every column at its cap of this matrix's count */
             for (size_t i = 0; i < batch; i++) {
                 int v = c->column_planes[i];
                 c->colp[i] = v && v < planes[g] ? v : planes[g];
-                mixed |= c->colp[i] != planes[g];
             }
         bp_gemm_args a = {
             .m = mats[g],
@@ -256,9 +252,8 @@ static bp_status product(rnn_call *c, bp_matrix *const *mats, const bp_rnn_codes
             .column_planes = c->column_planes ? c->colp : NULL,
             .act_scale = act_scale,
         };
-        bp_status st = codes[g] && !mixed
-                           ? bp__rnn_codes_gemm(c->ctx, codes[g], &a, c->codes_work)
-                           : c->ctx->ops->gemm(c->ctx, &a);
+        bp_status st = codes[g] ? bp__rnn_codes_gemm(c->ctx, codes[g], &a, c->codes_work)
+                                : c->ctx->ops->gemm(c->ctx, &a);
         if (st)
             return st;
     }
