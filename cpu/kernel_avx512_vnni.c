@@ -47,6 +47,7 @@
  * each plane as a 1-plane code. act_bits > 8 is not handled here (the
  * dispatcher uses popcount).
  */
+#include "avx512_vnni_dpbusd.h"
 #include "cpu_kernel.h"
 
 #include <immintrin.h>
@@ -302,13 +303,6 @@ BP_INLINE void vn_widen(__m512i *t, __m512i v) {
     t[1] = _mm512_add_epi64(t[1], _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
 }
 
-/* *acc += VPDPBUSD(u, s) in place. GCC 12 copies the accumulator into
- * another register and back around the intrinsic in these loops (two
- * register moves per VPDPBUSD); the instruction itself is destructive. */
-BP_INLINE void vn_dpbusd(__m512i *acc, __m512i u, __m512i s) {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(*acc) : "v"(u), "v"(s));
-}
-
 /* One word (one 64-byte line per plane) into the field accumulators acc. */
 BP_INLINE void vn_word(const uint32_t *const *lines, size_t w, const int8_t *qw, __m512i (*acc)[8],
                        const int n, const int N, const int P, const bool grouped) {
@@ -333,7 +327,7 @@ BP_INLINE void vn_word(const uint32_t *const *lines, size_t w, const int8_t *qw,
             const __m512i f = _mm512_and_si512(G, _mm512_set1_epi8((char)(0x80 >> c)));
 #pragma GCC unroll 2
             for (int p = 0; p < P; p++)
-                vn_dpbusd(&acc[p][c], f, vn_q8(qw + (size_t)p * VN_QBYTES(1), c));
+                bp__dpbusd_inplace(&acc[p][c], f, vn_q8(qw + (size_t)p * VN_QBYTES(1), c));
         }
     } else if (N == 2) {
         /* Qword k of V_v: row 4l + 2v + k; bits 7-2c, 6-2c of byte j:
@@ -347,7 +341,8 @@ BP_INLINE void vn_word(const uint32_t *const *lines, size_t w, const int8_t *qw,
                 const __m512i f = _mm512_and_si512(V[v], _mm512_set1_epi8((char)(0xc0 >> (2 * c))));
 #pragma GCC unroll 2
                 for (int p = 0; p < P; p++)
-                    vn_dpbusd(&acc[p][4 * v + c], f, vn_q8(qw + (size_t)p * VN_QBYTES(2), c));
+                    bp__dpbusd_inplace(&acc[p][4 * v + c], f,
+                                       vn_q8(qw + (size_t)p * VN_QBYTES(2), c));
             }
     } else if (N == 4) {
         /* Lane l of V_v: row 4l + v; high nibbles scaled by 16, or, grouped,
@@ -371,8 +366,8 @@ BP_INLINE void vn_word(const uint32_t *const *lines, size_t w, const int8_t *qw,
             for (int p = 0; p < P; p++) {
                 const int8_t *qp = qw + (size_t)p * VN_QBYTES(4);
                 const int a = grouped ? 2 * v : 2 * v + 1;
-                vn_dpbusd(&acc[p][2 * v], hi, vn_q16(qp, 0));
-                vn_dpbusd(&acc[p][a], lo, vn_q16(qp, 1));
+                bp__dpbusd_inplace(&acc[p][2 * v], hi, vn_q16(qp, 0));
+                bp__dpbusd_inplace(&acc[p][a], lo, vn_q16(qp, 1));
             }
         }
     } else {
@@ -398,7 +393,8 @@ BP_INLINE void vn_word(const uint32_t *const *lines, size_t w, const int8_t *qw,
 #pragma GCC unroll 2
                     for (int p = 0; p < P; p++) {
                         int a = 4 * s8 + 2 * s16 + s32;
-                        vn_dpbusd(&acc[p][a], V[s32], vn_q16(qw + (size_t)p * VN_QBYTES(8), s32));
+                        bp__dpbusd_inplace(&acc[p][a], V[s32],
+                                           vn_q16(qw + (size_t)p * VN_QBYTES(8), s32));
                     }
             }
         }
@@ -752,8 +748,8 @@ BP_INLINE void vn_tab_pass(const vn_tab_args *a, const int G, const bool grouped
                 _mm512_add_epi8(_mm512_permutexvar_epi8(ia, t0), _mm512_permutexvar_epi8(ib, t2));
             const __m512i hi =
                 _mm512_add_epi8(_mm512_permutexvar_epi8(ia, t1), _mm512_permutexvar_epi8(ib, t3));
-            vn_dpbusd(&acc[g][0], grouped ? mv[g] : ones, lo);
-            vn_dpbusd(&acc[g][1], grouped ? mv[g] : sixteen, hi);
+            bp__dpbusd_inplace(&acc[g][0], grouped ? mv[g] : ones, lo);
+            bp__dpbusd_inplace(&acc[g][1], grouped ? mv[g] : sixteen, hi);
         }
     }
 #pragma GCC unroll 4

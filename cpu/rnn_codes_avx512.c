@@ -13,6 +13,7 @@
  * weight vector. Built with AVX-512 VNNI flags on x86-64 only; used where
  * the CPU runs them (cpu/rnn_codes.c).
  */
+#include "avx512_vnni_dpbusd.h"
 #include "rnn_codes.h"
 
 #include <immintrin.h>
@@ -20,13 +21,6 @@
 
 #define BP_INLINE static inline __attribute__((always_inline))
 #define MAX_R     8
-
-/* acc += VPDPBUSD(u, q) in place. GCC 12 treats the intrinsic's accumulator
- * as a separate input and copies (and spills) every accumulator around each
- * instruction in these loops; the tied asm operand keeps them in registers. */
-BP_INLINE void dpbusd(__m512i *acc, __m512i u, __m512i q) {
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(*acc) : "v"(u), "v"(q));
-}
 
 BP_INLINE __m512i broadcast4(const int8_t *p) {
     int32_t v;
@@ -64,7 +58,7 @@ BP_INLINE bool codes_body(const bp_rnn_codes_call *call, size_t rg, const int R,
                 const __m512i w = _mm512_load_si512(u + ((size_t)r * quads + qd) * 64);
 #pragma GCC unroll 8
                 for (int c = 0; c < C; c++)
-                    dpbusd(&acc[r][c], w, qb[c]);
+                    bp__dpbusd_inplace(&acc[r][c], w, qb[c]);
             }
         }
 #pragma GCC unroll 8
