@@ -385,10 +385,9 @@ static void compute_batch_task(void *arg, size_t task, int worker) {
     uint32_t todo = 0;
     for (size_t k = 0; k < n; k++)
         todo |= 1u << (cols[k]->planes - 1);
-    for (int np = 1; todo; np++) {
-        if (!(todo >> (np - 1) & 1u))
+    for (int np = 1; np <= m->bits; np++) {
+        if (!(todo & 1u << (np - 1)))
             continue;
-        todo &= ~(1u << (np - 1));
         const float *coef = bp__coef(m, np, r0) + (np - 1);
         for (size_t r = 0; r < r1 - r0; r++)
             alpha[r] = coef[r * (size_t)np];
