@@ -127,6 +127,9 @@ class RNN:
         row_planes: Optional[
             Sequence[Optional[Tuple[Optional[Sequence[int]], Optional[Sequence[int]]]]]
         ] = None,
+        group_size: int = 32,
+        rotation: int = ...,  # 0 (none); a block needs float mode
+        rotation_seed: int = 0,
     ) -> RNN: ...
     def forward(
         self,

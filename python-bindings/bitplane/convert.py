@@ -36,9 +36,11 @@ def read_safetensors(path: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
 def rnn_from_state_dict(tensors: Dict[str, np.ndarray], cell: str, prefix: str = "", *,
                         bits: int = 8, method: str = "uniform", clip: float = 0.0,
                         split_gates: bool = False,
-                        context: Optional[Context] = None) -> RNN:
+                        context: Optional[Context] = None, **quantize) -> RNN:
     """Quantize the LSTM or GRU whose parameters are ``prefix + weight_ih_l0``
     etc. in ``tensors`` (``prefix`` like ``"rnn."`` for a submodule).
+    ``quantize`` passes further :meth:`RNN.quantize` options (``group_size``,
+    ``rotation``, ``rotation_seed``, ``row_planes``).
     Raises ValueError naming what is missing or unsupported (bidirectional
     layers, projections, a gap in the layer numbers)."""
     if cell not in ("lstm", "gru"):
@@ -69,7 +71,7 @@ def rnn_from_state_dict(tensors: Dict[str, np.ndarray], cell: str, prefix: str =
                 raise ValueError(f"missing '{prefix}{name}_l{k}'")
         weights.append((p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh")))
     return RNN.quantize(cell, weights, bits=bits, method=method, clip=clip, context=context,
-                        split_gates=split_gates)
+                        split_gates=split_gates, **quantize)
 
 
 def rnn_from_safetensors(path: Union[str, os.PathLike], cell: str, prefix: str = "",

@@ -32,6 +32,17 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.float32(0.5) * (np.tanh(np.float32(0.5) * x) + np.float32(1.0))
 
 
+def _layout_kwargs(group_size: Optional[int], rotation: Optional[int],
+                   rotation_seed: int) -> dict:
+    """The quantize layout options a caller gave (None: the library default)."""
+    kw = {"rotation_seed": rotation_seed}
+    if group_size is not None:
+        kw["group_size"] = group_size
+    if rotation is not None:
+        kw["rotation"] = rotation
+    return kw
+
+
 def _f32(a, name: str) -> np.ndarray:
     a = np.ascontiguousarray(a, dtype=np.float32)
     if not np.all(np.isfinite(a)):
@@ -63,20 +74,23 @@ class Linear:
     Args:
         weight: (out_features, in_features), any float dtype (copied to float32).
         bias: (out_features,) or None.
-        bits, method, clip, context, row_planes: as :meth:`Matrix.quantize`
-            (row_planes: per-row plane counts, docs/row-planes.md).
+        bits, method, clip, group_size, rotation, rotation_seed, calibration, context,
+            row_planes: as :meth:`Matrix.quantize` (None: the library default;
+            row_planes: per-row plane counts, docs/row-planes.md).
         planes, act_bits: this layer's defaults for calls that pass None.
     """
 
     def __init__(self, weight, bias=None, *, bits: int = 8, method: str = "uniform",
-                 clip: float = 0.0, context: Optional[Context] = None,
-                 planes: Optional[int] = None, act_bits: Optional[int] = None,
-                 row_planes=None):
+                 clip: float = 0.0, group_size: Optional[int] = None,
+                 rotation: Optional[int] = None, rotation_seed: int = 0, calibration=None,
+                 context: Optional[Context] = None, planes: Optional[int] = None,
+                 act_bits: Optional[int] = None, row_planes=None):
         w = _f32(weight, "weight")
         if w.ndim != 2:
             raise ValueError(f"weight must be 2-dimensional (out, in), got shape {w.shape}")
         self._init(Matrix.quantize(w, bits=bits, method=method, clip=clip, context=context,
-                                   row_planes=row_planes),
+                                   calibration=calibration, row_planes=row_planes,
+                                   **_layout_kwargs(group_size, rotation, rotation_seed)),
                    bias, planes, act_bits)
 
     def _init(self, matrix, bias, planes, act_bits):
@@ -165,13 +179,19 @@ class _Recurrent:
     ``row_planes=(ih, hh)`` gives the rows of ``weight_ih`` and ``weight_hh``
     their own plane counts (each None or gates*hidden ints 1..bits in the
     weights' row order; docs/row-planes.md): row r uses min(count, the
-    call's planes), and a product reads only the planes its rows use."""
+    call's planes), and a product reads only the planes its rows use.
+
+    ``group_size``, ``rotation`` and ``rotation_seed`` are :meth:`RNN.quantize`'s
+    (None: the library default, groups of 32 and no rotation; a rotation needs
+    float mode, the integer mode refuses it)."""
 
     gates = 0
     cell = ""
 
     def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, bits: int = 8,
                  method: str = "uniform", clip: float = 0.0,
+                 group_size: Optional[int] = None, rotation: Optional[int] = None,
+                 rotation_seed: int = 0,
                  context: Optional[Context] = None, planes: Optional[int] = None,
                  act_bits: Optional[int] = None, integer: bool = False,
                  split_gates: bool = False, row_planes=None, _dense: bool = False):
@@ -204,7 +224,8 @@ class _Recurrent:
         self.rnn = RNN.quantize(self.cell, [(w_ih, w_hh, self.bias_ih, self.bias_hh)], bits=bits,
                                 method=method, clip=clip, context=context,
                                 split_gates=split_gates,
-                                row_planes=None if row_planes is None else [tuple(row_planes)])
+                                row_planes=None if row_planes is None else [tuple(row_planes)],
+                                **_layout_kwargs(group_size, rotation, rotation_seed))
         blocks = g if split_gates else 1
 
         def norms(w):

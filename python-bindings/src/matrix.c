@@ -104,6 +104,37 @@ PyObject *pybp_u8_array(const uint8_t *data, size_t n) {
     return out;
 }
 
+int pybp_quant_options_set(bp_quant_options *opt, const char *method, int group_size, int rotation,
+                           unsigned long long rotation_seed) {
+    /* Python spells "none" as 0; C keeps 0 for the default. */
+    if (group_size < 0) {
+        PyErr_Format(
+            PyExc_ValueError,
+            "group_size must be 0 (one scale per row) or a power of two in 32..4096, got %d",
+            group_size);
+        return -1;
+    }
+    if (rotation < 0 && rotation != PYBP_ROTATION_DEFAULT) {
+        PyErr_Format(PyExc_ValueError,
+                     "rotation must be 0 (none) or a power-of-four block in 4..4096, got %d",
+                     rotation);
+        return -1;
+    }
+    if (!strcmp(method, "uniform"))
+        opt->method = BP_QUANT_UNIFORM;
+    else if (!strcmp(method, "residual"))
+        opt->method = BP_QUANT_RESIDUAL;
+    else {
+        pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                          "method must be 'uniform' or 'residual', got '%s'", method);
+        return -1;
+    }
+    opt->group_size = group_size ? group_size : BP_GROUP_PER_ROW;
+    opt->rotation = rotation == PYBP_ROTATION_DEFAULT ? 0 : rotation ? rotation : BP_ROTATION_NONE;
+    opt->rotation_seed = (uint64_t)rotation_seed;
+    return 0;
+}
+
 static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"w",
                              "bits",
@@ -124,9 +155,8 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
     bp_quant_options opt = BP_QUANT_OPTIONS_INIT;
     opt.bits = BP_DEFAULT_BITS;
     /* rotation not given: the library's default (none for non-negative
-     * inputs), so it starts at a value no caller can pass. */
-    const int rotation_unset = INT_MIN;
-    int group_size = BP_DEFAULT_GROUP_SIZE, rotation = rotation_unset, nonnegative = 0;
+     * inputs). */
+    int group_size = BP_DEFAULT_GROUP_SIZE, rotation = PYBP_ROTATION_DEFAULT, nonnegative = 0;
     unsigned long long seed = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKOiOpO:quantize", kwlist, &w_obj,
                                      &opt.bits, &method, &opt.clip, &group_size, &rotation, &seed,
@@ -134,26 +164,8 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
                                      &row_planes_obj))
         return NULL;
     opt.nonnegative_inputs = nonnegative;
-    /* Python spells "none" as 0; C keeps 0 for the default. */
-    if (group_size < 0)
-        return PyErr_Format(PyExc_ValueError,
-                            "group_size must be 0 (one scale per row) or a power of two in "
-                            "32..4096, got %d",
-                            group_size);
-    if (rotation < 0 && rotation != rotation_unset)
-        return PyErr_Format(PyExc_ValueError,
-                            "rotation must be 0 (none) or a power-of-four block in 4..4096, got %d",
-                            rotation);
-    opt.group_size = group_size ? group_size : BP_GROUP_PER_ROW;
-    opt.rotation = rotation == rotation_unset ? 0 : rotation ? rotation : BP_ROTATION_NONE;
-    opt.rotation_seed = (uint64_t)seed;
-    if (!strcmp(method, "uniform"))
-        opt.method = BP_QUANT_UNIFORM;
-    else if (!strcmp(method, "residual"))
-        opt.method = BP_QUANT_RESIDUAL;
-    else
-        return pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
-                                 "method must be 'uniform' or 'residual', got '%s'", method);
+    if (pybp_quant_options_set(&opt, method, group_size, rotation, seed) < 0)
+        return NULL;
     PyBpContext *context = pybp_resolve_context(context_obj);
     if (!context)
         return NULL;

@@ -11,6 +11,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
+
 #include <bitplane.h>
 
 /* act_bits range of bp_run_options (bitplane.h: "1..16; 0 = 8"). */
@@ -65,6 +67,15 @@ PyObject *pybp_row_planes_from_scores(PyObject *self, PyObject *args, PyObject *
  * (it is tiny) into PyMem memory the caller frees; NULL with an exception
  * set (wrong length, a non-int). Range checks are the library's. */
 int *pybp_column_planes_get(PyObject *obj, size_t batch);
+/* The quantize options that Matrix.quantize and RNN.quantize share, as
+ * Python spells them: method "uniform" | "residual"; group_size 0 (per row)
+ * or a power of two; rotation 0 (none), a power-of-four block, or
+ * PYBP_ROTATION_DEFAULT (not given: the library's default). Fills opt's
+ * method, group_size, rotation and rotation_seed; returns 0, or -1 with
+ * ValueError set. Range checks beyond the sign are the library's. */
+#define PYBP_ROTATION_DEFAULT INT_MIN
+int pybp_quant_options_set(bp_quant_options *opt, const char *method, int group_size, int rotation,
+                           unsigned long long rotation_seed);
 /* Per-row plane counts from Python: a sequence of `rows` ints (numpy arrays
  * included) copied into PyMem_Malloc'd bytes (the caller frees them), or
  * NULL with an exception that says "<name> must have one entry per row of

@@ -108,27 +108,27 @@ static int row_planes_get(PyObject *obj, Py_ssize_t layers, size_t rows, bp_rnn_
 }
 
 static PyObject *rnn_quantize(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"cell",    "weights",     "bits",       "method", "clip",
-                             "context", "split_gates", "row_planes", NULL};
+    static char *kwlist[] = {"cell",       "weights",  "bits",          "method",
+                             "clip",       "context",  "split_gates",   "row_planes",
+                             "group_size", "rotation", "rotation_seed", NULL};
     const char *cell_str, *method = "uniform";
     PyObject *weights_obj, *context_obj = Py_None, *row_planes_obj = Py_None;
     int split = 0;
+    /* rotation not given: the RNN default (none: the integer mode needs
+     * plain K, src/rnn.c). */
+    int group_size = BP_DEFAULT_GROUP_SIZE, rotation = PYBP_ROTATION_DEFAULT;
+    unsigned long long seed = 0;
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
     q.bits = BP_DEFAULT_BITS;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|isfOpO:quantize", kwlist, &cell_str,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|isfOpOiiK:quantize", kwlist, &cell_str,
                                      &weights_obj, &q.bits, &method, &q.clip, &context_obj, &split,
-                                     &row_planes_obj))
+                                     &row_planes_obj, &group_size, &rotation, &seed))
         return NULL;
     bp_rnn_cell cell;
     if (parse_cell(cell_str, &cell) < 0)
         return NULL;
-    if (!strcmp(method, "uniform"))
-        q.method = BP_QUANT_UNIFORM;
-    else if (!strcmp(method, "residual"))
-        q.method = BP_QUANT_RESIDUAL;
-    else
-        return PyErr_Format(PyExc_ValueError, "method must be 'uniform' or 'residual', got '%s'",
-                            method);
+    if (pybp_quant_options_set(&q, method, group_size, rotation, seed) < 0)
+        return NULL;
     if (q.bits == 0)
         return PyErr_Format(PyExc_ValueError, "bits must be 1..%d, got 0", BP_MAX_BITS);
     PyObject *seq = PySequence_Fast(weights_obj, "weights must be a sequence of "

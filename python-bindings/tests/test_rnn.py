@@ -164,3 +164,35 @@ def test_torch_state_dict_from_safetensors_without_torch(rng, tmp_path, cell):
         rnn_from_state_dict({"weight_ih_l0_reverse": sd["rnn.weight_ih_l0"]}, cell)
     with pytest.raises(ValueError, match="no 'lstm.weight_ih_l0' in the tensors"):
         rnn_from_state_dict(sd, cell, "lstm.")
+
+
+@pytest.mark.parametrize("cell,ref", [(LSTM, ref_lstm), (GRU, ref_gru)])
+def test_layout_options_reach_every_matrix(rng, cell, ref):
+    """group_size, rotation and rotation_seed quantize the RNN's matrices as
+    Matrix.quantize does with the same options; the run uses them."""
+    p = params(rng, cell.gates, 24, 16)[0]
+    layout = dict(group_size=64, rotation=16, rotation_seed=7)
+    layer = cell(*p, **layout)
+    for op, w in (("ih", p[0]), ("hh", p[1])):
+        alone = bp.Matrix.quantize(w, **layout)
+        assert (alone.group_size, alone.rotation) == (64, 16)
+        got = getattr(layer, "w_" + op)
+        assert np.array_equal(got.dequantize(5), alone.dequantize(5)), op
+        assert got.bytes_read(5) == alone.bytes_read(5), op
+    x = gauss(rng, (6, 2, 24))
+    h, _ = layer(x, planes=5, act_bits=16)
+    want = ref(x, layer.w_ih.dequantize(5), layer.w_hh.dequantize(5), p[2], p[3])[0]
+    assert rel(h, want) < 1e-3
+    # Per row reads fewer bytes than the default groups of 32 (no multipliers).
+    per_row, default = cell(*p, group_size=0), cell(*p)
+    assert per_row.w_hh.bytes_read(4) < default.w_hh.bytes_read(4)
+    assert not np.array_equal(per_row.w_hh.dequantize(4), default.w_hh.dequantize(4))
+    # The integer mode refuses a rotated recurrent matrix with the reason.
+    with pytest.raises(bp.Error, match="rotation of K would saturate"):
+        layer(x, integer=True)
+    with pytest.raises(ValueError, match="group_size must be 0"):
+        cell(*p, group_size=-32)
+    with pytest.raises(ValueError, match="rotation must be 0"):
+        cell(*p, rotation=-4)
+    with pytest.raises(bp.Error, match="group"):
+        cell(*p, group_size=48)
