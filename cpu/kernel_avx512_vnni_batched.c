@@ -162,9 +162,10 @@ static inline uint32_t vb_mask_word(int len) {
 /* Everything the columns of a unit need for a K block. */
 typedef struct vb_block {
     const bp_matrix *m;
-    size_t w0, w1; /* words of the block */
-    size_t segw;   /* words per segment */
-    int len_max;   /* the tile's code length */
+    size_t w0, w1;        /* words of the block */
+    size_t segw;          /* words per segment */
+    __mmask16 seg_starts; /* bit i: a segment starts at word w0 + i */
+    int len_max;          /* the tile's code length */
     __m512i (*tile)[VB_KBLOCK_WORDS][8];
     /* Per code length n (index n - 1), row group of the tile and segment:
      * E = 2 * 128 U'_n - s odd 128 cnt, for lengths with offset columns. */
@@ -297,15 +298,19 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
     for (int c = 0; c < C; c++) {
         mask[c] = _mm512_set1_epi32((int32_t)vb_mask_word(lens[c]));
         /* Word sums of the block (|Q'| <= 128 * 32 per word), then per
-         * segment: as they are for one-word groups, else summed. */
+         * segment: lane i adds lanes i + 1, i + 2, ... up to the segment
+         * length (a power of two; lanes past the block are zero), and the
+         * lanes that start segments are packed to the front. */
         __m512i q = _mm512_maskz_loadu_epi32(wmask, cols[c]->qw + b->w0);
         if (b->segw > 1) {
-            _mm512_store_si512(qseg[c], q);
-            const int shift = __builtin_ctzll(b->segw); /* a power of two */
-            int32_t sum[VB_KBLOCK_WORDS] = {0};
-            for (size_t k = 0; k < nw; k++)
-                sum[k >> shift] += qseg[c][k];
-            q = _mm512_loadu_si512(sum);
+            q = _mm512_add_epi32(q, _mm512_alignr_epi32(zero, q, 1));
+            if (b->segw > 2)
+                q = _mm512_add_epi32(q, _mm512_alignr_epi32(zero, q, 2));
+            if (b->segw > 4)
+                q = _mm512_add_epi32(q, _mm512_alignr_epi32(zero, q, 4));
+            if (b->segw > 8)
+                q = _mm512_add_epi32(q, _mm512_alignr_epi32(zero, q, 8));
+            q = _mm512_maskz_compress_epi32(b->seg_starts, q);
         }
         _mm512_store_si512(qseg[c], q);
         _mm512_store_si512(hq[c], _mm512_mullo_epi32(q, _mm512_set1_epi32(-vb_centre(lens[c]))));
@@ -474,6 +479,8 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                   .eseg = eseg,
                   .mseg = grouped ? mseg : NULL,
                   .ew = grouped ? ew : NULL};
+    for (size_t i = 0; i < VB_KBLOCK_WORDS; i += b.segw)
+        b.seg_starts |= (__mmask16)(1u << i);
     const size_t cstep = grouped ? VB_CG : VB_C;
     int64_t *dr[VB_C];
     for (size_t g = g0; g < g1; g += VB_R) {
