@@ -19,12 +19,25 @@
  * from the tile's row sums. With s = 2^(8-len), odd = 2^len - 1 and cnt the K
  * positions of a segment (padding included: there u' = 0 and q = 0),
  *   s D_seg = 2 S' + 2 off U' - s odd Q' - s odd off cnt,
- * S' = sum u' q', U' = sum u', Q' = sum q'. Grouped matrices multiply each
- * segment by its row multiplier; segments are at most 4 words (128 columns)
- * inside one group, so the true m s D_seg is below 255^3 * 128 < 2^31 and the
- * wrapping int32 arithmetic gives it exactly; per-row matrices flush every K
- * block (512 columns). Segment results widen into int64 D, and s divides out
- * exactly at the end.
+ * S' = sum u' q', U' = sum u', Q' = sum q'. Per-row matrices take one
+ * segment per K block (512 columns) and flush it into int64 D.
+ *
+ * Grouped matrices (vb_gtile). A segment is the words of one group inside a
+ * K block, and its sum must be weighted by the row's multiplier m. With
+ * groups of 32 that is every word, so the weighting is one VPMULLD + VPADDD
+ * per accumulator into an int32 sum that widens into int64 once per K block,
+ * and nothing else runs per segment: the accumulator starts at -h Q'_seg
+ * (a broadcast scalar per column and segment) with h = 128 - s/2 for
+ * len <= 7 (2h = s odd) and h = 128 for len = 8, so it ends at
+ *   A_seg = sum (u' - h) q',  s D_seg = 2 A_seg + [len = 8] Q'_seg + off E_seg,
+ * E_seg = 256 U' - 128 s odd cnt. |u' - h| <= 128 and |q'| <= 128, so
+ * over a K block |sum_seg m A_seg| <= 255 * 512 * 128 * 128 < 2^31: the
+ * wrapping int32 arithmetic (VPDPBUSD, VPMULLD and VPADDD all work modulo
+ * 2^32) gives that sum exactly. The terms that do not depend on the code,
+ * sum_seg m Q'_seg (len = 8 columns only) and sum_seg m E_seg (per tile and
+ * code length, shared by all columns), are weighted apart, at the K block's
+ * end. Segment results widen into int64 D, and s divides out exactly at the
+ * end.
  *
  * Uniform matrices take the n planes as one code (n > 8: chunks of 8 with
  * D = 2^len D_first + D_rest); residual matrices take each plane as a 1-plane
@@ -32,6 +45,7 @@
  * the batch's longest code: a shorter code is the tile AND a byte mask
  * (vb_unit). act_bits above 8 are not handled (supports()).
  */
+#include "avx512_vnni_dpbusd.h"
 #include "cpu_kernel.h"
 
 #include <immintrin.h>
@@ -41,11 +55,11 @@
 
 /* Words of K per unpacked tile (512 columns: 8 KB of codes per row group). */
 #define VB_KBLOCK_WORDS 16
-/* Row groups and columns of the register tile: 2 x 8 int32 accumulators. */
-#define VB_R 2
-#define VB_C 8
-/* Grouped matrices: at most this many words per int32 segment (see top). */
-#define VB_SEG_WORDS 4
+/* Row groups and columns of the register tile: 2 x 8 int32 accumulators;
+ * grouped matrices 2 x 4, each with its weighted int32 sum beside it. */
+#define VB_R  2
+#define VB_C  8
+#define VB_CG 4
 
 typedef struct vb_column {
     int off;           /* 0, or 128 for unsigned 8-bit columns */
@@ -148,15 +162,19 @@ static inline uint32_t vb_mask_word(int len) {
 /* Everything the columns of a unit need for a K block. */
 typedef struct vb_block {
     const bp_matrix *m;
-    size_t w0, w1; /* words of the block */
-    size_t segw;   /* words per segment */
-    int len_max;   /* the tile's code length */
+    size_t w0, w1;        /* words of the block */
+    size_t segw;          /* words per segment */
+    __mmask16 seg_starts; /* bit i: a segment starts at word w0 + i */
+    int len_max;          /* the tile's code length */
     __m512i (*tile)[VB_KBLOCK_WORDS][8];
     /* Per code length n (index n - 1), row group of the tile and segment:
      * E = 2 * 128 U'_n - s odd 128 cnt, for lengths with offset columns. */
     __m512i (*eseg)[VB_R][VB_KBLOCK_WORDS];
-    /* Per row group and segment: the multipliers (grouped matrices). */
+    /* Grouped matrices: per row group and segment the multipliers, and per
+     * code length and row group sum_seg m E_seg over the block (two int64
+     * halves); NULL per row. */
     __m512i (*mseg)[VB_KBLOCK_WORDS];
+    __m512i (*ew)[VB_R][2];
 } vb_block;
 
 /* How the columns of a register tile take their codes from the tile: as
@@ -165,68 +183,61 @@ typedef struct vb_block {
 enum { VB_FULL, VB_MASK_ONE, VB_MASK_EACH };
 
 /*
- * R row groups x C columns (code lengths lens[c]) over one K block: D[r][c]
- * (16 int64 at dout[c] + 16 r) += s_c D of each segment, s_c = 2^(8 -
- * lens[c]); `first` stores instead of adding.
+ * Per-row matrices: R row groups x C columns (code lengths lens[c]) over one
+ * K block, one segment: D[r][c] (16 int64 at dout[c] + 16 r) += s_c D,
+ * s_c = 2^(8 - lens[c]); `first` stores instead of adding.
  */
 BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const int *lens,
                        int64_t *const *dout, bool first, const int R, const int C, const int mode) {
-    const bool grouped = b->mseg != NULL;
-    const __m512i two_zero = _mm512_setzero_si512();
+    const __m512i zero = _mm512_setzero_si512();
     __m512i mask[VB_C];
     int32_t odd_s[VB_C]; /* s (2^len - 1) = 256 - s */
     for (int c = 0; c < C; c++) {
         mask[c] = _mm512_set1_epi32((int32_t)vb_mask_word(lens[c]));
         odd_s[c] = 256 - (1 << (8 - lens[c]));
     }
-    size_t si = 0;
-    for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
-        const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        __m512i acc[VB_R][VB_C];
-        for (int r = 0; r < R; r++)
-            for (int c = 0; c < C; c++)
-                acc[r][c] = two_zero;
-        for (size_t w = s0; w < s1; w++) {
+    __m512i acc[VB_R][VB_C];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = zero;
+    for (size_t w = b->w0; w < b->w1; w++) {
 #pragma GCC unroll 8
-            for (int t = 0; t < 8; t++) {
-                __m512i code[VB_R];
+        for (int t = 0; t < 8; t++) {
+            __m512i code[VB_R];
+            for (int r = 0; r < R; r++) {
+                code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
+                if (mode == VB_MASK_ONE)
+                    code[r] = _mm512_and_si512(code[r], mask[0]);
+            }
+            for (int c = 0; c < C; c++) {
+                const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
                 for (int r = 0; r < R; r++) {
-                    code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
-                    if (mode == VB_MASK_ONE)
-                        code[r] = _mm512_and_si512(code[r], mask[0]);
-                }
-                for (int c = 0; c < C; c++) {
-                    const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
-                    for (int r = 0; r < R; r++) {
-                        const __m512i u =
-                            mode == VB_MASK_EACH ? _mm512_and_si512(code[r], mask[c]) : code[r];
-                        acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], u, qv);
-                    }
+                    const __m512i u =
+                        mode == VB_MASK_EACH ? _mm512_and_si512(code[r], mask[c]) : code[r];
+                    acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], u, qv);
                 }
             }
         }
-        for (int c = 0; c < C; c++) {
-            int32_t qs = 0;
-            for (size_t w = s0; w < s1; w++)
-                qs += cols[c]->qw[w];
-            /* Wrapping int32: the true value fits (see the top). */
-            const __m512i bq = _mm512_set1_epi32((int32_t)((uint32_t)odd_s[c] * (uint32_t)qs));
-            for (int r = 0; r < R; r++) {
-                __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
-                if (cols[c]->off)
-                    v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r][si]);
-                if (grouped)
-                    v = _mm512_mullo_epi32(v, b->mseg[r][si]);
-                int64_t *d = dout[c] + 16 * r;
-                __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
-                __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
-                if (!(first && s0 == b->w0)) {
-                    lo = _mm512_add_epi64(lo, _mm512_loadu_si512(d));
-                    hi = _mm512_add_epi64(hi, _mm512_loadu_si512(d + 8));
-                }
-                _mm512_storeu_si512(d, lo);
-                _mm512_storeu_si512(d + 8, hi);
+    }
+    for (int c = 0; c < C; c++) {
+        int32_t qs = 0;
+        for (size_t w = b->w0; w < b->w1; w++)
+            qs += cols[c]->qw[w];
+        /* Wrapping int32: the true value fits (512 positions, see the top). */
+        const __m512i bq = _mm512_set1_epi32((int32_t)((uint32_t)odd_s[c] * (uint32_t)qs));
+        for (int r = 0; r < R; r++) {
+            __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
+            if (cols[c]->off)
+                v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r][0]);
+            int64_t *d = dout[c] + 16 * r;
+            __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
+            __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
+            if (!first) {
+                lo = _mm512_add_epi64(lo, _mm512_loadu_si512(d));
+                hi = _mm512_add_epi64(hi, _mm512_loadu_si512(d + 8));
             }
+            _mm512_storeu_si512(d, lo);
+            _mm512_storeu_si512(d + 8, hi);
         }
     }
 }
@@ -259,6 +270,137 @@ VB_FN8(2, 2)
 static const vb_tile_fn vb_tile_fns[3][VB_R][VB_C] = {
     {VB_FNS(1, 0), VB_FNS(2, 0)}, {VB_FNS(1, 1), VB_FNS(2, 1)}, {VB_FNS(1, 2), VB_FNS(2, 2)}};
 
+/* The centre h of a length's codes (see the top): 2h = s odd below 8. */
+static inline int32_t vb_centre(int len) {
+    return len == 8 ? 128 : 128 - (1 << (7 - len));
+}
+
+/* A K block of grouped A_seg sums, weighted, stays within int32 (top). */
+_Static_assert((int64_t)BP_MULT_MAX *VB_KBLOCK_WORDS * 32 * 128 * 128 <= INT32_MAX,
+               "the weighted int32 sum of a K block must be exact");
+
+/*
+ * Grouped matrices: R row groups x C columns (code lengths lens[c]) over one
+ * K block, segment by segment (see the top): acc starts at -h Q'_seg, takes
+ * the segment's VPDPBUSD and is weighted into t32 by one VPMULLD; at the
+ * block's end D[r][c] (16 int64 at dout[c] + 16 r) += 2 t32 (+ sum m Q' for
+ * len 8, + sum m E for offset columns); `first` stores instead of adding.
+ */
+BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const int *lens,
+                        int64_t *const *dout, bool first, const int R, const int C,
+                        const int mode) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i mask[VB_CG];
+    _Alignas(64) int32_t qseg[VB_CG][VB_KBLOCK_WORDS]; /* Q'_seg */
+    _Alignas(64) int32_t hq[VB_CG][VB_KBLOCK_WORDS];   /* -h Q'_seg */
+    const size_t nw = b->w1 - b->w0;
+    const __mmask16 wmask = (__mmask16)((1u << nw) - 1);
+    for (int c = 0; c < C; c++) {
+        mask[c] = _mm512_set1_epi32((int32_t)vb_mask_word(lens[c]));
+        /* Word sums of the block (|Q'| <= 128 * 32 per word), then per
+         * segment: lane i adds lanes i + 1, i + 2, ... up to the segment
+         * length (a power of two; lanes past the block are zero), and the
+         * lanes that start segments are packed to the front. */
+        __m512i q = _mm512_maskz_loadu_epi32(wmask, cols[c]->qw + b->w0);
+        if (b->segw > 1) {
+            q = _mm512_add_epi32(q, _mm512_alignr_epi32(zero, q, 1));
+            if (b->segw > 2)
+                q = _mm512_add_epi32(q, _mm512_alignr_epi32(zero, q, 2));
+            if (b->segw > 4)
+                q = _mm512_add_epi32(q, _mm512_alignr_epi32(zero, q, 4));
+            if (b->segw > 8)
+                q = _mm512_add_epi32(q, _mm512_alignr_epi32(zero, q, 8));
+            q = _mm512_maskz_compress_epi32(b->seg_starts, q);
+        }
+        _mm512_store_si512(qseg[c], q);
+        _mm512_store_si512(hq[c], _mm512_mullo_epi32(q, _mm512_set1_epi32(-vb_centre(lens[c]))));
+    }
+    __m512i t32[VB_R][VB_CG];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            t32[r][c] = zero;
+    size_t si = 0;
+    for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
+        const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
+        __m512i acc[VB_R][VB_CG];
+        for (int c = 0; c < C; c++) {
+            const __m512i init = _mm512_set1_epi32(hq[c][si]);
+            for (int r = 0; r < R; r++)
+                acc[r][c] = init;
+        }
+        for (size_t w = s0; w < s1; w++) {
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                __m512i code[VB_R];
+                for (int r = 0; r < R; r++) {
+                    code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
+                    if (mode == VB_MASK_ONE)
+                        code[r] = _mm512_and_si512(code[r], mask[0]);
+                }
+                for (int c = 0; c < C; c++) {
+                    const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
+                    for (int r = 0; r < R; r++) {
+                        const __m512i u =
+                            mode == VB_MASK_EACH ? _mm512_and_si512(code[r], mask[c]) : code[r];
+                        bp__dpbusd_inplace(&acc[r][c], u, qv);
+                    }
+                }
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < C; c++)
+                t32[r][c] =
+                    _mm512_add_epi32(t32[r][c], _mm512_mullo_epi32(acc[r][c], b->mseg[r][si]));
+    }
+    const size_t nseg = si;
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            __m512i v[2] = {_mm512_cvtepi32_epi64(_mm512_castsi512_si256(t32[r][c])),
+                            _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(t32[r][c], 1))};
+            v[0] = _mm512_add_epi64(v[0], v[0]);
+            v[1] = _mm512_add_epi64(v[1], v[1]);
+            if (lens[c] == 8) {
+                /* sum_seg m Q'_seg: |.| <= 255 * 128 * 512 < 2^31. */
+                __m512i mq = zero;
+                for (size_t k = 0; k < nseg; k++)
+                    mq = _mm512_add_epi32(
+                        mq, _mm512_mullo_epi32(b->mseg[r][k], _mm512_set1_epi32(qseg[c][k])));
+                v[0] = _mm512_add_epi64(v[0], _mm512_cvtepi32_epi64(_mm512_castsi512_si256(mq)));
+                v[1] =
+                    _mm512_add_epi64(v[1], _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(mq, 1)));
+            }
+            if (cols[c]->off) {
+                v[0] = _mm512_add_epi64(v[0], b->ew[lens[c] - 1][r][0]);
+                v[1] = _mm512_add_epi64(v[1], b->ew[lens[c] - 1][r][1]);
+            }
+            int64_t *d = dout[c] + 16 * r;
+            if (!first) {
+                v[0] = _mm512_add_epi64(v[0], _mm512_loadu_si512(d));
+                v[1] = _mm512_add_epi64(v[1], _mm512_loadu_si512(d + 8));
+            }
+            _mm512_storeu_si512(d, v[0]);
+            _mm512_storeu_si512(d + 8, v[1]);
+        }
+}
+
+#define VB_GFN(R, C, M)                                                                            \
+    static void vb_gtile_##R##_##C##_##M(const vb_block *b, const vb_column *const *cols,          \
+                                         const int *lens, int64_t *const *dout, bool first) {      \
+        vb_gtile(b, cols, lens, dout, first, R, C, M);                                             \
+    }
+#define VB_GFN4(R, M) VB_GFN(R, 1, M) VB_GFN(R, 2, M) VB_GFN(R, 3, M) VB_GFN(R, 4, M)
+VB_GFN4(1, 0)
+VB_GFN4(2, 0)
+VB_GFN4(1, 1)
+VB_GFN4(2, 1)
+VB_GFN4(1, 2)
+VB_GFN4(2, 2)
+#define VB_GFNS(R, M)                                                                              \
+    { vb_gtile_##R##_1_##M, vb_gtile_##R##_2_##M, vb_gtile_##R##_3_##M, vb_gtile_##R##_4_##M }
+/* [mode][R - 1][C - 1] */
+static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_CG] = {
+    {VB_GFNS(1, 0), VB_GFNS(2, 0)}, {VB_GFNS(1, 1), VB_GFNS(2, 1)}, {VB_GFNS(1, 2), VB_GFNS(2, 2)}};
+
 /* b->eseg[len - 1]: E per row group and segment of the block, with U' the
  * row sums of the codes of that length (the tile AND its mask). */
 static void vb_offset_terms(const vb_block *b, int R, int len) {
@@ -282,6 +424,21 @@ static void vb_offset_terms(const vb_block *b, int R, int len) {
             b->eseg[len - 1][r][si] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
         }
     }
+    /* Grouped: sum_seg m E_seg per row, in int64 (m E_seg may pass 2^31). */
+    for (int r = 0; b->mseg && r < R; r++) {
+        __m512i e64[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        for (size_t k = 0; k < si; k++) {
+            const __m512i e = b->eseg[len - 1][r][k], mv = b->mseg[r][k];
+            e64[0] = _mm512_add_epi64(
+                e64[0], _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(e)),
+                                         _mm512_cvtepi32_epi64(_mm512_castsi512_si256(mv))));
+            e64[1] = _mm512_add_epi64(
+                e64[1], _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(e, 1)),
+                                         _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(mv, 1))));
+        }
+        b->ew[len - 1][r][0] = e64[0];
+        b->ew[len - 1][r][1] = e64[1];
+    }
 }
 
 /*
@@ -294,8 +451,9 @@ static void vb_offset_terms(const vb_block *b, int R, int len) {
  * 2^(7-p) = 2^(8-n) u_n with u_n the n-plane code (u_n = floor(u_L /
  * 2^(L-n)), planes MSB first). Every sum below (S', U', the bounds, s =
  * 2^(8-n)) is then that of an n-plane unit, term for term.
- * Register tiles take the sorted columns 8 at a time, so columns of several
- * lengths share one (VB_MASK_EACH: one VPANDD per VPDPBUSD).
+ * Register tiles take the sorted columns 8 at a time (grouped: 4), so
+ * columns of several lengths share one (VB_MASK_EACH: one VPANDD per
+ * VPDPBUSD).
  * s D at dout[c] + 16 (g - g0) for row groups [g0, g1), then exact division
  * by each column's s.
  */
@@ -310,13 +468,20 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
     _Alignas(64) __m512i tile[VB_R][VB_KBLOCK_WORDS][8];
     _Alignas(64) __m512i eseg[8][VB_R][VB_KBLOCK_WORDS];
     _Alignas(64) __m512i mseg[VB_R][VB_KBLOCK_WORDS];
+    _Alignas(64) __m512i ew[8][VB_R][2];
+    /* Grouped: a segment is one group's words inside the block (group_words
+     * is a power of two, so groups never straddle a block). */
     vb_block b = {.m = m,
-                  .segw = grouped ? (m->group_words < VB_SEG_WORDS ? m->group_words : VB_SEG_WORDS)
-                                  : VB_KBLOCK_WORDS,
+                  .segw = grouped && m->group_words < VB_KBLOCK_WORDS ? m->group_words
+                                                                      : VB_KBLOCK_WORDS,
                   .len_max = len_max,
                   .tile = tile,
                   .eseg = eseg,
-                  .mseg = grouped ? mseg : NULL};
+                  .mseg = grouped ? mseg : NULL,
+                  .ew = grouped ? ew : NULL};
+    for (size_t i = 0; i < VB_KBLOCK_WORDS; i += b.segw)
+        b.seg_starts |= (__mmask16)(1u << i);
+    const size_t cstep = grouped ? VB_CG : VB_C;
     int64_t *dr[VB_C];
     for (size_t g = g0; g < g1; g += VB_R) {
         const int R = g1 - g >= VB_R ? VB_R : (int)(g1 - g);
@@ -338,14 +503,16 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
             for (int len = 1; len <= len_max; len++)
                 if (offset_len[len - 1])
                     vb_offset_terms(&b, R, len);
-            for (size_t c0 = 0; c0 < nc; c0 += VB_C) {
-                const int C = nc - c0 >= VB_C ? VB_C : (int)(nc - c0);
+            for (size_t c0 = 0; c0 < nc; c0 += cstep) {
+                const int C = nc - c0 >= cstep ? (int)cstep : (int)(nc - c0);
                 const int mode = lens[c0] != lens[c0 + (size_t)C - 1] ? VB_MASK_EACH
                                  : lens[c0] < len_max                 ? VB_MASK_ONE
                                                                       : VB_FULL;
                 for (int c = 0; c < C; c++)
                     dr[c] = dout[c0 + (size_t)c] + (g - g0) * BP_ROW_GROUP;
-                vb_tile_fns[mode][R - 1][C - 1](&b, cols + c0, lens + c0, dr, b.w0 == 0);
+                const vb_tile_fn fn =
+                    grouped ? vb_gtile_fns[mode][R - 1][C - 1] : vb_tile_fns[mode][R - 1][C - 1];
+                fn(&b, cols + c0, lens + c0, dr, b.w0 == 0);
             }
         }
         /* s D -> D: exact division by s = 2^(8 - len) of each column. */
