@@ -129,8 +129,9 @@ static PyMethodDef context_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "cpu_kernel_name(act_bits=8, cols=512, batch=1) -> str\n\n"
      "The CPU kernel path this context would use for such a call: 'reference', "
-     "'portable', 'avx2', 'avx2-lut', 'avx512', 'avx512-lut', 'avx512-vnni', "
-     "'avx512-vnni-batched', 'neon', 'neon-lut' or 'neon-dotprod'."},
+     "'portable', 'avx2', 'avx2-lut', 'avx2-batched', 'avx-vnni-batched', 'avx512', "
+     "'avx512-lut', 'avx512-vnni', 'avx512-vnni-batched', 'neon', 'neon-lut' or "
+     "'neon-dotprod'."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -145,8 +146,8 @@ PyTypeObject PyBpContext_Type = {
               "plugins loaded on first use; when one cannot run here, UnsupportedError says "
               "why.\n"
               "threads: host worker threads, 0 = all online cores.\n"
-              "cpu_kernel: 'auto', 'reference', 'portable', 'avx2', 'avx2-lut', 'avx512', "
-              "'avx512-lut', 'avx512-vnni', 'avx512-vnni-batched' (x86-64), 'neon', "
+              "cpu_kernel: 'auto', 'reference', 'portable', 'avx2', 'avx2-lut', 'avx-vnni', "
+              "'avx512', 'avx512-lut', 'avx512-vnni', 'avx512-vnni-batched' (x86-64), 'neon', "
               "'neon-lut' or 'neon-dotprod' (AArch64) (CPU only).\n"
               "device, platform, gpu_kernel ('auto', 'popcount', 'mma'): accelerator choices.\n\n"
               "Thread-safety: concurrent calls on one context are safe but serialise; use one "

@@ -1,0 +1,25 @@
+/*
+ * Plain AVX2 batched code kernel (the shared body and its proofs are in
+ * cpu/kernel_avx2_codes.h): 7-bit codes, so VPMADDUBSW's int16 pair sums
+ * never saturate (2 * 127 * 128 = 32512), then VPMADDWD against ones adds the
+ * pairs into the row's int32 lane. Uniform codes of 8 planes run as 7 + 1.
+ */
+#include "cpu_kernel.h"
+
+#include <immintrin.h>
+
+#define AC_BITS 7
+#define AC_NAME "avx2-batched"
+#define AC_DESC bp__kernel_avx2_batched
+
+static bool ac_runnable(void) {
+    return bp__cpu_features()->avx2;
+}
+
+/* acc + u0 q0 + u1 q1 + u2 q2 + u3 q3 per dword, u < 128 (see above). */
+static inline __attribute__((always_inline)) __m256i ac_dot(__m256i acc, __m256i u, __m256i q) {
+    const __m256i pairs = _mm256_maddubs_epi16(u, q);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+#include "kernel_avx2_codes.h"
