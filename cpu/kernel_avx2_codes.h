@@ -12,7 +12,8 @@
  *                pair sums: with u <= 127 and |q'| <= 128 a pair is at most
  *                2 * 127 * 128 = 32512 <= 32767, so nothing saturates);
  *   ac_dot()     acc + the four u8 x s8 products of each dword lane;
- *   ac_runnable(), AC_NAME and AC_DESC (the kernel descriptor's name).
+ *   ac_runnable(), AC_NAME and AC_DESC (the kernel descriptor's name);
+ * and may define AC_C (below).
  *
  * The unpack. Planes [p0, p0 + len) of a row group (len <= W) go into the
  * 8 slots of an 8x8 bit transpose, plane p in slot W - 1 - p and the other
@@ -61,8 +62,12 @@
 
 /* Words of K per unpacked tile (512 columns: 8 KB of codes per row group). */
 #define AC_KBLOCK_WORDS 16
-/* Columns of the register tile (2 row halves x 4 columns of accumulators). */
+/* Columns of the register tile (2 row halves x AC_C columns of
+ * accumulators), 3 or 4: the including file may set 3 where its dot product
+ * needs more registers. */
+#ifndef AC_C
 #define AC_C 4
+#endif
 /* Grouped matrices: at most this many words per int32 segment (see top). */
 #define AC_SEG_WORDS 4
 /* How far ahead of its line the single-column loop prefetches each plane. */
@@ -209,8 +214,8 @@ enum { AC_AS_IS, AC_MASK_ONE, AC_MASK_EACH };
  */
 BP_INLINE void ac_tile(const ac_block *b, const ac_column *const *cols, const int *lens,
                        int64_t *const *dout, bool first, const int C, const int mode) {
-    __m256i mask[AC_C];
-    int32_t odd_s[AC_C];
+    __m256i mask[4];
+    int32_t odd_s[4];
     for (int c = 0; c < C; c++) {
         mask[c] = _mm256_set1_epi32((int32_t)ac_mask_word(lens[c]));
         odd_s[c] = (1 << AC_BITS) - (1 << (AC_BITS - lens[c]));
@@ -218,7 +223,7 @@ BP_INLINE void ac_tile(const ac_block *b, const ac_column *const *cols, const in
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        __m256i acc[2][AC_C];
+        __m256i acc[2][4];
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < C; c++)
                 acc[h][c] = _mm256_setzero_si256();
@@ -277,15 +282,22 @@ typedef void (*ac_tile_fn)(const ac_block *b, const ac_column *const *cols, cons
                                   const int *lens, int64_t *const *dout, bool first) {             \
         ac_tile(b, cols, lens, dout, first, C, M);                                                 \
     }
-#define AC_FN4(M) AC_FN(1, M) AC_FN(2, M) AC_FN(3, M) AC_FN(4, M)
-AC_FN4(0)
-AC_FN4(1)
-AC_FN4(2)
+#if AC_C == 4
+#define AC_FN_ALL(M) AC_FN(1, M) AC_FN(2, M) AC_FN(3, M) AC_FN(4, M)
+#define AC_FN_ROW(M)                                                                               \
+    { ac_tile_1_##M, ac_tile_2_##M, ac_tile_3_##M, ac_tile_4_##M }
+#elif AC_C == 3
+#define AC_FN_ALL(M) AC_FN(1, M) AC_FN(2, M) AC_FN(3, M)
+#define AC_FN_ROW(M)                                                                               \
+    { ac_tile_1_##M, ac_tile_2_##M, ac_tile_3_##M }
+#else
+#error "AC_C must be 3 or 4"
+#endif
+AC_FN_ALL(0)
+AC_FN_ALL(1)
+AC_FN_ALL(2)
 /* [mode][C - 1] */
-static const ac_tile_fn ac_tile_fns[3][AC_C] = {
-    {ac_tile_1_0, ac_tile_2_0, ac_tile_3_0, ac_tile_4_0},
-    {ac_tile_1_1, ac_tile_2_1, ac_tile_3_1, ac_tile_4_1},
-    {ac_tile_1_2, ac_tile_2_2, ac_tile_3_2, ac_tile_4_2}};
+static const ac_tile_fn ac_tile_fns[3][AC_C] = {AC_FN_ROW(0), AC_FN_ROW(1), AC_FN_ROW(2)};
 
 /* The tile of words [w0, w1) at code length len (1..AC_BITS). */
 static void ac_unpack_block(const uint32_t *const *lines, int len, size_t w0, size_t w1,
