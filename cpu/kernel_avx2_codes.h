@@ -353,7 +353,7 @@ static void ac_offset_terms(const ac_block *b, int len, __m256i (*eseg)[AC_KBLOC
  * sums of the codes (U') as they go. s D at d (16 int64).
  */
 BP_INLINE void ac_single(const bp_matrix *m, size_t g, const uint32_t *const *lines, const int len,
-                         const ac_column *col, int64_t *d) {
+                         const ac_column *col, const bool off, int64_t *d) {
     const size_t kw = m->kwords;
     const bool grouped = bp__grouped(m);
     const size_t segw =
@@ -377,7 +377,7 @@ BP_INLINE void ac_single(const bp_matrix *m, size_t g, const uint32_t *const *li
                     int32_t q4;
                     memcpy(&q4, col->q8 + 32 * w + 4 * j, sizeof q4);
                     acc[h] = ac_dot(acc[h], code[j], _mm256_set1_epi32(q4));
-                    if (col->off)
+                    if (off)
                         usum[h] = ac_dot(usum[h], code[j], ones);
                 }
             }
@@ -388,7 +388,7 @@ BP_INLINE void ac_single(const bp_matrix *m, size_t g, const uint32_t *const *li
         const uint8_t *mt = grouped ? bp__mult_tile(m, g, s0 / m->group_words) : NULL;
         for (int h = 0; h < 2; h++) {
             __m256i v = _mm256_sub_epi32(_mm256_add_epi32(acc[h], acc[h]), bq);
-            if (col->off)
+            if (off)
                 v = _mm256_add_epi32(v, _mm256_sub_epi32(_mm256_slli_epi32(usum[h], 8), cnt));
             if (mt)
                 v = _mm256_mullo_epi32(
@@ -405,12 +405,16 @@ BP_INLINE void ac_single(const bp_matrix *m, size_t g, const uint32_t *const *li
     }
 }
 
-/* ac_single at code length len (1..AC_BITS), each length its own copy. */
+/* ac_single at code length len (1..AC_BITS), each length and offset its own
+ * copy. */
 static void ac_single_len(const bp_matrix *m, size_t g, const uint32_t *const *lines, int len,
                           const ac_column *col, int64_t *d) {
 #define AC_SINGLE_CASE(n)                                                                          \
     case n:                                                                                        \
-        ac_single(m, g, lines, n, col, d);                                                         \
+        if (col->off)                                                                              \
+            ac_single(m, g, lines, n, col, true, d);                                               \
+        else                                                                                       \
+            ac_single(m, g, lines, n, col, false, d);                                              \
         break;
     switch (len) {
         AC_SINGLE_CASE(1)
