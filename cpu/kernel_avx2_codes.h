@@ -13,6 +13,12 @@
  *                2 * 127 * 128 = 32512 <= 32767, so nothing saturates);
  *   ac_dot()     acc + the four u8 x s8 products of each dword lane;
  *   ac_runnable(), AC_NAME and AC_DESC (the kernel descriptor's name);
+ *   AC_SHORT_BITS the code width of tiles of at most 4 planes: AC_BITS, or 4
+ *                when it also defines ac_pairs() (acc16 + the u8 x s8 pair
+ *                sums in int16) and ac_widen() (acc32 + the int16 pair sums
+ *                of each dword): with u <= 15 a pair is at most 2 * 15 * 128
+ *                = 3840, so a word's 8 slots (30720) add up in int16 and
+ *                widen once per word;
  * and may define AC_C (below).
  *
  * The unpack. Planes [p0, p0 + len) of a row group (len <= W) go into the
@@ -76,6 +82,10 @@
 #define AC_UNIT_COLS 64
 /* The code's full byte mask, and the one keeping the top n of its bits. */
 #define AC_FULL ((1u << AC_BITS) - 1u)
+/* The code width W of a tile whose longest code is len planes. */
+#define AC_WBITS(len) ((len) <= 4 ? AC_SHORT_BITS : AC_BITS)
+/* Whether a tile of that length sums pairs in int16 (see the top). */
+#define AC_I16(len) (AC_SHORT_BITS == 4 && (len) <= 4)
 
 typedef struct ac_column {
     int off;           /* 0, or 128 for unsigned 8-bit columns */
@@ -149,7 +159,8 @@ BP_INLINE void ac_unpack_half(const uint32_t *const *lines, const int len, size_
                               __m256i *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x33),
                   m1 = _mm256_set1_epi8(0x55);
-    const int top2 = (3 << (AC_BITS - 2)) & 0xFF, top4 = (15 << (AC_BITS - 4)) & 0xFF;
+    const int wb = AC_WBITS(len);
+    const int top2 = (3 << (wb - 2)) & 0xFF, top4 = (15 << (wb - 4)) & 0xFF;
     const int nslots = len <= 2 ? 2 : len <= 4 ? 4 : AC_BITS;
     __m256i x[8];
     for (int i = 0; i < 8; i++)
@@ -161,15 +172,15 @@ BP_INLINE void ac_unpack_half(const uint32_t *const *lines, const int len, size_
         ac_swap(&x[0], &x[1], 1, m1);
         for (int k = 0; k < 4; k++)
             for (int j = 0; j < 2; j++)
-                out[2 * k + j] = ac_shift_mask(x[j], AC_BITS - 2 - 2 * k, top2);
+                out[2 * k + j] = ac_shift_mask(x[j], wb - 2 - 2 * k, top2);
     } else if (len <= 4) {
         for (int k = 0; k < 2; k++)
             ac_swap(&x[k], &x[k + 2], 2, m2);
         for (int i = 0; i < 4; i += 2)
             ac_swap(&x[i], &x[i + 1], 1, m1);
         for (int j = 0; j < 4; j++) {
-            out[j] = ac_shift_mask(x[j], AC_BITS - 4, top4);
-            out[j + 4] = ac_shift_mask(x[j], AC_BITS - 8, top4);
+            out[j] = ac_shift_mask(x[j], wb - 4, top4);
+            out[j + 4] = ac_shift_mask(x[j], wb - 8, top4);
         }
     } else {
         for (int i = 0; i < 4; i++)
@@ -184,9 +195,10 @@ BP_INLINE void ac_unpack_half(const uint32_t *const *lines, const int len, size_
     }
 }
 
-/* Byte mask keeping the top len bits of each W-bit code in a dword. */
-static inline uint32_t ac_mask_word(int len) {
-    return 0x01010101u * ((AC_FULL << (AC_BITS - len)) & AC_FULL);
+/* Byte mask keeping the top len bits of each wb-bit code in a dword. */
+static inline uint32_t ac_mask_word(int len, int wb) {
+    const uint32_t full = (1u << wb) - 1u;
+    return 0x01010101u * ((full << (wb - len)) & full);
 }
 
 /* Everything the columns of a unit need for a K block of one row group. */
@@ -210,15 +222,19 @@ enum { AC_AS_IS, AC_MASK_ONE, AC_MASK_EACH };
 /*
  * One row group x C columns (code lengths lens[c]) over one K block:
  * D[c] (16 int64 at dout[c]) += s_c D of each segment; `first` stores
- * instead of adding.
+ * instead of adding. i16: the pair sums of each word add up in int16 first
+ * (AC_I16, tiles of at most 4 planes).
  */
 BP_INLINE void ac_tile(const ac_block *b, const ac_column *const *cols, const int *lens,
-                       int64_t *const *dout, bool first, const int C, const int mode) {
+                       int64_t *const *dout, bool first, const int C, const int mode,
+                       const bool i16) {
+    const int wb = AC_WBITS(b->len_max);
+    (void)i16; /* only with AC_SHORT_BITS == 4 */
     __m256i mask[4];
     int32_t odd_s[4];
     for (int c = 0; c < C; c++) {
-        mask[c] = _mm256_set1_epi32((int32_t)ac_mask_word(lens[c]));
-        odd_s[c] = (1 << AC_BITS) - (1 << (AC_BITS - lens[c]));
+        mask[c] = _mm256_set1_epi32((int32_t)ac_mask_word(lens[c], wb));
+        odd_s[c] = (1 << wb) - (1 << (wb - lens[c]));
     }
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
@@ -229,6 +245,12 @@ BP_INLINE void ac_tile(const ac_block *b, const ac_column *const *cols, const in
                 acc[h][c] = _mm256_setzero_si256();
         for (size_t w = s0; w < s1; w++) {
             const __m256i(*t)[8] = b->tile[w - b->w0];
+#if AC_SHORT_BITS == 4
+            __m256i p16[2][4];
+            for (int h = 0; i16 && h < 2; h++)
+                for (int c = 0; c < C; c++)
+                    p16[h][c] = _mm256_setzero_si256();
+#endif
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
                 __m256i code[2];
@@ -244,10 +266,21 @@ BP_INLINE void ac_tile(const ac_block *b, const ac_column *const *cols, const in
                     for (int h = 0; h < 2; h++) {
                         const __m256i u =
                             mode == AC_MASK_EACH ? _mm256_and_si256(code[h], mask[c]) : code[h];
+#if AC_SHORT_BITS == 4
+                        if (i16) {
+                            p16[h][c] = ac_pairs(p16[h][c], u, qv);
+                            continue;
+                        }
+#endif
                         acc[h][c] = ac_dot(acc[h][c], u, qv);
                     }
                 }
             }
+#if AC_SHORT_BITS == 4
+            for (int h = 0; i16 && h < 2; h++)
+                for (int c = 0; c < C; c++)
+                    acc[h][c] = ac_widen(acc[h][c], p16[h][c]);
+#endif
         }
         for (int c = 0; c < C; c++) {
             int32_t qs = 0;
@@ -280,7 +313,10 @@ typedef void (*ac_tile_fn)(const ac_block *b, const ac_column *const *cols, cons
 #define AC_FN(C, M)                                                                                \
     static void ac_tile_##C##_##M(const ac_block *b, const ac_column *const *cols,                 \
                                   const int *lens, int64_t *const *dout, bool first) {             \
-        ac_tile(b, cols, lens, dout, first, C, M);                                                 \
+        if (AC_I16(b->len_max))                                                                    \
+            ac_tile(b, cols, lens, dout, first, C, M, true);                                       \
+        else                                                                                       \
+            ac_tile(b, cols, lens, dout, first, C, M, false);                                      \
     }
 #if AC_C == 4
 #define AC_FN_ALL(M) AC_FN(1, M) AC_FN(2, M) AC_FN(3, M) AC_FN(4, M)
@@ -329,8 +365,9 @@ static void ac_unpack_block(const uint32_t *const *lines, int len, size_t w0, si
  * row sums of the codes of that length (the tile AND its mask). */
 static void ac_offset_terms(const ac_block *b, int len, __m256i (*eseg)[AC_KBLOCK_WORDS]) {
     const __m256i ones = _mm256_set1_epi8(1);
-    const __m256i mask = _mm256_set1_epi32((int32_t)ac_mask_word(len));
-    const int32_t odd_s = (1 << AC_BITS) - (1 << (AC_BITS - len));
+    const int wb = AC_WBITS(b->len_max);
+    const __m256i mask = _mm256_set1_epi32((int32_t)ac_mask_word(len, wb));
+    const int32_t odd_s = (1 << wb) - (1 << (wb - len));
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
@@ -358,7 +395,8 @@ BP_INLINE void ac_single(const bp_matrix *m, size_t g, const uint32_t *const *li
     const bool grouped = bp__grouped(m);
     const size_t segw =
         grouped ? (m->group_words < AC_SEG_WORDS ? m->group_words : AC_SEG_WORDS) : AC_KBLOCK_WORDS;
-    const int32_t odd_s = (1 << AC_BITS) - (1 << (AC_BITS - len));
+    const int wb = AC_WBITS(len);
+    const int32_t odd_s = (1 << wb) - (1 << (wb - len));
     const __m256i ones = _mm256_set1_epi8(1);
     for (size_t s0 = 0; s0 < kw; s0 += segw) {
         const size_t s1 = kw - s0 < segw ? kw : s0 + segw;
@@ -487,7 +525,7 @@ static void ac_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
         }
         /* s D -> D: exact division by s = 2^(W - len) of each column. */
         for (size_t i = 0; i < nc; i++) {
-            const int64_t s = (int64_t)1 << (AC_BITS - lens[i]);
+            const int64_t s = (int64_t)1 << (AC_WBITS(len_max) - lens[i]);
             int64_t *d = dout[i] + (g - g0) * BP_ROW_GROUP;
             for (int r = 0; s > 1 && r < BP_ROW_GROUP; r++)
                 d[r] /= s;
