@@ -245,19 +245,16 @@ static bool vnni_tables_auto(const bp_kernel_shape *s) {
  * The AVX2 paths: what AUTO runs on x86-64 CPUs with AVX2 and without
  * AVX-512 (BP_CPU_KERNEL_AVX_VNNI where the CPU has AVX-VNNI), and what
  * BP_CPU=avx2 / avx-vnni force on any AVX2 CPU. `batched` is the path's code
- * kernel (docs/kernels.md, "AVX2 code kernels"), for uniform matrices at
- * act_bits <= 8: from 2 planes at every batch (a single column runs the
- * codes straight into the dot products), at 1 plane from batch 4. Measured
- * against avx2-lut (interleaved, 1 thread, act_bits 8, loaded host, fastest
- * samples): batch 1-3 from 2 planes 0.3-0.85x its time on 64 x 64 to 4096 x
- * 4096; at 1 plane the plain kernel 0.8-1.5x (batch 1-3), AVX-VNNI 0.7-1.4x;
- * batch 4 at 1 plane 0.34x / 0.22x on 4096 x 4096. Else the lookup tables
- * where exact, else popcount.
+ * kernel (docs/kernels.md, "AVX2 code kernels"), taken for uniform matrices
+ * at act_bits <= 8 at every batch and plane count (a single column runs the
+ * codes straight into the dot products). Against avx2-lut, thread CPU time,
+ * interleaved, 1 thread, act_bits 8 (docs/kernels.md): at batch 1 0.24-0.52x
+ * its time from 2 planes on 1024 x 256 to 4096 x 4096 and 0.37-0.72x on
+ * 64 x 64; at 1 plane 0.62-0.95x at batch 1-4 from 1024 x 256, level
+ * (1.0-1.04x) at 64 x 64. Else the lookup tables where exact, else popcount.
  */
 static bool avx2_batched_auto(const bp_kernel_shape *s, const bp_cpu_kernel_desc *batched) {
-    if (s->method != BP_QUANT_UNIFORM || !batched->supports(s->act_bits, s->kpad, s->mult_bound))
-        return false;
-    return s->min_planes >= 2 || s->batch >= 4;
+    return s->method == BP_QUANT_UNIFORM && batched->supports(s->act_bits, s->kpad, s->mult_bound);
 }
 
 static const bp_cpu_kernel_desc *avx2_path(const bp_kernel_shape *s,
