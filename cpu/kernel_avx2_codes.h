@@ -1,10 +1,11 @@
 /*
- * The AVX2 batched code kernels (docs/kernels.md, "AVX2 batched code
- * kernels"), compiled twice: cpu/kernel_avx2_batched.c (plain AVX2,
+ * The AVX2 code kernels (docs/kernels.md, "AVX2 code kernels"), compiled
+ * twice: cpu/kernel_avx2_batched.c (plain AVX2,
  * VPMADDUBSW + VPMADDWD) and cpu/kernel_avx_vnni_batched.c (AVX-VNNI, VEX
  * VPDPBUSD on YMM). Each weight tile is unpacked once into byte codes and
  * reused by every column of the batch, so the per-column work is the integer
- * dot product alone.
+ * dot product alone; a single column (the GEMV) runs the codes straight
+ * into the dot products without a tile (ac_single).
  *
  * The including file defines, before including this header:
  *   AC_BITS      code width W in bits: 8 (VPDPBUSD takes u8 x s8 products
@@ -21,7 +22,8 @@
  *                widen once per word;
  * and may define AC_C (below).
  *
- * The unpack. Planes [p0, p0 + len) of a row group (len <= W) go into the
+ * The unpack. W is AC_BITS, or AC_SHORT_BITS for codes of at most 4
+ * planes. Planes [p0, p0 + len) of a row group (len <= W) go into the
  * 8 slots of an 8x8 bit transpose, plane p in slot W - 1 - p and the other
  * slots zero; each slot is one YMM of 8 row dwords (bit k of byte b: column
  * 8b + k). Three rounds of masked swaps (shift, XOR, AND, XOR, shift, XOR
@@ -49,12 +51,13 @@
  * flush once per K block (|s D| < 256 * 255 * 512). Segment results widen into
  * int64 D, and s divides out exactly at the end.
  *
- * Uniform matrices take the n planes as codes of at most W planes (D =
- * 2^len D_first + D_rest, folded chunk by chunk into slot 0, see
- * ac_compute_batch); residual matrices take each plane as a 1-plane code. Columns with different
- * plane counts share one unpack per tile at the longest code: a column at n < L planes takes the
- * tile AND a byte mask keeping its top n code bits, which is exactly the
- * n-plane tile (u'_L AND mask_n = sum_{p<n} b_p 2^(W-1-p) = 2^(W-n) u_n).
+ * Uniform matrices take the n planes as codes of at most AC_BITS planes
+ * (D = 2^len D_first + D_rest, folded chunk by chunk into slot 0, see
+ * ac_compute_batch); residual matrices take each plane as a 1-plane code.
+ * Columns with different plane counts share one unpack per tile at the
+ * longest code: a column at n < L planes takes the tile AND a byte mask
+ * keeping its top n code bits, which is exactly the n-plane tile (u'_L AND
+ * mask_n = sum_{p<n} b_p 2^(W-1-p) = 2^(W-n) u_n).
  */
 #ifndef BP_KERNEL_AVX2_CODES_H
 #define BP_KERNEL_AVX2_CODES_H

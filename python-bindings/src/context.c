@@ -129,9 +129,8 @@ static PyMethodDef context_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "cpu_kernel_name(act_bits=8, cols=512, batch=1) -> str\n\n"
      "The CPU kernel path this context would use for such a call: 'reference', "
-     "'portable', 'avx2', 'avx2-lut', 'avx2-batched', 'avx-vnni-batched', 'avx512', "
-     "'avx512-lut', 'avx512-vnni', 'avx512-vnni-batched', 'neon', 'neon-lut' or "
-     "'neon-dotprod'."},
+     "'portable', 'avx2', 'avx2-lut', 'avx512', 'avx512-lut', 'avx512-vnni', "
+     "'avx512-vnni-batched', 'neon', 'neon-lut' or 'neon-dotprod'."},
     {NULL, NULL, 0, NULL},
 };
 
