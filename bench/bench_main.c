@@ -8,7 +8,7 @@
  *   bitplane-bench gemv [--m 65536] [--k 4096] [--batch 1] [--planes 1,2,4]
  *       [--act-bits 8] [--threads 1] [--reps 20] [--bits 8]
  *       [--method uniform|residual] [--clip 0] [--kernel
- * auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|avx512-vnni|
+ * auto|reference|portable|avx2|avx2-lut|avx-vnni|avx512|avx512-lut|avx512-vnni|
  * avx512-vnni-batched]
  *       [--json]
  *     Lines: stream_read (the fastest of many read-only loop forms over

@@ -69,6 +69,8 @@ extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni_batched;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_lut;
+extern const bp_cpu_kernel_desc bp__kernel_avx2_batched;
+extern const bp_cpu_kernel_desc bp__kernel_avx_vnni_batched;
 /* AArch64 only (BP_ARCH_AARCH64): referenced only under that macro. */
 extern const bp_cpu_kernel_desc bp__kernel_neon_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_neon_lut;

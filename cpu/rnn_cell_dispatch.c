@@ -31,6 +31,7 @@ const bp_rnn_float_cell *bp__rnn_float_cell_for(bp_cpu_kernel kernel) {
         return f->avx512bw ? &bp__rnn_cell_avx512 : &bp__rnn_cell_portable;
     case BP_CPU_KERNEL_AVX2:
     case BP_CPU_KERNEL_AVX2_LUT:
+    case BP_CPU_KERNEL_AVX_VNNI:
         return f->avx2 ? &bp__rnn_cell_avx2 : &bp__rnn_cell_portable;
     default:
         return &bp__rnn_cell_portable;

@@ -107,13 +107,17 @@ typedef enum bp_backend {
  * CPU kernel paths. AUTO picks per call by the CPU, batch and act_bits (see
  * the README's kernel table for the measured rules); every path computes the
  * same exact integers, so results are bit-identical. The environment
- * variable BP_CPU=auto|reference|portable|avx2|avx2-lut|avx512|avx512-lut|
- * avx512-vnni|avx512-vnni-batched|neon|neon-lut|neon-dotprod
+ * variable BP_CPU=auto|reference|portable|avx2|avx2-lut|avx-vnni|avx512|
+ * avx512-lut|avx512-vnni|avx512-vnni-batched|neon|neon-lut|neon-dotprod
  * overrides AUTO (an explicit option here wins over the environment). A path
  * this CPU cannot run fails context creation with BP_ERR_UNSUPPORTED.
  *  - REFERENCE: plain C from the definition, the ground truth (test oracle).
  *  - PORTABLE: word-level popcount in plain C, any CPU.
- *  - AVX2: AVX2 popcount (VPSHUFB nibble counts), every act_bits.
+ *  - AVX2: the AVX2 path, as AUTO runs it on an AVX2 CPU without AVX-512
+ *    or AVX-VNNI: plane codes unpacked once per weight tile and reused by
+ *    every column (VPMADDUBSW + VPMADDWD) for uniform matrices at act_bits
+ *    <= 8 in batches, AVX2_LUT's choice elsewhere.
+ *  - AVX_VNNI: the same with AVX-VNNI's VPDPBUSD on YMM (needs AVX-VNNI).
  *  - AVX2_LUT: AVX2 VPSHUFB lookup tables where they are exact (act_bits
  *    2..8), AVX2 popcount elsewhere.
  *  - AVX512: AVX-512 VPOPCNTDQ popcount kernels only.
@@ -144,6 +148,7 @@ typedef enum bp_cpu_kernel {
     BP_CPU_KERNEL_PORTABLE = 6,
     BP_CPU_KERNEL_AVX512_VNNI = 7,
     BP_CPU_KERNEL_AVX512_VNNI_BATCHED = 8,
+    BP_CPU_KERNEL_AVX_VNNI = 9,
     /* AArch64 paths (values from 16 leave room for x86 ones). */
     BP_CPU_KERNEL_NEON = 16,
     BP_CPU_KERNEL_NEON_LUT = 17,
@@ -152,8 +157,8 @@ typedef enum bp_cpu_kernel {
 
 /**
  * The CPU kernel path named `name`, as BP_CPU and the tools spell it ("auto",
- * "reference", "portable", "avx2", "avx2-lut", "avx512", "avx512-lut",
- * "avx512-vnni", "avx512-vnni-batched", "neon", "neon-lut", "neon-dotprod"),
+ * "reference", "portable", "avx2", "avx2-lut", "avx-vnni", "avx512",
+ * "avx512-lut", "avx512-vnni", "avx512-vnni-batched", "neon", "neon-lut", "neon-dotprod"),
  * into *out. Every name is known on every architecture; whether this CPU can
  * run the path is checked when a context is created. Any other string:
  * BP_ERR_INVALID_ARGUMENT, the message listing the names.

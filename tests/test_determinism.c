@@ -131,7 +131,8 @@ Test(determinism, offered_paths_match_the_cpu) {
     size_t np = tu_cpu_paths(paths, missing, sizeof missing);
     /* Which paths this CPU can run, by the compiler's probe, in the order
      * tu_cpu_paths lists them. */
-    bool can[11] = {true, true, false, false, false, false, false, false, false, false, false};
+    bool can[12] = {true,  true,  false, false, false, false,
+                    false, false, false, false, false, false};
 #if defined(__x86_64__)
     __builtin_cpu_init();
     const bool avx2 = __builtin_cpu_supports("avx2");
@@ -142,19 +143,20 @@ Test(determinism, offered_paths_match_the_cpu) {
     can[5] = avx512bw;
     can[6] = can[7] =
         avx512bw && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni");
+    can[11] = avx2 && __builtin_cpu_supports("avxvnni");
 #elif defined(__aarch64__) && defined(__linux__)
     const unsigned long hw = getauxval(AT_HWCAP);
     can[8] = can[9] = (hw & HWCAP_ASIMD) != 0;
     can[10] = can[8] && (hw & HWCAP_ASIMDDP) != 0;
 #endif
-    const bp_cpu_kernel all[11] = {BP_CPU_KERNEL_REFERENCE,   BP_CPU_KERNEL_PORTABLE,
-                                   BP_CPU_KERNEL_AVX2,        BP_CPU_KERNEL_AVX2_LUT,
-                                   BP_CPU_KERNEL_AVX512,      BP_CPU_KERNEL_AVX512_LUT,
-                                   BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED,
-                                   BP_CPU_KERNEL_NEON,        BP_CPU_KERNEL_NEON_LUT,
-                                   BP_CPU_KERNEL_NEON_DOTPROD};
+    const bp_cpu_kernel all[12] = {BP_CPU_KERNEL_REFERENCE,    BP_CPU_KERNEL_PORTABLE,
+                                   BP_CPU_KERNEL_AVX2,         BP_CPU_KERNEL_AVX2_LUT,
+                                   BP_CPU_KERNEL_AVX512,       BP_CPU_KERNEL_AVX512_LUT,
+                                   BP_CPU_KERNEL_AVX512_VNNI,  BP_CPU_KERNEL_AVX512_VNNI_BATCHED,
+                                   BP_CPU_KERNEL_NEON,         BP_CPU_KERNEL_NEON_LUT,
+                                   BP_CPU_KERNEL_NEON_DOTPROD, BP_CPU_KERNEL_AVX_VNNI};
     size_t nwant = 0;
-    for (size_t i = 0; i < 11; i++) {
+    for (size_t i = 0; i < 12; i++) {
         bool offered = false;
         for (size_t j = 0; j < np; j++)
             offered |= paths[j].kernel == all[i];

@@ -183,14 +183,43 @@ Test(misc, kernel_names_auto) {
     bp_context_destroy(ctx);
 }
 
-/* A forced AVX2 path reports its own kernels (LUT where exact). */
+/* The AVX2 paths: batched code kernels for uniform matrices in batches at
+ * act_bits <= 8, the LUT where exact, popcount elsewhere. */
+static void expect_avx2_path(bp_cpu_kernel path, const char *batched) {
+    bp_context *ctx = tu_context_try(path, 1);
+    if (!ctx)
+        return;
+    /* A large residual matrix (bp_context_cpu_kernel_name's case). */
+    for (int a = 1; a <= 16; a++)
+        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100, 8),
+                         (a >= 2 && a <= 11) ? "avx2-lut" : "avx2", "act_bits %d", a);
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed());
+    float w[64 * 96];
+    tu_fill_gauss(&rng, w, 64 * 96, 1.0f);
+    bp_matrix *u = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_UNIFORM, 0.0f);
+    bp_matrix *r = tu_quantize(ctx, w, 64, 96, 96, 8, BP_QUANT_RESIDUAL, 0.0f);
+    /* Uniform matrices at act_bits <= 8: every batch and plane count. */
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 8, 8), batched);
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 8, 1), batched);
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 8, 3, 2), batched);
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 1, 1, 1), batched);
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 1, 8, 3), batched);
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 4, 10, 32), "avx2-lut");
+    cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, r, 4, 8, 32), "avx2-lut");
+    bp_matrix_destroy(u);
+    bp_matrix_destroy(r);
+    bp_context_destroy(ctx);
+}
+
+/* A forced AVX2 path reports its own kernels. */
 Test(misc, kernel_names_avx2) {
     bp_context *ctx = tu_context_try(BP_CPU_KERNEL_AVX2, 1);
     if (!ctx)
         cr_skip_test("avx2 path not available here: %s", bp_last_error());
-    for (int a = 1; a <= 16; a++)
-        cr_expect_str_eq(bp_context_cpu_kernel_name(ctx, a, 100, 8), "avx2");
     bp_context_destroy(ctx);
+    expect_avx2_path(BP_CPU_KERNEL_AVX2, "avx2-batched");
+    expect_avx2_path(BP_CPU_KERNEL_AVX_VNNI, "avx-vnni-batched");
     ctx = tu_context_try(BP_CPU_KERNEL_AVX2_LUT, 1);
     cr_assert(ctx, "avx2-lut must run wherever avx2 does");
     for (int a = 1; a <= 16; a++)
@@ -314,10 +343,11 @@ Test(misc, matrix_kernel_names) {
  * the bindings) against the test suite's own list; unknown names refused. */
 Test(misc, cpu_kernel_names_round_trip) {
     static const bp_cpu_kernel all[] = {
-        BP_CPU_KERNEL_AUTO,       BP_CPU_KERNEL_REFERENCE,   BP_CPU_KERNEL_PORTABLE,
-        BP_CPU_KERNEL_AVX2,       BP_CPU_KERNEL_AVX2_LUT,    BP_CPU_KERNEL_AVX512,
-        BP_CPU_KERNEL_AVX512_LUT, BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED,
-        BP_CPU_KERNEL_NEON,       BP_CPU_KERNEL_NEON_LUT,    BP_CPU_KERNEL_NEON_DOTPROD};
+        BP_CPU_KERNEL_AUTO,        BP_CPU_KERNEL_REFERENCE,   BP_CPU_KERNEL_PORTABLE,
+        BP_CPU_KERNEL_AVX2,        BP_CPU_KERNEL_AVX2_LUT,    BP_CPU_KERNEL_AVX512,
+        BP_CPU_KERNEL_AVX512_LUT,  BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED,
+        BP_CPU_KERNEL_AVX_VNNI,    BP_CPU_KERNEL_NEON,        BP_CPU_KERNEL_NEON_LUT,
+        BP_CPU_KERNEL_NEON_DOTPROD};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *name = bp_cpu_kernel_to_name(all[i]);
         cr_assert(name != NULL, "kernel %d has no name", (int)all[i]);

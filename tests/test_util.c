@@ -143,6 +143,8 @@ const char *tu_kernel_name(bp_cpu_kernel k) {
         return "avx512-vnni";
     case BP_CPU_KERNEL_AVX512_VNNI_BATCHED:
         return "avx512-vnni-batched";
+    case BP_CPU_KERNEL_AVX_VNNI:
+        return "avx-vnni";
     case BP_CPU_KERNEL_NEON:
         return "neon";
     case BP_CPU_KERNEL_NEON_LUT:
@@ -167,8 +169,8 @@ size_t tu_cpu_paths(tu_path *paths, char *missing, size_t missing_cap) {
         BP_CPU_KERNEL_AVX2,        BP_CPU_KERNEL_AVX2_LUT,
         BP_CPU_KERNEL_AVX512,      BP_CPU_KERNEL_AVX512_LUT,
         BP_CPU_KERNEL_AVX512_VNNI, BP_CPU_KERNEL_AVX512_VNNI_BATCHED,
-        BP_CPU_KERNEL_NEON,        BP_CPU_KERNEL_NEON_LUT,
-        BP_CPU_KERNEL_NEON_DOTPROD};
+        BP_CPU_KERNEL_AVX_VNNI,    BP_CPU_KERNEL_NEON,
+        BP_CPU_KERNEL_NEON_LUT,    BP_CPU_KERNEL_NEON_DOTPROD};
     size_t n = 0;
     if (missing && missing_cap)
         missing[0] = '\0';
@@ -222,6 +224,8 @@ const char *tu_target_name(const tu_target *t) {
             return "cpu/avx512-vnni";
         case BP_CPU_KERNEL_AVX512_VNNI_BATCHED:
             return "cpu/avx512-vnni-batched";
+        case BP_CPU_KERNEL_AVX_VNNI:
+            return "cpu/avx-vnni";
         case BP_CPU_KERNEL_NEON:
             return "cpu/neon";
         case BP_CPU_KERNEL_NEON_LUT:

@@ -53,7 +53,7 @@ typedef struct tu_path {
     const char *name;
 } tu_path;
 
-#define TU_MAX_PATHS 9
+#define TU_MAX_PATHS 12
 
 const char *tu_kernel_name(bp_cpu_kernel k);
 /*
@@ -84,7 +84,8 @@ bp_context *tu_target_context(const tu_target *t, int threads);
         {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_LUT},        \
         {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX2}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX2_LUT},            \
         {BP_BACKEND_CPU, BP_CPU_KERNEL_PORTABLE}, {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_VNNI},     \
-        {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_VNNI_BATCHED}, {BP_BACKEND_CPU, BP_CPU_KERNEL_NEON}, \
+        {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX512_VNNI_BATCHED},                                       \
+        {BP_BACKEND_CPU, BP_CPU_KERNEL_AVX_VNNI}, {BP_BACKEND_CPU, BP_CPU_KERNEL_NEON},            \
         {BP_BACKEND_CPU, BP_CPU_KERNEL_NEON_LUT}, {BP_BACKEND_CPU, BP_CPU_KERNEL_NEON_DOTPROD},    \
         {BP_BACKEND_CUDA, BP_GPU_KERNEL_POPCOUNT}, {BP_BACKEND_CUDA, BP_GPU_KERNEL_MMA}, {         \
         BP_BACKEND_OPENCL, BP_GPU_KERNEL_AUTO                                                      \
