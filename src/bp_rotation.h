@@ -33,8 +33,8 @@ bp_status bp__matrix_set_rotation(bp_matrix *m, int block, uint64_t seed);
 /* bp__rotate_input's steps (src/rotation.c) in scalar form: then the
  * scalar scan of each block. On x86-64, bp__rotate_input takes the AVX-512
  * form (src/rotation_avx512.c) where bp__cpu_has_avx512bw()
- * (cpu/cpu_features.c) holds, for every block of 16 columns or more: the
- * same results bit for bit (tests/test_activations.c).
+ * (cpu/cpu_features.c) holds, for every block of 16 columns or more (one
+ * call per column): the same results bit for bit (tests/test_activations.c).
  * Signs: out[j] = x[j] with its sign flipped where bit j of signs is set,
  * for j in [j0, j0 + cols). */
 void bp__rotate_signs_scalar(const uint32_t *signs, const float *x, size_t j0, size_t cols,
@@ -43,12 +43,13 @@ void bp__rotate_signs_scalar(const uint32_t *signs, const float *x, size_t j0, s
 void bp__rotate_block_scalar(float *v, size_t b, float scale);
 #if defined(BP_ARCH_X86_64)
 bool bp__cpu_has_avx512bw(void);
-/* Signs, stages and scale of the block of b columns (16, 64, 256, 1024 or
- * 4096) at column j0 (a multiple of 16): out[j0 .. j0 + b) from
- * x[j0 .. j0 + b), its range merged into *range (the max of the maxima,
- * the AND of nonneg). */
-void bp__rotate_block_avx512(const uint32_t *signs, const float *x, float *out, size_t j0, size_t b,
-                             float scale, bp_act_range *range);
+/* Signs, stages and scale of the blocks of x (cols columns, blocks of
+ * rot_block as bp__rotation_block_at splits them) from column 0 up to the
+ * first block below 16 columns: out[0 .. s) for the returned s, and the
+ * range of that part merged into *range (the max of the maxima, the AND of
+ * nonneg). */
+size_t bp__rotate_blocks_avx512(const uint32_t *signs, const float *x, float *out, size_t cols,
+                                size_t rot_block, bp_act_range *range);
 #endif
 
 #endif /* BP_ROTATION_H */

@@ -9,28 +9,25 @@
 
 #include <immintrin.h>
 
-/* Lanes of v[i .. n) whose exponent field is all ones (Inf or NaN). */
-static inline __attribute__((always_inline)) __mmask16 non_finite(const float *v, size_t i,
-                                                                  size_t n) {
+/* Lanes among the k of v whose exponent field is all ones (Inf or NaN). */
+static inline __attribute__((always_inline)) __mmask16 non_finite(const float *v, __mmask16 k) {
     const __m512i exp = _mm512_set1_epi32(0x7f800000);
-    const size_t left = n - i;
-    const __mmask16 k = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-    const __m512i b = _mm512_maskz_loadu_epi32(k, v + i);
+    const __m512i b = _mm512_maskz_loadu_epi32(k, v);
     return _mm512_mask_cmpeq_epi32_mask(k, _mm512_and_si512(b, exp), exp);
 }
 
 size_t bp__first_non_finite_avx512(const float *v, size_t n) {
+    const __mmask16 all = (__mmask16)0xffff;
     size_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        const __mmask16 a = non_finite(v, i, n), b = non_finite(v, i + 16, n);
-        const __mmask16 c = non_finite(v, i + 32, n), d = non_finite(v, i + 48, n);
-        if (a | b | c | d)
+    for (; i + 64 <= n; i += 64)
+        if (non_finite(v + i, all) | non_finite(v + i + 16, all) | non_finite(v + i + 32, all) |
+            non_finite(v + i + 48, all))
             break;
-    }
     for (; i < n; i += 16) {
-        const __mmask16 a = non_finite(v, i, n);
-        if (a)
-            return i + (size_t)__builtin_ctz(a);
+        const size_t left = n - i;
+        const __mmask16 bad = non_finite(v + i, left >= 16 ? all : (__mmask16)((1u << left) - 1u));
+        if (bad)
+            return i + (size_t)__builtin_ctz(bad);
     }
     return n;
 }

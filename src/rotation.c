@@ -84,26 +84,20 @@ static float block_scale(size_t b) {
 }
 
 void bp__rotate_input(const bp_matrix *m, const float *x, float *out, bp_act_range *range) {
-#if defined(BP_ARCH_X86_64)
-    /* One fused pass per block in vectors (src/rotation_avx512.c), the same
-     * operations per element; blocks below 16 columns (only at the end of
-     * K, so every vector block starts at a multiple of 16) stay scalar. */
-    const bool avx512 = bp__cpu_has_avx512bw();
-#endif
     range->amax = 0.0f;
     range->nonneg = true;
-    for (size_t s = 0; s < m->cols;) {
-        const size_t b = bp__rotation_block_at(m, s);
-        const float scale = block_scale(b);
+    size_t s = 0;
 #if defined(BP_ARCH_X86_64)
-        if (avx512 && b >= 16) {
-            bp__rotate_block_avx512(m->rot_signs, x, out, s, b, scale, range);
-            s += b;
-            continue;
-        }
+    /* One fused pass per block in vectors (src/rotation_avx512.c), the same
+     * operations per element, up to the blocks below 16 columns (only at the
+     * end of K, so every vector block starts at a multiple of 16). */
+    if (bp__cpu_has_avx512bw())
+        s = bp__rotate_blocks_avx512(m->rot_signs, x, out, m->cols, (size_t)m->rot_block, range);
 #endif
+    while (s < m->cols) {
+        const size_t b = bp__rotation_block_at(m, s);
         bp__rotate_signs_scalar(m->rot_signs, x, s, b, out);
-        bp__rotate_block_scalar(out + s, b, scale);
+        bp__rotate_block_scalar(out + s, b, block_scale(b));
         bp_act_range r;
         bp__act_scan_scalar(out + s, b, &r.amax, &r.nonneg);
         range->amax = r.amax > range->amax ? r.amax : range->amax;

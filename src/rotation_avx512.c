@@ -103,10 +103,12 @@ BP_INLINE void block_in_registers(const uint32_t *signs, const float *x, float *
     }
 }
 
-void bp__rotate_block_avx512(const uint32_t *signs, const float *x, float *out, size_t j0, size_t b,
-                             float scale, bp_act_range *range) {
-    const __m512 vscale = _mm512_set1_ps(scale);
-    range_acc r = {_mm512_setzero_ps(), 0};
+/* One block of b columns (16, 64, 256, 1024 or 4096) at column j0. */
+static void rotate_block(const uint32_t *signs, const float *x, float *out, size_t j0, size_t b,
+                         range_acc *acc) {
+    /* 2^-l for b = 4^l, exactly. */
+    const __m512 vscale = _mm512_set1_ps(1.0f / (float)(1u << (__builtin_ctzll(b) / 2)));
+    range_acc r = *acc;
     if (b == 16) {
         block_in_registers(signs, x, out, j0, 1, true, vscale, &r);
     } else if (b == 64) {
@@ -135,7 +137,27 @@ void bp__rotate_block_avx512(const uint32_t *signs, const float *x, float *out, 
                 }
         }
     }
+    *acc = r;
+}
+
+size_t bp__rotate_blocks_avx512(const uint32_t *signs, const float *x, float *out, size_t cols,
+                                size_t rot_block, bp_act_range *range) {
+    range_acc r = {_mm512_setzero_ps(), 0};
+    size_t s = 0;
+    while (s < cols) {
+        /* bp__rotation_block_at: whole blocks, then descending powers of 4. */
+        const size_t rem = cols - s;
+        size_t b = rot_block;
+        if (rem < b)
+            for (b = 1; b * 4 <= rem; b *= 4) {
+            }
+        if (b < 16)
+            break;
+        rotate_block(signs, x, out, s, b, &r);
+        s += b;
+    }
     const float m = _mm512_reduce_max_ps(r.max);
     range->amax = m > range->amax ? m : range->amax;
     range->nonneg &= r.neg == 0;
+    return s;
 }

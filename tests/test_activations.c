@@ -487,16 +487,32 @@ static void fill_special(tu_rng *rng, float *x, size_t n, bool nonneg) {
     }
 }
 
-/* The scalar reference for the rotation of one block at j0: signs, stages,
- * scale, then the scan merged into *r. */
-static void rotate_block_reference(const uint32_t *signs, const float *x, float *out, size_t j0,
-                                   size_t b, float scale, bp_act_range *r) {
-    bp__rotate_signs_scalar(signs, x, j0, b, out);
-    bp__rotate_block_scalar(out + j0, b, scale);
-    bp_act_range br;
-    bp__act_scan_scalar(out + j0, b, &br.amax, &br.nonneg);
-    r->amax = br.amax > r->amax ? br.amax : r->amax;
-    r->nonneg &= br.nonneg;
+/* The scalar reference for the rotation of the blocks of 16 columns and
+ * more that start a column of cols (block rot_block, split as
+ * bp__rotation_block_at does): signs, stages, scale, each block's scan
+ * merged into *r. Returns where the blocks below 16 columns start. */
+static size_t rotate_blocks_reference(const uint32_t *signs, const float *x, float *out,
+                                      size_t cols, size_t rot_block, bp_act_range *r) {
+    size_t s = 0;
+    while (s < cols) {
+        size_t b = rot_block;
+        if (cols - s < b)
+            for (b = 1; b * 4 <= cols - s; b *= 4) {
+            }
+        if (b < 16)
+            break;
+        int l = 0;
+        while (((size_t)1 << l) < b)
+            l++;
+        bp__rotate_signs_scalar(signs, x, s, b, out);
+        bp__rotate_block_scalar(out + s, b, ldexpf(1.0f, -(l / 2)));
+        bp_act_range br;
+        bp__act_scan_scalar(out + s, b, &br.amax, &br.nonneg);
+        r->amax = br.amax > r->amax ? br.amax : r->amax;
+        r->nonneg &= br.nonneg;
+        s += b;
+    }
+    return s;
 }
 
 Test(activations, avx512_forms_equal_scalar) {
@@ -543,32 +559,34 @@ Test(activations, avx512_forms_equal_scalar) {
         }
     }
 
-    /* Rotation: blocks of 16..4096 at column 0 and 16 (both halves of a
-     * sign word), Gaussian values and the special ones (NaN compared as
-     * NaN: its sign is not specified), scale and scan included. */
+    /* Rotation: every block size 16..4096, columns made of whole blocks,
+     * of descending smaller ones (so blocks start at both halves of a sign
+     * word) and with a tail below 16; Gaussian values and the special ones
+     * (NaN compared as NaN: its sign is not specified), scale and scan
+     * included. */
     uint32_t signs[KMAX / 32];
     for (size_t w = 0; w < KMAX / 32; w++)
         signs[w] = (uint32_t)tu_next(&rng);
+    const size_t lens[] = {16, 20, 64, 80, 96, 100, 128, 256, 336, 1024, 1104, 4096, 4096 + 64};
     for (size_t blk = 16; blk <= 4096; blk *= 4)
-        for (size_t j0 = 0; j0 <= 16; j0 += 16)
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
             for (int special = 0; special < 2; special++) {
+                const size_t cols = lens[li];
                 if (special)
-                    fill_special(&rng, x, j0 + blk, false);
+                    fill_special(&rng, x, cols, false);
                 else
-                    tu_fill_gauss(&rng, x, j0 + blk, 1000.0f);
-                int l = 0;
-                while (((size_t)1 << l) < blk)
-                    l++;
-                const float scale = ldexpf(1.0f, -(l / 2));
+                    tu_fill_gauss(&rng, x, cols, 1000.0f);
                 bp_act_range ra = {0.0f, true}, rb = {0.0f, true};
-                rotate_block_reference(signs, x, a, j0, blk, scale, &ra);
-                bp__rotate_block_avx512(signs, x, b, j0, blk, scale, &rb);
-                for (size_t j = j0; j < j0 + blk; j++)
+                const size_t sa = rotate_blocks_reference(signs, x, a, cols, blk, &ra);
+                const size_t sb = bp__rotate_blocks_avx512(signs, x, b, cols, blk, &rb);
+                cr_assert(sa == sb, "block %zu, %zu columns: vectors up to %zu, not %zu; seed=%llu",
+                          blk, cols, sb, sa, seed);
+                for (size_t j = 0; j < sa; j++)
                     cr_assert(tu_bits(a[j]) == tu_bits(b[j]) || (isnan(a[j]) && isnan(b[j])),
-                              "block %zu at %zu: element %zu: %a vs %a; seed=%llu", blk, j0, j,
-                              (double)a[j], (double)b[j], seed);
+                              "block %zu, %zu columns: element %zu: %a vs %a; seed=%llu", blk, cols,
+                              j, (double)a[j], (double)b[j], seed);
                 cr_assert(tu_bits(ra.amax) == tu_bits(rb.amax) && ra.nonneg == rb.nonneg,
-                          "block %zu at %zu: range %a/%d vs %a/%d; seed=%llu", blk, j0,
+                          "block %zu, %zu columns: range %a/%d vs %a/%d; seed=%llu", blk, cols,
                           (double)ra.amax, ra.nonneg, (double)rb.amax, rb.nonneg, seed);
             }
     free(x);
