@@ -103,11 +103,12 @@ static inline float bp__combine_uniform(float alpha, int64_t d_u, float s) {
 bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
                               const float *bias, float *y, size_t rows);
 #if defined(BP_ARCH_X86_64)
-/* Its AVX-512 form for stride 1 (src/combine_avx512.c, the same bits):
- * *finite as the return value above; returns false, with y partly written,
- * when some |D| >= 2^51 (the caller then runs the plain loop). */
+bool bp__cpu_has_avx512dq(void);
+/* Its AVX-512 form for stride 1 (src/combine_avx512.c, AVX-512F + DQ, the
+ * same bits), the same return value; taken where bp__cpu_has_avx512dq()
+ * holds. */
 bool bp__combine_uniform_rows_avx512(const float *alpha, const int64_t *d, float s,
-                                     const float *bias, float *y, size_t rows, bool *finite);
+                                     const float *bias, float *y, size_t rows);
 #endif
 
 #endif /* BP_ACTIVATIONS_H */
