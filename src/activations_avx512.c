@@ -102,18 +102,24 @@ round_sums(const float *x, size_t cols, size_t kpad, float pre, float inv, float
            int32_t *q, int32_t *base, bool has_pre, bool zero_test) {
     const round_consts c = {_mm512_set1_ps(pre), _mm512_set1_ps(inv), _mm512_set1_ps(L),
                             _mm512_set1_ps(lo)};
+    /* Four words per step, missing ones as zeros; vector adds wrap (a NaN
+     * gives q = INT32_MIN), where _mm512_reduce_add_epi32's C adds would
+     * overflow. */
     const size_t words = kpad / 32;
-    size_t w = 0;
-    for (; w + 4 <= words; w += 4) {
+    const __m512i zero = _mm512_setzero_si512();
+    for (size_t w = 0; w < words; w += 4) {
         const size_t j = 32 * w;
         const __m512i s0 = round_word(x, cols, j, &c, q, has_pre, zero_test);
-        const __m512i s1 = round_word(x, cols, j + 32, &c, q, has_pre, zero_test);
-        const __m512i s2 = round_word(x, cols, j + 64, &c, q, has_pre, zero_test);
-        const __m512i s3 = round_word(x, cols, j + 96, &c, q, has_pre, zero_test);
-        _mm_storeu_si128((__m128i *)(base + w), sum4(s0, s1, s2, s3));
+        const __m512i s1 =
+            w + 1 < words ? round_word(x, cols, j + 32, &c, q, has_pre, zero_test) : zero;
+        const __m512i s2 =
+            w + 2 < words ? round_word(x, cols, j + 64, &c, q, has_pre, zero_test) : zero;
+        const __m512i s3 =
+            w + 3 < words ? round_word(x, cols, j + 96, &c, q, has_pre, zero_test) : zero;
+        const size_t left = words - w;
+        _mm_mask_storeu_epi32(base + w, left >= 4 ? (__mmask8)0xf : (__mmask8)((1u << left) - 1u),
+                              sum4(s0, s1, s2, s3));
     }
-    for (; w < words; w++)
-        base[w] = _mm512_reduce_add_epi32(round_word(x, cols, 32 * w, &c, q, has_pre, zero_test));
 }
 
 void bp__act_round_sums_avx512(const float *x, size_t cols, size_t kpad, float pre, float inv,
