@@ -42,6 +42,7 @@ static void probe(void) {
     features.avx_vnni = features.avx2 && (a71 & (1u << 4));
     features.avx512bw =
         zmm && features.avx2 && (b7 & bit_AVX512F) && (b7 & bit_AVX512BW) && (b7 & bit_AVX512VL);
+    features.avx512dq = features.avx512bw && (b7 & bit_AVX512DQ);
     features.avx512_vpopcntdq = features.avx512bw && (c7 & bit_AVX512VPOPCNTDQ);
     features.avx512_vnni = features.avx512bw && (c7 & (1u << 11));
     features.gfni = features.avx512bw && (c7 & (1u << 8));
@@ -69,6 +70,10 @@ const bp_cpu_features *bp__cpu_features(void) {
 
 bool bp__cpu_has_avx512bw(void) {
     return bp__cpu_features()->avx512bw;
+}
+
+bool bp__cpu_has_avx512dq(void) {
+    return bp__cpu_features()->avx512dq;
 }
 
 bool bp__cpu_has_avx512_vpopcntdq(void) {

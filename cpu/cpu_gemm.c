@@ -118,13 +118,17 @@ static void prepare_task(void *arg, size_t i, int worker) {
     unsigned char *mem = c->colmem + i * c->col_bytes;
     bp_act_column *ac = &c->cols[i];
     const float *x = a->x + col * a->ldx;
+    bp_act_range range, *found = NULL;
     if (a->m->rot_block) {
-        /* The matrix was quantized in rotated coordinates (src/rotation.c). */
+        /* The matrix was quantized in rotated coordinates (src/rotation.c);
+         * the rotation scans x' as it writes it. */
         float *xr = (float *)(mem + c->q_bytes);
-        bp__rotate_input(a->m, x, xr);
+        bp__rotate_input(a->m, x, xr, &range);
         x = xr;
+        found = &range;
     }
-    bp__quantize_activations(x, a->m->cols, c->kpad, a->act_bits, a->act_scale, (int32_t *)mem, ac);
+    bp__quantize_activations_in(x, a->m->cols, c->kpad, a->act_bits, a->act_scale, found,
+                                (int32_t *)mem, ac);
     ac->planes = column_planes(a, col);
     if (!ac->is_zero)
         c->kernel->prepare(ac, c->kpad, mem + c->q_bytes + c->rot_bytes);

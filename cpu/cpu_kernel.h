@@ -96,6 +96,7 @@ typedef struct bp_cpu_features {
     bool avx2;             /* AVX2 with YMM state */
     bool avx_vnni;         /* AVX-VNNI (VEX VPDPBUSD on YMM) */
     bool avx512bw;         /* AVX-512 F/BW/VL with ZMM state (implies avx2) */
+    bool avx512dq;         /* and DQ (VCVTQQ2PS) */
     bool avx512_vpopcntdq; /* and VPOPCNTDQ */
     bool avx512_vnni;      /* and VNNI */
     bool gfni;             /* and GFNI */
@@ -106,6 +107,7 @@ typedef struct bp_cpu_features {
 const bp_cpu_features *bp__cpu_features(void);
 bool bp__cpu_has_avx512_vpopcntdq(void);
 bool bp__cpu_has_avx512bw(void);
+bool bp__cpu_has_avx512dq(void);
 
 /* What the CPU dispatcher chooses a kernel by. */
 typedef struct bp_kernel_shape {

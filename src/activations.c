@@ -50,12 +50,6 @@ static void quantize_binary(const float *x, size_t cols, float act_scale, int32_
 static void fill_word_base(const int32_t *q, size_t cols, size_t kpad, int act_bits,
                            int32_t *base) {
     if (act_bits != 1) {
-#if defined(BP_ARCH_X86_64)
-        if (use_avx512()) {
-            bp__act_word_sums_avx512(q, kpad / 32, base);
-            return;
-        }
-#endif
         bp__act_word_sums_scalar(q, kpad / 32, base);
         return;
     }
@@ -72,14 +66,22 @@ void bp__act_word_sums_scalar(const int32_t *q, size_t kwords, int32_t *base) {
     }
 }
 
-static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
-                            int32_t *q, bp_act_column *col);
+/* Fills q[0 .. kpad) and the column's fields; returns true when it wrote
+ * the word sums too (q + kpad). */
+static bool quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
+                            const bp_act_range *range, int32_t *q, bp_act_column *col);
+
+void bp__quantize_activations_in(const float *x, size_t cols, size_t kpad, int act_bits,
+                                 float act_scale, const bp_act_range *range, int32_t *q,
+                                 bp_act_column *col) {
+    if (!quantize_values(x, cols, kpad, act_bits, act_scale, range, q, col))
+        fill_word_base(q, cols, kpad, act_bits, q + kpad);
+    col->word_base = q + kpad;
+}
 
 void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_bits,
                               float act_scale, int32_t *q, bp_act_column *col) {
-    quantize_values(x, cols, kpad, act_bits, act_scale, q, col);
-    fill_word_base(q, cols, kpad, act_bits, q + kpad);
-    col->word_base = q + kpad;
+    bp__quantize_activations_in(x, cols, kpad, act_bits, act_scale, NULL, q, col);
 }
 
 /* rintf under round-half-even (the default mode), inline: libm's rintf and
@@ -93,54 +95,59 @@ static inline float rint_even(float v) {
     return copysignf(r, v);
 }
 
-static void quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
-                            int32_t *q, bp_act_column *col) {
-    memset(q + cols, 0, (kpad - cols) * sizeof *q);
+static bool quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
+                            const bp_act_range *range, int32_t *q, bp_act_column *col) {
     col->act_bits = act_bits;
     col->q = q;
     col->bits = NULL;
     col->kernel_data = NULL;
     if (act_bits == 1) {
+        memset(q + cols, 0, (kpad - cols) * sizeof *q);
         quantize_binary(x, cols, act_scale, q, col);
-        return;
+        return false;
     }
     /* A compare gives fmaxf's result without a libm call per element: x is
      * finite, and a NaN (only from a rotated input that overflowed) is
      * skipped by both. */
-    float amax;
-    bool nonneg;
+    bp_act_range r;
     const bool avx512 = use_avx512();
+    if (range) {
+        r = *range;
+    } else {
 #if defined(BP_ARCH_X86_64)
-    if (avx512)
-        bp__act_scan_avx512(x, cols, &amax, &nonneg);
+        if (avx512)
+            bp__act_scan_avx512(x, cols, &r.amax, &r.nonneg);
 #endif
-    if (!avx512)
-        bp__act_scan_scalar(x, cols, &amax, &nonneg);
-    const float L = nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
-    const float lo = nonneg ? 0.0f : -L;
-    col->is_signed = !nonneg;
-    col->is_zero = amax == 0.0f;
+        if (!avx512)
+            bp__act_scan_scalar(x, cols, &r.amax, &r.nonneg);
+    }
+    const float L = r.nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
+    const float lo = r.nonneg ? 0.0f : -L;
+    col->is_signed = !r.nonneg;
+    col->is_zero = r.amax == 0.0f;
     if (col->is_zero) {
-        memset(q, 0, cols * sizeof *q);
+        memset(q, 0, bp__act_q_words(kpad) * sizeof *q);
         col->scale = 0.0f;
-        return;
+        return true;
     }
     float inv, pre = 1.0f;
     if (act_scale > 0) {
         inv = 1.0f / act_scale;
         col->scale = act_scale;
     } else {
-        pre = amax < BP_ACT_TINY ? BP_ACT_TINY_SCALE : 1.0f;
-        inv = L / (amax * pre);
-        col->scale = amax / L;
+        pre = r.amax < BP_ACT_TINY ? BP_ACT_TINY_SCALE : 1.0f;
+        inv = L / (r.amax * pre);
+        col->scale = r.amax / L;
     }
 #if defined(BP_ARCH_X86_64)
     if (avx512) {
-        bp__act_round_avx512(x, cols, pre, inv, L, lo, q);
-        return;
+        bp__act_round_sums_avx512(x, cols, kpad, pre, inv, isfinite(inv), L, lo, q, q + kpad);
+        return true;
     }
 #endif
+    memset(q + cols, 0, (kpad - cols) * sizeof *q);
     bp__act_round_scalar(x, cols, pre, inv, L, lo, q);
+    return false;
 }
 
 void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg) {

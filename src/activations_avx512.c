@@ -6,9 +6,11 @@
  *  - max|x|: VMAXPS(|x|, m) returns m when |x| is NaN, as the scalar
  *    `a > amax ? a : amax` does; max is exact, so the lane order is free;
  *  - q = rint((x * pre) * inv) under round-half-even (VRNDSCALEPS with
- *    imm 0 is rint for every float), 0 where x == 0, clamped by compares
- *    (a NaN stays NaN as in the scalar ternaries) and truncated to int32
- *    (VCVTTPS2DQ, the scalar cast's CVTTSS2SI: 0x80000000 for NaN).
+ *    imm 0 is rint for every float), 0 where x == 0 (needed only when inv
+ *    is infinite: else 0 * inv is a zero already), clamped by VMAXPS and
+ *    VMINPS (a NaN stays NaN as in the scalar ternaries) and truncated to
+ *    int32 (VCVTTPS2DQ, the scalar cast's CVTTSS2SI: 0x80000000 for NaN),
+ *    with the word sums in the same pass (the padding quantized to 0).
  * Built with AVX-512 flags only on x86-64; src/activations.c calls it where
  * bp__cpu_has_avx512bw() says the CPU and OS run it.
  */
@@ -36,28 +38,95 @@ void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg)
     *nonneg = all_nonneg;
 }
 
-void bp__act_round_avx512(const float *x, size_t cols, float pre, float inv, float L, float lo,
-                          int32_t *q) {
-    const __m512 vpre = _mm512_set1_ps(pre), vinv = _mm512_set1_ps(inv);
-    const __m512 vL = _mm512_set1_ps(L), vlo = _mm512_set1_ps(lo);
-    const __m512 zero = _mm512_setzero_ps();
-    for (size_t j = 0; j < cols; j += 16) {
-        const __mmask16 k = tail_mask(cols - j);
-        const __m512 v = _mm512_maskz_loadu_ps(k, x + j);
-        const __m512 prod = _mm512_mul_ps(_mm512_mul_ps(v, vpre), vinv);
-        __m512 r = _mm512_roundscale_ps(prod, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+/* One vector of q: clamp(rint((x * pre) * inv), lo, L), 0 where x == 0
+ * when zero_test. The clamps are VMAXPS(lo, r) then VMINPS(L, .): each
+ * returns its second operand when either is NaN, so a NaN r stays NaN, as
+ * in the scalar ternaries, and otherwise they are the scalar comparisons.
+ * has_pre false skips the multiply by pre = 1 (exact). */
+static inline __attribute__((always_inline)) __m512i
+round_vec(__m512 v, __m512 vpre, __m512 vinv, __m512 vL, __m512 vlo, bool has_pre, bool zero_test) {
+    const __m512 prod = _mm512_mul_ps(has_pre ? _mm512_mul_ps(v, vpre) : v, vinv);
+    __m512 r = _mm512_roundscale_ps(prod, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if (zero_test) {
+        const __m512 zero = _mm512_setzero_ps();
         r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, zero, _CMP_EQ_OQ), zero);
-        const __mmask16 above = _mm512_cmp_ps_mask(r, vL, _CMP_GT_OQ);
-        const __mmask16 below = _mm512_cmp_ps_mask(r, vlo, _CMP_LT_OQ);
-        r = _mm512_mask_mov_ps(_mm512_mask_mov_ps(r, below, vlo), above, vL);
-        _mm512_mask_storeu_epi32(q + j, k, _mm512_cvttps_epi32(r));
+    }
+    r = _mm512_min_ps(vL, _mm512_max_ps(vlo, r));
+    return _mm512_cvttps_epi32(r);
+}
+
+/* Lanes of x to load at column j: the rest of cols, none past it (the
+ * padding then quantizes to 0). */
+static __mmask16 load_mask(size_t cols, size_t j) {
+    return j < cols ? tail_mask(cols - j) : 0;
+}
+
+/* The sums of a, b, c and d (int32 lanes, exact) in lanes 0..3: halves,
+ * then quarters folded across the four vectors, then each 128-bit lane in
+ * itself; 10 operations where four reductions take about 36. */
+static inline __attribute__((always_inline)) __m128i sum4(__m512i a, __m512i b, __m512i c,
+                                                          __m512i d) {
+    const __m512i ab =
+        _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xee));
+    const __m512i cd =
+        _mm512_add_epi32(_mm512_shuffle_i64x2(c, d, 0x44), _mm512_shuffle_i64x2(c, d, 0xee));
+    __m512i q =
+        _mm512_add_epi32(_mm512_shuffle_i64x2(ab, cd, 0x88), _mm512_shuffle_i64x2(ab, cd, 0xdd));
+    q = _mm512_add_epi32(q, _mm512_shuffle_epi32(q, (_MM_PERM_ENUM)0x4e));
+    q = _mm512_add_epi32(q, _mm512_shuffle_epi32(q, (_MM_PERM_ENUM)0xb1));
+    const __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castsi512_si128(_mm512_permutexvar_epi32(firsts, q));
+}
+
+/* The rounding's constants. */
+typedef struct round_consts {
+    __m512 pre, inv, L, lo;
+} round_consts;
+
+/* Word j / 32 of q: stored, and its lane sums returned. */
+static inline __attribute__((always_inline)) __m512i round_word(const float *x, size_t cols,
+                                                                size_t j, const round_consts *c,
+                                                                int32_t *q, bool has_pre,
+                                                                bool zero_test) {
+    const __m512 a = _mm512_maskz_loadu_ps(load_mask(cols, j), x + j);
+    const __m512 b = _mm512_maskz_loadu_ps(load_mask(cols, j + 16), x + j + 16);
+    const __m512i qa = round_vec(a, c->pre, c->inv, c->L, c->lo, has_pre, zero_test);
+    const __m512i qb = round_vec(b, c->pre, c->inv, c->L, c->lo, has_pre, zero_test);
+    _mm512_storeu_si512(q + j, qa);
+    _mm512_storeu_si512(q + j + 16, qb);
+    return _mm512_add_epi32(qa, qb);
+}
+
+static inline __attribute__((always_inline)) void
+round_sums(const float *x, size_t cols, size_t kpad, float pre, float inv, float L, float lo,
+           int32_t *q, int32_t *base, bool has_pre, bool zero_test) {
+    const round_consts c = {_mm512_set1_ps(pre), _mm512_set1_ps(inv), _mm512_set1_ps(L),
+                            _mm512_set1_ps(lo)};
+    /* Four words per step, missing ones as zeros; vector adds wrap (a NaN
+     * gives q = INT32_MIN), where _mm512_reduce_add_epi32's C adds would
+     * overflow. */
+    const size_t words = kpad / 32;
+    const __m512i zero = _mm512_setzero_si512();
+    for (size_t w = 0; w < words; w += 4) {
+        const size_t j = 32 * w;
+        const __m512i s0 = round_word(x, cols, j, &c, q, has_pre, zero_test);
+        const __m512i s1 =
+            w + 1 < words ? round_word(x, cols, j + 32, &c, q, has_pre, zero_test) : zero;
+        const __m512i s2 =
+            w + 2 < words ? round_word(x, cols, j + 64, &c, q, has_pre, zero_test) : zero;
+        const __m512i s3 =
+            w + 3 < words ? round_word(x, cols, j + 96, &c, q, has_pre, zero_test) : zero;
+        const size_t left = words - w;
+        _mm_mask_storeu_epi32(base + w, left >= 4 ? (__mmask8)0xf : (__mmask8)((1u << left) - 1u),
+                              sum4(s0, s1, s2, s3));
     }
 }
 
-void bp__act_word_sums_avx512(const int32_t *q, size_t kwords, int32_t *base) {
-    for (size_t w = 0; w < kwords; w++) {
-        const __m512i s =
-            _mm512_add_epi32(_mm512_loadu_si512(q + 32 * w), _mm512_loadu_si512(q + 32 * w + 16));
-        base[w] = _mm512_reduce_add_epi32(s);
-    }
+void bp__act_round_sums_avx512(const float *x, size_t cols, size_t kpad, float pre, float inv,
+                               bool inv_finite, float L, float lo, int32_t *q, int32_t *base) {
+    /* The common cases get their own loops without the extra operations. */
+    if (inv_finite && pre == 1.0f)
+        round_sums(x, cols, kpad, pre, inv, L, lo, q, base, false, false);
+    else
+        round_sums(x, cols, kpad, pre, inv, L, lo, q, base, true, !inv_finite);
 }

@@ -25,6 +25,13 @@ typedef struct bp_act_column {
     void *kernel_data; /* kernel-specific (LUT tables) */
 } bp_act_column;
 
+/* What the quantizer's scan finds in a column: max|x| (a NaN |x| skipped,
+ * as fmaxf does) and whether every x >= 0. */
+typedef struct bp_act_range {
+    float amax;
+    bool nonneg;
+} bp_act_range;
+
 /*
  * Quantize one column by the exact rule (see README "Numerics"). q receives
  * kpad values (padding 0) followed by the kpad/32 word_base entries
@@ -32,14 +39,19 @@ typedef struct bp_act_column {
  */
 void bp__quantize_activations(const float *x, size_t cols, size_t kpad, int act_bits,
                               float act_scale, int32_t *q, bp_act_column *col);
+/* The same with the scan of x already done (range, e.g. found by the input
+ * rotation as it wrote x); NULL = scan here. */
+void bp__quantize_activations_in(const float *x, size_t cols, size_t kpad, int act_bits,
+                                 float act_scale, const bp_act_range *range, int32_t *q,
+                                 bp_act_column *col);
 static inline size_t bp__act_q_words(size_t kpad) {
     return kpad + kpad / 32;
 }
 /* The quantizer's loops (src/activations.c), each in a scalar form and, on
- * x86-64, an AVX-512 form (src/activations_avx512.c) that gives the same
- * results bit for bit (tests/test_activations.c); bp__quantize_activations
- * takes the AVX-512 form where bp__cpu_has_avx512bw() (cpu/cpu_features.c)
- * holds.
+ * x86-64, an AVX-512 form (src/activations_avx512.c; rounding and word sums
+ * there in one pass) that gives the same results bit for bit
+ * (tests/test_activations.c); bp__quantize_activations takes the AVX-512
+ * form where bp__cpu_has_avx512bw() (cpu/cpu_features.c) holds.
  * Scan: max|x| (a NaN |x| skipped, as fmaxf does) and whether every x >= 0. */
 void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg);
 /* Round: q = clamp(rint((x * pre) * inv), lo, L) (round-half-even), 0 where
@@ -51,9 +63,11 @@ void bp__act_word_sums_scalar(const int32_t *q, size_t kwords, int32_t *base);
 #if defined(BP_ARCH_X86_64)
 bool bp__cpu_has_avx512bw(void);
 void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg);
-void bp__act_round_avx512(const float *x, size_t cols, float pre, float inv, float L, float lo,
-                          int32_t *q);
-void bp__act_word_sums_avx512(const int32_t *q, size_t kwords, int32_t *base);
+/* Round and word sums in one pass: q[0 .. kpad) (0 from cols on) and
+ * base[w] = sum of q over word w, for w < kpad / 32; inv_finite says inv is
+ * finite (then x == 0 needs no test: 0 * inv rounds to a zero). */
+void bp__act_round_sums_avx512(const float *x, size_t cols, size_t kpad, float pre, float inv,
+                               bool inv_finite, float L, float lo, int32_t *q, int32_t *base);
 #endif
 
 /* Weight of activation plane b: +-2^b. */
@@ -89,11 +103,12 @@ static inline float bp__combine_uniform(float alpha, int64_t d_u, float s) {
 bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
                               const float *bias, float *y, size_t rows);
 #if defined(BP_ARCH_X86_64)
-/* Its AVX-512 form for stride 1 (src/combine_avx512.c, the same bits):
- * *finite as the return value above; returns false, with y partly written,
- * when some |D| >= 2^51 (the caller then runs the plain loop). */
+bool bp__cpu_has_avx512dq(void);
+/* Its AVX-512 form for stride 1 (src/combine_avx512.c, AVX-512F + DQ, the
+ * same bits), the same return value; taken where bp__cpu_has_avx512dq()
+ * holds. */
 bool bp__combine_uniform_rows_avx512(const float *alpha, const int64_t *d, float s,
-                                     const float *bias, float *y, size_t rows, bool *finite);
+                                     const float *bias, float *y, size_t rows);
 #endif
 
 #endif /* BP_ACTIVATIONS_H */

@@ -5,9 +5,18 @@
 #ifndef BP_FINITE_H
 #define BP_FINITE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Index of the first NaN or Inf among v[0..n), or n when all are finite. */
 size_t bp__first_non_finite(const float *v, size_t n);
+/* Its plain form, and on x86-64 its AVX-512F form (src/finite_avx512.c),
+ * which bp__first_non_finite takes where bp__cpu_has_avx512bw() holds: the
+ * same answer (tests/test_activations.c). */
+size_t bp__first_non_finite_scalar(const float *v, size_t n);
+#if defined(BP_ARCH_X86_64)
+bool bp__cpu_has_avx512bw(void);
+size_t bp__first_non_finite_avx512(const float *v, size_t n);
+#endif
 
 #endif /* BP_FINITE_H */

@@ -78,10 +78,8 @@ bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *
      * the same operations per row, so the same bits. */
     if (stride == 1) {
 #if defined(BP_ARCH_X86_64)
-        bool finite;
-        if (bp__cpu_has_avx512bw() &&
-            bp__combine_uniform_rows_avx512(alpha, d, s, bias, y, rows, &finite))
-            return finite;
+        if (bp__cpu_has_avx512dq())
+            return bp__combine_uniform_rows_avx512(alpha, d, s, bias, y, rows);
 #endif
         return combine_uniform_rows(alpha, 1, d, s, bias, y, rows);
     }

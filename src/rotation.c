@@ -60,8 +60,9 @@ static int sign_bit(const bp_matrix *m, size_t j) {
     return (int)((m->rot_signs[j / 32] >> (j % 32)) & 1u);
 }
 
-void bp__rotate_signs_scalar(const uint32_t *signs, const float *x, size_t cols, float *out) {
-    for (size_t j = 0; j < cols; j++)
+void bp__rotate_signs_scalar(const uint32_t *signs, const float *x, size_t j0, size_t cols,
+                             float *out) {
+    for (size_t j = j0; j < j0 + cols; j++)
         out[j] = (signs[j / 32] >> (j % 32)) & 1u ? -x[j] : x[j];
 }
 
@@ -77,26 +78,30 @@ void bp__rotate_block_scalar(float *v, size_t b, float scale) {
         v[j] = v[j] * scale;
 }
 
-void bp__rotate_input(const bp_matrix *m, const float *x, float *out) {
+/* 2^-(l/2) for a block of b = 4^(l/2) columns, exactly. */
+static float block_scale(size_t b) {
+    return 1.0f / (float)((size_t)1 << (log2_exact(b) / 2));
+}
+
+void bp__rotate_input(const bp_matrix *m, const float *x, float *out, bp_act_range *range) {
+    range->amax = 0.0f;
+    range->nonneg = true;
+    size_t s = 0;
 #if defined(BP_ARCH_X86_64)
-    /* Same operations per element in vectors (src/rotation_avx512.c). */
-    const bool avx512 = bp__cpu_has_avx512bw();
-    if (avx512)
-        bp__rotate_signs_avx512(m->rot_signs, x, m->cols, out);
-#else
-    const bool avx512 = false;
+    /* One fused pass per block in vectors (src/rotation_avx512.c), the same
+     * operations per element, up to the blocks below 16 columns (only at the
+     * end of K, so every vector block starts at a multiple of 16). */
+    if (bp__cpu_has_avx512bw())
+        s = bp__rotate_blocks_avx512(m->rot_signs, x, out, m->cols, (size_t)m->rot_block, range);
 #endif
-    if (!avx512)
-        bp__rotate_signs_scalar(m->rot_signs, x, m->cols, out);
-    for (size_t s = 0; s < m->cols;) {
+    while (s < m->cols) {
         const size_t b = bp__rotation_block_at(m, s);
-        const float scale = ldexpf(1.0f, -(log2_exact(b) / 2));
-#if defined(BP_ARCH_X86_64)
-        if (avx512 && b >= 16)
-            bp__rotate_block_avx512(out + s, b, scale);
-        else
-#endif
-            bp__rotate_block_scalar(out + s, b, scale);
+        bp__rotate_signs_scalar(m->rot_signs, x, s, b, out);
+        bp__rotate_block_scalar(out + s, b, block_scale(b));
+        bp_act_range r;
+        bp__act_scan_scalar(out + s, b, &r.amax, &r.nonneg);
+        range->amax = r.amax > range->amax ? r.amax : range->amax;
+        range->nonneg &= r.nonneg;
         s += b;
     }
 }

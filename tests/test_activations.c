@@ -13,6 +13,7 @@
 #endif
 #include "test_util.h"
 #include "bp_activations.h"
+#include "bp_finite.h"
 #include "bp_rotation.h"
 
 #include "tu_criterion.h"
@@ -486,16 +487,45 @@ static void fill_special(tu_rng *rng, float *x, size_t n, bool nonneg) {
     }
 }
 
+/* The scalar reference for the rotation of the blocks of 16 columns and
+ * more that start a column of cols (block rot_block, split as
+ * bp__rotation_block_at does): signs, stages, scale, each block's scan
+ * merged into *r. Returns where the blocks below 16 columns start. */
+static size_t rotate_blocks_reference(const uint32_t *signs, const float *x, float *out,
+                                      size_t cols, size_t rot_block, bp_act_range *r) {
+    size_t s = 0;
+    while (s < cols) {
+        size_t b = rot_block;
+        if (cols - s < b)
+            for (b = 1; b * 4 <= cols - s; b *= 4) {
+            }
+        if (b < 16)
+            break;
+        int l = 0;
+        while (((size_t)1 << l) < b)
+            l++;
+        bp__rotate_signs_scalar(signs, x, s, b, out);
+        bp__rotate_block_scalar(out + s, b, ldexpf(1.0f, -(l / 2)));
+        bp_act_range br;
+        bp__act_scan_scalar(out + s, b, &br.amax, &br.nonneg);
+        r->amax = br.amax > r->amax ? br.amax : r->amax;
+        r->nonneg &= br.nonneg;
+        s += b;
+    }
+    return s;
+}
+
 Test(activations, avx512_forms_equal_scalar) {
     if (!bp__cpu_has_avx512bw())
         return; /* nothing to compare on this CPU */
     unsigned long long seed = tu_seed();
     tu_rng rng;
     tu_rng_init(&rng, seed);
-    enum { N = 4096 + 37 };
-    float *x = tu_xmalloc(N * sizeof *x), *a = tu_xmalloc(N * sizeof *a),
-          *b = tu_xmalloc(N * sizeof *b);
-    int32_t *qa = tu_xmalloc(N * sizeof *qa), *qb = tu_xmalloc(N * sizeof *qb);
+    enum { KMAX = 4096 + 64 };
+    float *x = tu_xmalloc(KMAX * sizeof *x), *a = tu_xmalloc(KMAX * sizeof *a),
+          *b = tu_xmalloc(KMAX * sizeof *b);
+    int32_t *qa = tu_xmalloc(KMAX * sizeof *qa), *qb = tu_xmalloc(KMAX * sizeof *qb);
+    int32_t *sa = tu_xmalloc(KMAX / 32 * sizeof *sa), *sb = tu_xmalloc(KMAX / 32 * sizeof *sb);
     for (size_t n = 1; n <= 300; n += (n < 40 ? 1 : 37)) {
         for (int nonneg = 0; nonneg < 2; nonneg++) {
             fill_special(&rng, x, n, nonneg);
@@ -506,54 +536,102 @@ Test(activations, avx512_forms_equal_scalar) {
             cr_assert(tu_bits(ma) == tu_bits(mb) && na == nb,
                       "scan n=%zu: %a/%d vs %a/%d; seed=%llu", n, (double)ma, na, (double)mb, nb,
                       seed);
-            /* The dynamic rule, a fixed scale and an infinite inverse. */
+            /* The dynamic rule, a tiny column's pre-scale, a fixed scale and
+             * an infinite inverse; padding to the next word and one more. */
             const float L = nonneg ? 255.0f : 127.0f, lo = nonneg ? 0.0f : -L;
-            const float invs[3] = {ma > 0 ? L / ma : 1.0f, 1.0f, INFINITY};
-            for (int i = 0; i < 3; i++) {
-                bp__act_round_scalar(x, n, 1.0f, invs[i], L, lo, qa);
-                bp__act_round_avx512(x, n, 1.0f, invs[i], L, lo, qb);
-                for (size_t j = 0; j < n; j++)
-                    cr_assert(qa[j] == qb[j], "round n=%zu inv=%a x[%zu]=%a: %d vs %d; seed=%llu",
-                              n, (double)invs[i], j, (double)x[j], qa[j], qb[j], seed);
+            const float pres[4] = {1.0f, 0x1p64f, 1.0f, 1.0f};
+            const float invs[4] = {ma > 0 ? L / ma : 1.0f, 0x1p-60f, 1.0f, INFINITY};
+            const size_t kpad = (n + 31) / 32 * 32 + 32;
+            for (int i = 0; i < 4; i++) {
+                memset(qa, 0, kpad * sizeof *qa);
+                bp__act_round_scalar(x, n, pres[i], invs[i], L, lo, qa);
+                /* The sums wrap as the vector adds do: a NaN gives q = INT32_MIN
+                 * (the cast's result on x86-64), whose sums overflow. */
+                for (size_t w = 0; w < kpad / 32; w++) {
+                    uint32_t sum = 0;
+                    for (size_t j = 0; j < 32; j++)
+                        sum += (uint32_t)qa[32 * w + j];
+                    sa[w] = (int32_t)sum;
+                }
+                bp__act_round_sums_avx512(x, n, kpad, pres[i], invs[i], isfinite(invs[i]), L, lo,
+                                          qb, sb);
+                for (size_t j = 0; j < kpad; j++)
+                    cr_assert(qa[j] == qb[j],
+                              "round n=%zu pre=%a inv=%a x[%zu]=%a: %d vs %d; seed=%llu", n,
+                              (double)pres[i], (double)invs[i], j, j < n ? (double)x[j] : 0.0,
+                              qa[j], qb[j], seed);
+                cr_assert(memcmp(sa, sb, kpad / 32 * sizeof *sa) == 0,
+                          "word sums n=%zu inv=%a; seed=%llu", n, (double)invs[i], seed);
             }
         }
     }
-    for (size_t j = 0; j < N / 64 * 32; j++)
-        qa[j] = (int32_t)(tu_next(&rng) % 511) - 255;
-    bp__act_word_sums_scalar(qa, N / 64, qb);
-    bp__act_word_sums_avx512(qa, N / 64, qb + N / 64);
-    cr_assert(memcmp(qb, qb + N / 64, N / 64 * sizeof *qb) == 0, "word sums; seed=%llu", seed);
 
-    /* Rotation: signs over every tail length, blocks of 16..4096. */
-    uint32_t signs[N / 32 + 1];
-    for (size_t w = 0; w < N / 32 + 1; w++)
+    /* Rotation: every block size 16..4096, columns made of whole blocks,
+     * of descending smaller ones (so blocks start at both halves of a sign
+     * word) and with a tail below 16; Gaussian values and the special ones
+     * (NaN compared as NaN: its sign is not specified), scale and scan
+     * included. */
+    uint32_t signs[KMAX / 32];
+    for (size_t w = 0; w < KMAX / 32; w++)
         signs[w] = (uint32_t)tu_next(&rng);
-    for (size_t n = 1; n <= 100; n++) {
-        fill_special(&rng, x, n, false);
-        bp__rotate_signs_scalar(signs, x, n, a);
-        bp__rotate_signs_avx512(signs, x, n, b);
-        cr_assert(memcmp(a, b, n * sizeof *a) == 0, "signs n=%zu; seed=%llu", n, seed);
-    }
-    for (size_t blk = 16; blk <= 4096; blk *= 4) {
-        tu_fill_gauss(&rng, x, blk, 1000.0f);
-        memcpy(a, x, blk * sizeof *x);
-        memcpy(b, x, blk * sizeof *x);
-        const float scale = ldexpf(1.0f, -(int)(blk == 16     ? 2
-                                                : blk == 64   ? 3
-                                                : blk == 256  ? 4
-                                                : blk == 1024 ? 5
-                                                              : 6));
-        bp__rotate_block_scalar(a, blk, scale);
-        bp__rotate_block_avx512(b, blk, scale);
-        size_t r = 0;
-        long idx = tu_first_mismatch(a, b, blk, 1, blk, &r, NULL);
-        cr_assert(idx < 0, "block %zu: element %zu: %a vs %a; seed=%llu", blk, r, (double)a[r],
-                  (double)b[r], seed);
-    }
+    const size_t lens[] = {16, 20, 64, 80, 96, 100, 128, 256, 336, 1024, 1104, 4096, 4096 + 64};
+    for (size_t blk = 16; blk <= 4096; blk *= 4)
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++)
+            for (int special = 0; special < 2; special++) {
+                const size_t cols = lens[li];
+                if (special)
+                    fill_special(&rng, x, cols, false);
+                else
+                    tu_fill_gauss(&rng, x, cols, 1000.0f);
+                bp_act_range ra = {0.0f, true}, rb = {0.0f, true};
+                const size_t sa = rotate_blocks_reference(signs, x, a, cols, blk, &ra);
+                const size_t sb = bp__rotate_blocks_avx512(signs, x, b, cols, blk, &rb);
+                cr_assert(sa == sb, "block %zu, %zu columns: vectors up to %zu, not %zu; seed=%llu",
+                          blk, cols, sb, sa, seed);
+                for (size_t j = 0; j < sa; j++)
+                    cr_assert(tu_bits(a[j]) == tu_bits(b[j]) || (isnan(a[j]) && isnan(b[j])),
+                              "block %zu, %zu columns: element %zu: %a vs %a; seed=%llu", blk, cols,
+                              j, (double)a[j], (double)b[j], seed);
+                cr_assert(tu_bits(ra.amax) == tu_bits(rb.amax) && ra.nonneg == rb.nonneg,
+                          "block %zu, %zu columns: range %a/%d vs %a/%d; seed=%llu", blk, cols,
+                          (double)ra.amax, ra.nonneg, (double)rb.amax, rb.nonneg, seed);
+            }
     free(x);
     free(a);
     free(b);
     free(qa);
     free(qb);
+    free(sa);
+    free(sb);
+}
+/* The finite check's AVX-512 form finds the same first NaN / Inf as the
+ * plain loop, at every position and length around its 16- and 64-float
+ * steps. */
+Test(activations, avx512_finite_check_equals_scalar) {
+    if (!bp__cpu_has_avx512bw())
+        return;
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { NMAX = 300 };
+    float v[NMAX];
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (size_t n = 0; n <= NMAX; n += (n < 140 ? 1 : 23)) {
+        tu_fill_gauss(&rng, v, n, 1e30f);
+        cr_assert(bp__first_non_finite_avx512(v, n) == n, "n=%zu all finite; seed=%llu", n, seed);
+        for (size_t at = 0; at < n; at += 1 + at / 8) {
+            const float keep = v[at];
+            v[at] = bad[(at + n) % 3];
+            if (at + 5 < n)
+                v[at + 5] = bad[n % 3]; /* a later one must not win */
+            const size_t want = bp__first_non_finite_scalar(v, n);
+            cr_assert(want == at, "scalar n=%zu at=%zu: %zu; seed=%llu", n, at, want, seed);
+            cr_assert(bp__first_non_finite_avx512(v, n) == at, "n=%zu at=%zu: %zu; seed=%llu", n,
+                      at, bp__first_non_finite_avx512(v, n), seed);
+            v[at] = keep;
+            if (at + 5 < n)
+                tu_fill_gauss(&rng, v + at + 5, 1, 1e30f);
+        }
+    }
 }
 #endif
