@@ -40,6 +40,9 @@ DEFINITIONS = {
                        "into classes by bitplane.row_planes_from_scores (evenly spaced "
                        "counts around the budget), and the matrix is quantized with those "
                        "per-row plane counts",
+    "gate_genes": "--granularity gate: one plane count per gate (PyTorch order: LSTM i f g o, "
+                  "GRU r z n) of every LSTM/GRU matrix, whose layers are built with one "
+                  "matrix per gate (split_gates), and one per Linear matrix",
     "latency_ms": "median wall time of one forward pass over the evaluation batch at that "
                   "plan (latency objective only), after one warm-up pass",
     "front": "plans no other evaluated plan (mixed or uniform) beats in both objectives; "
@@ -79,8 +82,13 @@ class Evaluator:
             self.confirm_ref = self.confirm_wl.forward(fp32_model)
             self.confirm_fp32 = self.confirm_wl.metric(self.confirm_ref, self.confirm_ref)
         self.ctx = Context(backend="cpu", threads=args.threads)
+        # Per-gate genes: the LSTM/GRU layers hold one matrix per gate, so
+        # each gate's product reads its own planes (same results at equal
+        # counts as fused gates).
+        self.split_gates = args.granularity == "gate" and wl.kind == "rnn"
         self.model = wl.build(bits=args.bits, method=args.quantizer, clip=args.clip,
-                              context=self.ctx)
+                              context=self.ctx,
+                              **({"split_gates": True} if self.split_gates else {}))
         self.layers = P.describe(self.model)
         self.ops = [(layer, op) for layer in self.layers for op in layer.operators]
         self.op_names = [layer.name if len(layer.operators) == 1 else
@@ -95,6 +103,19 @@ class Evaluator:
         elif args.granularity == "operator":
             self.gene_names = list(self.op_names)
             self.gene_of_op = list(range(len(self.ops)))
+        elif args.granularity == "gate":
+            # LSTM/GRU operators: one gene per gate (PyTorch order); a
+            # Linear matrix: one gene.
+            self.gene_names, self.gene_of_op = [], []
+            for (layer, op), name in zip(self.ops, self.op_names):
+                if layer.kind == "linear":
+                    self.gene_of_op.append(len(self.gene_names))
+                    self.gene_names.append(name)
+                else:
+                    letters = P.GATE_LETTERS[layer.kind]
+                    self.gene_of_op.append(list(range(len(self.gene_names),
+                                                      len(self.gene_names) + len(letters))))
+                    self.gene_names += [f"{name}.{g}" for g in letters]
         else:
             self.gene_names = [layer.name for layer in self.layers]
             self.gene_of_op = [self.layers.index(layer) for layer, _ in self.ops]
@@ -142,16 +163,24 @@ class Evaluator:
             out.append(row_planes_from_scores(scores, budget, classes, self.args.bits))
         return out
 
-    def op_planes(self, genes) -> List[int]:
-        """Each matrix's planes: its count, or with row classes its largest."""
+    def op_planes(self, genes) -> list:
+        """Each matrix's planes: its count (per-gate genes: one per gate, an
+        int where the gates agree), or with row classes its largest."""
         if self.row_class:
             return [int(c.max()) for c in self.op_counts(genes)]
-        return [int(genes[g]) for g in self.gene_of_op]
+        out = []
+        for g in self.gene_of_op:
+            if isinstance(g, list):
+                counts = [int(genes[i]) for i in g]
+                out.append(counts[0] if len(set(counts)) == 1 else counts)
+            else:
+                out.append(int(genes[g]))
+        return out
 
     def op_mean_planes(self, genes) -> List[float]:
         if self.row_class:
             return [float(c.mean()) for c in self.op_counts(genes)]
-        return [float(p) for p in self.op_planes(genes)]
+        return [float(np.mean(p)) for p in self.op_planes(genes)]
 
     def make_plan(self, genes, reported=None) -> dict:
         a = self.args
@@ -361,6 +390,8 @@ def _row(ev: Evaluator, r: dict, base: dict, kind: str) -> dict:
            "uniform_planes": ev.uniform_n(r) or ""}
     if ev.row_class:  # mean planes per row of each matrix
         row.update({n: round(p, 4) for n, p in zip(ev.op_names, ev.op_mean_planes(r["genes"]))})
+    elif ev.split_gates:  # planes per gate of each LSTM/GRU matrix
+        row.update({n: int(g) for n, g in zip(ev.gene_names, r["genes"])})
     else:
         row.update({n: p for n, p in zip(ev.op_names, ev.op_planes(r["genes"]))})
     return row
