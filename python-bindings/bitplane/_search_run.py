@@ -47,6 +47,9 @@ DEFINITIONS = {
                   "plan (latency objective only), after one warm-up pass",
     "front": "plans no other evaluated plan (mixed or uniform) beats in both objectives; "
              "of plans with equal objectives the one with the smallest plane counts is kept",
+    "confirmed_plan": "char models: the front's cheapest plan whose metric is no worse than "
+                      "uniform --match-planes on the searched and on the next "
+                      "--confirm-tokens characters",
     "confirm_metric": "char models: the metric on the next --confirm-tokens held-out "
                       "characters after the searched ones (same streams layout), which the "
                       "search never saw: a check of the front chosen on the first ones",
@@ -266,6 +269,12 @@ def _search(ev: Evaluator, args) -> dict:
         grid = [ev.score(g)["genes"] for g in ev.same_genes()]
         best = pareto_front(ev, [ev.cache[tuple(g)] for g in grid])
         seeds += [list(r["genes"]) for r in best if list(r["genes"]) not in seeds]
+    elif args.objective == "bytes":
+        # Plane-count genes: a greedy descent from uniform n + 1 joins the
+        # initial population (without it, 25 generations of 32 with per-gate
+        # genes on the char GRU stopped at 1.3 % fewer bytes than uniform 4
+        # at its metric, where the descent's path has 3.1 %).
+        seeds += [g for g in descent(ev, args) if g not in seeds]
     seeds = seeds[:args.pop]
     x0 = np.array(seeds + rng.integers(xl, xu + 1, (args.pop - len(seeds), n_var)).tolist(),
                   float)
@@ -294,6 +303,38 @@ def _search(ev: Evaluator, args) -> dict:
     return {"generations": generations, "stopped_by_time_budget": stopped,
             "every_plan_evaluated": exhausted,
             "search_seconds": time.perf_counter() - started}
+
+
+def descent(ev: Evaluator, args) -> List[List[int]]:
+    """Greedy descent over plane-count genes: from uniform --match-planes + 1,
+    lower by one plane the gene that raises the metric least per weight
+    byte saved, until the plan reads fewer bytes than uniform
+    --match-planes - 1. Returns the path's plans (genes), first to last;
+    every step evaluates each gene's neighbour (cached)."""
+    top = min(args.bits, args.match_planes + 1)
+    floor = ev.score(ev.uniform_genes(max(1, args.match_planes - 1)))["weight_bytes"]
+    genes = ev.uniform_genes(top)
+    path = [list(genes)]
+    cur = ev.score(genes)
+    while cur["weight_bytes"] >= floor:
+        best = None
+        for i in range(len(genes)):
+            if genes[i] <= ev.xl[i]:
+                continue
+            trial = list(genes)
+            trial[i] -= 1
+            r = ev.score(trial)
+            saved = cur["weight_bytes"] - r["weight_bytes"]
+            if saved <= 0:
+                continue
+            rate = ev.sign * (r["metric"] - cur["metric"]) / saved
+            if best is None or rate < best[0]:
+                best = (rate, trial, r)
+        if best is None:
+            break
+        _, genes, cur = best
+        path.append(list(genes))
+    return path
 
 
 def pareto_front(ev: Evaluator, results: List[dict]) -> List[dict]:
@@ -448,12 +489,25 @@ def run(args) -> int:
         "uniform_plans_dominated": dominated,
     }
     if ev.confirm_wl is not None:
+        # The front's cheapest plan no worse than uniform n on the searched
+        # and on the unseen characters (uniform n itself when none is): the
+        # figure that survives the selection among hundreds of plans on the
+        # searched ones.
+        both = min((r for r in front + [base] if _no_worse(ev, r["metric"], base["metric"]) and
+                    _no_worse(ev, r["confirm_metric"], base["confirm_metric"])),
+                   key=lambda r: (r[cost], ev.sign * r["metric"]))
         summary["confirm"] = {
             "workload": f"{ev.confirm_wl.describe}, after the "
                         f"{ev.wl.inputs.size + ev.wl.inputs.shape[1]} searched ones",
             "fp32_metric": ev.confirm_fp32, "uniform_metric": base["confirm_metric"],
             "plan_metric": chosen["confirm_metric"],
-            "cheapest_uniform_metric": cheapest["confirm_metric"]}
+            "cheapest_uniform_metric": cheapest["confirm_metric"],
+            "confirmed_plan": {"metric": both["metric"], "confirm_metric": both["confirm_metric"],
+                               "weight_bytes": both["weight_bytes"],
+                               "weight_bytes_saved": 1.0 - both["weight_bytes"] /
+                               base["weight_bytes"],
+                               "planes": dict(zip(ev.gene_names,
+                                                  ev.gene_strs(both["genes"])))}}
     if args.objective == "latency":
         summary.update(uniform_latency_ms=base["latency_ms"], plan_latency_ms=chosen["latency_ms"])
 
@@ -539,6 +593,11 @@ def _write(ev, args, out_dir, started, info, uniform, evaluated, front, base, ch
         print(f"  on the next {args.confirm_tokens} held-out characters (not searched): plan "
               f"{_fmt(ev, c['plan_metric'])}, uniform {args.match_planes} "
               f"{_fmt(ev, c['uniform_metric'])}, fp32 {_fmt(ev, c['fp32_metric'])}")
+        b = c["confirmed_plan"]
+        print(f"  the front's cheapest plan no worse than uniform {args.match_planes} on both: "
+              f"{ev.wl.metric_name} {_fmt(ev, b['metric'])} / {_fmt(ev, b['confirm_metric'])} "
+              f"reading {b['weight_bytes']} weight bytes, "
+              f"{100 * b['weight_bytes_saved']:.1f} % fewer than uniform {args.match_planes}")
     written = [out_dir / "pareto.csv", out_dir / "pareto.json", out_dir / "plan.json"] + (
         [] if args.no_plot else [png])
     print("wrote " + ", ".join(str(p) for p in written))

@@ -345,6 +345,14 @@ def test_char_gru_search_confirms_on_unseen_characters(tmp_path, rng):
     for e in report["front"] + report["uniform"]:
         assert np.isfinite(e["confirm_metric"]) and e["confirm_metric"] > 0
     assert "after the 200 searched ones" in report["summary"]["confirm"]["workload"]
+    # The cheapest plan no worse than uniform 4 on both sets, and no plan on the front
+    # cheaper than it is.
+    c, s = report["summary"]["confirm"], report["summary"]
+    both = c["confirmed_plan"]
+    assert both["metric"] <= s["uniform_metric"] and both["confirm_metric"] <= c["uniform_metric"]
+    assert not any(e["weight_bytes"] < both["weight_bytes"] and
+                   e["metric"] <= s["uniform_metric"] and
+                   e["confirm_metric"] <= c["uniform_metric"] for e in report["front"])
     # The plan reproduces the searched metric, and the confirmation one.
     plan = P.read_plan(out / "plan.json")
     model = P.load_model(plan)
@@ -667,3 +675,39 @@ def test_server_loads_a_gate_plan(tmp_path, rng):
     ref, _ = layer(x[None, 1:])
     np.testing.assert_array_equal(h[0], ref4[0, 0])
     np.testing.assert_array_equal(h[1], ref[0, 0])
+
+
+def test_descent_seeds_lower_the_cheapest_gene_first(tmp_path, rng):
+    from bitplane._search_run import Evaluator, descent
+
+    write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru", n_text=600)
+    args = search.parse_args(["--model", str(tmp_path / "gru.npz"), "--tokens", "200",
+                              "--streams", "4", "--confirm-tokens", "0", "--granularity",
+                              "gate", "--threads", "1", "--quiet"])
+
+    class Quiet:
+        def set_postfix_str(self, s):
+            pass
+
+        def update(self, n):
+            pass
+
+    ev = Evaluator(args, Quiet())
+    path = descent(ev, args)
+    n = len(ev.gene_names)  # 3 input gates, 3 recurrent gates, the read-out
+    assert n == 7 and path[0] == [5] * n
+    floor = ev.score([3] * n)["weight_bytes"]
+    assert ev.score(path[-1])["weight_bytes"] < floor
+    assert all(ev.score(g)["weight_bytes"] >= floor for g in path[:-1])
+    for a, b in zip(path, path[1:]):
+        diff = [x - y for x, y in zip(a, b)]
+        assert sorted(diff) == [0] * (n - 1) + [1]  # one gene, one plane lower
+        ra = ev.score(a)
+        rates = {}
+        for i in range(n):
+            if a[i] > 1:
+                t = list(a)
+                t[i] -= 1
+                r = ev.score(t)
+                rates[i] = (r["metric"] - ra["metric"]) / (ra["weight_bytes"] - r["weight_bytes"])
+        assert rates[diff.index(1)] == min(rates.values())
