@@ -241,7 +241,8 @@ class Evaluator:
 
 def _search(ev: Evaluator, args) -> dict:
     """NSGA-II over integer plane counts; the initial population holds the
-    uniform plans, the rest drawn from the seed."""
+    uniform plans, then the row-class grid's best or the descent's path,
+    the rest drawn from the seed."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.core.problem import Problem
     from pymoo.operators.crossover.sbx import SBX
@@ -269,7 +270,7 @@ def _search(ev: Evaluator, args) -> dict:
         grid = [ev.score(g)["genes"] for g in ev.same_genes()]
         best = pareto_front(ev, [ev.cache[tuple(g)] for g in grid])
         seeds += [list(r["genes"]) for r in best if list(r["genes"]) not in seeds]
-    elif args.objective == "bytes":
+    elif args.objective == "bytes" and len(seeds) < args.pop:
         # Plane-count genes: a greedy descent from uniform n + 1 joins the
         # initial population (without it, 25 generations of 32 with per-gate
         # genes on the char GRU stopped at 1.3 % fewer bytes than uniform 4
