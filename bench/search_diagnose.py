@@ -102,7 +102,8 @@ def main():
             for i, name in enumerate(ev.gene_names)]:
         for tag, base_s, conf in (("searched", s4, False), ("next", c4, True)):
             d = stream_bpc(ev, g, conf) - base_s
-            print(f"{label:24s} {tag:8s} mean {d.mean():+.4f} se {d.std(ddof=1) / np.sqrt(d.size):.4f}"
+            se = d.std(ddof=1) / np.sqrt(d.size)
+            print(f"{label:24s} {tag:8s} mean {d.mean():+.4f} se {se:.4f}"
                   f"  streams worse {int((d > 0).sum())}/{d.size}")
 
     print("\n## greedy descent over the per-gate genes from uniform 5")
