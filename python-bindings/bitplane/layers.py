@@ -166,9 +166,17 @@ class _RNNMatrix:
         every row of a matrix quantized without them)."""
         return np.concatenate([self._rnn.row_planes(0, self._op, g) for g in self._gates])
 
-    def bytes_read(self, planes: Optional[int] = None) -> int:
-        """Weight bytes one product reads at `planes` (None = all), as
-        :meth:`Matrix.bytes_read`: per-row counts lower it."""
+    def bytes_read(self, planes=None) -> int:
+        """Weight bytes one product reads at `planes` (None = all, or with
+        split gates one count per gate), as :meth:`Matrix.bytes_read`:
+        per-row counts lower it."""
+        if isinstance(planes, (list, tuple, np.ndarray)):
+            if len(self._gates) != len(planes):
+                raise ValueError(f"one plane count per gate needs a layer made with "
+                                 f"split_gates=True and {self._rnn.gates} counts, got "
+                                 f"{len(planes)}")
+            return sum(self._rnn.bytes_read(0, self._op, int(p), g)
+                       for p, g in zip(planes, self._gates))
         return sum(self._rnn.bytes_read(0, self._op, planes or 0, g) for g in self._gates)
 
 
@@ -214,8 +222,9 @@ class _Recurrent:
         self.planes = planes
         self.act_bits = act_bits
         self.integer = integer
-        # Per-operator ceilings from a precision plan (bitplane.plan): a
-        # call's planes, planes_ih or planes_hh can lower them, never raise.
+        # Per-operator ceilings from a precision plan (bitplane.plan), an
+        # int or (split gates) one per gate: a call's planes, planes_ih or
+        # planes_hh can lower them, never raise.
         self.plan_caps = {"ih": None, "hh": None}
         self.rnn = None
         if _dense:
@@ -241,12 +250,20 @@ class _Recurrent:
 
     @staticmethod
     def _capped(planes, cap):
-        """planes (None/0 = all, an int, or one per gate) limited to cap."""
+        """planes (None/0 = all, an int, or one per gate) limited to cap
+        (None, an int, or one per gate)."""
         if cap is None:
             return planes
         if planes is None:
             return cap
-        if isinstance(planes, (list, tuple, np.ndarray)):
+        per_gate = isinstance(planes, (list, tuple, np.ndarray))
+        if isinstance(cap, (list, tuple)):
+            planes = list(planes) if per_gate else [planes] * len(cap)
+            if len(planes) != len(cap):
+                raise ValueError(f"planes per gate: {len(cap)} counts expected, got "
+                                 f"{len(planes)}")
+            return [c if int(p) == 0 else min(int(p), c) for p, c in zip(planes, cap)]
+        if per_gate:
             return [cap if int(p) == 0 else min(int(p), cap) for p in planes]
         return cap if int(planes) == 0 else min(int(planes), cap)
 

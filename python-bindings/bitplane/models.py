@@ -305,11 +305,13 @@ class CharRNN:
 
     def __init__(self, data: ModelData, *, bits: int = 8, method: str = "uniform",
                  clip: float = 0.0, context: Optional[Context] = None, fp32: bool = False,
-                 row_planes: Optional[Sequence] = None):
+                 row_planes: Optional[Sequence] = None, split_gates: bool = False):
         """row_planes: per-row plane counts (docs/row-planes.md), one entry
         per layer: for each recurrent layer None or a pair (ih, hh) of
         counts (each None or gates*hidden ints), then the read-out's (None
-        or out_features ints)."""
+        or out_features ints). split_gates: one matrix per gate in the
+        recurrent layers, so each gate can run at its own plane count
+        (same planes and results at equal counts; bitplane_rnn.h)."""
         a = data.arrays
         cell = LSTM if data.arch == "char_lstm" else GRU
         n_rnn = int(a["rnn_layers"])
@@ -323,7 +325,7 @@ class CharRNN:
             p = [a[f"rnn{l}.{k}"] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             self.rnn.append(cell.fp32(*p) if fp32 else
                             cell(*p, bits=bits, method=method, clip=clip, context=context,
-                                 row_planes=counts[l]))
+                                 row_planes=counts[l], split_gates=split_gates))
         self.fc = (Linear.fp32(a["fc.weight"], a["fc.bias"]) if fp32 else
                    Linear(a["fc.weight"], a["fc.bias"], bits=bits, method=method, clip=clip,
                           context=context, row_planes=counts[-1]))

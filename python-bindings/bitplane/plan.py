@@ -36,10 +36,17 @@ an object ``{"planes": n, "classes": [...]}``; each class is
 ``{"planes": c, "rows": [...]}`` and the classes split the matrix's rows
 (PyTorch row order) between them. The matrix is quantized with those
 per-row counts (docs/row-planes.md) and row r uses min(its class's
-planes, the operator's planes, a call's planes). Plans without classes are
-still written as version 1. Per-gate operators (names such as
-``"input.r"``) stay reserved. Readers refuse any field they cannot apply,
-naming it, rather than run a model at a precision other than the plan's.
+planes, the operator's planes, a call's planes).
+
+Version 3 adds per-gate planes: an LSTM/GRU operator given gate by gate,
+``"operators": {"input": 4, "recurrent.r": 3, "recurrent.z": 4,
+"recurrent.n": 5}`` (PyTorch gate letters: LSTM ``i f g o``, GRU ``r z
+n``; every gate of a split operator listed). Such a layer is built with one
+matrix per gate (``split_gates``, bitplane_rnn.h), so each gate's product
+reads only its own planes. A plan is written in the lowest version that
+holds it: 1 without classes or gates, 2 with classes, 3 with gates. Readers
+refuse any field they cannot apply, naming it, rather than run a model at a
+precision other than the plan's.
 """
 
 from __future__ import annotations
@@ -57,20 +64,21 @@ from ._bitplane import Context, Matrix
 from .layers import GRU, LSTM, Linear
 
 FORMAT = "bitplane-precision-plan"
-VERSION = 2  # the newest this reader takes; plans without classes are written as 1
+VERSION = 3  # the newest this reader takes; plans are written in the lowest that holds them
 CLASSES_VERSION = 2  # the first with per-row plane classes
+GATES_VERSION = 3  # the first with per-gate planes ("input.r", ...)
 ROW_GROUP = 16  # rows per tile in a plane slab (bp_abi.h BP_ROW_GROUP)
 K_ALIGN_BITS = 64  # columns are padded to this many bits (BP_K_ALIGN_BITS)
 ACTIVATIONS = ("relu", "tanh", "none")  # between Linear layers (bitplane.models.MLP)
 RNN_OPERATORS = {"input": "w_ih", "recurrent": "w_hh"}
 RNN_CAP_KEYS = {"input": "ih", "recurrent": "hh"}
-RESERVED_GATES = {"lstm": "ifgo", "gru": "rzn"}
+GATE_LETTERS = {"lstm": "ifgo", "gru": "rzn"}  # PyTorch gate order
 GATES = {"lstm": 4, "gru": 3}
 
 __all__ = ["FORMAT", "VERSION", "PlanError", "PlannedMatrix", "Operator", "Layer",
            "describe", "weight_bytes", "make_plan", "validate", "read_plan", "write_plan",
            "apply_plan", "load_model", "plan_planes", "plan_row_planes", "classes_of",
-           "build_row_planes"]
+           "build_row_planes", "has_gates"]
 
 PlanLike = Union[str, os.PathLike, Dict[str, Any]]
 
@@ -133,10 +141,14 @@ class Operator:
         m = getattr(self.owner, self.attr)
         return m.matrix if isinstance(m, PlannedMatrix) else m
 
-    def bytes(self, planes: int) -> int:
+    def bytes(self, planes) -> int:
+        """Weight bytes one product reads at `planes`: an int, or for an
+        LSTM/GRU operator with split gates one count per gate."""
         # A Matrix counts what a call really reads, which per-row plane
         # counts lower (Matrix.bytes_read); the same figure without them.
         m = self.matrix
+        if isinstance(planes, (list, tuple)):
+            return m.bytes_read([int(p) for p in planes])
         if hasattr(m, "bytes_read") and 1 <= planes <= m.bits:
             return m.bytes_read(planes)
         return weight_bytes(self.rows, self.cols, planes, getattr(m, "group_size", 0))
@@ -183,18 +195,34 @@ def _linear(name: str, lin: Linear) -> Layer:
 
 def _entry_operators(entry: Dict[str, Any]) -> List[Tuple[str, Any]]:
     """(operator name, plan value) of a plan layer entry, in describe() order:
-    the value is an int, an object with planes and classes, or the layer's."""
+    the value is an int, an object with planes and classes, a list of one
+    int per gate (PyTorch gate order), or the layer's planes."""
     if entry["kind"] == "linear":
         if "classes" in entry:
             return [("weight", {"planes": entry["planes"], "classes": entry["classes"]})]
         return [("weight", entry["planes"])]
     ops = entry.get("operators", {})
-    return [(name, ops.get(name, entry["planes"])) for name in RNN_OPERATORS]
+    out = []
+    for name in RNN_OPERATORS:
+        gates = [f"{name}.{g}" for g in GATE_LETTERS[entry["kind"]]]
+        if gates[0] in ops:
+            out.append((name, [ops[g] for g in gates]))
+        else:
+            out.append((name, ops.get(name, entry["planes"])))
+    return out
 
 
-def plan_planes(layers: List[Layer], plan: Dict[str, Any]) -> List[int]:
-    """Planes per operator (describe() order) that a validated plan gives
-    (an operator with classes: its cap, the operator's ``planes``)."""
+def has_gates(plan: Dict[str, Any]) -> bool:
+    """Whether a validated plan gives any operator per-gate planes (its
+    LSTM/GRU layers must then be built with split gates)."""
+    return any(isinstance(v, list) for entry in plan["layers"]
+               for _, v in _entry_operators(entry))
+
+
+def plan_planes(layers: List[Layer], plan: Dict[str, Any]) -> List[Any]:
+    """Planes per operator (describe() order) that a validated plan gives:
+    an int, a list of one int per gate for an operator given per gate, and
+    for an operator with classes its cap, the operator's ``planes``."""
     out = []
     for entry in plan["layers"]:
         out += [v["planes"] if isinstance(v, dict) else v for _, v in _entry_operators(entry)]
@@ -237,36 +265,52 @@ def make_plan(model_name: str, arch: str, layers: List[Layer], planes: List[int]
               bits: int, method: str, clip: float, act_bits: int,
               activation: Optional[str] = None, reported: Optional[dict] = None,
               row_planes: Optional[List[Optional[Any]]] = None) -> Dict[str, Any]:
-    """A plan giving each operator (describe() order) its planes and,
+    """A plan giving each operator (describe() order) its planes (an int,
+    or for an LSTM/GRU operator one int per gate in PyTorch order) and,
     optionally, per-row plane counts (``row_planes``: one entry per
     operator, None or a count per row of its matrix), written as classes.
     Layers whose operators all share one count and no classes get just
-    ``planes``. The version is 1 without classes, 2 with them."""
+    ``planes``; gates that all share one count are the operator's count.
+    The version is 1 without classes or gates, 2 with classes, 3 with
+    gates."""
     n_ops = sum(len(l.operators) for l in layers)
     if len(planes) != n_ops or (row_planes is not None and len(row_planes) != n_ops):
         raise ValueError("one plane count (and one row_planes entry) per operator expected")
     row_planes = list(row_planes) if row_planes is not None else [None] * n_ops
-    entries, i, any_classes = [], 0, False
+    entries, i, any_classes, any_gates = [], 0, False, False
     for layer in layers:
         k = len(layer.operators)
-        mine = [int(p) for p in planes[i:i + k]]
+        mine = [_gate_counts(p, layer, op) for p, op in zip(planes[i:i + k], layer.operators)]
         counts = row_planes[i:i + k]
         i += k
         # Counts that give every row one plane count are no classes.
         counts = [None if c is None or len(set(np.asarray(c).tolist())) == 1 else c
                   for c in counts]
-        entry = {"name": layer.name, "kind": layer.kind, **layer.sizes, "planes": max(mine)}
+        for p, c, op in zip(mine, counts, layer.operators):
+            if isinstance(p, list) and c is not None:
+                raise ValueError(f"{layer.name}.{op.name}: per-gate planes and per-row "
+                                 "classes on one operator (classes can single out a "
+                                 "gate's rows)")
+        top = max(max(p) if isinstance(p, list) else p for p in mine)
+        entry = {"name": layer.name, "kind": layer.kind, **layer.sizes, "planes": top}
         if layer.kind == "linear":
             if counts[0] is not None:
                 entry["classes"] = classes_of(counts[0])
-        elif len(set(mine)) > 1 or any(c is not None for c in counts):
-            entry["operators"] = {
-                op.name: p if c is None else {"planes": p, "classes": classes_of(c)}
-                for op, p, c in zip(layer.operators, mine, counts)}
+        elif len({str(p) for p in mine}) > 1 or any(c is not None for c in counts) or any(
+                isinstance(p, list) for p in mine):
+            ops: Dict[str, Any] = {}
+            for op, p, c in zip(layer.operators, mine, counts):
+                if isinstance(p, list):
+                    ops.update({f"{op.name}.{g}": n
+                                for g, n in zip(GATE_LETTERS[layer.kind], p)})
+                else:
+                    ops[op.name] = p if c is None else {"planes": p, "classes": classes_of(c)}
+            entry["operators"] = ops
         any_classes |= any(c is not None for c in counts)
+        any_gates |= any(isinstance(p, list) for p in mine)
         entries.append(entry)
-    plan = {"format": FORMAT, "version": CLASSES_VERSION if any_classes else 1,
-            "model": model_name, "arch": arch}
+    version = GATES_VERSION if any_gates else CLASSES_VERSION if any_classes else 1
+    plan = {"format": FORMAT, "version": version, "model": model_name, "arch": arch}
     if activation is not None:
         plan["activation"] = activation
     plan.update({"quantizer": {"bits": int(bits), "method": method, "clip": float(clip)},
@@ -274,6 +318,18 @@ def make_plan(model_name: str, arch: str, layers: List[Layer], planes: List[int]
     if reported is not None:
         plan["reported"] = reported
     return plan
+
+
+def _gate_counts(p, layer: Layer, op: Operator):
+    """An operator's planes for make_plan: an int, or a list of one int per
+    gate (an LSTM/GRU operator) when the gates differ."""
+    if not isinstance(p, (list, tuple, np.ndarray)):
+        return int(p)
+    p = [int(v) for v in p]
+    if layer.kind == "linear" or len(p) != GATES[layer.kind]:
+        raise ValueError(f"{layer.name}.{op.name}: per-gate planes need an LSTM/GRU operator "
+                         f"and one count per gate, got {p}")
+    return p[0] if len(set(p)) == 1 else p
 
 
 # ---- reading and checking ---------------------------------------------------------
@@ -398,15 +454,22 @@ def _check_operators(ops, kind: str, bits: int, rows: int, version, where: str):
     if not isinstance(ops, dict) or not ops:
         raise PlanError(f"{where} must be a non-empty object such as "
                         '{"input": 4, "recurrent": 3}')
+    letters = GATE_LETTERS[kind]
     for name, value in ops.items():
         gate = name.split(".", 1)
-        if len(gate) == 2 and gate[0] in RNN_OPERATORS and gate[1] in RESERVED_GATES[kind]:
-            raise PlanError(f"{where}.{name}: per-gate planes are reserved; this version "
-                            "takes 'input' and 'recurrent' (per-row classes can single out "
-                            "a gate's rows)")
+        if len(gate) == 2 and gate[0] in RNN_OPERATORS and len(gate[1]) == 1 and \
+                gate[1] in letters:
+            if version < GATES_VERSION:
+                raise PlanError(f"{where}.{name}: per-gate planes need version "
+                                f"{GATES_VERSION} of the plan format, the plan says version "
+                                f"{version}")
+            _int_in(value, 1, bits, f"{where}.{name}")
+            continue
         if name not in RNN_OPERATORS:
             raise PlanError(f"{where}: unknown operator '{name}' (expected 'input' or "
-                            "'recurrent')")
+                            f"'recurrent', or per gate 'input.{letters[0]}' ... "
+                            f"'recurrent.{letters[-1]}' with the {kind.upper()} gates "
+                            f"{', '.join(letters)})")
         if isinstance(value, dict):
             _only(value, {"planes", "classes"}, f"{where}.{name}")
             cap = _int_in(value.get("planes"), 1, bits, f"{where}.{name}.planes")
@@ -416,6 +479,16 @@ def _check_operators(ops, kind: str, bits: int, rows: int, version, where: str):
             _check_classes(value["classes"], rows, cap, version, f"{where}.{name}.classes")
         else:
             _int_in(value, 1, bits, f"{where}.{name}")
+    for name in RNN_OPERATORS:
+        given = [g for g in letters if f"{name}.{g}" in ops]
+        if given and name in ops:
+            raise PlanError(f"{where}: '{name}' is given whole and per gate "
+                            f"({', '.join(f'{name}.{g}' for g in given)}); give one or the "
+                            "other")
+        if given and len(given) < len(letters):
+            missing = [g for g in letters if g not in given]
+            raise PlanError(f"{where}: '{name}' is given per gate for {', '.join(given)} but "
+                            f"not for {', '.join(missing)}; list every gate")
 
 
 def read_plan(path: Union[str, os.PathLike]) -> Dict[str, Any]:
@@ -482,13 +555,22 @@ def apply_plan(model, plan: PlanLike, *, _source: Optional[str] = None) -> Dict[
                                 f"{q['method']} with {q['bits']}")
     _check_row_planes(layers, plan, source)
     for layer, planes in zip(layers, _per_operator(layers, plan)):
+        rnn = getattr(layer.obj, "rnn", None)
+        for op, n in zip(layer.operators, planes):
+            if isinstance(n, list) and rnn is not None and not rnn.split_gates:
+                raise PlanError(f"{source}: layer '{layer.name}': the plan gives the {op.name} "
+                                "matrix per-gate planes, which need a layer made with "
+                                "split_gates=True; build the model with "
+                                "bitplane.plan.load_model")
+    for layer, planes in zip(layers, _per_operator(layers, plan)):
         layer.obj.planes = None
         layer.obj.act_bits = plan["act_bits"]
         for op, n in zip(layer.operators, planes):
             if layer.kind == "linear":
                 setattr(op.owner, op.attr, PlannedMatrix(op.matrix, n))
             else:  # the C recurrent layer runs its matrices itself: cap its operators
-                op.owner.plan_caps[RNN_CAP_KEYS[op.name]] = n
+                op.owner.plan_caps[RNN_CAP_KEYS[op.name]] = list(n) if isinstance(
+                    n, list) else n
     return plan
 
 
@@ -554,6 +636,8 @@ def load_model(plan: PlanLike, model: Optional[Union[str, os.PathLike]] = None, 
     kw = {} if row_planes is None else {"row_planes": row_planes}
     if row_planes is not None:
         _check_layout(plan, data, source)
+    if has_gates(plan):  # one matrix per gate, so each gate reads only its planes
+        kw["split_gates"] = True
     built = M.build(data, bits=q["bits"], method=q["method"], clip=q["clip"],
                     context=context, activation=plan.get("activation", "relu"), **kw)
     apply_plan(built, plan, _source=source)

@@ -7,6 +7,7 @@ against the weight bytes read (or the measured latency).
     bitplane-search --model char-gru                  # about 2-4 minutes on 2 cores
     bitplane-search --model char-lstm --objective latency --time-budget 300
     bitplane-search --model char-gru --granularity row-class   # per-row plane classes
+    bitplane-search --model char-gru --granularity gate        # per gate of each operator
 
 Writes pareto.csv, pareto.json, pareto.png (the front against uniform planes,
 evaluated in the same run) and plan.json (a precision plan, see
@@ -42,11 +43,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "the matrices' layout) or the measured median latency of the "
                         "evaluation pass")
     p.add_argument("--granularity", default="operator",
-                   choices=["operator", "layer", "row-class"],
+                   choices=["operator", "layer", "gate", "row-class"],
                    help="one gene per matrix (LSTM/GRU: input and recurrent apart), one per "
-                        "layer, or per matrix a budget (mean planes per row, in quarter "
-                        "planes) and a number of row classes split by importance scores "
-                        "(per-row plane counts)")
+                        "layer, one per gate of every LSTM/GRU matrix (their layers split "
+                        "into one matrix per gate), or per matrix a budget (mean planes per "
+                        "row, in quarter planes) and a number of row classes split by "
+                        "importance scores (per-row plane counts)")
     p.add_argument("--scores", default="auto", choices=["auto", "norm", "fisher"],
                    help="row-class: row importance scores; norm = ||w_r||, fisher = squared "
                         "first-order loss change of each row's quantization error over "

@@ -195,7 +195,7 @@ def _set(path, value):
 
 BAD_PLANS = [
     (_set(["format"], "other"), "format must be 'bitplane-precision-plan', got \"other\""),
-    (_set(["version"], 3), "version 3 is not supported (this reader supports versions 1..2)"),
+    (_set(["version"], 4), "version 4 is not supported (this reader supports versions 1..3)"),
     (_set(["version"], True), "version true is not supported"),
     (_set(["layers", 1, "planes"], 9), "layers[1].planes must be an integer 1..8, got 9"),
     (_set(["layers", 1, "planes"], 2.5), "layers[1].planes must be an integer 1..8, got 2.5"),
@@ -254,7 +254,8 @@ def test_bad_plans_against_the_model(tmp_path, rng):
     p = P.make_plan("x", "char_gru", P.describe(gru), [4, 4, 4], bits=8, method="uniform",
                     clip=0.0, act_bits=8)
     p["layers"][0]["operators"] = {"input.r": 3}
-    with pytest.raises(P.PlanError, match=r"operators.input.r: per-gate planes are reserved"):
+    with pytest.raises(P.PlanError, match=r"operators.input.r: per-gate planes need version 3 "
+                                          r"of the plan format, the plan says version 1"):
         P.validate(p)
     p["layers"][0]["operators"] = {"hidden": 3}
     with pytest.raises(P.PlanError, match=r"unknown operator 'hidden'"):
@@ -344,6 +345,14 @@ def test_char_gru_search_confirms_on_unseen_characters(tmp_path, rng):
     for e in report["front"] + report["uniform"]:
         assert np.isfinite(e["confirm_metric"]) and e["confirm_metric"] > 0
     assert "after the 200 searched ones" in report["summary"]["confirm"]["workload"]
+    # The cheapest plan no worse than uniform 4 on both sets, and no plan on the front
+    # cheaper than it is.
+    c, s = report["summary"]["confirm"], report["summary"]
+    both = c["confirmed_plan"]
+    assert both["metric"] <= s["uniform_metric"] and both["confirm_metric"] <= c["uniform_metric"]
+    assert not any(e["weight_bytes"] < both["weight_bytes"] and
+                   e["metric"] <= s["uniform_metric"] and
+                   e["confirm_metric"] <= c["uniform_metric"] for e in report["front"])
     # The plan reproduces the searched metric, and the confirmation one.
     plan = P.read_plan(out / "plan.json")
     model = P.load_model(plan)
@@ -528,3 +537,177 @@ def test_server_loads_a_plan_with_classes(tmp_path, rng):
     served = load(plan=tmp_path / "plan.json")
     assert np.array_equal(served.rnn.rnn[0].w_hh.row_planes, c_hh)
     assert layer_planes(served.plan, 3) == [3, 3]
+
+
+# ---- per-gate planes (plan format version 3) ---------------------------------------
+
+GATE_PLANES = {"char_lstm": [[3, 5, 4, 2], 6, 5], "char_gru": [[3, 5, 4], 6, 5]}
+
+
+@pytest.mark.parametrize("arch", ["char_lstm", "char_gru"])
+def test_gate_plan_round_trip_and_load(tmp_path, rng, arch):
+    write_char_rnn(tmp_path / "rnn.npz", rng, arch=arch)
+    data = M.read(tmp_path / "rnn.npz")
+    fused = M.build(data, bits=8)
+    planes = GATE_PLANES[arch]
+    plan = P.make_plan(str(tmp_path / "rnn.npz"), arch, P.describe(fused), planes, bits=8,
+                       method="uniform", clip=0.0, act_bits=8)
+    letters = P.GATE_LETTERS["lstm" if arch == "char_lstm" else "gru"]
+    assert plan["version"] == 3
+    assert plan["layers"][0]["operators"] == {
+        **{f"input.{g}": n for g, n in zip(letters, planes[0])}, "recurrent": 6}
+    assert plan["layers"][0]["planes"] == 6
+    # A fused-gate layer cannot run gates at different counts.
+    with pytest.raises(P.PlanError, match=r"layer 'rnn0': the plan gives the input matrix "
+                                          r"per-gate planes, which need a layer made with "
+                                          r"split_gates=True; build the model with "
+                                          r"bitplane.plan.load_model"):
+        P.apply_plan(fused, plan)
+    P.write_plan(plan, tmp_path / "plan.json")
+    assert P.read_plan(tmp_path / "plan.json") == plan
+    model = P.load_model(tmp_path / "plan.json")
+    rnn = model.rnn[0]
+    assert rnn.rnn.split_gates and rnn.plan_caps == {"ih": planes[0], "hh": 6}
+    assert P.plan_planes(P.describe(model), plan) == planes
+    # Each gate reaches the C call at its count; a call's planes caps them.
+    log = []
+    forward = rnn.rnn.forward
+
+    def spy_forward(*args, **kwargs):
+        log.append((kwargs["planes_ih"], kwargs["planes_hh"]))
+        return forward(*args, **kwargs)
+
+    rnn.rnn = _Wrap(rnn.rnn, forward=spy_forward)
+    tokens = rng.integers(0, 20, (6, 3))
+    planned = model.logits(tokens)
+    assert log == [(planes[0], 6)]
+    model.logits(tokens, planes=4)
+    assert log[-1] == ([min(n, 4) for n in planes[0]], 4)
+    # The same as the layers run at those counts by hand, bit for bit.
+    manual = M.build(data, bits=8, split_gates=True)
+    x = manual.embed[tokens]
+    h, _ = manual.rnn[0](x, planes_ih=planes[0], planes_hh=6)
+    np.testing.assert_array_equal(manual.fc(h, planes=5), planned)
+    # Bytes: each gate's slabs at its own count.
+    op_ih = P.describe(model)[0].operators[0]
+    per_gate = sum(rnn.rnn.bytes_read(0, "ih", n, g) for g, n in enumerate(planes[0]))
+    assert op_ih.bytes(planes[0]) == per_gate < op_ih.bytes(max(planes[0]))
+
+
+def test_bad_gate_plans_say_what_is_wrong(tmp_path, rng):
+    write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru")
+    gru = M.build(M.read(tmp_path / "gru.npz"), bits=8)
+    plan = P.make_plan("x", "char_gru", P.describe(gru), [[2, 3, 4], 4, 4], bits=8,
+                       method="uniform", clip=0.0, act_bits=8)
+    cases = [
+        ({"input.r": 2, "input.z": 3, "input.n": 4, "input": 4},
+         r"operators: 'input' is given whole and per gate \(input.r, input.z, input.n\)"),
+        ({"input.r": 2, "input.z": 3}, r"operators: 'input' is given per gate for r, z but not "
+                                       r"for n; list every gate"),
+        ({"input.i": 2}, r"unknown operator 'input.i' \(expected 'input' or 'recurrent', or "
+                         r"per gate 'input.r' ... 'recurrent.n' with the GRU gates r, z, n\)"),
+        ({"input.r": 9, "input.z": 3, "input.n": 4},
+         r"operators.input.r must be an integer 1..8, got 9"),
+    ]
+    for ops, message in cases:
+        p = copy.deepcopy(plan)
+        p["layers"][0]["operators"] = ops
+        with pytest.raises(P.PlanError, match=message):
+            P.validate(p)
+    with pytest.raises(ValueError, match=r"per-gate planes and per-row classes on one "
+                                         r"operator"):
+        P.make_plan("x", "char_gru", P.describe(gru), [[2, 3, 4], 4, 4], bits=8,
+                    method="uniform", clip=0.0, act_bits=8,
+                    row_planes=[np.arange(48) % 3 + 1, None, None])
+
+
+def test_gate_search_genes(tmp_path, rng):
+    write_char_rnn(tmp_path / "lstm.npz", rng, arch="char_lstm", n_text=600)
+    out = tmp_path / "out"
+    assert search.main(["--model", str(tmp_path / "lstm.npz"), "--tokens", "200", "--streams",
+                        "4", "--confirm-tokens", "200", "--granularity", "gate", "--pop", "8",
+                        "--generations", "3", "--seed", "2", "--threads", "1", "--quiet",
+                        "--no-plot", "--out", str(out)]) == 0
+    report = _front(out)
+    assert report["genes"] == [f"rnn0.{op}.{g}" for op in ("input", "recurrent")
+                               for g in "ifgo"] + ["fc"]
+    assert any(e["plan"]["version"] == 3 for e in report["front"]) or \
+        report["search"]["distinct_plans"] > 8
+    rows = list(csv.DictReader(open(out / "pareto.csv")))
+    assert "rnn0.recurrent.g" in rows[0]
+    # plan.json rebuilds the model with split gates and reproduces the metric and bytes.
+    plan = P.read_plan(out / "plan.json")
+    model = P.load_model(plan)
+    wl = Workload(M.read(plan["model"]), argparse.Namespace(tokens=200, streams=4, inputs=None,
+                                                            activation="relu"))
+    assert M.bits_per_char(model.logits(wl.inputs), wl.targets) == plan["reported"]["metric"]
+    layers = P.describe(model)
+    ops = [op for l in layers for op in l.operators]
+    assert sum(op.bytes(n) for op, n in zip(ops, P.plan_planes(layers, plan))) == \
+        plan["reported"]["weight_bytes"]
+    # Every front plan's bytes are its gates' bytes.
+    for e in report["front"]:
+        p = e["plan"]
+        m = P.load_model(p)
+        ls = P.describe(m)
+        assert sum(op.bytes(n) for op, n in zip([o for l in ls for o in l.operators],
+                                                P.plan_planes(ls, p))) == e["weight_bytes"]
+
+
+def test_server_loads_a_gate_plan(tmp_path, rng):
+    pytest.importorskip("fastapi", reason="bitplane-serve needs the 'serve' extra")
+    from bitplane.serve.served import layer_planes, load
+
+    write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru")
+    gru = M.build(M.read(tmp_path / "gru.npz"), bits=8)
+    plan = P.make_plan(str(tmp_path / "gru.npz"), "char_gru", P.describe(gru),
+                       [4, [2, 5, 3], 4], bits=8, method="uniform", clip=0.0, act_bits=8)
+    P.write_plan(plan, tmp_path / "plan.json")
+    served = load(plan=tmp_path / "plan.json")
+    layer = served.rnn.rnn[0]
+    assert layer.rnn.split_gates and layer.plan_caps == {"ih": 4, "hh": [2, 5, 3]}
+    assert layer_planes(served.plan, 3) == [3, 3]
+    # A streaming step under the plan equals the sequence call, and per-gate caps hold
+    # per column too.
+    x = rng.standard_normal((2, layer.input_size)).astype(np.float32)
+    h, _ = layer.step(x, None, column_planes=[4, 0])
+    ref4, _ = layer(x[None, :1], planes=4)
+    ref, _ = layer(x[None, 1:])
+    np.testing.assert_array_equal(h[0], ref4[0, 0])
+    np.testing.assert_array_equal(h[1], ref[0, 0])
+
+
+def test_descent_seeds_lower_the_cheapest_gene_first(tmp_path, rng):
+    from bitplane._search_run import Evaluator, descent
+
+    write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru", n_text=600)
+    args = search.parse_args(["--model", str(tmp_path / "gru.npz"), "--tokens", "200",
+                              "--streams", "4", "--confirm-tokens", "0", "--granularity",
+                              "gate", "--threads", "1", "--quiet"])
+
+    class Quiet:
+        def set_postfix_str(self, s):
+            pass
+
+        def update(self, n):
+            pass
+
+    ev = Evaluator(args, Quiet())
+    path = descent(ev, args)
+    n = len(ev.gene_names)  # 3 input gates, 3 recurrent gates, the read-out
+    assert n == 7 and path[0] == [5] * n
+    floor = ev.score([3] * n)["weight_bytes"]
+    assert ev.score(path[-1])["weight_bytes"] < floor
+    assert all(ev.score(g)["weight_bytes"] >= floor for g in path[:-1])
+    for a, b in zip(path, path[1:]):
+        diff = [x - y for x, y in zip(a, b)]
+        assert sorted(diff) == [0] * (n - 1) + [1]  # one gene, one plane lower
+        ra = ev.score(a)
+        rates = {}
+        for i in range(n):
+            if a[i] > 1:
+                t = list(a)
+                t[i] -= 1
+                r = ev.score(t)
+                rates[i] = (r["metric"] - ra["metric"]) / (ra["weight_bytes"] - r["weight_bytes"])
+        assert rates[diff.index(1)] == min(rates.values())
