@@ -105,7 +105,7 @@ def test_plan_on_generation(tmp_path):
 
 @pytest.mark.parametrize("content,message", [
     ("{oops", "not valid JSON"),
-    ('{"format": "bitplane-precision-plan", "version": 3}', "version 3 is not supported"),
+    ('{"format": "bitplane-precision-plan", "version": 4}', "version 4 is not supported"),
     (None, "made for a 'char_gru' model"),
 ])
 def test_cli_bad_plan(tmp_path, capsys, content, message):
