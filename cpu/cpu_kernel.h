@@ -30,9 +30,10 @@ typedef struct bp_kernel_call {
 } bp_kernel_call;
 
 /* A batched microkernel call: D for row groups [g0, g1) and any number of
- * columns, laid out as in bp_kernel_call (uniform matrices may use slot 1 as
- * scratch, so ld_col >= min(bits, 2) * ld_plane for them, bits * ld_plane
- * for residual matrices). */
+ * columns, laid out as in bp_kernel_call. Uniform matrices get slot 1 as
+ * scratch only beyond 8 planes (cpu_gemm.c: ld_col >= ld_plane up to 8
+ * planes, 2 * ld_plane above), so a kernel for codes of at most 8 planes
+ * must finish in slot 0; residual matrices get bits * ld_plane. */
 typedef struct bp_kernel_batch_call {
     const bp_matrix *m;
     size_t g0, g1;
