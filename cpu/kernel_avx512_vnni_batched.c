@@ -182,6 +182,39 @@ typedef struct vb_block {
  * shorter length), or each through its own (several lengths). */
 enum { VB_FULL, VB_MASK_ONE, VB_MASK_EACH };
 
+/* acc[r][c] += the tile's codes of words [w0, w1) of row group r (taken
+ * as `mode` says, through mask[0] or mask[c]) dotted with column c's q'.
+ * `tied`: VPDPBUSD through the in-place asm (the grouped tile, whose
+ * accumulators start at a broadcast that GCC would otherwise copy per
+ * word); else the intrinsic (the per-row tile: the asm makes GCC spill its
+ * 2 x 8 accumulators). */
+BP_INLINE void vb_dots(const vb_block *b, const vb_column *const *cols, const __m512i *mask,
+                       size_t w0, size_t w1, __m512i acc[VB_R][VB_C], const int R, const int C,
+                       const int mode, const bool tied) {
+    for (size_t w = w0; w < w1; w++) {
+#pragma GCC unroll 8
+        for (int t = 0; t < 8; t++) {
+            __m512i code[VB_R];
+            for (int r = 0; r < R; r++) {
+                code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
+                if (mode == VB_MASK_ONE)
+                    code[r] = _mm512_and_si512(code[r], mask[0]);
+            }
+            for (int c = 0; c < C; c++) {
+                const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
+                for (int r = 0; r < R; r++) {
+                    const __m512i u =
+                        mode == VB_MASK_EACH ? _mm512_and_si512(code[r], mask[c]) : code[r];
+                    if (tied)
+                        bp__dpbusd_inplace(&acc[r][c], u, qv);
+                    else
+                        acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], u, qv);
+                }
+            }
+        }
+    }
+}
+
 /*
  * Per-row matrices: R row groups x C columns (code lengths lens[c]) over one
  * K block, one segment: D[r][c] (16 int64 at dout[c] + 16 r) += s_c D,
@@ -200,25 +233,7 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const in
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++)
             acc[r][c] = zero;
-    for (size_t w = b->w0; w < b->w1; w++) {
-#pragma GCC unroll 8
-        for (int t = 0; t < 8; t++) {
-            __m512i code[VB_R];
-            for (int r = 0; r < R; r++) {
-                code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
-                if (mode == VB_MASK_ONE)
-                    code[r] = _mm512_and_si512(code[r], mask[0]);
-            }
-            for (int c = 0; c < C; c++) {
-                const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
-                for (int r = 0; r < R; r++) {
-                    const __m512i u =
-                        mode == VB_MASK_EACH ? _mm512_and_si512(code[r], mask[c]) : code[r];
-                    acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], u, qv);
-                }
-            }
-        }
-    }
+    vb_dots(b, cols, mask, b->w0, b->w1, acc, R, C, mode, false);
     for (int c = 0; c < C; c++) {
         int32_t qs = 0;
         for (size_t w = b->w0; w < b->w1; w++)
@@ -322,31 +337,13 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        __m512i acc[VB_R][VB_CG];
+        __m512i acc[VB_R][VB_C]; /* C <= VB_CG columns used */
         for (int c = 0; c < C; c++) {
             const __m512i init = _mm512_set1_epi32(hq[c][si]);
             for (int r = 0; r < R; r++)
                 acc[r][c] = init;
         }
-        for (size_t w = s0; w < s1; w++) {
-#pragma GCC unroll 8
-            for (int t = 0; t < 8; t++) {
-                __m512i code[VB_R];
-                for (int r = 0; r < R; r++) {
-                    code[r] = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
-                    if (mode == VB_MASK_ONE)
-                        code[r] = _mm512_and_si512(code[r], mask[0]);
-                }
-                for (int c = 0; c < C; c++) {
-                    const __m512i qv = vb_bcast4(cols[c]->q8 + 32 * w + 4 * (size_t)t);
-                    for (int r = 0; r < R; r++) {
-                        const __m512i u =
-                            mode == VB_MASK_EACH ? _mm512_and_si512(code[r], mask[c]) : code[r];
-                        bp__dpbusd_inplace(&acc[r][c], u, qv);
-                    }
-                }
-            }
-        }
+        vb_dots(b, cols, mask, s0, s1, acc, R, C, mode, true);
         for (int r = 0; r < R; r++)
             for (int c = 0; c < C; c++)
                 t32[r][c] =
