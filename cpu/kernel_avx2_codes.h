@@ -62,6 +62,7 @@
 #ifndef BP_KERNEL_AVX2_CODES_H
 #define BP_KERNEL_AVX2_CODES_H
 
+#include "code_column.h"
 #include "cpu_kernel.h"
 
 #include <immintrin.h>
@@ -90,29 +91,13 @@
 /* Whether a tile of that length sums pairs in int16 (see the top). */
 #define AC_I16(len) (AC_SHORT_BITS == 4 && (len) <= 4)
 
-typedef struct ac_column {
-    int off;           /* 0, or 128 for unsigned 8-bit columns */
-    const int8_t *q8;  /* kpad bytes q' = q - off, slot order (see top) */
-    const int32_t *qw; /* kpad / 32 word sums of q' */
-} ac_column;
-
-static bool ac_supports(int act_bits, size_t kpad, unsigned mult_bound) {
-    (void)kpad;       /* int32 segments are bounded by length, not by K */
-    (void)mult_bound; /* any multiplier up to 255 */
-    return act_bits >= 1 && act_bits <= 8;
-}
-
-static size_t ac_column_bytes(int act_bits, size_t kpad) {
-    (void)act_bits;
-    return bp__round_up(sizeof(ac_column), BP_ALIGN) + bp__round_up(kpad, BP_ALIGN) +
-           kpad / 32 * sizeof(int32_t);
-}
+/* q8 in slot order (see the top). */
+typedef bp_code_column ac_column;
 
 static void ac_prepare(bp_act_column *col, size_t kpad, void *scratch) {
-    ac_column *ac = scratch;
-    int8_t *q8 = (int8_t *)((char *)scratch + bp__round_up(sizeof(ac_column), BP_ALIGN));
-    int32_t *qw = (int32_t *)((char *)q8 + bp__round_up(kpad, BP_ALIGN));
-    ac->off = (!col->is_signed && col->act_bits == 8) ? 128 : 0;
+    int8_t *q8;
+    int32_t *qw;
+    const ac_column *ac = bp__code_column_carve(col, kpad, scratch, &q8, &qw);
     for (size_t w = 0; w < kpad / 32; w++) {
         const int32_t *q = col->q + 32 * w;
         int32_t sum = 0;
@@ -125,9 +110,6 @@ static void ac_prepare(bp_act_column *col, size_t kpad, void *scratch) {
             }
         qw[w] = sum;
     }
-    ac->q8 = q8;
-    ac->qw = qw;
-    col->kernel_data = ac;
 }
 
 /* One masked swap of the transpose: bits k of a with k & s set trade places
@@ -639,8 +621,8 @@ static void ac_compute(const bp_kernel_call *call) {
 const bp_cpu_kernel_desc AC_DESC = {
     .name = AC_NAME,
     .runnable = ac_runnable,
-    .supports = ac_supports,
-    .column_bytes = ac_column_bytes,
+    .supports = bp__code_column_supports,
+    .column_bytes = bp__code_column_bytes,
     .prepare = ac_prepare,
     .compute = ac_compute,
     .compute_batch = ac_compute_batch,

@@ -46,6 +46,7 @@
  * (vb_unit). act_bits above 8 are not handled (supports()).
  */
 #include "avx512_vnni_dpbusd.h"
+#include "code_column.h"
 #include "cpu_kernel.h"
 
 #include <immintrin.h>
@@ -61,34 +62,17 @@
 #define VB_C  8
 #define VB_CG 4
 
-typedef struct vb_column {
-    int off;           /* 0, or 128 for unsigned 8-bit columns */
-    const int8_t *q8;  /* kpad bytes q' = q - off */
-    const int32_t *qw; /* kpad / 32 word sums of q' */
-} vb_column;
+typedef bp_code_column vb_column;
 
 static bool vb_runnable(void) {
     const bp_cpu_features *f = bp__cpu_features();
     return f->avx512bw && f->avx512_vnni && f->gfni;
 }
 
-static bool vb_supports(int act_bits, size_t kpad, unsigned mult_bound) {
-    (void)kpad;       /* int32 segments are bounded by length, not by K */
-    (void)mult_bound; /* any multiplier up to 255 */
-    return act_bits >= 1 && act_bits <= 8;
-}
-
-static size_t vb_column_bytes(int act_bits, size_t kpad) {
-    (void)act_bits;
-    return bp__round_up(sizeof(vb_column), BP_ALIGN) + bp__round_up(kpad, BP_ALIGN) +
-           kpad / 32 * sizeof(int32_t);
-}
-
 static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
-    vb_column *vc = scratch;
-    int8_t *q8 = (int8_t *)((char *)scratch + bp__round_up(sizeof(vb_column), BP_ALIGN));
-    int32_t *qw = (int32_t *)((char *)q8 + bp__round_up(kpad, BP_ALIGN));
-    vc->off = (!col->is_signed && col->act_bits == 8) ? 128 : 0;
+    int8_t *q8;
+    int32_t *qw;
+    const vb_column *vc = bp__code_column_carve(col, kpad, scratch, &q8, &qw);
     const __m512i off = _mm512_set1_epi32(vc->off);
     for (size_t w = 0; w < kpad / 32; w++) {
         /* q' = q - off fits int8 (see the top): VPMOVDB keeps it exactly. */
@@ -98,9 +82,6 @@ static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
         _mm_storeu_si128((__m128i *)(q8 + 32 * w + 16), _mm512_cvtepi32_epi8(b));
         qw[w] = _mm512_reduce_add_epi32(_mm512_add_epi32(a, b));
     }
-    vc->q8 = q8;
-    vc->qw = qw;
-    col->kernel_data = vc;
 }
 
 BP_INLINE __m512i vb_transpose(__m512i v) {
@@ -580,8 +561,8 @@ static void vb_compute(const bp_kernel_call *call) {
 const bp_cpu_kernel_desc bp__kernel_avx512_vnni_batched = {
     .name = "avx512-vnni-batched",
     .runnable = vb_runnable,
-    .supports = vb_supports,
-    .column_bytes = vb_column_bytes,
+    .supports = bp__code_column_supports,
+    .column_bytes = bp__code_column_bytes,
     .prepare = vb_prepare,
     .compute = vb_compute,
     .compute_batch = vb_compute_batch,
