@@ -490,6 +490,20 @@ def test_bad_classes_say_what_is_wrong(tmp_path, rng, path, value, message):
         P.read_plan(tmp_path / "bad.json")
 
 
+def check_plan_reproduces(path):
+    """plan.json rebuilds its model, which gives the reported metric and weight bytes."""
+    plan = P.read_plan(path)
+    model = P.load_model(plan)
+    wl = Workload(M.read(plan["model"]), argparse.Namespace(tokens=200, streams=4, inputs=None,
+                                                            activation="relu"))
+    assert M.bits_per_char(model.logits(wl.inputs), wl.targets) == plan["reported"]["metric"]
+    layers = P.describe(model)
+    ops = [op for l in layers for op in l.operators]
+    assert sum(op.bytes(n) for op, n in zip(ops, P.plan_planes(layers, plan))) == \
+        plan["reported"]["weight_bytes"]
+    return plan
+
+
 def test_row_class_search_genes(tmp_path, rng):
     write_char_rnn(tmp_path / "gru.npz", rng, arch="char_gru", n_text=1400)
     argv = ["--model", str(tmp_path / "gru.npz"), "--tokens", "200", "--streams", "4",
@@ -511,15 +525,7 @@ def test_row_class_search_genes(tmp_path, rng):
     assert (tmp_path / "a" / "pareto.csv").read_text() == \
         (tmp_path / "b" / "pareto.csv").read_text()
     # plan.json rebuilds the model with its counts and reproduces the metric.
-    plan = P.read_plan(tmp_path / "a" / "plan.json")
-    model = P.load_model(plan)
-    wl = Workload(M.read(plan["model"]), argparse.Namespace(tokens=200, streams=4, inputs=None,
-                                                            activation="relu"))
-    assert M.bits_per_char(model.logits(wl.inputs), wl.targets) == plan["reported"]["metric"]
-    layers = P.describe(model)
-    ops = [op for l in layers for op in l.operators]
-    assert sum(op.bytes(n) for op, n in zip(ops, P.plan_planes(layers, plan))) == \
-        plan["reported"]["weight_bytes"]
+    plan = check_plan_reproduces(tmp_path / "a" / "plan.json")
     # Norm scores on the digits MLP.
     assert search.main(TINY + ["--granularity", "row-class", "--scores", "norm", "--no-plot",
                                "--out", str(tmp_path / "d")]) == 0
@@ -636,15 +642,7 @@ def test_gate_search_genes(tmp_path, rng):
     rows = list(csv.DictReader(open(out / "pareto.csv")))
     assert "rnn0.recurrent.g" in rows[0]
     # plan.json rebuilds the model with split gates and reproduces the metric and bytes.
-    plan = P.read_plan(out / "plan.json")
-    model = P.load_model(plan)
-    wl = Workload(M.read(plan["model"]), argparse.Namespace(tokens=200, streams=4, inputs=None,
-                                                            activation="relu"))
-    assert M.bits_per_char(model.logits(wl.inputs), wl.targets) == plan["reported"]["metric"]
-    layers = P.describe(model)
-    ops = [op for l in layers for op in l.operators]
-    assert sum(op.bytes(n) for op, n in zip(ops, P.plan_planes(layers, plan))) == \
-        plan["reported"]["weight_bytes"]
+    plan = check_plan_reproduces(out / "plan.json")
     # Every front plan's bytes are its gates' bytes.
     for e in report["front"]:
         p = e["plan"]
