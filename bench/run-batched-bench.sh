@@ -23,7 +23,7 @@ rounds=${BP_ROUNDS:-7}
   echo "($((3 * rounds)) for the model layers);"
   echo "speedup = median over rounds of (sgemm time / method time) in the same round;"
   echo "min = the fastest sample (least preempted)."
-  echo "act_bits 8, quantizer defaults (uniform, groups of 64, rotation), Gaussian inputs."
+  echo "act_bits 8, quantizer defaults (uniform, groups of 32, rotation), Gaussian inputs."
 } > "$out.md"
 : > "$out.jsonl"
 run() {
