@@ -43,6 +43,19 @@ typedef struct bp_kernel_batch_call {
     size_t ld_plane, ld_col;
 } bp_kernel_batch_call;
 
+/* The batched form of a per-call request (its columns, same D layout), for
+ * batched kernels that serve the per-call entry too. */
+static inline bp_kernel_batch_call bp__kernel_batch_call_of(const bp_kernel_call *call) {
+    return (bp_kernel_batch_call){.m = call->m,
+                                  .g0 = call->g0,
+                                  .g1 = call->g1,
+                                  .ncols = call->ncols,
+                                  .cols = call->cols,
+                                  .d = call->d,
+                                  .ld_plane = call->ld_plane,
+                                  .ld_col = call->ld_col};
+}
+
 typedef struct bp_cpu_kernel_desc {
     const char *name;
     /* Whether this CPU and OS can run the kernel's instructions. */

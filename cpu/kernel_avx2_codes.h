@@ -607,14 +607,7 @@ static void ac_compute_batch(const bp_kernel_batch_call *call) {
 
 /* The per-call form (up to BP_KERNEL_MAX_COLS columns) for the plain path. */
 static void ac_compute(const bp_kernel_call *call) {
-    bp_kernel_batch_call b = {.m = call->m,
-                              .g0 = call->g0,
-                              .g1 = call->g1,
-                              .ncols = call->ncols,
-                              .cols = call->cols,
-                              .d = call->d,
-                              .ld_plane = call->ld_plane,
-                              .ld_col = call->ld_col};
+    const bp_kernel_batch_call b = bp__kernel_batch_call_of(call);
     ac_compute_batch(&b);
 }
 
