@@ -10,12 +10,14 @@
  * Each output element depends only on its row and its column, never on the
  * blocking, so results do not change with threads, batch size or position.
  */
+#include "bp_backend.h"
 #include "bp_error.h"
 #include "bp_rotation.h"
 #include "cpu_kernel.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +103,7 @@ typedef struct cpu_call {
     size_t row_tasks;  /* row blocks of GROUPS_PER_TASK groups */
     size_t batch_cols; /* batched kernels: columns per task */
     size_t slots;      /* D slots per column in the worker buffer */
+    bool relu;         /* y = max(W x + bias, 0) (bp_gemm_act) */
     int overflow;      /* set (atomically) when a result is not finite */
     size_t overflow_row, overflow_col;
 } cpu_call;
@@ -135,18 +138,20 @@ static void prepare_task(void *arg, size_t i, int worker) {
 }
 
 /* Records the first y[perm[r]] (perm NULL: y[r]) of stored rows [r0, r1)
- * of chunk column i that is not finite, unless another task did already. */
+ * of chunk column i that is not finite, unless another task did already.
+ * After a ReLU an overflow to -Inf left 0 in y: then no row is found and
+ * the row is recorded as SIZE_MAX (unknown). */
 static void note_overflow(cpu_call *c, const float *y, size_t r0, size_t r1, size_t i,
                           const uint32_t *perm) {
-    for (size_t r = r0; r < r1; r++) {
+    size_t row = SIZE_MAX;
+    for (size_t r = r0; r < r1 && row == SIZE_MAX; r++) {
         const size_t o = perm ? perm[r] : r;
-        if (!isfinite(y[o])) {
-            if (!__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
-                c->overflow_row = o;
-                c->overflow_col = c->c0 + i;
-            }
-            return;
-        }
+        if (!isfinite(y[o]))
+            row = o;
+    }
+    if (!__atomic_exchange_n(&c->overflow, 1, __ATOMIC_RELAXED)) {
+        c->overflow_row = row;
+        c->overflow_col = c->c0 + i;
     }
 }
 
@@ -166,16 +171,17 @@ combine_rows_to(cpu_call *c, const bp_act_column *ac, const int64_t *d, size_t l
          * (bp__alpha), so the row loop strides by n. */
         const float *alpha = bp__coef(m, n, r0) + (n - 1);
         if (!perm) {
-            finite = bp__combine_uniform_rows(alpha, (size_t)n, d, ac->scale,
-                                              a->bias ? a->bias + r0 : NULL, y + r0, r1 - r0);
+            finite =
+                bp__combine_uniform_rows(alpha, (size_t)n, d, ac->scale,
+                                         a->bias ? a->bias + r0 : NULL, c->relu, y + r0, r1 - r0);
         } else {
             /* Per-row plane counts: scattered to the caller's rows. */
             for (size_t r = r0; r < r1; r++) {
                 const size_t o = perm[r];
                 float v = bp__combine_uniform(alpha[(r - r0) * (size_t)n], d[r - r0], ac->scale);
                 v = a->bias ? v + a->bias[o] : v;
-                y[o] = v;
                 finite &= isfinite(v) != 0;
+                y[o] = c->relu ? bp__relu(v) : v;
             }
         }
     } else {
@@ -183,8 +189,8 @@ combine_rows_to(cpu_call *c, const bp_act_column *ac, const int64_t *d, size_t l
             const size_t o = perm ? perm[r] : r;
             float v = bp__combine(bp__coef(m, n, r), d + (r - r0), ld_plane, n, ac->scale);
             v = a->bias ? v + a->bias[o] : v;
-            y[o] = v;
             finite &= isfinite(v) != 0;
+            y[o] = c->relu ? bp__relu(v) : v;
         }
     }
     /* Finite inputs, so only an overflow of the float range; checked once
@@ -204,19 +210,21 @@ static void combine_uniform_to(cpu_call *c, const bp_act_column *ac, const float
                                const int64_t *d, size_t r0, size_t r1, size_t i) {
     const bp_gemm_args *a = c->a;
     float *y = a->y + (c->c0 + i) * a->ldy;
-    if (!bp__combine_uniform_rows(alpha, 1, d, ac->scale, a->bias ? a->bias + r0 : NULL, y + r0,
-                                  r1 - r0))
+    if (!bp__combine_uniform_rows(alpha, 1, d, ac->scale, a->bias ? a->bias + r0 : NULL, c->relu,
+                                  y + r0, r1 - r0))
         note_overflow(c, y, r0, r1, i, NULL);
 }
 
-/* Output of a zero column for stored rows [r0, r1): the bias alone. */
+/* Output of a zero column for stored rows [r0, r1): the bias alone (after
+ * the ReLU, if any). */
 static void zero_rows(const cpu_call *c, size_t r0, size_t r1, size_t i) {
     const bp_gemm_args *a = c->a;
     const uint32_t *perm = a->m->perm;
     float *y = a->y + (c->c0 + i) * a->ldy;
     for (size_t r = r0; r < r1; r++) {
         const size_t o = perm ? perm[r] : r;
-        y[o] = a->bias ? a->bias[o] : 0.0f;
+        const float v = a->bias ? a->bias[o] : 0.0f;
+        y[o] = c->relu ? bp__relu(v) : v;
     }
 }
 
@@ -402,8 +410,12 @@ static void compute_batch_task(void *arg, size_t task, int worker) {
 }
 
 bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
+    return bp__cpu_gemm_act(ctx, a, BP_ACTIVATION_NONE);
+}
+
+bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation activation) {
     const bp_matrix *m = a->m;
-    cpu_call c = {.a = a};
+    cpu_call c = {.a = a, .relu = activation == BP_ACTIVATION_RELU};
     c.kpad = bp__padded_cols(m->cols);
     bp_kernel_shape shape = {.act_bits = a->act_bits,
                              .kpad = c.kpad,
@@ -473,6 +485,12 @@ bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
     }
     if (owned)
         free(mem);
+    if (c.overflow && c.overflow_row == SIZE_MAX)
+        return bp__fail(BP_ERR_NON_FINITE,
+                        "a result of column %zu overflowed the float range to -Inf before the "
+                        "ReLU, which stored 0 for it: the matrix's weights times this input "
+                        "exceed FLT_MAX",
+                        c.overflow_col);
     if (c.overflow)
         return bp__fail(BP_ERR_NON_FINITE,
                         "y[%zu] of column %zu overflowed the float range: the matrix's weights "

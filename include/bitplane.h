@@ -434,6 +434,28 @@ typedef struct bp_run_options {
 BP_API bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch,
                          size_t ldx, float *y, size_t ldy, const bp_run_options *options);
 
+/** Elementwise function bp_gemm_act applies to each output after the bias. */
+typedef enum bp_activation {
+    BP_ACTIVATION_NONE = 0, /* y = W_n x (+ bias), as bp_gemm */
+    BP_ACTIVATION_RELU = 1  /* y = max(W_n x (+ bias), 0): +0 for every v <= 0, -0 included */
+} bp_activation;
+
+/**
+ * bp_gemm followed by `activation` on every output, in one call: the CPU
+ * backend applies it in its combine, as each output is written (a layer
+ * followed by a ReLU then needs no second pass over y); other backends run
+ * the product and then one pass over y. The same bits as bp_gemm and the
+ * activation applied to its y, on every backend, kernel, thread count and
+ * batch position (act_bits >= 2). Errors as bp_gemm, and an activation
+ * outside bp_activation gives BP_ERR_INVALID_ARGUMENT before any work. An
+ * overflow is detected before the activation: BP_ERR_NON_FINITE, with y
+ * holding the activated results on the CPU (an overflow to -Inf is 0
+ * after a ReLU) and what bp_gemm leaves there on other backends.
+ */
+BP_API bp_status bp_gemm_act(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch,
+                             size_t ldx, float *y, size_t ldy, const bp_run_options *options,
+                             bp_activation activation);
+
 /* ---- files -------------------------------------------------------------- */
 
 /*

@@ -97,18 +97,24 @@ float bp__combine(const float *c, const int64_t *d, size_t stride, int n, float 
 static inline float bp__combine_uniform(float alpha, int64_t d_u, float s) {
     return alpha * ((float)d_u * s);
 }
+/* ReLU as every path applies it after the bias: +0 for v <= 0 (-0
+ * included) and for NaN, v otherwise; the same as MAXPS(v, +0). */
+static inline float bp__relu(float v) {
+    return v > 0.0f ? v : 0.0f;
+}
 /* y[r] = bp__combine_uniform(alpha[r * stride], d[r], s) (+ bias[r] when
- * bias is not NULL) for r < rows, the same bits, in a loop that vectorizes
- * (src/combine.c). Returns false when some y[r] is not finite. */
+ * bias is not NULL, then bp__relu when relu) for r < rows, the same bits,
+ * in a loop that vectorizes (src/combine.c). Returns false when some y[r]
+ * before the ReLU is not finite. */
 bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
-                              const float *bias, float *y, size_t rows);
+                              const float *bias, bool relu, float *y, size_t rows);
 #if defined(BP_ARCH_X86_64)
 bool bp__cpu_has_avx512dq(void);
 /* Its AVX-512 form for stride 1 (src/combine_avx512.c, AVX-512F + DQ, the
  * same bits), the same return value; taken where bp__cpu_has_avx512dq()
  * holds. */
 bool bp__combine_uniform_rows_avx512(const float *alpha, const int64_t *d, float s,
-                                     const float *bias, float *y, size_t rows);
+                                     const float *bias, bool relu, float *y, size_t rows);
 #endif
 
 #endif /* BP_ACTIVATIONS_H */

@@ -38,50 +38,55 @@ static inline uint32_t not_finite(float v) {
 
 static inline __attribute__((always_inline)) bool
 combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
-                     const float *bias, float *y, size_t rows) {
+                     const float *bias, bool relu, float *y, size_t rows) {
     /* The fast conversion first, noting whether some |D| >= 2^51 (it does
      * not occur below K * 2^act_bits * 2^planes = 2^51); then, if one did,
-     * the rows again with the plain conversion. */
+     * the rows again with the plain conversion. Always inlined with bias
+     * and relu as constants, so each loop is branch-free. */
     uint64_t big = 0;
     uint32_t bad = 0;
-    if (bias) {
-        for (size_t r = 0; r < rows; r++) {
-            big |= ((uint64_t)d[r] + ((uint64_t)1 << 51)) >> 52;
-            float v = alpha[r * stride] * (small_i64_to_float(d[r]) * s) + bias[r];
-            y[r] = v;
-            bad |= not_finite(v);
-        }
-    } else {
-        for (size_t r = 0; r < rows; r++) {
-            big |= ((uint64_t)d[r] + ((uint64_t)1 << 51)) >> 52;
-            float v = alpha[r * stride] * (small_i64_to_float(d[r]) * s);
-            y[r] = v;
-            bad |= not_finite(v);
-        }
+    for (size_t r = 0; r < rows; r++) {
+        big |= ((uint64_t)d[r] + ((uint64_t)1 << 51)) >> 52;
+        float v = alpha[r * stride] * (small_i64_to_float(d[r]) * s);
+        v = bias ? v + bias[r] : v;
+        bad |= not_finite(v);
+        y[r] = relu ? bp__relu(v) : v;
     }
     if (big) {
         bad = 0;
         for (size_t r = 0; r < rows; r++) {
             float v = bp__combine_uniform(alpha[r * stride], d[r], s);
             v = bias ? v + bias[r] : v;
-            y[r] = v;
             bad |= not_finite(v);
+            y[r] = relu ? bp__relu(v) : v;
         }
     }
     return !bad;
 }
 
+/* One inlined copy per (stride known, bias, relu): the loops above then
+ * carry no branch. */
+static inline __attribute__((always_inline)) bool
+combine_uniform_rows_by(const float *alpha, size_t stride, const int64_t *d, float s,
+                        const float *bias, bool relu, float *y, size_t rows) {
+    if (bias)
+        return relu ? combine_uniform_rows(alpha, stride, d, s, bias, true, y, rows)
+                    : combine_uniform_rows(alpha, stride, d, s, bias, false, y, rows);
+    return relu ? combine_uniform_rows(alpha, stride, d, s, NULL, true, y, rows)
+                : combine_uniform_rows(alpha, stride, d, s, NULL, false, y, rows);
+}
+
 bool bp__combine_uniform_rows(const float *alpha, size_t stride, const int64_t *d, float s,
-                              const float *bias, float *y, size_t rows) {
+                              const float *bias, bool relu, float *y, size_t rows) {
     /* Contiguous alpha (stride 1): in AVX-512 where the CPU has it, else in
      * its own copy of the loops, which GCC vectorizes (not the strided ones);
      * the same operations per row, so the same bits. */
     if (stride == 1) {
 #if defined(BP_ARCH_X86_64)
         if (bp__cpu_has_avx512dq())
-            return bp__combine_uniform_rows_avx512(alpha, d, s, bias, y, rows);
+            return bp__combine_uniform_rows_avx512(alpha, d, s, bias, relu, y, rows);
 #endif
-        return combine_uniform_rows(alpha, 1, d, s, bias, y, rows);
+        return combine_uniform_rows_by(alpha, 1, d, s, bias, relu, y, rows);
     }
-    return combine_uniform_rows(alpha, stride, d, s, bias, y, rows);
+    return combine_uniform_rows_by(alpha, stride, d, s, bias, relu, y, rows);
 }

@@ -1,4 +1,6 @@
-/* bp_gemm: argument validation, then the context's backend. */
+/* bp_gemm and bp_gemm_act: argument validation, then the context's backend. */
+#include "bp_activations.h"
+#include "bp_backend.h"
 #include "bp_error.h"
 #include "bp_finite.h"
 #include "bp_options.h"
@@ -63,10 +65,21 @@ bp_status bp__check_gemm_shape(const bp_matrix *m, size_t batch, size_t ldx, siz
     return BP_OK;
 }
 
-bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, size_t ldx,
-                  float *y, size_t ldy, const bp_run_options *options) {
+/* The activation on a backend without its own: one pass over y. */
+static void apply_activation(float *y, size_t rows, size_t batch, size_t ldy,
+                             bp_activation activation) {
+    if (activation != BP_ACTIVATION_RELU)
+        return;
+    for (size_t i = 0; i < batch; i++)
+        for (size_t r = 0; r < rows; r++)
+            y[i * ldy + r] = bp__relu(y[i * ldy + r]);
+}
+
+static bp_status gemm_act(const char *fn, bp_context *ctx, const bp_matrix *m, const float *x,
+                          size_t batch, size_t ldx, float *y, size_t ldy,
+                          const bp_run_options *options, bp_activation activation) {
     if (!ctx || !m || !x || !y)
-        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bp_gemm: %s must not be NULL",
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s: %s must not be NULL", fn,
                         !ctx ? "ctx"
                         : !m ? "m"
                         : !x ? "x"
@@ -106,5 +119,28 @@ bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t ba
         .column_planes = opt.column_planes,
         .act_scale = opt.act_scale,
     };
-    return ctx->ops->gemm(ctx, &args);
+    if (ctx->ops == &bp__cpu_backend)
+        return bp__cpu_gemm_act(ctx, &args, activation);
+    st = ctx->ops->gemm(ctx, &args);
+    /* Only on success: after an overflow the OpenCL backend leaves y
+     * untouched (bitplane.h). */
+    if (st == BP_OK)
+        apply_activation(y, m->rows, batch, ldy, activation);
+    return st;
+}
+
+bp_status bp_gemm(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, size_t ldx,
+                  float *y, size_t ldy, const bp_run_options *options) {
+    return gemm_act("bp_gemm", ctx, m, x, batch, ldx, y, ldy, options, BP_ACTIVATION_NONE);
+}
+
+bp_status bp_gemm_act(bp_context *ctx, const bp_matrix *m, const float *x, size_t batch, size_t ldx,
+                      float *y, size_t ldy, const bp_run_options *options,
+                      bp_activation activation) {
+    if (activation != BP_ACTIVATION_NONE && activation != BP_ACTIVATION_RELU)
+        return bp__fail(BP_ERR_INVALID_ARGUMENT,
+                        "bp_gemm_act: activation must be BP_ACTIVATION_NONE (0) or "
+                        "BP_ACTIVATION_RELU (1), got %d",
+                        (int)activation);
+    return gemm_act("bp_gemm_act", ctx, m, x, batch, ldx, y, ldy, options, activation);
 }

@@ -418,8 +418,9 @@ Test(activations, quantizer_follows_rule_at_every_position) {
 
 /* The vectorized uniform combine gives bp__combine_uniform's bits for every
  * D (below, at and above the 2^51 bound of its fast conversion, up to 2^62), with
- * and without a bias, and reports non-finite results; alpha contiguous (the
- * AVX-512 form where the CPU has it) and strided. */
+ * and without a bias and a ReLU, and reports non-finite results (before the
+ * ReLU, so an overflow to -Inf still counts); alpha contiguous (the AVX-512
+ * form where the CPU has it) and strided. */
 Test(activations, uniform_combine_rows_matches_scalar) {
     unsigned long long seed = tu_seed();
     tu_rng rng;
@@ -445,13 +446,19 @@ Test(activations, uniform_combine_rows_matches_scalar) {
             alpha[STRIDE * (round % ROWS)] = FLT_MAX; /* overflows unless D is tiny */
         const float s = (float)tu_uniform(&rng) * 1e-2f;
         const float *b = round % 2 ? bias : NULL;
+        const bool relu = round % 3 == 0;
+        if (relu && round % 9 == 0) { /* -0 before the ReLU (without a bias) */
+            d[round % ROWS] = 0;
+            alpha[STRIDE * (round % ROWS)] = -0.5f;
+        }
         bool finite = true;
         for (size_t r = 0; r < ROWS; r++) {
             e[r] = bp__combine_uniform(alpha[r * STRIDE], d[r], s);
             e[r] = b ? e[r] + b[r] : e[r];
             finite &= isfinite(e[r]) != 0;
+            e[r] = relu ? (e[r] > 0.0f ? e[r] : 0.0f) : e[r];
         }
-        bool got = bp__combine_uniform_rows(alpha, STRIDE, d, s, b, y, ROWS);
+        bool got = bp__combine_uniform_rows(alpha, STRIDE, d, s, b, relu, y, ROWS);
         cr_assert(got == finite, "round %d: finite %d, expected %d; seed=%llu", round, got, finite,
                   seed);
         for (size_t r = 0; r < ROWS; r++)
