@@ -61,10 +61,14 @@ class DenseMatmul:
         self.rows, self.cols = self.w.shape
         self.bits = 32
 
-    def gemm(self, x, planes=None, act_bits=None, bias=None, out=None, **_):
+    def gemm(self, x, planes=None, act_bits=None, bias=None, out=None, activation=None, **_):
         y = np.matmul(x, self._wt, out=out)
         if bias is not None:
             y += bias
+        if activation == "relu":
+            np.maximum(y, np.float32(0.0), out=y)
+        elif activation not in (None, "none"):
+            raise ValueError(f"activation must be None, 'none' or 'relu', got {activation!r}")
         return y
 
 
@@ -122,14 +126,17 @@ class Linear:
         return self.matrix.rows
 
     def __call__(self, x, planes: Optional[int] = None, act_bits: Optional[int] = None,
-                 out: Optional[np.ndarray] = None) -> np.ndarray:
-        """x: (..., in_features). Returns (..., out_features) float32."""
+                 out: Optional[np.ndarray] = None,
+                 activation: Optional[str] = None) -> np.ndarray:
+        """x: (..., in_features). Returns (..., out_features) float32.
+        activation: None or 'relu', applied after the bias as y is written
+        (:meth:`Matrix.gemm`)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         y = self.matrix.gemm(x2, planes=self.planes if planes is None else planes,
                              act_bits=self.act_bits if act_bits is None else act_bits,
-                             bias=self.bias, out=out)
+                             bias=self.bias, out=out, activation=activation)
         return y.reshape(*lead, self.out_features) if x.ndim != 2 else y
 
     def __repr__(self) -> str:

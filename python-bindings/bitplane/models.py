@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +268,12 @@ class MLP:
             raise InvalidArgumentError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
                                        f"got '{activation}'")
         self.activation = _ACTIVATIONS[activation]
+        # A ReLU runs inside the product (Matrix.gemm's activation): no
+        # second pass and no second array per layer.
+        self._fused = "relu" if activation == "relu" else None
+        # Per thread, the hidden layers' outputs of the last batch size, so
+        # a forward pass allocates only its result.
+        self._hidden = threading.local()
         opts = dict(bits=bits, method=method, clip=clip, context=context, **(quantize or {}))
         self.layers = []
         params = list(params)
@@ -284,13 +291,27 @@ class MLP:
                 kw["row_planes"] = row_planes[i]
             self.layers.append(Linear.from_matrix(Matrix.quantize(_finite(w, "weight"), **kw), b))
 
+    def _hidden_buffers(self, batch: int) -> List[np.ndarray]:
+        """This thread's arrays for the hidden layers' outputs at `batch`."""
+        bufs = getattr(self._hidden, "bufs", None)
+        if bufs is None or bufs[0].shape[0] != batch:
+            bufs = [np.empty((batch, layer.out_features), np.float32)
+                    for layer in self.layers[:-1]]
+            self._hidden.bufs = bufs
+        return bufs
+
     def __call__(self, x, planes: PerLayer = None, act_bits: PerLayer = None) -> np.ndarray:
         n = len(self.layers)
         planes, act_bits = _per_layer(planes, n, "planes"), _per_layer(act_bits, n, "act_bits")
         h = np.ascontiguousarray(x, np.float32)
+        bufs = self._hidden_buffers(h.shape[0]) if h.ndim == 2 and n > 1 and h.size else None
         for i, layer in enumerate(self.layers):
-            h = layer(h, planes=planes[i], act_bits=act_bits[i])
-            if i + 1 < n:
+            if i + 1 == n:
+                return layer(h, planes=planes[i], act_bits=act_bits[i])
+            out = bufs[i] if bufs is not None else None
+            h = layer(h, planes=planes[i], act_bits=act_bits[i], out=out,
+                      activation=self._fused)
+            if self._fused is None:
                 h = self.activation(h)
         return h
 

@@ -258,15 +258,42 @@ int *pybp_column_planes_get(PyObject *obj, size_t batch) {
     return planes;
 }
 
+/* None, "none" or "relu" as a bp_activation; -1 with an exception set. */
+static int activation_get(PyObject *obj, bp_activation *out) {
+    *out = BP_ACTIVATION_NONE;
+    if (obj == Py_None)
+        return 0;
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "activation must be None, 'none' or 'relu', got %s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    const char *name = PyUnicode_AsUTF8(obj);
+    if (!name)
+        return -1;
+    if (strcmp(name, "relu") == 0)
+        *out = BP_ACTIVATION_RELU;
+    else if (strcmp(name, "none") != 0) {
+        pybp_raise_format(BP_ERR_INVALID_ARGUMENT,
+                          "activation must be None, 'none' or 'relu', got '%s'", name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"x",         "planes", "act_bits", "bias", "column_planes",
-                             "act_scale", "out",    "context",  NULL};
+    static char *kwlist[] = {"x",         "planes", "act_bits", "bias",       "column_planes",
+                             "act_scale", "out",    "context",  "activation", NULL};
     PyObject *x_obj, *planes_obj = Py_None, *act_bits_obj = Py_None, *bias_obj = Py_None,
-                     *cp_obj = Py_None, *out_obj = Py_None, *context_obj = Py_None;
+                     *cp_obj = Py_None, *out_obj = Py_None, *context_obj = Py_None,
+                     *activation_obj = Py_None;
     bp_run_options run = BP_RUN_OPTIONS_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOfOO:gemm", kwlist, &x_obj, &planes_obj,
+    bp_activation activation;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOfOOO:gemm", kwlist, &x_obj, &planes_obj,
                                      &act_bits_obj, &bias_obj, &cp_obj, &run.act_scale, &out_obj,
-                                     &context_obj))
+                                     &context_obj, &activation_obj))
+        return NULL;
+    if (activation_get(activation_obj, &activation) < 0)
         return NULL;
     /* None and 0 both mean what 0 means in C: all planes, 8 activation bits. */
     if (int_or_none(planes_obj, 0, "planes", &run.planes) < 0 ||
@@ -356,7 +383,8 @@ static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     bp_status st;
-    PYBP_NOGIL(st, bp_gemm(context->ctx, self->m, x.data, batch, x.ld, out.data, out.ld, &run));
+    PYBP_NOGIL(st, bp_gemm_act(context->ctx, self->m, x.data, batch, x.ld, out.data, out.ld, &run,
+                               activation));
     if (st != BP_OK)
         pybp_raise(st);
     else {
@@ -602,8 +630,10 @@ static PyMethodDef matrix_methods[] = {
      "matrix has group scales."},
     {"gemm", FN(matrix_gemm), METH_VARARGS | METH_KEYWORDS,
      "gemm(x, planes=None, act_bits=None, bias=None, column_planes=None, act_scale=0.0, "
-     "out=None, context=None) -> numpy.ndarray\n\n"
-     "y = W_n x (+ bias) for every row of x. x: float32, shape (cols,) or (batch, cols), rows "
+     "out=None, context=None, activation=None) -> numpy.ndarray\n\n"
+     "y = W_n x (+ bias) for every row of x, then the activation: None or 'none', or 'relu' "
+     "(max(y, 0), +0 for every y <= 0; applied as y is written, bp_gemm_act). x: float32, shape "
+     "(cols,) or (batch, cols), rows "
      "contiguous (any row stride). Returns shape (rows,) or (batch, rows), written into `out` "
      "when given (float32, that shape, writable, rows contiguous).\n"
      "planes: weight planes n, 1..bits (None or 0 = all). act_bits: 1..16 (None or 0 = 8). "
