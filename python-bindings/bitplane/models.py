@@ -244,6 +244,10 @@ _ACTIVATIONS = {
 }
 
 
+# The most hidden-layer output an MLP keeps per thread between calls.
+_HIDDEN_KEEP_BYTES = 16 << 20
+
+
 class MLP:
     """A stack of Linear layers with an activation after all but the last.
 
@@ -271,8 +275,8 @@ class MLP:
         # A ReLU runs inside the product (Matrix.gemm's activation): no
         # second pass and no second array per layer.
         self._fused = "relu" if activation == "relu" else None
-        # Per thread, the hidden layers' outputs of the last batch size, so
-        # a forward pass allocates only its result.
+        # Per thread, the hidden layers' outputs of the last batch size (up
+        # to _HIDDEN_KEEP_BYTES), so a forward pass allocates only its result.
         self._hidden = threading.local()
         opts = dict(bits=bits, method=method, clip=clip, context=context, **(quantize or {}))
         self.layers = []
@@ -291,10 +295,16 @@ class MLP:
                 kw["row_planes"] = row_planes[i]
             self.layers.append(Linear.from_matrix(Matrix.quantize(_finite(w, "weight"), **kw), b))
 
-    def _hidden_buffers(self, batch: int) -> List[np.ndarray]:
-        """This thread's arrays for the hidden layers' outputs at `batch`."""
+    def _hidden_buffers(self, batch: int) -> Optional[List[np.ndarray]]:
+        """This thread's arrays for the hidden layers' outputs at `batch`;
+        None (allocate per call) when they would hold more than
+        _HIDDEN_KEEP_BYTES, so one huge batch does not stay in memory."""
         bufs = getattr(self._hidden, "bufs", None)
         if bufs is None or bufs[0].shape[0] != batch:
+            self._hidden.bufs = None
+            width = sum(layer.out_features for layer in self.layers[:-1])
+            if batch * width * 4 > _HIDDEN_KEEP_BYTES:
+                return None
             bufs = [np.empty((batch, layer.out_features), np.float32)
                     for layer in self.layers[:-1]]
             self._hidden.bufs = bufs

@@ -97,6 +97,21 @@ def test_mlp_forward_matches_layerwise(rng, activation):
     assert mlp(np.zeros((0, 30), np.float32)).shape == (0, 6)
 
 
+def test_mlp_keeps_no_huge_hidden_buffers(rng, monkeypatch):
+    params = [(rng.standard_normal((o, i)).astype(np.float32) * 0.2, None)
+              for i, o in ((8, 16), (16, 4))]
+    mlp = models.MLP(params)
+    monkeypatch.setattr(models, "_HIDDEN_KEEP_BYTES", 16 * 4 * 10)
+    small = rng.standard_normal((10, 8)).astype(np.float32)
+    mlp(small)
+    assert mlp._hidden.bufs[0].shape == (10, 16)
+    big = rng.standard_normal((11, 8)).astype(np.float32)
+    relu = lambda h: np.maximum(h, np.float32(0.0))  # noqa: E731
+    np.testing.assert_array_equal(mlp(big), _layerwise(mlp, big, None, relu))
+    assert mlp._hidden.bufs is None  # dropped, and none kept for the big batch
+    np.testing.assert_array_equal(mlp(small), _layerwise(mlp, small, None, relu))
+
+
 def test_mlp_forward_threads_share_no_buffers(rng):
     params = [(rng.standard_normal((o, i)).astype(np.float32) * 0.2, None)
               for i, o in ((24, 64), (64, 32), (32, 5))]
