@@ -208,8 +208,8 @@ static bool vnni_auto(const bp_kernel_shape *s) {
  * kernel's time follows the units (the sum of the columns' counts), the
  * batched kernel's the columns, so the choice is by the mean count. Measured
  * on the served wide stack's layers at batch 4-12 (docs/kernels.md, "Mixed
- * plane counts"): level at a mean of 2-3.5, the batched kernel 1.2-2x
- * faster from 3.8, the LUT kernel 1.2-2.3x faster at 1.1-1.3. */
+ * plane counts"): the LUT kernel 1.2-2.3x faster at a mean of 1.1-1.3 and
+ * within 12 % at 1.6-2.8, the batched kernel 1.2-2.3x faster from 3.8. */
 #define BATCHED_MIXED_MEAN_PLANES 3
 static bool batched_auto(const bp_kernel_shape *s) {
     if (s->method != BP_QUANT_UNIFORM ||
