@@ -203,12 +203,22 @@ static bool vnni_auto(const bp_kernel_shape *s) {
  * "Batched code kernel"): from batch 4 at 2 or more planes, from batch 16 at
  * 1 plane, where the LUT kernel is as fast below that (its one-plane tables
  * are cheap). Residual matrices stay on the LUT kernel: the batched kernel
- * runs each of their planes as a separate code, 1.7x slower at batch 8-32. */
+ * runs each of their planes as a separate code, 1.7x slower at batch 8-32.
+ * A batch of 4-15 columns at mixed counts with a 1-plane column: the LUT
+ * kernel's time follows the units (the sum of the columns' counts), the
+ * batched kernel's the columns, so the choice is by the mean count. Measured
+ * on the served wide stack's layers at batch 4-12 (docs/kernels.md, "Mixed
+ * plane counts"): the LUT kernel 1.2-2.3x faster at a mean of 1.1-1.3 and
+ * within 12 % at 1.6-2.8, the batched kernel 1.2-2.3x faster from 3.8. */
+#define BATCHED_MIXED_MEAN_PLANES 3
 static bool batched_auto(const bp_kernel_shape *s) {
     if (s->method != BP_QUANT_UNIFORM ||
         !bp__kernel_avx512_vnni_batched.supports(s->act_bits, s->kpad, s->mult_bound))
         return false;
-    return s->batch >= 16 || (s->batch >= 4 && s->min_planes >= 2);
+    if (s->batch >= 16)
+        return true;
+    return s->batch >= 4 &&
+           (s->min_planes >= 2 || s->units >= BATCHED_MIXED_MEAN_PLANES * s->batch);
 }
 
 /* Small products of uniform matrices at batch 1 whose used planes stay in
@@ -431,6 +441,7 @@ const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size
                              .method = BP_QUANT_RESIDUAL,
                              .min_planes = 1,
                              .max_planes = 1,
+                             .units = batch,
                              .rows = SIZE_MAX};
     return bp__select_kernel(ctx, &shape)->name;
 }
@@ -459,6 +470,7 @@ const char *bp_matrix_cpu_kernel_name(const bp_context *ctx, const bp_matrix *m,
                              .method = m->method,
                              .min_planes = planes,
                              .max_planes = planes,
+                             .units = (size_t)planes * batch,
                              .rows = m->rows};
     return bp__select_kernel(ctx, &shape)->name;
 }

@@ -424,11 +424,20 @@ bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation
                              .method = m->method,
                              .min_planes = a->planes,
                              .max_planes = a->planes,
+                             .units = (size_t)a->planes * a->batch,
                              .rows = m->rows};
+    if (a->column_planes) {
+        /* The range over the columns: a->planes counts only where a column
+         * says 0, which the loop sees. */
+        shape.min_planes = m->bits;
+        shape.max_planes = 1;
+        shape.units = 0;
+    }
     for (size_t i = 0; a->column_planes && i < a->batch; i++) {
         int n = column_planes(a, i);
         shape.min_planes = n < shape.min_planes ? n : shape.min_planes;
         shape.max_planes = n > shape.max_planes ? n : shape.max_planes;
+        shape.units += (size_t)n;
     }
     if (m->nruns) {
         /* Rows use min(count, column planes): the range the kernels see. */

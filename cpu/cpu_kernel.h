@@ -131,6 +131,7 @@ typedef struct bp_kernel_shape {
     unsigned mult_bound;        /* bp__mult_bound(m) */
     bp_quant_method method;     /* uniform matrices may use code kernels */
     int min_planes, max_planes; /* over the call's columns */
+    size_t units;               /* sum over the columns of their plane counts */
     size_t rows;                /* matrix rows; SIZE_MAX when unknown (large) */
 } bp_kernel_shape;
 const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kernel_shape *shape);

@@ -339,6 +339,71 @@ Test(misc, matrix_kernel_names) {
     bp_context_destroy(ctx);
 }
 
+/* AUTO for a mixed batch of 4-15 columns with a 1-plane column: the batched
+ * code kernel once the mean plane count reaches 3 (the LUT kernel's time
+ * follows the plane sum, the batched kernel's the columns), else the LUT
+ * kernel; and the batch planes 1..8 equals single calls bit for bit. */
+Test(misc, auto_mixed_batch) {
+    const bp_cpu_features *f = bp__cpu_features();
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    if (f->avx512_vnni && f->gfni && f->avx512_vbmi) {
+        bp_kernel_shape s = {.act_bits = 8,
+                             .kpad = 1024,
+                             .mult_bound = 1,
+                             .method = BP_QUANT_UNIFORM,
+                             .min_planes = 1,
+                             .max_planes = 8,
+                             .rows = 4096};
+        static const struct {
+            size_t batch, units;
+            bool batched;
+        } cases[] = {{8, 36, true},  {12, 36, true}, {12, 35, false}, {4, 12, true}, {4, 11, false},
+                     {8, 15, false}, {8, 9, false},  {3, 24, false},  {16, 16, true}};
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            s.batch = cases[i].batch;
+            s.units = cases[i].units;
+            const char *name = bp__select_kernel(ctx, &s)->name;
+            if (cases[i].batched)
+                cr_expect_str_eq(name, "avx512-vnni-batched", "batch %zu, %zu units", s.batch,
+                                 s.units);
+            else
+                cr_expect_str_neq(name, "avx512-vnni-batched", "batch %zu, %zu units", s.batch,
+                                  s.units);
+        }
+    }
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { M = 300, K = 700, B = 8 };
+    float *w = tu_xmalloc((size_t)M * K * sizeof *w);
+    float *x = tu_xmalloc((size_t)B * K * sizeof *x);
+    float *y = tu_xmalloc((size_t)B * M * sizeof *y);
+    float y1[M];
+    tu_fill_gauss(&rng, w, (size_t)M * K, 1.0f);
+    tu_fill_gauss(&rng, x, (size_t)B * K, 1.0f);
+    bp_matrix *m = tu_quantize(ctx, w, M, K, K, 8, BP_QUANT_UNIFORM, 1.0f);
+    int cp[B];
+    for (int b = 0; b < B; b++)
+        cp[b] = 1 + b; /* mean 4.5: the batched kernel where it runs */
+    bp_run_options o = BP_RUN_OPTIONS_INIT;
+    o.column_planes = cp;
+    cr_assert(bp_gemm(ctx, m, x, B, K, y, M, &o) == BP_OK, "%s", bp_last_error());
+    for (int b = 0; b < B; b++) {
+        bp_run_options o1 = BP_RUN_OPTIONS_INIT;
+        o1.planes = cp[b];
+        cr_assert(bp_gemm(ctx, m, x + (size_t)b * K, 1, K, y1, M, &o1) == BP_OK);
+        size_t r = 0;
+        cr_expect(tu_first_mismatch(y1, y + (size_t)b * M, M, 1, M, &r, NULL) < 0,
+                  "column %d at %d planes differs at row %zu: %a vs %a seed=%llu", b, cp[b], r,
+                  (double)y[(size_t)b * M + r], (double)y1[r], seed);
+    }
+    bp_matrix_destroy(m);
+    free(w);
+    free(x);
+    free(y);
+    bp_context_destroy(ctx);
+}
+
 /* bp_cpu_kernel_from_name / _to_name: the one name table (BP_CPU, the tools,
  * the bindings) against the test suite's own list; unknown names refused. */
 Test(misc, cpu_kernel_names_round_trip) {

@@ -299,6 +299,18 @@ def test_forward_batched_mixed_planes_equal_single_calls(digits, rng):
                                                                act_bits)[0])
 
 
+def test_forward_batched_small_mixed_batches_equal_single_calls(digits, rng):
+    """4-15 rows with a 1-plane row: AUTO runs the LUT kernel below a mean
+    of 3 planes and the batched code kernel from it; either way every row
+    equals its single call bit for bit."""
+    for rows in (4, 7, 9, 15):
+        for planes in ([1] * (rows - 1) + [2], [1 + i % 8 for i in range(rows)]):
+            x = gauss(rng, (rows, 64))
+            y = digits.forward_batched(x, planes, 8)
+            for i in range(rows):
+                np.testing.assert_array_equal(y[i], digits.forward(x[i:i + 1], planes[i], 8)[0])
+
+
 def test_forward_batched_is_one_gemm_per_layer(rng):
     calls = []
 
