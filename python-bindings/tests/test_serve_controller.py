@@ -642,3 +642,26 @@ def test_admission_does_not_shed_where_fixed_8_meets_the_slo(rng):
     assert late.headroom == late.min_headroom
     with pytest.raises(ValueError, match="min_headroom"):
         controller(headroom=0.2)
+
+
+def test_admission_over_the_limit_while_the_p99_has_room():
+    """A request predicted over headroom x target but within the target is
+    admitted while the measured p99 of recent requests is within the limit,
+    and refused once it is not; one predicted over the target never is."""
+    c = controller()
+    for _ in range(32):  # half 6 ms over their predictions, half under: 7 ms at most
+        c.observe_latency(0.007, 0.001)
+        c.observe_latency(0.001, 0.007)
+    assert c.correction == pytest.approx(1.0, rel=0.1)  # the sums about agree
+    assert c.headroom == pytest.approx(0.7) and c.recent_p99 == pytest.approx(0.007)
+    limit = c.headroom * TARGET
+    between = next(q for q in range(2000) if c.predict(q, 1, 8) > limit)
+    over = next(q for q in range(2000) if c.predict(q, 1, 8) > TARGET)
+    assert c.predict(between, 1, 8) <= TARGET
+    assert c.admits(between, 1, 8)[0] and not c.admits(over, 1, 8)[0]
+    for _ in range(64):  # now the p99 is over the limit: no more room
+        c.observe_latency(0.019, 0.013)
+        c.observe_latency(0.007, 0.013)
+    assert c.recent_p99 > c.headroom * TARGET
+    between = next(q for q in range(2000) if c.predict(q, 1, 8) > c.headroom * TARGET)
+    assert c.predict(between, 1, 8) <= TARGET and not c.admits(between, 1, 8)[0]

@@ -268,6 +268,7 @@ class SLOController:
         self.min_plane_share = float(min_plane_share)
         self.ceiling = self.max_planes
         self._latencies: Deque[float] = deque(maxlen=window)
+        self.recent_p99 = 0.0  # measured_p99() as of the last feedback update
         self._since_update = 0
         self._feedback_every = int(feedback_every)
         if not rate_tau_s > 0 or not 0 < utilization <= 1:
@@ -364,9 +365,16 @@ class SLOController:
         is always admitted: refusing it shortens nobody's wait, and without
         served batches the cost model could not learn that the machine got
         faster (a server calibrated on a loaded machine would refuse
-        everything for good)."""
+        everything for good). One predicted over the limit is still
+        admitted while the measured p99 of recent requests is within it:
+        the p99 has room for it, and refusing would shed where the server
+        meets its SLO (a Poisson burst at 0.8x the capacity)."""
         t = self.predict(queued_rows, rows, planes, queued_units)
-        return queued_rows == 0 or t <= self.headroom * self.target_s, t
+        limit = self.headroom * self.target_s
+        if queued_rows == 0 or t <= limit:
+            return True, t
+        return (t <= self.target_s and len(self._latencies) >= 16
+                and self.recent_p99 <= limit), t
 
     def predict(self, queued_rows: int, rows: int, planes: int,
                 queued_units: Optional[float] = None) -> float:
@@ -489,10 +497,11 @@ class SLOController:
         if self._since_update < self._feedback_every or len(self._latencies) < 16:
             return
         self._since_update = 0
+        self.recent_p99 = self.measured_p99()
         if len(self._overruns) >= 16:
             margin = max(0.0, _percentile(self._overruns, 0.99))
             self.headroom = min(1.0, max(self.min_headroom, 1.0 - margin / self.target_s))
-        p99 = self.measured_p99()
+        p99 = self.recent_p99
         # Lower the ceiling only where a plane less buys something: on a
         # kernel whose cost hardly depends on the plane count it would give
         # up precision for nothing (and a ceiling lowered while the cost
