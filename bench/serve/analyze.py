@@ -1,8 +1,13 @@
 """Summaries of bench/serve/run-loadtest.sh's records (JSON lines from
 locustfile.py): the capacity probe, then the table, plot and bit-exact check.
 Modes: planes 8 (count-bounded queue), 8-shed (SLO admission), 4, auto;
-whichever have records. "served req/s" is the goodput (200 answers per
-second), "shed" the share of requests refused with 503.
+whichever have records. "sent req/s" is what the generator sent (below the
+offered rate when its users were all waiting or it lacked CPU; "lag p99"
+says how late requests left against their schedule), "served req/s" the
+goodput (200 answers per second), "shed" the share of requests refused with
+503, "served metric" the accuracy of the answers served. The summary line
+names the load at which fixed 8 planes breaks the SLO and how far auto
+holds it.
 
     analyze.py capacity probe.jsonl STEP_S
     analyze.py report OUT_DIR --capacity C --levels 0.5,1,... --step-s S --slo-ms T
@@ -86,6 +91,7 @@ def report(args):
                 continue
             lat = np.array([r["latency_ms"] for r in ok]) if ok else np.array([np.nan])
             span = max(r["t"] for r in step) - min(r["t"] for r in step)
+            lag = [r.get("lag_ms", 0.0) for r in step]
             statuses = {}
             for r in step:
                 if r["status"] != 200:
@@ -93,6 +99,8 @@ def report(args):
             rows_out.append({
                 "planes": mode, "load_x": level,
                 "offered_rps": round(level * args.capacity, 1),
+                "sent_rps": round(len(step) / span, 1) if span > 0 else 0.0,
+                "lag_p99_ms": round(float(np.percentile(lag, 99)), 1),
                 "throughput_rps": round(len(ok) / span, 1) if span > 0 else 0.0,
                 "p50_ms": round(float(np.percentile(lat, 50)), 2),
                 "p99_ms": round(float(np.percentile(lat, 99)), 2),
@@ -104,22 +112,27 @@ def report(args):
                 "locust_cpu_cores": _cores(cpu, mode, level, 0),
                 "server_cpu_cores": _cores(cpu, mode, level, 1),
             })
+    verdict = slo_verdict(rows_out, args.slo_ms)
     summary = {"model": args.model, "capacity_8_planes_rps": round(args.capacity, 1),
+               "slo_verdict": verdict,
                "rows_per_request": args.rows,
                "users": args.users, "step_s": args.step_s, "slo_p99_ms": args.slo_ms,
                "levels": levels, "rows": rows_out,
                "bit_exact_samples": {k: {"checked": c, "wrong": w} for k, (c, w) in checks.items()},
                "load_average": os.getloadavg()}
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
-    lines = ["| planes | load | offered req/s | served req/s | p50 ms | p99 ms | accuracy | "
-             "mean planes | shed | non-200 | locust CPU cores | server CPU cores |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| planes | load | offered req/s | sent req/s | lag p99 ms | served req/s | "
+             "p50 ms | p99 ms | served metric | mean planes | shed | non-200 | "
+             "locust CPU cores | server CPU cores |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows_out:
         err = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
         lines.append(f"| {r['planes']} | {r['load_x']}x | {r['offered_rps']} | "
+                     f"{r['sent_rps']} | {r['lag_p99_ms']} | "
                      f"{r['throughput_rps']} | {r['p50_ms']} | {r['p99_ms']} | "
                      f"{r['accuracy']:.4f} | {r['mean_planes']} | {100 * r['shed']:.1f} % | "
                      f"{err} | {r['locust_cpu_cores']} | {r['server_cpu_cores']} |")
+    lines += ["", verdict["text"]]
     table = "\n".join(lines)
     (out / "table.md").write_text(table + "\n")
     print(table)
@@ -127,6 +140,30 @@ def report(args):
         print(f"planes={mode}: {c} sampled answers checked against direct library calls, "
               f"{w} differ")
     plot(out, rows_out, args)
+
+
+def slo_verdict(rows, slo_ms):
+    """The lowest level at which fixed 8 planes (count bound only) has its
+    client p99 over the SLO, and the highest level up to which auto keeps
+    it within (every level up to it), with their ratio: the issue's target
+    is auto within the SLO to at least 2x the level where fixed 8 breaks."""
+    def levels(mode):
+        return sorted((r["load_x"], r["p99_ms"]) for r in rows if r["planes"] == mode)
+    breaks = next((x for x, p in levels("8") if not p <= slo_ms), None)
+    holds = None
+    for x, p in levels("auto"):
+        if not p <= slo_ms:
+            break
+        holds = x
+    if breaks is None:
+        text = f"fixed 8 planes kept p99 within {slo_ms:g} ms at every level: no breaking load"
+    elif holds is None:
+        text = (f"fixed 8 planes broke the {slo_ms:g} ms SLO at {breaks:g}x; auto was over "
+                "it from the lowest level")
+    else:
+        text = (f"fixed 8 planes broke the {slo_ms:g} ms SLO at {breaks:g}x; auto kept it "
+                f"up to {holds:g}x ({holds / breaks:.2f}x the breaking load)")
+    return {"fixed8_breaks_at_x": breaks, "auto_holds_to_x": holds, "text": text}
 
 
 def plot(out, rows, args):
@@ -146,7 +183,7 @@ def plot(out, rows, args):
     ax[0].set_yscale("log")
     ax[0].set_ylabel("p99 latency, ms (client)")
     ax[1].set_ylabel("served requests/s")
-    ax[2].set_ylabel("accuracy vs labels")
+    ax[2].set_ylabel("served metric (accuracy vs labels)")
     for a in ax:
         a.set_xlabel(f"offered load (x capacity of 8 planes = {args.capacity:.0f} req/s)")
         a.grid(alpha=0.3)

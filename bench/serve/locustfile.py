@@ -5,12 +5,25 @@ test_x/test_y it reads, as make_model.py writes them).
 Every request sends BP_ROWS test images (binary tensor data, as tritonclient
 does) at the precision BP_PLANES (an integer or "auto"), and the response's
 argmax is scored against the labels. The load steps through BP_LEVELS
-(multiples of BP_CAPACITY requests/s), BP_STEP_S seconds each, with BP_USERS
-users that pace themselves to the step's rate (closed loop: a user waits for
-its answer). BP_LEVELS=probe instead runs BP_USERS users without pauses for
-BP_STEP_S seconds (the capacity probe). Each answer is appended to BP_OUT as
-one JSON line; every BP_SAMPLE-th keeps its outputs for the bit-exact check.
-The run stops by itself after the last step or BP_MAX_REQUESTS requests.
+(multiples of BP_CAPACITY requests/s), BP_STEP_S seconds each.
+
+Arrivals are open-loop: the offered rate, not the user count, sets the
+load. Each of BP_USERS users draws its next start time from an exponential
+distribution with mean BP_USERS / rate (so together they approximate a
+Poisson stream at the step's rate), from a random phase, and sends as soon
+as that time comes if it is free. A user waits for its answer, so the
+stream stays open only while fewer than BP_USERS requests are in flight:
+with rate x latency below BP_USERS (run-loadtest.sh sizes BP_USERS from the
+highest level and the SLO) a slow server does not slow the arrivals. Each
+record carries `lag_ms`, how late its request left against its scheduled
+start (a user still waiting for an answer, or the generator short of CPU):
+the analysis reports it, since a late send is load not offered.
+
+BP_LEVELS=probe instead runs BP_USERS users without pauses for BP_STEP_S
+seconds (closed loop: the capacity probe). Each answer is appended to BP_OUT
+as one JSON line; every BP_SAMPLE-th keeps its outputs for the bit-exact
+check. The run stops by itself after the last step or BP_MAX_REQUESTS
+requests.
 """
 
 import json
@@ -82,13 +95,15 @@ class Client(FastHttpUser):
     def wait_time(self):
         if PROBE:
             return 0.0
-        level = current_level()
-        interval = USERS / (level * CAPACITY)
-        last = getattr(self, "_last_start", None)
+        # The next scheduled start: an exponential gap after the previous
+        # scheduled start (not after the answer), so the arrivals do not
+        # follow the latency; the first from a random phase, so that the
+        # users do not start together.
+        mean_gap = USERS / (max(current_level(), 1e-3) * CAPACITY)
         now = time.monotonic()
-        wait = 0.0 if last is None else max(0.0, interval - (now - last))
-        self._last_start = now + wait
-        return wait
+        prev = getattr(self, "_scheduled", None)
+        self._scheduled = (now if prev is None else prev) + random.expovariate(1.0 / mean_gap)
+        return max(0.0, self._scheduled - now)
 
     @task
     def infer(self):
@@ -101,12 +116,14 @@ class Client(FastHttpUser):
         offset = random.randrange(len(TEST_X))
         payload, head_len, idx = BODIES[offset]
         start = time.monotonic()
+        scheduled = getattr(self, "_scheduled", start)
         with self.client.post(f"/v2/models/{NAME}/infer", data=payload,
                               headers={"Inference-Header-Content-Length": head_len,
                                        "Content-Type": "application/octet-stream"},
                               catch_response=True, name=f"infer planes={PLANES}") as r:
             latency = time.monotonic() - start
             rec = {"t": start, "level": level, "latency_ms": latency * 1e3,
+                   "lag_ms": max(0.0, start - scheduled) * 1e3,
                    "status": r.status_code, "rows": ROWS}
             if r.status_code == 200:
                 raw = r.content

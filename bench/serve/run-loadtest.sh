@@ -5,13 +5,19 @@
 # count bound only (--admission queue, the baseline), planes 8 with SLO
 # admission ("8-shed") and auto with SLO admission; analyze.py writes the
 # table (p99, goodput, shed rate, the served metric), the plot and the
-# bit-exact check of sampled answers into the output folder.
+# bit-exact check of sampled answers into the output folder. The steps'
+# arrivals are open-loop (locustfile.py): enough users that the offered
+# rate, not the user count, sets the load, so a server that falls behind
+# sees its queue grow as it would in front of real traffic.
 # Usage: bench/serve/run-loadtest.sh [OUT_DIR]   (needs bitplane[serve-bench])
 # Knobs (env): BP_MODEL (digits; "wide": the compute-bound stack that
 #   make_model.py writes, seeded, into a temporary .npz, widths BP_WIDTHS;
-#   or a Linear stack file), BP_STEP_S (10), BP_ROWS (32), BP_USERS (32),
-#   BP_SLO_MS (100), BP_LEVELS (0.5,1,1.5,2,3), BP_MAX_BATCH (256),
-#   BP_PORT (8471, and the next two), PYTHON (python3).
+#   or a Linear stack file), BP_STEP_S (10), BP_ROWS (32), BP_SLO_MS (100),
+#   BP_LEVELS (0.5,1,1.5,2,3), BP_MAX_BATCH (256), BP_PROBE_USERS (32: the
+#   closed-loop capacity probe), BP_USERS (the steps' users; default the
+#   highest level's rate x 2 SLOs, at least 32, so that arrivals stay open
+#   until the latency is twice the SLO), BP_PORT (8471, and the next two),
+#   PYTHON (python3).
 # Every step records the CPU time locust and the server used (steps.jsonl):
 # on a small machine the load generator competes with the server.
 set -euo pipefail
@@ -19,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../results/serve-loadtest}
 py=${PYTHON:-python3}
 port=${BP_PORT:-8471}
-export BP_STEP_S=${BP_STEP_S:-10} BP_ROWS=${BP_ROWS:-32} BP_USERS=${BP_USERS:-32}
+export BP_STEP_S=${BP_STEP_S:-10} BP_ROWS=${BP_ROWS:-32}
 levels=${BP_LEVELS:-0.5,1,1.5,2,3}
 slo=${BP_SLO_MS:-100}
 max_batch=${BP_MAX_BATCH:-256}
@@ -92,9 +98,14 @@ if os.path.exists(sys.argv[2]):  # locust from its first user on (locustfile.py)
 print(json.dumps(rec))' "$tmp/time" "$tmp/steady" "${6:-$2}" "$3" "$t0" "$t1" "$s0" "$s1" \
     >>"$out/steps.jsonl"
 }
-loc "$port" 8 probe "$out/probe.jsonl" "${pids[0]}"
+BP_USERS=${BP_PROBE_USERS:-32} loc "$port" 8 probe "$out/probe.jsonl" "${pids[0]}"
 capacity=$("$py" "$here/analyze.py" capacity "$out/probe.jsonl" "$BP_STEP_S")
-echo "capacity of fixed 8-plane serving: $capacity requests/s of $BP_ROWS rows" >&2
+top=$(tr , '\n' <<<"$levels" | sort -g | tail -1)
+export BP_USERS=${BP_USERS:-$("$py" -c "import math, sys
+print(max(32, math.ceil(float(sys.argv[1]) * float(sys.argv[2]) * 2 * float(sys.argv[3]) / 1e3)))" \
+  "$top" "$capacity" "$slo")}
+echo "capacity of fixed 8-plane serving: $capacity requests/s of $BP_ROWS rows;" \
+  "$BP_USERS open-loop users" >&2
 for level in ${levels//,/ }; do
   for m in 0 1 2; do
     BP_CAPACITY=$capacity loc $((port + m)) "${modes[$m]%-shed}" "$level" \

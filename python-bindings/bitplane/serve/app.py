@@ -545,6 +545,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             mt.arrival_rate.labels(name).set(state["arrival_rows_per_s"])
             mt.controller_operating.labels(name).set(state["operating_planes"])
             mt.prediction_correction.labels(name).set(state["prediction_correction"])
+            mt.controller_headroom.labels(name).set(state["headroom"])
         return Response(generate_latest(mt.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

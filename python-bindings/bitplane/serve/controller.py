@@ -34,6 +34,11 @@ them in tests:
   the target at the lowest precision it allows, behind the queue as it is;
   the server refuses it at once (503 + Retry-After) when not, so that the
   queue is bounded by predicted wait and accepted requests keep the SLO.
+  The headroom a prediction must leave is measured, not fixed: the 99th
+  percentile of how much recent requests took longer than predicted
+  (:attr:`SLOController.headroom`), so that a server whose predictions hold
+  admits up to the target itself and one whose requests overrun their
+  predictions keeps that overrun free.
 
 Every decision is recorded (last planes chosen, ceiling, operating point,
 arrival rate, predicted latency) so the server can export it as metrics.
@@ -212,8 +217,13 @@ class SLOController:
         target_p99_s: the latency objective, seconds.
         max_batch: rows per batched call (the batcher's limit).
         cost: the cost model (learned from the batcher's measurements).
-        headroom: a prediction must fit ``headroom * target`` (the rest is
-            left for parsing, the network and noise).
+        headroom: the share of the target a prediction may take until the
+            server has measured its own: then ``1 - (p99 of measured minus
+            predicted latency) / target`` over the last `window` requests,
+            within ``min_headroom``..1 (what is left over covers what the
+            predictions miss: parsing, the network, noise).
+        min_headroom: the least share of the target a prediction may take,
+            however badly recent predictions overran.
         window: recent latencies kept for the feedback p99.
         feedback_every: observations between feedback updates.
         futile: when no plane count fits, planes that would cut the
@@ -232,6 +242,7 @@ class SLOController:
 
     def __init__(self, max_planes: int, target_p99_s: float, max_batch: int,
                  cost: Optional[CostModel] = None, *, headroom: float = 0.7,
+                 min_headroom: float = 0.3,
                  window: int = 128, feedback_every: int = 16, futile: float = 0.05,
                  min_plane_share: float = 0.1, metric: Optional[Mapping[int, float]] = None,
                  rate_tau_s: float = 1.0, utilization: float = 0.9):
@@ -245,22 +256,35 @@ class SLOController:
         self.target_s = float(target_p99_s)
         self.max_batch = int(max_batch)
         self.cost = cost or CostModel()
-        self.headroom = float(headroom)
+        if not 0 < min_headroom <= headroom <= 1:
+            raise ValueError("need 0 < min_headroom <= headroom <= 1")
+        self.prior_headroom = float(headroom)
+        self.min_headroom = float(min_headroom)
+        self.headroom = self.prior_headroom
+        # Measured minus predicted latency of recent requests (seconds):
+        # their 99th percentile is the margin a prediction must leave.
+        self._overruns: Deque[float] = deque(maxlen=window)
         self.futile = float(futile)
         self.min_plane_share = float(min_plane_share)
         self.ceiling = self.max_planes
         self._latencies: Deque[float] = deque(maxlen=window)
+        self.recent_p99 = 0.0  # measured_p99() as of the last feedback update
         self._since_update = 0
         self._feedback_every = int(feedback_every)
         if not rate_tau_s > 0 or not 0 < utilization <= 1:
             raise ValueError("rate_tau_s must be > 0 and utilization in (0, 1]")
         self.rate_tau_s = float(rate_tau_s)
         self.utilization = float(utilization)
-        # Measured over predicted latency of recent requests (their mean):
-        # what the cost model does not see (batches smaller than max_batch,
-        # parsing, the event loop, a loaded machine) scales every prediction.
-        self._ratios: Deque[float] = deque(maxlen=window)
-        self._ratio_sum = 0.0
+        # Measured over predicted latency of recent requests (the ratio of
+        # their sums): what the cost model does not see (batches smaller
+        # than max_batch, parsing, the event loop, a loaded machine) scales
+        # every prediction. A ratio of sums, not a mean of ratios, so that
+        # the long waits that admission judges weigh more than short ones,
+        # whose relative error is larger (rows that join a request's batch
+        # after it do not show in its prediction).
+        self._pairs: Deque[Tuple[float, float]] = deque(maxlen=window)
+        self._measured_sum = self._predicted_sum = 0.0
+        self._since_exact = 0
         self.correction = 1.0
         self._rate = 0.0  # rows/s, as of self._rate_t
         self._rate_t: Optional[float] = None
@@ -341,21 +365,41 @@ class SLOController:
         is always admitted: refusing it shortens nobody's wait, and without
         served batches the cost model could not learn that the machine got
         faster (a server calibrated on a loaded machine would refuse
-        everything for good)."""
+        everything for good). One predicted over the limit is still
+        admitted while the measured p99 of recent requests is within it:
+        the p99 has room for it, and refusing would shed where the server
+        meets its SLO (a Poisson burst at 0.8x the capacity)."""
         t = self.predict(queued_rows, rows, planes, queued_units)
-        return queued_rows == 0 or t <= self.headroom * self.target_s, t
+        limit = self.headroom * self.target_s
+        if queued_rows == 0 or t <= limit:
+            return True, t
+        return (t <= self.target_s and len(self._latencies) >= 16
+                and self.recent_p99 <= limit), t
 
     def predict(self, queued_rows: int, rows: int, planes: int,
                 queued_units: Optional[float] = None) -> float:
         """Predicted latency of a request of `rows` rows at `planes` planes
         behind `queued_rows` queued rows (whose plane sum is `queued_units`,
-        assumed at `planes` when unknown)."""
+        assumed at `planes` when unknown).
+
+        The request's own batch also carries the rows that arrive while it
+        waits, up to ``max_batch``: at the measured arrival rate, over the
+        time the batches ahead of it take. Without them a request behind a
+        busy worker is predicted a partly empty batch that in fact fills up
+        (in a closed-loop test that made predictions short by one batch)."""
         total_rows = queued_rows + rows
         batches = max(1, math.ceil(total_rows / self.max_batch))
         ahead_units = queued_rows * planes if queued_units is None else queued_units
         c = self.cost
-        return self.correction * (batches * c.fixed + c.per_row * total_rows
-                                  + c.per_unit * (ahead_units + rows * planes))
+        t = (batches * c.fixed + c.per_row * total_rows
+             + c.per_unit * (ahead_units + rows * planes))
+        if queued_rows > 0 and self._rate > 0:
+            own = total_rows - (batches - 1) * self.max_batch  # rows in its batch now
+            row_s = c.per_row + c.per_unit * planes
+            before = t - (c.fixed + row_s * own)  # until its batch starts
+            joining = min(self.max_batch - own, self._rate * max(before, row_s * queued_rows))
+            t += max(0.0, joining) * row_s
+        return self.correction * t
 
     def decide(self, queued_rows: int, rows: int = 1, min_planes: int = 1,
                budget_s: Optional[float] = None, queued_units: Optional[float] = None,
@@ -428,22 +472,36 @@ class SLOController:
     def observe_latency(self, seconds: float, predicted_s: Optional[float] = None) -> None:
         """Feed one finished request's latency; adjusts the feedback ceiling.
         With the latency predicted for it (``predict``, correction included),
-        also the correction: the mean of measured over uncorrected predicted
-        latency of the recent requests, within 0.5..4."""
+        also the correction (the sum of measured over the sum of uncorrected
+        predicted latencies of the recent requests, within 0.5..4) and the
+        measured headroom (the p99 of measured minus predicted)."""
         if predicted_s is not None and predicted_s > 0 and math.isfinite(seconds):
-            ratio = seconds * self.correction / predicted_s
-            if len(self._ratios) == self._ratios.maxlen:
-                self._ratio_sum -= self._ratios[0]
-            self._ratios.append(ratio)
-            self._ratio_sum += ratio
-            if len(self._ratios) >= 16:
-                self.correction = min(4.0, max(0.5, self._ratio_sum / len(self._ratios)))
+            self._overruns.append(seconds - predicted_s)
+            pair = (float(seconds), predicted_s / self.correction)
+            if len(self._pairs) == self._pairs.maxlen:
+                old = self._pairs[0]
+                self._measured_sum -= old[0]
+                self._predicted_sum -= old[1]
+            self._pairs.append(pair)
+            self._measured_sum += pair[0]
+            self._predicted_sum += pair[1]
+            self._since_exact += 1
+            if self._since_exact >= self._pairs.maxlen:  # no rounding drift
+                self._since_exact = 0
+                self._measured_sum = sum(m for m, _ in self._pairs)
+                self._predicted_sum = sum(q for _, q in self._pairs)
+            if len(self._pairs) >= 16 and self._predicted_sum > 0:
+                self.correction = min(4.0, max(0.5, self._measured_sum / self._predicted_sum))
         self._latencies.append(float(seconds))
         self._since_update += 1
         if self._since_update < self._feedback_every or len(self._latencies) < 16:
             return
         self._since_update = 0
-        p99 = self.measured_p99()
+        self.recent_p99 = self.measured_p99()
+        if len(self._overruns) >= 16:
+            margin = max(0.0, _percentile(self._overruns, 0.99))
+            self.headroom = min(1.0, max(self.min_headroom, 1.0 - margin / self.target_s))
+        p99 = self.recent_p99
         # Lower the ceiling only where a plane less buys something: on a
         # kernel whose cost hardly depends on the plane count it would give
         # up precision for nothing (and a ceiling lowered while the cost
@@ -465,8 +523,14 @@ class SLOController:
         path (it runs every 16 requests)."""
         if not self._latencies:
             return 0.0
-        v = sorted(self._latencies)
-        pos = 0.99 * (len(v) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(v) - 1)
-        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+        return _percentile(self._latencies, 0.99)
+
+
+def _percentile(values, q: float) -> float:
+    """The q-quantile of `values` (not empty) with linear interpolation, as
+    numpy's default percentile."""
+    v = sorted(values)
+    pos = q * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)

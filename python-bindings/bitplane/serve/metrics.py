@@ -53,6 +53,10 @@ class Metrics:
             "bitplane_controller_prediction_correction",
             "Measured over predicted latency of recent requests (scales every prediction)", m,
             registry=r)
+        self.controller_headroom = Gauge(
+            "bitplane_controller_headroom",
+            "Share of the SLO a prediction may take: 1 - p99 of (measured - predicted) / SLO",
+            m, registry=r)
         self.model_metric = Gauge("bitplane_model_metric",
                                   "The served model's metric (top-1 accuracy on held-out data) "
                                   "at each plane count: the controller's price of accuracy",
