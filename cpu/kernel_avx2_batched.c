@@ -45,4 +45,20 @@ static inline __attribute__((always_inline)) __m256i ac_widen(__m256i acc, __m25
     return _mm256_add_epi32(acc, _mm256_madd_epi16(acc16, _mm256_set1_epi16(1)));
 }
 
+/* The grouped tiles' doubled form (see cpu/kernel_avx2_codes.h): VPMADDWD
+ * against 2s instead of 1s doubles the products at no cost, so an
+ * accumulator starting at -s odd Q' ends at sum (2 u' - s odd) q' = s D. */
+#define AC_GROUP_DOUBLED 1
+
+static inline __attribute__((always_inline)) __m256i ac_dot2(__m256i acc, __m256i u, __m256i q) {
+    const __m256i pairs = _mm256_maddubs_epi16(u, q);
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(2)));
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+
+static inline __attribute__((always_inline)) __m256i ac_widen2(__m256i acc, __m256i acc16) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(acc16, _mm256_set1_epi16(2)));
+}
+
 #include "kernel_avx2_codes.h"
