@@ -14,7 +14,8 @@
 #define AC_DESC bp__kernel_avx2_batched
 /* 3 columns: 6 accumulators, the codes, the activations, the ones and the
  * two products fit the 16 YMM registers (4 columns spilled accumulators). */
-#define AC_C 3
+#define AC_C  3
+#define AC_CG 3
 
 static bool ac_runnable(void) {
     return bp__cpu_features()->avx2;

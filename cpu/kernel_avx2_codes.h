@@ -385,43 +385,44 @@ _Static_assert((int64_t)BP_MULT_MAX *AC_KBLOCK_WORDS * 32 * 128 *
  * Q' at the full code length), + sum m E for offset columns; `first` stores
  * instead of adding.
  */
-BP_INLINE void ac_gtile(const ac_block *b, const ac_column *const *cols, const int *lens,
-                        int64_t *const *dout, bool first, const int C, const int mode,
-                        const bool i16) {
+BP_INLINE void ac_gtile_body(const ac_block *b, const ac_column *const *cols, const int *lens,
+                             int64_t *const *dout, bool first, const int C, const int mode,
+                             const bool i16, const bool word_segments) {
     const int wb = AC_WBITS(b->len_max);
     __m256i mask[AC_CMAX];
     int32_t qseg[AC_CMAX][AC_KBLOCK_WORDS];  /* Q'_seg */
     int32_t start[AC_CMAX][AC_KBLOCK_WORDS]; /* -k Q'_seg */
-    size_t nseg = 0;
+    /* segw is a power of two: segment si holds words i with i >> sshift = si. */
+    const size_t nw = b->w1 - b->w0, smask = word_segments ? 0 : b->segw - 1;
+    const int sshift = word_segments ? 0 : __builtin_ctzll(b->segw);
+    const size_t nseg = (nw + smask) >> sshift;
     for (int c = 0; c < C; c++) {
         mask[c] = _mm256_set1_epi32((int32_t)ac_mask_word(lens[c], wb));
+        const int32_t *qw = cols[c]->qw + b->w0;
+        for (size_t i = 0; i < nw; i++) /* |Q'_seg| <= 128 * 512 */
+            qseg[c][i >> sshift] = (i & smask ? qseg[c][i >> sshift] : 0) + qw[i];
         const int32_t k = ac_start_scale(lens[c], wb);
-        size_t si = 0;
-        for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
-            const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-            int32_t qs = 0; /* |Q'_seg| <= 128 * 512 */
-            for (size_t w = s0; w < s1; w++)
-                qs += cols[c]->qw[w];
-            qseg[c][si] = qs;
-            start[c][si] = -k * qs;
-        }
-        nseg = si;
+        for (size_t si = 0; si < nseg; si++)
+            start[c][si] = -k * qseg[c][si];
     }
     __m256i t32[2][AC_CMAX];
     for (int h = 0; h < 2; h++)
         for (int c = 0; c < C; c++)
             t32[h][c] = _mm256_setzero_si256();
-    size_t si = 0;
-    for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
-        const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        __m256i acc[2][AC_CMAX];
-        for (int c = 0; c < C; c++)
-            acc[0][c] = acc[1][c] = _mm256_set1_epi32(start[c][si]);
-        ac_dots(b, cols, mask, s0, s1, acc, C, mode, i16, true);
-        for (int h = 0; h < 2; h++)
+    /* One loop over words, a segment opening and closing inside it (one
+     * segment per word at groups of 32). */
+    __m256i acc[2][AC_CMAX] = {{_mm256_setzero_si256()}}; /* set at each segment's start */
+    for (size_t w = b->w0; w < b->w1; w++) {
+        const size_t i = w - b->w0, si = i >> sshift;
+        if (!(i & smask))
             for (int c = 0; c < C; c++)
-                t32[h][c] =
-                    _mm256_add_epi32(t32[h][c], _mm256_mullo_epi32(acc[h][c], b->mseg[h][si]));
+                acc[0][c] = acc[1][c] = _mm256_set1_epi32(start[c][si]);
+        ac_dots(b, cols, mask, w, w + 1, acc, C, mode, i16, true);
+        if (!((i + 1) & smask) || w + 1 == b->w1)
+            for (int h = 0; h < 2; h++)
+                for (int c = 0; c < C; c++)
+                    t32[h][c] =
+                        _mm256_add_epi32(t32[h][c], _mm256_mullo_epi32(acc[h][c], b->mseg[h][si]));
     }
     for (int c = 0; c < C; c++)
         for (int h = 0; h < 2; h++) {
@@ -448,6 +449,17 @@ BP_INLINE void ac_gtile(const ac_block *b, const ac_column *const *cols, const i
             }
             ac_store_d(dout[c] + 8 * h, lo, hi, first);
         }
+}
+
+/* The grouped tile, with one segment per word (groups of 32) known to the
+ * compiler: each accumulator then lives within one word. */
+BP_INLINE void ac_gtile(const ac_block *b, const ac_column *const *cols, const int *lens,
+                        int64_t *const *dout, bool first, const int C, const int mode,
+                        const bool i16) {
+    if (b->segw == 1)
+        ac_gtile_body(b, cols, lens, dout, first, C, mode, i16, true);
+    else
+        ac_gtile_body(b, cols, lens, dout, first, C, mode, i16, false);
 }
 
 typedef void (*ac_tile_fn)(const ac_block *b, const ac_column *const *cols, const int *lens,
