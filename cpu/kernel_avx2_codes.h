@@ -62,9 +62,9 @@
  *   With u' in [0, s odd], |2 u' - s odd| <= s odd <= 2^W - 1 (127, or 15
  *   for the 4-bit codes, whose word sums stay u' q' in int16).
  * - Centre (AVX-VNNI, VPDPBUSD takes no factor): k = h = s odd / 2 for
- *   len < W and 2^(W-1) = 128 for len = W (s odd = 255 is odd there), so it
- *   ends at A_seg = sum (u' - h) q' with s D_seg = 2 A_seg + [len = W] Q'_seg
- *   + off E_seg, and |u' - h| <= 128.
+ *   len < W and 2^(W-1) (128) for len = W (s odd = 2^W - 1 is odd there), so
+ *   it ends at A_seg = sum (u' - h) q' with s D_seg = 2 A_seg + [len = W]
+ *   Q'_seg + off E_seg, and |u' - h| <= 2^(W-1) = 128.
  * With |q'| <= 128, over a K block |t32| = |sum_seg m (...)| <= 255 * 512 *
  * 128 * 127 (doubled) or * 128 (centre) < 2^31: the wrapping int32
  * arithmetic (VPMADDWD, VPDPBUSD, VPMULLD and VPADDD all work modulo 2^32)
