@@ -14,7 +14,8 @@
 #define AC_DESC bp__kernel_avx2_batched
 /* 3 columns: 6 accumulators, the codes, the activations, the ones and the
  * two products fit the 16 YMM registers (4 columns spilled accumulators). */
-#define AC_C 3
+#define AC_C  3
+#define AC_CG 3
 
 static bool ac_runnable(void) {
     return bp__cpu_features()->avx2;
@@ -43,6 +44,22 @@ static inline __attribute__((always_inline)) __m256i ac_pairs(__m256i acc16, __m
 
 static inline __attribute__((always_inline)) __m256i ac_widen(__m256i acc, __m256i acc16) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(acc16, _mm256_set1_epi16(1)));
+}
+
+/* The grouped tiles' doubled form (see cpu/kernel_avx2_codes.h): VPMADDWD
+ * against 2s instead of 1s doubles the products at no cost, so an
+ * accumulator starting at -s odd Q' ends at sum (2 u' - s odd) q' = s D. */
+#define AC_GROUP_DOUBLED 1
+
+static inline __attribute__((always_inline)) __m256i ac_dot2(__m256i acc, __m256i u, __m256i q) {
+    const __m256i pairs = _mm256_maddubs_epi16(u, q);
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(2)));
+    __asm__("" : "+x"(acc));
+    return acc;
+}
+
+static inline __attribute__((always_inline)) __m256i ac_widen2(__m256i acc, __m256i acc16) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(acc16, _mm256_set1_epi16(2)));
 }
 
 #include "kernel_avx2_codes.h"

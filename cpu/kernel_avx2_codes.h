@@ -20,7 +20,9 @@
  *                of each dword): with u <= 15 a pair is at most 2 * 15 * 128
  *                = 3840, so a word's 8 slots (30720) add up in int16 and
  *                widen once per word;
- * and may define AC_C (below).
+ * and may define AC_C and AC_CG (below), and AC_GROUP_DOUBLED with ac_dot2()
+ * and ac_widen2(), the forms of ac_dot() and ac_widen() that add twice the
+ * products (see "Grouped matrices").
  *
  * The unpack. W is AC_BITS, or AC_SHORT_BITS for codes of at most 4
  * planes. Planes [p0, p0 + len) of a row group (len <= W) go into the
@@ -44,12 +46,34 @@
  * sums. With s = 2^(W - len), odd = 2^len - 1, s odd = 2^W - s and cnt the K
  * positions of a segment (padding included: there u' = 0 and q = 0),
  *   s D_seg = 2 S' + 2 off U' - s odd Q' - s odd off cnt,
- * S' = sum u' q', U' = sum u', Q' = sum q'. Grouped matrices multiply each
- * segment by its row multiplier; a segment is at most AC_SEG_WORDS words
- * (128 columns) inside one group, so |m s D_seg| < 255 * 256 * 255 * 128 <
- * 2^31 and the wrapping int32 arithmetic gives it exactly; per-row matrices
- * flush once per K block (|s D| < 256 * 255 * 512). Segment results widen into
- * int64 D, and s divides out exactly at the end.
+ * S' = sum u' q', U' = sum u', Q' = sum q'. Per-row matrices take one
+ * segment per K block (512 columns, |s D| < 256 * 255 * 512) and widen it
+ * into int64 D; s divides out exactly at the end.
+ *
+ * Grouped matrices (ac_gtile). A segment is the words of one group inside a
+ * K block (every word at groups of 32), and its sum must be weighted by the
+ * row's multiplier m. Nothing but one VPMULLD + VPADDD per accumulator runs
+ * per segment, into an int32 sum t32 that widens into int64 once per K
+ * block: the accumulator starts at -k Q'_seg, so the code-free terms are
+ * already in it, in one of two forms.
+ * - Doubled (AC_GROUP_DOUBLED, plain AVX2): VPMADDWD against 2s instead of
+ *   1s adds twice the pair sums at no cost, and k = s odd, so the
+ *   accumulator ends at sum (2 u' - s odd) q' = s D_seg - off E_seg exactly.
+ *   With u' in [0, s odd], |2 u' - s odd| <= s odd <= 2^W - 1 (127, or 15
+ *   for the 4-bit codes, whose word sums stay u' q' in int16).
+ * - Centre (AVX-VNNI, VPDPBUSD takes no factor): k = h = s odd / 2 for
+ *   len < W and 2^(W-1) (128) for len = W (s odd = 2^W - 1 is odd there), so
+ *   it ends at A_seg = sum (u' - h) q' with s D_seg = 2 A_seg + [len = W]
+ *   Q'_seg + off E_seg, and |u' - h| <= 2^(W-1) = 128.
+ * With |q'| <= 128, over a K block |t32| = |sum_seg m (...)| <= 255 * 512 *
+ * 128 * 127 (doubled) or * 128 (centre) < 2^31: the wrapping int32
+ * arithmetic (VPMADDWD, VPDPBUSD, VPMULLD and VPADDD all work modulo 2^32)
+ * gives it exactly (a _Static_assert checks it). VPMADDUBSW's int16 pairs
+ * are still u' q' alone (bounds below), unchanged by the start value. The
+ * terms that do not depend on the code, sum_seg m Q'_seg (centre, len = W
+ * only: |.| <= 255 * 128 * 512) and sum_seg m E_seg (per tile and code
+ * length, in int64, shared by all columns), are weighted apart at the K
+ * block's end.
  *
  * Uniform matrices take the n planes as codes of at most AC_BITS planes
  * (D = 2^len D_first + D_rest, folded chunk by chunk into slot 0, see
@@ -78,7 +102,20 @@
 #ifndef AC_C
 #define AC_C 4
 #endif
-/* Grouped matrices: at most this many words per int32 segment (see top). */
+/* Columns of the grouped register tile (1..4): each accumulator has its
+ * weighted int32 sum beside it (see the top). */
+#ifndef AC_CG
+#define AC_CG 2
+#endif
+#define AC_CMAX (AC_C > AC_CG ? AC_C : AC_CG)
+/* Whether the including file defines ac_dot2() (acc + twice the products)
+ * and, with 4-bit codes, ac_widen2() (acc32 + twice the int16 pair sums):
+ * the grouped tiles then take the doubled form (see the top). */
+#ifndef AC_GROUP_DOUBLED
+#define AC_GROUP_DOUBLED 0
+#endif
+/* The single column, grouped: at most this many words per int32 segment
+ * (see ac_single). */
 #define AC_SEG_WORDS 4
 /* How far ahead of its line the single-column loop prefetches each plane. */
 #define AC_PREFETCH_BYTES 4096
@@ -195,8 +232,11 @@ typedef struct ac_block {
     /* Per code length n (index n - 1), row half and segment:
      * E = 2 * 128 U'_n - s odd 128 cnt, for lengths with offset columns. */
     const __m256i (*eseg)[2][AC_KBLOCK_WORDS];
-    /* Per row half and segment: the multipliers (grouped matrices). */
+    /* Grouped matrices: per row half and segment the multipliers, and per
+     * code length and row half sum_seg m E_seg over the block (two int64
+     * halves); NULL per row. */
     const __m256i (*mseg)[AC_KBLOCK_WORDS];
+    const __m256i (*ew)[2][2];
 } ac_block;
 
 /* How the columns of a register tile take their codes: as they are (every
@@ -205,120 +245,255 @@ typedef struct ac_block {
 enum { AC_AS_IS, AC_MASK_ONE, AC_MASK_EACH };
 
 /*
- * One row group x C columns (code lengths lens[c]) over one K block:
- * D[c] (16 int64 at dout[c]) += s_c D of each segment; `first` stores
- * instead of adding. i16: the pair sums of each word add up in int16 first
- * (AC_I16, tiles of at most 4 planes).
+ * acc[h][c] += the tile's codes of words [w0, w1) (taken as `mode` says,
+ * through mask[0] or mask[c]) dotted with column c's q'; `dbl` (grouped
+ * tiles with AC_GROUP_DOUBLED) adds twice the products. i16: the pair sums of
+ * each word add up in int16 first (AC_I16, tiles of at most 4 planes).
+ */
+BP_INLINE void ac_dots(const ac_block *b, const ac_column *const *cols, const __m256i *mask,
+                       size_t w0, size_t w1, __m256i acc[2][AC_CMAX], const int C, const int mode,
+                       const bool i16, const bool dbl) {
+    (void)i16; /* only with AC_SHORT_BITS == 4 */
+    (void)dbl; /* only with AC_GROUP_DOUBLED */
+    for (size_t w = w0; w < w1; w++) {
+        const __m256i(*t)[8] = b->tile[w - b->w0];
+#if AC_SHORT_BITS == 4
+        __m256i p16[2][AC_CMAX];
+        for (int h = 0; i16 && h < 2; h++)
+            for (int c = 0; c < C; c++)
+                p16[h][c] = _mm256_setzero_si256();
+#endif
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            __m256i code[2];
+            for (int h = 0; h < 2; h++) {
+                code[h] = _mm256_load_si256(&t[h][j]);
+                if (mode == AC_MASK_ONE)
+                    code[h] = _mm256_and_si256(code[h], mask[0]);
+            }
+            for (int c = 0; c < C; c++) {
+                int32_t q4;
+                memcpy(&q4, cols[c]->q8 + 32 * w + 4 * j, sizeof q4);
+                const __m256i qv = _mm256_set1_epi32(q4);
+                for (int h = 0; h < 2; h++) {
+                    const __m256i u =
+                        mode == AC_MASK_EACH ? _mm256_and_si256(code[h], mask[c]) : code[h];
+#if AC_SHORT_BITS == 4
+                    if (i16) {
+                        p16[h][c] = ac_pairs(p16[h][c], u, qv);
+                        continue;
+                    }
+#endif
+#if AC_GROUP_DOUBLED
+                    if (dbl) {
+                        acc[h][c] = ac_dot2(acc[h][c], u, qv);
+                        continue;
+                    }
+#endif
+                    acc[h][c] = ac_dot(acc[h][c], u, qv);
+                }
+            }
+        }
+#if AC_SHORT_BITS == 4
+        for (int h = 0; i16 && h < 2; h++)
+            for (int c = 0; c < C; c++) {
+#if AC_GROUP_DOUBLED
+                if (dbl) {
+                    acc[h][c] = ac_widen2(acc[h][c], p16[h][c]);
+                    continue;
+                }
+#endif
+                acc[h][c] = ac_widen(acc[h][c], p16[h][c]);
+            }
+#endif
+    }
+}
+
+/* int64 D[0..15] (at d) = lo, hi (`first`) or D + lo, hi. */
+BP_INLINE void ac_store_d(int64_t *d, __m256i lo, __m256i hi, bool first) {
+    if (!first) {
+        lo = _mm256_add_epi64(lo, _mm256_loadu_si256((const __m256i *)d));
+        hi = _mm256_add_epi64(hi, _mm256_loadu_si256((const __m256i *)(d + 4)));
+    }
+    _mm256_storeu_si256((__m256i *)d, lo);
+    _mm256_storeu_si256((__m256i *)(d + 4), hi);
+}
+
+/* The two int64 halves of v's eight int32 lanes. */
+BP_INLINE void ac_widen64(__m256i v, __m256i *lo, __m256i *hi) {
+    *lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
+    *hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1));
+}
+
+/*
+ * Per-row matrices: one row group x C columns (code lengths lens[c]) over one
+ * K block, one segment: D[c] (16 int64 at dout[c]) += s_c D; `first` stores
+ * instead of adding.
  */
 BP_INLINE void ac_tile(const ac_block *b, const ac_column *const *cols, const int *lens,
                        int64_t *const *dout, bool first, const int C, const int mode,
                        const bool i16) {
     const int wb = AC_WBITS(b->len_max);
-    (void)i16; /* only with AC_SHORT_BITS == 4 */
-    __m256i mask[4];
-    int32_t odd_s[4];
+    __m256i mask[AC_CMAX];
+    int32_t odd_s[AC_CMAX];
     for (int c = 0; c < C; c++) {
         mask[c] = _mm256_set1_epi32((int32_t)ac_mask_word(lens[c], wb));
         odd_s[c] = (1 << wb) - (1 << (wb - lens[c]));
     }
-    size_t si = 0;
-    for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
-        const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        __m256i acc[2][4];
-        for (int h = 0; h < 2; h++)
-            for (int c = 0; c < C; c++)
-                acc[h][c] = _mm256_setzero_si256();
-        for (size_t w = s0; w < s1; w++) {
-            const __m256i(*t)[8] = b->tile[w - b->w0];
-#if AC_SHORT_BITS == 4
-            __m256i p16[2][4];
-            for (int h = 0; i16 && h < 2; h++)
-                for (int c = 0; c < C; c++)
-                    p16[h][c] = _mm256_setzero_si256();
-#endif
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                __m256i code[2];
-                for (int h = 0; h < 2; h++) {
-                    code[h] = _mm256_load_si256(&t[h][j]);
-                    if (mode == AC_MASK_ONE)
-                        code[h] = _mm256_and_si256(code[h], mask[0]);
-                }
-                for (int c = 0; c < C; c++) {
-                    int32_t q4;
-                    memcpy(&q4, cols[c]->q8 + 32 * w + 4 * j, sizeof q4);
-                    const __m256i qv = _mm256_set1_epi32(q4);
-                    for (int h = 0; h < 2; h++) {
-                        const __m256i u =
-                            mode == AC_MASK_EACH ? _mm256_and_si256(code[h], mask[c]) : code[h];
-#if AC_SHORT_BITS == 4
-                        if (i16) {
-                            p16[h][c] = ac_pairs(p16[h][c], u, qv);
-                            continue;
-                        }
-#endif
-                        acc[h][c] = ac_dot(acc[h][c], u, qv);
-                    }
-                }
-            }
-#if AC_SHORT_BITS == 4
-            for (int h = 0; i16 && h < 2; h++)
-                for (int c = 0; c < C; c++)
-                    acc[h][c] = ac_widen(acc[h][c], p16[h][c]);
-#endif
-        }
-        for (int c = 0; c < C; c++) {
-            int32_t qs = 0;
-            for (size_t w = s0; w < s1; w++)
-                qs += cols[c]->qw[w];
-            /* Wrapping int32: the true value fits (see the top). */
-            const __m256i bq = _mm256_set1_epi32((int32_t)((uint32_t)odd_s[c] * (uint32_t)qs));
-            for (int h = 0; h < 2; h++) {
-                __m256i v = _mm256_sub_epi32(_mm256_add_epi32(acc[h][c], acc[h][c]), bq);
-                if (cols[c]->off)
-                    v = _mm256_add_epi32(v, b->eseg[lens[c] - 1][h][si]);
-                if (b->mseg)
-                    v = _mm256_mullo_epi32(v, b->mseg[h][si]);
-                int64_t *d = dout[c] + 8 * h;
-                __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
-                __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1));
-                if (!(first && s0 == b->w0)) {
-                    lo = _mm256_add_epi64(lo, _mm256_loadu_si256((const __m256i *)d));
-                    hi = _mm256_add_epi64(hi, _mm256_loadu_si256((const __m256i *)(d + 4)));
-                }
-                _mm256_storeu_si256((__m256i *)d, lo);
-                _mm256_storeu_si256((__m256i *)(d + 4), hi);
-            }
+    __m256i acc[2][AC_CMAX];
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < C; c++)
+            acc[h][c] = _mm256_setzero_si256();
+    ac_dots(b, cols, mask, b->w0, b->w1, acc, C, mode, i16, false);
+    for (int c = 0; c < C; c++) {
+        int32_t qs = 0;
+        for (size_t w = b->w0; w < b->w1; w++)
+            qs += cols[c]->qw[w];
+        /* Wrapping int32: the true value fits (see the top). */
+        const __m256i bq = _mm256_set1_epi32((int32_t)((uint32_t)odd_s[c] * (uint32_t)qs));
+        for (int h = 0; h < 2; h++) {
+            __m256i v = _mm256_sub_epi32(_mm256_add_epi32(acc[h][c], acc[h][c]), bq);
+            if (cols[c]->off)
+                v = _mm256_add_epi32(v, b->eseg[lens[c] - 1][h][0]);
+            __m256i lo, hi;
+            ac_widen64(v, &lo, &hi);
+            ac_store_d(dout[c] + 8 * h, lo, hi, first);
         }
     }
 }
 
+/* The start scale k of a code length's accumulators (see the top): s odd
+ * where the dot doubles its products, else the centre h. */
+static inline int32_t ac_start_scale(int len, int wb) {
+    const int32_t odd_s = (1 << wb) - (1 << (wb - len));
+    return AC_GROUP_DOUBLED ? odd_s : len == wb ? 1 << (wb - 1) : odd_s / 2;
+}
+
+/* Each column's block sum of m (u' - k_u) q', weighted, stays within int32
+ * (see the top): |q'| <= 128, and |u' - k| <= 2^(W-1) (centre) or
+ * |2 u' - s odd| <= 2^W - 1 (doubled) for the longest codes W = AC_BITS. */
+_Static_assert((int64_t)BP_MULT_MAX *AC_KBLOCK_WORDS * 32 * 128 *
+                       (AC_GROUP_DOUBLED ? (1 << AC_BITS) - 1 : 1 << (AC_BITS - 1)) <=
+                   INT32_MAX,
+               "the weighted int32 sum of a K block must be exact");
+
+/*
+ * Grouped matrices: one row group x C columns (code lengths lens[c]) over one
+ * K block, segment by segment (see the top): acc starts at -k Q'_seg, takes
+ * the segment's dot products and is weighted into t32 by one VPMULLD; at the
+ * block's end D[c] (16 int64 at dout[c]) += t32 (centre form: 2 t32, + sum m
+ * Q' at the full code length), + sum m E for offset columns; `first` stores
+ * instead of adding.
+ */
+BP_INLINE void ac_gtile_body(const ac_block *b, const ac_column *const *cols, const int *lens,
+                             int64_t *const *dout, bool first, const int C, const int mode,
+                             const bool i16, const bool word_segments) {
+    const int wb = AC_WBITS(b->len_max);
+    __m256i mask[AC_CMAX];
+    int32_t qseg[AC_CMAX][AC_KBLOCK_WORDS];  /* Q'_seg */
+    int32_t start[AC_CMAX][AC_KBLOCK_WORDS]; /* -k Q'_seg */
+    /* segw is a power of two: segment si holds words i with i >> sshift = si. */
+    const size_t nw = b->w1 - b->w0, smask = word_segments ? 0 : b->segw - 1;
+    const int sshift = word_segments ? 0 : __builtin_ctzll(b->segw);
+    const size_t nseg = (nw + smask) >> sshift;
+    for (int c = 0; c < C; c++) {
+        mask[c] = _mm256_set1_epi32((int32_t)ac_mask_word(lens[c], wb));
+        const int32_t *qw = cols[c]->qw + b->w0;
+        for (size_t i = 0; i < nw; i++) /* |Q'_seg| <= 128 * 512 */
+            qseg[c][i >> sshift] = (i & smask ? qseg[c][i >> sshift] : 0) + qw[i];
+        const int32_t k = ac_start_scale(lens[c], wb);
+        for (size_t si = 0; si < nseg; si++)
+            start[c][si] = -k * qseg[c][si];
+    }
+    __m256i t32[2][AC_CMAX];
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < C; c++)
+            t32[h][c] = _mm256_setzero_si256();
+    /* One loop over words, a segment opening and closing inside it (one
+     * segment per word at groups of 32). */
+    __m256i acc[2][AC_CMAX] = {{_mm256_setzero_si256()}}; /* set at each segment's start */
+    for (size_t w = b->w0; w < b->w1; w++) {
+        const size_t i = w - b->w0, si = i >> sshift;
+        if (!(i & smask))
+            for (int c = 0; c < C; c++)
+                acc[0][c] = acc[1][c] = _mm256_set1_epi32(start[c][si]);
+        ac_dots(b, cols, mask, w, w + 1, acc, C, mode, i16, true);
+        if (!((i + 1) & smask) || w + 1 == b->w1)
+            for (int h = 0; h < 2; h++)
+                for (int c = 0; c < C; c++)
+                    t32[h][c] =
+                        _mm256_add_epi32(t32[h][c], _mm256_mullo_epi32(acc[h][c], b->mseg[h][si]));
+    }
+    for (int c = 0; c < C; c++)
+        for (int h = 0; h < 2; h++) {
+            __m256i lo, hi;
+            ac_widen64(t32[h][c], &lo, &hi);
+            if (!AC_GROUP_DOUBLED) {
+                lo = _mm256_add_epi64(lo, lo);
+                hi = _mm256_add_epi64(hi, hi);
+                if (lens[c] == wb) {
+                    /* sum_seg m Q'_seg: |.| <= 255 * 128 * 512 < 2^31. */
+                    __m256i mq = _mm256_setzero_si256();
+                    for (size_t k = 0; k < nseg; k++)
+                        mq = _mm256_add_epi32(
+                            mq, _mm256_mullo_epi32(b->mseg[h][k], _mm256_set1_epi32(qseg[c][k])));
+                    __m256i mlo, mhi;
+                    ac_widen64(mq, &mlo, &mhi);
+                    lo = _mm256_add_epi64(lo, mlo);
+                    hi = _mm256_add_epi64(hi, mhi);
+                }
+            }
+            if (cols[c]->off) {
+                lo = _mm256_add_epi64(lo, b->ew[lens[c] - 1][h][0]);
+                hi = _mm256_add_epi64(hi, b->ew[lens[c] - 1][h][1]);
+            }
+            ac_store_d(dout[c] + 8 * h, lo, hi, first);
+        }
+}
+
+/* The grouped tile, with one segment per word (groups of 32) known to the
+ * compiler: each accumulator then lives within one word. */
+BP_INLINE void ac_gtile(const ac_block *b, const ac_column *const *cols, const int *lens,
+                        int64_t *const *dout, bool first, const int C, const int mode,
+                        const bool i16) {
+    if (b->segw == 1)
+        ac_gtile_body(b, cols, lens, dout, first, C, mode, i16, true);
+    else
+        ac_gtile_body(b, cols, lens, dout, first, C, mode, i16, false);
+}
+
 typedef void (*ac_tile_fn)(const ac_block *b, const ac_column *const *cols, const int *lens,
                            int64_t *const *dout, bool first);
-#define AC_FN(C, M)                                                                                \
-    static void ac_tile_##C##_##M(const ac_block *b, const ac_column *const *cols,                 \
-                                  const int *lens, int64_t *const *dout, bool first) {             \
+/* One function per tile kind T (ac_tile, ac_gtile), column count and mode,
+ * each with its int16 form and its int32 form. */
+#define AC_FN(T, C, M)                                                                             \
+    static void T##_##C##_##M(const ac_block *b, const ac_column *const *cols, const int *lens,    \
+                              int64_t *const *dout, bool first) {                                  \
         if (AC_I16(b->len_max))                                                                    \
-            ac_tile(b, cols, lens, dout, first, C, M, true);                                       \
+            T(b, cols, lens, dout, first, C, M, true);                                             \
         else                                                                                       \
-            ac_tile(b, cols, lens, dout, first, C, M, false);                                      \
+            T(b, cols, lens, dout, first, C, M, false);                                            \
     }
-#if AC_C == 4
-#define AC_FN_ALL(M) AC_FN(1, M) AC_FN(2, M) AC_FN(3, M) AC_FN(4, M)
-#define AC_FN_ROW(M)                                                                               \
-    { ac_tile_1_##M, ac_tile_2_##M, ac_tile_3_##M, ac_tile_4_##M }
-#elif AC_C == 3
-#define AC_FN_ALL(M) AC_FN(1, M) AC_FN(2, M) AC_FN(3, M)
-#define AC_FN_ROW(M)                                                                               \
-    { ac_tile_1_##M, ac_tile_2_##M, ac_tile_3_##M }
-#else
-#error "AC_C must be 3 or 4"
-#endif
-AC_FN_ALL(0)
-AC_FN_ALL(1)
-AC_FN_ALL(2)
-/* [mode][C - 1] */
-static const ac_tile_fn ac_tile_fns[3][AC_C] = {AC_FN_ROW(0), AC_FN_ROW(1), AC_FN_ROW(2)};
+#define AC_FN2(T, M)  AC_FN(T, 1, M) AC_FN(T, 2, M)
+#define AC_FN3(T, M)  AC_FN2(T, M) AC_FN(T, 3, M)
+#define AC_FN4(T, M)  AC_FN3(T, M) AC_FN(T, 4, M)
+#define AC_ROW2(T, M) T##_1_##M, T##_2_##M
+#define AC_ROW3(T, M) AC_ROW2(T, M), T##_3_##M
+#define AC_ROW4(T, M) AC_ROW3(T, M), T##_4_##M
+/* AC_FNn / AC_ROWn for n = AC_C and AC_CG. */
+#define AC_CAT_(a, b) a##b
+#define AC_CAT(a, b)  AC_CAT_(a, b)
+AC_CAT(AC_FN, AC_C)
+(ac_tile, 0) AC_CAT(AC_FN, AC_C)(ac_tile, 1) AC_CAT(AC_FN, AC_C)(ac_tile, 2)
+    AC_CAT(AC_FN, AC_CG)(ac_gtile, 0) AC_CAT(AC_FN, AC_CG)(ac_gtile, 1)
+        AC_CAT(AC_FN, AC_CG)(ac_gtile, 2)
+    /* [mode][C - 1] */
+    static const ac_tile_fn ac_tile_fns[3][AC_C] = {{AC_CAT(AC_ROW, AC_C)(ac_tile, 0)},
+                                                    {AC_CAT(AC_ROW, AC_C)(ac_tile, 1)},
+                                                    {AC_CAT(AC_ROW, AC_C)(ac_tile, 2)}};
+static const ac_tile_fn ac_gtile_fns[3][AC_CG] = {{AC_CAT(AC_ROW, AC_CG)(ac_gtile, 0)},
+                                                  {AC_CAT(AC_ROW, AC_CG)(ac_gtile, 1)},
+                                                  {AC_CAT(AC_ROW, AC_CG)(ac_gtile, 2)}};
 
 /* The tile of words [w0, w1) at code length len (1..AC_BITS). */
 static void ac_unpack_block(const uint32_t *const *lines, int len, size_t w0, size_t w1,
@@ -347,8 +522,10 @@ static void ac_unpack_block(const uint32_t *const *lines, int len, size_t w0, si
 }
 
 /* E per row half and segment of the block for code length len, with U' the
- * row sums of the codes of that length (the tile AND its mask). */
-static void ac_offset_terms(const ac_block *b, int len, __m256i (*eseg)[AC_KBLOCK_WORDS]) {
+ * row sums of the codes of that length (the tile AND its mask); grouped
+ * matrices also ew = sum_seg m E_seg. */
+static void ac_offset_terms(const ac_block *b, int len, __m256i (*eseg)[AC_KBLOCK_WORDS],
+                            __m256i (*ew)[2]) {
     const __m256i ones = _mm256_set1_epi8(1);
     const int wb = AC_WBITS(b->len_max);
     const __m256i mask = _mm256_set1_epi32((int32_t)ac_mask_word(len, wb));
@@ -365,6 +542,19 @@ static void ac_offset_terms(const ac_block *b, int len, __m256i (*eseg)[AC_KBLOC
                     u = ac_dot(u, _mm256_and_si256(b->tile[w - b->w0][h][j], mask), ones);
             eseg[h][si] = _mm256_sub_epi32(_mm256_slli_epi32(u, 8), c);
         }
+    }
+    /* Grouped: sum_seg m E_seg per row, in int64 (m E_seg may pass 2^31). */
+    for (int h = 0; ew && h < 2; h++) {
+        __m256i e64[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (size_t k = 0; k < si; k++) {
+            __m256i e[2], mv[2];
+            ac_widen64(eseg[h][k], &e[0], &e[1]);
+            ac_widen64(b->mseg[h][k], &mv[0], &mv[1]);
+            for (int i = 0; i < 2; i++)
+                e64[i] = _mm256_add_epi64(e64[i], _mm256_mul_epi32(e[i], mv[i]));
+        }
+        ew[h][0] = e64[0];
+        ew[h][1] = e64[1];
     }
 }
 
@@ -472,13 +662,18 @@ static void ac_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
     _Alignas(64) __m256i tile[AC_KBLOCK_WORDS][2][8];
     _Alignas(64) __m256i eseg[AC_BITS][2][AC_KBLOCK_WORDS];
     _Alignas(64) __m256i mseg[2][AC_KBLOCK_WORDS];
-    ac_block b = {.segw = grouped ? (m->group_words < AC_SEG_WORDS ? m->group_words : AC_SEG_WORDS)
-                                  : AC_KBLOCK_WORDS,
+    _Alignas(64) __m256i ew[AC_BITS][2][2];
+    /* Grouped: a segment is one group's words inside the block (group_words
+     * is a power of two, so groups never straddle a block). */
+    ac_block b = {.segw = grouped && m->group_words < AC_KBLOCK_WORDS ? m->group_words
+                                                                      : AC_KBLOCK_WORDS,
                   .len_max = len_max,
                   .tile = (const __m256i(*)[2][8])tile,
                   .eseg = (const __m256i(*)[2][AC_KBLOCK_WORDS])eseg,
-                  .mseg = grouped ? (const __m256i(*)[AC_KBLOCK_WORDS])mseg : NULL};
-    int64_t *dr[AC_C];
+                  .mseg = grouped ? (const __m256i(*)[AC_KBLOCK_WORDS])mseg : NULL,
+                  .ew = grouped ? (const __m256i(*)[2][2])ew : NULL};
+    const size_t cstep = grouped ? AC_CG : AC_C;
+    int64_t *dr[AC_CMAX];
     for (size_t g = g0; g < g1; g++) {
         const uint32_t *lines[AC_BITS];
         for (int p = 0; p < len_max; p++)
@@ -497,15 +692,17 @@ static void ac_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
             }
             for (int len = 1; len <= len_max; len++)
                 if (offset_len[len - 1])
-                    ac_offset_terms(&b, len, eseg[len - 1]);
-            for (size_t c0 = 0; c0 < nc; c0 += AC_C) {
-                const int C = nc - c0 >= AC_C ? AC_C : (int)(nc - c0);
+                    ac_offset_terms(&b, len, eseg[len - 1], grouped ? ew[len - 1] : NULL);
+            for (size_t c0 = 0; c0 < nc; c0 += cstep) {
+                const int C = nc - c0 >= cstep ? (int)cstep : (int)(nc - c0);
                 const int mode = lens[c0] != lens[c0 + (size_t)C - 1] ? AC_MASK_EACH
                                  : lens[c0] < len_max                 ? AC_MASK_ONE
                                                                       : AC_AS_IS;
                 for (int c = 0; c < C; c++)
                     dr[c] = dout[c0 + (size_t)c] + (g - g0) * BP_ROW_GROUP;
-                ac_tile_fns[mode][C - 1](&b, cols + c0, lens + c0, dr, b.w0 == 0);
+                const ac_tile_fn fn =
+                    grouped ? ac_gtile_fns[mode][C - 1] : ac_tile_fns[mode][C - 1];
+                fn(&b, cols + c0, lens + c0, dr, b.w0 == 0);
             }
         }
         /* s D -> D: exact division by s = 2^(W - len) of each column. */

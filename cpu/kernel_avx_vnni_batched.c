@@ -12,6 +12,7 @@
 #define AC_NAME       "avx-vnni-batched"
 #define AC_DESC       bp__kernel_avx_vnni_batched
 #define AC_SHORT_BITS 8
+#define AC_CG         4
 
 static bool ac_runnable(void) {
     const bp_cpu_features *f = bp__cpu_features();

@@ -724,19 +724,21 @@ Test(kernels, batched_mixed_plane_subsets, .timeout = 300) {
         cr_skip_test("no batched kernel runs on this CPU");
 }
 
-/* The batched kernel's grouped int32 sums near their bound (its header):
+/* A batched code kernel's grouped int32 sums near their bound (its header):
  * every multiplier 255, every weight of one sign (all codes 0 or all
  * 2^n - 1), every q at L, K over several 512-column tiles and a tail, in
  * groups of 32 and 128, one call per plane set (one length, or lengths
- * 8/7/4/1 masked from one unpack). */
-Test(kernels, batched_grouped_at_int32_bound, .timeout = 300) {
-    const bp_cpu_kernel_desc *k = require_kernel("avx512-vnni-batched");
-    static const int plane_sets[2][BP_KERNEL_MAX_COLS] = {{8, 8, 8, 8}, {8, 7, 4, 1}};
+ * 8/7/4/1 masked from one unpack; 7 and 4 are the AVX2 kernels' full code
+ * widths, where the centre form adds its Q' term). */
+static void grouped_at_int32_bound(const char *name) {
+    const bp_cpu_kernel_desc *k = require_kernel(name);
+    static const int plane_sets[][BP_KERNEL_MAX_COLS] = {
+        {8, 8, 8, 8}, {8, 7, 4, 1}, {7, 7, 7, 7}, {4, 4, 4, 4}};
     size_t cases = 0, nonzero = 0;
     for (int sign = 0; sign < 2; sign++)
         for (size_t group_size = 32; group_size <= 128; group_size *= 4)
             for (int act_bits = 7; act_bits <= 8; act_bits++)
-                for (size_t ps = 0; ps < 2; ps++) {
+                for (size_t ps = 0; ps < NELEM(plane_sets); ps++) {
                     kcase kc = {.rows = 33,
                                 .cols = 2048 + 96,
                                 .bits = 8,
@@ -754,6 +756,18 @@ Test(kernels, batched_grouped_at_int32_bound, .timeout = 300) {
                 }
     /* All-zero codes give D = -(2^n - 1) sum q, never zero here. */
     cr_assert_eq(nonzero, cases, "every case must have a nonzero D");
+}
+
+Test(kernels, batched_grouped_at_int32_bound, .timeout = 300) {
+    grouped_at_int32_bound("avx512-vnni-batched");
+}
+
+Test(kernels, avx2_batched_grouped_at_int32_bound, .timeout = 300) {
+    grouped_at_int32_bound("avx2-batched");
+}
+
+Test(kernels, avx_vnni_batched_grouped_at_int32_bound, .timeout = 300) {
+    grouped_at_int32_bound("avx-vnni-batched");
 }
 
 Test(kernels, neon_lut_exact_at_its_largest_k, .timeout = 300) {
