@@ -66,7 +66,7 @@ static const bp_cpu_kernel_desc *const kernel_list[] = {
 #if defined(BP_ARCH_X86_64)
     &bp__kernel_avx2_popcount, &bp__kernel_avx2_lut,         &bp__kernel_avx512_popcount,
     &bp__kernel_avx512_lut,    &bp__kernel_avx512_vnni,      &bp__kernel_avx512_vnni_batched,
-    &bp__kernel_avx2_batched,  &bp__kernel_avx_vnni_batched, &bp__kernel_avx512_vnni_stream,
+    &bp__kernel_avx2_batched,  &bp__kernel_avx_vnni_batched,
 #endif
 #if defined(BP_ARCH_AARCH64)
     &bp__kernel_neon_popcount, &bp__kernel_neon_lut,         &bp__kernel_neon_dotprod,
@@ -242,21 +242,6 @@ static bool vnni_tables_auto(const bp_kernel_shape *s) {
 }
 
 /*
- * The AVX-512 VNNI path's 1-plane GEMV reads its slab as one linear stream
- * (avx512-vnni-stream) where the slab comes from DRAM: batch 1, every column
- * at 1 plane, at least STREAM_MIN_BYTES of plane. Kernel-only thread CPU
- * time, 1 thread, K = 4096, 16 rotated copies (docs/kernels.md, "One linear
- * stream for the DRAM-bound 1-plane GEMV"): 32 MiB 0.89-0.94x the
- * four-stream form's time, 16 MiB level, 4 MiB and in L2 1.1x.
- */
-#define STREAM_MIN_BYTES ((size_t)32 << 20)
-static const bp_cpu_kernel_desc *vnni_form(const bp_kernel_shape *s) {
-    const bool big = s->rows >= STREAM_MIN_BYTES / (s->kpad / 8);
-    return s->batch == 1 && s->max_planes == 1 && big ? &bp__kernel_avx512_vnni_stream
-                                                      : &bp__kernel_avx512_vnni;
-}
-
-/*
  * The AVX2 paths: what AUTO runs on x86-64 CPUs with AVX2 and without
  * AVX-512 (BP_CPU_KERNEL_AVX_VNNI where the CPU has AVX-VNNI), and what
  * BP_CPU=avx2 / avx-vnni force on any AVX2 CPU. `batched` is the path's code
@@ -371,7 +356,7 @@ const bp_cpu_kernel_desc *bp__select_kernel(const bp_context *ctx, const bp_kern
 #if defined(BP_ARCH_X86_64)
     case BP_CPU_KERNEL_AVX512_VNNI:
         if (bp__kernel_avx512_vnni.supports(act_bits, kpad, mult_bound))
-            return vnni_form(s);
+            return &bp__kernel_avx512_vnni;
         /* Elsewhere (act_bits > 8, grouped matrices) as AVX512_LUT. */
         return bp__kernel_avx512_lut.supports(act_bits, kpad, mult_bound) ? &bp__kernel_avx512_lut
                                                                           : x86_popcount();

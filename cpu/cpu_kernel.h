@@ -80,7 +80,6 @@ extern const bp_cpu_kernel_desc bp__kernel_portable;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_lut;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni;
-extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni_stream;
 extern const bp_cpu_kernel_desc bp__kernel_avx512_vnni_batched;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_popcount;
 extern const bp_cpu_kernel_desc bp__kernel_avx2_lut;

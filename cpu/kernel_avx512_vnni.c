@@ -780,107 +780,10 @@ static void vn_tab_4g(const vn_tab_args *a) {
     vn_tab_pass(a, VN_TAB_MAX_G, true);
 }
 
-/*
- * The streaming form of the same product (kernel avx512-vnni-stream): one
- * row group at a time, its kw lines in address order, so a pass is one
- * linear stream through the slab (and one through the multiplier tiles)
- * instead of VN_TAB_MAX_G streams 64 * kw bytes apart. Each line then loads
- * its word's four tables (from L1 / L2), which costs about 10 % in cache,
- * but from DRAM the single stream with PREFETCHT1 VN_LIN_PREFETCH_BYTES
- * ahead is read 6-11 % faster (docs/kernels.md, "One linear stream for the
- * DRAM-bound 1-plane GEMV"). VN_LIN_UNROLL words run with their own
- * accumulators: VPDPBUSD's latency would otherwise bound a lone row group.
- * Their sum is the lockstep form's single accumulator, so the same int32
- * bound holds.
- */
-#define VN_LIN_UNROLL         8
-#define VN_LIN_PREFETCH_BYTES 8192
-
-BP_INLINE void vn_lin_line(const uint32_t *lp, const __m512i *t, __m512i mult0, __m512i mult1,
-                           __m512i acc[2]) {
-    const __m512i nib = _mm512_set1_epi8(0x0f);
-    const __m512i sel = _mm512_set1_epi32(0x30201000);
-    _mm_prefetch((const char *)lp + VN_LIN_PREFETCH_BYTES, _MM_HINT_T1);
-    const __m512i L = _mm512_load_si512(lp);
-    const __m512i ia = _mm512_ternarylogic_epi32(L, nib, sel, 0xEA);
-    const __m512i ib = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), nib, sel, 0xEA);
-    const __m512i lo = _mm512_add_epi8(_mm512_permutexvar_epi8(ia, _mm512_load_si512(t)),
-                                       _mm512_permutexvar_epi8(ib, _mm512_load_si512(t + 2)));
-    const __m512i hi = _mm512_add_epi8(_mm512_permutexvar_epi8(ia, _mm512_load_si512(t + 1)),
-                                       _mm512_permutexvar_epi8(ib, _mm512_load_si512(t + 3)));
-    bp__dpbusd_inplace(&acc[0], mult0, lo);
-    bp__dpbusd_inplace(&acc[1], mult1, hi);
-}
-
-/* One row group (a->lines, a->mult, 16 outputs at a->d). Grouped, the
- * multipliers change at group boundaries (gend), as in vn_tab_pass. */
-BP_INLINE void vn_lin_pass(const vn_tab_args *a, const bool grouped) {
-    const __m512i ones = _mm512_set1_epi8(1), sixteen = _mm512_set1_epi8(16);
-    const __m512i zero = _mm512_setzero_si512();
-    const size_t kw = a->kw, gw = a->gw;
-    __m512i acc[VN_LIN_UNROLL][2], mv = zero;
-#pragma GCC unroll 8
-    for (int u = 0; u < VN_LIN_UNROLL; u++)
-        acc[u][0] = acc[u][1] = zero;
-    size_t gend = 0;
-    const uint8_t *mt = a->mult;
-    size_t w = 0;
-    for (; w + VN_LIN_UNROLL <= kw; w += VN_LIN_UNROLL) {
-#pragma GCC unroll 8
-        for (int u = 0; u < VN_LIN_UNROLL; u++) {
-            const size_t wu = w + (size_t)u;
-            if (grouped && wu == gend) {
-                gend += gw;
-                mv = _mm512_permutexvar_epi8(
-                    _mm512_load_si512(vn_tab_spread),
-                    _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)mt)));
-                /* The tiles are one stream too: a line at a time, ahead. */
-                if (((uintptr_t)mt & 63) == 0)
-                    _mm_prefetch((const char *)mt + VN_LIN_PREFETCH_BYTES / 4, _MM_HINT_T1);
-                mt += BP_ROW_GROUP;
-            }
-            vn_lin_line(a->lines + wu * BP_ROW_GROUP, a->tab + 4 * wu, grouped ? mv : ones,
-                        grouped ? mv : sixteen, acc[u]);
-        }
-    }
-    for (; w < kw; w++) { /* kw % VN_LIN_UNROLL words, into the first accumulators */
-        if (grouped && w == gend) {
-            gend += gw;
-            mv = _mm512_permutexvar_epi8(
-                _mm512_load_si512(vn_tab_spread),
-                _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)mt)));
-            mt += BP_ROW_GROUP;
-        }
-        vn_lin_line(a->lines + w * BP_ROW_GROUP, a->tab + 4 * w, grouped ? mv : ones,
-                    grouped ? mv : sixteen, acc[0]);
-    }
-#pragma GCC unroll 8
-    for (int u = 1; u < VN_LIN_UNROLL; u++) {
-        acc[0][0] = _mm512_add_epi32(acc[0][0], acc[u][0]);
-        acc[0][1] = _mm512_add_epi32(acc[0][1], acc[u][1]);
-    }
-    if (!grouped) {
-        vn_tab_store(a->d, _mm512_add_epi32(acc[0][0], acc[0][1]), 0);
-        return;
-    }
-    int64_t hi[16];
-    vn_tab_store(a->d, acc[0][0], 0);
-    vn_tab_store(hi, acc[0][1], 4);
-    for (int r = 0; r < 16; r++)
-        a->d[r] += hi[r];
-}
-
-static void vn_lin(const vn_tab_args *a) {
-    vn_lin_pass(a, false);
-}
-static void vn_lin_g(const vn_tab_args *a) {
-    vn_lin_pass(a, true);
-}
-
 /* Row groups [g0, g1) of one 1-plane code (plane p) for one column with
- * tables: d[16 (g - g0) + r]; `linear`: the streaming form (vn_lin_pass). */
+ * tables: d[16 (g - g0) + r]. */
 static void vn_tab_product(const bp_matrix *m, int p, size_t g0, size_t g1, const vn_column *vc,
-                           bool linear, int64_t *d) {
+                           int64_t *d) {
     const size_t kw = m->kwords;
     const size_t pass_words = VN_TAB_MAX_G * kw * BP_ROW_GROUP;
     vn_tab_args a = {
@@ -891,13 +794,7 @@ static void vn_tab_product(const bp_matrix *m, int p, size_t g0, size_t g1, cons
         /* The same line of the next pass when that is near, else 8 KB. */
         .prefetch = pass_words * 4 <= 65536 ? pass_words : VN_PREFETCH_BYTES / 4,
     };
-    for (size_t g = g0; g < g1 && linear; g++) {
-        a.lines = bp__slab(m, p) + g * kw * BP_ROW_GROUP;
-        a.mult = bp__grouped(m) ? bp__mult_tile(m, g, 0) : NULL;
-        a.d = d + (g - g0) * BP_ROW_GROUP;
-        (a.mult ? vn_lin_g : vn_lin)(&a);
-    }
-    for (size_t g = g0; g < g1 && !linear;) {
+    for (size_t g = g0; g < g1;) {
         const bool many = g1 - g >= VN_TAB_MAX_G;
         a.lines = bp__slab(m, p) + g * kw * BP_ROW_GROUP;
         a.mult = bp__grouped(m) ? bp__mult_tile(m, g, 0) : NULL;
@@ -915,7 +812,7 @@ static void vn_tab_product(const bp_matrix *m, int p, size_t g0, size_t g1, cons
  * (u_n = 2^len u_first + u_rest, so D = D * 2^len + D_chunk, exact).
  * Residual matrices: D_p of each plane as a 1-plane code.
  */
-static void vn_compute_form(const bp_kernel_call *call, bool linear) {
+static void vn_compute(const bp_kernel_call *call) {
     const bp_matrix *m = call->m;
     const bool uniform = m->method == BP_QUANT_UNIFORM;
     /* 1-plane columns with tables: whole row ranges per column. */
@@ -923,7 +820,7 @@ static void vn_compute_form(const bp_kernel_call *call, bool linear) {
     for (size_t c = 0; c < call->ncols; c++) {
         const vn_column *vc = call->cols[c]->kernel_data;
         if (vc->tab) {
-            vn_tab_product(m, 0, call->g0, call->g1, vc, linear, call->d + c * call->ld_col);
+            vn_tab_product(m, 0, call->g0, call->g1, vc, call->d + c * call->ld_col);
         } else {
             tables_only = false;
         }
@@ -964,13 +861,6 @@ static void vn_compute_form(const bp_kernel_call *call, bool linear) {
     }
 }
 
-static void vn_compute(const bp_kernel_call *call) {
-    vn_compute_form(call, false);
-}
-static void vn_compute_stream(const bp_kernel_call *call) {
-    vn_compute_form(call, true);
-}
-
 const bp_cpu_kernel_desc bp__kernel_avx512_vnni = {
     .name = "avx512-vnni",
     .runnable = vn_runnable,
@@ -978,16 +868,4 @@ const bp_cpu_kernel_desc bp__kernel_avx512_vnni = {
     .column_bytes = vn_column_bytes,
     .prepare = vn_prepare,
     .compute = vn_compute,
-};
-
-/* The same kernel with 1-plane columns in the streaming form (vn_lin_pass):
- * what the AVX-512 VNNI path runs for DRAM-sized 1-plane GEMVs
- * (cpu_dispatch.c). Columns at more planes run as in avx512-vnni. */
-const bp_cpu_kernel_desc bp__kernel_avx512_vnni_stream = {
-    .name = "avx512-vnni-stream",
-    .runnable = vn_runnable,
-    .supports = vn_supports,
-    .column_bytes = vn_column_bytes,
-    .prepare = vn_prepare,
-    .compute = vn_compute_stream,
 };

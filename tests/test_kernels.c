@@ -290,9 +290,9 @@ static bool must_handle(const bp_cpu_kernel_desc *kernel, int a) {
     if (!strcmp(kernel->name, "avx512-lut") || !strcmp(kernel->name, "avx2-lut") ||
         !strcmp(kernel->name, "neon-lut"))
         return a >= 2 && a <= 11;
-    if (!strcmp(kernel->name, "avx512-vnni") || !strcmp(kernel->name, "avx512-vnni-stream") ||
-        !strcmp(kernel->name, "avx512-vnni-batched") || !strcmp(kernel->name, "avx2-batched") ||
-        !strcmp(kernel->name, "avx-vnni-batched") || !strcmp(kernel->name, "neon-dotprod"))
+    if (!strcmp(kernel->name, "avx512-vnni") || !strcmp(kernel->name, "avx512-vnni-batched") ||
+        !strcmp(kernel->name, "avx2-batched") || !strcmp(kernel->name, "avx-vnni-batched") ||
+        !strcmp(kernel->name, "neon-dotprod"))
         return a <= 8;
     return true;
 }
