@@ -94,6 +94,7 @@ static inline __attribute__((always_inline)) uint64_t BENCH_READER(const uint64_
     X(256, add_x2, "avx2-add-x2", 2, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                         \
     X(256, add_x4, "avx2-add-x4", 4, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                         \
     X(256, add_x8, "avx2-add-x8", 8, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 1)                         \
+    X(256, two_streams, "avx2-add-x2-2streams", 2, BENCH_OP_ADD, 0, BENCH_PF_NONE, 0, 2)           \
     X(256, xor_x4, "avx2-xor-x4", 4, BENCH_OP_XOR, 0, BENCH_PF_NONE, 0, 1)                         \
     X(256, xor_x8, "avx2-xor-x8", 8, BENCH_OP_XOR, 0, BENCH_PF_NONE, 0, 1)                         \
     X(256, nt_x4, "avx2-ntload-x4", 4, BENCH_OP_ADD, 1, BENCH_PF_NONE, 0, 1)                       \
