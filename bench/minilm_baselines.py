@@ -104,39 +104,6 @@ def synthetic_tokens(sentences: int, length: int = 64, seed: int = 12345) -> E.T
                     np.cumsum([0] + [len(i) for i in ids]))
 
 
-class _BiasCorrected:
-    """A quantized Linear plus, per plane count n, (W - W_n) mean: the output
-    shift its weight error causes at the input mean `mean` (data-free bias
-    correction with the input mean taken from the weights)."""
-
-    def __init__(self, layer, weight: np.ndarray, mean: np.ndarray, planes):
-        self.layer = layer
-        w = weight.astype(np.float64)
-        self.shift = {n: ((w - layer.matrix.dequantize(n)) @ mean).astype(np.float32)
-                      for n in planes}
-
-    def __call__(self, x, planes=None, act_bits=None):
-        return self.layer(x, planes=planes, act_bits=act_bits) + self.shift[planes]
-
-
-def bias_correct(model: E.MiniLM, weights: dict, planes) -> None:
-    """Input means from the weights alone: a LayerNorm's output has mean beta
-    if its normalised input has mean 0 (queries, keys, values, FFN input);
-    the attention output's input is a softmax average of values, mean
-    W_v beta + b_v. The FFN output (after the GELU) is left as it is."""
-    f64 = lambda k: np.asarray(weights[k], np.float64)  # noqa: E731
-    for i, block in enumerate(model.blocks):
-        p = f"encoder.layer.{i}."
-        beta = f64("embeddings.LayerNorm.bias" if i == 0
-                   else f"encoder.layer.{i - 1}.output.LayerNorm.bias")
-        means = {n: beta for n in E.LINEAR_NAMES[:3]}
-        means["attention.output.dense"] = (f64(p + "attention.self.value.weight") @ beta
-                                           + f64(p + "attention.self.value.bias"))
-        means["intermediate.dense"] = f64(p + "attention.output.LayerNorm.bias")
-        for name, mean in means.items():
-            block[name] = _BiasCorrected(block[name], f64(p + name + ".weight"), mean, planes)
-
-
 def _structure(text: str) -> dict:
     return {} if text == "default" else {
         k: int(v) for k, v in (p.split("=") for p in text.split(";"))}
@@ -179,8 +146,7 @@ def main() -> int:
                          "comma-separated; each 'default' or key=value pairs joined by ';' "
                          "(Matrix.quantize's, or synthetic_calibration=S: calibrate every "
                          "layer on the fp32 model's inputs for S sentences of 64 random "
-                         "token ids; bias_correction=1: correct each bias for the weight "
-                         "error at input means taken from the weights)")
+                         "token ids; bias_correction=0: without MiniLM's bias correction)")
     ap.add_argument("--act-bits", default="8")
     ap.add_argument("--seeds", default="0",
                     help="rotation seeds for every structure that does not set rotation_seed")
@@ -229,10 +195,9 @@ def main() -> int:
             synthetic = kw.pop("synthetic_calibration", 0)
             calibration = (E.MiniLM(weights, config, fp32=True).calibration_samples(
                 synthetic_tokens(synthetic)) if synthetic else None)
-            corrected = kw.pop("bias_correction", 0)
-            model = E.MiniLM(weights, config, quantize=kw, calibration=calibration)
-            if corrected:
-                bias_correct(model, weights, [int(b) for b in args.bits.split(",")])
+            corrected = bool(kw.pop("bias_correction", 1))
+            model = E.MiniLM(weights, config, quantize=kw, calibration=calibration,
+                             bias_correction=corrected)
             for a in [int(a) for a in args.act_bits.split(",")]:
                 for n in [int(b) for b in args.bits.split(",")]:
                     out = model(tokens, planes=n, act_bits=a)
