@@ -4,11 +4,12 @@ round-to-nearest baselines: per-row symmetric rounding and ggml q4_0-style
 rounding with group-32 scales (the yardstick for "n planes are worth n bits").
 
 Baselines replace every Linear weight by its dequantized rounded copy and run
-in float32, either with unquantized activations (which favours them) or, for
-the q4_0 grid, with the activations rounded as ggml's q4_0 x q8_0 dot product
-rounds them (q8_0: blocks of 32 inputs, int8, one fp16 scale per block).
-bitplane runs each quantize structure at every plane count and act_bits, for
-every rotation seed in --seeds. The metric is the sweep's: embedding cosine
+in float32, either with unquantized activations or, for the q4_0 grid, with
+the activations rounded as ggml's q4_0 x q8_0 dot product rounds them (q8_0:
+blocks of 32 inputs, int8, one fp16 scale per block; on MiniLM this costs
+q4_0 at most .0002). bitplane runs each quantize structure at every plane
+count and act_bits, for every rotation seed in --seeds, with MiniLM's
+default bias correction unless the structure says bias_correction=0. The metric is the sweep's: embedding cosine
 against the fp32 model, per sentence, on the held-out fortunes of
 `bitplane-sweep --model minilm` (--sentences 0: all of them). Prints one line
 per result, then a summary: per method the mean over sentences for each seed,
