@@ -144,19 +144,48 @@ def _load(directory: str) -> tuple:
     return _load_arrays(path / "model.safetensors"), config
 
 
+def _input_means(weights: Dict[str, np.ndarray], layers: int) -> Dict[str, tuple]:
+    """Each Linear's input mean from the weights alone, with its weight
+    (float64). A LayerNorm's output has mean beta where its normalised
+    input has mean 0 (queries, keys, values, FFN input); the attention
+    output's input is a softmax average of the values, mean W_v beta + b_v.
+    The FFN output's input (after the GELU) has no such closed form and is
+    left out."""
+    f64 = lambda k: np.asarray(weights[k], np.float64)  # noqa: E731
+    out = {}
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        beta = f64("embeddings.LayerNorm.bias" if i == 0
+                   else f"encoder.layer.{i - 1}.output.LayerNorm.bias")
+        means = {n: beta for n in LINEAR_NAMES[:3]}
+        means["attention.output.dense"] = (f64(p + "attention.self.value.weight") @ beta
+                                           + f64(p + "attention.self.value.bias"))
+        means["intermediate.dense"] = f64(p + "attention.output.LayerNorm.bias")
+        for name, mean in means.items():
+            out[p + name] = (f64(p + name + ".weight"), mean)
+    return out
+
+
 class MiniLM:
     """The encoder. ``model(tokens, planes=None, act_bits=None)`` returns the
     (sentences, 384) L2-normalised mean-pooled embeddings, float32.
 
     quantize: extra keyword arguments for every :meth:`Matrix.quantize`;
     calibration: {linear name: sample inputs (n, in)} passed as that layer's
-    ``calibration`` argument (see :meth:`capture`).
+    ``calibration`` argument (see :meth:`capture`);
+    bias_correction: add to each layer fed by a LayerNorm (query, key, value,
+    FFN input) or by the attention average (attention output), at every
+    plane count n, the output shift ``(W - W_n) E[x]`` its weight error
+    causes at the input mean, with ``E[x]`` taken from the weights alone
+    (docs/numerics.md, "Bias correction"). Ignored for ``fp32`` and with
+    ``calibration`` (which fits the outputs on real inputs).
     """
 
     def __init__(self, weights: Dict[str, np.ndarray], config: dict, *, bits: int = 8,
                  method: str = "uniform", clip: float = 0.0, context=None, fp32: bool = False,
                  quantize: Optional[dict] = None,
-                 calibration: Optional[Dict[str, np.ndarray]] = None):
+                 calibration: Optional[Dict[str, np.ndarray]] = None,
+                 bias_correction: bool = True):
         f32 = lambda k: np.ascontiguousarray(weights[k], np.float32)  # noqa: E731
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
@@ -186,6 +215,22 @@ class MiniLM:
             block["ln_output"] = (f32(p + "output.LayerNorm.weight"),
                                   f32(p + "output.LayerNorm.bias"))
             self.blocks.append(block)
+        # {linear name: (float64 weight, float64 input mean)}; shifts per plane count
+        self._input_means = ({} if fp32 or calibration is not None or not bias_correction
+                             else _input_means(weights, len(self.blocks)))
+        self._shifts: Dict[tuple, np.ndarray] = {}
+
+    def _shift(self, name: str, planes) -> Optional[np.ndarray]:
+        """(W - W_n) E[x] for this layer at `planes` (None: all), or None."""
+        if name not in self._input_means:
+            return None
+        matrix = self.linears[name].matrix
+        n = matrix.bits if planes is None or int(planes) == 0 else min(int(planes), matrix.bits)
+        key = (name, n)
+        if key not in self._shifts:
+            w, mean = self._input_means[name]
+            self._shifts[key] = ((w - matrix.dequantize(n)) @ mean).astype(np.float32)
+        return self._shifts[key]
 
     def matrices(self) -> list:
         return [layer.matrix for layer in self.linears.values()]
@@ -207,7 +252,9 @@ class MiniLM:
             if capture is not None:
                 capture.setdefault(names[k], []).append(x)
             k += 1
-            return block[name](x, planes=planes, act_bits=act_bits)
+            y = block[name](x, planes=planes, act_bits=act_bits)
+            shift = self._shift(names[k - 1], planes)
+            return y if shift is None else y + shift
 
         hidden = h.shape[1]
         d = hidden // self.heads

@@ -111,3 +111,38 @@ def test_calibration_samples_reach_every_quantize_call(minilm, monkeypatch):
     monkeypatch.setattr(E, "Matrix", Recording)
     E.MiniLM(weights, config, calibration=samples)
     assert len(seen) == 36 and all(cols == cal for cols, cal in seen)
+
+
+def test_bias_correction_adds_the_weight_error_at_the_input_mean(minilm):
+    """Each layer fed by a LayerNorm gets (W - W_n) beta added at n planes, the
+    attention output (W - W_n)(W_v beta + b_v); the FFN output, fp32 and
+    calibrated models get nothing, and bias_correction=False turns it off."""
+    directory, weights, config = minilm
+    tokens = E.tokenize(E.fortunes()[:2], directory, max_tokens=16)
+    on = E.MiniLM(weights, config)
+    off = E.MiniLM(weights, config, bias_correction=False)
+    f64 = lambda k: np.asarray(weights[k], np.float64)  # noqa: E731
+    for n in (3, 4, 8):
+        for name, mean in (
+                ("encoder.layer.0.attention.self.value", f64("embeddings.LayerNorm.bias")),
+                ("encoder.layer.2.intermediate.dense",
+                 f64("encoder.layer.2.attention.output.LayerNorm.bias")),
+                ("encoder.layer.3.attention.self.query",
+                 f64("encoder.layer.2.output.LayerNorm.bias")),
+                ("encoder.layer.1.attention.output.dense",
+                 f64("encoder.layer.1.attention.self.value.weight")
+                 @ f64("encoder.layer.0.output.LayerNorm.bias")
+                 + f64("encoder.layer.1.attention.self.value.bias"))):
+            w = f64(name + ".weight")
+            want = (w - on.linears[name].matrix.dequantize(n)) @ mean
+            np.testing.assert_allclose(on._shift(name, n), want, rtol=1e-5, atol=1e-7)
+            assert np.abs(want).max() > 0
+        assert on._shift("encoder.layer.0.output.dense", n) is None
+        assert off._shift("encoder.layer.0.attention.self.value", n) is None
+        assert not np.array_equal(on(tokens, planes=n, act_bits=8),
+                                  off(tokens, planes=n, act_bits=8))
+    # planes=None is all of them
+    np.testing.assert_array_equal(on._shift("encoder.layer.0.attention.self.key", None),
+                                  on._shift("encoder.layer.0.attention.self.key", 8))
+    assert E.MiniLM(weights, config, fp32=True)._shift(
+        "encoder.layer.0.attention.self.key", 4) is None
