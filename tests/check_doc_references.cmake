@@ -1,11 +1,14 @@
 # Documentation references in the code stay true (run by CTest as
-# doc_references): no comment cites the retired "DESIGN §" notes, and every
-# docs/<name>.md that a source file, the README or a header names exists.
+# doc_references): no comment cites the retired "DESIGN §" notes, every
+# docs/<name>.md that a source file, the README or a header names exists,
+# and in the README and docs/*.md every relative Markdown link resolves from
+# the file's directory and every `path` in backticks under a top-level
+# source directory exists (CHANGELOG.md is history and may name old files).
 # Usage: cmake -DROOT=<source dir> -P check_doc_references.cmake
 cmake_minimum_required(VERSION 3.20)
 file(GLOB_RECURSE sources RELATIVE ${ROOT}
   ${ROOT}/include/*.h ${ROOT}/src/*.c ${ROOT}/src/*.h ${ROOT}/cpu/*.c ${ROOT}/cuda/*.c
-  ${ROOT}/cuda/*.h ${ROOT}/cuda/*.cu ${ROOT}/opencl/*.c ${ROOT}/opencl/*.h ${ROOT}/opencl/*.cl
+  ${ROOT}/cuda/*.h ${ROOT}/cuda/*.cu ${ROOT}/opencl/*.c ${ROOT}/opencl/*.h ${ROOT}/opencl/kernels/*.cl
   ${ROOT}/tests/*.c ${ROOT}/tests/*.h ${ROOT}/bench/*.c ${ROOT}/bench/*.h
   ${ROOT}/python-bindings/src/*.c ${ROOT}/python-bindings/src/*.h)
 list(APPEND sources README.md)
@@ -25,6 +28,33 @@ foreach(f IN LISTS sources)
     endforeach()
   endforeach()
 endforeach()
+
+file(GLOB notes RELATIVE ${ROOT} ${ROOT}/docs/*.md)
+foreach(f IN LISTS notes ITEMS README.md)
+  file(READ ${ROOT}/${f} text)
+  get_filename_component(dir ${ROOT}/${f} DIRECTORY)
+  # Markdown links to local files: ](target) or ](target#anchor). "]" would
+  # upset CMake's list splitting, so the link opener becomes a plain marker.
+  string(REPLACE "](" "<link>" marked "${text}")
+  string(REGEX MATCHALL "<link>[^):# ]+[)#]" links "${marked}")
+  foreach(l IN LISTS links)
+    string(REGEX REPLACE "^<link>([^):# ]+)[)#]$" "\\1" target "${l}")
+    if(NOT EXISTS ${dir}/${target})
+      string(APPEND problems "${f} links to ${target}, which does not exist\n")
+    endif()
+  endforeach()
+  # `paths` in backticks under the source tree's top-level directories.
+  string(REGEX MATCHALL
+    "`(\\.ci|bench|cmake|cpu|cuda|docs|include|opencl|python-bindings|src|tests)/[A-Za-z0-9_./-]+`"
+    paths "${text}")
+  foreach(p IN LISTS paths)
+    string(REPLACE "`" "" p "${p}")
+    if(NOT EXISTS ${ROOT}/${p})
+      string(APPEND problems "${f} names `${p}`, which does not exist\n")
+    endif()
+  endforeach()
+endforeach()
+
 if(problems)
   message(FATAL_ERROR "${problems}")
 endif()
