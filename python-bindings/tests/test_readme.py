@@ -8,28 +8,45 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_python_example_prints_what_it_shows():
-    text = README.read_text()
-    m = re.search(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", text, re.S)
-    assert m, "README.md has no ```python example followed by its output"
-    code, shown = m.group(1), m.group(2)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {})
-    assert out.getvalue() == shown
+def _python_examples():
+    """Every ```python block of the README that is followed by its output."""
+    found = re.findall(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", README.read_text(), re.S)
+    assert len(found) >= 2, "README.md lacks its short and long Python examples with their output"
+    return found
 
 
-def test_readme_python_example_runs_from_the_repository_root():
-    """As a user runs it after the main command (`.venv/bin/python` in the
+def test_readme_python_examples_print_what_they_show():
+    for code, shown in _python_examples():
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README.md", "exec"), {})
+        assert out.getvalue() == shown
+
+
+def test_readme_python_examples_run_from_the_repository_root():
+    """As a user runs them after the main command (`.venv/bin/python` in the
     repository root): the installed package, not the source tree, is imported."""
     import subprocess
     import sys
 
-    code = re.search(r"```python\n(.*?)```\n\nprints", README.read_text(), re.S).group(1)
-    res = subprocess.run([sys.executable, "-c", code], cwd=str(README.parent),
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.splitlines()[-1].startswith("planes must be 0 (all) or 1..8")
+    for code, shown in _python_examples():
+        res = subprocess.run([sys.executable, "-c", code], cwd=str(README.parent),
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == shown
+
+
+def test_readme_c_example_is_the_body_of_tests_example_c():
+    """The README's C example is tests/example.c's code between its markers,
+    so the example CTest and CI build is the one the README shows."""
+    shown = re.search(r"## Example\n.*?```c\n(.*?)```", README.read_text(), re.S)
+    assert shown, "README.md's Example section has no ```c block"
+    source = (README.parent / "tests" / "example.c").read_text()
+    body = re.search(r"/\* EXAMPLE BEGIN \*/\n(.*?)\n[ ]*/\* EXAMPLE END \*/", source, re.S)
+    assert body, "tests/example.c lacks its EXAMPLE BEGIN / END markers"
+    dedented = "\n".join(line[4:] if line.startswith("    ") else line
+                          for line in body.group(1).split("\n"))
+    assert shown.group(1) == dedented + "\n"
 
 
 def test_readme_c_example_prints_what_it_shows(tmp_path):
