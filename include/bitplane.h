@@ -255,7 +255,7 @@ typedef enum bp_quant_method {
 #define BP_GROUP_PER_ROW (-1)
 /* rotation: no rotation of K. */
 #define BP_ROTATION_NONE (-1)
-/* What 0 selects (docs/numerics.md, README "Quantizer options"). */
+/* What 0 selects (docs/numerics.md, README "Numerics"). */
 #define BP_DEFAULT_GROUP_SIZE 32
 #define BP_DEFAULT_ROTATION   256
 
