@@ -9,7 +9,7 @@
  *       [--act-bits 8] [--threads 1] [--reps 20] [--bits 8]
  *       [--method uniform|residual] [--clip 0] [--kernel
  * auto|reference|portable|avx2|avx2-lut|avx-vnni|avx512|avx512-lut|avx512-vnni|
- * avx512-vnni-batched]
+ * avx512-vnni-batched|neon|neon-lut|neon-dotprod]
  *       [--json]
  *     Lines: stream_read (the fastest of many read-only loop forms over
  *     max(1 GiB, 4 x LLC), same threads, `isa` naming the winner; every
