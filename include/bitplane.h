@@ -227,9 +227,11 @@ BP_API bp_backend bp_context_backend(const bp_context *ctx);
  * Name of the CPU kernel the context would use for a call with these
  * act_bits (0 = 8), cols and batch on a per-plane product (a residual
  * matrix, or a uniform one at 1 plane): "reference", "portable", "avx2",
- * "avx2-lut", "avx512", "avx512-lut", "neon", "neon-lut". Uniform matrices
- * at 2+ planes may use "avx512-vnni" or "neon-dotprod" instead where the
- * CPU has it (README, kernel table).
+ * "avx2-lut", "avx512", "avx512-lut", "neon", "neon-lut"; on a context
+ * forced to "avx512-vnni" or "avx512-vnni-batched", that kernel where it
+ * supports the call. Uniform matrices at 2+ planes may use "avx512-vnni",
+ * the batched code kernels or "neon-dotprod" instead where the CPU has them
+ * (bp_matrix_cpu_kernel_name gives the exact choice; README, kernel table).
  * Static storage. Returns NULL and sets the error for bad arguments.
  */
 BP_API const char *bp_context_cpu_kernel_name(const bp_context *ctx, int act_bits, size_t cols,
