@@ -408,9 +408,9 @@ bp_status bp_matrix_deserialize(bp_context *ctx, const void *buf, size_t len, bp
 /* ---- files ----------------------------------------------------------------
  *
  * Loading opens without blocking (a FIFO or device must not hang the caller),
- * refuses anything but a regular file, reads the 64-byte header first and
- * then exactly the length the header declares, so a large foreign file is
- * rejected after reading 64 bytes. Saving writes a temporary file in the
+ * refuses anything but a regular file, reads the header (HEADER_BYTES) first
+ * and then exactly the length the header declares, so a large foreign file
+ * is rejected after reading HEADER_BYTES bytes. Saving writes a temporary file in the
  * target's directory, fsyncs it, renames it over the target and fsyncs the
  * directory, so a failed save leaves the previous file as it was. */
 
