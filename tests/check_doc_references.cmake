@@ -3,7 +3,8 @@
 # docs/<name>.md that a source file, the README or a header names exists,
 # and in the README and docs/*.md every relative Markdown link resolves from
 # the file's directory and every `path` in backticks under a top-level
-# source directory exists (CHANGELOG.md is history and may name old files).
+# source directory exists (CHANGELOG.md is history and may name old files),
+# and the README's table of CPU paths matches the names BP_CPU accepts.
 # Usage: cmake -DROOT=<source dir> -P check_doc_references.cmake
 cmake_minimum_required(VERSION 3.20)
 file(GLOB_RECURSE sources RELATIVE ${ROOT}
@@ -53,6 +54,32 @@ foreach(f IN LISTS notes ITEMS README.md)
       string(APPEND problems "${f} names `${p}`, which does not exist\n")
     endif()
   endforeach()
+endforeach()
+
+# The README's table of CPU paths (`BP_CPU=`) names exactly the paths
+# cpu/cpu_dispatch.c accepts.
+file(READ ${ROOT}/cpu/cpu_dispatch.c dispatch)
+string(REGEX MATCHALL "{\"[a-z0-9-]+\", BP_CPU_KERNEL_" accepted "${dispatch}")
+string(REGEX REPLACE "{\"([a-z0-9-]+)\", BP_CPU_KERNEL_" "\\1" accepted "${accepted}")
+file(READ ${ROOT}/README.md readme)
+string(REGEX MATCHALL "\n\\| `[a-z0-9-]+`[^|\n]*\\| `cpu/" rows "${readme}")
+set(documented "")
+foreach(r IN LISTS rows)
+  string(REGEX REPLACE "^\n\\| `([a-z0-9-]+)`.*$" "\\1" name "${r}")
+  list(APPEND documented ${name})
+endforeach()
+if(NOT accepted)
+  string(APPEND problems "no CPU path names found in cpu/cpu_dispatch.c\n")
+endif()
+foreach(name IN LISTS accepted)
+  if(NOT name IN_LIST documented)
+    string(APPEND problems "README's CPU path table lacks `${name}` (cpu/cpu_dispatch.c)\n")
+  endif()
+endforeach()
+foreach(name IN LISTS documented)
+  if(NOT name IN_LIST accepted)
+    string(APPEND problems "README's CPU path table names `${name}`, which BP_CPU does not accept\n")
+  endif()
 endforeach()
 
 if(problems)
