@@ -74,13 +74,18 @@ static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
     int32_t *qw;
     const vb_column *vc = bp__code_column_carve(col, kpad, scratch, &q8, &qw);
     const __m512i off = _mm512_set1_epi32(vc->off);
+    /* From 2 activation bits on, the quantizer's word sums are those of q
+     * over all 32 positions (padding q = 0), so sum q' = base - 32 off
+     * without a reduction per word; binary columns carry counts there. */
+    const bool sums = col->act_bits >= 2;
     for (size_t w = 0; w < kpad / 32; w++) {
         /* q' = q - off fits int8 (see the top): VPMOVDB keeps it exactly. */
         __m512i a = _mm512_sub_epi32(_mm512_loadu_si512(col->q + 32 * w), off);
         __m512i b = _mm512_sub_epi32(_mm512_loadu_si512(col->q + 32 * w + 16), off);
         _mm_storeu_si128((__m128i *)(q8 + 32 * w), _mm512_cvtepi32_epi8(a));
         _mm_storeu_si128((__m128i *)(q8 + 32 * w + 16), _mm512_cvtepi32_epi8(b));
-        qw[w] = _mm512_reduce_add_epi32(_mm512_add_epi32(a, b));
+        qw[w] = sums ? col->word_base[w] - 32 * vc->off
+                     : _mm512_reduce_add_epi32(_mm512_add_epi32(a, b));
     }
 }
 
@@ -196,10 +201,28 @@ BP_INLINE void vb_dots(const vb_block *b, const vb_column *const *cols, const __
     }
 }
 
+/* The int64 pair v (16 rows of s D) stored at d: added to what d holds
+ * unless `first`; on the matrix's last K block, s = 2^(8 - len) divides out
+ * exactly (an arithmetic shift), so D is written once per tile. */
+BP_INLINE void vb_store_d(int64_t *d, __m512i v0, __m512i v1, bool first, bool last, int len) {
+    if (!first) {
+        v0 = _mm512_add_epi64(v0, _mm512_loadu_si512(d));
+        v1 = _mm512_add_epi64(v1, _mm512_loadu_si512(d + 8));
+    }
+    if (last) {
+        const __m128i shift = _mm_cvtsi32_si128(8 - len);
+        v0 = _mm512_sra_epi64(v0, shift);
+        v1 = _mm512_sra_epi64(v1, shift);
+    }
+    _mm512_storeu_si512(d, v0);
+    _mm512_storeu_si512(d + 8, v1);
+}
+
 /*
  * Per-row matrices: R row groups x C columns (code lengths lens[c]) over one
  * K block, one segment: D[r][c] (16 int64 at dout[c] + 16 r) += s_c D,
- * s_c = 2^(8 - lens[c]); `first` stores instead of adding.
+ * s_c = 2^(8 - lens[c]); `first` stores instead of adding, and the last K
+ * block divides s_c out (vb_store_d).
  */
 BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const int *lens,
                        int64_t *const *dout, bool first, const int R, const int C, const int mode) {
@@ -225,15 +248,9 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const in
             __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
             if (cols[c]->off)
                 v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r][0]);
-            int64_t *d = dout[c] + 16 * r;
-            __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
-            __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
-            if (!first) {
-                lo = _mm512_add_epi64(lo, _mm512_loadu_si512(d));
-                hi = _mm512_add_epi64(hi, _mm512_loadu_si512(d + 8));
-            }
-            _mm512_storeu_si512(d, lo);
-            _mm512_storeu_si512(d + 8, hi);
+            vb_store_d(dout[c] + 16 * r, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
+                       _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), first,
+                       b->w1 == b->m->kwords, lens[c]);
         }
     }
 }
@@ -280,7 +297,8 @@ _Static_assert((int64_t)BP_MULT_MAX *VB_KBLOCK_WORDS * 32 * 128 * 128 <= INT32_M
  * K block, segment by segment (see the top): acc starts at -h Q'_seg, takes
  * the segment's VPDPBUSD and is weighted into t32 by one VPMULLD; at the
  * block's end D[r][c] (16 int64 at dout[c] + 16 r) += 2 t32 (+ sum m Q' for
- * len 8, + sum m E for offset columns); `first` stores instead of adding.
+ * len 8, + sum m E for offset columns); `first` stores instead of adding,
+ * and the last K block divides s out (vb_store_d).
  */
 BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const int *lens,
                         int64_t *const *dout, bool first, const int R, const int C,
@@ -351,13 +369,7 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
                 v[0] = _mm512_add_epi64(v[0], b->ew[lens[c] - 1][r][0]);
                 v[1] = _mm512_add_epi64(v[1], b->ew[lens[c] - 1][r][1]);
             }
-            int64_t *d = dout[c] + 16 * r;
-            if (!first) {
-                v[0] = _mm512_add_epi64(v[0], _mm512_loadu_si512(d));
-                v[1] = _mm512_add_epi64(v[1], _mm512_loadu_si512(d + 8));
-            }
-            _mm512_storeu_si512(d, v[0]);
-            _mm512_storeu_si512(d + 8, v[1]);
+            vb_store_d(dout[c] + 16 * r, v[0], v[1], first, b->w1 == b->m->kwords, lens[c]);
         }
 }
 
@@ -432,8 +444,8 @@ static void vb_offset_terms(const vb_block *b, int R, int len) {
  * Register tiles take the sorted columns 8 at a time (grouped: 4), so
  * columns of several lengths share one (VB_MASK_EACH: one VPANDD per
  * VPDPBUSD).
- * s D at dout[c] + 16 (g - g0) for row groups [g0, g1), then exact division
- * by each column's s.
+ * D at dout[c] + 16 (g - g0) for row groups [g0, g1): the tiles sum s D
+ * over the K blocks and divide each column's s out at the last one.
  */
 static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int *lens,
                     const vb_column *const *cols, int64_t *const *dout, size_t nc) {
@@ -493,13 +505,6 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                 fn(&b, cols + c0, lens + c0, dr, b.w0 == 0);
             }
         }
-        /* s D -> D: exact division by s = 2^(8 - len) of each column. */
-        for (size_t i = 0; i < nc; i++) {
-            const int shift = 8 - lens[i];
-            int64_t *d = dout[i] + (g - g0) * BP_ROW_GROUP;
-            for (int k = 0; shift && k < R * BP_ROW_GROUP; k += 8)
-                _mm512_storeu_si512(d + k, _mm512_srai_epi64(_mm512_loadu_si512(d + k), shift));
-        }
     }
 }
 
@@ -520,16 +525,29 @@ static void vb_compute_batch(const bp_kernel_batch_call *call) {
          * columns go longest code first, so runs of one length follow. */
         const int step = uniform ? 8 : 1;
         for (int p0 = 0; p0 < m->bits; p0 += step) {
+            /* A counting sort by length (stable: columns of one length keep
+             * their order), one pass to count and one to place. */
+            size_t at[9] = {0};
+            for (size_t c = c0; c < c1; c++) {
+                const int n = call->cols[c]->planes - p0;
+                at[n <= 0 ? 0 : n < step ? n : step]++;
+            }
             size_t nc = 0;
-            for (int len = step; len >= 1; len--)
-                for (size_t c = c0; c < c1; c++) {
-                    const int n = call->cols[c]->planes - p0;
-                    if ((n < step ? n : step) != len)
-                        continue;
-                    cols[nc] = call->cols[c]->kernel_data;
-                    lens[nc] = len;
-                    dout[nc++] = call->d + c * call->ld_col + (size_t)(p0 / step) * call->ld_plane;
-                }
+            for (int len = step; len >= 1; len--) {
+                const size_t count = at[len];
+                at[len] = nc;
+                nc += count;
+            }
+            for (size_t c = c0; c < c1; c++) {
+                const int n = call->cols[c]->planes - p0;
+                if (n <= 0)
+                    continue;
+                const int len = n < step ? n : step;
+                const size_t i = at[len]++;
+                cols[i] = call->cols[c]->kernel_data;
+                lens[i] = len;
+                dout[i] = call->d + c * call->ld_col + (size_t)(p0 / step) * call->ld_plane;
+            }
             if (nc)
                 vb_unit(m, call->g0, call->g1, p0, lens, cols, dout, nc);
         }
