@@ -57,7 +57,9 @@
 /* Words of K per unpacked tile (512 columns: 8 KB of codes per row group). */
 #define VB_KBLOCK_WORDS 16
 /* Row groups and columns of the register tile: 2 x 8 int32 accumulators;
- * grouped matrices 2 x 4, each with its weighted int32 sum beside it. */
+ * grouped matrices 2 x 4, each with its weighted int32 sum beside it, or
+ * 1 x 8 for a single row group (layers of at most 16 rows, the odd last
+ * group): 8 independent VPDPBUSD chains instead of 4 hide its latency. */
 #define VB_R  2
 #define VB_C  8
 #define VB_CG 4
@@ -304,9 +306,9 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
                         int64_t *const *dout, bool first, const int R, const int C,
                         const int mode) {
     const __m512i zero = _mm512_setzero_si512();
-    __m512i mask[VB_CG];
-    _Alignas(64) int32_t qseg[VB_CG][VB_KBLOCK_WORDS]; /* Q'_seg */
-    _Alignas(64) int32_t hq[VB_CG][VB_KBLOCK_WORDS];   /* -h Q'_seg */
+    __m512i mask[VB_C];
+    _Alignas(64) int32_t qseg[VB_C][VB_KBLOCK_WORDS]; /* Q'_seg */
+    _Alignas(64) int32_t hq[VB_C][VB_KBLOCK_WORDS];   /* -h Q'_seg */
     const size_t nw = b->w1 - b->w0;
     const __mmask16 wmask = (__mmask16)((1u << nw) - 1);
     for (int c = 0; c < C; c++) {
@@ -329,14 +331,14 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
         _mm512_store_si512(qseg[c], q);
         _mm512_store_si512(hq[c], _mm512_mullo_epi32(q, _mm512_set1_epi32(-vb_centre(lens[c]))));
     }
-    __m512i t32[VB_R][VB_CG];
+    __m512i t32[VB_R][VB_C]; /* R x C <= 8 used */
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++)
             t32[r][c] = zero;
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        __m512i acc[VB_R][VB_C]; /* C <= VB_CG columns used */
+        __m512i acc[VB_R][VB_C]; /* R x C <= 8 used */
         for (int c = 0; c < C; c++) {
             const __m512i init = _mm512_set1_epi32(hq[c][si]);
             for (int r = 0; r < R; r++)
@@ -379,17 +381,23 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
         vb_gtile(b, cols, lens, dout, first, R, C, M);                                             \
     }
 #define VB_GFN4(R, M) VB_GFN(R, 1, M) VB_GFN(R, 2, M) VB_GFN(R, 3, M) VB_GFN(R, 4, M)
-VB_GFN4(1, 0)
+#define VB_GFN8(M)    VB_GFN4(1, M) VB_GFN(1, 5, M) VB_GFN(1, 6, M) VB_GFN(1, 7, M) VB_GFN(1, 8, M)
+VB_GFN8(0)
 VB_GFN4(2, 0)
-VB_GFN4(1, 1)
+VB_GFN8(1)
 VB_GFN4(2, 1)
-VB_GFN4(1, 2)
+VB_GFN8(2)
 VB_GFN4(2, 2)
-#define VB_GFNS(R, M)                                                                              \
-    { vb_gtile_##R##_1_##M, vb_gtile_##R##_2_##M, vb_gtile_##R##_3_##M, vb_gtile_##R##_4_##M }
-/* [mode][R - 1][C - 1] */
-static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_CG] = {
-    {VB_GFNS(1, 0), VB_GFNS(2, 0)}, {VB_GFNS(1, 1), VB_GFNS(2, 1)}, {VB_GFNS(1, 2), VB_GFNS(2, 2)}};
+#define VB_GFNS1(M)                                                                                \
+    {                                                                                              \
+        vb_gtile_1_1_##M, vb_gtile_1_2_##M, vb_gtile_1_3_##M, vb_gtile_1_4_##M, vb_gtile_1_5_##M,  \
+            vb_gtile_1_6_##M, vb_gtile_1_7_##M, vb_gtile_1_8_##M                                   \
+    }
+#define VB_GFNS2(M)                                                                                \
+    { vb_gtile_2_1_##M, vb_gtile_2_2_##M, vb_gtile_2_3_##M, vb_gtile_2_4_##M }
+/* [mode][R - 1][C - 1]: R = 1 up to VB_C columns, R = 2 up to VB_CG. */
+static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_C] = {
+    {VB_GFNS1(0), VB_GFNS2(0)}, {VB_GFNS1(1), VB_GFNS2(1)}, {VB_GFNS1(2), VB_GFNS2(2)}};
 
 /* b->eseg[len - 1]: E per row group and segment of the block, with U' the
  * row sums of the codes of that length (the tile AND its mask). */
@@ -441,7 +449,8 @@ static void vb_offset_terms(const vb_block *b, int R, int len) {
  * 2^(7-p) = 2^(8-n) u_n with u_n the n-plane code (u_n = floor(u_L /
  * 2^(L-n)), planes MSB first). Every sum below (S', U', the bounds, s =
  * 2^(8-n)) is then that of an n-plane unit, term for term.
- * Register tiles take the sorted columns 8 at a time (grouped: 4), so
+ * Register tiles take the sorted columns 8 at a time (grouped, two row
+ * groups: 4), so
  * columns of several lengths share one (VB_MASK_EACH: one VPANDD per
  * VPDPBUSD).
  * D at dout[c] + 16 (g - g0) for row groups [g0, g1): the tiles sum s D
@@ -471,10 +480,10 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                   .ew = grouped ? ew : NULL};
     for (size_t i = 0; i < VB_KBLOCK_WORDS; i += b.segw)
         b.seg_starts |= (__mmask16)(1u << i);
-    const size_t cstep = grouped ? VB_CG : VB_C;
     int64_t *dr[VB_C];
     for (size_t g = g0; g < g1; g += VB_R) {
         const int R = g1 - g >= VB_R ? VB_R : (int)(g1 - g);
+        const size_t cstep = grouped && R == VB_R ? VB_CG : VB_C;
         const uint32_t *lines[VB_R][8];
         for (int r = 0; r < R; r++)
             for (int p = 0; p < len_max; p++)
@@ -509,7 +518,7 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
 }
 
 /* Columns per unit pass: bounded so the pointer lists stay on the stack. */
-#define VB_UNIT_COLS 64
+#define VB_UNIT_COLS 128
 
 static void vb_compute_batch(const bp_kernel_batch_call *call) {
     const bp_matrix *m = call->m;
