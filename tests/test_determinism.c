@@ -120,9 +120,10 @@ Test(determinism, batch_position_threads_paths, .timeout = 300) {
  * The bundled models' small layers at large batch, where the batched path
  * splits the columns into blocks (fewer or more than the workers, uneven
  * tails) and a layer of one row group takes the single-group register
- * tiles: every thread count gives the reference path's y bit for bit, for
- * rotated signed inputs and for non-negative ones (unsigned activations),
- * with bias and the fused ReLU.
+ * tiles: AUTO at 1-3 threads and every other path at 2 (the AVX2 and
+ * AVX-VNNI paths run their batched kernels here) give the reference path's
+ * y bit for bit, for rotated signed inputs and for
+ * non-negative ones (unsigned activations), with bias and the fused ReLU.
  */
 Test(determinism, small_layers_large_batch_threads, .timeout = 300) {
     unsigned long long seed = tu_seed();
@@ -131,6 +132,22 @@ Test(determinism, small_layers_large_batch_threads, .timeout = 300) {
     static const size_t shapes[][2] = {{10, 128}, {128, 256}, {256, 64}, {40, 100}};
     static const size_t batches[] = {360, 200, 41};
     bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    /* (path, threads) pairs: AUTO at 1..3, the other paths at 2. */
+    tu_path paths[TU_MAX_PATHS];
+    char missing[2048];
+    const size_t np = tu_cpu_paths(paths, missing, sizeof missing);
+    bp_cpu_kernel runs[3 + TU_MAX_PATHS];
+    int run_threads[3 + TU_MAX_PATHS];
+    size_t nruns = 0;
+    for (int t = 1; t <= 3; t++, nruns++) {
+        runs[nruns] = BP_CPU_KERNEL_AUTO;
+        run_threads[nruns] = t;
+    }
+    for (size_t p = 0; p < np; p++)
+        if (paths[p].kernel != BP_CPU_KERNEL_REFERENCE) {
+            runs[nruns] = paths[p].kernel;
+            run_threads[nruns++] = 2;
+        }
     for (size_t si = 0; si < NELEM(shapes); si++)
         for (int nonneg = 0; nonneg < 2; nonneg++) {
             const size_t M = shapes[si][0], K = shapes[si][1];
@@ -153,8 +170,9 @@ Test(determinism, small_layers_large_batch_threads, .timeout = 300) {
                 const bp_activation act = relu ? BP_ACTIVATION_RELU : BP_ACTIVATION_NONE;
                 bp_status st = bp_gemm_act(ref, m, x, B, K, y_ref, M, &o, act);
                 cr_assert(st == BP_OK, "bp_gemm_act: %s", bp_last_error());
-                for (int threads = 1; threads <= 3; threads++) {
-                    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, threads);
+                for (size_t ri = 0; ri < nruns; ri++) {
+                    const int threads = run_threads[ri];
+                    bp_context *ctx = tu_context(runs[ri], threads);
                     memset(y, 0xff, B * M * sizeof *y);
                     st = bp_gemm_act(ctx, m, x, B, K, y, M, &o, act);
                     cr_assert(st == BP_OK, "bp_gemm_act: %s", bp_last_error());
