@@ -57,10 +57,14 @@
 /* Words of K per unpacked tile (512 columns: 8 KB of codes per row group). */
 #define VB_KBLOCK_WORDS 16
 /* Row groups and columns of the register tile: 2 x 8 int32 accumulators;
- * grouped matrices 2 x 4, each with its weighted int32 sum beside it. */
+ * grouped matrices 2 x 6, each with its weighted int32 sum beside it (24
+ * registers; 2-4 % faster than 2 x 4 on 128 x 256 and 256 x 64 at batch
+ * 32-360), or 1 x 8 for a single row group (layers of at most 16 rows, the
+ * odd last group): 8 independent VPDPBUSD chains instead of 4 hide its
+ * latency. */
 #define VB_R  2
 #define VB_C  8
-#define VB_CG 4
+#define VB_CG 6
 
 typedef bp_code_column vb_column;
 
@@ -74,13 +78,18 @@ static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
     int32_t *qw;
     const vb_column *vc = bp__code_column_carve(col, kpad, scratch, &q8, &qw);
     const __m512i off = _mm512_set1_epi32(vc->off);
+    /* From 2 activation bits on, the quantizer's word sums are those of q
+     * over all 32 positions (padding q = 0), so sum q' = base - 32 off
+     * without a reduction per word; binary columns carry counts there. */
+    const bool sums = col->act_bits >= 2;
     for (size_t w = 0; w < kpad / 32; w++) {
         /* q' = q - off fits int8 (see the top): VPMOVDB keeps it exactly. */
         __m512i a = _mm512_sub_epi32(_mm512_loadu_si512(col->q + 32 * w), off);
         __m512i b = _mm512_sub_epi32(_mm512_loadu_si512(col->q + 32 * w + 16), off);
         _mm_storeu_si128((__m128i *)(q8 + 32 * w), _mm512_cvtepi32_epi8(a));
         _mm_storeu_si128((__m128i *)(q8 + 32 * w + 16), _mm512_cvtepi32_epi8(b));
-        qw[w] = _mm512_reduce_add_epi32(_mm512_add_epi32(a, b));
+        qw[w] = sums ? col->word_base[w] - 32 * vc->off
+                     : _mm512_reduce_add_epi32(_mm512_add_epi32(a, b));
     }
 }
 
@@ -196,10 +205,28 @@ BP_INLINE void vb_dots(const vb_block *b, const vb_column *const *cols, const __
     }
 }
 
+/* The int64 pair v (16 rows of s D) stored at d: added to what d holds
+ * unless `first`; on the matrix's last K block, s = 2^(8 - len) divides out
+ * exactly (an arithmetic shift), so D is written once per tile. */
+BP_INLINE void vb_store_d(int64_t *d, __m512i v0, __m512i v1, bool first, bool last, int len) {
+    if (!first) {
+        v0 = _mm512_add_epi64(v0, _mm512_loadu_si512(d));
+        v1 = _mm512_add_epi64(v1, _mm512_loadu_si512(d + 8));
+    }
+    if (last) {
+        const __m128i shift = _mm_cvtsi32_si128(8 - len);
+        v0 = _mm512_sra_epi64(v0, shift);
+        v1 = _mm512_sra_epi64(v1, shift);
+    }
+    _mm512_storeu_si512(d, v0);
+    _mm512_storeu_si512(d + 8, v1);
+}
+
 /*
  * Per-row matrices: R row groups x C columns (code lengths lens[c]) over one
  * K block, one segment: D[r][c] (16 int64 at dout[c] + 16 r) += s_c D,
- * s_c = 2^(8 - lens[c]); `first` stores instead of adding.
+ * s_c = 2^(8 - lens[c]); `first` stores instead of adding, and the last K
+ * block divides s_c out (vb_store_d).
  */
 BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const int *lens,
                        int64_t *const *dout, bool first, const int R, const int C, const int mode) {
@@ -225,15 +252,9 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const in
             __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
             if (cols[c]->off)
                 v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r][0]);
-            int64_t *d = dout[c] + 16 * r;
-            __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v));
-            __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
-            if (!first) {
-                lo = _mm512_add_epi64(lo, _mm512_loadu_si512(d));
-                hi = _mm512_add_epi64(hi, _mm512_loadu_si512(d + 8));
-            }
-            _mm512_storeu_si512(d, lo);
-            _mm512_storeu_si512(d + 8, hi);
+            vb_store_d(dout[c] + 16 * r, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
+                       _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), first,
+                       b->w1 == b->m->kwords, lens[c]);
         }
     }
 }
@@ -280,15 +301,16 @@ _Static_assert((int64_t)BP_MULT_MAX *VB_KBLOCK_WORDS * 32 * 128 * 128 <= INT32_M
  * K block, segment by segment (see the top): acc starts at -h Q'_seg, takes
  * the segment's VPDPBUSD and is weighted into t32 by one VPMULLD; at the
  * block's end D[r][c] (16 int64 at dout[c] + 16 r) += 2 t32 (+ sum m Q' for
- * len 8, + sum m E for offset columns); `first` stores instead of adding.
+ * len 8, + sum m E for offset columns); `first` stores instead of adding,
+ * and the last K block divides s out (vb_store_d).
  */
 BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const int *lens,
                         int64_t *const *dout, bool first, const int R, const int C,
                         const int mode) {
     const __m512i zero = _mm512_setzero_si512();
-    __m512i mask[VB_CG];
-    _Alignas(64) int32_t qseg[VB_CG][VB_KBLOCK_WORDS]; /* Q'_seg */
-    _Alignas(64) int32_t hq[VB_CG][VB_KBLOCK_WORDS];   /* -h Q'_seg */
+    __m512i mask[VB_C];
+    _Alignas(64) int32_t qseg[VB_C][VB_KBLOCK_WORDS]; /* Q'_seg */
+    _Alignas(64) int32_t hq[VB_C][VB_KBLOCK_WORDS];   /* -h Q'_seg */
     const size_t nw = b->w1 - b->w0;
     const __mmask16 wmask = (__mmask16)((1u << nw) - 1);
     for (int c = 0; c < C; c++) {
@@ -311,14 +333,14 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
         _mm512_store_si512(qseg[c], q);
         _mm512_store_si512(hq[c], _mm512_mullo_epi32(q, _mm512_set1_epi32(-vb_centre(lens[c]))));
     }
-    __m512i t32[VB_R][VB_CG];
+    __m512i t32[VB_R][VB_C];
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++)
             t32[r][c] = zero;
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        __m512i acc[VB_R][VB_C]; /* C <= VB_CG columns used */
+        __m512i acc[VB_R][VB_C];
         for (int c = 0; c < C; c++) {
             const __m512i init = _mm512_set1_epi32(hq[c][si]);
             for (int r = 0; r < R; r++)
@@ -351,13 +373,7 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
                 v[0] = _mm512_add_epi64(v[0], b->ew[lens[c] - 1][r][0]);
                 v[1] = _mm512_add_epi64(v[1], b->ew[lens[c] - 1][r][1]);
             }
-            int64_t *d = dout[c] + 16 * r;
-            if (!first) {
-                v[0] = _mm512_add_epi64(v[0], _mm512_loadu_si512(d));
-                v[1] = _mm512_add_epi64(v[1], _mm512_loadu_si512(d + 8));
-            }
-            _mm512_storeu_si512(d, v[0]);
-            _mm512_storeu_si512(d + 8, v[1]);
+            vb_store_d(dout[c] + 16 * r, v[0], v[1], first, b->w1 == b->m->kwords, lens[c]);
         }
 }
 
@@ -367,17 +383,24 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
         vb_gtile(b, cols, lens, dout, first, R, C, M);                                             \
     }
 #define VB_GFN4(R, M) VB_GFN(R, 1, M) VB_GFN(R, 2, M) VB_GFN(R, 3, M) VB_GFN(R, 4, M)
-VB_GFN4(1, 0)
+#define VB_GFN8(M)    VB_GFN4(1, M) VB_GFN(1, 5, M) VB_GFN(1, 6, M) VB_GFN(1, 7, M) VB_GFN(1, 8, M)
+VB_GFN8(0)
 VB_GFN4(2, 0)
-VB_GFN4(1, 1)
-VB_GFN4(2, 1)
-VB_GFN4(1, 2)
-VB_GFN4(2, 2)
-#define VB_GFNS(R, M)                                                                              \
-    { vb_gtile_##R##_1_##M, vb_gtile_##R##_2_##M, vb_gtile_##R##_3_##M, vb_gtile_##R##_4_##M }
-/* [mode][R - 1][C - 1] */
-static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_CG] = {
-    {VB_GFNS(1, 0), VB_GFNS(2, 0)}, {VB_GFNS(1, 1), VB_GFNS(2, 1)}, {VB_GFNS(1, 2), VB_GFNS(2, 2)}};
+VB_GFN(2, 5, 0) VB_GFN(2, 6, 0) VB_GFN8(1) VB_GFN4(2, 1) VB_GFN(2, 5, 1) VB_GFN(2, 6, 1) VB_GFN8(2)
+    VB_GFN4(2, 2) VB_GFN(2, 5, 2) VB_GFN(2, 6, 2)
+#define VB_GFNS1(M)                                                                                \
+    {                                                                                              \
+        vb_gtile_1_1_##M, vb_gtile_1_2_##M, vb_gtile_1_3_##M, vb_gtile_1_4_##M, vb_gtile_1_5_##M,  \
+            vb_gtile_1_6_##M, vb_gtile_1_7_##M, vb_gtile_1_8_##M                                   \
+    }
+#define VB_GFNS2(M)                                                                                \
+    {                                                                                              \
+        vb_gtile_2_1_##M, vb_gtile_2_2_##M, vb_gtile_2_3_##M, vb_gtile_2_4_##M, vb_gtile_2_5_##M,  \
+            vb_gtile_2_6_##M                                                                       \
+    }
+    /* [mode][R - 1][C - 1]: R = 1 up to VB_C columns, R = 2 up to VB_CG. */
+    static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_C] = {
+        {VB_GFNS1(0), VB_GFNS2(0)}, {VB_GFNS1(1), VB_GFNS2(1)}, {VB_GFNS1(2), VB_GFNS2(2)}};
 
 /* b->eseg[len - 1]: E per row group and segment of the block, with U' the
  * row sums of the codes of that length (the tile AND its mask). */
@@ -429,11 +452,12 @@ static void vb_offset_terms(const vb_block *b, int R, int len) {
  * 2^(7-p) = 2^(8-n) u_n with u_n the n-plane code (u_n = floor(u_L /
  * 2^(L-n)), planes MSB first). Every sum below (S', U', the bounds, s =
  * 2^(8-n)) is then that of an n-plane unit, term for term.
- * Register tiles take the sorted columns 8 at a time (grouped: 4), so
+ * Register tiles take the sorted columns 8 at a time (grouped, two row
+ * groups: 6), so
  * columns of several lengths share one (VB_MASK_EACH: one VPANDD per
  * VPDPBUSD).
- * s D at dout[c] + 16 (g - g0) for row groups [g0, g1), then exact division
- * by each column's s.
+ * D at dout[c] + 16 (g - g0) for row groups [g0, g1): the tiles sum s D
+ * over the K blocks and divide each column's s out at the last one.
  */
 static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int *lens,
                     const vb_column *const *cols, int64_t *const *dout, size_t nc) {
@@ -459,10 +483,10 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                   .ew = grouped ? ew : NULL};
     for (size_t i = 0; i < VB_KBLOCK_WORDS; i += b.segw)
         b.seg_starts |= (__mmask16)(1u << i);
-    const size_t cstep = grouped ? VB_CG : VB_C;
     int64_t *dr[VB_C];
     for (size_t g = g0; g < g1; g += VB_R) {
         const int R = g1 - g >= VB_R ? VB_R : (int)(g1 - g);
+        const size_t cstep = grouped && R == VB_R ? VB_CG : VB_C;
         const uint32_t *lines[VB_R][8];
         for (int r = 0; r < R; r++)
             for (int p = 0; p < len_max; p++)
@@ -493,18 +517,11 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                 fn(&b, cols + c0, lens + c0, dr, b.w0 == 0);
             }
         }
-        /* s D -> D: exact division by s = 2^(8 - len) of each column. */
-        for (size_t i = 0; i < nc; i++) {
-            const int shift = 8 - lens[i];
-            int64_t *d = dout[i] + (g - g0) * BP_ROW_GROUP;
-            for (int k = 0; shift && k < R * BP_ROW_GROUP; k += 8)
-                _mm512_storeu_si512(d + k, _mm512_srai_epi64(_mm512_loadu_si512(d + k), shift));
-        }
     }
 }
 
 /* Columns per unit pass: bounded so the pointer lists stay on the stack. */
-#define VB_UNIT_COLS 64
+#define VB_UNIT_COLS 128
 
 static void vb_compute_batch(const bp_kernel_batch_call *call) {
     const bp_matrix *m = call->m;
@@ -520,16 +537,29 @@ static void vb_compute_batch(const bp_kernel_batch_call *call) {
          * columns go longest code first, so runs of one length follow. */
         const int step = uniform ? 8 : 1;
         for (int p0 = 0; p0 < m->bits; p0 += step) {
+            /* A counting sort by length (stable: columns of one length keep
+             * their order), one pass to count and one to place. */
+            size_t at[9] = {0};
+            for (size_t c = c0; c < c1; c++) {
+                const int n = call->cols[c]->planes - p0;
+                at[n <= 0 ? 0 : n < step ? n : step]++;
+            }
             size_t nc = 0;
-            for (int len = step; len >= 1; len--)
-                for (size_t c = c0; c < c1; c++) {
-                    const int n = call->cols[c]->planes - p0;
-                    if ((n < step ? n : step) != len)
-                        continue;
-                    cols[nc] = call->cols[c]->kernel_data;
-                    lens[nc] = len;
-                    dout[nc++] = call->d + c * call->ld_col + (size_t)(p0 / step) * call->ld_plane;
-                }
+            for (int len = step; len >= 1; len--) {
+                const size_t count = at[len];
+                at[len] = nc;
+                nc += count;
+            }
+            for (size_t c = c0; c < c1; c++) {
+                const int n = call->cols[c]->planes - p0;
+                if (n <= 0)
+                    continue;
+                const int len = n < step ? n : step;
+                const size_t i = at[len]++;
+                cols[i] = call->cols[c]->kernel_data;
+                lens[i] = len;
+                dout[i] = call->d + c * call->ld_col + (size_t)(p0 / step) * call->ld_plane;
+            }
             if (nc)
                 vb_unit(m, call->g0, call->g1, p0, lens, cols, dout, nc);
         }

@@ -117,6 +117,84 @@ Test(determinism, batch_position_threads_paths, .timeout = 300) {
 }
 
 /*
+ * The bundled models' small layers at large batch, where the batched path
+ * splits the columns into blocks (fewer or more than the workers, uneven
+ * tails) and a layer of one row group takes the single-group register
+ * tiles: AUTO at 1-3 threads and every other path at 2 (the AVX2 and
+ * AVX-VNNI paths run their batched kernels here) give the reference path's
+ * y bit for bit, for rotated signed inputs and for
+ * non-negative ones (unsigned activations), with bias and the fused ReLU.
+ */
+Test(determinism, small_layers_large_batch_threads, .timeout = 300) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    static const size_t shapes[][2] = {{10, 128}, {128, 256}, {256, 64}, {40, 100}};
+    static const size_t batches[] = {360, 200, 41};
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    /* (path, threads) pairs: AUTO at 1..3, the other paths at 2. */
+    tu_path paths[TU_MAX_PATHS];
+    char missing[2048];
+    const size_t np = tu_cpu_paths(paths, missing, sizeof missing);
+    bp_cpu_kernel runs[3 + TU_MAX_PATHS];
+    int run_threads[3 + TU_MAX_PATHS];
+    size_t nruns = 0;
+    for (int t = 1; t <= 3; t++, nruns++) {
+        runs[nruns] = BP_CPU_KERNEL_AUTO;
+        run_threads[nruns] = t;
+    }
+    for (size_t p = 0; p < np; p++)
+        if (paths[p].kernel != BP_CPU_KERNEL_REFERENCE) {
+            runs[nruns] = paths[p].kernel;
+            run_threads[nruns++] = 2;
+        }
+    for (size_t si = 0; si < NELEM(shapes); si++)
+        for (int nonneg = 0; nonneg < 2; nonneg++) {
+            const size_t M = shapes[si][0], K = shapes[si][1];
+            const size_t B = batches[(si + (size_t)nonneg) % NELEM(batches)];
+            float *w = tu_xmalloc(M * K * sizeof *w);
+            tu_fill_gauss(&rng, w, M * K, 1.0f);
+            bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
+            qo.nonnegative_inputs = nonneg;
+            bp_matrix *m = tu_quantize_opts(ref, w, M, K, K, &qo);
+            free(w);
+            float *x = tu_xmalloc(B * K * sizeof *x), *bias = tu_xmalloc(M * sizeof *bias);
+            float *y_ref = tu_xmalloc(B * M * sizeof *y_ref), *y = tu_xmalloc(B * M * sizeof *y);
+            tu_fill_gauss(&rng, x, B * K, 1.0f);
+            tu_fill_gauss(&rng, bias, M, 1.0f);
+            for (size_t i = 0; nonneg && i < B * K; i++)
+                x[i] = fabsf(x[i]);
+            bp_run_options o = tu_run(4, 8);
+            o.bias = bias;
+            for (int relu = 0; relu < 2; relu++) {
+                const bp_activation act = relu ? BP_ACTIVATION_RELU : BP_ACTIVATION_NONE;
+                bp_status st = bp_gemm_act(ref, m, x, B, K, y_ref, M, &o, act);
+                cr_assert(st == BP_OK, "bp_gemm_act: %s", bp_last_error());
+                for (size_t ri = 0; ri < nruns; ri++) {
+                    const int threads = run_threads[ri];
+                    bp_context *ctx = tu_context(runs[ri], threads);
+                    memset(y, 0xff, B * M * sizeof *y);
+                    st = bp_gemm_act(ctx, m, x, B, K, y, M, &o, act);
+                    cr_assert(st == BP_OK, "bp_gemm_act: %s", bp_last_error());
+                    size_t r = 0, c = 0;
+                    cr_assert(tu_first_mismatch(y_ref, y, M, B, M, &r, &c) < 0,
+                              "%zux%zu%s batch %zu relu %d threads %d (%s): y differs from the "
+                              "reference at row %zu col %zu; seed=%llu",
+                              M, K, nonneg ? " (non-negative inputs)" : "", B, relu, threads,
+                              bp_matrix_cpu_kernel_name(ctx, m, 4, 8, B), r, c, seed);
+                    bp_context_destroy(ctx);
+                }
+            }
+            free(x);
+            free(bias);
+            free(y_ref);
+            free(y);
+            bp_matrix_destroy(m);
+        }
+    bp_context_destroy(ref);
+}
+
+/*
  * The CPU paths offered here are exactly those this CPU and OS can run, as
  * judged independently by the compiler's own CPUID/XCR0 probe
  * (__builtin_cpu_supports on x86, the auxiliary vector's HWCAP on AArch64):
