@@ -177,9 +177,10 @@ class MiniLM:
     FFN input) or by the attention average (attention output), at every
     plane count n, the output shift ``(W - W_n) E[x]`` its weight error
     causes at the input mean, with ``E[x]`` taken from the weights alone
-    (Linear's ``input_mean``; docs/numerics.md, "Bias correction"). Ignored
-    for ``fp32`` and with ``calibration`` (which fits the outputs on real
-    inputs).
+    (Linear's ``input_mean``; docs/numerics.md, "Bias correction"). With
+    ``calibration``, every layer (the FFN output too) takes the mean of its
+    calibration rows instead (the weights' means lose there). Ignored for
+    ``fp32``.
     """
 
     def __init__(self, weights: Dict[str, np.ndarray], config: dict, *, bits: int = 8,
@@ -197,8 +198,12 @@ class MiniLM:
         self.blocks = []
         self.linears: Dict[str, Linear] = {}
         layers = int(config["num_hidden_layers"])
-        means = ({} if fp32 or calibration is not None or not bias_correction
-                 else _input_means(weights, layers))
+        if fp32 or not bias_correction:
+            means = {}
+        elif calibration is not None:
+            means = {k: np.asarray(x, np.float64).mean(axis=0) for k, x in calibration.items()}
+        else:
+            means = _input_means(weights, layers)
         for i in range(layers):
             p = f"encoder.layer.{i}."
             block = {}

@@ -109,14 +109,20 @@ def test_calibration_samples_reach_every_quantize_call(minilm, monkeypatch):
             return bp.Matrix.quantize(w, **kw)
 
     monkeypatch.setattr(E, "Matrix", Recording)
-    E.MiniLM(weights, config, calibration=samples)
+    model = E.MiniLM(weights, config, calibration=samples)
     assert len(seen) == 36 and all(cols == cal for cols, cal in seen)
+    # bias correction with calibration: every layer's calibration rows' mean
+    for name, x in samples.items():
+        np.testing.assert_array_equal(model.linears[name].input_mean,
+                                      x.astype(np.float64).mean(axis=0))
+    off = E.MiniLM(weights, config, calibration=samples, bias_correction=False)
+    assert all(layer.input_mean is None for layer in off.linears.values())
 
 
 def test_bias_correction_adds_the_weight_error_at_the_input_mean(minilm, rng):
     """Each layer fed by a LayerNorm gets Linear's input_mean beta, so
     (W - W_n) beta is added at n planes, the attention output the mean
-    W_v beta + b_v; the FFN output, fp32 and calibrated models get none, and
+    W_v beta + b_v; the FFN output and fp32 models get none, and
     bias_correction=False turns it off."""
     directory, weights, config = minilm
     tokens = E.tokenize(E.fortunes()[:2], directory, max_tokens=16)
