@@ -259,8 +259,9 @@ class Linear:
                              activation=None if relu_after else activation, **kw)
         if shifted and y.size:
             self._add_shift(y, planes, column_planes)
-            if relu_after:
+            if relu_after:  # as the library's ReLU: +0 for every y <= 0 (+0 turns -0 into +0)
                 np.maximum(y, np.float32(0.0), out=y)
+                y += np.float32(0.0)
         return y.reshape(*lead, self.out_features) if x.ndim != 2 else y
 
     def __repr__(self) -> str:
