@@ -144,9 +144,9 @@ def _load(directory: str) -> tuple:
     return _load_arrays(path / "model.safetensors"), config
 
 
-def _input_means(weights: Dict[str, np.ndarray], layers: int) -> Dict[str, tuple]:
-    """Each Linear's input mean from the weights alone, with its weight
-    (float64). A LayerNorm's output has mean beta where its normalised
+def _input_means(weights: Dict[str, np.ndarray], layers: int) -> Dict[str, np.ndarray]:
+    """Each Linear's input mean from the weights alone (float64), for
+    Linear's ``input_mean``. A LayerNorm's output has mean beta where its normalised
     input has mean 0 (queries, keys, values, FFN input); the attention
     output's input is a softmax average of the values, mean W_v beta + b_v.
     The FFN output's input (after the GELU) has no such closed form and is
@@ -162,7 +162,7 @@ def _input_means(weights: Dict[str, np.ndarray], layers: int) -> Dict[str, tuple
                                            + f64(p + "attention.self.value.bias"))
         means["intermediate.dense"] = f64(p + "attention.output.LayerNorm.bias")
         for name, mean in means.items():
-            out[p + name] = (f64(p + name + ".weight"), mean)
+            out[p + name] = mean
     return out
 
 
@@ -177,8 +177,10 @@ class MiniLM:
     FFN input) or by the attention average (attention output), at every
     plane count n, the output shift ``(W - W_n) E[x]`` its weight error
     causes at the input mean, with ``E[x]`` taken from the weights alone
-    (docs/numerics.md, "Bias correction"). Ignored for ``fp32`` and with
-    ``calibration`` (which fits the outputs on real inputs).
+    (Linear's ``input_mean``; docs/numerics.md, "Bias correction"). With
+    ``calibration``, every layer (the FFN output too) takes the mean of its
+    calibration rows instead (the weights' means lose there). Ignored for
+    ``fp32``.
     """
 
     def __init__(self, weights: Dict[str, np.ndarray], config: dict, *, bits: int = 8,
@@ -195,7 +197,14 @@ class MiniLM:
         self.ln_embed = (f32("embeddings.LayerNorm.weight"), f32("embeddings.LayerNorm.bias"))
         self.blocks = []
         self.linears: Dict[str, Linear] = {}
-        for i in range(int(config["num_hidden_layers"])):
+        layers = int(config["num_hidden_layers"])
+        if fp32 or not bias_correction:
+            means = {}
+        elif calibration is not None:
+            means = {k: np.asarray(x, np.float64).mean(axis=0) for k, x in calibration.items()}
+        else:
+            means = _input_means(weights, layers)
+        for i in range(layers):
             p = f"encoder.layer.{i}."
             block = {}
             for name in LINEAR_NAMES:
@@ -206,8 +215,10 @@ class MiniLM:
                     kw = dict(quantize or {})
                     if calibration is not None:
                         kw["calibration"] = calibration[p + name]
-                    layer = Linear.from_matrix(Matrix.quantize(
-                        w, bits=bits, method=method, clip=clip, context=context, **kw), b)
+                    layer = Linear.from_matrix(
+                        Matrix.quantize(w, bits=bits, method=method, clip=clip,
+                                        context=context, **kw), b,
+                        input_mean=means.get(p + name), weight=w)
                 block[name] = layer
                 self.linears[p + name] = layer
             block["ln_attention"] = (f32(p + "attention.output.LayerNorm.weight"),
@@ -215,22 +226,6 @@ class MiniLM:
             block["ln_output"] = (f32(p + "output.LayerNorm.weight"),
                                   f32(p + "output.LayerNorm.bias"))
             self.blocks.append(block)
-        # {linear name: (float64 weight, float64 input mean)}; shifts per plane count
-        self._input_means = ({} if fp32 or calibration is not None or not bias_correction
-                             else _input_means(weights, len(self.blocks)))
-        self._shifts: Dict[tuple, np.ndarray] = {}
-
-    def _shift(self, name: str, planes) -> Optional[np.ndarray]:
-        """(W - W_n) E[x] for this layer at `planes` (None: all), or None."""
-        if name not in self._input_means:
-            return None
-        matrix = self.linears[name].matrix
-        n = matrix.bits if planes is None or int(planes) == 0 else min(int(planes), matrix.bits)
-        key = (name, n)
-        if key not in self._shifts:
-            w, mean = self._input_means[name]
-            self._shifts[key] = ((w - matrix.dequantize(n)) @ mean).astype(np.float32)
-        return self._shifts[key]
 
     def matrices(self) -> list:
         return [layer.matrix for layer in self.linears.values()]
@@ -252,9 +247,7 @@ class MiniLM:
             if capture is not None:
                 capture.setdefault(names[k], []).append(x)
             k += 1
-            y = block[name](x, planes=planes, act_bits=act_bits)
-            shift = self._shift(names[k - 1], planes)
-            return y if shift is None else y + shift
+            return block[name](x, planes=planes, act_bits=act_bits)
 
         hidden = h.shape[1]
         d = hidden // self.heads

@@ -18,13 +18,17 @@ Every layer also has an ``fp32`` constructor whose products are NumPy
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import threading
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from ._bitplane import RNN, Context, Matrix
 
-__all__ = ["DenseMatmul", "Linear", "LSTM", "GRU", "sigmoid"]
+__all__ = ["DenseMatmul", "Linear", "LSTM", "GRU", "sigmoid", "INPUT_MEAN_CALIBRATION"]
+
+# Linear(..., calibration=X, input_mean=INPUT_MEAN_CALIBRATION): the mean of X's rows.
+INPUT_MEAN_CALIBRATION = "calibration"
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -48,6 +52,60 @@ def _f32(a, name: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or Inf")
     return a
+
+
+class _MeanShift:
+    """Bias correction for one quantized matrix: at n planes, the output
+    shift ``(W - W_n) mean`` that the weight error causes at the input mean
+    (docs/numerics.md, "Bias correction"). ``W mean`` is computed once, in
+    float64, from the float weights, which are not kept; each ``W_n mean``
+    comes from the matrix's own ``dequantize(n)`` at the first call with n
+    planes, so a layer keeps ``rows`` float64 values plus ``rows`` float32
+    values per plane count used."""
+
+    def __init__(self, matrix, weight, mean):
+        rows, cols = matrix.rows, matrix.cols
+        m = np.asarray(mean)
+        if m.dtype.kind not in "fiu":
+            raise TypeError(f"input_mean must be an array of numbers, got dtype {m.dtype}")
+        if m.shape != (cols,):
+            raise ValueError(f"input_mean must have shape (in_features,) = ({cols},), "
+                             f"got {m.shape}")
+        m = m.astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(m))
+        if bad.size:
+            raise ValueError(f"input_mean[{bad[0]}] is {m[bad[0]]}: the input mean must be finite")
+        w = np.asarray(weight, np.float64)
+        if w.shape != (rows, cols):
+            raise ValueError(f"weight must have the matrix's shape ({rows}, {cols}), got {w.shape}")
+        self.matrix = matrix
+        self.mean = m
+        self.w_mean = w @ m
+        self._shifts: Dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def shift(self, n: int) -> np.ndarray:
+        """(W - W_n) mean as float32, computed at the first call with n
+        planes (one thread computes it, the others wait for it)."""
+        s = self._shifts.get(n)
+        if s is None:
+            with self._lock:
+                s = self._shifts.get(n)
+                if s is None:
+                    wn_mean = self.matrix.dequantize(n).astype(np.float64) @ self.mean
+                    s = (self.w_mean - wn_mean).astype(np.float32)
+                    self._shifts[n] = s
+        return s
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_shifts"] = dict(self._shifts)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 class DenseMatmul:
@@ -82,35 +140,88 @@ class Linear:
             row_planes: as :meth:`Matrix.quantize` (None: the library default;
             row_planes: per-row plane counts, docs/row-planes.md).
         planes, act_bits: this layer's defaults for calls that pass None.
+        input_mean: bias correction (docs/numerics.md, "Bias correction"):
+            the mean of the layer's inputs, (in_features,) finite numbers, or
+            ``"calibration"`` (:data:`INPUT_MEAN_CALIBRATION`) for the mean
+            of the ``calibration`` rows. A call with n planes then adds
+            ``(W - W_n) input_mean`` to its output, the shift the weight
+            error causes at that mean, per batch column at that column's n.
+            None (the default): no correction.
     """
 
     def __init__(self, weight, bias=None, *, bits: int = 8, method: str = "uniform",
                  clip: float = 0.0, group_size: Optional[int] = None,
                  rotation: Optional[int] = None, rotation_seed: int = 0, calibration=None,
                  context: Optional[Context] = None, planes: Optional[int] = None,
-                 act_bits: Optional[int] = None, row_planes=None):
+                 act_bits: Optional[int] = None, row_planes=None, input_mean=None):
         w = _f32(weight, "weight")
         if w.ndim != 2:
             raise ValueError(f"weight must be 2-dimensional (out, in), got shape {w.shape}")
-        self._init(Matrix.quantize(w, bits=bits, method=method, clip=clip, context=context,
-                                   calibration=calibration, row_planes=row_planes,
-                                   **_layout_kwargs(group_size, rotation, rotation_seed)),
-                   bias, planes, act_bits)
+        if isinstance(input_mean, str):
+            if input_mean != INPUT_MEAN_CALIBRATION:
+                raise ValueError(f"input_mean must be an array or "
+                                 f"'{INPUT_MEAN_CALIBRATION}', got '{input_mean}'")
+            if calibration is None:
+                raise ValueError(f"input_mean='{INPUT_MEAN_CALIBRATION}' needs calibration "
+                                 "samples (calibration=)")
+        matrix = Matrix.quantize(w, bits=bits, method=method, clip=clip, context=context,
+                                 calibration=calibration, row_planes=row_planes,
+                                 **_layout_kwargs(group_size, rotation, rotation_seed))
+        if isinstance(input_mean, str):  # quantize has checked the samples
+            input_mean = np.asarray(calibration, np.float64).reshape(-1, w.shape[1]).mean(axis=0)
+        self._init(matrix, bias, planes, act_bits, input_mean, w)
 
-    def _init(self, matrix, bias, planes, act_bits):
+    def _init(self, matrix, bias, planes, act_bits, input_mean=None, weight=None):
         self.matrix = matrix
         self.bias = None if bias is None else _f32(bias, "bias")
         if self.bias is not None and self.bias.shape != (matrix.rows,):
             raise ValueError(f"bias must have shape ({matrix.rows},), got {self.bias.shape}")
         self.planes = planes
         self.act_bits = act_bits
+        self._mean_shift = None
+        if input_mean is not None:
+            if not isinstance(matrix, Matrix):
+                raise TypeError(f"input_mean needs a quantized bitplane.Matrix, got "
+                                f"{type(matrix).__name__}")
+            if weight is None:
+                raise ValueError("input_mean needs the float weights the matrix was quantized "
+                                 "from (weight=), used once to compute W @ input_mean")
+            self._mean_shift = _MeanShift(matrix, _f32(weight, "weight"), input_mean)
 
     @classmethod
-    def from_matrix(cls, matrix, bias=None, *, planes=None, act_bits=None) -> "Linear":
-        """A layer around an existing Matrix (or DenseMatmul)."""
+    def from_matrix(cls, matrix, bias=None, *, planes=None, act_bits=None, input_mean=None,
+                    weight=None) -> "Linear":
+        """A layer around an existing Matrix (or DenseMatmul). input_mean
+        (bias correction, as in the constructor) also needs ``weight``, the
+        float weights the matrix was quantized from: they are read once,
+        here, and not kept."""
         self = cls.__new__(cls)
-        self._init(matrix, bias, planes, act_bits)
+        self._init(matrix, bias, planes, act_bits, input_mean, weight)
         return self
+
+    @property
+    def input_mean(self) -> Optional[np.ndarray]:
+        """The bias correction's input mean (float64), or None without one."""
+        return None if self._mean_shift is None else self._mean_shift.mean
+
+    def _plane_count(self, planes) -> int:
+        """The plane count a call (or column) with `planes` uses: all for
+        None or 0, capped by a precision plan (bitplane.plan.PlannedMatrix)."""
+        m = self._mean_shift.matrix
+        n = m.bits if planes is None or int(planes) == 0 else int(planes)
+        cap = getattr(self.matrix, "plan_cap", None)
+        return n if cap is None else min(n, cap)
+
+    def _add_shift(self, y, planes, column_planes) -> None:
+        """y (batch, out) += each column's (W - W_n) input_mean, in place."""
+        if column_planes is None:
+            y += self._mean_shift.shift(self._plane_count(planes))
+            return
+        call = self._plane_count(planes)
+        counts = np.array([call if int(c) == 0 else self._plane_count(c)
+                           for c in column_planes])
+        for n in np.unique(counts):
+            y[counts == n] += self._mean_shift.shift(int(n))
 
     @classmethod
     def fp32(cls, weight, bias=None) -> "Linear":
@@ -127,16 +238,30 @@ class Linear:
 
     def __call__(self, x, planes: Optional[int] = None, act_bits: Optional[int] = None,
                  out: Optional[np.ndarray] = None,
-                 activation: Optional[str] = None) -> np.ndarray:
+                 activation: Optional[str] = None, column_planes=None) -> np.ndarray:
         """x: (..., in_features). Returns (..., out_features) float32.
         activation: None or 'relu', applied after the bias as y is written
-        (:meth:`Matrix.gemm`)."""
+        (:meth:`Matrix.gemm`). column_planes: one plane count per row of x
+        (2-D x; 0 = the call's planes), as :meth:`Matrix.gemm`.
+
+        With an input mean, y = gemm(x, bias) + (W - W_n) input_mean, one
+        float32 add per output, then the ReLU."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = self.matrix.gemm(x2, planes=self.planes if planes is None else planes,
+        planes = self.planes if planes is None else planes
+        shifted = self._mean_shift is not None
+        relu_after = shifted and activation == "relu"
+        kw = {} if column_planes is None else {"column_planes": column_planes}
+        y = self.matrix.gemm(x2, planes=planes,
                              act_bits=self.act_bits if act_bits is None else act_bits,
-                             bias=self.bias, out=out, activation=activation)
+                             bias=self.bias, out=out,
+                             activation=None if relu_after else activation, **kw)
+        if shifted and y.size:
+            self._add_shift(y, planes, column_planes)
+            if relu_after:  # as the library's ReLU: +0 for every y <= 0 (+0 turns -0 into +0)
+                np.maximum(y, np.float32(0.0), out=y)
+                y += np.float32(0.0)
         return y.reshape(*lead, self.out_features) if x.ndim != 2 else y
 
     def __repr__(self) -> str:

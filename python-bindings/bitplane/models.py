@@ -10,7 +10,9 @@ A user's Linear stack is a file whose 2-D ``<name>.weight`` arrays (shape
 are taken in the natural order of their names (numbers compared as numbers,
 so ``l2`` comes before ``l10``), with ReLU between layers unless another
 activation is asked for. Consecutive shapes must chain. Optional keys
-``test_x`` (n, in) and ``test_y`` (n,) supply inputs and labels.
+``test_x`` (n, in) and ``test_y`` (n,) supply inputs and labels, and an
+optional ``<name>.input_mean`` (in,) turns on that layer's bias correction
+(``Linear``'s ``input_mean``; docs/numerics.md, "Bias correction").
 """
 
 from __future__ import annotations
@@ -197,8 +199,8 @@ def read(name_or_path: Union[str, os.PathLike]) -> ModelData:
     return ModelData(name=name, path=path, arch=arch, arrays=arrays, meta=meta)
 
 
-def linear_params(data: ModelData) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
-    """(weight, bias) pairs of an MLP or a user's Linear stack, checked to chain."""
+def _layer_names(data: ModelData) -> List[str]:
+    """The layer names of an MLP or a user's Linear stack, in order."""
     a = data.arrays
     if data.arch == "mlp":
         names = [f"l{i}" for i in range(int(a["n_layers"]))]
@@ -211,8 +213,14 @@ def linear_params(data: ModelData) -> List[Tuple[np.ndarray, Optional[np.ndarray
         raise InvalidArgumentError(f"{data.path}: '{data.arch}' is not a Linear stack")
     if not names:
         raise InvalidArgumentError(f"{data.path}: no 2-D '<name>.weight' arrays found")
+    return names
+
+
+def linear_params(data: ModelData) -> List[Tuple[np.ndarray, Optional[np.ndarray]]]:
+    """(weight, bias) pairs of an MLP or a user's Linear stack, checked to chain."""
+    a = data.arrays
     params = []
-    for n in names:
+    for n in _layer_names(data):
         dot = n + "." if n else ""
         w = np.asarray(a[dot + "weight"], np.float32)
         b = a.get(dot + "bias")
@@ -225,6 +233,25 @@ def linear_params(data: ModelData) -> List[Tuple[np.ndarray, Optional[np.ndarray
                                        f"expected ({w.shape[0]},)")
         params.append((w, b))
     return params
+
+
+def linear_input_means(data: ModelData) -> List[Optional[np.ndarray]]:
+    """Each layer's ``<name>.input_mean`` (float64, checked to have the
+    layer's in_features values), or None where the file has none."""
+    a = data.arrays
+    means = []
+    for n in _layer_names(data):
+        dot = n + "." if n else ""
+        m = a.get(dot + "input_mean")
+        if m is not None:
+            cols = np.shape(a[dot + "weight"])[1]
+            if np.asarray(m).dtype.kind not in "fiu" or np.shape(m) != (cols,):
+                raise InvalidArgumentError(f"{data.path}: '{dot}input_mean' has shape "
+                                           f"{np.shape(m)} and dtype {np.asarray(m).dtype}, "
+                                           f"expected ({cols},) numbers")
+            m = np.asarray(m, np.float64)
+        means.append(m)
+    return means
 
 
 def _per_layer(value: PerLayer, n: int, name: str) -> List[Optional[int]]:
@@ -259,8 +286,12 @@ class MLP:
                  method: str = "uniform", clip: float = 0.0,
                  context: Optional[Context] = None, fp32: bool = False,
                  quantize: Optional[dict] = None, nonnegative_input: bool = False,
-                 row_planes: Optional[Sequence] = None):
+                 row_planes: Optional[Sequence] = None,
+                 input_means: Optional[Sequence] = None):
         """quantize: further keyword arguments for every Matrix.quantize.
+        input_means: bias correction, one entry per layer (an array of
+        in_features means, or None for no correction; Linear's
+        ``input_mean``). Not used by the ``fp32`` twin.
         row_planes: per-row plane counts, one entry per layer (an array of
         out_features counts, or None for all planes; docs/row-planes.md).
         nonnegative_input: the model's inputs are >= 0 (pixels). Layers whose
@@ -284,6 +315,9 @@ class MLP:
         if row_planes is not None and len(row_planes) != len(params):
             raise InvalidArgumentError(f"row_planes must have one entry per layer "
                                        f"({len(params)}), got {len(row_planes)}")
+        if input_means is not None and len(input_means) != len(params):
+            raise InvalidArgumentError(f"input_means must have one entry per layer "
+                                       f"({len(params)}), got {len(input_means)}")
         for i, (w, b) in enumerate(params):
             if fp32:
                 self.layers.append(Linear.fp32(w, b))
@@ -293,7 +327,10 @@ class MLP:
             kw.setdefault("nonnegative_inputs", nonneg)
             if row_planes is not None and row_planes[i] is not None:
                 kw["row_planes"] = row_planes[i]
-            self.layers.append(Linear.from_matrix(Matrix.quantize(_finite(w, "weight"), **kw), b))
+            w = _finite(w, "weight")
+            mean = None if input_means is None else input_means[i]
+            self.layers.append(Linear.from_matrix(Matrix.quantize(w, **kw), b, input_mean=mean,
+                                                  weight=None if mean is None else w))
 
     def _hidden_buffers(self, batch: int) -> Optional[List[np.ndarray]]:
         """This thread's arrays for the hidden layers' outputs at `batch`;
@@ -381,6 +418,9 @@ def build(data: ModelData, **kwargs):
         return CharRNN(data, **kwargs)
     if "test_x" in data.arrays and np.size(data.arrays["test_x"]):
         kwargs.setdefault("nonnegative_input", bool(np.all(data.arrays["test_x"] >= 0)))
+    means = linear_input_means(data)
+    if any(m is not None for m in means):
+        kwargs.setdefault("input_means", means)
     return MLP(linear_params(data), **kwargs)
 
 

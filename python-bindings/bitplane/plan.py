@@ -119,6 +119,12 @@ class PlannedMatrix:
         return self.matrix.gemm(x, planes=n, act_bits=act_bits, bias=bias,
                                 column_planes=column_planes, **kwargs)
 
+    @property
+    def plan_cap(self) -> int:
+        """The most planes a product uses (layers.Linear's bias correction
+        picks its shift by the count the product really used)."""
+        return self.planes
+
     def __getattr__(self, name):
         return getattr(self.matrix, name)
 

@@ -109,14 +109,21 @@ def test_calibration_samples_reach_every_quantize_call(minilm, monkeypatch):
             return bp.Matrix.quantize(w, **kw)
 
     monkeypatch.setattr(E, "Matrix", Recording)
-    E.MiniLM(weights, config, calibration=samples)
+    model = E.MiniLM(weights, config, calibration=samples)
     assert len(seen) == 36 and all(cols == cal for cols, cal in seen)
+    # bias correction with calibration: every layer's calibration rows' mean
+    for name, x in samples.items():
+        np.testing.assert_array_equal(model.linears[name].input_mean,
+                                      x.astype(np.float64).mean(axis=0))
+    off = E.MiniLM(weights, config, calibration=samples, bias_correction=False)
+    assert all(layer.input_mean is None for layer in off.linears.values())
 
 
-def test_bias_correction_adds_the_weight_error_at_the_input_mean(minilm):
-    """Each layer fed by a LayerNorm gets (W - W_n) beta added at n planes, the
-    attention output (W - W_n)(W_v beta + b_v); the FFN output, fp32 and
-    calibrated models get nothing, and bias_correction=False turns it off."""
+def test_bias_correction_adds_the_weight_error_at_the_input_mean(minilm, rng):
+    """Each layer fed by a LayerNorm gets Linear's input_mean beta, so
+    (W - W_n) beta is added at n planes, the attention output the mean
+    W_v beta + b_v; the FFN output and fp32 models get none, and
+    bias_correction=False turns it off."""
     directory, weights, config = minilm
     tokens = E.tokenize(E.fortunes()[:2], directory, max_tokens=16)
     on = E.MiniLM(weights, config)
@@ -133,16 +140,23 @@ def test_bias_correction_adds_the_weight_error_at_the_input_mean(minilm):
                  f64("encoder.layer.1.attention.self.value.weight")
                  @ f64("encoder.layer.0.output.LayerNorm.bias")
                  + f64("encoder.layer.1.attention.self.value.bias"))):
+            layer = on.linears[name]
+            np.testing.assert_array_equal(layer.input_mean, mean)
             w = f64(name + ".weight")
-            want = (w - on.linears[name].matrix.dequantize(n)) @ mean
-            np.testing.assert_allclose(on._shift(name, n), want, rtol=1e-5, atol=1e-7)
+            want = ((w - layer.matrix.dequantize(n)) @ mean).astype(np.float32)
             assert np.abs(want).max() > 0
-        assert on._shift("encoder.layer.0.output.dense", n) is None
-        assert off._shift("encoder.layer.0.attention.self.value", n) is None
+            shift = layer._mean_shift.shift(n)
+            np.testing.assert_allclose(shift, want, rtol=1e-6, atol=1e-9)
+            x = rng.standard_normal((3, layer.in_features)).astype(np.float32)
+            y_off = off.linears[name](x, planes=n, act_bits=8)
+            np.testing.assert_array_equal(layer(x, planes=n, act_bits=8), y_off + shift)
+        assert on.linears["encoder.layer.0.output.dense"].input_mean is None
+        assert off.linears["encoder.layer.0.attention.self.value"].input_mean is None
         assert not np.array_equal(on(tokens, planes=n, act_bits=8),
                                   off(tokens, planes=n, act_bits=8))
     # planes=None is all of them
-    np.testing.assert_array_equal(on._shift("encoder.layer.0.attention.self.key", None),
-                                  on._shift("encoder.layer.0.attention.self.key", 8))
-    assert E.MiniLM(weights, config, fp32=True)._shift(
-        "encoder.layer.0.attention.self.key", 4) is None
+    key = on.linears["encoder.layer.0.attention.self.key"]
+    x = rng.standard_normal((2, 384)).astype(np.float32)
+    np.testing.assert_array_equal(key(x, act_bits=8), key(x, planes=8, act_bits=8))
+    assert E.MiniLM(weights, config, fp32=True).linears[
+        "encoder.layer.0.attention.self.key"].input_mean is None

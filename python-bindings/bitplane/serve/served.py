@@ -66,7 +66,8 @@ class LinearStackModel:
         layers = self.mlp.layers
         h = x
         for i, layer in enumerate(layers):
-            h = layer.matrix.gemm(h, act_bits=act_bits, bias=layer.bias, column_planes=cp)
+            # the layer's call: its bias correction, if any, per column too
+            h = layer(h, act_bits=act_bits, column_planes=cp)
             if i + 1 < len(layers):
                 h = self.mlp.activation(h)
         return h
