@@ -178,6 +178,34 @@ _BAD = [
      400, "output 'output': 'parameters' must be a JSON object"),
     ("parameters not object", "digits", _with(["parameters"], [1]), 400,
      "'parameters' must be a JSON object"),
+    ("nested 5000 deep", "digits", b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400,
+     "request body is not valid JSON: nested too deeply"),
+    ("5000-digit integer", "digits", b'{"inputs": [], "id": 1' + b"0" * 5000 + b"}", 400,
+     "request body is not valid JSON: Exceeds the limit (4300 digits)"),
+    ("data numeric strings", "digits", _with(["inputs", 0, "data"], ["0.5"] * 64), 400,
+     "'data' must be a list of numbers (1x64, flat or nested), got strings"),
+    ("data bools", "digits", _with(["inputs", 0, "data"], [True] + [0.5] * 63), 400,
+     "'data' must be a list of numbers (1x64, flat or nested), got true/false"),
+    ("data nulls", "digits", _with(["inputs", 0, "data"], [None] * 64), 400, "got null"),
+    ("data a number", "digits", _with(["inputs", 0, "data"], 0.5), 400, "got float"),
+    ("data 3-D", "digits", _with(["inputs", 0, "data"], [[[0.5] * 64]]), 400,
+     "got lists where numbers belong"),
+    ("data rows and numbers", "digits", _with(["inputs", 0, "data"], [[0.5] * 63, 0.5]), 400,
+     "got a mix of numbers and lists"),
+    ("binary_data_output string", "digits", _with(["parameters"], {"binary_data_output": "no"}),
+     400, "parameter 'binary_data_output' must be true or false, got \"no\""),
+    ("binary_data string", "digits",
+     _with(["outputs"], [{"name": "output", "parameters": {"binary_data": "false"}}]), 400,
+     "output 'output': parameter 'binary_data' must be true or false, got \"false\""),
+    ("planes bool", "digits", _with(["parameters"], {"planes": True}), 400,
+     "'planes' must be an integer in 1..8 or \"auto\", got true"),
+    ("deadline NaN", "digits", _with(["parameters"], {"deadline_ms": float("nan")}), 400,
+     "'deadline_ms' must be a number in (0, 600000], got NaN"),
+    ("min_planes 0", "digits", _with(["parameters"], {"min_planes": 0}), 400,
+     "'min_planes' must be in 1..8, got 0"),
+    ("shape negative", "digits", _with(["inputs", 0, "shape"], [-1, 64]), 400, "got [-1, 64]"),
+    ("shape huge", "digits", _with(["inputs", 0, "shape"], [2 ** 62, 64]), 400,
+     "rows in 1..64, got [4611686018427387904, 64]"),
     ("unknown model", "mnist", _with(["id"], "a"), 404, "unknown model 'mnist'"),
     ("binary size", "digits", None, 400, "binary_data_size must be 256 bytes"),
 ]
@@ -196,6 +224,19 @@ def test_bad_input(server, name, model, body, status, message):
     doc = r.json()
     assert set(doc) == {"error"} and message in doc["error"], doc
     assert "Traceback" not in r.text
+
+
+def test_answers_correctly_after_every_bad_input(server, digits, rng):
+    """The whole bad-input table, then a good request on the same
+    connection: the server is still up and its answer is the library's."""
+    with httpx.Client(base_url=server.url) as c:
+        for _, model, body, status, _ in _BAD:
+            if body is not None:
+                assert c.post(f"/v2/models/{model}/infer", content=body).status_code == status
+        x = gauss(rng, (3, 64))
+        r = c.post("/v2/models/digits/infer", json=infer_body(x, planes=5, act_bits=6))
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(as_array(r), digits.forward(x, 5, 6))
 
 
 def test_fast_path_answers_as_the_starlette_route(digits, rng):
