@@ -698,6 +698,35 @@ def test_cli_bad_model():
     assert r.returncode == 2 and "no model file /no/such.npz" in r.stderr
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--max-batch", "0"], "argument --max-batch: must be >= 1, got 0"),
+    (["--port", "99999"], "argument --port: must be in 0..65535, got 99999"),
+    (["--slo-p99-ms", "nan"], "argument --slo-p99-ms: must be a finite number > 0, got nan"),
+    (["--max-wait-ms", "-1"], "argument --max-wait-ms: must be a finite number >= 0, got -1"),
+    (["--threads", "x"], "argument --threads: expected an integer, got 'x'"),
+    (["--model", "BAD"], "BAD: not a plain array archive (.npz)"),
+], ids=["max-batch 0", "port 99999", "slo NaN", "max-wait negative", "threads x",
+        "corrupt model file"])
+def test_cli_refuses_bad_options_with_one_message(tmp_path, capsys, argv, message):
+    """Exit status 2 and the message, no traceback: --max-batch 0 divided by
+    zero, a corrupt model file raised CorruptError and --port 99999 listened
+    on port 34463."""
+    from bitplane.serve.cli import main
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"\0\1")
+    argv = [str(bad) if a == "BAD" else a for a in argv]
+    message = message.replace("BAD", str(bad))
+    try:
+        status = main(argv)
+    except SystemExit as e:  # argparse's usage error
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and message in err, err
+    assert "Traceback" not in err
+    with pytest.raises(ValueError, match="--max-batch must be >= 1, got 0"):
+        create_app("digits", ServeConfig(calibrate=False, max_batch=0))
+
+
 def test_user_linear_stack_by_path(tmp_path, rng):
     from bitplane.models import MLP, linear_params, read
     path = tmp_path / "tiny_stack.npz"
