@@ -638,7 +638,8 @@ static void put_le64(unsigned char *p, uint64_t v) {
 /* Header fields that claim more than the payload holds are refused before
  * anything is allocated for them, even with a valid checksum: a 68-byte file
  * claiming 64 layers of hidden size 2^28 once made the loader calloc 8 GiB of
- * biases per layer. Also a huge matrix length field and a newer version. */
+ * biases per layer (as did this 84-byte one). Also a huge matrix length field
+ * and a newer version. */
 Test(rnn, header_sizes_beyond_the_payload) {
     unsigned char file[64 + 16 + 4] = {'B', 'P', 'R', 'N', 'N', 0, 0, 0};
     tu_put_le32(file + 8, 1);

@@ -122,7 +122,11 @@ static void exercise(const bp_rnn *rnn) {
     CHECK(documented_run_status(st), "forward: %s (%s)", bp_status_string(st), bp_last_error());
     run.mode = BP_RNN_INTEGER;
     st = bp_rnn_step(cpu_context(), rnn, x, batch, h, lstm ? c : NULL, &run);
-    CHECK(documented_run_status(st), "step: %s (%s)", bp_status_string(st), bp_last_error());
+    /* The integer mode refuses matrices with a rotation of K (a file may
+     * hold them: bp_rnn_create takes any layout). */
+    CHECK(documented_run_status(st) ||
+              (st == BP_ERR_UNSUPPORTED && strstr(bp_last_error(), "rotation") != NULL),
+          "step: %s (%s)", bp_status_string(st), bp_last_error());
     int columns[2] = {1, bits};
     run.mode = BP_RNN_FLOAT;
     st = bp_rnn_step_columns(cpu_context(), rnn, x, batch, h, lstm ? c : NULL, columns, &run);
