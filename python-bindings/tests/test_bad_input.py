@@ -68,6 +68,22 @@ def test_rnn_layers_refuse_empty_sequences_and_batches(rng):
         gru.step(np.zeros((0, 5), np.float32))
 
 
+def test_char_models_refuse_token_ids_outside_the_vocabulary():
+    """-1 read the last embedding row and booleans were a mask, silently."""
+    from bitplane import models as M
+    model = M.build(M.read("char-gru"))
+    v = len(model.embed)
+    with pytest.raises(bp.OutOfRangeError, match=rf"^tokens must be in 0..{v - 1} \(the "
+                                                 r"vocabulary\), got -1$"):
+        model.logits(np.array([[3], [-1]]))
+    with pytest.raises(bp.OutOfRangeError, match=rf"got {v}$"):
+        model.logits(np.array([[v]]))
+    for bad in [np.array([[1.0]]), np.array([[True]])]:
+        with pytest.raises(TypeError, match="^tokens must be integer token ids, got dtype"):
+            model.logits(bad)
+    assert model.logits([[1, 2], [3, 4]]).shape == (2, 2, v)
+
+
 # -- plane counts: ints only, as Matrix.gemm takes them ------------------------
 
 def test_bools_are_not_plane_counts(rng):
