@@ -84,6 +84,15 @@ def test_char_models_refuse_token_ids_outside_the_vocabulary():
     assert model.logits([[1, 2], [3, 4]]).shape == (2, 2, v)
 
 
+def test_encoder_tokenize_takes_a_list_of_strings(tmp_path):
+    """One string was split into one sentence per character."""
+    from bitplane.encoder import tokenize
+    with pytest.raises(TypeError, match="^texts must be a sequence of strings, got one str$"):
+        tokenize("one sentence", tmp_path)
+    with pytest.raises(TypeError, match=r"^texts\[1\] must be a string, got int$"):
+        tokenize(["a", 5], tmp_path)
+
+
 # -- plane counts: ints only, as Matrix.gemm takes them ------------------------
 
 def test_bools_are_not_plane_counts(rng):
