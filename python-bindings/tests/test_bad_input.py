@@ -110,6 +110,22 @@ def test_bools_are_not_plane_counts(rng):
     np.testing.assert_array_equal(m.gemm(x, planes=np.int64(3)), m.gemm(x, planes=3))
 
 
+def test_bools_are_not_rnn_plane_counts_or_act_bits(rng):
+    rnn = bp.RNN.quantize("gru", [(gauss(rng, (12, 3)), gauss(rng, (12, 4)), None, None)],
+                          split_gates=True)
+    x = gauss(rng, (6, 3))
+    for kw, message in [({"planes_ih": True}, "^planes_ih must be None, an int or a sequence "
+                                              "of ints, got bool$"),
+                        ({"planes_hh": [2, True, 3]}, r"^planes_hh\[1\] must be an int >= 1$"),
+                        ({"act_bits": True}, "^act_bits must be None or an int, got bool$"),
+                        ({"act_bits": 4.0}, "^act_bits must be None or an int, got float$")]:
+        with pytest.raises((TypeError, ValueError), match=message):
+            rnn.forward(x, 3, **kw)
+    y, _, _ = rnn.forward(x, 3, planes_ih=np.int64(2), act_bits=np.int32(6))
+    y2, _, _ = rnn.forward(x, 3, planes_ih=2, act_bits=6)
+    np.testing.assert_array_equal(y, y2)
+
+
 def test_planned_matrix_checks_counts_like_matrix_gemm(rng):
     m = bp.Matrix.quantize(gauss(rng, (16, 64)))
     pm = P.PlannedMatrix(m, 4)

@@ -217,11 +217,14 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
     else:
         if "data" not in t:
             raise _bad(f"input '{INPUT_NAME}': 'data' is missing")
+        # NumPy would read "0.5" as 0.5 and true as 1.0: numbers only. The
+        # check costs about what the conversion does (a pass over the
+        # values); cheaper signals (NumPy's inferred dtype, a scan of the body
+        # for true/false) miss booleans among numbers or cost as much.
         _check_numbers(t["data"], rows, cols)
         try:
             # Values beyond float32 become Inf, refused below with their place.
-            with np.errstate(over="ignore"):
-                x = np.asarray(t["data"], dtype=np.float32)
+            x = np.asarray(t["data"], dtype=np.float32)
         except (ValueError, TypeError, OverflowError):
             raise _bad(f"input '{INPUT_NAME}': 'data' must be a list of numbers "
                        f"({rows}x{cols}, flat or nested)")
