@@ -253,7 +253,8 @@ static int parse_planes(PyBpRNN *self, PyObject *obj, const char *name, int *sca
                      name);
         return -1;
     }
-    if (PyLong_Check(obj)) {
+    /* An int or NumPy integer scalar (an array, a sequence, is per gate). */
+    if (PyLong_Check(obj) || (PyIndex_Check(obj) && !PySequence_Check(obj))) {
         long v = PyLong_AsLong(obj);
         if (v == -1 && PyErr_Occurred())
             return -1;
