@@ -607,6 +607,42 @@ def _sse(resp):
             if line.startswith("data: ")]
 
 
+_BAD_GENERATE = [
+    ({"text_input": ""}, "'text_input' must not be empty when starting a session"),
+    ({"text_input": "", "parameters": {"session_id": "never-seen"}},
+     "'text_input' must not be empty when starting a session"),
+    ({"text_input": 5}, "'text_input' must be a string"),
+    ({"text_input": "a", "parameters": {"session_id": 5}},
+     "'session_id' must be a string of 1..128 characters"),
+    ({"text_input": "a", "parameters": {"session_id": "x" * 129}},
+     "'session_id' must be a string of 1..128 characters"),
+    ({"text_input": "a", "parameters": {"max_tokens": 0}},
+     "parameter 'max_tokens' must be in 1..1024, got 0"),
+    ({"text_input": "a", "parameters": {"max_tokens": 2.0}},
+     "parameter 'max_tokens' must be an integer in 1..1024, got 2.0"),
+    ({"text_input": "a", "parameters": {"temperature": "hot"}},
+     "'temperature' must be a number in 0..10 (0 = greedy), got \"hot\""),
+    ({"text_input": "a", "parameters": {"seed": -1, "temperature": 1}},
+     "'seed' must be a non-negative integer, got -1"),
+    ({"text_input": "a", "parameters": {"planes": "auto"}},
+     "generation takes 'planes' 1..8; \"auto\" is for infer"),
+    ({"text_input": "a", "parameters": [1]}, "'parameters' must be a JSON object"),
+]
+
+
+@pytest.mark.parametrize("endpoint", ["generate", "generate_stream"])
+def test_generate_bad_input_is_400_and_the_server_goes_on(gru_server, endpoint):
+    """Every refusal comes before the stream starts (a 400 with a JSON
+    error, not a broken event stream); then a good request is answered."""
+    with httpx.Client(base_url=gru_server.url, timeout=60) as c:
+        for doc, message in _BAD_GENERATE:
+            r = c.post(f"/v2/models/char-gru/{endpoint}", json=doc)
+            assert r.status_code == 400 and r.json() == {"error": message}, (doc, r.text)
+        r = c.post("/v2/models/char-gru/generate",
+                   json={"text_input": "ab", "parameters": {"max_tokens": 2}})
+    assert r.status_code == 200 and r.json()["tokens"] == 2
+
+
 def test_generate_stream_greedy_equals_library(gru_server):
     m = gru_server.model
     prompt = "The quick brown fox "
