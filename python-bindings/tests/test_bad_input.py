@@ -126,6 +126,24 @@ def test_bools_are_not_rnn_plane_counts_or_act_bits(rng):
     np.testing.assert_array_equal(y, y2)
 
 
+def test_row_planes_from_scores_checks_its_arguments():
+    """Strings and bools were converted to scores, classes=1.5 became 1."""
+    scores = np.array([0.1, 0.5, 0.3, 0.9], np.float32)
+    with pytest.raises(TypeError, match="^scores must hold real numbers"):
+        bp.row_planes_from_scores(["0.1", "0.5"], 4.0)
+    with pytest.raises(TypeError, match="^scores must hold real numbers"):
+        bp.row_planes_from_scores(np.ones(4, bool), 4.0)
+    with pytest.raises(TypeError, match="^classes must be an int, got float$"):
+        bp.row_planes_from_scores(scores, 4.0, classes=1.5)
+    with pytest.raises(TypeError, match="^budget must be a number, got bool$"):
+        bp.row_planes_from_scores(scores, True)
+    with pytest.raises(bp.OutOfRangeError, match=r"^budget \(mean planes per row\) must be in "
+                                                 r"1..8 \(bits\), got nan$"):
+        bp.row_planes_from_scores(scores, float("nan"))
+    counts = bp.row_planes_from_scores(scores.tolist(), 4.0, bits=np.int64(8))
+    np.testing.assert_array_equal(counts, bp.row_planes_from_scores(scores, 4.0))
+
+
 def test_planned_matrix_checks_counts_like_matrix_gemm(rng):
     m = bp.Matrix.quantize(gauss(rng, (16, 64)))
     pm = P.PlannedMatrix(m, 4)
