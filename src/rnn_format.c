@@ -172,6 +172,15 @@ bp_status bp_rnn_deserialize(bp_context *ctx, const void *buf, size_t len, bp_rn
         return corrupt("input or hidden size out of range");
     if (get_u64(p + 56) != 0)
         return corrupt("reserved field is set");
+    /* Every layer holds 2 x gates x hidden float biases and one length field
+     * per matrix: refuse sizes the payload cannot hold before allocating for
+     * them, so a short file cannot make the loader reserve gigabytes. The
+     * bounds above keep this product below 2^40. */
+    uint64_t gates = cell == BP_RNN_LSTM ? 4 : 3;
+    uint64_t least = layers * (8 * gates * hidden + 8 * 2 * (split ? gates : 1));
+    if (least > len - RNN_HEADER_BYTES - 4)
+        return corrupt("%zu layers of hidden size %zu need at least %zu bytes, the payload has %zu",
+                       (size_t)layers, (size_t)hidden, (size_t)least, len - RNN_HEADER_BYTES - 4);
 
     bp_rnn *rnn;
     bp_status st = bp__rnn_alloc((bp_rnn_cell)cell, (size_t)layers, (size_t)input, (size_t)hidden,

@@ -16,6 +16,7 @@
 #include "rnn_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,26 @@ static bp_status check_finite(const float *v, size_t n, const char *name) {
     return BP_OK;
 }
 
+/* Whether n floats at a and m floats at b share memory (either may be NULL). */
+static bool floats_overlap(const float *a, size_t n, const float *b, size_t m) {
+    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return a && b && a0 < b0 + m * sizeof(float) && b0 < a0 + n * sizeof(float);
+}
+
+/* Outputs are written one after the other at the end of a call, so inputs
+ * may alias them but two outputs must not share memory: the second copy
+ * would silently overwrite the first (h and c of a step are h_n and c_n). */
+static bp_status check_outputs_apart(const char *fn, bool step, const float *y, size_t yn,
+                                     const float *h_n, const float *c_n, size_t lbh) {
+    const char *h = step ? "h" : "h_n", *c = step ? "c" : "c_n";
+    if (floats_overlap(h_n, lbh, c_n, lbh))
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s: %s and %s must not overlap", fn, h, c);
+    if (floats_overlap(y, yn, h_n, lbh) || floats_overlap(y, yn, c_n, lbh))
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "%s: y and %s must not overlap", fn,
+                        floats_overlap(y, yn, h_n, lbh) ? h : c);
+    return BP_OK;
+}
+
 static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t steps, size_t batch,
                      const float *h0, const float *c0, float *y, float *h_n, float *c_n,
                      const bp_rnn_run_options *options, bool step, const int *column_planes) {
@@ -399,6 +420,8 @@ static bp_status run(bp_context *ctx, const bp_rnn *rnn, const float *x, size_t 
     if (bp__mul_overflows(sb, rnn->input, &xn) || bp__mul_overflows(batch, rnn->hidden, &bh) ||
         bp__mul_overflows(rnn->layers, bh, &lbh))
         return bp__fail(BP_ERR_SIZE_OVERFLOW, "input or state size overflows size_t");
+    if ((st = check_outputs_apart(fn, step, y, sb * rnn->hidden, h_n, c_n, lbh)))
+        return st;
 
     bp_rnn_run_options opt;
     if ((st = bp__copy_options(&opt, sizeof opt, options, "bp_rnn_run_options")))

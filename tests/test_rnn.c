@@ -630,6 +630,55 @@ Test(rnn, save_load_round_trip_and_corruption) {
     bp_context_destroy(ctx);
 }
 
+static void put_le64(unsigned char *p, uint64_t v) {
+    tu_put_le32(p, (uint32_t)v);
+    tu_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* Header fields that claim more than the payload holds are refused before
+ * anything is allocated for them, even with a valid checksum: a 68-byte file
+ * claiming 64 layers of hidden size 2^28 once made the loader calloc 8 GiB of
+ * biases per layer (as did this 84-byte one). Also a huge matrix length field
+ * and a newer version. */
+Test(rnn, header_sizes_beyond_the_payload) {
+    unsigned char file[64 + 16 + 4] = {'B', 'P', 'R', 'N', 'N', 0, 0, 0};
+    tu_put_le32(file + 8, 1);
+    tu_put_le32(file + 12, 64);
+    tu_put_le32(file + 16, BP_RNN_LSTM);
+    put_le64(file + 24, BP_RNN_MAX_LAYERS);
+    put_le64(file + 32, 3);
+    put_le64(file + 40, BP_MAX_DIM);
+    put_le64(file + 48, sizeof file - 68);
+    tu_put_le32(file + sizeof file - 4, tu_crc32c(file, sizeof file - 4));
+    bp_rnn *rnn = (bp_rnn *)1;
+    bp_status st = bp_rnn_deserialize(NULL, file, sizeof file, &rnn);
+    cr_assert(st == BP_ERR_CORRUPT && rnn == NULL, "%s", bp_last_error());
+    cr_assert(strstr(bp_last_error(), "64 layers of hidden size 268435456 need at least "
+                                      "549755814912 bytes, the payload has 16") != NULL,
+              "%s", bp_last_error());
+    /* One small layer whose bias fits and whose first matrix length field
+     * claims 2^64 - 1 bytes. */
+    unsigned char small[64 + 8 * 4 * 1 + 16 + 4] = {'B', 'P', 'R', 'N', 'N', 0, 0, 0};
+    memcpy(small, file, 64);
+    put_le64(small + 24, 1);
+    put_le64(small + 40, 1);
+    put_le64(small + 48, sizeof small - 68);
+    memset(small + 64, 0, 32);
+    put_le64(small + 96, UINT64_MAX);
+    put_le64(small + 104, 0);
+    tu_put_le32(small + sizeof small - 4, tu_crc32c(small, sizeof small - 4));
+    st = bp_rnn_deserialize(NULL, small, sizeof small, &rnn);
+    cr_assert(st == BP_ERR_CORRUPT && rnn == NULL, "%s", bp_last_error());
+    cr_assert(strstr(bp_last_error(), "layer 0: truncated matrix") != NULL, "%s", bp_last_error());
+    tu_put_le32(small + 8, 3);
+    tu_put_le32(small + sizeof small - 4, tu_crc32c(small, sizeof small - 4));
+    st = bp_rnn_deserialize(NULL, small, sizeof small, &rnn);
+    cr_assert(st == BP_ERR_VERSION && rnn == NULL, "%s", bp_last_error());
+    cr_assert(strstr(bp_last_error(), "RNN format version 3 is newer than this library's (2)") !=
+                  NULL,
+              "%s", bp_last_error());
+}
+
 /* ---- bad arguments ----------------------------------------------------------------- */
 
 #define EXPECT(call, status, text)                                                                 \
@@ -785,6 +834,51 @@ Test(rnn, bad_arguments) {
     free(y);
     free(h);
     free(c);
+    bp_context_destroy(ctx);
+}
+
+/* Inputs may alias outputs, but two outputs may not share memory: the
+ * second copy would overwrite the first and return a silent wrong state
+ * (an LSTM step with h == c once returned OK with h holding c). */
+Test(rnn, outputs_must_not_overlap) {
+    tu_rng rng;
+    tu_rng_init(&rng, tu_seed());
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    tu_rnn_weights md;
+    tu_rnn_weights_init(&md, &rng, BP_RNN_LSTM, 2, 5, 8);
+    bp_rnn *rnn = NULL;
+    cr_assert(bp_rnn_create(ctx, BP_RNN_LSTM, 2, 5, 8, md.lw, NULL, NULL, &rnn) == BP_OK);
+    size_t T = 3, B = 2, n = 2 * B * 8;
+    float *x = tu_gauss_array(&rng, T * B * 5, 1.0f);
+    float *state = tu_gauss_array(&rng, 3 * n, 0.1f), *y = tu_xmalloc(T * B * 8 * sizeof(float));
+    float *before = tu_xmalloc(3 * n * sizeof(float));
+    memcpy(before, state, 3 * n * sizeof(float));
+    EXPECT(bp_rnn_step(ctx, rnn, x, B, state, state, NULL), BP_ERR_INVALID_ARGUMENT,
+           "bp_rnn_step: h and c must not overlap");
+    EXPECT(bp_rnn_step(ctx, rnn, x, B, state + 1, state + n, NULL), BP_ERR_INVALID_ARGUMENT,
+           "bp_rnn_step: h and c must not overlap");
+    int cols[2] = {1, 0};
+    EXPECT(bp_rnn_step_columns(ctx, rnn, x, B, state + n - 1, state, cols, NULL),
+           BP_ERR_INVALID_ARGUMENT, "h and c must not overlap");
+    cr_assert(memcmp(before, state, 3 * n * sizeof(float)) == 0, "a refused step wrote state");
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, state, state + n, state + n + 4, NULL),
+           BP_ERR_INVALID_ARGUMENT, "bp_rnn_forward: h_n and c_n must not overlap");
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, state, state + 8, NULL, NULL),
+           BP_ERR_INVALID_ARGUMENT, "bp_rnn_forward: y and h_n must not overlap");
+    EXPECT(bp_rnn_forward(ctx, rnn, x, T, B, NULL, NULL, y, NULL, y + 5, NULL),
+           BP_ERR_INVALID_ARGUMENT, "bp_rnn_forward: y and c_n must not overlap");
+    cr_assert(memcmp(before, state, 3 * n * sizeof(float)) == 0, "a refused call wrote state");
+    /* Adjacent outputs and inputs aliasing outputs stay allowed. */
+    cr_assert(bp_rnn_step(ctx, rnn, x, B, state, state + n, NULL) == BP_OK, "%s", bp_last_error());
+    cr_assert(bp_rnn_forward(ctx, rnn, x, T, B, state, state + n, y, state, state + n, NULL) ==
+                  BP_OK,
+              "%s", bp_last_error());
+    free(x);
+    free(state);
+    free(y);
+    free(before);
+    bp_rnn_destroy(rnn);
+    tu_rnn_weights_free(&md);
     bp_context_destroy(ctx);
 }
 

@@ -75,6 +75,12 @@ class Tokens:
 def tokenize(texts: Sequence[str], directory: Path, max_tokens: int = 128) -> Tokens:
     """WordPiece ids with [CLS] and [SEP], truncated to max_tokens, from the
     package's own tokenizer.json."""
+    if isinstance(texts, (str, bytes)):  # list() would make each character a sentence
+        raise TypeError(f"texts must be a sequence of strings, got one {type(texts).__name__}")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] must be a string, got {type(t).__name__}")
     try:
         from tokenizers import Tokenizer
     except ImportError:
@@ -83,7 +89,7 @@ def tokenize(texts: Sequence[str], directory: Path, max_tokens: int = 128) -> To
     tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(max_length=max_tokens)
-    enc = tok.encode_batch(list(texts))
+    enc = tok.encode_batch(texts)
     ids = [np.asarray(e.ids, np.int64) for e in enc]
     return Tokens(np.concatenate(ids), np.cumsum([0] + [len(i) for i in ids]))
 

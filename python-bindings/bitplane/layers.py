@@ -47,8 +47,23 @@ def _layout_kwargs(group_size: Optional[int], rotation: Optional[int],
     return kw
 
 
+def _as_f32(a, name: str) -> np.ndarray:
+    """`a` as a contiguous float32 array if it holds real numbers (any float,
+    int or uint dtype); a TypeError naming it otherwise, since NumPy's own
+    conversion would read strings such as "1.5" as numbers, bools as 0/1
+    and drop the imaginary part of complex values."""
+    try:
+        arr = np.asarray(a)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array: {e}") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers (a float or integer array), got "
+                        f"dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
 def _f32(a, name: str) -> np.ndarray:
-    a = np.ascontiguousarray(a, dtype=np.float32)
+    a = _as_f32(a, name)
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or Inf")
     return a
@@ -246,7 +261,7 @@ class Linear:
 
         With an input mean, y = gemm(x, bias) + (W - W_n) input_mean, one
         float32 add per output, then the ReLU."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = _as_f32(x, "x")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         planes = self.planes if planes is None else planes
@@ -410,16 +425,18 @@ class _Recurrent:
 
     def _inputs(self, x):
         """(T, B, input) float32 and whether the input was unbatched (T, input)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim == 2 and x.shape[1] == self.input_size:
-            return x[:, None, :], True
-        if x.ndim != 3 or x.shape[2] != self.input_size:
+        x = _as_f32(x, "x")
+        unbatched = x.ndim == 2 and x.shape[1] == self.input_size
+        if not unbatched and (x.ndim != 3 or x.shape[2] != self.input_size):
             raise ValueError(f"x must have shape (T, batch, {self.input_size}) or "
                              f"(T, {self.input_size}), got {x.shape}")
-        return x, False
+        if 0 in x.shape:
+            raise ValueError(f"x must have at least one step and one batch column, got shape "
+                             f"{x.shape}")
+        return (x[:, None, :] if unbatched else x), unbatched
 
     def _state(self, s, b, name):
-        a = np.ascontiguousarray(s, np.float32)
+        a = _as_f32(s, name)
         if a.size != b * self.hidden_size:
             raise ValueError(f"{name} must have {b} x {self.hidden_size} values "
                              f"(batch, hidden), got shape {a.shape}")
@@ -473,13 +490,15 @@ class _Recurrent:
         own step at ``planes=column_planes[i]`` (act_bits >= 2)."""
         if self.rnn is None:
             raise TypeError("step() runs the C layer; an fp32 twin has only the sequence call")
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = _as_f32(x, "x")
         unbatched = x.ndim == 1
         x2 = x[None, :] if unbatched else x
         if x2.ndim != 2 or x2.shape[1] != self.input_size:
             raise ValueError(f"x must have shape (batch, {self.input_size}) or "
                              f"({self.input_size},), got {x.shape}")
         b = x2.shape[0]
+        if b == 0:
+            raise ValueError(f"x must have at least one batch row, got shape {x.shape}")
         h, c = self._split_state(state, b)
         h = self._zeros(b) if h is None else h
         if self.gates == 4 and c is None:

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._bitplane import (Context, CorruptError, FileError, InvalidArgumentError, Matrix,
-                        NonFiniteError, VersionError)
+                        NonFiniteError, OutOfRangeError, VersionError)
 from .layers import GRU, LSTM, Linear
 
 FORMAT = "bitplane-model-v1"
@@ -402,10 +402,23 @@ class CharRNN:
     def n_layers(self) -> int:
         return len(self.rnn) + 1
 
+    def _token_ids(self, tokens) -> np.ndarray:
+        """Integer ids in 0..V-1: NumPy indexing would read -1 as the last
+        row, booleans as a mask and refuse floats with a message that does
+        not name the argument."""
+        t = np.asarray(tokens)
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"tokens must be integer token ids, got dtype {t.dtype}")
+        v = len(self.embed)
+        if t.size and (t.min() < 0 or t.max() >= v):
+            bad = t[(t < 0) | (t >= v)].flat[0]
+            raise OutOfRangeError(f"tokens must be in 0..{v - 1} (the vocabulary), got {bad}")
+        return t
+
     def logits(self, tokens, planes: PerLayer = None, act_bits: PerLayer = None) -> np.ndarray:
         n = self.n_layers
         planes, act_bits = _per_layer(planes, n, "planes"), _per_layer(act_bits, n, "act_bits")
-        x = self.embed[np.asarray(tokens)]
+        x = self.embed[self._token_ids(tokens)]
         for l, layer in enumerate(self.rnn):
             x, _ = layer(x, planes=planes[l], act_bits=act_bits[l])
         return self.fc(x, planes=planes[-1], act_bits=act_bits[-1])

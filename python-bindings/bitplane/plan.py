@@ -103,6 +103,15 @@ def weight_bytes(rows: int, cols: int, planes: int, group_size: int = 0) -> int:
     return total
 
 
+def _check_count(value, name: str, none_ok: bool = True) -> None:
+    """A plane count argument: an integer (NumPy integers too), or None."""
+    if value is None and none_ok:
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int{' or None' if none_ok else ''}, got "
+                        f"{type(value).__name__}")
+
+
 class PlannedMatrix:
     """A Matrix whose products use at most `planes` planes: a call's planes
     (and per-column planes) are capped at it, None means `planes`. Everything
@@ -113,9 +122,15 @@ class PlannedMatrix:
         self.planes = planes
 
     def gemm(self, x, planes=None, act_bits=None, bias=None, column_planes=None, **kwargs):
-        n = self.planes if planes is None or planes == 0 else min(int(planes), self.planes)
+        # Counts are checked as Matrix.gemm checks them (ints, not bools or
+        # floats): int() would quietly turn 2.5 into 2 and "3" into 3.
+        _check_count(planes, "planes")
+        n = self.planes if planes is None or planes == 0 else min(planes, self.planes)
         if column_planes is not None:
-            column_planes = [n if c == 0 else min(int(c), n) for c in column_planes]
+            column_planes = list(column_planes)
+            for i, c in enumerate(column_planes):
+                _check_count(c, f"column_planes[{i}]", none_ok=False)
+            column_planes = [n if c == 0 else min(c, n) for c in column_planes]
         return self.matrix.gemm(x, planes=n, act_bits=act_bits, bias=bias,
                                 column_planes=column_planes, **kwargs)
 
@@ -363,7 +378,9 @@ def _check_classes(classes, rows: int, cap: int, version, where: str):
     if not isinstance(classes, list) or not classes:
         raise PlanError(f"{where} must be a non-empty list of "
                         '{"planes": n, "rows": [...]} objects')
-    owner = np.full(rows, -1, np.int64)
+    # Rows seen so far, class by class: a dict, not an array of `rows`
+    # entries, so that a plan claiming 2^40 rows costs what its lists hold.
+    owner: Dict[int, int] = {}
     for k, c in enumerate(classes):
         here = f"{where}[{k}]"
         if not isinstance(c, dict):
@@ -375,14 +392,19 @@ def _check_classes(classes, rows: int, cap: int, version, where: str):
             raise PlanError(f"{here}.rows must be a non-empty list of row indices")
         for j, v in enumerate(r):
             _int_in(v, 0, rows - 1, f"{here}.rows[{j}]")
-            if owner[v] >= 0:
+            if v in owner:
                 raise PlanError(f"{here}.rows[{j}]: row {v} is also in class {owner[v]}")
             owner[v] = k
-    missing = np.flatnonzero(owner < 0)
-    if missing.size:
-        shown = ", ".join(str(v) for v in missing[:5]) + (", ..." if missing.size > 5 else "")
-        raise PlanError(f"{where}: {missing.size} of the {rows} rows are in no class "
-                        f"({shown})")
+    missing = rows - len(owner)
+    if missing:
+        first = []  # found within len(owner) + 5 steps: every row seen is below rows
+        for v in range(rows):
+            if v not in owner:
+                first.append(v)
+                if len(first) == 5:
+                    break
+        shown = ", ".join(str(v) for v in first) + (", ..." if missing > 5 else "")
+        raise PlanError(f"{where}: {missing} of the {rows} rows are in no class ({shown})")
 
 
 def validate(plan: Any, source: str = "plan") -> Dict[str, Any]:
@@ -500,12 +522,14 @@ def _check_operators(ops, kind: str, bits: int, rows: int, version, where: str):
 def read_plan(path: Union[str, os.PathLike]) -> Dict[str, Any]:
     """Read and validate a plan file. Raises PlanError for bad content and
     OSError when the file cannot be read."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        raw = f.read()
     try:
-        plan = json.loads(text)
-    except json.JSONDecodeError as e:
+        plan = json.loads(raw.decode("utf-8"))
+    except ValueError as e:  # not UTF-8, not JSON, an integer of over 4300 digits
         raise PlanError(f"{path}: not valid JSON: {e}") from None
+    except RecursionError:
+        raise PlanError(f"{path}: not valid JSON: nested too deeply") from None
     return validate(plan, str(path))
 
 

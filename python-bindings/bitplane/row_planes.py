@@ -31,6 +31,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _bitplane
+from .layers import _as_f32
 
 __all__ = ["row_planes_from_scores", "norm_scores", "class_scores"]
 
@@ -46,11 +47,16 @@ def row_planes_from_scores(scores, budget: float, classes: int = 2, bits: int = 
     class up, best-ranked first (row by row under 64 rows per class). The C
     function bp_row_planes_from_scores.
     """
-    s = np.asarray(scores, dtype=np.float32)
+    s = _as_f32(scores, "scores")  # not strings or bools, which NumPy would convert
     if s.ndim != 1:
         raise ValueError(f"scores must be 1-dimensional (one per row), got shape {s.shape}")
-    return _bitplane._row_planes_from_scores(np.ascontiguousarray(s), float(budget),
-                                             int(classes), int(bits))
+    # int() would turn classes=1.5 into 1; counts are integers, not bools.
+    for name, v in (("classes", classes), ("bits", bits)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, float, np.number)):
+        raise TypeError(f"budget must be a number, got {type(budget).__name__}")
+    return _bitplane._row_planes_from_scores(s, float(budget), int(classes), int(bits))
 
 
 def _f32_2d(a, name: str) -> np.ndarray:

@@ -99,7 +99,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error(f"--pop must be >= 4, got {args.pop}")
     if args.generations < 1:
         p.error(f"--generations must be >= 1, got {args.generations}")
-    if args.time_budget < 0:
+    if not args.time_budget >= 0:  # NaN compared false with the clock: no budget at all
         p.error(f"--time-budget must be >= 0, got {args.time_budget}")
     if not 1 <= args.bits <= 16:
         p.error(f"--bits must be 1..16, got {args.bits}")

@@ -107,8 +107,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.threads < 0:
         p.error("--threads must be >= 0")
-    if args.repeats < 1 or args.min_time < 0:
-        p.error("--repeats must be >= 1 and --min-time >= 0")
+    if args.repeats < 1 or not 0 <= args.min_time < float("inf"):  # NaN fails too
+        p.error(f"--repeats must be >= 1 and --min-time a finite number >= 0, got "
+                f"{args.repeats} and {args.min_time}")
     if args.streams < 1 or args.tokens < 2:
         p.error("--streams must be >= 1 and --tokens >= 2")
     if args.sentences < 1 or args.max_tokens < 3 or args.calibration < 0:

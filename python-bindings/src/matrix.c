@@ -20,15 +20,23 @@ static PyObject *wrap(PyTypeObject *type, bp_matrix *m, PyBpContext *context) {
     return (PyObject *)self;
 }
 
-/* None -> dflt; anything with __index__ (int, numpy integers) -> itself, so
- * 0 keeps the library's meaning (all planes, default act_bits). Floats and
- * other types raise TypeError; range checks are the library's, with its message. */
+/* An integer's value object: anything with __index__ (int, numpy integers)
+ * but bool, which has it too and would read True as 1 plane; NULL with no
+ * exception set for a bool, as PyNumber_Index fails for other types. */
+static PyObject *count_index(PyObject *obj) {
+    return PyBool_Check(obj) ? NULL : PyNumber_Index(obj);
+}
+
+/* None -> dflt; anything with __index__ (int, numpy integers) but bool ->
+ * itself, so 0 keeps the library's meaning (all planes, default act_bits).
+ * Floats, bools and other types raise TypeError; range checks are the
+ * library's, with its message. */
 static int int_or_none(PyObject *obj, int dflt, const char *name, int *out) {
     if (!obj || obj == Py_None) {
         *out = dflt;
         return 0;
     }
-    PyObject *index = PyNumber_Index(obj);
+    PyObject *index = count_index(obj);
     if (!index) {
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s must be an int or None, got %s", name,
@@ -67,7 +75,7 @@ uint8_t *pybp_row_planes_get(PyObject *obj, size_t rows, const char *name, const
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *index = PyNumber_Index(item);
+        PyObject *index = count_index(item);
         long v = index ? PyLong_AsLong(index) : -1;
         Py_XDECREF(index);
         if (!index || (v == -1 && PyErr_Occurred())) {
@@ -239,7 +247,7 @@ int *pybp_column_planes_get(PyObject *obj, size_t batch) {
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *index = PyNumber_Index(item); /* accepts numpy integers, refuses floats */
+        PyObject *index = count_index(item); /* numpy integers too; not floats, bools */
         long v = index ? PyLong_AsLong(index) : -1;
         Py_XDECREF(index);
         if (!index || (v == -1 && PyErr_Occurred()) || v < INT_MIN || v > INT_MAX) {

@@ -248,7 +248,13 @@ static int parse_planes(PyBpRNN *self, PyObject *obj, const char *name, int *sca
     *scalar = 0;
     if (obj == Py_None)
         return 0;
-    if (PyLong_Check(obj)) {
+    if (PyBool_Check(obj)) { /* an int to Python, not a plane count */
+        PyErr_Format(PyExc_TypeError, "%s must be None, an int or a sequence of ints, got bool",
+                     name);
+        return -1;
+    }
+    /* An int or NumPy integer scalar (an array, a sequence, is per gate). */
+    if (PyLong_Check(obj) || (PyIndex_Check(obj) && !PySequence_Check(obj))) {
         long v = PyLong_AsLong(obj);
         if (v == -1 && PyErr_Occurred())
             return -1;
@@ -272,7 +278,8 @@ static int parse_planes(PyBpRNN *self, PyObject *obj, const char *name, int *sca
         return -1;
     }
     for (int g = 0; g < gates; g++) {
-        PyObject *index = PyNumber_Index(PySequence_Fast_GET_ITEM(seq, g));
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, g);
+        PyObject *index = PyBool_Check(item) ? NULL : PyNumber_Index(item);
         long v = index ? PyLong_AsLong(index) : -1;
         Py_XDECREF(index);
         if (!index || (v == -1 && PyErr_Occurred()) || v < 1 || v > INT_MAX) {
@@ -305,6 +312,11 @@ static int parse_run(PyBpRNN *self, PyObject *planes_ih, PyObject *planes_hh, Py
         parse_planes(self, planes_hh, "planes_hh", &r->run.planes_hh, gh, &has) < 0)
         return -1;
     if (act_bits != Py_None) {
+        if (PyBool_Check(act_bits) || !PyIndex_Check(act_bits)) {
+            PyErr_Format(PyExc_TypeError, "act_bits must be None or an int, got %s",
+                         Py_TYPE(act_bits)->tp_name);
+            return -1;
+        }
         long v = PyLong_AsLong(act_bits);
         if (v == -1 && PyErr_Occurred())
             return -1;

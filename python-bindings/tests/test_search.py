@@ -303,6 +303,8 @@ def test_time_budget_stops_after_a_generation(tmp_path):
     (["--pop", "2"], "--pop must be >= 4, got 2"),
     (["--objective", "energy"], "argument --objective: invalid choice: 'energy'"),
     (["--match-planes", "9"], "--match-planes must be 1..8 (--bits), got 9"),
+    # NaN never compared greater than the elapsed time: no budget at all.
+    (["--time-budget", "nan"], "--time-budget must be >= 0, got nan"),
     (["--model", "nope.npz"], "no model file nope.npz"),
 ])
 def test_cli_errors_exit_2_with_one_line(tmp_path, argv, message):

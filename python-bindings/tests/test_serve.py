@@ -178,6 +178,38 @@ _BAD = [
      400, "output 'output': 'parameters' must be a JSON object"),
     ("parameters not object", "digits", _with(["parameters"], [1]), 400,
      "'parameters' must be a JSON object"),
+    ("nested 5000 deep", "digits", b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400,
+     "request body is not valid JSON: nested too deeply"),
+    ("5000-digit integer", "digits", b'{"inputs": [], "id": 1' + b"0" * 5000 + b"}", 400,
+     "request body is not valid JSON: Exceeds the limit (4300 digits)"),
+    ("data numeric strings", "digits", _with(["inputs", 0, "data"], ["0.5"] * 64), 400,
+     "'data' must be a list of numbers (1x64, flat or nested), got strings"),
+    ("data bools", "digits", _with(["inputs", 0, "data"], [True] + [0.5] * 63), 400,
+     "'data' must be a list of numbers (1x64, flat or nested), got true/false"),
+    ("data nulls", "digits", _with(["inputs", 0, "data"], [None] * 64), 400, "got null"),
+    ("data a number", "digits", _with(["inputs", 0, "data"], 0.5), 400, "got float"),
+    ("data 3-D", "digits", _with(["inputs", 0, "data"], [[[0.5] * 64]]), 400,
+     "got lists where numbers belong"),
+    ("data 3-D with a string", "digits", _with(["inputs", 0, "data"], [[[0.5] * 63 + ["a"]]]),
+     400, "got lists where numbers belong"),
+    ("data a bool among numbers", "digits", _with(["inputs", 0, "data"], [0.5] * 63 + [False]),
+     400, "got true/false"),
+    ("data rows and numbers", "digits", _with(["inputs", 0, "data"], [[0.5] * 63, 0.5]), 400,
+     "got a mix of numbers and lists"),
+    ("binary_data_output string", "digits", _with(["parameters"], {"binary_data_output": "no"}),
+     400, "parameter 'binary_data_output' must be true or false, got \"no\""),
+    ("binary_data string", "digits",
+     _with(["outputs"], [{"name": "output", "parameters": {"binary_data": "false"}}]), 400,
+     "output 'output': parameter 'binary_data' must be true or false, got \"false\""),
+    ("planes bool", "digits", _with(["parameters"], {"planes": True}), 400,
+     "'planes' must be an integer in 1..8 or \"auto\", got true"),
+    ("deadline NaN", "digits", _with(["parameters"], {"deadline_ms": float("nan")}), 400,
+     "'deadline_ms' must be a number in (0, 600000], got NaN"),
+    ("min_planes 0", "digits", _with(["parameters"], {"min_planes": 0}), 400,
+     "'min_planes' must be in 1..8, got 0"),
+    ("shape negative", "digits", _with(["inputs", 0, "shape"], [-1, 64]), 400, "got [-1, 64]"),
+    ("shape huge", "digits", _with(["inputs", 0, "shape"], [2 ** 62, 64]), 400,
+     "rows in 1..64, got [4611686018427387904, 64]"),
     ("unknown model", "mnist", _with(["id"], "a"), 404, "unknown model 'mnist'"),
     ("binary size", "digits", None, 400, "binary_data_size must be 256 bytes"),
 ]
@@ -196,6 +228,19 @@ def test_bad_input(server, name, model, body, status, message):
     doc = r.json()
     assert set(doc) == {"error"} and message in doc["error"], doc
     assert "Traceback" not in r.text
+
+
+def test_answers_correctly_after_every_bad_input(server, digits, rng):
+    """The whole bad-input table, then a good request on the same
+    connection: the server is still up and its answer is the library's."""
+    with httpx.Client(base_url=server.url) as c:
+        for _, model, body, status, _ in _BAD:
+            if body is not None:
+                assert c.post(f"/v2/models/{model}/infer", content=body).status_code == status
+        x = gauss(rng, (3, 64))
+        r = c.post("/v2/models/digits/infer", json=infer_body(x, planes=5, act_bits=6))
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(as_array(r), digits.forward(x, 5, 6))
 
 
 def test_fast_path_answers_as_the_starlette_route(digits, rng):
@@ -562,6 +607,42 @@ def _sse(resp):
             if line.startswith("data: ")]
 
 
+_BAD_GENERATE = [
+    ({"text_input": ""}, "'text_input' must not be empty when starting a session"),
+    ({"text_input": "", "parameters": {"session_id": "never-seen"}},
+     "'text_input' must not be empty when starting a session"),
+    ({"text_input": 5}, "'text_input' must be a string"),
+    ({"text_input": "a", "parameters": {"session_id": 5}},
+     "'session_id' must be a string of 1..128 characters"),
+    ({"text_input": "a", "parameters": {"session_id": "x" * 129}},
+     "'session_id' must be a string of 1..128 characters"),
+    ({"text_input": "a", "parameters": {"max_tokens": 0}},
+     "parameter 'max_tokens' must be in 1..1024, got 0"),
+    ({"text_input": "a", "parameters": {"max_tokens": 2.0}},
+     "parameter 'max_tokens' must be an integer in 1..1024, got 2.0"),
+    ({"text_input": "a", "parameters": {"temperature": "hot"}},
+     "'temperature' must be a number in 0..10 (0 = greedy), got \"hot\""),
+    ({"text_input": "a", "parameters": {"seed": -1, "temperature": 1}},
+     "'seed' must be a non-negative integer, got -1"),
+    ({"text_input": "a", "parameters": {"planes": "auto"}},
+     "generation takes 'planes' 1..8; \"auto\" is for infer"),
+    ({"text_input": "a", "parameters": [1]}, "'parameters' must be a JSON object"),
+]
+
+
+@pytest.mark.parametrize("endpoint", ["generate", "generate_stream"])
+def test_generate_bad_input_is_400_and_the_server_goes_on(gru_server, endpoint):
+    """Every refusal comes before the stream starts (a 400 with a JSON
+    error, not a broken event stream); then a good request is answered."""
+    with httpx.Client(base_url=gru_server.url, timeout=60) as c:
+        for doc, message in _BAD_GENERATE:
+            r = c.post(f"/v2/models/char-gru/{endpoint}", json=doc)
+            assert r.status_code == 400 and r.json() == {"error": message}, (doc, r.text)
+        r = c.post("/v2/models/char-gru/generate",
+                   json={"text_input": "ab", "parameters": {"max_tokens": 2}})
+    assert r.status_code == 200 and r.json()["tokens"] == 2
+
+
 def test_generate_stream_greedy_equals_library(gru_server):
     m = gru_server.model
     prompt = "The quick brown fox "
@@ -655,6 +736,35 @@ def test_cli_bad_model():
     r = subprocess.run([sys.executable, "-m", "bitplane.serve.cli", "--model", "/no/such.npz"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no model file /no/such.npz" in r.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--max-batch", "0"], "argument --max-batch: must be >= 1, got 0"),
+    (["--port", "99999"], "argument --port: must be in 0..65535, got 99999"),
+    (["--slo-p99-ms", "nan"], "argument --slo-p99-ms: must be a finite number > 0, got nan"),
+    (["--max-wait-ms", "-1"], "argument --max-wait-ms: must be a finite number >= 0, got -1"),
+    (["--threads", "x"], "argument --threads: expected an integer, got 'x'"),
+    (["--model", "BAD"], "BAD: not a plain array archive (.npz)"),
+], ids=["max-batch 0", "port 99999", "slo NaN", "max-wait negative", "threads x",
+        "corrupt model file"])
+def test_cli_refuses_bad_options_with_one_message(tmp_path, capsys, argv, message):
+    """Exit status 2 and the message, no traceback: --max-batch 0 divided by
+    zero, a corrupt model file raised CorruptError and --port 99999 listened
+    on port 34463."""
+    from bitplane.serve.cli import main
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"\0\1")
+    argv = [str(bad) if a == "BAD" else a for a in argv]
+    message = message.replace("BAD", str(bad))
+    try:
+        status = main(argv)
+    except SystemExit as e:  # argparse's usage error
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and message in err, err
+    assert "Traceback" not in err
+    with pytest.raises(ValueError, match="--max-batch must be >= 1, got 0"):
+        create_app("digits", ServeConfig(calibrate=False, max_batch=0))
 
 
 def test_user_linear_stack_by_path(tmp_path, rng):

@@ -137,6 +137,8 @@ def test_sweep_reports_bad_arguments(tmp_path, capsys):
     (["--act-bits", "-1"], "act_bits must be 0 (default 8) or 1..16, got -1"),
     (["--bits", "17"], "bits must be 0 (default 8) or 1..16, got 17"),
     (["--quantizer", "ternary"], "method must be 'uniform' or 'residual', got 'ternary'"),
+    # NaN compared false with the clock: it silently meant no minimum time.
+    (["--min-time", "nan"], "--min-time a finite number >= 0, got"),
 ])
 def test_out_of_range_values_use_the_library_words(argv, message, capsys):
     with pytest.raises(SystemExit) as e:

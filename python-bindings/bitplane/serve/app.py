@@ -142,6 +142,15 @@ class Server:
         self.default_planes = config.default_planes or self.k
         if config.inline_compute_ms < 0:
             raise ValueError(f"--inline-compute-ms must be >= 0, got {config.inline_compute_ms}")
+        # What the command line checks, for apps made in code (a zero batch
+        # or SLO divided by zero at start-up).
+        for key, lo, strict in (("max_batch", 1, False), ("max_queue_rows", 1, False),
+                                ("max_request_bytes", 1, False), ("max_wait_ms", 0, False),
+                                ("slo_p99_ms", 0, True)):
+            v = getattr(config, key)
+            if not math.isfinite(v) or v < lo or (strict and v == lo):
+                raise ValueError(f"--{key.replace('_', '-')} must be {'>' if strict else '>='} "
+                                 f"{lo}, got {v}")
         if isinstance(self.default_planes, int) and not 1 <= self.default_planes <= self.k:
             raise ValueError(f"default planes must be 1..{self.k} or 'auto'")
         if config.admission not in ("slo", "queue"):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import List, Optional
 
@@ -20,6 +21,36 @@ def _planes(value: str):
         return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 1..k or 'auto', got {value!r}")
+
+
+def _int_in(lo: int, hi: Optional[int] = None):
+    """An argparse type: an integer in lo..hi (hi None: no upper bound), so
+    that --max-batch 0 or --port 99999 is a usage error, not a traceback or
+    a server listening on another port (99999 mod 65536)."""
+    def parse(value: str) -> int:
+        try:
+            v = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}")
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be {f'in {lo}..{hi}' if hi is not None else f'>= {lo}'}, got {v}")
+        return v
+    return parse
+
+
+def _ms(positive: bool):
+    """An argparse type: a finite number of milliseconds, > 0 or >= 0."""
+    def parse(value: str) -> float:
+        try:
+            v = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}")
+        if not math.isfinite(v) or v < 0 or (positive and v == 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+        return v
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,35 +69,35 @@ def parser() -> argparse.ArgumentParser:
                         "per-layer plane ceilings and the default act_bits; a request's "
                         "planes still caps")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-batch", type=int, default=d.max_batch,
+    p.add_argument("--port", type=_int_in(0, 65535), default=8000)
+    p.add_argument("--max-batch", type=_int_in(1), default=d.max_batch,
                    help="rows per batched call (default %(default)s)")
-    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+    p.add_argument("--max-wait-ms", type=_ms(False), default=d.max_wait_ms,
                    help="how long a batch that is not full waits for more rows "
                         "(default %(default)s: take what is queued)")
-    p.add_argument("--inline-compute-ms", type=float, default=d.inline_compute_ms,
+    p.add_argument("--inline-compute-ms", type=_ms(False), default=d.inline_compute_ms,
                    help="batches predicted to compute in at most this long run on the event "
                         "loop's thread instead of a worker thread: two thread wake-ups less "
                         "per batch (default %(default)s; 0: always a worker thread)")
-    p.add_argument("--max-queue-rows", type=int, default=d.max_queue_rows,
+    p.add_argument("--max-queue-rows", type=_int_in(1), default=d.max_queue_rows,
                    help="rows allowed to wait before 503 + Retry-After (default %(default)s)")
-    p.add_argument("--slo-p99-ms", type=float, default=d.slo_p99_ms,
+    p.add_argument("--slo-p99-ms", type=_ms(True), default=d.slo_p99_ms,
                    help="the SLO controller's p99 target for planes=auto (default %(default)s)")
     p.add_argument("--admission", choices=["slo", "queue"], default=d.admission,
                    help="slo: refuse at once (503 + Retry-After) a request that the SLO "
                         "cannot serve behind the queue even at its lowest allowed planes; "
                         "queue: only the --max-queue-rows bound (default %(default)s)")
-    p.add_argument("--metric-rows", type=int, default=d.metric_rows,
+    p.add_argument("--metric-rows", type=_int_in(0), default=d.metric_rows,
                    help="held-out rows of the model file (test_x, test_y) on which the "
                         "top-1 accuracy at every plane count is measured at start-up: the "
                         "controller's price of accuracy (default %(default)s; 0: none, "
                         "then only latency decides)")
     p.add_argument("--default-planes", type=_planes, default=None,
                    help="planes for requests that give none: 1..k or auto (default: all)")
-    p.add_argument("--max-request-bytes", type=int, default=d.max_request_bytes)
+    p.add_argument("--max-request-bytes", type=_int_in(1), default=d.max_request_bytes)
     p.add_argument("--activation", default=d.activation,
                    help="activation between a Linear stack's layers (relu, tanh, none)")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=_int_in(0), default=0,
                    help="library threads (0: all cores)")
     p.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
                    help="uvicorn's HTTP parser (auto: httptools when installed)")
@@ -74,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
                    help="uvicorn's event loop (auto: uvloop when installed)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--access-log", action="store_true", help="log every request (JSON)")
-    p.add_argument("--ray-replicas", type=int, default=0,
+    p.add_argument("--ray-replicas", type=_int_in(0), default=0,
                    help="run on Ray Serve with this many replicas (joins a running cluster "
                         "if RAY_ADDRESS is set, else starts a local one)")
     return p
@@ -93,7 +124,7 @@ def config_from(args) -> ServeConfig:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
     config = config_from(args)
-    from .. import Context
+    from .. import Context, Error
     from .served import load
 
     # The model and plan are loaded here first in every mode, so that a bad
@@ -109,7 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                            port=args.port, threads=args.threads)
         from .app import create_app
         app = create_app(model, config)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Error) as e:  # Error: a CorruptError model file, ...
         print(f"bitplane-serve: {e}", file=sys.stderr)
         return 2
     import uvicorn

@@ -121,16 +121,54 @@ def _load_json(raw: bytes) -> dict:
     # refuses goes to the standard parser, which also takes the NaN and
     # Infinity literals Python clients write, so that such a request gets
     # the precise "contains NaN" error instead of "not valid JSON".
+    # The standard parser also raises a plain ValueError (an integer of
+    # more than 4300 digits) and RecursionError (arrays nested thousands
+    # deep, which orjson refuses first): bad bodies, not server errors.
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         try:
             doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError too
             raise _bad(f"request body is not valid JSON: {e}")
+        except RecursionError:
+            raise _bad("request body is not valid JSON: nested too deeply")
     if not isinstance(doc, dict):
         raise _bad("request body must be a JSON object")
     return doc
+
+
+def _flag(params: dict, key: str, default: bool, where: str) -> bool:
+    v = params.get(key, default)
+    if not isinstance(v, bool):
+        raise _bad(f"{where} must be true or false, got {json.dumps(v)}")
+    return v
+
+
+_NUMBER_TYPES = {int, float}
+
+
+def _check_numbers(data, rows: int, cols: int) -> None:
+    """JSON numbers only, flat or one list per row: NumPy would otherwise
+    read "1.5" as 1.5 and true as 1.0, a silent answer to a wrong request."""
+    what = (f"input '{INPUT_NAME}': 'data' must be a list of numbers ({rows}x{cols}, flat or "
+            "nested)")
+    if not isinstance(data, list):
+        raise _bad(f"{what}, got {type(data).__name__}")
+    if data and type(data[0]) is list:
+        types = set()
+        for row in data:
+            if type(row) is not list:
+                raise _bad(f"{what}, got a mix of numbers and lists")
+            types.update(map(type, row))
+    else:
+        types = set(map(type, data))
+    odd = types - _NUMBER_TYPES
+    if odd:
+        names = {bool: "true/false", str: "strings", list: "lists where numbers belong",
+                 dict: "objects", type(None): "null"}
+        got = sorted(names.get(t, t.__name__) for t in odd)
+        raise _bad(f"{what}, got {', '.join(got)}")
 
 
 def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, max_rows: int,
@@ -179,7 +217,13 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
     else:
         if "data" not in t:
             raise _bad(f"input '{INPUT_NAME}': 'data' is missing")
+        # NumPy would read "0.5" as 0.5 and true as 1.0: numbers only. The
+        # check costs about what the conversion does (a pass over the
+        # values); cheaper signals (NumPy's inferred dtype, a scan of the body
+        # for true/false) miss booleans among numbers or cost as much.
+        _check_numbers(t["data"], rows, cols)
         try:
+            # Values beyond float32 become Inf, refused below with their place.
             x = np.asarray(t["data"], dtype=np.float32)
         except (ValueError, TypeError, OverflowError):
             raise _bad(f"input '{INPUT_NAME}': 'data' must be a list of numbers "
@@ -197,7 +241,8 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
         raise _bad(f"input '{INPUT_NAME}' contains NaN or Inf (first at [{r}, {c}])")
     precision = parse_precision(doc.get("parameters"), max_planes, default_planes,
                                 default_act_bits=default_act_bits)
-    binary_output = bool((doc.get("parameters") or {}).get("binary_data_output", False))
+    binary_output = _flag(doc.get("parameters") or {}, "binary_data_output", False,
+                          "parameter 'binary_data_output'")
     outputs = doc.get("outputs")
     if outputs is not None:
         if not isinstance(outputs, list):
@@ -210,7 +255,8 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
             o_params = o.get("parameters") or {}
             if not isinstance(o_params, dict):
                 raise _bad(f"output '{OUTPUT_NAME}': 'parameters' must be a JSON object")
-            binary_output = bool(o_params.get("binary_data", binary_output))
+            binary_output = _flag(o_params, "binary_data", binary_output,
+                                  f"output '{OUTPUT_NAME}': parameter 'binary_data'")
     return InferRequest(np.ascontiguousarray(x), precision, req_id, binary_output)
 
 
