@@ -328,6 +328,11 @@ def _progress_during(call):
     t.start()
     started.wait()
     sys.setswitchinterval(1000.0)
+    # A wait for the GIL that began under the old interval still times out after
+    # it and forces a switch; let the other thread take a few turns so that its
+    # next wait is under the new one.
+    for _ in range(3):
+        time.sleep(0.002)
     try:
         before = counter[0]
         call()
