@@ -689,7 +689,7 @@ def run(args) -> int:
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": dict(machine_info(), load_average_before=load_before,
                         load_average_after=load_after, blas_threads=args.blas_info),
-        "args": {k: v for k, v in vars(args).items() if k not in ("blas_info", "threads_note")},
+        "args": {k: v for k, v in vars(args).items() if k != "blas_info"},
         "definitions": DEFINITIONS, "warnings": warnings,
         "models": [{k: v for k, v in m.items() if k not in ("rows", "_wl")} for m in results],
         "results": [public(r) for r in rows], "wall_seconds": None,
@@ -703,7 +703,8 @@ def run(args) -> int:
     for m in results:
         wl = m["_wl"]
         print(f"\n{m['name']} ({m['arch']}): {wl.describe}; threads {args.threads} "
-              f"(bitplane and OpenBLAS{args.threads_note}); load average "
+              f"(bitplane and OpenBLAS{'; ' + args.threads_note if args.threads_note else ''}); "
+              f"load average "
               f"{load_before[0]:.2f} before, {load_after[0]:.2f} after, {cores} cores; "
               f"{m['fp32']['repeats']} timing rounds")
         if m["rows"]:

@@ -195,7 +195,7 @@ def default_threads(requested: int, cores: int, load: float):
     if requested:
         return requested, ""
     if cores > 1 and load >= cores:
-        return 1, (f"; 1 of {cores} cores because the load average, {load:.2f}, is at "
+        return 1, (f"1 of {cores} cores because the load average, {load:.2f}, is at "
                    "least the core count: --threads N insists")
     return cores, ""
 

@@ -78,6 +78,7 @@ def test_sweep_mlp_and_lstm_writes_files(tmp_path, rng, capsys):
     blas = [b["num_threads"] for b in report["machine"]["blas_threads"]]
     assert blas and set(blas) == {1}, blas
     assert len(report["machine"]["load_average_before"]) == 3
+    assert report["args"]["threads"] == 1 and report["args"]["threads_note"] == ""
     assert isinstance(report["warnings"], list)
     assert {"metric", "rel_error", "latency_ms", "fp32_ms", "speedup", "cpu_ms", "speedup_cpu",
             "rounds", "load_before"} <= set(report["definitions"])
@@ -255,7 +256,7 @@ def test_speedup_is_the_median_of_per_round_ratios():
 def test_threads_default_to_one_on_a_busy_machine():
     assert sweep.default_threads(0, 2, 0.7) == (2, "")
     threads, note = sweep.default_threads(0, 2, 11.5)
-    assert threads == 1 and "load average, 11.50" in note
+    assert threads == 1 and note.startswith("1 of 2 cores") and "load average, 11.50" in note
     assert sweep.default_threads(2, 2, 11.5) == (2, "")  # a count is kept as given
     assert sweep.default_threads(0, 1, 5.0) == (1, "")
 
