@@ -704,8 +704,8 @@ def run(args) -> int:
         wl = m["_wl"]
         print(f"\n{m['name']} ({m['arch']}): {wl.describe}; threads {args.threads} "
               f"(bitplane and OpenBLAS{'; ' + args.threads_note if args.threads_note else ''}); "
-              f"load average "
-              f"{load_before[0]:.2f} before, {load_after[0]:.2f} after, {cores} cores; "
+              f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, "
+              f"{cores} cores; "
               f"{m['fp32']['repeats']} timing rounds")
         if m["rows"]:
             print(format_table(wl, m["fp32"], m["rows"]))
