@@ -217,11 +217,12 @@ def test_rounds_rotate_the_order_and_pair_each_call_with_its_round():
 def test_rounds_run_at_least_min_time_per_function():
     from bitplane._sweep_run import time_rounds
 
-    fake = FakeMachine({"b": 0.1, "x": 0.1, "y": 0.1}, slow=lambda r: 1.0)
+    # Times that binary floating point holds exactly.
+    fake = FakeMachine({"b": 0.125, "x": 0.125, "y": 0.125}, slow=lambda r: 1.0)
     _, b, _ = time_rounds(fake.call("b"), [fake.call("x"), fake.call("y")], repeats=1,
                           min_time=1.5, clock=lambda: fake.wall, cpu_clock=lambda: fake.cpu)
-    # 2 functions x 1.5 s = 3 s of rounds of 0.3 s: 10 rounds (the 10th ends at 3 s).
-    assert len(b["wall"]) == 10
+    # 2 functions x 1.5 s = 3 s of rounds of 0.375 s: 8 rounds (the 8th ends at 3 s).
+    assert len(b["wall"]) == 8
     _, b, _ = time_rounds(fake.call("b"), [], repeats=3, min_time=0,
                           clock=lambda: fake.wall, cpu_clock=lambda: fake.cpu)
     assert len(b["wall"]) == 3  # the baseline alone when nothing else is timed
