@@ -30,19 +30,30 @@ DEFINITIONS = {
     "weight_error": "relative weight error of the whole model at that many planes: "
                     "sqrt(sum_l ||W_l - W_l,n||^2 / sum_l ||W_l||^2), from the recorded "
                     "per-prefix errors",
-    "latency_ms": "median wall time of one forward pass over the evaluation batch (MLP: the "
-                  "whole test set as one batch; char models: all streams, every step; minilm: "
-                  "every sentence), after one warm-up pass whose output gives the metric; "
-                  "latency_min/p25/p75/max_ms give the spread of the same samples",
+    "latency_ms": "median over the timing rounds of the wall time of one forward pass over "
+                  "the evaluation batch (MLP: the whole test set as one batch; char models: all "
+                  "streams, every step; minilm: every sentence), after one warm-up pass whose "
+                  "output gives the metric; latency_min/p25/p75/max_ms give the spread of the "
+                  "same samples",
+    "rounds": "each round calls the fp32 baseline and every plane count of one (backend, "
+              "quantizer, act_bits) group once, the order rotated every round, so that load "
+              "that comes and goes hits them all within a few milliseconds; at least --repeats "
+              "rounds and --min-time seconds per plane count; repeats: the number of rounds",
     "fp32_ms": "the same forward pass with every matrix product done by NumPy float32 "
-               "matmul (OpenBLAS sgemm) and the same elementwise code; timed interleaved with "
-               "the configuration (baseline and bitplane alternate, round-robin), so both see "
-               "the same machine state. The fp32 row pools every configuration's baseline "
-               "samples",
-    "speedup": "median over the interleaved pairs of fp32 time / bitplane time "
-               "(speedup_p25/p75: their quartiles)",
+               "matmul (OpenBLAS sgemm) and the same elementwise code, timed in the same "
+               "rounds; the fp32 row pools every round's baseline samples",
+    "speedup": "median over the rounds of fp32 wall time / bitplane wall time in the same "
+               "round (speedup_p25/p75: their quartiles)",
+    "cpu_ms": "median over the rounds of the process's CPU time (every thread) during one "
+              "forward pass; unlike wall time it leaves out time the pass waited for a core, "
+              "but counts threads that spin while they wait",
+    "speedup_cpu": "median over the rounds of fp32 CPU time / bitplane CPU time in the same "
+                   "round",
+    "load_before": "the 1-minute load average before and after the run (load_after)",
     "threads": "bitplane's context threads and OpenBLAS's thread pool (threadpoolctl), pinned "
-               "to the same count",
+               "to the same count; --threads 0 means all cores, or 1 when the load average "
+               "before the run is at least the number of cores (threads that wait for a core "
+               "time the scheduler, not the code)",
 }
 
 # A configuration's timing is flagged when its interquartile range exceeds
@@ -228,20 +239,54 @@ def time_forward(fn, repeats: int, min_time: float) -> List[float]:
     return samples
 
 
-def time_interleaved(base, fn, repeats: int, min_time: float):
-    """(fn's warm-up output, baseline seconds, fn seconds): at least `repeats`
-    pairs and `min_time` seconds, the two alternating (ABBA order, so neither
-    always runs first) so that both see the same state of the machine."""
-    out = fn()  # warm-up, and the output the metric is computed from
-    b, f = [], []
-    start = time.perf_counter()
-    while len(f) < repeats or (time.perf_counter() - start < min_time and len(f) < 100000):
-        order = ((base, b), (fn, f)) if len(f) % 2 == 0 else ((fn, f), (base, b))
-        for call, samples in order:
-            t0 = time.perf_counter()
-            call()
-            samples.append(time.perf_counter() - t0)
-    return out, b, f
+def time_rounds(base, fns, repeats: int, min_time: float, clock=time.perf_counter,
+                cpu_clock=time.process_time):
+    """Time the baseline and every function in fns round by round.
+
+    Each round calls the baseline and each function once, the order rotated
+    by one every round (nobody always runs first or right after the
+    baseline), and records each call's wall time (clock) and the process's
+    CPU time (cpu_clock, every thread). Load that comes and goes then hits
+    every side within the same few milliseconds, and each function's i-th
+    sample pairs with the baseline's i-th. At least `repeats` rounds and
+    `min_time` seconds per function in fns (the baseline alone when fns is
+    empty). Returns (the functions' warm-up outputs,
+    the baseline's samples, each function's samples), samples being
+    {"wall": [...], "cpu": [...]} in seconds, one entry per round."""
+    outs = [fn() for fn in fns]  # warm-up; these outputs give the metrics
+    base()
+    calls = [base] + list(fns)
+    samples = [{"wall": [], "cpu": []} for _ in calls]
+    budget = min_time * max(len(fns), 1)
+    start = clock()
+    rounds = 0
+    while rounds < repeats or (clock() - start < budget and rounds < 100000):
+        first = rounds % len(calls)
+        for i in list(range(first, len(calls))) + list(range(first)):
+            c0, t0 = cpu_clock(), clock()
+            calls[i]()
+            t1, c1 = clock(), cpu_clock()
+            samples[i]["wall"].append(t1 - t0)
+            samples[i]["cpu"].append(c1 - c0)
+        rounds += 1
+    return outs, samples[0], samples[1:]
+
+
+def paired(base: dict, fn: dict) -> dict:
+    """A function's timing against the baseline from time_rounds' samples:
+    medians over rounds of each side's wall and CPU time, and the speedups
+    as medians of the per-round ratios baseline / function (each ratio
+    taken within one round, so a slow round slows both of its terms)."""
+    wall = np.asarray(fn["wall"])
+    ratio = np.asarray(base["wall"]) / np.maximum(wall, 1e-12)
+    cpu_ratio = np.asarray(base["cpu"]) / np.maximum(np.asarray(fn["cpu"]), 1e-12)
+    return {"latency": spread(fn["wall"]), "fp32_latency": spread(base["wall"]),
+            "cpu_ms": 1e3 * float(np.median(fn["cpu"])),
+            "fp32_cpu_ms": 1e3 * float(np.median(base["cpu"])),
+            "speedup": float(np.median(ratio)),
+            "speedup_p25": float(np.percentile(ratio, 25)),
+            "speedup_p75": float(np.percentile(ratio, 75)),
+            "speedup_cpu": float(np.median(cpu_ratio)), "rounds": len(wall)}
 
 
 def spread(samples: List[float]) -> dict:
@@ -259,8 +304,9 @@ def _iqr_rel(s: dict) -> float:
 COLUMNS = ["model", "kind", "backend", "quantizer", "act_bits", "planes", "metric_name",
            "metric", "fp32_metric", "delta", "rel_error", "weight_error", "latency_ms",
            "latency_min_ms", "latency_p25_ms", "latency_p75_ms", "latency_max_ms", "fp32_ms",
-           "fp32_p25_ms", "fp32_p75_ms", "speedup", "speedup_p25", "speedup_p75", "repeats",
-           "threads", "kernel", "quantize_options"]
+           "fp32_p25_ms", "fp32_p75_ms", "speedup", "speedup_p25", "speedup_p75", "cpu_ms",
+           "fp32_cpu_ms", "speedup_cpu", "repeats", "threads", "kernel", "quantize_options",
+           "load_before", "load_after"]
 
 
 def _fmt_metric(wl: Workload, v: float) -> str:
@@ -277,22 +323,24 @@ def format_table(wl: Workload, fp32: dict, rows: List[dict]) -> str:
         head.append(f"vs fp32 ({unit})" if unit else "vs fp32")
     if separate_error:
         head.append("rel err")
-    head += ["latency ms", "IQR ms", "speedup"]
+    head += ["latency ms", "IQR ms", "speedup", "cpu ms", "cpu speedup"]
 
-    def cells(backend, quantizer, act_bits, planes, metric, delta, err, lat, sp):
+    def cells(backend, quantizer, act_bits, planes, metric, delta, err, lat, sp, cpu, cpu_sp):
         c = [backend, quantizer, act_bits, planes, _fmt_metric(wl, metric)]
         if unit is not None:
             c.append(delta)
         if separate_error:
             c.append(err)
-        return c + [f"{lat['median']:.3f}", f"{lat['p25']:.3f}-{lat['p75']:.3f}", sp]
+        return c + [f"{lat['median']:.3f}", f"{lat['p25']:.3f}-{lat['p75']:.3f}", sp,
+                    f"{cpu:.3f}", cpu_sp]
 
     fmt_delta = (lambda d: f"{d:+.2f}") if unit else (lambda d: f"{d:+.4f}")
     lines = [cells("fp32 (numpy)", "-", "-", "-", fp32["metric"], "", "0", fp32["spread"],
-                   "1.00x")]
+                   "1.00x", fp32["cpu_ms"], "1.00x")]
     lines += [cells(r["backend"], r["quantizer"], str(r["act_bits"]), str(r["planes"]),
                     r["metric"], fmt_delta(r["delta"]), f"{r['rel_error']:.4f}",
-                    r["_latency"], f"{r['speedup']:.2f}x") for r in rows]
+                    r["_latency"], f"{r['speedup']:.2f}x", r["cpu_ms"],
+                    f"{r['speedup_cpu']:.2f}x") for r in rows]
     widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(head)]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -463,7 +511,7 @@ def sweep_model(wl: Workload, args, progress) -> dict:
     base = lambda: wl.forward(fp32_model)  # noqa: E731
 
     rows, skipped, quantize_s = [], [], {}
-    fp32_samples: List[float] = []
+    fp32_samples: Dict[str, List[float]] = {"wall": [], "cpu": []}
     configs = [(q, a, n) for q in args.quantizer for a in args.act_bits for n in args.planes]
     for backend in args.backend:
         try:
@@ -483,19 +531,21 @@ def sweep_model(wl: Workload, args, progress) -> dict:
             norms = [float(np.linalg.norm(d.w.astype(np.float64)))
                      for d in wl.matrices(fp32_model)]
             for act_bits in args.act_bits:
-                for planes in args.planes:
-                    progress.set_postfix_str(f"{backend} {quantizer} a={act_bits} n={planes}")
-                    out, b, f = time_interleaved(
-                        base, lambda: wl.forward(model, planes, act_bits), args.repeats,
-                        args.min_time)
-                    fp32_samples += b
+                progress.set_postfix_str(f"{backend} {quantizer} a={act_bits}")
+                # Every plane count of this group timed round by round with
+                # the baseline (time_rounds).
+                fns = [lambda n=n: wl.forward(model, n, act_bits) for n in args.planes]
+                outs, b, fs = time_rounds(base, fns, args.repeats, args.min_time)
+                fp32_samples["wall"] += b["wall"]
+                fp32_samples["cpu"] += b["cpu"]
+                kernel = ""
+                if backend == "cpu":
+                    kernel = ctx.cpu_kernel_name(act_bits=act_bits, cols=mats[0].cols,
+                                                 batch=wl.batch)
+                for planes, out, f in zip(args.planes, outs, fs):
                     metric = wl.metric(out, ref)
-                    ratios = np.asarray(b) / np.asarray(f)
-                    kernel = ""
-                    if backend == "cpu":
-                        kernel = ctx.cpu_kernel_name(act_bits=act_bits, cols=mats[0].cols,
-                                                     batch=wl.batch)
-                    lat, base_lat = spread(f), spread(b)
+                    t = paired(b, f)
+                    lat, base_lat = t["latency"], t["fp32_latency"]
                     rows.append({
                         "model": label, "kind": "bitplane", "backend": backend,
                         "quantizer": quantizer, "act_bits": act_bits, "planes": planes,
@@ -507,20 +557,21 @@ def sweep_model(wl: Workload, args, progress) -> dict:
                         "latency_p25_ms": lat["p25"], "latency_p75_ms": lat["p75"],
                         "latency_max_ms": lat["max"], "fp32_ms": base_lat["median"],
                         "fp32_p25_ms": base_lat["p25"], "fp32_p75_ms": base_lat["p75"],
-                        "speedup": float(np.median(ratios)),
-                        "speedup_p25": float(np.percentile(ratios, 25)),
-                        "speedup_p75": float(np.percentile(ratios, 75)),
-                        "repeats": len(f), "threads": args.threads, "kernel": kernel,
+                        "speedup": t["speedup"], "speedup_p25": t["speedup_p25"],
+                        "speedup_p75": t["speedup_p75"], "cpu_ms": t["cpu_ms"],
+                        "fp32_cpu_ms": t["fp32_cpu_ms"], "speedup_cpu": t["speedup_cpu"],
+                        "repeats": t["rounds"], "threads": args.threads, "kernel": kernel,
                         "quantize_options": json.dumps(args.quantize_options or {},
                                                        sort_keys=True),
                         "_latency": lat, "_fp32_latency": base_lat,
                     })
                     progress.update(1)
-    if not fp32_samples:  # no backend ran: time the baseline alone
-        fp32_samples = time_interleaved(base, base, args.repeats, args.min_time)[1]
-    fs = spread(fp32_samples)
+    if not fp32_samples["wall"]:  # no backend ran: time the baseline alone
+        fp32_samples = time_rounds(base, [], args.repeats, args.min_time)[1]
+    fs = spread(fp32_samples["wall"])
     fp32 = {"metric": fp32_metric, "ms": fs["median"], "spread": fs,
-            "repeats": len(fp32_samples)}
+            "cpu_ms": 1e3 * float(np.median(fp32_samples["cpu"])),
+            "repeats": len(fp32_samples["wall"])}
     return {"name": label, "path": str(wl.path), "arch": wl.arch, "workload": wl.describe,
             "metric_name": wl.metric_name, "fp32": fp32, "recorded_in_file": wl.recorded,
             "meta": wl.meta, "skipped_backends": skipped, "quantize_seconds": quantize_s,
@@ -538,12 +589,18 @@ PIP_ADVICE = {
 }
 
 
-def warnings_for(results: List[dict], load_before: tuple, cores: int) -> List[str]:
+def warnings_for(results: List[dict], load_before: tuple, cores: int,
+                 threads: int = 1) -> List[str]:
     out = []
     if load_before[0] > LOAD_WARN * cores:
         out.append(f"the load average was {load_before[0]:.2f} on {cores} cores before the "
-                   "run: other work competes for the cores, so latencies and speedups are "
-                   "unreliable")
+                   "run: other work competes for the cores, so latencies are unreliable; "
+                   "speedups and CPU times, taken round by round, less so")
+    if threads > 1 and load_before[0] >= cores:
+        out.append(f"{threads} threads on {cores} cores at load {load_before[0]:.2f}: "
+                   "multi-threaded passes wait for their threads to get a core, so their "
+                   "times and speedups measure the scheduler (--threads 0 takes 1 thread "
+                   "on a machine this busy)")
     for m in results:
         noisy = [r for r in m["rows"] if max(_iqr_rel(r["_latency"]),
                                              _iqr_rel(r["_fp32_latency"])) > SPREAD_WARN]
@@ -557,8 +614,8 @@ def warnings_for(results: List[dict], load_before: tuple, cores: int) -> List[st
                        "their latencies and speedups are unreliable")
         few = [r for r in m["rows"] if r["repeats"] < 5]
         if few:
-            out.append(f"{m['name']}: {len(few)} configurations have fewer than 5 timed "
-                       "passes: their spread says little (raise --repeats or --min-time)")
+            out.append(f"{m['name']}: {len(few)} configurations have fewer than 5 timing "
+                       "rounds: their spread says little (raise --repeats or --min-time)")
     return out
 
 
@@ -599,6 +656,7 @@ def run(args) -> int:
         return 3
 
     public = lambda r: {k: v for k, v in r.items() if not k.startswith("_")}  # noqa: E731
+    loads = {"load_before": round(load_before[0], 2), "load_after": round(load_after[0], 2)}
     tmp = out_dir / "sweep.csv.tmp"  # replaced in one step: never a half-written file
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -614,16 +672,18 @@ def run(args) -> int:
                         "latency_p75_ms": s["p75"], "latency_max_ms": s["max"],
                         "fp32_ms": s["median"], "fp32_p25_ms": s["p25"],
                         "fp32_p75_ms": s["p75"], "speedup": 1.0, "speedup_p25": 1.0,
-                        "speedup_p75": 1.0, "repeats": m["fp32"]["repeats"],
-                        "threads": args.threads, "kernel": "openblas"})
+                        "speedup_p75": 1.0, "cpu_ms": m["fp32"]["cpu_ms"],
+                        "fp32_cpu_ms": m["fp32"]["cpu_ms"], "speedup_cpu": 1.0,
+                        "repeats": m["fp32"]["repeats"], "threads": args.threads,
+                        "kernel": "openblas", **loads})
             for r in m["rows"]:
-                w.writerow(public(r))
+                w.writerow(dict(public(r), **loads))
     os.replace(tmp, out_dir / "sweep.csv")
     pngs = []
     for m in results:
         if not args.no_plots and m["rows"]:
             pngs += plot(m["_wl"], m["name"], m["fp32"], m["rows"], out_dir)
-    warnings = warnings_for(results, load_before, cores)
+    warnings = warnings_for(results, load_before, cores, args.threads)
     report = {
         "tool": "bitplane-sweep", "package_version": __version__, "library_version": version(),
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -643,8 +703,10 @@ def run(args) -> int:
     for m in results:
         wl = m["_wl"]
         print(f"\n{m['name']} ({m['arch']}): {wl.describe}; threads {args.threads} "
-              f"(bitplane and OpenBLAS); load average {load_before[0]:.2f} before, "
-              f"{load_after[0]:.2f} after")
+              f"(bitplane and OpenBLAS{'; ' + args.threads_note if args.threads_note else ''}); "
+              f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, "
+              f"{cores} cores; "
+              f"{m['fp32']['repeats']} timing rounds")
         if m["rows"]:
             print(format_table(wl, m["fp32"], m["rows"]))
         for s in m["skipped_backends"]:

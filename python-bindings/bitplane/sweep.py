@@ -79,15 +79,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "library has that option")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for bitplane and for the OpenBLAS baseline, pinned to the "
-                        "same count; 0 = all cores")
+                        "same count; 0 = all cores, or 1 when the load average is at least "
+                        "the core count")
     p.add_argument("--cpu-kernel", default="auto",
                    choices=CPU_KERNELS,
                    help="CPU kernel path (the library's AUTO dispatch by default)")
     p.add_argument("--out", default="bitplane-sweep-out", help="output directory")
     p.add_argument("--repeats", type=int, default=5,
-                   help="at least this many timed forward passes per configuration")
+                   help="at least this many timing rounds (each times the fp32 baseline and "
+                        "every plane count once, interleaved) per backend, quantizer and "
+                        "act_bits")
     p.add_argument("--min-time", type=float, default=0.4,
-                   help="and at least this many seconds of timed passes per configuration")
+                   help="and at least this many seconds of rounds per plane count")
     p.add_argument("--tokens", type=int, default=4096,
                    help="char models: evaluate on this many held-out characters")
     p.add_argument("--streams", type=int, default=16,
@@ -183,6 +186,21 @@ def _library_version() -> str:
     return version()
 
 
+def default_threads(requested: int, cores: int, load: float):
+    """(threads, a note for the table header) for --threads: a count as
+    given; 0 = all cores, or 1 when the load average is at least the number
+    of cores. On a machine that busy a multi-threaded pass waits for its
+    other threads to get a core (OpenBLAS's digits pass: 52 ms on 2 threads,
+    0.38 ms on 1, at load 11.8 on 2 cores), so its time measures the
+    scheduler, not the code; one thread's does not."""
+    if requested:
+        return requested, ""
+    if cores > 1 and load >= cores:
+        return 1, (f"1 of {cores} cores because the load average, {load:.2f}, is at "
+                   "least the core count: --threads N insists")
+    return cores, ""
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     problem = _missing_extra(args)
@@ -200,7 +218,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     # Both sides get the same, explicit thread count: bitplane's context and
     # OpenBLAS's pool (threadpoolctl sets it even after numpy has loaded it).
-    args.threads = args.threads or os.cpu_count() or 1
+    args.threads, args.threads_note = default_threads(args.threads, os.cpu_count() or 1,
+                                                      os.getloadavg()[0])
     with threadpool_limits(limits=args.threads, user_api="blas"):
         args.blas_info = [{k: i.get(k) for k in ("internal_api", "num_threads", "version")}
                           for i in threadpool_info() if i.get("user_api") == "blas"]

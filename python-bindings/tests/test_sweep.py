@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bitplane import _sweep_run as sweep_run
 from bitplane import sweep
 from model_files import write_char_rnn, write_mlp
 
@@ -32,9 +33,12 @@ def test_sweep_mlp_and_lstm_writes_files(tmp_path, rng, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| backend" in printed and "fp32 (numpy)" in printed and "sweep.csv" in printed
+    assert "cpu speedup" in printed and "timing rounds" in printed
 
     with open(out / "sweep.csv") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == sweep_run.COLUMNS
+        rows = list(reader)
     for model, metric in (("mlp", "accuracy"), ("lstm", "bpc")):
         mine = [r for r in rows if r["model"] == model]
         base = [r for r in mine if r["kind"] == "fp32"]
@@ -50,7 +54,10 @@ def test_sweep_mlp_and_lstm_writes_files(tmp_path, rng, capsys):
                 float(r["latency_ms"])] + [float(r[f"latency_{k}_ms"]) for k in ("p75", "max")]
             assert 0 < lat[0] and lat == sorted(lat), r  # min <= p25 <= median <= p75 <= max
             assert float(r["speedup_p25"]) <= float(r["speedup"]) <= float(r["speedup_p75"])
+            assert float(r["cpu_ms"]) > 0 and float(r["fp32_cpu_ms"]) > 0
+            assert float(r["speedup_cpu"]) > 0
             assert r["threads"] == "1"
+            assert float(r["load_before"]) >= 0 and float(r["load_after"]) >= 0
         for r in configs:
             assert r["kind"] == "bitplane" and r["metric_name"] == metric
             assert float(r["fp32_p25_ms"]) <= float(r["fp32_ms"]) <= float(r["fp32_p75_ms"])
@@ -71,9 +78,12 @@ def test_sweep_mlp_and_lstm_writes_files(tmp_path, rng, capsys):
     blas = [b["num_threads"] for b in report["machine"]["blas_threads"]]
     assert blas and set(blas) == {1}, blas
     assert len(report["machine"]["load_average_before"]) == 3
+    assert report["args"]["threads"] == 1 and report["args"]["threads_note"] == ""
     assert isinstance(report["warnings"], list)
-    assert {"metric", "rel_error", "latency_ms", "fp32_ms", "speedup"} <= set(
-        report["definitions"])
+    assert {"metric", "rel_error", "latency_ms", "fp32_ms", "speedup", "cpu_ms", "speedup_cpu",
+            "rounds", "load_before"} <= set(report["definitions"])
+    for r in report["results"]:
+        assert set(r) <= set(sweep_run.COLUMNS) and "load_before" not in r
     lstm = next(m for m in report["models"] if m["name"] == "lstm")
     assert "4 independent streams" in lstm["workload"]
     skipped = {s["backend"] for m in report["models"] for s in m["skipped_backends"]}
@@ -170,14 +180,88 @@ def test_only_unavailable_backends_exit_nonzero_once(tmp_path, rng, capsys):
     assert "not available" not in captured.out
 
 
-def test_baseline_and_bitplane_alternate():
-    from bitplane._sweep_run import time_interleaved
+class FakeMachine:
+    """A wall clock and a CPU clock that advance only when a timed call runs:
+    call `name` takes `cost[name]` seconds of CPU, and `slow(round)` times
+    that of wall time in round `round` (a machine whose load changes from
+    round to round; the warm-up calls count as round 0)."""
 
-    calls = []
-    out, b, f = time_interleaved(lambda: calls.append("b"), lambda: calls.append("f") or 7,
-                                 repeats=4, min_time=0)
-    assert out == 7 and len(b) == len(f) == 4
-    assert "".join(calls) == "f" + "bf" "fb" "bf" "fb"  # warm-up, then ABBA pairs
+    def __init__(self, cost, slow):
+        self.cost, self.slow = cost, slow
+        self.wall = self.cpu = 0.0
+        self.calls = []
+
+    def call(self, name, out=None):
+        def run():
+            self.calls.append(name)
+            per_round = len(self.cost)
+            round_ = max(len(self.calls) - 1 - per_round, 0) // per_round
+            self.cpu += self.cost[name]
+            self.wall += self.cost[name] * self.slow(round_)
+            return out
+        return run
+
+
+def test_rounds_rotate_the_order_and_pair_each_call_with_its_round():
+    from bitplane._sweep_run import time_rounds
+
+    fake = FakeMachine({"b": 1.0, "x": 2.0, "y": 4.0}, slow=lambda r: 1.0)
+    outs, b, (x, y) = time_rounds(fake.call("b"), [fake.call("x", 7), fake.call("y", 8)],
+                                  repeats=4, min_time=0, clock=lambda: fake.wall,
+                                  cpu_clock=lambda: fake.cpu)
+    assert outs == [7, 8]
+    # Warm-ups (x, y, b), then four rounds, each one rotated by one call.
+    assert "".join(fake.calls) == "xyb" + "bxy" "xyb" "ybx" "bxy"
+    assert b == {"wall": [1.0] * 4, "cpu": [1.0] * 4}
+    assert x["wall"] == [2.0] * 4 and y["cpu"] == [4.0] * 4
+
+
+def test_rounds_run_at_least_min_time_per_function():
+    from bitplane._sweep_run import time_rounds
+
+    # Times that binary floating point holds exactly.
+    fake = FakeMachine({"b": 0.125, "x": 0.125, "y": 0.125}, slow=lambda r: 1.0)
+    _, b, _ = time_rounds(fake.call("b"), [fake.call("x"), fake.call("y")], repeats=1,
+                          min_time=1.5, clock=lambda: fake.wall, cpu_clock=lambda: fake.cpu)
+    # 2 functions x 1.5 s = 3 s of rounds of 0.375 s: 8 rounds (the 8th ends at 3 s).
+    assert len(b["wall"]) == 8
+    _, b, _ = time_rounds(fake.call("b"), [], repeats=3, min_time=0,
+                          clock=lambda: fake.wall, cpu_clock=lambda: fake.cpu)
+    assert len(b["wall"]) == 3  # the baseline alone when nothing else is timed
+
+
+def test_speedup_is_the_median_of_per_round_ratios():
+    from bitplane._sweep_run import paired, time_rounds
+
+    # The machine is 1x, 100x, 1x, 30x, 1x, 100x, 1x slow in successive
+    # rounds: per-side medians swing, per-round ratios do not.
+    slow = [1, 100, 1, 30, 1, 100, 1]
+    fake = FakeMachine({"b": 0.004, "x": 0.001}, slow=lambda r: slow[min(r, len(slow) - 1)])
+    _, b, (x,) = time_rounds(fake.call("b"), [fake.call("x")], repeats=len(slow), min_time=0,
+                             clock=lambda: fake.wall, cpu_clock=lambda: fake.cpu)
+    t = paired(b, x)
+    assert t["rounds"] == len(slow)
+    assert t["speedup"] == pytest.approx(4.0) and t["speedup_cpu"] == pytest.approx(4.0)
+    assert t["speedup_p25"] == pytest.approx(4.0) and t["speedup_p75"] == pytest.approx(4.0)
+    assert t["cpu_ms"] == pytest.approx(1.0) and t["fp32_cpu_ms"] == pytest.approx(4.0)
+    assert t["latency"]["max"] == pytest.approx(100.0)  # the spread still shows the load
+
+    # Ratios are taken within a round, not between the sides' medians
+    # (which would give 2 / 5 here).
+    b = {"wall": [1.0, 2.0, 10.0], "cpu": [1.0, 1.0, 3.0]}
+    x = {"wall": [1.0, 5.0, 5.0], "cpu": [0.5, 0.5, 1.0]}
+    t = paired(b, x)
+    assert t["speedup"] == pytest.approx(1.0)  # per round: 1, 0.4, 2
+    assert t["speedup_p25"] == pytest.approx(0.7) and t["speedup_p75"] == pytest.approx(1.5)
+    assert t["speedup_cpu"] == pytest.approx(2.0)  # per round: 2, 2, 3
+
+
+def test_threads_default_to_one_on_a_busy_machine():
+    assert sweep.default_threads(0, 2, 0.7) == (2, "")
+    threads, note = sweep.default_threads(0, 2, 11.5)
+    assert threads == 1 and note.startswith("1 of 2 cores") and "load average, 11.50" in note
+    assert sweep.default_threads(2, 2, 11.5) == (2, "")  # a count is kept as given
+    assert sweep.default_threads(0, 1, 5.0) == (1, "")
 
 
 def test_unreliable_numbers_are_flagged():
@@ -189,6 +273,8 @@ def test_unreliable_numbers_are_flagged():
     model = {"name": "m", "fp32": {"spread": quiet}, "rows": [row(quiet), row(quiet)]}
     assert warnings_for([model], (0.1, 0.1, 0.1), 2) == []
     assert "load average was 3.00 on 2 cores" in warnings_for([model], (3.0, 1, 1), 2)[0]
+    assert len(warnings_for([model], (3.0, 1, 1), 2, threads=1)) == 1
+    assert "measure the scheduler" in warnings_for([model], (3.0, 1, 1), 2, threads=2)[1]
     model["rows"][1] = row(noisy)
     assert any("1 of 2 configurations" in w for w in warnings_for([model], (0.1, 0, 0), 2))
     model["fp32"]["spread"] = noisy
