@@ -237,6 +237,14 @@ typedef struct ac_block {
      * halves); NULL per row. */
     const __m256i (*mseg)[AC_KBLOCK_WORDS];
     const __m256i (*ew)[2][2];
+#if AC_GROUP_DOUBLED
+    /* The doubled form's factors: per segment and row half 2m in both
+     * int16 halves of each row's dword (VPMADDWD's factor), and per row half
+     * the multipliers of segments 2i, 2i + 1 as int16 pairs (zero past the
+     * block's segments), for sum_seg m Q'_seg by VPMADDWD. */
+    const __m256i (*mfac)[2];
+    const __m256i (*mpair)[AC_KBLOCK_WORDS / 2];
+#endif
 } ac_block;
 
 /* How the columns of a register tile take their codes: as they are (every
@@ -247,14 +255,16 @@ enum { AC_AS_IS, AC_MASK_ONE, AC_MASK_EACH };
 /*
  * acc[h][c] += the tile's codes of words [w0, w1) (taken as `mode` says,
  * through mask[0] or mask[c]) dotted with column c's q'; `dbl` (grouped
- * tiles with AC_GROUP_DOUBLED) adds twice the products. i16: the pair sums of
- * each word add up in int16 first (AC_I16, tiles of at most 4 planes).
+ * tiles with AC_GROUP_DOUBLED) adds the products times fac[h], each row's
+ * 2m. i16: the pair sums of each word add up in int16 first (AC_I16, tiles
+ * of at most 4 planes).
  */
 BP_INLINE void ac_dots(const ac_block *b, const ac_column *const *cols, const __m256i *mask,
                        size_t w0, size_t w1, __m256i acc[2][AC_CMAX], const int C, const int mode,
-                       const bool i16, const bool dbl) {
+                       const bool i16, const bool dbl, const __m256i *fac) {
     (void)i16; /* only with AC_SHORT_BITS == 4 */
     (void)dbl; /* only with AC_GROUP_DOUBLED */
+    (void)fac;
     for (size_t w = w0; w < w1; w++) {
         const __m256i(*t)[8] = b->tile[w - b->w0];
 #if AC_SHORT_BITS == 4
@@ -286,7 +296,7 @@ BP_INLINE void ac_dots(const ac_block *b, const ac_column *const *cols, const __
 #endif
 #if AC_GROUP_DOUBLED
                     if (dbl) {
-                        acc[h][c] = ac_dot2(acc[h][c], u, qv);
+                        acc[h][c] = ac_dot2(acc[h][c], u, qv, fac[h]);
                         continue;
                     }
 #endif
@@ -299,7 +309,7 @@ BP_INLINE void ac_dots(const ac_block *b, const ac_column *const *cols, const __
             for (int c = 0; c < C; c++) {
 #if AC_GROUP_DOUBLED
                 if (dbl) {
-                    acc[h][c] = ac_widen2(acc[h][c], p16[h][c]);
+                    acc[h][c] = ac_widen2(acc[h][c], p16[h][c], fac[h]);
                     continue;
                 }
 #endif
@@ -352,7 +362,7 @@ BP_INLINE void ac_tile(const ac_block *b, const ac_column *const *cols, const in
     for (int h = 0; h < 2; h++)
         for (int c = 0; c < C; c++)
             acc[h][c] = _mm256_setzero_si256();
-    ac_dots(b, cols, mask, b->w0, b->w1, acc, C, mode, i16, false);
+    ac_dots(b, cols, mask, b->w0, b->w1, acc, C, mode, i16, false, NULL);
     for (int c = 0; c < C; c++) {
         int32_t qs = 0;
         for (size_t w = b->w0; w < b->w1; w++)
@@ -385,21 +395,45 @@ _Static_assert((int64_t)BP_MULT_MAX *AC_KBLOCK_WORDS * 32 * 128 *
                    INT32_MAX,
                "the weighted int32 sum of a K block must be exact");
 
+/* sum_seg m Q'_seg for row half h over the block's nseg segments: by
+ * VPMADDWD on int16 pairs of segments where |Q'_seg| <= 128 * 32 segw fits
+ * int16 (segw <= 8, doubled form only), else one VPMULLD per segment. */
+BP_INLINE __m256i ac_mq(const ac_block *b, const int32_t *qseg, size_t nseg, int h) {
+    __m256i mq = _mm256_setzero_si256();
+#if AC_GROUP_DOUBLED
+    if (b->segw <= 8) {
+        for (size_t i = 0; 2 * i < nseg; i++) {
+            const int32_t q0 = qseg[2 * i], q1 = 2 * i + 1 < nseg ? qseg[2 * i + 1] : 0;
+            /* Q'_2i in the low int16, Q'_2i+1 in the high one: both within
+             * [-32768, 32512], so the dword fits int32. */
+            const int32_t qp = (int32_t)((int64_t)q1 * 65536 + (q0 & 0xFFFF));
+            mq = _mm256_add_epi32(mq, _mm256_madd_epi16(b->mpair[h][i], _mm256_set1_epi32(qp)));
+        }
+        return mq;
+    }
+#endif
+    for (size_t k = 0; k < nseg; k++)
+        mq = _mm256_add_epi32(mq, _mm256_mullo_epi32(b->mseg[h][k], _mm256_set1_epi32(qseg[k])));
+    return mq;
+}
+
 /*
  * Grouped matrices: one row group x C columns (code lengths lens[c]) over one
- * K block, segment by segment (see the top): acc starts at -k Q'_seg, takes
- * the segment's dot products and is weighted into t32 by one VPMULLD; at the
- * block's end D[c] (16 int64 at dout[c]) += t32 (centre form: 2 t32, + sum m
- * Q' at the full code length), + sum m E for offset columns; `first` stores
- * instead of adding.
+ * K block (see the top). Doubled form: the dot products' VPMADDWD takes each
+ * row's 2m as its factor, so acc sums 2 m S'_seg over the block with nothing
+ * per segment, and t32 = acc - k sum_seg m Q'_seg at the end. Centre form:
+ * segment by segment, acc starts at -k Q'_seg, takes the segment's dot
+ * products and is weighted into t32 by one VPMULLD. At the block's end D[c]
+ * (16 int64 at dout[c]) += t32 (centre form: 2 t32, + sum m Q' at the full
+ * code length), + sum m E for offset columns; `first` stores instead of
+ * adding.
  */
 BP_INLINE void ac_gtile_body(const ac_block *b, const ac_column *const *cols, const int *lens,
                              int64_t *const *dout, bool first, const int C, const int mode,
                              const bool i16, const bool word_segments) {
     const int wb = AC_WBITS(b->len_max);
     __m256i mask[AC_CMAX];
-    int32_t qseg[AC_CMAX][AC_KBLOCK_WORDS];  /* Q'_seg */
-    int32_t start[AC_CMAX][AC_KBLOCK_WORDS]; /* -k Q'_seg */
+    int32_t qseg[AC_CMAX][AC_KBLOCK_WORDS]; /* Q'_seg */
     /* segw is a power of two: segment si holds words i with i >> sshift = si. */
     const size_t nw = b->w1 - b->w0, smask = word_segments ? 0 : b->segw - 1;
     const int sshift = word_segments ? 0 : __builtin_ctzll(b->segw);
@@ -409,11 +443,29 @@ BP_INLINE void ac_gtile_body(const ac_block *b, const ac_column *const *cols, co
         const int32_t *qw = cols[c]->qw + b->w0;
         for (size_t i = 0; i < nw; i++) /* |Q'_seg| <= 128 * 512 */
             qseg[c][i >> sshift] = (i & smask ? qseg[c][i >> sshift] : 0) + qw[i];
+    }
+    __m256i t32[2][AC_CMAX];
+#if AC_GROUP_DOUBLED
+    __m256i acc[2][AC_CMAX];
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < C; c++)
+            acc[h][c] = _mm256_setzero_si256();
+    for (size_t w = b->w0; w < b->w1; w++)
+        ac_dots(b, cols, mask, w, w + 1, acc, C, mode, i16, true,
+                b->mfac[(w - b->w0) >> sshift]);
+    for (int c = 0; c < C; c++) {
+        const __m256i nk = _mm256_set1_epi32(-ac_start_scale(lens[c], wb));
+        for (int h = 0; h < 2; h++)
+            t32[h][c] =
+                _mm256_add_epi32(acc[h][c], _mm256_mullo_epi32(ac_mq(b, qseg[c], nseg, h), nk));
+    }
+#else
+    int32_t start[AC_CMAX][AC_KBLOCK_WORDS]; /* -k Q'_seg */
+    for (int c = 0; c < C; c++) {
         const int32_t k = ac_start_scale(lens[c], wb);
         for (size_t si = 0; si < nseg; si++)
             start[c][si] = -k * qseg[c][si];
     }
-    __m256i t32[2][AC_CMAX];
     for (int h = 0; h < 2; h++)
         for (int c = 0; c < C; c++)
             t32[h][c] = _mm256_setzero_si256();
@@ -425,13 +477,14 @@ BP_INLINE void ac_gtile_body(const ac_block *b, const ac_column *const *cols, co
         if (!(i & smask))
             for (int c = 0; c < C; c++)
                 acc[0][c] = acc[1][c] = _mm256_set1_epi32(start[c][si]);
-        ac_dots(b, cols, mask, w, w + 1, acc, C, mode, i16, true);
+        ac_dots(b, cols, mask, w, w + 1, acc, C, mode, i16, false, NULL);
         if (!((i + 1) & smask) || w + 1 == b->w1)
             for (int h = 0; h < 2; h++)
                 for (int c = 0; c < C; c++)
                     t32[h][c] =
                         _mm256_add_epi32(t32[h][c], _mm256_mullo_epi32(acc[h][c], b->mseg[h][si]));
     }
+#endif
     for (int c = 0; c < C; c++)
         for (int h = 0; h < 2; h++) {
             __m256i lo, hi;
@@ -441,12 +494,8 @@ BP_INLINE void ac_gtile_body(const ac_block *b, const ac_column *const *cols, co
                 hi = _mm256_add_epi64(hi, hi);
                 if (lens[c] == wb) {
                     /* sum_seg m Q'_seg: |.| <= 255 * 128 * 512 < 2^31. */
-                    __m256i mq = _mm256_setzero_si256();
-                    for (size_t k = 0; k < nseg; k++)
-                        mq = _mm256_add_epi32(
-                            mq, _mm256_mullo_epi32(b->mseg[h][k], _mm256_set1_epi32(qseg[c][k])));
                     __m256i mlo, mhi;
-                    ac_widen64(mq, &mlo, &mhi);
+                    ac_widen64(ac_mq(b, qseg[c], nseg, h), &mlo, &mhi);
                     lo = _mm256_add_epi64(lo, mlo);
                     hi = _mm256_add_epi64(hi, mhi);
                 }
@@ -671,6 +720,10 @@ static void ac_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
     _Alignas(64) __m256i eseg[AC_BITS][2][AC_KBLOCK_WORDS];
     _Alignas(64) __m256i mseg[2][AC_KBLOCK_WORDS];
     _Alignas(64) __m256i ew[AC_BITS][2][2];
+#if AC_GROUP_DOUBLED
+    _Alignas(64) __m256i mfac[AC_KBLOCK_WORDS][2];
+    _Alignas(64) __m256i mpair[2][AC_KBLOCK_WORDS / 2];
+#endif
     /* Grouped: a segment is one group's words inside the block (group_words
      * is a power of two, so groups never straddle a block). */
     ac_block b = {.segw = grouped && m->group_words < AC_KBLOCK_WORDS ? m->group_words
@@ -679,7 +732,12 @@ static void ac_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                   .tile = (const __m256i(*)[2][8])tile,
                   .eseg = (const __m256i(*)[2][AC_KBLOCK_WORDS])eseg,
                   .mseg = grouped ? (const __m256i(*)[AC_KBLOCK_WORDS])mseg : NULL,
-                  .ew = grouped ? (const __m256i(*)[2][2])ew : NULL};
+                  .ew = grouped ? (const __m256i(*)[2][2])ew : NULL,
+#if AC_GROUP_DOUBLED
+                  .mfac = (const __m256i(*)[2])mfac,
+                  .mpair = (const __m256i(*)[AC_KBLOCK_WORDS / 2])mpair
+#endif
+    };
     const size_t cstep = grouped ? AC_CG : AC_C;
     int64_t *dr[AC_CMAX];
     for (size_t g = g0; g < g1; g++) {
@@ -694,10 +752,22 @@ static void ac_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
             size_t si = 0;
             for (size_t s0 = b.w0; grouped && s0 < b.w1; s0 += b.segw, si++) {
                 const uint8_t *mt = bp__mult_tile(m, g, s0 / m->group_words);
-                for (int h = 0; h < 2; h++)
+                for (int h = 0; h < 2; h++) {
                     mseg[h][si] =
                         _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mt + 8 * h)));
+#if AC_GROUP_DOUBLED
+                    const __m256i m2 = _mm256_add_epi32(mseg[h][si], mseg[h][si]);
+                    mfac[si][h] = _mm256_or_si256(m2, _mm256_slli_epi32(m2, 16));
+#endif
+                }
             }
+#if AC_GROUP_DOUBLED
+            for (size_t i = 0; grouped && 2 * i < si; i++)
+                for (int h = 0; h < 2; h++)
+                    mpair[h][i] = _mm256_or_si256(
+                        mseg[h][2 * i], 2 * i + 1 < si ? _mm256_slli_epi32(mseg[h][2 * i + 1], 16)
+                                                       : _mm256_setzero_si256());
+#endif
             for (int len = 1; len <= len_max; len++)
                 if (offset_len[len - 1])
                     ac_offset_terms(&b, len, eseg[len - 1], grouped ? ew[len - 1] : NULL);
