@@ -395,27 +395,33 @@ _Static_assert((int64_t)BP_MULT_MAX *AC_KBLOCK_WORDS * 32 * 128 *
                    INT32_MAX,
                "the weighted int32 sum of a K block must be exact");
 
-/* sum_seg m Q'_seg for row half h over the block's nseg segments: by
- * VPMADDWD on int16 pairs of segments where |Q'_seg| <= 128 * 32 segw fits
- * int16 (segw <= 8, doubled form only), else one VPMULLD per segment. */
+/* sum_seg m Q'_seg for row half h over the block's nseg segments (qseg
+ * zero past them), one VPMULLD per segment. */
 BP_INLINE __m256i ac_mq(const ac_block *b, const int32_t *qseg, size_t nseg, int h) {
     __m256i mq = _mm256_setzero_si256();
-#if AC_GROUP_DOUBLED
-    if (b->segw <= 8) {
-        for (size_t i = 0; 2 * i < nseg; i++) {
-            const int32_t q0 = qseg[2 * i], q1 = 2 * i + 1 < nseg ? qseg[2 * i + 1] : 0;
-            /* Q'_2i in the low int16, Q'_2i+1 in the high one: both within
-             * [-32768, 32512], so the dword fits int32. */
-            const int32_t qp = (int32_t)((int64_t)q1 * 65536 + (q0 & 0xFFFF));
-            mq = _mm256_add_epi32(mq, _mm256_madd_epi16(b->mpair[h][i], _mm256_set1_epi32(qp)));
-        }
-        return mq;
-    }
-#endif
     for (size_t k = 0; k < nseg; k++)
         mq = _mm256_add_epi32(mq, _mm256_mullo_epi32(b->mseg[h][k], _mm256_set1_epi32(qseg[k])));
     return mq;
 }
+
+#if AC_GROUP_DOUBLED
+/* ac_mq for both row halves where |Q'_seg| <= 128 * 32 segw fits int16
+ * (segw <= 8: within [-32768, 32512]): Q' packed into int16 pairs of
+ * segments 2i, 2i + 1, each pair broadcast by VPERMD into one VPMADDWD
+ * against the multipliers' pairs. */
+BP_INLINE void ac_mq_pairs(const ac_block *b, const int32_t *qseg, size_t nseg, __m256i mq[2]) {
+    const __m256i q16 = _mm256_permute4x64_epi64(
+        _mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)qseg),
+                           _mm256_loadu_si256((const __m256i *)(qseg + 8))),
+        0xD8);
+    mq[0] = mq[1] = _mm256_setzero_si256();
+    for (size_t i = 0; 2 * i < nseg; i++) {
+        const __m256i qp = _mm256_permutevar8x32_epi32(q16, _mm256_set1_epi32((int32_t)i));
+        for (int h = 0; h < 2; h++)
+            mq[h] = _mm256_add_epi32(mq[h], _mm256_madd_epi16(b->mpair[h][i], qp));
+    }
+}
+#endif
 
 /*
  * Grouped matrices: one row group x C columns (code lengths lens[c]) over one
@@ -443,6 +449,8 @@ BP_INLINE void ac_gtile_body(const ac_block *b, const ac_column *const *cols, co
         const int32_t *qw = cols[c]->qw + b->w0;
         for (size_t i = 0; i < nw; i++) /* |Q'_seg| <= 128 * 512 */
             qseg[c][i >> sshift] = (i & smask ? qseg[c][i >> sshift] : 0) + qw[i];
+        for (size_t si = nseg; si < AC_KBLOCK_WORDS; si++)
+            qseg[c][si] = 0;
     }
     __m256i t32[2][AC_CMAX];
 #if AC_GROUP_DOUBLED
@@ -451,13 +459,17 @@ BP_INLINE void ac_gtile_body(const ac_block *b, const ac_column *const *cols, co
         for (int c = 0; c < C; c++)
             acc[h][c] = _mm256_setzero_si256();
     for (size_t w = b->w0; w < b->w1; w++)
-        ac_dots(b, cols, mask, w, w + 1, acc, C, mode, i16, true,
-                b->mfac[(w - b->w0) >> sshift]);
+        ac_dots(b, cols, mask, w, w + 1, acc, C, mode, i16, true, b->mfac[(w - b->w0) >> sshift]);
     for (int c = 0; c < C; c++) {
         const __m256i nk = _mm256_set1_epi32(-ac_start_scale(lens[c], wb));
+        __m256i mq[2];
+        if (b->segw <= 8)
+            ac_mq_pairs(b, qseg[c], nseg, mq);
+        else
+            for (int h = 0; h < 2; h++)
+                mq[h] = ac_mq(b, qseg[c], nseg, h);
         for (int h = 0; h < 2; h++)
-            t32[h][c] =
-                _mm256_add_epi32(acc[h][c], _mm256_mullo_epi32(ac_mq(b, qseg[c], nseg, h), nk));
+            t32[h][c] = _mm256_add_epi32(acc[h][c], _mm256_mullo_epi32(mq[h], nk));
     }
 #else
     int32_t start[AC_CMAX][AC_KBLOCK_WORDS]; /* -k Q'_seg */
@@ -726,16 +738,16 @@ static void ac_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
 #endif
     /* Grouped: a segment is one group's words inside the block (group_words
      * is a power of two, so groups never straddle a block). */
-    ac_block b = {.segw = grouped && m->group_words < AC_KBLOCK_WORDS ? m->group_words
-                                                                      : AC_KBLOCK_WORDS,
-                  .len_max = len_max,
-                  .tile = (const __m256i(*)[2][8])tile,
-                  .eseg = (const __m256i(*)[2][AC_KBLOCK_WORDS])eseg,
-                  .mseg = grouped ? (const __m256i(*)[AC_KBLOCK_WORDS])mseg : NULL,
-                  .ew = grouped ? (const __m256i(*)[2][2])ew : NULL,
+    ac_block b = {
+        .segw = grouped && m->group_words < AC_KBLOCK_WORDS ? m->group_words : AC_KBLOCK_WORDS,
+        .len_max = len_max,
+        .tile = (const __m256i(*)[2][8])tile,
+        .eseg = (const __m256i(*)[2][AC_KBLOCK_WORDS])eseg,
+        .mseg = grouped ? (const __m256i(*)[AC_KBLOCK_WORDS])mseg : NULL,
+        .ew = grouped ? (const __m256i(*)[2][2])ew : NULL,
 #if AC_GROUP_DOUBLED
-                  .mfac = (const __m256i(*)[2])mfac,
-                  .mpair = (const __m256i(*)[AC_KBLOCK_WORDS / 2])mpair
+        .mfac = (const __m256i(*)[2])mfac,
+        .mpair = (const __m256i(*)[AC_KBLOCK_WORDS / 2]) mpair
 #endif
     };
     const size_t cstep = grouped ? AC_CG : AC_C;
