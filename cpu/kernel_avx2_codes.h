@@ -52,28 +52,31 @@
  *
  * Grouped matrices (ac_gtile). A segment is the words of one group inside a
  * K block (every word at groups of 32), and its sum must be weighted by the
- * row's multiplier m. Nothing but one VPMULLD + VPADDD per accumulator runs
- * per segment, into an int32 sum t32 that widens into int64 once per K
- * block: the accumulator starts at -k Q'_seg, so the code-free terms are
- * already in it, in one of two forms.
- * - Doubled (AC_GROUP_DOUBLED, plain AVX2): VPMADDWD against 2s instead of
- *   1s adds twice the pair sums at no cost, and k = s odd, so the
- *   accumulator ends at sum (2 u' - s odd) q' = s D_seg - off E_seg exactly.
- *   With u' in [0, s odd], |2 u' - s odd| <= s odd <= 2^W - 1 (127, or 15
- *   for the 4-bit codes, whose word sums stay u' q' in int16).
- * - Centre (AVX-VNNI, VPDPBUSD takes no factor): k = h = s odd / 2 for
- *   len < W and 2^(W-1) (128) for len = W (s odd = 2^W - 1 is odd there), so
- *   it ends at A_seg = sum (u' - h) q' with s D_seg = 2 A_seg + [len = W]
- *   Q'_seg + off E_seg, and |u' - h| <= 2^(W-1) = 128.
+ * row's multiplier m, into an int32 sum t32 that widens into int64 once per
+ * K block, in one of two forms.
+ * - Doubled (AC_GROUP_DOUBLED, plain AVX2): the VPMADDWD that adds the
+ *   pair sums into int32 takes each row's 2m as its factor instead of 1s,
+ *   so the accumulator sums 2 m S'_seg over the whole block with nothing
+ *   run per segment; at the block's end t32 = acc - k sum_seg m Q'_seg with
+ *   k = s odd, which is sum_seg m sum (2 u' - s odd) q' = sum_seg m (s D_seg
+ *   - off E_seg) exactly. With u' in [0, s odd], |2 u' - s odd| <= s odd <=
+ *   2^W - 1 (127, or 15 for the 4-bit codes, whose word sums stay u' q' in
+ *   int16: at most 30720, times 2m <= 510 well within int32).
+ * - Centre (AVX-VNNI, VPDPBUSD takes no factor): one VPMULLD + VPADDD per
+ *   accumulator and segment weights it into t32; the accumulator starts at
+ *   -h Q'_seg, h = s odd / 2 for len < W and 2^(W-1) (128) for len = W
+ *   (s odd = 2^W - 1 is odd there), so it ends at A_seg = sum (u' - h) q'
+ *   with s D_seg = 2 A_seg + [len = W] Q'_seg + off E_seg, and |u' - h| <=
+ *   2^(W-1) = 128.
  * With |q'| <= 128, over a K block |t32| = |sum_seg m (...)| <= 255 * 512 *
  * 128 * 127 (doubled) or * 128 (centre) < 2^31: the wrapping int32
  * arithmetic (VPMADDWD, VPDPBUSD, VPMULLD and VPADDD all work modulo 2^32)
- * gives it exactly (a _Static_assert checks it). VPMADDUBSW's int16 pairs
- * are still u' q' alone (bounds below), unchanged by the start value. The
- * terms that do not depend on the code, sum_seg m Q'_seg (centre, len = W
- * only: |.| <= 255 * 128 * 512) and sum_seg m E_seg (per tile and code
- * length, in int64, shared by all columns), are weighted apart at the K
- * block's end.
+ * gives it exactly (a _Static_assert checks it), whatever its partial sums.
+ * VPMADDUBSW's int16 pairs are u' q' alone (bounds below). The terms that
+ * do not depend on the code, sum_seg m Q'_seg (doubled, and centre at
+ * len = W only: |.| <= 255 * 128 * 512) and sum_seg m E_seg (per tile and
+ * code length, in int64, shared by all columns), are weighted apart at the
+ * K block's end.
  *
  * Uniform matrices take the n planes as codes of at most AC_BITS planes
  * (D = 2^len D_first + D_rest, folded chunk by chunk into slot 0, see
