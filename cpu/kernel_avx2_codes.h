@@ -243,8 +243,9 @@ typedef struct ac_block {
 #if AC_GROUP_DOUBLED
     /* The doubled form's factors: per segment and row half 2m in both
      * int16 halves of each row's dword (VPMADDWD's factor), and per row half
-     * the multipliers of segments 2i, 2i + 1 as int16 pairs (zero past the
-     * block's segments), for sum_seg m Q'_seg by VPMADDWD. */
+     * the multipliers of segments 2i, 2i + 1 as int16 pairs (the high one
+     * zero where 2i + 1 is past the block's segments), for sum_seg m Q'_seg
+     * by VPMADDWD. */
     const __m256i (*mfac)[2];
     const __m256i (*mpair)[AC_KBLOCK_WORDS / 2];
 #endif
@@ -267,7 +268,7 @@ BP_INLINE void ac_dots(const ac_block *b, const ac_column *const *cols, const __
                        const bool i16, const bool dbl, const __m256i *fac) {
     (void)i16; /* only with AC_SHORT_BITS == 4 */
     (void)dbl; /* only with AC_GROUP_DOUBLED */
-    (void)fac;
+    (void)fac; /* only with AC_GROUP_DOUBLED */
     for (size_t w = w0; w < w1; w++) {
         const __m256i(*t)[8] = b->tile[w - b->w0];
 #if AC_SHORT_BITS == 4
@@ -799,8 +800,8 @@ static void ac_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
             }
         }
         /* s D -> D: exact division by s = 2^(W - len) of each column, an
-         * arithmetic shift (a scalar int64 division per row cost as much as
-         * a third of the AVX-VNNI tile time at 1024 x 1024, batch 360). */
+         * arithmetic shift (a scalar int64 division per row took about a
+         * fifth of an AVX-VNNI call at 1024 x 1024, batch 360, 4 planes). */
         for (size_t i = 0; i < nc; i++) {
             const int shift = AC_WBITS(len_max) - lens[i];
             int64_t *d = dout[i] + (g - g0) * BP_ROW_GROUP;
