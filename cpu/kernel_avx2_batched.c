@@ -47,19 +47,22 @@ static inline __attribute__((always_inline)) __m256i ac_widen(__m256i acc, __m25
 }
 
 /* The grouped tiles' doubled form (see cpu/kernel_avx2_codes.h): VPMADDWD
- * against 2s instead of 1s doubles the products at no cost, so an
- * accumulator starting at -s odd Q' ends at sum (2 u' - s odd) q' = s D. */
+ * against each row's 2m (f: both int16 halves of the row's dword) instead of
+ * 1s weights the products by the row's multiplier at no cost, so the
+ * accumulator sums 2 m S' over a K block with no per-segment VPMULLD. */
 #define AC_GROUP_DOUBLED 1
 
-static inline __attribute__((always_inline)) __m256i ac_dot2(__m256i acc, __m256i u, __m256i q) {
+static inline __attribute__((always_inline)) __m256i ac_dot2(__m256i acc, __m256i u, __m256i q,
+                                                             __m256i f) {
     const __m256i pairs = _mm256_maddubs_epi16(u, q);
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(2)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, f));
     __asm__("" : "+x"(acc));
     return acc;
 }
 
-static inline __attribute__((always_inline)) __m256i ac_widen2(__m256i acc, __m256i acc16) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(acc16, _mm256_set1_epi16(2)));
+static inline __attribute__((always_inline)) __m256i ac_widen2(__m256i acc, __m256i acc16,
+                                                               __m256i f) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(acc16, f));
 }
 
 #include "kernel_avx2_codes.h"

@@ -727,7 +727,9 @@ Test(kernels, batched_mixed_plane_subsets, .timeout = 300) {
 /* A batched code kernel's grouped int32 sums near their bound (its header):
  * every multiplier 255, every weight of one sign (all codes 0 or all
  * 2^n - 1), every q at L, K over several 512-column tiles and a tail, in
- * groups of 32 and 128, one call per plane set (one length, or lengths
+ * groups of 32 to 512 (256: the plain AVX2 kernel's int16 sums of a
+ * group's q' at their largest, 127 * 256; 512: one group per tile), one
+ * call per plane set (one length, or lengths
  * 8/7/4/1 masked from one unpack; 7 and 4 are the AVX2 kernels' full code
  * widths, where the centre form adds its Q' term). */
 static void grouped_at_int32_bound(const char *name) {
@@ -736,7 +738,7 @@ static void grouped_at_int32_bound(const char *name) {
         {8, 8, 8, 8}, {8, 7, 4, 1}, {7, 7, 7, 7}, {4, 4, 4, 4}};
     size_t cases = 0, nonzero = 0;
     for (int sign = 0; sign < 2; sign++)
-        for (size_t group_size = 32; group_size <= 128; group_size *= 4)
+        for (size_t group_size = 32; group_size <= 512; group_size *= 2)
             for (int act_bits = 7; act_bits <= 8; act_bits++)
                 for (size_t ps = 0; ps < NELEM(plane_sets); ps++) {
                     kcase kc = {.rows = 33,
