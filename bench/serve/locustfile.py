@@ -33,6 +33,7 @@ import resource
 import time
 from pathlib import Path
 
+import gevent
 import numpy as np
 from locust import FastHttpUser, LoadTestShape, events, task
 
@@ -92,6 +93,19 @@ BODIES = [body(offset) for offset in range(len(TEST_X))]  # built once, not per 
 
 
 class Client(FastHttpUser):
+    def on_start(self):
+        # Locust runs a user's first task as soon as it spawns and asks
+        # wait_time only after it: without this first gap every user would
+        # send at once when the run starts (a burst of BP_USERS requests,
+        # seconds of queue at half the capacity). The gap is exponential
+        # from the spawn, so the users' sends form a Poisson stream from the
+        # first request on.
+        if PROBE:
+            return
+        mean_gap = USERS / (max(current_level(), 1e-3) * CAPACITY)
+        self._scheduled = time.monotonic() + random.expovariate(1.0 / mean_gap)
+        gevent.sleep(max(0.0, self._scheduled - time.monotonic()))
+
     def wait_time(self):
         if PROBE:
             return 0.0
