@@ -10,7 +10,7 @@ argmax is scored against the labels. The load steps through BP_LEVELS
 Arrivals are open-loop: the offered rate, not the user count, sets the
 load. Each of BP_USERS users draws its next start time from an exponential
 distribution with mean BP_USERS / rate (so together they approximate a
-Poisson stream at the step's rate), from a random phase, and sends as soon
+Poisson stream at the step's rate), the first gap too (drawn at spawn), and sends as soon
 as that time comes if it is free. A user waits for its answer, so the
 stream stays open only while fewer than BP_USERS requests are in flight:
 with rate x latency below BP_USERS (run-loadtest.sh sizes BP_USERS from the
@@ -111,8 +111,7 @@ class Client(FastHttpUser):
             return 0.0
         # The next scheduled start: an exponential gap after the previous
         # scheduled start (not after the answer), so the arrivals do not
-        # follow the latency; the first from a random phase, so that the
-        # users do not start together.
+        # follow the latency (the first gap is drawn in on_start).
         mean_gap = USERS / (max(current_level(), 1e-3) * CAPACITY)
         now = time.monotonic()
         prev = getattr(self, "_scheduled", None)
