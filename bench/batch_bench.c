@@ -21,7 +21,7 @@
  * its JSON "planes" is -1 and its chosen kernel that of a 1-plane call (what
  * AUTO picks for the mix from batch 16; below, it may differ).
  */
-#include "bitplane.h"
+#include "bench_common.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -46,35 +46,6 @@ typedef struct opts {
     int group; /* 0 = default, -1 = per row */
     bp_quant_method method;
 } opts;
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint64_t rng_state = 42;
-static float gauss(void) {
-    /* xorshift64* + Box-Muller: fixed inputs, any platform. */
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        u[i] = ((double)((rng_state * 0x2545F4914F6CDD1Dull) >> 11) + 0.5) / 9007199254740992.0;
-    }
-    return (float)(sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]));
-}
 
 static int parse_sizes(const char *s, size_t *out, size_t *n) {
     *n = 0;
@@ -198,11 +169,11 @@ static int call_once(const shape_run *s, const method *me) {
 
 /* Seconds per call over a sample of at least min_ms. */
 static double sample(const shape_run *s, const method *me, int calls) {
-    double t0 = now_s();
+    double t0 = bench_now();
     for (int i = 0; i < calls; i++)
         if (call_once(s, me))
             exit(1);
-    return (now_s() - t0) / calls;
+    return (bench_now() - t0) / calls;
 }
 
 int main(int argc, char **argv) {
@@ -223,10 +194,10 @@ int main(int argc, char **argv) {
         float *x = malloc(bmax * k * sizeof *x), *y = malloc(bmax * m * sizeof *y);
         if (!w || !x || !y)
             return fprintf(stderr, "out of memory\n"), 1;
-        for (size_t i = 0; i < m * k; i++)
-            w[i] = gauss();
-        for (size_t i = 0; i < bmax * k; i++)
-            x[i] = gauss();
+        bench_rng rng;
+        bench_rng_seed(&rng, 42);
+        bench_fill_gaussian(&rng, w, m * k);
+        bench_fill_gaussian(&rng, x, bmax * k);
         int nm = 1 + o.nkernels * o.nplanes;
         method *me = calloc((size_t)nm, sizeof *me);
         for (int i = 0; i < nm; i++) {
@@ -280,13 +251,14 @@ int main(int argc, char **argv) {
                     int i = (j + r) % nm; /* rotate the order */
                     me[i].t[r] = sample(&s, &me[i], calls[i]);
                 }
-            /* All ratios first: median() sorts the times in place. */
+            /* All ratios first: bench_median() sorts the times in place. */
             for (int i = 0; i < nm; i++)
                 for (int r = 0; r < o.rounds; r++)
                     me[i].ratio[r] = me[0].t[r] / me[i].t[r];
             for (int i = 0; i < nm; i++) {
-                double med_t = median(me[i].t, o.rounds), med_r = median(me[i].ratio, o.rounds);
-                const double min_t = me[i].t[0]; /* sorted by median() */
+                double med_t = bench_median(me[i].t, (size_t)o.rounds),
+                       med_r = bench_median(me[i].ratio, (size_t)o.rounds);
+                const double min_t = me[i].t[0]; /* sorted by bench_median() */
                 printf("{\"m\":%zu,\"k\":%zu,\"batch\":%zu,\"method\":\"%s\",\"planes\":%d,"
                        "\"chosen\":\"%s\",\"act_bits\":%d,\"threads\":%d,\"quant\":\"%s\","
                        "\"group\":%d,\"median_ms\":%.5f,\"min_ms\":%.5f,\"speedup_vs_sgemm\":%.4f,"

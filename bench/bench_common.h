@@ -15,7 +15,11 @@
 
 /* Seconds on CLOCK_MONOTONIC, immune to wall-clock adjustments. */
 double bench_now(void);
-/* Median of n values (n >= 1); v is reordered. */
+/* Seconds of this thread's CPU time (CLOCK_THREAD_CPUTIME_ID): time the
+ * scheduler gives other jobs is not counted, for same-run ratios on a
+ * loaded machine. */
+double bench_thread_cpu_s(void);
+/* Median of n values (n >= 1); v is reordered (sorted ascending). */
 double bench_median(double *v, size_t n);
 
 /*

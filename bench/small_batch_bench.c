@@ -18,7 +18,7 @@
  * (FNV-1a of its bytes) so that two builds can be compared bit for bit.
  * --only times one side (for callgrind).
  */
-#include "bitplane.h"
+#include "bench_common.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -32,35 +32,6 @@
 void openblas_set_num_threads(int num_threads);
 
 #define MAX_LIST 16
-
-static double thread_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint64_t rng_state = 42;
-static float gauss(void) {
-    /* xorshift64* + Box-Muller: fixed inputs on any platform. */
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        u[i] = ((double)((rng_state * 0x2545F4914F6CDD1Dull) >> 11) + 0.5) / 9007199254740992.0;
-    }
-    return (float)(sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]));
-}
 
 typedef struct shape {
     size_t m, k;
@@ -156,10 +127,10 @@ static void call_sgemm(const run *r) {
 
 /* Thread CPU seconds per call over `calls` calls. */
 static double sample(const run *r, void (*fn)(const run *), int calls) {
-    const double t0 = thread_s();
+    const double t0 = bench_thread_cpu_s();
     for (int i = 0; i < calls; i++)
         fn(r);
-    return (thread_s() - t0) / calls;
+    return (bench_thread_cpu_s() - t0) / calls;
 }
 
 static int calls_for(const run *r, void (*fn)(const run *)) {
@@ -199,12 +170,12 @@ int main(int argc, char **argv) {
         float *y = malloc(bmax * sh.m * sizeof *y);
         if (!w || !x || !y)
             return fprintf(stderr, "out of memory\n"), 1;
-        for (size_t i = 0; i < sh.m * sh.k; i++)
-            w[i] = gauss();
-        for (size_t i = 0; i < bmax * sh.k; i++) {
-            const float g = gauss();
-            x[i] = sh.nonneg && g < 0 ? 0.0f : g;
-        }
+        bench_rng rng;
+        bench_rng_seed(&rng, 42);
+        bench_fill_gaussian(&rng, w, sh.m * sh.k);
+        bench_fill_gaussian(&rng, x, bmax * sh.k);
+        for (size_t i = 0; sh.nonneg && i < bmax * sh.k; i++)
+            x[i] = x[i] < 0 ? 0.0f : x[i];
         bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
         qo.nonnegative_inputs = sh.nonneg;
         bp_matrix *mat;
@@ -236,8 +207,8 @@ int main(int argc, char **argv) {
                    "\"y_fnv1a\":\"%016llx\"}\n",
                    sh.m, sh.k, sh.nonneg, r.batch, o.planes, o.act_bits, o.threads,
                    bp_matrix_cpu_kernel_name(ctx, mat, o.planes, o.act_bits, r.batch),
-                   median(tb, o.samples) * 1e6, median(ts, o.samples) * 1e6,
-                   (unsigned long long)sum);
+                   bench_median(tb, (size_t)o.samples) * 1e6,
+                   bench_median(ts, (size_t)o.samples) * 1e6, (unsigned long long)sum);
             fflush(stdout);
         }
         bp_matrix_destroy(mat);

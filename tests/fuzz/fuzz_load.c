@@ -15,6 +15,7 @@
  * libFuzzer, which CTest does for the seed corpus.
  */
 #define _GNU_SOURCE /* memfd_create */
+#include "fuzz_util.h"
 #include "bitplane.h"
 #include "bp_crc32c.h"
 
@@ -26,16 +27,6 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_load: %s:%d: ", __FILE__, __LINE__);                             \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static bp_context *cpu_context(void) {
     static bp_context *ctx;
@@ -120,16 +111,8 @@ static bp_status parse(const uint8_t *data, size_t size, bool exercise_it) {
 }
 
 static void load_as_file(const uint8_t *data, size_t size, bp_status want) {
-    int fd = memfd_create("bitplane-fuzz", MFD_CLOEXEC);
-    CHECK(fd >= 0, "memfd_create failed");
-    size_t off = 0;
-    while (off < size) {
-        ssize_t n = write(fd, data + off, size - off);
-        CHECK(n > 0, "write to memfd failed");
-        off += (size_t)n;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_memfd(data, size, path);
     bp_matrix *m = NULL;
     bp_status st = bp_matrix_load(NULL, path, &m);
     CHECK(st == want, "load gives %s (%s), deserialize %s", bp_status_string(st), bp_last_error(),

@@ -17,6 +17,7 @@
  * libFuzzer, which CTest does for the seed corpus.
  */
 #define _GNU_SOURCE /* memfd_create */
+#include "fuzz_util.h"
 #include "bitplane_rnn.h"
 #include "bp_crc32c.h"
 
@@ -28,16 +29,6 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_rnn_load: %s:%d: ", __FILE__, __LINE__);                         \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 enum { HEADER = 64 };
 
@@ -170,16 +161,8 @@ static bp_status parse(const uint8_t *data, size_t size, bool exercise_it) {
 }
 
 static void load_as_file(const uint8_t *data, size_t size, bp_status want) {
-    int fd = memfd_create("bitplane-fuzz-rnn", MFD_CLOEXEC);
-    CHECK(fd >= 0, "memfd_create failed");
-    size_t off = 0;
-    while (off < size) {
-        ssize_t n = write(fd, data + off, size - off);
-        CHECK(n > 0, "write to memfd failed");
-        off += (size_t)n;
-    }
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_memfd(data, size, path);
     bp_rnn *rnn = NULL;
     bp_status st = bp_rnn_load(NULL, path, &rnn);
     CHECK(st == want, "load gives %s (%s), deserialize %s", bp_status_string(st), bp_last_error(),
