@@ -5,6 +5,7 @@
 #include "bp_finite.h"
 #include "bp_options.h"
 #include "bp_matrix.h"
+#include "bp_mem.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -89,18 +90,14 @@ static bp_status gemm_act(const char *fn, bp_context *ctx, const bp_matrix *m, c
         bp__check_gemm_shape(m, batch, ldx, sizeof(float), ldy, sizeof(float), &xbytes, &ybytes);
     if (st)
         return st;
-    uintptr_t x0 = (uintptr_t)x, y0 = (uintptr_t)y;
-    if (x0 < y0 + ybytes && y0 < x0 + xbytes)
+    if (bp__spans_overlap(x, xbytes, y, ybytes))
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "x and y must not overlap");
 
     bp_run_options opt;
     if ((st = bp__resolve_run_options(m, batch, options, &opt)))
         return st;
-    if (opt.bias) {
-        uintptr_t b0 = (uintptr_t)opt.bias, bbytes = m->rows * sizeof(float);
-        if (b0 < y0 + ybytes && y0 < b0 + bbytes)
-            return bp__fail(BP_ERR_INVALID_ARGUMENT, "bias and y must not overlap");
-    }
+    if (opt.bias && bp__spans_overlap(opt.bias, m->rows * sizeof(float), y, ybytes))
+        return bp__fail(BP_ERR_INVALID_ARGUMENT, "bias and y must not overlap");
     if ((st = check_finite_vectors(x, batch, ldx, m->cols, "x")))
         return st;
     if (opt.bias && (st = check_finite_vectors(opt.bias, 1, m->rows, m->rows, "bias")))

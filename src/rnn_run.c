@@ -12,6 +12,7 @@
 #include "bp_backend.h"
 #include "bp_error.h"
 #include "bp_finite.h"
+#include "bp_mem.h"
 #include "bp_options.h"
 #include "rnn_internal.h"
 
@@ -379,8 +380,7 @@ static bp_status check_finite(const float *v, size_t n, const char *name) {
 
 /* Whether n floats at a and m floats at b share memory (either may be NULL). */
 static bool floats_overlap(const float *a, size_t n, const float *b, size_t m) {
-    uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
-    return a && b && a0 < b0 + m * sizeof(float) && b0 < a0 + n * sizeof(float);
+    return a && b && bp__spans_overlap(a, n * sizeof(float), b, m * sizeof(float));
 }
 
 /* Outputs are written one after the other at the end of a call, so inputs
