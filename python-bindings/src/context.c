@@ -55,9 +55,8 @@ static PyObject *context_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
                              "platform", "gpu_kernel", NULL};
     const char *backend = "cpu", *cpu_kernel = "auto", *gpu_kernel = "auto";
     bp_context_options opt = BP_CONTEXT_OPTIONS_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|sisiis:Context", kwlist, &backend,
-                                     &opt.threads, &cpu_kernel, &opt.device, &opt.platform,
-                                     &gpu_kernel))
+    if (!pybp_parse_args(args, kwargs, "|sisiis:Context", kwlist, &backend, &opt.threads,
+                         &cpu_kernel, &opt.device, &opt.platform, &gpu_kernel))
         return NULL;
     LOOKUP(backends, backend, "backend", backend, &opt.backend);
     /* The library's own table of CPU path names (the one BP_CPU uses). */
@@ -99,8 +98,7 @@ static PyObject *context_cpu_kernel_name(PyBpContext *self, PyObject *args, PyOb
     static char *kwlist[] = {"act_bits", "cols", "batch", NULL};
     int act_bits = 8;
     Py_ssize_t cols = 512, batch = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|inn:cpu_kernel_name", kwlist, &act_bits, &cols,
-                                     &batch))
+    if (!pybp_parse_args(args, kwargs, "|inn:cpu_kernel_name", kwlist, &act_bits, &cols, &batch))
         return NULL;
     if (cols < 0 || batch < 0) {
         return pybp_raise_format(BP_ERR_INVALID_ARGUMENT, "cols and batch must be >= 0");

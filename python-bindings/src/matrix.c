@@ -166,10 +166,9 @@ static PyObject *matrix_quantize(PyTypeObject *type, PyObject *args, PyObject *k
      * inputs). */
     int group_size = BP_DEFAULT_GROUP_SIZE, rotation = PYBP_ROTATION_DEFAULT, nonnegative = 0;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|isfiiKOiOpO:quantize", kwlist, &w_obj,
-                                     &opt.bits, &method, &opt.clip, &group_size, &rotation, &seed,
-                                     &cal_obj, &opt.calibration_planes, &context_obj, &nonnegative,
-                                     &row_planes_obj))
+    if (!pybp_parse_args(args, kwargs, "O|isfiiKOiOpO:quantize", kwlist, &w_obj, &opt.bits, &method,
+                         &opt.clip, &group_size, &rotation, &seed, &cal_obj,
+                         &opt.calibration_planes, &context_obj, &nonnegative, &row_planes_obj))
         return NULL;
     opt.nonnegative_inputs = nonnegative;
     if (pybp_quant_options_set(&opt, method, group_size, rotation, seed) < 0)
@@ -297,9 +296,9 @@ static PyObject *matrix_gemm(PyBpMatrix *self, PyObject *args, PyObject *kwargs)
                      *activation_obj = Py_None;
     bp_run_options run = BP_RUN_OPTIONS_INIT;
     bp_activation activation;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOOfOOO:gemm", kwlist, &x_obj, &planes_obj,
-                                     &act_bits_obj, &bias_obj, &cp_obj, &run.act_scale, &out_obj,
-                                     &context_obj, &activation_obj))
+    if (!pybp_parse_args(args, kwargs, "O|OOOOfOOO:gemm", kwlist, &x_obj, &planes_obj,
+                         &act_bits_obj, &bias_obj, &cp_obj, &run.act_scale, &out_obj, &context_obj,
+                         &activation_obj))
         return NULL;
     if (activation_get(activation_obj, &activation) < 0)
         return NULL;
@@ -413,8 +412,7 @@ static PyObject *matrix_dequantize(PyBpMatrix *self, PyObject *args, PyObject *k
     static char *kwlist[] = {"planes", "out", NULL};
     PyObject *planes_obj = Py_None, *out_obj = Py_None;
     int planes;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:dequantize", kwlist, &planes_obj,
-                                     &out_obj) ||
+    if (!pybp_parse_args(args, kwargs, "|OO:dequantize", kwlist, &planes_obj, &out_obj) ||
         int_or_none(planes_obj, 0, "planes", &planes) < 0)
         return NULL;
     size_t rows = bp_matrix_rows(self->m), cols = bp_matrix_cols(self->m);
@@ -556,7 +554,7 @@ static PyObject *matrix_bytes_read(PyBpMatrix *self, PyObject *args, PyObject *k
     static char *kwlist[] = {"planes", NULL};
     PyObject *planes_obj = Py_None;
     int planes;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:bytes_read", kwlist, &planes_obj) ||
+    if (!pybp_parse_args(args, kwargs, "|O:bytes_read", kwlist, &planes_obj) ||
         int_or_none(planes_obj, 0, "planes", &planes) < 0)
         return NULL;
     size_t bytes = bp_matrix_bytes_read(self->m, planes);
@@ -571,8 +569,8 @@ PyObject *pybp_row_planes_from_scores(PyObject *self, PyObject *args, PyObject *
     PyObject *scores_obj;
     double budget;
     int classes, bits;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "Odii:row_planes_from_scores", kwlist,
-                                     &scores_obj, &budget, &classes, &bits))
+    if (!pybp_parse_args(args, kwargs, "Odii:row_planes_from_scores", kwlist, &scores_obj, &budget,
+                         &classes, &bits))
         return NULL;
     pybp_array sc;
     if (pybp_array_get(scores_obj, "scores", PYBP_READ, 1, 1, &sc) < 0)

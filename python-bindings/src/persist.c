@@ -20,8 +20,8 @@ PyObject *pybp_persist_load(const pybp_persist *ops, PyTypeObject *type, PyObjec
                             PyObject *kwargs) {
     static char *kwlist[] = {"path", "context", NULL};
     PyObject *path = NULL, *context_obj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|O:load", kwlist, PyUnicode_FSConverter,
-                                     &path, &context_obj))
+    if (!pybp_parse_args(args, kwargs, "O&|O:load", kwlist, PyUnicode_FSConverter, &path,
+                         &context_obj))
         return NULL;
     PyBpContext *context = pybp_resolve_context(context_obj);
     if (!context) {
@@ -60,7 +60,7 @@ PyObject *pybp_persist_from_bytes(const pybp_persist *ops, PyTypeObject *type, P
     static char *kwlist[] = {"data", "context", NULL};
     Py_buffer data;
     PyObject *context_obj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|O:from_bytes", kwlist, &data, &context_obj))
+    if (!pybp_parse_args(args, kwargs, "y*|O:from_bytes", kwlist, &data, &context_obj))
         return NULL;
     PyBpContext *context = pybp_resolve_context(context_obj);
     if (!context) {

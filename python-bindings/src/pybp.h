@@ -53,6 +53,14 @@ PyObject *pybp_raise_format(bp_status st, const char *fmt, ...);
 /* The exception class of st (bitplane.Error for an unknown status); borrowed. */
 PyObject *pybp_error_type(bp_status st);
 
+/* ---- args.c: argument parsing ------------------------------------------- */
+
+/* PyArg_ParseTupleAndKeywords with bool refused for integer units, "K"
+ * range-checked to [0, 2**64) instead of masked, and "p" limited to bools
+ * (and the ints 0 and 1); the errors name the function (the format's part
+ * after ':') and the argument. Same return value. */
+int pybp_parse_args(PyObject *args, PyObject *kwargs, const char *format, char **kwlist, ...);
+
 /* ---- context.c ---------------------------------------------------------- */
 
 /* context None -> the process-wide default CPU context; a Context -> itself.

@@ -120,9 +120,9 @@ static PyObject *rnn_quantize(PyTypeObject *type, PyObject *args, PyObject *kwar
     unsigned long long seed = 0;
     bp_quant_options q = BP_QUANT_OPTIONS_INIT;
     q.bits = BP_DEFAULT_BITS;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|isfOpOiiK:quantize", kwlist, &cell_str,
-                                     &weights_obj, &q.bits, &method, &q.clip, &context_obj, &split,
-                                     &row_planes_obj, &group_size, &rotation, &seed))
+    if (!pybp_parse_args(args, kwargs, "sO|isfOpOiiK:quantize", kwlist, &cell_str, &weights_obj,
+                         &q.bits, &method, &q.clip, &context_obj, &split, &row_planes_obj,
+                         &group_size, &rotation, &seed))
         return NULL;
     bp_rnn_cell cell;
     if (parse_cell(cell_str, &cell) < 0)
@@ -344,8 +344,8 @@ static PyObject *rnn_forward(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
                      *ab = Py_None;
     Py_ssize_t steps;
     int integer = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On|OOOOOp:forward", kwlist, &x_obj, &steps,
-                                     &h0_obj, &c0_obj, &pi, &ph, &ab, &integer))
+    if (!pybp_parse_args(args, kwargs, "On|OOOOOp:forward", kwlist, &x_obj, &steps, &h0_obj,
+                         &c0_obj, &pi, &ph, &ab, &integer))
         return NULL;
     run_args r;
     if (parse_run(self, pi, ph, ab, integer, &r) < 0)
@@ -412,8 +412,8 @@ static PyObject *rnn_step(PyBpRNN *self, PyObject *args, PyObject *kwargs) {
     PyObject *x_obj, *h_obj, *c_obj = Py_None, *pi = Py_None, *ph = Py_None, *ab = Py_None,
                              *cp_obj = Py_None;
     int integer = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OOOOpO:step", kwlist, &x_obj, &h_obj, &c_obj,
-                                     &pi, &ph, &ab, &integer, &cp_obj))
+    if (!pybp_parse_args(args, kwargs, "OO|OOOOpO:step", kwlist, &x_obj, &h_obj, &c_obj, &pi, &ph,
+                         &ab, &integer, &cp_obj))
         return NULL;
     run_args r;
     if (parse_run(self, pi, ph, ab, integer, &r) < 0)
@@ -475,7 +475,7 @@ static const bp_matrix *matrix_arg(PyBpRNN *self, PyObject *args, PyObject *kwar
     Py_ssize_t layer;
     const char *op;
     int gate = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &layer, &op, n, &gate))
+    if (!pybp_parse_args(args, kwargs, fmt, kwlist, &layer, &op, n, &gate))
         return NULL;
     return matrix_at(self, layer, op, gate);
 }
@@ -538,7 +538,7 @@ static PyObject *rnn_row_planes(PyBpRNN *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t layer;
     const char *op;
     int gate = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ns|i:row_planes", kwlist, &layer, &op, &gate))
+    if (!pybp_parse_args(args, kwargs, "ns|i:row_planes", kwlist, &layer, &op, &gate))
         return NULL;
     const bp_matrix *m = matrix_at(self, layer, op, gate);
     return m ? pybp_matrix_row_planes(m) : NULL;

@@ -126,6 +126,31 @@ def test_bools_are_not_rnn_plane_counts_or_act_bits(rng):
     np.testing.assert_array_equal(y, y2)
 
 
+def test_integer_and_flag_arguments_refuse_bools_strings_and_wrapped_seeds(rng):
+    """The C parser took bits=True as 1 bit, masked rotation_seed=-1 to
+    2**64 - 1 and read split_gates="no" as true."""
+    w = gauss(rng, (16, 64))
+    for kw, err, message in [
+            ({"bits": True}, TypeError, r"^quantize\(\): bits must be an int, not bool$"),
+            ({"group_size": False}, TypeError, "group_size must be an int, not bool"),
+            ({"rotation_seed": -1}, ValueError, r"rotation_seed must be in \[0, 2\*\*64\), got -1"),
+            ({"rotation_seed": 2**64}, ValueError, "rotation_seed must be in"),
+            ({"nonnegative_inputs": "no"}, TypeError,
+             "nonnegative_inputs must be a bool, not str")]:
+        with pytest.raises(err, match=message):
+            bp.Matrix.quantize(w, **kw)
+    with pytest.raises(TypeError, match=r"^Context\(\): threads must be an int, not bool$"):
+        bp.Context(threads=True)
+    with pytest.raises(TypeError, match="split_gates must be a bool, not str"):
+        bp.RNN.quantize("gru", [(gauss(rng, (12, 3)), gauss(rng, (12, 4)), None, None)],
+                        split_gates="no")
+    # What stays accepted: NumPy bools and 0 / 1 for flags, the top seed.
+    a = bp.Matrix.quantize(w, nonnegative_inputs=np.bool_(False), rotation_seed=2**64 - 1)
+    b = bp.Matrix.quantize(w, nonnegative_inputs=0, rotation_seed=2**64 - 1)
+    x = gauss(rng, (2, 64))
+    np.testing.assert_array_equal(a.gemm(x), b.gemm(x))
+
+
 def test_row_planes_from_scores_checks_its_arguments():
     """Strings and bools were converted to scores, classes=1.5 became 1."""
     scores = np.array([0.1, 0.5, 0.3, 0.9], np.float32)
