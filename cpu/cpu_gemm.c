@@ -107,6 +107,7 @@ typedef struct cpu_call {
     size_t batch_cols; /* batched kernels: columns per task */
     size_t slots;      /* D slots per column in the worker buffer */
     bool relu;         /* y = max(W x + bias, 0) (bp_gemm_act) */
+    bool from_x;       /* the kernel's prepare_x builds the columns from x */
     int overflow;      /* set (atomically) when a result is not finite */
     size_t overflow_row, overflow_col;
 } cpu_call;
@@ -133,9 +134,18 @@ static void prepare_task(void *arg, size_t i, int worker) {
         x = xr;
         found = &range;
     }
+    ac->planes = column_planes(a, col);
+    if (c->from_x) {
+        /* Code kernels: x to int8 codes in one pass after the scan, no
+         * int32 q (q_bytes is 0). */
+        bp_act_rounding rd;
+        bp__act_column_rounding(x, a->m->cols, a->act_bits, a->act_scale, found, ac, &rd);
+        if (!ac->is_zero)
+            c->kernel->prepare_x(ac, x, a->m->cols, c->kpad, &rd, mem + c->rot_bytes);
+        return;
+    }
     bp__quantize_activations_in(x, a->m->cols, c->kpad, a->act_bits, a->act_scale, found,
                                 (int32_t *)mem, ac);
-    ac->planes = column_planes(a, col);
     if (!ac->is_zero)
         c->kernel->prepare(ac, c->kpad, mem + c->q_bytes + c->rot_bytes);
 }
@@ -449,7 +459,8 @@ bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation
         shape.min_planes = shape.min_planes < least ? shape.min_planes : least;
     }
     c.kernel = bp__select_kernel(ctx, &shape);
-    c.q_bytes = bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
+    c.from_x = c.kernel->prepare_x && a->act_bits >= 2;
+    c.q_bytes = c.from_x ? 0 : bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
     c.rot_bytes = m->rot_block ? bp__round_up(m->cols * sizeof(float), BP_ALIGN) : 0;
     c.col_bytes = c.q_bytes + c.rot_bytes +
                   bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);

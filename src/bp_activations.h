@@ -47,6 +47,17 @@ void bp__quantize_activations_in(const float *x, size_t cols, size_t kpad, int a
 static inline size_t bp__act_q_words(size_t kpad) {
     return kpad + kpad / 32;
 }
+/* The rounding a column's scan fixes (act_bits 2..16): q = clamp(rint((x *
+ * pre) * inv), lo, L) under round-half-even, 0 where x == 0. */
+typedef struct bp_act_rounding {
+    float pre, inv, L, lo;
+} bp_act_rounding;
+/* The quantizer's first half for act_bits 2..16: the column's act_bits,
+ * is_signed, is_zero and scale (q, word_base, bits and kernel_data NULL)
+ * and its rounding, from the scan of x (range, or scanned here when NULL).
+ * bp__quantize_activations_in is this, then the rounding into q. */
+void bp__act_column_rounding(const float *x, size_t cols, int act_bits, float act_scale,
+                             const bp_act_range *range, bp_act_column *col, bp_act_rounding *rd);
 /* The quantizer's loops (src/activations.c), each in a scalar form and, on
  * x86-64, an AVX-512 form (src/activations_avx512.c; rounding and word sums
  * there in one pass) that gives the same results bit for bit
@@ -68,6 +79,13 @@ void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg)
  * finite (then x == 0 needs no test: 0 * inv rounds to a zero). */
 void bp__act_round_sums_avx512(const float *x, size_t cols, size_t kpad, float pre, float inv,
                                bool inv_finite, float L, float lo, int32_t *q, int32_t *base);
+/* The same rounding straight into the byte-code kernels' column
+ * (cpu/code_column.h) without the int32 q: q8[j] = the low byte of q - off
+ * (VPMOVDB, as the kernels' prepare packs it) in K order, and qw[w] = the
+ * wrapping int32 sum of q over word w, minus 32 off: the bytes and sums the
+ * kernels' prepare makes from the quantizer's q and word sums. */
+void bp__act_round_codes_avx512(const float *x, size_t cols, size_t kpad, const bp_act_rounding *rd,
+                                int off, int8_t *q8, int32_t *qw);
 #endif
 
 /* Weight of activation plane b: +-2^b. */
