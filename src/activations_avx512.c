@@ -5,12 +5,14 @@
  * are identical bit for bit (tests/test_activations.c compares both forms):
  *  - max|x|: VMAXPS(|x|, m) returns m when |x| is NaN, as the scalar
  *    `a > amax ? a : amax` does; max is exact, so the lane order is free;
- *  - q = rint((x * pre) * inv) under round-half-even (VRNDSCALEPS with
- *    imm 0 is rint for every float), 0 where x == 0 (needed only when inv
- *    is infinite: else 0 * inv is a zero already), clamped by VMAXPS and
- *    VMINPS (a NaN stays NaN as in the scalar ternaries) and truncated to
- *    int32 (VCVTTPS2DQ, the scalar cast's CVTTSS2SI: 0x80000000 for NaN),
- *    with the word sums in the same pass (the padding quantized to 0).
+ *  - q = rint((x * pre) * inv) under round-half-even, clamped, 0 where
+ *    x == 0 (needed only when inv is infinite: else 0 * inv is a zero
+ *    already): clamped first by VMAXPS and VMINPS (a NaN stays NaN as in
+ *    the scalar ternaries), then rounded and converted by one VCVTPS2DQ
+ *    with round-to-nearest-even (0x80000000 for NaN, as the scalar cast's
+ *    CVTTSS2SI), with the word sums in the same pass (the padding quantized
+ *    to 0); or (bp__act_round_codes_avx512) packed into the byte-code
+ *    kernels' int8 q - off as it goes, the int32 q never stored.
  * Built with AVX-512 flags only on x86-64; src/activations.c calls it where
  * bp__cpu_has_avx512bw() says the CPU and OS run it.
  */
@@ -41,19 +43,23 @@ void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg)
 
 /* One vector of q: clamp(rint((x * pre) * inv), lo, L), 0 where x == 0
  * when zero_test. The clamps are VMAXPS(lo, r) then VMINPS(L, .): each
- * returns its second operand when either is NaN, so a NaN r stays NaN, as
+ * returns its second operand when either is NaN, so a NaN stays NaN, as
  * in the scalar ternaries, and otherwise they are the scalar comparisons.
- * has_pre false skips the multiply by pre = 1 (exact). */
+ * The clamp runs before the rounding: lo and L are integers and rint is
+ * monotonic, so rint(clamp(p)) = clamp(rint(p)) for every non-NaN p, and
+ * the clamped value fits int32, so one VCVTPS2DQ under round-to-nearest-even
+ * is rint and the cast at once (a NaN gives 0x80000000, as VCVTTPS2DQ and
+ * the scalar cast do). has_pre false skips the multiply by pre = 1
+ * (exact). */
 static inline __attribute__((always_inline)) __m512i
 round_vec(__m512 v, __m512 vpre, __m512 vinv, __m512 vL, __m512 vlo, bool has_pre, bool zero_test) {
     const __m512 prod = _mm512_mul_ps(has_pre ? _mm512_mul_ps(v, vpre) : v, vinv);
-    __m512 r = _mm512_roundscale_ps(prod, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_min_ps(vL, _mm512_max_ps(vlo, prod));
     if (zero_test) {
         const __m512 zero = _mm512_setzero_ps();
         r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, zero, _CMP_EQ_OQ), zero);
     }
-    r = _mm512_min_ps(vL, _mm512_max_ps(vlo, r));
-    return _mm512_cvttps_epi32(r);
+    return _mm512_cvt_roundps_epi32(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 /* Lanes of x to load at column j: the rest of cols, none past it (the
