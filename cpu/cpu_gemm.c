@@ -12,6 +12,7 @@
  */
 #include "bp_backend.h"
 #include "bp_error.h"
+#include "bp_finite.h"
 #include "bp_rotation.h"
 #include "cpu_kernel.h"
 
@@ -108,6 +109,8 @@ typedef struct cpu_call {
     size_t slots;      /* D slots per column in the worker buffer */
     bool relu;         /* y = max(W x + bias, 0) (bp_gemm_act) */
     bool from_x;       /* the kernel's prepare_x builds the columns from x */
+    bool scan_check;   /* x unchecked: the scan checks it (one chunk, no rotation) */
+    size_t bad_col;    /* scan_check: the first column with a NaN / Inf, else SIZE_MAX */
     int overflow;      /* set (atomically) when a result is not finite */
     size_t overflow_row, overflow_col;
 } cpu_call;
@@ -126,6 +129,18 @@ static void prepare_task(void *arg, size_t i, int worker) {
     bp_act_column *ac = &c->cols[i];
     const float *x = a->x + col * a->ldx;
     bp_act_range range, *found = NULL;
+    if (c->scan_check) {
+        /* bp_gemm left the NaN / Inf check of x to the scan. */
+        if (!bp__act_scan_checked(x, a->m->cols, &range)) {
+            size_t first = __atomic_load_n(&c->bad_col, __ATOMIC_RELAXED);
+            while (col < first &&
+                   !__atomic_compare_exchange_n(&c->bad_col, &first, col, true, __ATOMIC_RELAXED,
+                                                __ATOMIC_RELAXED)) {
+            }
+            return;
+        }
+        found = &range;
+    }
     if (a->m->rot_block) {
         /* The matrix was quantized in rotated coordinates (src/rotation.c);
          * the rotation scans x' as it writes it. */
@@ -423,12 +438,13 @@ static void compute_batch_task(void *arg, size_t task, int worker) {
 }
 
 bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
-    return bp__cpu_gemm_act(ctx, a, BP_ACTIVATION_NONE);
+    return bp__cpu_gemm_act(ctx, a, BP_ACTIVATION_NONE, false);
 }
 
-bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation activation) {
+bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation activation,
+                           bool check_x) {
     const bp_matrix *m = a->m;
-    cpu_call c = {.a = a, .relu = activation == BP_ACTIVATION_RELU};
+    cpu_call c = {.a = a, .relu = activation == BP_ACTIVATION_RELU, .bad_col = SIZE_MAX};
     c.kpad = bp__padded_cols(m->cols);
     bp_kernel_shape shape = {.act_bits = a->act_bits,
                              .kpad = c.kpad,
@@ -466,6 +482,16 @@ bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation
                   bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;
     chunk = chunk < 1 ? 1 : (chunk > a->batch ? a->batch : chunk);
+    /* The check of x in the quantizer's scan (its first read of each
+     * column) when every column is scanned before any y is written (one
+     * chunk) and the scan reads x itself (no rotation, act_bits >= 2);
+     * else here, before anything runs. */
+    c.scan_check = check_x && chunk == a->batch && !m->rot_block && a->act_bits >= 2;
+    for (size_t i = 0; check_x && !c.scan_check && i < a->batch; i++) {
+        const bp_status st = bp__check_finite_column(a->x + i * a->ldx, m->cols, i, "x");
+        if (st)
+            return st;
+    }
     c.row_tasks = (m->row_groups + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK;
     size_t task_groups = m->row_groups < GROUPS_PER_TASK ? m->row_groups : GROUPS_PER_TASK;
     size_t task_rows = task_groups * BP_ROW_GROUP;
@@ -513,6 +539,12 @@ bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation
     for (c.c0 = 0; c.c0 < a->batch; c.c0 += c.nc) {
         c.nc = a->batch - c.c0 < chunk ? a->batch - c.c0 : chunk;
         bp__parallel_for(ctx, c.nc, prepare_task, &c);
+        if (c.bad_col != SIZE_MAX) {
+            /* One chunk (scan_check): nothing written yet. */
+            if (owned)
+                free(mem);
+            return bp__check_finite_column(a->x + c.bad_col * a->ldx, m->cols, c.bad_col, "x");
+        }
         if (c.kernel->compute_batch)
             bp__parallel_for(ctx, c.row_tasks * ((c.nc + c.batch_cols - 1) / c.batch_cols),
                              compute_batch_task, &c);

@@ -15,6 +15,7 @@
  * same step (opencl/kernels/quantize.cl, cuda/cuda_kernels.cu).
  */
 #include "bp_activations.h"
+#include "bp_finite.h"
 
 #include <math.h>
 #include <string.h>
@@ -162,6 +163,17 @@ static bool quantize_values(const float *x, size_t cols, size_t kpad, int act_bi
     memset(q + cols, 0, (kpad - cols) * sizeof *q);
     bp__act_round_scalar(x, cols, rd.pre, rd.inv, rd.L, rd.lo, q);
     return false;
+}
+
+bool bp__act_scan_checked(const float *x, size_t cols, bp_act_range *r) {
+#if defined(BP_ARCH_X86_64)
+    if (use_avx512())
+        return bp__act_scan_finite_avx512(x, cols, &r->amax, &r->nonneg);
+#endif
+    if (bp__first_non_finite(x, cols) < cols)
+        return false;
+    bp__act_scan_scalar(x, cols, &r->amax, &r->nonneg);
+    return true;
 }
 
 void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg) {

@@ -25,20 +25,35 @@ static __mmask16 tail_mask(size_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
-void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg) {
+/* The scan; check: also whether every x is finite (a NaN lane is
+ * unordered with itself; an Inf makes max|x| Inf). */
+static inline __attribute__((always_inline)) bool scan(const float *x, size_t cols, float *amax,
+                                                       bool *nonneg, bool check) {
     const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
     const __m512 zero = _mm512_setzero_ps();
     __m512 m = zero;
     bool all_nonneg = true;
+    __mmask16 nan = 0;
     for (size_t j = 0; j < cols; j += 16) {
         const __mmask16 k = tail_mask(cols - j);
         const __m512 v = _mm512_maskz_loadu_ps(k, x + j);
         const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
         m = _mm512_max_ps(a, m);
         all_nonneg &= _mm512_mask_cmp_ps_mask(k, v, zero, _CMP_GE_OQ) == k;
+        if (check)
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     }
     *amax = _mm512_reduce_max_ps(m);
     *nonneg = all_nonneg;
+    return nan == 0 && *amax < INFINITY;
+}
+
+void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg) {
+    (void)scan(x, cols, amax, nonneg, false);
+}
+
+bool bp__act_scan_finite_avx512(const float *x, size_t cols, float *amax, bool *nonneg) {
+    return scan(x, cols, amax, nonneg, true);
 }
 
 /* One vector of q: clamp(rint((x * pre) * inv), lo, L), 0 where x == 0

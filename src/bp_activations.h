@@ -65,6 +65,9 @@ void bp__act_column_rounding(const float *x, size_t cols, int act_bits, float ac
  * form where bp__cpu_has_avx512bw() (cpu/cpu_features.c) holds.
  * Scan: max|x| (a NaN |x| skipped, as fmaxf does) and whether every x >= 0. */
 void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg);
+/* The scan of a column not yet checked for NaN / Inf, the check in the same
+ * read: false when some x is not finite (*r is then unspecified). */
+bool bp__act_scan_checked(const float *x, size_t cols, bp_act_range *r);
 /* Round: q = clamp(rint((x * pre) * inv), lo, L) (round-half-even), 0 where
  * x == 0. */
 void bp__act_round_scalar(const float *x, size_t cols, float pre, float inv, float L, float lo,
@@ -74,6 +77,9 @@ void bp__act_word_sums_scalar(const int32_t *q, size_t kwords, int32_t *base);
 #if defined(BP_ARCH_X86_64)
 bool bp__cpu_has_avx512bw(void);
 void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg);
+/* The scan with the check of bp__act_scan_checked: returns whether every
+ * x is finite (no NaN lane, max|x| below Inf). */
+bool bp__act_scan_finite_avx512(const float *x, size_t cols, float *amax, bool *nonneg);
 /* Round and word sums in one pass: q[0 .. kpad) (0 from cols on) and
  * base[w] = sum of q over word w, for w < kpad / 32; inv_finite says inv is
  * finite (then x == 0 needs no test: 0 * inv rounds to a zero). */

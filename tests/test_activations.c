@@ -533,21 +533,49 @@ Test(activations, code_kernel_columns_equal_reference, .timeout = 300) {
                                   t + 1, r, c, seed);
                     }
                 }
-                /* A NaN or an Inf in the last column: the same error, y kept. */
+                /* A NaN or an Inf (and a later one): the error names the
+                 * first, as bp_gemm's check always has, y kept; also with
+                 * a non-finite bias beside it (the x error first), and
+                 * the bias alone. */
+                const size_t bc = tu_next(&rng) % B, bj = tu_next(&rng) % K;
+                const bool is_nan = tu_next(&rng) % 2;
+                x[bc * K + bj] = is_nan ? NAN : -INFINITY;
+                if (bc + 1 < B)
+                    x[(B - 1) * K + tu_next(&rng) % K] = INFINITY;
+                float *bias = tu_xmalloc(M * sizeof *bias);
+                tu_fill_gauss(&rng, bias, M, 1.0f);
+                char want[160];
+                snprintf(want, sizeof want, "x: column %zu, element %zu is %s", bc, bj,
+                         is_nan ? "NaN" : "Inf");
+                for (int with_bias = 0; with_bias < 3; with_bias++) {
+                    bp_run_options o = tu_run(4, act_bits);
+                    o.bias = with_bias ? bias : NULL;
+                    if (with_bias == 2)
+                        bias[M / 2] = NAN;
+                    for (int t = 0; t < 3; t++) {
+                        bp_context *ctx = t == 2 ? ref : (ctxs[t] ? ctxs[t] : ctxs[0]);
+                        memset(y, 0x7f, B * M * sizeof *y);
+                        bp_status st = bp_gemm(ctx, m, x, B, K, y, M, &o);
+                        cr_assert(st == BP_ERR_NON_FINITE && strcmp(want, bp_last_error()) == 0,
+                                  "act_bits %d rotate %d bias %d path %d: %s: %s, want %s; "
+                                  "seed=%llu",
+                                  act_bits, rotate, with_bias, t, bp_status_string(st),
+                                  bp_last_error(), want, seed);
+                        for (size_t i = 0; i < B * M; i++)
+                            cr_assert(tu_bits(y[i]) == 0x7f7f7f7fu, "y[%zu] written; seed=%llu", i,
+                                      seed);
+                    }
+                }
+                /* x finite again: the bias error alone. */
+                for (size_t i = 0; i < B * K; i++)
+                    x[i] = isfinite(x[i]) ? x[i] : 1.0f;
                 bp_run_options o = tu_run(4, act_bits);
-                char want[512];
-                const float bad = tu_next(&rng) % 2 ? NAN : -INFINITY;
-                x[(B - 1) * K + tu_next(&rng) % K] = bad;
-                bp_status st = bp_gemm(ref, m, x, B, K, y_ref, M, &o);
-                cr_assert(st == BP_ERR_NON_FINITE, "reference: %s", bp_status_string(st));
-                snprintf(want, sizeof want, "%s", bp_last_error());
-                memset(y, 0x7f, B * M * sizeof *y);
-                st = bp_gemm(ctxs[0], m, x, B, K, y, M, &o);
+                o.bias = bias;
+                bp_status st = bp_gemm(ctxs[0], m, x, B, K, y, M, &o);
+                snprintf(want, sizeof want, "bias: column 0, element %zu is NaN", M / 2);
                 cr_assert(st == BP_ERR_NON_FINITE && strcmp(want, bp_last_error()) == 0,
-                          "%s: %s, want %s; seed=%llu", bp_status_string(st), bp_last_error(), want,
-                          seed);
-                for (size_t i = 0; i < B * M; i++)
-                    cr_assert(tu_bits(y[i]) == 0x7f7f7f7fu, "y[%zu] written; seed=%llu", i, seed);
+                          "bias: %s, want %s; seed=%llu", bp_last_error(), want, seed);
+                free(bias);
                 free(x);
                 free(y_ref);
                 free(y);
