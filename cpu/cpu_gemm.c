@@ -109,7 +109,7 @@ typedef struct cpu_call {
     size_t slots;      /* D slots per column in the worker buffer */
     bool relu;         /* y = max(W x + bias, 0) (bp_gemm_act) */
     bool from_x;       /* the kernel's prepare_x builds the columns from x */
-    bool scan_check;   /* x unchecked: the scan checks it (one chunk, no rotation) */
+    bool scan_check;   /* x unchecked: its first read checks it (one chunk) */
     size_t bad_col;    /* scan_check: the first column with a NaN / Inf, else SIZE_MAX */
     int overflow;      /* set (atomically) when a result is not finite */
     size_t overflow_row, overflow_col;
@@ -118,6 +118,14 @@ typedef struct cpu_call {
 static int column_planes(const bp_gemm_args *a, size_t col) {
     int n = a->column_planes ? a->column_planes[col] : 0;
     return n ? n : a->planes;
+}
+
+/* scan_check: column col has a NaN / Inf; keep the first such column. */
+static void note_bad_column(cpu_call *c, size_t col) {
+    size_t first = __atomic_load_n(&c->bad_col, __ATOMIC_RELAXED);
+    while (col < first && !__atomic_compare_exchange_n(&c->bad_col, &first, col, true,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
 }
 
 static void prepare_task(void *arg, size_t i, int worker) {
@@ -129,24 +137,23 @@ static void prepare_task(void *arg, size_t i, int worker) {
     bp_act_column *ac = &c->cols[i];
     const float *x = a->x + col * a->ldx;
     bp_act_range range, *found = NULL;
-    if (c->scan_check) {
-        /* bp_gemm left the NaN / Inf check of x to the scan. */
-        if (!bp__act_scan_checked(x, a->m->cols, &range)) {
-            size_t first = __atomic_load_n(&c->bad_col, __ATOMIC_RELAXED);
-            while (col < first &&
-                   !__atomic_compare_exchange_n(&c->bad_col, &first, col, true, __ATOMIC_RELAXED,
-                                                __ATOMIC_RELAXED)) {
-            }
-            return;
-        }
-        found = &range;
-    }
     if (a->m->rot_block) {
         /* The matrix was quantized in rotated coordinates (src/rotation.c);
-         * the rotation scans x' as it writes it. */
+         * the rotation scans x' as it writes it (and checks x as it reads
+         * it, when bp_gemm left that to this first read). */
         float *xr = (float *)(mem + c->q_bytes);
-        bp__rotate_input(a->m, x, xr, &range);
+        if (!bp__rotate_input(a->m, x, xr, &range, c->scan_check)) {
+            note_bad_column(c, col);
+            return;
+        }
         x = xr;
+        found = &range;
+    } else if (c->scan_check) {
+        /* bp_gemm left the NaN / Inf check of x to the scan. */
+        if (!bp__act_scan_checked(x, a->m->cols, &range)) {
+            note_bad_column(c, col);
+            return;
+        }
         found = &range;
     }
     ac->planes = column_planes(a, col);
@@ -482,11 +489,11 @@ bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation
                   bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;
     chunk = chunk < 1 ? 1 : (chunk > a->batch ? a->batch : chunk);
-    /* The check of x in the quantizer's scan (its first read of each
-     * column) when every column is scanned before any y is written (one
-     * chunk) and the scan reads x itself (no rotation, act_bits >= 2);
-     * else here, before anything runs. */
-    c.scan_check = check_x && chunk == a->batch && !m->rot_block && a->act_bits >= 2;
+    /* The check of x in the first read of each column (the rotation, else
+     * the quantizer's scan; binary columns without a rotation have none)
+     * when every column is read before any y is written (one chunk); else
+     * here, before anything runs. */
+    c.scan_check = check_x && chunk == a->batch && (m->rot_block || a->act_bits >= 2);
     for (size_t i = 0; check_x && !c.scan_check && i < a->batch; i++) {
         const bp_status st = bp__check_finite_column(a->x + i * a->ldx, m->cols, i, "x");
         if (st)

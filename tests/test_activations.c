@@ -712,7 +712,10 @@ Test(activations, avx512_forms_equal_scalar) {
                     tu_fill_gauss(&rng, x, cols, 1000.0f);
                 bp_act_range ra = {0.0f, true}, rb = {0.0f, true};
                 const size_t sa = rotate_blocks_reference(signs, x, a, cols, blk, &ra);
-                const size_t sb = bp__rotate_blocks_avx512(signs, x, b, cols, blk, &rb);
+                bool finite;
+                const size_t sb = bp__rotate_blocks_avx512(signs, x, b, cols, blk, &rb, &finite);
+                cr_assert(finite == (bp__first_non_finite_scalar(x, sb) == sb),
+                          "block %zu, %zu columns: finite %d; seed=%llu", blk, cols, finite, seed);
                 cr_assert(sa == sb, "block %zu, %zu columns: vectors up to %zu, not %zu; seed=%llu",
                           blk, cols, sb, sa, seed);
                 for (size_t j = 0; j < sa; j++)
