@@ -32,19 +32,19 @@ static inline __attribute__((always_inline)) bool scan(const float *x, size_t co
     const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
     const __m512 zero = _mm512_setzero_ps();
     __m512 m = zero;
-    bool all_nonneg = true;
-    __mmask16 nan = 0;
+    /* Lanes where some x is not >= 0 (NaN included, as the scalar
+     * !(x >= 0)); the zeros past cols are >= 0. */
+    __mmask16 neg = 0, nan = 0;
     for (size_t j = 0; j < cols; j += 16) {
-        const __mmask16 k = tail_mask(cols - j);
-        const __m512 v = _mm512_maskz_loadu_ps(k, x + j);
+        const __m512 v = _mm512_maskz_loadu_ps(tail_mask(cols - j), x + j);
         const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
         m = _mm512_max_ps(a, m);
-        all_nonneg &= _mm512_mask_cmp_ps_mask(k, v, zero, _CMP_GE_OQ) == k;
+        neg |= _mm512_cmp_ps_mask(v, zero, _CMP_NGE_UQ);
         if (check)
             nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     }
     *amax = _mm512_reduce_max_ps(m);
-    *nonneg = all_nonneg;
+    *nonneg = neg == 0;
     return nan == 0 && *amax < INFINITY;
 }
 
