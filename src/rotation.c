@@ -98,7 +98,8 @@ bool bp__rotate_input(const bp_matrix *m, const float *x, float *out, bp_act_ran
         s = bp__rotate_blocks_avx512(m->rot_signs, x, out, m->cols, (size_t)m->rot_block, range,
                                      &finite);
 #endif
-    if (check && (!finite || bp__first_non_finite(x + s, m->cols - s) < m->cols - s))
+    if (check &&
+        (!finite || (s < m->cols && bp__first_non_finite(x + s, m->cols - s) < m->cols - s)))
         return false;
     while (s < m->cols) {
         const size_t b = bp__rotation_block_at(m, s);
