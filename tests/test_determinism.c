@@ -2,7 +2,8 @@
  * Determinism and batch invariance: a column's output is bit-identical
  * whether computed alone or inside a batch (at several positions), with
  * threads 1..4 and on every CPU path; repeated calls give identical results;
- * quantization does not depend on the thread count.
+ * quantization does not depend on the thread count; a NaN / Inf in x is
+ * reported for its first column on every path and thread count.
  * The matrix has enough rows (> 256 per task) that several tasks really run
  * in parallel.
  */
