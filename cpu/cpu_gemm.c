@@ -12,6 +12,7 @@
  */
 #include "bp_backend.h"
 #include "bp_error.h"
+#include "bp_finite.h"
 #include "bp_rotation.h"
 #include "cpu_kernel.h"
 
@@ -107,6 +108,9 @@ typedef struct cpu_call {
     size_t batch_cols; /* batched kernels: columns per task */
     size_t slots;      /* D slots per column in the worker buffer */
     bool relu;         /* y = max(W x + bias, 0) (bp_gemm_act) */
+    bool from_x;       /* the kernel's prepare_x builds the columns from x */
+    bool scan_check;   /* x unchecked: its first read checks it (one chunk) */
+    size_t bad_col;    /* scan_check: the first column with a NaN / Inf, else SIZE_MAX */
     int overflow;      /* set (atomically) when a result is not finite */
     size_t overflow_row, overflow_col;
 } cpu_call;
@@ -114,6 +118,14 @@ typedef struct cpu_call {
 static int column_planes(const bp_gemm_args *a, size_t col) {
     int n = a->column_planes ? a->column_planes[col] : 0;
     return n ? n : a->planes;
+}
+
+/* scan_check: column col has a NaN / Inf; keep the first such column. */
+static void note_bad_column(cpu_call *c, size_t col) {
+    size_t first = __atomic_load_n(&c->bad_col, __ATOMIC_RELAXED);
+    while (col < first && !__atomic_compare_exchange_n(&c->bad_col, &first, col, true,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
 }
 
 static void prepare_task(void *arg, size_t i, int worker) {
@@ -127,15 +139,35 @@ static void prepare_task(void *arg, size_t i, int worker) {
     bp_act_range range, *found = NULL;
     if (a->m->rot_block) {
         /* The matrix was quantized in rotated coordinates (src/rotation.c);
-         * the rotation scans x' as it writes it. */
+         * the rotation scans x' as it writes it (and checks x as it reads
+         * it, when bp_gemm left that to this first read). */
         float *xr = (float *)(mem + c->q_bytes);
-        bp__rotate_input(a->m, x, xr, &range);
+        if (!bp__rotate_input(a->m, x, xr, &range, c->scan_check)) {
+            note_bad_column(c, col);
+            return;
+        }
         x = xr;
         found = &range;
+    } else if (c->scan_check) {
+        /* bp_gemm left the NaN / Inf check of x to the scan. */
+        if (!bp__act_scan_checked(x, a->m->cols, &range)) {
+            note_bad_column(c, col);
+            return;
+        }
+        found = &range;
+    }
+    ac->planes = column_planes(a, col);
+    if (c->from_x) {
+        /* Code kernels: x to int8 codes in one pass after the scan, no
+         * int32 q (q_bytes is 0). */
+        bp_act_rounding rd;
+        bp__act_column_rounding(x, a->m->cols, a->act_bits, a->act_scale, found, ac, &rd);
+        if (!ac->is_zero)
+            c->kernel->prepare_x(ac, x, a->m->cols, c->kpad, &rd, mem + c->rot_bytes);
+        return;
     }
     bp__quantize_activations_in(x, a->m->cols, c->kpad, a->act_bits, a->act_scale, found,
                                 (int32_t *)mem, ac);
-    ac->planes = column_planes(a, col);
     if (!ac->is_zero)
         c->kernel->prepare(ac, c->kpad, mem + c->q_bytes + c->rot_bytes);
 }
@@ -413,12 +445,13 @@ static void compute_batch_task(void *arg, size_t task, int worker) {
 }
 
 bp_status bp__cpu_gemm(bp_context *ctx, const bp_gemm_args *a) {
-    return bp__cpu_gemm_act(ctx, a, BP_ACTIVATION_NONE);
+    return bp__cpu_gemm_act(ctx, a, BP_ACTIVATION_NONE, false);
 }
 
-bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation activation) {
+bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation activation,
+                           bool check_x) {
     const bp_matrix *m = a->m;
-    cpu_call c = {.a = a, .relu = activation == BP_ACTIVATION_RELU};
+    cpu_call c = {.a = a, .relu = activation == BP_ACTIVATION_RELU, .bad_col = SIZE_MAX};
     c.kpad = bp__padded_cols(m->cols);
     bp_kernel_shape shape = {.act_bits = a->act_bits,
                              .kpad = c.kpad,
@@ -449,12 +482,23 @@ bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation
         shape.min_planes = shape.min_planes < least ? shape.min_planes : least;
     }
     c.kernel = bp__select_kernel(ctx, &shape);
-    c.q_bytes = bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
+    c.from_x = c.kernel->prepare_x && a->act_bits >= 2;
+    c.q_bytes = c.from_x ? 0 : bp__round_up(bp__act_q_words(c.kpad) * sizeof(int32_t), BP_ALIGN);
     c.rot_bytes = m->rot_block ? bp__round_up(m->cols * sizeof(float), BP_ALIGN) : 0;
     c.col_bytes = c.q_bytes + c.rot_bytes +
                   bp__round_up(c.kernel->column_bytes(a->act_bits, c.kpad), BP_ALIGN);
     size_t chunk = CHUNK_BYTES / c.col_bytes;
     chunk = chunk < 1 ? 1 : (chunk > a->batch ? a->batch : chunk);
+    /* The check of x in the first read of each column (the rotation, else
+     * the quantizer's scan; binary columns without a rotation have none)
+     * when every column is read before any y is written (one chunk); else
+     * here, before anything runs. */
+    c.scan_check = check_x && chunk == a->batch && (m->rot_block || a->act_bits >= 2);
+    for (size_t i = 0; check_x && !c.scan_check && i < a->batch; i++) {
+        const bp_status st = bp__check_finite_column(a->x + i * a->ldx, m->cols, i, "x");
+        if (st)
+            return st;
+    }
     c.row_tasks = (m->row_groups + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK;
     size_t task_groups = m->row_groups < GROUPS_PER_TASK ? m->row_groups : GROUPS_PER_TASK;
     size_t task_rows = task_groups * BP_ROW_GROUP;
@@ -502,6 +546,12 @@ bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation
     for (c.c0 = 0; c.c0 < a->batch; c.c0 += c.nc) {
         c.nc = a->batch - c.c0 < chunk ? a->batch - c.c0 : chunk;
         bp__parallel_for(ctx, c.nc, prepare_task, &c);
+        if (c.bad_col != SIZE_MAX) {
+            /* One chunk (scan_check): nothing written yet. */
+            if (owned)
+                free(mem);
+            return bp__check_finite_column(a->x + c.bad_col * a->ldx, m->cols, c.bad_col, "x");
+        }
         if (c.kernel->compute_batch)
             bp__parallel_for(ctx, c.row_tasks * ((c.nc + c.batch_cols - 1) / c.batch_cols),
                              compute_batch_task, &c);

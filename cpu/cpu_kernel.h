@@ -67,6 +67,15 @@ typedef struct bp_cpu_kernel_desc {
     size_t (*column_bytes)(int act_bits, size_t kpad);
     /* Build kernel-specific data from col->q into scratch (aligned 64). */
     void (*prepare)(bp_act_column *col, size_t kpad, void *scratch);
+    /* Optional, act_bits >= 2: the same kernel data built straight from the
+     * column's x (cols values, the rotated x' where the matrix rotates) by
+     * the rounding bp__act_column_rounding fixed, in one pass without the
+     * int32 q (col->q and col->word_base stay NULL; the framework then
+     * gives no q space, and scratch starts after the rotation's). It must
+     * give the bytes prepare gives from bp__quantize_activations' q. NULL:
+     * the framework quantizes into q, then calls prepare. */
+    void (*prepare_x)(bp_act_column *col, const float *x, size_t cols, size_t kpad,
+                      const bp_act_rounding *rd, void *scratch);
     void (*compute)(const bp_kernel_call *call);
     /* Optional: the whole batch slice at once (kernels that reuse unpacked
      * weight tiles across columns); NULL for per-call kernels. */

@@ -93,6 +93,16 @@ static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
     }
 }
 
+/* vb_prepare's bytes and sums straight from x (src/activations_avx512.c
+ * rounds each word and packs it as above, summing the int32 q). */
+static void vb_prepare_x(bp_act_column *col, const float *x, size_t cols, size_t kpad,
+                         const bp_act_rounding *rd, void *scratch) {
+    int8_t *q8;
+    int32_t *qw;
+    const vb_column *vc = bp__code_column_carve(col, kpad, scratch, &q8, &qw);
+    bp__act_round_codes_avx512(x, cols, kpad, rd, vc->off, q8, qw);
+}
+
 BP_INLINE __m512i vb_transpose(__m512i v) {
     const __m512i identity = _mm512_set1_epi64((long long)0x8040201008040201ull);
     return _mm512_gf2p8affine_epi64_epi8(identity, v, 0);
@@ -587,6 +597,7 @@ const bp_cpu_kernel_desc bp__kernel_avx512_vnni_batched = {
     .supports = bp__code_column_supports,
     .column_bytes = bp__code_column_bytes,
     .prepare = vb_prepare,
+    .prepare_x = vb_prepare_x,
     .compute = vb_compute,
     .compute_batch = vb_compute_batch,
 };

@@ -15,6 +15,7 @@
  * same step (opencl/kernels/quantize.cl, cuda/cuda_kernels.cu).
  */
 #include "bp_activations.h"
+#include "bp_finite.h"
 
 #include <math.h>
 #include <string.h>
@@ -95,59 +96,84 @@ static inline float rint_even(float v) {
     return copysignf(r, v);
 }
 
-static bool quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
-                            const bp_act_range *range, int32_t *q, bp_act_column *col) {
+void bp__act_column_rounding(const float *x, size_t cols, int act_bits, float act_scale,
+                             const bp_act_range *range, bp_act_column *col, bp_act_rounding *rd) {
     col->act_bits = act_bits;
-    col->q = q;
+    col->q = NULL;
+    col->word_base = NULL;
     col->bits = NULL;
     col->kernel_data = NULL;
-    if (act_bits == 1) {
-        memset(q + cols, 0, (kpad - cols) * sizeof *q);
-        quantize_binary(x, cols, act_scale, q, col);
-        return false;
-    }
     /* A compare gives fmaxf's result without a libm call per element: x is
      * finite, and a NaN (only from a rotated input that overflowed) is
      * skipped by both. */
     bp_act_range r;
-    const bool avx512 = use_avx512();
     if (range) {
         r = *range;
     } else {
 #if defined(BP_ARCH_X86_64)
-        if (avx512)
+        if (use_avx512())
             bp__act_scan_avx512(x, cols, &r.amax, &r.nonneg);
+        else
 #endif
-        if (!avx512)
             bp__act_scan_scalar(x, cols, &r.amax, &r.nonneg);
     }
     const float L = r.nonneg ? (float)((1u << act_bits) - 1) : (float)((1u << (act_bits - 1)) - 1);
-    const float lo = r.nonneg ? 0.0f : -L;
     col->is_signed = !r.nonneg;
     col->is_zero = r.amax == 0.0f;
+    *rd = (bp_act_rounding){.pre = 1.0f, .inv = 0.0f, .L = L, .lo = r.nonneg ? 0.0f : -L};
     if (col->is_zero) {
-        memset(q, 0, bp__act_q_words(kpad) * sizeof *q);
         col->scale = 0.0f;
-        return true;
+        return;
     }
-    float inv, pre = 1.0f;
     if (act_scale > 0) {
-        inv = 1.0f / act_scale;
+        rd->inv = 1.0f / act_scale;
         col->scale = act_scale;
     } else {
-        pre = r.amax < BP_ACT_TINY ? BP_ACT_TINY_SCALE : 1.0f;
-        inv = L / (r.amax * pre);
+        rd->pre = r.amax < BP_ACT_TINY ? BP_ACT_TINY_SCALE : 1.0f;
+        rd->inv = L / (r.amax * rd->pre);
         col->scale = r.amax / L;
     }
+}
+
+static bool quantize_values(const float *x, size_t cols, size_t kpad, int act_bits, float act_scale,
+                            const bp_act_range *range, int32_t *q, bp_act_column *col) {
+    if (act_bits == 1) {
+        col->act_bits = act_bits;
+        col->q = q;
+        col->bits = NULL;
+        col->kernel_data = NULL;
+        memset(q + cols, 0, (kpad - cols) * sizeof *q);
+        quantize_binary(x, cols, act_scale, q, col);
+        return false;
+    }
+    bp_act_rounding rd;
+    bp__act_column_rounding(x, cols, act_bits, act_scale, range, col, &rd);
+    col->q = q;
+    if (col->is_zero) {
+        memset(q, 0, bp__act_q_words(kpad) * sizeof *q);
+        return true;
+    }
 #if defined(BP_ARCH_X86_64)
-    if (avx512) {
-        bp__act_round_sums_avx512(x, cols, kpad, pre, inv, isfinite(inv), L, lo, q, q + kpad);
+    if (use_avx512()) {
+        bp__act_round_sums_avx512(x, cols, kpad, rd.pre, rd.inv, isfinite(rd.inv), rd.L, rd.lo, q,
+                                  q + kpad);
         return true;
     }
 #endif
     memset(q + cols, 0, (kpad - cols) * sizeof *q);
-    bp__act_round_scalar(x, cols, pre, inv, L, lo, q);
+    bp__act_round_scalar(x, cols, rd.pre, rd.inv, rd.L, rd.lo, q);
     return false;
+}
+
+bool bp__act_scan_checked(const float *x, size_t cols, bp_act_range *r) {
+#if defined(BP_ARCH_X86_64)
+    if (use_avx512())
+        return bp__act_scan_finite_avx512(x, cols, &r->amax, &r->nonneg);
+#endif
+    if (bp__first_non_finite(x, cols) < cols)
+        return false;
+    bp__act_scan_scalar(x, cols, &r->amax, &r->nonneg);
+    return true;
 }
 
 void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg) {

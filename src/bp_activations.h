@@ -47,6 +47,17 @@ void bp__quantize_activations_in(const float *x, size_t cols, size_t kpad, int a
 static inline size_t bp__act_q_words(size_t kpad) {
     return kpad + kpad / 32;
 }
+/* The rounding a column's scan fixes (act_bits 2..16): q = clamp(rint((x *
+ * pre) * inv), lo, L) under round-half-even, 0 where x == 0. */
+typedef struct bp_act_rounding {
+    float pre, inv, L, lo;
+} bp_act_rounding;
+/* The quantizer's first half for act_bits 2..16: the column's act_bits,
+ * is_signed, is_zero and scale (q, word_base, bits and kernel_data NULL)
+ * and its rounding, from the scan of x (range, or scanned here when NULL).
+ * bp__quantize_activations_in is this, then the rounding into q. */
+void bp__act_column_rounding(const float *x, size_t cols, int act_bits, float act_scale,
+                             const bp_act_range *range, bp_act_column *col, bp_act_rounding *rd);
 /* The quantizer's loops (src/activations.c), each in a scalar form and, on
  * x86-64, an AVX-512 form (src/activations_avx512.c; rounding and word sums
  * there in one pass) that gives the same results bit for bit
@@ -54,6 +65,9 @@ static inline size_t bp__act_q_words(size_t kpad) {
  * form where bp__cpu_has_avx512bw() (cpu/cpu_features.c) holds.
  * Scan: max|x| (a NaN |x| skipped, as fmaxf does) and whether every x >= 0. */
 void bp__act_scan_scalar(const float *x, size_t cols, float *amax, bool *nonneg);
+/* The scan of a column not yet checked for NaN / Inf, the check in the same
+ * read: false when some x is not finite (*r is then unspecified). */
+bool bp__act_scan_checked(const float *x, size_t cols, bp_act_range *r);
 /* Round: q = clamp(rint((x * pre) * inv), lo, L) (round-half-even), 0 where
  * x == 0. */
 void bp__act_round_scalar(const float *x, size_t cols, float pre, float inv, float L, float lo,
@@ -63,11 +77,21 @@ void bp__act_word_sums_scalar(const int32_t *q, size_t kwords, int32_t *base);
 #if defined(BP_ARCH_X86_64)
 bool bp__cpu_has_avx512bw(void);
 void bp__act_scan_avx512(const float *x, size_t cols, float *amax, bool *nonneg);
+/* The scan with the check of bp__act_scan_checked: returns whether every
+ * x is finite (no NaN lane, max|x| below Inf). */
+bool bp__act_scan_finite_avx512(const float *x, size_t cols, float *amax, bool *nonneg);
 /* Round and word sums in one pass: q[0 .. kpad) (0 from cols on) and
  * base[w] = sum of q over word w, for w < kpad / 32; inv_finite says inv is
  * finite (then x == 0 needs no test: 0 * inv rounds to a zero). */
 void bp__act_round_sums_avx512(const float *x, size_t cols, size_t kpad, float pre, float inv,
                                bool inv_finite, float L, float lo, int32_t *q, int32_t *base);
+/* The same rounding straight into the byte-code kernels' column
+ * (cpu/code_column.h) without the int32 q: q8[j] = the low byte of q - off
+ * (VPMOVDB, as the kernels' prepare packs it) in K order, and qw[w] = the
+ * wrapping int32 sum of q over word w, minus 32 off: the bytes and sums the
+ * kernels' prepare makes from the quantizer's q and word sums. */
+void bp__act_round_codes_avx512(const float *x, size_t cols, size_t kpad, const bp_act_rounding *rd,
+                                int off, int8_t *q8, int32_t *qw);
 #endif
 
 /* Weight of activation plane b: +-2^b. */

@@ -19,8 +19,10 @@ void bp__rotation_make_signs(bp_matrix *m);
 size_t bp__rotation_block_at(const bp_matrix *m, size_t start);
 /* out (cols floats) = the rotated input x' of docs/numerics.md; *range =
  * the quantizer's scan of x' (bp__quantize_activations_in), found as x' is
- * written. */
-void bp__rotate_input(const bp_matrix *m, const float *x, float *out, bp_act_range *range);
+ * written. check: x has not been checked for NaN / Inf; returns false when
+ * some x is not (out and *range then unspecified); true otherwise. */
+bool bp__rotate_input(const bp_matrix *m, const float *x, float *out, bp_act_range *range,
+                      bool check);
 /* out (cols doubles) = the rotated weight row w'. */
 void bp__rotate_weights(const bp_matrix *m, const float *w, double *out);
 /* The inverse of bp__rotate_weights, in place on cols doubles. */
@@ -47,9 +49,9 @@ bool bp__cpu_has_avx512bw(void);
  * rot_block as bp__rotation_block_at splits them) from column 0 up to the
  * first block below 16 columns: out[0 .. s) for the returned s, and the
  * range of that part merged into *range (the max of the maxima, the AND of
- * nonneg). */
+ * nonneg); *finite says whether every x it read was finite. */
 size_t bp__rotate_blocks_avx512(const uint32_t *signs, const float *x, float *out, size_t cols,
-                                size_t rot_block, bp_act_range *range);
+                                size_t rot_block, bp_act_range *range, bool *finite);
 #endif
 
 #endif /* BP_ROTATION_H */

@@ -1,6 +1,7 @@
 /* bp__first_non_finite (bp_finite.h): the AVX-512 form
  * (src/finite_avx512.c) where the CPU runs it, else this loop. */
 #include "bp_finite.h"
+#include "bp_error.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -16,6 +17,14 @@ size_t bp__first_non_finite(const float *v, size_t n) {
         return bp__first_non_finite_avx512(v, n);
 #endif
     return bp__first_non_finite_scalar(v, n);
+}
+
+bp_status bp__check_finite_column(const float *v, size_t n, size_t col, const char *name) {
+    const size_t j = bp__first_non_finite(v, n);
+    if (j == n)
+        return BP_OK;
+    return bp__fail(BP_ERR_NON_FINITE, "%s: column %zu, element %zu is %s", name, col, j,
+                    isnan(v[j]) ? "NaN" : "Inf");
 }
 
 size_t bp__first_non_finite_scalar(const float *v, size_t n) {

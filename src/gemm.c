@@ -12,13 +12,10 @@
 
 static bp_status check_finite_vectors(const float *v, size_t count, size_t ld, size_t len,
                                       const char *name) {
-    for (size_t i = 0; i < count; i++) {
-        size_t j = bp__first_non_finite(v + i * ld, len);
-        if (j < len)
-            return bp__fail(BP_ERR_NON_FINITE, "%s: column %zu, element %zu is %s", name, i, j,
-                            isnan(v[i * ld + j]) ? "NaN" : "Inf");
-    }
-    return BP_OK;
+    bp_status st = BP_OK;
+    for (size_t i = 0; i < count && !st; i++)
+        st = bp__check_finite_column(v + i * ld, len, i, name);
+    return st;
 }
 
 bp_status bp__resolve_run_options(const bp_matrix *m, size_t batch, const bp_run_options *options,
@@ -98,10 +95,15 @@ static bp_status gemm_act(const char *fn, bp_context *ctx, const bp_matrix *m, c
         return st;
     if (opt.bias && bp__spans_overlap(opt.bias, m->rows * sizeof(float), y, ybytes))
         return bp__fail(BP_ERR_INVALID_ARGUMENT, "bias and y must not overlap");
-    if ((st = check_finite_vectors(x, batch, ldx, m->cols, "x")))
+    /* The CPU backend checks x itself, in the quantizer's scan where it
+     * can (cpu/cpu_gemm.c), with the same message and y untouched; an x
+     * error still comes before a bias error. */
+    const bool cpu = ctx->ops == &bp__cpu_backend;
+    const bool bias_bad = opt.bias && bp__first_non_finite(opt.bias, m->rows) < m->rows;
+    if ((!cpu || bias_bad) && (st = check_finite_vectors(x, batch, ldx, m->cols, "x")))
         return st;
-    if (opt.bias && (st = check_finite_vectors(opt.bias, 1, m->rows, m->rows, "bias")))
-        return st;
+    if (bias_bad)
+        return check_finite_vectors(opt.bias, 1, m->rows, m->rows, "bias");
 
     bp_gemm_args args = {
         .m = m,
@@ -117,7 +119,7 @@ static bp_status gemm_act(const char *fn, bp_context *ctx, const bp_matrix *m, c
         .act_scale = opt.act_scale,
     };
     if (ctx->ops == &bp__cpu_backend)
-        return bp__cpu_gemm_act(ctx, &args, activation);
+        return bp__cpu_gemm_act(ctx, &args, activation, true);
     st = ctx->ops->gemm(ctx, &args);
     /* Only on success: after an overflow the OpenCL backend leaves y
      * untouched (bitplane.h). */

@@ -16,6 +16,7 @@
  * quantization.
  */
 #include "bp_rotation.h"
+#include "bp_finite.h"
 
 #include <math.h>
 #include <string.h>
@@ -83,17 +84,23 @@ static float block_scale(size_t b) {
     return 1.0f / (float)((size_t)1 << (log2_exact(b) / 2));
 }
 
-void bp__rotate_input(const bp_matrix *m, const float *x, float *out, bp_act_range *range) {
+bool bp__rotate_input(const bp_matrix *m, const float *x, float *out, bp_act_range *range,
+                      bool check) {
     range->amax = 0.0f;
     range->nonneg = true;
     size_t s = 0;
+    bool finite = true;
 #if defined(BP_ARCH_X86_64)
     /* One fused pass per block in vectors (src/rotation_avx512.c), the same
      * operations per element, up to the blocks below 16 columns (only at the
      * end of K, so every vector block starts at a multiple of 16). */
     if (bp__cpu_has_avx512bw())
-        s = bp__rotate_blocks_avx512(m->rot_signs, x, out, m->cols, (size_t)m->rot_block, range);
+        s = bp__rotate_blocks_avx512(m->rot_signs, x, out, m->cols, (size_t)m->rot_block, range,
+                                     &finite);
 #endif
+    if (check &&
+        (!finite || (s < m->cols && bp__first_non_finite(x + s, m->cols - s) < m->cols - s)))
+        return false;
     while (s < m->cols) {
         const size_t b = bp__rotation_block_at(m, s);
         bp__rotate_signs_scalar(m->rot_signs, x, s, b, out);
@@ -104,6 +111,7 @@ void bp__rotate_input(const bp_matrix *m, const float *x, float *out, bp_act_ran
         range->nonneg &= r.nonneg;
         s += b;
     }
+    return true;
 }
 
 void bp__rotate_weights(const bp_matrix *m, const float *w, double *out) {

@@ -4,7 +4,8 @@
  * block is loaded, every butterfly stage and the scale in registers (blocks
  * up to 256 columns; larger ones in 256-column pieces, then the stages
  * h >= 256 through L1 with the scale folded into the last), and the
- * quantizer's scan of x' (bp_act_range) as the block is stored. Every
+ * quantizer's scan of x' (bp_act_range) as the block is stored, and
+ * bp_gemm's NaN / Inf check of x as it is loaded. Every
  * element goes through the scalar code's operations in the same order
  * (sign flip, one add or subtract per stage, one multiply by 2^-l), so x'
  * and its range are identical bit for bit (tests/test_activations.c
@@ -46,10 +47,14 @@ BP_INLINE lane_signs make_lane_signs(void) {
 
 /* Columns j .. j + 15 of x with their signs flipped (j a multiple of 16),
  * then stages h = 1, 2, 4, 8. */
-BP_INLINE __m512 load_chunk(const uint32_t *signs, const float *x, size_t j, const lane_signs *s) {
+BP_INLINE __m512 load_chunk(const uint32_t *signs, const float *x, size_t j, const lane_signs *s,
+                            __mmask16 *bad) {
     const __m512i sign_bit = _mm512_set1_epi32((int)0x80000000u);
+    const __m512i exp_bits = _mm512_set1_epi32(0x7f800000);
     const __mmask16 neg = (__mmask16)(signs[j / 32] >> (j % 32));
     const __m512i v = _mm512_loadu_si512(x + j);
+    /* x itself not finite (exponent all ones), for bp_gemm's check. */
+    *bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, exp_bits), exp_bits);
     __m512 u = _mm512_castsi512_ps(_mm512_mask_xor_epi32(v, neg, v, sign_bit));
     u = _mm512_fmadd_ps(u, s->s1, _mm512_permute_ps(u, 0xb1));       /* lanes 1 0 3 2 */
     u = _mm512_fmadd_ps(u, s->s2, _mm512_permute_ps(u, 0x4e));       /* lanes 2 3 0 1 */
@@ -60,10 +65,11 @@ BP_INLINE __m512 load_chunk(const uint32_t *signs, const float *x, size_t j, con
 
 /* The range of x' so far: the running max|x'| (a NaN skipped: VMAXPS
  * returns its second operand when either is NaN) and the lanes where some
- * x' is not >= 0 (NaN included, as the scalar !(x >= 0)). */
+ * x' is not >= 0 (NaN included, as the scalar !(x >= 0)); and the lanes
+ * where some x (the input) is NaN or Inf. */
 typedef struct range_acc {
     __m512 max;
-    __mmask16 neg;
+    __mmask16 neg, bad;
 } range_acc;
 
 BP_INLINE void store_scanned(float *out, __m512 v, range_acc *r) {
@@ -83,7 +89,7 @@ BP_INLINE void block_in_registers(const uint32_t *signs, const float *x, float *
     __m512 v[REG_COLS / 16];
 #pragma GCC unroll 16
     for (size_t i = 0; i < nv; i++)
-        v[i] = load_chunk(signs, x, j0 + 16 * i, &s);
+        v[i] = load_chunk(signs, x, j0 + 16 * i, &s, &r->bad);
         /* Stage h = 16 hv pairs vectors j and j + hv for j with bit hv clear. */
 #pragma GCC unroll 4
     for (size_t hv = 1; hv < nv; hv *= 2)
@@ -141,8 +147,8 @@ static void rotate_block(const uint32_t *signs, const float *x, float *out, size
 }
 
 size_t bp__rotate_blocks_avx512(const uint32_t *signs, const float *x, float *out, size_t cols,
-                                size_t rot_block, bp_act_range *range) {
-    range_acc r = {_mm512_setzero_ps(), 0};
+                                size_t rot_block, bp_act_range *range, bool *finite) {
+    range_acc r = {_mm512_setzero_ps(), 0, 0};
     size_t s = 0;
     while (s < cols) {
         /* bp__rotation_block_at: whole blocks, then descending powers of 4. */
@@ -159,5 +165,6 @@ size_t bp__rotate_blocks_avx512(const uint32_t *signs, const float *x, float *ou
     const float m = _mm512_reduce_max_ps(r.max);
     range->amax = m > range->amax ? m : range->amax;
     range->nonneg &= r.neg == 0;
+    *finite = r.bad == 0;
     return s;
 }

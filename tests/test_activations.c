@@ -6,7 +6,11 @@
  *  - subnormal columns (L / max|x| overflows to +Inf) stay finite;
  *  - tiny columns (max|x| < L / FLT_MAX) keep their resolution;
  *  - the AVX-512 forms of the quantizer's and the rotation's loops equal
- *    the scalar forms bit for bit (special values, ties, every tail length).
+ *    the scalar forms bit for bit (special values, ties, every tail length);
+ *  - the byte-code kernels' columns built straight from x (prepare_x) hold
+ *    the bytes and word sums the int32 quantizer's q gives, and bp_gemm on
+ *    that path equals the reference (act_bits 1..8, signed and unsigned, K
+ *    off the word size, rotation, groups, threads, batch 1..360, NaN/Inf).
  */
 #if defined(__x86_64__) && !defined(BP_ARCH_X86_64)
 #define BP_ARCH_X86_64 1 /* the library builds its x86-64 forms on this target */
@@ -467,6 +471,122 @@ Test(activations, uniform_combine_rows_matches_scalar) {
                       (long long)d[r], (double)y[r], (double)e[r], seed);
     }
 }
+/* bp_gemm on the batched code kernel (its columns built from x, act_bits
+ * >= 2) against the reference, sampled over act_bits 1..8, signed and
+ * non-negative inputs, K off multiples of 32 and 64, rotation on and off,
+ * groups of 32 / 64 and per row, 1 and 2 threads, batch 1..360, a fixed
+ * scale, tiny and all-zero columns; NaN and Inf inputs fail as on the
+ * reference, with the same message and y untouched. */
+Test(activations, code_kernel_columns_equal_reference, .timeout = 300) {
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    bp_context *ctxs[2] = {tu_context_try(BP_CPU_KERNEL_AVX512_VNNI_BATCHED, 1),
+                           tu_context_try(BP_CPU_KERNEL_AVX512_VNNI_BATCHED, 2)};
+    if (!ctxs[0])
+        cr_skip_test("avx512-vnni-batched is not available here");
+    bp_context *ref = tu_context(BP_CPU_KERNEL_REFERENCE, 1);
+    static const size_t ks[] = {1, 31, 33, 64, 100, 130, 257};
+    static const size_t ms[] = {10, 40, 128};
+    static const size_t batches[] = {1, 2, 7, 33, 129, 360};
+    static const int groups[] = {0, 64, BP_GROUP_PER_ROW};
+    for (int act_bits = 1; act_bits <= 8; act_bits++)
+        for (int nonneg = 0; nonneg < 2; nonneg++)
+            for (int rotate = 0; rotate < 2; rotate++) {
+                const size_t M = ms[tu_next(&rng) % NELEM(ms)];
+                const size_t K = ks[tu_next(&rng) % NELEM(ks)];
+                const size_t B = batches[tu_next(&rng) % NELEM(batches)];
+                float *w = tu_xmalloc(M * K * sizeof *w);
+                tu_fill_gauss(&rng, w, M * K, 1.0f);
+                bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
+                qo.bits = 4;
+                qo.nonnegative_inputs = nonneg;
+                qo.rotation = rotate ? 16 : BP_ROTATION_NONE;
+                qo.group_size = groups[tu_next(&rng) % NELEM(groups)];
+                bp_matrix *m = tu_quantize_opts(ref, w, M, K, K, &qo);
+                free(w);
+                float *x = tu_xmalloc(B * K * sizeof *x);
+                float *y_ref = tu_xmalloc(B * M * sizeof *y_ref),
+                      *y = tu_xmalloc(B * M * sizeof *y);
+                tu_fill_gauss(&rng, x, B * K, 2.0f);
+                for (size_t i = 0; nonneg && i < B * K; i++)
+                    x[i] = fabsf(x[i]);
+                /* Column 1 tiny (pre-scaled by the quantizer), column 2 zero. */
+                for (size_t j = 0; B > 1 && j < K; j++)
+                    x[K + j] *= 0x1p-80f;
+                if (B > 2)
+                    memset(x + 2 * K, 0, K * sizeof *x);
+                for (int fixed = 0; fixed < 2; fixed++) {
+                    bp_run_options o = tu_run(1 + (int)(tu_next(&rng) % 4), act_bits);
+                    o.act_scale = fixed ? 0.02f : 0.0f;
+                    gemm_ok(ref, m, x, B, y_ref, &o);
+                    for (int t = 0; t < 2; t++) {
+                        memset(y, 0xff, B * M * sizeof *y);
+                        gemm_ok(ctxs[t] ? ctxs[t] : ctxs[0], m, x, B, y, &o);
+                        size_t r = 0, c = 0;
+                        /* act_bits 1 is exact on the CPU paths too. */
+                        cr_assert(tu_first_mismatch(y_ref, y, M, B, M, &r, &c) < 0,
+                                  "%zux%zu act_bits %d nonneg %d rotate %d group %d planes %d "
+                                  "batch %zu fixed %d threads %d: y differs at row %zu col %zu; "
+                                  "seed=%llu",
+                                  M, K, act_bits, nonneg, rotate, qo.group_size, o.planes, B, fixed,
+                                  t + 1, r, c, seed);
+                    }
+                }
+                /* A NaN or an Inf (and a later one): the error names the
+                 * first, as bp_gemm's check always has, y kept; also with
+                 * a non-finite bias beside it (the x error first), and
+                 * the bias alone. */
+                const size_t bc = tu_next(&rng) % B, bj = tu_next(&rng) % K;
+                const bool is_nan = tu_next(&rng) % 2;
+                x[bc * K + bj] = is_nan ? NAN : -INFINITY;
+                if (bc + 1 < B)
+                    x[(B - 1) * K + tu_next(&rng) % K] = INFINITY;
+                float *bias = tu_xmalloc(M * sizeof *bias);
+                tu_fill_gauss(&rng, bias, M, 1.0f);
+                char want[160];
+                snprintf(want, sizeof want, "x: column %zu, element %zu is %s", bc, bj,
+                         is_nan ? "NaN" : "Inf");
+                for (int with_bias = 0; with_bias < 3; with_bias++) {
+                    bp_run_options o = tu_run(4, act_bits);
+                    o.bias = with_bias ? bias : NULL;
+                    if (with_bias == 2)
+                        bias[M / 2] = NAN;
+                    for (int t = 0; t < 3; t++) {
+                        bp_context *ctx = t == 2 ? ref : (ctxs[t] ? ctxs[t] : ctxs[0]);
+                        memset(y, 0x7f, B * M * sizeof *y);
+                        bp_status st = bp_gemm(ctx, m, x, B, K, y, M, &o);
+                        cr_assert(st == BP_ERR_NON_FINITE && strcmp(want, bp_last_error()) == 0,
+                                  "act_bits %d rotate %d bias %d path %d: %s: %s, want %s; "
+                                  "seed=%llu",
+                                  act_bits, rotate, with_bias, t, bp_status_string(st),
+                                  bp_last_error(), want, seed);
+                        for (size_t i = 0; i < B * M; i++)
+                            cr_assert(tu_bits(y[i]) == 0x7f7f7f7fu, "y[%zu] written; seed=%llu", i,
+                                      seed);
+                    }
+                }
+                /* x finite again: the bias error alone. */
+                for (size_t i = 0; i < B * K; i++)
+                    x[i] = isfinite(x[i]) ? x[i] : 1.0f;
+                bp_run_options o = tu_run(4, act_bits);
+                o.bias = bias;
+                bp_status st = bp_gemm(ctxs[0], m, x, B, K, y, M, &o);
+                snprintf(want, sizeof want, "bias: column 0, element %zu is NaN", M / 2);
+                cr_assert(st == BP_ERR_NON_FINITE && strcmp(want, bp_last_error()) == 0,
+                          "bias: %s, want %s; seed=%llu", bp_last_error(), want, seed);
+                free(bias);
+                free(x);
+                free(y_ref);
+                free(y);
+                bp_matrix_destroy(m);
+            }
+    for (int t = 0; t < 2; t++)
+        if (ctxs[t])
+            bp_context_destroy(ctxs[t]);
+    bp_context_destroy(ref);
+}
+
 #if defined(BP_ARCH_X86_64)
 /* Gaussian values with NaN, +-0, ties (k + 0.5), huge and subnormal values
  * mixed in; nonneg keeps every value >= 0 (no NaN then). */
@@ -592,7 +712,10 @@ Test(activations, avx512_forms_equal_scalar) {
                     tu_fill_gauss(&rng, x, cols, 1000.0f);
                 bp_act_range ra = {0.0f, true}, rb = {0.0f, true};
                 const size_t sa = rotate_blocks_reference(signs, x, a, cols, blk, &ra);
-                const size_t sb = bp__rotate_blocks_avx512(signs, x, b, cols, blk, &rb);
+                bool finite;
+                const size_t sb = bp__rotate_blocks_avx512(signs, x, b, cols, blk, &rb, &finite);
+                cr_assert(finite == (bp__first_non_finite_scalar(x, sb) == sb),
+                          "block %zu, %zu columns: finite %d; seed=%llu", blk, cols, finite, seed);
                 cr_assert(sa == sb, "block %zu, %zu columns: vectors up to %zu, not %zu; seed=%llu",
                           blk, cols, sb, sa, seed);
                 for (size_t j = 0; j < sa; j++)
@@ -610,6 +733,75 @@ Test(activations, avx512_forms_equal_scalar) {
     free(qb);
     free(sa);
     free(sb);
+}
+/* The byte-code column from x (bp__act_column_rounding, then
+ * bp__act_round_codes_avx512) against the int32 quantizer and the packing
+ * vb_prepare does from it: q8 = low byte of q - off, qw = word_base - 32 off
+ * (wrapping, as a NaN's q = INT32_MIN makes the sums wrap); the column's
+ * fields the same. act_bits 2..8, both modes, dynamic, fixed and tiny
+ * scales, a range given (as the rotation gives it) or scanned. */
+Test(activations, code_columns_from_x_equal_int32_path) {
+    if (!bp__cpu_has_avx512bw())
+        return;
+    unsigned long long seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    enum { KMAX = 1024 + 64 };
+    float *x = tu_xmalloc(KMAX * sizeof *x);
+    int32_t *q = tu_xmalloc(bp__act_q_words(KMAX) * sizeof *q);
+    int8_t *q8 = tu_xmalloc(KMAX);
+    int32_t *qw = tu_xmalloc(KMAX / 32 * sizeof *qw);
+    for (size_t n = 1; n <= 1024; n += (n < 70 ? 1 : 61))
+        for (int act_bits = 2; act_bits <= 8; act_bits++)
+            for (int nonneg = 0; nonneg < 2; nonneg++)
+                for (int mode = 0; mode < 4; mode++) {
+                    /* mode 0 dynamic, 1 tiny (pre-scaled), 2 fixed scale,
+                     * 3 dynamic with the range given. */
+                    fill_special(&rng, x, n, nonneg);
+                    if (mode == 1) {
+                        /* max|x| into [2^-70, 2^-69): below the tiny bound. */
+                        float amax;
+                        bool nn;
+                        bp__act_scan_scalar(x, n, &amax, &nn);
+                        const int e = amax > 0.0f ? ilogbf(amax) : 0;
+                        for (size_t j = 0; j < n; j++)
+                            x[j] = ldexpf(x[j], -70 - e);
+                    }
+                    const float act_scale = mode == 2 ? 0.01f : 0.0f;
+                    bp_act_range range, *given = NULL;
+                    if (mode == 3) {
+                        bp__act_scan_scalar(x, n, &range.amax, &range.nonneg);
+                        given = &range;
+                    }
+                    const size_t kpad = (n + 31) / 32 * 32 + 32 * (tu_next(&rng) % 2);
+                    bp_act_column ca = {0}, cb = {0};
+                    bp__quantize_activations_in(x, n, kpad, act_bits, act_scale, given, q, &ca);
+                    bp_act_rounding rd;
+                    bp__act_column_rounding(x, n, act_bits, act_scale, given, &cb, &rd);
+                    cr_assert(ca.is_signed == cb.is_signed && ca.is_zero == cb.is_zero &&
+                                  tu_bits(ca.scale) == tu_bits(cb.scale) &&
+                                  ca.act_bits == cb.act_bits && cb.q == NULL &&
+                                  cb.word_base == NULL,
+                              "n=%zu act_bits=%d mode=%d: column fields differ; seed=%llu", n,
+                              act_bits, mode, seed);
+                    if (ca.is_zero)
+                        continue;
+                    const int off = (!ca.is_signed && act_bits == 8) ? 128 : 0;
+                    bp__act_round_codes_avx512(x, n, kpad, &rd, off, q8, qw);
+                    for (size_t j = 0; j < kpad; j++)
+                        cr_assert(q8[j] == (int8_t)(uint8_t)((uint32_t)q[j] - (uint32_t)off),
+                                  "n=%zu act_bits=%d mode=%d off=%d: q8[%zu] %d, q %d; seed=%llu",
+                                  n, act_bits, mode, off, j, q8[j], q[j], seed);
+                    for (size_t w = 0; w < kpad / 32; w++)
+                        cr_assert(qw[w] ==
+                                      (int32_t)((uint32_t)ca.word_base[w] - 32u * (uint32_t)off),
+                                  "n=%zu act_bits=%d mode=%d: qw[%zu] %d, word sum %d; seed=%llu",
+                                  n, act_bits, mode, w, qw[w], ca.word_base[w], seed);
+                }
+    free(x);
+    free(q);
+    free(q8);
+    free(qw);
 }
 /* The finite check's AVX-512 form finds the same first NaN / Inf as the
  * plain loop, at every position and length around its 16- and 64-float

@@ -2,7 +2,8 @@
  * Determinism and batch invariance: a column's output is bit-identical
  * whether computed alone or inside a batch (at several positions), with
  * threads 1..4 and on every CPU path; repeated calls give identical results;
- * quantization does not depend on the thread count.
+ * quantization does not depend on the thread count; a NaN / Inf in x is
+ * reported for its first column on every path and thread count.
  * The matrix has enough rows (> 256 per task) that several tasks really run
  * in parallel.
  */
@@ -184,6 +185,26 @@ Test(determinism, small_layers_large_batch_threads, .timeout = 300) {
                               bp_matrix_cpu_kernel_name(ctx, m, 4, 8, B), r, c, seed);
                     bp_context_destroy(ctx);
                 }
+            }
+            /* NaN / Inf in two columns: every path and thread count names
+             * the first (the CPU backend checks x in its per-column scan or
+             * rotation, spread over the workers), y untouched. */
+            const size_t c1 = tu_next(&rng) % (B / 2), c2 = B / 2 + tu_next(&rng) % (B / 2);
+            const size_t j1 = tu_next(&rng) % K;
+            x[c2 * K + tu_next(&rng) % K] = NAN;
+            x[c1 * K + j1] = -INFINITY;
+            char want[128];
+            snprintf(want, sizeof want, "x: column %zu, element %zu is Inf", c1, j1);
+            for (size_t ri = 0; ri < nruns; ri++) {
+                bp_context *ctx = tu_context(runs[ri], run_threads[ri]);
+                memset(y, 0x7f, B * M * sizeof *y);
+                bp_status st = bp_gemm(ctx, m, x, B, K, y, M, &o);
+                cr_assert(st == BP_ERR_NON_FINITE && strcmp(bp_last_error(), want) == 0,
+                          "%zux%zu threads %d: %s, want %s; seed=%llu", M, K, run_threads[ri],
+                          bp_last_error(), want, seed);
+                for (size_t i = 0; i < B * M; i++)
+                    cr_assert(tu_bits(y[i]) == 0x7f7f7f7fu, "y[%zu] written; seed=%llu", i, seed);
+                bp_context_destroy(ctx);
             }
             free(x);
             free(bias);
