@@ -19,17 +19,81 @@ MAX_BATCH = 16
 
 
 def controller(**kw):
-    return SLOController(8, TARGET, MAX_BATCH, CostModel(FIXED, PER_UNIT), **kw)
+    return SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8, FIXED, PER_UNIT), **kw)
 
 
-def test_cost_model_learns_from_batches():
-    cost = CostModel(fixed=1e-3, per_unit=1e-3)  # a wrong prior
-    for units in (8, 16, 64, 128, 8, 64):
-        cost.observe(units, units, 3e-4 + 2e-5 * units)
-    assert cost.fixed == pytest.approx(3e-4, rel=1e-6)
-    assert cost.per_unit == pytest.approx(2e-5, rel=1e-6)
-    with pytest.raises(ValueError):
-        CostModel(per_unit=0)
+# A measured profile shaped as the wide stack's at batch 4 (docs/serve.md,
+# quiet, 1 thread): 8 planes 2.01 ms, 4 planes 1.57, 3 planes 1.58, 2
+# planes 1.61, 1 plane 0.64; 5-7 between 4 and 8. A quarter of it per batch,
+# the rest per row.
+FLAT_MS = {1: 0.64, 2: 1.61, 3: 1.58, 4: 1.57, 5: 1.68, 6: 1.79, 7: 1.90, 8: 2.01}
+FLAT_FIXED = [0.25e-3 * FLAT_MS[p] for p in range(1, 9)]
+FLAT_ROW = [0.75e-3 * FLAT_MS[p] / 4 for p in range(1, 9)]
+
+
+def flat_cost(column_planes):
+    """Seconds of a batch on the flat profile: the uniform cost at its
+    largest count plus 0.3 ms per further count."""
+    p = max(column_planes)
+    return (FLAT_FIXED[p - 1] + FLAT_ROW[p - 1] * len(column_planes)
+            + 3e-4 * (len(set(column_planes)) - 1))
+
+
+def test_cost_model_learns_a_table_from_batches():
+    """A calibration that got the shape wrong (a slope in planes, 8x too
+    cheap at 1 plane) learns the measured table from served batches of
+    several sizes at each count, and the extra-count term from mixed ones."""
+    cost = CostModel.linear(8, fixed=1e-4, per_unit=2e-4)  # the wrong prior
+    sizes = (1, 4, 2, 3, 4, 1)
+    for rows in sizes * 3:
+        for p in range(1, 9):
+            cost.observe(rows, p, flat_cost([p] * rows))
+    for p in range(1, 9):
+        f, r = cost.entry(p)
+        assert f == pytest.approx(FLAT_FIXED[p - 1], rel=1e-6)
+        assert r == pytest.approx(FLAT_ROW[p - 1], rel=1e-6)
+        assert cost.batch(p, 4) == pytest.approx(FLAT_MS[p] * 1e-3, rel=1e-6)
+    assert cost.per_extra == 0.0
+    for cp in ([8, 1, 1, 1], [4, 2, 2, 1], [8, 7, 6, 5], [3, 1]):
+        cost.observe(len(cp), max(cp), flat_cost(cp), len(set(cp)))
+    assert cost.per_extra == pytest.approx(3e-4, rel=1e-6)
+    assert cost.batch(8, 4, 3) == pytest.approx(flat_cost([8, 4, 1, 1]), rel=1e-6)
+    # Between two counts (a queue's mean planes): linear between their costs.
+    assert cost.batch(3.5, 4) == pytest.approx(0.5e-3 * (FLAT_MS[3] + FLAT_MS[4]), rel=1e-6)
+    with pytest.raises(ValueError, match="every plane count"):
+        CostModel([1e-4] * 8, [1e-5] * 7)
+    with pytest.raises(ValueError, match=">= 0"):
+        CostModel.linear(8, per_row=-1.0)
+
+
+def test_cost_model_one_batch_size_scales_the_seed():
+    """Full batches only (what a loaded server serves) cannot separate a
+    count's per-batch from its per-row cost: the seeded split is kept and
+    scaled to what the batches measure. A count without batches of its own
+    is its seed scaled as the served counts' are (a machine that became
+    slower is slower at every count); one with batches keeps their fit
+    while others are served. A mixed batch whose residual is negative
+    leaves no negative extra-count term."""
+    seed = CostModel(FLAT_FIXED, FLAT_ROW, window=8)
+    for _ in range(8):
+        seed.observe(4, 8, 2 * flat_cost([8] * 4))
+    assert seed.batch(8, 4) == pytest.approx(2 * FLAT_MS[8] * 1e-3, rel=1e-6)
+    assert seed.entry(8)[0] / seed.entry(8)[1] == pytest.approx(FLAT_FIXED[7] / FLAT_ROW[7])
+    assert seed.scale() == pytest.approx(2.0)
+    for p in range(1, 8):  # not served: the seed, twice as slow
+        assert seed.batch(p, 4) == pytest.approx(2 * FLAT_MS[p] * 1e-3, rel=1e-6)
+    for _ in range(8):  # 1 plane measured 3x its seed; 8 planes as before
+        seed.observe(4, 1, 3 * flat_cost([1] * 4))
+    assert seed.batch(1, 4) == pytest.approx(3 * FLAT_MS[1] * 1e-3, rel=1e-6)
+    for _ in range(40):
+        seed.observe(4, 8, flat_cost([8] * 4))
+    assert seed.batch(1, 4) == pytest.approx(3 * FLAT_MS[1] * 1e-3, rel=1e-6)
+    # Between two measured counts: their ratios interpolated (3x at 1, 1x at 8).
+    for p in range(2, 8):
+        ratio = 3 + (1 - 3) * (p - 1) / 7
+        assert seed.batch(p, 4) == pytest.approx(ratio * FLAT_MS[p] * 1e-3, rel=1e-6)
+    seed.observe(4, 8, 0.5 * flat_cost([8] * 4), 2)
+    assert seed.per_extra == 0.0
 
 
 def test_planes_fall_as_the_queue_grows_and_never_below_min():
@@ -110,7 +174,8 @@ def simulate(rate, n, rng, *, planes=None, ctrl=None, min_planes=1, per_row=0.0,
                        + per_group * (groups - 1))
             busy_until = now + service
             if ctrl:
-                ctrl.cost.observe(len(in_service), units, service, groups)
+                ctrl.cost.observe(len(in_service), max(used[j] for j in in_service), service,
+                                  groups)
     return latency, used
 
 
@@ -124,20 +189,20 @@ def test_simulated_load_auto_holds_the_slo_where_8_planes_break_it(rng):
     assert fixed8[0.5] <= TARGET < fixed8[1.5]
     mean_planes = {}
     for m in (0.5, 1.5, 2.0, 3.0):
-        ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel())  # learns the cost itself
+        ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8))  # learns the cost itself
         lat, used = simulate(m * CAPACITY_8, n, rng, ctrl=ctrl)
         assert p99(lat) <= TARGET, (m, p99(lat))
         mean_planes[m] = used[n // 5:].mean()
     assert mean_planes[0.5] > 7.5
     assert mean_planes[0.5] > mean_planes[1.5] > mean_planes[2.0] > mean_planes[3.0]
     # A floor is kept even when it breaks the SLO.
-    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel())
+    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8))
     _, used = simulate(3.0 * CAPACITY_8, 2000, rng, ctrl=ctrl, min_planes=6)
     assert used.min() == 6
 
 
 def test_simulated_load_precision_comes_back_when_load_falls(rng):
-    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel())
+    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8))
     _, high = simulate(2.5 * CAPACITY_8, 3000, rng, ctrl=ctrl)
     _, low = simulate(0.3 * CAPACITY_8, 3000, rng, ctrl=ctrl)
     assert high[1000:].mean() < 6
@@ -158,7 +223,7 @@ def test_server_lowers_planes_under_a_burst_and_restores_them(rng):
     app = create_app(digits, ServeConfig(calibrate=False, max_batch=16, slo_p99_ms=100,
                                          admission="queue"))
     server = app.state.server
-    server.controller.cost = CostModel(FIXED, 1e-4)
+    server.controller.cost = CostModel.linear(8, FIXED, 1e-4)
     real = server.batcher.forward_batched
 
     def slow(x, cp, ab):
@@ -208,32 +273,14 @@ def test_server_lowers_planes_under_a_burst_and_restores_them(rng):
         np.testing.assert_array_equal(np.array(y, np.float32), digits.forward(x, p, 8)[0])
 
 
-def test_cost_model_separates_rows_from_planes():
-    cost = CostModel(fixed=1e-3, per_unit=1e-3)  # a wrong prior, no per-row term
-    for rows, planes in ((16, 8), (16, 1), (64, 4), (8, 2), (64, 8), (32, 1), (1, 8)):
-        cost.observe(rows, rows * planes, 2e-4 + 3e-4 * rows + 1e-5 * rows * planes)
-    assert cost.fixed == pytest.approx(2e-4, rel=1e-6)
-    assert cost.per_row == pytest.approx(3e-4, rel=1e-6)
-    assert cost.per_unit == pytest.approx(1e-5, rel=1e-6)
-    assert cost.plane_share(8) == pytest.approx(8e-5 / 3.8e-4)
-    # Batches all at one plane count cannot separate the terms: the split is
-    # kept (here from the calibration) and the scale refit (the cost doubled).
-    cost = CostModel(fixed=2e-4, per_unit=1e-5, per_row=3e-4)
-    for rows in (4, 16, 64, 8, 32, 64, 16, 4) * 8:
-        cost.observe(rows, 8 * rows, 2e-4 + 2 * (3e-4 * rows + 1e-5 * 8 * rows))
-    assert cost.per_row == pytest.approx(6e-4, rel=1e-3)
-    assert cost.per_unit == pytest.approx(2e-5, rel=1e-3)
-    assert cost.fixed == pytest.approx(2e-4, rel=1e-2)
-    with pytest.raises(ValueError):
-        CostModel(per_row=-1.0)
-
-
 def test_planes_that_buy_nothing_are_kept():
     # Cost per row that hardly depends on the plane count (the batched code
     # kernel): when nothing fits, lowering planes would not bring latency
     # back, so the controller keeps them; with cost in the planes it lowers.
-    flat = SLOController(8, TARGET, MAX_BATCH, CostModel(FIXED, 1e-7, per_row=PER_UNIT * 8))
+    flat = SLOController(8, TARGET, MAX_BATCH,
+                         CostModel.linear(8, FIXED, 1e-7, per_row=PER_UNIT * 8))
     steep = controller()
+    assert flat.ladder() == [8] and steep.ladder() == list(range(8, 0, -1))
     for q in (200, 400, 1000):
         assert flat.decide(q).planes == 8
         assert steep.decide(q).planes == 1
@@ -253,25 +300,14 @@ def test_simulated_overload_on_a_plane_insensitive_cost_keeps_precision(rng):
     precision for nothing; it serves as fixed 8 planes does."""
     per_row, per_unit = PER_UNIT * 8, 1e-7
     cap = MAX_BATCH / (FIXED + MAX_BATCH * (per_row + 8 * per_unit))
-    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel(FIXED, per_unit=1e-5))  # wrong prior
+    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8, FIXED, per_unit=1e-5))  # wrong prior
     _, used = simulate(2.0 * cap, 4000, rng, ctrl=ctrl, per_row=per_row, per_unit=per_unit)
-    # Once the fit has separated the terms (mixed-plane batches while the
-    # prior still believed in planes), precision comes back to 8 and stays.
+    # Once the table has learned the counts the prior made look cheap,
+    # precision comes back to 8 and stays.
     assert used[-1000:].mean() > 7.5, used[-1000:].mean()
-    assert ctrl.cost.per_row == pytest.approx(per_row, rel=0.05)
-
-
-def test_cost_model_separates_plane_count_groups():
-    cost = CostModel(fixed=1e-3, per_unit=1e-3)
-    for rows, planes, groups in ((16, 8, 1), (16, 1, 3), (64, 4, 8), (8, 2, 2), (64, 8, 5),
-                                 (32, 1, 1), (1, 8, 1), (24, 3, 6)):
-        cost.observe(rows, rows * planes, 2e-4 + 3e-4 * rows + 1e-5 * rows * planes
-                     + 2e-3 * (groups - 1), groups)
-    assert cost.per_group == pytest.approx(2e-3, rel=1e-6)
-    assert cost.per_row == pytest.approx(3e-4, rel=1e-6)
-    assert cost.per_unit == pytest.approx(1e-5, rel=1e-6)
-    assert cost.fixed == pytest.approx(2e-4, rel=1e-6)
-    assert cost.predict(80, 10, 3) == pytest.approx(2e-4 + 3e-3 + 8e-4 + 4e-3)
+    assert ctrl.cost.batch(8, 1) - ctrl.cost.batch(8, 0) == pytest.approx(per_row + 8 * per_unit,
+                                                                         rel=0.05)
+    assert ctrl.ladder() == [8]
 
 
 def test_simulated_mixed_batches_do_not_read_as_a_cost_of_planes():
@@ -285,20 +321,10 @@ def test_simulated_mixed_batches_do_not_read_as_a_cost_of_planes():
     per_row, per_unit, per_group = PER_UNIT * 8, 1e-7, 7e-4
     cap = MAX_BATCH / (FIXED + MAX_BATCH * (per_row + 8 * per_unit))
     for seed in range(5):
-        ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel(FIXED, per_unit=1e-5))  # wrong prior
+        ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8, FIXED, per_unit=1e-5))  # wrong prior
         _, used = simulate(2.0 * cap, 4000, np.random.default_rng(seed), ctrl=ctrl,
                            per_row=per_row, per_unit=per_unit, per_group=per_group)
         assert used[-1000:].mean() > 7.5, (seed, used[-1000:].mean())
-
-
-def test_cost_model_keeps_a_calibrated_split():
-    # fit_split=False (the server after calibration): served batches only
-    # rescale the model, whatever they seem to say about the split.
-    cost = CostModel(fixed=2e-4, per_unit=1e-6, per_row=4e-4, per_group=7e-4, fit_split=False)
-    for rows, planes, groups in ((16, 8, 1), (16, 1, 3), (64, 4, 8), (8, 2, 2), (64, 8, 5)) * 4:
-        cost.observe(rows, rows * planes, 2 * (2e-4 + 5e-5 * rows * planes), groups)
-    assert cost.per_group == 7e-4
-    assert cost.per_unit / cost.per_row == pytest.approx(1e-6 / 4e-4)
 
 
 # -- the price of accuracy and admission ------------------------------------
@@ -349,7 +375,7 @@ def simulate_admission(rate, n, rng, ctrl, *, planes=None, per_row=0.0, per_unit
             service = (FIXED + per_row * len(in_service) + per_unit * units
                        + per_group * (groups - 1))
             busy_until = now + service
-            ctrl.cost.observe(len(in_service), units, service, groups)
+            ctrl.cost.observe(len(in_service), max(used[j] for j in in_service), service, groups)
     return latency, used
 
 
@@ -384,7 +410,7 @@ def test_operating_point_prices_accuracy():
         op = steep.operating_point(1, 8, rate)
         assert steep.goodput(op, rate) >= 0.95 * best
         assert all(steep.goodput(p, rate) < 0.95 * best for p in range(op + 1, 9))
-    flat = SLOController(8, TARGET, MAX_BATCH, CostModel(FIXED, 1e-7, per_row=PER_UNIT * 8),
+    flat = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8, FIXED, 1e-7, per_row=PER_UNIT * 8),
                          metric=METRIC)
     assert all(flat.operating_point(1, 8, m * cap8) == 8 for m in (0.5, 2, 10))
     blind = controller()  # no metric: latency alone decides
@@ -415,7 +441,7 @@ def test_admission_refuses_what_the_floor_cannot_serve():
     assert not c.decide(q - 1, 1, 8).admitted  # min_planes 8: its own floor
     # A request alone is always admitted, even when predicted over: refusing
     # it helps no one, and serving it lets the cost model learn.
-    slow = SLOController(8, TARGET, MAX_BATCH, CostModel(fixed=1.0, per_unit=1e-3))
+    slow = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8, fixed=1.0, per_unit=1e-3))
     assert slow.admits(0, 4, 8) == (True, slow.predict(0, 4, 8))
     assert not slow.admits(1, 4, 8)[0] and slow.decide(0, 4).admitted
 
@@ -442,9 +468,9 @@ def test_simulated_overload_with_admission(kind, rng):
     def fresh():
         c = costs
         return SLOController(8, TARGET, MAX_BATCH,
-                             CostModel(FIXED, per_unit=max(c["per_unit"], 1e-9),
-                                       per_row=c["per_row"], per_group=c["per_group"],
-                                       fit_split=False), metric=METRIC,
+                             CostModel.linear(8, FIXED, per_unit=max(c["per_unit"], 1e-9),
+                                              per_row=c["per_row"], per_extra=c["per_group"]),
+                             metric=METRIC,
                              rate_tau_s=0.05)  # 4000 arrivals last 0.6-3.3 s here
 
     def p99(lat):
@@ -495,7 +521,7 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     digits = load("digits")
     app = create_app(digits, ServeConfig(calibrate=False, max_batch=16, slo_p99_ms=100))
     server = app.state.server
-    server.controller.cost = CostModel(FIXED, 1e-4)
+    server.controller.cost = CostModel.linear(8, FIXED, 1e-4)
     real = server.batcher.forward_batched
 
     def slow(x, cp, ab):
@@ -537,7 +563,11 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     assert ctl["admission"] == "slo" and ctl["slo_p99_ms"] == 100
     per = {int(p): v for p, v in ctl["metric"]["per_planes"].items()}
     assert sorted(per) == list(range(1, 9)) and per[8] > 0.9 and per[1] < per[8]
-    assert ctl["cost_seconds"]["per_row_plane"] > 0  # refit from the served batches
+    table = ctl["cost_seconds"]["per_planes"]
+    assert sorted(table, key=int) == [str(p) for p in range(1, 9)]  # JSON keys
+    assert table["8"]["full_batch"] > 0  # refit from the served batches
+    assert ctl["ladder_planes"][0] == 8
+    assert 'bitplane_cost_batch_seconds{model="digits",planes="8"}' in metrics
     assert ctl["arrival_rows_per_s"] > 0
     assert f'bitplane_rejected_total{{model="digits",reason="slo"}} {len(shed)}.0' in metrics
     assert 'bitplane_model_metric{model="digits",planes="8"}' in metrics
@@ -604,7 +634,7 @@ def simulate_closed_loop(users, n, ctrl, *, planes=8, retry_s=1e-3):
             in_service = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
             service = FIXED + PER_UNIT * planes * len(in_service)
             busy_until = now + service
-            ctrl.cost.observe(len(in_service), planes * len(in_service), service)
+            ctrl.cost.observe(len(in_service), planes, service)
     return np.array(latency), np.array(refused)
 
 
