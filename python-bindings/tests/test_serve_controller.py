@@ -305,8 +305,9 @@ def test_simulated_overload_on_a_plane_insensitive_cost_keeps_precision(rng):
     # Once the table has learned the counts the prior made look cheap,
     # precision comes back to 8 and stays.
     assert used[-1000:].mean() > 7.5, used[-1000:].mean()
-    assert ctrl.cost.batch(8, 1) - ctrl.cost.batch(8, 0) == pytest.approx(per_row + 8 * per_unit,
-                                                                         rel=0.05)
+    # (full batches at 8 planes: their cost, not its split, is measured)
+    assert ctrl.row_cost(8) == pytest.approx(FIXED / MAX_BATCH + per_row + 8 * per_unit,
+                                             rel=0.05)
     assert ctrl.ladder() == [8]
 
 
@@ -335,23 +336,25 @@ METRIC = {1: 0.30, 2: 0.80, 3: 0.95, 4: 0.975, 5: 0.98, 6: 0.98, 7: 0.981, 8: 0.
 
 
 def simulate_admission(rate, n, rng, ctrl, *, planes=None, per_row=0.0, per_unit=PER_UNIT,
-                       per_group=0.0, admission=True):
+                       per_group=0.0, admission=True, service=None, max_batch=MAX_BATCH,
+                       min_planes=1):
     """As simulate(), with the server's admission: every arrival is counted
     in the controller's arrival rate; an auto request (planes None) takes
     the controller's decision, a fixed one its planes; either is refused
-    when not admitted (latency NaN, planes 0)."""
+    when not admitted (latency NaN, planes 0). `service`: a batch's plane
+    counts -> its seconds, instead of the cost above."""
     arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
     queue, in_service = deque(), []
     busy_until, i = 0.0, 0
     latency, used = np.full(n, np.nan), np.zeros(n, int)
-    predicted = np.zeros(n)
+    predicted, made_with = np.zeros(n), np.ones(n)
     while i < n or queue or in_service:
         next_arrival = arrivals[i] if i < n else math.inf
         if in_service and busy_until <= next_arrival:
             now = busy_until
             for j in in_service:
                 latency[j] = now - arrivals[j]
-                ctrl.observe_latency(latency[j], predicted[j])
+                ctrl.observe_latency(latency[j], predicted[j], made_with[j])
             in_service = []
         else:
             now = next_arrival
@@ -359,23 +362,26 @@ def simulate_admission(rate, n, rng, ctrl, *, planes=None, per_row=0.0, per_unit
             waiting = list(queue) + in_service
             units = float(sum(used[j] for j in waiting))
             if planes is None:
-                d = ctrl.decide(len(waiting), 1, 1, queued_units=units, now=now)
+                d = ctrl.decide(len(waiting), 1, min_planes, queued_units=units, now=now)
                 p, ok, t = d.planes, d.admitted, d.predicted_s
             else:
                 p = planes
                 ok, t = ctrl.admits(len(waiting), 1, planes, units)
             if ok or not admission:
-                used[i], predicted[i] = p, t
+                used[i], predicted[i], made_with[i] = p, t, ctrl.correction
                 queue.append(i)
             i += 1
         if not in_service and queue:
-            in_service = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
+            in_service = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
             units = int(sum(used[j] for j in in_service))
             groups = len({int(used[j]) for j in in_service})
-            service = (FIXED + per_row * len(in_service) + per_unit * units
-                       + per_group * (groups - 1))
-            busy_until = now + service
-            ctrl.cost.observe(len(in_service), max(used[j] for j in in_service), service, groups)
+            if service is None:
+                seconds = (FIXED + per_row * len(in_service) + per_unit * units
+                           + per_group * (groups - 1))
+            else:
+                seconds = service([int(used[j]) for j in in_service])
+            busy_until = now + seconds
+            ctrl.cost.observe(len(in_service), max(used[j] for j in in_service), seconds, groups)
     return latency, used
 
 
@@ -614,9 +620,9 @@ def simulate_closed_loop(users, n, ctrl, *, planes=8, retry_s=1e-3):
         next_send = sends[0][0] if sends and sent < n else math.inf
         if in_service and busy_until <= next_send:
             now = busy_until
-            for user, t0, predicted in in_service:
+            for user, t0, predicted, made_with in in_service:
                 latency.append(now - t0)
-                ctrl.observe_latency(now - t0, predicted)
+                ctrl.observe_latency(now - t0, predicted, made_with)
                 heapq.heappush(sends, (now, user))
             in_service = []
         else:
@@ -627,7 +633,7 @@ def simulate_closed_loop(users, n, ctrl, *, planes=8, retry_s=1e-3):
                                 float(planes * (len(queue) + len(in_service))))
             refused.append(not ok)
             if ok:
-                queue.append((user, now, t))
+                queue.append((user, now, t, ctrl.correction))
             else:
                 heapq.heappush(sends, (now + retry_s, user))
         if not in_service and queue:
@@ -651,10 +657,14 @@ def test_admission_does_not_shed_where_fixed_8_meets_the_slo(rng):
     assert np.percentile(lat[1000:], 99) <= TARGET  # no admission: within the SLO
     ctrl = controller()
     assert ctrl.predict(users - 1, 1, 8) > 0.7 * TARGET  # the old limit would refuse
-    lat, refused = simulate_closed_loop(users, 6000, ctrl)
+    lat, refused = simulate_closed_loop(users, 8000, ctrl)
     # Past the start (the prior headroom, a correction learned from the
-    # users' ramp), nothing is refused and the p99 holds.
-    assert not refused[-3000:].any() and np.percentile(lat[-3000:], 99) <= TARGET
+    # users' ramp), nothing is refused and the p99 holds. The ramp's
+    # requests (1.2x their predictions) leave the correction's window in
+    # about 330 completions, which with the refused users retrying every
+    # millisecond is the first 3000 sends.
+    assert refused[:3000].any()
+    assert not refused[-4000:].any() and np.percentile(lat[-3000:], 99) <= TARGET
     assert ctrl.headroom > 0.9 and ctrl.correction < 1.1  # predictions hold
     # Poisson arrivals below the 8-plane capacity, fixed 8 within the target
     # without admission: with it, almost none refused. Not none: a rare burst

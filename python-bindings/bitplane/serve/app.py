@@ -236,6 +236,7 @@ class Server:
         else:
             planes = floor = p.planes
             admitted, predicted = ctrl.admits(queued, rows, planes, queued_units)
+        correction = ctrl.correction  # what `predicted` was made with
         if self.config.admission == "slo" and not admitted:
             at_floor = ctrl.predict(queued, rows, floor, queued_units)
             raise Overloaded(
@@ -252,7 +253,7 @@ class Server:
             params["layer_planes"] = layer_planes(m.plan, planes)
         out, header_len = encode_infer(m.name, req, result.y, params)
         total = time.monotonic() - start
-        self.controller.observe_latency(total, predicted)
+        self.controller.observe_latency(total, predicted, correction)
         mt, name = self.metrics, m.name
         mt.of(mt.latency, name, str(planes)).observe(total)
         mt.of(mt.queue_time, name).observe(result.queue_s)

@@ -553,10 +553,11 @@ class SLOController:
         # that the average does not show yet).
         rate = max(self.arrival_rate(now), (queued_rows + rows) / limit)
         ceiling = max(self.ceiling, min_planes)
-        # Without a metric there is no price: the ceiling, and latency
-        # alone decides below it.
-        operating = (self.operating_point(min_planes, ceiling, rate)
-                     if self.metric is not None else self.snap(ceiling))
+        # Without a metric every count is priced alike: the operating point
+        # is then the most planes whose capacity serves the demand (within
+        # `futile`), so that an overload is served in batches of one count
+        # rather than mixing counts, which cost the largest one's.
+        operating = self.operating_point(min_planes, ceiling, rate)
         # With a metric, no count below the one that serves the most correct
         # answers per second at any load: a count lower still loses more
         # accuracy than its throughput is worth, so it is never chosen, and
@@ -573,17 +574,8 @@ class SLOController:
             if t <= limit:
                 chosen, predicted = p, t
                 break
-        if chosen is None and self.metric is not None:
+        if chosen is None:
             chosen = operating
-            predicted = self.predict(queued_rows, rows, chosen, queued_units)
-        elif chosen is None:
-            floor_t = self.predict(queued_rows, rows, floor)
-            chosen = floor
-            for p in rungs[:-1]:
-                t = self.predict(queued_rows, rows, p)
-                if t - floor_t <= self.futile * t:
-                    chosen = p
-                    break
             predicted = self.predict(queued_rows, rows, chosen, queued_units)
         # Admission is judged against the SLO itself (a tighter deadline
         # is the batcher's 504 when it passes).
@@ -592,15 +584,24 @@ class SLOController:
                              admitted, floor)
         return self.last
 
-    def observe_latency(self, seconds: float, predicted_s: Optional[float] = None) -> None:
+    def observe_latency(self, seconds: float, predicted_s: Optional[float] = None,
+                        correction: Optional[float] = None) -> None:
         """Feed one finished request's latency; adjusts the feedback ceiling.
         With the latency predicted for it (``predict``, correction included),
         also the correction (the sum of measured over the sum of uncorrected
         predicted latencies of the recent requests, within 0.5..4) and the
-        measured headroom (the p99 of measured minus predicted)."""
+        measured headroom (the p99 of measured minus predicted).
+
+        correction: the correction the prediction was made with (the current
+        one when None). A request finishes a queue's wait after it was
+        predicted, and the correction has moved meanwhile: dividing by the
+        current one fed the correction back into itself, which at a 100-batch
+        SLO swung it between its bounds (0.5 and 4) in simulation while the
+        uncorrected predictions were within 2 % of the measured latencies."""
         if predicted_s is not None and predicted_s > 0 and math.isfinite(seconds):
             self._overruns.append(seconds - predicted_s)
-            pair = (float(seconds), predicted_s / self.correction)
+            made_with = self.correction if correction is None else correction
+            pair = (float(seconds), predicted_s / made_with)
             if len(self._pairs) == self._pairs.maxlen:
                 old = self._pairs[0]
                 self._measured_sum -= old[0]
