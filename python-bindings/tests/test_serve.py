@@ -418,7 +418,8 @@ def test_batcher_inline_small_batches(digits, rng):
     async def run(inline_max_s):
         # Predicted cost: 1 ms per row-plane, so 1-row requests at planes 1..2
         # (<= 2 ms) run inline and planes 3..8 do not.
-        b = Batcher(forward, max_batch=1, predict_s=lambda rows, planes, groups: 1e-3 * rows * planes,
+        b = Batcher(forward, max_batch=1,
+                    predict_s=lambda rows, planes, groups: 1e-3 * rows * planes,
                     inline_max_s=inline_max_s)
         xs = [gauss(rng, (1, 64)) for _ in range(8)]
         res = [await b.submit(x, p, 8) for x, p in zip(xs, range(1, 9))]

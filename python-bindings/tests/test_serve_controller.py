@@ -300,7 +300,8 @@ def test_simulated_overload_on_a_plane_insensitive_cost_keeps_precision(rng):
     precision for nothing; it serves as fixed 8 planes does."""
     per_row, per_unit = PER_UNIT * 8, 1e-7
     cap = MAX_BATCH / (FIXED + MAX_BATCH * (per_row + 8 * per_unit))
-    ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8, FIXED, per_unit=1e-5))  # wrong prior
+    wrong = CostModel.linear(8, FIXED, per_unit=1e-5)  # a prior that believes in planes
+    ctrl = SLOController(8, TARGET, MAX_BATCH, wrong)
     _, used = simulate(2.0 * cap, 4000, rng, ctrl=ctrl, per_row=per_row, per_unit=per_unit)
     # Once the table has learned the counts the prior made look cheap,
     # precision comes back to 8 and stays.
@@ -317,12 +318,14 @@ def test_simulated_mixed_batches_do_not_read_as_a_cost_of_planes():
     1.7x a row), almost nothing per plane: a fit in rows and units alone
     reads the mixed batches that lowering some requests' planes makes as a
     cost of planes and can stay low (seed 0 of these stayed at 4 planes
-    without the plane-count term). Fixed seeds: the failure is not in
-    every run."""
+    without the plane-count term). The cost table fits mixed batches only
+    into its extra-count term, never into a count's line. Fixed seeds: the
+    failure was not in every run."""
     per_row, per_unit, per_group = PER_UNIT * 8, 1e-7, 7e-4
     cap = MAX_BATCH / (FIXED + MAX_BATCH * (per_row + 8 * per_unit))
     for seed in range(5):
-        ctrl = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8, FIXED, per_unit=1e-5))  # wrong prior
+        wrong = CostModel.linear(8, FIXED, per_unit=1e-5)  # a prior that believes in planes
+        ctrl = SLOController(8, TARGET, MAX_BATCH, wrong)
         _, used = simulate(2.0 * cap, 4000, np.random.default_rng(seed), ctrl=ctrl,
                            per_row=per_row, per_unit=per_unit, per_group=per_group)
         assert used[-1000:].mean() > 7.5, (seed, used[-1000:].mean())
@@ -416,7 +419,8 @@ def test_operating_point_prices_accuracy():
         op = steep.operating_point(1, 8, rate)
         assert steep.goodput(op, rate) >= 0.95 * best
         assert all(steep.goodput(p, rate) < 0.95 * best for p in range(op + 1, 9))
-    flat = SLOController(8, TARGET, MAX_BATCH, CostModel.linear(8, FIXED, 1e-7, per_row=PER_UNIT * 8),
+    flat = SLOController(8, TARGET, MAX_BATCH,
+                         CostModel.linear(8, FIXED, 1e-7, per_row=PER_UNIT * 8),
                          metric=METRIC)
     assert all(flat.operating_point(1, 8, m * cap8) == 8 for m in (0.5, 2, 10))
     blind = controller()  # no metric: latency alone decides

@@ -67,11 +67,13 @@ class CostModel:
     batched kernel unpacks weight tiles once at the longest code and masks
     the shorter columns (docs/kernels.md), and a mixed batch may go to a
     different kernel than a uniform one; ``per_extra`` is fit from measured
-    mixed batches, whatever sign the residual has it is not below 0.
+    mixed batches and is never below 0.
 
-    Seeded by a calibration (:meth:`SLOController` users pass the start-up
-    timings; :meth:`linear` builds a table from a slope, for priors and
-    tests). ``observe`` refreshes it from served batches, O(1) per batch:
+    Seeded by a calibration (the server times the served model at every
+    count at start-up; :meth:`linear` builds a table from a slope, for a
+    prior and the tests' linear profiles). ``observe`` refreshes it from
+    served batches, O(1) per batch (the table itself is rebuilt lazily,
+    O(k), at most once per batch):
 
     * a uniform batch at ``p`` goes into that count's window (the last
       ``window`` such batches, as running sums); when the window's batch
