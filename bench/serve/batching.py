@@ -76,7 +76,8 @@ def inproc(opts):
 
     async def batched():
         b = Batcher(m.forward_batched, max_batch=64, max_queue_rows=1024,
-                    predict_s=lambda rows, units: cost.predict(units, rows), inline_max_s=inline_s)
+                    predict_s=lambda rows, planes, groups: cost.batch(planes, rows, groups),
+                    inline_max_s=inline_s)
         done = [0]
         stop = time.monotonic() + opts.duration
 

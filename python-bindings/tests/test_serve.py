@@ -418,7 +418,8 @@ def test_batcher_inline_small_batches(digits, rng):
     async def run(inline_max_s):
         # Predicted cost: 1 ms per row-plane, so 1-row requests at planes 1..2
         # (<= 2 ms) run inline and planes 3..8 do not.
-        b = Batcher(forward, max_batch=1, predict_s=lambda rows, units: 1e-3 * units,
+        b = Batcher(forward, max_batch=1,
+                    predict_s=lambda rows, planes, groups: 1e-3 * rows * planes,
                     inline_max_s=inline_max_s)
         xs = [gauss(rng, (1, 64)) for _ in range(8)]
         res = [await b.submit(x, p, 8) for x, p in zip(xs, range(1, 9))]
@@ -448,7 +449,7 @@ def test_batcher_times_compute_where_it_runs(digits, rng):
 
     seen = []
     b = Batcher(digits.forward_batched, max_batch=4,
-                on_batch=lambda rows, units, s, groups: seen.append(s))
+                on_batch=lambda rows, planes, groups, s: seen.append(s))
     b._executor = SlowStart(max_workers=1)
     x = gauss(rng, (1, 64))
 
@@ -563,7 +564,9 @@ def test_metrics_endpoint(server, rng):
                  'bitplane_planes_chosen_total{mode="fixed",model="digits",planes="2"}',
                  'bitplane_planes_chosen_total{mode="auto"', "bitplane_batch_rows_bucket",
                  "bitplane_queue_depth_rows", "bitplane_controller_planes",
-                 "bitplane_controller_ceiling_planes", "bitplane_cost_seconds_per_row_plane",
+                 "bitplane_controller_ceiling_planes",
+                 'bitplane_cost_batch_seconds{model="digits",planes="3"}',
+                 "bitplane_cost_extra_count_seconds",
                  'bitplane_rejected_total{model="digits",reason="bad_request"}'):
         assert name in text, name
 

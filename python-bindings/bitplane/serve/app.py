@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import orjson
@@ -63,48 +63,42 @@ class ServeConfig:
     metric_rows: int = 512  # held-out rows that price accuracy per plane count (0: none)
 
 
-def _calibrate(model: LinearStackModel, max_batch: int) -> CostModel:
-    """Seed the cost model with timed batched calls (median of 5 each): 1 row
-    and max_batch rows at full planes, max_batch rows at 1 plane, and
-    max_batch rows over planes 1..k, which give the per-batch, per-row,
-    per-row-plane and per-plane-count costs. The server then refits only
-    the scale: served batches confound the plane counts with the machine's
-    load (auto lowers planes when latency is high), a controlled
-    back-to-back comparison does not."""
+def _calibrate(model: LinearStackModel, max_batch: int, reps: int = 5) -> CostModel:
+    """Seed the cost table by timing the served model: uniform batches at
+    every plane count 1..k of 1 row and of max_batch rows (the two points of
+    each count's line, fixed + per_row * rows), and one max_batch batch over
+    planes 1..k (what a further plane count costs in a mixed batch over the
+    uniform batch at its largest count). Each call once to warm up, then
+    `reps` interleaved rounds of all of them (a change in the machine's
+    load hits every count alike), medians. The server then refreshes the
+    table from the batches it serves (CostModel.observe)."""
     rng = np.random.default_rng(0)
-    k = model.bits
-
-    def timed(rows: int, cp) -> float:
-        x = rng.standard_normal((rows, model.in_features), dtype=np.float32)
+    k, b = model.bits, max_batch
+    x1 = rng.standard_normal((1, model.in_features), dtype=np.float32)
+    xb = rng.standard_normal((b, model.in_features), dtype=np.float32)
+    mixed = [1 + i % k for i in range(b)]
+    calls = [(x1, [p]) for p in range(1, k + 1)]
+    if b > 1:
+        calls += [(xb, [p] * b) for p in range(1, k + 1)]
+        if k > 1:
+            calls.append((xb, mixed))
+    for x, cp in calls:
         model.forward_batched(x, cp, 8)  # warm-up
-        times = []
-        for _ in range(5):
+    times: List[List[float]] = [[] for _ in calls]
+    for _ in range(reps):
+        for i, (x, cp) in enumerate(calls):
             t = time.perf_counter()
             model.forward_batched(x, cp, 8)
-            times.append(time.perf_counter() - t)
-        return float(np.median(times))
-
-    t1 = timed(1, [k])
-    if max_batch == 1:
-        return CostModel(fixed=0.0, per_unit=max(t1 / k, 1e-9), fit_split=False)
-    b = max_batch
-    tb, tb1 = timed(b, [k] * b), timed(b, [1] * b)
-    mixed = [1 + i % k for i in range(b)]
-    tmix = timed(b, mixed)
-    # tb - tb1 = per_unit * b * (k - 1); tb - t1 = (b - 1) * (per_row + k * per_unit)
-    per_unit = max((tb - tb1) / (b * (k - 1)), 1e-9) if k > 1 else 0.0
-    per_row_all = max((tb - t1) / (b - 1), 1e-9)
-    if k == 1:
-        per_unit, per_row = per_row_all, 0.0
-    else:
-        per_unit = min(per_unit, per_row_all / k)
-        per_row = per_row_all - k * per_unit
-    fixed = max(t1 - per_row - k * per_unit, 0.0)
+            times[i].append(time.perf_counter() - t)
+    med = [max(float(np.median(t)), 1e-9) for t in times]
+    if b == 1:
+        return CostModel([0.0] * k, med[:k])
+    t1, tb = med[:k], med[k:2 * k]
+    per_row = [max((hi - lo) / (b - 1), 0.0) for lo, hi in zip(t1, tb)]
+    fixed = [max(lo - r, 0.0) for lo, r in zip(t1, per_row)]
     groups = len(set(mixed))
-    uniform = fixed + per_row * b + per_unit * sum(mixed)
-    per_group = max((tmix - uniform) / (groups - 1), 0.0) if groups > 1 else 0.0
-    return CostModel(fixed=fixed, per_unit=max(per_unit, 1e-9), per_row=per_row,
-                     per_group=per_group, fit_split=False)
+    per_extra = max((med[-1] - tb[k - 1]) / (groups - 1), 0.0) if k > 1 else 0.0
+    return CostModel(fixed, per_row, per_extra)
 
 
 def _measure_metric(model: LinearStackModel, rows: int, act_bits: int) -> Optional[dict]:
@@ -158,8 +152,12 @@ class Server:
         if config.metric_rows < 0:
             raise ValueError(f"--metric-rows must be >= 0, got {config.metric_rows}")
         self.batcher = self.controller = self.metric = None
+        self.calibration_s = 0.0  # seconds the cost table's start-up timing took
         if isinstance(model, LinearStackModel):
-            cost = _calibrate(model, config.max_batch) if config.calibrate else CostModel()
+            t = time.perf_counter()
+            cost = (_calibrate(model, config.max_batch) if config.calibrate
+                    else CostModel.linear(self.k))
+            self.calibration_s = time.perf_counter() - t
             self.metric = _measure_metric(model, config.metric_rows, self.default_act_bits)
             self.controller = SLOController(
                 self.k, config.slo_p99_ms / 1e3, config.max_batch, cost,
@@ -170,7 +168,7 @@ class Server:
                                    on_batch=self._on_batch, estimate_s=self._drain_estimate,
                                    predict_s=self._predict_batch,
                                    inline_max_s=config.inline_compute_ms / 1e3)
-            self.metrics.cost_per_unit.labels(model.name).set(cost.per_unit)
+            self.export_cost()
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
             for p, value in (self.metric["per_planes"].items() if self.metric else ()):
                 self.metrics.model_metric.labels(model.name, str(p)).set(value)
@@ -186,15 +184,22 @@ class Server:
         mt.of(mt.step_streams, self.model.name).observe(streams)
 
     # -- batcher callbacks -------------------------------------------------
-    def _on_batch(self, rows: int, units: int, compute_s: float, groups: int) -> None:
-        self.controller.cost.observe(rows, units, compute_s, groups)
+    def _on_batch(self, rows: int, planes: int, groups: int, compute_s: float) -> None:
+        self.controller.cost.observe(rows, planes, compute_s, groups)
         mt, name = self.metrics, self.model.name
         mt.of(mt.batch_rows, name).observe(rows)
         mt.of(mt.compute_time, name).observe(compute_s)
-        mt.of(mt.cost_per_unit, name).set(self.controller.cost.per_unit)
 
-    def _predict_batch(self, rows: int, units: int) -> float:
-        return self.controller.cost.predict(units, rows)
+    def _predict_batch(self, rows: int, planes: int, groups: int) -> float:
+        return self.controller.cost.batch(planes, rows, groups)
+
+    def export_cost(self) -> None:
+        """The cost table into the metrics (at start-up and on each scrape:
+        not per batch, which would set k gauges on the serving path)."""
+        mt, name, cost = self.metrics, self.model.name, self.controller.cost
+        for p, seconds in cost.table(self.config.max_batch).items():
+            mt.of(mt.cost_batch, name, str(p)).set(seconds)
+        mt.of(mt.cost_extra_count, name).set(cost.per_extra)
 
     def _drain_estimate(self, queued_rows: int) -> float:
         return self.controller.predict(queued_rows, 0, self.k)
@@ -231,6 +236,7 @@ class Server:
         else:
             planes = floor = p.planes
             admitted, predicted = ctrl.admits(queued, rows, planes, queued_units)
+        correction = ctrl.correction  # what `predicted` was made with
         if self.config.admission == "slo" and not admitted:
             at_floor = ctrl.predict(queued, rows, floor, queued_units)
             raise Overloaded(
@@ -247,7 +253,7 @@ class Server:
             params["layer_planes"] = layer_planes(m.plan, planes)
         out, header_len = encode_infer(m.name, req, result.y, params)
         total = time.monotonic() - start
-        self.controller.observe_latency(total, predicted)
+        self.controller.observe_latency(total, predicted, correction)
         mt, name = self.metrics, m.name
         mt.of(mt.latency, name, str(planes)).observe(total)
         mt.of(mt.queue_time, name).observe(result.queue_s)
@@ -285,11 +291,16 @@ class Server:
         cost = c.cost
         rate = c.arrival_rate(time.monotonic())
         last = c.last
+        table = {}
+        for p in range(1, self.k + 1):
+            fixed, per_row = cost.entry(p)
+            table[p] = {"per_batch": fixed, "per_row": per_row,
+                        "full_batch": fixed + per_row * self.config.max_batch}
         return {"slo_p99_ms": self.config.slo_p99_ms, "admission": self.config.admission,
                 "headroom": c.headroom, "metric": self.metric,
-                "cost_seconds": {"per_batch": cost.fixed, "per_row": cost.per_row,
-                                 "per_row_plane": cost.per_unit,
-                                 "per_extra_plane_count": cost.per_group},
+                "cost_seconds": {"per_planes": table, "per_extra_plane_count": cost.per_extra,
+                                 "calibration_s": self.calibration_s},
+                "ladder_planes": c.ladder(),
                 "arrival_rows_per_s": rate, "prediction_correction": c.correction,
                 "operating_planes": c.operating_point(1, max(c.ceiling, 1), rate),
                 "ceiling_planes": c.ceiling,
@@ -555,6 +566,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             mt.controller_operating.labels(name).set(state["operating_planes"])
             mt.prediction_correction.labels(name).set(state["prediction_correction"])
             mt.controller_headroom.labels(name).set(state["headroom"])
+            server.export_cost()
         return Response(generate_latest(mt.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -88,21 +88,22 @@ class Batcher:
             fewer than max_batch (0: take what is queued and go).
         max_queue_rows: rows allowed to wait; beyond that submit() raises
             Overloaded (503 with Retry-After).
-        on_batch: called after each call with (rows, units = sum of the rows'
-            planes, compute seconds, distinct plane counts in the batch), for
-            metrics and the cost model.
+        on_batch: called after each call with (rows, the largest plane count
+            in the batch, distinct plane counts in the batch, compute
+            seconds), for metrics and the cost model.
         estimate_s: rows queued -> seconds to drain them (for Retry-After).
-        predict_s: a batch's (rows, plane sum = units) -> its predicted
-            compute seconds, for the choice of thread.
+        predict_s: a batch's (rows, largest plane count, distinct plane
+            counts) -> its predicted compute seconds, for the choice of
+            thread.
         inline_max_s: batches predicted to take at most this long run on the
             event loop's thread (0: every batch goes to the worker thread).
     """
 
     def __init__(self, forward_batched: Callable, *, max_batch: int = 64,
                  max_wait_s: float = 0.0, max_queue_rows: int = 1024,
-                 on_batch: Optional[Callable[[int, int, float, int], None]] = None,
+                 on_batch: Optional[Callable[[int, int, int, float], None]] = None,
                  estimate_s: Optional[Callable[[int], float]] = None,
-                 predict_s: Optional[Callable[[int, int], float]] = None,
+                 predict_s: Optional[Callable[[int, int, int], float]] = None,
                  inline_max_s: float = 0.0):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -243,8 +244,9 @@ class Batcher:
         x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
         column_planes = [i.planes for i in items for _ in range(i.rows)]
         rows = x.shape[0]
-        units = sum(column_planes)
-        inline = self.inline_max_s > 0 and self.predict_s(rows, units) <= self.inline_max_s
+        top, groups = max(column_planes), len(set(column_planes))
+        inline = (self.inline_max_s > 0
+                  and self.predict_s(rows, top, groups) <= self.inline_max_s)
         start = time.monotonic()
         try:
             if inline:
@@ -261,7 +263,7 @@ class Batcher:
         finally:
             self.in_flight_rows -= rows
         if self.on_batch:
-            self.on_batch(rows, units, compute_s, len(set(column_planes)))
+            self.on_batch(rows, top, groups, compute_s)
         at = 0
         for i in items:
             if not i.future.done():

@@ -3,15 +3,13 @@
 Two parts, both free of the web stack so that a simulated load can drive
 them in tests:
 
-* :class:`CostModel` learns the compute time of one batched model call as
-  ``fixed + per_row * rows + per_unit * units + per_group * (counts - 1)``,
-  where ``units`` is the sum over the batch's rows of the planes each row
-  uses (a memory-bound product reads n weight slabs per row at n planes; a
-  batched kernel that unpacks weights once costs per row whatever the
-  planes) and ``counts`` the distinct plane counts in the batch (that
-  kernel unpacks the weights once per count). It is a least-squares fit
-  over a sliding window of measured batches, seeded by a calibration at
-  start-up that times full batches at full and at one plane.
+* :class:`CostModel` is a measured table: per plane count p, the compute
+  time of one batched model call of r rows all at p planes, ``fixed[p] +
+  per_row[p] * r``, and for a batch that mixes counts the cost at its
+  largest count plus ``per_extra`` per further count. Seeded at start-up by
+  timing the served model at every count (the server's calibration),
+  refreshed from the batches it serves (O(1) per batch). No slope in
+  planes is assumed: what a plane buys is whatever the kernels measure.
 
 * :class:`SLOController` predicts the latency of a new request at each plane
   count from the rows already queued ahead of it (the batcher serves them in
@@ -22,13 +20,14 @@ them in tests:
   metric(p)``, the served model's metric per plane count being the price of
   accuracy (measured at start-up on held-out data). Below the capacity of
   all planes that is all planes; beyond it, the count whose latency gain
-  best pays for the accuracy it loses, and never one that gains less than
-  ``futile`` over a higher count. A feedback ceiling on top follows the
-  measured p99 of recent requests: when the measured p99 is over the target
-  the ceiling drops one plane, when it is well under the ceiling rises one
-  plane again. None of them gives up planes that buy almost no latency (the
-  feed-forward judges it from the fit, the feedback from the share of the
-  cost that scales with planes). A request's ``min_planes`` is a hard floor.
+  best pays for the accuracy it loses. Only counts on the *ladder* are ever
+  chosen: all planes, then each next count whose full batch is at least
+  ``futile`` cheaper per row than the previous rung's (so on a kernel that
+  costs the same from 4 planes down to 2, 3 and 2 are skipped and the step
+  below 4 is 1). A feedback ceiling on top follows the measured p99 of
+  recent requests: when it is over the target the ceiling drops to the next
+  rung, when it is well under, it rises to the next rung. A request's
+  ``min_planes`` is a hard floor.
 
 * Admission: :meth:`SLOController.admits` says whether a request can meet
   the target at the lowest precision it allows, behind the queue as it is;
@@ -49,152 +48,232 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 
 __all__ = ["CostModel", "SLOController", "Decision"]
 
 
 class CostModel:
-    """Batch compute time as ``fixed + per_row * rows + per_unit * units +
-    per_group * (counts - 1)`` (seconds), ``units`` being the sum over the
-    batch's rows of their planes and ``counts`` the distinct plane counts.
+    """Batch compute time per plane count: a measured table.
 
-    Two per-row terms because kernels differ in what the plane count buys: a
-    memory-bound product at batch 1 reads n planes (time ~ units), while the
-    batched code kernel unpacks each weight tile once and then costs the
-    same per column at any plane count (time ~ rows; measured on a
-    1024-4096-4096-1024 stack: 0.5 ms per row at 1 and at 8 planes). A
-    model with only ``units`` would promise the controller an 8x saving from
-    1 plane that the kernel does not give. The same kernel unpacks the
-    weights once per distinct plane count in a batch, so a mixed batch costs
-    more than a uniform one of the same rows and units (on that stack, 16
-    rows at planes 1..8: 13.7 against 7.8 ms of CPU at 8 planes); without
-    the ``per_group`` term a fit reads that as a cost of planes.
+    For each plane count ``p`` in 1..k a batch of ``rows`` rows all at ``p``
+    planes costs ``fixed[p] + per_row[p] * rows`` seconds: what each count
+    costs as measured, with no assumption about how cost follows planes. (A
+    slope in planes, the earlier model, predicted 4 planes at half the
+    8-plane cost on a stack whose batch-4 calls cost the same from 4 planes
+    down to 2.) A batch mixing counts costs what a uniform batch at its
+    largest count costs plus ``per_extra`` for each further count: the
+    batched kernel unpacks weight tiles once at the longest code and masks
+    the shorter columns (docs/kernels.md), and a mixed batch may go to a
+    different kernel than a uniform one; ``per_extra`` is fit from measured
+    mixed batches and is never below 0.
 
-    ``observe(rows, units, seconds, counts)`` adds a measured batch; the fit is a
-    least squares over the last ``window`` batches, refreshed on every
-    observation from running sums (O(1) per batch, since it runs on the
-    serving path once per batch; the sums are recomputed exactly once per
-    window so that rounding does not accumulate). ``per_group`` is fit with
-    the others when the window separates all three, else held and taken
-    out. When the batches do not separate the two per-row terms (every row
-    at the same planes, so units is a multiple of rows, or one batch size
-    only), the split between them is
-    kept from before (the calibration measures it) and only their scale and
-    the intercept are refit.
+    Seeded by a calibration (the server times the served model at every
+    count at start-up; :meth:`linear` builds a table from a slope, for a
+    prior and the tests' linear profiles). ``observe`` refreshes it from
+    served batches, O(1) per batch (the table itself is rebuilt lazily,
+    O(k), at most once per batch):
+
+    * a uniform batch at ``p`` goes into that count's window (the last
+      ``window`` such batches, as running sums); when the window's batch
+      sizes spread, ``fixed[p]`` and ``per_row[p]`` are its least-squares
+      line, else (one size, as a server with full batches sees) the seeded
+      entry scaled by measured over seeded time;
+    * a mixed batch refits ``per_extra`` (measured minus the uniform cost at
+      its largest count, over the extra counts, summed over a window);
+    * a count with no batches of its own yet is its seed scaled by the
+      measured-over-seeded ratio of the nearest counts that have them
+      (interpolated between the one below and the one above; before any
+      uniform batch, of the last ``window`` batches): a machine slower than
+      at calibration is slower at every count, and a seed whose shape was
+      wrong is corrected locally (the ratio of a count far away, or of all
+      batches, let a simulated server with a slope-shaped seed on a flat
+      profile keep choosing counts that it had not measured yet as cheap).
+      A count keeps the fit of its last batches while it is not served: its
+      own measurement says more about it than other counts' ratios. A
+      change of the machine's load after that shows in the counts being
+      served and in the controller's correction, which scales every
+      prediction.
     """
 
-    def __init__(self, fixed: float = 1e-4, per_unit: float = 1e-5, window: int = 64,
-                 per_row: float = 0.0, per_group: float = 0.0, fit_split: bool = True):
-        """fit_split: refit how the cost splits between rows, planes and
-        plane counts from served batches (else only its scale and the
-        intercept; the split then stays as calibrated)."""
-        if fixed < 0 or per_unit <= 0 or per_row < 0 or per_group < 0:
-            raise ValueError("cost model needs fixed, per_row, per_group >= 0 and per_unit > 0")
-        self.fixed = float(fixed)
-        self.per_row = float(per_row)
-        self.per_unit = float(per_unit)
-        self.per_group = float(per_group)
-        self.fit_split = bool(fit_split)
-        self._samples: Deque[Tuple[float, float, float, float]] = deque(maxlen=window)
-        # sums of r, u, g, t, rr, uu, gg, ru, rg, ug, rt, ut, gt
-        self._sums = [0.0] * 13
+    def __init__(self, fixed: Sequence[float], per_row: Sequence[float], per_extra: float = 0.0,
+                 *, window: int = 32):
+        """fixed, per_row: seconds per batch and per row at plane counts
+        1..k (index p - 1); per_extra: seconds per extra plane count in a
+        batch."""
+        fixed, per_row = [float(v) for v in fixed], [float(v) for v in per_row]
+        if not fixed or len(fixed) != len(per_row):
+            raise ValueError("cost model needs fixed and per_row for every plane count 1..k")
+        if not all(math.isfinite(v) and v >= 0 for v in fixed + per_row + [per_extra]):
+            raise ValueError("cost model needs finite fixed, per_row, per_extra >= 0")
+        if not all(f + r > 0 for f, r in zip(fixed, per_row)):
+            raise ValueError("cost model needs a batch to cost more than 0 at every plane count")
+        if window < 2:
+            raise ValueError("cost model needs window >= 2")
+        self.max_planes = len(fixed)
+        self.seed_fixed, self.seed_row = fixed, per_row
+        self.seed_extra = float(per_extra)
+        self.per_extra = float(per_extra)
+        self.window = int(window)
+        self.batches = 0  # batches observed
+        self.version = 0  # bumped whenever a prediction may have changed
+        k = self.max_planes
+        # Per count: its last `window` uniform batches (rows, seconds) as the
+        # sums n, r, t, rr, rt, and its fit.
+        self._own = [_Window(self.window, _line_terms) for _ in range(k)]
+        self._own_fit: List[Optional[Tuple[float, float]]] = [None] * k
+        # All batches: (measured, seeded) seconds; mixed ones: (measured
+        # minus uniform at the largest count, extra counts).
+        self._all = _Window(self.window, _pair_terms)
+        self._mixed = _Window(self.window, _pair_terms)
+        self._table: List[Tuple[float, float]] = []
+        self._table_version = -1
+
+    @classmethod
+    def linear(cls, max_planes: int, fixed: float = 1e-4, per_unit: float = 1e-5,
+               per_row: float = 0.0, per_extra: float = 0.0, **kw) -> "CostModel":
+        """A table from a slope: ``fixed + (per_row + per_unit * p) * rows``
+        at p planes (a prior before anything is measured, and the tests'
+        linear profiles)."""
+        return cls([fixed] * max_planes, [per_row + per_unit * p for p in range(1, max_planes + 1)],
+                   per_extra, **kw)
+
+    # -- the table ----------------------------------------------------------
+    def entry(self, planes: int) -> Tuple[float, float]:
+        """(fixed, per_row) seconds of a uniform batch at `planes` now."""
+        if self._table_version != self.version:
+            self._table = self._build_table()
+            self._table_version = self.version
+        return self._table[planes - 1]
+
+    def _build_table(self) -> List[Tuple[float, float]]:
+        """Every count's entry: its own fit; else its seed scaled by the
+        measured-over-seeded ratio of the nearest counts that have batches
+        (interpolated between the one below and the one above); else, no
+        count with batches of its own yet, by the global scale. O(k), once
+        per change."""
+        k = self.max_planes
+        ratio: List[Optional[float]] = [None] * k
+        for i, own in enumerate(self._own):
+            if self._own_fit[i] is not None:
+                n, sr, st = own.sums[:3]
+                ratio[i] = st / (n * self.seed_fixed[i] + self.seed_row[i] * sr)
+        known = [i for i in range(k) if ratio[i] is not None]
+        out = []
+        for i in range(k):
+            if self._own_fit[i] is not None:
+                out.append(self._own_fit[i])
+                continue
+            below = max((j for j in known if j < i), default=None)
+            above = min((j for j in known if j > i), default=None)
+            if below is None and above is None:
+                s = self.scale()
+            elif below is None or above is None:
+                s = ratio[above if below is None else below]
+            else:
+                s = ratio[below] + (ratio[above] - ratio[below]) * (i - below) / (above - below)
+            out.append((self.seed_fixed[i] * s, self.seed_row[i] * s))
+        return out
+
+    def scale(self) -> float:
+        """Measured over seeded time of the last `window` batches (1 before any)."""
+        t, s = self._all.sums or (0.0, 0.0)
+        return t / s if s > 0 and t > 0 else 1.0
+
+    def batch(self, planes: float, rows: float, groups: int = 1) -> float:
+        """Seconds of a batch of `rows` rows whose largest plane count is
+        `planes`, in `groups` distinct counts. A fractional `planes` (a
+        queue's mean) interpolates between the neighbouring counts."""
+        p = min(max(planes, 1.0), float(self.max_planes))
+        lo = int(p)
+        f, r = self.entry(lo)
+        t = f + r * rows
+        if p > lo:
+            f2, r2 = self.entry(lo + 1)
+            t += (p - lo) * (f2 + r2 * rows - t)
+        return t + self.per_extra * (max(groups, 1) - 1)
+
+    def predict(self, rows: float, planes: float, groups: int = 1) -> float:
+        """The same as :meth:`batch` (the batcher's and the tests' name)."""
+        return self.batch(planes, rows, groups)
+
+    def table(self, rows: int) -> Dict[int, float]:
+        """Predicted seconds of a uniform batch of `rows` rows at every count."""
+        return {p: self.batch(p, rows) for p in range(1, self.max_planes + 1)}
+
+    # -- learning -------------------------------------------------------------
+    def observe(self, rows: float, planes: int, seconds: float, groups: int = 1) -> None:
+        """A measured batch of `rows` rows whose largest plane count is
+        `planes`, in `groups` distinct counts, that took `seconds`."""
+        if (rows <= 0 or not 1 <= planes <= self.max_planes or not math.isfinite(seconds)
+                or seconds <= 0):
+            return
+        i, rows, groups = int(planes) - 1, float(rows), max(int(groups), 1)
+        self.batches += 1
+        self.version += 1
+        seeded = (self.seed_fixed[i] + self.seed_row[i] * rows
+                  + self.seed_extra * (groups - 1))
+        self._all.push((seconds, seeded))
+        if groups > 1:
+            f, r = self.entry(i + 1)
+            self._mixed.push((seconds - f - r * rows, groups - 1.0))
+            extra, count = self._mixed.sums
+            self.per_extra = max(extra / count, 0.0)
+            return
+        own = self._own[i]
+        own.push((rows, seconds))
+        n, sr, st, srr, srt = own.sums
+        if n < 3:
+            self._own_fit[i] = None
+            return
+        mr, mt = sr / n, st / n
+        vrr = srr / n - mr * mr
+        if vrr > 0.01 * mr * mr:  # sizes spread: the line itself
+            b = (srt / n - mr * mt) / vrr
+            a = mt - b * mr
+            if b >= 0 and a >= 0:
+                self._own_fit[i] = (a, b)
+                return
+        # One size (or a line with a negative term): the seed's shape, scaled.
+        s = st / (n * self.seed_fixed[i] + self.seed_row[i] * sr)
+        self._own_fit[i] = (self.seed_fixed[i] * s, self.seed_row[i] * s)
+
+
+def _pair_terms(x: Tuple[float, float]) -> Tuple[float, float]:
+    return x
+
+
+def _line_terms(x: Tuple[float, float]) -> Tuple[float, ...]:
+    r, t = x
+    return (1.0, r, t, r * r, r * t)
+
+
+class _Window:
+    """The last `size` items and the sums of `terms(item)` over them: O(1)
+    per item on the serving path, recomputed exactly once per `size` items
+    so that rounding does not accumulate."""
+
+    def __init__(self, size: int, terms):
+        self.items: Deque = deque(maxlen=size)
+        self.terms = terms
+        self.sums: List[float] = []
         self._since_exact = 0
 
-    def predict(self, units: float, rows: float = 0.0, groups: int = 1) -> float:
-        return (self.fixed + self.per_group * (groups - 1) + self.per_row * rows
-                + self.per_unit * units)
-
-    def plane_share(self, planes: int) -> float:
-        """The part of a row's cost at `planes` planes that scales with the
-        plane count (0: planes buy nothing; 1: all of it)."""
-        per_row = self.per_row + self.per_unit * planes
-        return self.per_unit * planes / per_row if per_row > 0 else 0.0
-
-    @staticmethod
-    def _terms(r: float, u: float, g: float, t: float):
-        return (r, u, g, t, r * r, u * u, g * g, r * u, r * g, u * g, r * t, u * t, g * t)
-
-    def observe(self, rows: float, units: float, seconds: float, groups: int = 1) -> None:
-        """A measured batch: `rows` rows whose planes sum to `units`, in
-        `groups` distinct plane counts (the batched kernel unpacks the
-        weights once per count, a cost the plane sum does not carry)."""
-        if rows <= 0 or units <= 0 or not math.isfinite(seconds) or seconds < 0:
-            return
-        x = (float(rows), float(units), float(max(groups, 1) - 1), float(seconds))
-        s = self._sums
-        if len(self._samples) == self._samples.maxlen:
-            for i, v in enumerate(self._terms(*self._samples[0])):
-                s[i] -= v
-        self._samples.append(x)
-        for i, v in enumerate(self._terms(*x)):
-            s[i] += v
+    def push(self, item) -> None:
+        new = self.terms(item)
+        if not self.sums:
+            self.sums = [0.0] * len(new)
+        if len(self.items) == self.items.maxlen:
+            for j, v in enumerate(self.terms(self.items[0])):
+                self.sums[j] -= v
+        self.items.append(item)
+        for j, v in enumerate(new):
+            self.sums[j] += v
         self._since_exact += 1
-        if self._since_exact >= self._samples.maxlen:
+        if self._since_exact >= self.items.maxlen:
             self._since_exact = 0
-            self._sums = s = [sum(col) for col in zip(*(self._terms(*y) for y in self._samples))]
-        n = len(self._samples)
-        if n < 4:
-            return
-        mr, mu, mg, mt = s[0] / n, s[1] / n, s[2] / n, s[3] / n
-        vrr = s[4] / n - mr * mr
-        vuu = s[5] / n - mu * mu
-        vgg = s[6] / n - mg * mg
-        vru = s[7] / n - mr * mu
-        vrg = s[8] / n - mr * mg
-        vug = s[9] / n - mu * mg
-        vrt = s[10] / n - mr * mt
-        vut = s[11] / n - mu * mt
-        vgt = s[12] / n - mg * mt
-        # All three terms when the window separates them (the determinant of
-        # the correlation matrix of rows, units and plane counts clearly
-        # above 0) and the fit is physical.
-        if self.fit_split and vrr > 0 and vuu > 0 and vgg > 0:
-            det = (vrr * (vuu * vgg - vug * vug) - vru * (vru * vgg - vug * vrg)
-                   + vrg * (vru * vug - vuu * vrg))
-            if det > 0.01 * vrr * vuu * vgg:
-                b_r = (vrt * (vuu * vgg - vug * vug) - vru * (vut * vgg - vug * vgt)
-                       + vrg * (vut * vug - vuu * vgt)) / det
-                b_u = (vrr * (vut * vgg - vgt * vug) - vrt * (vru * vgg - vug * vrg)
-                       + vrg * (vru * vgt - vut * vrg)) / det
-                b_g = (vrr * (vuu * vgt - vug * vut) - vru * (vru * vgt - vut * vrg)
-                       + vrt * (vru * vug - vuu * vrg)) / det
-                if b_r >= 0 and b_u > 0 and b_g >= 0:
-                    self.per_row, self.per_unit, self.per_group = b_r, b_u, b_g
-                    self.fixed = max(mt - b_r * mr - b_u * mu - b_g * mg, 0.0)
-                    return
-        # Else the plane-count cost is held and taken out of t.
-        pg = self.per_group
-        mt -= pg * mg
-        vrt -= pg * vrg
-        vut -= pg * vug
-        det = vrr * vuu - vru * vru
-        # Both per-row terms only when the samples separate them well (the
-        # squared correlation of rows and units clearly below 1) and the fit
-        # is physical (neither cost negative); else keep the split.
-        if self.fit_split and vrr > 0 and vuu > 0 and det > 0.02 * vrr * vuu:
-            b_r = (vuu * vrt - vru * vut) / det
-            b_u = (vrr * vut - vru * vrt) / det
-            if b_r >= 0 and b_u > 0:
-                self.per_row, self.per_unit = b_r, b_u
-                self.fixed = max(mt - b_r * mr - b_u * mu, 0.0)
-                return
-        # One direction only: fit t = a + c * x along x = per_row * r +
-        # per_unit * u at the current split (x in seconds of the old model).
-        old_r, old_u = self.per_row, self.per_unit
-        mx = old_r * mr + old_u * mu
-        vxx = old_r * old_r * vrr + old_u * old_u * vuu + 2 * old_r * old_u * vru
-        vxt = old_r * vrt + old_u * vut
-        if vxx > 1e-12 * max(mx, 1e-12) ** 2 and vxt > 0:
-            c = vxt / vxx
-            self.fixed = max(mt - c * mx, 0.0)
-        elif mx > 0:  # one batch size only: keep the intercept
-            c = (mt - self.fixed) / mx
-        else:
-            return
-        if c > 0:
-            self.per_row, self.per_unit = old_r * c, old_u * c
+            self.sums = [sum(col) for col in zip(*map(self.terms, self.items))]
 
 
 @dataclass
@@ -226,12 +305,13 @@ class SLOController:
             however badly recent predictions overran.
         window: recent latencies kept for the feedback p99.
         feedback_every: observations between feedback updates.
-        futile: when no plane count fits, planes that would cut the
-            predicted latency by less than this fraction are not given up;
-            the operating point gives up no plane that raises the correct
-            answers per second by less than this fraction.
-        min_plane_share: the feedback lowers the ceiling only while at
-            least this part of a row's cost scales with the plane count.
+        futile: a plane count whose full batch costs per row more than
+            ``1 - futile`` of a higher count's is never chosen (it buys no
+            measurable throughput: :meth:`ladder`); when no count fits,
+            planes that would cut the predicted latency by less than this
+            fraction are not given up; the operating point gives up no
+            plane that raises the correct answers per second by less than
+            this fraction.
         metric: the served model's metric (higher is better, e.g. accuracy)
             per plane count 1..max_planes; None: unknown, every count
             priced alike (then only latency decides).
@@ -244,7 +324,7 @@ class SLOController:
                  cost: Optional[CostModel] = None, *, headroom: float = 0.7,
                  min_headroom: float = 0.3,
                  window: int = 128, feedback_every: int = 16, futile: float = 0.05,
-                 min_plane_share: float = 0.1, metric: Optional[Mapping[int, float]] = None,
+                 metric: Optional[Mapping[int, float]] = None,
                  rate_tau_s: float = 1.0, utilization: float = 0.9):
         if max_planes < 1:
             raise ValueError("max_planes must be >= 1")
@@ -255,7 +335,10 @@ class SLOController:
         self.max_planes = int(max_planes)
         self.target_s = float(target_p99_s)
         self.max_batch = int(max_batch)
-        self.cost = cost or CostModel()
+        self.cost = cost or CostModel.linear(self.max_planes)
+        if self.cost.max_planes != self.max_planes:
+            raise ValueError(f"cost model has {self.cost.max_planes} plane counts, the model "
+                             f"{self.max_planes}")
         if not 0 < min_headroom <= headroom <= 1:
             raise ValueError("need 0 < min_headroom <= headroom <= 1")
         self.prior_headroom = float(headroom)
@@ -264,8 +347,11 @@ class SLOController:
         # Measured minus predicted latency of recent requests (seconds):
         # their 99th percentile is the margin a prediction must leave.
         self._overruns: Deque[float] = deque(maxlen=window)
+        if not 0 <= futile < 1:
+            raise ValueError("futile must be in [0, 1)")
         self.futile = float(futile)
-        self.min_plane_share = float(min_plane_share)
+        self._ladder: List[int] = []
+        self._ladder_of: Tuple[Optional[CostModel], int] = (None, -1)  # (cost, its version)
         self.ceiling = self.max_planes
         self._latencies: Deque[float] = deque(maxlen=window)
         self.recent_p99 = 0.0  # measured_p99() as of the last feedback update
@@ -331,9 +417,37 @@ class SLOController:
         return self._rate * math.exp(-(now - self._rate_t) / self.rate_tau_s)
 
     def row_cost(self, planes: int) -> float:
-        """Seconds of compute per row at `planes` in full batches."""
-        c = self.cost
-        return c.fixed / self.max_batch + c.per_row + c.per_unit * planes
+        """Seconds of compute per row at `planes` in full batches (the table)."""
+        return self.cost.batch(planes, self.max_batch) / self.max_batch
+
+    def ladder(self) -> List[int]:
+        """The plane counts worth choosing, most first: all planes, then each
+        next the largest count whose full-batch row costs at most ``1 -
+        futile`` of the previous one's. A count in between buys less than
+        `futile` over a higher one (the batched kernel at batch 4 on a wide
+        stack costs the same from 4 planes down to 2): choosing it would
+        give up precision for no throughput. Recomputed once per change of
+        the cost model (O(k))."""
+        if self._ladder_of[0] is not self.cost or self._ladder_of[1] != self.cost.version:
+            rungs = [self.max_planes]
+            cost = self.row_cost(self.max_planes)
+            for p in range(self.max_planes - 1, 0, -1):
+                c = self.row_cost(p)
+                if c <= (1.0 - self.futile) * cost:
+                    rungs.append(p)
+                    cost = c
+            self._ladder, self._ladder_of = rungs, (self.cost, self.cost.version)
+        return self._ladder
+
+    def snap(self, planes: int) -> int:
+        """The fewest planes on the ladder that are at least `planes`: the
+        counts below a rung down to the next buy nothing over it."""
+        return min(p for p in self.ladder() if p >= planes)
+
+    def _rungs(self, floor: int, top: int) -> List[int]:
+        """Ladder counts in snap(floor)..snap(top), most first (not empty)."""
+        lo, hi = self.snap(floor), self.snap(max(top, floor))
+        return [p for p in self.ladder() if lo <= p <= hi]
 
     def goodput(self, planes: int, rate: float) -> float:
         """Correct answers per second at `planes` (rows per second times the
@@ -344,18 +458,17 @@ class SLOController:
         return min(rate, capacity) * value
 
     def operating_point(self, floor: int, top: int, rate: float) -> int:
-        """The plane count in floor..top with the most correct answers per
-        second at the offered `rate`, preferring more planes unless fewer
-        serve at least ``futile`` more (so noise in the cost or the metric
-        does not trade planes away). Without a measured rate: `top`."""
-        if rate <= 0 or top <= floor:
-            return top
-        values = {p: self.goodput(p, rate) for p in range(floor, top + 1)}
-        best = max(values.values())
-        for p in range(top, floor - 1, -1):
-            if values[p] >= (1.0 - self.futile) * best:
-                return p
-        return floor  # not reached: the best itself qualifies
+        """The plane count on the ladder in floor..top (both snapped up to
+        it) with the most correct answers per second at the offered
+        `rate`, preferring more planes unless fewer serve at least
+        ``futile`` more (so noise in the cost or the metric does not trade
+        planes away). Without a measured rate: the most."""
+        rungs = self._rungs(floor, top)
+        if rate <= 0 or len(rungs) == 1:
+            return rungs[0]
+        values = [self.goodput(p, rate) for p in rungs]
+        best = max(values)
+        return next(p for p, v in zip(rungs, values) if v >= (1.0 - self.futile) * best)
 
     def admits(self, queued_rows: int, rows: int, planes: int,
                queued_units: Optional[float] = None) -> Tuple[bool, float]:
@@ -380,32 +493,41 @@ class SLOController:
                 queued_units: Optional[float] = None) -> float:
         """Predicted latency of a request of `rows` rows at `planes` planes
         behind `queued_rows` queued rows (whose plane sum is `queued_units`,
-        assumed at `planes` when unknown).
+        assumed at `planes` when unknown), from the cost table.
 
-        The request's own batch also carries the rows that arrive while it
-        waits, up to ``max_batch``: at the measured arrival rate, over the
-        time the batches ahead of it take. Without them a request behind a
-        busy worker is predicted a partly empty batch that in fact fills up
-        (in a closed-loop test that made predictions short by one batch)."""
+        The full batches ahead cost what the table gives at the queue's mean
+        plane count (interpolated between counts); the request's own batch
+        costs the table's at the most planes in it, plus the extra-count
+        term when it mixes its planes with the queue's. It also carries the
+        rows that arrive while the request waits, up to ``max_batch``: at
+        the measured arrival rate, over the time the batches ahead of it
+        take. Without them a request behind a busy worker is predicted a
+        partly empty batch that in fact fills up (in a closed-loop test
+        that made predictions short by one batch)."""
         total_rows = queued_rows + rows
-        batches = max(1, math.ceil(total_rows / self.max_batch))
-        ahead_units = queued_rows * planes if queued_units is None else queued_units
+        mb = self.max_batch
+        batches = max(1, math.ceil(total_rows / mb))
+        mean = (queued_units / queued_rows
+                if queued_rows > 0 and queued_units is not None else float(planes))
+        own = total_rows - (batches - 1) * mb  # rows in its batch now
+        shared = own > rows  # queued rows share its batch
+        top = max(float(planes), mean) if shared else float(planes)
+        groups = 2 if shared and mean != planes else 1
         c = self.cost
-        t = (batches * c.fixed + c.per_row * total_rows
-             + c.per_unit * (ahead_units + rows * planes))
+        before = (batches - 1) * c.batch(mean, mb)  # until its batch starts
+        t = before + c.batch(top, own, groups)
         if queued_rows > 0 and self._rate > 0:
-            own = total_rows - (batches - 1) * self.max_batch  # rows in its batch now
-            row_s = c.per_row + c.per_unit * planes
-            before = t - (c.fixed + row_s * own)  # until its batch starts
-            joining = min(self.max_batch - own, self._rate * max(before, row_s * queued_rows))
+            row_s = c.batch(top, 1) - c.batch(top, 0)
+            joining = min(mb - own, self._rate * max(before, row_s * queued_rows))
             t += max(0.0, joining) * row_s
         return self.correction * t
 
     def decide(self, queued_rows: int, rows: int = 1, min_planes: int = 1,
                budget_s: Optional[float] = None, queued_units: Optional[float] = None,
                now: Optional[float] = None) -> Decision:
-        """Planes for a new auto request: the most that fit, never below
-        min_planes. With a metric, at most the operating point at the
+        """Planes for a new auto request: the most on the ladder (counts
+        that buy at least ``futile`` over the next higher one) that fit,
+        never below min_planes. With a metric, at most the operating point at the
         demand (the arrival rate as of `now`, or the backlog over the
         target when that is more) and never below the count that serves
         the most correct answers per second at unlimited load.
@@ -433,34 +555,29 @@ class SLOController:
         # that the average does not show yet).
         rate = max(self.arrival_rate(now), (queued_rows + rows) / limit)
         ceiling = max(self.ceiling, min_planes)
-        # Without a metric there is no price: the ceiling, and latency
-        # alone decides below it.
-        operating = (self.operating_point(min_planes, ceiling, rate)
-                     if self.metric is not None else ceiling)
+        # Without a metric every count is priced alike: the operating point
+        # is then the most planes whose capacity serves the demand (within
+        # `futile`), so that an overload is served in batches of one count
+        # rather than mixing counts, which cost the largest one's.
+        operating = self.operating_point(min_planes, ceiling, rate)
         # With a metric, no count below the one that serves the most correct
         # answers per second at any load: a count lower still loses more
         # accuracy than its throughput is worth, so it is never chosen, and
         # a request that cannot be served at that count is refused instead.
+        # min_planes itself snaps up the ladder: the counts between it and
+        # the rung above buy nothing over that rung.
         floor = (self.operating_point(min_planes, ceiling, math.inf)
-                 if self.metric is not None else min_planes)
+                 if self.metric is not None else self.snap(min_planes))
         top = operating = max(operating, floor)
+        rungs = self._rungs(floor, top)
         chosen = None
-        for p in range(top, floor - 1, -1):
+        for p in rungs:
             t = self.predict(queued_rows, rows, p, queued_units)
             if t <= limit:
                 chosen, predicted = p, t
                 break
-        if chosen is None and self.metric is not None:
+        if chosen is None:
             chosen = operating
-            predicted = self.predict(queued_rows, rows, chosen, queued_units)
-        elif chosen is None:
-            floor_t = self.predict(queued_rows, rows, floor)
-            chosen = floor
-            for p in range(top, floor, -1):
-                t = self.predict(queued_rows, rows, p)
-                if t - floor_t <= self.futile * t:
-                    chosen = p
-                    break
             predicted = self.predict(queued_rows, rows, chosen, queued_units)
         # Admission is judged against the SLO itself (a tighter deadline
         # is the batcher's 504 when it passes).
@@ -469,15 +586,24 @@ class SLOController:
                              admitted, floor)
         return self.last
 
-    def observe_latency(self, seconds: float, predicted_s: Optional[float] = None) -> None:
+    def observe_latency(self, seconds: float, predicted_s: Optional[float] = None,
+                        correction: Optional[float] = None) -> None:
         """Feed one finished request's latency; adjusts the feedback ceiling.
         With the latency predicted for it (``predict``, correction included),
         also the correction (the sum of measured over the sum of uncorrected
         predicted latencies of the recent requests, within 0.5..4) and the
-        measured headroom (the p99 of measured minus predicted)."""
+        measured headroom (the p99 of measured minus predicted).
+
+        correction: the correction the prediction was made with (the current
+        one when None). A request finishes a queue's wait after it was
+        predicted, and the correction has moved meanwhile: dividing by the
+        current one fed the correction back into itself, which at a 100-batch
+        SLO swung it between its bounds (0.5 and 4) in simulation while the
+        uncorrected predictions were within 2 % of the measured latencies."""
         if predicted_s is not None and predicted_s > 0 and math.isfinite(seconds):
             self._overruns.append(seconds - predicted_s)
-            pair = (float(seconds), predicted_s / self.correction)
+            made_with = self.correction if correction is None else correction
+            pair = (float(seconds), predicted_s / made_with)
             if len(self._pairs) == self._pairs.maxlen:
                 old = self._pairs[0]
                 self._measured_sum -= old[0]
@@ -502,19 +628,21 @@ class SLOController:
             margin = max(0.0, _percentile(self._overruns, 0.99))
             self.headroom = min(1.0, max(self.min_headroom, 1.0 - margin / self.target_s))
         p99 = self.recent_p99
-        # Lower the ceiling only where a plane less buys something: on a
-        # kernel whose cost hardly depends on the plane count it would give
-        # up precision for nothing (and a ceiling lowered while the cost
-        # model still believed otherwise comes back up).
-        useful = self.cost.plane_share(self.ceiling) >= self.min_plane_share
-        # Nor below the count that serves the most correct answers per
+        # The ceiling moves along the ladder: a step down goes straight to
+        # the next count that is measurably cheaper (the counts in between
+        # would give up precision for nothing), a step up to the next rung
+        # above; where the table changed under it, it snaps up to a rung.
+        # Never below the count that serves the most correct answers per
         # second at any load (with a metric): fewer are never worth it.
-        lowest = (1 if self.metric is None
+        rungs = self.ladder()
+        lowest = (rungs[-1] if self.metric is None
                   else self.operating_point(1, self.max_planes, math.inf))
-        if p99 > self.target_s and useful and self.ceiling > lowest:
-            self.ceiling = max(1, self.ceiling - 1)
-        elif (p99 < 0.5 * self.target_s or not useful) and self.ceiling < self.max_planes:
-            self.ceiling += 1
+        ceiling = self.snap(self.ceiling)
+        if p99 > self.target_s and ceiling > lowest:
+            ceiling = next(p for p in rungs if p < ceiling)
+        elif p99 < 0.5 * self.target_s and ceiling < self.max_planes:
+            ceiling = next(p for p in reversed(rungs) if p > ceiling)
+        self.ceiling = ceiling
 
     def measured_p99(self) -> float:
         """The 99th percentile of the recent latencies (linear interpolation,

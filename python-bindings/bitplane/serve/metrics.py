@@ -61,8 +61,13 @@ class Metrics:
                                   "The served model's metric (top-1 accuracy on held-out data) "
                                   "at each plane count: the controller's price of accuracy",
                                   m + ["planes"], registry=r)
-        self.cost_per_unit = Gauge("bitplane_cost_seconds_per_row_plane",
-                                   "Learned compute cost of one row at one plane", m, registry=r)
+        self.cost_batch = Gauge("bitplane_cost_batch_seconds",
+                                "The cost table: predicted compute seconds of a full batch "
+                                "(max batch rows) at each plane count", m + ["planes"],
+                                registry=r)
+        self.cost_extra_count = Gauge("bitplane_cost_extra_count_seconds",
+                                      "Predicted extra compute seconds per further plane count "
+                                      "in a mixed batch", m, registry=r)
         self.step_streams = Histogram("bitplane_generation_step_streams",
                                       "Generation streams advanced by one batched step call", m,
                                       buckets=_BATCH_BUCKETS, registry=r)
