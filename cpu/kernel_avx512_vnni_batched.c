@@ -72,7 +72,7 @@ typedef bp_code_column vb_column;
 
 static bool vb_runnable(void) {
     const bp_cpu_features *f = bp__cpu_features();
-    return f->avx512bw && f->avx512_vnni && f->gfni && f->avx512_vbmi;
+    return f->avx512bw && f->avx512_vnni && f->gfni;
 }
 
 static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
@@ -139,11 +139,18 @@ BP_INLINE void vb_unpack_tree(const uint32_t *const *lines, int len, size_t w, _
     vb_transpose4(V[1], V[3], V[5], V[7], tile + 4);
 }
 
+/* The word's lines of planes [0, len) into l[0..n), zero from len on. */
+BP_INLINE void vb_load_lines(const uint32_t *const *lines, const int len, const int n, size_t w,
+                             __m512i *l) {
+    for (int p = 0; p < n; p++)
+        l[p] = p < len ? _mm512_load_si512(lines[p] + w * BP_ROW_GROUP) : _mm512_setzero_si512();
+}
+
 /*
  * Codes of one row group and word from 1-4 planes, two rows per 8x8 bit
  * transpose. Plane line k holds row r's bits of columns 8j .. 8j + 7 in
  * byte 4r + j, so qword q of every line holds rows 2q and 2q + 1. For each
- * byte column j, D_j's qword q gathers (VPERMT2B, inside the qword) the
+ * byte column j, D_j's qword q gathers (VPSHUFB, inside the qword) the
  * planes of row 2q into bytes 0..3 and those of row 2q + 1 into bytes 4..7
  * (missing planes zero). The transpose then gives, in byte i of the qword,
  * row 2q's code of column 8j + i in the high nibble (plane p0 in bit 7)
@@ -151,41 +158,63 @@ BP_INLINE void vb_unpack_tree(const uint32_t *const *lines, int len, size_t w, _
  * 2q + 1 at columns 4t .. 4t + 3, so T_2j takes the low dword's high
  * nibbles, and its high dword is the low dword's low nibbles moved up; T_2j+1
  * likewise from the high dword. The bytes are those vb_unpack_tree gives,
- * at a cost that follows len: per word of 16 rows, 4 VPERMT2B (len <= 2)
- * or 8 and 4 ORs (len 3-4), then 8 GFNI, 8 shifts and 8 selects, where the
- * tree runs 40 shuffles and 8 GFNI at every len.
+ * at a cost that follows len: per word of 16 rows, 4 VPSHUFB (len <= 2) or
+ * 8 (len 3-4) after 1-4 shifts and 0-2 selects that pair the planes' bytes,
+ * then 8 GFNI, 8 shifts and 8 selects, where the tree runs 40 shuffles and
+ * 8 GFNI at every len. (From 5 planes, two such transposes (planes 0-3 and
+ * 4-7) merged by nibble selects and dword interleaves measured 0-11 % slower
+ * than the tree at batch 4, so the tree stays there.)
  */
+
+/* The 1-4 lines l as byte pairs of planes 0-1 (e[0]) and 2-3 (e[1]): even
+ * bytes of the pair's first line in e[.][0] with its second line's even
+ * bytes beside them (odd bytes), odd bytes in e[.][1] likewise: 16-bit
+ * shifts and selects, so that one in-lane byte shuffle per pair then
+ * gathers a row's two planes. */
+BP_INLINE void vb_pair_bytes(const __m512i *l, const int len, __m512i e[2][2]) {
+    const __m512i odd_bytes = _mm512_set1_epi16((short)0xFF00);
+    for (int h = 0; 2 * h < len; h++) {
+        const __m512i a = l[2 * h], b = l[2 * h + 1];
+        if (2 * h + 1 < len) {
+            e[h][0] = _mm512_ternarylogic_epi64(_mm512_slli_epi16(b, 8), a, odd_bytes, 0xE4);
+            e[h][1] = _mm512_ternarylogic_epi64(b, _mm512_srli_epi16(a, 8), odd_bytes, 0xE4);
+        } else {
+            e[h][0] = a;
+            e[h][1] = _mm512_srli_epi16(a, 8);
+        }
+    }
+}
+
+/* Two rows' codes of byte column j from the pairs e of 1-4 lines (above):
+ * D_j by VPSHUFB (the second pair merged under a mask), then the transpose. */
+BP_INLINE __m512i vb_pair_codes(__m512i e[2][2], const int len, int j) {
+    const __m512i identity = _mm512_set1_epi64((long long)0x8040201008040201ull);
+    /* Qword bytes k = 0, 1 (row 2q) and 4, 5 (row 2q + 1) from the pair
+     * bytes at jj, jj + 1 and 4 + jj, 5 + jj of the same qword, jj = j & 2
+     * (e[.][j & 1] holds byte column j there); k = 2, 3, 6, 7 likewise from
+     * the second pair. */
+    const long long lo = (j & 2) ? 0x0706070603020302ll : 0x0504050401000100ll;
+    const long long hi = lo + 0x0808080808080808ll; /* the lane's second qword */
+    const __m512i pick = _mm512_set_epi64(hi, lo, hi, lo, hi, lo, hi, lo);
+    const __mmask64 m01 = len >= 2 ? 0x3333333333333333ull : 0x1111111111111111ull;
+    const __mmask64 m23 = len == 4 ? 0xCCCCCCCCCCCCCCCCull : 0x4444444444444444ull;
+    __m512i d = _mm512_maskz_shuffle_epi8(m01, e[0][j & 1], pick);
+    if (len >= 3)
+        d = _mm512_mask_shuffle_epi8(d, m23, e[1][j & 1], pick);
+    return _mm512_gf2p8affine_epi64_epi8(identity, d, 0);
+}
+
 BP_INLINE void vb_unpack_pairs(const uint32_t *const *lines, const int len, size_t w,
                                __m512i *tile) {
-    const __m512i identity = _mm512_set1_epi64((long long)0x8040201008040201ull);
     /* GF(2) affine map of a byte b: (b & 0x0F) << 4 (bit 4 + i from bit i). */
     const __m512i nibble_up = _mm512_set1_epi64(0x0000000001020408ll);
     /* Low dword's high nibbles: where the selects take their first input. */
     const __m512i low_high_nibbles = _mm512_set1_epi64(0x00000000F0F0F0F0ll);
-    /* Byte k of a qword from plane k % 2 of its pair (bytes 64 + x: the
-     * second line), row 2q for k < 4, row 2q + 1 for k >= 4; byte column 0
-     * (the others add j). */
-    const __m512i pick0 = _mm512_set_epi8(
-        64 + 60, 60, 64 + 60, 60, 64 + 56, 56, 64 + 56, 56, 64 + 52, 52, 64 + 52, 52, 64 + 48, 48,
-        64 + 48, 48, 64 + 44, 44, 64 + 44, 44, 64 + 40, 40, 64 + 40, 40, 64 + 36, 36, 64 + 36, 36,
-        64 + 32, 32, 64 + 32, 32, 64 + 28, 28, 64 + 28, 28, 64 + 24, 24, 64 + 24, 24, 64 + 20, 20,
-        64 + 20, 20, 64 + 16, 16, 64 + 16, 16, 64 + 12, 12, 64 + 12, 12, 64 + 8, 8, 64 + 8, 8,
-        64 + 4, 4, 64 + 4, 4, 64 + 0, 0, 64 + 0, 0);
-    /* Bytes of planes 0-1 (k = 0, 1, 4, 5) and 2-3 (k = 2, 3, 6, 7) in use. */
-    const __mmask64 m01 = len >= 2 ? 0x3333333333333333ull : 0x1111111111111111ull;
-    const __mmask64 m23 = len == 4 ? 0xCCCCCCCCCCCCCCCCull : 0x4444444444444444ull;
-    const __m512i zero = _mm512_setzero_si512();
-    const size_t at = w * BP_ROW_GROUP;
-    const __m512i l0 = _mm512_load_si512(lines[0] + at);
-    const __m512i l1 = len >= 2 ? _mm512_load_si512(lines[1] + at) : zero;
-    const __m512i l2 = len >= 3 ? _mm512_load_si512(lines[2] + at) : zero;
-    const __m512i l3 = len >= 4 ? _mm512_load_si512(lines[3] + at) : zero;
+    __m512i l[4], e[2][2];
+    vb_load_lines(lines, len, 4, w, l);
+    vb_pair_bytes(l, len, e);
     for (int j = 0; j < 4; j++) {
-        const __m512i pick = _mm512_add_epi8(pick0, _mm512_set1_epi8((char)j));
-        __m512i d = _mm512_maskz_permutex2var_epi8(m01, l0, pick, l1);
-        if (len >= 3)
-            d = _mm512_or_si512(d, _mm512_maskz_permutex2var_epi8(m23, l2, pick, l3));
-        const __m512i codes = _mm512_gf2p8affine_epi64_epi8(identity, d, 0);
+        const __m512i codes = vb_pair_codes(e, len, j);
         const __m512i up = _mm512_gf2p8affine_epi64_epi8(codes, nibble_up, 0);
         /* c ? a : b (VPTERNLOGQ 0xE4 with a, b, c = selector). */
         tile[2 * j] =
@@ -488,8 +517,12 @@ VB_GFN8(0)
 VB_GFN4(2, 0)
 VB_GFN(2, 5, 0)
 VB_GFN(2, 6, 0)
-VB_GFN8(1) VB_GFN4(2, 1) VB_GFN(2, 5, 1) VB_GFN(2, 6, 1) VB_GFN8(2) VB_GFN4(2, 2) VB_GFN(2, 5, 2)
-    VB_GFN(2, 6, 2)
+VB_GFN8(1)
+VB_GFN4(2, 1)
+VB_GFN(2, 5, 1)
+VB_GFN(2, 6, 1)
+VB_GFN8(2)
+VB_GFN4(2, 2) VB_GFN(2, 5, 2) VB_GFN(2, 6, 2)
 #define VB_GFNS1(M)                                                                                \
     {                                                                                              \
         vb_gtile_1_1_##M, vb_gtile_1_2_##M, vb_gtile_1_3_##M, vb_gtile_1_4_##M, vb_gtile_1_5_##M,  \
