@@ -9,7 +9,8 @@
 #   bench/run-ab-bench.sh [BASE_REV] [ab-bench options...]
 #   e.g. bench/run-ab-bench.sh main --batch 4,8,16 --planes 1,2,3,4,8
 #
-# Needs this tree built (build/lib/libbitplane.so; BP_BUILD overrides build/).
+# Needs this tree built (build/lib/libbitplane.so and
+# build/bench/bitplane-ab-bench; BP_BUILD overrides build/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BP_BUILD:-$root/build}
@@ -23,10 +24,11 @@ git -C "$root" archive "$base" | tar -x -C "$scratch/src"
 cmake -S "$scratch/src" -B "$scratch/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$scratch/build" -j"$(nproc)" --target bitplane >/dev/null
 old=$scratch/build/lib/libbitplane.so
-cc -O2 -std=c11 -I"$root/include" "$root/bench/ab_bench.c" -o "$scratch/ab-bench" -ldl
+ab=$build/bench/bitplane-ab-bench
+[ -x "$ab" ] || { echo "build $ab first (cmake --build build)" >&2; exit 1; }
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "A = $base, B = this tree:"
-"$scratch/ab-bench" "$old" "$new" "$@"
+"$ab" "$old" "$new" "$@"
 echo "A = this tree, B = $base (the reverse order):"
-"$scratch/ab-bench" "$new" "$old" "$@"
+"$ab" "$new" "$old" "$@"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
