@@ -200,16 +200,20 @@ static bool vnni_auto(const bp_kernel_shape *s) {
 
 /* The batched code kernel (avx512-vnni-batched) for uniform matrices at
  * act_bits <= 8 once a weight tile serves enough columns (docs/kernels.md,
- * "Batched code kernel"): from batch 4 at 2 or more planes, from batch 16 at
- * 1 plane, where the LUT kernel is as fast below that (its one-plane tables
- * are cheap). Residual matrices stay on the LUT kernel: the batched kernel
- * runs each of their planes as a separate code, 1.7x slower at batch 8-32.
- * A batch of 4-15 columns at mixed counts with a 1-plane column: the LUT
- * kernel's time follows the units (the sum of the columns' counts), the
- * batched kernel's the columns, so the choice is by the mean count. Measured
- * on the served wide stack's layers at batch 4-12 (docs/kernels.md, "Mixed
- * plane counts"): the LUT kernel 1.2-2.3x faster at a mean of 1.1-1.3 and
- * within 12 % at 1.6-2.8, the batched kernel 1.2-2.3x faster from 3.8. */
+ * "Batched code kernel"): from batch 2 at 2 or more planes, its unpack's
+ * work following the plane count up to 4 (at batch 2-3 0.28-1.0x the time
+ * of the LUT kernel at 2 planes and avx512-vnni from 3 on 64 x 64 to
+ * 4096 x 4096, level only on 4096 x 4096 at 2 planes); from batch 16 at
+ * 1 plane, where the 1-plane byte tables are faster below that (1.6-2.6x
+ * at batch 2-4). Residual matrices stay on the LUT kernel: the batched
+ * kernel runs each of their planes as a separate code, 1.7x slower at
+ * batch 8-32. A batch of 4-15 columns at mixed counts with a 1-plane
+ * column: the LUT kernel's time follows the units (the sum of the columns'
+ * counts), the batched kernel's the columns, so the choice is by the mean
+ * count. Measured on the served wide stack's layers at batch 4-12
+ * (docs/kernels.md, "Mixed plane counts"): the LUT kernel 1.2-2.3x faster
+ * at a mean of 1.1-1.3 and within 12 % at 1.6-2.8, the batched kernel
+ * 1.2-2.3x faster from 3.8. */
 #define BATCHED_MIXED_MEAN_PLANES 3
 static bool batched_auto(const bp_kernel_shape *s) {
     if (s->method != BP_QUANT_UNIFORM ||
@@ -217,8 +221,9 @@ static bool batched_auto(const bp_kernel_shape *s) {
         return false;
     if (s->batch >= 16)
         return true;
-    return s->batch >= 4 &&
-           (s->min_planes >= 2 || s->units >= BATCHED_MIXED_MEAN_PLANES * s->batch);
+    if (s->min_planes >= 2)
+        return s->batch >= 2;
+    return s->batch >= 4 && s->units >= BATCHED_MIXED_MEAN_PLANES * s->batch;
 }
 
 /* Small products of uniform matrices at batch 1 whose used planes stay in

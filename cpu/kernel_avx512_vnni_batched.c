@@ -4,8 +4,10 @@
  * every column of the batch, so the per-column work is VPDPBUSD alone.
  *
  * The unpack. The planes [p0, p0 + len) of a row group (len <= 8, missing
- * planes zero) go through the byte-interleave tree and the GFNI 8x8 bit
- * transpose of the avx512-vnni kernel: vector V_a then holds, in 128-bit lane
+ * planes zero) go through the GFNI 8x8 bit transpose. Up to 4 planes, one
+ * transpose takes two rows' codes at once (vb_unpack_pairs), so the work
+ * follows len. From 5 planes they go through the byte-interleave tree of
+ * the avx512-vnni kernel: vector V_a then holds, in 128-bit lane
  * l, the codes of row 4l + a/2 for columns 16 (a % 2) .. + 15, plane p0 in
  * bit 7, so the code is u' = 2^(8-len) u. A 4x4 dword transpose per lane turns
  * the eight V_a into eight vectors T_t, t = 0..7, whose dword r is row r's
@@ -119,9 +121,9 @@ BP_INLINE void vb_transpose4(__m512i a, __m512i b, __m512i c, __m512i d, __m512i
     out[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
-/* Codes of one row group and word: lines[p] for p < len (else zero) into
- * tile[0..7] (see the top). */
-BP_INLINE void vb_unpack_word(const uint32_t *const *lines, int len, size_t w, __m512i *tile) {
+/* Codes of one row group and word from 5-8 planes: lines[p] for p < len
+ * (else zero) into tile[0..7] (see the top). */
+BP_INLINE void vb_unpack_tree(const uint32_t *const *lines, int len, size_t w, __m512i *tile) {
     const __m512i zero = _mm512_setzero_si512();
     __m512i L[8];
     for (int p = 0; p < 8; p++)
@@ -145,6 +147,134 @@ BP_INLINE void vb_unpack_word(const uint32_t *const *lines, int len, size_t w, _
     /* T_{4h + i}: dword i of V_h, V_{2+h}, V_{4+h}, V_{6+h} per lane. */
     vb_transpose4(V[0], V[2], V[4], V[6], tile);
     vb_transpose4(V[1], V[3], V[5], V[7], tile + 4);
+}
+
+/* The word's lines of planes [0, len) into l[0..n), zero from len on. */
+BP_INLINE void vb_load_lines(const uint32_t *const *lines, const int len, const int n, size_t w,
+                             __m512i *l) {
+    for (int p = 0; p < n; p++)
+        l[p] = p < len ? _mm512_load_si512(lines[p] + w * BP_ROW_GROUP) : _mm512_setzero_si512();
+}
+
+/*
+ * Codes of one row group and word from 1-4 planes, two rows per 8x8 bit
+ * transpose. Plane line k holds row r's bits of columns 8j .. 8j + 7 in
+ * byte 4r + j, so qword q of every line holds rows 2q and 2q + 1. For each
+ * byte column j, D_j's qword q gathers (VPSHUFB, inside the qword) the
+ * planes of row 2q into bytes 0..3 and those of row 2q + 1 into bytes 4..7
+ * (missing planes zero). The transpose then gives, in byte i of the qword,
+ * row 2q's code of column 8j + i in the high nibble (plane p0 in bit 7)
+ * and row 2q + 1's in the low nibble. Tile T_t's qword q is rows 2q and
+ * 2q + 1 at columns 4t .. 4t + 3, so T_2j takes the low dword's high
+ * nibbles, and its high dword is the low dword's low nibbles moved up; T_2j+1
+ * likewise from the high dword. The bytes are those vb_unpack_tree gives,
+ * at a cost that follows len: per word of 16 rows, 4 VPSHUFB (len <= 2) or
+ * 8 (len 3-4) after 1-4 shifts and 0-2 selects that pair the planes' bytes,
+ * then 8 GFNI, 8 VPSHUFD (the dword copies; 2-4 % faster than 32-bit
+ * shifts) and 8 selects, where the tree runs 40 shuffles and 8 GFNI at
+ * every len. (From 5 planes, two such transposes (planes 0-3 and 4-7)
+ * merged by nibble selects and dword interleaves measured 0-11 % slower
+ * than the tree at batch 4, so the tree stays there.)
+ */
+
+/* The 1-4 lines l as byte pairs of planes 0-1 (e[0]) and 2-3 (e[1]): even
+ * bytes of the pair's first line in e[.][0] with its second line's even
+ * bytes beside them (odd bytes), odd bytes in e[.][1] likewise: 16-bit
+ * shifts and selects, so that one in-lane byte shuffle per pair then
+ * gathers a row's two planes. */
+BP_INLINE void vb_pair_bytes(const __m512i *l, const int len, __m512i e[2][2]) {
+    const __m512i odd_bytes = _mm512_set1_epi16((short)0xFF00);
+    for (int h = 0; 2 * h < len; h++) {
+        const __m512i a = l[2 * h], b = l[2 * h + 1];
+        if (2 * h + 1 < len) {
+            e[h][0] = _mm512_ternarylogic_epi64(_mm512_slli_epi16(b, 8), a, odd_bytes, 0xE4);
+            e[h][1] = _mm512_ternarylogic_epi64(b, _mm512_srli_epi16(a, 8), odd_bytes, 0xE4);
+        } else {
+            e[h][0] = a;
+            e[h][1] = _mm512_srli_epi16(a, 8);
+        }
+    }
+}
+
+/* Two rows' codes of byte column j from the pairs e of 1-4 lines (above):
+ * D_j by VPSHUFB (the second pair merged under a mask), then the transpose. */
+BP_INLINE __m512i vb_pair_codes(__m512i e[2][2], const int len, int j) {
+    const __m512i identity = _mm512_set1_epi64((long long)0x8040201008040201ull);
+    /* Qword bytes k = 0, 1 (row 2q) and 4, 5 (row 2q + 1) from the pair
+     * bytes at jj, jj + 1 and 4 + jj, 5 + jj of the same qword, jj = j & 2
+     * (e[.][j & 1] holds byte column j there); k = 2, 3, 6, 7 likewise from
+     * the second pair. */
+    const long long lo = (j & 2) ? 0x0706070603020302ll : 0x0504050401000100ll;
+    const long long hi = lo + 0x0808080808080808ll; /* the lane's second qword */
+    const __m512i pick = _mm512_set_epi64(hi, lo, hi, lo, hi, lo, hi, lo);
+    const __mmask64 m01 = len >= 2 ? 0x3333333333333333ull : 0x1111111111111111ull;
+    const __mmask64 m23 = len == 4 ? 0xCCCCCCCCCCCCCCCCull : 0x4444444444444444ull;
+    __m512i d = _mm512_maskz_shuffle_epi8(m01, e[0][j & 1], pick);
+    if (len >= 3)
+        d = _mm512_mask_shuffle_epi8(d, m23, e[1][j & 1], pick);
+    return _mm512_gf2p8affine_epi64_epi8(identity, d, 0);
+}
+
+BP_INLINE void vb_unpack_pairs(const uint32_t *const *lines, const int len, size_t w,
+                               __m512i *tile) {
+    /* GF(2) affine map of a byte b: (b & 0x0F) << 4 (bit 4 + i from bit i). */
+    const __m512i nibble_up = _mm512_set1_epi64(0x0000000001020408ll);
+    /* Low dword's high nibbles: where the selects take their first input. */
+    const __m512i low_high_nibbles = _mm512_set1_epi64(0x00000000F0F0F0F0ll);
+    __m512i l[4], e[2][2];
+    vb_load_lines(lines, len, 4, w, l);
+    vb_pair_bytes(l, len, e);
+    for (int j = 0; j < 4; j++) {
+        const __m512i codes = vb_pair_codes(e, len, j);
+        const __m512i up = _mm512_gf2p8affine_epi64_epi8(codes, nibble_up, 0);
+        /* c ? a : b (VPTERNLOGQ 0xE4 with a, b, c = selector). */
+        tile[2 * j] = _mm512_ternarylogic_epi64(codes, _mm512_shuffle_epi32(up, _MM_PERM_CCAA),
+                                                low_high_nibbles, 0xE4);
+        tile[2 * j + 1] = _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(codes, _MM_PERM_DDBB), up,
+                                                    low_high_nibbles, 0xE4);
+    }
+}
+
+/* Codes of one row group, words [w0, w1), into tile[w - w0][0..7]. */
+BP_INLINE void vb_unpack_words(const uint32_t *const *lines, const int len, size_t w0, size_t w1,
+                               __m512i (*tile)[8]) {
+    for (size_t w = w0; w < w1; w++)
+        if (len <= 4)
+            vb_unpack_pairs(lines, len, w, tile[w - w0]);
+        else
+            vb_unpack_tree(lines, len, w, tile[w - w0]);
+}
+
+/* The words of a block at one length: the length a constant in each copy,
+ * so the unused planes' shuffles drop out. */
+static void vb_unpack_block(const uint32_t *const *lines, int len, size_t w0, size_t w1,
+                            __m512i (*tile)[8]) {
+    switch (len) {
+    case 1:
+        vb_unpack_words(lines, 1, w0, w1, tile);
+        break;
+    case 2:
+        vb_unpack_words(lines, 2, w0, w1, tile);
+        break;
+    case 3:
+        vb_unpack_words(lines, 3, w0, w1, tile);
+        break;
+    case 4:
+        vb_unpack_words(lines, 4, w0, w1, tile);
+        break;
+    case 5:
+        vb_unpack_words(lines, 5, w0, w1, tile);
+        break;
+    case 6:
+        vb_unpack_words(lines, 6, w0, w1, tile);
+        break;
+    case 7:
+        vb_unpack_words(lines, 7, w0, w1, tile);
+        break;
+    default:
+        vb_unpack_words(lines, 8, w0, w1, tile);
+        break;
+    }
 }
 
 /* Broadcast of the 4 activation bytes at p (VPDPBUSD folds it into {1to16}). */
@@ -396,8 +526,15 @@ BP_INLINE void vb_gtile(const vb_block *b, const vb_column *const *cols, const i
 #define VB_GFN8(M)    VB_GFN4(1, M) VB_GFN(1, 5, M) VB_GFN(1, 6, M) VB_GFN(1, 7, M) VB_GFN(1, 8, M)
 VB_GFN8(0)
 VB_GFN4(2, 0)
-VB_GFN(2, 5, 0) VB_GFN(2, 6, 0) VB_GFN8(1) VB_GFN4(2, 1) VB_GFN(2, 5, 1) VB_GFN(2, 6, 1) VB_GFN8(2)
-    VB_GFN4(2, 2) VB_GFN(2, 5, 2) VB_GFN(2, 6, 2)
+VB_GFN(2, 5, 0)
+VB_GFN(2, 6, 0)
+VB_GFN8(1)
+VB_GFN4(2, 1)
+VB_GFN(2, 5, 1)
+VB_GFN(2, 6, 1)
+VB_GFN8(2)
+VB_GFN4(2, 2)
+VB_GFN(2, 5, 2) VB_GFN(2, 6, 2)
 #define VB_GFNS1(M)                                                                                \
     {                                                                                              \
         vb_gtile_1_1_##M, vb_gtile_1_2_##M, vb_gtile_1_3_##M, vb_gtile_1_4_##M, vb_gtile_1_5_##M,  \
@@ -504,8 +641,7 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
         for (b.w0 = 0; b.w0 < kw; b.w0 = b.w1) {
             b.w1 = kw - b.w0 < VB_KBLOCK_WORDS ? kw : b.w0 + VB_KBLOCK_WORDS;
             for (int r = 0; r < R; r++)
-                for (size_t w = b.w0; w < b.w1; w++)
-                    vb_unpack_word(lines[r], len_max, w, tile[r][w - b.w0]);
+                vb_unpack_block(lines[r], len_max, b.w0, b.w1, tile[r]);
             size_t si = 0;
             for (size_t s0 = b.w0; grouped && s0 < b.w1; s0 += b.segw, si++)
                 for (int r = 0; r < R; r++) {

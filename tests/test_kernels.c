@@ -516,6 +516,10 @@ typedef struct batch_spec {
     int bits;
     bp_quant_method method;
     const int *planes; /* batch entries */
+    /* 0: random (per row, or a random group size); -1: per row; else the
+     * group size. */
+    int group;
+    const act_kind *kinds; /* batch entries, or NULL: random */
 } batch_spec;
 
 static bool run_batch_case(const bp_cpu_kernel_desc *kernel, size_t rows, size_t cols, size_t batch,
@@ -531,7 +535,9 @@ static bool run_batch_case(const bp_cpu_kernel_desc *kernel, size_t rows, size_t
                                                     : BP_QUANT_UNIFORM;
     bp_matrix *m = tu_quantize(ctx, w, rows, cols, cols, bits, method,
                                method == BP_QUANT_UNIFORM ? 1.0f : 0.0f);
-    const size_t group_size = tu_range(&rng, 0, 1) ? (size_t)32 << tu_range(&rng, 0, 7) : 0;
+    const size_t group_size = spec && spec->group    ? (spec->group > 0 ? (size_t)spec->group : 0)
+                              : tu_range(&rng, 0, 1) ? (size_t)32 << tu_range(&rng, 0, 7)
+                                                     : 0;
     tu_set_groups(m, group_size, &rng);
     size_t g0 = 0, g1 = m->row_groups;
     if (g1 > 1 && tu_range(&rng, 0, 1)) {
@@ -555,7 +561,8 @@ static bool run_batch_case(const bp_cpu_kernel_desc *kernel, size_t rows, size_t
     float *x = tu_xmalloc(cols * sizeof *x);
     cr_assert(q && scratch);
     for (size_t c = 0; c < batch; c++) {
-        fill_column(&rng, x, cols, (act_kind)tu_range(&rng, 0, 2));
+        fill_column(&rng, x, cols,
+                    spec && spec->kinds ? spec->kinds[c] : (act_kind)tu_range(&rng, 0, 2));
         bp__quantize_activations(x, cols, kpad, act_bits, 0.0f, q + c * bp__act_q_words(kpad),
                                  &ref_cols[c]);
         ref_cols[c].planes = spec    ? spec->planes[c]
@@ -718,6 +725,64 @@ Test(kernels, batched_mixed_plane_subsets, .timeout = 300) {
     for (size_t i = 0; i < n; i++)
         if (list[i]->compute_batch && list[i]->runnable()) {
             mixed_subsets(list[i]);
+            ran++;
+        }
+    if (!ran)
+        cr_skip_test("no batched kernel runs on this CPU");
+}
+
+/*
+ * Every code length the batched code kernels unpack, each on its own and
+ * masked from a longer one: plane counts 1..8 (8-bit) and 9..16 (16-bit,
+ * both chunks), mixed batches whose longest code is at most 4 (the AVX-512
+ * kernel's two-rows-per-transpose unpack) or above 4 (its byte tree),
+ * residual matrices (1-plane units); per row and grouped (32, 64, 512), K
+ * in one word pair, a tile and a tile plus a tail, 1-3 row groups (one and
+ * two per register tile); signed, unsigned and extreme columns in every
+ * batch; act_bits 1..8 in turn. Fresh random weights and activations.
+ */
+static void every_code_length(const bp_cpu_kernel_desc *k) {
+    static const int groups[] = {-1, 32, 64, 512};
+    static const size_t cols[] = {31, 100, 513, 1100};
+    static const size_t rows[] = {16, 33, 40};
+    static const int mixed[][6] = {{4, 3, 2, 1, 1, 4}, {2, 1, 2, 1, 2, 1}, {3, 1, 3, 3, 1, 1},
+                                   {8, 4, 1, 5, 2, 7}, {5, 2, 5, 1, 3, 4}, {6, 6, 5, 5, 6, 5}};
+    static const act_kind kinds[6] = {ACT_SIGNED,   ACT_UNSIGNED, ACT_EXTREME,
+                                      ACT_UNSIGNED, ACT_SIGNED,   ACT_MAX_UNSIGNED};
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t cases = 0, nonzero = 0;
+    int planes[6];
+    for (size_t gi = 0; gi < NELEM(groups); gi++)
+        for (int n = 1; n <= 16 + (int)NELEM(mixed) + 1; n++) {
+            batch_spec spec = {.bits = n > 8 && n <= 16 ? 16 : 8,
+                               .method = BP_QUANT_UNIFORM,
+                               .planes = planes,
+                               .group = groups[gi],
+                               .kinds = kinds};
+            for (int c = 0; c < 6; c++)
+                planes[c] = n <= 16 ? n : n <= 16 + (int)NELEM(mixed) ? mixed[n - 17][c] : 1 + c;
+            if (n == 16 + (int)NELEM(mixed) + 1)
+                spec.method = BP_QUANT_RESIDUAL;
+            const int a = 1 + (int)(cases % 8);
+            if (!k->supports(a, bp__padded_cols(1100), BP_MULT_MAX))
+                continue;
+            nonzero += run_batch_case(k, rows[tu_range(&rng, 0, NELEM(rows) - 1)],
+                                      cols[tu_range(&rng, 0, NELEM(cols) - 1)], 6, a,
+                                      tu_next(&rng) >> 12, &spec);
+            cases++;
+        }
+    cr_assert(cases > 0, "%s has compute_batch but took no act_bits 1..8", k->name);
+    assert_mostly_nonzero(nonzero, cases, seed);
+}
+
+Test(kernels, batched_every_code_length, .timeout = 300) {
+    size_t n, ran = 0;
+    const bp_cpu_kernel_desc *const *list = bp__cpu_kernel_list(&n);
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->compute_batch && list[i]->runnable()) {
+            every_code_length(list[i]);
             ran++;
         }
     if (!ran)

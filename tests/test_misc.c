@@ -280,19 +280,20 @@ Test(misc, matrix_kernel_names) {
         else
             cr_expect_str_eq(ku, kr, "uniform, %d planes", n);
         if (code)
-            cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, n, 8, 2), "avx512-vnni",
+            cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, n, 8, 2),
+                             n == 1 ? "avx512-vnni" : "avx512-vnni-batched",
                              "uniform, %d planes, batch 2", n);
     }
-    /* Per row at batch 2-3: the code kernel at every plane count (from batch
-     * 4 the batched one at 2+ planes, below). */
+    /* Per row at batch 2-3: the code kernel's byte tables at 1 plane, the
+     * batched one from 2 planes. */
     if (code) {
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 1, 8, 2), "avx512-vnni");
-        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 8, 3), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 2, 8, 3), "avx512-vnni-batched");
     }
     /* Grouped matrices: the code kernel at 1 plane (byte tables) at every
      * size and batch below 16; from 2 planes at batch 1 once the used planes
      * leave L2 (2064 x 512 x 2 planes > 256 KiB; smaller ones run the LUT
-     * kernel), and at batch 2-3 from 3 planes. */
+     * kernel); from batch 2 at 2+ planes the batched code kernel. */
     bp_quant_options qo = BP_QUANT_OPTIONS_INIT;
     qo.group_size = 64;
     qo.rotation = BP_ROTATION_NONE;
@@ -310,21 +311,22 @@ Test(misc, matrix_kernel_names) {
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 1), "avx512-lut");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 1), "avx512-lut");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 8), "avx512-vnni");
-        /* The batched code kernel: batch >= 4 from 2 planes, >= 16 at 1
+        /* The batched code kernel: batch >= 2 from 2 planes, >= 16 at 1
          * plane, uniform matrices and act_bits <= 8 only. */
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 8), "avx512-vnni-batched");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 4), "avx512-vnni-batched");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, u, 8, 8, 360), "avx512-vnni-batched");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 16), "avx512-vnni-batched");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 8), "avx512-vnni-batched");
-        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 3), "avx512-vnni-batched");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 8, 3), "avx512-vnni-batched");
+        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 1, 8, 3), "avx512-vnni-batched");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 4, 12, 32), "avx512-vnni-batched");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, r, 4, 8, 32), "avx512-vnni-batched");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 2, 8, 1), "avx512-vnni");
         cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, big, 4, 8, 1), "avx512-vnni");
         cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, big, 4, 8, 8), "avx512-vnni");
-        cr_expect_str_neq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 2), "avx512-vnni");
-        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 3, 8, 2), "avx512-vnni");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 2, 8, 2), "avx512-vnni-batched");
+        cr_expect_str_eq(bp_matrix_cpu_kernel_name(ctx, gm, 3, 8, 2), "avx512-vnni-batched");
     }
     bp_matrix_destroy(big);
     bp_matrix_destroy(gm);
