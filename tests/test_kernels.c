@@ -255,9 +255,13 @@ static void run_for_kernels(const kset *ks, const kcase *kc, uint64_t seed,
     }
 }
 
-/* Guards the sweeps against silently comparing zeros with zeros. */
+/* Guards the sweeps against silently comparing zeros with zeros. A case
+ * may be zero by chance (constant weights over K extreme +-L activations
+ * sum to exactly 0 with probability about sqrt(2 / (pi K)), 0.3 % at
+ * K = 70000), so a tenth of the cases, and at least one, may be. */
 static void assert_mostly_nonzero(size_t nonzero, size_t cases, uint64_t seed) {
-    cr_assert(cases > 0 && nonzero * 10 >= cases * 9,
+    const size_t spare = cases / 10 > 1 ? cases / 10 : 1;
+    cr_assert(cases > 0 && nonzero > 0 && cases - nonzero <= spare,
               "only %zu of %zu cases had a nonzero D; seed=%" PRIu64, nonzero, cases, seed);
 }
 
