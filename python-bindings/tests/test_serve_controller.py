@@ -456,6 +456,19 @@ def test_admission_refuses_what_the_floor_cannot_serve():
     assert not slow.admits(1, 4, 8)[0] and slow.decide(0, 4).admitted
 
 
+def test_refuses_all_is_admission_at_every_plane_count():
+    """The server's check before parsing refuses exactly where one row at
+    every plane count would be refused: never an empty queue, never a
+    queue that some count could still serve."""
+    c = controller()
+    assert not c.refuses_all(0)
+    for q in range(0, 3000, 7):
+        every = not any(c.admits(q, 1, p)[0] for p in range(1, 9))
+        assert c.refuses_all(q) == (every and q > 0), q
+    q = next(q for q in range(3000) if c.refuses_all(q))
+    assert c.admits(q - 1, 1, 1)[0] and not c.admits(q, 1, 1)[0]
+
+
 @pytest.mark.parametrize("kind", ["planes matter", "planes do not matter", "mixed batches"])
 def test_simulated_overload_with_admission(kind, rng):
     """Poisson load from 0.5x to 3x of the 8-plane capacity, three costs:

@@ -153,6 +153,7 @@ class Server:
             raise ValueError(f"--metric-rows must be >= 0, got {config.metric_rows}")
         self.batcher = self.controller = self.metric = None
         self.calibration_s = 0.0  # seconds the cost table's start-up timing took
+        self._mean_rows = 1.0  # rows per request, a moving average (refusals unparsed)
         if isinstance(model, LinearStackModel):
             t = time.perf_counter()
             cost = (_calibrate(model, config.max_batch) if config.calibrate
@@ -210,6 +211,17 @@ class Server:
         if not isinstance(m, LinearStackModel):
             raise ApiError(400, f"model '{m.name}' is a character {m.cell.upper()}: it serves "
                                 f"generation at /v2/models/{m.name}/generate_stream, not infer")
+        b, ctrl = self.batcher, self.controller
+        if self.config.admission == "slo":
+            queued = b.queue_depth()
+            if ctrl.refuses_all(queued, b.queued_units + b.in_flight_rows * self.k):
+                # Refused unparsed, counted in the offered load at the
+                # recent requests' mean size.
+                ctrl.arrive(self._mean_rows, start)
+                raise Overloaded(
+                    f"the SLO (p99 {self.config.slo_p99_ms:g} ms) cannot be met behind "
+                    f"{queued} queued rows at any plane count; retry later",
+                    max(1, math.ceil(self._drain_estimate(queued))), reason="slo")
         req = parse_infer(body, header_length, in_features=m.in_features,
                           max_rows=self.config.max_batch, max_planes=self.k,
                           default_planes=self.default_planes,
@@ -217,8 +229,8 @@ class Server:
         p = req.precision
         mode = "auto" if p.planes == "auto" else "fixed"
         rows = req.x.shape[0]
+        self._mean_rows += 0.1 * (rows - self._mean_rows)
         deadline = None if p.deadline_ms is None else start + p.deadline_ms / 1e3
-        b, ctrl = self.batcher, self.controller
         ctrl.arrive(rows, start)  # offered load, refused requests included
         queued = b.queue_depth()
         queued_units = b.queued_units + b.in_flight_rows * self.k
