@@ -17,6 +17,7 @@
  * whether the two outputs were bit-identical.
  */
 #define _GNU_SOURCE
+#include "bench_median.h"
 #include "bitplane.h"
 
 #include <dlfcn.h>
@@ -94,14 +95,8 @@ static double sample(lib *l, const float *x, size_t batch, float *y, int planes,
     return t / calls;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return bench_median_sorting(v, (size_t)n);
 }
 
 static int parse_list(const char *s, long *out, int max) {

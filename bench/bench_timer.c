@@ -1,6 +1,7 @@
 /* Timing: CLOCK_MONOTONIC and medians, the only statistic the reports use. */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_common.h"
+#include "bench_median.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -17,14 +18,8 @@ double bench_thread_cpu_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double bench_median(double *v, size_t n) {
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return bench_median_sorting(v, n);
 }
 
 int bench_time(bench_fn fn, void *arg, int warmup, int reps, double *median_s) {
