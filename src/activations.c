@@ -20,15 +20,13 @@
 #include <math.h>
 #include <string.h>
 
-/* The AVX-512 loops (src/activations_avx512.c, identical results) where the
- * CPU and OS run them. */
-static bool use_avx512(void) {
 #if defined(BP_ARCH_X86_64)
+/* The AVX-512 loops (src/activations_avx512.c, identical results) where the
+ * CPU and OS run them; every caller is x86-64 only. */
+static bool use_avx512(void) {
     return bp__cpu_has_avx512bw();
-#else
-    return false;
-#endif
 }
+#endif
 
 /* Below this max|x|, columns are scaled by BP_ACT_TINY_SCALE first. */
 #define BP_ACT_TINY       0x1p-64f
