@@ -72,7 +72,7 @@ typedef bp_code_column vb_column;
 
 static bool vb_runnable(void) {
     const bp_cpu_features *f = bp__cpu_features();
-    return f->avx512bw && f->avx512_vnni && f->gfni;
+    return f->avx512bw && f->avx512_vnni && f->gfni && f->avx512_vpopcntdq;
 }
 
 static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
@@ -534,7 +534,8 @@ VB_GFN(2, 5, 1)
 VB_GFN(2, 6, 1)
 VB_GFN8(2)
 VB_GFN4(2, 2)
-VB_GFN(2, 5, 2) VB_GFN(2, 6, 2)
+VB_GFN(2, 5, 2)
+VB_GFN(2, 6, 2)
 #define VB_GFNS1(M)                                                                                \
     {                                                                                              \
         vb_gtile_1_1_##M, vb_gtile_1_2_##M, vb_gtile_1_3_##M, vb_gtile_1_4_##M, vb_gtile_1_5_##M,  \
@@ -549,44 +550,58 @@ VB_GFN(2, 5, 2) VB_GFN(2, 6, 2)
     static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_C] = {
         {VB_GFNS1(0), VB_GFNS2(0)}, {VB_GFNS1(1), VB_GFNS2(1)}, {VB_GFNS1(2), VB_GFNS2(2)}};
 
-/* b->eseg[len - 1]: E per row group and segment of the block, with U' the
- * row sums of the codes of that length (the tile AND its mask). */
-static void vb_offset_terms(const vb_block *b, int R, int len) {
-    const __m512i ones = _mm512_set1_epi8(1);
-    const __m512i mask = _mm512_set1_epi32((int32_t)vb_mask_word(len));
-    const int32_t odd_s = 256 - (1 << (8 - len));
+/* b->eseg[n - 1] for each length n with offset columns: E per row group
+ * and segment of the block. U'_n, the row sums of the n-plane codes (the
+ * tile AND its mask), is sum_{p<n} 2^(7-p) C_p with C_p the row's count of
+ * set bits of plane p0 + p over the segment: one VPOPCNTD per plane line
+ * and word (dword r of a line is row r's 32 bits), whatever the number of
+ * lengths, where a VPDPBUSD against ones per tile vector and length ran
+ * before (8 lengths: 64 per word and row group, half the cost of a
+ * 16-column batch's products). */
+static void vb_offset_terms(const vb_block *b, const uint32_t *const (*lines)[8], int R,
+                            const bool *offset_len) {
+    int len_top = 0; /* the longest length with offset columns */
+    for (int n = 1; n <= b->len_max; n++)
+        if (offset_len[n - 1])
+            len_top = n;
     size_t si = 0;
     for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
         const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        /* cnt = 32 (s1 - s0) positions. */
-        const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * (int32_t)(s1 - s0));
         for (int r = 0; r < R; r++) {
             __m512i u = _mm512_setzero_si512();
-            for (size_t w = s0; w < s1; w++)
-                for (int t = 0; t < 8; t++) {
-                    __m512i code = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
-                    if (len < b->len_max)
-                        code = _mm512_and_si512(code, mask);
-                    u = _mm512_dpbusd_epi32(u, code, ones);
-                }
-            b->eseg[len - 1][r][si] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
+            for (int p = 0; p < len_top; p++) {
+                __m512i cnt = _mm512_setzero_si512();
+                for (size_t w = s0; w < s1; w++)
+                    cnt = _mm512_add_epi32(cnt, _mm512_popcnt_epi32(_mm512_load_si512(
+                                                    lines[r][p] + w * BP_ROW_GROUP)));
+                u = _mm512_add_epi32(u, _mm512_slli_epi32(cnt, 7 - p));
+                const int n = p + 1;
+                if (!offset_len[n - 1])
+                    continue;
+                /* cnt = 32 (s1 - s0) positions; s odd = 256 - 2^(8-n). */
+                const int32_t odd_s = 256 - (1 << (8 - n));
+                const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * (int32_t)(s1 - s0));
+                b->eseg[n - 1][r][si] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
+            }
         }
     }
     /* Grouped: sum_seg m E_seg per row, in int64 (m E_seg may pass 2^31). */
-    for (int r = 0; b->mseg && r < R; r++) {
-        __m512i e64[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        for (size_t k = 0; k < si; k++) {
-            const __m512i e = b->eseg[len - 1][r][k], mv = b->mseg[r][k];
-            e64[0] = _mm512_add_epi64(
-                e64[0], _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(e)),
-                                         _mm512_cvtepi32_epi64(_mm512_castsi512_si256(mv))));
-            e64[1] = _mm512_add_epi64(
-                e64[1], _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(e, 1)),
-                                         _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(mv, 1))));
+    for (int n = 1; b->mseg && n <= len_top; n++)
+        for (int r = 0; offset_len[n - 1] && r < R; r++) {
+            __m512i e64[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+            for (size_t k = 0; k < si; k++) {
+                const __m512i e = b->eseg[n - 1][r][k], mv = b->mseg[r][k];
+                e64[0] = _mm512_add_epi64(
+                    e64[0], _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(e)),
+                                             _mm512_cvtepi32_epi64(_mm512_castsi512_si256(mv))));
+                e64[1] = _mm512_add_epi64(
+                    e64[1],
+                    _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(e, 1)),
+                                     _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(mv, 1))));
+            }
+            b->ew[n - 1][r][0] = e64[0];
+            b->ew[n - 1][r][1] = e64[1];
         }
-        b->ew[len - 1][r][0] = e64[0];
-        b->ew[len - 1][r][1] = e64[1];
-    }
 }
 
 /*
@@ -612,8 +627,11 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
     const bool grouped = bp__grouped(m);
     const int len_max = lens[0];
     bool offset_len[8] = {false}; /* lengths with offset columns */
-    for (size_t i = 0; i < nc; i++)
+    bool any_offset = false;
+    for (size_t i = 0; i < nc; i++) {
         offset_len[lens[i] - 1] |= cols[i]->off != 0;
+        any_offset |= cols[i]->off != 0;
+    }
     _Alignas(64) __m512i tile[VB_R][VB_KBLOCK_WORDS][8];
     _Alignas(64) __m512i eseg[8][VB_R][VB_KBLOCK_WORDS];
     _Alignas(64) __m512i mseg[VB_R][VB_KBLOCK_WORDS];
@@ -648,9 +666,8 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                     const uint8_t *mt = bp__mult_tile(m, g + (size_t)r, s0 / m->group_words);
                     mseg[r][si] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
                 }
-            for (int len = 1; len <= len_max; len++)
-                if (offset_len[len - 1])
-                    vb_offset_terms(&b, R, len);
+            if (any_offset)
+                vb_offset_terms(&b, (const uint32_t *const(*)[8])lines, R, offset_len);
             for (size_t c0 = 0; c0 < nc; c0 += cstep) {
                 const int C = nc - c0 >= cstep ? (int)cstep : (int)(nc - c0);
                 const int mode = lens[c0] != lens[c0 + (size_t)C - 1] ? VB_MASK_EACH
