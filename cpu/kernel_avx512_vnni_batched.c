@@ -297,9 +297,10 @@ typedef struct vb_block {
     __mmask16 seg_starts; /* bit i: a segment starts at word w0 + i */
     int len_max;          /* the tile's code length */
     __m512i (*tile)[VB_KBLOCK_WORDS][8];
-    /* Per code length n (index n - 1), row group of the tile and segment:
-     * E = 2 * 128 U'_n - s odd 128 cnt, for lengths with offset columns. */
-    __m512i (*eseg)[VB_R][VB_KBLOCK_WORDS];
+    /* Per row: per code length n (index n - 1) and row group of the tile,
+     * E = 2 * 128 U'_n - s odd 128 cnt over the block, for lengths with
+     * offset columns. */
+    __m512i (*eseg)[VB_R];
     /* Grouped matrices: per row group and segment the multipliers, and per
      * code length and row group sum_seg m E_seg over the block (two int64
      * halves); NULL per row. */
@@ -391,7 +392,7 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const in
         for (int r = 0; r < R; r++) {
             __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
             if (cols[c]->off)
-                v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r][0]);
+                v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r]);
             vb_store_d(dout[c] + 16 * r, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
                        _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), first,
                        b->w1 == b->m->kwords, lens[c]);
@@ -546,62 +547,85 @@ VB_GFN(2, 6, 2)
         vb_gtile_2_1_##M, vb_gtile_2_2_##M, vb_gtile_2_3_##M, vb_gtile_2_4_##M, vb_gtile_2_5_##M,  \
             vb_gtile_2_6_##M                                                                       \
     }
-    /* [mode][R - 1][C - 1]: R = 1 up to VB_C columns, R = 2 up to VB_CG. */
-    static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_C] = {
-        {VB_GFNS1(0), VB_GFNS2(0)}, {VB_GFNS1(1), VB_GFNS2(1)}, {VB_GFNS1(2), VB_GFNS2(2)}};
+/* [mode][R - 1][C - 1]: R = 1 up to VB_C columns, R = 2 up to VB_CG. */
+static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_C] = {
+    {VB_GFNS1(0), VB_GFNS2(0)}, {VB_GFNS1(1), VB_GFNS2(1)}, {VB_GFNS1(2), VB_GFNS2(2)}};
 
-/* b->eseg[n - 1] for each length n with offset columns: E per row group
- * and segment of the block. U'_n, the row sums of the n-plane codes (the
- * tile AND its mask), is sum_{p<n} 2^(7-p) C_p with C_p the row's count of
- * set bits of plane p0 + p over the segment: one VPOPCNTD per plane line
- * and word (dword r of a line is row r's 32 bits), whatever the number of
- * lengths, where a VPDPBUSD against ones per tile vector and length ran
- * before (8 lengths: 64 per word and row group, half the cost of a
- * 16-column batch's products). */
+/* Row r's count of set bits of plane p0 + p over words [s0, s1) of the
+ * lines: one VPOPCNTD per word (dword i of a line is row i's 32 bits). */
+BP_INLINE __m512i vb_plane_count(const uint32_t *const *lines, int p, size_t s0, size_t s1) {
+    __m512i cnt = _mm512_setzero_si512();
+    for (size_t w = s0; w < s1; w++)
+        cnt = _mm512_add_epi32(cnt,
+                               _mm512_popcnt_epi32(_mm512_load_si512(lines[p] + w * BP_ROW_GROUP)));
+    return cnt;
+}
+
+/* The offset terms of the lengths n with offset columns (unsigned 8-bit),
+ * from U'_n, the row sums of the n-plane codes (the tile AND its mask):
+ * U'_n = sum_{p<n} 2^(7-p) C_p with C_p the row's count of set bits of
+ * plane p0 + p, so one VPOPCNTD per plane line and word serves every length
+ * at once (a VPDPBUSD against ones per tile vector and length ran before: 8
+ * lengths cost half a 16-column batch's products).
+ * Per row: b->eseg[n - 1], E = 2 * 128 U'_n - s odd 128 cnt over the
+ * block's one segment. Grouped: b->ew[n - 1] = sum_seg m E_seg =
+ * 256 sum_{p<n} 2^(7-p) W_p - s odd 128 * 32 sum_seg m words_seg, with
+ * W_p = sum_seg m C_p,seg: the multipliers weight the 8 plane counts per
+ * segment instead of E per length and segment. Bounds per K block: W_p <=
+ * 255 * 512 and sum_{p<n} 2^(7-p) W_p <= 255 * 255 * 512 fit int32; the
+ * terms of ew pass 2^31 and are formed in int64. */
 static void vb_offset_terms(const vb_block *b, const uint32_t *const (*lines)[8], int R,
                             const bool *offset_len) {
     int len_top = 0; /* the longest length with offset columns */
     for (int n = 1; n <= b->len_max; n++)
         if (offset_len[n - 1])
             len_top = n;
-    size_t si = 0;
-    for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
-        const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        for (int r = 0; r < R; r++) {
+    for (int r = 0; r < R; r++) {
+        if (!b->mseg) {
+            /* Per row: one segment, the block. */
+            const int32_t words = (int32_t)(b->w1 - b->w0);
             __m512i u = _mm512_setzero_si512();
             for (int p = 0; p < len_top; p++) {
-                __m512i cnt = _mm512_setzero_si512();
-                for (size_t w = s0; w < s1; w++)
-                    cnt = _mm512_add_epi32(cnt, _mm512_popcnt_epi32(_mm512_load_si512(
-                                                    lines[r][p] + w * BP_ROW_GROUP)));
+                const __m512i cnt = vb_plane_count(lines[r], p, b->w0, b->w1);
                 u = _mm512_add_epi32(u, _mm512_slli_epi32(cnt, 7 - p));
                 const int n = p + 1;
                 if (!offset_len[n - 1])
                     continue;
-                /* cnt = 32 (s1 - s0) positions; s odd = 256 - 2^(8-n). */
-                const int32_t odd_s = 256 - (1 << (8 - n));
-                const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * (int32_t)(s1 - s0));
-                b->eseg[n - 1][r][si] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
+                const int32_t odd_s = 256 - (1 << (8 - n)); /* s odd */
+                const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * words);
+                b->eseg[n - 1][r] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
             }
+            continue;
+        }
+        __m512i wp[8], mw = _mm512_setzero_si512();
+        for (int p = 0; p < len_top; p++)
+            wp[p] = _mm512_setzero_si512();
+        size_t si = 0;
+        for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
+            const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
+            const __m512i mv = b->mseg[r][si];
+            mw =
+                _mm512_add_epi32(mw, _mm512_mullo_epi32(mv, _mm512_set1_epi32((int32_t)(s1 - s0))));
+            for (int p = 0; p < len_top; p++)
+                wp[p] = _mm512_add_epi32(
+                    wp[p], _mm512_mullo_epi32(mv, vb_plane_count(lines[r], p, s0, s1)));
+        }
+        const __m512i mw64[2] = {_mm512_cvtepi32_epi64(_mm512_castsi512_si256(mw)),
+                                 _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(mw, 1))};
+        __m512i u = _mm512_setzero_si512();
+        for (int p = 0; p < len_top; p++) {
+            u = _mm512_add_epi32(u, _mm512_slli_epi32(wp[p], 7 - p));
+            const int n = p + 1;
+            if (!offset_len[n - 1])
+                continue;
+            const __m512i c = _mm512_set1_epi64((256 - (1 << (8 - n))) * 128 * 32);
+            const __m512i u64[2] = {_mm512_cvtepi32_epi64(_mm512_castsi512_si256(u)),
+                                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(u, 1))};
+            for (int h = 0; h < 2; h++)
+                b->ew[n - 1][r][h] =
+                    _mm512_sub_epi64(_mm512_slli_epi64(u64[h], 8), _mm512_mul_epi32(mw64[h], c));
         }
     }
-    /* Grouped: sum_seg m E_seg per row, in int64 (m E_seg may pass 2^31). */
-    for (int n = 1; b->mseg && n <= len_top; n++)
-        for (int r = 0; offset_len[n - 1] && r < R; r++) {
-            __m512i e64[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-            for (size_t k = 0; k < si; k++) {
-                const __m512i e = b->eseg[n - 1][r][k], mv = b->mseg[r][k];
-                e64[0] = _mm512_add_epi64(
-                    e64[0], _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(e)),
-                                             _mm512_cvtepi32_epi64(_mm512_castsi512_si256(mv))));
-                e64[1] = _mm512_add_epi64(
-                    e64[1],
-                    _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(e, 1)),
-                                     _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(mv, 1))));
-            }
-            b->ew[n - 1][r][0] = e64[0];
-            b->ew[n - 1][r][1] = e64[1];
-        }
 }
 
 /*
@@ -633,7 +657,7 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
         any_offset |= cols[i]->off != 0;
     }
     _Alignas(64) __m512i tile[VB_R][VB_KBLOCK_WORDS][8];
-    _Alignas(64) __m512i eseg[8][VB_R][VB_KBLOCK_WORDS];
+    _Alignas(64) __m512i eseg[8][VB_R];
     _Alignas(64) __m512i mseg[VB_R][VB_KBLOCK_WORDS];
     _Alignas(64) __m512i ew[8][VB_R][2];
     /* Grouped: a segment is one group's words inside the block (group_words
