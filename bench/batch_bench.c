@@ -21,8 +21,9 @@
  * bits) through column_planes, as a server's mixed-precision batch does;
  * its JSON "planes" is -1 and its chosen kernel that of a 1-plane call (what
  * AUTO picks for the mix from batch 16; below, it may differ).
- * Inputs "relu" are the Gaussian inputs through a ReLU (nonnegative: the
- * unsigned 8-bit columns of a ReLU stack's later layers).
+ * Inputs "relu" are the Gaussian inputs through a ReLU, with the weights
+ * quantized without a rotation of K, as the served layers after a ReLU are
+ * (so the columns stay nonnegative: unsigned 8-bit, offset terms).
  */
 #include "bench_common.h"
 
@@ -235,6 +236,8 @@ int main(int argc, char **argv) {
         qo.method = o.method;
         if (o.group)
             qo.group_size = o.group < 0 ? BP_GROUP_PER_ROW : o.group;
+        if (o.relu)
+            qo.rotation = BP_ROTATION_NONE;
         bp_matrix *mat;
         if (bp_matrix_quantize(me[1].ctx, w, m, k, k, &qo, &mat) != BP_OK)
             return fprintf(stderr, "quantize: %s\n", bp_last_error()), 1;
