@@ -633,7 +633,7 @@ static void vb_offset_terms(const vb_block *b, const uint32_t *const (*lines)[8]
  * VPDPBUSD of the codes (the tile AND the mask) against ones, 8 per word
  * and row group, then E weighted per segment in int64 (grouped). With a
  * single length this beats the 8 plane counts and their weighting (the
- * served wide stack at 8 planes, 4 and 16 rows: 5-9 % of the forward). */
+ * served wide stack at 8 planes, 4 and 16 rows: 5-10 % of the forward). */
 static void vb_offset_terms_one(const vb_block *b, int R, int n) {
     const __m512i ones = _mm512_set1_epi8(1);
     const __m512i mask = _mm512_set1_epi32((int32_t)vb_mask_word(n));
