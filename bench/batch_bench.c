@@ -7,6 +7,7 @@
  *       [--planes 1,2,4,8,mix] [--kernels auto,avx512-vnni-batched]
  *       [--threads 1] [--rounds 15] [--min-ms 2] [--act-bits 8]
  *       [--group 0|row|32..4096] [--method uniform|residual]
+ *       [--inputs gauss|relu]
  *
  * For each shape and batch, every round times each method once (a sample is
  * enough back-to-back calls to last --min-ms, divided by their number), in a
@@ -20,11 +21,15 @@
  * bits) through column_planes, as a server's mixed-precision batch does;
  * its JSON "planes" is -1 and its chosen kernel that of a 1-plane call (what
  * AUTO picks for the mix from batch 16; below, it may differ).
+ * Inputs "relu" are the Gaussian inputs through a ReLU, with the weights
+ * quantized without a rotation of K, as the served layers after a ReLU are
+ * (so the columns stay nonnegative: unsigned 8-bit, offset terms).
  */
 #include "bench_common.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +50,7 @@ typedef struct opts {
     double min_ms;
     int group; /* 0 = default, -1 = per row */
     bp_quant_method method;
+    bool relu; /* inputs through a ReLU */
 } opts;
 
 static int parse_sizes(const char *s, size_t *out, size_t *n) {
@@ -125,6 +131,10 @@ static int parse_args(int argc, char **argv, opts *o) {
             o->group = !strcmp(v, "row") ? -1 : atoi(v);
         } else if (!strcmp(a, "--method")) {
             o->method = !strcmp(v, "residual") ? BP_QUANT_RESIDUAL : BP_QUANT_UNIFORM;
+        } else if (!strcmp(a, "--inputs")) {
+            if (strcmp(v, "gauss") && strcmp(v, "relu"))
+                return fprintf(stderr, "--inputs: expected gauss|relu, got '%s'\n", v), -1;
+            o->relu = !strcmp(v, "relu");
         } else {
             return fprintf(stderr, "unknown option %s\n", a), -1;
         }
@@ -198,6 +208,8 @@ int main(int argc, char **argv) {
         bench_rng_seed(&rng, 42);
         bench_fill_gaussian(&rng, w, m * k);
         bench_fill_gaussian(&rng, x, bmax * k);
+        for (size_t i = 0; o.relu && i < bmax * k; i++)
+            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
         int nm = 1 + o.nkernels * o.nplanes;
         method *me = calloc((size_t)nm, sizeof *me);
         for (int i = 0; i < nm; i++) {
@@ -224,6 +236,8 @@ int main(int argc, char **argv) {
         qo.method = o.method;
         if (o.group)
             qo.group_size = o.group < 0 ? BP_GROUP_PER_ROW : o.group;
+        if (o.relu)
+            qo.rotation = BP_ROTATION_NONE;
         bp_matrix *mat;
         if (bp_matrix_quantize(me[1].ctx, w, m, k, k, &qo, &mat) != BP_OK)
             return fprintf(stderr, "quantize: %s\n", bp_last_error()), 1;

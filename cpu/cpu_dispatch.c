@@ -284,7 +284,7 @@ static const bp_cpu_kernel_desc *avx2_path(const bp_kernel_shape *s,
 static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
     const bp_cpu_features *f = bp__cpu_features();
     const bool code = bp__kernel_avx512_vnni.runnable();
-    if (f->avx512_vnni && f->gfni && batched_auto(s))
+    if (bp__kernel_avx512_vnni_batched.runnable() && batched_auto(s))
         return BP_CPU_KERNEL_AVX512_VNNI_BATCHED;
     if (code && vnni_tables_auto(s))
         return BP_CPU_KERNEL_AVX512_VNNI;

@@ -72,7 +72,7 @@ typedef bp_code_column vb_column;
 
 static bool vb_runnable(void) {
     const bp_cpu_features *f = bp__cpu_features();
-    return f->avx512bw && f->avx512_vnni && f->gfni;
+    return f->avx512bw && f->avx512_vnni && f->gfni && f->avx512_vpopcntdq;
 }
 
 static void vb_prepare(bp_act_column *col, size_t kpad, void *scratch) {
@@ -297,9 +297,10 @@ typedef struct vb_block {
     __mmask16 seg_starts; /* bit i: a segment starts at word w0 + i */
     int len_max;          /* the tile's code length */
     __m512i (*tile)[VB_KBLOCK_WORDS][8];
-    /* Per code length n (index n - 1), row group of the tile and segment:
-     * E = 2 * 128 U'_n - s odd 128 cnt, for lengths with offset columns. */
-    __m512i (*eseg)[VB_R][VB_KBLOCK_WORDS];
+    /* Per row: per code length n (index n - 1) and row group of the tile,
+     * E = 2 * 128 U'_n - s odd 128 cnt over the block, for lengths with
+     * offset columns. */
+    __m512i (*eseg)[VB_R];
     /* Grouped matrices: per row group and segment the multipliers, and per
      * code length and row group sum_seg m E_seg over the block (two int64
      * halves); NULL per row. */
@@ -391,7 +392,7 @@ BP_INLINE void vb_tile(const vb_block *b, const vb_column *const *cols, const in
         for (int r = 0; r < R; r++) {
             __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][c], acc[r][c]), bq);
             if (cols[c]->off)
-                v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r][0]);
+                v = _mm512_add_epi32(v, b->eseg[lens[c] - 1][r]);
             vb_store_d(dout[c] + 16 * r, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)),
                        _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), first,
                        b->w1 == b->m->kwords, lens[c]);
@@ -534,7 +535,8 @@ VB_GFN(2, 5, 1)
 VB_GFN(2, 6, 1)
 VB_GFN8(2)
 VB_GFN4(2, 2)
-VB_GFN(2, 5, 2) VB_GFN(2, 6, 2)
+VB_GFN(2, 5, 2)
+VB_GFN(2, 6, 2)
 #define VB_GFNS1(M)                                                                                \
     {                                                                                              \
         vb_gtile_1_1_##M, vb_gtile_1_2_##M, vb_gtile_1_3_##M, vb_gtile_1_4_##M, vb_gtile_1_5_##M,  \
@@ -545,38 +547,119 @@ VB_GFN(2, 5, 2) VB_GFN(2, 6, 2)
         vb_gtile_2_1_##M, vb_gtile_2_2_##M, vb_gtile_2_3_##M, vb_gtile_2_4_##M, vb_gtile_2_5_##M,  \
             vb_gtile_2_6_##M                                                                       \
     }
-    /* [mode][R - 1][C - 1]: R = 1 up to VB_C columns, R = 2 up to VB_CG. */
-    static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_C] = {
-        {VB_GFNS1(0), VB_GFNS2(0)}, {VB_GFNS1(1), VB_GFNS2(1)}, {VB_GFNS1(2), VB_GFNS2(2)}};
+/* [mode][R - 1][C - 1]: R = 1 up to VB_C columns, R = 2 up to VB_CG. */
+static const vb_tile_fn vb_gtile_fns[3][VB_R][VB_C] = {
+    {VB_GFNS1(0), VB_GFNS2(0)}, {VB_GFNS1(1), VB_GFNS2(1)}, {VB_GFNS1(2), VB_GFNS2(2)}};
 
-/* b->eseg[len - 1]: E per row group and segment of the block, with U' the
- * row sums of the codes of that length (the tile AND its mask). */
-static void vb_offset_terms(const vb_block *b, int R, int len) {
+/* Row r's count of set bits of plane p0 + p over words [s0, s1) of the
+ * lines: one VPOPCNTD per word (dword i of a line is row i's 32 bits). */
+BP_INLINE __m512i vb_plane_count(const uint32_t *const *lines, int p, size_t s0, size_t s1) {
+    __m512i cnt = _mm512_setzero_si512();
+    for (size_t w = s0; w < s1; w++)
+        cnt = _mm512_add_epi32(cnt,
+                               _mm512_popcnt_epi32(_mm512_load_si512(lines[p] + w * BP_ROW_GROUP)));
+    return cnt;
+}
+
+/* The offset terms of the lengths n with offset columns (unsigned 8-bit),
+ * from U'_n, the row sums of the n-plane codes (the tile AND its mask):
+ * U'_n = sum_{p<n} 2^(7-p) C_p with C_p the row's count of set bits of
+ * plane p0 + p, so one VPOPCNTD per plane line and word serves every length
+ * at once (a VPDPBUSD against ones per tile vector and length ran before: 8
+ * lengths cost half a 16-column batch's products).
+ * Per row: b->eseg[n - 1], E = 2 * 128 U'_n - s odd 128 cnt over the
+ * block's one segment. Grouped: b->ew[n - 1] = sum_seg m E_seg =
+ * 256 sum_{p<n} 2^(7-p) W_p - s odd 128 * 32 sum_seg m words_seg, with
+ * W_p = sum_seg m C_p,seg: the multipliers weight the 8 plane counts per
+ * segment instead of E per length and segment. Bounds per K block: W_p <=
+ * 255 * 512 and sum_{p<n} 2^(7-p) W_p <= 255 * 255 * 512 fit int32; the
+ * terms of ew pass 2^31 and are formed in int64. */
+static void vb_offset_terms(const vb_block *b, const uint32_t *const (*lines)[8], int R,
+                            const bool *offset_len) {
+    int len_top = 0; /* the longest length with offset columns */
+    for (int n = 1; n <= b->len_max; n++)
+        if (offset_len[n - 1])
+            len_top = n;
+    for (int r = 0; r < R; r++) {
+        if (!b->mseg) {
+            /* Per row: one segment, the block. */
+            const int32_t words = (int32_t)(b->w1 - b->w0);
+            __m512i u = _mm512_setzero_si512();
+            for (int p = 0; p < len_top; p++) {
+                const __m512i cnt = vb_plane_count(lines[r], p, b->w0, b->w1);
+                u = _mm512_add_epi32(u, _mm512_slli_epi32(cnt, 7 - p));
+                const int n = p + 1;
+                if (!offset_len[n - 1])
+                    continue;
+                const int32_t odd_s = 256 - (1 << (8 - n)); /* s odd */
+                const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * words);
+                b->eseg[n - 1][r] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
+            }
+            continue;
+        }
+        __m512i wp[8], mw = _mm512_setzero_si512();
+        for (int p = 0; p < len_top; p++)
+            wp[p] = _mm512_setzero_si512();
+        size_t si = 0;
+        for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
+            const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
+            const __m512i mv = b->mseg[r][si];
+            mw =
+                _mm512_add_epi32(mw, _mm512_mullo_epi32(mv, _mm512_set1_epi32((int32_t)(s1 - s0))));
+            for (int p = 0; p < len_top; p++)
+                wp[p] = _mm512_add_epi32(
+                    wp[p], _mm512_mullo_epi32(mv, vb_plane_count(lines[r], p, s0, s1)));
+        }
+        const __m512i mw64[2] = {_mm512_cvtepi32_epi64(_mm512_castsi512_si256(mw)),
+                                 _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(mw, 1))};
+        __m512i u = _mm512_setzero_si512();
+        for (int p = 0; p < len_top; p++) {
+            u = _mm512_add_epi32(u, _mm512_slli_epi32(wp[p], 7 - p));
+            const int n = p + 1;
+            if (!offset_len[n - 1])
+                continue;
+            const __m512i c = _mm512_set1_epi64((256 - (1 << (8 - n))) * 128 * 32);
+            const __m512i u64[2] = {_mm512_cvtepi32_epi64(_mm512_castsi512_si256(u)),
+                                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(u, 1))};
+            for (int h = 0; h < 2; h++)
+                b->ew[n - 1][r][h] =
+                    _mm512_sub_epi64(_mm512_slli_epi64(u64[h], 8), _mm512_mul_epi32(mw64[h], c));
+        }
+    }
+}
+
+/* The offset terms as vb_offset_terms forms them, for one length n only
+ * (a batch at one plane count, the common case): U'_n per segment as a
+ * VPDPBUSD of the codes (the tile AND the mask) against ones, 8 per word
+ * and row group, then E weighted per segment in int64 (grouped). With a
+ * single length this beats the 8 plane counts and their weighting (the
+ * served wide stack at 8 planes, 4 and 16 rows: 5-10 % of the forward). */
+static void vb_offset_terms_one(const vb_block *b, int R, int n) {
     const __m512i ones = _mm512_set1_epi8(1);
-    const __m512i mask = _mm512_set1_epi32((int32_t)vb_mask_word(len));
-    const int32_t odd_s = 256 - (1 << (8 - len));
-    size_t si = 0;
-    for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
-        const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
-        /* cnt = 32 (s1 - s0) positions. */
-        const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * (int32_t)(s1 - s0));
-        for (int r = 0; r < R; r++) {
+    const __m512i mask = _mm512_set1_epi32((int32_t)vb_mask_word(n));
+    const int32_t odd_s = 256 - (1 << (8 - n));
+    for (int r = 0; r < R; r++) {
+        __m512i e64[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        size_t si = 0;
+        for (size_t s0 = b->w0; s0 < b->w1; s0 += b->segw, si++) {
+            const size_t s1 = b->w1 - s0 < b->segw ? b->w1 : s0 + b->segw;
+            /* cnt = 32 (s1 - s0) positions. */
+            const __m512i c = _mm512_set1_epi32(odd_s * 128 * 32 * (int32_t)(s1 - s0));
             __m512i u = _mm512_setzero_si512();
             for (size_t w = s0; w < s1; w++)
                 for (int t = 0; t < 8; t++) {
                     __m512i code = _mm512_load_si512(&b->tile[r][w - b->w0][t]);
-                    if (len < b->len_max)
+                    if (n < b->len_max)
                         code = _mm512_and_si512(code, mask);
                     u = _mm512_dpbusd_epi32(u, code, ones);
                 }
-            b->eseg[len - 1][r][si] = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
-        }
-    }
-    /* Grouped: sum_seg m E_seg per row, in int64 (m E_seg may pass 2^31). */
-    for (int r = 0; b->mseg && r < R; r++) {
-        __m512i e64[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        for (size_t k = 0; k < si; k++) {
-            const __m512i e = b->eseg[len - 1][r][k], mv = b->mseg[r][k];
+            const __m512i e = _mm512_sub_epi32(_mm512_slli_epi32(u, 8), c);
+            if (!b->mseg) { /* per row: one segment */
+                b->eseg[n - 1][r] = e;
+                continue;
+            }
+            /* m E_seg may pass 2^31: int64. */
+            const __m512i mv = b->mseg[r][si];
             e64[0] = _mm512_add_epi64(
                 e64[0], _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(e)),
                                          _mm512_cvtepi32_epi64(_mm512_castsi512_si256(mv))));
@@ -584,8 +667,10 @@ static void vb_offset_terms(const vb_block *b, int R, int len) {
                 e64[1], _mm512_mul_epi32(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(e, 1)),
                                          _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(mv, 1))));
         }
-        b->ew[len - 1][r][0] = e64[0];
-        b->ew[len - 1][r][1] = e64[1];
+        if (b->mseg) {
+            b->ew[n - 1][r][0] = e64[0];
+            b->ew[n - 1][r][1] = e64[1];
+        }
     }
 }
 
@@ -614,8 +699,14 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
     bool offset_len[8] = {false}; /* lengths with offset columns */
     for (size_t i = 0; i < nc; i++)
         offset_len[lens[i] - 1] |= cols[i]->off != 0;
+    int offset_lens = 0, offset_one = 0; /* how many; the last one */
+    for (int n = 1; n <= 8; n++)
+        if (offset_len[n - 1]) {
+            offset_lens++;
+            offset_one = n;
+        }
     _Alignas(64) __m512i tile[VB_R][VB_KBLOCK_WORDS][8];
-    _Alignas(64) __m512i eseg[8][VB_R][VB_KBLOCK_WORDS];
+    _Alignas(64) __m512i eseg[8][VB_R];
     _Alignas(64) __m512i mseg[VB_R][VB_KBLOCK_WORDS];
     _Alignas(64) __m512i ew[8][VB_R][2];
     /* Grouped: a segment is one group's words inside the block (group_words
@@ -648,9 +739,10 @@ static void vb_unit(const bp_matrix *m, size_t g0, size_t g1, int p0, const int 
                     const uint8_t *mt = bp__mult_tile(m, g + (size_t)r, s0 / m->group_words);
                     mseg[r][si] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)mt));
                 }
-            for (int len = 1; len <= len_max; len++)
-                if (offset_len[len - 1])
-                    vb_offset_terms(&b, R, len);
+            if (offset_lens == 1)
+                vb_offset_terms_one(&b, R, offset_one);
+            else if (offset_lens > 1)
+                vb_offset_terms(&b, (const uint32_t *const(*)[8])lines, R, offset_len);
             for (size_t c0 = 0; c0 < nc; c0 += cstep) {
                 const int C = nc - c0 >= cstep ? (int)cstep : (int)(nc - c0);
                 const int mode = lens[c0] != lens[c0 + (size_t)C - 1] ? VB_MASK_EACH

@@ -749,8 +749,11 @@ static void every_code_length(const bp_cpu_kernel_desc *k) {
     static const int groups[] = {-1, 32, 64, 512};
     static const size_t cols[] = {31, 100, 513, 1100};
     static const size_t rows[] = {16, 33, 40};
+    /* The last two: offset (unsigned) columns at some lengths below the
+     * longest, other lengths in between signed or absent. */
     static const int mixed[][6] = {{4, 3, 2, 1, 1, 4}, {2, 1, 2, 1, 2, 1}, {3, 1, 3, 3, 1, 1},
-                                   {8, 4, 1, 5, 2, 7}, {5, 2, 5, 1, 3, 4}, {6, 6, 5, 5, 6, 5}};
+                                   {8, 4, 1, 5, 2, 7}, {5, 2, 5, 1, 3, 4}, {6, 6, 5, 5, 6, 5},
+                                   {7, 6, 3, 7, 6, 3}, {2, 8, 2, 3, 8, 6}};
     static const act_kind kinds[6] = {ACT_SIGNED,   ACT_UNSIGNED, ACT_EXTREME,
                                       ACT_UNSIGNED, ACT_SIGNED,   ACT_MAX_UNSIGNED};
     uint64_t seed = tu_seed();
@@ -787,6 +790,64 @@ Test(kernels, batched_every_code_length, .timeout = 300) {
     for (size_t i = 0; i < n; i++)
         if (list[i]->compute_batch && list[i]->runnable()) {
             every_code_length(list[i]);
+            ran++;
+        }
+    if (!ran)
+        cr_skip_test("no batched kernel runs on this CPU");
+}
+
+/*
+ * The offset terms of unsigned 8-bit columns at every code length in one
+ * unit (the batched code kernels form them per length from per-plane bit
+ * counts): planes 1..8 each on 1-3 unsigned (random or all at 255)
+ * columns, in random order, one batch; per row and grouped (32 to 512: one
+ * to 16 segments per K block), K in one tile, a tile and a tail, or several
+ * tiles; 1-3 row groups. act_bits 8, where the offset applies.
+ */
+static void offset_every_length(const bp_cpu_kernel_desc *k) {
+    static const int groups[] = {-1, 32, 64, 128, 512};
+    static const size_t cols[] = {100, 513, 1100, 2100};
+    static const size_t rows[] = {16, 33, 40};
+    uint64_t seed = tu_seed();
+    tu_rng rng;
+    tu_rng_init(&rng, seed);
+    size_t cases = 0, nonzero = 0;
+    int planes[8 * 3];
+    act_kind kinds[8 * 3];
+    if (!k->supports(8, bp__padded_cols(2100), BP_MULT_MAX))
+        return;
+    for (size_t gi = 0; gi < NELEM(groups); gi++)
+        for (size_t ki = 0; ki < NELEM(cols); ki++) {
+            size_t batch = 0;
+            for (int n = 1; n <= 8; n++)
+                for (size_t rep = tu_range(&rng, 1, 3); rep; rep--) {
+                    kinds[batch] = tu_range(&rng, 0, 1) ? ACT_UNSIGNED : ACT_MAX_UNSIGNED;
+                    planes[batch++] = n;
+                }
+            for (size_t i = batch; i > 1; i--) { /* shuffle */
+                size_t j = tu_range(&rng, 0, i - 1);
+                int t = planes[i - 1];
+                planes[i - 1] = planes[j];
+                planes[j] = t;
+            }
+            batch_spec spec = {.bits = 8,
+                               .method = BP_QUANT_UNIFORM,
+                               .planes = planes,
+                               .group = groups[gi],
+                               .kinds = kinds};
+            nonzero += run_batch_case(k, rows[tu_range(&rng, 0, NELEM(rows) - 1)], cols[ki], batch,
+                                      8, tu_next(&rng) >> 12, &spec);
+            cases++;
+        }
+    assert_mostly_nonzero(nonzero, cases, seed);
+}
+
+Test(kernels, batched_offset_terms_every_length, .timeout = 300) {
+    size_t n, ran = 0;
+    const bp_cpu_kernel_desc *const *list = bp__cpu_kernel_list(&n);
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->compute_batch && list[i]->runnable()) {
+            offset_every_length(list[i]);
             ran++;
         }
     if (!ran)
