@@ -494,8 +494,8 @@ bp_status bp__cpu_gemm_act(bp_context *ctx, const bp_gemm_args *a, bp_activation
      * when every column is read before any y is written (one chunk); else
      * here, before anything runs. */
     c.scan_check = check_x && chunk == a->batch && (m->rot_block || a->act_bits >= 2);
-    for (size_t i = 0; check_x && !c.scan_check && i < a->batch; i++) {
-        const bp_status st = bp__check_finite_column(a->x + i * a->ldx, m->cols, i, "x");
+    if (check_x && !c.scan_check) {
+        const bp_status st = bp__check_finite_columns(a->x, a->batch, a->ldx, m->cols, "x");
         if (st)
             return st;
     }

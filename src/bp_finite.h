@@ -16,6 +16,10 @@ size_t bp__first_non_finite(const float *v, size_t n);
  * as column `col` of the argument `name` ("x: column 3, element 7 is NaN");
  * BP_OK when all are finite. Every check of caller columns words it so. */
 bp_status bp__check_finite_column(const float *v, size_t n, size_t col, const char *name);
+/* The same over `count` columns of n values, column i at v + i * ld: the
+ * first bad column's error. */
+bp_status bp__check_finite_columns(const float *v, size_t count, size_t ld, size_t n,
+                                   const char *name);
 /* Its plain form, and on x86-64 its AVX-512F form (src/finite_avx512.c),
  * which bp__first_non_finite takes where bp__cpu_has_avx512bw() holds: the
  * same answer (tests/test_activations.c). */

@@ -27,6 +27,14 @@ bp_status bp__check_finite_column(const float *v, size_t n, size_t col, const ch
                     isnan(v[j]) ? "NaN" : "Inf");
 }
 
+bp_status bp__check_finite_columns(const float *v, size_t count, size_t ld, size_t n,
+                                   const char *name) {
+    bp_status st = BP_OK;
+    for (size_t i = 0; i < count && !st; i++)
+        st = bp__check_finite_column(v + i * ld, n, i, name);
+    return st;
+}
+
 size_t bp__first_non_finite_scalar(const float *v, size_t n) {
     /* Blocks tested on the bits without a branch per element, so the loop
      * vectorizes (an early-exit isfinite loop does not: it was 2-3 % of an

@@ -10,14 +10,6 @@
 #include <math.h>
 #include <stdint.h>
 
-static bp_status check_finite_vectors(const float *v, size_t count, size_t ld, size_t len,
-                                      const char *name) {
-    bp_status st = BP_OK;
-    for (size_t i = 0; i < count && !st; i++)
-        st = bp__check_finite_column(v + i * ld, len, i, name);
-    return st;
-}
-
 bp_status bp__resolve_run_options(const bp_matrix *m, size_t batch, const bp_run_options *options,
                                   bp_run_options *out) {
     bp_status st = bp__copy_options(out, sizeof *out, options, "bp_run_options");
@@ -100,10 +92,10 @@ static bp_status gemm_act(const char *fn, bp_context *ctx, const bp_matrix *m, c
      * error still comes before a bias error. */
     const bool cpu = ctx->ops == &bp__cpu_backend;
     const bool bias_bad = opt.bias && bp__first_non_finite(opt.bias, m->rows) < m->rows;
-    if ((!cpu || bias_bad) && (st = check_finite_vectors(x, batch, ldx, m->cols, "x")))
+    if ((!cpu || bias_bad) && (st = bp__check_finite_columns(x, batch, ldx, m->cols, "x")))
         return st;
     if (bias_bad)
-        return check_finite_vectors(opt.bias, 1, m->rows, m->rows, "bias");
+        return bp__check_finite_columns(opt.bias, 1, m->rows, m->rows, "bias");
 
     bp_gemm_args args = {
         .m = m,
