@@ -212,9 +212,12 @@ class Server:
             raise ApiError(400, f"model '{m.name}' is a character {m.cell.upper()}: it serves "
                                 f"generation at /v2/models/{m.name}/generate_stream, not infer")
         b, ctrl = self.batcher, self.controller
+        # The queue as this request finds it (nothing below awaits before
+        # the request is submitted, so it stays so through parsing).
+        queued = b.queue_depth()
+        queued_units = b.queued_units + b.in_flight_rows * self.k
         if self.config.admission == "slo":
-            queued = b.queue_depth()
-            if ctrl.refuses_all(queued, b.queued_units + b.in_flight_rows * self.k):
+            if ctrl.refuses_all(queued, queued_units):
                 # Refused unparsed, counted in the offered load at the
                 # recent requests' mean size.
                 ctrl.arrive(self._mean_rows, start)
@@ -232,8 +235,6 @@ class Server:
         self._mean_rows += 0.1 * (rows - self._mean_rows)
         deadline = None if p.deadline_ms is None else start + p.deadline_ms / 1e3
         ctrl.arrive(rows, start)  # offered load, refused requests included
-        queued = b.queue_depth()
-        queued_units = b.queued_units + b.in_flight_rows * self.k
         if mode == "auto":
             decision = ctrl.decide(queued, rows, p.min_planes,
                                    None if p.deadline_ms is None else p.deadline_ms / 1e3,
