@@ -29,6 +29,7 @@ from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
 from .controller import CostModel, SLOController
 from .generate import Sessions, StepBatcher, generate, open_session
 from .metrics import Metrics
+from .openapi import openapi_document
 from .protocol import (INPUT_NAME, OUTPUT_NAME, ApiError, encode_infer, parse_generate,
                        parse_infer)
 from .served import CharModel, LinearStackModel, layer_planes, load, plan_summary
@@ -362,6 +363,14 @@ async def _read_body(length: Optional[str], chunks, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _cached_openapi(app: FastAPI, server: Server) -> dict:
+    """The OpenAPI document, built on first use (FastAPI's own misses the
+    infer fast path and the hand-read bodies: see openapi.py)."""
+    if app.openapi_schema is None:
+        app.openapi_schema = openapi_document(app, server)
+    return app.openapi_schema
+
+
 class _App(FastAPI):
     """FastAPI with exact-path POST handlers that run before the middleware
     stack (``fast_routes``: path -> ASGI callable)."""
@@ -400,8 +409,9 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         log.info("stopped")
 
     app = _App(title="bitplane-serve", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+               docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.server = server
+    app.openapi = lambda: _cached_openapi(app, server)
 
     def check_model(model_name: str) -> None:
         if model_name != name:
