@@ -50,20 +50,33 @@ class Sessions:
         return len(self._items)
 
     def get_or_create(self, key: str, zero_state) -> Session:
+        """The session `key`, a new one (zero state) if unknown. Refused with
+        503 when all max_sessions are in use (none can be dropped)."""
         now = time.monotonic()
-        while self._items:
-            oldest_key, oldest = next(iter(self._items.items()))
-            if now - oldest.used <= self.ttl_s and len(self._items) < self.max_sessions:
-                break
-            if oldest.lock.locked():  # in use: keep it, stop evicting
-                break
-            del self._items[oldest_key]
+        self._evict(now, room=0 if key in self._items else 1)
         s = self._items.get(key)
         if s is None:
+            if len(self._items) >= self.max_sessions:
+                raise ApiError(503, f"all {self.max_sessions} generation sessions are in use; "
+                                    "retry later", {"Retry-After": "1"})
             s = self._items[key] = Session(zero_state)
         self._items.move_to_end(key)
         s.used = now
         return s
+
+    def _evict(self, now: float, room: int) -> None:
+        """Drops, least recently used first, idle sessions past ttl_s and
+        then as many as leave `room` under max_sessions. A session in use (a
+        stream holds its lock) is skipped, never dropped, and does not stop
+        the others' eviction (it did: a long stream on the oldest session
+        let the store grow without bound)."""
+        for key, s in list(self._items.items()):
+            over = len(self._items) + room > self.max_sessions
+            expired = now - s.used > self.ttl_s
+            if not over and not expired:
+                break
+            if not s.lock.locked():
+                del self._items[key]
 
 
 class StepBatcher:

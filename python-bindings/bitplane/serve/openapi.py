@@ -25,7 +25,8 @@ _ERROR_SCHEMA = {"type": "object", "required": ["error"], "additionalProperties"
                  "properties": {"error": {"type": "string"}}}
 _STATUS_TEXT = {400: "Bad request (the message says what)", 404: "Unknown model",
                 413: "Request body over --max-request-bytes",
-                503: "Overloaded or shutting down; retry after Retry-After seconds",
+                503: "Overloaded, shutting down, or (generation) every session in use; retry "
+                      "after Retry-After seconds",
                 504: "deadline_ms passed before the request's batch formed"}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
                                 "required": True, "schema": {"type": "string",
@@ -205,8 +206,8 @@ _ROUTES = {
     "/v2/models/{model_name}/ready": (
         {"type": "object", "required": ["name", "ready"],
          "properties": {"name": {"type": "string"}, "ready": {"const": True}}}, (404, 503)),
-    "/v2/models/{model_name}/generate": (_GENERATE_RESPONSE, (400, 404, 413)),
-    "/v2/models/{model_name}/generate_stream": (None, (400, 404, 413)),
+    "/v2/models/{model_name}/generate": (_GENERATE_RESPONSE, (400, 404, 413, 503)),
+    "/v2/models/{model_name}/generate_stream": (None, (400, 404, 413, 503)),
     "/metrics": (None, ()),
 }
 
