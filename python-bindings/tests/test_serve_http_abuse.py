@@ -329,3 +329,30 @@ def test_client_gone_mid_stream():
         assert r[0] == 200 and json.loads(r[2])["tokens"] == 2, r
         assert not any(sess.lock.locked() for sess in server.sessions._items.values())
 
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "starlette route"])
+def test_binary_header_given_twice_is_refused(fast, rng):
+    """Two Inference-Header-Content-Length headers: which one splits the
+    body is ambiguous (the fast path took the last, the Starlette route
+    the first), so the request is refused with the same 400 on both."""
+    from serve_helpers import ServerThread
+    app = create_app("digits", ServeConfig(calibrate=False))
+    if not fast:
+        app.fast_routes.clear()
+    x = rng.standard_normal((1, 64)).astype(np.float32)
+    raw = x.astype("<f4").tobytes()
+    head = json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                                   "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    body = head + raw
+    with ServerThread(app) as s:
+        port = int(s.url.rsplit(":", 1)[1])
+        for lengths in ([str(len(head)), "5"], ["5", str(len(head))]):
+            headers = [("Content-Length", len(body))]
+            headers += [("Inference-Header-Content-Length", n) for n in lengths]
+            (r,) = _exchange(port, _request(body, headers))
+            _assert_json_error(r, 400, "Inference-Header-Content-Length given 2 times; "
+                                       "send it once")
+        (r,) = _exchange(port, _request(body, [("Content-Length", len(body)),
+                                               ("Inference-Header-Content-Length",
+                                                str(len(head)))]))
+        assert r[0] == 200, r

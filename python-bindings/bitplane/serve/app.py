@@ -339,6 +339,14 @@ class _Disconnected(Exception):
     """The client closed the connection before its request body arrived."""
 
 
+def _one_header(name: str, values: List[str]) -> Optional[str]:
+    """A header's value (None when absent); refused when given more than
+    once, where which one counts would be a guess."""
+    if len(values) > 1:
+        raise ApiError(400, f"{name} given {len(values)} times; send it once")
+    return values[0] if values else None
+
+
 def _error_body(message: str) -> bytes:
     return orjson.dumps({"error": message})
 
@@ -463,11 +471,13 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             return _error(503, "shutting down")
         return {"name": name, "ready": True}
 
-    async def answer_infer(length: Optional[str], header_length: Optional[str], chunks,
+    async def answer_infer(length: Optional[str], header_lengths: List[str], chunks,
                            start: float) -> Tuple[int, bytes, str, Dict[str, str]]:
         """One infer request, from its body's chunks to (status, body,
-        media type, extra headers); every error is a JSON answer here."""
+        media type, extra headers); every error is a JSON answer here.
+        header_lengths: the Inference-Header-Content-Length values given."""
         try:
+            header_length = _one_header("Inference-Header-Content-Length", header_lengths)
             body = await _read_body(length, chunks, config.max_request_bytes)
             out, header_len = await server.infer(body, header_length, start)
         except ApiError as e:
@@ -501,7 +511,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         check_model(request.path_params["model_name"])
         status, out, media, headers = await answer_infer(
             request.headers.get("content-length"),
-            request.headers.get("inference-header-content-length"), request.stream(), start)
+            request.headers.getlist("inference-header-content-length"), request.stream(), start)
         return Response(out, status_code=status, media_type=media, headers=headers)
 
     app.router.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
@@ -515,12 +525,12 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
 
     async def infer_asgi(scope, receive, send) -> None:
         start = time.monotonic()
-        length = header_length = None
+        length, header_lengths = None, []
         for key, value in scope["headers"]:
             if key == b"content-length":
                 length = value.decode("latin-1")
             elif key == b"inference-header-content-length":
-                header_length = value.decode("latin-1")
+                header_lengths.append(value.decode("latin-1"))
 
         async def chunks():
             while True:
@@ -532,7 +542,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
                     return
 
         try:
-            status, out, media, headers = await answer_infer(length, header_length, chunks(),
+            status, out, media, headers = await answer_infer(length, header_lengths, chunks(),
                                                              start)
         except _Disconnected:
             return  # the client went away: nobody to answer
