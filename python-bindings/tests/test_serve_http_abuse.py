@@ -356,3 +356,34 @@ def test_binary_header_given_twice_is_refused(fast, rng):
                                                ("Inference-Header-Content-Length",
                                                 str(len(head)))]))
         assert r[0] == 200, r
+
+
+# -- strings the answer echoes -------------------------------------------------
+
+def test_lone_surrogates_in_echoed_strings_are_400(rng):
+    """JSON may escape a lone UTF-16 surrogate ("\\ud800"), which no UTF-8
+    answer can carry: an infer 'id' or a generation 'session_id' made of one
+    is refused with a precise 400 (it was a 500 when the answer echoed it)."""
+    from serve_helpers import ServerThread
+    data = ",".join(["0.5"] * 64)
+    infer = ('{"id": "a\\ud800", "inputs": [{"name": "input", "shape": [1, 64], '
+             f'"datatype": "FP32", "data": [{data}]}}]}}').encode()
+    cases = [("digits", "infer", infer, "'id' must be a string of Unicode text, "
+                                        "got one with a lone surrogate"),
+             ("char-gru", "generate",
+              b'{"text_input": "a", "parameters": {"session_id": "\\udfff", "max_tokens": 1}}',
+              "'session_id' must be a string of 1..128 characters of Unicode text, "
+              "got one with a lone surrogate"),
+             ("char-gru", "generate_stream",
+              b'{"text_input": "a", "parameters": {"session_id": "\\ud800x"}}',
+              "'session_id' must be a string of 1..128 characters of Unicode text, "
+              "got one with a lone surrogate")]
+    for model in ("digits", "char-gru"):
+        app = create_app(model, ServeConfig(calibrate=False))
+        with ServerThread(app) as s:
+            port = int(s.url.rsplit(":", 1)[1])
+            for _, route, body, message in [c for c in cases if c[0] == model]:
+                (r,) = _exchange(port, _request(body, [("Content-Length", len(body))],
+                                                path=f"/v2/models/{model}/{route}"))
+                _assert_json_error(r, 400, message)
+

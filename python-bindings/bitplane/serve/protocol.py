@@ -138,6 +138,17 @@ def _load_json(raw: bytes) -> dict:
     return doc
 
 
+def _is_unicode(text: str) -> bool:
+    """False for a string with a lone UTF-16 surrogate, which JSON can
+    escape ("\\ud800") and the standard parser takes, but no UTF-8
+    answer can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _object(value, where: str) -> dict:
     """A 'parameters' member: a JSON object, or absent/null for none. Other
     falsy values (0, false, "", []) are refused like any other non-object,
@@ -191,6 +202,8 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
     req_id = doc.get("id")
     if req_id is not None and not isinstance(req_id, str):
         raise _bad("'id' must be a string")
+    if req_id is not None and not _is_unicode(req_id):  # the answer echoes it
+        raise _bad("'id' must be a string of Unicode text, got one with a lone surrogate")
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise _bad("'inputs' must be a non-empty list of tensors")
@@ -315,6 +328,9 @@ def parse_generate(body: bytes, *, max_planes: int, max_tokens: int,
     session = params.get("session_id")
     if session is not None and (not isinstance(session, str) or not 1 <= len(session) <= 128):
         raise _bad("'session_id' must be a string of 1..128 characters")
+    if session is not None and not _is_unicode(session):  # the last event echoes it
+        raise _bad("'session_id' must be a string of 1..128 characters of Unicode text, got "
+                   "one with a lone surrogate")
     temp = params.get("temperature", 0.0)
     if (isinstance(temp, bool) or not isinstance(temp, (int, float)) or not math.isfinite(temp)
             or not 0 <= temp <= 10):
