@@ -387,3 +387,27 @@ def test_lone_surrogates_in_echoed_strings_are_400(rng):
                                                 path=f"/v2/models/{model}/{route}"))
                 _assert_json_error(r, 400, message)
 
+
+def test_client_gone_mid_body_on_starlette_routes(caplog):
+    """A client that leaves mid-body on a route behind FastAPI (generation;
+    infer when it does not take the fast path): nobody to answer, and no
+    'internal error' with a traceback in the log (it was one, and a 500)."""
+    from serve_helpers import ServerThread
+    body = b'{"text_input": "abc"}'
+    for model, route, fast in (("char-gru", "generate", True),
+                               ("char-gru", "generate_stream", True),
+                               ("digits", "infer", False)):
+        app = create_app(model, ServeConfig(calibrate=False))
+        if not fast:
+            app.fast_routes.clear()
+        with ServerThread(app) as s:
+            port = int(s.url.rsplit(":", 1)[1])
+            for _ in range(3):
+                _send_and_close(port, _request(body, [("Content-Length", len(body) + 10)],
+                                               path=f"/v2/models/{model}/{route}"))
+            time.sleep(0.2)  # the server reads the disconnect
+            (r,) = _exchange(port, _request(b"{}", [("Content-Length", 2)],
+                                            path=f"/v2/models/{model}/{route}"))
+            assert r[0] == 400, r
+    errors = [r for r in caplog.records if r.levelno >= 40]
+    assert not errors, [r.getMessage() for r in errors]

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
@@ -335,10 +336,6 @@ def _error(status: int, message: str, headers=None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-class _Disconnected(Exception):
-    """The client closed the connection before its request body arrived."""
-
-
 def _one_header(name: str, values: List[str]) -> Optional[str]:
     """A header's value (None when absent); refused when given more than
     once, where which one counts would be a guess."""
@@ -437,6 +434,12 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
     async def _validation_error(_request, exc: RequestValidationError):
         return _error(400, "; ".join(str(e.get("msg")) for e in exc.errors()))
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_request, _exc: ClientDisconnect):
+        # The client left before its body arrived (request.stream()): the
+        # answer goes nowhere, and it is no server error to log.
+        return _error(400, "the client disconnected before the request body arrived")
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
         log.error("internal error", exc_info=exc,
@@ -493,8 +496,8 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         except DeadlineExceeded as e:
             server.metrics.rejected.labels(name, "deadline").inc()
             return 504, _error_body(str(e)), "application/json", {}
-        except _Disconnected:
-            raise
+        except ClientDisconnect:
+            raise  # nobody to answer: the route's concern
         except Exception as e:  # noqa: BLE001 - logged; the answer names the type only
             log.error("internal error", exc_info=e, extra={"fields": {"path": infer_path}})
             return 500, _error_body(f"internal error ({type(e).__name__}); see the server "
@@ -536,7 +539,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    raise _Disconnected()
+                    raise ClientDisconnect()
                 yield message.get("body", b"")
                 if not message.get("more_body", False):
                     return
@@ -544,7 +547,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         try:
             status, out, media, headers = await answer_infer(length, header_lengths, chunks(),
                                                              start)
-        except _Disconnected:
+        except ClientDisconnect:
             return  # the client went away: nobody to answer
         raw_headers = [(b"content-type", media.encode()),
                        (b"content-length", str(len(out)).encode())]
