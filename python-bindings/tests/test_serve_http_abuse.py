@@ -245,7 +245,7 @@ def test_content_type_is_not_checked(digits_server, rng):
 def test_header_floods(digits_server, rng):
     """Headers up to the limit are answered; beyond it (thousands of
     headers, one of 16 MiB) 431 with the JSON error, without collecting
-    them (httptools took about 8 s of the event loop for a 64 MiB header);
+    them (httptools took 5 s of the event loop's CPU for a 64 MiB header);
     a malformed binary-extension header is the precise 400. The server
     goes on."""
     body = _good_body(rng.standard_normal((1, 64)).astype(np.float32))

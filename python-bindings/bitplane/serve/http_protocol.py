@@ -2,8 +2,8 @@
 answers for requests the HTTP parser refuses.
 
 httptools puts no bound on a request's headers: a 64 MiB header was
-accepted, and collecting it held the event loop for about 8 s (every other
-request waited) and grew the process by 250 MB. This protocol counts the
+accepted, and collecting it took 5 s of the event loop's CPU (every other
+request waited; load average 2) and grew the process by 256 MB. This protocol counts the
 bytes of a request's head as they arrive and, past ``max_header_bytes``,
 answers 431 and closes the connection. uvicorn's h11 protocol bounds them
 itself (16 KiB). Requests whose framing the parser refuses (a bad
