@@ -471,3 +471,29 @@ def test_bitplane_serve_process_bounds_headers():
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_all_sessions_in_use_is_503_over_http():
+    """With every session held by a live stream, a request for a new one is
+    503 with Retry-After; once the stream's client leaves, it is served."""
+    from serve_helpers import ServerThread
+    app = create_app("char-gru", ServeConfig(calibrate=False, max_sessions=1))
+    server = app.state.server
+    stream = json.dumps({"text_input": "Hi", "parameters": {"max_tokens": 1024,
+                                                            "session_id": "a"}}).encode()
+    other = json.dumps({"text_input": "Hi", "parameters": {"max_tokens": 2,
+                                                           "session_id": "b"}}).encode()
+    with ServerThread(app) as s:
+        port = int(s.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(_request(stream, [("Content-Length", len(stream))],
+                                  path="/v2/models/char-gru/generate_stream"))
+            _read_events(sock.makefile("rb"), 1)
+            (r,) = _exchange(port, _request(other, [("Content-Length", len(other))],
+                                            path="/v2/models/char-gru/generate"))
+            _assert_json_error(r, 503, "all 1 generation sessions are in use; retry later")
+            assert r[1]["retry-after"] == "1"
+        _wait_for(lambda: server.steps.active == 0, "the stream to stop")
+        (r,) = _exchange(port, _request(other, [("Content-Length", len(other))],
+                                        path="/v2/models/char-gru/generate"))
+        assert r[0] == 200 and json.loads(r[2])["session_id"] == "b", r

@@ -4,7 +4,8 @@ A session is the recurrent state after everything it has read and written so
 far: a request with a known ``session_id`` continues from there (its
 ``text_input`` is read first), so a client can hold a conversation without
 resending the history. Sessions live in this process's memory, the least
-recently used dropped beyond ``max_sessions`` or after ``ttl_s`` idle.
+recently used dropped beyond ``max_sessions`` or after ``ttl_s`` idle (never
+one a stream is using: when all are in use, a new one is refused with 503).
 
 Concurrent streams advance together: a :class:`StepBatcher` collects the
 next token of every active stream and runs one tick, one batched step call
