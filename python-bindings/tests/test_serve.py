@@ -340,6 +340,9 @@ def test_unknown_route_and_method(server):
         assert c.get("/v3").status_code == 404 and "error" in c.get("/v3").json()
         r = c.get("/v2/models/digits/infer")
         assert r.status_code == 405 and "error" in r.json()
+        assert r.headers["allow"] == "POST"  # RFC 9110: a 405 lists the methods
+        r = c.delete("/v2/health/live")
+        assert r.status_code == 405 and r.headers["allow"] == "GET"
 
 
 # -- batching -------------------------------------------------------------

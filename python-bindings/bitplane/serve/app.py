@@ -428,7 +428,8 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request, exc: StarletteHTTPException):
-        return _error(exc.status_code, str(exc.detail))
+        # Its headers too: a 405's Allow (RFC 9110 requires it).
+        return _error(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request, exc: RequestValidationError):
