@@ -105,9 +105,12 @@ def test_document_lists_every_operation_with_its_bodies(served):
     assert [p["name"] for p in header] == ["Inference-Header-Content-Length"]
     for path in ("/v2/models/{model_name}/generate", "/v2/models/{model_name}/generate_stream"):
         assert "requestBody" in doc["paths"][path]["post"]
-    for ops in doc["paths"].values():
+    for path, ops in doc["paths"].items():
         for op in ops.values():
             assert "422" not in op["responses"]  # validation errors are answered 400
+            names = [p for p in op.get("parameters", ()) if p["name"] == "model_name"]
+            assert [p["example"] for p in names] == ([served.name] if "{model_name}" in path
+                                                     else [])
     # The served document is the same one.
     r = served.session.get(served.url + "/openapi.json")
     assert r.status_code == 200 and r.json() == doc

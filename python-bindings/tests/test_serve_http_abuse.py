@@ -497,3 +497,24 @@ def test_all_sessions_in_use_is_503_over_http():
         (r,) = _exchange(port, _request(other, [("Content-Length", len(other))],
                                         path="/v2/models/char-gru/generate"))
         assert r[0] == 200 and json.loads(r[2])["session_id"] == "b", r
+
+
+# -- values found by schemathesis' command line ---------------------------------
+
+def test_tiny_temperature_samples_as_greedy():
+    """A temperature of 5e-324 (in 0..10, so valid) overflowed the logits'
+    scaling to inf and NaN probabilities: a 500, or a stream cut after its
+    200. As temperature goes to 0 sampling is greedy, and so it answers."""
+    from serve_helpers import ServerThread
+    app = create_app("char-gru", ServeConfig(calibrate=False))
+    with ServerThread(app) as s:
+        port = int(s.url.rsplit(":", 1)[1])
+        texts = []
+        for temperature in (0, 5e-324, 1e-300):
+            doc = json.dumps({"text_input": "The ", "parameters": {
+                "max_tokens": 8, "temperature": temperature, "seed": 3}}).encode()
+            (r,) = _exchange(port, _request(doc, [("Content-Length", len(doc))],
+                                            path="/v2/models/char-gru/generate"))
+            assert r[0] == 200, (temperature, r)
+            texts.append(json.loads(r[2])["text_output"])
+    assert texts[1] == texts[2] == texts[0], texts

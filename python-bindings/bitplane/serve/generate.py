@@ -169,8 +169,12 @@ class StepBatcher:
 def _pick(logits: np.ndarray, temperature: float, rng: Optional[np.random.Generator]) -> int:
     if temperature == 0:
         return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
-    p = np.exp(z - z.max())
+    # The shift before the scaling: divided first, logits overflow to inf
+    # at tiny temperatures (5e-324) and inf - inf is NaN. Shifted, the
+    # largest is 0 and the others go to -inf, exp 0: greedy, as the limit.
+    with np.errstate(over="ignore"):  # to -inf, meant
+        z = (logits.astype(np.float64) - logits.max()) / temperature
+    p = np.exp(z)
     p /= p.sum()
     return int(rng.choice(len(p), p=p))
 

@@ -231,6 +231,16 @@ def _describe_route(path: str, op: dict, generate_body: dict) -> None:
                              "content": {"application/json": {"schema": generate_body}}}
 
 
+def _name_the_model(op: dict, name: str) -> None:
+    """The served model's name as the example of `op`'s model_name (any
+    other name is a 404), so that a client or fuzzer that reads the
+    document reaches the model."""
+    for param in op.get("parameters", ()):
+        if param["name"] == "model_name":
+            param["description"] = f"the served model's name, '{name}' (others: 404)"
+            param["example"] = name
+
+
 def openapi_document(app, server) -> Dict[str, Any]:
     """The OpenAPI 3.1 document of `app`, serving `server`'s model."""
     model, config = server.model, server.config
@@ -244,5 +254,8 @@ def openapi_document(app, server) -> Dict[str, Any]:
             _describe_route(path, op, generate_body)
     doc["paths"]["/v2/models/{model_name}/infer"] = {"post": _infer_operation(
         server.k, getattr(model, "in_features", None), config.max_batch)}
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            _name_the_model(op, model.name)
     doc["components"] = {"schemas": {"Error": _ERROR_SCHEMA}}
     return doc
