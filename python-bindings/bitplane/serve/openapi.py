@@ -70,6 +70,10 @@ def infer_request_schema(k: int, in_features: Any, max_rows: int) -> dict:
                                     "priority", "timeout")}
     tensor = {
         "type": "object", "required": ["name", "datatype", "shape"],
+        # the values: as JSON, or as binary tensor data after the header
+        "anyOf": [{"required": ["data"]},
+                  {"required": ["parameters"], "properties": {"parameters": {
+                      "type": "object", "required": ["binary_data_size"]}}}],
         "properties": {
             "name": {"const": "input"},
             "datatype": {"const": "FP32"},
