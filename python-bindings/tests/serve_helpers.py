@@ -7,6 +7,8 @@ import time
 
 import uvicorn
 
+from bitplane.serve.http_protocol import protocol_for
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -18,8 +20,10 @@ class ServerThread:
     def __init__(self, app):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The HTTP protocol bitplane-serve runs uvicorn with.
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+                                                    log_level="warning", lifespan="on",
+                                                    http=protocol_for("auto")))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

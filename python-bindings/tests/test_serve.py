@@ -178,6 +178,16 @@ _BAD = [
      400, "output 'output': 'parameters' must be a JSON object"),
     ("parameters not object", "digits", _with(["parameters"], [1]), 400,
      "'parameters' must be a JSON object"),
+    # Falsy non-objects (0, false, "", []) are not "no parameters" either.
+    ("input parameters false", "digits", _with(["inputs", 0, "parameters"], False), 400,
+     "input 'input': 'parameters' must be a JSON object"),
+    ("input parameters []", "digits", _with(["inputs", 0, "parameters"], []), 400,
+     "input 'input': 'parameters' must be a JSON object"),
+    ("output parameters 0", "digits", _with(["outputs"], [{"name": "output", "parameters": 0}]),
+     400, "output 'output': 'parameters' must be a JSON object"),
+    ("output parameters empty string", "digits",
+     _with(["outputs"], [{"name": "output", "parameters": ""}]), 400,
+     "output 'output': 'parameters' must be a JSON object"),
     ("nested 5000 deep", "digits", b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400,
      "request body is not valid JSON: nested too deeply"),
     ("5000-digit integer", "digits", b'{"inputs": [], "id": 1' + b"0" * 5000 + b"}", 400,
@@ -330,6 +340,9 @@ def test_unknown_route_and_method(server):
         assert c.get("/v3").status_code == 404 and "error" in c.get("/v3").json()
         r = c.get("/v2/models/digits/infer")
         assert r.status_code == 405 and "error" in r.json()
+        assert r.headers["allow"] == "POST"  # RFC 9110: a 405 lists the methods
+        r = c.delete("/v2/health/live")
+        assert r.status_code == 405 and r.headers["allow"] == "GET"
 
 
 # -- batching -------------------------------------------------------------
@@ -630,6 +643,8 @@ _BAD_GENERATE = [
     ({"text_input": "a", "parameters": {"planes": "auto"}},
      "generation takes 'planes' 1..8; \"auto\" is for infer"),
     ({"text_input": "a", "parameters": [1]}, "'parameters' must be a JSON object"),
+    ({"text_input": "a", "parameters": []}, "'parameters' must be a JSON object"),
+    ({"text_input": "a", "parameters": False}, "'parameters' must be a JSON object"),
 ]
 
 

@@ -23,12 +23,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
 from .controller import CostModel, SLOController
 from .generate import Sessions, StepBatcher, generate, open_session
 from .metrics import Metrics
+from .openapi import openapi_document
 from .protocol import (INPUT_NAME, OUTPUT_NAME, ApiError, encode_infer, parse_generate,
                        parse_infer)
 from .served import CharModel, LinearStackModel, layer_planes, load, plan_summary
@@ -334,8 +336,12 @@ def _error(status: int, message: str, headers=None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-class _Disconnected(Exception):
-    """The client closed the connection before its request body arrived."""
+def _one_header(name: str, values: List[str]) -> Optional[str]:
+    """A header's value (None when absent); refused when given more than
+    once, where which one counts would be a guess."""
+    if len(values) > 1:
+        raise ApiError(400, f"{name} given {len(values)} times; send it once")
+    return values[0] if values else None
 
 
 def _error_body(message: str) -> bytes:
@@ -360,6 +366,14 @@ async def _read_body(length: Optional[str], chunks, limit: int) -> bytes:
             raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _cached_openapi(app: FastAPI, server: Server) -> dict:
+    """The OpenAPI document, built on first use (FastAPI's own misses the
+    infer fast path and the hand-read bodies: see openapi.py)."""
+    if app.openapi_schema is None:
+        app.openapi_schema = openapi_document(app, server)
+    return app.openapi_schema
 
 
 class _App(FastAPI):
@@ -400,8 +414,9 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         log.info("stopped")
 
     app = _App(title="bitplane-serve", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+               docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.server = server
+    app.openapi = lambda: _cached_openapi(app, server)
 
     def check_model(model_name: str) -> None:
         if model_name != name:
@@ -413,11 +428,18 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request, exc: StarletteHTTPException):
-        return _error(exc.status_code, str(exc.detail))
+        # Its headers too: a 405's Allow (RFC 9110 requires it).
+        return _error(exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request, exc: RequestValidationError):
         return _error(400, "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_request, _exc: ClientDisconnect):
+        # The client left before its body arrived (request.stream()): the
+        # answer goes nowhere, and it is no server error to log.
+        return _error(400, "the client disconnected before the request body arrived")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
@@ -453,11 +475,13 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             return _error(503, "shutting down")
         return {"name": name, "ready": True}
 
-    async def answer_infer(length: Optional[str], header_length: Optional[str], chunks,
+    async def answer_infer(length: Optional[str], header_lengths: List[str], chunks,
                            start: float) -> Tuple[int, bytes, str, Dict[str, str]]:
         """One infer request, from its body's chunks to (status, body,
-        media type, extra headers); every error is a JSON answer here."""
+        media type, extra headers); every error is a JSON answer here.
+        header_lengths: the Inference-Header-Content-Length values given."""
         try:
+            header_length = _one_header("Inference-Header-Content-Length", header_lengths)
             body = await _read_body(length, chunks, config.max_request_bytes)
             out, header_len = await server.infer(body, header_length, start)
         except ApiError as e:
@@ -473,8 +497,8 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         except DeadlineExceeded as e:
             server.metrics.rejected.labels(name, "deadline").inc()
             return 504, _error_body(str(e)), "application/json", {}
-        except _Disconnected:
-            raise
+        except ClientDisconnect:
+            raise  # nobody to answer: the route's concern
         except Exception as e:  # noqa: BLE001 - logged; the answer names the type only
             log.error("internal error", exc_info=e, extra={"fields": {"path": infer_path}})
             return 500, _error_body(f"internal error ({type(e).__name__}); see the server "
@@ -491,7 +515,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
         check_model(request.path_params["model_name"])
         status, out, media, headers = await answer_infer(
             request.headers.get("content-length"),
-            request.headers.get("inference-header-content-length"), request.stream(), start)
+            request.headers.getlist("inference-header-content-length"), request.stream(), start)
         return Response(out, status_code=status, media_type=media, headers=headers)
 
     app.router.add_route("/v2/models/{model_name}/infer", infer, methods=["POST"])
@@ -505,26 +529,26 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
 
     async def infer_asgi(scope, receive, send) -> None:
         start = time.monotonic()
-        length = header_length = None
+        length, header_lengths = None, []
         for key, value in scope["headers"]:
             if key == b"content-length":
                 length = value.decode("latin-1")
             elif key == b"inference-header-content-length":
-                header_length = value.decode("latin-1")
+                header_lengths.append(value.decode("latin-1"))
 
         async def chunks():
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    raise _Disconnected()
+                    raise ClientDisconnect()
                 yield message.get("body", b"")
                 if not message.get("more_body", False):
                     return
 
         try:
-            status, out, media, headers = await answer_infer(length, header_length, chunks(),
+            status, out, media, headers = await answer_infer(length, header_lengths, chunks(),
                                                              start)
-        except _Disconnected:
+        except ClientDisconnect:
             return  # the client went away: nobody to answer
         raw_headers = [(b"content-type", media.encode()),
                        (b"content-length", str(len(out)).encode())]

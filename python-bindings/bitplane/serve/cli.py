@@ -100,7 +100,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_int_in(0), default=0,
                    help="library threads (0: all cores)")
     p.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"],
-                   help="uvicorn's HTTP parser (auto: httptools when installed)")
+                   help="uvicorn's HTTP parser (auto: httptools when installed; "
+                        "request headers are bounded at 64 KiB, h11's at 16 KiB)")
     p.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"],
                    help="uvicorn's event loop (auto: uvloop when installed)")
     p.add_argument("--log-level", default="info")
@@ -145,9 +146,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     import uvicorn
 
+    from .http_protocol import protocol_for
     from .logs import logging_config
     uvicorn.run(app, host=args.host, port=args.port, log_config=logging_config(
-        args.log_level, args.access_log), access_log=args.access_log, http=args.http,
+        args.log_level, args.access_log), access_log=args.access_log,
+        http=protocol_for(args.http),
         loop=args.loop, timeout_graceful_shutdown=config.drain_timeout_s)
     return 0
 

@@ -4,7 +4,8 @@ A session is the recurrent state after everything it has read and written so
 far: a request with a known ``session_id`` continues from there (its
 ``text_input`` is read first), so a client can hold a conversation without
 resending the history. Sessions live in this process's memory, the least
-recently used dropped beyond ``max_sessions`` or after ``ttl_s`` idle.
+recently used dropped beyond ``max_sessions`` or after ``ttl_s`` idle (never
+one a stream is using: when all are in use, a new one is refused with 503).
 
 Concurrent streams advance together: a :class:`StepBatcher` collects the
 next token of every active stream and runs one tick, one batched step call
@@ -50,20 +51,33 @@ class Sessions:
         return len(self._items)
 
     def get_or_create(self, key: str, zero_state) -> Session:
+        """The session `key`, a new one (zero state) if unknown. Refused with
+        503 when all max_sessions are in use (none can be dropped)."""
         now = time.monotonic()
-        while self._items:
-            oldest_key, oldest = next(iter(self._items.items()))
-            if now - oldest.used <= self.ttl_s and len(self._items) < self.max_sessions:
-                break
-            if oldest.lock.locked():  # in use: keep it, stop evicting
-                break
-            del self._items[oldest_key]
+        self._evict(now, room=0 if key in self._items else 1)
         s = self._items.get(key)
         if s is None:
+            if len(self._items) >= self.max_sessions:
+                raise ApiError(503, f"all {self.max_sessions} generation sessions are in use; "
+                                    "retry later", {"Retry-After": "1"})
             s = self._items[key] = Session(zero_state)
         self._items.move_to_end(key)
         s.used = now
         return s
+
+    def _evict(self, now: float, room: int) -> None:
+        """Drops, least recently used first, idle sessions past ttl_s and
+        then as many as leave `room` under max_sessions. A session in use (a
+        stream holds its lock) is skipped, never dropped, and does not stop
+        the others' eviction (it did: a long stream on the oldest session
+        let the store grow without bound)."""
+        for key, s in list(self._items.items()):
+            over = len(self._items) + room > self.max_sessions
+            expired = now - s.used > self.ttl_s
+            if not over and not expired:
+                break
+            if not s.lock.locked():
+                del self._items[key]
 
 
 class StepBatcher:
@@ -155,8 +169,12 @@ class StepBatcher:
 def _pick(logits: np.ndarray, temperature: float, rng: Optional[np.random.Generator]) -> int:
     if temperature == 0:
         return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
-    p = np.exp(z - z.max())
+    # The shift before the scaling: divided first, logits overflow to inf
+    # at tiny temperatures (5e-324) and inf - inf is NaN. Shifted, the
+    # largest is 0 and the others go to -inf, exp 0: greedy, as the limit.
+    with np.errstate(over="ignore"):  # to -inf, meant
+        z = (logits.astype(np.float64) - logits.max()) / temperature
+    p = np.exp(z)
     p /= p.sum()
     return int(rng.choice(len(p), p=p))
 

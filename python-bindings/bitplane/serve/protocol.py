@@ -138,6 +138,28 @@ def _load_json(raw: bytes) -> dict:
     return doc
 
 
+def _is_unicode(text: str) -> bool:
+    """False for a string with a lone UTF-16 surrogate, which JSON can
+    escape ("\\ud800") and the standard parser takes, but no UTF-8
+    answer can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _object(value, where: str) -> dict:
+    """A 'parameters' member: a JSON object, or absent/null for none. Other
+    falsy values (0, false, "", []) are refused like any other non-object,
+    not read as "no parameters"."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad(f"{where}'parameters' must be a JSON object")
+    return value
+
+
 def _flag(params: dict, key: str, default: bool, where: str) -> bool:
     v = params.get(key, default)
     if not isinstance(v, bool):
@@ -180,6 +202,8 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
     req_id = doc.get("id")
     if req_id is not None and not isinstance(req_id, str):
         raise _bad("'id' must be a string")
+    if req_id is not None and not _is_unicode(req_id):  # the answer echoes it
+        raise _bad("'id' must be a string of Unicode text, got one with a lone surrogate")
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise _bad("'inputs' must be a non-empty list of tensors")
@@ -203,9 +227,7 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
     if cols != in_features or not 1 <= rows <= max_rows:
         raise _bad(f"input '{INPUT_NAME}': shape must be [rows, {in_features}] with rows in "
                    f"1..{max_rows}, got {shape}")
-    t_params = t.get("parameters") or {}
-    if not isinstance(t_params, dict):
-        raise _bad(f"input '{INPUT_NAME}': 'parameters' must be a JSON object")
+    t_params = _object(t.get("parameters"), f"input '{INPUT_NAME}': ")
     count = rows * cols
     if "binary_data_size" in t_params:
         size = t_params["binary_data_size"]
@@ -252,9 +274,7 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
                 got = o.get("name") if isinstance(o, dict) else o
                 raise _bad(f"unknown output {json.dumps(got)}; this model's output is "
                            f"'{OUTPUT_NAME}'")
-            o_params = o.get("parameters") or {}
-            if not isinstance(o_params, dict):
-                raise _bad(f"output '{OUTPUT_NAME}': 'parameters' must be a JSON object")
+            o_params = _object(o.get("parameters"), f"output '{OUTPUT_NAME}': ")
             binary_output = _flag(o_params, "binary_data", binary_output,
                                   f"output '{OUTPUT_NAME}': parameter 'binary_data'")
     return InferRequest(np.ascontiguousarray(x), precision, req_id, binary_output)
@@ -298,9 +318,7 @@ def parse_generate(body: bytes, *, max_planes: int, max_tokens: int,
     text = doc.get("text_input", "")
     if not isinstance(text, str):
         raise _bad("'text_input' must be a string")
-    params = doc.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise _bad("'parameters' must be a JSON object")
+    params = _object(doc.get("parameters"), "")
     gen_keys = {"max_tokens", "session_id", "temperature", "seed"}
     precision = parse_precision(params, max_planes, max_planes, allowed=gen_keys,
                                 default_act_bits=default_act_bits)
@@ -310,6 +328,9 @@ def parse_generate(body: bytes, *, max_planes: int, max_tokens: int,
     session = params.get("session_id")
     if session is not None and (not isinstance(session, str) or not 1 <= len(session) <= 128):
         raise _bad("'session_id' must be a string of 1..128 characters")
+    if session is not None and not _is_unicode(session):  # the last event echoes it
+        raise _bad("'session_id' must be a string of 1..128 characters of Unicode text, got "
+                   "one with a lone surrogate")
     temp = params.get("temperature", 0.0)
     if (isinstance(temp, bool) or not isinstance(temp, (int, float)) or not math.isfinite(temp)
             or not 0 <= temp <= 10):
