@@ -537,12 +537,13 @@ def flat_controller(metric=None, cost=None):
                          metric=metric, rate_tau_s=0.05)
 
 
-def simulate_flat(rate_x, rng, ctrl, n=4000, **kw):
-    """simulate_admission() on the flat profile (batches of up to 4 rows) at
-    `rate_x` times the 8-plane capacity; the served latencies, plane counts
-    and refused share of the last three quarters."""
+def simulate_flat(rate_x, rng, ctrl, n=4000, service=flat_cost, **kw):
+    """simulate_admission() on the flat profile (batches of up to 4 rows; or
+    another `service` cost) at `rate_x` times the 8-plane capacity; the
+    served latencies, plane counts and refused share of the last three
+    quarters."""
     cap8 = 4 / flat_cost([8] * 4)
-    lat, used = simulate_admission(rate_x * cap8, n, rng, ctrl, service=flat_cost, max_batch=4,
+    lat, used = simulate_admission(rate_x * cap8, n, rng, ctrl, service=service, max_batch=4,
                                    **kw)
     lat, used = lat[n // 4:], used[n // 4:]
     served = ~np.isnan(lat)
@@ -672,18 +673,24 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     assert 'bitplane_model_metric{model="digits",planes="8"}' in metrics
     assert "bitplane_controller_operating_planes" in metrics
     assert f'bitplane_controller_headroom{{model="digits"}} {ctl["headroom"]}' in metrics
+    # hand-offs and the event loop's waits on top of the compute: at least 1
+    assert 1.0 <= ctl["service_factor"] <= 4.0
+    assert 'bitplane_controller_service_factor{model="digits"}' in metrics
 
 
 def test_prediction_correction_learns_what_the_cost_model_misses():
     """Requests take 1.8x what the cost model predicts (batches smaller than
     it assumes, parsing, a loaded machine): the correction learns it and
     admission tightens accordingly (the corrected predictions now hold, so
-    the measured headroom is the whole target); it is bounded and starts
-    at 1."""
+    once the overruns of the requests predicted before the correction
+    learned it have left the overrun window and the margin's hold, the
+    measured headroom is the whole target); it is bounded and starts at 1."""
     c = controller()
     q = next(q for q in range(2000) if not c.admits(q, 1, 8)[0])
     assert c.correction == 1.0
-    for _ in range(200):
+    for i in range(600):  # 128 in the window, then 16 updates of 16 held
+        if i == 200:
+            assert c.headroom < 1.0  # the first 16 requests overran by 0.8x
         t = c.predict(q // 2, 1, 8)
         c.observe_latency(1.8 * t / c.correction, t)  # measured = 1.8 x uncorrected
     assert c.correction == pytest.approx(1.8, rel=1e-6)
@@ -808,6 +815,58 @@ def test_admission_over_the_limit_while_the_p99_has_room():
     assert c.recent_p99 > c.headroom * TARGET
     between = next(q for q in range(2000) if c.predict(q, 1, 8) > c.headroom * TARGET)
     assert c.predict(between, 1, 8) <= TARGET and not c.admits(between, 1, 8)[0]
+
+
+def test_service_factor_is_wall_over_compute_time_of_recent_batches():
+    """The service factor: the ratio of sums of service over compute time of
+    the last 32 batches, from 8 batches on, within 1..4; a service time
+    below its compute time (clock granularity) counts as the compute time;
+    it does not scale predictions (the correction learns what it measures
+    from finished requests)."""
+    c = controller()
+    before = c.predict(40, 1, 8)
+    for _ in range(7):
+        c.observe_service(0.002, 0.003)
+    assert c.service_factor == 1.0  # too few batches
+    c.observe_service(0.002, 0.003)
+    assert c.service_factor == pytest.approx(1.5)
+    for _ in range(32):  # the window moves on
+        c.observe_service(0.001, 0.0012)
+    assert c.service_factor == pytest.approx(1.2)
+    for _ in range(32):
+        c.observe_service(0.001, 0.0005)
+    assert c.service_factor == pytest.approx(1.0)
+    for _ in range(32):
+        c.observe_service(0.001, 0.1)
+    assert c.service_factor == 4.0
+    c.observe_service(0.0, 0.1)  # ignored
+    c.observe_service(0.001, float("nan"))
+    assert c.service_factor == 4.0 and c.predict(40, 1, 8) == before
+
+
+def test_simulated_overload_on_a_noisy_machine_holds_the_slo(rng):
+    """The flat profile at 2x and 3x the 8-plane capacity on a noisy machine:
+    each batch costs the profile's time times a lognormal factor (sigma 0.2)
+    plus 0.2 ms of the event loop's work per request that arrived meanwhile
+    (parsing, refusing: the loop delays the worker's next batch). The median
+    over seven seeds of the p99 of what is served stays within 12 % of the
+    target. Before the margin's hold (``margin_hold``) and while admission
+    still went over the limit under a sustained overload
+    (``SLOController.admits``), that median was 1.18-1.24x at 2x and
+    1.11-1.20x at 3x (six sets of seven seeds each); with them 1.02-1.09x
+    and 0.98-1.07x (twelve sets)."""
+    cap8 = 4 / flat_cost([8] * 4)
+    for level in (2.0, 3.0):
+        p99s = []
+        for _ in range(7):
+            def noisy(planes, level=level):
+                seconds = flat_cost(planes) * math.exp(rng.normal(0.0, 0.2) - 0.02)
+                return seconds + 2e-4 * rng.poisson(level * cap8 * seconds)
+            lat, used, shed = simulate_flat(level, rng, flat_controller(METRIC), n=8000,
+                                            service=noisy)
+            p99s.append(np.percentile(lat, 99) / FLAT_TARGET)
+            assert 0 < shed < 1
+        assert np.median(p99s) <= 1.12, (level, p99s)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 13: each count keeps the absolute fit of the load "

@@ -187,8 +187,10 @@ class Server:
         mt.of(mt.step_streams, self.model.name).observe(streams)
 
     # -- batcher callbacks -------------------------------------------------
-    def _on_batch(self, rows: int, planes: int, groups: int, compute_s: float) -> None:
+    def _on_batch(self, rows: int, planes: int, groups: int, compute_s: float,
+                  service_s: float) -> None:
         self.controller.cost.observe(rows, planes, compute_s, groups)
+        self.controller.observe_service(compute_s, service_s)
         mt, name = self.metrics, self.model.name
         mt.of(mt.batch_rows, name).observe(rows)
         mt.of(mt.compute_time, name).observe(compute_s)
@@ -317,6 +319,7 @@ class Server:
                                  "calibration_s": self.calibration_s},
                 "ladder_planes": c.ladder(),
                 "arrival_rows_per_s": rate, "prediction_correction": c.correction,
+                "service_factor": c.service_factor,
                 "operating_planes": c.operating_point(1, max(c.ceiling, 1), rate),
                 "ceiling_planes": c.ceiling,
                 "last_decision": {"planes": last.planes, "predicted_ms": last.predicted_s * 1e3,
@@ -602,6 +605,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             mt.arrival_rate.labels(name).set(state["arrival_rows_per_s"])
             mt.controller_operating.labels(name).set(state["operating_planes"])
             mt.prediction_correction.labels(name).set(state["prediction_correction"])
+            mt.service_factor.labels(name).set(state["service_factor"])
             mt.controller_headroom.labels(name).set(state["headroom"])
             server.export_cost()
         return Response(generate_latest(mt.registry), media_type=CONTENT_TYPE_LATEST)

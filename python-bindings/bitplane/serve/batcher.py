@@ -90,7 +90,11 @@ class Batcher:
             Overloaded (503 with Retry-After).
         on_batch: called after each call with (rows, the largest plane count
             in the batch, distinct plane counts in the batch, compute
-            seconds), for metrics and the cost model.
+            seconds, service seconds), for metrics and the cost model. The
+            compute time is the model call's own, timed in the thread that
+            runs it; the service time runs from the hand-off to that thread
+            until the event loop resumes after it (when the batcher can take
+            the next batch): what the batch held the queue for.
         estimate_s: rows queued -> seconds to drain them (for Retry-After).
         predict_s: a batch's (rows, largest plane count, distinct plane
             counts) -> its predicted compute seconds, for the choice of
@@ -101,7 +105,7 @@ class Batcher:
 
     def __init__(self, forward_batched: Callable, *, max_batch: int = 64,
                  max_wait_s: float = 0.0, max_queue_rows: int = 1024,
-                 on_batch: Optional[Callable[[int, int, int, float], None]] = None,
+                 on_batch: Optional[Callable[[int, int, int, float, float], None]] = None,
                  estimate_s: Optional[Callable[[int], float]] = None,
                  predict_s: Optional[Callable[[int, int, int], float]] = None,
                  inline_max_s: float = 0.0):
@@ -263,7 +267,7 @@ class Batcher:
         finally:
             self.in_flight_rows -= rows
         if self.on_batch:
-            self.on_batch(rows, top, groups, compute_s)
+            self.on_batch(rows, top, groups, compute_s, time.monotonic() - start)
         at = 0
         for i in items:
             if not i.future.done():

@@ -53,6 +53,10 @@ class Metrics:
             "bitplane_controller_prediction_correction",
             "Measured over predicted latency of recent requests (scales every prediction)", m,
             registry=r)
+        self.service_factor = Gauge(
+            "bitplane_controller_service_factor",
+            "Wall time over compute time of recent batches, hand-offs and event-loop waits "
+            "included", m, registry=r)
         self.controller_headroom = Gauge(
             "bitplane_controller_headroom",
             "Share of the SLO a prediction may take: 1 - p99 of (measured - predicted) / SLO",
