@@ -50,6 +50,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
+
 
 __all__ = ["CostModel", "SLOController", "Decision"]
 
@@ -72,36 +74,67 @@ class CostModel:
     Seeded by a calibration (the server times the served model at every
     count at start-up; :meth:`linear` builds a table from a slope, for a
     prior and the tests' linear profiles). ``observe`` refreshes it from
-    served batches, O(1) per batch (the table itself is rebuilt lazily,
-    O(k), at most once per batch):
+    served batches. The machine's speed changes under load (the worker
+    shares cores with the event loop and the load generator), and a table
+    that kept each count's absolute time as last measured ranked counts
+    served at different loads out of order. So a uniform batch ``b`` at
+    ``p`` is modelled as ``t_b = M(j_b) * line_p(rows_b)``: a *machine
+    factor* ``M`` per block ``j`` of ``block`` consecutive uniform batches,
+    times the count's *line* at factor 1; an entry is ``M * line_p`` with
+    ``M`` the latest block's:
 
-    * a uniform batch at ``p`` goes into that count's window (the last
-      ``window`` such batches, as running sums); when the window's batch
-      sizes spread, ``fixed[p]`` and ``per_row[p]`` are its least-squares
-      line, else (one size, as a server with full batches sees) the seeded
-      entry scaled by measured over seeded time;
-    * a mixed batch refits ``per_extra`` (measured minus the uniform cost at
-      its largest count, over the extra counts, summed over a window);
-    * a count with no batches of its own yet is its seed scaled by the
-      measured-over-seeded ratio of the nearest counts that have them
-      (interpolated between the one below and the one above; before any
-      uniform batch, of the last ``window`` batches): a machine slower than
-      at calibration is slower at every count, and a seed whose shape was
-      wrong is corrected locally (the ratio of a count far away, or of all
-      batches, let a simulated server with a slope-shaped seed on a flat
-      profile keep choosing counts that it had not measured yet as cheap).
-      A count keeps the fit of its last batches while it is not served: its
-      own measurement says more about it than other counts' ratios. A
-      change of the machine's load after that shows in the counts being
-      served and in the controller's correction, which scales every
-      prediction.
+    * every ``solve_every`` uniform batches both are solved jointly over the
+      last ``blocks`` blocks, in logs, as a small regularized least-squares
+      problem, ``sum_b w_b (y_b - m_j - sigma_p)^2 + sum_p anchor_p
+      sigma_p^2 + smooth * sum_j (m_j - m_(j-1))^2`` with ``y_b = log(t_b /
+      line_p(rows_b))`` and ``sigma_p`` the change of count p's line
+      (:func:`_solve_blocks`). Counts served in the same blocks, or linked
+      through other counts, fix their relative cost whatever the machine
+      did meanwhile. A count new to the table served alone cannot tell the
+      machine from its own cost, and since its anchor is far below the
+      smoothness it takes the change itself (right when its seed was
+      wrong, harmless for predicting it); a count's anchor grows with its
+      batches that have left the window (up to a window's worth), so what
+      they taught is kept, and a count well measured before, served alone,
+      leaves a change of speed to the machine factor. The weights ``w_b`` are
+      robust: a block in which the speed changed cannot be fit by one factor;
+    * a count whose batch sizes spread in the window, and that has at least
+      as many batches in it as have left it, refits its line
+      (``fixed``/``per_row`` split) on the machine-normalized times ``t_b /
+      M(j_b)``; else its line keeps its split and is scaled;
+    * between solves each uniform batch updates the open block's factor in
+      O(1): the mean of ``log(t_b / line_p(rows_b))`` over the block's
+      batches at counts with a line of their own, against the last block's
+      factor weighted as ``_OPEN_PRIOR`` batches; a count with no line of
+      its own yet takes its residual over that factor itself;
+    * a count never measured is its seed scaled by the ratio (line over
+      seed) of the nearest measured counts (interpolated between the one
+      below and the one above); a count measured before keeps its line
+      while it is not served, and the machine factor carries it;
+    * a mixed batch refits ``per_extra`` at factor 1 (measured minus the
+      uniform cost at its largest count, over the extra counts, summed over
+      the last ``window`` such batches). Mixed batches do not inform the
+      machine factor: the comparison would rest on ``per_extra`` itself.
+
+    Costs (docs/serve.md): ``observe`` is O(1) but for the solve, which
+    is numpy work on at most ``block * blocks`` batches and a linear system
+    of ``blocks + k`` unknowns per sweep; the table is rebuilt lazily, O(k),
+    at most once per batch.
     """
 
+    _SMOOTH = 0.01  # a jump of log M between blocks costs this many batches' squared residual
+    _ANCHOR = 0.001  # a new count's line staying as it was, in batches (far below _SMOOTH)
+    _NEW_PRIOR = 0.5  # a new count's own correction counts this many batches of none
+    _SWEEPS = 3  # per solve at most (the weights carry over)
+    _MIN_BATCHES = 3  # in the window, for a count's first line of its own
+
     def __init__(self, fixed: Sequence[float], per_row: Sequence[float], per_extra: float = 0.0,
-                 *, window: int = 32):
+                 *, window: int = 32, block: int = 8, blocks: int = 32, solve_every: int = 16):
         """fixed, per_row: seconds per batch and per row at plane counts
         1..k (index p - 1); per_extra: seconds per extra plane count in a
-        batch."""
+        batch; window: mixed batches kept for per_extra; block: uniform
+        batches per machine-factor block; blocks: blocks in a solve;
+        solve_every: uniform batches between solves (a multiple of block)."""
         fixed, per_row = [float(v) for v in fixed], [float(v) for v in per_row]
         if not fixed or len(fixed) != len(per_row):
             raise ValueError("cost model needs fixed and per_row for every plane count 1..k")
@@ -109,24 +142,40 @@ class CostModel:
             raise ValueError("cost model needs finite fixed, per_row, per_extra >= 0")
         if not all(f + r > 0 for f, r in zip(fixed, per_row)):
             raise ValueError("cost model needs a batch to cost more than 0 at every plane count")
-        if window < 2:
-            raise ValueError("cost model needs window >= 2")
-        self.max_planes = len(fixed)
+        if window < 2 or block < 1 or blocks < 2:
+            raise ValueError("cost model needs window >= 2, block >= 1, blocks >= 2")
+        if solve_every < block or solve_every % block:
+            raise ValueError("cost model needs solve_every a multiple of block")
+        k = self.max_planes = len(fixed)
         self.seed_fixed, self.seed_row = fixed, per_row
         self.seed_extra = float(per_extra)
-        self.per_extra = float(per_extra)
-        self.window = int(window)
+        self.window, self.block, self.blocks = int(window), int(block), int(blocks)
+        self.solve_every = int(solve_every)
         self.batches = 0  # batches observed
+        self.solves = 0  # joint solves run
         self.version = 0  # bumped whenever a prediction may have changed
-        k = self.max_planes
-        # Per count: its last `window` uniform batches (rows, seconds) as the
-        # sums n, r, t, rr, rt, and its fit.
-        self._own = [_Window(self.window, _line_terms) for _ in range(k)]
-        self._own_fit: List[Optional[Tuple[float, float]]] = [None] * k
-        # All batches: (measured, seeded) seconds; mixed ones: (measured
-        # minus uniform at the largest count, extra counts).
-        self._all = _Window(self.window, _pair_terms)
+        # Each count's line at factor 1, its ratio over the seed (for
+        # interpolating unmeasured counts), whether it was measured, and
+        # its batches that have left the window (its anchor).
+        self._fixed, self._row = list(fixed), list(per_row)
+        self._ratio = [1.0] * k
+        self._measured = [False] * k
+        self._retired = np.zeros(k)
+        # The window of uniform batches, a ring: count index, rows, seconds.
+        size = self.block * self.blocks
+        self._p = np.zeros(size, np.intp)
+        self._r, self._t = np.zeros(size), np.zeros(size)
+        self._w = np.ones(size)  # robust weights of the last solve (new batches: 1)
+        self._uniform = 0  # uniform batches observed
+        # log M: the last closed block's, and the open block's estimate
+        # from its running sums; per count with no line yet, its own sums.
+        self._m_now = 0.0
+        self._first_n, self._first_y = 0, 0.0  # before the first solve: all batches
+        self._new_n, self._new_y = [0] * k, [0.0] * k
+        # Mixed batches: (measured minus uniform at the largest count, at
+        # factor 1; extra counts).
         self._mixed = _Window(self.window, _pair_terms)
+        self._extra = self.seed_extra
         self._table: List[Tuple[float, float]] = []
         self._table_version = -1
 
@@ -140,6 +189,17 @@ class CostModel:
                    per_extra, **kw)
 
     # -- the table ----------------------------------------------------------
+    @property
+    def machine_factor(self) -> float:
+        """M now: the machine's speed as a factor on every count's line (1
+        before anything is measured: the calibration's machine)."""
+        return math.exp(self._m_now)
+
+    @property
+    def per_extra(self) -> float:
+        """Seconds per extra plane count in a mixed batch, now."""
+        return self._extra * self.machine_factor
+
     def entry(self, planes: int) -> Tuple[float, float]:
         """(fixed, per_row) seconds of a uniform batch at `planes` now."""
         if self._table_version != self.version:
@@ -148,38 +208,23 @@ class CostModel:
         return self._table[planes - 1]
 
     def _build_table(self) -> List[Tuple[float, float]]:
-        """Every count's entry: its own fit; else its seed scaled by the
-        measured-over-seeded ratio of the nearest counts that have batches
-        (interpolated between the one below and the one above); else, no
-        count with batches of its own yet, by the global scale. O(k), once
-        per change."""
-        k = self.max_planes
-        ratio: List[Optional[float]] = [None] * k
-        for i, own in enumerate(self._own):
-            if self._own_fit[i] is not None:
-                n, sr, st = own.sums[:3]
-                ratio[i] = st / (n * self.seed_fixed[i] + self.seed_row[i] * sr)
-        known = [i for i in range(k) if ratio[i] is not None]
+        """Every count's line times the machine factor; a count with no line
+        of its own yet, times its correction from the batches since the
+        last solve. O(k), once per change."""
         out = []
-        for i in range(k):
-            if self._own_fit[i] is not None:
-                out.append(self._own_fit[i])
-                continue
-            below = max((j for j in known if j < i), default=None)
-            above = min((j for j in known if j > i), default=None)
-            if below is None and above is None:
-                s = self.scale()
-            elif below is None or above is None:
-                s = ratio[above if below is None else below]
-            else:
-                s = ratio[below] + (ratio[above] - ratio[below]) * (i - below) / (above - below)
-            out.append((self.seed_fixed[i] * s, self.seed_row[i] * s))
+        for i in range(self.max_planes):
+            s = math.exp(self._m_now + self._new_correction(i))
+            out.append((self._fixed[i] * s, self._row[i] * s))
         return out
 
-    def scale(self) -> float:
-        """Measured over seeded time of the last `window` batches (1 before any)."""
-        t, s = self._all.sums or (0.0, 0.0)
-        return t / s if s > 0 and t > 0 else 1.0
+    def _new_correction(self, i: int) -> float:
+        """Log correction of count i since the last solve, for a count with
+        no line of its own yet (0 otherwise): its batches' residual over the
+        machine factor, shrunk towards none by _NEW_PRIOR."""
+        n = self._new_n[i]
+        if n == 0:
+            return 0.0
+        return (self._new_y[i] - n * self._m_now) / (n + self._NEW_PRIOR)
 
     def batch(self, planes: float, rows: float, groups: int = 1) -> float:
         """Seconds of a batch of `rows` rows whose largest plane count is
@@ -212,41 +257,207 @@ class CostModel:
         i, rows, groups = int(planes) - 1, float(rows), max(int(groups), 1)
         self.batches += 1
         self.version += 1
-        seeded = (self.seed_fixed[i] + self.seed_row[i] * rows
-                  + self.seed_extra * (groups - 1))
-        self._all.push((seconds, seeded))
         if groups > 1:
-            f, r = self.entry(i + 1)
-            self._mixed.push((seconds - f - r * rows, groups - 1.0))
-            extra, count = self._mixed.sums
-            self.per_extra = max(extra / count, 0.0)
+            self._observe_mixed(i, rows, seconds, groups)
+        else:
+            self._observe_uniform(i, rows, seconds)
+
+    def _observe_uniform(self, i: int, rows: float, seconds: float) -> None:
+        """Into the window and the open block's factor; closes the block
+        and solves when due."""
+        slot = self._uniform % len(self._t)
+        if self._uniform >= len(self._t):  # the batch it replaces leaves the window
+            old = self._p[slot]
+            self._retired[old] = min(self._retired[old] + 1.0, len(self._t))
+        self._p[slot], self._r[slot], self._t[slot], self._w[slot] = i, rows, seconds, 1.0
+        self._uniform += 1
+        y = math.log(seconds / (self._fixed[i] + self._row[i] * rows))
+        if not self.solves:  # the seed is all there is: every batch scales every count
+            self._first_n += 1
+            self._first_y += y
+            self._m_now = self._first_y / self._first_n
+        elif not self._measured[i]:
+            self._new_n[i] += 1
+            self._new_y[i] += y
+        if self._uniform % self.solve_every == 0:
+            self._solve()
+
+    def _observe_mixed(self, i: int, rows: float, seconds: float, groups: int) -> None:
+        """per_extra from a mixed batch, at factor 1."""
+        f, r = self.entry(i + 1)
+        self._mixed.push(((seconds - f - r * rows) / self.machine_factor, groups - 1.0))
+        extra, count = self._mixed.sums
+        self._extra = max(extra / count, 0.0)
+
+    def _solve(self) -> None:
+        """The machine factor per block and every served count's line,
+        jointly over the window (class docstring); then the unmeasured
+        counts' interpolated lines, and a fresh open block."""
+        n = min(self._uniform, len(self._t))
+        idx = np.arange(self._uniform - n, self._uniform)
+        slots = idx % len(self._t)
+        p, r, t = self._p[slots], self._r[slots], self._t[slots]
+        j = (idx - idx[0]) // self.block
+        m, fixed, row, served, self._w[slots] = _solve_blocks(
+            p, r, t, j, np.array(self._fixed), np.array(self._row), self._anchors(),
+            self._SMOOTH, self._SWEEPS, self._w[slots], np.ones(self.max_planes, bool))
+        counts = np.bincount(p, minlength=self.max_planes)
+        for i in served:
+            if counts[i] < self._MIN_BATCHES and not self._measured[i]:
+                continue  # one or two batches: their split cannot be told, the neighbours' is used
+            self._fixed[i], self._row[i] = float(fixed[i]), float(row[i])
+            mean_rows = float(r[p == i].mean())
+            self._ratio[i] = ((self._fixed[i] + self._row[i] * mean_rows)
+                              / (self.seed_fixed[i] + self.seed_row[i] * mean_rows))
+            self._measured[i] = True
+        self._interpolate_unmeasured()
+        self._m_now = float(m[-1])
+        self._new_n, self._new_y = [0] * self.max_planes, [0.0] * self.max_planes
+        self.solves += 1
+
+    def _anchors(self) -> np.ndarray:
+        """Per count, how many batches' worth its line resists a change: its
+        batches that have left the window (what they taught is kept), plus
+        _ANCHOR, a thousandth of that for a count never measured (its line
+        is a guess from its neighbours: a change the first batches show is
+        its own, not the machine's)."""
+        base = np.where(self._measured, self._ANCHOR, self._ANCHOR * 1e-3)
+        return self._retired + base
+
+    def _interpolate_unmeasured(self) -> None:
+        """A count never measured: its seed scaled by the ratio of the
+        nearest measured counts (interpolated between the one below and
+        the one above): a seed whose shape was wrong is corrected near what
+        was measured. (A single global ratio let a simulated server with a
+        slope-shaped seed on a flat profile keep choosing unmeasured counts
+        as cheap.)"""
+        known = [i for i in range(self.max_planes) if self._measured[i]]
+        if not known:
             return
-        own = self._own[i]
-        own.push((rows, seconds))
-        n, sr, st, srr, srt = own.sums
-        if n < 3:
-            self._own_fit[i] = None
-            return
-        mr, mt = sr / n, st / n
-        vrr = srr / n - mr * mr
-        if vrr > 0.01 * mr * mr:  # sizes spread: the line itself
-            b = (srt / n - mr * mt) / vrr
-            a = mt - b * mr
-            if b >= 0 and a >= 0:
-                self._own_fit[i] = (a, b)
-                return
-        # One size (or a line with a negative term): the seed's shape, scaled.
-        s = st / (n * self.seed_fixed[i] + self.seed_row[i] * sr)
-        self._own_fit[i] = (self.seed_fixed[i] * s, self.seed_row[i] * s)
+        for i in range(self.max_planes):
+            if self._measured[i]:
+                continue
+            below = max((q for q in known if q < i), default=None)
+            above = min((q for q in known if q > i), default=None)
+            if below is None or above is None:
+                s = self._ratio[above if below is None else below]
+            else:
+                lo, hi = self._ratio[below], self._ratio[above]
+                s = lo + (hi - lo) * (i - below) / (above - below)
+            self._fixed[i], self._row[i] = self.seed_fixed[i] * s, self.seed_row[i] * s
+
+
+def _solve_blocks(p, r, t, j, fixed, row, anchor, smooth, sweeps, w, free):
+    """The joint fit of CostModel's docstring over uniform batches (count
+    index p, rows r, seconds t, block j from 0, robust weights w to start
+    from) from the lines (fixed, row) at factor 1, each count's scale held
+    to its line's by `anchor` (in batches): returns log M per block, every
+    count's line (the given one where it has no batches), which counts had
+    batches, and the weights.
+
+    A count's line is ``exp(s) * (fixed * exp(u) + row * rows)``: s its
+    scale, u its split (free only where its batch sizes spread and the
+    window holds at least as many of its batches as its anchor). Each
+    sweep is a Gauss-Newton step in logs: the model linearized in u, one
+    weighted linear system in log M per block, s per served count and u
+    per split count. The weights are robust (Cauchy, scaled by the
+    residuals' median absolute deviation, at least _FLOOR): a block in
+    which the machine's speed changed holds batches at two speeds that its
+    one factor cannot fit, and at full weight their misfit spread into the
+    lines of every count linked to them (by a few per cent: enough to
+    reorder counts 6 % apart). They carry over between solves (the window
+    moves by a few blocks), so that a solve needs few sweeps."""
+    k, blocks = len(fixed), int(j[-1]) + 1
+    n = np.bincount(p, minlength=k).astype(float)
+    served = np.flatnonzero((n > 0) & free)
+    split = np.flatnonzero(_spread(p, r, n, k) & (n >= anchor) & free)
+    fixed, row = _split_floor(fixed, row, r, p, n, split)
+    c, c_split = len(served), len(split)
+    pos = np.full(k, c, np.intp)  # (c: a count whose line stays)
+    pos[served] = np.arange(c)
+    q = pos[p]  # each batch's count among the free ones
+    in_split = np.isin(p, split)
+    pos[split] = np.arange(c_split)
+    qs = pos[p[in_split]]  # each split count's batch's count among the split
+    js = j[in_split]
+    size = blocks + c + c_split
+    ms, mu = slice(blocks, blocks + c), slice(blocks + c, size)
+    diag_m, diag_s, diag_u = np.arange(blocks), np.arange(blocks, blocks + c), np.arange(blocks + c, size)
+    smoothing = np.zeros((blocks, blocks))
+    edge = np.arange(blocks - 1)
+    smoothing[edge, edge] += smooth
+    smoothing[edge + 1, edge + 1] += smooth
+    smoothing[edge, edge + 1] = smoothing[edge + 1, edge] = -smooth
+    logt = np.log(t)
+    f_b, r_b, rows_b = fixed[p], row[p] * r, r
+    s, u = np.zeros(c), np.zeros(c_split)
+    u_b = np.zeros(len(t))
+    for _ in range(sweeps):
+        part = f_b * np.exp(u_b)
+        phi = (part / (part + r_b))[in_split]  # d log(line) / d u
+        z = logt - np.log(part + r_b)
+        z[in_split] += phi * u_b[in_split]
+        ws, wz = w[in_split], w * z
+        a = np.zeros((size, size))
+        a[:blocks, :blocks] = smoothing
+        a[diag_m, diag_m] += np.bincount(j, w, blocks)
+        a[:blocks, ms] = np.bincount(j * (c + 1) + q, w, blocks * (c + 1)).reshape(
+            blocks, c + 1)[:, :c]
+        a[diag_s, diag_s] = np.bincount(q, w, c + 1)[:c] + anchor[served]
+        if c_split:
+            a[:blocks, mu] = np.bincount(js * c_split + qs, ws * phi,
+                                         blocks * c_split).reshape(blocks, c_split)
+            a[diag_s[np.searchsorted(served, split)], diag_u] = np.bincount(qs, ws * phi, c_split)
+            a[diag_u, diag_u] = np.bincount(qs, ws * phi * phi, c_split) + _SPLIT_RIDGE
+        a = np.triu(a) + np.triu(a, 1).T
+        rhs = np.concatenate([np.bincount(j, wz, blocks), np.bincount(q, wz, c + 1)[:c],
+                              np.bincount(qs, wz[in_split] * phi, c_split)])
+        x = np.linalg.solve(a, rhs)
+        m = x[:blocks]
+        step = max(np.abs(x[ms] - s).max(initial=0.0), np.abs(x[mu] - u).max(initial=0.0))
+        s, u = x[ms], x[mu]
+        u_b[in_split] = u[qs]
+        e = logt - m[j] - np.append(s, 0.0)[q] - np.log(f_b * np.exp(u_b) + r_b)
+        a_e = np.abs(e)
+        scale = max(1.4826 * float(np.partition(a_e, len(a_e) // 2)[len(a_e) // 2]), _FLOOR)
+        w_new = 1.0 / (1.0 + (e / (2.385 * scale)) ** 2)
+        done = step < 1e-9 and np.abs(w_new - w).max() < 1e-3
+        w = w_new
+        if done:
+            break
+    scale, split_f = np.ones(k), np.ones(k)
+    scale[served] = np.exp(s)
+    split_f[split] = np.exp(u)
+    return m, fixed * split_f * scale, row * scale, served, w
+
+
+_FLOOR = 0.01  # the least residual scale of the robust weights (1 % of a batch's time)
+_SPLIT_RIDGE = 1e-6  # keeps a split that the batches cannot tell from the scale at its line
+
+
+def _split_floor(fixed, row, r, p, n, split):
+    """Lines whose split may move, with a zero part raised to 1 % of the
+    line at the count's mean rows (a split is a factor on the fixed part,
+    which could never leave 0)."""
+    fixed, row = fixed.copy(), row.copy()
+    mean = np.bincount(p, r, len(fixed))[split] / n[split]
+    at = fixed[split] + row[split] * mean
+    fixed[split] = np.maximum(fixed[split], 0.01 * at)
+    row[split] = np.maximum(row[split], 0.01 * at / mean)
+    return fixed, row
+
+
+def _spread(p, r, n, k):
+    """Per count: at least 3 batches whose sizes spread (variance over 1 %
+    of the squared mean), so that a line separates per-batch from per-row."""
+    safe = np.maximum(n, 1.0)
+    mean = np.bincount(p, r, k) / safe
+    var = np.bincount(p, r * r, k) / safe - mean * mean
+    return (n >= 3) & (var > 0.01 * mean * mean)
 
 
 def _pair_terms(x: Tuple[float, float]) -> Tuple[float, float]:
     return x
-
-
-def _line_terms(x: Tuple[float, float]) -> Tuple[float, ...]:
-    r, t = x
-    return (1.0, r, t, r * r, r * t)
 
 
 class _Window:
