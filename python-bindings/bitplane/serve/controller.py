@@ -160,6 +160,7 @@ class CostModel:
         self._fixed, self._row = list(fixed), list(per_row)
         self._ratio = [1.0] * k
         self._measured = [False] * k
+        self._split_learned = np.zeros(k, bool)  # from its own batches of several sizes
         self._retired = np.zeros(k)
         # The window of uniform batches, a ring: count index, rows, seconds.
         size = self.block * self.blocks
@@ -290,30 +291,69 @@ class CostModel:
         self._extra = max(extra / count, 0.0)
 
     def _solve(self) -> None:
-        """The machine factor per block and every served count's line,
-        jointly over the window (class docstring); then the unmeasured
-        counts' interpolated lines, and a fresh open block."""
+        """The machine factor per block and every served count's line over
+        the window (class docstring): first the split of each count whose
+        batch sizes spread, from its own batches, then the scales and the
+        factors jointly; then the unmeasured counts' interpolated lines."""
+        k = self.max_planes
         n = min(self._uniform, len(self._t))
         idx = np.arange(self._uniform - n, self._uniform)
         slots = idx % len(self._t)
         p, r, t = self._p[slots], self._r[slots], self._t[slots]
-        j = (idx - idx[0]) // self.block
-        m, fixed, row, served, self._w[slots] = _solve_blocks(
-            p, r, t, j, np.array(self._fixed), np.array(self._row), self._anchors(),
-            self._SMOOTH, self._SWEEPS, self._w[slots], np.ones(self.max_planes, bool))
-        counts = np.bincount(p, minlength=self.max_planes)
-        for i in served:
+        counts = np.bincount(p, minlength=k).astype(float)
+        fixed, row = np.array(self._fixed), np.array(self._row)
+        anchor = self._anchors()
+        a, b, ok, mean_rows = _own_splits(p, r, t, counts, k)
+        ok &= counts >= anchor  # (else its batches that left say more)
+        at = fixed + row * mean_rows  # the split moves, the line at the mean rows stays
+        scale = at / np.where(ok, a + b * mean_rows, 1.0)
+        fixed, row = np.where(ok, a * scale, fixed), np.where(ok, b * scale, row)
+        self._split_learned |= ok
+        fixed, row = self._neighbours_split(fixed, row, p, r, counts, mean_rows)
+        y = np.log(t / (fixed[p] + row[p] * r))
+        m, sigma, self._w[slots] = _solve_blocks(p, (idx - idx[0]) // self.block, y, anchor,
+                                                 self._SMOOTH, self._SWEEPS, self._w[slots])
+        for i in np.flatnonzero(counts):
             if counts[i] < self._MIN_BATCHES and not self._measured[i]:
                 continue  # one or two batches: their split cannot be told, the neighbours' is used
-            self._fixed[i], self._row[i] = float(fixed[i]), float(row[i])
-            mean_rows = float(r[p == i].mean())
-            self._ratio[i] = ((self._fixed[i] + self._row[i] * mean_rows)
-                              / (self.seed_fixed[i] + self.seed_row[i] * mean_rows))
+            s = math.exp(sigma[i])
+            self._fixed[i], self._row[i] = float(fixed[i]) * s, float(row[i]) * s
+            self._ratio[i] = ((self._fixed[i] + self._row[i] * mean_rows[i])
+                              / (self.seed_fixed[i] + self.seed_row[i] * mean_rows[i]))
             self._measured[i] = True
         self._interpolate_unmeasured()
         self._m_now = float(m[-1])
-        self._new_n, self._new_y = [0] * self.max_planes, [0.0] * self.max_planes
+        self._new_n, self._new_y = [0] * k, [0.0] * k
         self.solves += 1
+
+    def _neighbours_split(self, fixed, row, p, r, counts, mean_rows):
+        """A count measured in the window only at fewer rows than the
+        largest batch there, whose split was never learned, takes the split
+        (fixed share of the largest batch) of the nearest counts that
+        learned theirs (interpolated between the one below and the one
+        above), keeping its cost at the rows it was measured at: its cost at
+        a full batch is otherwise the seed's split extrapolated (a count
+        served in three 1-row batches on a slope-shaped seed looked 35 %
+        cheaper at 4 rows than it is, and the ladder took it)."""
+        learned = np.flatnonzero(self._split_learned)
+        if not len(learned):
+            return fixed, row
+        big = float(r.max())
+        top = np.zeros(self.max_planes)
+        np.maximum.at(top, p, r)
+        share = fixed / (fixed + row * big)
+        fixed, row = fixed.copy(), row.copy()
+        for i in np.flatnonzero((counts > 0) & (top < big) & ~self._split_learned):
+            below, above = learned[learned < i], learned[learned > i]
+            if not len(below) or not len(above):
+                f = share[below[-1] if len(below) else above[0]]
+            else:
+                lo, hi = below[-1], above[0]
+                f = share[lo] + (share[hi] - share[lo]) * (i - lo) / (hi - lo)
+            at = fixed[i] + row[i] * mean_rows[i]
+            x = at / (f + (1.0 - f) * mean_rows[i] / big)
+            fixed[i], row[i] = f * x, (1.0 - f) * x / big
+        return fixed, row
 
     def _anchors(self) -> np.ndarray:
         """Per count, how many batches' worth its line resists a change: its
@@ -347,113 +387,73 @@ class CostModel:
             self._fixed[i], self._row[i] = self.seed_fixed[i] * s, self.seed_row[i] * s
 
 
-def _solve_blocks(p, r, t, j, fixed, row, anchor, smooth, sweeps, w, free):
+def _solve_blocks(p, j, y, anchor, smooth, sweeps, w):
     """The joint fit of CostModel's docstring over uniform batches (count
-    index p, rows r, seconds t, block j from 0, robust weights w to start
-    from) from the lines (fixed, row) at factor 1, each count's scale held
-    to its line's by `anchor` (in batches): returns log M per block, every
-    count's line (the given one where it has no batches), which counts had
-    batches, and the weights.
+    index p, block j from 0, y = log(measured / line)), each count's scale
+    held to its line's by `anchor` (in batches), from robust weights w:
+    returns log M per block, the log change of each count's scale (0 where
+    it has no batches) and the weights.
 
-    A count's line is ``exp(s) * (fixed * exp(u) + row * rows)``: s its
-    scale, u its split (free only where its batch sizes spread and the
-    window holds at least as many of its batches as its anchor). Each
-    sweep is a Gauss-Newton step in logs: the model linearized in u, one
-    weighted linear system in log M per block, s per served count and u
-    per split count. The weights are robust (Cauchy, scaled by the
-    residuals' median absolute deviation, at least _FLOOR): a block in
-    which the machine's speed changed holds batches at two speeds that its
-    one factor cannot fit, and at full weight their misfit spread into the
-    lines of every count linked to them (by a few per cent: enough to
+    Each sweep solves one weighted linear system in log M per block and
+    the scale of each served count. The weights are robust (Cauchy, scaled
+    by the residuals' median absolute deviation, at least _FLOOR): a block
+    in which the machine's speed changed holds batches at two speeds that
+    its one factor cannot fit, and at full weight their misfit spread into
+    the lines of every count linked to them (by a few per cent: enough to
     reorder counts 6 % apart). They carry over between solves (the window
-    moves by a few blocks), so that a solve needs few sweeps."""
-    k, blocks = len(fixed), int(j[-1]) + 1
-    n = np.bincount(p, minlength=k).astype(float)
-    served = np.flatnonzero((n > 0) & free)
-    split = np.flatnonzero(_spread(p, r, n, k) & (n >= anchor) & free)
-    fixed, row = _split_floor(fixed, row, r, p, n, split)
-    c, c_split = len(served), len(split)
-    pos = np.full(k, c, np.intp)  # (c: a count whose line stays)
+    moves by two blocks), so that a solve needs few sweeps."""
+    k, blocks = len(anchor), int(j[-1]) + 1
+    served = np.flatnonzero(np.bincount(p, minlength=k))
+    c = len(served)
+    pos = np.zeros(k, np.intp)
     pos[served] = np.arange(c)
-    q = pos[p]  # each batch's count among the free ones
-    in_split = np.isin(p, split)
-    pos[split] = np.arange(c_split)
-    qs = pos[p[in_split]]  # each split count's batch's count among the split
-    js = j[in_split]
-    size = blocks + c + c_split
-    ms, mu = slice(blocks, blocks + c), slice(blocks + c, size)
-    diag_m, diag_s, diag_u = np.arange(blocks), np.arange(blocks, blocks + c), np.arange(blocks + c, size)
-    smoothing = np.zeros((blocks, blocks))
+    q = pos[p]  # each batch's count among the served
+    size = blocks + c
+    diag_m, diag_s = np.arange(blocks), np.arange(blocks, size)
+    smoothing = np.zeros((size, size))
     edge = np.arange(blocks - 1)
     smoothing[edge, edge] += smooth
     smoothing[edge + 1, edge + 1] += smooth
     smoothing[edge, edge + 1] = smoothing[edge + 1, edge] = -smooth
-    logt = np.log(t)
-    f_b, r_b, rows_b = fixed[p], row[p] * r, r
-    s, u = np.zeros(c), np.zeros(c_split)
-    u_b = np.zeros(len(t))
+    cell = j * c + q
     for _ in range(sweeps):
-        part = f_b * np.exp(u_b)
-        phi = (part / (part + r_b))[in_split]  # d log(line) / d u
-        z = logt - np.log(part + r_b)
-        z[in_split] += phi * u_b[in_split]
-        ws, wz = w[in_split], w * z
-        a = np.zeros((size, size))
-        a[:blocks, :blocks] = smoothing
+        a = smoothing.copy()
         a[diag_m, diag_m] += np.bincount(j, w, blocks)
-        a[:blocks, ms] = np.bincount(j * (c + 1) + q, w, blocks * (c + 1)).reshape(
-            blocks, c + 1)[:, :c]
-        a[diag_s, diag_s] = np.bincount(q, w, c + 1)[:c] + anchor[served]
-        if c_split:
-            a[:blocks, mu] = np.bincount(js * c_split + qs, ws * phi,
-                                         blocks * c_split).reshape(blocks, c_split)
-            a[diag_s[np.searchsorted(served, split)], diag_u] = np.bincount(qs, ws * phi, c_split)
-            a[diag_u, diag_u] = np.bincount(qs, ws * phi * phi, c_split) + _SPLIT_RIDGE
-        a = np.triu(a) + np.triu(a, 1).T
-        rhs = np.concatenate([np.bincount(j, wz, blocks), np.bincount(q, wz, c + 1)[:c],
-                              np.bincount(qs, wz[in_split] * phi, c_split)])
-        x = np.linalg.solve(a, rhs)
-        m = x[:blocks]
-        step = max(np.abs(x[ms] - s).max(initial=0.0), np.abs(x[mu] - u).max(initial=0.0))
-        s, u = x[ms], x[mu]
-        u_b[in_split] = u[qs]
-        e = logt - m[j] - np.append(s, 0.0)[q] - np.log(f_b * np.exp(u_b) + r_b)
+        a[:blocks, blocks:] = np.bincount(cell, w, blocks * c).reshape(blocks, c)
+        a[blocks:, :blocks] = a[:blocks, blocks:].T
+        a[diag_s, diag_s] = np.bincount(q, w, c) + anchor[served]
+        wy = w * y
+        x = np.linalg.solve(a, np.concatenate([np.bincount(j, wy, blocks), np.bincount(q, wy, c)]))
+        m, s = x[:blocks], x[blocks:]
+        e = y - m[j] - s[q]
         a_e = np.abs(e)
         scale = max(1.4826 * float(np.partition(a_e, len(a_e) // 2)[len(a_e) // 2]), _FLOOR)
         w_new = 1.0 / (1.0 + (e / (2.385 * scale)) ** 2)
-        done = step < 1e-9 and np.abs(w_new - w).max() < 1e-3
+        done = np.abs(w_new - w).max() < 1e-3
         w = w_new
         if done:
             break
-    scale, split_f = np.ones(k), np.ones(k)
-    scale[served] = np.exp(s)
-    split_f[split] = np.exp(u)
-    return m, fixed * split_f * scale, row * scale, served, w
+    sigma = np.zeros(k)
+    sigma[served] = s
+    return m, sigma, w
 
 
 _FLOOR = 0.01  # the least residual scale of the robust weights (1 % of a batch's time)
-_SPLIT_RIDGE = 1e-6  # keeps a split that the batches cannot tell from the scale at its line
 
 
-def _split_floor(fixed, row, r, p, n, split):
-    """Lines whose split may move, with a zero part raised to 1 % of the
-    line at the count's mean rows (a split is a factor on the fixed part,
-    which could never leave 0)."""
-    fixed, row = fixed.copy(), row.copy()
-    mean = np.bincount(p, r, len(fixed))[split] / n[split]
-    at = fixed[split] + row[split] * mean
-    fixed[split] = np.maximum(fixed[split], 0.01 * at)
-    row[split] = np.maximum(row[split], 0.01 * at / mean)
-    return fixed, row
-
-
-def _spread(p, r, n, k):
-    """Per count: at least 3 batches whose sizes spread (variance over 1 %
-    of the squared mean), so that a line separates per-batch from per-row."""
+def _own_splits(p, r, t, n, k):
+    """Per count, the least-squares line through its own batches' times
+    (a, b), and where it may replace the count's split: at least 3 batches
+    whose sizes spread (variance over 1 % of the squared mean) and a line
+    with no negative term. The machine's speed in the window enters it as
+    noise; the line's scale is then the joint fit's."""
     safe = np.maximum(n, 1.0)
-    mean = np.bincount(p, r, k) / safe
-    var = np.bincount(p, r * r, k) / safe - mean * mean
-    return (n >= 3) & (var > 0.01 * mean * mean)
+    mr, mt = np.bincount(p, r, k) / safe, np.bincount(p, t, k) / safe
+    vrr = np.bincount(p, r * r, k) / safe - mr * mr
+    cov = np.bincount(p, r * t, k) / safe - mr * mt
+    b = cov / np.where(vrr > 0, vrr, 1.0)
+    a = mt - b * mr
+    return a, b, (n >= 3) & (vrr > 0.01 * mr * mr) & (a >= 0) & (b >= 0), mr
 
 
 def _pair_terms(x: Tuple[float, float]) -> Tuple[float, float]:
