@@ -843,3 +843,29 @@ def test_cost_table_keeps_the_true_order_when_the_machine_speed_changes():
                 assert table[a] < table[b], (a, b, table)
     ctrl = SLOController(8, FLAT_TARGET, 4, cost)
     assert 4 in ctrl.ladder(), ctrl.ladder()
+
+
+def test_cost_table_learns_a_mis_shaped_seed_while_the_machine_speed_changes():
+    """A seed shaped as a slope (8 planes right, each plane an eighth of it:
+    1-7 planes look up to 4x cheaper than on the flat profile) served in
+    phases while the machine's speed changes (1x, 1.6x, 1.3x), phases not
+    aligned with the blocks: some serve a count next to 8 planes (which
+    fixes its cost relative to 8 whatever the speed), some serve one
+    measured count alone (4 planes at 1.6x, then at 1x: the machine factor
+    follows, 4 keeps its cost), the last serves 1 plane alone at 1.6x. The
+    table ends within 1 % of the true profile at the current speed, so it
+    ranks the counts as the profile does and the ladder is the true one.
+    (The earlier table, which kept each count's absolute time, ended with 2-7
+    planes at 0.63-0.81x their cost and the ladder without 6.)"""
+    cost = CostModel.linear(8, FLAT_FIXED[7], FLAT_ROW[7] / 8)
+    phases = ((1.0, (8, 4, 4, 4, 4)), (1.6, (8, 1, 1, 1, 1)), (1.6, (4,)), (1.0, (4,)),
+              (1.3, (8, 6, 6, 6, 6)), (1.0, (8, 2, 3, 5, 7)), (1.6, (1,)))
+    for speed, cycle in phases:
+        for b in range(45):
+            q = cycle[b % len(cycle)]
+            cost.observe(4, q, speed * flat_cost([q] * 4))
+    assert cost.solves == 45 * len(phases) // cost.solve_every
+    for p in range(1, 9):
+        assert cost.batch(p, 4) == pytest.approx(1.6 * FLAT_MS[p] * 1e-3, rel=0.01), p
+    ctrl = SLOController(8, FLAT_TARGET, 4, cost)
+    assert ctrl.ladder() == [8, 7, 6, 5, 4, 1]

@@ -8,8 +8,12 @@ them in tests:
   per_row[p] * r``, and for a batch that mixes counts the cost at its
   largest count plus ``per_extra`` per further count. Seeded at start-up by
   timing the served model at every count (the server's calibration),
-  refreshed from the batches it serves (O(1) per batch). No slope in
-  planes is assumed: what a plane buys is whatever the kernels measure.
+  refreshed from the batches it serves: a machine factor per block of
+  batches apart from each count's line, so that a change of the machine's
+  speed moves every count alike and counts measured at different loads
+  keep their order (a small robust least-squares fit every 16 batches,
+  O(1) per batch in between). No slope in planes is assumed: what a plane
+  buys is whatever the kernels measure.
 
 * :class:`SLOController` predicts the latency of a new request at each plane
   count from the rows already queued ahead of it (the batcher serves them in
@@ -80,46 +84,53 @@ class CostModel:
     served at different loads out of order. So a uniform batch ``b`` at
     ``p`` is modelled as ``t_b = M(j_b) * line_p(rows_b)``: a *machine
     factor* ``M`` per block ``j`` of ``block`` consecutive uniform batches,
-    times the count's *line* at factor 1; an entry is ``M * line_p`` with
-    ``M`` the latest block's:
+    times the count's *line* (its ``fixed``, ``per_row`` at factor 1); an
+    entry is ``M * line_p``, M the latest block's. Every ``solve_every``
+    uniform batches, over the last ``blocks`` blocks:
 
-    * every ``solve_every`` uniform batches both are solved jointly over the
-      last ``blocks`` blocks, in logs, as a small regularized least-squares
-      problem, ``sum_b w_b (y_b - m_j - sigma_p)^2 + sum_p anchor_p
-      sigma_p^2 + smooth * sum_j (m_j - m_(j-1))^2`` with ``y_b = log(t_b /
-      line_p(rows_b))`` and ``sigma_p`` the change of count p's line
-      (:func:`_solve_blocks`). Counts served in the same blocks, or linked
-      through other counts, fix their relative cost whatever the machine
-      did meanwhile. A count new to the table served alone cannot tell the
-      machine from its own cost, and since its anchor is far below the
-      smoothness it takes the change itself (right when its seed was
-      wrong, harmless for predicting it); a count's anchor grows with its
-      batches that have left the window (up to a window's worth), so what
-      they taught is kept, and a count well measured before, served alone,
-      leaves a change of speed to the machine factor. The weights ``w_b`` are
-      robust: a block in which the speed changed cannot be fit by one factor;
-    * a count whose batch sizes spread in the window, and that has at least
-      as many batches in it as have left it, refits its line
-      (``fixed``/``per_row`` split) on the machine-normalized times ``t_b /
-      M(j_b)``; else its line keeps its split and is scaled;
-    * between solves each uniform batch updates the open block's factor in
-      O(1): the mean of ``log(t_b / line_p(rows_b))`` over the block's
-      batches at counts with a line of their own, against the last block's
-      factor weighted as ``_OPEN_PRIOR`` batches; a count with no line of
-      its own yet takes its residual over that factor itself;
+    * the split of a count's line (``fixed`` against ``per_row``) is the
+      least-squares line through its own batches when their sizes spread
+      (as the table did before the factor; its scale is left to the next
+      step). A split solved jointly with M let sizes that change with time
+      (small batches when a queue drains) read as a change of speed. A
+      count measured in the window only at fewer rows than its largest
+      batch takes the split of its nearest counts that learned theirs;
+    * M and each count's scale are solved jointly, in logs, as a small
+      regularized least-squares problem (:func:`_solve_blocks`): ``sum_b
+      w_b (y_b - m_j - sigma_p)^2 + sum_p anchor_p sigma_p^2 + smooth *
+      sum_j (m_j - m_(j-1))^2``, ``y_b = log(t_b / line_p(rows_b))``,
+      ``sigma_p`` the change of count p's scale. Counts served in the same
+      blocks, or linked through other counts, fix their relative cost
+      whatever the machine did meanwhile. A count served alone cannot tell
+      the machine from its own cost: when it is new (anchor far below the
+      smoothness) it takes the change itself, right when its seed was
+      wrong and harmless for predicting it; a count's anchor grows with
+      its batches that have left the window (up to a window's worth), so
+      what they taught is kept and a count measured before, served alone,
+      leaves a change of speed to M. The weights ``w_b`` are robust: a
+      block in which the speed changed holds batches at two speeds that
+      one factor cannot fit. A count's first batches (fewer than
+      ``_MIN_BATCHES``) stay out of the fit;
     * a count never measured is its seed scaled by the ratio (line over
       seed) of the nearest measured counts (interpolated between the one
       below and the one above); a count measured before keeps its line
-      while it is not served, and the machine factor carries it;
-    * a mixed batch refits ``per_extra`` at factor 1 (measured minus the
-      uniform cost at its largest count, over the extra counts, summed over
-      the last ``window`` such batches). Mixed batches do not inform the
-      machine factor: the comparison would rest on ``per_extra`` itself.
+      while it is not served, and M carries it.
 
-    Costs (docs/serve.md): ``observe`` is O(1) but for the solve, which
-    is numpy work on at most ``block * blocks`` batches and a linear system
-    of ``blocks + k`` unknowns per sweep; the table is rebuilt lazily, O(k),
-    at most once per batch.
+    Between solves ``observe`` is O(1): a count with no line of its own yet
+    takes its batches' residual over M at once (a seed that made it look
+    cheap is corrected after one batch, not sixteen); before the first
+    solve every batch scales every count alike (the seed is all there is).
+    M itself moves only at a solve: one batch at a size whose split is still
+    the seed's would move every count's prediction by its misfit.
+    A mixed batch refits ``per_extra`` at factor 1 (measured minus the
+    uniform cost at its largest count, over the extra counts, summed over
+    the last ``window`` such batches); mixed batches do not inform M, whose
+    comparison would rest on ``per_extra`` itself.
+
+    Costs (docs/serve.md): a solve is numpy work on at most ``block *
+    blocks`` batches and a linear system of ``blocks`` + the served counts
+    unknowns per sweep (at most ``_SWEEPS``); the table is rebuilt lazily,
+    O(k), at most once per batch.
     """
 
     _SMOOTH = 0.01  # a jump of log M between blocks costs this many batches' squared residual
@@ -310,9 +321,19 @@ class CostModel:
         fixed, row = np.where(ok, a * scale, fixed), np.where(ok, b * scale, row)
         self._split_learned |= ok
         fixed, row = self._neighbours_split(fixed, row, p, r, counts, mean_rows)
+        # A count's first batches (fewer than _MIN_BATCHES) stay out: through a
+        # line that is still a guess, one batch would tie the machine factor
+        # of blocks far apart (a count served once early and once late in
+        # the window moved every other count's line by 30 % in simulation).
+        use = (counts >= self._MIN_BATCHES)[p] | np.array(self._measured)[p]
+        if not use.any():
+            return  # (the first batches still scale every count alike)
+        j = (idx - idx[0]) // self.block
         y = np.log(t / (fixed[p] + row[p] * r))
-        m, sigma, self._w[slots] = _solve_blocks(p, (idx - idx[0]) // self.block, y, anchor,
-                                                 self._SMOOTH, self._SWEEPS, self._w[slots])
+        w = self._w[slots]
+        m, sigma, w[use] = _solve_blocks(p[use], j[use], int(j[-1]) + 1, y[use], anchor,
+                                         self._SMOOTH, self._SWEEPS, w[use])
+        self._w[slots] = w
         for i in np.flatnonzero(counts):
             if counts[i] < self._MIN_BATCHES and not self._measured[i]:
                 continue  # one or two batches: their split cannot be told, the neighbours' is used
@@ -387,9 +408,9 @@ class CostModel:
             self._fixed[i], self._row[i] = self.seed_fixed[i] * s, self.seed_row[i] * s
 
 
-def _solve_blocks(p, j, y, anchor, smooth, sweeps, w):
+def _solve_blocks(p, j, blocks, y, anchor, smooth, sweeps, w):
     """The joint fit of CostModel's docstring over uniform batches (count
-    index p, block j from 0, y = log(measured / line)), each count's scale
+    index p, block j in 0..blocks-1, y = log(measured / line)), each count's scale
     held to its line's by `anchor` (in batches), from robust weights w:
     returns log M per block, the log change of each count's scale (0 where
     it has no batches) and the weights.
@@ -402,7 +423,7 @@ def _solve_blocks(p, j, y, anchor, smooth, sweeps, w):
     the lines of every count linked to them (by a few per cent: enough to
     reorder counts 6 % apart). They carry over between solves (the window
     moves by two blocks), so that a solve needs few sweeps."""
-    k, blocks = len(anchor), int(j[-1]) + 1
+    k = len(anchor)
     served = np.flatnonzero(np.bincount(p, minlength=k))
     c = len(served)
     pos = np.zeros(k, np.intp)
