@@ -8,8 +8,12 @@ them in tests:
   per_row[p] * r``, and for a batch that mixes counts the cost at its
   largest count plus ``per_extra`` per further count. Seeded at start-up by
   timing the served model at every count (the server's calibration),
-  refreshed from the batches it serves (O(1) per batch). No slope in
-  planes is assumed: what a plane buys is whatever the kernels measure.
+  refreshed from the batches it serves: a machine factor per block of
+  batches apart from each count's line, so that a change of the machine's
+  speed moves every count alike and counts measured at different loads
+  keep their order (a small robust least-squares fit every 16 batches,
+  O(1) per batch in between). No slope in planes is assumed: what a plane
+  buys is whatever the kernels measure.
 
 * :class:`SLOController` predicts the latency of a new request at each plane
   count from the rows already queued ahead of it (the batcher serves them in
@@ -50,6 +54,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
+
 
 __all__ = ["CostModel", "SLOController", "Decision"]
 
@@ -72,36 +78,77 @@ class CostModel:
     Seeded by a calibration (the server times the served model at every
     count at start-up; :meth:`linear` builds a table from a slope, for a
     prior and the tests' linear profiles). ``observe`` refreshes it from
-    served batches, O(1) per batch (the table itself is rebuilt lazily,
-    O(k), at most once per batch):
+    served batches. The machine's speed changes under load (the worker
+    shares cores with the event loop and the load generator), and a table
+    that kept each count's absolute time as last measured ranked counts
+    served at different loads out of order. So a uniform batch ``b`` at
+    ``p`` is modelled as ``t_b = M(j_b) * line_p(rows_b)``: a *machine
+    factor* ``M`` per block ``j`` of ``block`` consecutive uniform batches,
+    times the count's *line* (its ``fixed``, ``per_row`` at factor 1); an
+    entry is ``M * line_p``, M the latest block's. Every ``solve_every``
+    uniform batches, over the last ``blocks`` blocks:
 
-    * a uniform batch at ``p`` goes into that count's window (the last
-      ``window`` such batches, as running sums); when the window's batch
-      sizes spread, ``fixed[p]`` and ``per_row[p]`` are its least-squares
-      line, else (one size, as a server with full batches sees) the seeded
-      entry scaled by measured over seeded time;
-    * a mixed batch refits ``per_extra`` (measured minus the uniform cost at
-      its largest count, over the extra counts, summed over a window);
-    * a count with no batches of its own yet is its seed scaled by the
-      measured-over-seeded ratio of the nearest counts that have them
-      (interpolated between the one below and the one above; before any
-      uniform batch, of the last ``window`` batches): a machine slower than
-      at calibration is slower at every count, and a seed whose shape was
-      wrong is corrected locally (the ratio of a count far away, or of all
-      batches, let a simulated server with a slope-shaped seed on a flat
-      profile keep choosing counts that it had not measured yet as cheap).
-      A count keeps the fit of its last batches while it is not served: its
-      own measurement says more about it than other counts' ratios. A
-      change of the machine's load after that shows in the counts being
-      served and in the controller's correction, which scales every
-      prediction.
+    * the split of a count's line (``fixed`` against ``per_row``) is the
+      least-squares line through its own batches when their sizes spread
+      (as the table did before the factor; its scale is left to the next
+      step). A split solved jointly with M let sizes that change with time
+      (small batches when a queue drains) read as a change of speed. A
+      count measured in the window only at fewer rows than its largest
+      batch takes the split of its nearest counts that learned theirs;
+    * M and each count's scale are solved jointly, in logs, as a small
+      regularized least-squares problem (:func:`_solve_blocks`): ``sum_b
+      w_b (y_b - m_j - sigma_p)^2 + sum_p anchor_p sigma_p^2 + smooth *
+      sum_j (m_j - m_(j-1))^2``, ``y_b = log(t_b / line_p(rows_b))``,
+      ``sigma_p`` the change of count p's scale. Counts served in the same
+      blocks, or linked through other counts, fix their relative cost
+      whatever the machine did meanwhile. A count served alone cannot tell
+      the machine from its own cost: when it is new (anchor far below the
+      smoothness) it takes the change itself, right when its seed was
+      wrong and harmless for predicting it; a count's anchor grows with
+      its batches that have left the window (up to a window's worth), so
+      what they taught is kept and a count measured before, served alone,
+      leaves a change of speed to M. The weights ``w_b`` are robust: a
+      block in which the speed changed holds batches at two speeds that
+      one factor cannot fit. A count's first batches (fewer than
+      ``_MIN_BATCHES``) stay out of the fit;
+    * a count never measured is its seed scaled by the ratio (line over
+      seed) of the nearest measured counts (interpolated between the one
+      below and the one above); a count measured before keeps its line
+      while it is not served, and M carries it.
+
+    Between solves ``observe`` is O(1): a count with no line of its own yet
+    takes its batches' residual over M at once (a seed that made it look
+    cheap is corrected after one batch, not sixteen), until the next solve
+    (kept beyond it, a residual measured at one batch size and applied at
+    every size made 13 of 200 simulated runs keep 2 planes on the ladder
+    at 0.6-0.9x their cost); before the first solve every batch scales
+    every count alike (the seed is all there is).
+    M itself moves only at a solve: one batch at a size whose split is still
+    the seed's would move every count's prediction by its misfit.
+    A mixed batch refits ``per_extra`` at factor 1 (measured minus the
+    uniform cost at its largest count, over the extra counts, summed over
+    the last ``window`` such batches); mixed batches do not inform M, whose
+    comparison would rest on ``per_extra`` itself.
+
+    Costs (docs/serve.md): a solve is numpy work on at most ``block *
+    blocks`` batches and a linear system of ``blocks`` + the served counts
+    unknowns per sweep (at most ``_SWEEPS``); the table is rebuilt lazily,
+    O(k), at most once per batch.
     """
 
+    _SMOOTH = 0.01  # a jump of log M between blocks costs this many batches' squared residual
+    _ANCHOR = 0.001  # a new count's line staying as it was, in batches (far below _SMOOTH)
+    _NEW_PRIOR = 0.5  # a new count's own correction counts this many batches of none
+    _SWEEPS = 3  # per solve at most (the weights carry over)
+    _MIN_BATCHES = 3  # in the window, for a count's first line of its own
+
     def __init__(self, fixed: Sequence[float], per_row: Sequence[float], per_extra: float = 0.0,
-                 *, window: int = 32):
+                 *, window: int = 32, block: int = 8, blocks: int = 32, solve_every: int = 16):
         """fixed, per_row: seconds per batch and per row at plane counts
         1..k (index p - 1); per_extra: seconds per extra plane count in a
-        batch."""
+        batch; window: mixed batches kept for per_extra; block: uniform
+        batches per machine-factor block; blocks: blocks in a solve;
+        solve_every: uniform batches between solves (a multiple of block)."""
         fixed, per_row = [float(v) for v in fixed], [float(v) for v in per_row]
         if not fixed or len(fixed) != len(per_row):
             raise ValueError("cost model needs fixed and per_row for every plane count 1..k")
@@ -109,24 +156,42 @@ class CostModel:
             raise ValueError("cost model needs finite fixed, per_row, per_extra >= 0")
         if not all(f + r > 0 for f, r in zip(fixed, per_row)):
             raise ValueError("cost model needs a batch to cost more than 0 at every plane count")
-        if window < 2:
-            raise ValueError("cost model needs window >= 2")
-        self.max_planes = len(fixed)
+        if window < 2 or block < 1 or blocks < 2:
+            raise ValueError("cost model needs window >= 2, block >= 1, blocks >= 2")
+        if solve_every < block or solve_every % block:
+            raise ValueError("cost model needs solve_every a multiple of block")
+        k = self.max_planes = len(fixed)
         self.seed_fixed, self.seed_row = fixed, per_row
         self.seed_extra = float(per_extra)
-        self.per_extra = float(per_extra)
-        self.window = int(window)
+        self.window, self.block, self.blocks = int(window), int(block), int(blocks)
+        self.solve_every = int(solve_every)
         self.batches = 0  # batches observed
+        self.solves = 0  # joint solves run
         self.version = 0  # bumped whenever a prediction may have changed
-        k = self.max_planes
-        # Per count: its last `window` uniform batches (rows, seconds) as the
-        # sums n, r, t, rr, rt, and its fit.
-        self._own = [_Window(self.window, _line_terms) for _ in range(k)]
-        self._own_fit: List[Optional[Tuple[float, float]]] = [None] * k
-        # All batches: (measured, seeded) seconds; mixed ones: (measured
-        # minus uniform at the largest count, extra counts).
-        self._all = _Window(self.window, _pair_terms)
+        # Each count's line at factor 1, its ratio over the seed (for
+        # interpolating unmeasured counts), whether it was measured, and
+        # its batches that have left the window (its anchor).
+        self._fixed, self._row = list(fixed), list(per_row)
+        self._ratio = [1.0] * k
+        self._measured = [False] * k
+        self._split_learned = np.zeros(k, bool)  # from its own batches of several sizes
+        self._retired = np.zeros(k)
+        # The window of uniform batches, a ring: count index, rows, seconds.
+        size = self.block * self.blocks
+        self._p = np.zeros(size, np.intp)
+        self._r, self._t = np.zeros(size), np.zeros(size)
+        self._w = np.ones(size)  # robust weights of the last solve (new batches: 1)
+        self._uniform = 0  # uniform batches observed
+        # log M now (the last solve's latest block); before the first solve,
+        # the running mean over all batches; per count with no line of its
+        # own yet, the sums of its batches' log(measured / line).
+        self._m_now = 0.0
+        self._first_n, self._first_y = 0, 0.0  # before the first solve: all batches
+        self._new_n, self._new_y = [0] * k, [0.0] * k
+        # Mixed batches: (measured minus uniform at the largest count, at
+        # factor 1; extra counts).
         self._mixed = _Window(self.window, _pair_terms)
+        self._extra = self.seed_extra
         self._table: List[Tuple[float, float]] = []
         self._table_version = -1
 
@@ -140,6 +205,17 @@ class CostModel:
                    per_extra, **kw)
 
     # -- the table ----------------------------------------------------------
+    @property
+    def machine_factor(self) -> float:
+        """M now: the machine's speed as a factor on every count's line (1
+        before anything is measured: the calibration's machine)."""
+        return math.exp(self._m_now)
+
+    @property
+    def per_extra(self) -> float:
+        """Seconds per extra plane count in a mixed batch, now."""
+        return self._extra * self.machine_factor
+
     def entry(self, planes: int) -> Tuple[float, float]:
         """(fixed, per_row) seconds of a uniform batch at `planes` now."""
         if self._table_version != self.version:
@@ -148,38 +224,23 @@ class CostModel:
         return self._table[planes - 1]
 
     def _build_table(self) -> List[Tuple[float, float]]:
-        """Every count's entry: its own fit; else its seed scaled by the
-        measured-over-seeded ratio of the nearest counts that have batches
-        (interpolated between the one below and the one above); else, no
-        count with batches of its own yet, by the global scale. O(k), once
-        per change."""
-        k = self.max_planes
-        ratio: List[Optional[float]] = [None] * k
-        for i, own in enumerate(self._own):
-            if self._own_fit[i] is not None:
-                n, sr, st = own.sums[:3]
-                ratio[i] = st / (n * self.seed_fixed[i] + self.seed_row[i] * sr)
-        known = [i for i in range(k) if ratio[i] is not None]
+        """Every count's line times the machine factor; a count with no line
+        of its own yet, times its correction from the batches since the
+        last solve. O(k), once per change."""
         out = []
-        for i in range(k):
-            if self._own_fit[i] is not None:
-                out.append(self._own_fit[i])
-                continue
-            below = max((j for j in known if j < i), default=None)
-            above = min((j for j in known if j > i), default=None)
-            if below is None and above is None:
-                s = self.scale()
-            elif below is None or above is None:
-                s = ratio[above if below is None else below]
-            else:
-                s = ratio[below] + (ratio[above] - ratio[below]) * (i - below) / (above - below)
-            out.append((self.seed_fixed[i] * s, self.seed_row[i] * s))
+        for i in range(self.max_planes):
+            s = math.exp(self._m_now + self._new_correction(i))
+            out.append((self._fixed[i] * s, self._row[i] * s))
         return out
 
-    def scale(self) -> float:
-        """Measured over seeded time of the last `window` batches (1 before any)."""
-        t, s = self._all.sums or (0.0, 0.0)
-        return t / s if s > 0 and t > 0 else 1.0
+    def _new_correction(self, i: int) -> float:
+        """Log correction of count i since the last solve, for a count with
+        no line of its own yet (0 otherwise): its batches' residual over the
+        machine factor, shrunk towards none by _NEW_PRIOR."""
+        n = self._new_n[i]
+        if n == 0:
+            return 0.0
+        return (self._new_y[i] - n * self._m_now) / (n + self._NEW_PRIOR)
 
     def batch(self, planes: float, rows: float, groups: int = 1) -> float:
         """Seconds of a batch of `rows` rows whose largest plane count is
@@ -212,41 +273,217 @@ class CostModel:
         i, rows, groups = int(planes) - 1, float(rows), max(int(groups), 1)
         self.batches += 1
         self.version += 1
-        seeded = (self.seed_fixed[i] + self.seed_row[i] * rows
-                  + self.seed_extra * (groups - 1))
-        self._all.push((seconds, seeded))
         if groups > 1:
-            f, r = self.entry(i + 1)
-            self._mixed.push((seconds - f - r * rows, groups - 1.0))
-            extra, count = self._mixed.sums
-            self.per_extra = max(extra / count, 0.0)
+            self._observe_mixed(i, rows, seconds, groups)
+        else:
+            self._observe_uniform(i, rows, seconds)
+
+    def _observe_uniform(self, i: int, rows: float, seconds: float) -> None:
+        """Into the window (and, for a count with no line of its own yet,
+        its correction); solves when due."""
+        slot = self._uniform % len(self._t)
+        if self._uniform >= len(self._t):  # the batch it replaces leaves the window
+            old = self._p[slot]
+            self._retired[old] = min(self._retired[old] + 1.0, len(self._t))
+        self._p[slot], self._r[slot], self._t[slot], self._w[slot] = i, rows, seconds, 1.0
+        self._uniform += 1
+        y = math.log(seconds / (self._fixed[i] + self._row[i] * rows))
+        if not self.solves:  # the seed is all there is: every batch scales every count
+            self._first_n += 1
+            self._first_y += y
+            self._m_now = self._first_y / self._first_n
+        elif not self._measured[i]:
+            self._new_n[i] += 1
+            self._new_y[i] += y
+        if self._uniform % self.solve_every == 0:
+            self._solve()
+
+    def _observe_mixed(self, i: int, rows: float, seconds: float, groups: int) -> None:
+        """per_extra from a mixed batch, at factor 1."""
+        f, r = self.entry(i + 1)
+        self._mixed.push(((seconds - f - r * rows) / self.machine_factor, groups - 1.0))
+        extra, count = self._mixed.sums
+        self._extra = max(extra / count, 0.0)
+
+    def _solve(self) -> None:
+        """The machine factor per block and every served count's line over
+        the window (class docstring): first the split of each count whose
+        batch sizes spread, from its own batches, then the scales and the
+        factors jointly; then the unmeasured counts' interpolated lines."""
+        k = self.max_planes
+        n = min(self._uniform, len(self._t))
+        idx = np.arange(self._uniform - n, self._uniform)
+        slots = idx % len(self._t)
+        p, r, t = self._p[slots], self._r[slots], self._t[slots]
+        counts = np.bincount(p, minlength=k).astype(float)
+        fixed, row = np.array(self._fixed), np.array(self._row)
+        anchor = self._anchors()
+        a, b, ok, mean_rows = _own_splits(p, r, t, counts, k)
+        ok &= counts >= anchor  # (else its batches that left say more)
+        at = fixed + row * mean_rows  # the split moves, the line at the mean rows stays
+        scale = at / np.where(ok, a + b * mean_rows, 1.0)
+        fixed, row = np.where(ok, a * scale, fixed), np.where(ok, b * scale, row)
+        self._split_learned |= ok
+        fixed, row = self._neighbours_split(fixed, row, p, r, counts, mean_rows)
+        # A count's first batches (fewer than _MIN_BATCHES) stay out: through a
+        # line that is still a guess, one batch would tie the machine factor
+        # of blocks far apart (a count served once early and once late in
+        # the window moved every other count's line by 30 % in simulation).
+        use = (counts >= self._MIN_BATCHES)[p] | np.array(self._measured)[p]
+        if not use.any():
+            return  # (the first batches still scale every count alike)
+        j = (idx - idx[0]) // self.block
+        y = np.log(t / (fixed[p] + row[p] * r))
+        w = self._w[slots]
+        m, sigma, w[use] = _solve_blocks(p[use], j[use], int(j[-1]) + 1, y[use], anchor,
+                                         self._SMOOTH, self._SWEEPS, w[use])
+        self._w[slots] = w
+        for i in np.flatnonzero(counts):
+            if counts[i] < self._MIN_BATCHES and not self._measured[i]:
+                continue  # one or two batches: their split cannot be told, the neighbours' is used
+            s = math.exp(sigma[i])
+            self._fixed[i], self._row[i] = float(fixed[i]) * s, float(row[i]) * s
+            self._ratio[i] = ((self._fixed[i] + self._row[i] * mean_rows[i])
+                              / (self.seed_fixed[i] + self.seed_row[i] * mean_rows[i]))
+            self._measured[i] = True
+        self._interpolate_unmeasured()
+        self._m_now = float(m[-1])
+        self._new_n, self._new_y = [0] * k, [0.0] * k
+        self.solves += 1
+
+    def _neighbours_split(self, fixed, row, p, r, counts, mean_rows):
+        """A count measured in the window only at fewer rows than the
+        largest batch there, whose split was never learned, takes the split
+        (fixed share of the largest batch) of the nearest counts that
+        learned theirs (interpolated between the one below and the one
+        above), keeping its cost at the rows it was measured at: its cost at
+        a full batch is otherwise the seed's split extrapolated (a count
+        served in three 1-row batches on a slope-shaped seed looked 35 %
+        cheaper at 4 rows than it is, and the ladder took it)."""
+        learned = np.flatnonzero(self._split_learned)
+        if not len(learned):
+            return fixed, row
+        big = float(r.max())
+        top = np.zeros(self.max_planes)
+        np.maximum.at(top, p, r)
+        share = fixed / (fixed + row * big)
+        fixed, row = fixed.copy(), row.copy()
+        for i in np.flatnonzero((counts > 0) & (top < big) & ~self._split_learned):
+            below, above = learned[learned < i], learned[learned > i]
+            if not len(below) or not len(above):
+                f = share[below[-1] if len(below) else above[0]]
+            else:
+                lo, hi = below[-1], above[0]
+                f = share[lo] + (share[hi] - share[lo]) * (i - lo) / (hi - lo)
+            at = fixed[i] + row[i] * mean_rows[i]
+            x = at / (f + (1.0 - f) * mean_rows[i] / big)
+            fixed[i], row[i] = f * x, (1.0 - f) * x / big
+        return fixed, row
+
+    def _anchors(self) -> np.ndarray:
+        """Per count, how many batches' worth its line resists a change: its
+        batches that have left the window (what they taught is kept), plus
+        _ANCHOR, a thousandth of that for a count never measured (its line
+        is a guess from its neighbours: a change the first batches show is
+        its own, not the machine's)."""
+        base = np.where(self._measured, self._ANCHOR, self._ANCHOR * 1e-3)
+        return self._retired + base
+
+    def _interpolate_unmeasured(self) -> None:
+        """A count never measured: its seed scaled by the ratio of the
+        nearest measured counts (interpolated between the one below and
+        the one above): a seed whose shape was wrong is corrected near what
+        was measured. (A single global ratio let a simulated server with a
+        slope-shaped seed on a flat profile keep choosing unmeasured counts
+        as cheap.)"""
+        known = [i for i in range(self.max_planes) if self._measured[i]]
+        if not known:
             return
-        own = self._own[i]
-        own.push((rows, seconds))
-        n, sr, st, srr, srt = own.sums
-        if n < 3:
-            self._own_fit[i] = None
-            return
-        mr, mt = sr / n, st / n
-        vrr = srr / n - mr * mr
-        if vrr > 0.01 * mr * mr:  # sizes spread: the line itself
-            b = (srt / n - mr * mt) / vrr
-            a = mt - b * mr
-            if b >= 0 and a >= 0:
-                self._own_fit[i] = (a, b)
-                return
-        # One size (or a line with a negative term): the seed's shape, scaled.
-        s = st / (n * self.seed_fixed[i] + self.seed_row[i] * sr)
-        self._own_fit[i] = (self.seed_fixed[i] * s, self.seed_row[i] * s)
+        for i in range(self.max_planes):
+            if self._measured[i]:
+                continue
+            below = max((q for q in known if q < i), default=None)
+            above = min((q for q in known if q > i), default=None)
+            if below is None or above is None:
+                s = self._ratio[above if below is None else below]
+            else:
+                lo, hi = self._ratio[below], self._ratio[above]
+                s = lo + (hi - lo) * (i - below) / (above - below)
+            self._fixed[i], self._row[i] = self.seed_fixed[i] * s, self.seed_row[i] * s
+
+
+def _solve_blocks(p, j, blocks, y, anchor, smooth, sweeps, w):
+    """The joint fit of CostModel's docstring over uniform batches (count
+    index p, block j in 0..blocks-1, y = log(measured / line)), each
+    count's scale held to its line's by `anchor` (in batches), from robust
+    weights w:
+    returns log M per block, the log change of each count's scale (0 where
+    it has no batches) and the weights.
+
+    Each sweep solves one weighted linear system in log M per block and
+    the scale of each served count. The weights are robust (Cauchy, scaled
+    by the residuals' median absolute deviation, at least _FLOOR): a block
+    in which the machine's speed changed holds batches at two speeds that
+    its one factor cannot fit, and at full weight their misfit spread into
+    the lines of every count linked to them (by a few per cent: enough to
+    reorder counts 6 % apart). They carry over between solves (the window
+    moves by two blocks), so that a solve needs few sweeps."""
+    k = len(anchor)
+    served = np.flatnonzero(np.bincount(p, minlength=k))
+    c = len(served)
+    pos = np.zeros(k, np.intp)
+    pos[served] = np.arange(c)
+    q = pos[p]  # each batch's count among the served
+    size = blocks + c
+    diag_m, diag_s = np.arange(blocks), np.arange(blocks, size)
+    smoothing = np.zeros((size, size))
+    edge = np.arange(blocks - 1)
+    smoothing[edge, edge] += smooth
+    smoothing[edge + 1, edge + 1] += smooth
+    smoothing[edge, edge + 1] = smoothing[edge + 1, edge] = -smooth
+    cell = j * c + q
+    for _ in range(sweeps):
+        a = smoothing.copy()
+        a[diag_m, diag_m] += np.bincount(j, w, blocks)
+        a[:blocks, blocks:] = np.bincount(cell, w, blocks * c).reshape(blocks, c)
+        a[blocks:, :blocks] = a[:blocks, blocks:].T
+        a[diag_s, diag_s] = np.bincount(q, w, c) + anchor[served]
+        wy = w * y
+        x = np.linalg.solve(a, np.concatenate([np.bincount(j, wy, blocks), np.bincount(q, wy, c)]))
+        m, s = x[:blocks], x[blocks:]
+        e = y - m[j] - s[q]
+        a_e = np.abs(e)
+        scale = max(1.4826 * float(np.partition(a_e, len(a_e) // 2)[len(a_e) // 2]), _FLOOR)
+        w_new = 1.0 / (1.0 + (e / (2.385 * scale)) ** 2)
+        done = np.abs(w_new - w).max() < 1e-3
+        w = w_new
+        if done:
+            break
+    sigma = np.zeros(k)
+    sigma[served] = s
+    return m, sigma, w
+
+
+_FLOOR = 0.01  # the least residual scale of the robust weights (1 % of a batch's time)
+
+
+def _own_splits(p, r, t, n, k):
+    """Per count, the least-squares line through its own batches' times
+    (a, b), and where it may replace the count's split: at least 3 batches
+    whose sizes spread (variance over 1 % of the squared mean) and a line
+    with no negative term. The machine's speed in the window enters it as
+    noise; the line's scale is then the joint fit's."""
+    safe = np.maximum(n, 1.0)
+    mr, mt = np.bincount(p, r, k) / safe, np.bincount(p, t, k) / safe
+    vrr = np.bincount(p, r * r, k) / safe - mr * mr
+    cov = np.bincount(p, r * t, k) / safe - mr * mt
+    b = cov / np.where(vrr > 0, vrr, 1.0)
+    a = mt - b * mr
+    return a, b, (n >= 3) & (vrr > 0.01 * mr * mr) & (a >= 0) & (b >= 0), mr
 
 
 def _pair_terms(x: Tuple[float, float]) -> Tuple[float, float]:
     return x
-
-
-def _line_terms(x: Tuple[float, float]) -> Tuple[float, ...]:
-    r, t = x
-    return (1.0, r, t, r * r, r * t)
 
 
 class _Window:
