@@ -687,6 +687,8 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     # hand-offs and the event loop's waits on top of the compute: at least 1
     assert 1.0 <= ctl["service_factor"] <= 4.0
     assert 'bitplane_controller_service_factor{model="digits"}' in metrics
+    assert ctl["cost_seconds"]["machine_factor"] > 0
+    assert 'bitplane_cost_machine_factor{model="digits"}' in metrics
 
 
 def test_prediction_correction_learns_what_the_cost_model_misses():

@@ -316,6 +316,7 @@ class Server:
         return {"slo_p99_ms": self.config.slo_p99_ms, "admission": self.config.admission,
                 "headroom": c.headroom, "metric": self.metric,
                 "cost_seconds": {"per_planes": table, "per_extra_plane_count": cost.per_extra,
+                                 "machine_factor": cost.machine_factor,
                                  "calibration_s": self.calibration_s},
                 "ladder_planes": c.ladder(),
                 "arrival_rows_per_s": rate, "prediction_correction": c.correction,
@@ -606,6 +607,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
             mt.controller_operating.labels(name).set(state["operating_planes"])
             mt.prediction_correction.labels(name).set(state["prediction_correction"])
             mt.service_factor.labels(name).set(state["service_factor"])
+            mt.machine_factor.labels(name).set(state["cost_seconds"]["machine_factor"])
             mt.controller_headroom.labels(name).set(state["headroom"])
             server.export_cost()
         return Response(generate_latest(mt.registry), media_type=CONTENT_TYPE_LATEST)

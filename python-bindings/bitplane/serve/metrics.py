@@ -53,6 +53,10 @@ class Metrics:
             "bitplane_controller_prediction_correction",
             "Measured over predicted latency of recent requests (scales every prediction)", m,
             registry=r)
+        self.machine_factor = Gauge(
+            "bitplane_cost_machine_factor",
+            "The cost table's machine factor now: measured batch time over each count's line "
+            "(1 at calibration speed)", m, registry=r)
         self.service_factor = Gauge(
             "bitplane_controller_service_factor",
             "Wall time over compute time of recent batches, hand-offs and event-loop waits "
