@@ -38,10 +38,10 @@
  * once per row group and column (vn_group_base). Nothing assumes a multiple
  * of 16 words: any even kwords (the layout pads K to 64 bits) runs.
  *
- * Columns at 1 or 2 planes (any matrix) skip the transpose: each plane runs
+ * Columns at 1 to 3 planes (any matrix) skip the transpose: each plane runs
  * as a 1-plane code whose weight nibbles index byte tables of signed subset
  * sums with VPERMB, and VPDPBUSD adds each row's bytes (vn_tab_pass below;
- * uniform 2 planes: D_u = 2 D_0 + D_1); the kernel therefore also needs
+ * uniform: D_u = sum_p 2^(n-1-p) D_p); the kernel therefore also needs
  * VBMI.
  *
  * K is limited to keep every int32 exact (supports()). More than 8 planes run
@@ -98,19 +98,20 @@ static bool vn_supports(int act_bits, size_t kpad, unsigned mult_bound) {
 #define VN_TAB_WORD 256
 
 /* Columns at up to this many planes run each plane as a 1-plane code on the
- * byte tables (vn_tab_pass; uniform: D_u = 2 D_0 + D_1 at 2 planes) instead
- * of the bit transpose: about 11 vector operations per plane line and no
- * group flush, against the transpose path's 10 plus, grouped, a merge and
- * weighting every 1-2 lines at 2 planes (docs/kernels.md, "2 planes on the
- * byte tables"). */
-#define VN_TAB_MAX_PLANES 2
+ * byte tables (vn_tab_pass; uniform: D_u = sum_p 2^(n-1-p) D_p) instead of
+ * the bit transpose: about 11 vector operations per plane line and no group
+ * flush, against the transpose path's 10 plus, grouped, a merge and
+ * weighting every 1-2 lines at 2 planes, and N = 4 with a zero plane at 3
+ * (docs/kernels.md, "The batch-1 code kernel on Zen 4"). From 4 planes the
+ * transpose path has fewer operations per plane line. */
+#define VN_TAB_MAX_PLANES 3
 
 static size_t vn_column_bytes(int act_bits, size_t kpad) {
     size_t per_word = 0;
     for (int ni = 0; ni < VN_NPAD; ni++)
         per_word += vn_word_q_bytes[ni];
-    /* Columns at 3+ planes: q arranged for every N and the word sums;
-     * columns at 1-2 planes: the tables alone. */
+    /* Columns at 4+ planes: q arranged for every N and the word sums;
+     * columns at 1-3 planes: the tables alone. */
     const size_t codes =
         kpad / 32 * (act_bits == 8 ? 2 : 1) * per_word + kpad / 32 * sizeof(int16_t);
     const size_t tables = kpad / 32 * VN_TAB_WORD;
@@ -817,22 +818,25 @@ static void vn_tab_product(const bp_matrix *m, int p, size_t g0, size_t g1, cons
     }
 }
 
-/* Row groups per chunk of the 2-plane uniform code on tables: plane 0's
- * D_0 into d, plane 1's D_1 into a stack buffer, then d = 2 D_0 + D_1
- * (exact: D_u = sum_j (2 (2 u0 + u1) - 3) m_j q_j). A chunk streams each
- * slab for 64 row groups (512 KiB per plane at K = 4096). */
+/* Row groups per chunk of the n-plane uniform code on tables (n >= 2):
+ * plane 0's D_0 into d, each further plane's D_p into a stack buffer, then
+ * d = 2 d + D_p, so d = sum_p 2^(n-1-p) D_p = D_u exactly (D_u = sum_j
+ * m_j (2 U_j - (2^n - 1)) q_j with U = sum_p 2^(n-1-p) u_p). A chunk
+ * streams each slab for 64 row groups (512 KiB per plane at K = 4096). */
 #define VN_TAB_CHUNK 64
 
-static void vn_tab_uniform2(const bp_matrix *m, size_t g0, size_t g1, const vn_column *vc,
-                            int64_t *d) {
-    int64_t d1[VN_TAB_CHUNK * BP_ROW_GROUP];
+static void vn_tab_uniform(const bp_matrix *m, int n, size_t g0, size_t g1, const vn_column *vc,
+                           int64_t *d) {
+    int64_t dp[VN_TAB_CHUNK * BP_ROW_GROUP];
     for (size_t g = g0; g < g1; g += VN_TAB_CHUNK) {
         const size_t ge = g1 - g < VN_TAB_CHUNK ? g1 : g + VN_TAB_CHUNK;
-        int64_t *d0 = d + (g - g0) * BP_ROW_GROUP;
-        vn_tab_product(m, 0, g, ge, vc, d0);
-        vn_tab_product(m, 1, g, ge, vc, d1);
-        for (size_t i = 0; i < (ge - g) * BP_ROW_GROUP; i++)
-            d0[i] = 2 * d0[i] + d1[i];
+        int64_t *dc = d + (g - g0) * BP_ROW_GROUP;
+        vn_tab_product(m, 0, g, ge, vc, dc);
+        for (int p = 1; p < n; p++) {
+            vn_tab_product(m, p, g, ge, vc, dp);
+            for (size_t i = 0; i < (ge - g) * BP_ROW_GROUP; i++)
+                dc[i] = 2 * dc[i] + dp[i];
+        }
     }
 }
 
@@ -841,8 +845,8 @@ static void vn_tab_uniform2(const bp_matrix *m, size_t g0, size_t g1, const vn_c
 static void vn_tab_column(const bp_kernel_call *call, const bp_act_column *col,
                           const vn_column *vc, int64_t *d) {
     const bp_matrix *m = call->m;
-    if (m->method == BP_QUANT_UNIFORM && col->planes == 2) {
-        vn_tab_uniform2(m, call->g0, call->g1, vc, d);
+    if (m->method == BP_QUANT_UNIFORM && col->planes >= 2) {
+        vn_tab_uniform(m, col->planes, call->g0, call->g1, vc, d);
         return;
     }
     const int nd = m->method == BP_QUANT_UNIFORM ? 1 : col->planes;
