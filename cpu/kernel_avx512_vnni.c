@@ -38,9 +38,11 @@
  * once per row group and column (vn_group_base). Nothing assumes a multiple
  * of 16 words: any even kwords (the layout pads K to 64 bits) runs.
  *
- * Columns at 1 plane (any matrix) skip the transpose: weight nibbles index
- * byte tables of signed subset sums with VPERMB and VPDPBUSD adds each
- * row's bytes (vn_tab_pass below); the kernel therefore also needs VBMI.
+ * Columns at 1 to 3 planes (any matrix) skip the transpose: each plane runs
+ * as a 1-plane code whose weight nibbles index byte tables of signed subset
+ * sums with VPERMB, and VPDPBUSD adds each row's bytes (vn_tab_pass below;
+ * uniform: D_u = sum_p 2^(n-1-p) D_p); the kernel therefore also needs
+ * VBMI.
  *
  * K is limited to keep every int32 exact (supports()). More than 8 planes run
  * as chunks of 8 (D_u = 2^len D_u(first) + D_u(rest)); residual matrices run
@@ -70,8 +72,8 @@ typedef struct vn_column {
     int parts;                 /* 1, or 2 for unsigned 8-bit columns (q = 2a + b) */
     const int8_t *q8[VN_NPAD]; /* [word][part][vn_word_q_bytes[ni]] */
     const int16_t *qword;      /* [kwords] sum of q over each word (|sum| <= 32 * 255) */
-    /* 1-plane columns: the byte tables of vn_tab_pass, [word][4][64]; NULL
-     * for columns at more planes. */
+    /* Columns at up to VN_TAB_MAX_PLANES planes: the byte tables of
+     * vn_tab_pass, [word][4][64]; NULL for columns at more planes. */
     const int8_t *tab;
 } vn_column;
 
@@ -95,12 +97,21 @@ static bool vn_supports(int act_bits, size_t kpad, unsigned mult_bound) {
 /* Bytes of 1-plane tables per word: four 64-entry byte tables. */
 #define VN_TAB_WORD 256
 
+/* Columns at up to this many planes run each plane as a 1-plane code on the
+ * byte tables (vn_tab_pass; uniform: D_u = sum_p 2^(n-1-p) D_p) instead of
+ * the bit transpose: about 11 vector operations per plane line and no group
+ * flush, against the transpose path's 10 plus, grouped, a merge and
+ * weighting every 1-2 lines at 2 planes, and N = 4 with a zero plane at 3
+ * (docs/kernels.md, "The batch-1 code kernel on Zen 4"). From 4 planes the
+ * transpose path has fewer operations per plane line. */
+#define VN_TAB_MAX_PLANES 3
+
 static size_t vn_column_bytes(int act_bits, size_t kpad) {
     size_t per_word = 0;
     for (int ni = 0; ni < VN_NPAD; ni++)
         per_word += vn_word_q_bytes[ni];
-    /* Columns at 2+ planes: q arranged for every N and the word sums;
-     * 1-plane columns: the tables alone. */
+    /* Columns at 4+ planes: q arranged for every N and the word sums;
+     * columns at 1-3 planes: the tables alone. */
     const size_t codes =
         kpad / 32 * (act_bits == 8 ? 2 : 1) * per_word + kpad / 32 * sizeof(int16_t);
     const size_t tables = kpad / 32 * VN_TAB_WORD;
@@ -178,8 +189,8 @@ static void vn_prepare(bp_act_column *col, size_t kpad, void *scratch) {
     vn_column *vc = scratch;
     int8_t *q8 = (int8_t *)((char *)scratch + bp__round_up(sizeof(vn_column), BP_ALIGN));
     col->kernel_data = vc;
-    if (col->planes == 1) {
-        /* Only the tables: vn_compute runs 1-plane columns on them alone. */
+    if (col->planes <= VN_TAB_MAX_PLANES) {
+        /* Only the tables: vn_compute runs these columns on them alone. */
         int8_t *tab = (int8_t *)bp__round_up((uintptr_t)q8, BP_ALIGN);
         vn_build_tables(col->q, kpad, tab);
         vc->tab = tab;
@@ -807,6 +818,42 @@ static void vn_tab_product(const bp_matrix *m, int p, size_t g0, size_t g1, cons
     }
 }
 
+/* Row groups per chunk of the n-plane uniform code on tables (n >= 2):
+ * plane 0's D_0 into d, each further plane's D_p into a stack buffer, then
+ * d = 2 d + D_p, so d = sum_p 2^(n-1-p) D_p = D_u exactly (D_u = sum_j
+ * m_j (2 U_j - (2^n - 1)) q_j with U = sum_p 2^(n-1-p) u_p). A chunk
+ * streams each slab for 64 row groups (512 KiB per plane at K = 4096). */
+#define VN_TAB_CHUNK 64
+
+static void vn_tab_uniform(const bp_matrix *m, int n, size_t g0, size_t g1, const vn_column *vc,
+                           int64_t *d) {
+    int64_t dp[VN_TAB_CHUNK * BP_ROW_GROUP];
+    for (size_t g = g0; g < g1; g += VN_TAB_CHUNK) {
+        const size_t ge = g1 - g < VN_TAB_CHUNK ? g1 : g + VN_TAB_CHUNK;
+        int64_t *dc = d + (g - g0) * BP_ROW_GROUP;
+        vn_tab_product(m, 0, g, ge, vc, dc);
+        for (int p = 1; p < n; p++) {
+            vn_tab_product(m, p, g, ge, vc, dp);
+            for (size_t i = 0; i < (ge - g) * BP_ROW_GROUP; i++)
+                dc[i] = 2 * dc[i] + dp[i];
+        }
+    }
+}
+
+/* Columns with tables (at most VN_TAB_MAX_PLANES planes), whole row ranges:
+ * uniform at 1 plane and residual planes are 1-plane codes each. */
+static void vn_tab_column(const bp_kernel_call *call, const bp_act_column *col,
+                          const vn_column *vc, int64_t *d) {
+    const bp_matrix *m = call->m;
+    if (m->method == BP_QUANT_UNIFORM && col->planes >= 2) {
+        vn_tab_uniform(m, col->planes, call->g0, call->g1, vc, d);
+        return;
+    }
+    const int nd = m->method == BP_QUANT_UNIFORM ? 1 : col->planes;
+    for (int p = 0; p < nd; p++)
+        vn_tab_product(m, p, call->g0, call->g1, vc, d + (size_t)p * call->ld_plane);
+}
+
 /*
  * Uniform matrices: D_u of the n planes, in chunks of at most 8 planes
  * (u_n = 2^len u_first + u_rest, so D = D * 2^len + D_chunk, exact).
@@ -815,12 +862,12 @@ static void vn_tab_product(const bp_matrix *m, int p, size_t g0, size_t g1, cons
 static void vn_compute(const bp_kernel_call *call) {
     const bp_matrix *m = call->m;
     const bool uniform = m->method == BP_QUANT_UNIFORM;
-    /* 1-plane columns with tables: whole row ranges per column. */
+    /* Columns with tables: whole row ranges per column. */
     bool tables_only = true;
     for (size_t c = 0; c < call->ncols; c++) {
         const vn_column *vc = call->cols[c]->kernel_data;
         if (vc->tab) {
-            vn_tab_product(m, 0, call->g0, call->g1, vc, call->d + c * call->ld_col);
+            vn_tab_column(call, call->cols[c], vc, call->d + c * call->ld_col);
         } else {
             tables_only = false;
         }
