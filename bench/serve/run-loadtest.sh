@@ -17,7 +17,8 @@
 #   closed-loop capacity probe), BP_USERS (the steps' users; default the
 #   highest level's rate x 2 SLOs, at least 32, so that arrivals stay open
 #   until the latency is twice the SLO), BP_PORT (8471, and the next two),
-#   PYTHON (python3).
+#   BP_SERVE_ARGS (extra bitplane-serve options for all three servers, e.g.
+#   --inline-compute-ms 0), PYTHON (python3).
 # Every step records the CPU time locust and the server used (steps.jsonl):
 # on a small machine the load generator competes with the server.
 set -euo pipefail
@@ -58,7 +59,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EX
 for m in 0 1 2; do
   "$py" -m bitplane.serve.cli --model "$model" --port $((port + m)) --max-batch "$max_batch" \
     --max-queue-rows 4096 --slo-p99-ms "$slo" --admission "${admission[$m]}" \
-    --log-level warning 2>"$out/server-${modes[$m]}.log" &
+    --log-level warning ${BP_SERVE_ARGS:-} 2>"$out/server-${modes[$m]}.log" &
   pids+=($!)
   for _ in $(seq 240); do
     "$py" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$((port + m))/v2/health/ready')" \

@@ -588,6 +588,34 @@ def test_metrics_endpoint(server, rng):
         assert name in text, name
 
 
+def test_gc_pauses_are_timed_by_generation(server):
+    """Each garbage collection in the server process is a histogram sample
+    by generation (a collection holds the event loop); GCPauses removes only
+    its own callback."""
+    import gc
+
+    from bitplane.serve.gcpause import GCPauses
+
+    gc.collect()  # a full one, in the server's process
+    with httpx.Client(base_url=server.url) as c:
+        text = c.get("/metrics").text
+    line = next(x for x in text.splitlines()
+                if x.startswith('bitplane_gc_pause_seconds_count{generation="2",model="digits"}'))
+    assert float(line.split()[-1]) >= 1
+    seen = []
+    mine, other = GCPauses(lambda g, s: seen.append((g, s))), GCPauses(lambda g, s: None)
+    mine.install(), other.install()
+    gc.collect(1)
+    mine.remove()
+    assert seen[-1][0] == 1 and all(s >= 0 for _, s in seen)
+    n = len(seen)
+    gc.collect(1)
+    assert len(seen) == n
+    assert other._callback in gc.callbacks
+    other.remove()
+    assert other._callback not in gc.callbacks
+
+
 # -- tritonclient as a real client ------------------------------------------
 
 def test_tritonclient(server, digits, rng):

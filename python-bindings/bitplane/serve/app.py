@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect
 from .. import __version__
 from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
 from .controller import CostModel, SLOController
+from .gcpause import GCPauses
 from .generate import Sessions, StepBatcher, generate, open_session
 from .metrics import Metrics
 from .openapi import openapi_document
@@ -408,13 +409,18 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
     server = Server(model, config)
     name = model.name
 
+    gc_pauses = GCPauses(lambda gen, s: server.metrics.of(server.metrics.gc_pause, name,
+                                                           str(gen)).observe(s))
+
     @asynccontextmanager
     async def lifespan(_app):
+        gc_pauses.install()
         log.info("serving", extra={"fields": {"model": name, "config": asdict(config)}})
         yield
         log.info("draining", extra={"fields": {"queued_rows": server.batcher.queue_depth()
                                                 if server.batcher else 0}})
         await server.close()
+        gc_pauses.remove()
         log.info("stopped")
 
     app = _App(title="bitplane-serve", version=__version__, lifespan=lifespan,

@@ -23,6 +23,10 @@ class Metrics:
         self.compute_time = Histogram("bitplane_batch_compute_seconds",
                                       "Compute time of one batched model call", m,
                                       buckets=_LATENCY_BUCKETS, registry=r)
+        self.gc_pause = Histogram("bitplane_gc_pause_seconds",
+                                  "Garbage collections in the server process, by generation "
+                                  "(each holds the event loop)", m + ["generation"],
+                                  buckets=_LATENCY_BUCKETS, registry=r)
         self.batch_rows = Histogram("bitplane_batch_rows", "Rows per batched model call", m,
                                     buckets=_BATCH_BUCKETS, registry=r)
         self.queue_depth = Gauge("bitplane_queue_depth_rows",
