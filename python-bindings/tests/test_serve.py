@@ -616,6 +616,51 @@ def test_gc_pauses_are_timed_by_generation(server):
     assert other._callback not in gc.callbacks
 
 
+def test_loop_lag_measures_a_blocked_loop():
+    """LoopLag samples how late its timer runs: a loop blocked for 40 ms
+    shows a sample of about that; recent_s is the largest kept sample; stop
+    ends the task."""
+    from bitplane.serve.looplag import LoopLag
+
+    seen = []
+
+    async def run():
+        lag = LoopLag(period_s=0.002, keep=50, observe=seen.append)
+        lag.start()
+        await asyncio.sleep(0.02)
+        time.sleep(0.04)  # the loop is busy
+        await asyncio.sleep(0.01)
+        recent = lag.recent_s
+        await lag.stop()
+        return lag, recent
+
+    lag, recent = asyncio.run(run())
+    assert 0.03 <= recent <= 0.5 and max(seen) == pytest.approx(recent)
+    assert lag._task is None and all(s >= 0 for s in seen)
+    with pytest.raises(ValueError, match="period_s"):
+        LoopLag(period_s=0)
+
+
+def test_controller_sees_the_loop_lag(digits, rng):
+    """The latency the SLO controller learns from is the handler's plus the
+    event loop's recent lag (the wait before the handler ran); the latency
+    metric stays the handler's."""
+    app = create_app(digits, ServeConfig(calibrate=False))
+    srv = app.state.server
+    with ServerThread(app) as s, httpx.Client(base_url=s.url) as c:
+        assert c.post("/v2/models/digits/infer",
+                      json=infer_body(gauss(rng, (1, 64)), planes=8)).status_code == 200
+        seen = srv.controller._latencies[-1]
+        assert seen < 0.25
+        srv.loop_lag.sample = lambda late_s: None  # hold the samples below
+        srv.loop_lag._samples.extend([0.25] * srv.loop_lag._samples.maxlen)
+        assert c.post("/v2/models/digits/infer",
+                      json=infer_body(gauss(rng, (1, 64)), planes=8)).status_code == 200
+        assert srv.controller._latencies[-1] >= 0.25
+        text = c.get("/metrics").text
+    assert 'bitplane_event_loop_lag_seconds_count{model="digits"}' in text
+
+
 # -- tritonclient as a real client ------------------------------------------
 
 def test_tritonclient(server, digits, rng):

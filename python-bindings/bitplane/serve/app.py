@@ -29,6 +29,7 @@ from .. import __version__
 from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
 from .controller import CostModel, SLOController
 from .gcpause import GCPauses
+from .looplag import LoopLag
 from .generate import Sessions, StepBatcher, generate, open_session
 from .metrics import Metrics
 from .openapi import openapi_document
@@ -156,6 +157,10 @@ class Server:
             raise ValueError(f"--metric-rows must be >= 0, got {config.metric_rows}")
         self.batcher = self.controller = self.metric = None
         self.calibration_s = 0.0  # seconds the cost table's start-up timing took
+        # The event loop's lateness (looplag.py): added to each request's
+        # measured latency for the controller, which otherwise does not see
+        # the wait before a handler runs.
+        self.loop_lag = LoopLag(observe=self.metrics.of(self.metrics.loop_lag, model.name).observe)
         self._mean_rows = 1.0  # rows per request, a moving average (refusals unparsed)
         if isinstance(model, LinearStackModel):
             t = time.perf_counter()
@@ -271,7 +276,7 @@ class Server:
             params["layer_planes"] = layer_planes(m.plan, planes)
         out, header_len = encode_infer(m.name, req, result.y, params)
         total = time.monotonic() - start
-        self.controller.observe_latency(total, predicted, correction)
+        self.controller.observe_latency(total + self.loop_lag.recent_s, predicted, correction)
         mt, name = self.metrics, m.name
         mt.of(mt.latency, name, str(planes)).observe(total)
         mt.of(mt.queue_time, name).observe(result.queue_s)
@@ -330,6 +335,7 @@ class Server:
 
     async def close(self) -> None:
         self.closing = True
+        await self.loop_lag.stop()
         if self.batcher is not None:
             await self.batcher.close(self.config.drain_timeout_s)
         if self.steps is not None:
@@ -415,6 +421,7 @@ def create_app(model: Union[str, LinearStackModel, CharModel, None] = "digits",
     @asynccontextmanager
     async def lifespan(_app):
         gc_pauses.install()
+        server.loop_lag.start()
         log.info("serving", extra={"fields": {"model": name, "config": asdict(config)}})
         yield
         log.info("draining", extra={"fields": {"queued_rows": server.batcher.queue_depth()

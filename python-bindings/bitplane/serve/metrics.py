@@ -23,6 +23,10 @@ class Metrics:
         self.compute_time = Histogram("bitplane_batch_compute_seconds",
                                       "Compute time of one batched model call", m,
                                       buckets=_LATENCY_BUCKETS, registry=r)
+        self.loop_lag = Histogram("bitplane_event_loop_lag_seconds",
+                                  "How late the event loop woke a 5 ms timer (the wait a new "
+                                  "request has before its handler runs)", m,
+                                  buckets=(0.0001,) + _LATENCY_BUCKETS, registry=r)
         self.gc_pause = Histogram("bitplane_gc_pause_seconds",
                                   "Garbage collections in the server process, by generation "
                                   "(each holds the event loop)", m + ["generation"],
