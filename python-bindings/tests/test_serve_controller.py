@@ -830,6 +830,23 @@ def test_admission_over_the_limit_while_the_p99_has_room():
     assert c.predict(between, 1, 8) <= TARGET and not c.admits(between, 1, 8)[0]
 
 
+def test_controller_state_is_plain_python_after_learning(rng):
+    """After the cost table has learned from served batches (numpy solves)
+    and admission has judged an overload, what the server exports is plain
+    Python (a numpy bool in the last decision made GET /v2/models/{name}
+    answer 500 in a load test)."""
+    import json
+
+    c = flat_controller(METRIC)
+    simulate_flat(2.0, rng, c, n=3000)
+    state = {"table": c.cost.table(4), "entry": c.cost.entry(4), "extra": c.cost.per_extra,
+             "m": c.cost.machine_factor, "row": c.row_cost(4), "sustainable": c.sustainable(4),
+             "admits": c.admits(200, 1, 4), "last": vars(c.last)}
+    json.dumps(state)  # numpy bools and arrays would raise
+    assert isinstance(c.last.admitted, bool) and isinstance(c.sustainable(4), bool)
+    assert all(type(v) is float for v in c.cost.entry(4)) and type(c.cost.per_extra) is float
+
+
 def test_service_factor_is_wall_over_compute_time_of_recent_batches():
     """The service factor: the ratio of sums of service over compute time of
     the last 32 batches, from 8 batches on, within 1..4; a service time

@@ -222,7 +222,7 @@ class CostModel:
     @property
     def per_extra(self) -> float:
         """Seconds per extra plane count in a mixed batch, now."""
-        return self._extra * self.machine_factor
+        return float(self._extra * self.machine_factor)
 
     def entry(self, planes: int) -> Tuple[float, float]:
         """(fixed, per_row) seconds of a uniform batch at `planes` now."""
@@ -238,7 +238,10 @@ class CostModel:
         out = []
         for i in range(self.max_planes):
             s = math.exp(self._m_now + self._new_correction(i))
-            out.append((self._fixed[i] * s, self._row[i] * s))
+            # Python floats: the numpy ones of a solve would make every
+            # comparison downstream a numpy bool, which the server's JSON
+            # metadata cannot encode (a 500 on GET /v2/models/{name}).
+            out.append((float(self._fixed[i] * s), float(self._row[i] * s)))
         return out
 
     def _new_correction(self, i: int) -> float:
@@ -767,13 +770,13 @@ class SLOController:
         limit = self.headroom * self.target_s
         if queued_rows == 0 or t <= limit:
             return True, t
-        return (t <= self.target_s and len(self._latencies) >= 16
-                and self.recent_p99 <= limit and self.sustainable(planes)), t
+        return bool(t <= self.target_s and len(self._latencies) >= 16
+                    and self.recent_p99 <= limit and self.sustainable(planes)), t
 
     def sustainable(self, planes: int) -> bool:
         """Whether the offered load (the arrival rate) fits the capacity at
         `planes` in full batches at the sustainable ``utilization``."""
-        return self.arrival_rate() * self.row_cost(planes) <= self.utilization
+        return bool(self.arrival_rate() * self.row_cost(planes) <= self.utilization)
 
     def refuses_all(self, queued_rows: int, queued_units: Optional[float] = None) -> bool:
         """Whether :meth:`admits` would refuse every request behind this
