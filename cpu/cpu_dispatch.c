@@ -281,9 +281,34 @@ static const bp_cpu_kernel_desc *avx2_path(const bp_kernel_shape *s,
                : &bp__kernel_avx2_popcount;
 }
 
+/*
+ * Zen 4 (zmm_halves: 512-bit operations on two 256-bit halves), uniform
+ * matrices at act_bits <= 8 with every column at 2-8 planes: the code kernel
+ * (avx512-vnni) ahead of the batched code kernel at batch 2, and at batch 4
+ * with every column at 2 planes, and ahead of the LUT kernel's small
+ * products at batch 1. There one batched pass costs more than a table or
+ * transpose pass per column, and the LUT kernel's small-product lead is
+ * reversed. Measured on Zen 4 (docs/kernels.md, "AUTO on Zen 4"; every
+ * kernel forced, 1 thread, act_bits 8, groups of 32, three processes),
+ * avx512-vnni over the former choice: batch 2 on 4096 x 4096 0.48-0.53 /
+ * 0.73-0.75 / 0.83-0.86 at 2 / 4 / 8 planes (65536 x 4096 0.49 / 0.68 /
+ * 0.82); batch 4 at 2 planes 0.70 (at 4 and 8 planes the batched kernel
+ * stays ahead, 1.09-1.27); batch 1 on 1024 x 256 0.67-0.84 / 0.58-0.71 of
+ * avx512-lut at 2 / 4 planes. On the Xeon the same cases go the other way
+ * (the rules below), so they are this CPU's only.
+ */
+static bool zmm_halves_code_auto(const bp_kernel_shape *s) {
+    if (s->method != BP_QUANT_UNIFORM || s->min_planes < 2 || s->max_planes > 8 ||
+        !bp__kernel_avx512_vnni.supports(s->act_bits, s->kpad, s->mult_bound))
+        return false;
+    return s->batch <= 2 || (s->batch == 4 && s->max_planes == 2);
+}
+
 static bp_cpu_kernel x86_auto(const bp_kernel_shape *s) {
     const bp_cpu_features *f = bp__cpu_features();
     const bool code = bp__kernel_avx512_vnni.runnable();
+    if (code && f->zmm_halves && zmm_halves_code_auto(s))
+        return BP_CPU_KERNEL_AVX512_VNNI;
     if (bp__kernel_avx512_vnni_batched.runnable() && batched_auto(s))
         return BP_CPU_KERNEL_AVX512_VNNI_BATCHED;
     if (code && vnni_tables_auto(s))

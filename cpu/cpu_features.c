@@ -10,8 +10,29 @@
  */
 #include "cpu_kernel.h"
 
+#include <string.h>
+
 static bp_cpu_features features;
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+/* Set by tests (bp__cpu_features_set): what bp__cpu_features reports. */
+static bp_cpu_features forced_features;
+static const bp_cpu_features *forced;
+
+/* The display family of CPUID leaf 1 EAX: the base family, plus the extended
+ * family where the base is 0xF (Intel SDM / AMD APM, CPUID Fn0000_0001). */
+static unsigned cpuid_family(unsigned leaf1_eax) {
+    unsigned family = (leaf1_eax >> 8) & 0xfu;
+    if (family == 0xfu)
+        family += (leaf1_eax >> 20) & 0xffu;
+    return family;
+}
+
+/* AMD family 0x19 is Zen 3 (no AVX-512) and Zen 4, whose AVX-512 runs each
+ * 512-bit operation on two 256-bit halves; family 0x1A (Zen 5) has full
+ * 512-bit units on server parts. */
+bool bp__cpu_zmm_halves(const char *vendor, unsigned leaf1_eax, bool avx512) {
+    return avx512 && memcmp(vendor, "AuthenticAMD", 12) == 0 && cpuid_family(leaf1_eax) == 0x19u;
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -47,6 +68,14 @@ static void probe(void) {
     features.avx512_vnni = features.avx512bw && (c7 & (1u << 11));
     features.gfni = features.avx512bw && (c7 & (1u << 8));
     features.avx512_vbmi = features.avx512bw && (c7 & (1u << 1));
+    /* The vendor string is EBX, EDX, ECX of leaf 0, in that order. */
+    char vendor[12];
+    __cpuid(0, a, b, c, d);
+    memcpy(vendor, &b, 4);
+    memcpy(vendor + 4, &d, 4);
+    memcpy(vendor + 8, &c, 4);
+    __cpuid(1, a, b, c, d);
+    features.zmm_halves = bp__cpu_zmm_halves(vendor, a, features.avx512bw);
 }
 #elif defined(__aarch64__) && defined(__linux__)
 #include <asm/hwcap.h>
@@ -64,8 +93,16 @@ static void probe(void) {}
 #endif
 
 const bp_cpu_features *bp__cpu_features(void) {
+    if (forced)
+        return forced;
     pthread_once(&probe_once, probe);
     return &features;
+}
+
+void bp__cpu_features_set(const bp_cpu_features *f) {
+    if (f)
+        forced_features = *f;
+    forced = f ? &forced_features : NULL;
 }
 
 bool bp__cpu_has_avx512bw(void) {

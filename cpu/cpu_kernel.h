@@ -126,8 +126,21 @@ typedef struct bp_cpu_features {
     bool avx512_vbmi;      /* and VBMI (VPERMB) */
     bool neon;             /* AArch64 Advanced SIMD (HWCAP_ASIMD) */
     bool neon_dotprod;     /* and SDOT/UDOT (FEAT_DotProd, HWCAP_ASIMDDP) */
+    /* AVX-512 (avx512bw) whose 512-bit operations execute as two 256-bit
+     * halves: AMD family 0x19 (Zen 4). AUTO has rules of its own for it
+     * (cpu_dispatch.c); a forced path (BP_CPU, the context option) ignores it. */
+    bool zmm_halves;
 } bp_cpu_features;
 const bp_cpu_features *bp__cpu_features(void);
+/* Tests of AUTO's rules: from now on bp__cpu_features() (and so AUTO and the
+ * kernels' runnable checks) reports a copy of *f; NULL restores the probed
+ * features. Call it while no other thread uses the library, and only ask for
+ * kernel choices then: a kernel the real CPU lacks must not be run. */
+void bp__cpu_features_set(const bp_cpu_features *f);
+/* Whether a CPU of this CPUID vendor string (leaf 0, 12 characters) and leaf
+ * 1 EAX, with AVX-512 usable, runs 512-bit operations on 256-bit halves
+ * (zmm_halves). Pure, on every architecture, for the probe and its tests. */
+bool bp__cpu_zmm_halves(const char *vendor, unsigned leaf1_eax, bool avx512);
 bool bp__cpu_has_avx512_vpopcntdq(void);
 bool bp__cpu_has_avx512bw(void);
 bool bp__cpu_has_avx512dq(void);

@@ -250,8 +250,18 @@ Test(misc, matrix_outlives_context) {
     free(w);
 }
 
+/* The probed features with zmm_halves cleared: the rules measured on CPUs
+ * with full-width AVX-512 units, whatever this machine is (the zmm_halves
+ * rules have their own test, auto_zmm_halves). */
+static void use_full_width_avx512(void) {
+    bp_cpu_features f = *bp__cpu_features();
+    f.zmm_halves = false;
+    bp__cpu_features_set(&f);
+}
+
 /* The per-matrix name reports the exact choice, code kernel included. */
 Test(misc, matrix_kernel_names) {
+    use_full_width_avx512();
     bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
     unsigned long long seed = tu_seed();
     tu_rng rng;
@@ -339,7 +349,147 @@ Test(misc, matrix_kernel_names) {
     bp_matrix_destroy(u);
     bp_matrix_destroy(r);
     bp_context_destroy(ctx);
+    bp__cpu_features_set(NULL);
 }
+
+/* zmm_halves from CPUID: AMD family 0x19 with AVX-512 (Zen 4) only. Leaf 1
+ * EAX as these CPUs report it; the family needs the extended family field
+ * (base 0xF plus 0xA for 0x19, plus 0xB for 0x1A). */
+Test(misc, zmm_halves_from_cpuid) {
+    const unsigned zen4 = 0x00A10F11u, zen4_client = 0x00A60F12u, zen3 = 0x00A00F11u,
+                   zen5 = 0x00B00F21u, zen2 = 0x00830F10u, sapphire_rapids = 0x000806F8u;
+    cr_expect(bp__cpu_zmm_halves("AuthenticAMD", zen4, true));
+    cr_expect(bp__cpu_zmm_halves("AuthenticAMD", zen4_client, true));
+    cr_expect(!bp__cpu_zmm_halves("AuthenticAMD", zen4, false), "AVX-512 hidden or not enabled");
+    cr_expect(!bp__cpu_zmm_halves("AuthenticAMD", zen3, false));
+    cr_expect(!bp__cpu_zmm_halves("AuthenticAMD", zen5, true), "Zen 5 has full-width units");
+    cr_expect(!bp__cpu_zmm_halves("AuthenticAMD", zen2, true));
+    cr_expect(!bp__cpu_zmm_halves("GenuineIntel", sapphire_rapids, true));
+    cr_expect(!bp__cpu_zmm_halves("GenuineIntel", zen4, true), "family 0x19, not AMD");
+    cr_expect(!bp__cpu_zmm_halves("HygonGenuine", 0x00900F01u, true));
+}
+
+/* AUTO with and without zmm_halves, from features set for the test (AVX-512
+ * with every extension the kernels use), so the table holds on any x86-64
+ * machine: Zen 4's code-kernel rules where measured, everything else as on
+ * the Xeon. Only names are asked for, no kernel runs. */
+typedef struct zmm_case {
+    size_t rows, kpad, batch;
+    unsigned mult_bound;
+    bp_quant_method method;
+    int act_bits, min_planes, max_planes;
+    const char *full_width, *halves;
+} zmm_case;
+
+static const char *auto_for(const bp_context *ctx, const zmm_case *c) {
+    const bp_kernel_shape s = {.act_bits = c->act_bits,
+                               .kpad = c->kpad,
+                               .batch = c->batch,
+                               .mult_bound = c->mult_bound,
+                               .method = c->method,
+                               .min_planes = c->min_planes,
+                               .max_planes = c->max_planes,
+                               .units = c->batch * (size_t)(c->min_planes + c->max_planes) / 2,
+                               .rows = c->rows};
+    return bp__select_kernel(ctx, &s)->name;
+}
+
+static void set_avx512_features(bool zmm_halves) {
+    const bp_cpu_features f = {.avx2 = true,
+                               .avx512bw = true,
+                               .avx512dq = true,
+                               .avx512_vpopcntdq = true,
+                               .avx512_vnni = true,
+                               .gfni = true,
+                               .avx512_vbmi = true,
+                               .zmm_halves = zmm_halves};
+    bp__cpu_features_set(&f);
+}
+
+#define UNI BP_QUANT_UNIFORM
+#define RES BP_QUANT_RESIDUAL
+#define VN  "avx512-vnni"
+#define VB  "avx512-vnni-batched"
+#define LUT "avx512-lut"
+Test(misc, auto_zmm_halves) {
+    if (!bp__cpu_kernel_by_name(VN))
+        cr_skip_test("the AVX-512 kernels are not built for this architecture");
+    static const zmm_case cases[] = {
+        /* Batch 2, every column at 2+ planes (grouped and per row). */
+        {4096, 4096, 2, 255, UNI, 8, 2, 2, VB, VN},
+        {4096, 4096, 2, 255, UNI, 8, 3, 3, VB, VN},
+        {4096, 4096, 2, 255, UNI, 8, 4, 4, VB, VN},
+        {4096, 4096, 2, 255, UNI, 8, 8, 8, VB, VN},
+        {65536, 4096, 2, 255, UNI, 8, 2, 8, VB, VN},
+        {1024, 256, 2, 1, UNI, 8, 2, 2, VB, VN},
+        {4096, 4096, 2, 255, UNI, 4, 4, 4, VB, VN},
+        /* Batch 4, every column at 2 planes; not at 3+ or mixed. */
+        {4096, 4096, 4, 255, UNI, 8, 2, 2, VB, VN},
+        {4096, 4096, 4, 1, UNI, 8, 2, 2, VB, VN},
+        {4096, 4096, 4, 255, UNI, 8, 4, 4, VB, VB},
+        {4096, 4096, 4, 255, UNI, 8, 8, 8, VB, VB},
+        {4096, 4096, 4, 255, UNI, 8, 2, 4, VB, VB},
+        /* Batch 1 small products at 2-4 planes; 1 plane and large ones
+         * were the code kernel already. */
+        {1024, 256, 1, 255, UNI, 8, 2, 2, LUT, VN},
+        {1024, 256, 1, 255, UNI, 8, 4, 4, LUT, VN},
+        {1024, 256, 1, 1, UNI, 8, 3, 3, LUT, VN},
+        {64, 64, 1, 1, UNI, 8, 2, 4, LUT, VN},
+        {1024, 256, 1, 255, UNI, 8, 1, 1, VN, VN},
+        {4096, 4096, 1, 255, UNI, 8, 2, 2, VN, VN},
+        {1024, 256, 1, 255, UNI, 8, 8, 8, VN, VN},
+        /* Unchanged: a 1-plane column, batch 3 and 8+, more than 8 planes,
+         * act_bits the code kernels do not run, residual matrices. */
+        {4096, 4096, 2, 255, UNI, 8, 1, 1, VN, VN},
+        {4096, 4096, 2, 255, UNI, 8, 1, 4, LUT, LUT},
+        {4096, 4096, 3, 255, UNI, 8, 2, 2, VB, VB},
+        {4096, 4096, 8, 255, UNI, 8, 2, 2, VB, VB},
+        {4096, 4096, 16, 255, UNI, 8, 2, 2, VB, VB},
+        {4096, 4096, 2, 255, UNI, 8, 12, 12, VB, VB},
+        {1024, 256, 1, 255, UNI, 10, 2, 2, LUT, LUT},
+        {4096, 4096, 2, 255, UNI, 10, 2, 2, LUT, LUT},
+        {4096, 4096, 2, 1, RES, 8, 4, 4, LUT, LUT},
+        {1024, 256, 1, 1, RES, 8, 2, 2, "avx512", "avx512"},
+    };
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    for (int halves = 0; halves <= 1; halves++) {
+        set_avx512_features(halves);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const zmm_case *c = &cases[i];
+            cr_expect_str_eq(auto_for(ctx, c), halves ? c->halves : c->full_width,
+                             "zmm_halves %d: %zu x %zu, batch %zu, planes %d-%d, act_bits %d, "
+                             "mult_bound %u, %s",
+                             halves, c->rows, c->kpad, c->batch, c->min_planes, c->max_planes,
+                             c->act_bits, c->mult_bound, c->method == UNI ? "uniform" : "residual");
+        }
+    }
+    bp_context_destroy(ctx);
+    bp__cpu_features_set(NULL);
+}
+
+/* A forced path wins over zmm_halves: the context option and BP_CPU. */
+Test(misc, zmm_halves_forced_path_wins) {
+    if (!bp__cpu_kernel_by_name(VN))
+        cr_skip_test("the AVX-512 kernels are not built for this architecture");
+    set_avx512_features(true);
+    const zmm_case batch2 = {4096, 4096, 2, 255, UNI, 8, 2, 2, VB, VN};
+    const zmm_case small = {1024, 256, 1, 255, UNI, 8, 2, 2, LUT, VN};
+    bp_context *ctx = tu_context(BP_CPU_KERNEL_AVX512_VNNI_BATCHED, 1);
+    cr_expect_str_eq(auto_for(ctx, &batch2), VB);
+    bp_context_destroy(ctx);
+    cr_assert_eq(setenv("BP_CPU", LUT, 1), 0);
+    ctx = tu_context(BP_CPU_KERNEL_AUTO, 1);
+    cr_expect_str_eq(auto_for(ctx, &small), LUT);
+    cr_expect_str_eq(auto_for(ctx, &batch2), LUT);
+    bp_context_destroy(ctx);
+    unsetenv("BP_CPU");
+    bp__cpu_features_set(NULL);
+}
+#undef UNI
+#undef RES
+#undef VN
+#undef VB
+#undef LUT
 
 /* AUTO for a mixed batch of 4-15 columns with a 1-plane column: the batched
  * code kernel once the mean plane count reaches 3 (the LUT kernel's time
