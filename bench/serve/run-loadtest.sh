@@ -18,7 +18,10 @@
 #   highest level's rate x 2 SLOs, at least 32, so that arrivals stay open
 #   until the latency is twice the SLO), BP_PORT (8471, and the next two),
 #   BP_SERVE_ARGS (extra bitplane-serve options for all three servers, e.g.
-#   --inline-compute-ms 0), PYTHON (python3).
+#   --inline-compute-ms 0), BP_SERVER_CPUS and BP_LOCUST_CPUS (taskset CPU
+#   lists, e.g. 0 and 1: the servers and the load generator on their own
+#   cores, so that locust's CPU does not come out of the servers'), PYTHON
+#   (python3).
 # Every step records the CPU time locust and the server used (steps.jsonl):
 # on a small machine the load generator competes with the server.
 set -euo pipefail
@@ -57,7 +60,8 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EX
 # calibration, the metric per plane count), which concurrent start-ups
 # would slow for each other.
 for m in 0 1 2; do
-  "$py" -m bitplane.serve.cli --model "$model" --port $((port + m)) --max-batch "$max_batch" \
+  ${BP_SERVER_CPUS:+taskset -c "$BP_SERVER_CPUS"} \
+    "$py" -m bitplane.serve.cli --model "$model" --port $((port + m)) --max-batch "$max_batch" \
     --max-queue-rows 4096 --slo-p99-ms "$slo" --admission "${admission[$m]}" \
     --log-level warning ${BP_SERVE_ARGS:-} 2>"$out/server-${modes[$m]}.log" &
   pids+=($!)
@@ -82,6 +86,7 @@ subprocess.run(sys.argv[2:])
 u = resource.getrusage(resource.RUSAGE_CHILDREN)
 open(sys.argv[1], "w").write(f"{u.ru_utime} {u.ru_stime}")' "$tmp/time" \
     timeout "$(( ${BP_STEP_S%.*} * 3 + 60 ))" \
+    ${BP_LOCUST_CPUS:+taskset -c "$BP_LOCUST_CPUS"} \
     "$py" -m locust -f "$here/locustfile.py" --headless --host "http://127.0.0.1:$1" \
     --only-summary --loglevel WARNING >/dev/null 2>>"$out/locust.log" || true
   t1=$(date +%s.%N)
