@@ -29,8 +29,8 @@ from .. import __version__
 from .batcher import Batcher, DeadlineExceeded, Overloaded, ShuttingDown
 from .controller import CostModel, SLOController
 from .gcpause import GCPauses
-from .looplag import LoopLag
 from .generate import Sessions, StepBatcher, generate, open_session
+from .looplag import LoopLag
 from .metrics import Metrics
 from .openapi import openapi_document
 from .protocol import (INPUT_NAME, OUTPUT_NAME, ApiError, encode_infer, parse_generate,

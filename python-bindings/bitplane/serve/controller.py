@@ -222,7 +222,7 @@ class CostModel:
     @property
     def per_extra(self) -> float:
         """Seconds per extra plane count in a mixed batch, now."""
-        return float(self._extra * self.machine_factor)
+        return self._extra * self.machine_factor
 
     def entry(self, planes: int) -> Tuple[float, float]:
         """(fixed, per_row) seconds of a uniform batch at `planes` now."""
@@ -238,10 +238,7 @@ class CostModel:
         out = []
         for i in range(self.max_planes):
             s = math.exp(self._m_now + self._new_correction(i))
-            # Python floats: the numpy ones of a solve would make every
-            # comparison downstream a numpy bool, which the server's JSON
-            # metadata cannot encode (a 500 on GET /v2/models/{name}).
-            out.append((float(self._fixed[i] * s), float(self._row[i] * s)))
+            out.append((self._fixed[i] * s, self._row[i] * s))
         return out
 
     def _new_correction(self, i: int) -> float:
@@ -281,7 +278,9 @@ class CostModel:
         if (rows <= 0 or not 1 <= planes <= self.max_planes or not math.isfinite(seconds)
                 or seconds <= 0):
             return
-        i, rows, groups = int(planes) - 1, float(rows), max(int(groups), 1)
+        # Python numbers from here on (callers may pass numpy ones): what the
+        # table and the controller compute from them is exported as JSON.
+        i, rows, seconds, groups = int(planes) - 1, float(rows), float(seconds), max(int(groups), 1)
         self.batches += 1
         self.version += 1
         if groups > 1:
@@ -354,8 +353,8 @@ class CostModel:
                 continue  # one or two batches: their split cannot be told, the neighbours' is used
             s = math.exp(sigma[i])
             self._fixed[i], self._row[i] = float(fixed[i]) * s, float(row[i]) * s
-            self._ratio[i] = ((self._fixed[i] + self._row[i] * mean_rows[i])
-                              / (self.seed_fixed[i] + self.seed_row[i] * mean_rows[i]))
+            self._ratio[i] = float((self._fixed[i] + self._row[i] * mean_rows[i])
+                                   / (self.seed_fixed[i] + self.seed_row[i] * mean_rows[i]))
             self._measured[i] = True
         self._interpolate_unmeasured()
         self._m_now = float(np.mean(m[-self._NOW_BLOCKS:]))
@@ -680,6 +679,7 @@ class SLOController:
         """Count an offered request of `rows` rows (admitted or not) at time
         `now` (seconds, monotonic) in the arrival rate: an exponential
         moving average with time constant ``rate_tau_s``."""
+        rows, now = float(rows), float(now)
         if self._rate_t is not None and now > self._rate_t:
             self._rate *= math.exp(-(now - self._rate_t) / self.rate_tau_s)
         self._rate_t = now if self._rate_t is None else max(now, self._rate_t)
@@ -770,13 +770,13 @@ class SLOController:
         limit = self.headroom * self.target_s
         if queued_rows == 0 or t <= limit:
             return True, t
-        return bool(t <= self.target_s and len(self._latencies) >= 16
-                    and self.recent_p99 <= limit and self.sustainable(planes)), t
+        return (t <= self.target_s and len(self._latencies) >= 16
+                and self.recent_p99 <= limit and self.sustainable(planes)), t
 
     def sustainable(self, planes: int) -> bool:
         """Whether the offered load (the arrival rate) fits the capacity at
         `planes` in full batches at the sustainable ``utilization``."""
-        return bool(self.arrival_rate() * self.row_cost(planes) <= self.utilization)
+        return self.arrival_rate() * self.row_cost(planes) <= self.utilization
 
     def refuses_all(self, queued_rows: int, queued_units: Optional[float] = None) -> bool:
         """Whether :meth:`admits` would refuse every request behind this
@@ -920,8 +920,12 @@ class SLOController:
         SLO swung it between its bounds (0.5 and 4) in simulation while the
         uncorrected predictions were within 2 % of the measured latencies."""
         if predicted_s is not None and predicted_s > 0 and math.isfinite(seconds):
+            # Python floats (callers may pass numpy ones): the correction and
+            # headroom made from them reach the server's JSON metadata, and a
+            # numpy bool from a comparison with them made it answer 500.
+            seconds, predicted_s = float(seconds), float(predicted_s)
             self._overruns.append(seconds - predicted_s)
-            made_with = self.correction if correction is None else correction
+            made_with = self.correction if correction is None else float(correction)
             pair = (float(seconds), predicted_s / made_with)
             if len(self._pairs) == self._pairs.maxlen:
                 old = self._pairs[0]

@@ -71,7 +71,8 @@ class Metrics:
             "included", m, registry=r)
         self.controller_headroom = Gauge(
             "bitplane_controller_headroom",
-            "Share of the SLO a prediction may take: 1 - p99 of (measured - predicted) / SLO",
+            "Share of the SLO a prediction may take: 1 - margin / SLO, the margin the largest "
+            "p99 of (measured - predicted) over the last 16 feedback updates",
             m, registry=r)
         self.model_metric = Gauge("bitplane_model_metric",
                                   "The served model's metric (top-1 accuracy on held-out data) "
