@@ -65,10 +65,7 @@ class Precision:
 
 def parse_precision(params, max_planes: int, default_planes: Union[int, str],
                     allowed: set = frozenset(), default_act_bits: int = 8) -> Precision:
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise _bad("'parameters' must be a JSON object")
+    params = _object(params, "")
     unknown = sorted(set(params) - _PRECISION_PARAMS - _PROTOCOL_PARAMS - set(allowed))
     if unknown:
         raise _bad(f"unknown parameter(s) {', '.join(repr(u) for u in unknown)}; precision "
@@ -261,10 +258,10 @@ def parse_infer(body: bytes, header_length: Optional[str], *, in_features: int, 
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise _bad(f"input '{INPUT_NAME}' contains NaN or Inf (first at [{r}, {c}])")
-    precision = parse_precision(doc.get("parameters"), max_planes, default_planes,
+    params = _object(doc.get("parameters"), "")
+    precision = parse_precision(params, max_planes, default_planes,
                                 default_act_bits=default_act_bits)
-    binary_output = _flag(doc.get("parameters") or {}, "binary_data_output", False,
-                          "parameter 'binary_data_output'")
+    binary_output = _flag(params, "binary_data_output", False, "parameter 'binary_data_output'")
     outputs = doc.get("outputs")
     if outputs is not None:
         if not isinstance(outputs, list):
