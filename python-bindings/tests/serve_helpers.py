@@ -38,3 +38,12 @@ class ServerThread:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(30)
+
+
+def wait_for(condition, what, timeout=20.0):
+    """Polls `condition` until it holds; fails the test naming `what` after
+    `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.01)

@@ -23,7 +23,7 @@ from bitplane.serve.batcher import Batcher  # noqa: E402
 from bitplane.serve.served import load  # noqa: E402
 
 from conftest import gauss  # noqa: E402
-from serve_helpers import ServerThread, free_port  # noqa: E402
+from serve_helpers import ServerThread, free_port, wait_for  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -508,13 +508,6 @@ def test_batcher_refuses_when_full(digits):
     assert err.retry_after_s == 3 and "queue full (8 rows waiting, limit 8)" in str(err)
 
 
-def _wait_for(condition, what, timeout=20.0):
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, what
-        time.sleep(0.01)
-
-
 def _gated(digits, **config):
     """An app whose batched calls wait for the returned event (in the worker
     thread, where a long call runs: none runs on the event loop's thread)."""
@@ -531,10 +524,10 @@ def test_deadline_passed_in_queue_is_504(digits):
     with ServerThread(app) as s, httpx.Client(base_url=s.url, timeout=30) as c:
         first = threading.Thread(target=lambda: c.post("/v2/models/digits/infer", json=_good()))
         first.start()
-        _wait_for(lambda: batcher.in_flight_rows == 1, "the first request holds the worker")
+        wait_for(lambda: batcher.in_flight_rows == 1, "the first request holds the worker")
 
         def release():
-            _wait_for(lambda: batcher.queued_rows == 1, "the second request queues")
+            wait_for(lambda: batcher.queued_rows == 1, "the second request queues")
             time.sleep(0.2)  # past its 50 ms deadline
             gate.set()
 
@@ -557,9 +550,9 @@ def test_overload_is_503_with_retry_after(digits):
                 target=lambda: codes.append(c.post("/v2/models/digits/infer", json=body)))
                 for _ in range(2)]
             threads[0].start()
-            _wait_for(lambda: batcher.in_flight_rows == 1, "one request in compute")
+            wait_for(lambda: batcher.in_flight_rows == 1, "one request in compute")
             threads[1].start()
-            _wait_for(lambda: batcher.queued_rows == 1, "one request queued")
+            wait_for(lambda: batcher.queued_rows == 1, "one request queued")
             r = c.post("/v2/models/digits/infer", json=body)
             gate.set()
             for t in threads:

@@ -21,6 +21,8 @@ from bitplane.serve.generate import Sessions  # noqa: E402
 from bitplane.serve.http_protocol import MAX_HEADER_BYTES  # noqa: E402
 from bitplane.serve.protocol import ApiError  # noqa: E402
 
+from serve_helpers import ServerThread, free_port, wait_for  # noqa: E402
+
 
 # -- sessions: bounded even while some are in use ----------------------------
 
@@ -150,7 +152,6 @@ def _assert_json_error(response, status, message):
 
 @pytest.fixture(scope="module")
 def digits_server():
-    from serve_helpers import ServerThread
     app = create_app("digits", ServeConfig(calibrate=False, max_request_bytes=LIMIT))
     with ServerThread(app) as s:
         s.model = app.state.server.model
@@ -287,7 +288,6 @@ def test_client_gone_while_queued(rng, caplog):
     """A client that sends a whole request and leaves before its answer
     (the batch waits for more rows): computed, the answer dropped, no
     error logged, and the next client is answered."""
-    from serve_helpers import ServerThread
     app = create_app("digits", ServeConfig(calibrate=False, max_wait_ms=300))
     body = _good_body(rng.standard_normal((1, 64)).astype(np.float32))
     with ServerThread(app) as s:
@@ -303,13 +303,6 @@ def test_client_gone_while_queued(rng, caplog):
         assert batcher.queue_depth() == 0
     errors = [r for r in caplog.records if r.levelno >= 40]
     assert not errors, [r.getMessage() for r in errors]
-
-
-def _wait_for(condition, what, timeout=20.0):
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _read_events(f, n):
@@ -334,7 +327,6 @@ def test_client_gone_mid_stream():
     stream stops (no active stream left), its session is released (the
     same session_id continues at once) and the store stays within
     max_sessions; then a whole generation is answered."""
-    from serve_helpers import ServerThread
     app = create_app("char-gru", ServeConfig(calibrate=False, max_sessions=4))
     server = app.state.server
     with ServerThread(app) as s:
@@ -348,7 +340,7 @@ def test_client_gone_mid_stream():
                                       path="/v2/models/char-gru/generate_stream"))
                 events = _read_events(sock.makefile("rb"), 3)
             assert [e["index"] for e in events] == [0, 1, 2]
-        _wait_for(lambda: server.steps.active == 0, "the left streams to stop")
+        wait_for(lambda: server.steps.active == 0, "the left streams to stop")
         assert len(server.sessions) <= 4
         # The last session is free: it continues where its stream stopped.
         doc = json.dumps({"text_input": "", "parameters": {"max_tokens": 2,
@@ -364,7 +356,6 @@ def test_binary_header_given_twice_is_refused(fast, rng):
     """Two Inference-Header-Content-Length headers: which one splits the
     body is ambiguous (the fast path took the last, the Starlette route
     the first), so the request is refused with the same 400 on both."""
-    from serve_helpers import ServerThread
     app = create_app("digits", ServeConfig(calibrate=False))
     if not fast:
         app.fast_routes.clear()
@@ -393,7 +384,6 @@ def test_lone_surrogates_in_echoed_strings_are_400(rng):
     """JSON may escape a lone UTF-16 surrogate ("\\ud800"), which no UTF-8
     answer can carry: an infer 'id' or a generation 'session_id' made of one
     is refused with a precise 400 (it was a 500 when the answer echoed it)."""
-    from serve_helpers import ServerThread
     data = ",".join(["0.5"] * 64)
     infer = ('{"id": "a\\ud800", "inputs": [{"name": "input", "shape": [1, 64], '
              f'"datatype": "FP32", "data": [{data}]}}]}}').encode()
@@ -421,7 +411,6 @@ def test_client_gone_mid_body_on_starlette_routes(caplog):
     """A client that leaves mid-body on a route behind FastAPI (generation;
     infer when it does not take the fast path): nobody to answer, and no
     'internal error' with a traceback in the log (it was one, and a 500)."""
-    from serve_helpers import ServerThread
     body = b'{"text_input": "abc"}'
     for model, route, fast in (("char-gru", "generate", True),
                                ("char-gru", "generate_stream", True),
@@ -447,7 +436,6 @@ def test_bitplane_serve_process_bounds_headers():
     import subprocess
     import sys
 
-    from serve_helpers import free_port
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bitplane.serve.cli", "--port", str(port),
                              "--log-level", "warning"], stderr=subprocess.DEVNULL)
@@ -476,7 +464,6 @@ def test_bitplane_serve_process_bounds_headers():
 def test_all_sessions_in_use_is_503_over_http():
     """With every session held by a live stream, a request for a new one is
     503 with Retry-After; once the stream's client leaves, it is served."""
-    from serve_helpers import ServerThread
     app = create_app("char-gru", ServeConfig(calibrate=False, max_sessions=1))
     server = app.state.server
     stream = json.dumps({"text_input": "Hi", "parameters": {"max_tokens": 1024,
@@ -493,7 +480,7 @@ def test_all_sessions_in_use_is_503_over_http():
                                             path="/v2/models/char-gru/generate"))
             _assert_json_error(r, 503, "all 1 generation sessions are in use; retry later")
             assert r[1]["retry-after"] == "1"
-        _wait_for(lambda: server.steps.active == 0, "the stream to stop")
+        wait_for(lambda: server.steps.active == 0, "the stream to stop")
         (r,) = _exchange(port, _request(other, [("Content-Length", len(other))],
                                         path="/v2/models/char-gru/generate"))
         assert r[0] == 200 and json.loads(r[2])["session_id"] == "b", r
@@ -505,7 +492,6 @@ def test_tiny_temperature_samples_as_greedy():
     """A temperature of 5e-324 (in 0..10, so valid) overflowed the logits'
     scaling to inf and NaN probabilities: a 500, or a stream cut after its
     200. As temperature goes to 0 sampling is greedy, and so it answers."""
-    from serve_helpers import ServerThread
     app = create_app("char-gru", ServeConfig(calibrate=False))
     with ServerThread(app) as s:
         port = int(s.url.rsplit(":", 1)[1])
