@@ -18,6 +18,8 @@ from typing import Any, Dict
 
 from fastapi.openapi.utils import get_openapi
 
+from .protocol import INPUT_NAME, MAX_DEADLINE_MS, OUTPUT_NAME, PROTOCOL_PARAMS
+
 __all__ = ["openapi_document"]
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -58,7 +60,13 @@ def _precision_properties(k: int) -> Dict[str, dict]:
             "act_bits": _int(1, 16),
             "min_planes": _int(1, k),
             "deadline_ms": _nullable({"type": "number", "exclusiveMinimum": 0,
-                                      "maximum": 600000})}
+                                      "maximum": MAX_DEADLINE_MS})}
+
+
+def _protocol_properties() -> Dict[str, dict]:
+    """The protocol's request parameters the server accepts and ignores
+    (any value)."""
+    return {key: {} for key in sorted(PROTOCOL_PARAMS)}
 
 
 def infer_request_schema(k: int, in_features: Any, max_rows: int) -> dict:
@@ -66,8 +74,6 @@ def infer_request_schema(k: int, in_features: Any, max_rows: int) -> dict:
     a model without infer, any width)."""
     numbers = {"type": "array", "items": {"type": "number"}}
     width = {"type": "integer"} if in_features is None else {"const": in_features}
-    protocol = {key: {} for key in ("sequence_id", "sequence_start", "sequence_end",
-                                    "priority", "timeout")}
     tensor = {
         "type": "object", "required": ["name", "datatype", "shape"],
         # the values: as JSON, or as binary tensor data after the header
@@ -75,7 +81,7 @@ def infer_request_schema(k: int, in_features: Any, max_rows: int) -> dict:
                   {"required": ["parameters"], "properties": {"parameters": {
                       "type": "object", "required": ["binary_data_size"]}}}],
         "properties": {
-            "name": {"const": "input"},
+            "name": {"const": INPUT_NAME},
             "datatype": {"const": "FP32"},
             "shape": {"type": "array", "prefixItems": [_int(1, max_rows), width],
                       "minItems": 2, "maxItems": 2},
@@ -84,7 +90,7 @@ def infer_request_schema(k: int, in_features: Any, max_rows: int) -> dict:
                 "binary_data_size": {"type": "integer", "minimum": 4}}}),
         }}
     output = {"type": "object", "required": ["name"], "properties": {
-        "name": {"const": "output"},
+        "name": {"const": OUTPUT_NAME},
         "parameters": _nullable({"type": "object",
                                  "properties": {"binary_data": {"type": "boolean"}}})}}
     return {
@@ -95,8 +101,8 @@ def infer_request_schema(k: int, in_features: Any, max_rows: int) -> dict:
             "outputs": _nullable({"type": "array", "items": output}),
             "parameters": _nullable({
                 "type": "object", "additionalProperties": False,
-                "properties": {**_precision_properties(k),
-                               "binary_data_output": {"type": "boolean"}, **protocol}}),
+                "properties": {**_protocol_properties(), **_precision_properties(k),
+                               "binary_data_output": {"type": "boolean"}}}),
         }}
 
 
@@ -111,7 +117,7 @@ _INFER_RESPONSE = {
                                       "act_bits": {"type": "integer"}}},
         "outputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
             "type": "object", "required": ["name", "datatype", "shape"],
-            "properties": {"name": {"const": "output"}, "datatype": {"const": "FP32"},
+            "properties": {"name": {"const": OUTPUT_NAME}, "datatype": {"const": "FP32"},
                            "shape": {"type": "array", "items": {"type": "integer"}},
                            "data": {"type": "array", "items": {"type": "number"}}}}}}}
 
@@ -139,25 +145,19 @@ def _infer_operation(k: int, in_features: Any, max_rows: int) -> dict:
 
 
 def generate_request_schema(k: int, max_tokens: int) -> dict:
+    # min_planes, deadline_ms and the protocol's keys are accepted and
+    # ignored, as for infer.
     precision = _precision_properties(k)
     precision["planes"] = _int(1, k)  # no "auto" for generation
-    precision.pop("min_planes")
-    precision.pop("deadline_ms")
     return {"type": "object", "properties": {
         "text_input": {"type": "string"},
         "parameters": _nullable({
             "type": "object", "additionalProperties": False,
-            "properties": {**precision, "max_tokens": _int(1, max_tokens),
+            "properties": {**_protocol_properties(), **precision,
+                           "max_tokens": _int(1, max_tokens),
                            "session_id": {"type": "string", "minLength": 1, "maxLength": 128},
                            "temperature": {"type": "number", "minimum": 0, "maximum": 10},
-                           "seed": {"type": "integer", "minimum": 0},
-                           # accepted and ignored, as for infer
-                           "min_planes": _int(1, k),
-                           "deadline_ms": _nullable({"type": "number", "exclusiveMinimum": 0,
-                                                     "maximum": 600000}),
-                           **{key: {} for key in ("binary_data_output", "sequence_id",
-                                                  "sequence_start", "sequence_end",
-                                                  "priority", "timeout")}}})}}
+                           "seed": {"type": "integer", "minimum": 0}}})}}
 
 
 _GENERATE_RESPONSE_FINAL = {

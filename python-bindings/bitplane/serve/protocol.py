@@ -24,7 +24,7 @@ __all__ = ["ApiError", "InferRequest", "parse_infer", "encode_infer", "parse_gen
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 # Parameters of the protocol or its extensions that may accompany a request.
-_PROTOCOL_PARAMS = {"binary_data_output", "sequence_id", "sequence_start", "sequence_end",
+PROTOCOL_PARAMS = {"binary_data_output", "sequence_id", "sequence_start", "sequence_end",
                     "priority", "timeout"}
 _PRECISION_PARAMS = {"planes", "act_bits", "deadline_ms", "min_planes"}
 MAX_DEADLINE_MS = 600_000
@@ -66,7 +66,7 @@ class Precision:
 def parse_precision(params, max_planes: int, default_planes: Union[int, str],
                     allowed: set = frozenset(), default_act_bits: int = 8) -> Precision:
     params = _object(params, "")
-    unknown = sorted(set(params) - _PRECISION_PARAMS - _PROTOCOL_PARAMS - set(allowed))
+    unknown = sorted(set(params) - _PRECISION_PARAMS - PROTOCOL_PARAMS - set(allowed))
     if unknown:
         raise _bad(f"unknown parameter(s) {', '.join(repr(u) for u in unknown)}; precision "
                    f"parameters are planes (1..{max_planes} or \"auto\"), act_bits (1..16), "
