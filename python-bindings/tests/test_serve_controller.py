@@ -805,6 +805,8 @@ def test_admission_does_not_shed_where_fixed_8_meets_the_slo(rng):
     assert late.headroom == late.min_headroom
     with pytest.raises(ValueError, match="min_headroom"):
         controller(headroom=0.2)
+    with pytest.raises(ValueError, match="margin_hold must be >= 1"):
+        controller(margin_hold=0)
 
 
 def test_admission_over_the_limit_while_the_p99_has_room():
