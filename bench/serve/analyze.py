@@ -5,7 +5,8 @@ whichever have records. "sent req/s" is what the generator sent (below the
 offered rate when its users were all waiting or it lacked CPU; "lag p99"
 says how late requests left against their schedule), "served req/s" the
 goodput (200 answers per second), "shed" the share of requests refused with
-503, "served metric" the accuracy of the answers served. The summary line
+503 (of which "late": refused from the queue, when their batch would have
+ended past the SLO), "served metric" the accuracy of the answers served. The summary line
 names the load at which fixed 8 planes breaks the SLO and how far auto
 holds it.
 
@@ -20,6 +21,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from bitplane.serve.batcher import LATE_PREFIX
 
 MODES = ("8", "8-shed", "4", "auto")
 
@@ -96,6 +99,8 @@ def report(args):
             for r in step:
                 if r["status"] != 200:
                     statuses[str(r["status"])] = statuses.get(str(r["status"]), 0) + 1
+            late = sum(1 for r in step if r["status"] == 503
+                       and LATE_PREFIX in r.get("error", ""))
             rows_out.append({
                 "planes": mode, "load_x": level,
                 "offered_rps": round(level * args.capacity, 1),
@@ -109,6 +114,7 @@ def report(args):
                 "mean_planes": round(float(np.mean([r["planes"] for r in ok])), 2) if ok else None,
                 "requests": len(step), "errors": statuses,
                 "shed": round(statuses.get("503", 0) / len(step), 4),
+                "shed_late": round(late / len(step), 4),
                 "locust_cpu_cores": _cores(cpu, mode, level, 0),
                 "server_cpu_cores": _cores(cpu, mode, level, 1),
             })
@@ -127,6 +133,8 @@ def report(args):
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows_out:
         err = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
+        if r["shed_late"]:
+            err += f" ({100 * r['shed_late']:.2f} % late)"
         lines.append(f"| {r['planes']} | {r['load_x']}x | {r['offered_rps']} | "
                      f"{r['sent_rps']} | {r['lag_p99_ms']} | "
                      f"{r['throughput_rps']} | {r['p50_ms']} | {r['p99_ms']} | "

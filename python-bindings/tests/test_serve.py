@@ -508,6 +508,57 @@ def test_batcher_refuses_when_full(digits):
     assert err.retry_after_s == 3 and "queue full (8 rows waiting, limit 8)" in str(err)
 
 
+def test_batcher_sheds_late_requests_only_when_asked(digits):
+    """A queued request whose batch is predicted to end past its shed_at is
+    refused (Overloaded "slo_late", its projected end attached) while
+    shed_late() says so, and served otherwise; the time a batch waits for
+    more rows (max_wait_s) is not counted against it."""
+    from bitplane.serve.batcher import LATE_PREFIX, Overloaded
+
+    gate = threading.Event()
+
+    def slow(x, cp, ab):
+        gate.wait(10)
+        return digits.forward_batched(x, cp, ab)
+
+    x = np.ones((1, 64), np.float32)
+
+    async def behind_a_slow_batch(shedding: bool):
+        gate.clear()
+        b = Batcher(slow, max_batch=1, predict_s=lambda rows, planes, groups: 0.05,
+                    shed_late=lambda: shedding)
+        first = asyncio.ensure_future(b.submit(x, 8, 8))
+        await asyncio.sleep(0.05)  # the worker holds the first batch
+        second = asyncio.ensure_future(b.submit(x, 8, 8, shed_at=time.monotonic() + 0.08))
+        await asyncio.sleep(0.1)
+        gate.set()  # the second's batch is taken 0.1 s on: ends 0.07 s past its shed_at
+        out = await asyncio.gather(first, second, return_exceptions=True)
+        depth = b.queue_depth()
+        await b.close()
+        return out, depth
+
+    (first, late), depth = asyncio.run(behind_a_slow_batch(True))
+    assert first.batch_rows == 1 and depth == 0
+    assert isinstance(late, Overloaded) and late.reason == "slo_late"
+    assert str(late).startswith(LATE_PREFIX) and "retry later" in str(late)
+    assert late.retry_after_s >= 1 and late.ends_at is not None
+    (_, served), _ = asyncio.run(behind_a_slow_batch(False))
+    np.testing.assert_array_equal(served.y, digits.forward_batched(x, [8], 8))
+
+    async def alone_with_max_wait():
+        gate.set()
+        b = Batcher(slow, max_batch=4, max_wait_s=0.2,
+                    predict_s=lambda rows, planes, groups: 0.01, shed_late=lambda: True)
+        t = time.monotonic()
+        r = await b.submit(x, 8, 8, shed_at=t + 0.1)  # waits 0.2 s for rows that never come
+        waited = time.monotonic() - t
+        await b.close()
+        return r, waited
+
+    r, waited = asyncio.run(alone_with_max_wait())
+    assert r.batch_rows == 1 and waited >= 0.2
+
+
 def _gated(digits, **config):
     """An app whose batched calls wait for the returned event (in the worker
     thread, where a long call runs: none runs on the event loop's thread)."""

@@ -349,14 +349,36 @@ def test_simulated_mixed_batches_do_not_read_as_a_cost_of_planes():
 METRIC = {1: 0.30, 2: 0.80, 3: 0.95, 4: 0.975, 5: 0.98, 6: 0.98, 7: 0.981, 8: 0.981}
 
 
+def _shed_late(batch, now, arrivals, used, predicted, made_with, ctrl, late):
+    """The batch without the requests predicted to end past the target
+    (as the server's batcher sheds them), each fed back to the controller
+    with its projected latency and marked in `late`."""
+    ends = now + ctrl.cost.batch(max(used[j] for j in batch), len(batch),
+                                 len({int(used[j]) for j in batch}))
+    kept = []
+    for j in batch:
+        if ends <= arrivals[j] + ctrl.target_s:
+            kept.append(j)
+            continue
+        ctrl.observe_latency(ends - arrivals[j], predicted[j], made_with[j])
+        used[j] = 0
+        if late is not None:
+            late[j] = True
+    return kept
+
+
 def simulate_admission(rate, n, rng, ctrl, *, planes=None, per_row=0.0, per_unit=PER_UNIT,
                        per_group=0.0, admission=True, service=None, max_batch=MAX_BATCH,
-                       min_planes=1):
+                       min_planes=1, shed_late=False, late=None):
     """As simulate(), with the server's admission: every arrival is counted
     in the controller's arrival rate; an auto request (planes None) takes
     the controller's decision, a fixed one its planes; either is refused
     when not admitted (latency NaN, planes 0). `service`: a batch's plane
-    counts -> its seconds, instead of the cost above."""
+    counts -> its seconds, instead of the cost above. shed_late: as the
+    server's batcher, while the controller's p99 is over its limit a
+    request whose batch is predicted to end past the target is refused
+    when the batch is taken, its projected latency fed back (latency NaN,
+    planes 0, and `late` (a boolean array) marks it)."""
     arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
     queue, in_service = deque(), []
     busy_until, i = 0.0, 0
@@ -385,8 +407,12 @@ def simulate_admission(rate, n, rng, ctrl, *, planes=None, per_row=0.0, per_unit
                 used[i], predicted[i], made_with[i] = p, t, ctrl.correction
                 queue.append(i)
             i += 1
-        if not in_service and queue:
+        while not in_service and queue:
             in_service = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
+            if shed_late and ctrl.recent_p99 > ctrl.headroom * ctrl.target_s:
+                in_service = _shed_late(in_service, now, arrivals, used, predicted, made_with,
+                                        ctrl, late)
+        if in_service and busy_until <= now:
             units = int(sum(used[j] for j in in_service))
             groups = len({int(used[j]) for j in in_service})
             if service is None:
@@ -661,12 +687,18 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     ok = [r for r, _ in burst if r.status_code == 200]
     shed = [r for r, _ in burst if r.status_code != 200]
     assert ok and shed, (len(ok), len(shed))
+    from bitplane.serve.batcher import LATE_PREFIX
+
+    late = [r for r in shed if r.json()["error"].startswith(LATE_PREFIX)]
+    at_once = [r for r in shed if not r.json()["error"].startswith(LATE_PREFIX)]
     for r in shed:
         assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1
+    for r in at_once:
         assert "the SLO (p99 100 ms) cannot be met behind" in r.json()["error"]
     # Admitted: predicted within 0.7 x the target, at most ~85 rows queued
     # (0.8 ms a row at 8 planes, 0.2 ms a batch), however many arrive.
-    assert len(shed) >= 50, len(shed)
+    assert len(at_once) >= 50, len(at_once)
+    print("late", len(late), "at once", len(at_once), "ok", len(ok))
     for r in ok[::10]:
         np.testing.assert_array_equal(np.array(r.json()["outputs"][0]["data"], np.float32),
                                       digits.forward(x, 8, 8)[0])
@@ -680,7 +712,10 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     assert ctl["ladder_planes"][0] == 8
     assert 'bitplane_cost_batch_seconds{model="digits",planes="8"}' in metrics
     assert ctl["arrival_rows_per_s"] > 0
-    assert f'bitplane_rejected_total{{model="digits",reason="slo"}} {len(shed)}.0' in metrics
+    assert f'bitplane_rejected_total{{model="digits",reason="slo"}} {len(at_once)}.0' in metrics
+    if late:
+        assert f'bitplane_rejected_total{{model="digits",reason="slo_late"}} {len(late)}.0' \
+            in metrics
     assert 'bitplane_model_metric{model="digits",planes="8"}' in metrics
     assert "bitplane_controller_operating_planes" in metrics
     assert f'bitplane_controller_headroom{{model="digits"}} {ctl["headroom"]}' in metrics
@@ -951,3 +986,32 @@ def test_cost_table_learns_a_mis_shaped_seed_while_the_machine_speed_changes():
         assert cost.batch(p, 4) == pytest.approx(1.6 * FLAT_MS[p] * 1e-3, rel=0.01), p
     ctrl = SLOController(8, FLAT_TARGET, 4, cost)
     assert ctrl.ladder() == [8, 7, 6, 5, 4, 1]
+
+
+def test_late_shedding_holds_the_slo_on_a_noisy_machine(rng):
+    """The noisy machine above with the server's late shedding: while the
+    measured p99 is over admission's limit, a request whose batch is
+    predicted to end past the target is refused when its batch is taken
+    (and fed back with that projected latency). The tail that admission's
+    margin did not cover (the median p99 over seven seeds 1.04-1.12x the
+    target at 2x-3x without it, same seeds) is then shed instead of served
+    late: the median p99 is within the target, and the late refusals are a
+    small share of the requests (0.07-0.3 % when measured), the total
+    refused share hardly moves."""
+    cap8 = 4 / flat_cost([8] * 4)
+    n = 8000
+    for level in (2.0, 3.0):
+        p99s, lates, sheds = [], [], []
+        for _ in range(7):
+            def noisy(planes, level=level):
+                seconds = flat_cost(planes) * math.exp(rng.normal(0.0, 0.2) - 0.02)
+                return seconds + 2e-4 * rng.poisson(level * cap8 * seconds)
+            late = np.zeros(n, bool)
+            lat, used, shed = simulate_flat(level, rng, flat_controller(METRIC), n=n,
+                                            service=noisy, shed_late=True, late=late)
+            p99s.append(np.percentile(lat, 99) / FLAT_TARGET)
+            lates.append(late[n // 4:].mean())
+            sheds.append(shed)
+        assert np.median(p99s) <= 1.0, (level, p99s)
+        assert np.median(lates) <= 0.01 and max(lates) > 0, (level, lates)
+        assert np.median(sheds) <= 0.83, (level, sheds)

@@ -176,7 +176,8 @@ class Server:
                                    max_queue_rows=config.max_queue_rows,
                                    on_batch=self._on_batch, estimate_s=self._drain_estimate,
                                    predict_s=self._predict_batch,
-                                   inline_max_s=config.inline_compute_ms / 1e3)
+                                   inline_max_s=config.inline_compute_ms / 1e3,
+                                   shed_late=self._shedding_late)
             self.export_cost()
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
             for p, value in (self.metric["per_planes"].items() if self.metric else ()):
@@ -200,6 +201,15 @@ class Server:
         mt, name = self.metrics, self.model.name
         mt.of(mt.batch_rows, name).observe(rows)
         mt.of(mt.compute_time, name).observe(compute_s)
+
+    def _shedding_late(self) -> bool:
+        """Whether a queued request that would end past the SLO is refused
+        rather than served late: while the measured p99 of recent requests
+        is over admission's limit (the share of the SLO that predictions
+        may take), so that at low load, where the p99 has room for a late
+        request, it is served."""
+        ctrl = self.controller
+        return ctrl.recent_p99 > ctrl.headroom * ctrl.target_s
 
     def _predict_batch(self, rows: int, planes: int, groups: int) -> float:
         return self.controller.cost.batch(planes, rows, groups)
@@ -266,7 +276,18 @@ class Server:
                 f"the SLO (p99 {self.config.slo_p99_ms:g} ms) cannot be met behind {queued} "
                 f"queued rows: predicted {at_floor * 1e3:.1f} ms at {floor} planes; retry "
                 "later", max(1, math.ceil(self._drain_estimate(queued))), reason="slo")
-        result = await self.batcher.submit(req.x, planes, p.act_bits, deadline)
+        # Under SLO admission a request still queued when its batch would
+        # end past the SLO is refused then (batcher.py, "slo_late"); the
+        # latency it would have had is fed back like a served one's, so
+        # that the margin admission keeps grows with what was shed late.
+        shed_at = (start + ctrl.target_s) if self.config.admission == "slo" else None
+        try:
+            result = await self.batcher.submit(req.x, planes, p.act_bits, deadline, shed_at)
+        except Overloaded as e:
+            if e.ends_at is not None:
+                ctrl.observe_latency(e.ends_at - start + self.loop_lag.recent_s, predicted,
+                                     correction)
+            raise
         params = {"planes": planes, "planes_mode": mode, "act_bits": p.act_bits,
                   "queue_ms": round(result.queue_s * 1e3, 4),
                   "compute_ms": round(result.compute_s * 1e3, 4),

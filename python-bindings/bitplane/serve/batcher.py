@@ -31,17 +31,27 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Batcher", "Pending", "Overloaded", "DeadlineExceeded", "ShuttingDown", "BatchResult"]
+__all__ = ["Batcher", "Pending", "Overloaded", "LATE_PREFIX", "DeadlineExceeded", "ShuttingDown",
+           "BatchResult"]
+
+
+# How a late refusal's message starts (the load test's analysis counts them).
+LATE_PREFIX = "queued past the latency objective"
 
 
 class Overloaded(Exception):
-    """Refused for load: the queue is full ("overloaded") or the SLO cannot
-    be met behind it ("slo"); carries a Retry-After estimate in seconds."""
+    """Refused for load: the queue is full ("overloaded"), the SLO cannot
+    be met behind it ("slo"), or a queued request's wait made its SLO
+    unreachable before its batch ran ("slo_late"); carries a Retry-After
+    estimate in seconds, and for "slo_late" when its batch would have ended
+    (``ends_at``, monotonic seconds)."""
 
-    def __init__(self, message: str, retry_after_s: int, reason: str = "overloaded"):
+    def __init__(self, message: str, retry_after_s: int, reason: str = "overloaded",
+                 ends_at: Optional[float] = None):
         super().__init__(message)
         self.retry_after_s = retry_after_s
         self.reason = reason
+        self.ends_at = ends_at
 
 
 class DeadlineExceeded(Exception):
@@ -65,17 +75,20 @@ class Pending:
     """One request waiting for its batch (a plain class with slots: one is
     made per request on the serving path)."""
 
-    __slots__ = ("x", "rows", "planes", "act_bits", "deadline", "future", "enqueued")
+    __slots__ = ("x", "rows", "planes", "act_bits", "deadline", "shed_at", "future", "enqueued",
+                 "taken")
 
     def __init__(self, x: np.ndarray, planes: int, act_bits: int, deadline: Optional[float],
-                 future: asyncio.Future):
+                 future: asyncio.Future, shed_at: Optional[float] = None):
         self.x = x
         self.rows = x.shape[0]
         self.planes = planes
         self.act_bits = act_bits
         self.deadline = deadline
+        self.shed_at = shed_at
         self.future = future
         self.enqueued = time.monotonic()
+        self.taken = self.enqueued  # when a batch took it
 
 
 class Batcher:
@@ -101,6 +114,12 @@ class Batcher:
             thread.
         inline_max_s: batches predicted to take at most this long run on the
             event loop's thread (0: every batch goes to the worker thread).
+        shed_late: whether requests whose batch would end past their
+            ``shed_at`` are refused now, asked when a batch is taken (None:
+            never). The server sheds while its measured p99 is over its
+            admission limit: a p99 objective allows 1 % late, and a lone late
+            request at low load (or in a first burst, before anything is
+            measured) is served.
     """
 
     def __init__(self, forward_batched: Callable, *, max_batch: int = 64,
@@ -108,7 +127,7 @@ class Batcher:
                  on_batch: Optional[Callable[[int, int, int, float, float], None]] = None,
                  estimate_s: Optional[Callable[[int], float]] = None,
                  predict_s: Optional[Callable[[int, int, int], float]] = None,
-                 inline_max_s: float = 0.0):
+                 inline_max_s: float = 0.0, shed_late: Optional[Callable[[], bool]] = None):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         if max_wait_s < 0:
@@ -127,6 +146,7 @@ class Batcher:
         self.estimate_s = estimate_s
         self.predict_s = predict_s
         self.inline_max_s = inline_max_s
+        self.shed_late = shed_late
         self.inline_batches = 0  # batches that ran on the loop's thread
         self._queue: Deque[Pending] = deque()
         self.queued_rows = 0
@@ -162,7 +182,15 @@ class Batcher:
         return self.queued_rows + self.in_flight_rows
 
     async def submit(self, x: np.ndarray, planes: int, act_bits: int,
-                     deadline: Optional[float] = None) -> BatchResult:
+                     deadline: Optional[float] = None,
+                     shed_at: Optional[float] = None) -> BatchResult:
+        """Queue `x` at `planes` and wait for its rows of a batch's answer.
+
+        deadline: the client's (monotonic seconds): past it when its batch
+        is taken, DeadlineExceeded (504). shed_at: the server's latency
+        objective for it: when its batch is taken and is predicted to end
+        after it, Overloaded "slo_late" (503) instead of an answer served
+        late (needs predict_s)."""
         if self._closing:
             raise ShuttingDown("the server is shutting down")
         rows = x.shape[0]
@@ -172,7 +200,8 @@ class Batcher:
                              f"{self.max_queue_rows}); retry later",
                              max(1, math.ceil(wait)))
         self._ensure_started()
-        item = Pending(x, planes, act_bits, deadline, asyncio.get_running_loop().create_future())
+        item = Pending(x, planes, act_bits, deadline, asyncio.get_running_loop().create_future(),
+                       shed_at)
         self._queue.append(item)
         self.queued_rows += rows
         self.queued_units += rows * planes
@@ -181,6 +210,7 @@ class Batcher:
 
     def _pop(self) -> Pending:
         item = self._queue.popleft()
+        item.taken = time.monotonic()
         self.queued_rows -= item.rows
         self.queued_units -= item.rows * item.planes
         self.in_flight_rows += item.rows  # taken into a batch (forming or computing)
@@ -228,12 +258,42 @@ class Batcher:
                     self.in_flight_rows -= item.rows
                     continue
                 live.append(item)
+            live = self._shed_late(live)
             groups: Dict[Tuple[int, int], List[Pending]] = {}
             for item in live:
                 key = (item.act_bits, item.planes if item.act_bits < 2 else 0)
                 groups.setdefault(key, []).append(item)
             for (act_bits, _), items in groups.items():
                 await self._compute(loop, items, act_bits)
+
+    def _shed_late(self, batch: List[Pending]) -> List[Pending]:
+        """The batch without the requests it would answer past their
+        ``shed_at``: those are refused now (503 "slo_late"). Admission
+        predicted their wait, and a machine that slowed down meanwhile (a
+        burst of arrivals the event loop parsed and refused on the worker's
+        core) made the queue behind it late together: served, they are the
+        tail of the latency; refused, the requests behind them wait less.
+        A request's end is predicted from when the batch took it (the
+        batch's compute, predicted once): the batcher's own wait for more
+        rows (``max_wait_s``) is the server's choice, not a queue's."""
+        if (self.predict_s is None or self.shed_late is None
+                or all(i.shed_at is None for i in batch) or not self.shed_late()):
+            return batch
+        planes = [i.planes for i in batch]
+        compute = self.predict_s(sum(i.rows for i in batch), max(planes), len(set(planes)))
+        kept = []
+        for item in batch:
+            ends = item.taken + compute
+            if item.shed_at is None or ends <= item.shed_at:
+                kept.append(item)
+                continue
+            wait = self.estimate_s(self.queue_depth()) if self.estimate_s else 1.0
+            item.future.set_exception(Overloaded(
+                f"{LATE_PREFIX}: waited {1e3 * (item.taken - item.enqueued):.1f} ms in the "
+                f"queue and its batch would end {1e3 * (ends - item.shed_at):.1f} ms after "
+                "it; retry later", max(1, math.ceil(wait)), reason="slo_late", ends_at=ends))
+            self.in_flight_rows -= item.rows
+        return kept
 
     def _timed(self, x: np.ndarray, column_planes: List[int], act_bits: int):
         """The model call and its own duration, timed where it runs: timed
