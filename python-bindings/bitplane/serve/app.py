@@ -280,13 +280,15 @@ class Server:
         # end past the SLO is refused then (batcher.py, "slo_late"); the
         # latency it would have had is fed back like a served one's, so
         # that the margin admission keeps grows with what was shed late.
-        shed_at = (start + ctrl.target_s) if self.config.admission == "slo" else None
+        # Its SLO began before its handler: by the event loop's recent lag,
+        # as the latency the controller learns from.
+        lag = self.loop_lag.recent_s
+        shed_at = start + ctrl.target_s - lag if self.config.admission == "slo" else None
         try:
             result = await self.batcher.submit(req.x, planes, p.act_bits, deadline, shed_at)
         except Overloaded as e:
             if e.ends_at is not None:
-                ctrl.observe_latency(e.ends_at - start + self.loop_lag.recent_s, predicted,
-                                     correction)
+                ctrl.observe_latency(e.ends_at - start + lag, predicted, correction)
             raise
         params = {"planes": planes, "planes_mode": mode, "act_bits": p.act_bits,
                   "queue_ms": round(result.queue_s * 1e3, 4),
