@@ -252,6 +252,8 @@ typedef enum bp_quant_method {
 
 #define BP_MAX_BITS     16
 #define BP_DEFAULT_BITS 8
+/* act_bits: activations are quantized to 1..BP_MAX_ACT_BITS bits (0: 8). */
+#define BP_MAX_ACT_BITS 16
 
 /* group_size: one scale per row instead of per group of columns. */
 #define BP_GROUP_PER_ROW (-1)

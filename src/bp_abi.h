@@ -42,7 +42,6 @@
 
 #define BP_ROW_GROUP    16
 #define BP_K_ALIGN_BITS 64
-#define BP_MAX_ACT_BITS 16
 #define BP_ALIGN        64
 
 /* Opaque to plugins; only the CPU backend runs it. */

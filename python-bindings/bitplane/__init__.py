@@ -26,6 +26,7 @@ re-exported here; ``bitplane.layers`` has Linear, LSTM and GRU layers,
 
 from ._bitplane import (
     DEFAULT_BITS,
+    MAX_ACT_BITS,
     MAX_BITS,
     BackendError,
     Context,
@@ -62,6 +63,7 @@ __all__ = [
     "BACKENDS",
     "CPU_KERNELS",
     "DEFAULT_BITS",
+    "MAX_ACT_BITS",
     "MAX_BITS",
     "METHODS",
     "BackendError",

@@ -11,6 +11,7 @@ _Path = Union[str, bytes, os.PathLike]
 
 MAX_BITS: int
 DEFAULT_BITS: int
+MAX_ACT_BITS: int
 
 def version() -> str: ...
 def default_context() -> Context: ...

@@ -60,7 +60,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from . import models as M
-from ._bitplane import Context, Matrix
+from ._bitplane import MAX_ACT_BITS, Context, Matrix
 from .layers import GRU, LSTM, Linear
 
 FORMAT = "bitplane-precision-plan"
@@ -440,7 +440,7 @@ def validate(plan: Any, source: str = "plan") -> Dict[str, Any]:
             np.isfinite(clip) and clip >= 0):
         raise PlanError(f"{source}: quantizer.clip must be a number >= 0, got "
                         f"{json.dumps(clip)}")
-    _int_in(plan.get("act_bits"), 1, 16, f"{source}: act_bits")
+    _int_in(plan.get("act_bits"), 1, MAX_ACT_BITS, f"{source}: act_bits")
     layers = plan.get("layers")
     if not isinstance(layers, list) or not layers:
         raise PlanError(f"{source}: 'layers' must be a non-empty list")

@@ -21,6 +21,8 @@ import os
 import sys
 from typing import List, NoReturn, Optional
 
+from ._bitplane import MAX_ACT_BITS, MAX_BITS
+
 PROG = "bitplane-search"
 
 
@@ -101,12 +103,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error(f"--generations must be >= 1, got {args.generations}")
     if not args.time_budget >= 0:  # NaN compared false with the clock: no budget at all
         p.error(f"--time-budget must be >= 0, got {args.time_budget}")
-    if not 1 <= args.bits <= 16:
-        p.error(f"--bits must be 1..16, got {args.bits}")
+    if not 1 <= args.bits <= MAX_BITS:
+        p.error(f"--bits must be 1..{MAX_BITS}, got {args.bits}")
     if not 1 <= args.match_planes <= args.bits:
         p.error(f"--match-planes must be 1..{args.bits} (--bits), got {args.match_planes}")
-    if not 1 <= args.act_bits <= 16:
-        p.error(f"--act-bits must be 1..16, got {args.act_bits}")
+    if not 1 <= args.act_bits <= MAX_ACT_BITS:
+        p.error(f"--act-bits must be 1..{MAX_ACT_BITS}, got {args.act_bits}")
     if args.threads < 0:
         p.error(f"--threads must be >= 0, got {args.threads}")
     if args.clip < 0:

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import List, Optional
 
-from . import CPU_KERNELS
+from . import CPU_KERNELS, MAX_ACT_BITS, MAX_BITS
 
 
 def _int_list(text: str) -> List[int]:
@@ -119,12 +119,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error("--sentences must be >= 1, --max-tokens >= 3 and --calibration >= 0")
     # One rule for 0, the library's: 0 = the default (bits, act_bits) or all
     # (planes), and the library's words for anything out of range.
-    if not 0 <= args.bits <= 16:
-        p.error(f"bits must be 0 (default 8) or 1..16, got {args.bits}")
+    if not 0 <= args.bits <= MAX_BITS:
+        p.error(f"bits must be 0 (default 8) or 1..{MAX_BITS}, got {args.bits}")
     args.bits = args.bits or 8
     for a in args.act_bits:
-        if not 0 <= a <= 16:
-            p.error(f"act_bits must be 0 (default 8) or 1..16, got {a}")
+        if not 0 <= a <= MAX_ACT_BITS:
+            p.error(f"act_bits must be 0 (default 8) or 1..{MAX_ACT_BITS}, got {a}")
     for n in args.planes:
         if not 0 <= n <= args.bits:
             p.error(f"planes must be 0 (all) or 1..{args.bits} (--bits), got {n}")

@@ -91,7 +91,8 @@ PyMODINIT_FUNC PyInit__bitplane(void) {
         goto fail;
     }
     if (pybp_errors_init(m) < 0 || PyModule_AddIntConstant(m, "MAX_BITS", BP_MAX_BITS) < 0 ||
-        PyModule_AddIntConstant(m, "DEFAULT_BITS", BP_DEFAULT_BITS) < 0)
+        PyModule_AddIntConstant(m, "DEFAULT_BITS", BP_DEFAULT_BITS) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_ACT_BITS", BP_MAX_ACT_BITS) < 0)
         goto fail;
     return m;
 fail:

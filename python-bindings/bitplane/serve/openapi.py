@@ -18,6 +18,7 @@ from typing import Any, Dict
 
 from fastapi.openapi.utils import get_openapi
 
+from .._bitplane import MAX_ACT_BITS
 from .protocol import INPUT_NAME, MAX_DEADLINE_MS, OUTPUT_NAME, PROTOCOL_PARAMS
 
 __all__ = ["openapi_document"]
@@ -57,7 +58,7 @@ def _int(lo: int, hi: int) -> dict:
 
 def _precision_properties(k: int) -> Dict[str, dict]:
     return {"planes": {"anyOf": [_int(1, k), {"const": "auto"}]},
-            "act_bits": _int(1, 16),
+            "act_bits": _int(1, MAX_ACT_BITS),
             "min_planes": _int(1, k),
             "deadline_ms": _nullable({"type": "number", "exclusiveMinimum": 0,
                                       "maximum": MAX_DEADLINE_MS})}

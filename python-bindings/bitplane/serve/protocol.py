@@ -18,6 +18,8 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 import orjson
 
+from .._bitplane import MAX_ACT_BITS
+
 __all__ = ["ApiError", "InferRequest", "parse_infer", "encode_infer", "parse_generate",
            "GenerateRequest", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -69,7 +71,7 @@ def parse_precision(params, max_planes: int, default_planes: Union[int, str],
     unknown = sorted(set(params) - _PRECISION_PARAMS - PROTOCOL_PARAMS - set(allowed))
     if unknown:
         raise _bad(f"unknown parameter(s) {', '.join(repr(u) for u in unknown)}; precision "
-                   f"parameters are planes (1..{max_planes} or \"auto\"), act_bits (1..16), "
+                   f"parameters are planes (1..{max_planes} or \"auto\"), act_bits (1..{MAX_ACT_BITS}), "
                    "deadline_ms, min_planes")
     planes = params.get("planes", default_planes)
     if planes != "auto":
@@ -79,7 +81,7 @@ def parse_precision(params, max_planes: int, default_planes: Union[int, str],
         if not 1 <= planes <= max_planes:
             raise _bad(f"parameter 'planes' must be in 1..{max_planes} (the model has "
                        f"{max_planes} planes) or \"auto\", got {planes}")
-    act_bits = _int_param(params, "act_bits", 1, 16, default_act_bits)
+    act_bits = _int_param(params, "act_bits", 1, MAX_ACT_BITS, default_act_bits)
     min_planes = _int_param(params, "min_planes", 1, max_planes, 1)
     if isinstance(planes, int) and planes < min_planes:
         raise _bad(f"parameter 'planes' ({planes}) is below 'min_planes' ({min_planes})")
