@@ -545,6 +545,21 @@ def test_batcher_sheds_late_requests_only_when_asked(digits):
     (_, served), _ = asyncio.run(behind_a_slow_batch(False))
     np.testing.assert_array_equal(served.y, digits.forward_batched(x, [8], 8))
 
+    async def alone(finish_s):
+        gate.set()
+        b = Batcher(slow, max_batch=1, predict_s=lambda rows, planes, groups: 0.01,
+                    shed_late=lambda: True, finish_s=finish_s)
+        out = await asyncio.gather(b.submit(x, 8, 8, shed_at=time.monotonic() + 0.05),
+                                   return_exceptions=True)
+        await b.close()
+        return out[0]
+
+    # A lone request whose compute fits but whose answer is expected later
+    # (finish_s: the measured tail from a batch's start to the answer).
+    assert asyncio.run(alone(None)).batch_rows == 1
+    late = asyncio.run(alone(lambda rows, planes, groups: 0.2))
+    assert isinstance(late, Overloaded) and late.reason == "slo_late"
+
     async def alone_with_max_wait():
         gate.set()
         b = Batcher(slow, max_batch=4, max_wait_s=0.2,

@@ -1015,3 +1015,25 @@ def test_late_shedding_holds_the_slo_on_a_noisy_machine(rng):
         assert np.median(p99s) <= 1.0, (level, p99s)
         assert np.median(lates) <= 0.01 and max(lates) > 0, (level, lates)
         assert np.median(sheds) <= 0.83, (level, sheds)
+
+
+def test_answer_tail_is_the_p99_of_recent_answers():
+    """observe_answer: the p99 of the last `window` times from a batch's
+    start to a request's answer, from 16 on, updated every feedback_every;
+    non-finite or negative times are ignored."""
+    c = controller()
+    for _ in range(15):
+        c.observe_answer(0.002)
+    assert c.answer_tail_s == 0.0  # too few
+    c.observe_answer(0.002)
+    assert c.answer_tail_s == pytest.approx(0.002)
+    for t in [0.001] * 126 + [0.05, 0.05]:  # two slow answers in the last 128
+        c.observe_answer(t)
+    assert c.answer_tail_s == pytest.approx(_np_p99([0.001] * 126 + [0.05, 0.05]))
+    for bad in (float("nan"), float("inf"), -1.0):
+        c.observe_answer(bad)
+    assert c.answer_tail_s == pytest.approx(_np_p99([0.001] * 126 + [0.05, 0.05]))
+
+
+def _np_p99(values):
+    return float(np.percentile(values, 99))

@@ -177,7 +177,7 @@ class Server:
                                    on_batch=self._on_batch, estimate_s=self._drain_estimate,
                                    predict_s=self._predict_batch,
                                    inline_max_s=config.inline_compute_ms / 1e3,
-                                   shed_late=self._shedding_late)
+                                   shed_late=self._shedding_late, finish_s=self._finish_batch)
             self.export_cost()
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
             for p, value in (self.metric["per_planes"].items() if self.metric else ()):
@@ -210,6 +210,12 @@ class Server:
         request, it is served."""
         ctrl = self.controller
         return ctrl.recent_p99 > ctrl.headroom * ctrl.target_s
+
+    def _finish_batch(self, rows: int, planes: int, groups: int) -> float:
+        """Seconds from a batch's start to its answers, for late shedding:
+        its predicted compute or the measured p99 of recent requests' time
+        from their batch's start to their answer, whichever is longer."""
+        return max(self._predict_batch(rows, planes, groups), self.controller.answer_tail_s)
 
     def _predict_batch(self, rows: int, planes: int, groups: int) -> float:
         return self.controller.cost.batch(planes, rows, groups)
@@ -298,7 +304,9 @@ class Server:
             params["plan"] = m.plan["source"]
             params["layer_planes"] = layer_planes(m.plan, planes)
         out, header_len = encode_infer(m.name, req, result.y, params)
-        total = time.monotonic() - start
+        end = time.monotonic()
+        total = end - start
+        self.controller.observe_answer(end - result.taken)
         self.controller.observe_latency(total + self.loop_lag.recent_s, predicted, correction)
         mt, name = self.metrics, m.name
         mt.of(mt.latency, name, str(planes)).observe(total)

@@ -69,6 +69,7 @@ class BatchResult:
     queue_s: float
     compute_s: float
     batch_rows: int
+    taken: float = 0.0  # monotonic seconds when a batch took it
 
 
 class Pending:
@@ -116,7 +117,10 @@ class Batcher:
             event loop's thread (0: every batch goes to the worker thread).
         shed_late: whether requests whose batch would end past their
             ``shed_at`` are refused now, asked when a batch is taken (None:
-            never). The server sheds while its measured p99 is over its
+            never).
+        finish_s: a batch's (rows, largest plane count, distinct plane
+            counts) -> seconds from taking it to its answers, for late
+            shedding (None: predict_s, its compute alone). The server sheds while its measured p99 is over its
             admission limit: a p99 objective allows 1 % late, and a lone late
             request at low load (or in a first burst, before anything is
             measured) is served.
@@ -127,7 +131,8 @@ class Batcher:
                  on_batch: Optional[Callable[[int, int, int, float, float], None]] = None,
                  estimate_s: Optional[Callable[[int], float]] = None,
                  predict_s: Optional[Callable[[int, int, int], float]] = None,
-                 inline_max_s: float = 0.0, shed_late: Optional[Callable[[], bool]] = None):
+                 inline_max_s: float = 0.0, shed_late: Optional[Callable[[], bool]] = None,
+                 finish_s: Optional[Callable[[int, int, int], float]] = None):
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         if max_wait_s < 0:
@@ -147,6 +152,7 @@ class Batcher:
         self.predict_s = predict_s
         self.inline_max_s = inline_max_s
         self.shed_late = shed_late
+        self.finish_s = finish_s or predict_s
         self.inline_batches = 0  # batches that ran on the loop's thread
         self._queue: Deque[Pending] = deque()
         self.queued_rows = 0
@@ -273,17 +279,17 @@ class Batcher:
         burst of arrivals the event loop parsed and refused on the worker's
         core) made the queue behind it late together: served, they are the
         tail of the latency; refused, the requests behind them wait less.
-        A request's end is predicted from when the batch took it (the
-        batch's compute, predicted once): the batcher's own wait for more
+        A request's end is predicted from when the batch took it
+        (``finish_s`` of the batch, once): the batcher's own wait for more
         rows (``max_wait_s``) is the server's choice, not a queue's."""
         if (self.predict_s is None or self.shed_late is None
                 or all(i.shed_at is None for i in batch) or not self.shed_late()):
             return batch
         planes = [i.planes for i in batch]
-        compute = self.predict_s(sum(i.rows for i in batch), max(planes), len(set(planes)))
+        finish = self.finish_s(sum(i.rows for i in batch), max(planes), len(set(planes)))
         kept = []
         for item in batch:
-            ends = item.taken + compute
+            ends = item.taken + finish
             if item.shed_at is None or ends <= item.shed_at:
                 kept.append(item)
                 continue
@@ -332,5 +338,5 @@ class Batcher:
         for i in items:
             if not i.future.done():
                 i.future.set_result(BatchResult(y[at:at + i.rows], i.planes, start - i.enqueued,
-                                                compute_s, rows))
+                                                compute_s, rows, i.taken))
             at += i.rows

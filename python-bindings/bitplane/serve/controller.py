@@ -648,6 +648,10 @@ class SLOController:
         # stepped between 0.8x and 3x.
         self._service = _Window(32, _pair_terms)  # (compute, service) seconds
         self.service_factor = 1.0
+        # Seconds from a batch taking a request to its answer (observe_answer).
+        self._answers: Deque[float] = deque(maxlen=window)
+        self._since_answer_tail = 0
+        self.answer_tail_s = 0.0
         self._rate = 0.0  # rows/s, as of self._rate_t
         self._rate_t: Optional[float] = None
         self.metric: Optional[List[float]] = None
@@ -840,6 +844,23 @@ class SLOController:
         compute, service = self._service.sums
         if len(self._service.items) >= 8:
             self.service_factor = min(4.0, max(1.0, service / compute))
+
+    def observe_answer(self, seconds: float) -> None:
+        """Seconds from a batch taking a request to its answer being ready
+        (its batch's compute, the hand-offs, the event loop's wait, the
+        encoding). Their p99 over the last ``window`` requests (updated
+        every ``feedback_every``, 0 until 16 are measured) is
+        ``answer_tail_s``: what late shedding expects to follow a request's
+        place in a batch, beside the batch's predicted compute. The compute
+        alone left the answers of the batches it let through up to a few
+        milliseconds past the SLO at 3x the capacity on the wide stack."""
+        if not math.isfinite(seconds) or seconds < 0:
+            return
+        self._answers.append(float(seconds))
+        self._since_answer_tail += 1
+        if self._since_answer_tail >= self._feedback_every and len(self._answers) >= 16:
+            self._since_answer_tail = 0
+            self.answer_tail_s = _percentile(self._answers, 0.99)
 
     def decide(self, queued_rows: int, rows: int = 1, min_planes: int = 1,
                budget_s: Optional[float] = None, queued_units: Optional[float] = None,
