@@ -117,13 +117,13 @@ class Batcher:
             event loop's thread (0: every batch goes to the worker thread).
         shed_late: whether requests whose batch would end past their
             ``shed_at`` are refused now, asked when a batch is taken (None:
-            never).
-        finish_s: a batch's (rows, largest plane count, distinct plane
-            counts) -> seconds from taking it to its answers, for late
-            shedding (None: predict_s, its compute alone). The server sheds while its measured p99 is over its
+            never). The server sheds while its measured p99 is over its
             admission limit: a p99 objective allows 1 % late, and a lone late
             request at low load (or in a first burst, before anything is
             measured) is served.
+        finish_s: a batch's (rows, largest plane count, distinct plane
+            counts) -> seconds from taking it to its answers, for late
+            shedding (None: predict_s, its compute alone).
     """
 
     def __init__(self, forward_batched: Callable, *, max_batch: int = 64,
@@ -194,9 +194,9 @@ class Batcher:
 
         deadline: the client's (monotonic seconds): past it when its batch
         is taken, DeadlineExceeded (504). shed_at: the server's latency
-        objective for it: when its batch is taken and is predicted to end
-        after it, Overloaded "slo_late" (503) instead of an answer served
-        late (needs predict_s)."""
+        objective for it: when its batch is taken and its answer is expected
+        after it (finish_s), Overloaded "slo_late" (503) instead of an answer
+        served late (needs finish_s or predict_s, and shed_late)."""
         if self._closing:
             raise ShuttingDown("the server is shutting down")
         rows = x.shape[0]
@@ -282,7 +282,7 @@ class Batcher:
         A request's end is predicted from when the batch took it
         (``finish_s`` of the batch, once): the batcher's own wait for more
         rows (``max_wait_s``) is the server's choice, not a queue's."""
-        if (self.predict_s is None or self.shed_late is None
+        if (self.finish_s is None or self.shed_late is None
                 or all(i.shed_at is None for i in batch) or not self.shed_late()):
             return batch
         planes = [i.planes for i in batch]
@@ -296,8 +296,8 @@ class Batcher:
             wait = self.estimate_s(self.queue_depth()) if self.estimate_s else 1.0
             item.future.set_exception(Overloaded(
                 f"{LATE_PREFIX}: waited {1e3 * (item.taken - item.enqueued):.1f} ms in the "
-                f"queue and its batch would end {1e3 * (ends - item.shed_at):.1f} ms after "
-                "it; retry later", max(1, math.ceil(wait)), reason="slo_late", ends_at=ends))
+                f"queue, and its answer was expected {1e3 * (ends - item.shed_at):.1f} ms "
+                "past the objective; retry later", max(1, math.ceil(wait)), reason="slo_late", ends_at=ends))
             self.in_flight_rows -= item.rows
         return kept
 
