@@ -121,13 +121,14 @@ class CostModel:
     * a measured count's entry is its line shrunk, in logs, towards the
       ratio (line over seed) that its better-measured neighbours imply, by
       ``k / (n + k)``: ``n`` its evidence (its batches in the window and
-      its anchor), ``k = (noise / _SHAPE_SPREAD)^2`` with ``noise`` the
-      solve's robust residual scale (:meth:`_shrink_to_neighbours`). A
-      count served in a few noisy batches at a bad moment (a burst slows
-      the machine and lengthens the queue, so that is when the controller
-      tries fewer planes) looks dear, is then not chosen again, and
-      nothing would correct it: it kept an entry out of order with its
-      neighbours. Without noise nothing is shrunk;
+      its anchor, at least ``_MIN_BATCHES``), ``k = (noise /
+      _SHAPE_SPREAD)^2`` with ``noise`` the solve's robust residual scale
+      (:meth:`_shrink_to_neighbours`). A count served in a few noisy
+      batches at a bad moment (a burst slows the machine and lengthens the
+      queue, so that is when the controller tries fewer planes) looks
+      dear, is then not chosen again, and nothing would correct it: it
+      kept an entry out of order with its neighbours. Without noise
+      nothing is shrunk;
     * a count never measured is its seed scaled by the ratio (line over
       seed) of the nearest measured counts' entries (interpolated between
       the one below and the one above); a count measured before keeps its
@@ -167,10 +168,12 @@ class CostModel:
     # How far (log) a count's ratio over its seed is expected to be from
     # what its neighbours imply: the prior that weighs against a count's
     # few noisy batches. In a simulated overload stepping 0.5x-3x on the
-    # flat profile (noisy batches, the event loop's work, 20 seeds) the
-    # median spread of 4-8 planes' entries around the profile fell from
-    # 22 % to 9 % at 0.1 and to 3 % at 0.05.
-    _SHAPE_SPREAD = 0.05
+    # flat profile (noisy batches, the event loop's work, 20 seeds;
+    # bench/serve/simulate_cost_table.py) the median spread of 4-8 planes'
+    # entries around the profile was 22 % without it and 3 % at 0.04 (9 %
+    # at 0.1, before the evidence's floor of _MIN_BATCHES); 0.04 keeps a
+    # count's three noisy batches at a bad moment within 10 % (its test).
+    _SHAPE_SPREAD = 0.04
 
     def __init__(self, fixed: Sequence[float], per_row: Sequence[float], per_extra: float = 0.0,
                  *, window: int = 32, block: int = 8, blocks: int = 32, solve_every: int = 16):
@@ -384,7 +387,12 @@ class CostModel:
             self._ratio[i] = float((self._fixed[i] + self._row[i] * mean_rows[i])
                                    / (self.seed_fixed[i] + self.seed_row[i] * mean_rows[i]))
             self._measured[i] = True
-        self._shrink_to_neighbours(counts + self._retired)
+        # (at least the batches it took to be measured: a count served
+        # alone until its batches left the window has no links left, and a
+        # noise-free machine's rounding would then replace its line)
+        evidence = np.where(self._measured, np.maximum(counts + self._retired,
+                                                       self._MIN_BATCHES), 0.0)
+        self._shrink_to_neighbours(evidence)
         self._interpolate_unmeasured()
         if n == len(self._t):  # the oldest blocks leave the window before the next solve
             leaving = links[:self.solve_every // self.block].sum(axis=0)
@@ -465,14 +473,15 @@ class CostModel:
         evidence imply (_implied_ratio over their entries, taken from the
         most evidence down), by ``k / (n + k)``: n its evidence in batches
         (its batches in the window plus those that left it, counted by what
-        they tied to other counts: _links), k = (noise / _SHAPE_SPREAD)^2
-        the batches of the last solve's residual noise that weigh as much
-        as the prior that a count's ratio is its neighbours' within
-        _SHAPE_SPREAD. A count served in a few noisy batches then ends near
-        its neighbours' shape instead of out of order with them (the
-        batches that made it look dear also made the controller stop
-        choosing it, so nothing else would correct them); a well-measured
-        one, or any count on a machine without noise, keeps its own line."""
+        they tied to other counts: _links; at least _MIN_BATCHES), k =
+        (noise / _SHAPE_SPREAD)^2 the batches of the last solve's residual
+        noise that weigh as much as the prior that a count's ratio is its
+        neighbours' within _SHAPE_SPREAD. A count served in a few noisy
+        batches then ends near its neighbours' shape instead of out of
+        order with them (the batches that made it look dear also made the
+        controller stop choosing it, so nothing else would correct them);
+        a well-measured one, or any count on a machine without noise, keeps
+        its own line."""
         k = (self._noise / self._SHAPE_SPREAD) ** 2
         entries = list(self._ratio)
         pull = [0.0] * self.max_planes
