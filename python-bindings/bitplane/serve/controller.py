@@ -107,16 +107,32 @@ class CostModel:
       the machine from its own cost: when it is new (anchor far below the
       smoothness) it takes the change itself, right when its seed was
       wrong and harmless for predicting it; a count's anchor grows with
-      its batches that have left the window (up to a window's worth), so
-      what they taught is kept and a count measured before, served alone,
-      leaves a change of speed to M. The weights ``w_b`` are robust: a
-      block in which the speed changed holds batches at two speeds that
-      one factor cannot fit. A count's first batches (fewer than
-      ``_MIN_BATCHES``) stay out of the fit;
+      what its batches that have left the window tied it to other counts
+      (:func:`_links`: per block, ``W_c O / (W_c + O)`` of its and the
+      other counts' robust weights; up to a window's worth), so what they
+      taught is kept and a count measured before, served alone, leaves a
+      change of speed to M. (Anchored by its batch count, a count whose
+      few batches fell in a block where the speed changed kept their
+      misfit for good, and one served alone for a window anchored
+      whatever its last shared blocks had said.) The weights ``w_b`` are
+      robust: a block in which the speed changed holds batches at two
+      speeds that one factor cannot fit. A count's first batches (fewer
+      than ``_MIN_BATCHES``) stay out of the fit;
+    * a measured count's entry is its line shrunk, in logs, towards the
+      ratio (line over seed) that its better-measured neighbours imply, by
+      ``k / (n + k)``: ``n`` its evidence (its batches in the window and
+      its anchor, at least ``_MIN_BATCHES``), ``k = (noise /
+      _SHAPE_SPREAD)^2`` with ``noise`` the solve's robust residual scale
+      (:meth:`_shrink_to_neighbours`). A count served in a few noisy
+      batches at a bad moment (a burst slows the machine and lengthens the
+      queue, so that is when the controller tries fewer planes) looks
+      dear, is then not chosen again, and nothing would correct it: it
+      kept an entry out of order with its neighbours. Without noise
+      nothing is shrunk;
     * a count never measured is its seed scaled by the ratio (line over
-      seed) of the nearest measured counts (interpolated between the one
-      below and the one above); a count measured before keeps its line
-      while it is not served, and M carries it.
+      seed) of the nearest measured counts' entries (interpolated between
+      the one below and the one above); a count measured before keeps its
+      line while it is not served, and M carries it.
 
     Between solves ``observe`` is O(1): a count with no line of its own yet
     takes its batches' residual over M at once (a seed that made it look
@@ -134,8 +150,8 @@ class CostModel:
 
     Costs (docs/serve.md): a solve is numpy work on at most ``block *
     blocks`` batches and a linear system of ``blocks`` + the served counts
-    unknowns per sweep (at most ``_SWEEPS``); the table is rebuilt lazily,
-    O(k), at most once per batch.
+    unknowns per sweep (at most ``_SWEEPS``), then O(k^2) for the
+    shrinkage; the table is rebuilt lazily, O(k), at most once per batch.
     """
 
     _SMOOTH = 0.01  # a jump of log M between blocks costs this many batches' squared residual
@@ -149,6 +165,15 @@ class CostModel:
     # latest 4 (32 batches, the window the table used before) 1.04-1.07x.
     _NOW_BLOCKS = 4
     _MIN_BATCHES = 3  # in the window, for a count's first line of its own
+    # How far (log) a count's ratio over its seed is expected to be from
+    # what its neighbours imply: the prior that weighs against a count's
+    # few noisy batches. In a simulated overload stepping 0.5x-3x on the
+    # flat profile (noisy batches, the event loop's work, 20 seeds;
+    # bench/serve/simulate_cost_table.py) the median spread of 4-8 planes'
+    # entries around the profile was 22 % without it and 3 % at 0.04 (9 %
+    # at 0.1, before the evidence's floor of _MIN_BATCHES); 0.04 keeps a
+    # count's three noisy batches at a bad moment within 10 % (its test).
+    _SHAPE_SPREAD = 0.04
 
     def __init__(self, fixed: Sequence[float], per_row: Sequence[float], per_extra: float = 0.0,
                  *, window: int = 32, block: int = 8, blocks: int = 32, solve_every: int = 16):
@@ -178,12 +203,19 @@ class CostModel:
         self.version = 0  # bumped whenever a prediction may have changed
         # Each count's line at factor 1, its ratio over the seed (for
         # interpolating unmeasured counts), whether it was measured, and
-        # its batches that have left the window (its anchor).
+        # what its batches that have left the window tied it to other
+        # counts, in batches (its anchor: _links).
         self._fixed, self._row = list(fixed), list(per_row)
         self._ratio = [1.0] * k
         self._measured = [False] * k
         self._split_learned = np.zeros(k, bool)  # from its own batches of several sizes
         self._retired = np.zeros(k)
+        # Per count, the log factor from its own line to its entry: its
+        # ratio shrunk towards what its better-measured neighbours imply
+        # (_shrink_to_neighbours; 0 for a count with no line of its own).
+        self._pull = [0.0] * k
+        # The last solve's robust residual scale (log), without a floor.
+        self._noise = 0.0
         # The window of uniform batches, a ring: count index, rows, seconds.
         size = self.block * self.blocks
         self._p = np.zeros(size, np.intp)
@@ -237,7 +269,7 @@ class CostModel:
         last solve. O(k), once per change."""
         out = []
         for i in range(self.max_planes):
-            s = math.exp(self._m_now + self._new_correction(i))
+            s = math.exp(self._m_now + self._pull[i] + self._new_correction(i))
             out.append((self._fixed[i] * s, self._row[i] * s))
         return out
 
@@ -292,9 +324,6 @@ class CostModel:
         """Into the window (and, for a count with no line of its own yet,
         its correction); solves when due."""
         slot = self._uniform % len(self._t)
-        if self._uniform >= len(self._t):  # the batch it replaces leaves the window
-            old = self._p[slot]
-            self._retired[old] = min(self._retired[old] + 1.0, len(self._t))
         self._p[slot], self._r[slot], self._t[slot], self._w[slot] = i, rows, seconds, 1.0
         self._uniform += 1
         y = math.log(seconds / (self._fixed[i] + self._row[i] * rows))
@@ -345,9 +374,11 @@ class CostModel:
         j = (idx - idx[0]) // self.block
         y = np.log(t / (fixed[p] + row[p] * r))
         w = self._w[slots]
-        m, sigma, w[use] = _solve_blocks(p[use], j[use], int(j[-1]) + 1, y[use], anchor,
-                                         self._SMOOTH, self._SWEEPS, w[use])
+        blocks = int(j[-1]) + 1
+        m, sigma, w[use], self._noise = _solve_blocks(p[use], j[use], blocks, y[use], anchor,
+                                                      self._SMOOTH, self._SWEEPS, w[use])
         self._w[slots] = w
+        links = _links(p[use], j[use], blocks, w[use], k)
         for i in np.flatnonzero(counts):
             if counts[i] < self._MIN_BATCHES and not self._measured[i]:
                 continue  # one or two batches: their split cannot be told, the neighbours' is used
@@ -356,7 +387,16 @@ class CostModel:
             self._ratio[i] = float((self._fixed[i] + self._row[i] * mean_rows[i])
                                    / (self.seed_fixed[i] + self.seed_row[i] * mean_rows[i]))
             self._measured[i] = True
+        # (at least the batches it took to be measured: a count served
+        # alone until its batches left the window has no links left, and a
+        # noise-free machine's rounding would then replace its line)
+        evidence = np.where(self._measured, np.maximum(counts + self._retired,
+                                                       self._MIN_BATCHES), 0.0)
+        self._shrink_to_neighbours(evidence)
         self._interpolate_unmeasured()
+        if n == len(self._t):  # the oldest blocks leave the window before the next solve
+            leaving = links[:self.solve_every // self.block].sum(axis=0)
+            self._retired = np.minimum(self._retired + leaving, len(self._t))
         self._m_now = float(np.mean(m[-self._NOW_BLOCKS:]))
         self._new_n, self._new_y = [0] * k, [0.0] * k
         self.solves += 1
@@ -391,8 +431,9 @@ class CostModel:
         return fixed, row
 
     def _anchors(self) -> np.ndarray:
-        """Per count, how many batches' worth its line resists a change: its
-        batches that have left the window (what they taught is kept), plus
+        """Per count, how many batches' worth its line resists a change:
+        what its batches that have left the window tied it to other counts
+        (_links; what they taught is kept), plus
         _ANCHOR, a thousandth of that for a count never measured (its line
         is a guess from its neighbours: a change the first batches show is
         its own, not the machine's)."""
@@ -409,17 +450,51 @@ class CostModel:
         known = [i for i in range(self.max_planes) if self._measured[i]]
         if not known:
             return
+        entries = [r * math.exp(d) for r, d in zip(self._ratio, self._pull)]
         for i in range(self.max_planes):
-            if self._measured[i]:
+            if not self._measured[i]:
+                s = self._implied_ratio(i, known, entries)
+                self._fixed[i], self._row[i] = self.seed_fixed[i] * s, self.seed_row[i] * s
+
+    def _implied_ratio(self, i: int, known: Sequence[int], ratios: Sequence[float]) -> float:
+        """Count i's ratio over its seed as the counts in `known` (not
+        empty) imply: the nearest one below and the nearest above,
+        interpolated; the nearest one where there is only one side."""
+        below = max((q for q in known if q < i), default=None)
+        above = min((q for q in known if q > i), default=None)
+        if below is None or above is None:
+            return ratios[above if below is None else below]
+        lo, hi = ratios[below], ratios[above]
+        return lo + (hi - lo) * (i - below) / (above - below)
+
+    def _shrink_to_neighbours(self, evidence: np.ndarray) -> None:
+        """Each measured count's entry: its own ratio over its seed shrunk,
+        in logs, towards the ratio that the measured counts with more
+        evidence imply (_implied_ratio over their entries, taken from the
+        most evidence down), by ``k / (n + k)``: n its evidence in batches
+        (its batches in the window plus those that left it, counted by what
+        they tied to other counts: _links; at least _MIN_BATCHES), k =
+        (noise / _SHAPE_SPREAD)^2 the batches of the last solve's residual
+        noise that weigh as much as the prior that a count's ratio is its
+        neighbours' within _SHAPE_SPREAD. A count served in a few noisy
+        batches then ends near its neighbours' shape instead of out of
+        order with them (the batches that made it look dear also made the
+        controller stop choosing it, so nothing else would correct them);
+        a well-measured one, or any count on a machine without noise, keeps
+        its own line."""
+        k = (self._noise / self._SHAPE_SPREAD) ** 2
+        entries = list(self._ratio)
+        pull = [0.0] * self.max_planes
+        done: List[int] = []
+        for i in sorted(range(self.max_planes), key=lambda q: -evidence[q]):
+            if not self._measured[i]:
                 continue
-            below = max((q for q in known if q < i), default=None)
-            above = min((q for q in known if q > i), default=None)
-            if below is None or above is None:
-                s = self._ratio[above if below is None else below]
-            else:
-                lo, hi = self._ratio[below], self._ratio[above]
-                s = lo + (hi - lo) * (i - below) / (above - below)
-            self._fixed[i], self._row[i] = self.seed_fixed[i] * s, self.seed_row[i] * s
+            if done and k > 0:
+                implied = self._implied_ratio(i, done, entries)
+                pull[i] = k / (evidence[i] + k) * math.log(implied / self._ratio[i])
+                entries[i] = self._ratio[i] * math.exp(pull[i])
+            done.append(i)
+        self._pull = pull
 
 
 def _solve_blocks(p, j, blocks, y, anchor, smooth, sweeps, w):
@@ -463,7 +538,8 @@ def _solve_blocks(p, j, blocks, y, anchor, smooth, sweeps, w):
         m, s = x[:blocks], x[blocks:]
         e = y - m[j] - s[q]
         a_e = np.abs(e)
-        scale = max(1.4826 * float(np.partition(a_e, len(a_e) // 2)[len(a_e) // 2]), _FLOOR)
+        noise = 1.4826 * float(np.partition(a_e, len(a_e) // 2)[len(a_e) // 2])
+        scale = max(noise, _FLOOR)
         w_new = 1.0 / (1.0 + (e / (2.385 * scale)) ** 2)
         done = np.abs(w_new - w).max() < 1e-3
         w = w_new
@@ -471,7 +547,19 @@ def _solve_blocks(p, j, blocks, y, anchor, smooth, sweeps, w):
             break
     sigma = np.zeros(k)
     sigma[served] = s
-    return m, sigma, w
+    return m, sigma, w, noise
+
+
+def _links(p, j, blocks, w, k):
+    """Per block and count, how much the count's batches there tie its
+    scale to the other counts': ``W_c O / (W_c + O)`` (the precision, in
+    batches, of the difference of two means), W_c the count's robust
+    weight in the block and O the other counts'. 0 for a count alone in a
+    block: there its batches cannot tell its cost from the machine's."""
+    own = np.bincount(j * k + p, w, blocks * k).reshape(blocks, k)
+    other = own.sum(axis=1, keepdims=True) - own
+    total = np.maximum(own + other, 1e-300)
+    return own * other / total
 
 
 _FLOOR = 0.01  # the least residual scale of the robust weights (1 % of a batch's time)
