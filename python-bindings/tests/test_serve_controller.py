@@ -1067,3 +1067,37 @@ def test_cost_table_count_served_in_a_few_batches_at_a_bad_moment_stays_near_its
         runs.append((table[7] / (m * FLAT_MS[7] * 1e-3), table[7] / table[8]))
     own, over_8 = np.median(runs, axis=0)
     assert own <= 1.15 and over_8 <= 1.10, runs
+
+
+class _TwoModeModel:
+    """A stand-in for a served model whose calls advance a fake clock by the
+    flat profile's cost, 1.6x as long in every other call on average (the
+    two modes the wide stack's timings came in at batch 4)."""
+
+    bits, in_features = 8, 16
+
+    def __init__(self, rng):
+        self.rng, self.now = rng, 0.0
+
+    def clock(self):
+        return self.now
+
+    def forward_batched(self, x, column_planes, act_bits):
+        seconds = flat_cost([max(column_planes)] * len(column_planes))
+        self.now += seconds * (1.6 if self.rng.random() < 0.5 else 1.0)
+        return np.zeros((len(x), 1), np.float32)
+
+
+def test_calibration_keeps_the_counts_in_order_when_timings_have_two_modes():
+    """The start-up calibration takes the fastest of its interleaved rounds:
+    with timings in two modes 1.6x apart, the seeded table is each count's
+    fast mode, in the profile's order (3 and 2 planes within 5 % of 4, as
+    FLAT_MS has them). Medians of 5 rounds put counts in either mode and out
+    of order (all 3 of these seeds)."""
+    from bitplane.serve.app import _calibrate
+
+    for seed in range(3):
+        model = _TwoModeModel(np.random.default_rng(seed))
+        cost = _calibrate(model, 4, clock=model.clock)
+        for p in range(1, 9):
+            assert cost.batch(p, 4) == pytest.approx(FLAT_MS[p] * 1e-3, rel=0.01), (seed, p)

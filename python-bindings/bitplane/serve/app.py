@@ -67,15 +67,22 @@ class ServeConfig:
     metric_rows: int = 512  # held-out rows that price accuracy per plane count (0: none)
 
 
-def _calibrate(model: LinearStackModel, max_batch: int, reps: int = 5) -> CostModel:
+def _calibrate(model: LinearStackModel, max_batch: int, reps: int = 11,
+               clock: Callable[[], float] = time.perf_counter) -> CostModel:
     """Seed the cost table by timing the served model: uniform batches at
     every plane count 1..k of 1 row and of max_batch rows (the two points of
     each count's line, fixed + per_row * rows), and one max_batch batch over
     planes 1..k (what a further plane count costs in a mixed batch over the
     uniform batch at its largest count). Each call once to warm up, then
     `reps` interleaved rounds of all of them (a change in the machine's
-    load hits every count alike), medians. The server then refreshes the
-    table from the batches it serves (CostModel.observe)."""
+    load hits every count alike), the fastest of each. The counts' order is
+    what the controller needs from the seed (the machine factor scales
+    them to the speed served batches see): on the wide stack at batch 4 the
+    timings of one count came in two modes up to 1.6x apart, and medians of
+    5 rounds ranked 3 of 3 calibrations out of order (a count 5-45 % over a
+    higher one), minima of 11 rounds none (3 of 3; Zen 4, load 1-2). The
+    server then refreshes the table from the batches it serves
+    (CostModel.observe)."""
     rng = np.random.default_rng(0)
     k, b = model.bits, max_batch
     x1 = rng.standard_normal((1, model.in_features), dtype=np.float32)
@@ -91,17 +98,17 @@ def _calibrate(model: LinearStackModel, max_batch: int, reps: int = 5) -> CostMo
     times: List[List[float]] = [[] for _ in calls]
     for _ in range(reps):
         for i, (x, cp) in enumerate(calls):
-            t = time.perf_counter()
+            t = clock()
             model.forward_batched(x, cp, 8)
-            times[i].append(time.perf_counter() - t)
-    med = [max(float(np.median(t)), 1e-9) for t in times]
+            times[i].append(clock() - t)
+    fastest = [max(float(np.min(t)), 1e-9) for t in times]
     if b == 1:
-        return CostModel([0.0] * k, med[:k])
-    t1, tb = med[:k], med[k:2 * k]
+        return CostModel([0.0] * k, fastest[:k])
+    t1, tb = fastest[:k], fastest[k:2 * k]
     per_row = [max((hi - lo) / (b - 1), 0.0) for lo, hi in zip(t1, tb)]
     fixed = [max(lo - r, 0.0) for lo, r in zip(t1, per_row)]
     groups = len(set(mixed))
-    per_extra = max((med[-1] - tb[k - 1]) / (groups - 1), 0.0) if k > 1 else 0.0
+    per_extra = max((fastest[-1] - tb[k - 1]) / (groups - 1), 0.0) if k > 1 else 0.0
     return CostModel(fixed, per_row, per_extra)
 
 
