@@ -31,6 +31,8 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .tasks import cancel_and_wait
+
 __all__ = ["Batcher", "Pending", "Overloaded", "LATE_PREFIX", "DeadlineExceeded", "ShuttingDown",
            "BatchResult"]
 
@@ -175,12 +177,7 @@ class Batcher:
         end = time.monotonic() + timeout_s
         while (self._queue or self.in_flight_rows) and time.monotonic() < end:
             await asyncio.sleep(0.005)
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._worker)
         self._executor.shutdown(wait=True)
 
     # -- requests --------------------------------------------------------
@@ -201,10 +198,8 @@ class Batcher:
             raise ShuttingDown("the server is shutting down")
         rows = x.shape[0]
         if self.queued_rows + rows > self.max_queue_rows:
-            wait = self.estimate_s(self.queue_depth()) if self.estimate_s else 1.0
             raise Overloaded(f"queue full ({self.queued_rows} rows waiting, limit "
-                             f"{self.max_queue_rows}); retry later",
-                             max(1, math.ceil(wait)))
+                             f"{self.max_queue_rows}); retry later", self._retry_after_s())
         self._ensure_started()
         item = Pending(x, planes, act_bits, deadline, asyncio.get_running_loop().create_future(),
                        shed_at)
@@ -293,13 +288,19 @@ class Batcher:
             if item.shed_at is None or ends <= item.shed_at:
                 kept.append(item)
                 continue
-            wait = self.estimate_s(self.queue_depth()) if self.estimate_s else 1.0
             item.future.set_exception(Overloaded(
                 f"{LATE_PREFIX}: waited {1e3 * (item.taken - item.enqueued):.1f} ms in the "
                 f"queue, and its answer was expected {1e3 * (ends - item.shed_at):.1f} ms "
-                "past the objective; retry later", max(1, math.ceil(wait)), reason="slo_late", ends_at=ends))
+                "past the objective; retry later", self._retry_after_s(), reason="slo_late",
+                ends_at=ends))
             self.in_flight_rows -= item.rows
         return kept
+
+    def _retry_after_s(self) -> int:
+        """Retry-After for a refusal now: the predicted drain of the queue
+        (estimate_s; 1 s without it), whole seconds, at least 1."""
+        wait = self.estimate_s(self.queue_depth()) if self.estimate_s else 1.0
+        return max(1, math.ceil(wait))
 
     def _timed(self, x: np.ndarray, column_planes: List[int], act_bits: int):
         """The model call and its own duration, timed where it runs: timed

@@ -29,6 +29,7 @@ import numpy as np
 
 from .protocol import ApiError, GenerateRequest
 from .served import CharModel
+from .tasks import cancel_and_wait
 
 __all__ = ["Sessions", "StepBatcher", "open_session", "generate"]
 
@@ -110,12 +111,7 @@ class StepBatcher:
             self._worker = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._worker)
 
     async def step(self, token: int, state: list, planes: int, act_bits: int):
         """(logits, new state) after `token`, computed in the next tick."""

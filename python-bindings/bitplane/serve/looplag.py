@@ -16,6 +16,8 @@ import time
 from collections import deque
 from typing import Callable, Deque, Optional
 
+from .tasks import cancel_and_wait
+
 __all__ = ["LoopLag"]
 
 
@@ -54,10 +56,5 @@ class LoopLag:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
