@@ -71,8 +71,8 @@ def parse_precision(params, max_planes: int, default_planes: Union[int, str],
     unknown = sorted(set(params) - _PRECISION_PARAMS - PROTOCOL_PARAMS - set(allowed))
     if unknown:
         raise _bad(f"unknown parameter(s) {', '.join(repr(u) for u in unknown)}; precision "
-                   f"parameters are planes (1..{max_planes} or \"auto\"), act_bits (1..{MAX_ACT_BITS}), "
-                   "deadline_ms, min_planes")
+                   f"parameters are planes (1..{max_planes} or \"auto\"), act_bits "
+                   f"(1..{MAX_ACT_BITS}), deadline_ms, min_planes")
     planes = params.get("planes", default_planes)
     if planes != "auto":
         if isinstance(planes, bool) or not isinstance(planes, int):
