@@ -898,9 +898,12 @@ def test_cli_bad_model():
     (["--slo-p99-ms", "nan"], "argument --slo-p99-ms: must be a finite number > 0, got nan"),
     (["--max-wait-ms", "-1"], "argument --max-wait-ms: must be a finite number >= 0, got -1"),
     (["--threads", "x"], "argument --threads: expected an integer, got 'x'"),
+    (["--min-metric-share", "1.5"], "argument --min-metric-share: must be in 0..1, got 1.5"),
+    (["--min-metric-share", "high"],
+     "argument --min-metric-share: expected a number in 0..1, got 'high'"),
     (["--model", "BAD"], "BAD: not a plain array archive (.npz)"),
 ], ids=["max-batch 0", "port 99999", "slo NaN", "max-wait negative", "threads x",
-        "corrupt model file"])
+        "metric share 1.5", "metric share text", "corrupt model file"])
 def test_cli_refuses_bad_options_with_one_message(tmp_path, capsys, argv, message):
     """Exit status 2 and the message, no traceback: --max-batch 0 divided by
     zero, a corrupt model file raised CorruptError and --port 99999 listened
@@ -919,6 +922,8 @@ def test_cli_refuses_bad_options_with_one_message(tmp_path, capsys, argv, messag
     assert "Traceback" not in err
     with pytest.raises(ValueError, match="--max-batch must be >= 1, got 0"):
         create_app("digits", ServeConfig(calibrate=False, max_batch=0))
+    with pytest.raises(ValueError, match=r"--min-metric-share must be in 0..1, got nan"):
+        create_app("digits", ServeConfig(calibrate=False, min_metric_share=float("nan")))
 
 
 def test_user_linear_stack_by_path(tmp_path, rng):

@@ -434,6 +434,38 @@ def test_metric_is_validated_and_made_monotone():
         controller(metric={**METRIC, 3: float("nan")})
 
 
+# The served wide stack's top-1 per plane count (bench/serve/make_model.py's
+# seeded stack, 512 held-out rows, act_bits 8): goodput alone prefers 1
+# plane there when 1 plane is cheap enough.
+WIDE_METRIC = {1: 0.293, 2: 0.377, 3: 0.600, 4: 0.801, 5: 0.900, 6: 0.939, 7: 0.963, 8: 0.977}
+
+
+def test_quality_floor_keeps_auto_at_a_share_of_the_best_metric():
+    """With min_metric_share, no decision goes below the fewest planes whose
+    metric is that share of the best count's, however long the queue; a
+    request's min_planes above it still counts; no metric or a share of 0:
+    no floor."""
+    c = controller(metric=WIDE_METRIC, min_metric_share=0.9)
+    assert c.quality_floor() == 5  # 0.900 >= 0.9 * 0.977 > 0.801
+    decisions = [c.decide(q) for q in range(0, 400, 3)]
+    assert decisions[0].planes == 8
+    assert min(d.planes for d in decisions) == 5
+    assert all(d.floor >= 5 for d in decisions)
+    assert min(c.decide(q, min_planes=7).planes for q in range(0, 400, 7)) == 7
+    # The floor is the one admission judges: a queue that 5 planes cannot
+    # serve is refused, not answered at 1-4 planes.
+    assert not c.decide(399).admitted
+    assert controller(metric=WIDE_METRIC, min_metric_share=0.6).quality_floor() == 3
+    assert controller(metric=WIDE_METRIC, min_metric_share=1.0).quality_floor() == 8
+    assert controller(metric=WIDE_METRIC).quality_floor() == 1  # default 0: none
+    assert controller(min_metric_share=0.9).quality_floor() == 1  # no metric
+    low = controller(min_metric_share=0.9)
+    assert min(low.decide(q).planes for q in range(0, 400, 3)) == 1
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="min_metric_share must be in"):
+            controller(metric=WIDE_METRIC, min_metric_share=bad)
+
+
 def test_operating_point_prices_accuracy():
     """Correct answers per second, min(rate, capacity(p)) * metric(p): all
     planes below capacity, the knee of the metric beyond it; a cost that
@@ -706,6 +738,9 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     assert ctl["admission"] == "slo" and ctl["slo_p99_ms"] == 100
     per = {int(p): v for p, v in ctl["metric"]["per_planes"].items()}
     assert sorted(per) == list(range(1, 9)) and per[8] > 0.9 and per[1] < per[8]
+    # The server's default accuracy floor for auto: 0.9 of the best count's metric.
+    assert ctl["min_metric_share"] == 0.9
+    assert ctl["quality_floor_planes"] == min(p for p in per if per[p] >= 0.9 * max(per.values()))
     table = ctl["cost_seconds"]["per_planes"]
     assert sorted(table, key=int) == [str(p) for p in range(1, 9)]  # JSON keys
     assert table["8"]["full_batch"] > 0  # refit from the served batches

@@ -65,6 +65,9 @@ class ServeConfig:
     # at its lowest allowed planes; "queue": only the max_queue_rows bound.
     admission: str = "slo"
     metric_rows: int = 512  # held-out rows that price accuracy per plane count (0: none)
+    # "auto" never below the fewest planes whose measured metric is at least
+    # this share of the best count's (0: no floor beyond a request's own).
+    min_metric_share: float = 0.9
 
 
 def _calibrate(model: LinearStackModel, max_batch: int, reps: int = 11,
@@ -162,6 +165,8 @@ class Server:
             raise ValueError(f"admission must be 'slo' or 'queue', got {config.admission!r}")
         if config.metric_rows < 0:
             raise ValueError(f"--metric-rows must be >= 0, got {config.metric_rows}")
+        if not 0.0 <= config.min_metric_share <= 1.0:  # NaN fails too
+            raise ValueError(f"--min-metric-share must be in 0..1, got {config.min_metric_share}")
         self.batcher = self.controller = self.metric = None
         self.calibration_s = 0.0  # seconds the cost table's start-up timing took
         # The event loop's lateness (looplag.py): added to each request's
@@ -177,7 +182,8 @@ class Server:
             self.metric = _measure_metric(model, config.metric_rows, self.default_act_bits)
             self.controller = SLOController(
                 self.k, config.slo_p99_ms / 1e3, config.max_batch, cost,
-                metric=self.metric["per_planes"] if self.metric else None)
+                metric=self.metric["per_planes"] if self.metric else None,
+                min_metric_share=config.min_metric_share)
             self.batcher = Batcher(model.forward_batched, max_batch=config.max_batch,
                                    max_wait_s=config.max_wait_ms / 1e3,
                                    max_queue_rows=config.max_queue_rows,
@@ -359,6 +365,7 @@ class Server:
                         "full_batch": fixed + per_row * self.config.max_batch}
         return {"slo_p99_ms": self.config.slo_p99_ms, "admission": self.config.admission,
                 "headroom": c.headroom, "metric": self.metric,
+                "min_metric_share": c.min_metric_share, "quality_floor_planes": c.quality_floor(),
                 "cost_seconds": {"per_planes": table, "per_extra_plane_count": cost.per_extra,
                                  "machine_factor": cost.machine_factor,
                                  "calibration_s": self.calibration_s},

@@ -39,6 +39,17 @@ def _int_in(lo: int, hi: Optional[int] = None):
     return parse
 
 
+def _share(value: str) -> float:
+    """An argparse type: a number in 0..1."""
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {value!r}")
+    if not 0.0 <= v <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be in 0..1, got {value}")
+    return v
+
+
 def _ms(positive: bool):
     """An argparse type: a finite number of milliseconds, > 0 or >= 0."""
     def parse(value: str) -> float:
@@ -92,6 +103,11 @@ def parser() -> argparse.ArgumentParser:
                         "top-1 accuracy at every plane count is measured at start-up: the "
                         "controller's price of accuracy (default %(default)s; 0: none, "
                         "then only latency decides)")
+    p.add_argument("--min-metric-share", type=_share, default=d.min_metric_share,
+                   help="auto never serves fewer planes than the fewest whose measured "
+                        "metric (--metric-rows) is at least this share of the best plane "
+                        "count's; a request that cannot be served there is refused (503) "
+                        "instead (default %(default)s; 0: only a request's min_planes)")
     p.add_argument("--default-planes", type=_planes, default=None,
                    help="planes for requests that give none: 1..k or auto (default: all)")
     p.add_argument("--max-request-bytes", type=_int_in(1), default=d.max_request_bytes)
@@ -117,6 +133,7 @@ def config_from(args) -> ServeConfig:
                        inline_compute_ms=args.inline_compute_ms,
                        max_queue_rows=args.max_queue_rows, slo_p99_ms=args.slo_p99_ms,
                        admission=args.admission, metric_rows=args.metric_rows,
+                       min_metric_share=args.min_metric_share,
                        default_planes=args.default_planes,
                        max_request_bytes=args.max_request_bytes, activation=args.activation,
                        plan=args.plan)

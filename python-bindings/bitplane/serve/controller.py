@@ -31,7 +31,9 @@ them in tests:
   below 4 is 1). A feedback ceiling on top follows the measured p99 of
   recent requests: when it is over the target the ceiling drops to the next
   rung, when it is well under, it rises to the next rung. A request's
-  ``min_planes`` is a hard floor.
+  ``min_planes`` is a hard floor, and so is the quality floor: the fewest
+  planes whose metric is at least ``min_metric_share`` of the best count's
+  (the server's ``--min-metric-share``, 0.9 by default).
 
 * Admission: :meth:`SLOController.admits` says whether a request can meet
   the target at the lowest precision it allows, behind the queue as it is;
@@ -661,6 +663,14 @@ class SLOController:
         metric: the served model's metric (higher is better, e.g. accuracy)
             per plane count 1..max_planes; None: unknown, every count
             priced alike (then only latency decides).
+        min_metric_share: an accuracy floor for every decision: no count
+            whose metric is below this share of the best count's
+            (:meth:`quality_floor`; 0: none, and without a metric none).
+            Correct answers per second alone can prefer a count whose
+            answers are mostly wrong: on the served wide stack 1 plane
+            (top-1 0.29 against 0.98 at 8) costs 4.7x less than 8 planes
+            in the learned table, and near the admission limit the
+            controller served it.
         rate_tau_s: time constant of the arrival rate's moving average.
         utilization: the share of the worker's time a sustainable load may
             take (a queue at 100 % grows without bound).
@@ -672,6 +682,7 @@ class SLOController:
                  window: int = 128, margin_hold: int = 16, feedback_every: int = 16,
                  futile: float = 0.05,
                  metric: Optional[Mapping[int, float]] = None,
+                 min_metric_share: float = 0.0,
                  rate_tau_s: float = 1.0, utilization: float = 0.9):
         if max_planes < 1:
             raise ValueError("max_planes must be >= 1")
@@ -742,6 +753,9 @@ class SLOController:
         self.answer_tail_s = 0.0
         self._rate = 0.0  # rows/s, as of self._rate_t
         self._rate_t: Optional[float] = None
+        if not 0.0 <= min_metric_share <= 1.0:  # NaN fails too
+            raise ValueError(f"min_metric_share must be in [0, 1], got {min_metric_share}")
+        self.min_metric_share = float(min_metric_share)
         self.metric: Optional[List[float]] = None
         self.set_metric(metric)
         self.last = Decision(self.max_planes, 0.0, self.ceiling, 0)
@@ -766,6 +780,16 @@ class SLOController:
             best = max(best, got[p])
             out.append(best)
         self.metric = out
+
+    def quality_floor(self) -> int:
+        """The fewest planes whose metric is at least ``min_metric_share``
+        of the best count's (1 without a metric, a share of 0 or a best
+        metric <= 0). The stored metric is a running maximum, so every count
+        above it qualifies too."""
+        if self.metric is None or self.min_metric_share <= 0 or self.metric[-1] <= 0:
+            return 1
+        want = self.min_metric_share * self.metric[-1]
+        return next(p for p, v in enumerate(self.metric, 1) if v >= want)
 
     def arrive(self, rows: int, now: float) -> None:
         """Count an offered request of `rows` rows (admitted or not) at time
@@ -955,10 +979,11 @@ class SLOController:
                now: Optional[float] = None) -> Decision:
         """Planes for a new auto request: the most on the ladder (counts
         that buy at least ``futile`` over the next higher one) that fit,
-        never below min_planes. With a metric, at most the operating point at the
-        demand (the arrival rate as of `now`, or the backlog over the
-        target when that is more) and never below the count that serves
-        the most correct answers per second at unlimited load.
+        never below min_planes or the quality floor (``min_metric_share``).
+        With a metric, at most the operating point at the demand (the
+        arrival rate as of `now`, or the backlog over the target when that
+        is more) and never below the count that serves the most correct
+        answers per second at unlimited load.
         ``Decision.admitted`` says whether even that floor is predicted
         within the target behind this queue.
 
@@ -975,7 +1000,7 @@ class SLOController:
 
         budget_s: a tighter objective for this request (its deadline).
         """
-        min_planes = max(1, min(int(min_planes), self.max_planes))
+        min_planes = max(1, min(max(int(min_planes), self.quality_floor()), self.max_planes))
         target = self.target_s if budget_s is None else min(self.target_s, budget_s)
         limit = self.headroom * target
         # The demand to serve: the measured arrival rate, or the backlog
