@@ -740,7 +740,9 @@ def test_server_sheds_what_the_slo_cannot_serve(rng):
     assert sorted(per) == list(range(1, 9)) and per[8] > 0.9 and per[1] < per[8]
     # The server's default accuracy floor for auto: 0.9 of the best count's metric.
     assert ctl["min_metric_share"] == 0.9
-    assert ctl["quality_floor_planes"] == min(p for p in per if per[p] >= 0.9 * max(per.values()))
+    floor = min(p for p in per if per[p] >= 0.9 * max(per.values()))
+    assert ctl["quality_floor_planes"] == floor
+    assert f'bitplane_controller_quality_floor_planes{{model="digits"}} {floor}.0' in metrics
     table = ctl["cost_seconds"]["per_planes"]
     assert sorted(table, key=int) == [str(p) for p in range(1, 9)]  # JSON keys
     assert table["8"]["full_batch"] > 0  # refit from the served batches

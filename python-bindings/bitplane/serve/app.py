@@ -193,6 +193,8 @@ class Server:
                                    shed_late=self._shedding_late, finish_s=self._finish_batch)
             self.export_cost()
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
+            self.metrics.controller_quality_floor.labels(model.name).set(
+                self.controller.quality_floor())
             for p, value in (self.metric["per_planes"].items() if self.metric else ()):
                 self.metrics.model_metric.labels(model.name, str(p)).set(value)
         self.sessions = Sessions(config.max_sessions, config.session_ttl_s)

@@ -54,6 +54,10 @@ class Metrics:
             "bitplane_controller_operating_planes",
             "Planes that serve the most correct answers per second at the measured arrival rate "
             "(the most an auto request gets)", m, registry=r)
+        self.controller_quality_floor = Gauge(
+            "bitplane_controller_quality_floor_planes",
+            "The fewest planes an auto request gets: those whose measured metric is at least "
+            "--min-metric-share of the best count's (1: no floor)", m, registry=r)
         self.arrival_rate = Gauge("bitplane_arrival_rows_per_second",
                                   "Offered rows per second (refused included), moving average",
                                   m, registry=r)
