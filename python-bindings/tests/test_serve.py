@@ -554,11 +554,31 @@ def test_batcher_sheds_late_requests_only_when_asked(digits):
         await b.close()
         return out[0]
 
-    # A lone request whose compute fits but whose answer is expected later
-    # (finish_s: the measured tail from a batch's start to the answer).
+    # A request that found nothing queued or in flight is served even when
+    # its answer is expected past its shed_at (finish_s: the measured tail
+    # from a batch's start to the answer): refusing it shortens nobody's
+    # wait, and a sequential client whose every request was shed on an
+    # over-predicted tail was refused for good (a fuzzed request in CI).
     assert asyncio.run(alone(None)).batch_rows == 1
-    late = asyncio.run(alone(lambda rows, planes, groups: 0.2))
+    assert asyncio.run(alone(lambda rows, planes, groups: 0.2)).batch_rows == 1
+
+    async def behind_one(finish_s):
+        gate.clear()
+        b = Batcher(slow, max_batch=1, predict_s=lambda rows, planes, groups: 0.01,
+                    shed_late=lambda: True, finish_s=finish_s)
+        first = asyncio.ensure_future(b.submit(x, 8, 8))
+        await asyncio.sleep(0.02)  # the worker holds the first batch
+        second = asyncio.ensure_future(b.submit(x, 8, 8, shed_at=time.monotonic() + 0.05))
+        await asyncio.sleep(0)
+        gate.set()
+        out = await asyncio.gather(first, second, return_exceptions=True)
+        await b.close()
+        return out[1]
+
+    # Behind a batch in flight, the same expected end is shed.
+    late = asyncio.run(behind_one(lambda rows, planes, groups: 0.2))
     assert isinstance(late, Overloaded) and late.reason == "slo_late"
+    assert asyncio.run(behind_one(None)).batch_rows == 1
 
     async def alone_with_max_wait():
         gate.set()

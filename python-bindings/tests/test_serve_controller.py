@@ -349,15 +349,16 @@ def test_simulated_mixed_batches_do_not_read_as_a_cost_of_planes():
 METRIC = {1: 0.30, 2: 0.80, 3: 0.95, 4: 0.975, 5: 0.98, 6: 0.98, 7: 0.981, 8: 0.981}
 
 
-def _shed_late(batch, now, arrivals, used, predicted, made_with, ctrl, late):
+def _shed_late(batch, now, arrivals, used, predicted, made_with, ctrl, late, alone):
     """The batch without the requests predicted to end past the target
-    (as the server's batcher sheds them), each fed back to the controller
-    with its projected latency and marked in `late`."""
+    (as the server's batcher sheds them; never one that found the server
+    empty, `alone`), each fed back to the controller with its projected
+    latency and marked in `late`."""
     ends = now + ctrl.cost.batch(max(used[j] for j in batch), len(batch),
                                  len({int(used[j]) for j in batch}))
     kept = []
     for j in batch:
-        if ends <= arrivals[j] + ctrl.target_s:
+        if ends <= arrivals[j] + ctrl.target_s or alone[j]:
             kept.append(j)
             continue
         ctrl.observe_latency(ends - arrivals[j], predicted[j], made_with[j])
@@ -384,6 +385,7 @@ def simulate_admission(rate, n, rng, ctrl, *, planes=None, per_row=0.0, per_unit
     busy_until, i = 0.0, 0
     latency, used = np.full(n, np.nan), np.zeros(n, int)
     predicted, made_with = np.zeros(n), np.ones(n)
+    alone = np.zeros(n, bool)  # found nothing queued or in service
     while i < n or queue or in_service:
         next_arrival = arrivals[i] if i < n else math.inf
         if in_service and busy_until <= next_arrival:
@@ -405,13 +407,14 @@ def simulate_admission(rate, n, rng, ctrl, *, planes=None, per_row=0.0, per_unit
                 ok, t = ctrl.admits(len(waiting), 1, planes, units)
             if ok or not admission:
                 used[i], predicted[i], made_with[i] = p, t, ctrl.correction
+                alone[i] = not waiting
                 queue.append(i)
             i += 1
         while not in_service and queue:
             in_service = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
             if shed_late and ctrl.recent_p99 > ctrl.headroom * ctrl.target_s:
                 in_service = _shed_late(in_service, now, arrivals, used, predicted, made_with,
-                                        ctrl, late)
+                                        ctrl, late, alone)
         if in_service and busy_until <= now:
             units = int(sum(used[j] for j in in_service))
             groups = len({int(used[j]) for j in in_service})

@@ -122,7 +122,8 @@ class Batcher:
             never). The server sheds while its measured p99 is over its
             admission limit: a p99 objective allows 1 % late, and a lone late
             request at low load (or in a first burst, before anything is
-            measured) is served.
+            measured) is served. A request that found nothing queued or in
+            flight is never shed (:meth:`submit`).
         finish_s: a batch's (rows, largest plane count, distinct plane
             counts) -> seconds from taking it to its answers, for late
             shedding (None: predict_s, its compute alone).
@@ -201,6 +202,14 @@ class Batcher:
             raise Overloaded(f"queue full ({self.queued_rows} rows waiting, limit "
                              f"{self.max_queue_rows}); retry later", self._retry_after_s())
         self._ensure_started()
+        if self.queue_depth() == 0:
+            # Nothing queued or in flight ahead of it: as admission admits
+            # such a request, it is never shed late. Its expected end can
+            # only be past the objective through the prediction itself (an
+            # answer tail or a cost model learned in a slow moment), and
+            # shedding it too refused every request of a sequential client
+            # for good: with nothing served, nothing corrected the prediction.
+            shed_at = None
         item = Pending(x, planes, act_bits, deadline, asyncio.get_running_loop().create_future(),
                        shed_at)
         self._queue.append(item)
