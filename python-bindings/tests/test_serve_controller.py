@@ -412,7 +412,7 @@ def simulate_admission(rate, n, rng, ctrl, *, planes=None, per_row=0.0, per_unit
             i += 1
         while not in_service and queue:
             in_service = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
-            if shed_late and ctrl.recent_p99 > ctrl.headroom * ctrl.target_s:
+            if shed_late and ctrl.p99_over_limit():
                 in_service = _shed_late(in_service, now, arrivals, used, predicted, made_with,
                                         ctrl, late, alone)
         if in_service and busy_until <= now:

@@ -184,13 +184,17 @@ class Server:
                 self.k, config.slo_p99_ms / 1e3, config.max_batch, cost,
                 metric=self.metric["per_planes"] if self.metric else None,
                 min_metric_share=config.min_metric_share)
+            # Late shedding: a queued request that would end past the SLO is
+            # refused only while the measured p99 is over admission's limit;
+            # at low load, where the p99 has room for it, it is served late.
             self.batcher = Batcher(model.forward_batched, max_batch=config.max_batch,
                                    max_wait_s=config.max_wait_ms / 1e3,
                                    max_queue_rows=config.max_queue_rows,
                                    on_batch=self._on_batch, estimate_s=self._drain_estimate,
                                    predict_s=self._predict_batch,
                                    inline_max_s=config.inline_compute_ms / 1e3,
-                                   shed_late=self._shedding_late, finish_s=self._finish_batch)
+                                   shed_late=self.controller.p99_over_limit,
+                                   finish_s=self._finish_batch)
             self.export_cost()
             self.metrics.controller_ceiling.labels(model.name).set(self.controller.ceiling)
             self.metrics.controller_quality_floor.labels(model.name).set(
@@ -216,15 +220,6 @@ class Server:
         mt, name = self.metrics, self.model.name
         mt.of(mt.batch_rows, name).observe(rows)
         mt.of(mt.compute_time, name).observe(compute_s)
-
-    def _shedding_late(self) -> bool:
-        """Whether a queued request that would end past the SLO is refused
-        rather than served late: while the measured p99 of recent requests
-        is over admission's limit (the share of the SLO that predictions
-        may take), so that at low load, where the p99 has room for a late
-        request, it is served."""
-        ctrl = self.controller
-        return ctrl.recent_p99 > ctrl.headroom * ctrl.target_s
 
     def _finish_batch(self, rows: int, planes: int, groups: int) -> float:
         """Seconds from a batch's start to its answers, for late shedding:

@@ -887,7 +887,14 @@ class SLOController:
         if queued_rows == 0 or t <= limit:
             return True, t
         return (t <= self.target_s and len(self._latencies) >= 16
-                and self.recent_p99 <= limit and self.sustainable(planes)), t
+                and not self.p99_over_limit() and self.sustainable(planes)), t
+
+    def p99_over_limit(self) -> bool:
+        """Whether the measured p99 of recent requests is over admission's
+        limit (``headroom * target``): admission then admits nothing
+        predicted over that limit, and the server sheds late what its queue
+        made late."""
+        return self.recent_p99 > self.headroom * self.target_s
 
     def sustainable(self, planes: int) -> bool:
         """Whether the offered load (the arrival rate) fits the capacity at
